@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: installs dependencies, builds lim, runs every test (ctest), then runs
+# each libFuzzer target briefly. Usage: scripts/test.sh   (as root on Debian 12)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+BUILD=${LIM_BUILD_DIR:-build}
+cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$BUILD" -j"$(nproc)"
+
+# Fuzzers: built with clang in their own tree, each run for a short time on its corpus.
+FUZZ_BUILD=${LIM_FUZZ_BUILD_DIR:-build-fuzz}
+CC=clang CXX=clang++ cmake -S . -B "$FUZZ_BUILD" -G Ninja -DLIM_BUILD_FUZZ=ON -DLIM_BUILD_BENCH=OFF \
+  -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$FUZZ_BUILD" -j"$(nproc)" --target all
+for f in "$FUZZ_BUILD"/fuzz/*_fuzz; do
+  [ -x "$f" ] || continue
+  name=$(basename "$f")
+  corpus=$(mktemp -d)
+  [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$corpus/"
+  echo "fuzz: $name (${LIM_FUZZ_SECONDS:-20}s)"
+  "$f" -max_total_time="${LIM_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" >"$corpus.log" 2>&1 \
+    || { tail -40 "$corpus.log"; exit 1; }
+  rm -rf "$corpus" "$corpus.log"
+done
+
+cd "$BUILD"
+ctest --output-on-failure -j"$(nproc)" --timeout 600

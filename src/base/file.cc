@@ -1,0 +1,122 @@
+#include "base/file.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace lim {
+
+namespace {
+Status Errno(const std::string& what, const std::string& path) {
+  return Status::IoError(path + ": " + what + ": " + std::strerror(errno));
+}
+
+Result<Bytes> ReadFd(int fd, const std::string& path) {
+  Bytes out;
+  size_t cap = 1 << 16;
+  for (;;) {
+    out.resize(out.size() + cap);
+    ssize_t n;
+    do {
+      n = ::read(fd, out.data() + out.size() - cap, cap);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return Errno("read", path);
+    out.resize(out.size() - cap + static_cast<size_t>(n));
+    if (n == 0) break;
+    if (cap < (1u << 24)) cap *= 2;
+  }
+  return out;
+}
+}  // namespace
+
+Result<Bytes> ReadFileBytes(const std::string& path) {
+  int fd = (path == "-") ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", path);
+  auto r = ReadFd(fd, path);
+  ::close(fd);
+  return r;
+}
+
+Result<std::string> ReadFileText(const std::string& path) {
+  LIM_ASSIGN_OR_RETURN(Bytes b, ReadFileBytes(path));
+  return std::string(b.begin(), b.end());
+}
+
+Status WriteFileBytes(const std::string& path, ByteView data) {
+  std::string tmp = path + ".tmp";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("open", tmp);
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Errno("write", tmp);
+      ::close(fd);
+      return s;
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::close(fd) != 0) return Errno("close", tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("rename", path);
+  return Status::Ok();
+}
+
+Result<MappedFile> MappedFile::Open(const std::string& path) {
+  MappedFile m;
+  m.path_ = path;
+  int fd = (path == "-") ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", path);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    Status s = Errno("stat", path);
+    ::close(fd);
+    return s;
+  }
+  // Regular files with a size are mapped; anything else (pipes, securityfs files whose size
+  // reads as 0) is read to the end.
+  if (S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* a = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (a != MAP_FAILED) {
+      ::madvise(a, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
+      m.addr_ = a;
+      m.size_ = static_cast<size_t>(st.st_size);
+      m.mapped_ = true;
+      ::close(fd);
+      return m;
+    }
+  }
+  auto r = ReadFd(fd, path);
+  ::close(fd);
+  if (!r.ok()) return r.status();
+  m.fallback_ = std::move(r).value();
+  m.addr_ = m.fallback_.data();
+  m.size_ = m.fallback_.size();
+  return m;
+}
+
+MappedFile::MappedFile(MappedFile&& o) noexcept { *this = std::move(o); }
+
+MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
+  if (this == &o) return *this;
+  if (mapped_) ::munmap(addr_, size_);
+  mapped_ = o.mapped_;
+  size_ = o.size_;
+  path_ = std::move(o.path_);
+  fallback_ = std::move(o.fallback_);
+  addr_ = mapped_ ? o.addr_ : fallback_.data();
+  o.mapped_ = false;
+  o.addr_ = nullptr;
+  o.size_ = 0;
+  return *this;
+}
+
+MappedFile::~MappedFile() {
+  if (mapped_) ::munmap(addr_, size_);
+}
+
+}  // namespace lim

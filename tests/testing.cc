@@ -1,0 +1,62 @@
+#include "tests/testing.h"
+
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+namespace lim::testing {
+
+std::string Fixture(const std::string& relative) {
+  const char* env = std::getenv("LIM_FIXTURES");
+  std::string base = env ? env : "../shared/fixtures";
+  return base + "/" + relative;
+}
+
+std::string LimBinary() {
+  const char* env = std::getenv("LIM_BIN");
+  return env ? env : "lim";
+}
+
+std::string MakeTempDir() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string tmpl = std::string(tmp ? tmp : "/tmp") + "/limtest.XXXXXX";
+  if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+CommandResult Run(const std::string& command_line) {
+  std::string dir = MakeTempDir();
+  std::string out = dir + "/out", err = dir + "/err";
+  std::string cmd = "(" + command_line + ") >" + out + " 2>" + err + " </dev/null";
+  int st = std::system(cmd.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+  auto slurp = [](const std::string& p) {
+    std::ifstream f(p, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  r.out = slurp(out);
+  r.err = slurp(err);
+  std::remove(out.c_str());
+  std::remove(err.c_str());
+  rmdir(dir.c_str());
+  return r;
+}
+
+}  // namespace lim::testing

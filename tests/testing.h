@@ -1,0 +1,26 @@
+// Test helpers shared by every module's tests: fixture paths, scratch directories and
+// running the lim binary. Used from the test thread only.
+#pragma once
+
+#include <string>
+
+namespace lim::testing {
+
+// Absolute path of a file under shared/fixtures (env LIM_FIXTURES, else ../shared/fixtures).
+std::string Fixture(const std::string& relative);
+// Path of the built lim binary (env LIM_BIN).
+std::string LimBinary();
+// A fresh empty directory under $TMPDIR, removed by the caller (or left for inspection).
+std::string MakeTempDir();
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs a shell command line, capturing stdout and stderr.
+CommandResult Run(const std::string& command_line);
+// Single-quotes s for a POSIX shell.
+std::string ShellQuote(const std::string& s);
+
+}  // namespace lim::testing

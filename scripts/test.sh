@@ -18,6 +18,12 @@ for f in "$FUZZ_BUILD"/fuzz/*_fuzz; do
   name=$(basename "$f")
   corpus=$(mktemp -d)
   [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$corpus/"
+  # fuzz/corpus/NAME.seeds lists fixture files (relative to ../shared/fixtures) to seed with.
+  if [ -f "fuzz/corpus/$name.seeds" ]; then
+    while read -r seed; do
+      [ -n "$seed" ] && [ -f "../shared/fixtures/$seed" ] && cp "../shared/fixtures/$seed" "$corpus/"
+    done <"fuzz/corpus/$name.seeds"
+  fi
   echo "fuzz: $name (${LIM_FUZZ_SECONDS:-20}s)"
   "$f" -max_total_time="${LIM_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" >"$corpus.log" 2>&1 \
     || { tail -40 "$corpus.log"; exit 1; }

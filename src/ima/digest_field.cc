@@ -31,14 +31,20 @@ Result<DigestField> ParseDigestField(ByteView payload, bool with_type) {
   }
   f.algo_name = prefix;
   f.digest = payload.subspan(static_cast<size_t>(nul - payload.data()) + 1);
-  auto algo = HashAlgoByName(f.algo_name);
-  if (!algo.ok()) return algo.status();
-  if (f.digest.size() != algo->size) {
+  size_t size;
+  if (const HashAlgo* exact = HashAlgoByKernelName(f.algo_name)) {
+    size = exact->size;
+  } else {
+    auto algo = HashAlgoByName(f.algo_name);  // aliases such as keylime's "sm3_256"
+    if (!algo.ok()) return algo.status();
+    size = algo->size;
+  }
+  if (f.digest.size() != size) {
     // Violations: ≤5.18 wrote "sha1:" + 20 zeros, 5.19 wrote "<ima_hash>:" + 20 zeros.
     bool historic_violation = IsAllZero(f.digest) && f.digest.size() == 20;
     if (!historic_violation) {
       return Status::Corrupt("digest of " + std::to_string(f.digest.size()) + " bytes for " +
-                             std::string(f.algo_name) + " (expected " + std::to_string(algo->size) + ")");
+                             std::string(f.algo_name) + " (expected " + std::to_string(size) + ")");
     }
   }
   return f;

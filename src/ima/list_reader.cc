@@ -169,12 +169,18 @@ Status ListReader::SeekTo(uint64_t offset, uint64_t index) {
 }
 
 Result<const Template*> ListReader::ResolveTemplate(std::string_view name) {
+  // Lists are mostly one template: check the last one used first.
+  if (last_template_ && last_template_->name() == name) return last_template_;
   for (const auto& t : templates_) {
-    if (t->name() == name) return t.get();
+    if (t->name() == name) {
+      last_template_ = t.get();
+      return last_template_;
+    }
   }
   LIM_ASSIGN_OR_RETURN(Template t, Template::Lookup(name));
   templates_.push_back(std::make_unique<Template>(std::move(t)));
-  return templates_.back().get();
+  last_template_ = templates_.back().get();
+  return last_template_;
 }
 
 Result<bool> ListReader::Next(Entry* e) {

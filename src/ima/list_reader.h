@@ -76,6 +76,7 @@ class ListReader {
   HashAlgo bank_{};
   ByteOrder order_ = kNativeOrder;
   std::vector<std::unique_ptr<Template>> templates_;
+  const Template* last_template_ = nullptr;
 };
 
 // Tries digest sizes 20, 32, 48, 64 (then others) on the first records and returns the

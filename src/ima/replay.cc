@@ -31,7 +31,7 @@ Result<BankDigester> BankDigester::Create(const HashAlgo& bank, const HashAlgo& 
       h.emplace(std::move(x));
     }
   }
-  return BankDigester(bank, list_bank, mode, std::move(h));
+  return BankDigester(bank, mode, std::move(h));
 }
 
 void BankDigester::Compute(const Entry& e, uint8_t* out) {

@@ -33,9 +33,9 @@ class BankDigester {
   void Compute(const Entry& e, uint8_t* out);
 
  private:
-  BankDigester(const HashAlgo& bank, const HashAlgo& list_bank, ReplayMode mode, std::optional<Hasher> h)
-      : bank_(bank), list_bank_(list_bank), mode_(mode), hasher_(std::move(h)) {}
-  HashAlgo bank_, list_bank_;
+  BankDigester(const HashAlgo& bank, ReplayMode mode, std::optional<Hasher> h)
+      : bank_(bank), mode_(mode), hasher_(std::move(h)) {}
+  HashAlgo bank_;
   ReplayMode mode_;
   std::optional<Hasher> hasher_;  // bank hash (per-bank) or SHA1 (padded, non-SHA1 list)
   Bytes scratch_;

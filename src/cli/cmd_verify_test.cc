@@ -63,6 +63,35 @@ TEST(LogCommandTest, BadInputExitsTwoWithPlace) {
   EXPECT_EQ(usage.exit_code, 2);
 }
 
+TEST(LogCommandTest, FollowShowsAppendedEntriesAndWaitsForTornRecords) {
+  ima::SyntheticListSpec spec;
+  spec.entries = 30;
+  auto l = ima::MakeSyntheticList(spec);
+  // Split after entry 9, and once more in the middle of entry 20 (a record being written).
+  auto rd = ima::ListReader::FromBytes(l->list);
+  ima::Entry e;
+  uint64_t cut10 = 0, cut20 = 0;
+  while (*(*rd)->Next(&e)) {
+    if (e.index == 10) cut10 = e.offset;
+    if (e.index == 20) cut20 = e.offset + 17;
+  }
+  std::string dir = lim::testing::MakeTempDir();
+  std::string list = dir + "/list";
+  ASSERT_TRUE(WriteFileBytes(list, ByteView(l->list.data(), cut10)).ok());
+  ASSERT_TRUE(WriteFileBytes(dir + "/full", l->list).ok());
+  auto append = [&](uint64_t from, uint64_t to) {
+    return "dd if=" + dir + "/full bs=1 skip=" + std::to_string(from) + " count=" + std::to_string(to - from) +
+           " status=none >> " + list;
+  };
+  // The follower runs under timeout -k, so it ends even if this test fails midway.
+  auto r = RunCommand("(timeout -k 1 5 " + Lim("log --follow " + list) + " > " + dir + "/out 2>&1 &) ; sleep 0.8; " +
+                      append(cut10, cut20) + "; sleep 0.8; " + append(cut20, l->list.size()) + "; sleep 1.2; cat " +
+                      dir + "/out");
+  auto full = RunCommand(Lim("log " + dir + "/full"));
+  EXPECT_EQ(r.out, full.out);
+  RunCommand("pkill -f " + ShellQuote("log --follow " + list));
+}
+
 TEST(ReplayCommandTest, IbmtssReplaysToStatedValues) {
   auto r = RunCommand(Lim("replay --bank sha384 --bank sha1 " + Fixture("ibmtss/utils/sha256.log")));
   ASSERT_EQ(r.exit_code, 0) << r.err;

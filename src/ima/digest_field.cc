@@ -42,6 +42,7 @@ Result<DigestField> ParseDigestField(ByteView payload, bool with_type) {
   if (f.digest.size() != size) {
     // Violations: ≤5.18 wrote "sha1:" + 20 zeros, 5.19 wrote "<ima_hash>:" + 20 zeros.
     bool historic_violation = IsAllZero(f.digest) && f.digest.size() == 20;
+    f.historic_violation = historic_violation;
     if (!historic_violation) {
       return Status::Corrupt("digest of " + std::to_string(f.digest.size()) + " bytes for " +
                              std::string(f.algo_name) + " (expected " + std::to_string(size) + ")");

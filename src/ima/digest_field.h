@@ -16,6 +16,8 @@ struct DigestField {
   std::string_view type;       // "ima" or "verity" for d-ngv2; empty otherwise
   std::string_view algo_name;  // as written ("sha256", "sm3_256"…); empty for 'd'
   ByteView digest;
+  // An all-zero violation digest of a historic size that does not fit the algorithm.
+  bool historic_violation = false;
 };
 
 // Splits a d-ng / d-ngv2 payload. with_type: d-ngv2. Errors describe the defect; the caller

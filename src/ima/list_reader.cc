@@ -1,6 +1,8 @@
 #include "ima/list_reader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -80,7 +82,22 @@ Result<HashAlgo> DetectListBank(ByteView head, ByteOrder order) {
 }
 
 ListReader::~ListReader() {
+  Unmap();
   if (fd_ >= 0) ::close(fd_);
+}
+
+void ListReader::Unmap() {
+  if (map_) ::munmap(map_, map_size_);
+  map_ = nullptr;
+  map_size_ = 0;
+}
+
+void ListReader::ReleaseConsumed() {
+  constexpr size_t kChunk = 32 << 20;
+  if (!map_ || pos_ < released_ + kChunk) return;
+  size_t upto = pos_ & ~(size_t{4096} - 1);
+  ::madvise(static_cast<uint8_t*>(map_) + released_, upto - released_, MADV_DONTNEED);
+  released_ = upto;
 }
 
 Result<std::unique_ptr<ListReader>> ListReader::Open(const std::string& path, const ListOptions& options) {
@@ -89,7 +106,18 @@ Result<std::unique_ptr<ListReader>> ListReader::Open(const std::string& path, co
   r->fd_ = path == "-" ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (r->fd_ < 0) return Status::IoError(path + ": open: " + std::strerror(errno));
   ::posix_fadvise(r->fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
-  r->buf_.resize(std::max<size_t>(options.buffer_size, 1 << 16));
+  struct stat st;
+  if (options.allow_mmap && ::fstat(r->fd_, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+    void* m = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, r->fd_, 0);
+    if (m != MAP_FAILED) {
+      ::madvise(m, static_cast<size_t>(st.st_size), MADV_SEQUENTIAL);
+      r->map_ = m;
+      r->map_size_ = static_cast<size_t>(st.st_size);
+      r->data_ = ByteView(static_cast<const uint8_t*>(m), r->map_size_);
+      r->eof_ = true;
+    }
+  }
+  if (!r->map_) r->buf_.resize(std::max<size_t>(options.buffer_size, 1 << 16));
   LIM_RETURN_IF_ERROR(r->Init(options));
   return r;
 }
@@ -123,7 +151,7 @@ Status ListReader::Init(const ListOptions& options) {
 
 Result<bool> ListReader::Ensure(size_t n) {
   if (data_.size() - pos_ >= n) return true;
-  if (fd_ < 0) return false;
+  if (fd_ < 0 || map_) return false;
   // Slide the unread tail to the front, grow if one record needs more, then read.
   size_t keep = filled_ - pos_;
   if (pos_ > 0) {
@@ -156,6 +184,10 @@ Status ListReader::Truncated(uint64_t at, const std::string& what) {
 
 Status ListReader::SeekTo(uint64_t offset, uint64_t index) {
   if (fd_ < 0) return Status::InvalidArgument(origin_ + ": cannot seek in-memory input");
+  if (map_) {
+    Unmap();
+    if (buf_.size() < (1 << 16)) buf_.resize(1 << 16);
+  }
   if (::lseek(fd_, static_cast<off_t>(offset), SEEK_SET) < 0) {
     return Status::IoError(origin_ + ": seek: " + std::strerror(errno));
   }
@@ -271,15 +303,31 @@ Result<bool> ListReader::Next(Entry* e) {
   const auto& ids = (*tmpl)->fields();
   for (size_t i = 0; i < out.num_fields; ++i) {
     if (ids[i] == FieldId::kDNg || ids[i] == FieldId::kDNgV2 || (ids[i] == FieldId::kDModsig && !out.fields[i].empty())) {
-      auto df = ParseDigestField(out.fields[i], ids[i] == FieldId::kDNgV2);
-      if (!df.ok()) return Error(start, std::string("field '") + GetFieldInfo(ids[i]).name + "': " + df.status().message());
+      Status st = CheckDigestField(i, ids[i], out.fields[i]);
+      if (!st.ok()) return Error(start, std::string("field '") + GetFieldInfo(ids[i]).name + "': " + st.message());
     } else if (ids[i] == FieldId::kD && out.fields[i].size() != 20 && out.fields[i].size() != 16) {
       return Error(start, "field 'd' has " + std::to_string(out.fields[i].size()) + " bytes (expected 20)");
     }
   }
   pos_ += total;
   ++index_;
+  ReleaseConsumed();
   return true;
+}
+
+Status ListReader::CheckDigestField(size_t i, FieldId id, ByteView payload) {
+  const Bytes& prefix = valid_prefix_[i];
+  if (!prefix.empty() && payload.size() == valid_size_[i] && std::memcmp(payload.data(), prefix.data(), prefix.size()) == 0) {
+    return Status::Ok();  // same algorithm prefix and size as a digest already accepted
+  }
+  auto df = ParseDigestField(payload, id == FieldId::kDNgV2);
+  if (!df.ok()) return df.status();
+  if (!df->historic_violation) {
+    size_t prefix_len = static_cast<size_t>(df->digest.data() - payload.data());
+    valid_prefix_[i].assign(payload.data(), payload.data() + prefix_len);
+    valid_size_[i] = payload.size();
+  }
+  return Status::Ok();
 }
 
 }  // namespace lim::ima

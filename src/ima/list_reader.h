@@ -22,6 +22,7 @@ struct ListOptions {
   std::optional<HashAlgo> bank;         // --list-bank; detected when absent
   std::optional<ByteOrder> byte_order;  // detected when absent
   size_t buffer_size = 4 << 20;
+  bool allow_mmap = true;
 };
 
 // Upper bounds that make a length field "absurd" rather than merely large.
@@ -64,6 +65,19 @@ class ListReader {
 
   Status Truncated(uint64_t at, const std::string& what);
   bool truncated_ = false;
+  // Whether field i's payload is a valid digest field; remembers the last valid prefix per
+  // field slot so that a list of one algorithm parses each prefix once.
+  Status CheckDigestField(size_t i, FieldId id, ByteView payload);
+  std::array<Bytes, kMaxTemplateFields> valid_prefix_;
+  std::array<size_t, kMaxTemplateFields> valid_size_{};
+
+  // Regular files are mapped; consumed pages are dropped as the cursor moves on, so the
+  // resident size stays small however long the list is.
+  void ReleaseConsumed();
+  void Unmap();
+  void* map_ = nullptr;
+  size_t map_size_ = 0;
+  size_t released_ = 0;
   int fd_ = -1;
   bool eof_ = false;
   std::string origin_;

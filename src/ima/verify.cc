@@ -42,56 +42,56 @@ struct ListPass {
 
 using ReaderFactory = std::function<Result<std::unique_ptr<ListReader>>()>;
 
-// Streams the list once for one bank. With pass != nullptr it also checks template digests
-// (and signatures) — done by exactly one bank's thread.
-void ReplayBank(const ReaderFactory& open, const PcrSet& pcrs, const HashAlgo& list_bank,
-                const SignatureCheck* sig, BankTrack* t, ListPass* pass) {
+// One bank's replay state during a pass.
+struct BankState {
+  BankTrack* track;
+  BankDigester digester;
+  PcrReplayer replayer;
+  Bytes expected;  // flat array of the given values; PCRs not given never mismatch
+  uint64_t mismatch = 0;
+};
+
+// Streams the list once for the given banks. With pass != nullptr it also checks template
+// digests (and signatures) — done by exactly one pass.
+void ReplayBanks(const ReaderFactory& open, const PcrSet& pcrs, const HashAlgo& list_bank,
+                 const SignatureCheck* sig, const std::vector<BankTrack*>& tracks, ListPass* pass) {
+  auto fail = [&](const Status& s) {
+    for (BankTrack* t : tracks) t->status = s;
+  };
   auto reader = open();
-  if (!reader.ok()) {
-    t->status = reader.status();
-    return;
-  }
-  auto dig = BankDigester::Create(t->algo, list_bank, t->mode);
-  auto rep = PcrReplayer::Create(t->algo);
-  if (!dig.ok() || !rep.ok()) {
-    t->status = !dig.ok() ? dig.status() : rep.status();
-    return;
+  if (!reader.ok()) return fail(reader.status());
+  std::vector<BankState> banks;
+  for (BankTrack* t : tracks) {
+    auto dig = BankDigester::Create(t->algo, list_bank, t->mode);
+    if (!dig.ok()) return fail(dig.status());
+    auto rep = PcrReplayer::Create(t->algo);
+    if (!rep.ok()) return fail(rep.status());
+    BankState b{t, std::move(dig).value(), std::move(rep).value(), Bytes(PcrReplayer::kPcrs * t->algo.size, 0), 0};
+    auto given = pcrs.banks().find(t->bank);
+    if (given != pcrs.banks().end()) {
+      for (const auto& [idx, v] : given->second) {
+        if (idx >= PcrReplayer::kPcrs || v.size() != t->algo.size) continue;
+        t->given_mask |= uint64_t{1} << idx;
+        std::memcpy(b.expected.data() + idx * v.size(), v.data(), v.size());
+        if (!std::all_of(v.begin(), v.end(), [](uint8_t x) { return x == 0; })) b.mismatch |= uint64_t{1} << idx;
+      }
+    }
+    t->segments.emplace_back(0, b.mismatch);
+    banks.push_back(std::move(b));
   }
   std::optional<TemplateDigestChecker> checker;
   if (pass) {
     auto c = TemplateDigestChecker::Create(list_bank);
-    if (!c.ok()) {
-      t->status = c.status();
-      return;
-    }
+    if (!c.ok()) return fail(c.status());
     checker.emplace(std::move(c).value());
   }
-  const size_t size = t->algo.size;
-  const PcrSet::Bank* given = nullptr;
-  auto bit = pcrs.banks().find(t->bank);
-  if (bit != pcrs.banks().end()) given = &bit->second;
-  // Expected values as a flat array; PCRs not given never count as mismatched.
-  Bytes expected(PcrReplayer::kPcrs * size, 0);
-  uint64_t mismatch = 0;
-  if (given) {
-    for (const auto& [idx, v] : *given) {
-      if (idx >= PcrReplayer::kPcrs || v.size() != size) continue;
-      t->given_mask |= uint64_t{1} << idx;
-      std::memcpy(expected.data() + idx * size, v.data(), size);
-      if (!std::all_of(v.begin(), v.end(), [](uint8_t b) { return b == 0; })) mismatch |= uint64_t{1} << idx;
-    }
-  }
-  t->segments.emplace_back(0, mismatch);
   uint8_t digest[64];
   Bytes computed;
   Entry e;
   uint64_t n = 0;
   for (;;) {
     auto more = (*reader)->Next(&e);
-    if (!more.ok()) {
-      t->status = more.status();
-      return;
-    }
+    if (!more.ok()) return fail(more.status());
     if (!*more) break;
     if (pass) {
       if (e.violation) ++pass->violations;
@@ -112,23 +112,26 @@ void ReplayBank(const ReaderFactory& open, const PcrSet& pcrs, const HashAlgo& l
         }
       }
     }
-    dig->Compute(e, digest);
-    if (e.pcr < PcrReplayer::kPcrs) {
-      rep->Extend(e.pcr, digest);
-      uint64_t bitp = uint64_t{1} << e.pcr;
-      if (t->given_mask & bitp) {
-        bool eq = std::memcmp(rep->Value(e.pcr), expected.data() + e.pcr * size, size) == 0;
-        uint64_t next = eq ? (mismatch & ~bitp) : (mismatch | bitp);
-        if (next != mismatch) {
-          mismatch = next;
-          t->segments.emplace_back(n + 1, mismatch);
+    const uint64_t bitp = uint64_t{1} << e.pcr;  // e.pcr ≤ kMaxPcrIndex < 64
+    for (BankState& b : banks) {
+      b.digester.Compute(e, digest);
+      b.replayer.Extend(e.pcr, digest);
+      if (b.track->given_mask & bitp) {
+        const size_t size = b.track->algo.size;
+        bool eq = std::memcmp(b.replayer.Value(e.pcr), b.expected.data() + e.pcr * size, size) == 0;
+        uint64_t next = eq ? (b.mismatch & ~bitp) : (b.mismatch | bitp);
+        if (next != b.mismatch) {
+          b.mismatch = next;
+          b.track->segments.emplace_back(n + 1, next);
         }
       }
     }
     ++n;
   }
-  t->touched = rep->touched();
-  rep->ExportTo(&t->replayed);
+  for (BankState& b : banks) {
+    b.track->touched = b.replayer.touched();
+    b.replayer.ExportTo(&b.track->replayed);
+  }
   if (pass) pass->entries = n;
 }
 
@@ -184,15 +187,18 @@ Result<VerifyReport> VerifyList(const std::string& path, const VerifyOptions& op
   }
   ListPass pass;
   const SignatureCheck* sig = options.check_signature ? &options.check_signature : nullptr;
+  // Parallel: one thread per bank, each streaming the list. Otherwise one pass feeds all.
   auto run_all = [&](std::vector<size_t> which, bool with_pass) {
+    if (!options.parallel || which.size() == 1) {
+      std::vector<BankTrack*> ts;
+      for (size_t i : which) ts.push_back(&tracks[i]);
+      ReplayBanks(open, options.pcrs, list_bank, sig, ts, with_pass ? &pass : nullptr);
+      return;
+    }
     std::vector<std::thread> threads;
     for (size_t i : which) {
       ListPass* p = (with_pass && i == checker) ? &pass : nullptr;
-      if (options.parallel && which.size() > 1) {
-        threads.emplace_back([&, i, p] { ReplayBank(open, options.pcrs, list_bank, sig, &tracks[i], p); });
-      } else {
-        ReplayBank(open, options.pcrs, list_bank, sig, &tracks[i], p);
-      }
+      threads.emplace_back([&, i, p] { ReplayBanks(open, options.pcrs, list_bank, sig, {&tracks[i]}, p); });
     }
     for (auto& th : threads) th.join();
   };

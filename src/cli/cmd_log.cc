@@ -9,6 +9,7 @@
 #include "cli/command.h"
 #include "cli/list_args.h"
 #include "ima/list_format.h"
+#include "ima/list_writer.h"
 #include "ima/replay.h"
 
 namespace lim::cli {
@@ -21,6 +22,7 @@ struct LogArgs {
   std::string bank;
   bool follow = false;
   uint64_t from = 0;
+  std::string out_order = "native";  // --format binary
 };
 
 // Writes through a large stdio buffer; a closed pipe (| head) ends quietly.
@@ -35,6 +37,15 @@ class Output {
 // by the end of the file ends the batch (it is being written) instead of failing.
 Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<ima::BankDigester>& other_bank,
                      std::string* buf, Output* out, bool stop_at_truncation, bool* truncated) {
+  // --format binary re-encodes every entry for the chosen bank and byte order.
+  std::optional<ima::ListWriter> writer;
+  ByteOrder writer_order = a.out_order == "le" ? ByteOrder::kLittle : a.out_order == "be" ? ByteOrder::kBig : kNativeOrder;
+  if (a.format == "binary") {
+    auto algo = HashAlgoByName(a.bank.empty() ? std::string(reader.bank().kernel_name) : a.bank);
+    if (!algo.ok()) return Status::InvalidArgument("--bank: " + algo.status().message());
+    writer.emplace(*algo, writer_order);
+  }
+  Bytes bin;
   ima::Entry e;
   uint8_t digest[64];
   *truncated = false;
@@ -58,6 +69,15 @@ Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<im
       else other_bank->Compute(e, digest);
       d = ByteView(digest, other_bank->bank().size);
     }
+    if (a.format == "binary") {
+      Status st = writer->Append(ima::RecordFromEntry(e, writer_order), &bin);
+      if (!st.ok()) return st.WithPrefix("entry " + std::to_string(e.index));
+      if (bin.size() > (1 << 20)) {
+        out->Write(std::string(bin.begin(), bin.end()));
+        bin.clear();
+      }
+      continue;
+    }
     if (a.format == "ascii") {
       ima::AppendAsciiLine(e, d, buf);
     } else if (a.format == "json") {
@@ -74,6 +94,8 @@ Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<im
   }
   out->Write(*buf);
   buf->clear();
+  out->Write(std::string(bin.begin(), bin.end()));
+  bin.clear();
   return Status::Ok();
 }
 
@@ -88,6 +110,7 @@ int RunLog(const LogArgs& a) {
   // list's own bank unless --bank names another (like the kernel's per-bank files).
   std::string want = a.bank;
   if (want.empty() && a.format == "table") want = "sha1";
+  if (a.format == "binary") want.clear();  // the writer computes the chosen bank itself
   if (!want.empty()) {
     auto algo = HashAlgoByName(want);
     if (!algo.ok()) return ReportError(Status::InvalidArgument("--bank: " + algo.status().message()));
@@ -167,8 +190,11 @@ void Register(CLI::App& app) {
   auto la = std::make_shared<LogArgs>();
   auto* log = app.add_subcommand("log", "show a binary measurement list (kernel ASCII, JSON Lines, table)");
   la->list.AddTo(log, false);
-  log->add_option("--format", la->format, "ascii (byte-identical to the kernel's), json, table")
-      ->check(CLI::IsMember({"ascii", "json", "table"}));
+  log->add_option("--format", la->format,
+                  "ascii (byte-identical to the kernel's), json, table, binary (re-encoded for --bank and --out-byte-order)")
+      ->check(CLI::IsMember({"ascii", "json", "table", "binary"}));
+  log->add_option("--out-byte-order", la->out_order, "binary output: native, le (ima_canonical_fmt) or be")
+      ->check(CLI::IsMember({"native", "le", "be"}));
   log->add_option("--bank", la->bank, "bank of the template digests shown (default: the list's; table: sha1)");
   log->add_flag("--follow", la->follow, "keep showing entries as they are appended");
   log->add_option("--from", la->from, "start at entry N (0-based)");

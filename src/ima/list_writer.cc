@@ -1,5 +1,6 @@
 #include "ima/list_writer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "crypto/digest.h"
@@ -97,6 +98,28 @@ Result<Bytes> TemplateDigestOf(const Record& r, const HashAlgo& bank, ByteOrder 
   if (r.violation) return Bytes(bank.size, 0);
   LIM_ASSIGN_OR_RETURN(Bytes in, TemplateDigestInputOf(r, order));
   return Digest(bank, in);
+}
+
+Record RecordFromEntry(const Entry& e, ByteOrder out_order) {
+  Record r;
+  r.pcr = e.pcr;
+  r.template_name = std::string(e.template_name);
+  r.violation = e.violation;
+  for (size_t i = 0; i < e.num_fields; ++i) {
+    Bytes f(e.fields[i].begin(), e.fields[i].end());
+    FieldId id = e.tmpl->fields()[i];
+    if (out_order != e.order) {
+      // Integer payloads follow the list's byte order (ima_canonical_fmt).
+      auto swap_each = [&f](size_t width) {
+        if (width < 2 || f.size() % width != 0) return;
+        for (size_t k = 0; k < f.size(); k += width) std::reverse(f.begin() + static_cast<long>(k), f.begin() + static_cast<long>(k + width));
+      };
+      if (id == FieldId::kIuid || id == FieldId::kIgid || id == FieldId::kImode) swap_each(f.size());
+      if (id == FieldId::kXattrLengths) swap_each(4);
+    }
+    r.fields.push_back(std::move(f));
+  }
+  return r;
 }
 
 Status ListWriter::Append(const Record& r, Bytes* out) {

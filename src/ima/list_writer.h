@@ -11,6 +11,7 @@
 #include "base/bytes.h"
 #include "base/status.h"
 #include "crypto/hash_algo.h"
+#include "ima/entry.h"
 #include "ima/template.h"
 
 namespace lim::ima {
@@ -41,6 +42,11 @@ Record ViolationRecord(const HashAlgo& algo, std::string_view path, const std::s
 Result<Bytes> TemplateDigestInputOf(const Record& r, ByteOrder order);
 // The template digest of r in bank (zeros for a violation).
 Result<Bytes> TemplateDigestOf(const Record& r, const HashAlgo& bank, ByteOrder order);
+
+// The record an entry decodes to, with integer payloads (iuid, igid, imode, xattrlengths)
+// re-encoded in out_order. Writing it with a ListWriter re-creates the entry in any bank and
+// byte order.
+Record RecordFromEntry(const Entry& e, ByteOrder out_order);
 
 class ListWriter {
  public:

@@ -119,6 +119,7 @@ class Parser {
     if (!ok) return Status::Corrupt("Spec ID event at offset 0x0 is truncated");
     s.signature = std::string(AsChars(sig.first(15)));
     s.number_of_algorithms = nalg;
+    s.event_size = size;
     if (nalg == 0) return Status::Corrupt("Spec ID event at offset 0x0 lists no digest algorithm");
     if (static_cast<uint64_t>(nalg) * 4 > b.remaining()) {
       return Status::Corrupt("Spec ID event at offset 0x0: " + std::to_string(nalg) +

@@ -54,6 +54,7 @@ struct SpecIdAlgorithm {
 // TCG_EfiSpecIDEvent (PC Client PFP 10.4.5.1).
 struct SpecIdEvent {
   std::string signature;  // "Spec ID Event03" (without the NUL)
+  uint32_t event_size = 0;  // EventSize as declared in the header record (may be too small)
   uint32_t platform_class = 0;
   uint8_t spec_version_minor = 0;
   uint8_t spec_version_major = 0;

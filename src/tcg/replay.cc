@@ -121,7 +121,7 @@ ReplayResult Replay(const EventLog& log, const ReplayOptions& options) {
       r.startup_locality = e.data[sizeof kStartupLocality];
     }
   }
-  if (r.startup_locality > 0) {
+  if (r.startup_locality > 0 && options.honour_startup_locality) {
     for (auto& l : lanes) {
       l.bank->pcrs[0].back() = static_cast<uint8_t>(r.startup_locality);
       l.bank->extended |= 1u;

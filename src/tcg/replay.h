@@ -38,6 +38,9 @@ struct ReplayResult {
 
 struct ReplayOptions {
   bool check_digests = true;
+  // false replays PCR 0 from zero whatever StartupLocality / H-CRTM say: what tpm2-tools
+  // 5.4's tpm2_eventlog does (it predates locality support), for cross-checks against it.
+  bool honour_startup_locality = true;
 };
 
 ReplayResult Replay(const EventLog& log, const ReplayOptions& options = {});

@@ -66,24 +66,22 @@ void SplitString(std::string_view indent, ByteView d, std::string* out) {
     size_t end = nl ? static_cast<size_t>(static_cast<const uint8_t*>(nl) - d.data()) : d.size();
     out->append(indent);
     out->push_back('"');
-    bool leading = true;
     for (size_t j = i; j < end; ++j) {
       uint8_t c = d[j];
       switch (c) {
         case 0: out->append("\\0"); break;
         case '\a': out->append("\\a"); break;
         case '\b': out->append("\\b"); break;
-        case '\t': if (leading) out->append("\\t"); else out->push_back('\t'); break;
+        case '\t': out->append("\\t"); break;
         case '\v': out->append("\\v"); break;
         case '\f': out->append("\\f"); break;
         case '\r': out->append("\\r"); break;
         case 0x1b: out->append("\\e"); break;
         case '\\': out->append("\\\\"); break;
         case '"': out->append("\\\""); break;
-        case ' ': if (leading) out->append("\\x20"); else out->push_back(' '); break;
+        case '\'': out->append("\\'"); break;
         default: out->push_back(static_cast<char>(c));
       }
-      if (c != ' ' && c != '\t') leading = false;
     }
     out->append("\"\n");
     i = nl ? end + 1 : d.size();
@@ -343,7 +341,7 @@ void SpecId(const Event& e, const SpecIdEvent& s, std::string* out) {
   out->append("\n  Digest: \"");
   AppendHex(e.digests.front().digest, out);
   out->append("\"\n  EventSize: ");
-  Num(e.data.size(), out);
+  Num(s.event_size, out);
   out->append("\n  SpecID:\n  - Signature: ");
   out->append(s.signature);
   out->append("\n    platformClass: ");

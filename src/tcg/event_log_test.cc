@@ -150,7 +150,8 @@ TEST(EventLog, CryptoAgileWithSm3AndUnknownBank) {
   // tpm_alg 0x00AA is unknown to lim: framed by the header's size, reported, not replayed.
   AgileBuilder b({{0x0004, 20}, {0x0012, 32}, {0x00AA, 24}});
   b.Event(0, kEvSeparator, kSep);
-  auto r = ParseEventLog(b.bytes());
+  Bytes bytes = b.bytes();  // the log's views point into it
+  auto r = ParseEventLog(bytes);
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(r->format, LogFormat::kCryptoAgile);
   ASSERT_EQ(r->events.size(), 2u);
@@ -169,7 +170,8 @@ TEST(EventLog, DigestMismatchIsFlagged) {
   AgileBuilder b({{0x0004, 20}, {0x000B, 32}});
   b.Event(4, kEvEfiAction, "Calling EFI Application from Boot Option", /*real_digest=*/false);
   b.Event(4, kEvEfiBootServicesApplication, std::string(40, 'A'), /*real_digest=*/false);  // not checkable
-  auto r = ParseEventLog(b.bytes());
+  Bytes bytes = b.bytes();  // the log's views point into it
+  auto r = ParseEventLog(bytes);
   ASSERT_TRUE(r.ok());
   ReplayResult rep = Replay(*r);
   EXPECT_EQ(rep.checks[1], DigestCheck::kMismatch);
@@ -181,7 +183,8 @@ TEST(EventLog, DigestMismatchIsFlagged) {
 TEST(EventLog, StartupLocalitySetsInitialPcr0) {
   AgileBuilder b({{0x000B, 32}});
   b.Event(0, kEvNoAction, std::string_view("StartupLocality\0\3", 17), false, 0);
-  auto r = ParseEventLog(b.bytes());
+  Bytes bytes = b.bytes();  // the log's views point into it
+  auto r = ParseEventLog(bytes);
   ASSERT_TRUE(r.ok());
   ReplayResult rep = Replay(*r);
   EXPECT_EQ(rep.startup_locality, 3);

@@ -121,7 +121,7 @@ ReplayResult Replay(const EventLog& log, const ReplayOptions& options) {
       r.startup_locality = e.data[sizeof kStartupLocality];
     }
   }
-  if (r.startup_locality > 0 && options.honour_startup_locality) {
+  if (r.startup_locality > 0 && !options.tpm2_tools_5_4_compat) {
     for (auto& l : lanes) {
       l.bank->pcrs[0].back() = static_cast<uint8_t>(r.startup_locality);
       l.bank->extended |= 1u;
@@ -131,7 +131,8 @@ ReplayResult Replay(const EventLog& log, const ReplayOptions& options) {
   r.checks.assign(log.events.size(), DigestCheck::kNotCheckable);
   uint8_t buf[2 * 128];
   for (const auto& e : log.events) {
-    if (e.spec_id_header || e.type == kEvNoAction || e.pcr >= kNumPcrs) continue;
+    if (e.spec_id_header || e.pcr >= kNumPcrs) continue;
+    if (e.type == kEvNoAction && !(options.tpm2_tools_5_4_compat && log.format == LogFormat::kCryptoAgile)) continue;
     for (auto& l : lanes) {
       ByteView d = e.DigestFor(l.bank->tpm_alg);
       if (d.empty()) {

@@ -38,9 +38,11 @@ struct ReplayResult {
 
 struct ReplayOptions {
   bool check_digests = true;
-  // false replays PCR 0 from zero whatever StartupLocality / H-CRTM say: what tpm2-tools
-  // 5.4's tpm2_eventlog does (it predates locality support), for cross-checks against it.
-  bool honour_startup_locality = true;
+  // Replays as tpm2-tools 5.4's tpm2_eventlog does, for cross-checks against it: PCR 0 starts
+  // at zero whatever StartupLocality / H-CRTM say (5.4 predates locality support), and
+  // EV_NO_ACTION events after the Spec ID header ARE extended (a 5.4 bug, fixed upstream
+  // later; go-tpm-tools' expectations confirm the spec behaviour lim uses by default).
+  bool tpm2_tools_5_4_compat = false;
 };
 
 ReplayResult Replay(const EventLog& log, const ReplayOptions& options = {});

@@ -53,9 +53,18 @@ int RunEventlog(const EventlogArgs& a) {
     tcg::YamlOptions o;
     o.version = a.eventlog_version;
     o.raw_device_paths = a.raw_device_paths;
+    // Streamed in ~1 MiB pieces: a 15,000-event log makes tens of MB of YAML.
     std::string out;
-    out.reserve(1 << 20);
-    tcg::AppendYaml(log, replay, o, &out);
+    out.reserve(1 << 21);
+    tcg::AppendYamlHeader(o, &out);
+    for (const auto& e : log.events) {
+      tcg::AppendYamlEventOf(log, e, o, &out);
+      if (out.size() >= (1 << 20)) {
+        Write(out);
+        out.clear();
+      }
+    }
+    tcg::AppendYamlPcrs(log, replay, &out);
     Write(out);
   } else if (a.format == "json") {
     std::string out;

@@ -59,23 +59,52 @@ std::vector<ByteView> DigestInputs(const Event& e) {
 
 }  // namespace
 
+namespace {
+
+// One reusable hasher per algorithm and thread: a one-shot EVP_Digest allocates and wipes a
+// context each time, which dominated replaying large logs.
+bool HashEquals(const HashAlgo& algo, ByteView in, ByteView want) {
+  thread_local std::vector<std::pair<uint16_t, Hasher>> cache;
+  Hasher* h = nullptr;
+  for (auto& [alg, hasher] : cache) {
+    if (alg == algo.tpm_alg) h = &hasher;
+  }
+  if (!h) {
+    auto created = Hasher::Create(algo);
+    if (!created.ok()) return false;
+    cache.emplace_back(algo.tpm_alg, std::move(created).value());
+    h = &cache.back().second;
+  }
+  uint8_t out[128];
+  h->Update(in);
+  h->Final(out);
+  return algo.size == want.size() && std::memcmp(out, want.data(), want.size()) == 0;
+}
+
+}  // namespace
+
 DigestCheck CheckEventDigests(const Event& e) {
   if (e.spec_id_header || e.type == kEvNoAction) return DigestCheck::kNotCheckable;
   std::vector<ByteView> inputs = DigestInputs(e);
   if (inputs.empty()) return DigestCheck::kNotCheckable;
+  // Find the candidate input with the first computable bank, then confirm that same input
+  // in every other bank (one hash per bank instead of one per candidate and bank).
+  const ByteView* matched = nullptr;
   bool checked = false;
   for (const auto& d : e.digests) {
     auto algo = HashAlgoByTpmAlg(d.alg);
     if (!algo.ok() || !HashAlgoAvailable(*algo) || algo->size != d.digest.size()) continue;
-    bool any = false;
-    for (ByteView in : inputs) {
-      auto h = Digest(*algo, in);
-      if (h.ok() && std::memcmp(h->data(), d.digest.data(), d.digest.size()) == 0) {
-        any = true;
-        break;
+    if (!matched) {
+      for (const ByteView& in : inputs) {
+        if (HashEquals(*algo, in, d.digest)) {
+          matched = &in;
+          break;
+        }
       }
+      if (!matched) return DigestCheck::kMismatch;
+    } else if (!HashEquals(*algo, *matched, d.digest)) {
+      return DigestCheck::kMismatch;
     }
-    if (!any) return DigestCheck::kMismatch;
     checked = true;
   }
   return checked ? DigestCheck::kMatches : DigestCheck::kNotCheckable;

@@ -436,12 +436,14 @@ void AppendYamlPcrs(const EventLog& log, const ReplayResult& replay, std::string
   }
 }
 
+void AppendYamlEventOf(const EventLog& log, const Event& e, const YamlOptions& o, std::string* out) {
+  if (e.spec_id_header && log.spec_id) SpecId(e, *log.spec_id, out);
+  else AppendYamlEvent(e, o, out);
+}
+
 void AppendYaml(const EventLog& log, const ReplayResult& replay, const YamlOptions& o, std::string* out) {
   AppendYamlHeader(o, out);
-  for (const auto& e : log.events) {
-    if (e.spec_id_header && log.spec_id) SpecId(e, *log.spec_id, out);
-    else AppendYamlEvent(e, o, out);
-  }
+  for (const auto& e : log.events) AppendYamlEventOf(log, e, o, out);
   AppendYamlPcrs(log, replay, out);
 }
 

@@ -19,8 +19,10 @@ struct YamlOptions {
   bool raw_device_paths = false;  // hex like tpm2-tools without efivar
 };
 
-// Appends the document for one event (used for streaming large logs).
+// Appends one event (TCG_PCR_EVENT2 or TCG 1.2 record; not the Spec ID header).
 void AppendYamlEvent(const Event& e, const YamlOptions& options, std::string* out);
+// Appends any event of log, the Spec ID header included (for streaming large logs).
+void AppendYamlEventOf(const EventLog& log, const Event& e, const YamlOptions& options, std::string* out);
 // The whole document: "---", version, events, pcrs (from replay).
 void AppendYaml(const EventLog& log, const ReplayResult& replay, const YamlOptions& options, std::string* out);
 void AppendYamlHeader(const YamlOptions& options, std::string* out);

@@ -211,6 +211,21 @@ TEST(EventLog, UnknownDigestAlgorithmStopsFramingWithProblem) {
   EXPECT_NE(r->problems.back().message.find("0xbb"), std::string::npos);
 }
 
+TEST(EventLog, EventsAfterExitBootServicesAreNoted) {
+  Bytes log = Tcg12Event(5, kEvEfiAction, "Exit Boot Services Invocation");
+  for (const Bytes& b : {Tcg12Event(5, kEvEfiAction, "Exit Boot Services Returned with Success"),
+                         Tcg12Event(4, kEvEfiAction, "Late"), Tcg12Event(4, kEvSeparator, kSep)}) {
+    log.insert(log.end(), b.begin(), b.end());
+  }
+  auto r = ParseEventLog(log);
+  ASSERT_TRUE(r.ok());
+  ReplayResult rep = Replay(*r);
+  ASSERT_EQ(rep.problems.size(), 1u);
+  EXPECT_EQ(rep.problems[0].event_index, 2u);
+  EXPECT_FALSE(rep.problems[0].flagged);  // replayed normally; a note, not a failure
+  EXPECT_NE(rep.problems[0].message.find("2 event(s) follow"), std::string::npos);
+}
+
 TEST(EventLog, GrubLegacyTypesAreNamed) {
   EXPECT_EQ(EventTypeName(kEvGrubKernel), "GRUB:KERNEL");
   EXPECT_EQ(EventTypeName(0x1105), "GRUB:KERNEL_OPT");

@@ -158,8 +158,14 @@ ReplayResult Replay(const EventLog& log, const ReplayOptions& options) {
   }
 
   r.checks.assign(log.events.size(), DigestCheck::kNotCheckable);
+  // Events measured after ExitBootServices returned come from the OS (or a confused
+  // firmware); they are replayed like any other but worth a note.
+  size_t ebs_index = 0, after_ebs = 0;
+  bool ebs_done = false;
   uint8_t buf[2 * 128];
   for (const auto& e : log.events) {
+    if (ebs_done && !e.spec_id_header && e.type != kEvNoAction && after_ebs++ == 0) ebs_index = e.index;
+    if (e.type == kEvEfiAction && AsChars(e.data).starts_with("Exit Boot Services Returned with Success")) ebs_done = true;
     if (e.spec_id_header || e.pcr >= kNumPcrs) continue;
     if (e.type == kEvNoAction && !(options.tpm2_tools_5_4_compat && log.format == LogFormat::kCryptoAgile)) continue;
     for (auto& l : lanes) {
@@ -185,6 +191,12 @@ ReplayResult Replay(const EventLog& log, const ReplayOptions& options) {
                                   " does not match its event data"});
       }
     }
+  }
+  if (after_ebs) {
+    const Event& first = log.events[ebs_index];
+    r.problems.push_back({first.index, first.offset,
+                          std::to_string(after_ebs) + " event(s) follow \"Exit Boot Services Returned with Success\"",
+                          false});
   }
   return r;
 }

@@ -20,6 +20,7 @@
 #include "base/file.h"
 #include "tcg/event_log.h"
 #include "tcg/replay.h"
+#include "tcg/tpm2_yaml.h"
 #include "tests/testing.h"
 
 namespace lim {
@@ -256,22 +257,6 @@ TEST(EventlogCli, YamlMatchesTpm2EventlogFieldByField) {
   EXPECT_GT(fields, 100000);
 }
 
-// Parses the `pcrs:` block of tpm2_eventlog's output.
-std::map<std::string, std::map<int, std::string>> YamlPcrs(const std::string& text) {
-  std::map<std::string, std::map<int, std::string>> out;
-  std::istringstream in(text);
-  std::string line, bank;
-  bool in_pcrs = false;
-  std::regex bank_re("^  ([a-z0-9_]+):$"), pcr_re("^    ([0-9]+) *: 0x([0-9a-f]+)$");
-  while (std::getline(in, line)) {
-    if (line == "pcrs:") in_pcrs = true;
-    if (!in_pcrs) continue;
-    std::smatch m;
-    if (std::regex_match(line, m, bank_re)) bank = m[1];
-    else if (std::regex_match(line, m, pcr_re)) out[bank][std::stoi(m[1])] = m[2];
-  }
-  return out;
-}
 
 TEST(EventlogCli, Tpm2EventlogPcrsAgree) {
   if (!HaveTpm2Eventlog()) GTEST_SKIP() << "tpm2_eventlog not installed";
@@ -294,7 +279,7 @@ TEST(EventlogCli, Tpm2EventlogPcrsAgree) {
     for (const auto& e : log->events) {
       if (!e.spec_id_header && e.type == 3 && e.pcr < 24) affected |= 1u << e.pcr;
     }
-    for (const auto& [bank, pcrs] : YamlPcrs(t.out)) {
+    for (const auto& [bank, pcrs] : tcg::ParseTpm2EventlogPcrs(t.out)) {
       const tcg::PcrBank* b = ours.pcrs.Find(bank);
       ASSERT_NE(b, nullptr) << bank;
       for (const auto& [idx, hex] : pcrs) {

@@ -15,6 +15,7 @@
 #include "tcg/event_log.h"
 #include "tcg/event_type.h"
 #include "tcg/replay.h"
+#include "tcg/tpm2_yaml.h"
 #include "tests/testing.h"
 
 namespace lim::tcg {
@@ -143,25 +144,6 @@ TEST(ReplayFixtures, ShortNoActionLogIsTcg12) {
   EXPECT_FALSE(l.log.HasFlaggedProblems());
 }
 
-// Parses the `pcrs:` block at the end of a tpm2_eventlog YAML document.
-std::map<std::string, std::map<int, std::string>> YamlPcrs(const std::string& text) {
-  std::map<std::string, std::map<int, std::string>> out;
-  std::istringstream in(text);
-  std::string line, bank;
-  bool in_pcrs = false;
-  std::regex bank_re("^  ([a-z0-9_]+):$"), pcr_re("^    ([0-9]+) *: 0x([0-9a-f]+)$");
-  while (std::getline(in, line)) {
-    if (line == "pcrs:") {
-      in_pcrs = true;
-      continue;
-    }
-    if (!in_pcrs) continue;
-    std::smatch m;
-    if (std::regex_match(line, m, bank_re)) bank = m[1];
-    else if (std::regex_match(line, m, pcr_re)) out[bank][std::stoi(m[1])] = m[2];
-  }
-  return out;
-}
 
 TEST(ReplayFixtures, Tpm2ToolsYamlPcrs) {
   const std::string dir = "tpm2-tools/test/integration/fixtures/";
@@ -192,7 +174,7 @@ TEST(ReplayFixtures, Tpm2ToolsYamlPcrs) {
     Loaded l = Load(dir + bin);
     auto text = ReadFileText(Fixture(dir + yaml));
     ASSERT_TRUE(text.ok());
-    for (const auto& [bank, pcrs] : YamlPcrs(*text)) {
+    for (const auto& [bank, pcrs] : ParseTpm2EventlogPcrs(*text)) {
       for (const auto& [idx, hex] : pcrs) {
         EXPECT_EQ(Pcr(l.replay, bank, idx), hex) << bank << " PCR " << idx;
         ++compared;

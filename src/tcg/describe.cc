@@ -175,6 +175,22 @@ std::string DescribeEventData(const Event& e) {
         return "disk " + GuidToString(d.subspan(56, 16)) + ", " + std::to_string(n) + " partitions";
       }
       return ToHex(d);
+    case kEvEfiPlatformFirmwareBlob2:
+      // UEFI_PLATFORM_FIRMWARE_BLOB2: u8 description size, description, base, length.
+      if (!d.empty() && d.size() >= 1u + d[0] + 16u) {
+        ByteView desc = d.subspan(1, d[0]);
+        auto b = ParseFirmwareBlob(d.subspan(1u + d[0]));
+        return Clean(AsChars(desc)) + " base " + Hex0x(b->base) + " length " + Hex0x(b->length);
+      }
+      return ToHex(d);
+    case kEvEfiHandoffTables2:
+      // UEFI_HANDOFF_TABLE_POINTERS2: u8 description size, description, table count, tables.
+      if (!d.empty() && d.size() >= 1u + d[0] + 8u) {
+        ByteView desc = d.subspan(1, d[0]);
+        uint64_t n = LoadU32(d.data() + 1 + d[0], ByteOrder::kLittle);
+        return Clean(AsChars(desc)) + ", " + std::to_string(n) + " tables";
+      }
+      return ToHex(d);
     case kEvEfiHandoffTables:
       if (d.size() >= 8) {
         uint64_t n = LoadU32(d.data(), ByteOrder::kLittle);

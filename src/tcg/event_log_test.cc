@@ -226,6 +226,15 @@ TEST(EventLog, EventsAfterExitBootServicesAreNoted) {
   EXPECT_NE(rep.problems[0].message.find("2 event(s) follow"), std::string::npos);
 }
 
+TEST(EventLog, DescribesBlob2AndHandoffTables2) {
+  std::string blob2 = std::string("\x08", 1) + "Fv(XXXX)" + std::string("\x00\x00\x82\xff\x00\x00\x00\x00", 8) +
+                      std::string("\x00\x00\x10\x00\x00\x00\x00\x00", 8);
+  Bytes log = Tcg12Event(0, kEvEfiPlatformFirmwareBlob2, blob2);
+  auto r = ParseEventLog(log);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(TaggedEventText(r->events[0]), "[BIOS:EV_EFI_PLATFORM_FIRMWARE_BLOB2 Fv(XXXX) base 0xff820000 length 0x100000]");
+}
+
 TEST(EventLog, GrubLegacyTypesAreNamed) {
   EXPECT_EQ(EventTypeName(kEvGrubKernel), "GRUB:KERNEL");
   EXPECT_EQ(EventTypeName(0x1105), "GRUB:KERNEL_OPT");

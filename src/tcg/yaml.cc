@@ -58,6 +58,28 @@ void HexValue(std::string_view indent_key, ByteView d, std::string* out) {
   out->append("\"\n");
 }
 
+void EscapeByte(uint8_t c, std::string* out) {
+  static const char kHex[] = "0123456789abcdef";
+  out->append("\\x");
+  out->push_back(kHex[c >> 4]);
+  out->push_back(kHex[c & 15]);
+}
+
+// Length of the well-formed UTF-8 sequence at the start of d (lead byte ≥ 0x80), 0 if none.
+size_t Utf8SequenceLength(ByteView d) {
+  uint8_t c = d[0];
+  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  if (n == 0 || d.size() < n) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if ((d[i] & 0xC0) != 0x80) return 0;
+  }
+  if (n == 3 && c == 0xE0 && d[1] < 0xA0) return 0;   // overlong
+  if (n == 3 && c == 0xED && d[1] >= 0xA0) return 0;  // surrogate
+  if (n == 4 && c == 0xF0 && d[1] < 0x90) return 0;   // overlong
+  if (n == 4 && c == 0xF4 && d[1] >= 0x90) return 0;  // > U+10FFFF
+  return n;
+}
+
 // The escaped, quoted lines tpm2_eventlog prints for EV_IPL strings (split at '\n').
 void SplitString(std::string_view indent, ByteView d, std::string* out) {
   size_t i = 0;
@@ -80,7 +102,19 @@ void SplitString(std::string_view indent, ByteView d, std::string* out) {
         case '\\': out->append("\\\\"); break;
         case '"': out->append("\\\""); break;
         case '\'': out->append("\\'"); break;
-        default: out->push_back(static_cast<char>(c));
+        default:
+          if (c < 0x20 || c == 0x7f) {
+            EscapeByte(c, out);
+          } else if (c < 0x80) {
+            out->push_back(static_cast<char>(c));
+          } else if (size_t n = Utf8SequenceLength(d.subspan(j, end - j)); n > 0) {
+            out->append(AsChars(d.subspan(j, n)));  // valid UTF-8 passes through
+            j += n - 1;
+          } else {
+            // tpm2-tools 5.4 copies such bytes raw, which makes the document invalid YAML
+            // (and UTF-8); lim escapes them.
+            EscapeByte(c, out);
+          }
       }
     }
     out->append("\"\n");

@@ -188,7 +188,7 @@ ReplayResult Replay(const EventLog& log, const ReplayOptions& options) {
       if (c == DigestCheck::kMismatch) {
         r.problems.push_back({e.index, e.offset,
                               "digest of " + EventTypeName(e.type) + " in PCR " + std::to_string(e.pcr) +
-                                  " does not match its event data"});
+                                  " does not match its event data (the decoded data is not what was measured)"});
       }
     }
   }

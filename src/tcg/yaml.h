@@ -4,7 +4,9 @@
 // text (as tpm2-tools built with efivar does) unless raw_device_paths; hex event data is
 // never cut at 1024 bytes; events tpm2_eventlog refuses (short structures, PCR index out of
 // range, H-CRTM) are still printed, undecoded parts as hex; banks it does not know are listed
-// after its five. Appends to a string; single-threaded per call.
+// after its five; inside quoted strings '"', control bytes and non-UTF-8 bytes are escaped
+// (5.4 copies them raw, which is not valid YAML); TCG 1.2 events get "- EventNum" list items
+// (5.4 prints none). Appends to a string; single-threaded per call.
 #pragma once
 
 #include <string>

@@ -24,6 +24,7 @@ struct EventlogArgs {
   bool raw_device_paths = false;
   bool boot_aggregate = false;
   bool quiet = false;
+  bool bank_given = false;
 };
 
 void Write(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
@@ -39,6 +40,20 @@ int RunEventlog(const EventlogArgs& a) {
   }
 
   tcg::ReplayResult replay = tcg::Replay(log);
+
+  // A log without a SHA1 bank (sha256-only firmware) shows its first bank unless --bank
+  // asked for one explicitly.
+  if (!a.bank_given) {
+    bool has = false;
+    for (const auto& b : log.Banks()) has |= b.alg == bank_alg;
+    if (!has && !log.Banks().empty()) {
+      bank_alg = log.Banks().front().alg;
+      if (!a.quiet && a.format == "table" && !a.replay && !a.boot_aggregate) {
+        std::fprintf(stderr, "lim: %s: note: the log has no sha1 bank; Digest column shows %s\n", a.path.c_str(),
+                     TpmBankName(bank_alg).c_str());
+      }
+    }
+  }
 
   if (a.boot_aggregate) {
     // Like `evmctl ima_boot_aggregate`: one line per sha1/sha256 bank the log replays.
@@ -115,7 +130,8 @@ void Register(CLI::App& app) {
   cmd->add_option("--format", args->format, "table, json (JSON Lines) or yaml (tpm2_eventlog keys)")
       ->check(CLI::IsMember({"table", "json", "yaml"}));
   cmd->add_flag("--replay", args->replay, "print the replayed PCR set (JSON) instead of the events");
-  cmd->add_option("--bank", args->bank, "bank of the table's Digest column (default sha1)");
+  cmd->add_option("--bank", args->bank, "bank of the table's Digest column (default sha1, else the log's first bank)")
+      ->each([args](const std::string&) { args->bank_given = true; });
   cmd->add_option("--eventlog-version", args->eventlog_version, "YAML flavour as tpm2_eventlog --eventlog-version (1 or 2)")
       ->check(CLI::Range(1, 2));
   cmd->add_flag("--raw-device-paths", args->raw_device_paths, "YAML: device paths as hex, like tpm2-tools without efivar");

@@ -373,6 +373,16 @@ TEST(EventlogCli, TableShowsTaggedRows) {
   EXPECT_TRUE(std::regex_search(r256.out, row256)) << r256.out.substr(0, 400);
 }
 
+TEST(EventlogCli, TableFallsBackToTheLogsBankWithoutSha1) {
+  std::string log = ShellQuote(Fixture("go-tpm-tools/internal/test/eventlogs/gdc-host.bin"));  // sha256 only
+  auto r = Sh(LimBinary() + " eventlog " + log);
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\n +1 +0 0x00000003 [0-9a-f]{64} \\[BIOS:EV_NO_ACTION StartupLocality=3\\]")))
+      << r.out.substr(0, 300);
+  EXPECT_NE(r.err.find("no sha1 bank; Digest column shows sha256"), std::string::npos);
+  auto explicit_sha1 = Sh(LimBinary() + " eventlog --bank sha1 " + log);
+  EXPECT_NE(explicit_sha1.out.find(" 0x00000003 - [BIOS:EV_NO_ACTION StartupLocality=3]"), std::string::npos);
+}
+
 TEST(EventlogCli, BootAggregateMatchesImaEvmUtils) {
   auto r = Sh(LimBinary() + " eventlog --boot-aggregate " +
                ShellQuote(Fixture("ima-evm-utils/tests/sample-binary_bios_measurements-pcrs-8-9")));

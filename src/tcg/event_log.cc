@@ -82,10 +82,10 @@ class Parser {
   }
 
   bool LooksCryptoAgile() const {
-    uint32_t pcr = LoadU32(data_.data(), ByteOrder::kLittle);
+    // The PCR index is not part of the test: a Spec ID header outside PCR 0 is still one
+    // (ParseSpecId flags it).
     uint32_t type = LoadU32(data_.data() + 4, ByteOrder::kLittle);
     uint32_t size = LoadU32(data_.data() + 28, ByteOrder::kLittle);
-    (void)pcr;
     if (type != kEvNoAction || size < sizeof kSpecId03) return false;
     if (data_.size() < kTcg12HeaderSize + sizeof kSpecId03) return false;
     return std::memcmp(data_.data() + kTcg12HeaderSize, kSpecId03, sizeof kSpecId03) == 0;

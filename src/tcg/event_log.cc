@@ -171,8 +171,11 @@ class Parser {
     return Status::Ok();
   }
 
-  void ParseEvents12() {
-    size_t pos = 0;
+  // Frames records from pos to the end of the log. read_digests reads what follows the PCR
+  // index and type up to EventSize; it records a problem and returns false when the rest of
+  // the log cannot be framed.
+  template <typename ReadDigests>
+  void ParseEvents(size_t pos, ReadDigests read_digests) {
     while (pos < data_.size()) {
       size_t index = log_.events.size();
       if (IsPadding(pos, index)) break;
@@ -180,12 +183,14 @@ class Parser {
       Event e;
       e.index = index;
       e.offset = pos;
+      if (!(r.ReadU32(&e.pcr, ByteOrder::kLittle) && r.ReadU32(&e.type, ByteOrder::kLittle))) {
+        AddProblem(index, pos, "truncated event header: " + std::to_string(data_.size() - pos) + " bytes left");
+        break;
+      }
+      if (!read_digests(r, e)) break;
       uint32_t size = 0;
-      ByteView digest;
-      if (!(r.ReadU32(&e.pcr, ByteOrder::kLittle) && r.ReadU32(&e.type, ByteOrder::kLittle) &&
-            r.ReadView(20, &digest) && r.ReadU32(&size, ByteOrder::kLittle))) {
-        AddProblem(index, pos, "truncated event header: " + std::to_string(data_.size() - pos) +
-                                   " bytes left, a TCG_PCR_EVENT header needs 32");
+      if (!r.ReadU32(&size, ByteOrder::kLittle)) {
+        AddProblem(index, pos, "truncated event: EventSize is cut off");
         break;
       }
       if (!r.ReadView(size, &e.data)) {
@@ -193,40 +198,45 @@ class Parser {
                                    std::to_string(r.remaining()) + " bytes remain");
         break;
       }
-      e.digests.push_back({kAlgSha1, digest});
       CheckPcrIndex(e);
       pos += r.offset();
       log_.events.push_back(std::move(e));
     }
   }
 
+  // TCG_PCR_EVENT: one SHA1 digest.
+  void ParseEvents12() {
+    ParseEvents(0, [this](ByteReader& r, Event& e) {
+      ByteView digest;
+      if (!r.ReadView(20, &digest)) {
+        AddProblem(e.index, e.offset, "truncated event: the SHA1 digest is cut off");
+        return false;
+      }
+      e.digests.push_back({kAlgSha1, digest});
+      return true;
+    });
+  }
+
+  // TCG_PCR_EVENT2: a count, then (algorithm, digest) pairs sized by the Spec ID header.
   void ParseEvents2() {
     const auto& algs = log_.spec_id->algorithms;
-    size_t pos = pos_;
-    while (pos < data_.size()) {
-      size_t index = log_.events.size();
-      if (IsPadding(pos, index)) break;
-      ByteReader r(data_.subspan(pos), pos);
-      Event e;
-      e.index = index;
-      e.offset = pos;
+    ParseEvents(pos_, [this, &algs](ByteReader& r, Event& e) {
       uint32_t count = 0;
-      if (!(r.ReadU32(&e.pcr, ByteOrder::kLittle) && r.ReadU32(&e.type, ByteOrder::kLittle) &&
-            r.ReadU32(&count, ByteOrder::kLittle))) {
-        AddProblem(index, pos, "truncated event header: " + std::to_string(data_.size() - pos) + " bytes left");
-        return;
+      if (!r.ReadU32(&count, ByteOrder::kLittle)) {
+        AddProblem(e.index, e.offset, "truncated event: the digest count is cut off");
+        return false;
       }
       if (count > kMaxDigestCount) {
-        AddProblem(index, pos, "digest count " + std::to_string(count) +
-                                   " is implausible; cannot frame the rest of the log");
-        return;
+        AddProblem(e.index, e.offset, "digest count " + std::to_string(count) +
+                                          " is implausible; cannot frame the rest of the log");
+        return false;
       }
       e.digests.reserve(count);
       for (uint32_t i = 0; i < count; ++i) {
         uint16_t alg = 0;
         if (!r.ReadU16(&alg, ByteOrder::kLittle)) {
-          AddProblem(index, pos, "truncated event: digest " + std::to_string(i) + " is cut off");
-          return;
+          AddProblem(e.index, e.offset, "truncated event: digest " + std::to_string(i) + " is cut off");
+          return false;
         }
         size_t dsize = 0;
         for (const auto& a : algs) {
@@ -235,34 +245,22 @@ class Parser {
         if (dsize == 0) {
           auto known = HashAlgoByTpmAlg(alg);
           if (!known.ok()) {
-            AddProblem(index, pos, "digest algorithm " + Hex32(alg) +
-                                       " is not in the Spec ID header and unknown; cannot frame the rest of the log");
-            return;
+            AddProblem(e.index, e.offset, "digest algorithm " + Hex32(alg) +
+                                              " is not in the Spec ID header and unknown; cannot frame the rest of the log");
+            return false;
           }
           dsize = known->size;
-          AddProblem(index, pos, std::string("digest algorithm ") + known->tpm_name + " is not in the Spec ID header");
+          AddProblem(e.index, e.offset, std::string("digest algorithm ") + known->tpm_name + " is not in the Spec ID header");
         }
         ByteView d;
         if (!r.ReadView(dsize, &d)) {
-          AddProblem(index, pos, "truncated event: digest " + std::to_string(i) + " is cut off");
-          return;
+          AddProblem(e.index, e.offset, "truncated event: digest " + std::to_string(i) + " is cut off");
+          return false;
         }
         e.digests.push_back({alg, d});
       }
-      uint32_t size = 0;
-      if (!r.ReadU32(&size, ByteOrder::kLittle)) {
-        AddProblem(index, pos, "truncated event: EventSize is cut off");
-        return;
-      }
-      if (!r.ReadView(size, &e.data)) {
-        AddProblem(index, pos, "truncated event: EventSize " + std::to_string(size) + " but only " +
-                                   std::to_string(r.remaining()) + " bytes remain");
-        return;
-      }
-      CheckPcrIndex(e);
-      pos += r.offset();
-      log_.events.push_back(std::move(e));
-    }
+      return true;
+    });
   }
 
   ByteView data_;

@@ -1,0 +1,308 @@
+#include "ima/policy_match.h"
+
+#include <cstdio>
+
+namespace lim::ima {
+
+namespace {
+
+inline bool Cmp(CmpOp op, uint32_t have, uint32_t rule) {
+  switch (op) {
+    case CmpOp::kGt: return have > rule;
+    case CmpOp::kLt: return have < rule;
+    case CmpOp::kEq: break;
+  }
+  return have == rule;
+}
+
+uint64_t UuidHalf(const std::array<uint8_t, 16>& u, int half) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | u[static_cast<size_t>(half * 8 + i)];
+  return v;
+}
+
+int ClassOf(uint32_t act) {
+  if (act & (action::kMeasure | action::kDontMeasure)) return static_cast<int>(ActionClass::kMeasure);
+  if (act & (action::kAppraise | action::kDontAppraise)) return static_cast<int>(ActionClass::kAppraise);
+  if (act & action::kAudit) return static_cast<int>(ActionClass::kAudit);
+  return static_cast<int>(ActionClass::kHash);
+}
+
+constexpr uint32_t kClassBit[kActionClassCount] = {action::kMeasure, action::kAppraise, action::kAudit, action::kHash};
+
+// get_subaction()
+uint32_t SubAction(uint32_t rule_flags, ImaHook func) {
+  if (!(rule_flags & rule_flag::kFunc)) return appraise_sub::kFile;
+  switch (func) {
+    case ImaHook::kMmapCheck: case ImaHook::kMmapCheckReqprot: return appraise_sub::kMmap;
+    case ImaHook::kBprmCheck: return appraise_sub::kBprm;
+    case ImaHook::kCredsCheck: return appraise_sub::kCreds;
+    case ImaHook::kFileCheck: case ImaHook::kPostSetattr: return appraise_sub::kFile;
+    default: return appraise_sub::kRead;
+  }
+}
+
+bool IsDataHook(ImaHook f) { return f == ImaHook::kKeyCheck || f == ImaHook::kCriticalData; }
+
+std::string Hex(uint64_t v) {
+  char buf[24];
+  std::snprintf(buf, sizeof(buf), "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+const char* OpText(CmpOp op) { return op == CmpOp::kGt ? ">" : op == CmpOp::kLt ? "<" : "="; }
+
+std::string MaskText(uint32_t m) {
+  std::string s;
+  for (auto [bit, name] : {std::pair<uint32_t, const char*>{may::kExec, "MAY_EXEC"}, {may::kWrite, "MAY_WRITE"},
+                           {may::kRead, "MAY_READ"}, {may::kAppend, "MAY_APPEND"}}) {
+    if (m & bit) s += s.empty() ? name : std::string("|") + name;
+  }
+  return s.empty() ? "0" : s;
+}
+
+}  // namespace
+
+std::string_view ActionClassName(ActionClass c) {
+  switch (c) {
+    case ActionClass::kMeasure: return "measure";
+    case ActionClass::kAppraise: return "appraise";
+    case ActionClass::kAudit: return "audit";
+    case ActionClass::kHash: return "hash";
+  }
+  return "";
+}
+
+int32_t PolicyMatcher::Intern(const std::string& s) {
+  auto [it, inserted] = strings_.try_emplace(s, static_cast<int32_t>(strings_.size()));
+  return it->second;
+}
+
+int32_t PolicyMatcher::Lookup(std::string_view s) const {
+  auto it = strings_.find(s);
+  return it == strings_.end() ? -1 : it->second;
+}
+
+PolicyMatcher::PolicyMatcher(const Policy& policy)
+    : policy_rules_(policy.rules), fail_unverifiable_sigs_(policy.fail_unverifiable_sigs) {
+  rules_.reserve(policy_rules_.size());
+  for (size_t i = 0; i < policy_rules_.size(); ++i) {
+    const PolicyRule& r = policy_rules_[i];
+    Compiled c{};
+    c.action = r.action;
+    c.flags = r.flags;
+    c.func = r.func;
+    c.uid_op = r.uid_op;
+    c.gid_op = r.gid_op;
+    c.fowner_op = r.fowner_op;
+    c.fgroup_op = r.fgroup_op;
+    c.mask = r.mask;
+    c.uid = r.uid;
+    c.gid = r.gid;
+    c.fowner = r.fowner;
+    c.fgroup = r.fgroup;
+    c.fsmagic = r.fsmagic;
+    c.uuid_hi = UuidHalf(r.fsuuid, 0);
+    c.uuid_lo = UuidHalf(r.fsuuid, 1);
+    c.fsname_id = -1;
+    if (r.flags & rule_flag::kFsname) {
+      c.fsname_id = Intern(r.fsname);
+      uses_fsname_ = true;
+    }
+    c.lsm_present = 0;
+    for (int f = 0; f < kLsmFieldCount; ++f) {
+      c.lsm_id[f] = -1;
+      if (r.lsm[f].empty()) continue;
+      c.lsm_present = static_cast<uint8_t>(c.lsm_present | (1u << f));
+      c.lsm_id[f] = Intern(r.lsm[f]);
+      uses_lsm_ = static_cast<uint8_t>(uses_lsm_ | (1u << f));
+    }
+    const std::vector<std::string>* list = nullptr;
+    if (r.func == ImaHook::kKeyCheck && (r.flags & rule_flag::kKeyrings)) list = &r.keyrings;
+    if (r.func == ImaHook::kCriticalData && (r.flags & rule_flag::kLabel)) list = &r.labels;
+    c.list_begin = static_cast<uint32_t>(list_ids_.size());
+    c.list_count = 0;
+    if (list) {
+      for (const std::string& item : *list) list_ids_.push_back(Intern(item));
+      c.list_count = static_cast<uint32_t>(list->size());
+      uses_func_data_ = true;
+    }
+    c.pcr = r.pcr;
+    c.allowed_algos = r.allowed_algos;
+    c.template_name = r.template_name.empty() ? nullptr : &r.template_name;
+    rules_.push_back(c);
+
+    if (r.func != ImaHook::kSetxattrCheck) policy_actions_ |= r.action & action::kDoMask;
+    // A rule is a candidate for the hooks it can match: its own, or every file hook when it
+    // has no func= (the buffer hooks KEY_CHECK/CRITICAL_DATA need func= equal).
+    for (int h = 1; h < kImaHookCount; ++h) {
+      auto hook = static_cast<ImaHook>(h);
+      bool candidate = hook == ImaHook::kPostSetattr || r.func == hook ||
+                       (!(r.flags & rule_flag::kFunc) && !IsDataHook(hook));
+      if (candidate) by_hook_[h].push_back(static_cast<uint32_t>(i));
+    }
+  }
+}
+
+// ima_match_rules(): the conditions of one rule.
+bool PolicyMatcher::Matches(const Compiled& r, const PolicyAccess& a, const Resolved& ids) const {
+  using namespace rule_flag;
+  const bool setattr = a.func == ImaHook::kPostSetattr;
+  if ((r.flags & kFunc) && r.func != a.func && !setattr) return false;
+  if (IsDataHook(a.func)) {
+    // ima_match_rule_data(): func must be equal; then uid, then the keyring/label list.
+    if (r.func != a.func) return false;
+    if ((r.flags & kUid) && !Cmp(r.uid_op, a.uid, r.uid)) return false;
+    if (r.list_count == 0) return true;
+    if (!a.has_func_data) return false;
+    for (uint32_t i = 0; i < r.list_count; ++i) {
+      if (list_ids_[r.list_begin + i] == ids.func_data) return true;
+    }
+    return false;
+  }
+  if ((r.flags & kMask) && r.mask != a.mask && !setattr) return false;
+  if ((r.flags & kInmask) && !(r.mask & a.mask) && !setattr) return false;
+  if ((r.flags & kFsmagic) && r.fsmagic != a.fsmagic) return false;
+  if ((r.flags & kFsname) && r.fsname_id != ids.fsname) return false;
+  if ((r.flags & kFsuuid) && (r.uuid_hi != UuidHalf(a.fsuuid, 0) || r.uuid_lo != UuidHalf(a.fsuuid, 1))) return false;
+  if ((r.flags & kUid) && !Cmp(r.uid_op, a.uid, r.uid)) return false;
+  if (r.flags & kEuid) {
+    if (a.cap_setuid) {
+      if (!Cmp(r.uid_op, a.euid, r.uid) && !Cmp(r.uid_op, a.suid, r.uid) && !Cmp(r.uid_op, a.uid, r.uid)) return false;
+    } else if (!Cmp(r.uid_op, a.euid, r.uid)) {
+      return false;
+    }
+  }
+  if ((r.flags & kGid) && !Cmp(r.gid_op, a.gid, r.gid)) return false;
+  if (r.flags & kEgid) {
+    if (a.cap_setgid) {
+      if (!Cmp(r.gid_op, a.egid, r.gid) && !Cmp(r.gid_op, a.sgid, r.gid) && !Cmp(r.gid_op, a.gid, r.gid)) return false;
+    } else if (!Cmp(r.gid_op, a.egid, r.gid)) {
+      return false;
+    }
+  }
+  if ((r.flags & kFowner) && !Cmp(r.fowner_op, a.fowner, r.fowner)) return false;
+  if ((r.flags & kFgroup) && !Cmp(r.fgroup_op, a.fgroup, r.fgroup)) return false;
+  if (r.lsm_present) {
+    for (int f = 0; f < kLsmFieldCount; ++f) {
+      if ((r.lsm_present & (1u << f)) && (ids.lsm[f] < 0 || ids.lsm[f] != r.lsm_id[f])) return false;
+    }
+  }
+  return true;
+}
+
+PolicyDecision PolicyMatcher::Decide(const PolicyAccess& access) const {
+  uint32_t wanted = access.func == ImaHook::kPostSetattr ? (action::kAppraise | action::kHash)
+                                                          : policy_actions_;
+  return Decide(access, wanted);
+}
+
+// ima_match_policy()
+PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) const {
+  PolicyDecision d;
+  wanted &= action::kDoMask;
+  for (int c = 0; c < kActionClassCount; ++c) d.classes[c].considered = (wanted & kClassBit[c]) != 0;
+  auto h = static_cast<size_t>(a.func);
+  if (h == 0 || h >= by_hook_.size()) return d;
+
+  Resolved ids;
+  if (uses_fsname_ && !a.fsname.empty()) ids.fsname = Lookup(a.fsname);
+  if (uses_lsm_) {
+    for (int f = 0; f < kLsmFieldCount; ++f) {
+      if ((uses_lsm_ & (1u << f)) && !a.lsm[f].empty()) ids.lsm[f] = Lookup(a.lsm[f]);
+    }
+  }
+  if (uses_func_data_ && a.has_func_data) ids.func_data = Lookup(a.func_data);
+
+  uint32_t actmask = wanted | (wanted << 1);
+  uint32_t result = 0;
+  for (uint32_t idx : by_hook_[h]) {
+    const Compiled& r = rules_[idx];
+    if (!(r.action & actmask)) continue;
+    if (!Matches(r, a, ids)) continue;
+
+    result |= r.flags & rule_flag::kNonActionMask;
+    result |= r.action & action::kDoMask;
+    if (r.action & action::kAppraise) {
+      result |= SubAction(r.flags, a.func);
+      result &= ~action::kHash;
+      if (fail_unverifiable_sigs_) result |= rule_flag::kFailUnverifiableSigs;
+      if (r.flags & rule_flag::kValidateAlgos) d.allowed_algos = r.allowed_algos;
+    }
+    if (r.action & action::kDoMask) {
+      actmask &= ~(r.action | r.action << 1);
+    } else {
+      actmask &= ~(r.action | r.action >> 1);
+    }
+    if (r.flags & rule_flag::kPcr) d.pcr = r.pcr;
+    if (r.template_name) d.template_name = r.template_name;
+    d.classes[ClassOf(r.action)].rule = static_cast<int>(idx);
+    if (!actmask) break;
+  }
+  d.action = result;
+  for (int c = 0; c < kActionClassCount; ++c) d.classes[c].yes = (result & kClassBit[c]) != 0;
+  return d;
+}
+
+std::string PolicyMatcher::Mismatch(size_t i, const PolicyAccess& a) const {
+  using namespace rule_flag;
+  const PolicyRule& r = policy_rules_[i];
+  const bool setattr = a.func == ImaHook::kPostSetattr;
+  auto hook = [](ImaHook f) { return std::string(ImaHookName(f)); };
+  if ((r.flags & kFunc) && r.func != a.func && !setattr) return "func " + hook(a.func) + " != " + hook(r.func);
+  if (IsDataHook(a.func)) {
+    if (r.func != a.func) return "rule has no func=" + hook(a.func) + " (needed for buffer data)";
+    if ((r.flags & kUid) && !Cmp(r.uid_op, a.uid, r.uid)) {
+      return "uid " + std::to_string(a.uid) + " not " + OpText(r.uid_op) + " " + std::to_string(r.uid);
+    }
+    const auto& list = r.func == ImaHook::kKeyCheck ? r.keyrings : r.labels;
+    if (list.empty()) return "";
+    if (!a.has_func_data) return "no keyring/label given";
+    for (const auto& item : list) {
+      if (item == a.func_data) return "";
+    }
+    return "'" + std::string(a.func_data) + "' is not in the rule's list";
+  }
+  if ((r.flags & kMask) && r.mask != a.mask && !setattr) {
+    return "mask " + MaskText(a.mask) + " != " + MaskText(r.mask) + " (mask= needs the exact mask)";
+  }
+  if ((r.flags & kInmask) && !(r.mask & a.mask) && !setattr) {
+    return "mask " + MaskText(a.mask) + " does not include " + MaskText(r.mask);
+  }
+  if ((r.flags & kFsmagic) && r.fsmagic != a.fsmagic) return "fsmagic " + Hex(a.fsmagic) + " != " + Hex(r.fsmagic);
+  if ((r.flags & kFsname) && r.fsname != a.fsname) return "fsname '" + std::string(a.fsname) + "' != '" + r.fsname + "'";
+  if ((r.flags & kFsuuid) && r.fsuuid != a.fsuuid) return "fsuuid differs";
+  auto id_fail = [&](const char* name, uint32_t have, CmpOp op, uint32_t want) {
+    return std::string(name) + " " + std::to_string(have) + " not " + OpText(op) + " " + std::to_string(want);
+  };
+  if ((r.flags & kUid) && !Cmp(r.uid_op, a.uid, r.uid)) return id_fail("uid", a.uid, r.uid_op, r.uid);
+  if (r.flags & kEuid) {
+    if (a.cap_setuid) {
+      if (!Cmp(r.uid_op, a.euid, r.uid) && !Cmp(r.uid_op, a.suid, r.uid) && !Cmp(r.uid_op, a.uid, r.uid)) {
+        return "none of euid/suid/uid (CAP_SETUID) is " + std::string(OpText(r.uid_op)) + " " + std::to_string(r.uid);
+      }
+    } else if (!Cmp(r.uid_op, a.euid, r.uid)) {
+      return id_fail("euid", a.euid, r.uid_op, r.uid) + " (no CAP_SETUID)";
+    }
+  }
+  if ((r.flags & kGid) && !Cmp(r.gid_op, a.gid, r.gid)) return id_fail("gid", a.gid, r.gid_op, r.gid);
+  if (r.flags & kEgid) {
+    if (a.cap_setgid) {
+      if (!Cmp(r.gid_op, a.egid, r.gid) && !Cmp(r.gid_op, a.sgid, r.gid) && !Cmp(r.gid_op, a.gid, r.gid)) {
+        return "none of egid/sgid/gid (CAP_SETGID) is " + std::string(OpText(r.gid_op)) + " " + std::to_string(r.gid);
+      }
+    } else if (!Cmp(r.gid_op, a.egid, r.gid)) {
+      return id_fail("egid", a.egid, r.gid_op, r.gid) + " (no CAP_SETGID)";
+    }
+  }
+  if ((r.flags & kFowner) && !Cmp(r.fowner_op, a.fowner, r.fowner)) return id_fail("fowner", a.fowner, r.fowner_op, r.fowner);
+  if ((r.flags & kFgroup) && !Cmp(r.fgroup_op, a.fgroup, r.fgroup)) return id_fail("fgroup", a.fgroup, r.fgroup_op, r.fgroup);
+  for (int f = 0; f < kLsmFieldCount; ++f) {
+    if (r.lsm[f].empty()) continue;
+    if (a.lsm[f].empty()) return std::string(LsmFieldName(f)) + " unknown (rule wants " + r.lsm[f] + ")";
+    if (a.lsm[f] != r.lsm[f]) return std::string(LsmFieldName(f)) + " " + std::string(a.lsm[f]) + " != " + r.lsm[f];
+  }
+  return "";
+}
+
+}  // namespace lim::ima

@@ -226,7 +226,12 @@ class RuleParser {
   // Returns false (with error_ set) when the kernel would reject the rule.
   bool Parse(const std::vector<Token>& tokens) {
     for (const Token& t : tokens) {
-      if (!ParseToken(t)) return false;
+      if (!ParseToken(t)) {
+        if (t.text.find('\r') != std::string_view::npos && error_.message.find("CRLF") == std::string::npos) {
+          error_.message += " (CRLF line ending? the kernel does not strip '\\r')";
+        }
+        return false;
+      }
     }
     if (first_col_ == 0 && !tokens.empty()) first_col_ = tokens.front().col;
     return Validate();
@@ -304,9 +309,7 @@ class RuleParser {
           return Fail(t.col, std::string(p.text) + " needs a value");
         }
       }
-      std::string msg = "unknown keyword '" + Printable(t.text) + "'";
-      if (t.text.find('\r') != std::string_view::npos) msg += " (CRLF line ending? the kernel does not strip '\\r')";
-      return Fail(t.col, msg);
+      return Fail(t.col, "unknown keyword '" + Printable(t.text) + "'");
     }
     std::string_view value = match->has_arg ? t.text.substr(match->text.size()) : std::string_view();
     std::string_view keyword = match->has_arg ? match->text.substr(0, match->text.size() - 1) : match->text;

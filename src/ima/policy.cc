@@ -619,10 +619,10 @@ class RuleParser {
     }
     // Accepted. The kernel's notices for templates that cannot show what the rule asks for.
     if (rule_.action == action::kMeasure && (flags & kVerityRequired)) {
-      std::string_view tmpl = rule_.template_name.empty() ? "ima-ng" : rule_.template_name;
+      std::string tmpl = rule_.template_name.empty() ? std::string("ima-ng") : rule_.template_name;
       if (tmpl != "ima-ngv2" && tmpl != "ima-sigv2") {
         Warn(ColOf(kVerityRequired), "verity rules should include d-ngv2 (template=ima-ngv2 or ima-sigv2); " +
-                                         std::string(tmpl) + " does not");
+                                         tmpl + " does not");
       }
     }
     return true;

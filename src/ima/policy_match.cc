@@ -1,5 +1,6 @@
 #include "ima/policy_match.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace lim::ima {
@@ -135,12 +136,81 @@ PolicyMatcher::PolicyMatcher(const Policy& policy)
     if (r.func != ImaHook::kSetxattrCheck) policy_actions_ |= r.action & action::kDoMask;
     // A rule is a candidate for the hooks it can match: its own, or every file hook when it
     // has no func= (the buffer hooks KEY_CHECK/CRITICAL_DATA need func= equal).
-    for (int h = 1; h < kImaHookCount; ++h) {
-      auto hook = static_cast<ImaHook>(h);
+  }
+  for (int h = 1; h < kImaHookCount; ++h) {
+    auto hook = static_cast<ImaHook>(h);
+    std::vector<uint32_t> candidates;
+    for (size_t i = 0; i < policy_rules_.size(); ++i) {
+      const PolicyRule& r = policy_rules_[i];
       bool candidate = hook == ImaHook::kPostSetattr || r.func == hook ||
                        (!(r.flags & rule_flag::kFunc) && !IsDataHook(hook));
-      if (candidate) by_hook_[h].push_back(static_cast<uint32_t>(i));
+      if (candidate) candidates.push_back(static_cast<uint32_t>(i));
     }
+    BuildSteps(h, candidates);
+  }
+}
+
+void PolicyMatcher::BuildSteps(int h, const std::vector<uint32_t>& candidates) {
+  using namespace rule_flag;
+  constexpr uint32_t kConditions = kFunc | kMask | kInmask | kFsmagic | kFsname | kFsuuid | kUid | kEuid | kGid |
+                                   kEgid | kFowner | kFgroup;
+  const auto hook = static_cast<ImaHook>(h);
+  // The key kind a rule tests on this hook, or -1 when it needs the general test.
+  auto kind_of = [&](uint32_t idx) -> int {
+    if (IsDataHook(hook)) return -1;
+    const Compiled& r = rules_[idx];
+    uint32_t cond = r.flags & kConditions;
+    if (hook == ImaHook::kPostSetattr) cond &= ~(kFunc | kMask | kInmask);  // ignored for setattr
+    if (r.func == hook) cond &= ~kFunc;                                      // always true here
+    if (cond == kFsmagic && !r.lsm_present) return 0;
+    if (cond == kFsname && !r.lsm_present) return 1;
+    if (cond == 0 && r.lsm_present && !(r.lsm_present & (r.lsm_present - 1))) {
+      int f = 0;
+      while (!(r.lsm_present & (1u << f))) ++f;
+      return 2 + f;
+    }
+    return -1;
+  };
+  auto key_of = [&](uint32_t idx, int kind) -> uint64_t {
+    const Compiled& r = rules_[idx];
+    if (kind == 0) return r.fsmagic;
+    if (kind == 1) return static_cast<uint64_t>(r.fsname_id);
+    return static_cast<uint64_t>(r.lsm_id[kind - 2]);
+  };
+  std::vector<Step>& steps = steps_[h];
+  size_t i = 0;
+  while (i < candidates.size()) {
+    int kind = kind_of(candidates[i]);
+    size_t j = i + 1;
+    if (kind >= 0) {
+      while (j < candidates.size() && kind_of(candidates[j]) == kind) ++j;
+    }
+    if (kind < 0 || j - i < kMinGroup) {
+      for (size_t k = i; k < (kind < 0 ? i + 1 : j); ++k) steps.push_back({candidates[k], false});
+      i = kind < 0 ? i + 1 : j;
+      continue;
+    }
+    Group g;
+    g.kind = static_cast<uint8_t>(kind);
+    g.actions = 0;
+    std::vector<std::pair<uint64_t, uint32_t>> entries;
+    for (size_t k = i; k < j; ++k) {
+      entries.emplace_back(key_of(candidates[k], kind), candidates[k]);
+      g.actions |= rules_[candidates[k]].action;
+    }
+    std::stable_sort(entries.begin(), entries.end(),
+                     [](const auto& x, const auto& y) { return x.first < y.first; });
+    for (size_t k = 0; k < entries.size(); ++k) {
+      if (k == 0 || entries[k].first != entries[k - 1].first) {
+        g.keys.push_back(entries[k].first);
+        g.start.push_back(static_cast<uint32_t>(k));
+      }
+      g.rules.push_back(entries[k].second);
+    }
+    g.start.push_back(static_cast<uint32_t>(entries.size()));
+    steps.push_back({static_cast<uint32_t>(groups_.size()), true});
+    groups_.push_back(std::move(g));
+    i = j;
   }
 }
 
@@ -203,7 +273,7 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
   wanted &= action::kDoMask;
   for (int c = 0; c < kActionClassCount; ++c) d.classes[c].considered = (wanted & kClassBit[c]) != 0;
   auto h = static_cast<size_t>(a.func);
-  if (h == 0 || h >= by_hook_.size()) return d;
+  if (h == 0 || h >= steps_.size()) return d;
 
   Resolved ids;
   if (uses_fsname_ && !a.fsname.empty()) ids.fsname = Lookup(a.fsname);
@@ -216,11 +286,8 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
 
   uint32_t actmask = wanted | (wanted << 1);
   uint32_t result = 0;
-  for (uint32_t idx : by_hook_[h]) {
+  auto apply = [&](uint32_t idx) {
     const Compiled& r = rules_[idx];
-    if (!(r.action & actmask)) continue;
-    if (!Matches(r, a, ids)) continue;
-
     result |= r.flags & rule_flag::kNonActionMask;
     result |= r.action & action::kDoMask;
     if (r.action & action::kAppraise) {
@@ -237,6 +304,28 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
     if (r.flags & rule_flag::kPcr) d.pcr = r.pcr;
     if (r.template_name) d.template_name = r.template_name;
     d.classes[ClassOf(r.action)].rule = static_cast<int>(idx);
+  };
+  for (const Step& s : steps_[h]) {
+    if (!s.group) {
+      const Compiled& r = rules_[s.index];
+      if (!(r.action & actmask) || !Matches(r, a, ids)) continue;
+      apply(s.index);
+    } else {
+      const Group& g = groups_[s.index];
+      if (!(g.actions & actmask)) continue;
+      int64_t key = g.kind == 0 ? -2 : g.kind == 1 ? ids.fsname : ids.lsm[g.kind - 2];
+      if (key == -1) continue;  // the access's string is not in the policy: no rule here matches
+      uint64_t k = g.kind == 0 ? a.fsmagic : static_cast<uint64_t>(key);
+      auto it = std::lower_bound(g.keys.begin(), g.keys.end(), k);
+      if (it == g.keys.end() || *it != k) continue;
+      size_t slot = static_cast<size_t>(it - g.keys.begin());
+      for (uint32_t j = g.start[slot]; j < g.start[slot + 1]; ++j) {
+        uint32_t idx = g.rules[j];
+        if (!(rules_[idx].action & actmask)) continue;
+        apply(idx);
+        if (!actmask) break;
+      }
+    }
     if (!actmask) break;
   }
   d.action = result;

@@ -86,6 +86,8 @@ class PolicyMatcher {
   // ima_policy_flag: the positive actions present (SETXATTR_CHECK rules excluded).
   uint32_t policy_actions() const { return policy_actions_; }
   size_t size() const { return rules_.size(); }
+  // Lookup groups built over all hooks (see Step below); for tests and benchmarks.
+  size_t group_count() const { return groups_.size(); }
   const PolicyRule& rule(size_t i) const { return policy_rules_[i]; }
 
   // Why rule i does not match the access ("fsmagic 0x9fa0 != 0xef53"); empty if it matches.
@@ -126,7 +128,27 @@ class PolicyMatcher {
 
   std::vector<PolicyRule> policy_rules_;
   std::vector<Compiled> rules_;
-  std::array<std::vector<uint32_t>, kImaHookCount> by_hook_;
+  // A hook's walk is a list of steps: a single rule, or a group — a run of consecutive rules
+  // that each test only one key for equality (fsmagic, fsname or one LSM label). A group is
+  // walked by looking the access's key up (binary search) and visiting only the rules with
+  // that key, in policy order: the same first-match result as testing each rule.
+  struct Step {
+    uint32_t index;  // rule index, or group index
+    bool group;
+  };
+  struct Group {
+    uint8_t kind;      // 0 fsmagic, 1 fsname, 2 + LsmField
+    uint32_t actions;  // union of the rules' actions, to skip decided classes at once
+    std::vector<uint64_t> keys;   // sorted, unique
+    std::vector<uint32_t> start;  // keys.size() + 1 offsets into rules
+    std::vector<uint32_t> rules;  // rule indexes grouped by key, policy order within a key
+  };
+  static constexpr size_t kMinGroup = 4;
+
+  void BuildSteps(int hook, const std::vector<uint32_t>& candidates);
+
+  std::array<std::vector<Step>, kImaHookCount> steps_;
+  std::vector<Group> groups_;
   std::vector<int32_t> list_ids_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> strings_;
   uint32_t policy_actions_ = 0;

@@ -328,5 +328,58 @@ TEST(PolicyMatch, CompiledMatcherAgreesWithPlainEvaluation) {
   EXPECT_GT(matched, 5000);  // the random policies do decide things
 }
 
+// Long runs of single-key rules are walked as lookup groups; they must decide exactly as a
+// rule-by-rule walk, with mixed actions, repeated keys and rules that break the runs.
+TEST(PolicyMatch, GroupedRunsAgreeWithPlainEvaluation) {
+  std::mt19937 rng(777);
+  const char* kActions[] = {"measure", "dont_measure", "appraise", "dont_appraise", "audit", "hash", "dont_hash"};
+  const char* kKeys[] = {"fsmagic=0x9fa0", "fsmagic=0xef53", "fsmagic=0x1021994", "fsname=tmpfs", "fsname=ext4",
+                         "obj_type=a_t",   "obj_type=b_t",   "subj_user=u",        "func=FILE_CHECK fsmagic=0xef53",
+                         "func=BPRM_CHECK fsmagic=0x9fa0", "func=FILE_CHECK mask=MAY_READ fsmagic=0xef53",
+                         "uid=0", "func=MMAP_CHECK obj_type=a_t"};
+  const ImaHook kHooks[] = {ImaHook::kFileCheck, ImaHook::kBprmCheck, ImaHook::kMmapCheck, ImaHook::kPostSetattr};
+  int decided = 0;
+  size_t groups = 0;
+  for (int round = 0; round < 200; ++round) {
+    std::string text;
+    for (int r = 0; r < 40; ++r) {
+      // Mostly plain single-key rules so that runs form; sometimes a breaker.
+      size_t k = 8 + rng() % 5;
+      if (rng() % 10 != 0) {
+        switch (round % 4) {
+          case 0: k = rng() % 3; break;      // fsmagic runs
+          case 1: k = 3 + rng() % 2; break;  // fsname runs
+          case 2: k = 5 + rng() % 2; break;  // obj_type runs
+          default: k = rng() % 8; break;     // mixed kinds
+        }
+      }
+      text += std::string(kActions[rng() % 7]) + " " + kKeys[k] + "\n";
+    }
+    Policy p = Parse(text);
+    PolicyMatcher m(p);
+    groups += m.group_count();
+    for (int k = 0; k < 30; ++k) {
+      PolicyAccess a = Access(kHooks[rng() % 4], 1u << (rng() % 4), rng() % 3 == 0 ? kProc : rng() % 2 ? kExt4 : kTmpfs,
+                              rng() % 2 ? 0 : 5);
+      a.fsname = rng() % 3 == 0 ? "tmpfs" : rng() % 2 ? "ext4" : "xfs";
+      a.lsm[kObjType] = rng() % 3 == 0 ? "a_t" : rng() % 2 ? "b_t" : "";
+      a.lsm[kSubjUser] = rng() % 2 ? "u" : "v";
+      PolicyDecision d = m.Decide(a, action::kDoMask);
+      for (int c = 0; c < kActionClassCount; ++c) {
+        int expect = -1;
+        for (size_t i = 0; i < p.rules.size() && expect < 0; ++i) {
+          uint32_t act = p.rules[i].action;
+          int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
+          if (cls == c && m.Mismatch(i, a).empty()) expect = static_cast<int>(i);
+        }
+        ASSERT_EQ(d.classes[c].rule, expect) << text << "class " << c << " hook " << ImaHookName(a.func);
+        if (expect >= 0) ++decided;
+      }
+    }
+  }
+  EXPECT_GT(decided, 10000);
+  EXPECT_GT(groups, 500u);  // the runs were walked as groups
+}
+
 }  // namespace
 }  // namespace lim::ima

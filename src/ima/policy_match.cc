@@ -74,6 +74,21 @@ std::string_view ActionClassName(ActionClass c) {
   return "";
 }
 
+PolicyMatcher::IdRange PolicyMatcher::MakeRange(CmpOp op, uint32_t v, bool* empty) {
+  *empty = false;
+  switch (op) {
+    case CmpOp::kGt: return {v + 1, 0xffffffffu - (v + 1)};  // v < 0xffffffff (the invalid id)
+    case CmpOp::kLt:
+      if (v == 0) {
+        *empty = true;
+        return {1, 0};
+      }
+      return {0, v - 1};
+    case CmpOp::kEq: break;
+  }
+  return {v, 0};
+}
+
 int32_t PolicyMatcher::Intern(const std::string& s) {
   auto [it, inserted] = strings_.try_emplace(s, static_cast<int32_t>(strings_.size()));
   return it->second;
@@ -87,24 +102,29 @@ int32_t PolicyMatcher::Lookup(std::string_view s) const {
 PolicyMatcher::PolicyMatcher(const Policy& policy)
     : policy_rules_(policy.rules), fail_unverifiable_sigs_(policy.fail_unverifiable_sigs) {
   rules_.reserve(policy_rules_.size());
+  extra_.reserve(policy_rules_.size());
   for (size_t i = 0; i < policy_rules_.size(); ++i) {
     const PolicyRule& r = policy_rules_[i];
     Compiled c{};
+    Extra x{};
     c.action = r.action;
     c.flags = r.flags;
     c.func = r.func;
-    c.uid_op = r.uid_op;
-    c.gid_op = r.gid_op;
-    c.fowner_op = r.fowner_op;
-    c.fgroup_op = r.fgroup_op;
     c.mask = r.mask;
-    c.uid = r.uid;
-    c.gid = r.gid;
-    c.fowner = r.fowner;
-    c.fgroup = r.fgroup;
+    bool empty = false;
+    c.uid = MakeRange(r.uid_op, r.uid, &empty);
+    c.never_data = empty && (r.flags & (rule_flag::kUid | rule_flag::kEuid));
+    bool any_empty = c.never_data;
+    c.gid = MakeRange(r.gid_op, r.gid, &empty);
+    any_empty |= empty && (r.flags & (rule_flag::kGid | rule_flag::kEgid));
+    c.fowner = MakeRange(r.fowner_op, r.fowner, &empty);
+    any_empty |= empty && (r.flags & rule_flag::kFowner);
+    c.fgroup = MakeRange(r.fgroup_op, r.fgroup, &empty);
+    any_empty |= empty && (r.flags & rule_flag::kFgroup);
+    c.never_file = any_empty;
     c.fsmagic = r.fsmagic;
-    c.uuid_hi = UuidHalf(r.fsuuid, 0);
-    c.uuid_lo = UuidHalf(r.fsuuid, 1);
+    x.uuid_hi = UuidHalf(r.fsuuid, 0);
+    x.uuid_lo = UuidHalf(r.fsuuid, 1);
     c.fsname_id = -1;
     if (r.flags & rule_flag::kFsname) {
       c.fsname_id = Intern(r.fsname);
@@ -112,26 +132,27 @@ PolicyMatcher::PolicyMatcher(const Policy& policy)
     }
     c.lsm_present = 0;
     for (int f = 0; f < kLsmFieldCount; ++f) {
-      c.lsm_id[f] = -1;
+      x.lsm_id[f] = -1;
       if (r.lsm[f].empty()) continue;
       c.lsm_present = static_cast<uint8_t>(c.lsm_present | (1u << f));
-      c.lsm_id[f] = Intern(r.lsm[f]);
+      x.lsm_id[f] = Intern(r.lsm[f]);
       uses_lsm_ = static_cast<uint8_t>(uses_lsm_ | (1u << f));
     }
     const std::vector<std::string>* list = nullptr;
     if (r.func == ImaHook::kKeyCheck && (r.flags & rule_flag::kKeyrings)) list = &r.keyrings;
     if (r.func == ImaHook::kCriticalData && (r.flags & rule_flag::kLabel)) list = &r.labels;
-    c.list_begin = static_cast<uint32_t>(list_ids_.size());
-    c.list_count = 0;
+    x.list_begin = static_cast<uint32_t>(list_ids_.size());
+    x.list_count = 0;
     if (list) {
       for (const std::string& item : *list) list_ids_.push_back(Intern(item));
-      c.list_count = static_cast<uint32_t>(list->size());
+      x.list_count = static_cast<uint32_t>(list->size());
       uses_func_data_ = true;
     }
-    c.pcr = r.pcr;
-    c.allowed_algos = r.allowed_algos;
-    c.template_name = r.template_name.empty() ? nullptr : &r.template_name;
+    x.pcr = r.pcr;
+    x.allowed_algos = r.allowed_algos;
+    x.template_name = r.template_name.empty() ? nullptr : &r.template_name;
     rules_.push_back(c);
+    extra_.push_back(x);
 
     if (r.func != ImaHook::kSetxattrCheck) policy_actions_ |= r.action & action::kDoMask;
     // A rule is a candidate for the hooks it can match: its own, or every file hook when it
@@ -155,27 +176,39 @@ void PolicyMatcher::BuildSteps(int h, const std::vector<uint32_t>& candidates) {
   constexpr uint32_t kConditions = kFunc | kMask | kInmask | kFsmagic | kFsname | kFsuuid | kUid | kEuid | kGid |
                                    kEgid | kFowner | kFgroup;
   const auto hook = static_cast<ImaHook>(h);
-  // The key kind a rule tests on this hook, or -1 when it needs the general test.
-  auto kind_of = [&](uint32_t idx) -> int {
-    if (IsDataHook(hook)) return -1;
+  auto effective = [&](uint32_t idx) {
     const Compiled& r = rules_[idx];
     uint32_t cond = r.flags & kConditions;
     if (hook == ImaHook::kPostSetattr) cond &= ~(kFunc | kMask | kInmask);  // ignored for setattr
     if (r.func == hook) cond &= ~kFunc;                                      // always true here
-    if (cond == kFsmagic && !r.lsm_present) return 0;
-    if (cond == kFsname && !r.lsm_present) return 1;
-    if (cond == 0 && r.lsm_present && !(r.lsm_present & (r.lsm_present - 1))) {
-      int f = 0;
-      while (!(r.lsm_present & (1u << f))) ++f;
-      return 2 + f;
+    return cond;
+  };
+  // The key kind a rule can be looked up by on this hook (fsmagic first, then fsname, then
+  // the first LSM label), or -1 when it has none of them.
+  auto kind_of = [&](uint32_t idx) -> int {
+    if (IsDataHook(hook)) return -1;
+    const Compiled& r = rules_[idx];
+    uint32_t cond = effective(idx);
+    if (cond & kFsmagic) return 0;
+    if (cond & kFsname) return 1;
+    for (int f = 0; f < kLsmFieldCount; ++f) {
+      if (r.lsm_present & (1u << f)) return 2 + f;
     }
     return -1;
+  };
+  // Whether the rule has conditions besides its key.
+  auto residual = [&](uint32_t idx, int kind) -> bool {
+    const Compiled& r = rules_[idx];
+    uint32_t cond = effective(idx);
+    if (kind == 0) return cond != kFsmagic || r.lsm_present;
+    if (kind == 1) return cond != kFsname || r.lsm_present;
+    return cond != 0 || r.lsm_present != (1u << (kind - 2));
   };
   auto key_of = [&](uint32_t idx, int kind) -> uint64_t {
     const Compiled& r = rules_[idx];
     if (kind == 0) return r.fsmagic;
     if (kind == 1) return static_cast<uint64_t>(r.fsname_id);
-    return static_cast<uint64_t>(r.lsm_id[kind - 2]);
+    return static_cast<uint64_t>(extra_[idx].lsm_id[kind - 2]);
   };
   std::vector<Step>& steps = steps_[h];
   size_t i = 0;
@@ -206,6 +239,7 @@ void PolicyMatcher::BuildSteps(int h, const std::vector<uint32_t>& candidates) {
         g.start.push_back(static_cast<uint32_t>(k));
       }
       g.rules.push_back(entries[k].second);
+      g.check.push_back(residual(entries[k].second, kind) ? 1 : 0);
     }
     g.start.push_back(static_cast<uint32_t>(entries.size()));
     steps.push_back({static_cast<uint32_t>(groups_.size()), true});
@@ -214,48 +248,54 @@ void PolicyMatcher::BuildSteps(int h, const std::vector<uint32_t>& candidates) {
   }
 }
 
-// ima_match_rules(): the conditions of one rule.
-bool PolicyMatcher::Matches(const Compiled& r, const PolicyAccess& a, const Resolved& ids) const {
+// ima_match_rule_data(): func must be equal; then uid, then the keyring/label list.
+bool PolicyMatcher::MatchesData(uint32_t idx, const PolicyAccess& a, const Resolved& ids) const {
+  const Compiled& r = rules_[idx];
+  if (r.func != a.func) return false;
+  if (r.flags & rule_flag::kUid) {
+    if (r.never_data || !r.uid.Contains(a.uid)) return false;
+  }
+  const Extra& x = extra_[idx];
+  if (x.list_count == 0) return true;
+  if (!a.has_func_data) return false;
+  for (uint32_t i = 0; i < x.list_count; ++i) {
+    if (list_ids_[x.list_begin + i] == ids.func_data) return true;
+  }
+  return false;
+}
+
+// ima_match_rules(): the conditions of one rule, for an inode hook.
+bool PolicyMatcher::MatchesFile(uint32_t idx, const PolicyAccess& a, const Resolved& ids, bool setattr) const {
   using namespace rule_flag;
-  const bool setattr = a.func == ImaHook::kPostSetattr;
-  if ((r.flags & kFunc) && r.func != a.func && !setattr) return false;
-  if (IsDataHook(a.func)) {
-    // ima_match_rule_data(): func must be equal; then uid, then the keyring/label list.
-    if (r.func != a.func) return false;
-    if ((r.flags & kUid) && !Cmp(r.uid_op, a.uid, r.uid)) return false;
-    if (r.list_count == 0) return true;
-    if (!a.has_func_data) return false;
-    for (uint32_t i = 0; i < r.list_count; ++i) {
-      if (list_ids_[r.list_begin + i] == ids.func_data) return true;
-    }
-    return false;
+  const Compiled& r = rules_[idx];
+  const uint32_t flags = r.flags;
+  if (!setattr) {
+    if ((flags & kFunc) && r.func != a.func) return false;
+    if ((flags & kMask) && r.mask != a.mask) return false;
+    if ((flags & kInmask) && !(r.mask & a.mask)) return false;
   }
-  if ((r.flags & kMask) && r.mask != a.mask && !setattr) return false;
-  if ((r.flags & kInmask) && !(r.mask & a.mask) && !setattr) return false;
-  if ((r.flags & kFsmagic) && r.fsmagic != a.fsmagic) return false;
-  if ((r.flags & kFsname) && r.fsname_id != ids.fsname) return false;
-  if ((r.flags & kFsuuid) && (r.uuid_hi != UuidHalf(a.fsuuid, 0) || r.uuid_lo != UuidHalf(a.fsuuid, 1))) return false;
-  if ((r.flags & kUid) && !Cmp(r.uid_op, a.uid, r.uid)) return false;
-  if (r.flags & kEuid) {
-    if (a.cap_setuid) {
-      if (!Cmp(r.uid_op, a.euid, r.uid) && !Cmp(r.uid_op, a.suid, r.uid) && !Cmp(r.uid_op, a.uid, r.uid)) return false;
-    } else if (!Cmp(r.uid_op, a.euid, r.uid)) {
-      return false;
-    }
+  if ((flags & kFsmagic) && r.fsmagic != a.fsmagic) return false;
+  if (r.never_file) return false;
+  if ((flags & kFsname) && r.fsname_id != ids.fsname) return false;
+  if (flags & kFsuuid) {
+    const Extra& x = extra_[idx];
+    if (x.uuid_hi != ids.uuid_hi || x.uuid_lo != ids.uuid_lo) return false;
   }
-  if ((r.flags & kGid) && !Cmp(r.gid_op, a.gid, r.gid)) return false;
-  if (r.flags & kEgid) {
-    if (a.cap_setgid) {
-      if (!Cmp(r.gid_op, a.egid, r.gid) && !Cmp(r.gid_op, a.sgid, r.gid) && !Cmp(r.gid_op, a.gid, r.gid)) return false;
-    } else if (!Cmp(r.gid_op, a.egid, r.gid)) {
-      return false;
-    }
+  if ((flags & kUid) && !r.uid.Contains(a.uid)) return false;
+  if (flags & kEuid) {
+    // With CAP_SETUID the kernel also accepts the saved and the real uid.
+    if (!r.uid.Contains(a.euid) && !(a.cap_setuid && (r.uid.Contains(a.suid) || r.uid.Contains(a.uid)))) return false;
   }
-  if ((r.flags & kFowner) && !Cmp(r.fowner_op, a.fowner, r.fowner)) return false;
-  if ((r.flags & kFgroup) && !Cmp(r.fgroup_op, a.fgroup, r.fgroup)) return false;
+  if ((flags & kGid) && !r.gid.Contains(a.gid)) return false;
+  if (flags & kEgid) {
+    if (!r.gid.Contains(a.egid) && !(a.cap_setgid && (r.gid.Contains(a.sgid) || r.gid.Contains(a.gid)))) return false;
+  }
+  if ((flags & kFowner) && !r.fowner.Contains(a.fowner)) return false;
+  if ((flags & kFgroup) && !r.fgroup.Contains(a.fgroup)) return false;
   if (r.lsm_present) {
+    const Extra& x = extra_[idx];
     for (int f = 0; f < kLsmFieldCount; ++f) {
-      if ((r.lsm_present & (1u << f)) && (ids.lsm[f] < 0 || ids.lsm[f] != r.lsm_id[f])) return false;
+      if ((r.lsm_present & (1u << f)) && (ids.lsm[f] < 0 || ids.lsm[f] != x.lsm_id[f])) return false;
     }
   }
   return true;
@@ -283,6 +323,10 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
     }
   }
   if (uses_func_data_ && a.has_func_data) ids.func_data = Lookup(a.func_data);
+  ids.uuid_hi = UuidHalf(a.fsuuid, 0);
+  ids.uuid_lo = UuidHalf(a.fsuuid, 1);
+  const bool setattr = a.func == ImaHook::kPostSetattr;
+  const bool data = IsDataHook(a.func);
 
   uint32_t actmask = wanted | (wanted << 1);
   uint32_t result = 0;
@@ -294,21 +338,23 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
       result |= SubAction(r.flags, a.func);
       result &= ~action::kHash;
       if (fail_unverifiable_sigs_) result |= rule_flag::kFailUnverifiableSigs;
-      if (r.flags & rule_flag::kValidateAlgos) d.allowed_algos = r.allowed_algos;
+      if (r.flags & rule_flag::kValidateAlgos) d.allowed_algos = extra_[idx].allowed_algos;
     }
     if (r.action & action::kDoMask) {
       actmask &= ~(r.action | r.action << 1);
     } else {
       actmask &= ~(r.action | r.action >> 1);
     }
-    if (r.flags & rule_flag::kPcr) d.pcr = r.pcr;
-    if (r.template_name) d.template_name = r.template_name;
+    const Extra& x = extra_[idx];
+    if (r.flags & rule_flag::kPcr) d.pcr = x.pcr;
+    if (x.template_name) d.template_name = x.template_name;
     d.classes[ClassOf(r.action)].rule = static_cast<int>(idx);
   };
   for (const Step& s : steps_[h]) {
     if (!s.group) {
       const Compiled& r = rules_[s.index];
-      if (!(r.action & actmask) || !Matches(r, a, ids)) continue;
+      if (!(r.action & actmask)) continue;
+      if (data ? !MatchesData(s.index, a, ids) : !MatchesFile(s.index, a, ids, setattr)) continue;
       apply(s.index);
     } else {
       const Group& g = groups_[s.index];
@@ -322,6 +368,7 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
       for (uint32_t j = g.start[slot]; j < g.start[slot + 1]; ++j) {
         uint32_t idx = g.rules[j];
         if (!(rules_[idx].action & actmask)) continue;
+        if (g.check[j] && !MatchesFile(idx, a, ids, setattr)) continue;
         apply(idx);
         if (!actmask) break;
       }

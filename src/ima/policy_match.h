@@ -95,17 +95,30 @@ class PolicyMatcher {
   std::string Mismatch(size_t i, const PolicyAccess& access) const;
 
  private:
-  struct Compiled {
+  // Hot per-rule data, one cache line: what a rule-by-rule walk reads.
+  // An id condition (=, >, <) as the range [lo, lo + span]: one unsigned compare.
+  struct IdRange {
+    uint32_t lo = 0, span = 0;
+    bool Contains(uint32_t v) const { return v - lo <= span; }
+  };
+  // The ids an operator accepts; *empty when it accepts none (x<0).
+  static IdRange MakeRange(CmpOp op, uint32_t v, bool* empty);
+  // Hot per-rule data, one cache line: what a rule-by-rule walk reads.
+  struct alignas(64) Compiled {
     uint32_t action;
     uint32_t flags;
     ImaHook func;
-    CmpOp uid_op, gid_op, fowner_op, fgroup_op;
     uint8_t lsm_present;  // bit i: lsm condition i
+    bool never_file;      // an id condition is empty (uid<0 …): matches no inode access
+    bool never_data;      // uid<0: matches no buffer-data access either
     uint32_t mask;
-    uint32_t uid, gid, fowner, fgroup;
+    IdRange uid, gid, fowner, fgroup;
     uint64_t fsmagic;
-    uint64_t uuid_hi, uuid_lo;
     int32_t fsname_id;
+  };
+  // Cold per-rule data: labels, lists and what a match returns.
+  struct Extra {
+    uint64_t uuid_hi, uuid_lo;
     std::array<int32_t, kLsmFieldCount> lsm_id;
     uint32_t list_begin, list_count;  // keyrings / labels, ids in list_ids_
     int pcr;
@@ -116,6 +129,7 @@ class PolicyMatcher {
     int32_t fsname = -1;
     std::array<int32_t, kLsmFieldCount> lsm{-1, -1, -1, -1, -1, -1};
     int32_t func_data = -1;
+    uint64_t uuid_hi = 0, uuid_lo = 0;
   };
   struct StringHash {
     using is_transparent = void;
@@ -124,14 +138,19 @@ class PolicyMatcher {
 
   int32_t Intern(const std::string& s);
   int32_t Lookup(std::string_view s) const;
-  bool Matches(const Compiled& r, const PolicyAccess& a, const Resolved& ids) const;
+  // ima_match_rules() for inode hooks (setattr: POST_SETATTR ignores func= and mask=) and
+  // for the buffer-data hooks KEY_CHECK / CRITICAL_DATA.
+  bool MatchesFile(uint32_t idx, const PolicyAccess& a, const Resolved& ids, bool setattr) const;
+  bool MatchesData(uint32_t idx, const PolicyAccess& a, const Resolved& ids) const;
 
   std::vector<PolicyRule> policy_rules_;
   std::vector<Compiled> rules_;
+  std::vector<Extra> extra_;
   // A hook's walk is a list of steps: a single rule, or a group — a run of consecutive rules
-  // that each test only one key for equality (fsmagic, fsname or one LSM label). A group is
-  // walked by looking the access's key up (binary search) and visiting only the rules with
-  // that key, in policy order: the same first-match result as testing each rule.
+  // that all test the same kind of key for equality (fsmagic, fsname or one LSM label). A
+  // group is walked by looking the access's key up (binary search) and visiting only the
+  // rules with that key, in policy order, testing their other conditions if they have any:
+  // the same first-match result as testing each rule.
   struct Step {
     uint32_t index;  // rule index, or group index
     bool group;
@@ -142,6 +161,7 @@ class PolicyMatcher {
     std::vector<uint64_t> keys;   // sorted, unique
     std::vector<uint32_t> start;  // keys.size() + 1 offsets into rules
     std::vector<uint32_t> rules;  // rule indexes grouped by key, policy order within a key
+    std::vector<uint8_t> check;   // per entry of rules: other conditions to test too
   };
   static constexpr size_t kMinGroup = 4;
 

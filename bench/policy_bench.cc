@@ -98,23 +98,38 @@ void BM_Decide200Rules(benchmark::State& state) {
 }
 BENCHMARK(BM_Decide200Rules);
 
-// Worst case: 200 rules keyed on nothing that can be looked up (uid/fowner ranges), so every
-// rule is tested one by one and the decision comes from the last rules.
-void BM_Decide200RulesLinear(benchmark::State& state) {
+// 200 rules keyed on id ranges only (uid>, fowner=): a rule-by-rule walk tests all of them
+// before the decision near the end; the classifier does two range lookups.
+void BM_Decide200RulesIdRanges(benchmark::State& state) {
   std::string text;
   for (int i = 0; i < 192; ++i) {
     text += "dont_measure uid>" + std::to_string(2000 + i) + " fowner=" + std::to_string(i + 1) + "\n";
   }
   std::string tail = Policy200();
   text += tail.substr(tail.find("measure func=MMAP_CHECK"));
-  auto policy = lim::ima::ParsePolicy(text, "policy200linear");
+  auto policy = lim::ima::ParsePolicy(text, "policy200ids");
   if (!policy.ok()) return state.SkipWithError(policy.status().message().c_str());
   if (policy->rules.size() != 200) return state.SkipWithError("expected 200 rules");
-  lim::ima::PolicyMatcher matcher(*policy);
-  if (matcher.group_count() != 0) return state.SkipWithError("expected no groups");
   RunDecisions(state, *policy);
 }
-BENCHMARK(BM_Decide200RulesLinear);
+BENCHMARK(BM_Decide200RulesIdRanges);
+
+// Beyond 4096 rules the matcher walks rule by rule (the classifier's bitsets would grow with
+// the square of the policy): 5000 id-range rules, decided at the end.
+void BM_Decide5000RulesWalk(benchmark::State& state) {
+  std::string text;
+  for (int i = 0; i < 4992; ++i) {
+    text += "dont_measure uid>" + std::to_string(20000 + i) + " fowner=" + std::to_string(i + 1) + "\n";
+  }
+  std::string tail = Policy200();
+  text += tail.substr(tail.find("measure func=MMAP_CHECK"));
+  auto policy = lim::ima::ParsePolicy(text, "policy5000");
+  if (!policy.ok()) return state.SkipWithError(policy.status().message().c_str());
+  lim::ima::PolicyMatcher matcher(*policy);
+  if (matcher.uses_classifier()) return state.SkipWithError("expected the rule walk");
+  RunDecisions(state, *policy);
+}
+BENCHMARK(BM_Decide5000RulesWalk);
 
 std::string FixturePath(const char* rel) {
   const char* env = std::getenv("LIM_FIXTURES");

@@ -160,91 +160,125 @@ PolicyMatcher::PolicyMatcher(const Policy& policy)
   }
   for (int h = 1; h < kImaHookCount; ++h) {
     auto hook = static_cast<ImaHook>(h);
-    std::vector<uint32_t> candidates;
     for (size_t i = 0; i < policy_rules_.size(); ++i) {
       const PolicyRule& r = policy_rules_[i];
       bool candidate = hook == ImaHook::kPostSetattr || r.func == hook ||
                        (!(r.flags & rule_flag::kFunc) && !IsDataHook(hook));
-      if (candidate) candidates.push_back(static_cast<uint32_t>(i));
+      if (candidate) by_hook_[h].push_back(static_cast<uint32_t>(i));
     }
-    BuildSteps(h, candidates);
+  }
+  words_ = (rules_.size() + 63) / 64;
+  if (words_ <= kMaxClassifierWords) BuildClassifier();
+}
+
+uint32_t PolicyMatcher::NewSet() {
+  auto off = static_cast<uint32_t>(pool_.size());
+  pool_.resize(pool_.size() + words_, 0);
+  return off;
+}
+
+namespace {
+inline void SetBit(uint64_t* set, size_t i) { set[i / 64] |= uint64_t{1} << (i % 64); }
+}  // namespace
+
+void PolicyMatcher::BuildClassifier() {
+  using namespace rule_flag;
+  classifier_ = true;
+  const size_t n = rules_.size();
+  all_set_ = NewSet();
+  for (size_t i = 0; i < n; ++i) SetBit(Set(all_set_), i);
+  for (int h = 1; h < kImaHookCount; ++h) {
+    hook_set_[h] = NewSet();
+    for (uint32_t i : by_hook_[h]) {
+      if (!rules_[i].never_file) SetBit(Set(hook_set_[h]), i);
+    }
+  }
+  for (uint32_t m = 0; m < 32; ++m) {
+    mask_set_[m] = NewSet();
+    for (size_t i = 0; i < n; ++i) {
+      const Compiled& r = rules_[i];
+      bool big = m & 16;  // the access mask has bits above MAY_APPEND: no exact mask= equals it
+      if ((r.flags & kMask) && (big || r.mask != m)) continue;
+      if ((r.flags & kInmask) && !(r.mask & m & 15)) continue;
+      SetBit(Set(mask_set_[m]), i);
+    }
+  }
+  BuildKeyed(kDimFsmagic, kFsmagic, -1);
+  BuildKeyed(kDimFsname, kFsname, -1);
+  BuildKeyed(kDimFsuuid, kFsuuid, -1);
+  for (int f = 0; f < kLsmFieldCount; ++f) BuildKeyed(kDimLsm0 + f, 0, f);
+  BuildRange(kDimUid, kUid);
+  BuildRange(kDimEuid, kEuid);
+  BuildRange(kDimGid, kGid);
+  BuildRange(kDimEgid, kEgid);
+  BuildRange(kDimFowner, kFowner);
+  BuildRange(kDimFgroup, kFgroup);
+}
+
+void PolicyMatcher::BuildKeyed(int dim, uint32_t cond_flag, int lsm_field) {
+  auto has = [&](size_t i) {
+    return lsm_field >= 0 ? (rules_[i].lsm_present & (1u << lsm_field)) != 0 : (rules_[i].flags & cond_flag) != 0;
+  };
+  auto key = [&](size_t i) -> std::pair<uint64_t, uint64_t> {
+    if (lsm_field >= 0) return {static_cast<uint64_t>(extra_[i].lsm_id[lsm_field]), 0};
+    if (dim == kDimFsmagic) return {rules_[i].fsmagic, 0};
+    if (dim == kDimFsname) return {static_cast<uint64_t>(rules_[i].fsname_id), 0};
+    return {extra_[i].uuid_hi, extra_[i].uuid_lo};
+  };
+  KeyedDim& d = keyed_[dim];
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    if (has(i)) d.keys.push_back(key(i));
+  }
+  if (d.keys.empty()) return;
+  dims_used_ |= 1u << dim;
+  std::sort(d.keys.begin(), d.keys.end());
+  d.keys.erase(std::unique(d.keys.begin(), d.keys.end()), d.keys.end());
+  d.other = NewSet();
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    if (!has(i)) SetBit(Set(d.other), i);
+  }
+  for (const auto& k : d.keys) {
+    uint32_t set = NewSet();
+    std::copy(Set(d.other), Set(d.other) + words_, Set(set));
+    for (size_t i = 0; i < rules_.size(); ++i) {
+      if (has(i) && key(i) == k) SetBit(Set(set), i);
+    }
+    d.sets.push_back(set);
   }
 }
 
-void PolicyMatcher::BuildSteps(int h, const std::vector<uint32_t>& candidates) {
-  using namespace rule_flag;
-  constexpr uint32_t kConditions = kFunc | kMask | kInmask | kFsmagic | kFsname | kFsuuid | kUid | kEuid | kGid |
-                                   kEgid | kFowner | kFgroup;
-  const auto hook = static_cast<ImaHook>(h);
-  auto effective = [&](uint32_t idx) {
-    const Compiled& r = rules_[idx];
-    uint32_t cond = r.flags & kConditions;
-    if (hook == ImaHook::kPostSetattr) cond &= ~(kFunc | kMask | kInmask);  // ignored for setattr
-    if (r.func == hook) cond &= ~kFunc;                                      // always true here
-    return cond;
+void PolicyMatcher::BuildRange(int dim, uint32_t cond_flag) {
+  auto range = [&](size_t i) -> const IdRange& {
+    const Compiled& r = rules_[i];
+    if (cond_flag & (rule_flag::kUid | rule_flag::kEuid)) return r.uid;
+    if (cond_flag & (rule_flag::kGid | rule_flag::kEgid)) return r.gid;
+    return cond_flag == rule_flag::kFowner ? r.fowner : r.fgroup;
   };
-  // The key kind a rule can be looked up by on this hook (fsmagic first, then fsname, then
-  // the first LSM label), or -1 when it has none of them.
-  auto kind_of = [&](uint32_t idx) -> int {
-    if (IsDataHook(hook)) return -1;
-    const Compiled& r = rules_[idx];
-    uint32_t cond = effective(idx);
-    if (cond & kFsmagic) return 0;
-    if (cond & kFsname) return 1;
-    for (int f = 0; f < kLsmFieldCount; ++f) {
-      if (r.lsm_present & (1u << f)) return 2 + f;
+  RangeDim& d = ranged_[dim];
+  d.starts.push_back(0);
+  bool used = false;
+  for (size_t i = 0; i < rules_.size(); ++i) {
+    if (!(rules_[i].flags & cond_flag) || rules_[i].never_file) continue;
+    used = true;
+    const IdRange& r = range(i);
+    d.starts.push_back(r.lo);
+    d.starts.push_back(uint64_t{r.lo} + r.span + 1);
+  }
+  if (!used) {
+    d.starts.clear();
+    return;
+  }
+  dims_used_ |= 1u << dim;
+  std::sort(d.starts.begin(), d.starts.end());
+  d.starts.erase(std::unique(d.starts.begin(), d.starts.end()), d.starts.end());
+  while (!d.starts.empty() && d.starts.back() > 0xffffffffULL) d.starts.pop_back();
+  for (uint64_t start : d.starts) {
+    uint32_t set = NewSet();
+    for (size_t i = 0; i < rules_.size(); ++i) {
+      // Segments never straddle a range boundary, so the segment start decides.
+      if (!(rules_[i].flags & cond_flag) || range(i).Contains(static_cast<uint32_t>(start))) SetBit(Set(set), i);
     }
-    return -1;
-  };
-  // Whether the rule has conditions besides its key.
-  auto residual = [&](uint32_t idx, int kind) -> bool {
-    const Compiled& r = rules_[idx];
-    uint32_t cond = effective(idx);
-    if (kind == 0) return cond != kFsmagic || r.lsm_present;
-    if (kind == 1) return cond != kFsname || r.lsm_present;
-    return cond != 0 || r.lsm_present != (1u << (kind - 2));
-  };
-  auto key_of = [&](uint32_t idx, int kind) -> uint64_t {
-    const Compiled& r = rules_[idx];
-    if (kind == 0) return r.fsmagic;
-    if (kind == 1) return static_cast<uint64_t>(r.fsname_id);
-    return static_cast<uint64_t>(extra_[idx].lsm_id[kind - 2]);
-  };
-  std::vector<Step>& steps = steps_[h];
-  size_t i = 0;
-  while (i < candidates.size()) {
-    int kind = kind_of(candidates[i]);
-    size_t j = i + 1;
-    if (kind >= 0) {
-      while (j < candidates.size() && kind_of(candidates[j]) == kind) ++j;
-    }
-    if (kind < 0 || j - i < kMinGroup) {
-      for (size_t k = i; k < (kind < 0 ? i + 1 : j); ++k) steps.push_back({candidates[k], false});
-      i = kind < 0 ? i + 1 : j;
-      continue;
-    }
-    Group g;
-    g.kind = static_cast<uint8_t>(kind);
-    g.actions = 0;
-    std::vector<std::pair<uint64_t, uint32_t>> entries;
-    for (size_t k = i; k < j; ++k) {
-      entries.emplace_back(key_of(candidates[k], kind), candidates[k]);
-      g.actions |= rules_[candidates[k]].action;
-    }
-    std::stable_sort(entries.begin(), entries.end(),
-                     [](const auto& x, const auto& y) { return x.first < y.first; });
-    for (size_t k = 0; k < entries.size(); ++k) {
-      if (k == 0 || entries[k].first != entries[k - 1].first) {
-        g.keys.push_back(entries[k].first);
-        g.start.push_back(static_cast<uint32_t>(k));
-      }
-      g.rules.push_back(entries[k].second);
-      g.check.push_back(residual(entries[k].second, kind) ? 1 : 0);
-    }
-    g.start.push_back(static_cast<uint32_t>(entries.size()));
-    steps.push_back({static_cast<uint32_t>(groups_.size()), true});
-    groups_.push_back(std::move(g));
-    i = j;
+    d.sets.push_back(set);
   }
 }
 
@@ -313,7 +347,7 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
   wanted &= action::kDoMask;
   for (int c = 0; c < kActionClassCount; ++c) d.classes[c].considered = (wanted & kClassBit[c]) != 0;
   auto h = static_cast<size_t>(a.func);
-  if (h == 0 || h >= steps_.size()) return d;
+  if (h == 0 || h >= by_hook_.size()) return d;
 
   Resolved ids;
   if (uses_fsname_ && !a.fsname.empty()) ids.fsname = Lookup(a.fsname);
@@ -350,30 +384,68 @@ PolicyDecision PolicyMatcher::Decide(const PolicyAccess& a, uint32_t wanted) con
     if (x.template_name) d.template_name = x.template_name;
     d.classes[ClassOf(r.action)].rule = static_cast<int>(idx);
   };
-  for (const Step& s : steps_[h]) {
-    if (!s.group) {
-      const Compiled& r = rules_[s.index];
-      if (!(r.action & actmask)) continue;
-      if (data ? !MatchesData(s.index, a, ids) : !MatchesFile(s.index, a, ids, setattr)) continue;
-      apply(s.index);
-    } else {
-      const Group& g = groups_[s.index];
-      if (!(g.actions & actmask)) continue;
-      int64_t key = g.kind == 0 ? -2 : g.kind == 1 ? ids.fsname : ids.lsm[g.kind - 2];
-      if (key == -1) continue;  // the access's string is not in the policy: no rule here matches
-      uint64_t k = g.kind == 0 ? a.fsmagic : static_cast<uint64_t>(key);
-      auto it = std::lower_bound(g.keys.begin(), g.keys.end(), k);
-      if (it == g.keys.end() || *it != k) continue;
-      size_t slot = static_cast<size_t>(it - g.keys.begin());
-      for (uint32_t j = g.start[slot]; j < g.start[slot + 1]; ++j) {
-        uint32_t idx = g.rules[j];
-        if (!(rules_[idx].action & actmask)) continue;
-        if (g.check[j] && !MatchesFile(idx, a, ids, setattr)) continue;
-        apply(idx);
-        if (!actmask) break;
+  if (classifier_ && !data) {
+    // AND the rule sets of the access's values, then walk the survivors in policy order.
+    uint64_t cand[kMaxClassifierWords];
+    const uint64_t* hs = Set(hook_set_[h]);
+    const uint64_t* ms =
+        Set(setattr ? all_set_ : mask_set_[(a.mask & 15u) | (a.mask > 15u ? 16u : 0u)]);
+    for (size_t w = 0; w < words_; ++w) cand[w] = hs[w] & ms[w];
+    auto and_set = [&](uint32_t off) {
+      const uint64_t* set = Set(off);
+      for (size_t w = 0; w < words_; ++w) cand[w] &= set[w];
+    };
+    auto keyed = [&](int dim, std::pair<uint64_t, uint64_t> key, bool known) {
+      const KeyedDim& kd = keyed_[dim];
+      auto it = known ? std::lower_bound(kd.keys.begin(), kd.keys.end(), key) : kd.keys.end();
+      and_set(it != kd.keys.end() && *it == key ? kd.sets[static_cast<size_t>(it - kd.keys.begin())] : kd.other);
+    };
+    auto segment = [&](int dim, uint32_t v) {
+      const RangeDim& rd = ranged_[dim];
+      auto it = std::upper_bound(rd.starts.begin(), rd.starts.end(), uint64_t{v});
+      return rd.sets[static_cast<size_t>(it - rd.starts.begin()) - 1];
+    };
+    auto ranged = [&](int dim, uint32_t v) { and_set(segment(dim, v)); };
+    // euid=/egid= with CAP_SETUID/CAP_SETGID: any of the three ids may satisfy the rule.
+    auto ranged3 = [&](int dim, uint32_t v1, uint32_t v2, uint32_t v3) {
+      const uint64_t* s1 = Set(segment(dim, v1));
+      const uint64_t* s2 = Set(segment(dim, v2));
+      const uint64_t* s3 = Set(segment(dim, v3));
+      for (size_t w = 0; w < words_; ++w) cand[w] &= s1[w] | s2[w] | s3[w];
+    };
+    const uint32_t used = dims_used_;
+    if (used & (1u << kDimFsmagic)) keyed(kDimFsmagic, {a.fsmagic, 0}, true);
+    if (used & (1u << kDimFsname)) keyed(kDimFsname, {static_cast<uint64_t>(ids.fsname), 0}, ids.fsname >= 0);
+    if (used & (1u << kDimFsuuid)) keyed(kDimFsuuid, {ids.uuid_hi, ids.uuid_lo}, true);
+    for (int f = 0; f < kLsmFieldCount; ++f) {
+      if (used & (1u << (kDimLsm0 + f))) keyed(kDimLsm0 + f, {static_cast<uint64_t>(ids.lsm[f]), 0}, ids.lsm[f] >= 0);
+    }
+    if (used & (1u << kDimUid)) ranged(kDimUid, a.uid);
+    if (used & (1u << kDimEuid)) {
+      if (a.cap_setuid) ranged3(kDimEuid, a.euid, a.suid, a.uid);
+      else ranged(kDimEuid, a.euid);
+    }
+    if (used & (1u << kDimGid)) ranged(kDimGid, a.gid);
+    if (used & (1u << kDimEgid)) {
+      if (a.cap_setgid) ranged3(kDimEgid, a.egid, a.sgid, a.gid);
+      else ranged(kDimEgid, a.egid);
+    }
+    if (used & (1u << kDimFowner)) ranged(kDimFowner, a.fowner);
+    if (used & (1u << kDimFgroup)) ranged(kDimFgroup, a.fgroup);
+    for (size_t w = 0; w < words_ && actmask; ++w) {
+      for (uint64_t bits = cand[w]; bits && actmask; bits &= bits - 1) {
+        auto idx = static_cast<uint32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(bits)));
+        if (rules_[idx].action & actmask) apply(idx);
       }
     }
-    if (!actmask) break;
+  } else {
+    for (uint32_t idx : by_hook_[h]) {
+      const Compiled& r = rules_[idx];
+      if (!(r.action & actmask)) continue;
+      if (data ? !MatchesData(idx, a, ids) : !MatchesFile(idx, a, ids, setattr)) continue;
+      apply(idx);
+      if (!actmask) break;
+    }
   }
   d.action = result;
   for (int c = 0; c < kActionClassCount; ++c) d.classes[c].yes = (result & kClassBit[c]) != 0;

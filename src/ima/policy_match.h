@@ -3,10 +3,11 @@
 // action class (measure/dont_measure, appraise/dont_appraise, audit, hash/dont_hash) decides
 // that class, its pcr=/template= and appraise flags are returned.
 //
-// Built once per policy (rules compiled to fixed-size records, strings interned to integers,
-// rules bucketed by hook), then Decide() does integer compares only; the access's strings
-// (fsname, LSM labels, keyring/label) are looked up once per call, and only when the policy
-// uses them. Decide() is const and allocation-free: one matcher may serve many threads.
+// Built once per policy: rules compiled to fixed-size records, strings interned to integers,
+// and a bitset classifier per condition kind (see below), so Decide() costs a few table
+// lookups and bitset ANDs whatever the number of rules, and no string compares; the access's
+// strings (fsname, LSM labels, keyring/label) are looked up once per call, and only when the
+// policy uses them. Decide() is const and allocation-free: one matcher may serve many threads.
 #pragma once
 
 #include <array>
@@ -86,8 +87,8 @@ class PolicyMatcher {
   // ima_policy_flag: the positive actions present (SETXATTR_CHECK rules excluded).
   uint32_t policy_actions() const { return policy_actions_; }
   size_t size() const { return rules_.size(); }
-  // Lookup groups built over all hooks (see Step below); for tests and benchmarks.
-  size_t group_count() const { return groups_.size(); }
+  // Whether decisions use the bitset classifier (policies up to 4096 rules) or walk rules.
+  bool uses_classifier() const { return classifier_; }
   const PolicyRule& rule(size_t i) const { return policy_rules_[i]; }
 
   // Why rule i does not match the access ("fsmagic 0x9fa0 != 0xef53"); empty if it matches.
@@ -146,29 +147,42 @@ class PolicyMatcher {
   std::vector<PolicyRule> policy_rules_;
   std::vector<Compiled> rules_;
   std::vector<Extra> extra_;
-  // A hook's walk is a list of steps: a single rule, or a group — a run of consecutive rules
-  // that all test the same kind of key for equality (fsmagic, fsname or one LSM label). A
-  // group is walked by looking the access's key up (binary search) and visiting only the
-  // rules with that key, in policy order, testing their other conditions if they have any:
-  // the same first-match result as testing each rule.
-  struct Step {
-    uint32_t index;  // rule index, or group index
-    bool group;
+  // The classifier: for each condition kind ("dimension") the policy uses, a table from the
+  // access's value to the bitset of rules that value satisfies (rules without that condition
+  // are in every set). Decide() ANDs the sets of the access's values and walks only the
+  // surviving rules, in policy order — the same first-match result as testing each rule, in
+  // a time bounded by the number of dimensions, not the number of rules.
+  // Bitsets live in pool_, words_ 64-bit words each; a set is named by its offset.
+  struct KeyedDim {  // equality: fsmagic, fsname, fsuuid, one LSM label
+    std::vector<std::pair<uint64_t, uint64_t>> keys;  // sorted
+    std::vector<uint32_t> sets;                       // per key
+    uint32_t other = 0;                               // for a value no rule names
   };
-  struct Group {
-    uint8_t kind;      // 0 fsmagic, 1 fsname, 2 + LsmField
-    uint32_t actions;  // union of the rules' actions, to skip decided classes at once
-    std::vector<uint64_t> keys;   // sorted, unique
-    std::vector<uint32_t> start;  // keys.size() + 1 offsets into rules
-    std::vector<uint32_t> rules;  // rule indexes grouped by key, policy order within a key
-    std::vector<uint8_t> check;   // per entry of rules: other conditions to test too
+  struct RangeDim {  // uid, euid, gid, egid, fowner, fgroup (=, <, >)
+    std::vector<uint64_t> starts;  // sorted segment starts, starts[0] == 0
+    std::vector<uint32_t> sets;    // per segment
   };
-  static constexpr size_t kMinGroup = 4;
+  enum Dim : uint8_t { kDimFsmagic, kDimFsname, kDimFsuuid, kDimLsm0, kDimUid = kDimLsm0 + kLsmFieldCount,
+                       kDimEuid, kDimGid, kDimEgid, kDimFowner, kDimFgroup, kDimCount };
+  static constexpr size_t kMaxClassifierWords = 64;  // up to 4096 rules; larger policies walk
 
-  void BuildSteps(int hook, const std::vector<uint32_t>& candidates);
+  void BuildClassifier();
+  uint32_t NewSet();
+  uint64_t* Set(uint32_t off) { return pool_.data() + off; }
+  const uint64_t* Set(uint32_t off) const { return pool_.data() + off; }
+  void BuildKeyed(int dim, uint32_t cond_flag, int lsm_field);
+  void BuildRange(int dim, uint32_t cond_flag);
 
-  std::array<std::vector<Step>, kImaHookCount> steps_;
-  std::vector<Group> groups_;
+  std::vector<uint64_t> pool_;
+  size_t words_ = 0;
+  bool classifier_ = false;
+  std::array<uint32_t, kImaHookCount> hook_set_{};  // rules that can match on the hook (func=)
+  std::array<uint32_t, 32> mask_set_{};             // by (mask & 15) | (mask > 15 ? 16 : 0)
+  uint32_t all_set_ = 0;                            // every rule (for POST_SETATTR's mask)
+  std::array<KeyedDim, kDimCount> keyed_;
+  std::array<RangeDim, kDimCount> ranged_;
+  uint32_t dims_used_ = 0;  // bit per Dim
+  std::array<std::vector<uint32_t>, kImaHookCount> by_hook_;  // candidates, for walks
   std::vector<int32_t> list_ids_;
   std::unordered_map<std::string, int32_t, StringHash, std::equal_to<>> strings_;
   uint32_t policy_actions_ = 0;

@@ -279,7 +279,8 @@ TEST(PolicyMatch, CompiledMatcherAgreesWithPlainEvaluation) {
   const char* kConds[] = {"func=FILE_CHECK", "func=BPRM_CHECK", "func=MMAP_CHECK", "mask=MAY_READ", "mask=^MAY_READ",
                           "mask=MAY_EXEC", "fsmagic=0x9fa0", "fsmagic=0xef53", "uid=0", "euid=0", "uid>10",
                           "gid<5", "egid=0", "fowner=0", "fgroup>1", "fsname=tmpfs", "obj_type=a_t",
-                          "subj_user=u", "fsuuid=00000000-0000-0000-0000-000000000001"};
+                          "subj_user=u", "fsuuid=00000000-0000-0000-0000-000000000001", "uid<0", "fowner<1", "euid>0",
+                          "egid<3", "fgroup=2", "obj_type=b_t"};
   const ImaHook kHooks[] = {ImaHook::kFileCheck, ImaHook::kBprmCheck, ImaHook::kMmapCheck, ImaHook::kModuleCheck,
                             ImaHook::kPostSetattr};
   for (int round = 0; round < 300; ++round) {
@@ -328,9 +329,9 @@ TEST(PolicyMatch, CompiledMatcherAgreesWithPlainEvaluation) {
   EXPECT_GT(matched, 5000);  // the random policies do decide things
 }
 
-// Long runs of single-key rules are walked as lookup groups; they must decide exactly as a
-// rule-by-rule walk, with mixed actions, repeated keys and rules that break the runs.
-TEST(PolicyMatch, GroupedRunsAgreeWithPlainEvaluation) {
+// Long runs of single-key rules (the shape of real policies) with mixed actions, repeated
+// keys and other rules in between decide exactly as a rule-by-rule walk.
+TEST(PolicyMatch, KeyedRunsAgreeWithPlainEvaluation) {
   std::mt19937 rng(777);
   const char* kActions[] = {"measure", "dont_measure", "appraise", "dont_appraise", "audit", "hash", "dont_hash"};
   const char* kKeys[] = {"fsmagic=0x9fa0", "fsmagic=0xef53", "fsmagic=0x1021994", "fsname=tmpfs", "fsname=ext4",
@@ -357,7 +358,7 @@ TEST(PolicyMatch, GroupedRunsAgreeWithPlainEvaluation) {
     }
     Policy p = Parse(text);
     PolicyMatcher m(p);
-    groups += m.group_count();
+    if (m.uses_classifier()) ++groups;
     for (int k = 0; k < 30; ++k) {
       PolicyAccess a = Access(kHooks[rng() % 4], 1u << (rng() % 4), rng() % 3 == 0 ? kProc : rng() % 2 ? kExt4 : kTmpfs,
                               rng() % 2 ? 0 : 5);
@@ -378,7 +379,31 @@ TEST(PolicyMatch, GroupedRunsAgreeWithPlainEvaluation) {
     }
   }
   EXPECT_GT(decided, 10000);
-  EXPECT_GT(groups, 500u);  // the runs were walked as groups
+  EXPECT_EQ(groups, 200u);  // decided by the classifier
+}
+
+// Policies beyond the classifier's size are walked rule by rule; both ways decide alike.
+TEST(PolicyMatch, HugePolicyWalksRulesAndAgrees) {
+  std::string text;
+  for (int i = 0; i < 4100; ++i) text += "dont_measure fsmagic=0x" + std::to_string(10000 + i) + "\n";
+  text += "measure func=BPRM_CHECK\nappraise fowner=0\n";
+  PolicyMatcher big(Parse(text));
+  EXPECT_FALSE(big.uses_classifier());
+  PolicyMatcher small(Parse("dont_measure fsmagic=0x10042\nmeasure func=BPRM_CHECK\nappraise fowner=0\n"));
+  EXPECT_TRUE(small.uses_classifier());
+  for (uint64_t magic : {uint64_t{0x10042}, uint64_t{kExt4}}) {
+    for (ImaHook f : {ImaHook::kBprmCheck, ImaHook::kFileCheck}) {
+      PolicyAccess a = Access(f, may::kExec, magic);
+      PolicyDecision d1 = big.Decide(a), d2 = small.Decide(a);
+      for (int c = 0; c < kActionClassCount; ++c) {
+        EXPECT_EQ(d1.classes[c].yes, d2.classes[c].yes);
+        EXPECT_EQ(d1.classes[c].rule >= 0, d2.classes[c].rule >= 0);
+      }
+      EXPECT_EQ(d1.action, d2.action);
+    }
+  }
+  Check(big, Access(ImaHook::kBprmCheck, may::kExec, 0x10042), ActionClass::kMeasure, {false, 43}, "dont rule 43");
+  Check(big, Access(ImaHook::kBprmCheck, may::kExec), ActionClass::kMeasure, {true, 4101}, "measure");
 }
 
 }  // namespace

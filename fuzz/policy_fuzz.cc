@@ -37,10 +37,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   access.lsm[lim::ima::kObjType] = "tmp_t";
   access.func_data = ".ima";
   access.has_func_data = seed & 0x80;
-  lim::ima::PolicyDecision d = matcher.Decide(access);
-  for (const auto& c : d.classes) {
-    if (c.rule >= static_cast<int>(matcher.size())) std::abort();
-    if (c.rule >= 0 && !matcher.Mismatch(static_cast<size_t>(c.rule), access).empty()) std::abort();
+  lim::ima::PolicyDecision d = matcher.Decide(access, lim::ima::action::kDoMask);
+  // The decision per class is the first rule of that class whose conditions hold (checked
+  // by the separate, uncompiled evaluation in Mismatch()).
+  for (int c = 0; c < lim::ima::kActionClassCount; ++c) {
+    int expect = -1;
+    for (size_t i = 0; i < matcher.size() && expect < 0; ++i) {
+      uint32_t act = matcher.rule(i).action;
+      int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
+      if (cls == c && matcher.Mismatch(i, access).empty()) expect = static_cast<int>(i);
+    }
+    if (d.classes[static_cast<size_t>(c)].rule != expect) std::abort();
   }
   return 0;
 }

@@ -47,6 +47,15 @@ void Check(const PolicyMatcher& m, const PolicyAccess& a, ActionClass c, Expect 
   EXPECT_EQ(d.of(c).rule + 1, e.rule) << what;
 }
 
+// The rule a plain reading of the policy picks for class c: the first of that class whose
+// conditions hold (Mismatch() evaluates the uncompiled rules separately from Decide()).
+int PlainFirstMatch(const PolicyMatcher& m, const PolicyAccess& a, int c) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (static_cast<int>(ClassOfAction(m.rule(i).action)) == c && m.Mismatch(i, a).empty()) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 struct TcbCase {
   const char* what;
   PolicyAccess access;
@@ -315,12 +324,7 @@ TEST(PolicyMatch, CompiledMatcherAgreesWithPlainEvaluation) {
       if (rng() % 2) a.fsuuid[15] = 1;
       PolicyDecision d = m.Decide(a, action::kDoMask);
       for (int c = 0; c < kActionClassCount; ++c) {
-        int expect = -1;
-        for (size_t i = 0; i < p.rules.size() && expect < 0; ++i) {
-          uint32_t act = p.rules[i].action;
-          int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
-          if (cls == c && m.Mismatch(i, a).empty()) expect = static_cast<int>(i);
-        }
+        int expect = PlainFirstMatch(m, a, c);
         ASSERT_EQ(d.classes[c].rule, expect) << text << "class " << c;
         if (expect >= 0) ++matched;
       }
@@ -367,12 +371,7 @@ TEST(PolicyMatch, KeyedRunsAgreeWithPlainEvaluation) {
       a.lsm[kSubjUser] = rng() % 2 ? "u" : "v";
       PolicyDecision d = m.Decide(a, action::kDoMask);
       for (int c = 0; c < kActionClassCount; ++c) {
-        int expect = -1;
-        for (size_t i = 0; i < p.rules.size() && expect < 0; ++i) {
-          uint32_t act = p.rules[i].action;
-          int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
-          if (cls == c && m.Mismatch(i, a).empty()) expect = static_cast<int>(i);
-        }
+        int expect = PlainFirstMatch(m, a, c);
         ASSERT_EQ(d.classes[c].rule, expect) << text << "class " << c << " hook " << ImaHookName(a.func);
         if (expect >= 0) ++decided;
       }

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "ima/policy_builtin.h"
+#include "tests/testing.h"
 
 namespace lim::ima {
 namespace {
@@ -403,6 +404,21 @@ TEST(PolicyMatch, HugePolicyWalksRulesAndAgrees) {
   }
   Check(big, Access(ImaHook::kBprmCheck, may::kExec, 0x10042), ActionClass::kMeasure, {false, 43}, "dont rule 43");
   Check(big, Access(ImaHook::kBprmCheck, may::kExec), ActionClass::kMeasure, {true, 4101}, "measure");
+}
+
+// Real policies: keylime's demo policy excludes tmpfs without func=, so unlike the kernel's
+// tcb it also skips executables there; MODULE_CHECK uid=0 needs the loading task's uid.
+TEST(PolicyMatchFixtures, KeylimeDemoPolicy) {
+  Result<Policy> p = LoadPolicyFile(lim::testing::Fixture("keylime/demo/ima-policy"));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  PolicyMatcher m(*p);
+  Check(m, Access(ImaHook::kBprmCheck, may::kExec, kTmpfs), ActionClass::kMeasure, {false, 4}, "tmpfs exec");
+  Check(m, Access(ImaHook::kBprmCheck, may::kExec), ActionClass::kMeasure, {true, 7}, "exec");
+  Check(m, Access(ImaHook::kMmapCheck, may::kExec), ActionClass::kMeasure, {true, 8}, "FILE_MMAP is MMAP_CHECK");
+  Check(m, Access(ImaHook::kMmapCheck, may::kExec | may::kRead), ActionClass::kMeasure, {false, 0}, "exact mask");
+  Check(m, Access(ImaHook::kModuleCheck, may::kRead), ActionClass::kMeasure, {true, 9}, "module by root");
+  Check(m, Access(ImaHook::kModuleCheck, may::kRead, kExt4, 5), ActionClass::kMeasure, {false, 0}, "module by uid 5");
+  Check(m, Access(ImaHook::kFileCheck, may::kRead), ActionClass::kMeasure, {false, 0}, "plain reads");
 }
 
 }  // namespace

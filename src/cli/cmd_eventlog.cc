@@ -6,7 +6,7 @@
 
 #include "cli/command.h"
 #include "crypto/hash_algo.h"
-#include "tcg/boot_aggregate.h"
+#include "ima/boot_aggregate.h"
 #include "tcg/describe.h"
 #include "tcg/event_log.h"
 #include "tcg/replay.h"
@@ -57,9 +57,10 @@ int RunEventlog(const EventlogArgs& a) {
 
   if (a.boot_aggregate) {
     // Like `evmctl ima_boot_aggregate`: one line per sha1/sha256 bank the log replays.
+    PcrSet pcrs = replay.pcrs.ToPcrSet();
     for (const HashAlgo* algo : {&Sha1Algo(), &Sha256Algo()}) {
       if (!replay.pcrs.FindAlg(algo->tpm_alg)) continue;
-      auto agg = tcg::BootAggregate(replay.pcrs, *algo);
+      auto agg = ima::BootAggregate(pcrs, *algo);
       if (agg.ok()) Write(std::string(algo->kernel_name) + ":" + ToHex(*agg) + "\n");
     }
   } else if (a.replay) {

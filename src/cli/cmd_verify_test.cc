@@ -162,6 +162,27 @@ TEST(BootAggregateCommandTest, MatchesEvmctlOnTheSamePcrs) {
   EXPECT_EQ(direct.out, lim.out);
 }
 
+TEST(BootAggregateCommandTest, FromBootLogMatchesImaEvmUtilsOracles) {
+  // tests/boot_aggregate.test: the boot_aggregate record of the sample ascii list.
+  auto r = RunCommand(Lim("boot-aggregate --bank sha256 --boot-log " +
+                          Fixture("ima-evm-utils/tests/sample-binary_bios_measurements-pcrs-8-9")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "sha256:83d19723ef3b3c05bb8ae70d86b3886c158f2408f1b71ed265886a7b79eb700e\n");
+  EXPECT_NE(ReadFileText(Fixture("ima-evm-utils/tests/sample-ascii_runtime_measurements-pcrs-8-9"))->find(
+                "sha256:83d19723ef3b3c05bb8ae70d86b3886c158f2408f1b71ed265886a7b79eb700e boot_aggregate"),
+            std::string::npos);
+  // The older pair: a pre-5.8 kernel hashed PCR 0-7 of the sha256 bank.
+  auto old = RunCommand(Lim("boot-aggregate --pre-5.8 --bank sha256 --boot-log " +
+                            Fixture("ima-evm-utils/tests/test_binary_bios_measurements")));
+  ASSERT_EQ(old.exit_code, 0) << old.err;
+  EXPECT_EQ(old.out, "sha256:f1b4c7c9b27e94569f4c2b64051c452bc609c3cb891dd7fae06b758f8bc83d14\n");
+  auto v58 = RunCommand(Lim("boot-aggregate --bank sha256 --boot-log " +
+                            Fixture("ima-evm-utils/tests/test_binary_bios_measurements")));
+  EXPECT_NE(v58.out, old.out);
+  EXPECT_EQ(RunCommand(Lim("boot-aggregate --boot-log /nonexistent")).exit_code, 2);
+  EXPECT_EQ(RunCommand(Lim("boot-aggregate")).exit_code, 2);
+}
+
 // ---- evmctl cross-check -------------------------------------------------------------
 
 std::string EvmctlPcrFile(const PcrSet& set, const std::string& bank, size_t size) {

@@ -39,6 +39,14 @@ const PcrBank* PcrBanks::Find(std::string_view name) const {
   return nullptr;
 }
 
+PcrSet PcrBanks::ToPcrSet() const {
+  PcrSet set;
+  for (const auto& b : banks_) {
+    for (int i = 0; i < kNumPcrs; ++i) set.Set(b.name, static_cast<uint32_t>(i), b.pcrs[static_cast<size_t>(i)]);
+  }
+  return set;
+}
+
 std::string PcrBanks::ToJson(bool all_pcrs) const {
   nlohmann::ordered_json j = nlohmann::ordered_json::object();
   for (const auto& b : banks_) {

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "base/hex.h"
+#include "crypto/pcr_set.h"
 
 namespace lim::tcg {
 
@@ -37,6 +38,8 @@ class PcrBanks {
   // The PCR-set JSON of cli.md: {"sha1":{"0":"hex",…},…}. all_pcrs=false lists only the
   // PCRs the log extended.
   std::string ToJson(bool all_pcrs = true) const;
+  // The same values as the PcrSet that lim's other commands take (all 24 PCRs per bank).
+  PcrSet ToPcrSet() const;
 
  private:
   std::vector<PcrBank> banks_;

@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "tcg/boot_aggregate.h"
+#include "ima/boot_aggregate.h"
 #include "tcg/describe.h"
 #include "tcg/event_log.h"
 #include "tcg/replay.h"
@@ -27,7 +27,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   for (const auto& row : lim::tcg::EventLogTableRows(*log, 0x000B)) out += lim::tcg::FormatTableRow(row);
   for (const auto& e : log->events) out += lim::tcg::EventToJson(e, replay.checks[e.index]);
-  (void)lim::tcg::BootAggregate(replay.pcrs, lim::Sha256Algo());
+  (void)lim::ima::BootAggregate(replay.pcrs.ToPcrSet(), lim::Sha256Algo());
   (void)replay.pcrs.ToJson();
   return 0;
 }

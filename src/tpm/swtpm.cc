@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,6 +11,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -133,8 +135,28 @@ Result<pid_t> SwtpmStart(const SwtpmConfig& c, std::string* note) {
     args.insert(args.end(), {"--server", "type=unixio,path=" + sock + ",mode=0600", "--ctrl",
                              "type=unixio,path=" + sock + ".ctrl,mode=0600"});
   }
-  LIM_ASSIGN_OR_RETURN(int rc, RunTool(args, log));
-  if (rc != 0) return Status::Unavailable("swtpm failed to start (exit " + std::to_string(rc) + "); see " + log);
+  if (c.die_with_parent) {
+    args.erase(std::find(args.begin(), args.end(), "--daemon"));
+    std::vector<char*> argv;
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    pid_t parent = ::getpid();
+    pid_t child = ::fork();
+    if (child < 0) return Status::Unavailable(std::string("fork: ") + std::strerror(errno));
+    if (child == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(127);
+      int null_fd = ::open("/dev/null", O_RDWR);
+      ::dup2(null_fd, 0);
+      ::dup2(null_fd, 1);
+      ::dup2(null_fd, 2);
+      ::execvp(argv[0], argv.data());
+      ::_exit(127);
+    }
+  } else {
+    LIM_ASSIGN_OR_RETURN(int rc, RunTool(args, log));
+    if (rc != 0) return Status::Unavailable("swtpm failed to start (exit " + std::to_string(rc) + "); see " + log);
+  }
   for (int i = 0; i < 200; ++i) {
     pid_t pid = ReadPid(SwtpmPidPath(c));
     if (pid > 0 && IsSwtpm(pid) && SocketAccepts(c)) return pid;
@@ -147,8 +169,12 @@ Status SwtpmStop(const SwtpmConfig& c) {
   pid_t pid = ReadPid(SwtpmPidPath(c));
   if (!IsSwtpm(pid)) return Status::NotFound("swtpm is not running (" + SwtpmPidPath(c) + ")");
   ::kill(pid, SIGTERM);
-  for (int i = 0; i < 200 && ::kill(pid, 0) == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  for (int i = 0; i < 200; ++i) {
+    if (::waitpid(pid, nullptr, WNOHANG) == pid || ::kill(pid, 0) != 0) break;  // reaped child / gone
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   if (::kill(pid, 0) == 0) ::kill(pid, SIGKILL);
+  ::waitpid(pid, nullptr, WNOHANG);  // reap it if it was our child (die_with_parent)
   ::unlink(SwtpmPidPath(c).c_str());
   ::unlink(SwtpmSocketPath(c).c_str());
   ::unlink((SwtpmSocketPath(c) + ".ctrl").c_str());

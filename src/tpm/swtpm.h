@@ -19,6 +19,10 @@ struct SwtpmConfig {
   std::string run_dir = "/run/lim/swtpm";  // socket, control socket, pid file, log
   int tcp_port = 0;                        // 0: unix socket; else 127.0.0.1:port (+1 control)
   bool create_ek_cert = true;              // swtpm_setup manufactures EK + certificates
+  // Run swtpm as a child of this process that the kernel kills when this thread exits
+  // (PR_SET_PDEATHSIG) instead of as a daemon: tests and benchmarks never leave a swtpm
+  // behind, even when they crash. SwtpmStop reaps it.
+  bool die_with_parent = false;
 };
 
 // Paths and the TCTI string for a config. The swtpm TCTI of tpm2-tss 3.2 finds the control

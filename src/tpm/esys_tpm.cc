@@ -10,6 +10,11 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <functional>
 #include <cstdio>
 #include <cstdlib>
@@ -61,6 +66,68 @@ Status TpmError(const char* command, TSS2_RC rc) {
   TSS2_RC layer = rc & TSS2_RC_LAYER_MASK;
   if (layer == TSS2_TCTI_RC_LAYER || (rc & 0xffff) == TSS2_BASE_RC_IO_ERROR) return Status::Unavailable(msg);
   return Status::Internal(msg);
+}
+
+// The swtpm and mssim TCTIs of tpm2-tss 3.2 ignore ESAPI timeouts (their receive always
+// blocks), so lim puts a receive/send timeout on their sockets itself. The sockets are
+// found among this process's fds by their peer address — the one the TCTI string names.
+// The swtpm TCTI opens a new data connection for every command (seen with strace on
+// libtss2 3.2.1), so this runs after each command is sent (a /proc/self/fd scan: a few µs
+// per fd; *hint records the last socket found, for diagnostics).
+bool IsPeer(int fd, const std::string& path, int port) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
+  sockaddr_storage peer{};
+  socklen_t len = sizeof peer;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) != 0) return false;
+  if (peer.ss_family == AF_UNIX && !path.empty()) {
+    std::string p = reinterpret_cast<sockaddr_un*>(&peer)->sun_path;
+    return p == path || p == path + ".ctrl";
+  }
+  if (peer.ss_family == AF_INET && path.empty()) {
+    int pp = ntohs(reinterpret_cast<sockaddr_in*>(&peer)->sin_port);
+    return pp == port || pp == port + 1;
+  }
+  if (peer.ss_family == AF_INET6 && path.empty()) {
+    int pp = ntohs(reinterpret_cast<sockaddr_in6*>(&peer)->sin6_port);
+    return pp == port || pp == port + 1;
+  }
+  return false;
+}
+
+void SetSocketTimeouts(const std::string& tcti, std::chrono::milliseconds timeout, int* hint) {
+  std::string conf = tcti.substr(tcti.find(':') == std::string::npos ? tcti.size() : tcti.find(':') + 1);
+  std::string path;
+  int port = 2321;
+  size_t pos = 0;
+  while (pos < conf.size()) {
+    size_t comma = conf.find(',', pos);
+    if (comma == std::string::npos) comma = conf.size();
+    std::string kv = conf.substr(pos, comma - pos);
+    if (kv.rfind("path=", 0) == 0) path = kv.substr(5);
+    if (kv.rfind("port=", 0) == 0) port = std::atoi(kv.c_str() + 5);
+    pos = comma + 1;
+  }
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
+  auto apply = [&](int fd) {
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  };
+  DIR* d = ::opendir("/proc/self/fd");
+  if (!d) return;
+  int found = 0;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    int fd = std::atoi(e->d_name);
+    if (fd == ::dirfd(d) || !IsPeer(fd, path, port)) continue;
+    apply(fd);
+    *hint = fd;
+    ++found;
+  }
+  ::closedir(d);
+  if (found != 1) *hint = -1;  // ambiguous: another connection to the same TPM; scan every time
 }
 
 template <typename T>
@@ -285,6 +352,7 @@ class EsysTpm final : public Tpm {
                                  ". No TPM here? Start the embedded swtpm with `lim tpm swtpm start` and pass "
                                  "--tpm swtpm:path=/run/lim/swtpm/sock (or set LIM_TCTI)");
     }
+    if (per_burst_) SetSocketTimeouts(tcti_, options_.call_timeout, &fd_hint_);
     rc = Esys_Initialize(&ctx_, tcti_ctx_, nullptr);
     if (rc != TSS2_RC_SUCCESS) {
       ctx_ = nullptr;
@@ -334,6 +402,7 @@ class EsysTpm final : public Tpm {
               bool retried_startup = false) {
     if (!ctx_) return Status::Unavailable(std::string(what) + ": not connected to " + tcti_);
     TSS2_RC rc = async();
+    if (rc == TSS2_RC_SUCCESS && per_burst_) SetSocketTimeouts(tcti_, options_.call_timeout, &fd_hint_);
     if (rc != TSS2_RC_SUCCESS) {
       Status st = TpmError(what, rc);
       if (st.code() == StatusCode::kUnavailable) Disconnect();
@@ -361,7 +430,14 @@ class EsysTpm final : public Tpm {
     }
     if (rc != TSS2_RC_SUCCESS) {
       Status st = TpmError(what, rc);
-      if (st.code() == StatusCode::kUnavailable) Disconnect();
+      if (st.code() == StatusCode::kUnavailable) {
+        Disconnect();
+        if (Clock::now() >= deadline) {
+          ++stalls_;
+          return Status::Unavailable(std::string(what) + ": no answer from " + tcti_ + " within " +
+                                     std::to_string(options_.call_timeout.count()) + " ms (busy with another client?)");
+        }
+      }
       return st;
     }
     return Status::Ok();
@@ -489,6 +565,7 @@ class EsysTpm final : public Tpm {
   ESYS_CONTEXT* ctx_ = nullptr;
   std::vector<uint16_t> banks_;
   uint64_t stalls_ = 0;
+  int fd_hint_ = -1;
 };
 
 }  // namespace

@@ -58,7 +58,8 @@ inline std::string SwtpmTctiForTests() { return SwtpmTcti(Swtpm().Get()); }
 
 // Runs a tpm2-tools command line against the test swtpm.
 inline lim::testing::CommandResult Tpm2Tools(const std::string& cmd) {
-  return lim::testing::Run("TPM2TOOLS_TCTI=" + lim::testing::ShellQuote(SwtpmTctiForTests()) + " timeout 20 " + cmd);
+  return lim::testing::Run("export TPM2TOOLS_TCTI=" + lim::testing::ShellQuote(SwtpmTctiForTests()) +
+                           "; timeout 60 sh -c " + lim::testing::ShellQuote(cmd));
 }
 
 // Parses tpm2_pcrread's output ("  sha256:\n    0 : 0x…").

@@ -5,7 +5,7 @@ PKGS=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libssl-dev openssl libtss2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libfuse3-dev fuse3 libsqlite3-dev libpq-dev
-  tpm2-tools swtpm swtpm-tools ima-evm-utils attr hyperfine
+  tpm2-tools swtpm swtpm-tools ima-evm-utils attr hyperfine bc
 )
 missing=()
 for p in "${PKGS[@]}"; do
@@ -17,6 +17,11 @@ if ((${#missing[@]})); then
     exit 1
   fi
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  log=$(mktemp)
+  echo "deps.sh: installing ${missing[*]}" >&2
+  if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi

@@ -12,12 +12,18 @@ cmake --build "$BUILD" -j"$(nproc)"
 FUZZ_BUILD=${LIM_FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$FUZZ_BUILD" -G Ninja -DLIM_BUILD_FUZZ=ON -DLIM_BUILD_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$FUZZ_BUILD" -j"$(nproc)" --target all
-for f in "$FUZZ_BUILD"/fuzz/*_fuzz; do
-  [ -x "$f" ] || continue
-  name=$(basename "$f")
+fuzz_targets=$(for f in fuzz/*_fuzz.cc; do basename "$f" .cc; done)
+cmake --build "$FUZZ_BUILD" -j"$(nproc)" --target $fuzz_targets
+for name in $fuzz_targets; do
+  f="$FUZZ_BUILD/fuzz/$name"
   corpus=$(mktemp -d)
   [ -d "fuzz/corpus/$name" ] && cp -r "fuzz/corpus/$name/." "$corpus/"
+  # fuzz/corpus/NAME.seeds lists fixture files (relative to ../shared/fixtures) to seed with.
+  if [ -f "fuzz/corpus/$name.seeds" ]; then
+    while read -r seed; do
+      [ -n "$seed" ] && [ -f "../shared/fixtures/$seed" ] && cp "../shared/fixtures/$seed" "$corpus/"
+    done <"fuzz/corpus/$name.seeds"
+  fi
   echo "fuzz: $name (${LIM_FUZZ_SECONDS:-20}s)"
   "$f" -max_total_time="${LIM_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" >"$corpus.log" 2>&1 \
     || { tail -40 "$corpus.log"; exit 1; }

@@ -13,13 +13,19 @@ namespace lim::testing {
 
 std::string Fixture(const std::string& relative) {
   const char* env = std::getenv("LIM_FIXTURES");
-  std::string base = env ? env : "../shared/fixtures";
+  std::string base = env ? env : LIM_DEFAULT_FIXTURES;
   return base + "/" + relative;
 }
 
 std::string LimBinary() {
   const char* env = std::getenv("LIM_BIN");
-  return env ? env : "lim";
+  if (env) return env;
+  // Test binaries live in build/src/<module>/; lim is build/src/cli/lim.
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n <= 0) return "lim";
+  std::string path(exe, static_cast<size_t>(n));
+  return path.substr(0, path.rfind('/')) + "/../cli/lim";
 }
 
 std::string MakeTempDir() {

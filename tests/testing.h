@@ -20,6 +20,8 @@ struct CommandResult {
 };
 // Runs a shell command line, capturing stdout and stderr.
 CommandResult Run(const std::string& command_line);
+// Same as Run; usable unqualified inside TEST bodies (where Test::Run hides Run).
+inline CommandResult RunCommand(const std::string& command_line) { return Run(command_line); }
 // Single-quotes s for a POSIX shell.
 std::string ShellQuote(const std::string& s);
 

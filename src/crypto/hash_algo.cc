@@ -70,6 +70,14 @@ Result<HashAlgo> HashAlgoByName(std::string_view name) {
   return Status::Unsupported("unknown hash algorithm '" + std::string(name) + "'");
 }
 
+const HashAlgo* HashAlgoByKernelName(std::string_view name) {
+  for (const auto& a : kAlgos) {
+    std::string_view k = a.kernel_name;
+    if (k.size() == name.size() && k == name) return &a;
+  }
+  return nullptr;
+}
+
 Result<HashAlgo> HashAlgoByKernelId(int id) {
   for (const auto& a : kAlgos) {
     if (a.kernel_id == id) return a;

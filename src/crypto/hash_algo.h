@@ -33,6 +33,9 @@ const HashAlgo& Sha256Algo();
 // "md_gost12_256"); case-insensitive.
 Result<HashAlgo> HashAlgoByName(std::string_view name);
 Result<HashAlgo> HashAlgoByKernelId(int id);
+// Exact kernel name ("sha256", "sm3"), no aliases, no allocation: the hot path of list
+// decoding. nullptr when unknown.
+const HashAlgo* HashAlgoByKernelName(std::string_view name);
 Result<HashAlgo> HashAlgoByTpmAlg(uint16_t alg);
 
 // True when OpenSSL in this process can compute it (checked once, lazily).

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs several commands in turn, ROUNDS times (round-robin, so machine noise hits all of
+# them alike), and prints for each the median wall time, the min–max spread, and the ratio
+# of every command's median to the first one's. Usage:
+#   bench/interleave.sh ROUNDS 'name1=command 1' 'name2=command 2' ...
+set -euo pipefail
+rounds=$1
+shift
+names=()
+cmds=()
+for spec in "$@"; do
+  names+=("${spec%%=*}")
+  cmds+=("${spec#*=}")
+done
+declare -A times
+for ((r = 0; r < rounds; r++)); do
+  for i in "${!cmds[@]}"; do
+    start=$(date +%s%N)
+    bash -c "${cmds[$i]}" >/dev/null 2>&1 || { echo "command failed: ${cmds[$i]}" >&2; exit 1; }
+    end=$(date +%s%N)
+    times[$i]+="$(((end - start) / 1000)) "
+  done
+done
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+minmax() { tr ' ' '\n' | grep -v '^$' | sort -n | awk 'NR==1{min=$1} {max=$1} END {printf "%.1f–%.1f", min/1000, max/1000}'; }
+base=$(echo "${times[0]}" | median)
+printf '| command | median ms | spread ms (min–max, %d runs) | ratio to %s |\n|---|---|---|---|\n' "$rounds" "${names[0]}"
+for i in "${!cmds[@]}"; do
+  m=$(echo "${times[$i]}" | median)
+  printf '| %s | %.1f | %s | %.2f |\n' "${names[$i]}" "$(echo "$m / 1000" | bc -l)" "$(echo "${times[$i]}" | minmax)" \
+    "$(echo "$m / $base" | bc -l)"
+done

@@ -1,0 +1,215 @@
+// `lim log` and `lim replay`: render a binary measurement list (kernel ASCII, JSON Lines,
+// integrated table) and replay it into PCR values.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "cli/command.h"
+#include "cli/list_args.h"
+#include "ima/list_format.h"
+#include "ima/list_writer.h"
+#include "ima/replay.h"
+
+namespace lim::cli {
+
+namespace {
+
+struct LogArgs {
+  ListArgs list;
+  std::string format = "ascii";
+  std::string bank;
+  bool follow = false;
+  uint64_t from = 0;
+  std::string out_order = "native";  // --format binary
+};
+
+// Writes through a large stdio buffer; a closed pipe (| head) ends quietly.
+class Output {
+ public:
+  Output() { std::setvbuf(stdout, nullptr, _IOFBF, 1 << 20); }
+  void Write(const std::string& s) { std::fwrite(s.data(), 1, s.size(), stdout); }
+  ~Output() { std::fflush(stdout); }
+};
+
+// Renders the entries of reader from a.from on. With stop_at_truncation a record cut short
+// by the end of the file ends the batch (it is being written) instead of failing.
+Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<ima::BankDigester>& other_bank,
+                     std::string* buf, Output* out, bool stop_at_truncation, bool* truncated) {
+  // --format binary re-encodes every entry for the chosen bank and byte order.
+  std::optional<ima::ListWriter> writer;
+  ByteOrder writer_order = a.out_order == "le" ? ByteOrder::kLittle : a.out_order == "be" ? ByteOrder::kBig : kNativeOrder;
+  if (a.format == "binary") {
+    auto algo = HashAlgoByName(a.bank.empty() ? std::string(reader.bank().kernel_name) : a.bank);
+    if (!algo.ok()) return Status::InvalidArgument("--bank: " + algo.status().message());
+    writer.emplace(*algo, writer_order);
+  }
+  Bytes bin;
+  ima::Entry e;
+  uint8_t digest[64];
+  *truncated = false;
+  for (;;) {
+    auto more = reader.Next(&e);
+    if (!more.ok()) {
+      if (stop_at_truncation && reader.last_error_was_truncation()) {
+        *truncated = true;
+        break;
+      }
+      out->Write(*buf);
+      buf->clear();
+      return more.status();
+    }
+    if (!*more) break;
+    if (e.index < a.from) continue;
+    ByteView d = e.digest;
+    if (other_bank) {
+      // A violation shows zeros in every bank's file (its extend value is 0xFF).
+      if (e.violation) std::fill(digest, digest + other_bank->bank().size, 0);
+      else other_bank->Compute(e, digest);
+      d = ByteView(digest, other_bank->bank().size);
+    }
+    if (a.format == "binary") {
+      Status st = writer->Append(ima::RecordFromEntry(e, writer_order), &bin);
+      if (!st.ok()) return st.WithPrefix("entry " + std::to_string(e.index));
+      if (bin.size() > (1 << 20)) {
+        out->Write(std::string(bin.begin(), bin.end()));
+        bin.clear();
+      }
+      continue;
+    }
+    if (a.format == "ascii") {
+      ima::AppendAsciiLine(e, d, buf);
+    } else if (a.format == "json") {
+      *buf += ima::EntryJson(e, d);
+      buf->push_back('\n');
+    } else {
+      *buf += std::to_string(e.index) + "\t" + std::to_string(e.pcr) + "\t0x00000000\t" + ToHex(d) + "\t" +
+              ima::TableEventData(e) + "\n";
+    }
+    if (buf->size() > (1 << 20)) {
+      out->Write(*buf);
+      buf->clear();
+    }
+  }
+  out->Write(*buf);
+  buf->clear();
+  out->Write(std::string(bin.begin(), bin.end()));
+  bin.clear();
+  return Status::Ok();
+}
+
+int RunLog(const LogArgs& a) {
+  auto opts = a.list.Options();
+  if (!opts.ok()) return ReportError(opts.status());
+  std::string path = a.list.ResolvedPath();
+  auto reader = ima::ListReader::Open(path, *opts);
+  if (!reader.ok()) return ReportError(reader.status());
+  std::optional<ima::BankDigester> other;
+  // The table shows SHA1 template digests unless --bank says otherwise; ascii/json show the
+  // list's own bank unless --bank names another (like the kernel's per-bank files).
+  std::string want = a.bank;
+  if (want.empty() && a.format == "table") want = "sha1";
+  if (a.format == "binary") want.clear();  // the writer computes the chosen bank itself
+  if (!want.empty()) {
+    auto algo = HashAlgoByName(want);
+    if (!algo.ok()) return ReportError(Status::InvalidArgument("--bank: " + algo.status().message()));
+    if (!(*algo == (*reader)->bank())) {
+      auto d = ima::BankDigester::Create(*algo, (*reader)->bank(), ima::ReplayMode::kPerBank);
+      if (!d.ok()) return ReportError(d.status());
+      other.emplace(std::move(d).value());
+    }
+  }
+  Output out;
+  std::string buf;
+  if (a.format == "table") buf = "Idx\tPCR\tType\tDigest\tEventData\n";
+  bool truncated = false;
+  Status s = RenderEntries(**reader, a, other, &buf, &out, a.follow, &truncated);
+  if (!s.ok()) return ReportError(s);
+  if (!a.follow) return kExitOk;
+  // --follow: poll for appended records; a record being written is waited for.
+  uint64_t offset = (*reader)->next_offset(), index = (*reader)->entries_read();
+  for (;;) {
+    std::fflush(stdout);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    Status seek = (*reader)->SeekTo(offset, index);
+    if (!seek.ok()) return ReportError(seek);
+    s = RenderEntries(**reader, a, other, &buf, &out, true, &truncated);
+    if (!s.ok()) return ReportError(s);
+    offset = (*reader)->next_offset();
+    index = (*reader)->entries_read();
+  }
+}
+
+struct ReplayArgs {
+  ListArgs list;
+  std::vector<std::string> banks;
+  bool padded = false;
+};
+
+int RunReplay(const ReplayArgs& a) {
+  auto opts = a.list.Options();
+  if (!opts.ok()) return ReportError(opts.status());
+  auto reader = ima::ListReader::Open(a.list.ResolvedPath(), *opts);
+  if (!reader.ok()) return ReportError(reader.status());
+  std::vector<std::string> banks = a.banks;
+  if (banks.empty()) banks.push_back((*reader)->bank().kernel_name);
+  struct Bank {
+    ima::BankDigester dig;
+    ima::PcrReplayer rep;
+  };
+  std::vector<Bank> replay;
+  for (const auto& b : banks) {
+    auto algo = HashAlgoByName(b);
+    if (!algo.ok()) return ReportError(Status::InvalidArgument("--bank: " + algo.status().message()));
+    auto d = ima::BankDigester::Create(*algo, (*reader)->bank(),
+                                       a.padded ? ima::ReplayMode::kPaddedSha1 : ima::ReplayMode::kPerBank);
+    auto r = ima::PcrReplayer::Create(*algo);
+    if (!d.ok()) return ReportError(d.status());
+    if (!r.ok()) return ReportError(r.status());
+    replay.push_back({std::move(d).value(), std::move(r).value()});
+  }
+  ima::Entry e;
+  uint8_t digest[64];
+  for (;;) {
+    auto more = (*reader)->Next(&e);
+    if (!more.ok()) return ReportError(more.status());
+    if (!*more) break;
+    for (auto& b : replay) {
+      b.dig.Compute(e, digest);
+      b.rep.Extend(e.pcr, digest);
+    }
+  }
+  PcrSet set;
+  for (auto& b : replay) b.rep.ExportTo(&set);
+  std::printf("%s\n", set.ToJson().c_str());
+  return kExitOk;
+}
+
+void Register(CLI::App& app) {
+  auto la = std::make_shared<LogArgs>();
+  auto* log = app.add_subcommand("log", "show a binary measurement list (kernel ASCII, JSON Lines, table)");
+  la->list.AddTo(log, false);
+  log->add_option("--format", la->format,
+                  "ascii (byte-identical to the kernel's), json, table, binary (re-encoded for --bank and --out-byte-order)")
+      ->check(CLI::IsMember({"ascii", "json", "table", "binary"}));
+  log->add_option("--out-byte-order", la->out_order, "binary output: native, le (ima_canonical_fmt) or be")
+      ->check(CLI::IsMember({"native", "le", "be"}));
+  log->add_option("--bank", la->bank, "bank of the template digests shown (default: the list's; table: sha1)");
+  log->add_flag("--follow", la->follow, "keep showing entries as they are appended");
+  log->add_option("--from", la->from, "start at entry N (0-based)");
+  log->callback([la] { ExitCode() = RunLog(*la); });
+
+  auto ra = std::make_shared<ReplayArgs>();
+  auto* rep = app.add_subcommand("replay", "replay a measurement list into PCR values (JSON PCR set)");
+  ra->list.AddTo(rep, true);
+  rep->add_option("--bank", ra->banks, "bank to replay (repeatable; default: the list's bank)");
+  rep->add_flag("--padded", ra->padded, "pre-5.8 kernels: extend the SHA1 template digest zero-padded");
+  rep->callback([ra] { ExitCode() = RunReplay(*ra); });
+}
+
+}  // namespace
+
+LIM_REGISTER_COMMAND(Register);
+
+}  // namespace lim::cli

@@ -1,0 +1,171 @@
+// `lim verify` (template digests, replay against PCRs, signatures) and `lim boot-aggregate`.
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/list_args.h"
+#include "ima/boot_aggregate.h"
+#include "ima/signature_check.h"
+#include "ima/verify.h"
+
+namespace lim::cli {
+
+namespace {
+
+struct VerifyArgs {
+  ListArgs list;
+  std::vector<std::string> pcr_files;
+  std::vector<std::string> keys;
+  bool allow_tail = false;
+  bool single_thread = false;
+};
+
+Result<PcrSet> LoadPcrFiles(const std::vector<std::string>& files) {
+  PcrSet set;
+  for (const auto& f : files) {
+    LIM_ASSIGN_OR_RETURN(PcrSet one, PcrSet::Load(f));
+    set.Merge(one);
+  }
+  return set;
+}
+
+std::string Where(const ima::EntryProblem& p) {
+  return "entry " + std::to_string(p.index) + " (byte offset " + std::to_string(p.offset) + ")";
+}
+
+int RunVerify(const VerifyArgs& a) {
+  auto opts = a.list.Options();
+  if (!opts.ok()) return ReportError(opts.status());
+  ima::VerifyOptions vo;
+  vo.list = *opts;
+  vo.parallel = !a.single_thread;
+  auto pcrs = LoadPcrFiles(a.pcr_files);
+  if (!pcrs.ok()) return ReportError(pcrs.status());
+  vo.pcrs = std::move(pcrs).value();
+  std::shared_ptr<ima::EntrySignatureChecker> checker;
+  if (!a.keys.empty()) {
+    std::vector<PublicKey> keys;
+    for (const auto& k : a.keys) {
+      auto loaded = PublicKey::LoadFile(k);
+      if (!loaded.ok()) return ReportError(loaded.status());
+      for (auto& key : *loaded) keys.push_back(key);
+    }
+    checker = std::make_shared<ima::EntrySignatureChecker>(std::move(keys));
+    vo.check_signature = [checker](const ima::Entry& e) { return checker->Check(e); };
+  }
+  std::string path = a.list.ResolvedPath();
+  auto r = ima::VerifyList(path, vo);
+  if (!r.ok()) return ReportError(r.status());
+
+  bool ok = true;
+  std::printf("list: %s (%s template digests)\n", path.c_str(), r->list_bank.c_str());
+  std::printf("entries: %llu\n", static_cast<unsigned long long>(r->entries));
+  std::printf("violations: %llu\n", static_cast<unsigned long long>(r->violations));
+  if (r->digest_failures == 0) {
+    std::printf("template digests: ok\n");
+  } else {
+    ok = false;
+    std::printf("template digests: %llu wrong, first at %s: %s\n", static_cast<unsigned long long>(r->digest_failures),
+                Where(*r->first_digest_failure).c_str(), r->first_digest_failure->what.c_str());
+  }
+  for (const auto& [bank, mode] : r->bank_modes) std::printf("bank %s: replayed %s\n", bank.c_str(), mode.c_str());
+  if (r->matched) {
+    std::printf("pcrs: match after entry %lld (prefix of %llu entries)\n",
+                static_cast<long long>(r->matched_prefix) - 1, static_cast<unsigned long long>(r->matched_prefix));
+  } else {
+    ok = false;
+    std::printf("pcrs: %s\n", r->mismatch.c_str());
+  }
+  std::printf("unattested: %llu\n", static_cast<unsigned long long>(r->unattested()));
+  if (r->matched && r->unattested() > 0 && !a.allow_tail) ok = false;
+  if (checker) {
+    std::printf("signatures: %llu checked, %llu bad, %llu unknown key\n",
+                static_cast<unsigned long long>(r->signatures_checked),
+                static_cast<unsigned long long>(r->signature_failures),
+                static_cast<unsigned long long>(r->signatures_unknown_key));
+    if (r->first_signature_failure) {
+      ok = false;
+      std::printf("signature: first bad at %s: %s\n", Where(*r->first_signature_failure).c_str(),
+                  r->first_signature_failure->what.c_str());
+    }
+    if (r->first_unknown_key) {
+      std::printf("signature: first unknown key id %s at %s\n", r->first_unknown_key->what.c_str(),
+                  Where(*r->first_unknown_key).c_str());
+    }
+  }
+  std::printf("result: %s\n", ok ? "ok" : "FAILED");
+  if (!ok) {
+    if (r->first_digest_failure) {
+      std::fprintf(stderr, "lim: %s: %s: %s\n", path.c_str(), Where(*r->first_digest_failure).c_str(),
+                   r->first_digest_failure->what.c_str());
+    } else if (!r->matched) {
+      std::fprintf(stderr, "lim: %s: %s\n", path.c_str(), r->mismatch.c_str());
+    } else if (r->first_signature_failure) {
+      std::fprintf(stderr, "lim: %s: %s: %s\n", path.c_str(), Where(*r->first_signature_failure).c_str(),
+                   r->first_signature_failure->what.c_str());
+    } else {
+      std::fprintf(stderr, "lim: %s: %llu entries after the PCR match are unattested (--allow-tail accepts them)\n",
+                   path.c_str(), static_cast<unsigned long long>(r->unattested()));
+    }
+  }
+  return ok ? kExitOk : kExitCheckFailed;
+}
+
+struct BootAggregateArgs {
+  std::vector<std::string> pcr_files;
+  std::vector<std::string> banks;
+};
+
+int RunBootAggregate(const BootAggregateArgs& a) {
+  if (a.pcr_files.empty()) return ReportError(Status::InvalidArgument("boot-aggregate: give --pcrs FILE"));
+  auto pcrs = LoadPcrFiles(a.pcr_files);
+  if (!pcrs.ok()) return ReportError(pcrs.status());
+  std::vector<std::string> banks;
+  if (a.banks.empty()) {
+    for (const auto& [b, _] : pcrs->banks()) banks.push_back(b);
+    std::sort(banks.begin(), banks.end(), BankNameLess);
+  } else {
+    for (const auto& b : a.banks) {
+      auto c = CanonicalBankName(b);
+      if (!c.ok()) return ReportError(Status::InvalidArgument("--bank: " + c.status().message()));
+      banks.push_back(*c);
+    }
+  }
+  int printed = 0;
+  for (const auto& b : banks) {
+    auto algo = HashAlgoByName(b);
+    if (!algo.ok()) return ReportError(algo.status());
+    auto agg = ima::BootAggregate(*pcrs, *algo);
+    if (!agg.ok()) {
+      if (!a.banks.empty()) return ReportError(agg.status());
+      continue;  // a bank without PCRs 0-9 cannot give one; others may
+    }
+    std::printf("%s:%s\n", algo->kernel_name, ToHex(*agg).c_str());
+    ++printed;
+  }
+  if (printed == 0) return ReportError(Status::InvalidArgument("no bank in the PCR files has PCRs 0-7 (sha1) or 0-9"));
+  return kExitOk;
+}
+
+void Register(CLI::App& app) {
+  auto va = std::make_shared<VerifyArgs>();
+  auto* v = app.add_subcommand("verify", "check every template digest and replay the list against PCR values");
+  va->list.AddTo(v, true);
+  v->add_option("--pcrs", va->pcr_files, "[ALG,]FILE: PCR-set JSON, evmctl PCR-NN text, tpm2_pcrread output")
+      ->required();
+  v->add_option("--key", va->keys, "X.509 certificate (PEM/DER) to verify ima-sig signatures (repeatable)");
+  v->add_flag("--allow-tail", va->allow_tail, "accept entries appended after the PCRs were read");
+  v->add_flag("--single-thread", va->single_thread, "replay the banks one after another on one core");
+  v->callback([va] { ExitCode() = RunVerify(*va); });
+
+  auto ba = std::make_shared<BootAggregateArgs>();
+  auto* b = app.add_subcommand("boot-aggregate", "compute boot_aggregate from PCRs 0-9, like evmctl ima_boot_aggregate");
+  b->add_option("--pcrs", ba->pcr_files, "[ALG,]FILE with PCRs 0-7 (sha1) or 0-9 (other banks)");
+  b->add_option("--bank", ba->banks, "bank (repeatable; default: every bank in the files)");
+  b->callback([ba] { ExitCode() = RunBootAggregate(*ba); });
+}
+
+}  // namespace
+
+LIM_REGISTER_COMMAND(Register);
+
+}  // namespace lim::cli

@@ -1,0 +1,49 @@
+#include "crypto/pcr_set.h"
+
+#include <gtest/gtest.h>
+
+namespace lim {
+namespace {
+
+TEST(PcrSetTest, ParsesJson) {
+  auto s = PcrSet::Parse(R"({"sha1":{"10":"9be6bac02bf18d09d17e726c2df00bca4e8831ea"},"sm3":{"0":")" +
+                             std::string(64, '0') + R"("}})",
+                         "", "p.json");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(ToHex(*s->Get("sha1", 10)), "9be6bac02bf18d09d17e726c2df00bca4e8831ea");
+  EXPECT_NE(s->Get("sm3_256", 0), nullptr);
+  EXPECT_EQ(s->ToJson(), R"({"sha1":{"10":"9be6bac02bf18d09d17e726c2df00bca4e8831ea"},"sm3_256":{"0":")" +
+                             std::string(64, '0') + R"("}})");
+}
+
+TEST(PcrSetTest, ParsesEvmctlTextWithSpacesAndBank) {
+  std::string text = "PCR-00: 3A 5F 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 01\nPCR-10: " +
+                     std::string(40, 'a') + "\n";
+  auto s = PcrSet::Parse(text, "", "pcrs.txt");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(ToHex(*s->Get("sha1", 0)), "3a5f000000000000000000000000000000000001");
+  auto s256 = PcrSet::Parse("PCR-10: " + std::string(64, 'b') + "\n", "sha256", "x");
+  ASSERT_TRUE(s256.ok());
+  EXPECT_NE(s256->Get("sha256", 10), nullptr);
+}
+
+TEST(PcrSetTest, ParsesTpm2PcrreadOutput) {
+  auto s = PcrSet::Parse("sha1:\n  0 : 0x" + std::string(40, '1') + "\n  10: 0x" + std::string(40, '2') +
+                             "\nsha256:\n  10: 0x" + std::string(64, 'C') + "\n",
+                         "", "pcrread.yaml");
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ(ToHex(*s->Get("sha256", 10)), std::string(64, 'c'));
+  EXPECT_NE(s->Get("sha1", 0), nullptr);
+}
+
+TEST(PcrSetTest, RejectsWrongSizesAndBadBanks) {
+  auto s = PcrSet::Parse(R"({"sha256":{"10":"abcd"}})", "", "p.json");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("p.json"), std::string::npos);
+  EXPECT_FALSE(PcrSet::Parse(R"({"sha9":{"10":"abcd"}})", "", "p.json").ok());
+  EXPECT_FALSE(PcrSet::Parse(R"({"sha1":{"x":"abcd"}})", "", "p.json").ok());
+  EXPECT_FALSE(PcrSet::Parse("", "", "empty").ok());
+}
+
+}  // namespace
+}  // namespace lim

@@ -1,0 +1,43 @@
+// Public keys for IMA/EVM signature checks: loaded from X.509 certificates (PEM or DER) or
+// PEM public keys, with the 4-byte key id the kernel and evmctl use (kernel-ima.md §10.4:
+// last 4 bytes of the Subject Key Identifier, else bytes 16..19 of SHA1 over the
+// subjectPublicKey bits). Verification goes through OpenSSL's EVP_PKEY_verify (RSA
+// PKCS#1 v1.5 with DigestInfo, ECDSA DER). A loaded key is immutable; verifying from several
+// threads at once is safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/hex.h"
+#include "base/status.h"
+#include "crypto/hash_algo.h"
+
+struct evp_pkey_st;
+
+namespace lim {
+
+class PublicKey {
+ public:
+  // A certificate or public key file; PEM files may hold several certificates.
+  static Result<std::vector<PublicKey>> LoadFile(const std::string& path);
+  // A DER certificate.
+  static Result<PublicKey> FromDer(ByteView der, const std::string& origin = "<der>");
+
+  uint32_t key_id() const { return key_id_; }
+  const std::string& origin() const { return origin_; }
+  // Verifies sig over an already-computed digest made with algo.
+  bool VerifyDigest(const HashAlgo& algo, ByteView digest, ByteView sig) const;
+
+ private:
+  PublicKey(std::shared_ptr<evp_pkey_st> key, uint32_t id, std::string origin)
+      : key_(std::move(key)), key_id_(id), origin_(std::move(origin)) {}
+  static Result<PublicKey> Wrap(evp_pkey_st* pkey, const void* cert, std::string origin);
+  std::shared_ptr<evp_pkey_st> key_;
+  uint32_t key_id_ = 0;
+  std::string origin_;
+};
+
+}  // namespace lim

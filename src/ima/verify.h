@@ -1,0 +1,69 @@
+// VerifyList: the work of `lim verify`. Every template digest is checked, every bank of the
+// given PCR set is replayed, and the longest prefix of the list whose replay equals the PCRs
+// in every bank is found (the PCRs are read before the list, so the list may have grown).
+// Banks are replayed in parallel (one thread per bank, each streaming the list itself), so
+// two banks use both cores. A bank that does not match per-bank is retried in the pre-5.8
+// SHA1-padded mode. Thread-safe: no shared state between calls.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/pcr_set.h"
+#include "ima/entry.h"
+#include "ima/list_reader.h"
+
+namespace lim::ima {
+
+struct SignatureVerdict {
+  enum Kind { kNoSignature, kGood, kUnknownKey, kBad } kind = kNoSignature;
+  std::string detail;  // why bad, or the unknown key id
+};
+// Called for every non-violation entry, on one thread.
+using SignatureCheck = std::function<SignatureVerdict(const Entry&)>;
+
+struct VerifyOptions {
+  PcrSet pcrs;
+  ListOptions list;
+  bool parallel = true;
+  SignatureCheck check_signature;  // optional
+};
+
+struct EntryProblem {
+  uint64_t index = 0;
+  uint64_t offset = 0;
+  std::string what;
+};
+
+
+struct VerifyReport {
+  uint64_t entries = 0;
+  uint64_t violations = 0;
+  std::string list_bank;
+  // Template digests (list bank). Counted over the whole list.
+  uint64_t digest_failures = 0;
+  std::optional<EntryProblem> first_digest_failure;
+  // PCR match.
+  bool matched = false;
+  uint64_t matched_prefix = 0;  // entries covered by the PCRs
+  std::map<std::string, std::string> bank_modes;  // bank → "per-bank" / "sha1-padded"
+  std::string mismatch;  // why no prefix matched
+  uint64_t unattested() const { return matched ? entries - matched_prefix : entries; }
+  // Signatures (only with a SignatureCheck).
+  uint64_t signatures_checked = 0;
+  uint64_t signature_failures = 0;
+  uint64_t signatures_unknown_key = 0;
+  std::optional<EntryProblem> first_signature_failure;
+  std::optional<EntryProblem> first_unknown_key;
+};
+
+// Errors are for unusable input (corrupt list, PCR set that names nothing the list extends);
+// check failures are in the report.
+Result<VerifyReport> VerifyList(const std::string& path, const VerifyOptions& options);
+
+}  // namespace lim::ima

@@ -9,6 +9,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -169,6 +170,7 @@ class EsysTpm final : public Tpm {
   }
 
   TpmKind kind() const override { return kind_; }
+  uint64_t stalls() const override { return stalls_.load(); }
   std::string Describe() const override {
     std::string d = std::string(TpmKindName(kind_)) + " (" + tcti_ + ")";
     if (kind_ == TpmKind::kSwtpm || kind_ == TpmKind::kSimulator) d += " — software TPM emulator, not a hardware root of trust";
@@ -576,7 +578,7 @@ class EsysTpm final : public Tpm {
   TSS2_TCTI_CONTEXT* tcti_ctx_ = nullptr;
   ESYS_CONTEXT* ctx_ = nullptr;
   std::vector<uint16_t> banks_;
-  uint64_t stalls_ = 0;
+  std::atomic<uint64_t> stalls_{0};
   int fd_hint_ = -1;
 };
 

@@ -301,6 +301,9 @@ TEST(EsysTpmTest, BusySwtpmTimesOutInsteadOfHanging) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.message();
   EXPECT_LT(took, std::chrono::seconds(3));
+  if (tpm.ok()) {
+    EXPECT_EQ(tpm.value()->stalls(), 1u);
+  }
   // Once the other client is gone, lim works again.
   if (tpm.ok()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -14,6 +14,7 @@
 #include "cli/command.h"
 #include "crypto/digest.h"
 #include "crypto/hash_algo.h"
+#include "tpm/credential.h"
 #include "tpm/key.h"
 #include "tpm/quote.h"
 #include "tpm/swtpm.h"
@@ -181,6 +182,45 @@ Status CheckQuoteCmd(const std::string& ak_path, const std::string& msg_path, co
   return Status::Ok();
 }
 
+Status EkExport(const TpmFlags& f, const std::string& type, const std::string& out) {
+  LIM_ASSIGN_OR_RETURN(EkType ek, ParseEkType(type));
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
+  LIM_ASSIGN_OR_RETURN(TPMT_PUBLIC pub, tpm->ReadEkPublic(ek));
+  LIM_ASSIGN_OR_RETURN(PublicKey key, PublicKey::FromTpmPublic(pub));
+  LIM_ASSIGN_OR_RETURN(Bytes name, PublicName(pub));
+  ::mkdir(out.c_str(), 0755);
+  LIM_RETURN_IF_ERROR(WriteFileBytes(out + "/ek.pub", MarshalPublic2B(pub)));
+  LIM_RETURN_IF_ERROR(WriteFileBytes(out + "/ek.pub.pem", AsBytes(key.ToPem())));
+  std::printf("ek: %s (TCG EK template)\nname: %s\nwrote: %s/ek.pub %s/ek.pub.pem\n", DescribePublic(pub).c_str(),
+              ToHex(name).c_str(), out.c_str(), out.c_str());
+  return Status::Ok();
+}
+
+Status MakeCredentialCmd(const std::string& ek_path, const std::string& name_path, const std::string& secret_hex,
+                         const std::string& out) {
+  LIM_ASSIGN_OR_RETURN(Bytes ek_bytes, ReadFileBytes(ek_path));
+  auto ek = ParsePublic(ek_bytes);
+  if (!ek.ok()) return ek.status().WithPrefix(ek_path);
+  LIM_ASSIGN_OR_RETURN(Bytes name, ReadFileBytes(name_path));
+  LIM_ASSIGN_OR_RETURN(Bytes secret, FromHex(secret_hex));
+  LIM_ASSIGN_OR_RETURN(MadeCredential c, MakeCredential(*ek, name, secret));
+  LIM_RETURN_IF_ERROR(WriteFileBytes(out, ToTpm2ToolsCredentialFile(c)));
+  std::printf("wrote: %s (tpm2-tools credential file; activate with `lim tpm activatecredential` or tpm2_activatecredential)\n",
+              out.c_str());
+  return Status::Ok();
+}
+
+Status ActivateCredentialCmd(const TpmFlags& f, const std::string& ak_dir, const std::string& cred_path) {
+  LIM_ASSIGN_OR_RETURN(AkKey ak, LoadAk(ak_dir));
+  LIM_ASSIGN_OR_RETURN(Bytes file, ReadFileBytes(cred_path));
+  auto c = FromTpm2ToolsCredentialFile(file);
+  if (!c.ok()) return c.status().WithPrefix(cred_path);
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
+  LIM_ASSIGN_OR_RETURN(Bytes secret, tpm->ActivateCredential(ak, c->id_object, c->secret));
+  std::printf("%s\n", ToHex(secret).c_str());
+  return Status::Ok();
+}
+
 Status Info(const TpmFlags& f) {
   LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
   LIM_ASSIGN_OR_RETURN(std::vector<uint16_t> banks, tpm->AllocatedBanks());
@@ -282,6 +322,35 @@ void Register(CLI::App& app) {
   cq->add_option("--nonce", nonce, "the nonce the quote must carry (hex; empty allowed)")->required();
   cq->callback([] {
     Status st = CheckQuoteCmd(ck_ak, ck_msg, ck_sig, ck_pcrs, nonce);
+    if (!st.ok()) Fail(st);
+  });
+
+  static std::string ek_type = "ecc", ek_out;
+  auto* ekc = tpm->add_subcommand("ek", "export the EK public key (TCG template) as ek.pub and ek.pub.pem");
+  AddTpmFlag(ekc, &flags);
+  ekc->add_option("--type", ek_type, "ecc or rsa")->capture_default_str();
+  ekc->add_option("--out", ek_out, "output directory")->required();
+  ekc->callback([] {
+    Status st = EkExport(flags, ek_type, ek_out);
+    if (!st.ok()) Fail(st);
+  });
+  static std::string mc_ek, mc_name, mc_secret, mc_out;
+  auto* mc = tpm->add_subcommand("makecredential", "wrap a secret for (EK, AK name) with OpenSSL alone (no TPM)");
+  mc->add_option("--ek", mc_ek, "EK public: ek.pub (TPM2B_PUBLIC)")->required();
+  mc->add_option("--name", mc_name, "AK name file (ak.name)")->required();
+  mc->add_option("--secret", mc_secret, "secret (hex, 1-64 bytes)")->required();
+  mc->add_option("--out", mc_out, "credential file (tpm2-tools format)")->required();
+  mc->callback([] {
+    Status st = MakeCredentialCmd(mc_ek, mc_name, mc_secret, mc_out);
+    if (!st.ok()) Fail(st);
+  });
+  static std::string ac_ak, ac_cred;
+  auto* ac = tpm->add_subcommand("activatecredential", "recover a credential's secret on the TPM holding the EK and AK");
+  AddTpmFlag(ac, &flags);
+  ac->add_option("--ak", ac_ak, "AK directory (from `lim tpm ak create`)")->required();
+  ac->add_option("--credential", ac_cred, "credential file")->required();
+  ac->callback([] {
+    Status st = ActivateCredentialCmd(flags, ac_ak, ac_cred);
     if (!st.ok()) Fail(st);
   });
 

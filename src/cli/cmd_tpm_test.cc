@@ -169,6 +169,27 @@ TEST(CmdTpmTest, GoAttestationQuoteViaCli) {
   EXPECT_NE(c.out.find("a610f27bc687ce906243287d832706036e79f6e1"), std::string::npos) << c.out;
 }
 
+TEST(CmdTpmTest, CredentialActivationRoundTrip) {
+  std::string d = MakeTempDir();
+  ASSERT_EQ(Lim("tpm ak create --out " + d + "/ak").exit_code, 0);
+  auto ek = Lim("tpm ek --out " + d + "/ek");
+  ASSERT_EQ(ek.exit_code, 0) << ek.err;
+  auto mc = LimNoTpm("tpm makecredential --ek " + d + "/ek/ek.pub --name " + d + "/ak/ak.name --secret 00112233445566778899 --out " +
+                     d + "/cred");
+  ASSERT_EQ(mc.exit_code, 0) << mc.err;
+  auto ac = Lim("tpm activatecredential --ak " + d + "/ak --credential " + d + "/cred");
+  EXPECT_EQ(ac.exit_code, 0) << ac.err;
+  EXPECT_EQ(ac.out, "00112233445566778899\n");
+  // A credential made for another AK does not activate.
+  ASSERT_EQ(Lim("tpm ak create --out " + d + "/ak2").exit_code, 0);
+  auto mc2 = LimNoTpm("tpm makecredential --ek " + d + "/ek/ek.pub --name " + d + "/ak2/ak.name --secret 0011 --out " + d + "/cred2");
+  ASSERT_EQ(mc2.exit_code, 0);
+  auto bad = Lim("tpm activatecredential --ak " + d + "/ak --credential " + d + "/cred2");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("TPM2_ActivateCredential"), std::string::npos) << bad.err;
+  EXPECT_EQ(bad.out, "");
+}
+
 class SwtpmCommandTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -95,7 +95,8 @@ TEST(EsysTpmTest, EkTemplatesMatchTpm2CreateEk) {
     auto ek = tpm->ReadEkPublic(t);
     ASSERT_TRUE(ek.ok()) << ek.status().message();
     std::string file = dir + "/ek." + EkTypeName(t);
-    auto r = Tpm2Tools("tpm2_createek -G " + std::string(EkTypeName(t)) + " -c - -u " + file + " >/dev/null && tpm2_flushcontext -t");
+    auto r = Tpm2Tools("tpm2_createek -G " + std::string(EkTypeName(t)) + " -c " + file + ".ctx -u " + file +
+                       " >/dev/null && tpm2_flushcontext -t");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto theirs = ReadFileBytes(file);
     ASSERT_TRUE(theirs.ok());
@@ -413,7 +414,8 @@ TEST(EsysTpmErrorsTest, UsesAPersistentEkAndLeavesItInPlace) {
   Result<Quote> q = ak.ok() ? (*t2)->MakeQuote(*ak, sel, nonce) : Result<Quote>(ak.status());
   t2->reset();
   ::unsetenv("TCTI_PCAP_FILE");
-  auto handles = Tpm2Tools("tpm2_getcap handles-persistent; tpm2_getcap handles-transient");
+  auto persistent = Tpm2Tools("tpm2_getcap handles-persistent");
+  auto transient = Tpm2Tools("tpm2_getcap handles-transient");
   auto evict = Tpm2Tools("tpm2_evictcontrol -C o -c 0x81010002");
   EXPECT_EQ(evict.exit_code, 0) << evict.err;
   ASSERT_TRUE(ak.ok()) << ak.status().message();
@@ -421,7 +423,8 @@ TEST(EsysTpmErrorsTest, UsesAPersistentEkAndLeavesItInPlace) {
   ASSERT_TRUE(ek.ok());
   EXPECT_EQ(CountCreatePrimary(dir + "/after.pcap"), 0);     // the persistent EK was used
   EXPECT_EQ(MarshalPublic2B(*ek), MarshalPublic2B(*before));  // and it is the same key
-  EXPECT_EQ(handles.out, "- 0x81010002\n") << handles.out;   // still persisted, nothing transient left
+  EXPECT_NE(persistent.out.find("- 0x81010002\n"), std::string::npos) << persistent.out;  // still persisted
+  EXPECT_EQ(transient.out, "");                                                          // nothing left loaded
   auto key = PublicKey::FromTpmPublic(ak->pub);
   EXPECT_TRUE(CheckQuote(*key, q->msg, q->sig, nonce, sel, q->values).ok());
 }

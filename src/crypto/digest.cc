@@ -17,7 +17,7 @@ Result<const EVP_MD*> FetchMd(const HashAlgo& algo) {
   std::lock_guard<std::mutex> lock(mu);
   const EVP_MD*& slot = cache[static_cast<size_t>(algo.kernel_id)];
   if (!slot) {
-    EVP_MD* md = EVP_MD_fetch(nullptr, algo.openssl_name, nullptr);
+    EVP_MD* md = FetchMdWithLegacy(algo.openssl_name);
     if (!md) {
       return Status::Unsupported(std::string("hash algorithm ") + algo.kernel_name +
                                  " is not available in this OpenSSL (" + algo.openssl_name + ")");

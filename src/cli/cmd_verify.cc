@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "cli/list_args.h"
+#include "cli/tpm_pcrs.h"
 #include "ima/boot_aggregate.h"
 #include "ima/signature_check.h"
 #include "ima/verify.h"
@@ -17,6 +18,7 @@ struct VerifyArgs {
   ListArgs list;
   std::vector<std::string> pcr_files;
   std::vector<std::string> keys;
+  std::string tcti;  // --tpm
   bool allow_tail = false;
   bool single_thread = false;
 };
@@ -40,7 +42,11 @@ int RunVerify(const VerifyArgs& a) {
   ima::VerifyOptions vo;
   vo.list = *opts;
   vo.parallel = !a.single_thread;
-  auto pcrs = LoadPcrFiles(a.pcr_files);
+  if (a.pcr_files.empty() == a.tcti.empty()) {
+    return ReportError(Status::InvalidArgument("verify: give either --pcrs FILE or --tpm TCTI"));
+  }
+  // The PCRs are read before the list, so entries appended meanwhile are a tail.
+  auto pcrs = a.tcti.empty() ? LoadPcrFiles(a.pcr_files) : ReadTpmPcrs(a.tcti);
   if (!pcrs.ok()) return ReportError(pcrs.status());
   vo.pcrs = std::move(pcrs).value();
   std::shared_ptr<ima::EntrySignatureChecker> checker;
@@ -115,16 +121,19 @@ int RunVerify(const VerifyArgs& a) {
 struct BootAggregateArgs {
   std::vector<std::string> pcr_files;
   std::string boot_log;
+  std::string tcti;
   std::vector<std::string> banks;
   bool pre_5_8 = false;
 };
 
 int RunBootAggregate(const BootAggregateArgs& a) {
-  if (a.pcr_files.empty() == a.boot_log.empty()) {
-    return ReportError(Status::InvalidArgument("boot-aggregate: give either --pcrs FILE or --boot-log EVENTLOG"));
+  if (!a.pcr_files.empty() + !a.boot_log.empty() + !a.tcti.empty() != 1) {
+    return ReportError(Status::InvalidArgument("boot-aggregate: give one of --pcrs FILE, --tpm TCTI, --boot-log EVENTLOG"));
   }
   Result<PcrSet> pcrs = Status::InvalidArgument("no PCRs");
-  if (!a.boot_log.empty()) {
+  if (!a.tcti.empty()) {
+    pcrs = ReadTpmPcrs(a.tcti);
+  } else if (!a.boot_log.empty()) {
     // PCRs 0-9 as the firmware and boot loader left them: the event log replayed.
     auto log = tcg::LoadEventLog(a.boot_log);
     if (!log.ok()) return ReportError(log.status());
@@ -164,8 +173,8 @@ void Register(CLI::App& app) {
   auto va = std::make_shared<VerifyArgs>();
   auto* v = app.add_subcommand("verify", "check every template digest and replay the list against PCR values");
   va->list.AddTo(v, true);
-  v->add_option("--pcrs", va->pcr_files, "[ALG,]FILE: PCR-set JSON, evmctl PCR-NN text, tpm2_pcrread output")
-      ->required();
+  v->add_option("--pcrs", va->pcr_files, "[ALG,]FILE: PCR-set JSON, evmctl PCR-NN text, tpm2_pcrread output");
+  v->add_option("--tpm", va->tcti, "read the PCRs from this TPM (TCTI: device:/dev/tpmrm0, swtpm:path=…)");
   v->add_option("--key", va->keys, "X.509 certificate (PEM/DER) to verify ima-sig signatures (repeatable)");
   v->add_flag("--allow-tail", va->allow_tail, "accept entries appended after the PCRs were read");
   v->add_flag("--single-thread", va->single_thread, "replay the banks one after another on one core");
@@ -174,6 +183,7 @@ void Register(CLI::App& app) {
   auto ba = std::make_shared<BootAggregateArgs>();
   auto* b = app.add_subcommand("boot-aggregate", "compute boot_aggregate from PCRs 0-9, like evmctl ima_boot_aggregate");
   b->add_option("--pcrs", ba->pcr_files, "[ALG,]FILE with PCRs 0-7 (sha1) or 0-9 (other banks)");
+  b->add_option("--tpm", ba->tcti, "read PCRs 0-9 from this TPM (TCTI)");
   b->add_option("--boot-log", ba->boot_log, "TCG event log (binary_bios_measurements) to replay for PCRs 0-9");
   b->add_option("--bank", ba->banks, "bank (repeatable; default: every bank in the files)");
   b->add_flag("--pre-5.8", ba->pre_5_8, "kernels before 5.8: PCRs 0-7 in every bank");

@@ -1,0 +1,88 @@
+// Test helper (header only, used by tpm and cli tests): one private swtpm per test process,
+// on a unix socket in a fresh temp dir, started on first use and killed by pid at exit (it
+// also dies with the process: SwtpmConfig::die_with_parent). Test thread only.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "tests/testing.h"
+#include "tpm/pcr.h"
+#include "tpm/swtpm.h"
+
+namespace lim::tpm::testing {
+
+class SwtpmEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    if (started_) {
+      EXPECT_TRUE(SwtpmStop(config_).ok());
+      started_ = false;
+    }
+  }
+  const SwtpmConfig& Get() {
+    if (!started_) {
+      std::string dir = lim::testing::MakeTempDir();
+      config_.state_dir = dir + "/state";
+      config_.run_dir = dir + "/run";
+      config_.create_ek_cert = false;
+      config_.die_with_parent = true;
+      auto pid = SwtpmStart(config_);
+      if (!pid.ok()) {
+        ADD_FAILURE() << "cannot start swtpm: " << pid.status().message();
+      }
+      started_ = pid.ok();
+    }
+    return config_;
+  }
+
+ private:
+  SwtpmConfig config_;
+  bool started_ = false;
+};
+
+inline SwtpmEnvironment& Swtpm() {
+  static SwtpmEnvironment* env = [] {
+    auto* e = new SwtpmEnvironment;
+    ::testing::AddGlobalTestEnvironment(e);  // gtest owns it and calls TearDown at exit
+    return e;
+  }();
+  return *env;
+}
+
+inline std::string SwtpmTctiForTests() { return SwtpmTcti(Swtpm().Get()); }
+
+// Runs a tpm2-tools command line against the test swtpm.
+inline lim::testing::CommandResult Tpm2Tools(const std::string& cmd) {
+  return lim::testing::Run("export TPM2TOOLS_TCTI=" + lim::testing::ShellQuote(SwtpmTctiForTests()) +
+                           "; timeout 60 sh -c " + lim::testing::ShellQuote(cmd));
+}
+
+// Parses tpm2_pcrread's output ("  sha256:\n    0 : 0x…").
+inline PcrValues ParseTpm2PcrRead(const std::string& text) {
+  PcrValues out;
+  std::istringstream in(text);
+  std::string line;
+  uint16_t bank = 0;
+  while (std::getline(in, line)) {
+    size_t colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    if (line.find("0x") == std::string::npos) {
+      std::string name = line.substr(0, colon);
+      name.erase(0, name.find_first_not_of(' '));
+      auto alg = ParseBankName(name);
+      bank = alg.ok() ? *alg : 0;
+      continue;
+    }
+    int idx = std::atoi(line.c_str());
+    auto hex = FromHex(line.substr(line.find("0x") + 2));
+    if (bank && hex.ok()) out[bank][idx] = *hex;
+  }
+  return out;
+}
+
+}  // namespace lim::tpm::testing

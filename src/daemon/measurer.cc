@@ -45,33 +45,49 @@ size_t Measurer::tracked_inodes() {
   return table_.size();
 }
 
+Measurer::Turn::Turn(InodeState* st, uint64_t ticket) : st_(st), ticket_(ticket), lock_(st->mu) {
+  if (ticket_ != OpenCounts::kNoTicket) st_->cv.wait(lock_, [&] { return st_->serving == ticket_; });
+}
+
+Measurer::Turn::~Turn() {
+  if (ticket_ != OpenCounts::kNoTicket) {
+    st_->serving++;
+    st_->cv.notify_all();
+  }
+}
+
 OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
   std::lock_guard<std::mutex> lk(table_mu_);
   auto& p = table_[key];
   if (!p) p = std::make_shared<InodeState>();
-  OpenCounts c{p->writers, p->readers};
+  OpenCounts c{p->writers, p->readers, p->next_ticket++};
   if (write) p->writers++;
   if (read_only) p->readers++;
   return c;
 }
 
-bool Measurer::NoteClose(const InodeKey& key, bool was_write) {
+CloseNote Measurer::NoteClose(const InodeKey& key, bool was_write) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  auto it = table_.find(key);
-  if (it == table_.end()) return was_write;  // opened before limd watched: treat as last
-  InodeState& s = *it->second;
+  auto& p = table_[key];
+  if (!p) p = std::make_shared<InodeState>();
+  InodeState& s = *p;
+  CloseNote n;
+  n.ticket = s.next_ticket++;
   if (was_write) {
     // A close without a seen open (opened before the marks) still ends the episode.
     if (s.writers > 0) s.writers--;
-    return s.writers == 0;
+    n.last_writer = s.writers == 0;
+  } else if (s.readers > 0) {
+    s.readers--;
   }
-  if (s.readers > 0) s.readers--;
-  return false;
+  return n;
 }
 
-void Measurer::LastWriterClosed(const InodeKey& key, const FileFacts& now) {
+void Measurer::ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now) {
   auto st = Get(key);
-  std::lock_guard<std::mutex> lk(st->mu);
+  Turn turn(st.get(), note.ticket);
+  ApplyFlush(st.get());
+  if (!note.last_writer) return;
   st->emitted_open_writers = false;  // 6.15: one open_writers per writer episode
   if (st->collected && !st->facts.SameContentAs(now)) {
     st->collected = false;
@@ -80,16 +96,24 @@ void Measurer::LastWriterClosed(const InodeKey& key, const FileFacts& now) {
 }
 
 void Measurer::Flush() {
+  // Verdicts are dropped lazily (each inode at its next step, under its own lock), so a
+  // flush never waits for a hash in progress; counts are reset at once.
   std::lock_guard<std::mutex> lk(table_mu_);
+  flush_generation_++;
   for (auto& [k, st] : table_) {
-    std::lock_guard<std::mutex> l2(st->mu);
-    st->collected = false;
-    st->measured_pcrs = 0;
-    st->may_emit_tomtou = false;
-    st->emitted_open_writers = false;
     st->writers = 0;
     st->readers = 0;
   }
+}
+
+void Measurer::ApplyFlush(InodeState* st) {
+  uint64_t g = flush_generation_.load();
+  if (st->generation == g) return;
+  st->generation = g;
+  st->collected = false;
+  st->measured_pcrs = 0;
+  st->may_emit_tomtou = false;
+  st->emitted_open_writers = false;
 }
 
 Result<HashAlgo> Measurer::AlgoFor(const std::optional<Bytes>& xattr) const {
@@ -136,12 +160,19 @@ void Measurer::Violation(const Access& a, const char* cause, const FileFacts& f)
 Verdict Measurer::Process(const Access& a) {
   Verdict v;
   auto facts_r = env_->Facts(a.fd);
-  if (!facts_r.ok()) {
-    v.error = facts_r.status().message();
-    return v;
-  }
-  const FileFacts& facts = *facts_r;
-  if (!facts.regular) return v;  // only regular files (kernel)
+  if (!facts_r.ok()) v.error = facts_r.status().message();
+  InodeKey key = a.counts.ticket != OpenCounts::kNoTicket ? a.key
+                 : facts_r.ok()                          ? InodeKey{facts_r->dev, facts_r->ino}
+                                                         : InodeKey{};
+  auto st = Get(key);
+  Turn turn(st.get(), a.counts.ticket);
+  if (!facts_r.ok() || !facts_r->regular) return v;  // only regular files (kernel)
+  return ProcessLocked(a, *facts_r, st.get());
+}
+
+Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st) {
+  Verdict v;
+  ApplyFlush(st);
 
   ima::PolicyAccess pa;
   pa.func = a.func;
@@ -166,8 +197,6 @@ Verdict Measurer::Process(const Access& a) {
                          (matcher_->policy_actions() & ima::action::kMeasure);
   if (!must_measure && !violation_check) return v;
 
-  auto st = Get({facts.dev, facts.ino});
-  std::lock_guard<std::mutex> lk(st->mu);
   if (violation_check) {
     // ima_rdwr_violation_check, 6.15 rules.
     if (a.open_for_write) {
@@ -211,7 +240,7 @@ Verdict Measurer::Process(const Access& a) {
     digest.assign(algo.size, 0);
   } else {
     if (!st->collected) {
-      Status s = Collect(a, facts, x, st.get());
+      Status s = Collect(a, facts, x, st);
       if (!s.ok()) {
         v.error = a.path + ": " + s.message();
         return v;

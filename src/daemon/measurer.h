@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -45,6 +46,15 @@ struct InodeKeyHash {
 struct OpenCounts {
   int writers = 0;
   int readers = 0;
+  // The event's turn on this inode: Process()/ApplyClose() run in event order per inode
+  // even when workers pick events up in parallel.
+  uint64_t ticket = kNoTicket;
+  static constexpr uint64_t kNoTicket = ~0ull;
+};
+
+struct CloseNote {
+  bool last_writer = false;
+  uint64_t ticket = OpenCounts::kNoTicket;
 };
 
 struct Access {
@@ -58,6 +68,7 @@ struct Access {
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
   bool cap_setuid = false, cap_setgid = false;
   std::string path;
+  InodeKey key;       // with counts.ticket: the inode NoteOpen() saw
   OpenCounts counts;  // from NoteOpen() for FILE_CHECK/MMAP_CHECK opens
 };
 
@@ -88,12 +99,14 @@ class Measurer {
 
   // Reader thread, in event order. Returns the counts before this open.
   OpenCounts NoteOpen(const InodeKey& key, bool write, bool read_only);
-  // Reader thread, in event order (FAN_CLOSE_WRITE / FAN_CLOSE_NOWRITE). Returns true when
-  // this was the last writer: then call LastWriterClosed() (from any thread).
-  bool NoteClose(const InodeKey& key, bool was_write);
-  // After the last writer closed: the change tuple decides whether the next access measures
-  // again; the open_writers episode ends.
-  void LastWriterClosed(const InodeKey& key, const FileFacts& now);
+  // Reader thread, in event order (FAN_CLOSE_WRITE / FAN_CLOSE_NOWRITE). Then call
+  // ApplyClose() with the note (from any thread).
+  CloseNote NoteClose(const InodeKey& key, bool was_write);
+  // In the inode's event order: after the last writer closed, the change tuple decides
+  // whether the next access measures again, and the open_writers episode ends.
+  void ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now);
+  // Untracked form (tests, and closes without a ticket).
+  void LastWriterClosed(const InodeKey& key, const FileFacts& now) { ApplyClose(key, {true, OpenCounts::kNoTicket}, now); }
 
   Verdict Process(const Access& access);
 
@@ -116,10 +129,26 @@ class Measurer {
     Bytes digest;
     bool may_emit_tomtou = false;
     bool emitted_open_writers = false;
-    // Under table_mu_ (reader thread order):
+    uint64_t serving = 0;  // next ticket allowed to run
+    uint64_t generation = 0;  // flush generation the verdict belongs to
+    std::condition_variable cv;
+    // Under table_mu_ (next_ticket too) (reader thread order):
     int writers = 0;
     int readers = 0;
+    uint64_t next_ticket = 0;
   };
+  // Holds the inode's lock for one ticketed step and passes the turn on at scope exit.
+  class Turn {
+   public:
+    Turn(InodeState* st, uint64_t ticket);
+    ~Turn();
+   private:
+    InodeState* st_;
+    uint64_t ticket_;
+    std::unique_lock<std::mutex> lock_;
+  };
+  void ApplyFlush(InodeState* st);  // under st->mu
+  Verdict ProcessLocked(const Access& access, const FileFacts& facts, InodeState* st);
   std::shared_ptr<InodeState> Get(const InodeKey& key);
   Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
   Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
@@ -132,6 +161,7 @@ class Measurer {
   AuditLog audit_;
   std::mutex table_mu_;
   std::unordered_map<InodeKey, std::shared_ptr<InodeState>, InodeKeyHash> table_;
+  std::atomic<uint64_t> flush_generation_{0};
   std::atomic<uint64_t> hashes_{0}, cache_hits_{0}, bytes_hashed_{0};
 };
 

@@ -83,11 +83,12 @@ class MeasurerTest : public ::testing::Test {
     a.func = func;
     a.open_for_write = write;
     a.mask = write ? ima::may::kWrite : (func == ima::ImaHook::kBprmCheck ? ima::may::kExec : ima::may::kRead);
+    a.key = Key(fd);
     a.counts = measurer_->NoteOpen(Key(fd), write, !write);
     return measurer_->Process(a);
   }
   void Close(int fd, bool was_write) {
-    if (measurer_->NoteClose(Key(fd), was_write)) measurer_->LastWriterClosed(Key(fd), env_.file(fd).facts);
+    measurer_->ApplyClose(Key(fd), measurer_->NoteClose(Key(fd), was_write), env_.file(fd).facts);
   }
   std::vector<Got> List() { return ReadList(dir_ + "/binary_runtime_measurements"); }
   // Replays the list and compares with the software TPM's PCR 10 in both banks.

@@ -170,6 +170,11 @@ Verdict Measurer::Process(const Access& a) {
   return ProcessLocked(a, *facts_r, st.get());
 }
 
+void Measurer::Skip(const InodeKey& key, uint64_t ticket) {
+  auto st = Get(key);
+  Turn turn(st.get(), ticket);
+}
+
 Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st) {
   Verdict v;
   ApplyFlush(st);

@@ -109,6 +109,8 @@ class Measurer {
   void LastWriterClosed(const InodeKey& key, const FileFacts& now) { ApplyClose(key, {true, OpenCounts::kNoTicket}, now); }
 
   Verdict Process(const Access& access);
+  // Gives up a ticket from NoteOpen() without processing (the step did not apply).
+  void Skip(const InodeKey& key, uint64_t ticket);
 
   // Queue overflow: events were lost, forget every verdict and count (kernel-unseen opens).
   void Flush();

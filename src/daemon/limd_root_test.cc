@@ -1,0 +1,240 @@
+// Root tests: limd on its own fresh tmpfs mount, started as a child under `timeout -k 2 30`,
+// stopped by its own PID, the mount unmounted in teardown. Skipped (with the reason) when
+// not root or when fanotify permission events are unavailable. Never marks anything but
+// the test's own mount.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/fanotify.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
+
+#include "base/file.h"
+#include "crypto/digest.h"
+#include "ima/digest_field.h"
+#include "ima/list_reader.h"
+#include "tests/testing.h"
+#include "tpm/test_swtpm.h"
+#include "tpm/tpm.h"
+
+namespace lim::daemon {
+namespace {
+
+using lim::testing::RunCommand;
+using lim::testing::ShellQuote;
+
+struct Row {
+  std::string name, tmpl, algo;
+  Bytes digest;
+  bool violation;
+};
+
+std::vector<Row> ReadRows(const std::string& path) {
+  std::vector<Row> out;
+  ima::ListOptions o;
+  o.bank = Sha1Algo();
+  auto r = ima::ListReader::Open(path, o);
+  if (!r.ok()) return out;
+  ima::Entry e;
+  for (;;) {
+    auto n = (*r)->Next(&e);
+    if (!n.ok() || !*n) break;
+    auto df = ima::ParseDigestField(e.field(0), false);
+    out.push_back({std::string(e.name()), std::string(e.template_name), df.ok() ? std::string(df->algo_name) : "",
+                   df.ok() ? Bytes(df->digest.begin(), df->digest.end()) : Bytes{}, e.violation});
+  }
+  return out;
+}
+
+std::string FanotifyUnavailable() {
+  if (geteuid() != 0) return "needs root (fanotify permission events, mount)";
+  int fd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
+  if (fd < 0) return std::string("fanotify_init(FAN_CLASS_CONTENT) fails: ") + strerror(errno);
+  ::close(fd);
+  return "";
+}
+
+class LimdRoot : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why = FanotifyUnavailable();
+    if (!why.empty()) GTEST_SKIP() << why;
+    mnt_ = lim::testing::MakeTempDir();
+    state_ = lim::testing::MakeTempDir();
+    ASSERT_EQ(::mount("limdtest", mnt_.c_str(), "tmpfs", 0, "size=64m"), 0) << strerror(errno);
+    mounted_ = true;
+  }
+  void TearDown() override {
+    StopLimd();
+    if (mounted_ && ::umount(mnt_.c_str()) != 0) ::umount2(mnt_.c_str(), MNT_DETACH);
+  }
+  // Starts limd; returns its exit status if it exited before becoming ready.
+  std::optional<int> StartLimd(const std::string& extra = "--no-tpm") {
+    ::unlink((state_ + "/limd.ready").c_str());
+    std::string cmd = "exec timeout -k 2 30 " + std::string(LIMD_BIN) + " --foreground --state " + ShellQuote(state_) +
+                      " --watch " + ShellQuote(mnt_) + " --log-file " + ShellQuote(state_ + "/log") + " " + extra +
+                      " 2>>" + ShellQuote(state_ + "/stderr");
+    wrapper_ = fork();
+    if (wrapper_ == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {
+      auto ready = ReadFileText(state_ + "/limd.ready");
+      if (ready.ok() && !ready->empty()) {
+        limd_ = std::atoi(ready->c_str());
+        return std::nullopt;
+      }
+      int st = 0;
+      if (waitpid(wrapper_, &st, WNOHANG) == wrapper_) {
+        wrapper_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ADD_FAILURE() << "limd did not become ready";
+    return -1;
+  }
+  void StopLimd(int sig = SIGTERM) {
+    if (limd_ > 0) {
+      ::kill(limd_, sig);  // limd's own pid, never the timeout wrapper's
+      for (int i = 0; i < 100 && ::kill(limd_, 0) == 0; ++i) {
+        int st;
+        waitpid(wrapper_, &st, WNOHANG);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (::kill(limd_, 0) == 0) ::kill(limd_, SIGKILL);
+      limd_ = -1;
+    }
+    if (wrapper_ > 0) {
+      int st;
+      waitpid(wrapper_, &st, 0);
+      wrapper_ = -1;
+    }
+  }
+  std::string List() { return state_ + "/binary_runtime_measurements"; }
+  std::vector<Row> Rows() { return ReadRows(List()); }
+  int Count(const std::string& name, bool violation = false) {
+    int n = 0;
+    for (const auto& r : Rows()) n += (r.name == name && r.violation == violation) ? 1 : 0;
+    return n;
+  }
+  // Runs a shell line against the mount (bounded, so a stuck limd fails the test).
+  lim::testing::CommandResult Sh(const std::string& line) {
+    return RunCommand("cd " + ShellQuote(mnt_) + " && timeout 20 sh -c " + ShellQuote(line));
+  }
+  void ExpectVerifies() {
+    auto r = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/software_pcrs.json");
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  }
+  Bytes Sha256Of(const std::string& path) { return *Digest(Sha256Algo(), *ReadFileBytes(path)); }
+  void WritePolicy(const std::string& text) { ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(text)).ok()); }
+
+  std::string mnt_, state_;
+  bool mounted_ = false;
+  pid_t wrapper_ = -1, limd_ = -1;
+};
+
+TEST_F(LimdRoot, ExecIsMeasuredBeforeItReturns) {
+  ASSERT_EQ(Sh("cp /bin/true ./true").exit_code, 0);
+  ASSERT_FALSE(StartLimd().has_value());
+  ASSERT_EQ(Sh("./true").exit_code, 0);
+  // The exec has returned: its entry must already be in the list (and the PCR).
+  std::vector<Row> rows = Rows();
+  const Row* hit = nullptr;
+  for (const auto& r : rows) {
+    if (r.name == mnt_ + "/true") hit = &r;
+  }
+  ASSERT_NE(hit, nullptr) << "no entry for " << mnt_ << "/true";
+  EXPECT_EQ(hit->tmpl, "ima-ng");
+  EXPECT_EQ(hit->algo, "sha256");
+  EXPECT_EQ(hit->digest, Sha256Of("/bin/true"));
+  EXPECT_EQ(rows[0].name, "boot_aggregate");
+  EXPECT_EQ(rows[1].name, "lim-start");
+  ASSERT_EQ(Sh("./true && ./true").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);  // unchanged: measured once
+  StopLimd();
+  ExpectVerifies();
+}
+
+TEST_F(LimdRoot, ScriptAndInterpreterAreBprm) {
+  ASSERT_EQ(Sh("cp /bin/sh ./interp && printf '#!" + mnt_ + "/interp\\necho ok\\n' > s && chmod +x s").exit_code, 0);
+  ASSERT_FALSE(StartLimd().has_value());
+  auto r = Sh("./s");
+  EXPECT_EQ(r.out, "ok\n");
+  EXPECT_EQ(Count(mnt_ + "/s"), 1);
+  EXPECT_EQ(Count(mnt_ + "/interp"), 1);
+  StopLimd();
+  ExpectVerifies();
+}
+
+TEST_F(LimdRoot, RootReadsRewriteAndViolations) {
+  WritePolicy("measure func=FILE_CHECK mask=MAY_READ uid=0\nmeasure func=BPRM_CHECK mask=MAY_EXEC\n");
+  ASSERT_EQ(Sh("echo v1 > f && echo w > g && echo t > h").exit_code, 0);
+  ASSERT_FALSE(StartLimd("--no-tpm --policy " + state_ + "/policy").has_value());
+  ASSERT_EQ(Sh("cat f >/dev/null && cat f > /dev/null").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/f"), 1);
+  ASSERT_EQ(Sh("echo version-two > f; cat f >/dev/null").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/f"), 2);  // rewritten: measured again after the last writer closed
+  EXPECT_EQ(Rows().back().digest, *Digest(Sha256Algo(), AsBytes("version-two\n")));
+  // exec 5>>g; cat g  → exactly one open_writers (and g measured)
+  ASSERT_EQ(Sh("exec 5>>g; cat g >/dev/null; cat g >/dev/null").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/g", true), 1);
+  // read (kept open) then open for write → exactly one ToMToU
+  ASSERT_EQ(Sh("exec 4<h; echo more >> h; echo again >> h").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/h", true), 1);
+  auto log = ReadFileText(state_ + "/log");
+  EXPECT_NE(log->find("cause=open_writers"), std::string::npos);
+  EXPECT_NE(log->find("cause=ToMToU"), std::string::npos);
+  StopLimd();
+  ExpectVerifies();
+}
+
+TEST_F(LimdRoot, SecondLimdOnSameStateRefuses) {
+  ASSERT_FALSE(StartLimd().has_value());
+  auto r = RunCommand("timeout -k 2 20 " + std::string(LIMD_BIN) + " --no-tpm --foreground --state " + state_ +
+                      " --watch " + mnt_);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("another limd"), std::string::npos) << r.err;
+}
+
+TEST_F(LimdRoot, RefusesBadWatchRoots) {
+  ASSERT_EQ(Sh("mkdir d").exit_code, 0);
+  std::string base = "timeout -k 2 20 " + std::string(LIMD_BIN) + " --no-tpm --foreground --state " + state_;
+  auto sub = RunCommand(base + " --watch " + mnt_ + "/d");
+  EXPECT_EQ(sub.exit_code, 2);
+  EXPECT_NE(sub.err.find("not a mount root"), std::string::npos) << sub.err;
+  auto root = RunCommand(base + " --watch /");
+  EXPECT_EQ(root.exit_code, 2);
+  EXPECT_NE(root.err.find("--allow-root-fs"), std::string::npos) << root.err;
+}
+
+TEST_F(LimdRoot, KillNineThenRestartKeepsChain) {
+  ASSERT_EQ(Sh("cp /bin/true ./true && cp /bin/echo ./echo").exit_code, 0);
+  ASSERT_FALSE(StartLimd("--tpm " + tpm::testing::SwtpmTctiForTests()).has_value());
+  ASSERT_EQ(Sh("./true").exit_code, 0);
+  StopLimd(SIGKILL);
+  ASSERT_FALSE(StartLimd("--tpm " + tpm::testing::SwtpmTctiForTests()).has_value());
+  ASSERT_EQ(Sh("./true; ./echo x").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);  // no duplicate across the restart
+  EXPECT_EQ(Count(mnt_ + "/echo"), 1);
+  EXPECT_EQ(Count("lim-start"), 2);
+  StopLimd();
+  // Verify against the swtpm's PCRs read after limd let go of it.
+  auto t = tpm::OpenTpm(tpm::testing::SwtpmTctiForTests());
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto pcrs = (*t)->ReadPcrs(*tpm::FullSelection(**t, {10}));
+  ASSERT_TRUE(pcrs.ok());
+  ASSERT_TRUE(WriteFileBytes(state_ + "/tpm_pcrs.json", AsBytes(tpm::PcrValuesToJson(*pcrs))).ok());
+  t->reset();
+  auto r = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/tpm_pcrs.json");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+}  // namespace
+}  // namespace lim::daemon

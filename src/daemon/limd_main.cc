@@ -14,11 +14,14 @@
 #include <ctime>
 #include <fstream>
 #include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
 
 #include "base/file.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
+#include "daemon/startup_scan.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
@@ -169,6 +172,14 @@ int main(int argc, char** argv) {
     if (!s.ok()) return Fail(s);
   }
 
+  // What already runs from the watched filesystems, before the marks (threat model).
+  std::set<uint64_t> devs;
+  for (const auto& w : watch) {
+    struct stat st;
+    if (::stat(w.c_str(), &st) == 0) devs.insert(st.st_dev);
+  }
+  daemon::StartupScan(&measurer, devs, ::getpid(), log);
+
   daemon::DaemonOptions opts;
   opts.watch = watch;
   opts.allow_root_fs = allow_root_fs;
@@ -188,12 +199,57 @@ int main(int argc, char** argv) {
     // A ready file for supervisors and tests: written once the marks are in place.
     std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
   }
+  // STATE/status.json for `lim status`, refreshed every second and at exit.
+  auto started = std::chrono::steady_clock::now();
+  auto write_status = [&, dp = d->get(), lp = list->get()](bool running) {
+    const auto& ds = dp->stats();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    nlohmann::json j;
+    j["running"] = running;
+    j["pid"] = ::getpid();
+    j["tpm"] = tpm::TpmKindName(tpm->kind());
+    j["tpm_describe"] = tpm->Describe();
+    j["pcr"] = pcr;
+    std::vector<std::string> banks;
+    for (uint16_t b : lp->banks()) banks.push_back(TpmBankName(b));
+    j["banks"] = banks;
+    j["entries"] = lp->entries();
+    j["violations"] = lp->violations();
+    j["duplicates"] = lp->duplicates();
+    j["write_failures"] = lp->write_failures();
+    j["overflows"] = ds.overflows.load();
+    j["events"] = ds.events.load();
+    j["permission_events"] = ds.perm_events.load();
+    j["own_events"] = ds.own_events.load();
+    j["answered"] = ds.answered.load();
+    j["timeouts"] = ds.timeouts.load();
+    j["reply_errors"] = ds.reply_errors.load();
+    j["measure_errors"] = ds.measure_errors.load();
+    j["unknown_syscall"] = ds.unknown_syscall.load();
+    j["hashes"] = measurer.hashes();
+    j["cache_hits"] = measurer.cache_hits();
+    j["marks"] = dp->marks();
+    j["uptime_seconds"] = secs;
+    j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
+    j["latency_us"] = {{"p50", ds.Percentile(0.5)}, {"p99", ds.Percentile(0.99)}, {"max", ds.latency_max_us.load()}};
+    (void)WriteFileBytes(state + "/status.json", AsBytes(j.dump(2) + "\n"));
+  };
+  std::atomic<bool> status_stop{false};
+  std::thread status_thread([&] {
+    while (!status_stop.load()) {
+      write_status(true);
+      for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
   s = (*d)->Run();
   g_daemon.store(nullptr);
-  const auto& st = (*d)->stats();
+  status_stop = true;
+  status_thread.join();
+  write_status(false);
+  uint64_t perm_events = (*d)->stats().perm_events.load();
   d->reset();  // answers everything still queued, then closes the group
   ::unlink((state + "/limd.ready").c_str());
-  log("stopped: " + std::to_string(st.perm_events.load()) + " permission events");
+  log("stopped: " + std::to_string(perm_events) + " permission events");
   if (!s.ok()) return Fail(s);
   return 0;
 }

@@ -236,5 +236,50 @@ TEST_F(LimdRoot, KillNineThenRestartKeepsChain) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
+TEST_F(LimdRoot, StartScanMeasuresWhatRunsAndSeedsWriters) {
+  ASSERT_EQ(Sh("cp /bin/sleep ./sleep && echo w > w").exit_code, 0);
+  // Started before limd: a program from the mount, and a writer holding w open.
+  pid_t runner = fork();
+  if (runner == 0) {
+    execl("/bin/sh", "sh", "-c", ("exec 5>>" + mnt_ + "/w; exec " + mnt_ + "/sleep 20").c_str(),
+          static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  for (int i = 0; i < 100; ++i) {  // wait until the exec happened
+    auto exe = RunCommand("readlink /proc/" + std::to_string(runner) + "/exe");
+    if (exe.out.find("/sleep") != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  WritePolicy("measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n");
+  ASSERT_FALSE(StartLimd("--no-tpm --policy " + state_ + "/policy").has_value());
+  EXPECT_EQ(Count(mnt_ + "/sleep"), 1);  // measured at start, not exec'd again
+  ASSERT_EQ(Sh("cat w >/dev/null").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/w", true), 1);  // the seeded writer: open_writers
+  ::kill(runner, SIGKILL);
+  int st;
+  waitpid(runner, &st, 0);
+  StopLimd();
+  ExpectVerifies();
+}
+
+TEST_F(LimdRoot, StatusFileAndStorm) {
+  ASSERT_EQ(Sh("cp /bin/true ./true").exit_code, 0);
+  ASSERT_FALSE(StartLimd().has_value());
+  // 8 processes spawning a binary from the mount for 3 s: every spawn must complete.
+  auto r = Sh("end=$(($(date +%s)+3)); for p in 1 2 3 4 5 6 7 8; do (n=0; while [ $(date +%s) -lt $end ]; do "
+              "./true || exit 1; n=$((n+1)); done; echo $n > count.$p) & done; wait; cat count.* | wc -l");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_EQ(r.out, "8\n");
+  StopLimd();
+  auto status = ReadFileText(state_ + "/status.json");
+  ASSERT_TRUE(status.ok());
+  EXPECT_NE(status->find("\"reply_errors\": 0"), std::string::npos) << *status;
+  EXPECT_NE(status->find("\"overflows\": 0"), std::string::npos) << *status;
+  EXPECT_NE(status->find("\"timeouts\": 0"), std::string::npos) << *status;
+  EXPECT_NE(status->find("\"tpm\": \"software\""), std::string::npos) << *status;
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);
+  ExpectVerifies();
+}
+
 }  // namespace
 }  // namespace lim::daemon

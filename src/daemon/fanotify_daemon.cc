@@ -212,8 +212,19 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     Answer(*p, true);
     return;
   }
+  // The thread queued the event and may not be off the CPU yet ("running"): the kernel
+  // only reports the syscall of a blocked task. Retry briefly.
   SyscallState sc;
-  auto scr = ReadSyscall(pid);
+  Result<SyscallState> scr = Status::Unavailable("not read");
+  for (int i = 0; i < 50; ++i) {
+    scr = ReadSyscall(pid);
+    if (!scr.ok() || scr->blocked || scr->line != "running") break;
+    if (i < 10) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
   if (scr.ok()) sc = *scr;
   OpenIntent intent = IntentOf(sc, pid);
   Access& a = p->access;
@@ -250,7 +261,10 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     } else {
       // io_uring, a running thread, an unreadable /proc: measure as a read; no counts and
       // no violation inferred (docs/limd.md).
-      stats_.unknown_syscall++;
+      if (stats_.unknown_syscall++ < 5) {
+        Log("open of " + a.path + " by tid " + std::to_string(pid) + ": syscall unknown (" +
+            (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): measured as a read");
+      }
       a.mask = ima::may::kRead;
     }
     open_ticket = measurer_->NoteOpen(key, write, ro);

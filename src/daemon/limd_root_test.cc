@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <sstream>
 #include <thread>
 
 #include "base/file.h"
@@ -279,6 +281,70 @@ TEST_F(LimdRoot, StatusFileAndStorm) {
   EXPECT_NE(status->find("\"tpm\": \"software\""), std::string::npos) << *status;
   EXPECT_EQ(Count(mnt_ + "/true"), 1);
   ExpectVerifies();
+}
+
+// kill -9 at random moments under load, restart: every access answered before the kill has
+// its entry, the chain matches the TPM, no duplicates for unchanged files.
+TEST_F(LimdRoot, KillNineUnderLoadLosesNothingAnswered) {
+  WritePolicy("measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n");
+  ASSERT_EQ(Sh("cp /bin/true ./true").exit_code, 0);
+  // PCR 11: the test process's swtpm is shared with the other swtpm test (PCR 10).
+  std::string tpm_flag = "--pcr 11 --tpm " + tpm::testing::SwtpmTctiForTests() + " --policy " + state_ + "/policy";
+  std::srand(static_cast<unsigned>(::getpid()));
+  constexpr int kRounds = 6;
+  std::vector<double> kill_times;
+  for (int round = 0; round < kRounds; ++round) {
+    ASSERT_FALSE(StartLimd(tpm_flag).has_value()) << *ReadFileText(state_ + "/stderr");
+    std::string load = "cd " + mnt_ + "; i=" + std::to_string(round * 100000) +
+                       "; while :; do echo $i > f.$i; cat f.$i >/dev/null && echo \"$i $EPOCHREALTIME\" >> " + state_ +
+                       "/done." + std::to_string(round) + "; ./true; i=$((i+1)); done";
+    pid_t gen = fork();
+    if (gen == 0) {
+      execl("/bin/bash", "bash", "-c", load.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100 + std::rand() % 300));
+    kill_times.push_back(std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+    StopLimd(SIGKILL);
+    ::kill(gen, SIGKILL);
+    int st;
+    waitpid(gen, &st, 0);
+  }
+  ASSERT_FALSE(StartLimd(tpm_flag).has_value()) << *ReadFileText(state_ + "/stderr");
+  StopLimd();
+  std::map<std::string, int> seen;
+  for (const auto& r : Rows()) {
+    if (!r.violation) seen[r.name]++;
+  }
+  int answered = 0;
+  for (int round = 0; round < kRounds; ++round) {
+    auto done = ReadFileText(state_ + "/done." + std::to_string(round));
+    if (!done.ok()) continue;
+    std::istringstream in(*done);
+    long i;
+    double t;
+    while (in >> i >> t) {
+      if (t >= kill_times[round]) continue;  // returned after the kill: not limd's answer
+      ++answered;
+      EXPECT_EQ(seen[mnt_ + "/f." + std::to_string(i)], 1) << "round " << round << " file " << i;
+    }
+  }
+  EXPECT_GT(answered, kRounds);  // the load did run
+  EXPECT_EQ(seen[mnt_ + "/true"], 1);  // unchanged: once across all restarts
+  EXPECT_EQ(seen["lim-start"], kRounds + 1);
+  for (const auto& [name, n] : seen) {
+    if (name != "lim-start" && name != "lim-recovered" && name != "lim-policy-update") {
+      EXPECT_EQ(n, 1) << name;
+    }
+  }
+  auto t = tpm::OpenTpm(tpm::testing::SwtpmTctiForTests());
+  ASSERT_TRUE(t.ok()) << t.status().message();
+  auto pcrs = (*t)->ReadPcrs(*tpm::FullSelection(**t, {11}));
+  ASSERT_TRUE(pcrs.ok());
+  ASSERT_TRUE(WriteFileBytes(state_ + "/tpm_pcrs.json", AsBytes(tpm::PcrValuesToJson(*pcrs))).ok());
+  t->reset();
+  auto r = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/tpm_pcrs.json");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
 }
 
 }  // namespace

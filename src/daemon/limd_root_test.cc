@@ -272,6 +272,9 @@ TEST_F(LimdRoot, StatusFileAndStorm) {
               "./true || exit 1; n=$((n+1)); done; echo $n > count.$p) & done; wait; cat count.* | wc -l");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(r.out, "8\n");
+  auto st = RunCommand(lim::testing::LimBinary() + " status --state " + state_);
+  EXPECT_EQ(st.exit_code, 0) << st.out << st.err;
+  EXPECT_NE(st.out.find("limd: running (pid " + std::to_string(limd_) + ")"), std::string::npos) << st.out;
   StopLimd();
   auto status = ReadFileText(state_ + "/status.json");
   ASSERT_TRUE(status.ok());

@@ -1,6 +1,8 @@
 #include "daemon/measurement_list.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -264,6 +266,47 @@ TEST_F(ListTest, ViolationsAndGapsExtendFF) {
   EXPECT_EQ(l->violations(), 2u);
   EXPECT_EQ(Names(ListPath()), (std::vector<std::string>{"boot_aggregate", "/v", "lim-event-overflow"}));
   EXPECT_EQ(Verify(ListPath()), 0);
+}
+
+// A full disk: no entry, 0xFF extended, so the chain visibly breaks (invariant 4).
+TEST_F(ListTest, FullDiskBreaksTheChainVisibly) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs for the state";
+  ASSERT_EQ(::mount("limdfull", dir_.c_str(), "tmpfs", 0, "size=32k"), 0) << strerror(errno);
+  struct Unmount {
+    std::string d;
+    ~Unmount() { ::umount2(d.c_str(), MNT_DETACH); }
+  } unmount{dir_};
+  auto l = OpenList();
+  ASSERT_TRUE(l);
+  // Fill the filesystem.
+  {
+    int fd = ::open((dir_ + "/filler").c_str(), O_WRONLY | O_CREAT, 0600);
+    ASSERT_GE(fd, 0);
+    Bytes block(4096, 0);
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    ::close(fd);
+  }
+  uint64_t before = FileSize(ListPath());
+  Status failed;
+  for (int i = 0; i < 100 && failed.ok(); ++i) {
+    auto r = l->Append(FileRec("/f" + std::to_string(i), std::to_string(i)));
+    if (!r.ok()) failed = r.status();
+  }
+  ASSERT_FALSE(failed.ok()) << "the small tmpfs never filled";
+  EXPECT_NE(failed.message().find("0xFF"), std::string::npos) << failed.message();
+  EXPECT_EQ(l->write_failures(), 1u);
+  EXPECT_GE(FileSize(ListPath()), before);
+  // No record is torn and the list no longer explains the PCR.
+  auto r = lim::testing::RunCommand(lim::testing::LimBinary() + " log " + ListPath() + " >/dev/null");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ::unlink((dir_ + "/filler").c_str());
+  auto pcrs = tpm_->ReadPcrs({{0x4, {10}}, {0xb, {10}}});
+  ASSERT_TRUE(pcrs.ok());
+  std::string f = dir_ + "/verify-pcrs.json";
+  ASSERT_TRUE(WriteFileBytes(f, AsBytes(tpm::PcrValuesToJson(*pcrs))).ok());
+  auto v = lim::testing::RunCommand(lim::testing::LimBinary() + " verify " + ListPath() + " --pcrs " + f);
+  EXPECT_EQ(v.exit_code, 1) << v.out << v.err;
 }
 
 }  // namespace

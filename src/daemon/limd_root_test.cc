@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <tuple>
 #include <map>
 #include <sstream>
 #include <thread>
@@ -158,6 +160,11 @@ TEST_F(LimdRoot, ExecIsMeasuredBeforeItReturns) {
   EXPECT_EQ(hit->digest, Sha256Of("/bin/true"));
   EXPECT_EQ(rows[0].name, "boot_aggregate");
   EXPECT_EQ(rows[1].name, "lim-start");
+  // ... and already in the PCR: the software bank's dump, taken after each extend, attests
+  // every entry (no unattested tail) while limd still runs.
+  auto v = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/software_pcrs.json");
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("unattested: 0"), std::string::npos) << v.out;
   ASSERT_EQ(Sh("./true && ./true").exit_code, 0);
   EXPECT_EQ(Count(mnt_ + "/true"), 1);  // unchanged: measured once
   StopLimd();
@@ -236,6 +243,25 @@ TEST_F(LimdRoot, KillNineThenRestartKeepsChain) {
   t->reset();
   auto r = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/tpm_pcrs.json");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // evmctl agrees, with PCRs read by tpm2_pcrread (one bank at a time: evmctl 1.4 decides on
+  // the last bank it compared).
+  auto read = tpm::testing::Tpm2Tools("tpm2_pcrread sha1:0,1,2,3,4,5,6,7,8,9,10+sha256:0,1,2,3,4,5,6,7,8,9,10");
+  ASSERT_EQ(read.exit_code, 0) << read.err;
+  tpm::PcrValues tv = tpm::testing::ParseTpm2PcrRead(read.out);
+  for (auto [alg, name, size] : {std::tuple<uint16_t, const char*, size_t>{0x4, "sha1", 20}, {0xb, "sha256", 32}}) {
+    std::string text;
+    for (int i = 0; i < 24; ++i) {
+      std::string head = std::string("PCR-") + (i < 10 ? "0" : "") + std::to_string(i) + ": ";
+      text += head + (tv[alg].count(i) ? ToHex(tv[alg][i]) : std::string(size * 2, '0')) + "\n";
+    }
+    ASSERT_TRUE(WriteFileBytes(state_ + "/evm_" + name, AsBytes(text)).ok());
+  }
+  std::string pcr_args = " --pcrs sha1," + state_ + "/evm_sha1 --pcrs sha256," + state_ + "/evm_sha256 ";
+  for (const char* bank : {"sha1", "sha256"}) {
+    auto evm = RunCommand("evmctl ima_measurement --ignore-violations --verify-bank=" + std::string(bank) + pcr_args +
+                          List());
+    EXPECT_EQ(evm.exit_code, 0) << bank << ": " << evm.out << evm.err;
+  }
 }
 
 TEST_F(LimdRoot, StartScanMeasuresWhatRunsAndSeedsWriters) {

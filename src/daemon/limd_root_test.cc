@@ -204,6 +204,23 @@ TEST_F(LimdRoot, RootReadsRewriteAndViolations) {
   ExpectVerifies();
 }
 
+// A library loaded from the mount: on tmpfs (no pre-content) the read-only open of an ELF
+// file with an executable PT_LOAD is the MMAP_CHECK approximation (docs/limd.md).
+TEST_F(LimdRoot, LibraryLoadFromTmpfsIsMmapCheck) {
+  ASSERT_EQ(Sh("cp /lib/x86_64-linux-gnu/libc.so.6 ./libc.so.6 && echo text > plain").exit_code, 0);
+  ASSERT_FALSE(StartLimd().has_value());  // built-in tcb: MMAP_CHECK, and no FILE_CHECK on tmpfs
+  ASSERT_EQ(Sh("LD_LIBRARY_PATH=" + mnt_ + " /bin/true && cat plain >/dev/null").exit_code, 0);
+  std::optional<Row> lib;
+  for (const auto& r : Rows()) {
+    if (r.name == mnt_ + "/libc.so.6") lib = r;
+  }
+  ASSERT_TRUE(lib.has_value());
+  EXPECT_EQ(lib->digest, Sha256Of("/lib/x86_64-linux-gnu/libc.so.6"));
+  EXPECT_EQ(Count(mnt_ + "/plain"), 0);  // not ELF, and tcb's FILE_CHECK excludes tmpfs
+  StopLimd();
+  ExpectVerifies();
+}
+
 TEST_F(LimdRoot, SecondLimdOnSameStateRefuses) {
   ASSERT_FALSE(StartLimd().has_value());
   auto r = RunCommand("timeout -k 2 20 " + std::string(LIMD_BIN) + " --no-tpm --foreground --state " + state_ +

@@ -98,16 +98,20 @@ void BM_Decide200Rules(benchmark::State& state) {
 }
 BENCHMARK(BM_Decide200Rules);
 
-// 200 rules keyed on id ranges only (uid>, fowner=): a rule-by-rule walk tests all of them
-// before the decision near the end; the classifier does two range lookups.
-void BM_Decide200RulesIdRanges(benchmark::State& state) {
+// `dont_measure uid>… fowner=…` rules (nothing but id ranges), then the 8 measure/appraise
+// rules of Policy200(): an ordinary access is decided only at the end.
+std::string IdRangePolicy(int exclusions) {
   std::string text;
-  for (int i = 0; i < 192; ++i) {
-    text += "dont_measure uid>" + std::to_string(2000 + i) + " fowner=" + std::to_string(i + 1) + "\n";
+  for (int i = 0; i < exclusions; ++i) {
+    text += "dont_measure uid>" + std::to_string(20000 + i) + " fowner=" + std::to_string(i + 1) + "\n";
   }
   std::string tail = Policy200();
-  text += tail.substr(tail.find("measure func=MMAP_CHECK"));
-  auto policy = lim::ima::ParsePolicy(text, "policy200ids");
+  return text + tail.substr(tail.find("measure func=MMAP_CHECK"));
+}
+
+// 200 such rules: a rule-by-rule walk tests all of them; the classifier does two range lookups.
+void BM_Decide200RulesIdRanges(benchmark::State& state) {
+  auto policy = lim::ima::ParsePolicy(IdRangePolicy(192), "policy200ids");
   if (!policy.ok()) return state.SkipWithError(policy.status().message().c_str());
   if (policy->rules.size() != 200) return state.SkipWithError("expected 200 rules");
   RunDecisions(state, *policy);
@@ -115,15 +119,9 @@ void BM_Decide200RulesIdRanges(benchmark::State& state) {
 BENCHMARK(BM_Decide200RulesIdRanges);
 
 // Beyond 4096 rules the matcher walks rule by rule (the classifier's bitsets would grow with
-// the square of the policy): 5000 id-range rules, decided at the end.
+// the square of the policy): 5000 id-range rules.
 void BM_Decide5000RulesWalk(benchmark::State& state) {
-  std::string text;
-  for (int i = 0; i < 4992; ++i) {
-    text += "dont_measure uid>" + std::to_string(20000 + i) + " fowner=" + std::to_string(i + 1) + "\n";
-  }
-  std::string tail = Policy200();
-  text += tail.substr(tail.find("measure func=MMAP_CHECK"));
-  auto policy = lim::ima::ParsePolicy(text, "policy5000");
+  auto policy = lim::ima::ParsePolicy(IdRangePolicy(4992), "policy5000");
   if (!policy.ok()) return state.SkipWithError(policy.status().message().c_str());
   lim::ima::PolicyMatcher matcher(*policy);
   if (matcher.uses_classifier()) return state.SkipWithError("expected the rule walk");

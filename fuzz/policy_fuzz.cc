@@ -43,8 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (int c = 0; c < lim::ima::kActionClassCount; ++c) {
     int expect = -1;
     for (size_t i = 0; i < matcher.size() && expect < 0; ++i) {
-      uint32_t act = matcher.rule(i).action;
-      int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
+      int cls = static_cast<int>(lim::ima::ClassOfAction(matcher.rule(i).action));
       if (cls == c && matcher.Mismatch(i, access).empty()) expect = static_cast<int>(i);
     }
     if (d.classes[static_cast<size_t>(c)].rule != expect) std::abort();

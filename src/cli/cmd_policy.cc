@@ -342,10 +342,7 @@ int RunExplain(const ExplainArgs& a) {
   std::printf("flags: %s\n", FlagsText(d.action).c_str());
   for (size_t i = 0; i < matcher.size(); ++i) {
     const ima::PolicyRule& r = matcher.rule(i);
-    int c = (r.action & (ima::action::kMeasure | ima::action::kDontMeasure))     ? 0
-            : (r.action & (ima::action::kAppraise | ima::action::kDontAppraise)) ? 1
-            : (r.action & ima::action::kAudit)                                   ? 2
-                                                                                 : 3;
+    int c = static_cast<int>(ima::ClassOfAction(r.action));
     const ima::ClassDecision& cd = d.classes[static_cast<size_t>(c)];
     std::string cls(ima::ActionClassName(static_cast<ima::ActionClass>(c)));
     std::string why = matcher.Mismatch(i, x);

@@ -199,6 +199,12 @@ bool ParseOptList(std::string_view s, std::vector<std::string>* out) {
   return true;
 }
 
+// The operator of an id keyword pattern ("uid=", "euid>", "fowner<").
+CmpOp OpOf(std::string_view pattern) {
+  char c = pattern.back();
+  return c == '>' ? CmpOp::kGt : c == '<' ? CmpOp::kLt : CmpOp::kEq;
+}
+
 int FlagBit(uint32_t flag) {
   int bit = 0;
   while (flag > 1) {
@@ -276,6 +282,21 @@ class RuleParser {
     }
     if (v == 0xffffffffULL) return Fail(t.col, std::string(keyword) + " value 4294967295 is the invalid id (-1)");
     *out = static_cast<uint32_t>(v);
+    return true;
+  }
+
+  // uid=/euid= (and gid=/egid=) fill one slot of the kernel's rule: only one of them.
+  bool ParseSharedId(const Token& t, const Pattern& m, std::string_view keyword, std::string_view value, bool* set,
+                     std::string* word, uint32_t* id, CmpOp* op, uint32_t flag, uint32_t effective_flag,
+                     const char* pair) {
+    if (*set) {
+      return Fail(t.col, std::string(keyword) + ": the rule already has " + *word + " (" + pair + " share one slot)");
+    }
+    if (!ParseId(t, keyword, value, id)) return false;
+    *op = OpOf(m.text);
+    *set = true;
+    *word = std::string(m.text);
+    SetFlag(keyword[0] == 'e' ? effective_flag : flag, t, m.text);
     return true;
   }
 
@@ -386,48 +407,24 @@ class RuleParser {
         SetFlag(rule_flag::kFsuuid, t, "fsuuid=");
         return true;
       case Opt::kUidEq: case Opt::kEuidEq: case Opt::kUidGt: case Opt::kEuidGt:
-      case Opt::kUidLt: case Opt::kEuidLt: {
-        bool e = match->opt == Opt::kEuidEq || match->opt == Opt::kEuidGt || match->opt == Opt::kEuidLt;
-        if (uid_set_) {
-          return Fail(t.col, std::string(keyword) + ": the rule already has " + uid_word_ +
-                                 " (uid and euid share one slot)");
-        }
-        CmpOp op = match->opt == Opt::kUidGt || match->opt == Opt::kEuidGt ? CmpOp::kGt
-                   : match->opt == Opt::kUidLt || match->opt == Opt::kEuidLt ? CmpOp::kLt : CmpOp::kEq;
-        if (!ParseId(t, keyword, value, &rule_.uid)) return false;
-        rule_.uid_op = op;
-        uid_set_ = true;
-        uid_word_ = std::string(match->text);
-        SetFlag(e ? rule_flag::kEuid : rule_flag::kUid, t, match->text);
-        return true;
-      }
+      case Opt::kUidLt: case Opt::kEuidLt:
+        return ParseSharedId(t, *match, keyword, value, &uid_set_, &uid_word_, &rule_.uid, &rule_.uid_op,
+                             rule_flag::kUid, rule_flag::kEuid, "uid and euid");
       case Opt::kGidEq: case Opt::kEgidEq: case Opt::kGidGt: case Opt::kEgidGt:
-      case Opt::kGidLt: case Opt::kEgidLt: {
-        bool e = match->opt == Opt::kEgidEq || match->opt == Opt::kEgidGt || match->opt == Opt::kEgidLt;
-        if (gid_set_) {
-          return Fail(t.col, std::string(keyword) + ": the rule already has " + gid_word_ +
-                                 " (gid and egid share one slot)");
-        }
-        CmpOp op = match->opt == Opt::kGidGt || match->opt == Opt::kEgidGt ? CmpOp::kGt
-                   : match->opt == Opt::kGidLt || match->opt == Opt::kEgidLt ? CmpOp::kLt : CmpOp::kEq;
-        if (!ParseId(t, keyword, value, &rule_.gid)) return false;
-        rule_.gid_op = op;
-        gid_set_ = true;
-        gid_word_ = std::string(match->text);
-        SetFlag(e ? rule_flag::kEgid : rule_flag::kGid, t, match->text);
-        return true;
-      }
+      case Opt::kGidLt: case Opt::kEgidLt:
+        return ParseSharedId(t, *match, keyword, value, &gid_set_, &gid_word_, &rule_.gid, &rule_.gid_op,
+                             rule_flag::kGid, rule_flag::kEgid, "gid and egid");
       case Opt::kFownerEq: case Opt::kFownerGt: case Opt::kFownerLt: {
         if (rule_.flags & rule_flag::kFowner) return Fail(t.col, "duplicate fowner");
         if (!ParseId(t, keyword, value, &rule_.fowner)) return false;
-        rule_.fowner_op = match->opt == Opt::kFownerGt ? CmpOp::kGt : match->opt == Opt::kFownerLt ? CmpOp::kLt : CmpOp::kEq;
+        rule_.fowner_op = OpOf(match->text);
         SetFlag(rule_flag::kFowner, t, match->text);
         return true;
       }
       case Opt::kFgroupEq: case Opt::kFgroupGt: case Opt::kFgroupLt: {
         if (rule_.flags & rule_flag::kFgroup) return Fail(t.col, "duplicate fgroup");
         if (!ParseId(t, keyword, value, &rule_.fgroup)) return false;
-        rule_.fgroup_op = match->opt == Opt::kFgroupGt ? CmpOp::kGt : match->opt == Opt::kFgroupLt ? CmpOp::kLt : CmpOp::kEq;
+        rule_.fgroup_op = OpOf(match->text);
         SetFlag(rule_flag::kFgroup, t, match->text);
         return true;
       }

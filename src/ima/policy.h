@@ -19,6 +19,7 @@
 #include <string_view>
 #include <vector>
 
+#include "base/hex.h"
 #include "base/status.h"
 
 namespace lim::ima {
@@ -148,6 +149,11 @@ struct Policy {
   std::string text;    // the exact bytes loaded (what POLICY_CHECK measures); empty for built-ins
   std::vector<PolicyRule> rules;
   bool fail_unverifiable_sigs = false;  // ima_policy=fail_securely
+
+  // The bytes to measure for a policy load (POLICY_CHECK / limd's lim-policy-update entry).
+  ByteView loaded_bytes() const {
+    return {reinterpret_cast<const uint8_t*>(text.data()), text.size()};
+  }
 };
 
 // The kernel's policy file for this policy: ShowRule() + "\n" per rule.

@@ -22,12 +22,7 @@ uint64_t UuidHalf(const std::array<uint8_t, 16>& u, int half) {
   return v;
 }
 
-int ClassOf(uint32_t act) {
-  if (act & (action::kMeasure | action::kDontMeasure)) return static_cast<int>(ActionClass::kMeasure);
-  if (act & (action::kAppraise | action::kDontAppraise)) return static_cast<int>(ActionClass::kAppraise);
-  if (act & action::kAudit) return static_cast<int>(ActionClass::kAudit);
-  return static_cast<int>(ActionClass::kHash);
-}
+int ClassOf(uint32_t act) { return static_cast<int>(ClassOfAction(act)); }
 
 constexpr uint32_t kClassBit[kActionClassCount] = {action::kMeasure, action::kAppraise, action::kAudit, action::kHash};
 
@@ -63,6 +58,13 @@ std::string MaskText(uint32_t m) {
 }
 
 }  // namespace
+
+ActionClass ClassOfAction(uint32_t act) {
+  if (act & (action::kMeasure | action::kDontMeasure)) return ActionClass::kMeasure;
+  if (act & (action::kAppraise | action::kDontAppraise)) return ActionClass::kAppraise;
+  if (act & action::kAudit) return ActionClass::kAudit;
+  return ActionClass::kHash;
+}
 
 std::string_view ActionClassName(ActionClass c) {
   switch (c) {

@@ -44,6 +44,8 @@ struct PolicyAccess {
 enum class ActionClass : uint8_t { kMeasure, kAppraise, kAudit, kHash };
 inline constexpr int kActionClassCount = 4;
 std::string_view ActionClassName(ActionClass c);  // "measure", "appraise", "audit", "hash"
+// The class a rule action belongs to (dont_measure → kMeasure, …).
+ActionClass ClassOfAction(uint32_t action);
 
 // IMA_*_APPRAISE sub-action bits the kernel adds for a matching appraise rule.
 namespace appraise_sub {

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "ima/policy_builtin.h"
+#include "tests/testing.h"
 
 namespace lim::ima {
 namespace {
@@ -45,6 +46,15 @@ void Check(const PolicyMatcher& m, const PolicyAccess& a, ActionClass c, Expect 
   PolicyDecision d = m.Decide(a);
   EXPECT_EQ(d.of(c).yes, e.yes) << what;
   EXPECT_EQ(d.of(c).rule + 1, e.rule) << what;
+}
+
+// The rule a plain reading of the policy picks for class c: the first of that class whose
+// conditions hold (Mismatch() evaluates the uncompiled rules separately from Decide()).
+int PlainFirstMatch(const PolicyMatcher& m, const PolicyAccess& a, int c) {
+  for (size_t i = 0; i < m.size(); ++i) {
+    if (static_cast<int>(ClassOfAction(m.rule(i).action)) == c && m.Mismatch(i, a).empty()) return static_cast<int>(i);
+  }
+  return -1;
 }
 
 struct TcbCase {
@@ -315,12 +325,7 @@ TEST(PolicyMatch, CompiledMatcherAgreesWithPlainEvaluation) {
       if (rng() % 2) a.fsuuid[15] = 1;
       PolicyDecision d = m.Decide(a, action::kDoMask);
       for (int c = 0; c < kActionClassCount; ++c) {
-        int expect = -1;
-        for (size_t i = 0; i < p.rules.size() && expect < 0; ++i) {
-          uint32_t act = p.rules[i].action;
-          int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
-          if (cls == c && m.Mismatch(i, a).empty()) expect = static_cast<int>(i);
-        }
+        int expect = PlainFirstMatch(m, a, c);
         ASSERT_EQ(d.classes[c].rule, expect) << text << "class " << c;
         if (expect >= 0) ++matched;
       }
@@ -367,12 +372,7 @@ TEST(PolicyMatch, KeyedRunsAgreeWithPlainEvaluation) {
       a.lsm[kSubjUser] = rng() % 2 ? "u" : "v";
       PolicyDecision d = m.Decide(a, action::kDoMask);
       for (int c = 0; c < kActionClassCount; ++c) {
-        int expect = -1;
-        for (size_t i = 0; i < p.rules.size() && expect < 0; ++i) {
-          uint32_t act = p.rules[i].action;
-          int cls = (act & 3) ? 0 : (act & 0xc) ? 1 : (act & 0x40) ? 2 : 3;
-          if (cls == c && m.Mismatch(i, a).empty()) expect = static_cast<int>(i);
-        }
+        int expect = PlainFirstMatch(m, a, c);
         ASSERT_EQ(d.classes[c].rule, expect) << text << "class " << c << " hook " << ImaHookName(a.func);
         if (expect >= 0) ++decided;
       }
@@ -404,6 +404,21 @@ TEST(PolicyMatch, HugePolicyWalksRulesAndAgrees) {
   }
   Check(big, Access(ImaHook::kBprmCheck, may::kExec, 0x10042), ActionClass::kMeasure, {false, 43}, "dont rule 43");
   Check(big, Access(ImaHook::kBprmCheck, may::kExec), ActionClass::kMeasure, {true, 4101}, "measure");
+}
+
+// Real policies: keylime's demo policy excludes tmpfs without func=, so unlike the kernel's
+// tcb it also skips executables there; MODULE_CHECK uid=0 needs the loading task's uid.
+TEST(PolicyMatchFixtures, KeylimeDemoPolicy) {
+  Result<Policy> p = LoadPolicyFile(lim::testing::Fixture("keylime/demo/ima-policy"));
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  PolicyMatcher m(*p);
+  Check(m, Access(ImaHook::kBprmCheck, may::kExec, kTmpfs), ActionClass::kMeasure, {false, 4}, "tmpfs exec");
+  Check(m, Access(ImaHook::kBprmCheck, may::kExec), ActionClass::kMeasure, {true, 7}, "exec");
+  Check(m, Access(ImaHook::kMmapCheck, may::kExec), ActionClass::kMeasure, {true, 8}, "FILE_MMAP is MMAP_CHECK");
+  Check(m, Access(ImaHook::kMmapCheck, may::kExec | may::kRead), ActionClass::kMeasure, {false, 0}, "exact mask");
+  Check(m, Access(ImaHook::kModuleCheck, may::kRead), ActionClass::kMeasure, {true, 9}, "module by root");
+  Check(m, Access(ImaHook::kModuleCheck, may::kRead, kExt4, 5), ActionClass::kMeasure, {false, 0}, "module by uid 5");
+  Check(m, Access(ImaHook::kFileCheck, may::kRead), ActionClass::kMeasure, {false, 0}, "plain reads");
 }
 
 }  // namespace

@@ -45,6 +45,7 @@ TEST(PolicyFixtures, EveryFixturePolicyIsAccepted) {
     Result<std::string> text = ReadFileText(Fixture(f));
     ASSERT_TRUE(text.ok());
     EXPECT_EQ(p->text, *text) << "the exact bytes loaded are kept: " << f;
+    EXPECT_EQ(p->loaded_bytes().size(), text->size());
   }
 }
 

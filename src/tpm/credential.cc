@@ -11,28 +11,17 @@
 #include "base/bytes.h"
 #include "crypto/hash_algo.h"
 #include "tpm/key.h"
+#include "tpm/ossl_ptr.h"
 
 namespace lim::tpm {
 
 namespace {
 
-struct KdfFree {
-  void operator()(EVP_KDF* k) const { EVP_KDF_free(k); }
-};
-struct KdfCtxFree {
-  void operator()(EVP_KDF_CTX* k) const { EVP_KDF_CTX_free(k); }
-};
-struct PkeyCtxFree {
-  void operator()(EVP_PKEY_CTX* c) const { EVP_PKEY_CTX_free(c); }
-};
-struct CipherCtxFree {
-  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
-};
 
 Result<Bytes> Kdf(const char* name, std::vector<OSSL_PARAM> params, size_t bytes) {
-  std::unique_ptr<EVP_KDF, KdfFree> kdf(EVP_KDF_fetch(nullptr, name, nullptr));
+  OsslPtr<EVP_KDF, EVP_KDF_free> kdf(EVP_KDF_fetch(nullptr, name, nullptr));
   if (!kdf) return Status::Unsupported(std::string("OpenSSL has no ") + name);
-  std::unique_ptr<EVP_KDF_CTX, KdfCtxFree> ctx(EVP_KDF_CTX_new(kdf.get()));
+  OsslPtr<EVP_KDF_CTX, EVP_KDF_CTX_free> ctx(EVP_KDF_CTX_new(kdf.get()));
   params.push_back(OSSL_PARAM_construct_end());
   Bytes out(bytes);
   if (!ctx || EVP_KDF_derive(ctx.get(), out.data(), out.size(), params.data()) != 1) {
@@ -94,7 +83,7 @@ Result<MadeCredential> MakeCredential(const TPMT_PUBLIC& ek, ByteView ak_name, B
   if (ek.type == TPM2_ALG_RSA) {
     seed.resize(name_algo.size);
     if (RAND_bytes(seed.data(), static_cast<int>(seed.size())) != 1) return Status::Internal("RAND_bytes failed");
-    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> ctx(EVP_PKEY_CTX_new(ek_key.pkey(), nullptr));
+    OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free> ctx(EVP_PKEY_CTX_new(ek_key.pkey(), nullptr));
     static const char kLabel[] = "IDENTITY";  // OAEP label includes the terminating NUL
     auto* label = static_cast<unsigned char*>(OPENSSL_memdup(kLabel, sizeof kLabel));
     size_t len = 0;
@@ -110,13 +99,13 @@ Result<MadeCredential> MakeCredential(const TPMT_PUBLIC& ek, ByteView ak_name, B
     PutTpm2b(sw, enc);
   } else if (ek.type == TPM2_ALG_ECC) {
     // Ephemeral key on the EK's curve; Z = x of the ECDH shared point.
-    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> gen(EVP_PKEY_CTX_new(ek_key.pkey(), nullptr));
+    OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free> gen(EVP_PKEY_CTX_new(ek_key.pkey(), nullptr));
     EVP_PKEY* eph_raw = nullptr;
     if (!gen || EVP_PKEY_keygen_init(gen.get()) != 1 || EVP_PKEY_keygen(gen.get(), &eph_raw) != 1) {
       return Status::Internal("ephemeral ECC key generation failed");
     }
     EvpPkeyPtr eph(eph_raw);
-    std::unique_ptr<EVP_PKEY_CTX, PkeyCtxFree> dctx(EVP_PKEY_CTX_new(eph.get(), nullptr));
+    OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free> dctx(EVP_PKEY_CTX_new(eph.get(), nullptr));
     size_t zlen = 0;
     if (!dctx || EVP_PKEY_derive_init(dctx.get()) != 1 || EVP_PKEY_derive_set_peer(dctx.get(), ek_key.pkey()) != 1 ||
         EVP_PKEY_derive(dctx.get(), nullptr, &zlen) != 1) {
@@ -149,7 +138,7 @@ Result<MadeCredential> MakeCredential(const TPMT_PUBLIC& ek, ByteView ak_name, B
   ByteWriter cw(&plain);
   PutTpm2b(cw, credential);
   Bytes enc_identity(plain.size());
-  std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree> cctx(EVP_CIPHER_CTX_new());
+  OsslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free> cctx(EVP_CIPHER_CTX_new());
   uint8_t iv[16] = {};
   int outl = 0, finl = 0;
   const EVP_CIPHER* cipher = sym.keyBits.aes == 128 ? EVP_aes_128_cfb128() : EVP_aes_256_cfb128();

@@ -9,6 +9,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <dirent.h>
 #include <netinet/in.h>
@@ -72,8 +73,11 @@ Status TpmError(const char* command, TSS2_RC rc) {
 // blocks), so lim puts a receive/send timeout on their sockets itself. The sockets are
 // found among this process's fds by their peer address — the one the TCTI string names.
 // The swtpm TCTI opens a new data connection for every command (seen with strace on
-// libtss2 3.2.1), so this runs after each command is sent (a /proc/self/fd scan: a few µs
-// per fd; *hint records the last socket found, for diagnostics).
+// libtss2 3.2.1), so this runs after each command is sent. *hint is the fd found last time:
+// the TCTI closes its socket after each response and the next socket() gets the same lowest
+// free number, so usually three syscalls suffice; a /proc/self/fd scan otherwise. When the
+// scan finds more than one matching socket (another connection to the same TPM in this
+// process) there is no hint and every command scans.
 bool IsPeer(int fd, const std::string& path, int port) {
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
@@ -115,6 +119,10 @@ void SetSocketTimeouts(const std::string& tcti, std::chrono::milliseconds timeou
     ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   };
+  if (*hint >= 0 && IsPeer(*hint, path, port)) {
+    apply(*hint);
+    return;
+  }
   DIR* d = ::opendir("/proc/self/fd");
   if (!d) return;
   int found = 0;
@@ -162,6 +170,7 @@ class EsysTpm final : public Tpm {
   }
 
   TpmKind kind() const override { return kind_; }
+  uint64_t stalls() const override { return stalls_.load(); }
   std::string Describe() const override {
     std::string d = std::string(TpmKindName(kind_)) + " (" + tcti_ + ")";
     if (kind_ == TpmKind::kSwtpm || kind_ == TpmKind::kSimulator) d += " — software TPM emulator, not a hardware root of trust";
@@ -352,7 +361,6 @@ class EsysTpm final : public Tpm {
                                  ". No TPM here? Start the embedded swtpm with `lim tpm swtpm start` and pass "
                                  "--tpm swtpm:path=/run/lim/swtpm/sock (or set LIM_TCTI)");
     }
-    if (per_burst_) SetSocketTimeouts(tcti_, options_.call_timeout, &fd_hint_);
     rc = Esys_Initialize(&ctx_, tcti_ctx_, nullptr);
     if (rc != TSS2_RC_SUCCESS) {
       ctx_ = nullptr;
@@ -375,7 +383,10 @@ class EsysTpm final : public Tpm {
     if (!per_burst_) return;
     if (options_.idle_release.count() <= 0) {
       Disconnect();
-    } else {
+    } else if (reaper_parked_ && ctx_) {
+      // Wake the reaper only when it sleeps without a deadline (no connection before);
+      // otherwise it re-reads last_use_ when its deadline passes. Waking it on every call
+      // would cost a context switch per command.
       cv_.notify_all();
     }
   }
@@ -384,7 +395,9 @@ class EsysTpm final : public Tpm {
     std::unique_lock<std::mutex> lk(mu_);
     while (!stop_) {
       if (!ctx_) {
+        reaper_parked_ = true;
         cv_.wait(lk);
+        reaper_parked_ = false;
         continue;
       }
       auto deadline = last_use_ + options_.idle_release;
@@ -558,13 +571,14 @@ class EsysTpm final : public Tpm {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  bool reaper_parked_ = false;
   Clock::time_point last_use_ = Clock::now();
   std::thread reaper_;
 
   TSS2_TCTI_CONTEXT* tcti_ctx_ = nullptr;
   ESYS_CONTEXT* ctx_ = nullptr;
   std::vector<uint16_t> banks_;
-  uint64_t stalls_ = 0;
+  std::atomic<uint64_t> stalls_{0};
   int fd_hint_ = -1;
 };
 

@@ -301,6 +301,9 @@ TEST(EsysTpmTest, BusySwtpmTimesOutInsteadOfHanging) {
   EXPECT_FALSE(st.ok());
   EXPECT_EQ(st.code(), StatusCode::kUnavailable) << st.message();
   EXPECT_LT(took, std::chrono::seconds(3));
+  if (tpm.ok()) {
+    EXPECT_EQ(tpm.value()->stalls(), 1u);
+  }
   // Once the other client is gone, lim works again.
   if (tpm.ok()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -345,6 +348,44 @@ TEST(SoftwareTpmTest, LabelledPcrsQuotesAndRefusedEnrolment) {
   EXPECT_FALSE(enrol.ok());
   EXPECT_NE(enrol.message().find("fixedTPM"), std::string::npos);
   EXPECT_FALSE(tpm->ReadEkPublic(EkType::kEcc).ok());
+}
+
+}  // namespace
+}  // namespace lim::tpm
+
+namespace lim::tpm {
+namespace {
+
+TEST(EsysTpmErrorsTest, OutOfObjectMemoryIsAClearMessage) {
+  auto tpm = Open();
+  ASSERT_TRUE(tpm);
+  std::string dir = MakeTempDir();
+  // Another client leaves transient objects behind until swtpm's slots are full.
+  auto fill = Tpm2Tools("cd " + ShellQuote(dir) +
+                        " && for i in 1 2 3 4; do tpm2_createprimary -C o -G ecc -c p$i.ctx >/dev/null 2>&1 || true; done");
+  ASSERT_EQ(fill.exit_code, 0) << fill.err;
+  auto ak = tpm->CreateAk(EkType::kEcc, AkAlg::kEccP256);
+  auto clean = Tpm2Tools("tpm2_flushcontext -t");
+  ASSERT_FALSE(ak.ok());
+  EXPECT_NE(ak.status().message().find("TPM2_CreatePrimary"), std::string::npos) << ak.status().message();
+  EXPECT_NE(ak.status().message().find("object memory"), std::string::npos) << ak.status().message();
+  EXPECT_NE(ak.status().message().find("tpm2_flushcontext -t"), std::string::npos) << ak.status().message();
+  EXPECT_EQ(clean.exit_code, 0);
+  EXPECT_TRUE(tpm->CreateAk(EkType::kEcc, AkAlg::kEccP256).ok());  // works again once flushed
+}
+
+TEST(EsysTpmErrorsTest, WrongEndorsementAuthIsAClearMessage) {
+  auto tpm = Open();
+  ASSERT_TRUE(tpm);
+  auto set = Tpm2Tools("tpm2_changeauth -c e limsecret");
+  ASSERT_EQ(set.exit_code, 0) << set.err;
+  auto ak = tpm->CreateAk(EkType::kEcc, AkAlg::kEccP256);
+  auto reset = Tpm2Tools("tpm2_changeauth -c e -p limsecret");
+  ASSERT_EQ(reset.exit_code, 0) << reset.err;
+  ASSERT_FALSE(ak.ok());
+  EXPECT_NE(ak.status().message().find("wrong authorization value"), std::string::npos) << ak.status().message();
+  auto h = Tpm2Tools("tpm2_getcap handles-transient; tpm2_getcap handles-loaded-session");
+  EXPECT_EQ(h.out, "");  // nothing left loaded after the failure
 }
 
 }  // namespace

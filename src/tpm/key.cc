@@ -10,6 +10,7 @@
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "crypto/hash_algo.h"
+#include "tpm/ossl_ptr.h"
 
 namespace lim::tpm {
 
@@ -64,21 +65,8 @@ Result<Bytes> PublicName(const TPMT_PUBLIC& pub) {
 
 namespace {
 
-struct ParamBldFree {
-  void operator()(OSSL_PARAM_BLD* p) const { OSSL_PARAM_BLD_free(p); }
-};
-struct ParamFree {
-  void operator()(OSSL_PARAM* p) const { OSSL_PARAM_free(p); }
-};
-struct BnFree {
-  void operator()(BIGNUM* p) const { BN_free(p); }
-};
-struct CtxFree {
-  void operator()(EVP_PKEY_CTX* p) const { EVP_PKEY_CTX_free(p); }
-};
-
 Result<EvpPkeyPtr> FromData(const char* type, OSSL_PARAM* params) {
-  std::unique_ptr<EVP_PKEY_CTX, CtxFree> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
+  OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free> ctx(EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr));
   EVP_PKEY* pkey = nullptr;
   if (!ctx || EVP_PKEY_fromdata_init(ctx.get()) <= 0 ||
       EVP_PKEY_fromdata(ctx.get(), &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0) {
@@ -99,18 +87,18 @@ const char* CurveName(TPMI_ECC_CURVE curve, size_t* size) {
 }  // namespace
 
 Result<PublicKey> PublicKey::FromTpmPublic(const TPMT_PUBLIC& pub) {
-  std::unique_ptr<OSSL_PARAM_BLD, ParamBldFree> bld(OSSL_PARAM_BLD_new());
+  OsslPtr<OSSL_PARAM_BLD, OSSL_PARAM_BLD_free> bld(OSSL_PARAM_BLD_new());
   PublicKey key;
   if (pub.type == TPM2_ALG_RSA) {
     const auto& u = pub.unique.rsa;
     if (u.size == 0) return Status::Corrupt("RSA public key has an empty modulus");
-    std::unique_ptr<BIGNUM, BnFree> n(BN_bin2bn(u.buffer, u.size, nullptr));
+    OsslPtr<BIGNUM, BN_free> n(BN_bin2bn(u.buffer, u.size, nullptr));
     uint32_t exp = pub.parameters.rsaDetail.exponent ? pub.parameters.rsaDetail.exponent : 65537;
-    std::unique_ptr<BIGNUM, BnFree> e(BN_new());
+    OsslPtr<BIGNUM, BN_free> e(BN_new());
     BN_set_word(e.get(), exp);
     OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_N, n.get());
     OSSL_PARAM_BLD_push_BN(bld.get(), OSSL_PKEY_PARAM_RSA_E, e.get());
-    std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
+    OsslPtr<OSSL_PARAM, OSSL_PARAM_free> params(OSSL_PARAM_BLD_to_param(bld.get()));
     LIM_ASSIGN_OR_RETURN(key.pkey_, FromData("RSA", params.get()));
   } else if (pub.type == TPM2_ALG_ECC) {
     size_t size = 0;
@@ -125,7 +113,7 @@ Result<PublicKey> PublicKey::FromTpmPublic(const TPMT_PUBLIC& pub) {
     std::copy(y.buffer, y.buffer + y.size, point.begin() + 1 + static_cast<long>(2 * size - y.size));
     OSSL_PARAM_BLD_push_utf8_string(bld.get(), OSSL_PKEY_PARAM_GROUP_NAME, curve, 0);
     OSSL_PARAM_BLD_push_octet_string(bld.get(), OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
-    std::unique_ptr<OSSL_PARAM, ParamFree> params(OSSL_PARAM_BLD_to_param(bld.get()));
+    OsslPtr<OSSL_PARAM, OSSL_PARAM_free> params(OSSL_PARAM_BLD_to_param(bld.get()));
     LIM_ASSIGN_OR_RETURN(key.pkey_, FromData("EC", params.get()));
   } else {
     return Status::Unsupported("public key type 0x" + ToHex(Bytes{static_cast<uint8_t>(pub.type >> 8), static_cast<uint8_t>(pub.type)}) + " is neither RSA nor ECC");

@@ -11,6 +11,7 @@
 #include "base/bytes.h"
 #include "crypto/digest.h"
 #include "crypto/hash_algo.h"
+#include "tpm/ossl_ptr.h"
 
 namespace lim::tpm {
 
@@ -108,10 +109,6 @@ Result<TPMT_SIGNATURE> UnmarshalSignature(ByteView sig) {
   return s;
 }
 
-struct MdCtxFree {
-  void operator()(EVP_MD_CTX* c) const { EVP_MD_CTX_free(c); }
-};
-
 }  // namespace
 
 Result<SignatureInfo> ParseSignature(ByteView sig) {
@@ -156,7 +153,7 @@ Status VerifySignature(const PublicKey& key, ByteView msg, ByteView sig) {
     OPENSSL_free(p);
     raw = der;
   }
-  std::unique_ptr<EVP_MD_CTX, MdCtxFree> ctx(EVP_MD_CTX_new());
+  OsslPtr<EVP_MD_CTX, EVP_MD_CTX_free> ctx(EVP_MD_CTX_new());
   EVP_PKEY_CTX* pctx = nullptr;
   if (EVP_DigestVerifyInit(ctx.get(), &pctx, md, nullptr, key.pkey()) <= 0) {
     return Status::Internal("OpenSSL cannot verify with this key");

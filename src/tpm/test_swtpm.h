@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
@@ -22,6 +23,8 @@ class SwtpmEnvironment : public ::testing::Environment {
     if (started_) {
       EXPECT_TRUE(SwtpmStop(config_).ok());
       started_ = false;
+      std::error_code ec;
+      std::filesystem::remove_all(std::filesystem::path(config_.run_dir).parent_path(), ec);
     }
   }
   const SwtpmConfig& Get() {

@@ -63,6 +63,8 @@ class Tpm {
   virtual TpmKind kind() const = 0;
   // e.g. "swtpm (swtpm:path=/run/lim/swtpm/sock) — not a hardware root of trust".
   virtual std::string Describe() const = 0;
+  // TPM calls that hit the call timeout since this object was opened (limd reports it).
+  virtual uint64_t stalls() const { return 0; }
 
   virtual Result<std::vector<uint16_t>> AllocatedBanks() = 0;
   virtual Result<PcrValues> ReadPcrs(const PcrSelection& selection) = 0;

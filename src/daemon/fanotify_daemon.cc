@@ -11,6 +11,7 @@
 #include <climits>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include "base/file.h"
@@ -54,11 +55,24 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
   bool is_root = false;
+  std::string fstype;
   while (std::getline(in, line)) {
     std::istringstream ls(line);
     std::string id, parent, devno, root, mnt;
     ls >> id >> parent >> devno >> root >> mnt;
-    if (Unescape(mnt) == rp) is_root = true;
+    if (Unescape(mnt) == rp) {
+      is_root = true;  // the last mount on a path is the visible one
+      size_t sep = line.find(" - ");
+      fstype = sep == std::string::npos ? "" : line.substr(sep + 3, line.find(' ', sep + 3) - sep - 3);
+    }
+  }
+  // Pseudo filesystems are never marked: limd reads /proc for every event (a mark there
+  // would make it wait on itself), and the others are not files anyone measures.
+  static const std::set<std::string> kRefused = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
+                                                 "securityfs", "debugfs", "tracefs", "bpf", "pstore", "configfs",
+                                                 "fusectl", "mqueue", "efivarfs", "binfmt_misc", "autofs"};
+  if (kRefused.count(fstype) || fstype.rfind("fuse", 0) == 0) {
+    return Status::InvalidArgument("--watch " + path + ": " + fstype + " is not a filesystem limd marks");
   }
   if (!is_root) {
     return Status::InvalidArgument("--watch " + path + ": not a mount root (limd marks whole filesystems; give the "

@@ -195,6 +195,11 @@ int main(int argc, char** argv) {
   if (g_stop.load()) (*d)->Stop();
   log("watching " + std::to_string((*d)->marks()) + " filesystem mark(s); FAN_REPORT_TID " +
       ((*d)->report_tid() ? "on" : "off") + "; ready");
+  // The reader runs on its own thread, and every other thread may touch files (also on a
+  // watched mount: limd's own accesses are answered at once by the reader). The reader
+  // thread itself must never open a file on a watched mount: it would wait on itself.
+  Status run_status;
+  std::thread reader([&] { run_status = (*d)->Run(); });
   {
     // A ready file for supervisors and tests: written once the marks are in place.
     std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
@@ -241,7 +246,8 @@ int main(int argc, char** argv) {
       for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  s = (*d)->Run();
+  reader.join();
+  s = run_status;
   g_daemon.store(nullptr);
   status_stop = true;
   status_thread.join();

@@ -221,6 +221,49 @@ TEST_F(LimdRoot, LibraryLoadFromTmpfsIsMmapCheck) {
   ExpectVerifies();
 }
 
+// limd's own accesses on a watched mount are answered at once and never measured: here its
+// state directory (list, status.json, software_pcrs.json rewritten all the time) is on the
+// watched tmpfs itself. A limd waiting on itself would stall every access below.
+TEST_F(LimdRoot, OwnAccessesOnWatchedMountAreAllowed) {
+  ASSERT_EQ(Sh("cp /bin/true ./true && mkdir st").exit_code, 0);
+  std::string outer_state = state_;
+  state_ = mnt_ + "/st";
+  ASSERT_FALSE(StartLimd().has_value());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Sh("./true").exit_code, 0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));  // status.json rewrites
+  }
+  for (const auto& r : Rows()) EXPECT_EQ(r.name.find(mnt_ + "/st/"), std::string::npos) << r.name;
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);
+  StopLimd();
+  auto status = ReadFileText(state_ + "/status.json");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(status->find("\"own_events\": 0,"), std::string::npos) << *status;  // limd did see itself
+  EXPECT_NE(status->find("\"timeouts\": 0"), std::string::npos) << *status;
+  ExpectVerifies();
+  state_ = outer_state;
+}
+
+// The time bound in measure mode: a decision that takes longer than the bound is answered
+// after a lim-decision-timeout gap entry; the real entry follows when hashing ends.
+TEST_F(LimdRoot, DecisionTimeoutRecordsThenAllows) {
+  WritePolicy("measure func=FILE_CHECK mask=MAY_READ\n");
+  ASSERT_EQ(Sh("head -c 48000000 /dev/zero > big").exit_code, 0);
+  ASSERT_FALSE(StartLimd("--no-tpm --decision-timeout-ms 5 --policy " + state_ + "/policy").has_value());
+  ASSERT_EQ(Sh("cat big > /dev/null").exit_code, 0);
+  StopLimd();  // drains: the real entry is appended before limd exits
+  EXPECT_EQ(Count("lim-decision-timeout", true), 1);
+  EXPECT_EQ(Count(mnt_ + "/big"), 1);
+  auto rows = Rows();
+  size_t gap = 0, real = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i].name == "lim-decision-timeout") gap = i;
+    if (rows[i].name == mnt_ + "/big") real = i;
+  }
+  EXPECT_LT(gap, real);  // recorded first, measured after
+  ExpectVerifies();
+}
+
 TEST_F(LimdRoot, SecondLimdOnSameStateRefuses) {
   ASSERT_FALSE(StartLimd().has_value());
   auto r = RunCommand("timeout -k 2 20 " + std::string(LIMD_BIN) + " --no-tpm --foreground --state " + state_ +
@@ -238,6 +281,9 @@ TEST_F(LimdRoot, RefusesBadWatchRoots) {
   auto root = RunCommand(base + " --watch /");
   EXPECT_EQ(root.exit_code, 2);
   EXPECT_NE(root.err.find("--allow-root-fs"), std::string::npos) << root.err;
+  auto proc = RunCommand(base + " --watch /proc --allow-root-fs");
+  EXPECT_EQ(proc.exit_code, 2);
+  EXPECT_NE(proc.err.find("proc is not a filesystem limd marks"), std::string::npos) << proc.err;
 }
 
 TEST_F(LimdRoot, KillNineThenRestartKeepsChain) {

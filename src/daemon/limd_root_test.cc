@@ -70,7 +70,15 @@ class LimdRoot : public ::testing::Test {
     if (!why.empty()) GTEST_SKIP() << why;
     mnt_ = lim::testing::MakeTempDir();
     state_ = lim::testing::MakeTempDir();
-    ASSERT_EQ(::mount("limdtest", mnt_.c_str(), "tmpfs", 0, "size=64m"), 0) << strerror(errno);
+    if (ext4_) {
+      // A loop-mounted ext4 image of its own (mount -o loop detaches the loop at umount).
+      std::string img = lim::testing::MakeTempDir() + "/ext4.img";
+      auto mk = RunCommand("truncate -s 64M " + img + " && mkfs.ext4 -q -F " + img + " && mount -o loop " + img + " " +
+                           mnt_);
+      if (mk.exit_code != 0) GTEST_SKIP() << "cannot make a loop-mounted ext4: " << mk.err;
+    } else {
+      ASSERT_EQ(::mount("limdtest", mnt_.c_str(), "tmpfs", 0, "size=64m"), 0) << strerror(errno);
+    }
     mounted_ = true;
   }
   void TearDown() override {
@@ -140,6 +148,7 @@ class LimdRoot : public ::testing::Test {
   void WritePolicy(const std::string& text) { ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(text)).ok()); }
 
   std::string mnt_, state_;
+  bool ext4_ = false;
   bool mounted_ = false;
   pid_t wrapper_ = -1, limd_ = -1;
 };
@@ -437,6 +446,41 @@ TEST_F(LimdRoot, KillNineUnderLoadLosesNothingAnswered) {
   t->reset();
   auto r = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/tpm_pcrs.json");
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+}
+
+class LimdRootExt4 : public LimdRoot {
+ protected:
+  LimdRootExt4() { ext4_ = true; }
+};
+
+TEST_F(LimdRootExt4, ExecReadsXattrAlgorithmAndRewrite) {
+  WritePolicy("measure func=FILE_CHECK mask=MAY_READ uid=0\nmeasure func=BPRM_CHECK mask=MAY_EXEC\n");
+  ASSERT_EQ(Sh("cp /bin/true ./true && echo one > f && echo sig > s").exit_code, 0);
+  // security.ima type 0x04 naming sha512 (kernel id 6): the file is hashed with sha512.
+  ASSERT_EQ(Sh("setfattr -n security.ima -v 0x0406" + std::string(128, 'a') + " s").exit_code, 0);
+  ASSERT_FALSE(StartLimd("--no-tpm --policy " + state_ + "/policy").has_value());
+  ASSERT_EQ(Sh("./true && cat f s >/dev/null").exit_code, 0);
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);
+  EXPECT_EQ(Count(mnt_ + "/f"), 1);
+  for (const auto& r : Rows()) {
+    if (r.name == mnt_ + "/s") {
+      EXPECT_EQ(r.algo, "sha512");
+      EXPECT_EQ(r.digest, *Digest(*HashAlgoByName("sha512"), AsBytes("sig\n")));
+    }
+    if (r.name == mnt_ + "/true") {
+      EXPECT_EQ(r.digest, Sha256Of("/bin/true"));
+    }
+  }
+  EXPECT_EQ(Count(mnt_ + "/s"), 1);
+  // A change through a shared writable mapping is seen after the last writer closes.
+  ASSERT_EQ(Sh("/usr/bin/python3 -c \"import mmap,os; fd=os.open('f', os.O_RDWR); m=mmap.mmap(fd, 4); m[0:3]=b'ONE'; "
+               "m.close(); os.close(fd)\" && sleep 0.01 && cat f >/dev/null")
+                .exit_code,
+            0);
+  EXPECT_EQ(Count(mnt_ + "/f"), 2);
+  EXPECT_EQ(Rows().back().digest, *Digest(Sha256Algo(), AsBytes("ONE\n")));
+  StopLimd();
+  ExpectVerifies();
 }
 
 }  // namespace

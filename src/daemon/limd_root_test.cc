@@ -22,6 +22,7 @@
 #include "crypto/digest.h"
 #include "ima/digest_field.h"
 #include "ima/list_reader.h"
+#include "daemon/list_rows_test_util.h"
 #include "tests/testing.h"
 #include "tpm/test_swtpm.h"
 #include "tpm/tpm.h"
@@ -32,28 +33,8 @@ namespace {
 using lim::testing::RunCommand;
 using lim::testing::ShellQuote;
 
-struct Row {
-  std::string name, tmpl, algo;
-  Bytes digest;
-  bool violation;
-};
-
-std::vector<Row> ReadRows(const std::string& path) {
-  std::vector<Row> out;
-  ima::ListOptions o;
-  o.bank = Sha1Algo();
-  auto r = ima::ListReader::Open(path, o);
-  if (!r.ok()) return out;
-  ima::Entry e;
-  for (;;) {
-    auto n = (*r)->Next(&e);
-    if (!n.ok() || !*n) break;
-    auto df = ima::ParseDigestField(e.field(0), false);
-    out.push_back({std::string(e.name()), std::string(e.template_name), df.ok() ? std::string(df->algo_name) : "",
-                   df.ok() ? Bytes(df->digest.begin(), df->digest.end()) : Bytes{}, e.violation});
-  }
-  return out;
-}
+using Row = testing::ListRow;
+std::vector<Row> ReadRows(const std::string& path) { return testing::ReadListRows(path); }
 
 std::string FanotifyUnavailable() {
   if (geteuid() != 0) return "needs root (fanotify permission events, mount)";

@@ -9,6 +9,7 @@
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "daemon/fake_env_test_util.h"
+#include "daemon/list_rows_test_util.h"
 #include "ima/list_reader.h"
 #include "tests/testing.h"
 
@@ -41,22 +42,7 @@ class ResetCountTpm final : public tpm::Tpm {
   tpm::Tpm* t_;
 };
 
-std::vector<std::string> Names(const std::string& path) {
-  std::vector<std::string> out;
-  ima::ListOptions o;
-  o.bank = Sha1Algo();
-  auto r = ima::ListReader::Open(path, o);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  if (!r.ok()) return out;
-  ima::Entry e;
-  for (;;) {
-    auto n = (*r)->Next(&e);
-    EXPECT_TRUE(n.ok()) << n.status().message();
-    if (!n.ok() || !*n) break;
-    out.emplace_back(e.name());
-  }
-  return out;
-}
+std::vector<std::string> Names(const std::string& path) { return testing::ListNames(path); }
 
 class ListTest : public ::testing::Test {
  protected:

@@ -5,6 +5,7 @@
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "daemon/fake_env_test_util.h"
+#include "daemon/list_rows_test_util.h"
 #include "ima/digest_field.h"
 #include "ima/list_reader.h"
 #include "ima/policy.h"
@@ -17,36 +18,8 @@ namespace {
 
 using testing::FakeEnv;
 
-struct Got {
-  uint32_t pcr;
-  std::string tmpl;
-  std::string name;
-  std::string algo;
-  Bytes digest;
-  Bytes extra;  // third field
-  bool violation;
-};
-
-std::vector<Got> ReadList(const std::string& path) {
-  std::vector<Got> out;
-  ima::ListOptions o;
-  o.bank = Sha1Algo();
-  auto r = ima::ListReader::Open(path, o);
-  EXPECT_TRUE(r.ok()) << r.status().message();
-  if (!r.ok()) return out;
-  ima::Entry e;
-  for (;;) {
-    auto n = (*r)->Next(&e);
-    EXPECT_TRUE(n.ok()) << n.status().message();
-    if (!n.ok() || !*n) break;
-    auto df = ima::ParseDigestField(e.field(0), e.template_name == "ima-ngv2" || e.template_name == "ima-sigv2");
-    Got g{e.pcr, std::string(e.template_name), std::string(e.name()),
-          df.ok() ? std::string(df->algo_name) : "?", df.ok() ? Bytes(df->digest.begin(), df->digest.end()) : Bytes{},
-          e.num_fields > 2 ? Bytes(e.field(2).begin(), e.field(2).end()) : Bytes{}, e.violation};
-    out.push_back(g);
-  }
-  return out;
-}
+using Got = testing::ListRow;
+std::vector<Got> ReadList(const std::string& path) { return testing::ReadListRows(path); }
 
 Bytes Sha(const HashAlgo& a, std::string_view s) { return *Digest(a, AsBytes(s)); }
 

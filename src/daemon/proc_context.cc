@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "base/file.h"
 #include "ima/policy.h"
@@ -135,28 +136,34 @@ bool IsScript(Env* env, int fd) {
   return n.ok() && *n == 2 && b[0] == '#' && b[1] == '!';
 }
 
-bool ElfHasExecLoad(Env* env, int fd) {
-  Elf64_Ehdr eh;
-  auto n = env->Pread(fd, reinterpret_cast<uint8_t*>(&eh), sizeof eh, 0);
-  if (!n.ok() || *n < EI_NIDENT || std::memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) return false;
-  if (eh.e_ident[EI_CLASS] == ELFCLASS32) {
-    Elf32_Ehdr e32;
-    std::memcpy(&e32, &eh, sizeof e32);
-    for (unsigned i = 0; i < e32.e_phnum && i < 64; ++i) {
-      Elf32_Phdr ph;
-      auto r = env->Pread(fd, reinterpret_cast<uint8_t*>(&ph), sizeof ph, e32.e_phoff + uint64_t{i} * e32.e_phentsize);
-      if (!r.ok() || *r != sizeof ph) return false;
-      if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) return true;
-    }
-    return false;
-  }
-  if (*n != sizeof eh || eh.e_ident[EI_CLASS] != ELFCLASS64) return false;
-  for (unsigned i = 0; i < eh.e_phnum && i < 64; ++i) {
-    Elf64_Phdr ph;
-    auto r = env->Pread(fd, reinterpret_cast<uint8_t*>(&ph), sizeof ph, eh.e_phoff + uint64_t{i} * eh.e_phentsize);
-    if (!r.ok() || *r != sizeof ph) return false;
+namespace {
+
+// Reads the program headers in one pread and looks for an executable PT_LOAD.
+template <typename Ehdr, typename Phdr>
+bool HasExecLoad(Env* env, int fd, const uint8_t* head, size_t head_len) {
+  Ehdr eh;
+  if (head_len < sizeof eh) return false;
+  std::memcpy(&eh, head, sizeof eh);
+  if (eh.e_phentsize != sizeof(Phdr) || eh.e_phnum == 0 || eh.e_phnum > 256) return false;
+  std::vector<uint8_t> buf(size_t{eh.e_phnum} * sizeof(Phdr));
+  auto r = env->Pread(fd, buf.data(), buf.size(), eh.e_phoff);
+  if (!r.ok() || *r != buf.size()) return false;
+  for (size_t i = 0; i < eh.e_phnum; ++i) {
+    Phdr ph;
+    std::memcpy(&ph, buf.data() + i * sizeof ph, sizeof ph);
     if (ph.p_type == PT_LOAD && (ph.p_flags & PF_X)) return true;
   }
+  return false;
+}
+
+}  // namespace
+
+bool ElfHasExecLoad(Env* env, int fd) {
+  uint8_t head[sizeof(Elf64_Ehdr)];
+  auto n = env->Pread(fd, head, sizeof head, 0);
+  if (!n.ok() || *n < EI_NIDENT || std::memcmp(head, ELFMAG, SELFMAG) != 0) return false;
+  if (head[EI_CLASS] == ELFCLASS32) return HasExecLoad<Elf32_Ehdr, Elf32_Phdr>(env, fd, head, *n);
+  if (head[EI_CLASS] == ELFCLASS64) return HasExecLoad<Elf64_Ehdr, Elf64_Phdr>(env, fd, head, *n);
   return false;
 }
 

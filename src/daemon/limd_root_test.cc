@@ -254,6 +254,34 @@ TEST_F(LimdRoot, DecisionTimeoutRecordsThenAllows) {
   ExpectVerifies();
 }
 
+// The ELF interpreter arrives as an exec open too, but the kernel treats it as MMAP_CHECK:
+// a copy of /bin/true whose PT_INTERP names a copy of ld.so on the mount.
+TEST_F(LimdRoot, ElfInterpreterIsMmapCheckNotBprm) {
+  std::string ld = mnt_ + "/ld";
+  const std::string kInterp = "/lib64/ld-linux-x86-64.so.2";
+  if (ld.size() > kInterp.size()) GTEST_SKIP() << "mount path too long to patch PT_INTERP: " << ld;
+  auto bin = ReadFileBytes("/bin/true");
+  ASSERT_TRUE(bin.ok());
+  std::string b(bin->begin(), bin->end());
+  size_t at = b.find(kInterp + std::string(1, '\0'));
+  if (at == std::string::npos) GTEST_SKIP() << "/bin/true has no " << kInterp << " interpreter";
+  b.replace(at, kInterp.size(), ld + std::string(kInterp.size() - ld.size(), '\0'));
+  ASSERT_TRUE(WriteFileBytes(mnt_ + "/true", AsBytes(b)).ok());
+  ASSERT_EQ(Sh("chmod +x true && cp " + kInterp + " ld && chmod +x ld").exit_code, 0);
+  WritePolicy("measure func=BPRM_CHECK\n");
+  ASSERT_FALSE(StartLimd("--no-tpm --policy " + state_ + "/policy").has_value());
+  ASSERT_EQ(Sh("./true").exit_code, 0);
+  StopLimd();
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);
+  EXPECT_EQ(Count(ld), 0);  // not BPRM_CHECK
+  WritePolicy("measure func=MMAP_CHECK mask=MAY_EXEC\n");
+  ASSERT_FALSE(StartLimd("--no-tpm --policy " + state_ + "/policy").has_value());
+  ASSERT_EQ(Sh("./true").exit_code, 0);
+  StopLimd();
+  EXPECT_EQ(Count(ld), 1);  // MMAP_CHECK
+  EXPECT_EQ(Count(mnt_ + "/true"), 1);
+}
+
 TEST_F(LimdRoot, SecondLimdOnSameStateRefuses) {
   ASSERT_FALSE(StartLimd().has_value());
   auto r = RunCommand("timeout -k 2 20 " + std::string(LIMD_BIN) + " --no-tpm --foreground --state " + state_ +

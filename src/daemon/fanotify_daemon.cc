@@ -48,7 +48,7 @@ std::string FdPath(int fd) {
 
 }  // namespace
 
-Status CheckWatchRoot(const std::string& path, bool allow_root_fs) {
+Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype_out) {
   char real[PATH_MAX];
   if (!::realpath(path.c_str(), real)) return Status::InvalidArgument("--watch " + path + ": " + strerror(errno));
   std::string rp = real;
@@ -74,6 +74,7 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs) {
   if (kRefused.count(fstype) || fstype.rfind("fuse", 0) == 0) {
     return Status::InvalidArgument("--watch " + path + ": " + fstype + " is not a filesystem limd marks");
   }
+  if (fstype_out) *fstype_out = fstype;
   if (!is_root) {
     return Status::InvalidArgument("--watch " + path + ": not a mount root (limd marks whole filesystems; give the "
                                    "mount point)");
@@ -126,6 +127,13 @@ Status FanotifyDaemon::Init() {
   // Workers and the watchdog exist before the first mark: from then on, events must flow.
   for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { Worker(); });
   watchdog_ = std::thread([this] { Watchdog(); });
+  for (const auto& w : options_.watch) {
+    std::string fstype;
+    struct stat st;
+    if (CheckWatchRoot(w, options_.allow_root_fs, &fstype).ok() && ::stat(w.c_str(), &st) == 0) {
+      fsnames_[static_cast<uint64_t>(st.st_dev)] = fstype;
+    }
+  }
   for (const auto& w : options_.watch) {
     if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMarkMask, AT_FDCWD, w.c_str()) != 0) {
       return Status::Unavailable("fanotify_mark " + w + ": " + strerror(errno));
@@ -246,6 +254,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   a.pid = pid;
   a.key = key;
   a.path = FdPath(fd);
+  if (auto it = fsnames_.find(key.dev); it != fsnames_.end()) a.fsname = it->second;
   if (mask & FAN_OPEN_EXEC_PERM) {
     p->is_exec_perm = true;
     auto& t = exec_[pid];

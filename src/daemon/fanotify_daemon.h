@@ -47,7 +47,8 @@ struct DaemonOptions {
 // root filesystem's superblock (`/` itself or a bind mount of part of it) without
 // allow_root_fs: a filesystem mark covers the whole superblock, and a typo must not freeze
 // the host.
-Status CheckWatchRoot(const std::string& path, bool allow_root_fs);
+// fstype: the filesystem type name from mountinfo, when not null.
+Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype = nullptr);
 
 struct DaemonStats {
   std::atomic<uint64_t> events{0}, perm_events{0}, own_events{0}, answered{0}, timeouts{0}, reply_errors{0},
@@ -144,6 +145,7 @@ class FanotifyDaemon {
     std::shared_ptr<ExecInfo> last;
   };
   std::map<pid_t, ExecTrack> exec_;  // reader thread only
+  std::map<uint64_t, std::string> fsnames_;  // st_dev of each watched mount → type name
 };
 
 }  // namespace lim::daemon

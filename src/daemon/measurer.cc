@@ -194,6 +194,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   pa.fgroup = facts.gid;
   pa.fsmagic = facts.fsmagic;
   pa.fsuuid = facts.fsuuid;
+  pa.fsname = a.fsname;
   ima::PolicyDecision d = matcher_->Decide(pa, ima::action::kMeasure);
   bool must_measure = d.of(ima::ActionClass::kMeasure).yes;
   v.measure_rule = must_measure;

@@ -68,6 +68,7 @@ struct Access {
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
   bool cap_setuid = false, cap_setgid = false;
   std::string path;
+  std::string fsname;  // the superblock's type name (fsname= rules): "ext4", "tmpfs"
   InodeKey key;       // with counts.ticket: the inode NoteOpen() saw
   OpenCounts counts;  // from NoteOpen() for FILE_CHECK/MMAP_CHECK opens
 };

@@ -272,6 +272,22 @@ TEST_F(MeasurerTest, PcrRuleGoesToItsPcr) {
   EXPECT_FALSE(ima::IsAllZero((*pcrs)[0xb][11]));
 }
 
+TEST_F(MeasurerTest, FsnameRules) {
+  Start("dont_measure fsname=tmpfs\nmeasure func=FILE_CHECK mask=MAY_READ\n");
+  int t = env_.NewFile("on tmpfs", 0x01021994);
+  int e = env_.NewFile("on ext4");
+  Access a;
+  a.fd = t;
+  a.path = "/t";
+  a.fsname = "tmpfs";
+  a.mask = ima::may::kRead;
+  EXPECT_FALSE(measurer_->Process(a).measured);
+  a.fd = e;
+  a.path = "/e";
+  a.fsname = "ext4";
+  EXPECT_TRUE(measurer_->Process(a).measured);
+}
+
 TEST_F(MeasurerTest, FlushForgetsVerdicts) {
   int fd = env_.NewFile("x");
   EXPECT_TRUE(Open(fd, "/x").measured);

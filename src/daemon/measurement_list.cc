@@ -324,9 +324,10 @@ Status MeasurementList::Recover() {
       const uint8_t* p = b.digests.data() + i * b.algo.size;
       d[b.algo.tpm_alg] = Bytes(p, p + b.algo.size);
     }
-    LIM_RETURN_IF_ERROR(ExtendBytes(static_cast<int>(pcrs[i]), d));
+    LIM_RETURN_IF_ERROR(ExtendBytes(static_cast<int>(pcrs[i]), d, /*dump=*/false));
     report_.reextended++;
   }
+  if (report_.reextended > 0) DumpSoftwarePcrs();
   if (report_.reextended > 0 || report_.cut_bytes > 0) {
     std::fprintf(stderr, "limd: recovered %s: %llu entries, %llu already in the TPM, %llu extended again, %llu bytes cut\n",
                  list.c_str(), static_cast<unsigned long long>(n), static_cast<unsigned long long>(best),
@@ -339,9 +340,9 @@ Status MeasurementList::Recover() {
   return Status::Ok();
 }
 
-Status MeasurementList::ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests) {
+Status MeasurementList::ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests, bool dump) {
   Status s = tpm_->Extend(pcr, digests);
-  if (s.ok()) DumpSoftwarePcrs();
+  if (s.ok() && dump) DumpSoftwarePcrs();
   return s;
 }
 

@@ -94,7 +94,7 @@ class MeasurementList {
   Status NewChain(const std::string& reason, bool archive);
   Status WriteChainInfo();
   Status ExtendRecord(const ima::Record& r);
-  Status ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests);
+  Status ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests, bool dump = true);
   Status ExtendAllFF(int pcr);
   Result<bool> AppendLocked(const ima::Record& r);
   void DumpSoftwarePcrs();

@@ -11,6 +11,8 @@
 #include "ima/list_format.h"
 #include "ima/list_writer.h"
 #include "ima/replay.h"
+#include "tcg/describe.h"
+#include "tcg/event_log.h"
 
 namespace lim::cli {
 
@@ -23,6 +25,8 @@ struct LogArgs {
   bool follow = false;
   uint64_t from = 0;
   std::string out_order = "native";  // --format binary
+  std::string boot_log;               // --boot-log: the integrated table
+  size_t index_base = 0;              // table Idx of the first IMA entry
 };
 
 // Writes through a large stdio buffer; a closed pipe (| head) ends quietly.
@@ -84,8 +88,9 @@ Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<im
       *buf += ima::EntryJson(e, d);
       buf->push_back('\n');
     } else {
-      *buf += std::to_string(e.index) + "\t" + std::to_string(e.pcr) + "\t0x00000000\t" + ToHex(d) + "\t" +
-              ima::TableEventData(e) + "\n";
+      // IMA rows in the integrated table: TCG type 0, numbered after the boot log's events.
+      *buf += tcg::FormatTableRow({a.index_base + e.index, e.pcr, 0, ToHex(d), ima::TableEventData(e)});
+      buf->push_back('\n');
     }
     if (buf->size() > (1 << 20)) {
       out->Write(*buf);
@@ -99,10 +104,33 @@ Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<im
   return Status::Ok();
 }
 
-int RunLog(const LogArgs& a) {
+int RunLog(LogArgs a) {
   auto opts = a.list.Options();
   if (!opts.ok()) return ReportError(opts.status());
   std::string path = a.list.ResolvedPath();
+  Output out;
+  std::string buf;
+  if (!a.boot_log.empty()) {
+    // The integrated integrity log: firmware and boot loader events first, then IMA, with
+    // one running index.
+    if (a.format != "table") return ReportError(Status::InvalidArgument("--boot-log needs --format table"));
+    auto log = tcg::LoadEventLog(a.boot_log);
+    if (!log.ok()) return ReportError(log.status());
+    auto bank = HashAlgoByName(a.bank.empty() ? "sha1" : a.bank);
+    if (!bank.ok()) return ReportError(Status::InvalidArgument("--bank: " + bank.status().message()));
+    auto rows = tcg::EventLogTableRows(log->log, bank->tpm_alg, 0);
+    buf = tcg::TableHeader() + "\n";
+    for (const auto& r : rows) buf += tcg::FormatTableRow(r) + "\n";
+    a.index_base = rows.size();
+    for (const auto& p : log->log.problems) {
+      if (p.flagged) std::fprintf(stderr, "lim: %s: %s\n", a.boot_log.c_str(), p.ToString().c_str());
+    }
+    if (a.list.path.empty() && ::access(path.c_str(), R_OK) != 0) {
+      out.Write(buf);
+      std::fprintf(stderr, "lim: no IMA measurement list (%s); showing the boot log only\n", path.c_str());
+      return kExitOk;
+    }
+  }
   auto reader = ima::ListReader::Open(path, *opts);
   if (!reader.ok()) return ReportError(reader.status());
   std::optional<ima::BankDigester> other;
@@ -120,9 +148,7 @@ int RunLog(const LogArgs& a) {
       other.emplace(std::move(d).value());
     }
   }
-  Output out;
-  std::string buf;
-  if (a.format == "table") buf = "Idx\tPCR\tType\tDigest\tEventData\n";
+  if (a.format == "table" && a.boot_log.empty()) buf = tcg::TableHeader() + "\n";
   bool truncated = false;
   Status s = RenderEntries(**reader, a, other, &buf, &out, a.follow, &truncated);
   if (!s.ok()) return ReportError(s);
@@ -196,6 +222,7 @@ void Register(CLI::App& app) {
   log->add_option("--out-byte-order", la->out_order, "binary output: native, le (ima_canonical_fmt) or be")
       ->check(CLI::IsMember({"native", "le", "be"}));
   log->add_option("--bank", la->bank, "bank of the template digests shown (default: the list's; table: sha1)");
+  log->add_option("--boot-log", la->boot_log, "TCG event log shown before the IMA entries (integrated table)");
   log->add_flag("--follow", la->follow, "keep showing entries as they are appended");
   log->add_option("--from", la->from, "start at entry N (0-based)");
   log->callback([la] { ExitCode() = RunLog(*la); });

@@ -6,6 +6,8 @@
 #include "ima/boot_aggregate.h"
 #include "ima/signature_check.h"
 #include "ima/verify.h"
+#include "tcg/event_log.h"
+#include "tcg/replay.h"
 
 namespace lim::cli {
 
@@ -112,12 +114,24 @@ int RunVerify(const VerifyArgs& a) {
 
 struct BootAggregateArgs {
   std::vector<std::string> pcr_files;
+  std::string boot_log;
   std::vector<std::string> banks;
+  bool pre_5_8 = false;
 };
 
 int RunBootAggregate(const BootAggregateArgs& a) {
-  if (a.pcr_files.empty()) return ReportError(Status::InvalidArgument("boot-aggregate: give --pcrs FILE"));
-  auto pcrs = LoadPcrFiles(a.pcr_files);
+  if (a.pcr_files.empty() == a.boot_log.empty()) {
+    return ReportError(Status::InvalidArgument("boot-aggregate: give either --pcrs FILE or --boot-log EVENTLOG"));
+  }
+  Result<PcrSet> pcrs = Status::InvalidArgument("no PCRs");
+  if (!a.boot_log.empty()) {
+    // PCRs 0-9 as the firmware and boot loader left them: the event log replayed.
+    auto log = tcg::LoadEventLog(a.boot_log);
+    if (!log.ok()) return ReportError(log.status());
+    pcrs = tcg::Replay(log->log).pcrs.ToPcrSet();
+  } else {
+    pcrs = LoadPcrFiles(a.pcr_files);
+  }
   if (!pcrs.ok()) return ReportError(pcrs.status());
   std::vector<std::string> banks;
   if (a.banks.empty()) {
@@ -134,7 +148,7 @@ int RunBootAggregate(const BootAggregateArgs& a) {
   for (const auto& b : banks) {
     auto algo = HashAlgoByName(b);
     if (!algo.ok()) return ReportError(algo.status());
-    auto agg = ima::BootAggregate(*pcrs, *algo);
+    auto agg = ima::BootAggregate(*pcrs, *algo, a.pre_5_8);
     if (!agg.ok()) {
       if (!a.banks.empty()) return ReportError(agg.status());
       continue;  // a bank without PCRs 0-9 cannot give one; others may
@@ -160,7 +174,9 @@ void Register(CLI::App& app) {
   auto ba = std::make_shared<BootAggregateArgs>();
   auto* b = app.add_subcommand("boot-aggregate", "compute boot_aggregate from PCRs 0-9, like evmctl ima_boot_aggregate");
   b->add_option("--pcrs", ba->pcr_files, "[ALG,]FILE with PCRs 0-7 (sha1) or 0-9 (other banks)");
+  b->add_option("--boot-log", ba->boot_log, "TCG event log (binary_bios_measurements) to replay for PCRs 0-9");
   b->add_option("--bank", ba->banks, "bank (repeatable; default: every bank in the files)");
+  b->add_flag("--pre-5.8", ba->pre_5_8, "kernels before 5.8: PCRs 0-7 in every bank");
   b->callback([ba] { ExitCode() = RunBootAggregate(*ba); });
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <sstream>
 
 #include "base/file.h"
 #include "crypto/digest.h"
@@ -36,12 +37,29 @@ TEST(LogCommandTest, JsonAndTableShapes) {
   EXPECT_NE(j.out.find(R"("violation":true)"), std::string::npos);
   auto t = RunCommand(Lim("log --format table " + Fixture("ibmtss/utils/sha256.log")));
   ASSERT_EQ(t.exit_code, 0) << t.err;
-  EXPECT_EQ(t.out.substr(0, t.out.find('\n')), "Idx\tPCR\tType\tDigest\tEventData");
+  EXPECT_EQ(t.out.substr(0, t.out.find('\n')), "  Idx PCR Type       Digest EventData");
   // The table shows SHA1 template digests even for a sha256 list: same as the sha1 list.
   auto t1 = RunCommand(Lim("log --format table " + Fixture("ibmtss/utils/sha1.log")));
   EXPECT_EQ(t.out, t1.out);
-  EXPECT_NE(t.out.find("\n0\t10\t0x00000000\t"), std::string::npos);
+  EXPECT_NE(t.out.find("\n    0  10 0x00000000 "), std::string::npos) << t.out.substr(0, 200);
   EXPECT_NE(t.out.find("[IMA:boot_aggregate]"), std::string::npos);
+}
+
+TEST(LogCommandTest, IntegratedTableRunsFromFirmwareToIma) {
+  std::string boot = Fixture("ima-evm-utils/tests/sample-binary_bios_measurements-pcrs-8-9");
+  auto r = RunCommand(Lim("log --format table --boot-log " + boot + " " + Fixture("ibmtss/utils/sha1.log")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines;
+  std::istringstream in(r.out);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 1u + 162 + 362);  // header, 162 events, 362 IMA entries
+  EXPECT_NE(lines[1].find("[BIOS:EV_NO_ACTION"), std::string::npos) << lines[1];
+  EXPECT_NE(lines[159].find("[GRUB:KERNEL_CMDLINE /boot/vmlinuz"), std::string::npos) << lines[159];
+  EXPECT_EQ(lines[163].substr(0, 25), "  162  10 0x00000000 0668") << lines[163];
+  EXPECT_NE(lines[163].find("[IMA:boot_aggregate]"), std::string::npos);
+  EXPECT_NE(lines.back().find("  523  10 0x00000000 "), std::string::npos) << lines.back();
+  // Only the table can be integrated.
+  EXPECT_EQ(RunCommand(Lim("log --format json --boot-log " + boot + " " + Fixture("ibmtss/utils/sha1.log"))).exit_code, 2);
 }
 
 TEST(LogCommandTest, PerBankAsciiMatchesPerBankFile) {
@@ -160,6 +178,27 @@ TEST(BootAggregateCommandTest, MatchesEvmctlOnTheSamePcrs) {
   // The original dump format parses too and gives the same value.
   auto direct = RunCommand(Lim("boot-aggregate --pcrs sha1," + Fixture("ima-evm-utils/tests/sample-tpm-2.0-pcrs-8-9")));
   EXPECT_EQ(direct.out, lim.out);
+}
+
+TEST(BootAggregateCommandTest, FromBootLogMatchesImaEvmUtilsOracles) {
+  // tests/boot_aggregate.test: the boot_aggregate record of the sample ascii list.
+  auto r = RunCommand(Lim("boot-aggregate --bank sha256 --boot-log " +
+                          Fixture("ima-evm-utils/tests/sample-binary_bios_measurements-pcrs-8-9")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "sha256:83d19723ef3b3c05bb8ae70d86b3886c158f2408f1b71ed265886a7b79eb700e\n");
+  EXPECT_NE(ReadFileText(Fixture("ima-evm-utils/tests/sample-ascii_runtime_measurements-pcrs-8-9"))->find(
+                "sha256:83d19723ef3b3c05bb8ae70d86b3886c158f2408f1b71ed265886a7b79eb700e boot_aggregate"),
+            std::string::npos);
+  // The older pair: a pre-5.8 kernel hashed PCR 0-7 of the sha256 bank.
+  auto old = RunCommand(Lim("boot-aggregate --pre-5.8 --bank sha256 --boot-log " +
+                            Fixture("ima-evm-utils/tests/test_binary_bios_measurements")));
+  ASSERT_EQ(old.exit_code, 0) << old.err;
+  EXPECT_EQ(old.out, "sha256:f1b4c7c9b27e94569f4c2b64051c452bc609c3cb891dd7fae06b758f8bc83d14\n");
+  auto v58 = RunCommand(Lim("boot-aggregate --bank sha256 --boot-log " +
+                            Fixture("ima-evm-utils/tests/test_binary_bios_measurements")));
+  EXPECT_NE(v58.out, old.out);
+  EXPECT_EQ(RunCommand(Lim("boot-aggregate --boot-log /nonexistent")).exit_code, 2);
+  EXPECT_EQ(RunCommand(Lim("boot-aggregate")).exit_code, 2);
 }
 
 // ---- evmctl cross-check -------------------------------------------------------------

@@ -1,6 +1,12 @@
 // Digests through OpenSSL 3. Hasher is one incremental hash (not thread-safe; one per
 // thread); Digest() is the one-shot form. EVP_MD objects are fetched once per algorithm and
 // cached process-wide (fetching is the expensive part of a short hash).
+//
+// SHA-1 and SHA-2 run through OpenSSL's own SHA*_Init/Update/Final: OpenSSL 3.0's EVP frees
+// and re-allocates the provider context on every re-initialisation, which costs a quarter
+// of a 64-byte SHA-256 — and a measurement list is millions of short hashes. Same OpenSSL
+// code, no provider round trip. Set LIM_OPENSSL_EVP_ONLY=1 (e.g. to force a FIPS provider)
+// to use EVP for everything.
 #pragma once
 
 #include <memory>
@@ -32,10 +38,14 @@ class Hasher {
   Bytes Final();
 
  private:
-  Hasher(const HashAlgo& algo, const evp_md_st* md, evp_md_ctx_st* ctx) : algo_(algo), md_(md), ctx_(ctx) {}
+  enum class Direct : uint8_t { kNone, kSha1, kSha224, kSha256, kSha384, kSha512 };
+  Hasher(const HashAlgo& algo, const evp_md_st* md, evp_md_ctx_st* ctx, Direct direct)
+      : algo_(algo), md_(md), ctx_(ctx), direct_(direct) {}
   HashAlgo algo_;
   const evp_md_st* md_;
-  evp_md_ctx_st* ctx_;
+  evp_md_ctx_st* ctx_;  // EVP path only
+  Direct direct_;
+  alignas(16) unsigned char state_[224];  // SHA_CTX / SHA256_CTX / SHA512_CTX
 };
 
 Result<Bytes> Digest(const HashAlgo& algo, ByteView data);

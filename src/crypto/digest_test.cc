@@ -1,6 +1,7 @@
 #include "crypto/digest.h"
 
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 namespace lim {
 namespace {
@@ -41,6 +42,30 @@ TEST(DigestTest, KnownAnswers) {
             "3a985da74fe225b2045c172d6bd390bd855f086e3e9d525b46bfe24511431532");
 }
 
+TEST(DigestTest, Sha2FamilyKnownAnswersAndEvpAgreement) {
+  // FIPS 180-4 "abc" vectors, through the direct SHA-2 path.
+  EXPECT_EQ(ToHex(*Digest(*HashAlgoByName("sha224"), AsBytes("abc"))),
+            "23097d223405d8228642a477bda255b32aadbce4bda0b3f7e36c9da7");
+  EXPECT_EQ(ToHex(*Digest(*HashAlgoByName("sha384"), AsBytes("abc"))),
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7");
+  EXPECT_EQ(ToHex(*Digest(*HashAlgoByName("sha512"), AsBytes("abc"))),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
+  // Hasher (direct) and EVP agree on long multi-part input for every SHA variant.
+  Bytes big(100000);
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<uint8_t>(i * 7);
+  for (const char* name : {"sha1", "sha224", "sha256", "sha384", "sha512"}) {
+    HashAlgo a = *HashAlgoByName(name);
+    auto h = Hasher::Create(a);
+    h->Update(ByteView(big).subspan(0, 333));
+    h->Update(ByteView(big).subspan(333));
+    Bytes direct = h->Final();
+    Bytes evp(a.size);
+    unsigned n = 0;
+    ASSERT_EQ(EVP_Digest(big.data(), big.size(), evp.data(), &n, *FetchMd(a), nullptr), 1);
+    EXPECT_EQ(direct, evp) << name;
+  }
+}
+
 TEST(DigestTest, EveryAvailableAlgoHashesToItsSize) {
   int available = 0;
   for (const auto& a : AllHashAlgos()) {
@@ -51,7 +76,11 @@ TEST(DigestTest, EveryAvailableAlgoHashesToItsSize) {
       ++available;
     }
   }
-  EXPECT_GE(available, 10);
+  EXPECT_GE(available, 13);
+  // From OpenSSL's legacy provider.
+  EXPECT_EQ(ToHex(*Digest(*HashAlgoByName("md4"), AsBytes("abc"))), "a448017aaf21d8525fc10ae87aa6729d");
+  EXPECT_TRUE(HashAlgoAvailable(*HashAlgoByName("wp512")));
+  EXPECT_TRUE(HashAlgoAvailable(*HashAlgoByName("rmd160")));
 }
 
 TEST(HasherTest, IncrementalEqualsOneShot) {

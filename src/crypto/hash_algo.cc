@@ -1,6 +1,8 @@
 #include "crypto/hash_algo.h"
 
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/provider.h>
 
 #include <algorithm>
 #include <array>
@@ -46,6 +48,21 @@ std::string Lower(std::string_view s) {
 }
 
 }  // namespace
+
+::evp_md_st* FetchMdWithLegacy(const char* openssl_name) {
+  EVP_MD* md = EVP_MD_fetch(nullptr, openssl_name, nullptr);
+  if (md) return md;
+  // MD4, RIPEMD-160 (before 3.0.7), Whirlpool live in OpenSSL's legacy provider: load it
+  // (with the default provider, which an explicit load would otherwise displace) once.
+  static std::once_flag once;
+  static bool loaded = false;
+  std::call_once(once, [] {
+    loaded = OSSL_PROVIDER_load(nullptr, "legacy") != nullptr && OSSL_PROVIDER_load(nullptr, "default") != nullptr;
+  });
+  if (!loaded) return nullptr;
+  ERR_clear_error();
+  return EVP_MD_fetch(nullptr, openssl_name, "provider=legacy");
+}
 
 const std::vector<HashAlgo>& AllHashAlgos() { return kAlgos; }
 const HashAlgo& Sha1Algo() { return kAlgos[2]; }
@@ -100,7 +117,7 @@ bool HashAlgoAvailable(const HashAlgo& algo) {
   std::call_once(once, [] {
     for (size_t i = 0; i < kAlgos.size(); ++i) {
       if (!kAlgos[i].openssl_name) continue;
-      EVP_MD* md = EVP_MD_fetch(nullptr, kAlgos[i].openssl_name, nullptr);
+      EVP_MD* md = FetchMdWithLegacy(kAlgos[i].openssl_name);
       avail[i] = md != nullptr && static_cast<size_t>(EVP_MD_get_size(md)) == kAlgos[i].size;
       EVP_MD_free(md);
     }

@@ -10,6 +10,8 @@
 
 #include "base/status.h"
 
+struct evp_md_st;
+
 namespace lim {
 
 struct HashAlgo {
@@ -40,6 +42,9 @@ Result<HashAlgo> HashAlgoByTpmAlg(uint16_t alg);
 
 // True when OpenSSL in this process can compute it (checked once, lazily).
 bool HashAlgoAvailable(const HashAlgo& algo);
+
+// EVP_MD_fetch that falls back to OpenSSL's legacy provider (md4, whirlpool…). Caller frees.
+::evp_md_st* FetchMdWithLegacy(const char* openssl_name);
 
 // Bank name used in PCR sets: the TPM name, or "tpm_alg_0xNNNN" for unknown TPM ids.
 std::string TpmBankName(uint16_t tpm_alg);

@@ -4,10 +4,10 @@
 
 namespace lim::ima {
 
-Result<Bytes> BootAggregate(const PcrSet& pcrs, const HashAlgo& bank) {
+Result<Bytes> BootAggregate(const PcrSet& pcrs, const HashAlgo& bank, bool pre_5_8) {
   std::string name = bank.tpm_alg ? TpmBankName(bank.tpm_alg) : bank.tpm_name;
   LIM_ASSIGN_OR_RETURN(Hasher h, Hasher::Create(bank));
-  const uint32_t last = (bank == Sha1Algo()) ? 7 : 9;
+  const uint32_t last = (bank == Sha1Algo() || pre_5_8) ? 7 : 9;
   for (uint32_t i = 0; i <= last; ++i) {
     const Bytes* v = pcrs.Get(name, i);
     if (!v) return Status::InvalidArgument("boot_aggregate needs " + name + " PCR " + std::to_string(i) + ", which is missing");

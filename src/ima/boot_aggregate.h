@@ -11,9 +11,9 @@
 
 namespace lim::ima {
 
-// H_bank(PCR0 ‖ … ‖ PCR7) for sha1, … ‖ PCR8 ‖ PCR9 otherwise. Missing PCRs are an error
-// naming the bank and index.
-Result<Bytes> BootAggregate(const PcrSet& pcrs, const HashAlgo& bank);
+// H_bank(PCR0 ‖ … ‖ PCR7) for sha1, … ‖ PCR8 ‖ PCR9 otherwise (kernels ≥ 5.8; pre_5_8: PCR
+// 0–7 in every bank). Missing PCRs are an error naming the bank and index.
+Result<Bytes> BootAggregate(const PcrSet& pcrs, const HashAlgo& bank, bool pre_5_8 = false);
 
 // The kernel's bank choice: the first allocated bank equal to ima_hash; else the (last)
 // SHA256 bank; else the first SHA1 bank. Error if none applies.

@@ -241,8 +241,10 @@ Result<bool> ListReader::Next(Entry* e) {
   auto tmpl = ResolveTemplate(name);
   if (!tmpl.ok()) return Error(start + 8 + d, tmpl.status().message());
 
+  // Every member is assigned below; fields past num_fields are never read, so the
+  // 240-byte field array is not cleared per record (that was a third of decoding time).
   Entry& out = *e;
-  out = Entry{};
+  out.template_data = {};
   out.index = index_;
   out.offset = start;
   out.pcr = pcr;

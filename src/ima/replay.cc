@@ -17,7 +17,7 @@ Result<HashAlgo> BankAlgo(const std::string& bank_name) {
 Result<BankDigester> BankDigester::Create(const HashAlgo& bank, const HashAlgo& list_bank, ReplayMode mode) {
   // Banks OpenSSL cannot compute get the padded SHA1 digest, as the kernel does for banks
   // its crypto layer does not map.
-  if (mode == ReplayMode::kPerBank && !HashAlgoAvailable(bank)) mode = ReplayMode::kPaddedSha1;
+  if (mode == ReplayMode::kPerBank && !FetchMd(bank).ok()) mode = ReplayMode::kPaddedSha1;
   std::optional<Hasher> h;
   if (mode == ReplayMode::kPerBank) {
     if (!(bank == list_bank)) {

@@ -95,7 +95,8 @@ TEST(EsysTpmTest, EkTemplatesMatchTpm2CreateEk) {
     auto ek = tpm->ReadEkPublic(t);
     ASSERT_TRUE(ek.ok()) << ek.status().message();
     std::string file = dir + "/ek." + EkTypeName(t);
-    auto r = Tpm2Tools("tpm2_createek -G " + std::string(EkTypeName(t)) + " -c - -u " + file + " >/dev/null && tpm2_flushcontext -t");
+    auto r = Tpm2Tools("tpm2_createek -G " + std::string(EkTypeName(t)) + " -c " + file + ".ctx -u " + file +
+                       " >/dev/null && tpm2_flushcontext -t");
     ASSERT_EQ(r.exit_code, 0) << r.err;
     auto theirs = ReadFileBytes(file);
     ASSERT_TRUE(theirs.ok());
@@ -372,6 +373,77 @@ TEST(EsysTpmErrorsTest, OutOfObjectMemoryIsAClearMessage) {
   EXPECT_NE(ak.status().message().find("tpm2_flushcontext -t"), std::string::npos) << ak.status().message();
   EXPECT_EQ(clean.exit_code, 0);
   EXPECT_TRUE(tpm->CreateAk(EkType::kEcc, AkAlg::kEccP256).ok());  // works again once flushed
+}
+
+// Counts TPM2_CreatePrimary commands (tag 0x8001/0x8002, size, cc 0x00000131) in a capture
+// written by tpm2-tss's pcap TCTI.
+int CountCreatePrimary(const std::string& pcap) {
+  auto data = ReadFileBytes(pcap);
+  if (!data.ok()) return -1;
+  int n = 0;
+  const Bytes& b = *data;
+  for (size_t i = 0; i + 10 <= b.size(); ++i) {
+    if (b[i] == 0x80 && (b[i + 1] == 0x01 || b[i + 1] == 0x02) && b[i + 2] == 0 && b[i + 3] == 0 && b[i + 6] == 0 &&
+        b[i + 7] == 0 && b[i + 8] == 0x01 && b[i + 9] == 0x31) {
+      ++n;
+    }
+  }
+  return n;
+}
+
+TEST(EsysTpmErrorsTest, UsesAPersistentEkAndLeavesItInPlace) {
+  std::string dir = MakeTempDir();
+  // Through tpm2-tss's pcap TCTI, which records every command lim sends.
+  ::setenv("TCTI_PCAP_FILE", (dir + "/before.pcap").c_str(), 1);
+  auto t1 = OpenTpm("pcap:" + SwtpmTctiForTests());
+  ASSERT_TRUE(t1.ok()) << t1.status().message();
+  auto before = (*t1)->ReadEkPublic(EkType::kEcc);
+  ASSERT_TRUE(before.ok());
+  t1->reset();
+  EXPECT_EQ(CountCreatePrimary(dir + "/before.pcap"), 1);
+
+  auto persist = Tpm2Tools("tpm2_createek -G ecc -c 0x81010002 -u /dev/null >/dev/null");
+  ASSERT_EQ(persist.exit_code, 0) << persist.err;
+  ::setenv("TCTI_PCAP_FILE", (dir + "/after.pcap").c_str(), 1);
+  auto t2 = OpenTpm("pcap:" + SwtpmTctiForTests());
+  ASSERT_TRUE(t2.ok());
+  auto ak = (*t2)->CreateAk(EkType::kEcc, AkAlg::kEccP256);
+  auto ek = (*t2)->ReadEkPublic(EkType::kEcc);
+  Bytes nonce = {1};
+  PcrSelection sel = {{TPM2_ALG_SHA256, {0}}};
+  Result<Quote> q = ak.ok() ? (*t2)->MakeQuote(*ak, sel, nonce) : Result<Quote>(ak.status());
+  t2->reset();
+  ::unsetenv("TCTI_PCAP_FILE");
+  auto persistent = Tpm2Tools("tpm2_getcap handles-persistent");
+  auto transient = Tpm2Tools("tpm2_getcap handles-transient");
+  auto evict = Tpm2Tools("tpm2_evictcontrol -C o -c 0x81010002");
+  EXPECT_EQ(evict.exit_code, 0) << evict.err;
+  ASSERT_TRUE(ak.ok()) << ak.status().message();
+  ASSERT_TRUE(q.ok()) << q.status().message();
+  ASSERT_TRUE(ek.ok());
+  EXPECT_EQ(CountCreatePrimary(dir + "/after.pcap"), 0);     // the persistent EK was used
+  EXPECT_EQ(MarshalPublic2B(*ek), MarshalPublic2B(*before));  // and it is the same key
+  EXPECT_NE(persistent.out.find("- 0x81010002\n"), std::string::npos) << persistent.out;  // still persisted
+  EXPECT_EQ(transient.out, "");                                                          // nothing left loaded
+  auto key = PublicKey::FromTpmPublic(ak->pub);
+  EXPECT_TRUE(CheckQuote(*key, q->msg, q->sig, nonce, sel, q->values).ok());
+}
+
+TEST(EsysTpmErrorsTest, IgnoresANonStandardKeyAtTheEkHandle) {
+  auto tpm = Open();
+  ASSERT_TRUE(tpm);
+  auto standard = tpm->ReadEkPublic(EkType::kEcc);
+  ASSERT_TRUE(standard.ok());
+  std::string dir = MakeTempDir();
+  auto other = Tpm2Tools("cd " + ShellQuote(dir) +
+                         " && tpm2_createprimary -C e -G ecc -c k.ctx >/dev/null && tpm2_evictcontrol -C o -c k.ctx 0x81010002 >/dev/null"
+                         " && tpm2_flushcontext -t");
+  ASSERT_EQ(other.exit_code, 0) << other.err;
+  auto ek = tpm->ReadEkPublic(EkType::kEcc);
+  auto evict = Tpm2Tools("tpm2_evictcontrol -C o -c 0x81010002");
+  EXPECT_EQ(evict.exit_code, 0) << evict.err;
+  ASSERT_TRUE(ek.ok()) << ek.status().message();
+  EXPECT_EQ(MarshalPublic2B(*ek), MarshalPublic2B(*standard));
 }
 
 TEST(EsysTpmErrorsTest, WrongEndorsementAuthIsAClearMessage) {

@@ -1,0 +1,151 @@
+// FanotifyDaemon: limd's event loop. One FAN_CLASS_CONTENT group (FAN_UNLIMITED_QUEUE,
+// FAN_UNLIMITED_MARKS, FAN_REPORT_TID when the kernel takes it) with filesystem-wide marks
+// for FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE on the
+// --watch mount roots only: closes are in the same group, so the kernel keeps their order
+// relative to the opens (exact writer/reader counts). Pre-content (FAN_PRE_ACCESS) is not
+// used yet: MMAP_CHECK is approximated at open (docs/limd.md).
+//
+// The reader thread only reads events, answers limd's own accesses at once, decodes
+// /proc/<tid>/syscall (func, open flags) and notes opens/closes in event order; workers
+// hash, append and extend (Measurer), then answer; a watchdog answers any permission event
+// older than the decision timeout (measure mode: a lim-decision-timeout gap entry first,
+// then allow; the real entry follows when hashing ends). Every permission event is answered,
+// also at shutdown, before the group fd is closed; a rejected response write falls back to
+// a plain FAN_ALLOW.
+//
+// Threading: Create() and Run() from one thread; Stop() from any thread (signal-safe:
+// it only stores a flag).
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/measurer.h"
+
+namespace lim::daemon {
+
+struct DaemonOptions {
+  std::vector<std::string> watch;  // mount roots
+  bool allow_root_fs = false;      // permit marking the root filesystem's superblock
+  int workers = 2;
+  std::chrono::milliseconds decision_timeout{2000};
+  bool elf_at_open = true;  // MMAP_CHECK for ELF files with an executable PT_LOAD at open
+};
+
+// Refuses a path that is not a mount root (per /proc/self/mountinfo), and any path on the
+// root filesystem's superblock (`/` itself or a bind mount of part of it) without
+// allow_root_fs: a filesystem mark covers the whole superblock, and a typo must not freeze
+// the host.
+// fstype: the filesystem type name from mountinfo, when not null.
+Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype = nullptr);
+
+struct DaemonStats {
+  std::atomic<uint64_t> events{0}, perm_events{0}, own_events{0}, answered{0}, timeouts{0}, reply_errors{0},
+      overflows{0}, measure_errors{0}, unknown_syscall{0};
+  std::atomic<uint64_t> latency_max_us{0};
+  // Decision latency histogram: bucket i counts latencies < 2^i µs (last bucket: the rest).
+  std::array<std::atomic<uint64_t>, 24> latency_log2{};
+  uint64_t Percentile(double p) const;  // upper bound of the bucket, µs
+};
+
+class FanotifyDaemon {
+ public:
+  static Result<std::unique_ptr<FanotifyDaemon>> Create(const DaemonOptions& options, Measurer* measurer,
+                                                        MeasurementList* list, Env* env,
+                                                        std::function<void(const std::string&)> log);
+  ~FanotifyDaemon();
+
+  // Reads and dispatches events until Stop(); then answers everything still pending.
+  Status Run();
+  void Stop() { stop_.store(true); }
+
+  const DaemonStats& stats() const { return stats_; }
+  size_t marks() const { return marks_; }
+  bool report_tid() const { return report_tid_; }
+
+ private:
+  struct ExecInfo {
+    std::atomic<int> kind{0};  // 0 unknown, 1 script (#!), 2 ELF
+  };
+  struct Pending {
+    int fd = -1;
+    uint64_t mask = 0;
+    std::chrono::steady_clock::time_point start;
+    std::atomic<bool> answered{false};
+    bool is_open_perm = false;
+    bool is_exec_perm = false;
+    Access access;  // FILE_CHECK / BPRM / MMAP as decoded
+    bool exec_first = true;                 // first exec open of this execve
+    std::shared_ptr<ExecInfo> prev_exec;    // the previous exec open of this execve
+    std::shared_ptr<ExecInfo> this_exec;
+    bool elf_candidate = false;             // a read-only non-exec open: ELF-at-open check
+    uint64_t exec_ticket = OpenCounts::kNoTicket;
+    uint64_t elf_ticket = OpenCounts::kNoTicket;
+    ~Pending();
+  };
+  struct Job {
+    std::shared_ptr<Pending> perm;
+    // close bookkeeping
+    int close_fd = -1;
+    InodeKey key;
+    CloseNote note;
+    bool overflow = false;
+  };
+
+  FanotifyDaemon(const DaemonOptions& o, Measurer* m, MeasurementList* l, Env* env,
+                 std::function<void(const std::string&)> log)
+      : options_(o), measurer_(m), list_(l), env_(env), log_(std::move(log)) {}
+  Status Init();
+  void HandleEvent(int fd, uint64_t mask, pid_t pid);
+  void Worker();
+  void Watchdog();
+  void DoPerm(Pending& p);
+  void Answer(Pending& p, bool allow);
+  void Enqueue(Job j);
+  void Log(const std::string& s) {
+    if (log_) log_(s);
+  }
+
+  DaemonOptions options_;
+  Measurer* measurer_;
+  MeasurementList* list_;
+  Env* env_;
+  std::function<void(const std::string&)> log_;
+  int group_fd_ = -1;
+  bool report_tid_ = false;
+  size_t marks_ = 0;
+  pid_t self_ = 0;
+  std::atomic<bool> stop_{false};
+  DaemonStats stats_;
+
+  std::mutex q_mu_;
+  std::condition_variable q_cv_;
+  std::deque<Job> queue_;
+  bool draining_done_ = false;
+  std::vector<std::thread> workers_;
+
+  std::mutex inflight_mu_;
+  std::vector<std::weak_ptr<Pending>> inflight_;
+  std::thread watchdog_;
+  std::atomic<bool> watchdog_stop_{false};
+
+  struct ExecTrack {
+    std::string line;
+    std::shared_ptr<ExecInfo> last;
+  };
+  std::map<pid_t, ExecTrack> exec_;  // reader thread only
+  std::map<uint64_t, std::string> fsnames_;  // st_dev of each watched mount → type name
+};
+
+}  // namespace lim::daemon

@@ -1,0 +1,261 @@
+// limd: the measuring daemon (cli.md "The daemon"). Parses flags, opens the policy, the TPM
+// and the measurement list (recovering it), writes limd's own start entries, marks the
+// --watch mounts and answers fanotify events until SIGTERM/SIGINT. Errors at start print
+// "limd: …" and exit 2 (bad usage) or 1 (a check did not hold, e.g. the TPM disagrees).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <ctime>
+#include <fstream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "base/file.h"
+#include "daemon/fanotify_daemon.h"
+#include "daemon/measurement_list.h"
+#include "daemon/measurer.h"
+#include "daemon/startup_scan.h"
+#include "ima/policy.h"
+#include "ima/policy_builtin.h"
+#include "ima/policy_match.h"
+#include "tpm/tpm.h"
+
+namespace {
+
+std::atomic<lim::daemon::FanotifyDaemon*> g_daemon{nullptr};
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  g_stop.store(true);
+  if (auto* d = g_daemon.load()) d->Stop();
+}
+
+// One log sink: syslog when /dev/log exists, else --log-file, else stderr.
+class Logger {
+ public:
+  void Open(const std::string& file) {
+    struct stat st;
+    if (::stat("/dev/log", &st) == 0) {
+      openlog("limd", LOG_PID, LOG_DAEMON);
+      syslog_ = true;
+    }
+    if (!file.empty()) f_ = std::fopen(file.c_str(), "a");
+  }
+  void Line(const std::string& s) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (syslog_) syslog(LOG_NOTICE, "%s", s.c_str());
+    FILE* out = f_ ? f_ : stderr;
+    std::fprintf(out, "limd[%d]: %s\n", static_cast<int>(::getpid()), s.c_str());
+    std::fflush(out);
+  }
+
+ private:
+  std::mutex mu_;
+  bool syslog_ = false;
+  FILE* f_ = nullptr;
+};
+
+int Fail(const lim::Status& s) {
+  std::fprintf(stderr, "limd: %s\n", s.message().c_str());
+  return s.code() == lim::StatusCode::kMismatch ? 1 : 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace lim;
+  CLI::App app{"limd: measures files before use (user-space IMA) into a kernel-format list and a TPM PCR"};
+  std::string policy_file, builtin, template_name = "ima-ng", hash_name = "sha256", tcti, state = "/var/lib/lim",
+                                    mode = "measure", log_file;
+  bool no_tpm = false, allow_root_fs = false, foreground = false;
+  int pcr = 10, workers = 2, timeout_ms = 2000;
+  std::vector<std::string> watch;
+  auto* pol = app.add_option("--policy", policy_file, "IMA policy file (kernel syntax)");
+  app.add_option("--builtin", builtin, "built-in policy (tcb, ima_tcb, …); default tcb")->excludes(pol);
+  app.add_option("--template", template_name, "default template: ima-ng, ima-sig, ima-ngv2, ima-sigv2");
+  app.add_option("--hash", hash_name, "ima_hash: file and template hash algorithm");
+  auto* t = app.add_option("--tpm", tcti, "TCTI string (default $LIM_TCTI, then device:/dev/tpmrm0)");
+  app.add_flag("--no-tpm", no_tpm, "software PCR bank (no TPM: no tamper evidence)")->excludes(t);
+  auto* p = app.add_option("--pcr", pcr, "PCR for measurements (default 10)");
+  app.add_option("--state", state, "state directory (list, chain.json, lock)");
+  app.add_option("--watch", watch, "mount root to mark (repeatable)")->required();
+  app.add_flag("--allow-root-fs", allow_root_fs, "allow marking the root filesystem");
+  app.add_option("--mode", mode, "measure (appraise and enforce: not yet)");
+  app.add_option("--log-file", log_file, "log file when /dev/log is absent");
+  app.add_flag("--foreground", foreground, "stay in the foreground (limd never forks itself yet)");
+  app.add_option("--workers", workers, "hashing threads (default 2)");
+  app.add_option("--decision-timeout-ms", timeout_ms, "answer bound per event (measure: record, then allow)");
+  app.set_version_flag("--version", "limd 0.1.0");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+  if (mode != "measure") return Fail(Status::Unsupported("--mode " + mode + ": only measure is implemented"));
+  Logger logger;
+  logger.Open(log_file);
+  auto log = [&logger](const std::string& s) { logger.Line(s); };
+
+  // Refuse bad watches before touching the state.
+  for (const auto& w : watch) {
+    Status s = daemon::CheckWatchRoot(w, allow_root_fs);
+    if (!s.ok()) return Fail(s);
+  }
+  auto algo = HashAlgoByName(hash_name);
+  if (!algo.ok() || !HashAlgoAvailable(*algo)) return Fail(Status::InvalidArgument("--hash " + hash_name + ": unknown"));
+  Result<ima::Policy> policy = policy_file.empty() ? ima::BuiltinPolicy(builtin.empty() ? "tcb" : builtin)
+                                                   : ima::LoadPolicyFile(policy_file);
+  if (!policy.ok()) return Fail(policy.status());
+  ima::PolicyMatcher matcher(*policy);
+
+  std::unique_ptr<tpm::Tpm> tpm;
+  if (no_tpm) {
+    tpm = tpm::OpenSoftwareTpm();
+  } else {
+    auto opened = tpm::OpenTpm(tcti.empty() ? tpm::DefaultTcti() : tcti);
+    if (!opened.ok()) return Fail(opened.status());
+    tpm = std::move(*opened);
+  }
+  daemon::Env* env = daemon::RealEnv();
+  daemon::ListConfig lc;
+  lc.state_dir = state;
+  lc.pcr = pcr;
+  lc.pcr_explicit = p->count() > 0;
+  lc.hash = *algo;
+  lc.template_name = template_name;
+  auto list = daemon::MeasurementList::Open(lc, tpm.get(), env);
+  if (!list.ok()) return Fail(list.status());
+  const auto& rep = (*list)->start_report();
+  log("state " + state + ": " + (rep.new_chain ? "new chain (" + rep.new_chain_reason + ")" : "chain continued") +
+      ", " + std::to_string(rep.previous_entries) + " previous entries, " + std::to_string(rep.reextended) +
+      " re-extended, " + std::to_string(rep.cut_bytes) + " bytes cut; TPM: " + tpm->Describe());
+  Status s = (*list)->AppendStart(env->UptimeSeconds());
+  if (!s.ok()) return Fail(s);
+
+  daemon::MeasurerConfig mc;
+  mc.template_name = template_name;
+  mc.hash = *algo;
+  mc.pcr = pcr;
+  daemon::Measurer measurer(mc, &matcher, list->get(), env, [&](const std::string& line) { log(line); });
+
+  // limd's own binary and the policy, before any mark exists (opening files is safe now).
+  auto measure_path = [&](const std::string& path, ima::ImaHook func, uint32_t mask) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    daemon::Access a;
+    a.fd = fd;
+    a.pid = ::getpid();
+    a.func = func;
+    a.mask = mask;
+    a.path = path;
+    a.comm = "limd";
+    auto v = measurer.Process(a);
+    if (!v.error.empty()) log("measure " + path + ": " + v.error);
+    ::close(fd);
+  };
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) measure_path(std::string(exe, static_cast<size_t>(n)), ima::ImaHook::kBprmCheck, ima::may::kExec);
+  if (!policy_file.empty()) {
+    measure_path(policy_file, ima::ImaHook::kPolicyCheck, 0);
+  } else {
+    // A built-in policy has no file: record the rules in force as text (docs/limd.md).
+    s = (*list)->AppendBuffer("lim-policy-update", ima::ShowPolicy(*policy));
+    if (!s.ok()) return Fail(s);
+  }
+
+  // What already runs from the watched filesystems, before the marks (threat model).
+  std::set<uint64_t> devs;
+  for (const auto& w : watch) {
+    struct stat st;
+    if (::stat(w.c_str(), &st) == 0) devs.insert(st.st_dev);
+  }
+  daemon::StartupScan(&measurer, devs, ::getpid(), log);
+
+  daemon::DaemonOptions opts;
+  opts.watch = watch;
+  opts.allow_root_fs = allow_root_fs;
+  opts.workers = workers;
+  opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  auto d = daemon::FanotifyDaemon::Create(opts, &measurer, list->get(), env, log);
+  if (!d.ok()) return Fail(d.status());
+  g_daemon.store(d->get());
+  if (g_stop.load()) (*d)->Stop();
+  log("watching " + std::to_string((*d)->marks()) + " filesystem mark(s); FAN_REPORT_TID " +
+      ((*d)->report_tid() ? "on" : "off") + "; ready");
+  // The reader runs on its own thread, and every other thread may touch files (also on a
+  // watched mount: limd's own accesses are answered at once by the reader). The reader
+  // thread itself must never open a file on a watched mount: it would wait on itself.
+  Status run_status;
+  std::thread reader([&] { run_status = (*d)->Run(); });
+  {
+    // A ready file for supervisors and tests: written once the marks are in place.
+    std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
+  }
+  // STATE/status.json for `lim status`, refreshed every second and at exit.
+  auto started = std::chrono::steady_clock::now();
+  auto write_status = [&, dp = d->get(), lp = list->get()](bool running) {
+    const auto& ds = dp->stats();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    nlohmann::json j;
+    j["running"] = running;
+    j["pid"] = ::getpid();
+    j["tpm"] = tpm::TpmKindName(tpm->kind());
+    j["tpm_describe"] = tpm->Describe();
+    j["pcr"] = pcr;
+    std::vector<std::string> banks;
+    for (uint16_t b : lp->banks()) banks.push_back(TpmBankName(b));
+    j["banks"] = banks;
+    j["entries"] = lp->entries();
+    j["violations"] = lp->violations();
+    j["duplicates"] = lp->duplicates();
+    j["write_failures"] = lp->write_failures();
+    j["overflows"] = ds.overflows.load();
+    j["events"] = ds.events.load();
+    j["permission_events"] = ds.perm_events.load();
+    j["own_events"] = ds.own_events.load();
+    j["answered"] = ds.answered.load();
+    j["timeouts"] = ds.timeouts.load();
+    j["reply_errors"] = ds.reply_errors.load();
+    j["measure_errors"] = ds.measure_errors.load();
+    j["unknown_syscall"] = ds.unknown_syscall.load();
+    j["hashes"] = measurer.hashes();
+    j["cache_hits"] = measurer.cache_hits();
+    j["marks"] = dp->marks();
+    j["uptime_seconds"] = secs;
+    j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
+    j["latency_us"] = {{"p50", ds.Percentile(0.5)}, {"p99", ds.Percentile(0.99)}, {"max", ds.latency_max_us.load()}};
+    (void)WriteFileBytes(state + "/status.json", AsBytes(j.dump(2) + "\n"));
+  };
+  std::atomic<bool> status_stop{false};
+  std::thread status_thread([&] {
+    while (!status_stop.load()) {
+      write_status(true);
+      for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  reader.join();
+  s = run_status;
+  g_daemon.store(nullptr);
+  status_stop = true;
+  status_thread.join();
+  write_status(false);
+  uint64_t perm_events = (*d)->stats().perm_events.load();
+  d->reset();  // answers everything still queued, then closes the group
+  ::unlink((state + "/limd.ready").c_str());
+  log("stopped: " + std::to_string(perm_events) + " permission events");
+  if (!s.ok()) return Fail(s);
+  return 0;
+}

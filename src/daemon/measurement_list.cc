@@ -1,0 +1,477 @@
+#include "daemon/measurement_list.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "crypto/digest.h"
+#include "ima/boot_aggregate.h"
+#include "ima/digest_field.h"
+#include "ima/list_reader.h"
+#include "ima/replay.h"
+
+namespace lim::daemon {
+
+namespace {
+
+Status ErrnoStatus(const std::string& what, const std::string& path) {
+  return Status::IoError(what + " " + path + ": " + strerror(errno));
+}
+
+bool PathExists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+Status MakeDir(const std::string& p) {
+  if (::mkdir(p.c_str(), 0700) != 0 && errno != EEXIST) return ErrnoStatus("mkdir", p);
+  return Status::Ok();
+}
+
+}  // namespace
+
+bool SupportedTemplate(const std::string& t) {
+  return t == "ima-ng" || t == "ima-sig" || t == "ima-ngv2" || t == "ima-sigv2";
+}
+
+Result<ima::Record> FileRecord(const std::string& t, const HashAlgo& algo, ByteView digest, std::string_view path,
+                               ByteView ima_xattr, uint32_t pcr) {
+  ima::Record r;
+  r.pcr = pcr;
+  r.template_name = t;
+  bool v2 = t == "ima-ngv2" || t == "ima-sigv2";
+  bool sig = t == "ima-sig" || t == "ima-sigv2";
+  if (!SupportedTemplate(t)) return Status::Unsupported("limd cannot record template " + t);
+  r.fields.push_back(v2 ? ima::BuildDigestNgV2("ima", algo.kernel_name, digest)
+                        : ima::BuildDigestNg(algo.kernel_name, digest));
+  r.fields.push_back(ima::StringField(path));
+  if (sig) {
+    // The kernel's 'sig' field: the whole security.ima when it is a signature (type 0x03
+    // EVM_IMA_XATTR_DIGSIG or 0x06 IMA_VERITY_DIGSIG); otherwise empty.
+    if (!ima_xattr.empty() && (ima_xattr[0] == 0x03 || ima_xattr[0] == 0x06)) {
+      r.fields.emplace_back(ima_xattr.begin(), ima_xattr.end());
+    } else {
+      r.fields.emplace_back();
+    }
+  }
+  return r;
+}
+
+MeasurementList::DupKey MeasurementList::MakeKey(ByteView d, uint32_t pcr) {
+  DupKey k{0, 0, pcr};
+  std::memcpy(&k.a, d.data(), std::min<size_t>(8, d.size()));
+  if (d.size() > 8) std::memcpy(&k.b, d.data() + 8, std::min<size_t>(8, d.size() - 8));
+  return k;
+}
+
+MeasurementList::~MeasurementList() {
+  if (list_fd_ >= 0) ::close(list_fd_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
+}
+
+Status MeasurementList::Lock() {
+  LIM_RETURN_IF_ERROR(MakeDir(config_.state_dir));
+  std::string p = config_.state_dir + "/lock";
+  lock_fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) return ErrnoStatus("open", p);
+  if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return Status::Unavailable("another limd already uses state directory " + config_.state_dir + " (" + p +
+                                 " is locked)");
+    }
+    return ErrnoStatus("flock", p);
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<MeasurementList>> MeasurementList::Open(const ListConfig& config, tpm::Tpm* tpm, Env* env) {
+  if (!SupportedTemplate(config.template_name)) {
+    return Status::Unsupported("limd cannot record template " + config.template_name);
+  }
+  if (config.pcr < 0 || config.pcr >= tpm::kMaxPcrs) return Status::InvalidArgument("--pcr out of range 0-23");
+  std::unique_ptr<MeasurementList> l(new MeasurementList(config, tpm, env));
+  LIM_RETURN_IF_ERROR(l->Lock());
+  LIM_ASSIGN_OR_RETURN(l->banks_, tpm->AllocatedBanks());
+  if (l->banks_.empty()) return Status::Unavailable("the TPM has no allocated PCR bank");
+  LIM_ASSIGN_OR_RETURN(l->boot_id_, env->BootId());
+  LIM_ASSIGN_OR_RETURN(tpm::ClockInfo clock, tpm->ReadClock());
+  l->reset_count_ = clock.reset_count;
+
+  std::string list = l->list_path();
+  std::string info_path = config.state_dir + "/chain.json";
+  struct stat st;
+  bool have_list = ::stat(list.c_str(), &st) == 0 && st.st_size > 0;
+  if (have_list) l->report_.downtime_seconds = env->NowUnixSeconds() - static_cast<int64_t>(st.st_mtim.tv_sec);
+
+  if (!have_list) {
+    LIM_RETURN_IF_ERROR(l->NewChain("first start", false));
+  } else if (!PathExists(info_path)) {
+    LIM_RETURN_IF_ERROR(l->NewChain("list without chain.json", true));
+  } else {
+    LIM_ASSIGN_OR_RETURN(std::string text, ReadFileText(info_path));
+    auto j = nlohmann::json::parse(text, nullptr, false);
+    if (j.is_discarded() || !j.contains("boot_id") || !j.contains("reset_count") || !j.contains("pcr")) {
+      LIM_RETURN_IF_ERROR(l->NewChain(info_path + " unreadable", true));
+    } else if (j["boot_id"].get<std::string>() != l->boot_id_) {
+      LIM_RETURN_IF_ERROR(l->NewChain("boot_id changed (reboot)", true));
+    } else if (j["reset_count"].get<uint32_t>() != l->reset_count_) {
+      LIM_RETURN_IF_ERROR(l->NewChain("TPM resetCount changed (TPM restarted)", true));
+    } else if (j["pcr"].get<int>() != config.pcr) {
+      LIM_RETURN_IF_ERROR(l->NewChain("PCR changed", true));
+    } else {
+      LIM_RETURN_IF_ERROR(l->Recover());
+    }
+  }
+  return l;
+}
+
+Status MeasurementList::WriteChainInfo() {
+  nlohmann::json j;
+  j["boot_id"] = boot_id_;
+  j["reset_count"] = reset_count_;
+  j["pcr"] = config_.pcr;
+  j["tpm"] = tpm::TpmKindName(tpm_->kind());
+  j["created_unix"] = env_->NowUnixSeconds();
+  return WriteFileBytes(config_.state_dir + "/chain.json", AsBytes(j.dump(2) + "\n"));
+}
+
+Status MeasurementList::NewChain(const std::string& reason, bool archive) {
+  report_.new_chain = true;
+  report_.new_chain_reason = reason;
+  std::string list = list_path();
+  if (archive && PathExists(list)) {
+    std::string dir = config_.state_dir + "/archive";
+    LIM_RETURN_IF_ERROR(MakeDir(dir));
+    std::string stamp = std::to_string(env_->NowUnixSeconds());
+    std::string dest = dir + "/" + kListName + "." + stamp;
+    for (int i = 1; PathExists(dest); ++i) dest = dir + "/" + kListName + "." + stamp + "." + std::to_string(i);
+    if (::rename(list.c_str(), dest.c_str()) != 0) return ErrnoStatus("archive (rename)", list);
+    std::string info = config_.state_dir + "/chain.json";
+    if (PathExists(info)) ::rename(info.c_str(), (dest + ".chain.json").c_str());
+    report_.archived_to = dest;
+    std::fprintf(stderr, "limd: NEW CHAIN (%s): previous list archived to %s\n", reason.c_str(), dest.c_str());
+  }
+  // The PCR must be ours: a kernel IMA writes PCR 10, and a non-zero PCR with an empty list
+  // means someone else extends it — the list could never replay.
+  if (config_.pcr == 10 && !config_.pcr_explicit) {
+    auto count = ReadFileText(config_.kernel_ima_count);
+    if (count.ok() && std::atoi(count->c_str()) > 0) {
+      return Status::Unavailable("the kernel's IMA is active (" + config_.kernel_ima_count +
+                                 " > 0) and owns PCR 10; choose another PCR with --pcr N");
+    }
+  }
+  tpm::PcrSelection sel;
+  for (uint16_t b : banks_) sel.push_back({b, {config_.pcr}});
+  LIM_ASSIGN_OR_RETURN(tpm::PcrValues vals, tpm_->ReadPcrs(sel));
+  for (const auto& [alg, m] : vals) {
+    for (const auto& [idx, v] : m) {
+      if (!ima::IsAllZero(v)) {
+        return Status::Unavailable("PCR " + std::to_string(idx) + " (" + TpmBankName(alg) +
+                                   ") is not zero although limd starts a new chain: something else extends it" +
+                                   (config_.pcr_explicit ? "" : "; choose another PCR with --pcr N"));
+      }
+    }
+  }
+  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (list_fd_ < 0) return ErrnoStatus("open", list);
+  list_size_ = 0;
+  LIM_RETURN_IF_ERROR(WriteChainInfo());
+
+  // boot_aggregate (kernel-ima.md §6): the kernel's bank choice, zeros without a TPM.
+  HashAlgo agg_algo = config_.hash;
+  Bytes agg(config_.hash.size, 0);
+  if (tpm_->kind() != tpm::TpmKind::kSoftware) {
+    std::vector<HashAlgo> algos;
+    for (uint16_t b : banks_) {
+      auto a = HashAlgoByTpmAlg(b);
+      if (a.ok()) algos.push_back(*a);
+    }
+    auto chosen = ima::ChooseBootAggregateBank(algos, config_.hash);
+    if (chosen.ok()) {
+      std::set<int> idx;
+      for (int i = 0; i < 10; ++i) idx.insert(i);
+      LIM_ASSIGN_OR_RETURN(tpm::PcrValues pcrs, tpm_->ReadPcrs({{chosen->tpm_alg, idx}}));
+      PcrSet set;
+      for (const auto& [i, v] : pcrs[chosen->tpm_alg]) set.Set(chosen->tpm_name, static_cast<uint32_t>(i), v);
+      LIM_ASSIGN_OR_RETURN(agg, ima::BootAggregate(set, *chosen));
+      agg_algo = *chosen;
+    }
+  }
+  LIM_ASSIGN_OR_RETURN(ima::Record r, FileRecord(config_.template_name, agg_algo, agg, "boot_aggregate", {},
+                                                 static_cast<uint32_t>(config_.pcr)));
+  std::lock_guard<std::mutex> lk(mu_);
+  LIM_ASSIGN_OR_RETURN(bool added, AppendLocked(r));
+  (void)added;
+  return Status::Ok();
+}
+
+Status MeasurementList::Recover() {
+  std::string list = list_path();
+  ima::ListOptions opts;
+  opts.bank = Sha1Algo();
+  opts.byte_order = kNativeOrder;
+  opts.allow_mmap = false;
+  LIM_ASSIGN_OR_RETURN(auto reader, ima::ListReader::Open(list, opts));
+
+  // One pass: per entry its PCR and the digest each bank gets; the duplicate table.
+  struct BankState {
+    HashAlgo algo;
+    ima::BankDigester digester;
+    std::vector<uint8_t> digests;  // per entry, algo.size bytes
+  };
+  std::vector<BankState> banks;
+  for (uint16_t b : banks_) {
+    LIM_ASSIGN_OR_RETURN(HashAlgo a, HashAlgoByTpmAlg(b));
+    LIM_ASSIGN_OR_RETURN(auto d, ima::BankDigester::Create(a, Sha1Algo(), ima::ReplayMode::kPerBank));
+    banks.push_back({a, std::move(d), {}});
+  }
+  LIM_ASSIGN_OR_RETURN(auto dup_digester, ima::BankDigester::Create(config_.hash, Sha1Algo(), ima::ReplayMode::kPerBank));
+  std::vector<uint32_t> pcrs;
+  std::set<int> used;
+  uint64_t good_end = 0;
+  ima::Entry e;
+  Bytes buf(64);
+  for (;;) {
+    auto next = reader->Next(&e);
+    if (!next.ok()) {
+      if (!reader->last_error_was_truncation()) {
+        return Status::Corrupt("cannot recover " + list + ": " + next.status().message() +
+                               " (not a torn tail; refusing to touch it — move it away to start a new chain)");
+      }
+      break;
+    }
+    if (!*next) break;
+    good_end = reader->next_offset();
+    if (e.pcr >= static_cast<uint32_t>(tpm::kMaxPcrs)) return Status::Corrupt(list + ": entry " + std::to_string(e.index) + " uses PCR " + std::to_string(e.pcr));
+    pcrs.push_back(e.pcr);
+    used.insert(static_cast<int>(e.pcr));
+    for (auto& b : banks) {
+      size_t at = b.digests.size();
+      b.digests.resize(at + b.algo.size);
+      b.digester.Compute(e, b.digests.data() + at);
+    }
+    if (e.violation) {
+      violations_++;
+    } else {
+      dup_digester.Compute(e, buf.data());
+      dups_.insert(MakeKey({buf.data(), config_.hash.size}, e.pcr));
+    }
+  }
+  struct stat st;
+  if (::stat(list.c_str(), &st) != 0) return ErrnoStatus("stat", list);
+  uint64_t file_size = static_cast<uint64_t>(st.st_size);
+  if (good_end < file_size) {
+    report_.cut_bytes = file_size - good_end;
+    if (::truncate(list.c_str(), static_cast<off_t>(good_end)) != 0) return ErrnoStatus("truncate", list);
+    std::fprintf(stderr, "limd: cut a torn last record of %llu bytes from %s\n",
+                 static_cast<unsigned long long>(report_.cut_bytes), list.c_str());
+  }
+  size_t n = pcrs.size();
+  report_.previous_entries = n;
+  entries_ = n;
+
+  // The longest prefix that replays to the TPM in every bank and every PCR the list uses.
+  used.insert(config_.pcr);
+  tpm::PcrSelection sel;
+  for (uint16_t b : banks_) sel.push_back({b, used});
+  LIM_ASSIGN_OR_RETURN(tpm::PcrValues tpm_vals, tpm_->ReadPcrs(sel));
+  std::vector<ima::PcrReplayer> replayers;
+  for (auto& b : banks) {
+    LIM_ASSIGN_OR_RETURN(auto r, ima::PcrReplayer::Create(b.algo));
+    replayers.push_back(std::move(r));
+  }
+  auto equal = [&](size_t bi, int pcr) {
+    const Bytes& want = tpm_vals[banks[bi].algo.tpm_alg][pcr];
+    ByteView have = replayers[bi].ValueView(static_cast<uint32_t>(pcr));
+    return want.size() == have.size() && std::equal(want.begin(), want.end(), have.begin());
+  };
+  int mismatches = 0;
+  for (size_t bi = 0; bi < banks.size(); ++bi) {
+    for (int p : used) mismatches += equal(bi, p) ? 0 : 1;
+  }
+  int64_t best = mismatches == 0 ? 0 : -1;
+  for (size_t i = 0; i < n; ++i) {
+    int p = static_cast<int>(pcrs[i]);
+    for (size_t bi = 0; bi < banks.size(); ++bi) {
+      bool before = equal(bi, p);
+      replayers[bi].Extend(pcrs[i], banks[bi].digests.data() + i * banks[bi].algo.size);
+      bool after = equal(bi, p);
+      mismatches += (before ? 1 : 0) - (after ? 1 : 0);
+    }
+    if (mismatches == 0) best = static_cast<int64_t>(i + 1);
+  }
+  if (best < 0) {
+    return Status::Mismatch("no prefix of " + list + " (" + std::to_string(n) +
+                            " entries) replays to the TPM's PCRs: something other than limd extended them "
+                            "in this boot; limd does not paper over it (inspect with lim verify --tpm, then move the "
+                            "list away to start a new chain)");
+  }
+  report_.replayed_prefix = static_cast<uint64_t>(best);
+  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (list_fd_ < 0) return ErrnoStatus("open", list);
+  list_size_ = good_end;
+  for (size_t i = static_cast<size_t>(best); i < n; ++i) {
+    std::map<uint16_t, Bytes> d;
+    for (auto& b : banks) {
+      const uint8_t* p = b.digests.data() + i * b.algo.size;
+      d[b.algo.tpm_alg] = Bytes(p, p + b.algo.size);
+    }
+    LIM_RETURN_IF_ERROR(ExtendBytes(static_cast<int>(pcrs[i]), d, /*dump=*/false));
+    report_.reextended++;
+  }
+  if (report_.reextended > 0) DumpSoftwarePcrs();
+  if (report_.reextended > 0 || report_.cut_bytes > 0) {
+    std::fprintf(stderr, "limd: recovered %s: %llu entries, %llu already in the TPM, %llu extended again, %llu bytes cut\n",
+                 list.c_str(), static_cast<unsigned long long>(n), static_cast<unsigned long long>(best),
+                 static_cast<unsigned long long>(report_.reextended), static_cast<unsigned long long>(report_.cut_bytes));
+    std::string buf2 = "entries=" + std::to_string(n) + ";replayed=" + std::to_string(best) +
+                       ";reextended=" + std::to_string(report_.reextended) + ";cut_bytes=" +
+                       std::to_string(report_.cut_bytes) + ";";
+    LIM_RETURN_IF_ERROR(AppendBuffer("lim-recovered", buf2));
+  }
+  return Status::Ok();
+}
+
+Status MeasurementList::ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests, bool dump) {
+  Status s = tpm_->Extend(pcr, digests);
+  if (s.ok() && dump) DumpSoftwarePcrs();
+  return s;
+}
+
+void MeasurementList::DumpSoftwarePcrs() {
+  // The software bank lives in this process only; a JSON copy lets `lim verify --pcrs` check
+  // the list (it is labelled software, and carries no tamper evidence).
+  if (tpm_->kind() != tpm::TpmKind::kSoftware) return;
+  std::set<int> all;
+  for (int i = 0; i < tpm::kMaxPcrs; ++i) all.insert(i);
+  tpm::PcrSelection sel;
+  for (uint16_t b : banks_) sel.push_back({b, all});
+  auto v = tpm_->ReadPcrs(sel);
+  if (v.ok()) (void)WriteFileBytes(config_.state_dir + "/software_pcrs.json", AsBytes(tpm::PcrValuesToJson(*v)));
+}
+
+Status MeasurementList::ExtendAllFF(int pcr) {
+  std::map<uint16_t, Bytes> d;
+  for (uint16_t b : banks_) {
+    auto a = HashAlgoByTpmAlg(b);
+    size_t size = a.ok() ? a->size : 32;
+    d[b] = Bytes(size, 0xff);
+  }
+  return ExtendBytes(pcr, d);
+}
+
+Status MeasurementList::ExtendRecord(const ima::Record& r) {
+  if (r.violation) return ExtendAllFF(config_.pcr);
+  LIM_ASSIGN_OR_RETURN(Bytes input, ima::TemplateDigestInputOf(r, kNativeOrder));
+  std::map<uint16_t, Bytes> d;
+  Bytes sha1;
+  for (uint16_t b : banks_) {
+    auto a = HashAlgoByTpmAlg(b);
+    if (a.ok() && HashAlgoAvailable(*a)) {
+      LIM_ASSIGN_OR_RETURN(d[b], Digest(*a, input));
+    } else {
+      // Banks the kernel cannot compute get the SHA1 digest zero-padded (kernel-ima.md §4.3).
+      if (sha1.empty()) {
+        LIM_ASSIGN_OR_RETURN(sha1, Digest(Sha1Algo(), input));
+      }
+      Bytes p = sha1;
+      p.resize(a.ok() ? a->size : 32, 0);
+      d[b] = std::move(p);
+    }
+  }
+  return ExtendBytes(static_cast<int>(r.pcr), d);
+}
+
+Result<bool> MeasurementList::AppendLocked(const ima::Record& r) {
+  std::optional<DupKey> key;
+  if (!r.violation) {
+    LIM_ASSIGN_OR_RETURN(Bytes d, ima::TemplateDigestOf(r, config_.hash, kNativeOrder));
+    key = MakeKey(d, r.pcr);
+    if (dups_.count(*key)) {
+      duplicates_++;
+      return false;
+    }
+  }
+  Bytes rec;
+  ima::ListWriter writer(Sha1Algo(), kNativeOrder);
+  LIM_RETURN_IF_ERROR(writer.Append(r, &rec));
+  // One write(2) with O_APPEND: a kill -9 leaves the record whole or absent (a torn record
+  // can only come from a crash of the machine or a full disk; Open() cuts it).
+  size_t off = 0;
+  Status failed;
+  while (off < rec.size()) {
+    ssize_t w = ::write(list_fd_, rec.data() + off, rec.size() - off);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      failed = ErrnoStatus("append to", list_path());
+      break;
+    }
+    off += static_cast<size_t>(w);
+  }
+  if (!failed.ok()) {
+    write_failures_++;
+    if (off > 0) (void)!::ftruncate(list_fd_, static_cast<off_t>(list_size_));
+    // The chain must break visibly: the TPM moves on without a list entry.
+    Status ff = ExtendAllFF(config_.pcr);
+    return failed.WithPrefix(ff.ok() ? "PCR extended with 0xFF, no entry" : "and the 0xFF extend failed too");
+  }
+  list_size_ += rec.size();
+  Status ext = ExtendRecord(r);
+  if (!ext.ok()) {
+    // The entry is in the list but not in the TPM; a restart re-extends it.
+    return ext.WithPrefix("entry " + std::to_string(entries_.load()) + " appended but not extended");
+  }
+  entries_++;
+  if (r.violation) violations_++;
+  if (key) dups_.insert(*key);
+  return true;
+}
+
+Result<bool> MeasurementList::Append(const ima::Record& r) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return AppendLocked(r);
+}
+
+Status MeasurementList::AppendViolation(std::string_view path) {
+  ima::Record r = ima::ViolationRecord(config_.hash, path, config_.template_name);
+  r.pcr = static_cast<uint32_t>(config_.pcr);
+  LIM_ASSIGN_OR_RETURN(bool added, Append(r));
+  (void)added;
+  return Status::Ok();
+}
+
+Status MeasurementList::AppendBuffer(std::string_view name, std::string_view buf, bool as_gap) {
+  LIM_ASSIGN_OR_RETURN(ima::Record r, ima::ImaBufRecord(config_.hash, name, AsBytes(buf), static_cast<uint32_t>(config_.pcr)));
+  if (as_gap) {
+    // A gap (lim-event-overflow): zero digest and 0xFF extend like a violation, so a verifier
+    // must acknowledge it; the buffer says what was lost.
+    r.violation = true;
+    r.fields[0] = ima::BuildDigestNg(config_.hash.kernel_name, Bytes(config_.hash.size, 0));
+  }
+  LIM_ASSIGN_OR_RETURN(bool added, Append(r));
+  (void)added;
+  return Status::Ok();
+}
+
+Status MeasurementList::AppendStart(double uptime_seconds) {
+  char up[32];
+  std::snprintf(up, sizeof up, "%.3f", uptime_seconds);
+  bool hw = tpm_->kind() == tpm::TpmKind::kDevice;
+  std::string buf = "version=" + config_.version + ";boot_id=" + boot_id_ + ";uptime=" + up +
+                    ";tpm=" + tpm::TpmKindName(tpm_->kind()) + ";root_of_trust=" + (hw ? "tpm" : "none") +
+                    ";reset_count=" + std::to_string(reset_count_) +
+                    ";previous_entries=" + std::to_string(report_.previous_entries) + ";downtime=" +
+                    (report_.downtime_seconds < 0 ? std::string("unknown") : std::to_string(report_.downtime_seconds)) +
+                    ";new_chain=" + (report_.new_chain ? "1" : "0") + ";";
+  return AppendBuffer("lim-start", buf);
+}
+
+}  // namespace lim::daemon

@@ -1,0 +1,136 @@
+// MeasurementList: limd's one writer of the measurement list and of the PCR it mirrors
+// (design.md invariants 1–3). It owns STATE/binary_runtime_measurements (the kernel's binary
+// format, native byte order, SHA1 template digests — what the kernel's
+// binary_runtime_measurements shows), STATE/chain.json (boot_id, TPM resetCount, PCR), an
+// exclusive flock on STATE/lock so one limd runs per state directory, and the kernel's
+// duplicate table (same template digest in the --hash bank and same PCR: no entry).
+//
+// Append() writes the record with one write(2) and only then extends the PCR in every
+// allocated bank; it returns when both are done, so a caller that answers an access after
+// Append() returns has its entry in the list *and* the TPM. A crash between the write and the
+// extend leaves a list entry the TPM lacks: Open() finds the longest prefix of the list that
+// replays to the TPM in every bank and re-extends the rest (a record never appears in the TPM
+// without being in the list first). A torn last record is cut. A different boot_id or TPM
+// resetCount archives the old list under STATE/archive/ and starts a new chain with a
+// boot_aggregate. Entries limd writes about itself are documented in docs/limd.md.
+//
+// Threading: every public method is thread-safe; appends are serialised by one mutex, so
+// list order is extend order (invariant 2).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/hash_algo.h"
+#include "daemon/env.h"
+#include "ima/list_writer.h"
+#include "tpm/tpm.h"
+
+namespace lim::daemon {
+
+struct ListConfig {
+  std::string state_dir;
+  int pcr = 10;               // the default PCR (violations always extend this one)
+  bool pcr_explicit = false;  // --pcr given: allowed to coexist with a kernel IMA on 10
+  HashAlgo hash = Sha256Algo();  // ima_hash: duplicate table, ima-buf and violation digests
+  std::string template_name = "ima-ng";  // default template (boot_aggregate, violations)
+  std::string version = "0.1.0";
+  // Where the kernel's IMA count lives; a non-zero count means the kernel owns PCR 10.
+  std::string kernel_ima_count = "/sys/kernel/security/ima/runtime_measurements_count";
+};
+
+// What Open() found and did, for the log, `lim status` and the lim-start entry.
+struct StartReport {
+  bool new_chain = false;
+  std::string new_chain_reason;  // "first start", "boot_id changed", "TPM resetCount changed", …
+  std::string archived_to;       // path of the archived list, if one was archived
+  uint64_t previous_entries = 0;  // entries in the list found at start (after cutting)
+  uint64_t cut_bytes = 0;         // torn tail removed
+  uint64_t replayed_prefix = 0;   // entries the TPM already held
+  uint64_t reextended = 0;        // entries extended again at start
+  int64_t downtime_seconds = -1;  // since the last append of the previous run; -1 unknown
+};
+
+class MeasurementList {
+ public:
+  static constexpr const char* kListName = "binary_runtime_measurements";
+
+  // Takes the lock, recovers or starts the chain (writing boot_aggregate for a new one and
+  // lim-recovered after a repair). tpm and env must outlive the list.
+  static Result<std::unique_ptr<MeasurementList>> Open(const ListConfig& config, tpm::Tpm* tpm, Env* env);
+  ~MeasurementList();
+
+  // Appends r and extends its PCR. Returns false (and does nothing) for a duplicate.
+  // On a write failure (full disk) the PCR is extended with 0xFF and no entry is written, so
+  // the chain visibly breaks, and an error is returned.
+  Result<bool> Append(const ima::Record& r);
+  // A violation (open_writers/ToMToU) of the default template: zero digest, 0xFF extend.
+  Status AppendViolation(std::string_view path);
+  // A limd entry: ima-buf with name and key=value; buffer, on the default PCR.
+  Status AppendBuffer(std::string_view name, std::string_view buf, bool as_gap = false);
+  // The lim-start entry (docs/limd.md).
+  Status AppendStart(double uptime_seconds);
+
+  const StartReport& start_report() const { return report_; }
+  const ListConfig& config() const { return config_; }
+  std::string list_path() const { return config_.state_dir + "/" + kListName; }
+  uint64_t entries() const { return entries_.load(); }
+  uint64_t violations() const { return violations_.load(); }
+  uint64_t duplicates() const { return duplicates_.load(); }
+  uint64_t write_failures() const { return write_failures_.load(); }
+  const std::vector<uint16_t>& banks() const { return banks_; }
+  tpm::Tpm* tpm() const { return tpm_; }
+
+ private:
+  MeasurementList(const ListConfig& c, tpm::Tpm* tpm, Env* env) : config_(c), tpm_(tpm), env_(env) {}
+  Status Lock();
+  Status Recover();   // same chain: cut, replay, re-extend
+  Status NewChain(const std::string& reason, bool archive);
+  Status WriteChainInfo();
+  Status ExtendRecord(const ima::Record& r);
+  Status ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests, bool dump = true);
+  Status ExtendAllFF(int pcr);
+  Result<bool> AppendLocked(const ima::Record& r);
+  void DumpSoftwarePcrs();
+
+  struct DupKey {
+    uint64_t a, b;
+    uint32_t pcr;
+    bool operator==(const DupKey&) const = default;
+  };
+  struct DupHash {
+    size_t operator()(const DupKey& k) const { return k.a ^ (k.b * 31) ^ k.pcr; }
+  };
+  static DupKey MakeKey(ByteView digest, uint32_t pcr);
+
+  ListConfig config_;
+  tpm::Tpm* tpm_;
+  Env* env_;
+  StartReport report_;
+  std::vector<uint16_t> banks_;
+  std::string boot_id_;
+  uint32_t reset_count_ = 0;
+  int lock_fd_ = -1;
+  int list_fd_ = -1;
+  uint64_t list_size_ = 0;
+
+  std::mutex mu_;
+  std::unordered_set<DupKey, DupHash> dups_;
+  std::atomic<uint64_t> entries_{0}, violations_{0}, duplicates_{0}, write_failures_{0};
+};
+
+// The d-ng/n-ng based records for a file measurement of the given template (ima-ng, ima-sig,
+// ima-ngv2, ima-sigv2). sig is security.ima (carried only by the sig templates when its
+// type is a signature, as the kernel does).
+Result<ima::Record> FileRecord(const std::string& template_name, const HashAlgo& algo, ByteView digest,
+                               std::string_view path, ByteView ima_xattr, uint32_t pcr);
+// True for the templates FileRecord supports.
+bool SupportedTemplate(const std::string& template_name);
+
+}  // namespace lim::daemon

@@ -1,0 +1,275 @@
+#include "daemon/measurer.h"
+
+#include <cstring>
+
+#include "crypto/digest.h"
+
+namespace lim::daemon {
+
+std::optional<int> XattrHashAlgoId(ByteView x) {
+  constexpr int kHashAlgoLast = 23;
+  if (x.empty()) return std::nullopt;
+  switch (x[0]) {
+    case 0x03:  // EVM_IMA_XATTR_DIGSIG, signature v2
+    case 0x06:  // IMA_VERITY_DIGSIG, v3
+      if (x.size() <= 9 || x[1] != (x[0] == 0x03 ? 2 : 3) || x[2] >= kHashAlgoLast) return std::nullopt;
+      return x[2];
+    case 0x04:  // IMA_XATTR_DIGEST_NG
+      if (x.size() < 2 || x[1] >= kHashAlgoLast) return std::nullopt;
+      return x[1];
+    case 0x01:  // IMA_XATTR_DIGEST
+      if (x.size() == 21) {
+        bool md5 = x[17] == 0 && x[18] == 0 && x[19] == 0 && x[20] == 0;
+        return md5 ? 1 : 2;  // HASH_ALGO_MD5, HASH_ALGO_SHA1
+      }
+      if (x.size() == 17) return 1;
+      return std::nullopt;
+    default:
+      return std::nullopt;
+  }
+}
+
+Measurer::Measurer(const MeasurerConfig& config, const ima::PolicyMatcher* matcher, MeasurementList* list, Env* env,
+                   AuditLog audit)
+    : config_(config), matcher_(matcher), list_(list), env_(env), audit_(std::move(audit)) {}
+
+std::shared_ptr<Measurer::InodeState> Measurer::Get(const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto& p = table_[key];
+  if (!p) p = std::make_shared<InodeState>();
+  return p;
+}
+
+size_t Measurer::tracked_inodes() {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  return table_.size();
+}
+
+Measurer::Turn::Turn(InodeState* st, uint64_t ticket) : st_(st), ticket_(ticket), lock_(st->mu) {
+  if (ticket_ != OpenCounts::kNoTicket) st_->cv.wait(lock_, [&] { return st_->serving == ticket_; });
+}
+
+Measurer::Turn::~Turn() {
+  if (ticket_ != OpenCounts::kNoTicket) {
+    st_->serving++;
+    st_->cv.notify_all();
+  }
+}
+
+OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto& p = table_[key];
+  if (!p) p = std::make_shared<InodeState>();
+  OpenCounts c{p->writers, p->readers, p->next_ticket++};
+  if (write) p->writers++;
+  if (read_only) p->readers++;
+  return c;
+}
+
+CloseNote Measurer::NoteClose(const InodeKey& key, bool was_write) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto& p = table_[key];
+  if (!p) p = std::make_shared<InodeState>();
+  InodeState& s = *p;
+  CloseNote n;
+  n.ticket = s.next_ticket++;
+  if (was_write) {
+    // A close without a seen open (opened before the marks) still ends the episode.
+    if (s.writers > 0) s.writers--;
+    n.last_writer = s.writers == 0;
+  } else if (s.readers > 0) {
+    s.readers--;
+  }
+  return n;
+}
+
+void Measurer::ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now) {
+  auto st = Get(key);
+  Turn turn(st.get(), note.ticket);
+  ApplyFlush(st.get());
+  if (!note.last_writer) return;
+  st->emitted_open_writers = false;  // 6.15: one open_writers per writer episode
+  if (st->collected && !st->facts.SameContentAs(now)) {
+    st->collected = false;
+    st->measured_pcrs = 0;
+  }
+}
+
+void Measurer::Flush() {
+  // Verdicts are dropped lazily (each inode at its next step, under its own lock), so a
+  // flush never waits for a hash in progress; counts are reset at once.
+  std::lock_guard<std::mutex> lk(table_mu_);
+  flush_generation_++;
+  for (auto& [k, st] : table_) {
+    st->writers = 0;
+    st->readers = 0;
+  }
+}
+
+void Measurer::ApplyFlush(InodeState* st) {
+  uint64_t g = flush_generation_.load();
+  if (st->generation == g) return;
+  st->generation = g;
+  st->collected = false;
+  st->measured_pcrs = 0;
+  st->may_emit_tomtou = false;
+  st->emitted_open_writers = false;
+}
+
+Result<HashAlgo> Measurer::AlgoFor(const std::optional<Bytes>& xattr) const {
+  if (xattr) {
+    auto id = XattrHashAlgoId(*xattr);
+    if (id) {
+      auto a = HashAlgoByKernelId(*id);
+      if (a.ok() && HashAlgoAvailable(*a)) return *a;
+    }
+  }
+  return config_.hash;
+}
+
+Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st) {
+  LIM_ASSIGN_OR_RETURN(HashAlgo algo, AlgoFor(xattr));
+  LIM_ASSIGN_OR_RETURN(Hasher h, Hasher::Create(algo));
+  thread_local Bytes buf;
+  if (buf.size() != config_.read_block) buf.resize(config_.read_block);
+  uint64_t off = 0;
+  for (;;) {
+    LIM_ASSIGN_OR_RETURN(size_t n, env_->Pread(a.fd, buf.data(), buf.size(), off));
+    if (n == 0) break;
+    h.Update({buf.data(), n});
+    off += n;
+  }
+  bytes_hashed_ += off;
+  hashes_++;
+  st->digest = h.Final();
+  st->algo = algo;
+  st->facts = facts;
+  st->collected = true;
+  return Status::Ok();
+}
+
+void Measurer::Violation(const Access& a, const char* cause, const FileFacts& f) {
+  Status s = list_->AppendViolation(a.path);
+  if (audit_) {
+    audit_("op=invalid_pcr cause=" + std::string(cause) + " comm=\"" + a.comm + "\" name=\"" + a.path +
+           "\" ino=" + std::to_string(f.ino) + " pid=" + std::to_string(a.pid) + " uid=" + std::to_string(a.uid) +
+           " res=1" + (s.ok() ? "" : " lim_error=\"" + s.message() + "\""));
+  }
+}
+
+Verdict Measurer::Process(const Access& a) {
+  Verdict v;
+  auto facts_r = env_->Facts(a.fd);
+  if (!facts_r.ok()) v.error = facts_r.status().message();
+  InodeKey key = a.counts.ticket != OpenCounts::kNoTicket ? a.key
+                 : facts_r.ok()                          ? InodeKey{facts_r->dev, facts_r->ino}
+                                                         : InodeKey{};
+  auto st = Get(key);
+  Turn turn(st.get(), a.counts.ticket);
+  if (!facts_r.ok() || !facts_r->regular) return v;  // only regular files (kernel)
+  return ProcessLocked(a, *facts_r, st.get());
+}
+
+void Measurer::Skip(const InodeKey& key, uint64_t ticket) {
+  auto st = Get(key);
+  Turn turn(st.get(), ticket);
+}
+
+Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st) {
+  Verdict v;
+  ApplyFlush(st);
+
+  ima::PolicyAccess pa;
+  pa.func = a.func;
+  pa.mask = a.mask;
+  pa.uid = a.uid;
+  pa.euid = a.euid;
+  pa.suid = a.suid;
+  pa.gid = a.gid;
+  pa.egid = a.egid;
+  pa.sgid = a.sgid;
+  pa.cap_setuid = a.cap_setuid;
+  pa.cap_setgid = a.cap_setgid;
+  pa.fowner = facts.uid;
+  pa.fgroup = facts.gid;
+  pa.fsmagic = facts.fsmagic;
+  pa.fsuuid = facts.fsuuid;
+  pa.fsname = a.fsname;
+  ima::PolicyDecision d = matcher_->Decide(pa, ima::action::kMeasure);
+  bool must_measure = d.of(ima::ActionClass::kMeasure).yes;
+  v.measure_rule = must_measure;
+  bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
+                          a.func == ima::ImaHook::kMmapCheckReqprot) &&
+                         (matcher_->policy_actions() & ima::action::kMeasure);
+  if (!must_measure && !violation_check) return v;
+
+  if (violation_check) {
+    // ima_rdwr_violation_check, 6.15 rules.
+    if (a.open_for_write) {
+      if (a.counts.readers > 0 && st->may_emit_tomtou) {
+        st->may_emit_tomtou = false;
+        Violation(a, "ToMToU", facts);
+        v.violations++;
+      }
+    } else if (must_measure) {
+      st->may_emit_tomtou = true;
+      if (a.counts.writers > 0 && !st->emitted_open_writers) {
+        st->emitted_open_writers = true;
+        Violation(a, "open_writers", facts);
+        v.violations++;
+      }
+    }
+  }
+  if (!must_measure) return v;
+
+  int pcr = d.pcr >= 0 ? d.pcr : config_.pcr;
+  uint64_t bit = 1ull << pcr;
+  // While writers are open the verdict stands (kernel semantics); with none, a changed
+  // tuple means a change limd did not see close (e.g. before it started): measure again.
+  if (st->collected && a.counts.writers == 0 && !st->facts.SameContentAs(facts)) {
+    st->collected = false;
+    st->measured_pcrs = 0;
+  }
+  if (st->measured_pcrs & bit) {
+    v.cached = true;
+    cache_hits_++;
+    return v;
+  }
+  auto xattr = env_->ImaXattr(a.fd);
+  std::optional<Bytes> x = xattr.ok() ? *xattr : std::nullopt;
+  HashAlgo algo = config_.hash;
+  Bytes digest;
+  if (a.direct_io) {
+    // O_DIRECT: the kernel records a zero digest and does not mark the file measured.
+    auto al = AlgoFor(x);
+    if (al.ok()) algo = *al;
+    digest.assign(algo.size, 0);
+  } else {
+    if (!st->collected) {
+      Status s = Collect(a, facts, x, st);
+      if (!s.ok()) {
+        v.error = a.path + ": " + s.message();
+        return v;
+      }
+    }
+    algo = st->algo;
+    digest = st->digest;
+  }
+  std::string tmpl = d.template_name ? *d.template_name : config_.template_name;
+  auto rec = FileRecord(tmpl, algo, digest, a.path, x ? ByteView(*x) : ByteView(), static_cast<uint32_t>(pcr));
+  if (!rec.ok()) {
+    v.error = rec.status().message();
+    return v;
+  }
+  auto added = list_->Append(*rec);
+  if (!added.ok()) {
+    v.error = added.status().message();
+    return v;
+  }
+  v.measured = *added;
+  v.duplicate = !*added;
+  if (!a.direct_io) st->measured_pcrs |= bit;
+  return v;
+}
+
+}  // namespace lim::daemon

@@ -1,0 +1,174 @@
+// Measurer: the measurement core of limd, without fanotify — what the kernel's
+// process_measurement() and ima_rdwr_violation_check() do for one access, in user space:
+// access context → policy decision (PolicyMatcher) → per-inode cache (dev, ino; the change
+// tuple ctime, mtime, size, generation) → file hash through the given fd (pread in 1 MiB
+// blocks, OpenSSL; algorithm from security.ima as the kernel picks it) → template entry →
+// MeasurementList::Append (list, then PCR in every bank) → verdict. Violations (open_writers,
+// ToMToU) follow the kernel's 6.15 once-per-episode rules.
+//
+// Open/close bookkeeping must see events in the kernel's order: the fanotify reader thread
+// calls NoteOpen()/NoteClose() as it reads events (cheap, no I/O) and hands the snapshot in
+// Access to a worker, which calls Process(). Writers are tracked exactly from the open flags
+// and FAN_CLOSE_WRITE; readers (i_readcount) from O_RDONLY opens and FAN_CLOSE_NOWRITE.
+//
+// Threading: all methods are thread-safe. Process() holds a per-inode lock while hashing,
+// so concurrent opens of one file wait for one hash (as the kernel's iint mutex does);
+// different files hash in parallel.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "daemon/env.h"
+#include "daemon/measurement_list.h"
+#include "ima/policy_match.h"
+
+namespace lim::daemon {
+
+struct InodeKey {
+  uint64_t dev = 0, ino = 0;
+  bool operator==(const InodeKey&) const = default;
+};
+struct InodeKeyHash {
+  size_t operator()(const InodeKey& k) const { return k.ino * 1000003u ^ k.dev; }
+};
+
+// Open counts at the moment of an open, before that open is counted (kernel: i_writecount
+// and i_readcount as ima_rdwr_violation_check sees them, minus the opener itself).
+struct OpenCounts {
+  int writers = 0;
+  int readers = 0;
+  // The event's turn on this inode: Process()/ApplyClose() run in event order per inode
+  // even when workers pick events up in parallel.
+  uint64_t ticket = kNoTicket;
+  static constexpr uint64_t kNoTicket = ~0ull;
+};
+
+struct CloseNote {
+  bool last_writer = false;
+  uint64_t ticket = OpenCounts::kNoTicket;
+};
+
+struct Access {
+  int fd = -1;  // the event's fd: hashing preads through it, never a reopen by path
+  pid_t pid = 0;
+  std::string comm;
+  ima::ImaHook func = ima::ImaHook::kFileCheck;
+  uint32_t mask = 0;          // MAY_* as the kernel computes it for the hook
+  bool open_for_write = false;  // FMODE_WRITE
+  bool direct_io = false;       // O_DIRECT: zero digest, not cached (kernel)
+  uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
+  bool cap_setuid = false, cap_setgid = false;
+  std::string path;
+  std::string fsname;  // the superblock's type name (fsname= rules): "ext4", "tmpfs"
+  InodeKey key;       // with counts.ticket: the inode NoteOpen() saw
+  OpenCounts counts;  // from NoteOpen() for FILE_CHECK/MMAP_CHECK opens
+};
+
+struct Verdict {
+  bool allow = true;
+  bool measure_rule = false;  // a measure rule matched
+  bool measured = false;      // a new entry was appended
+  bool cached = false;        // already measured into this PCR, unchanged
+  bool duplicate = false;     // hashed, but the kernel's duplicate table suppressed the entry
+  int violations = 0;
+  std::string error;          // measurement failed (the access is still answered)
+};
+
+struct MeasurerConfig {
+  std::string template_name = "ima-ng";
+  HashAlgo hash = Sha256Algo();
+  int pcr = 10;
+  size_t read_block = 1 << 20;
+};
+
+// Audit-format line sink ("op=invalid_pcr cause=open_writers … name=\"/p\"").
+using AuditLog = std::function<void(const std::string& line)>;
+
+class Measurer {
+ public:
+  Measurer(const MeasurerConfig& config, const ima::PolicyMatcher* matcher, MeasurementList* list, Env* env,
+           AuditLog audit = {});
+
+  // Reader thread, in event order. Returns the counts before this open.
+  OpenCounts NoteOpen(const InodeKey& key, bool write, bool read_only);
+  // Reader thread, in event order (FAN_CLOSE_WRITE / FAN_CLOSE_NOWRITE). Then call
+  // ApplyClose() with the note (from any thread).
+  CloseNote NoteClose(const InodeKey& key, bool was_write);
+  // In the inode's event order: after the last writer closed, the change tuple decides
+  // whether the next access measures again, and the open_writers episode ends.
+  void ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now);
+  // Untracked form (tests, and closes without a ticket).
+  void LastWriterClosed(const InodeKey& key, const FileFacts& now) { ApplyClose(key, {true, OpenCounts::kNoTicket}, now); }
+
+  Verdict Process(const Access& access);
+  // Gives up a ticket from NoteOpen() without processing (the step did not apply).
+  void Skip(const InodeKey& key, uint64_t ticket);
+
+  // Queue overflow: events were lost, forget every verdict and count (kernel-unseen opens).
+  void Flush();
+
+  uint64_t hashes() const { return hashes_.load(); }
+  uint64_t cache_hits() const { return cache_hits_.load(); }
+  uint64_t bytes_hashed() const { return bytes_hashed_.load(); }
+  size_t tracked_inodes();
+
+ private:
+  struct InodeState {
+    std::mutex mu;
+    // Under mu:
+    uint64_t measured_pcrs = 0;
+    bool collected = false;
+    FileFacts facts;  // at hash time
+    HashAlgo algo{};
+    Bytes digest;
+    bool may_emit_tomtou = false;
+    bool emitted_open_writers = false;
+    uint64_t serving = 0;  // next ticket allowed to run
+    uint64_t generation = 0;  // flush generation the verdict belongs to
+    std::condition_variable cv;
+    // Under table_mu_ (next_ticket too) (reader thread order):
+    int writers = 0;
+    int readers = 0;
+    uint64_t next_ticket = 0;
+  };
+  // Holds the inode's lock for one ticketed step and passes the turn on at scope exit.
+  class Turn {
+   public:
+    Turn(InodeState* st, uint64_t ticket);
+    ~Turn();
+   private:
+    InodeState* st_;
+    uint64_t ticket_;
+    std::unique_lock<std::mutex> lock_;
+  };
+  void ApplyFlush(InodeState* st);  // under st->mu
+  Verdict ProcessLocked(const Access& access, const FileFacts& facts, InodeState* st);
+  std::shared_ptr<InodeState> Get(const InodeKey& key);
+  Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
+  Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
+  void Violation(const Access& a, const char* cause, const FileFacts& f);
+
+  MeasurerConfig config_;
+  const ima::PolicyMatcher* matcher_;
+  MeasurementList* list_;
+  Env* env_;
+  AuditLog audit_;
+  std::mutex table_mu_;
+  std::unordered_map<InodeKey, std::shared_ptr<InodeState>, InodeKeyHash> table_;
+  std::atomic<uint64_t> flush_generation_{0};
+  std::atomic<uint64_t> hashes_{0}, cache_hits_{0}, bytes_hashed_{0};
+};
+
+// The hash algorithm security.ima implies (kernel ima_get_hash_algo); nullopt: the default.
+std::optional<int> XattrHashAlgoId(ByteView xattr);
+
+}  // namespace lim::daemon

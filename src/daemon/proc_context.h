@@ -1,0 +1,74 @@
+// ProcContext: what limd learns about a blocked opener from /proc, without BPF
+// (design.md "How each policy func is observed"): the syscall and its raw arguments from
+// /proc/<tid>/syscall (the thread is blocked in the permission event, so they cannot
+// change), the open flags (openat2's struct open_how read through /proc/<tid>/mem), the
+// kernel's FILE_CHECK mask for those flags, and credentials from /proc/<tid>/status. Also
+// the ELF test of the tmpfs MMAP_CHECK approximation. Parsing functions are pure; the
+// readers touch only /proc. Thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "base/status.h"
+#include "daemon/env.h"
+
+namespace lim::daemon {
+
+// x86_64 syscall numbers limd tells apart.
+namespace sysno {
+inline constexpr long kOpen = 2;
+inline constexpr long kCreat = 85;
+inline constexpr long kOpenat = 257;
+inline constexpr long kOpenat2 = 437;
+inline constexpr long kOpenByHandleAt = 304;
+inline constexpr long kExecve = 59;
+inline constexpr long kExecveat = 322;
+inline constexpr long kUselib = 134;
+}  // namespace sysno
+
+struct SyscallState {
+  bool blocked = false;  // false: "running" or unreadable (io_uring worker, kernel thread)
+  long nr = -1;
+  std::array<uint64_t, 6> args{};
+  std::string line;  // the raw line: identifies one execve across its several opens
+};
+
+// "257 0xffffff9c 0x7ffd… 0x0 …" → nr and args; "running" / "-1 …" → not blocked.
+SyscallState ParseSyscallLine(std::string_view line);
+Result<SyscallState> ReadSyscall(pid_t tid);
+
+struct OpenIntent {
+  bool known = false;  // flags known from the syscall
+  bool exec = false;   // the thread is in execve/execveat/uselib
+  int flags = 0;       // open(2) flags
+};
+// Flags of the open the thread is blocked in; openat2 reads open_how.flags at args[2]
+// through /proc/<tid>/mem.
+OpenIntent IntentOf(const SyscallState& s, pid_t tid);
+
+// The MAY_* mask the kernel passes to ima_file_check for these open flags (acc_mode
+// without MAY_OPEN: read/write from O_ACCMODE, MAY_WRITE for O_TRUNC, MAY_APPEND).
+uint32_t FileCheckMask(int flags);
+bool OpensForWrite(int flags);  // FMODE_WRITE
+bool OpensReadOnly(int flags);  // counts in i_readcount
+
+struct Creds {
+  uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
+  bool cap_setuid = false, cap_setgid = false;
+  std::string comm;
+};
+// Parses /proc/<tid>/status text (Name:, Uid:, Gid:, CapEff:).
+Result<Creds> ParseStatus(std::string_view text);
+Result<Creds> ReadCreds(pid_t tid);
+
+// A regular file with ELF magic and a PT_LOAD segment with PF_X (read through the fd).
+bool ElfHasExecLoad(Env* env, int fd);
+// The file starts with "#!".
+bool IsScript(Env* env, int fd);
+
+}  // namespace lim::daemon

@@ -1,0 +1,125 @@
+#include "daemon/startup_scan.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <climits>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "daemon/proc_context.h"
+#include "ima/policy.h"
+
+namespace lim::daemon {
+
+namespace {
+
+std::string Link(const std::string& p) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
+}
+
+std::vector<std::string> List(const std::string& dir) {
+  std::vector<std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return out;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] != '.') out.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  return out;
+}
+
+}  // namespace
+
+ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
+                       const std::function<void(const std::string&)>& log) {
+  ScanReport rep;
+  std::map<InodeKey, std::pair<bool, bool>, bool (*)(const InodeKey&, const InodeKey&)> seeds(
+      [](const InodeKey& a, const InodeKey& b) { return a.dev != b.dev ? a.dev < b.dev : a.ino < b.ino; });
+  auto measure = [&](const std::string& open_path, const std::string& name, pid_t pid, ima::ImaHook func,
+                     uint32_t mask) -> bool {
+    struct stat st;
+    if (::stat(open_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !devs.count(st.st_dev)) return false;
+    int fd = ::open(open_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return false;
+    Access a;
+    a.fd = fd;
+    a.pid = pid;
+    a.func = func;
+    a.mask = mask;
+    a.path = name;
+    auto creds = ReadCreds(pid);
+    if (creds.ok()) {
+      a.uid = creds->uid, a.euid = creds->euid, a.suid = creds->suid;
+      a.gid = creds->gid, a.egid = creds->egid, a.sgid = creds->sgid;
+      a.comm = creds->comm;
+    }
+    Verdict v = measurer->Process(a);
+    if (!v.error.empty() && log) log("start scan: " + name + ": " + v.error);
+    ::close(fd);
+    return true;
+  };
+  for (const auto& name : List("/proc")) {
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = std::atoi(name.c_str());
+    if (pid == self) continue;
+    rep.processes++;
+    std::string base = "/proc/" + name;
+    std::string exe = Link(base + "/exe");
+    if (exe.rfind("/memfd:", 0) == 0 || exe.find(" (deleted)") != std::string::npos) {
+      rep.unmeasurable.push_back(name + ": " + exe);
+    }
+    if (!exe.empty() && measure(base + "/exe", exe, pid, ima::ImaHook::kBprmCheck, ima::may::kExec)) rep.exes++;
+    std::ifstream maps(base + "/maps");
+    std::string line;
+    while (std::getline(maps, line)) {
+      std::istringstream ls(line);
+      std::string range, perms, off, dev, ino, path;
+      ls >> range >> perms >> off >> dev >> ino;
+      std::getline(ls, path);
+      path.erase(0, path.find_first_not_of(' '));
+      if (perms.size() < 4 || path.empty() || path[0] != '/') continue;
+      if (perms[2] == 'x' && measure(base + "/map_files/" + range, path, pid, ima::ImaHook::kMmapCheck, ima::may::kExec)) {
+        rep.mappings++;
+      }
+    }
+    for (const auto& fdname : List(base + "/fd")) {
+      std::string fdpath = base + "/fd/" + fdname;
+      struct stat st;
+      if (::stat(fdpath.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !devs.count(st.st_dev)) continue;
+      std::ifstream info(base + "/fdinfo/" + fdname);
+      int flags = 0;
+      while (std::getline(info, line)) {
+        if (line.rfind("flags:", 0) == 0) flags = static_cast<int>(std::strtol(line.c_str() + 6, nullptr, 8));
+      }
+      InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+      auto& s = seeds[key];
+      if (OpensForWrite(flags)) s.first = true;
+      if (OpensReadOnly(flags)) s.second = true;
+      if (!OpensForWrite(flags) && measure(fdpath, Link(fdpath), pid, ima::ImaHook::kFileCheck, FileCheckMask(flags))) {
+        rep.fds++;
+      }
+    }
+  }
+  for (const auto& [key, s] : seeds) {
+    OpenCounts c = measurer->NoteOpen(key, s.first, s.second);
+    measurer->Skip(key, c.ticket);
+    rep.writers_seeded += s.first;
+    rep.readers_seeded += s.second;
+  }
+  if (log) {
+    log("start scan: " + std::to_string(rep.processes) + " processes, measured " + std::to_string(rep.exes) +
+        " executables, " + std::to_string(rep.mappings) + " executable mappings, " + std::to_string(rep.fds) +
+        " open files on watched filesystems; seeded " + std::to_string(rep.writers_seeded) + " writers, " +
+        std::to_string(rep.readers_seeded) + " readers");
+    for (const auto& u : rep.unmeasurable) log("start scan: cannot measure executable of pid " + u);
+  }
+  return rep;
+}
+
+}  // namespace lim::daemon

@@ -200,19 +200,23 @@ Status ListReader::SeekTo(uint64_t offset, uint64_t index) {
   return Status::Ok();
 }
 
+namespace {
+uint64_t Head8(std::string_view s) {
+  uint64_t h = 0;
+  std::memcpy(&h, s.data(), std::min<size_t>(8, s.size()));
+  return h;
+}
+}  // namespace
+
 Result<const Template*> ListReader::ResolveTemplate(std::string_view name) {
-  // Lists are mostly one template: check the last one used first.
-  if (last_template_ && last_template_->name() == name) return last_template_;
-  for (const auto& t : templates_) {
-    if (t->name() == name) {
-      last_template_ = t.get();
-      return last_template_;
-    }
+  const uint64_t head = Head8(name);
+  for (const TemplateKey& k : template_keys_) {
+    if (k.len == name.size() && k.head == head && (name.size() <= 8 || k.tmpl->name() == name)) return k.tmpl;
   }
   LIM_ASSIGN_OR_RETURN(Template t, Template::Lookup(name));
   templates_.push_back(std::make_unique<Template>(std::move(t)));
-  last_template_ = templates_.back().get();
-  return last_template_;
+  template_keys_.push_back({name.size(), head, templates_.back().get()});
+  return templates_.back().get();
 }
 
 Result<bool> ListReader::Next(Entry* e) {
@@ -319,8 +323,12 @@ Result<bool> ListReader::Next(Entry* e) {
 
 Status ListReader::CheckDigestField(size_t i, FieldId id, ByteView payload) {
   const Bytes& prefix = valid_prefix_[i];
-  if (!prefix.empty() && payload.size() == valid_size_[i] && std::memcmp(payload.data(), prefix.data(), prefix.size()) == 0) {
-    return Status::Ok();  // same algorithm prefix and size as a digest already accepted
+  if (!prefix.empty() && payload.size() == valid_size_[i]) {
+    // Same algorithm prefix and size as a digest already accepted ("sha256:" NUL is 8
+    // bytes: one word compare).
+    bool same = prefix.size() == 8 ? Head8(AsChars(payload)) == Head8(AsChars(prefix))
+                                   : std::memcmp(payload.data(), prefix.data(), prefix.size()) == 0;
+    if (same) return Status::Ok();
   }
   auto df = ParseDigestField(payload, id == FieldId::kDNgV2);
   if (!df.ok()) return df.status();

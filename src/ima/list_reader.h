@@ -90,7 +90,14 @@ class ListReader {
   HashAlgo bank_{};
   ByteOrder order_ = kNativeOrder;
   std::vector<std::unique_ptr<Template>> templates_;
-  const Template* last_template_ = nullptr;
+  // Resolved templates keyed by (name length, first 8 bytes): most names ("ima-ng",
+  // "ima-sig") fit in the key, so a record's template is found without a string compare.
+  struct TemplateKey {
+    size_t len;
+    uint64_t head;
+    const Template* tmpl;
+  };
+  std::vector<TemplateKey> template_keys_;
 };
 
 // Tries digest sizes 20, 32, 48, 64 (then others) on the first records and returns the

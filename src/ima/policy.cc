@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "base/file.h"
+#include "ima/template.h"
 
 namespace lim::ima {
 
@@ -26,23 +27,6 @@ constexpr std::array<std::string_view, kKernelHashAlgoCount> kHashNames = {
 // crypto_has_alg() on the reference kernel: RIPEMD-128/256/320 and Tiger were removed from
 // the kernel's crypto API in 5.11, so appraise_algos= refuses them.
 bool KernelCryptoHas(int id) { return !(id >= 8 && id <= 10) && !(id >= 14 && id <= 16); }
-
-// builtin_templates[] (ima_template.c): template= accepts a name or a format string and
-// the policy file shows the name.
-struct TemplateDesc {
-  std::string_view name;
-  std::string_view fmt;
-};
-constexpr std::array<TemplateDesc, 8> kTemplates = {{
-    {"ima", "d|n"},
-    {"ima-ng", "d-ng|n-ng"},
-    {"ima-sig", "d-ng|n-ng|sig"},
-    {"ima-ngv2", "d-ngv2|n-ng"},
-    {"ima-sigv2", "d-ngv2|n-ng|sig"},
-    {"ima-buf", "d-ng|n-ng|buf"},
-    {"ima-modsig", "d-ng|n-ng|sig|d-modsig|modsig"},
-    {"evm-sig", "d-ng|n-ng|evmsig|xattrnames|xattrlengths|xattrvalues|iuid|igid|imode"},
-}};
 
 // policy_tokens[] in the kernel's order; match_token() takes the first that fits.
 enum class Opt {
@@ -498,9 +482,11 @@ class RuleParser {
         if (rule_.action != action::kMeasure) {
           return Fail(t.col, "template= is only allowed after the measure action");
         }
-        const TemplateDesc* found = nullptr;
-        for (const TemplateDesc& d : kTemplates) {
-          if (d.name == value || d.fmt == value) {
+        // A built-in template's name or its format string (ima/template.h); the policy
+        // file shows the name.
+        const BuiltinTemplate* found = nullptr;
+        for (const BuiltinTemplate& d : BuiltinTemplates()) {
+          if (value == d.name || value == d.format) {
             found = &d;
             break;
           }

@@ -360,6 +360,70 @@ TEST(VerifyCommandTest, TailNeedsAllowTail) {
   EXPECT_EQ(evm.exit_code, 0) << evm.err;
 }
 
+// keylime's test_ima_verification data: ima-sig entries with real v2 signatures (RSA keyid
+// f3452d23, ECDSA secp256k1 keyid 531f4025) and the two public keys.
+struct SignedList {
+  std::string dir;
+  std::string list;
+  std::string pcrs;
+};
+
+// check_digests: the fixture's template digests are genuine (keylime's BAD_SIGNATURES keeps
+// the good entry's digest beside a corrupted signature).
+SignedList WriteSignedList(const std::string& ascii_fixture, bool flip_sig_byte = false, bool check_digests = true) {
+  SignedList out;
+  out.dir = lim::testing::MakeTempDir();
+  out.list = out.dir + "/list";
+  out.pcrs = out.dir + "/pcrs.json";
+  std::istringstream in(*ReadFileText(Fixture(ascii_fixture)));
+  Bytes list;
+  ima::ListWriter w(Sha1Algo());
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    std::istringstream f(line);
+    std::string pcr, tdigest, tmpl, dng, path, sig;
+    f >> pcr >> tdigest >> tmpl >> dng >> path >> sig;
+    Bytes sigb = *FromHex(sig);
+    if (flip_sig_byte) sigb.back() ^= 1;
+    ima::Record r = ima::ImaSigRecord(Sha256Algo(), *FromHex(dng.substr(7)), path, sigb);
+    // The record rebuilt from the ASCII line has the template digest the list shows.
+    if (!flip_sig_byte && check_digests) {
+      EXPECT_EQ(ToHex(*ima::TemplateDigestOf(r, Sha1Algo(), kNativeOrder)), tdigest) << path;
+    }
+    EXPECT_TRUE(w.Append(r, &list).ok());
+  }
+  EXPECT_TRUE(WriteFileBytes(out.list, list).ok());
+  auto rep = RunCommand(Lim("replay --bank sha1 --bank sha256 " + out.list));
+  EXPECT_TRUE(WriteFileBytes(out.pcrs, AsBytes(rep.out)).ok());
+  return out;
+}
+
+TEST(VerifyCommandTest, VerifiesImaSigSignaturesWithKeys) {
+  const std::string rsa = Fixture("keylime/derived/ima_keyring_pubkey_keyid_f3452d23.pem");
+  const std::string ec = Fixture("keylime/derived/ima_keyring_pubkey_keyid_531f4025.pem");
+  SignedList l = WriteSignedList("keylime/derived/test_ima_verification.SIGNATURES.ascii_runtime_measurements");
+  auto both = RunCommand(Lim("verify " + l.list + " --pcrs " + l.pcrs + " --key " + rsa + " --key " + ec));
+  EXPECT_EQ(both.exit_code, 0) << both.out << both.err;
+  EXPECT_NE(both.out.find("signatures: 2 checked, 0 bad, 0 unknown key"), std::string::npos) << both.out;
+  // Only the RSA key: the ECDSA entry's key id is reported as unknown, not as bad.
+  auto one = RunCommand(Lim("verify " + l.list + " --pcrs " + l.pcrs + " --key " + rsa));
+  EXPECT_EQ(one.exit_code, 0) << one.out;
+  EXPECT_NE(one.out.find("1 unknown key"), std::string::npos) << one.out;
+  EXPECT_NE(one.out.find("first unknown key id 531f4025 at entry 1"), std::string::npos) << one.out;
+  // A signature changed by one bit fails, named by entry.
+  SignedList bad = WriteSignedList("keylime/derived/test_ima_verification.SIGNATURES.ascii_runtime_measurements", true);
+  auto b = RunCommand(Lim("verify " + bad.list + " --pcrs " + bad.pcrs + " --key " + rsa + " --key " + ec));
+  EXPECT_EQ(b.exit_code, 1) << b.out;
+  EXPECT_NE(b.err.find("entry 0"), std::string::npos) << b.err;
+  EXPECT_NE(b.err.find("does not verify"), std::string::npos) << b.err;
+  // keylime's BAD_SIGNATURES: the signature's length field disagrees with its size.
+  SignedList malformed =
+      WriteSignedList("keylime/derived/test_ima_verification.BAD_SIGNATURES.ascii_runtime_measurements", false, false);
+  auto m = RunCommand(Lim("verify " + malformed.list + " --pcrs " + malformed.pcrs + " --key " + rsa + " --key " + ec));
+  EXPECT_EQ(m.exit_code, 1) << m.out;
+  EXPECT_NE(m.err.find("malformed signature"), std::string::npos) << m.err;
+}
+
 TEST(VerifyCommandTest, NamesTheFirstBadEntry) {
   auto r = RunCommand(Lim("verify " + Fixture("ibmtss/utils/sha1.log") + " --pcrs " + Fixture("ibmtss/utils/sha1.log")));
   EXPECT_EQ(r.exit_code, 2);  // a list is not a PCR file

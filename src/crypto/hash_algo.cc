@@ -54,12 +54,15 @@ std::string Lower(std::string_view s) {
   if (md) return md;
   // MD4, RIPEMD-160 (before 3.0.7), Whirlpool live in OpenSSL's legacy provider: load it
   // (with the default provider, which an explicit load would otherwise displace) once.
+  // The providers stay loaded for the life of the process (kept reachable here).
   static std::once_flag once;
-  static bool loaded = false;
+  static OSSL_PROVIDER* legacy = nullptr;
+  static OSSL_PROVIDER* fallback = nullptr;
   std::call_once(once, [] {
-    loaded = OSSL_PROVIDER_load(nullptr, "legacy") != nullptr && OSSL_PROVIDER_load(nullptr, "default") != nullptr;
+    legacy = OSSL_PROVIDER_load(nullptr, "legacy");
+    fallback = OSSL_PROVIDER_load(nullptr, "default");
   });
-  if (!loaded) return nullptr;
+  if (!legacy || !fallback) return nullptr;
   ERR_clear_error();
   return EVP_MD_fetch(nullptr, openssl_name, "provider=legacy");
 }

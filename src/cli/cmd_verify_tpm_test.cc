@@ -1,13 +1,15 @@
 // lim verify / boot-aggregate reading PCRs straight from a TPM (a private swtpm per test).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "ima/list_reader.h"
 #include "ima/replay.h"
 #include "ima/synthetic_list.h"
 #include "tests/testing.h"
-#include "tpm/test_swtpm.h"
+#include "tpm/swtpm.h"
 #include "tpm/tpm.h"
 
 namespace lim {
@@ -43,8 +45,37 @@ void ExtendList(tpm::Tpm& t, const Bytes& list) {
   }
 }
 
+// A swtpm of this test's own: PCR 10 must start at zero, whatever other tests in the same
+// process extended into the shared one.
+class OwnSwtpm {
+ public:
+  OwnSwtpm() {
+    dir_ = lim::testing::MakeTempDir();
+    config_.state_dir = dir_ + "/state";
+    config_.run_dir = dir_ + "/run";
+    config_.create_ek_cert = false;
+    config_.die_with_parent = true;
+    auto pid = tpm::SwtpmStart(config_);
+    started_ = pid.ok();
+    EXPECT_TRUE(started_) << pid.status().message();
+  }
+  ~OwnSwtpm() {
+    if (started_) {
+      EXPECT_TRUE(tpm::SwtpmStop(config_).ok());
+    }
+    std::filesystem::remove_all(dir_);
+  }
+  std::string tcti() const { return tpm::SwtpmTcti(config_); }
+
+ private:
+  std::string dir_;
+  tpm::SwtpmConfig config_;
+  bool started_ = false;
+};
+
 TEST(VerifyTpmTest, ListExtendedIntoSwtpmVerifiesWithLimAndEvmctl) {
-  std::string tcti = tpm::testing::SwtpmTctiForTests();
+  OwnSwtpm swtpm;
+  std::string tcti = swtpm.tcti();
   ima::SyntheticListSpec spec;
   spec.entries = 60;
   spec.violation_every = 13;

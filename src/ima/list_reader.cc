@@ -219,13 +219,26 @@ Result<const Template*> ListReader::ResolveTemplate(std::string_view name) {
   return templates_.back().get();
 }
 
+// Mapped and in-memory lists almost always hold the whole record: check that inline and
+// only go through Ensure (and its Result) when more must be read.
+#define LIM_ENSURE(have, n)                               \
+  do {                                                    \
+    const size_t lim_need_ = (n);                         \
+    if (data_.size() - pos_ >= lim_need_) {               \
+      have = true;                                        \
+    } else {                                              \
+      LIM_ASSIGN_OR_RETURN(have, Ensure(lim_need_));      \
+    }                                                     \
+  } while (0)
+
 Result<bool> ListReader::Next(Entry* e) {
   const uint64_t start = base_ + pos_;
   // Fixed head: pcr, digest, name length.
   const size_t d = bank_.size;
-  LIM_ASSIGN_OR_RETURN(bool have, Ensure(1));
+  bool have = false;
+  LIM_ENSURE(have, 1);
   if (!have) return false;
-  LIM_ASSIGN_OR_RETURN(have, Ensure(8 + d));
+  LIM_ENSURE(have, 8 + d);
   if (!have) {
     return Truncated(start, "truncated record: " + std::to_string(data_.size() - pos_) + " bytes left, a record head needs " +
                             std::to_string(8 + d));
@@ -238,7 +251,7 @@ Result<bool> ListReader::Next(Entry* e) {
     return Error(start + 4 + d, "template name length " + std::to_string(nlen) + " is not in 1.." +
                                     std::to_string(kMaxTemplateNameLen));
   }
-  LIM_ASSIGN_OR_RETURN(have, Ensure(8 + d + nlen + 4));
+  LIM_ENSURE(have, 8 + d + nlen + 4);
   if (!have) return Truncated(start, "truncated record: template name runs past the end of the list");
   p = data_.data() + pos_;
   std::string_view name(reinterpret_cast<const char*>(p + 8 + d), nlen);
@@ -258,7 +271,7 @@ Result<bool> ListReader::Next(Entry* e) {
   size_t total = 0;
   if ((*tmpl)->is_legacy_ima()) {
     // d (20 bytes, no length) then u32 name length and the name without NUL.
-    LIM_ASSIGN_OR_RETURN(have, Ensure(body + 24));
+    LIM_ENSURE(have, body + 24);
     if (!have) return Truncated(start, "truncated 'ima' record: digest and name length run past the end");
     p = data_.data() + pos_;
     uint32_t n = LoadU32(p + body + 20, order_);
@@ -266,7 +279,7 @@ Result<bool> ListReader::Next(Entry* e) {
       return Error(start + body + 20, "'ima' event name length " + std::to_string(n) + " exceeds 255");
     }
     total = body + 24 + n;
-    LIM_ASSIGN_OR_RETURN(have, Ensure(total));
+    LIM_ENSURE(have, total);
     if (!have) return Truncated(start, "truncated 'ima' record: event name runs past the end");
     p = data_.data() + pos_;
     out.fields[0] = ByteView(p + body, 20);
@@ -278,7 +291,7 @@ Result<bool> ListReader::Next(Entry* e) {
       return Error(start + body, "template data length " + std::to_string(len) + " is absurdly large");
     }
     total = body + 4 + len;
-    LIM_ASSIGN_OR_RETURN(have, Ensure(total));
+    LIM_ENSURE(have, total);
     if (!have) {
       return Truncated(start + body, "truncated record: template data length " + std::to_string(len) +
                                      " points past the end of the list");

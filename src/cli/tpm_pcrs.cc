@@ -10,11 +10,7 @@ Result<PcrSet> ReadTpmPcrs(const std::string& tcti) {
   for (int i = 0; i < 24; ++i) all.insert(i);
   LIM_ASSIGN_OR_RETURN(tpm::PcrSelection sel, tpm::FullSelection(*tpm, all));
   LIM_ASSIGN_OR_RETURN(tpm::PcrValues values, tpm->ReadPcrs(sel));
-  PcrSet set;
-  for (const auto& [alg, pcrs] : values) {
-    for (const auto& [idx, v] : pcrs) set.Set(TpmBankName(alg), static_cast<uint32_t>(idx), v);
-  }
-  return set;
+  return tpm::ToPcrSet(values);
 }
 
 }  // namespace lim::cli

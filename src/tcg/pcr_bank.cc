@@ -1,6 +1,5 @@
 #include "tcg/pcr_bank.h"
 
-#include <nlohmann/json.hpp>
 
 #include "crypto/hash_algo.h"
 
@@ -48,16 +47,14 @@ PcrSet PcrBanks::ToPcrSet() const {
 }
 
 std::string PcrBanks::ToJson(bool all_pcrs) const {
-  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  PcrSet set;
   for (const auto& b : banks_) {
-    nlohmann::ordered_json bank = nlohmann::ordered_json::object();
     for (int i = 0; i < kNumPcrs; ++i) {
       if (!all_pcrs && !(b.extended & (1u << i))) continue;
-      bank[std::to_string(i)] = ToHex(b.pcrs[i]);
+      set.Set(b.name, static_cast<uint32_t>(i), b.pcrs[static_cast<size_t>(i)]);
     }
-    j[b.name] = std::move(bank);
   }
-  return j.dump();
+  return set.ToJson();
 }
 
 }  // namespace lim::tcg

@@ -1,7 +1,6 @@
 #include "tpm/pcr.h"
 
 #include <charconv>
-#include <nlohmann/json.hpp>
 
 #include "crypto/hash_algo.h"
 
@@ -62,34 +61,27 @@ Result<uint16_t> ParseBankName(std::string_view name) {
   return algo->tpm_alg;
 }
 
-std::string PcrValuesToJson(const PcrValues& values) {
-  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+PcrSet ToPcrSet(const PcrValues& values) {
+  PcrSet set;
   for (const auto& [alg, pcrs] : values) {
-    nlohmann::ordered_json bank = nlohmann::ordered_json::object();
-    for (const auto& [idx, v] : pcrs) bank[std::to_string(idx)] = ToHex(v);
-    j[TpmBankName(alg)] = bank;
+    for (const auto& [idx, v] : pcrs) set.Set(TpmBankName(alg), static_cast<uint32_t>(idx), v);
   }
-  return j.dump();
+  return set;
 }
 
+std::string PcrValuesToJson(const PcrValues& values) { return ToPcrSet(values).ToJson(); }
+
 Result<PcrValues> PcrValuesFromJson(std::string_view text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Corrupt("PCR set is not a JSON object");
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string_view::npos || text[first] != '{') return Status::Corrupt("PCR set is not a JSON object");
+  LIM_ASSIGN_OR_RETURN(PcrSet set, PcrSet::Parse(text, "", "PCR set"));
   PcrValues out;
-  for (auto& [bank, pcrs] : j.items()) {
+  for (const auto& [bank, pcrs] : set.banks()) {
     LIM_ASSIGN_OR_RETURN(uint16_t alg, ParseBankName(bank));
-    if (!pcrs.is_object()) return Status::Corrupt("PCR set: bank '" + bank + "' is not an object");
-    auto algo = HashAlgoByTpmAlg(alg);
-    for (auto& [idx, value] : pcrs.items()) {
-      LIM_ASSIGN_OR_RETURN(int i, ParseIndex(idx, idx));
-      if (!value.is_string()) return Status::Corrupt("PCR set: " + bank + "[" + idx + "] is not a hex string");
-      auto bytes = FromHex(value.get<std::string>());
-      if (!bytes.ok()) return bytes.status().WithPrefix("PCR set: " + bank + "[" + idx + "]");
-      if (algo.ok() && bytes->size() != algo->size) {
-        return Status::Corrupt("PCR set: " + bank + "[" + idx + "] has " + std::to_string(bytes->size()) +
-                               " bytes, expected " + std::to_string(algo->size));
-      }
-      out[alg][i] = std::move(*bytes);
+    for (const auto& [idx, v] : pcrs) {
+      const std::string i = std::to_string(idx);
+      LIM_ASSIGN_OR_RETURN(int checked, ParseIndex(i, i));
+      out[alg][checked] = v;
     }
   }
   return out;

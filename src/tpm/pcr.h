@@ -14,6 +14,7 @@
 
 #include "base/hex.h"
 #include "base/status.h"
+#include "crypto/pcr_set.h"
 
 namespace lim::tpm {
 
@@ -37,6 +38,8 @@ Result<std::set<int>> ParsePcrList(std::string_view text);
 Result<uint16_t> ParseBankName(std::string_view name);
 
 // {"sha1":{"0":"hex",...},...} with bank names from TpmBankName().
+// The PCR-set JSON is crypto/pcr_set.h's; these convert to and from it.
+PcrSet ToPcrSet(const PcrValues& values);
 std::string PcrValuesToJson(const PcrValues& values);
 Result<PcrValues> PcrValuesFromJson(std::string_view json);
 

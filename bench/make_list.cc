@@ -26,17 +26,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", l.status().message().c_str());
     return 1;
   }
-  auto pcr_text = [&](const std::string& bank, size_t size) {
-    std::string t;
-    for (uint32_t i = 0; i < 24; ++i) {
-      const lim::Bytes* v = l->pcrs.Get(bank, i);
-      char head[16];
-      std::snprintf(head, sizeof head, "PCR-%02u: ", i);
-      t += head + (v ? lim::ToHex(*v) : std::string(size * 2, '0')) + "\n";
-    }
-    return t;
-  };
-  std::string json = l->pcrs.ToJson(), t1 = pcr_text("sha1", 20), t256 = pcr_text("sha256", 32);
+  std::string json = l->pcrs.ToJson(), t1 = l->pcrs.ToEvmctlText("sha1"),
+              t256 = l->pcrs.ToEvmctlText("sha256");
   if (!lim::WriteFileBytes(dir + "/list", l->list).ok() ||
       !lim::WriteFileBytes(dir + "/pcrs.json", lim::AsBytes(json)).ok() ||
       !lim::WriteFileBytes(dir + "/pcrs-sha1.txt", lim::AsBytes(t1)).ok() ||

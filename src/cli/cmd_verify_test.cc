@@ -162,13 +162,8 @@ TEST(BootAggregateCommandTest, MatchesEvmctlOnTheSamePcrs) {
   // evmctl reads only its PCR-NN text format: convert the ima-evm-utils tsspcrread dump.
   auto pcrs = PcrSet::Load("sha1," + Fixture("ima-evm-utils/tests/sample-tpm-2.0-pcrs-8-9"));
   ASSERT_TRUE(pcrs.ok()) << pcrs.status().message();
-  std::string dir = lim::testing::MakeTempDir(), text;
-  for (uint32_t i = 0; i < 24; ++i) {
-    char line[16];
-    std::snprintf(line, sizeof line, "PCR-%02u: ", i);
-    text += line + ToHex(*pcrs->Get("sha1", i)) + "\n";
-  }
-  ASSERT_TRUE(WriteFileBytes(dir + "/pcrs", AsBytes(text)).ok());
+  std::string dir = lim::testing::MakeTempDir();
+  ASSERT_TRUE(WriteFileBytes(dir + "/pcrs", AsBytes(pcrs->ToEvmctlText("sha1"))).ok());
   auto lim = RunCommand(Lim("boot-aggregate --pcrs sha1," + dir + "/pcrs"));
   auto evm = RunCommand("evmctl ima_boot_aggregate --pcrs sha1," + dir + "/pcrs");
   ASSERT_EQ(lim.exit_code, 0) << lim.err;
@@ -203,16 +198,6 @@ TEST(BootAggregateCommandTest, FromBootLogMatchesImaEvmUtilsOracles) {
 
 // ---- evmctl cross-check -------------------------------------------------------------
 
-std::string EvmctlPcrFile(const PcrSet& set, const std::string& bank, size_t size) {
-  std::string text;
-  for (uint32_t i = 0; i < 24; ++i) {
-    const Bytes* v = set.Get(bank, i);
-    char head[16];
-    std::snprintf(head, sizeof head, "PCR-%02u: ", i);
-    text += head + (v ? ToHex(*v) : std::string(size * 2, '0')) + "\n";
-  }
-  return text;
-}
 
 struct Scenario {
   std::string name;
@@ -293,8 +278,8 @@ TEST(EvmctlCrossCheckTest, AcceptsExactlyWhenLimDoes) {
   for (const auto& s : Scenarios()) {
     std::string list = dir + "/" + s.name + ".bin";
     ASSERT_TRUE(WriteFileBytes(list, s.list).ok());
-    ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(EvmctlPcrFile(s.pcrs, "sha1", 20))).ok());
-    ASSERT_TRUE(WriteFileBytes(dir + "/p256", AsBytes(EvmctlPcrFile(s.pcrs, "sha256", 32))).ok());
+    ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(s.pcrs.ToEvmctlText("sha1"))).ok());
+    ASSERT_TRUE(WriteFileBytes(dir + "/p256", AsBytes(s.pcrs.ToEvmctlText("sha256"))).ok());
     ASSERT_TRUE(WriteFileBytes(dir + "/pcrs.json", AsBytes(s.pcrs.ToJson())).ok());
     // evmctl 1.4 decides on the last comparison it made (the last bank's), so with both
     // banks at once it accepts a list whose sha1 PCR is wrong when sha256 matches. Asked
@@ -328,8 +313,8 @@ TEST(EvmctlCrossCheckTest, LimRejectsAWrongSha1PcrThatEvmctlBothBanksAccepts) {
   l->pcrs.Set("sha1", 10, v);
   std::string dir = lim::testing::MakeTempDir();
   ASSERT_TRUE(WriteFileBytes(dir + "/list", l->list).ok());
-  ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(EvmctlPcrFile(l->pcrs, "sha1", 20))).ok());
-  ASSERT_TRUE(WriteFileBytes(dir + "/p256", AsBytes(EvmctlPcrFile(l->pcrs, "sha256", 32))).ok());
+  ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(l->pcrs.ToEvmctlText("sha1"))).ok());
+  ASSERT_TRUE(WriteFileBytes(dir + "/p256", AsBytes(l->pcrs.ToEvmctlText("sha256"))).ok());
   auto both = RunCommand("evmctl ima_measurement --ignore-violations --pcrs sha1," + dir + "/p1 --pcrs sha256," + dir +
                          "/p256 " + dir + "/list");
   auto sha1 = RunCommand("evmctl ima_measurement --ignore-violations --verify-bank=sha1 --pcrs sha1," + dir +
@@ -355,7 +340,7 @@ TEST(VerifyCommandTest, TailNeedsAllowTail) {
   auto tail = RunCommand(Lim("verify " + dir + "/list --allow-tail --pcrs " + dir + "/pcrs.json"));
   EXPECT_EQ(tail.exit_code, 0) << tail.out << tail.err;
   // evmctl also accepts: records after the match point are ignored.
-  ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(EvmctlPcrFile(prefix->pcrs, "sha1", 20))).ok());
+  ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(prefix->pcrs.ToEvmctlText("sha1"))).ok());
   auto evm = RunCommand("evmctl ima_measurement --ignore-violations --pcrs sha1," + dir + "/p1 " + dir + "/list");
   EXPECT_EQ(evm.exit_code, 0) << evm.err;
 }

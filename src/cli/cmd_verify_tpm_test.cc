@@ -96,14 +96,9 @@ TEST(VerifyTpmTest, ListExtendedIntoSwtpmVerifiesWithLimAndEvmctl) {
   ASSERT_EQ(p1.exit_code, 0) << p1.err;
   auto v1 = RunCommand(Lim("verify " + dir + "/list --pcrs sha1," + dir + "/p1.bin"));
   EXPECT_EQ(v1.exit_code, 0) << v1.out << v1.err;
-  std::string text;
-  Bytes raw = *ReadFileBytes(dir + "/p1.bin");
-  for (size_t i = 0; i < 24; ++i) {
-    char head[16];
-    std::snprintf(head, sizeof head, "PCR-%02zu: ", i);
-    text += head + ToHex(ByteView(raw).subspan(i * 20, 20)) + "\n";
-  }
-  ASSERT_TRUE(WriteFileBytes(dir + "/p1.txt", AsBytes(text)).ok());
+  auto read = PcrSet::Load("sha1," + dir + "/p1.bin");
+  ASSERT_TRUE(read.ok()) << read.status().message();
+  ASSERT_TRUE(WriteFileBytes(dir + "/p1.txt", AsBytes(read->ToEvmctlText("sha1"))).ok());
   auto evm = RunCommand("evmctl ima_measurement --ignore-violations --verify-bank=sha1 --pcrs sha1," + dir + "/p1.txt " +
                         dir + "/list");
   EXPECT_EQ(evm.exit_code, 0) << evm.out << evm.err;

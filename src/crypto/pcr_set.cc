@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cstdio>
 #include <cctype>
 #include <sstream>
 #include <vector>
@@ -172,6 +173,19 @@ std::string PcrSet::ToJson() const {
     out += "}";
   }
   return out + "}";
+}
+
+std::string PcrSet::ToEvmctlText(const std::string& bank) const {
+  auto algo = HashAlgoByName(bank);
+  size_t size = algo.ok() ? algo->size : 20;
+  std::string text;
+  for (uint32_t i = 0; i < 24; ++i) {
+    const Bytes* v = Get(bank, i);
+    char head[16];
+    std::snprintf(head, sizeof head, "PCR-%02u: ", i);
+    text += head + (v ? ToHex(*v) : std::string(size * 2, '0')) + "\n";
+  }
+  return text;
 }
 
 Result<PcrSet> PcrSet::Parse(std::string_view data, const std::string& default_bank, const std::string& origin) {

@@ -28,6 +28,9 @@ class PcrSet {
 
   // {"sha1":{"0":"…","10":"…"},…}, banks in sha1, sha256, sha384, sha512, sm3_256, other order.
   std::string ToJson() const;
+  // evmctl's `--pcrs` text for one bank: "PCR-00: <hex>" … "PCR-23: <hex>", every line present
+  // (evmctl skips lines out of sequence), missing PCRs as zeros.
+  std::string ToEvmctlText(const std::string& bank) const;
 
   // Parses any supported form. default_bank applies to formats that do not name their bank
   // (evmctl text: sha1 unless given; binary: required). `origin` names the file in errors.

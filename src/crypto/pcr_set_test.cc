@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace lim {
 namespace {
 
@@ -25,6 +27,18 @@ TEST(PcrSetTest, ParsesEvmctlTextWithSpacesAndBank) {
   auto s256 = PcrSet::Parse("PCR-10: " + std::string(64, 'b') + "\n", "sha256", "x");
   ASSERT_TRUE(s256.ok());
   EXPECT_NE(s256->Get("sha256", 10), nullptr);
+}
+
+TEST(PcrSetTest, EvmctlTextRoundTrips) {
+  PcrSet set;
+  set.Set("sha256", 10, Bytes(32, 0xab));
+  std::string text = set.ToEvmctlText("sha256");
+  EXPECT_EQ(std::count(text.begin(), text.end(), '\n'), 24);  // every line, in order
+  EXPECT_NE(text.find("PCR-00: " + std::string(64, '0') + "\n"), std::string::npos);
+  auto back = PcrSet::Parse(text, "sha256", "t");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back->Get("sha256", 10), Bytes(32, 0xab));
+  EXPECT_EQ(*back->Get("sha256", 0), Bytes(32, 0));
 }
 
 TEST(PcrSetTest, ParsesTpm2PcrreadOutput) {

@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include <sstream>
 
 #include "base/file.h"
+#include "daemon/fanotify_uapi.h"
 #include "daemon/proc_context.h"
 
 namespace lim::daemon {
@@ -37,6 +39,24 @@ std::string Unescape(const std::string& s) {
   }
   return out;
 }
+
+// The syscall of the thread that queued the event. The thread may not be off the CPU yet
+// ("running"): the kernel only reports the syscall of a blocked task. Retry briefly.
+Result<SyscallState> ReadBlockedSyscall(pid_t pid) {
+  Result<SyscallState> scr = Status::Unavailable("not read");
+  for (int i = 0; i < 50; ++i) {
+    scr = ReadSyscall(pid);
+    if (!scr.ok() || scr->blocked || scr->line != "running") break;
+    if (i < 10) {
+      std::this_thread::yield();
+    } else {
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    }
+  }
+  return scr;
+}
+
+constexpr long kSysMmap = 9;  // x86_64
 
 std::string FdPath(int fd) {
   char buf[PATH_MAX];
@@ -124,6 +144,11 @@ Status FanotifyDaemon::Init() {
   if (group_fd_ < 0 && errno == EINVAL) group_fd_ = fanotify_init(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (group_fd_ < 0) return Status::Unavailable(std::string("fanotify_init: ") + strerror(errno));
   if (!report_tid_) Log("FAN_REPORT_TID refused: /proc/<pid>/syscall of the main thread is used");
+  if (options_.precontent) {
+    unsigned pflags = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
+    pre_fd_ = fanotify_init(pflags | (report_tid_ ? FAN_REPORT_TID : 0), O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    if (pre_fd_ < 0) Log(std::string("no pre-content group (fanotify_init: ") + strerror(errno) + "): ELF-at-open");
+  }
   // Workers and the watchdog exist before the first mark: from then on, events must flow.
   for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { Worker(); });
   watchdog_ = std::thread([this] { Watchdog(); });
@@ -134,13 +159,57 @@ Status FanotifyDaemon::Init() {
       fsnames_[static_cast<uint64_t>(st.st_dev)] = fstype;
     }
   }
-  for (const auto& w : options_.watch) {
-    if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMarkMask, AT_FDCWD, w.c_str()) != 0) {
-      return Status::Unavailable("fanotify_mark " + w + ": " + strerror(errno));
-    }
-    marks_++;
-  }
+  for (const auto& w : options_.watch) LIM_RETURN_IF_ERROR(MarkFilesystem(w));
   return Status::Ok();
+}
+
+Status FanotifyDaemon::MarkFilesystem(const std::string& w) {
+  struct stat st;
+  if (::stat(w.c_str(), &st) != 0) return Status::IoError("stat " + w + ": " + strerror(errno));
+  // Pre-content first: from the content mark on, opens decide ELF-at-open by this set.
+  if (pre_fd_ >= 0) {
+    if (fanotify_mark(pre_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_PRE_ACCESS, AT_FDCWD, w.c_str()) == 0) {
+      std::lock_guard<std::mutex> lk(marks_mu_);
+      precontent_devs_.insert(static_cast<uint64_t>(st.st_dev));
+      precontent_marks_++;
+    } else {
+      // tmpfs: EOPNOTSUPP (no FS_ALLOW_HSM); that filesystem keeps ELF-at-open.
+      Log("no pre-content events on " + w + " (" + strerror(errno) + "): MMAP_CHECK by ELF-at-open there");
+    }
+  }
+  if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMarkMask, AT_FDCWD, w.c_str()) != 0) {
+    return Status::Unavailable("fanotify_mark " + w + ": " + strerror(errno));
+  }
+  std::lock_guard<std::mutex> lk(marks_mu_);
+  marks_++;
+  return Status::Ok();
+}
+
+bool FanotifyDaemon::PreContentDev(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(marks_mu_);
+  return precontent_devs_.count(dev) > 0;
+}
+
+uint64_t FanotifyDaemon::IgnoreEpoch(const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(ignore_mu_);
+  return ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()];
+}
+
+void FanotifyDaemon::AddIgnore(int fd, const InodeKey& key, uint64_t epoch) {
+  std::lock_guard<std::mutex> lk(ignore_mu_);
+  if (ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()] != epoch) return;  // removed since
+  if (fanotify_mark(pre_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_EVICTABLE,
+                    FAN_PRE_ACCESS, fd, nullptr) == 0) {
+    stats_.ignores_added++;
+  }
+}
+
+void FanotifyDaemon::RemoveIgnore(int fd, const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(ignore_mu_);
+  ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()]++;
+  if (fanotify_mark(pre_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, fd, nullptr) == 0) {
+    stats_.ignores_removed++;
+  }
 }
 
 FanotifyDaemon::~FanotifyDaemon() {
@@ -153,6 +222,7 @@ FanotifyDaemon::~FanotifyDaemon() {
   watchdog_stop_ = true;
   if (watchdog_.joinable()) watchdog_.join();
   if (group_fd_ >= 0) ::close(group_fd_);
+  if (pre_fd_ >= 0) ::close(pre_fd_);
 }
 
 void FanotifyDaemon::Enqueue(Job j) {
@@ -164,25 +234,96 @@ void FanotifyDaemon::Enqueue(Job j) {
 }
 
 Status FanotifyDaemon::Run() {
-  alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
   while (!stop_.load()) {
-    pollfd pfd{group_fd_, POLLIN, 0};
-    int r = ::poll(&pfd, 1, 100);
+    pollfd pfd[2] = {{group_fd_, POLLIN, 0}, {pre_fd_, POLLIN, 0}};
+    int r = ::poll(pfd, pre_fd_ >= 0 ? 2 : 1, 100);
     if (r < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + strerror(errno));
     if (r <= 0) continue;
-    ssize_t n = ::read(group_fd_, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR || errno == EAGAIN) continue;
-      return Status::IoError(std::string("read fanotify: ") + strerror(errno));
-    }
-    auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
-    while (FAN_EVENT_OK(m, n)) {
-      if (m->vers != FANOTIFY_METADATA_VERSION) return Status::Unsupported("fanotify metadata version mismatch");
-      HandleEvent(m->fd, m->mask, m->pid);
-      m = FAN_EVENT_NEXT(m, n);
-    }
+    // The content group first: its opens and closes set the counts pre-content events see.
+    if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
+    if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
   }
   return Status::Ok();
+}
+
+Status FanotifyDaemon::ReadEvents(int group) {
+  alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
+  ssize_t n = ::read(group, buf, sizeof buf);
+  if (n < 0) {
+    if (errno == EINTR || errno == EAGAIN) return Status::Ok();
+    return Status::IoError(std::string("read fanotify: ") + strerror(errno));
+  }
+  auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
+  while (FAN_EVENT_OK(m, n)) {
+    if (m->vers != FANOTIFY_METADATA_VERSION) return Status::Unsupported("fanotify metadata version mismatch");
+    if (group == pre_fd_ && (m->mask & FAN_PRE_ACCESS) && m->fd != FAN_NOFD) {
+      HandlePreContent(m->fd, m->pid);
+    } else {
+      HandleEvent(m->fd, m->mask, m->pid);
+    }
+    m = FAN_EVENT_NEXT(m, n);
+  }
+  return Status::Ok();
+}
+
+bool FanotifyDaemon::Own(pid_t pid) const {
+  if (pid == self_) return true;
+  return report_tid_ && ::access(("/proc/self/task/" + std::to_string(pid)).c_str(), F_OK) == 0;
+}
+
+void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
+  stats_.events++;
+  stats_.precontent_events++;
+  auto allow_now = [&] {
+    struct fanotify_response resp{fd, FAN_ALLOW};
+    if (::write(pre_fd_, &resp, sizeof resp) != sizeof resp) stats_.reply_errors++;
+    stats_.answered++;
+    ::close(fd);
+  };
+  if (Own(pid)) {
+    stats_.own_events++;
+    allow_now();
+    return;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    allow_now();
+    return;
+  }
+  // Only mmap(PROT_EXEC) is a measurement point; read(), write(), a PROT_READ mmap and
+  // execve's own reads and mappings (the exec opens decide those) pass at once.
+  auto scr = ReadBlockedSyscall(pid);
+  if (!scr.ok() || !scr->blocked || scr->nr != kSysMmap || !(scr->args[2] & PROT_EXEC)) {
+    stats_.precontent_quick++;
+    allow_now();
+    return;
+  }
+  stats_.perm_events++;
+  InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  auto p = std::make_shared<Pending>();
+  p->fd = fd;
+  p->group = pre_fd_;
+  p->mask = FAN_PRE_ACCESS;
+  p->start = std::chrono::steady_clock::now();
+  p->pre_exec = true;
+  p->precontent_fs = true;
+  p->ignore_epoch = IgnoreEpoch(key);
+  Access& a = p->access;
+  a.fd = fd;
+  a.pid = pid;
+  a.key = key;
+  a.path = FdPath(fd);
+  a.func = ima::ImaHook::kMmapCheck;
+  a.mask = ima::may::kExec;
+  if (auto it = fsnames_.find(key.dev); it != fsnames_.end()) a.fsname = it->second;
+  a.counts = measurer_->NoteOpen(key, false, false);  // counts now, and this step's turn
+  {
+    std::lock_guard<std::mutex> lk(inflight_mu_);
+    inflight_.push_back(p);
+  }
+  Job j;
+  j.perm = std::move(p);
+  Enqueue(std::move(j));
 }
 
 void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
@@ -198,9 +339,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     return;
   }
   // limd's own accesses: answered at once, never measured or waited on (invariant 4).
-  bool own = pid == self_;
-  if (!own && report_tid_) own = ::access(("/proc/self/task/" + std::to_string(pid)).c_str(), F_OK) == 0;
-  if (own) {
+  if (Own(pid)) {
     stats_.own_events++;
     if (perm) {
       struct fanotify_response resp{fd, FAN_ALLOW};
@@ -222,32 +361,26 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     j.close_fd = fd;
     j.key = key;
     j.note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
+    // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
+    if (j.note.last_writer && PreContentDev(key.dev)) RemoveIgnore(fd, key);
     Enqueue(std::move(j));
     return;
   }
   stats_.perm_events++;
   auto p = std::make_shared<Pending>();
   p->fd = fd;
+  p->group = group_fd_;
   p->mask = mask;
   p->start = std::chrono::steady_clock::now();
   if (!have_stat || !S_ISREG(st.st_mode)) {  // directories, devices: IMA looks at regular files only
     Answer(*p, true);
     return;
   }
-  // The thread queued the event and may not be off the CPU yet ("running"): the kernel
-  // only reports the syscall of a blocked task. Retry briefly.
   SyscallState sc;
-  Result<SyscallState> scr = Status::Unavailable("not read");
-  for (int i = 0; i < 50; ++i) {
-    scr = ReadSyscall(pid);
-    if (!scr.ok() || scr->blocked || scr->line != "running") break;
-    if (i < 10) {
-      std::this_thread::yield();
-    } else {
-      std::this_thread::sleep_for(std::chrono::microseconds(20));
-    }
-  }
+  Result<SyscallState> scr = ReadBlockedSyscall(pid);
   if (scr.ok()) sc = *scr;
+  p->precontent_fs = PreContentDev(key.dev);
+  p->ignore_epoch = p->precontent_fs ? IgnoreEpoch(key) : 0;
   OpenIntent intent = IntentOf(sc, pid);
   Access& a = p->access;
   a.fd = fd;
@@ -291,7 +424,19 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
       a.mask = ima::may::kRead;
     }
     open_ticket = measurer_->NoteOpen(key, write, ro);
-    p->elf_candidate = options_.elf_at_open && intent.known && !intent.exec && ro;
+    if (p->precontent_fs) {
+      // A write-only opener of an inode nobody else has open: its writes need no round
+      // trip. Any other opener while a writer exists may map it PROT_EXEC: pre-content
+      // must see it again (design.md).
+      bool write_only = intent.known && (intent.flags & O_ACCMODE) == O_WRONLY;
+      if (write_only && open_ticket.readers == 0 && open_ticket.writers == 0) {
+        AddIgnore(fd, key, p->ignore_epoch);
+      } else if (!write_only && open_ticket.writers > 0) {
+        RemoveIgnore(fd, key);
+        p->ignore_epoch = IgnoreEpoch(key);
+      }
+    }
+    p->elf_candidate = options_.elf_at_open && !p->precontent_fs && intent.known && !intent.exec && ro;
     if (p->elf_candidate) elf_ticket = measurer_->NoteOpen(key, false, false);
   }
   p->access.counts = open_ticket;
@@ -319,6 +464,11 @@ void FanotifyDaemon::Worker() {
     if (j.overflow) {
       // The kernel allowed events limd never saw: a visible gap, and no stale verdicts.
       measurer_->Flush();
+      if (pre_fd_ >= 0) {  // no verdict is left: neither is any ignore mark
+        std::lock_guard<std::mutex> lk(ignore_mu_);
+        for (auto& e : ignore_epoch_) e++;
+        (void)fanotify_mark(pre_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
+      }
       Status s = list_->AppendBuffer("lim-event-overflow", "reason=fanotify_queue_overflow;", true);
       Log("fanotify queue overflow: caches flushed" + (s.ok() ? std::string() : ", gap entry failed: " + s.message()));
     } else if (j.perm) {
@@ -347,7 +497,18 @@ void FanotifyDaemon::DoPerm(Pending& p) {
       stats_.measure_errors++;
       Log("measure " + a.path + ": " + v.error);
     }
+    // Measured into its PCR and unchanged: a PROT_EXEC mmap would only hit the cache, so
+    // pre-content events for this inode need no round trip until a removal (epoch).
+    if (p.precontent_fs && v.error.empty() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
+        a.counts.writers == 0) {
+      AddIgnore(p.fd, a.key, p.ignore_epoch);
+    }
   };
+  if (p.pre_exec) {
+    run(base);
+    Answer(p, true);
+    return;
+  }
   if (p.is_exec_perm) {
     int kind = IsScript(env_, p.fd) ? 1 : (ElfHasExecLoad(env_, p.fd) ? 2 : 0);
     p.this_exec->kind.store(kind);
@@ -384,11 +545,11 @@ void FanotifyDaemon::DoPerm(Pending& p) {
 void FanotifyDaemon::Answer(Pending& p, bool allow) {
   if (p.answered.exchange(true)) return;  // the watchdog answered already
   struct fanotify_response resp{p.fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
-  if (::write(group_fd_, &resp, sizeof resp) != sizeof resp) {
+  if (::write(p.group, &resp, sizeof resp) != sizeof resp) {
     stats_.reply_errors++;
     Log(std::string("fanotify response rejected: ") + strerror(errno) + "; retrying plain");
     struct fanotify_response plain{p.fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
-    (void)!::write(group_fd_, &plain, sizeof plain);
+    (void)!::write(p.group, &plain, sizeof plain);
   }
   stats_.answered++;
   auto us = static_cast<uint64_t>(

@@ -1,9 +1,15 @@
-// FanotifyDaemon: limd's event loop. One FAN_CLASS_CONTENT group (FAN_UNLIMITED_QUEUE,
-// FAN_UNLIMITED_MARKS, FAN_REPORT_TID when the kernel takes it) with filesystem-wide marks
-// for FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE on the
-// --watch mount roots only: closes are in the same group, so the kernel keeps their order
-// relative to the opens (exact writer/reader counts). Pre-content (FAN_PRE_ACCESS) is not
-// used yet: MMAP_CHECK is approximated at open (docs/limd.md).
+// FanotifyDaemon: limd's event loop. Two groups (FAN_UNLIMITED_QUEUE, FAN_UNLIMITED_MARKS,
+// FAN_REPORT_TID when the kernel takes it):
+// - content class, filesystem-wide marks for FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM |
+//   FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE: closes are in the same group, so the kernel keeps
+//   their order relative to the opens (exact writer/reader counts);
+// - pre-content class, filesystem-wide FAN_PRE_ACCESS on the filesystems that accept it
+//   (ext4, xfs, btrfs; tmpfs refuses): a PRE_ACCESS whose thread is in mmap() with PROT_EXEC
+//   is the exact MMAP_CHECK; every other one (read, write, a PROT_READ mmap, execve's own
+//   reads) is allowed at once. Inode ignore marks (FAN_MARK_IGNORE, evictable, surviving
+//   modify; on FAN_PRE_ACCESS only) spare measured inodes and inodes held by a writer the
+//   round trip (docs/limd.md "Pre-content"). Filesystems without pre-content keep the
+//   ELF-at-open approximation of MMAP_CHECK.
 //
 // The reader thread only reads events, answers limd's own accesses at once, decodes
 // /proc/<tid>/syscall (func, open flags) and notes opens/closes in event order; workers
@@ -19,6 +25,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -27,6 +34,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -40,7 +48,9 @@ struct DaemonOptions {
   bool allow_root_fs = false;      // permit marking the root filesystem's superblock
   int workers = 2;
   std::chrono::milliseconds decision_timeout{2000};
-  bool elf_at_open = true;  // MMAP_CHECK for ELF files with an executable PT_LOAD at open
+  bool elf_at_open = true;  // MMAP_CHECK for ELF files with an executable PT_LOAD at open,
+                            // on filesystems without pre-content events
+  bool precontent = true;   // FAN_PRE_ACCESS where the filesystem accepts it
 };
 
 // Refuses a path that is not a mount root (per /proc/self/mountinfo), and any path on the
@@ -53,6 +63,9 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* 
 struct DaemonStats {
   std::atomic<uint64_t> events{0}, perm_events{0}, own_events{0}, answered{0}, timeouts{0}, reply_errors{0},
       overflows{0}, measure_errors{0}, unknown_syscall{0};
+  // Pre-content: events, those allowed at once (not a PROT_EXEC mmap), ignore marks added
+  // and removed.
+  std::atomic<uint64_t> precontent_events{0}, precontent_quick{0}, ignores_added{0}, ignores_removed{0};
   std::atomic<uint64_t> latency_max_us{0};
   // Decision latency histogram: bucket i counts latencies < 2^i µs (last bucket: the rest).
   std::array<std::atomic<uint64_t>, 24> latency_log2{};
@@ -71,7 +84,8 @@ class FanotifyDaemon {
   void Stop() { stop_.store(true); }
 
   const DaemonStats& stats() const { return stats_; }
-  size_t marks() const { return marks_; }
+  size_t marks() const { return marks_.load(); }
+  size_t precontent_marks() const { return precontent_marks_.load(); }
   bool report_tid() const { return report_tid_; }
 
  private:
@@ -80,6 +94,7 @@ class FanotifyDaemon {
   };
   struct Pending {
     int fd = -1;
+    int group = -1;  // the group the answer goes to
     uint64_t mask = 0;
     std::chrono::steady_clock::time_point start;
     std::atomic<bool> answered{false};
@@ -92,6 +107,9 @@ class FanotifyDaemon {
     bool elf_candidate = false;             // a read-only non-exec open: ELF-at-open check
     uint64_t exec_ticket = OpenCounts::kNoTicket;
     uint64_t elf_ticket = OpenCounts::kNoTicket;
+    bool pre_exec = false;        // a PRE_ACCESS in mmap(PROT_EXEC): the exact MMAP_CHECK
+    bool precontent_fs = false;   // the inode's filesystem has the pre-content mark
+    uint64_t ignore_epoch = 0;    // IgnoreEpoch() when the event was read
     ~Pending();
   };
   struct Job {
@@ -107,7 +125,19 @@ class FanotifyDaemon {
                  std::function<void(const std::string&)> log)
       : options_(o), measurer_(m), list_(l), env_(env), log_(std::move(log)) {}
   Status Init();
+  // Marks one filesystem (a checked mount root): FAN_PRE_ACCESS in the pre-content group
+  // where the filesystem accepts it, then the content mask. Any thread.
+  Status MarkFilesystem(const std::string& root);
+  bool PreContentDev(uint64_t dev);
+  Status ReadEvents(int group);
   void HandleEvent(int fd, uint64_t mask, pid_t pid);
+  void HandlePreContent(int fd, pid_t pid);
+  bool Own(pid_t pid) const;
+  // Ignore marks (pre-content group, FAN_PRE_ACCESS only). Add: only when no removal for
+  // this inode happened since `epoch` was taken (event order). Remove: bumps the epoch.
+  uint64_t IgnoreEpoch(const InodeKey& key);
+  void AddIgnore(int fd, const InodeKey& key, uint64_t epoch);
+  void RemoveIgnore(int fd, const InodeKey& key);
   void Worker();
   void Watchdog();
   void DoPerm(Pending& p);
@@ -123,8 +153,13 @@ class FanotifyDaemon {
   Env* env_;
   std::function<void(const std::string&)> log_;
   int group_fd_ = -1;
+  int pre_fd_ = -1;  // pre-content group (-1: the kernel has none)
   bool report_tid_ = false;
-  size_t marks_ = 0;
+  std::atomic<size_t> marks_{0}, precontent_marks_{0};
+  std::mutex marks_mu_;
+  std::set<uint64_t> precontent_devs_;  // under marks_mu_  // st_dev of filesystems with the FAN_PRE_ACCESS mark
+  std::mutex ignore_mu_;  // orders ignore-mark calls with their epochs
+  std::array<uint64_t, 4096> ignore_epoch_{};  // striped by inode
   pid_t self_ = 0;
   std::atomic<bool> stop_{false};
   DaemonStats stats_;

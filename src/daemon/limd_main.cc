@@ -193,7 +193,8 @@ int main(int argc, char** argv) {
   if (!d.ok()) return Fail(d.status());
   g_daemon.store(d->get());
   if (g_stop.load()) (*d)->Stop();
-  log("watching " + std::to_string((*d)->marks()) + " filesystem mark(s); FAN_REPORT_TID " +
+  log("watching " + std::to_string((*d)->marks()) + " filesystem mark(s), " +
+      std::to_string((*d)->precontent_marks()) + " with pre-content; FAN_REPORT_TID " +
       ((*d)->report_tid() ? "on" : "off") + "; ready");
   // The reader runs on its own thread, and every other thread may touch files (also on a
   // watched mount: limd's own accesses are answered at once by the reader). The reader
@@ -234,6 +235,11 @@ int main(int argc, char** argv) {
     j["hashes"] = measurer.hashes();
     j["cache_hits"] = measurer.cache_hits();
     j["marks"] = dp->marks();
+    j["precontent_marks"] = dp->precontent_marks();
+    j["precontent_events"] = ds.precontent_events.load();
+    j["precontent_quick"] = ds.precontent_quick.load();
+    j["ignore_marks_added"] = ds.ignores_added.load();
+    j["ignore_marks_removed"] = ds.ignores_removed.load();
     j["uptime_seconds"] = secs;
     j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
     j["latency_us"] = {{"p50", ds.Percentile(0.5)}, {"p99", ds.Percentile(0.99)}, {"max", ds.latency_max_us.load()}};

@@ -22,6 +22,7 @@
 #include "crypto/digest.h"
 #include "ima/digest_field.h"
 #include "ima/list_reader.h"
+#include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "tests/testing.h"
 #include "tpm/test_swtpm.h"
@@ -36,26 +37,17 @@ using lim::testing::ShellQuote;
 using Row = testing::ListRow;
 std::vector<Row> ReadRows(const std::string& path) { return testing::ReadListRows(path); }
 
-std::string FanotifyUnavailable() {
-  if (geteuid() != 0) return "needs root (fanotify permission events, mount)";
-  int fd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
-  if (fd < 0) return std::string("fanotify_init(FAN_CLASS_CONTENT) fails: ") + strerror(errno);
-  ::close(fd);
-  return "";
-}
-
 class LimdRoot : public ::testing::Test {
  protected:
   void SetUp() override {
-    std::string why = FanotifyUnavailable();
+    std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
     if (!why.empty()) GTEST_SKIP() << why;
     mnt_ = lim::testing::MakeTempDir();
     state_ = lim::testing::MakeTempDir();
     if (ext4_) {
       // A loop-mounted ext4 image of its own (mount -o loop detaches the loop at umount).
       std::string img = lim::testing::MakeTempDir() + "/ext4.img";
-      auto mk = RunCommand("truncate -s 64M " + img + " && mkfs.ext4 -q -F " + img + " && mount -o loop " + img + " " +
-                           mnt_);
+      auto mk = testing::MountLoopExt4(img, mnt_);
       if (mk.exit_code != 0) GTEST_SKIP() << "cannot make a loop-mounted ext4: " << mk.err;
     } else {
       ASSERT_EQ(::mount("limdtest", mnt_.c_str(), "tmpfs", 0, "size=64m"), 0) << strerror(errno);
@@ -68,47 +60,17 @@ class LimdRoot : public ::testing::Test {
   }
   // Starts limd; returns its exit status if it exited before becoming ready.
   std::optional<int> StartLimd(const std::string& extra = "--no-tpm") {
-    ::unlink((state_ + "/limd.ready").c_str());
-    std::string cmd = "exec timeout -k 2 30 " + std::string(LIMD_BIN) + " --foreground --state " + ShellQuote(state_) +
-                      " --watch " + ShellQuote(mnt_) + " --log-file " + ShellQuote(state_ + "/log") + " " + extra +
-                      " 2>>" + ShellQuote(state_ + "/stderr");
-    wrapper_ = fork();
-    if (wrapper_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      auto ready = ReadFileText(state_ + "/limd.ready");
-      if (ready.ok() && !ready->empty()) {
-        limd_ = std::atoi(ready->c_str());
-        return std::nullopt;
-      }
-      int st = 0;
-      if (waitpid(wrapper_, &st, WNOHANG) == wrapper_) {
-        wrapper_ = -1;
-        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ADD_FAILURE() << "limd did not become ready";
-    return -1;
+    auto rc = limd_child_.Start(std::string(LIMD_BIN) + " --foreground --state " + ShellQuote(state_) + " --watch " +
+                                    ShellQuote(mnt_) + " --log-file " + ShellQuote(state_ + "/log") + " " + extra +
+                                    " 2>>" + ShellQuote(state_ + "/stderr"),
+                                state_);
+    limd_ = limd_child_.pid();
+    if (rc == -1) ADD_FAILURE() << "limd did not become ready";
+    return rc;
   }
   void StopLimd(int sig = SIGTERM) {
-    if (limd_ > 0) {
-      ::kill(limd_, sig);  // limd's own pid, never the timeout wrapper's
-      for (int i = 0; i < 100 && ::kill(limd_, 0) == 0; ++i) {
-        int st;
-        waitpid(wrapper_, &st, WNOHANG);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      if (::kill(limd_, 0) == 0) ::kill(limd_, SIGKILL);
-      limd_ = -1;
-    }
-    if (wrapper_ > 0) {
-      int st;
-      waitpid(wrapper_, &st, 0);
-      wrapper_ = -1;
-    }
+    limd_child_.Stop(sig);
+    limd_ = -1;
   }
   std::string List() { return state_ + "/binary_runtime_measurements"; }
   std::vector<Row> Rows() { return ReadRows(List()); }
@@ -131,7 +93,8 @@ class LimdRoot : public ::testing::Test {
   std::string mnt_, state_;
   bool ext4_ = false;
   bool mounted_ = false;
-  pid_t wrapper_ = -1, limd_ = -1;
+  testing::LimdChild limd_child_;
+  pid_t limd_ = -1;
 };
 
 TEST_F(LimdRoot, ExecIsMeasuredBeforeItReturns) {

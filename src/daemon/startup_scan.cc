@@ -8,6 +8,7 @@
 #include <climits>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "daemon/proc_context.h"
@@ -41,6 +42,7 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
   ScanReport rep;
   std::map<InodeKey, std::pair<bool, bool>, bool (*)(const InodeKey&, const InodeKey&)> seeds(
       [](const InodeKey& a, const InodeKey& b) { return a.dev != b.dev ? a.dev < b.dev : a.ino < b.ino; });
+  std::set<std::pair<uint64_t, uint64_t>> map_writer_keys;  // writers seen only in maps
   auto measure = [&](const std::string& open_path, const std::string& name, pid_t pid, ima::ImaHook func,
                      uint32_t mask) -> bool {
     struct stat st;
@@ -84,6 +86,16 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
       std::getline(ls, path);
       path.erase(0, path.find_first_not_of(' '));
       if (perms.size() < 4 || path.empty() || path[0] != '/') continue;
+      if (perms[1] == 'w' && perms[3] == 's') {
+        // A shared writable mapping holds its file open for write even after the fd is
+        // closed: a writer until the mapping's last fput (FAN_CLOSE_WRITE).
+        struct stat st;
+        if (::stat((base + "/map_files/" + range).c_str(), &st) == 0 && S_ISREG(st.st_mode) && devs.count(st.st_dev)) {
+          auto& s = seeds[InodeKey{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)}];
+          if (!s.first) map_writer_keys.insert({static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)});
+          s.first = true;
+        }
+      }
       if (perms[2] == 'x' && measure(base + "/map_files/" + range, path, pid, ima::ImaHook::kMmapCheck, ima::may::kExec)) {
         rep.mappings++;
       }
@@ -110,12 +122,14 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
     OpenCounts c = measurer->NoteOpen(key, s.first, s.second);
     measurer->Skip(key, c.ticket);
     rep.writers_seeded += s.first;
+    rep.writers_from_maps += map_writer_keys.count({key.dev, key.ino});
     rep.readers_seeded += s.second;
   }
   if (log) {
     log("start scan: " + std::to_string(rep.processes) + " processes, measured " + std::to_string(rep.exes) +
         " executables, " + std::to_string(rep.mappings) + " executable mappings, " + std::to_string(rep.fds) +
-        " open files on watched filesystems; seeded " + std::to_string(rep.writers_seeded) + " writers, " +
+        " open files on watched filesystems; seeded " + std::to_string(rep.writers_seeded) + " writers (" +
+        std::to_string(rep.writers_from_maps) + " from shared writable mappings), " +
         std::to_string(rep.readers_seeded) + " readers");
     for (const auto& u : rep.unmeasurable) log("start scan: cannot measure executable of pid " + u);
   }

@@ -1,8 +1,9 @@
 // StartupScan: what already runs when limd starts (design.md threat model): the executables
 // (/proc/*/exe), executable file mappings (/proc/*/maps via map_files) and open regular files
 // (/proc/*/fd) on the watched filesystems are measured (BPRM_CHECK, MMAP_CHECK, FILE_CHECK
-// with the fd's open mask), and writer/reader state is seeded from /proc/*/fdinfo so the
-// first closes are understood. Runs once, before the marks exist (opening files on the
+// with the fd's open mask), and writer/reader state is seeded from /proc/*/fdinfo and from
+// shared writable mappings in /proc/*/maps (they hold the file open for write after its fd
+// is closed) so the first closes are understood. Runs once, before the marks exist (opening files on the
 // watched mounts is only safe then). Seeding counts at most one writer and one reader per
 // inode (several fds may share one open file; fewer is the safe side: a close ends the
 // episode and the change tuple decides). Single-threaded.
@@ -18,6 +19,7 @@ namespace lim::daemon {
 
 struct ScanReport {
   uint64_t processes = 0, exes = 0, mappings = 0, fds = 0, writers_seeded = 0, readers_seeded = 0;
+  uint64_t writers_from_maps = 0;  // of writers_seeded: inodes held only by a shared writable mapping
   std::vector<std::string> unmeasurable;  // memfd: / (deleted) executables, for the log
 };
 

@@ -1,0 +1,92 @@
+// Helpers of the root tests that start limd: whether fanotify permission events of a class
+// are available, a loop-mounted ext4 of the test's own, and a limd child run under
+// `timeout -k 2 N` and stopped by its own pid (never the wrapper's: killing the wrapper
+// would leave limd running). Header only; one LimdChild per limd, not thread-safe.
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "base/file.h"
+#include "tests/testing.h"
+
+namespace lim::daemon::testing {
+
+// "" when root and fanotify_init(init_class) works, else why the test must skip.
+inline std::string FanotifyUnavailable(unsigned init_class) {
+  if (geteuid() != 0) return "needs root (fanotify permission events, mount)";
+  int fd = fanotify_init(init_class | FAN_CLOEXEC, O_RDONLY);
+  if (fd < 0) return "fanotify_init(class " + std::to_string(init_class) + ") fails: " + strerror(errno);
+  ::close(fd);
+  return "";
+}
+
+// A 64 MiB ext4 image at img, loop-mounted on dir (mount -o loop detaches at umount).
+inline lim::testing::CommandResult MountLoopExt4(const std::string& img, const std::string& dir) {
+  return lim::testing::RunCommand("truncate -s 64M " + img + " && mkfs.ext4 -q -F " + img + " && mount -o loop " +
+                                  img + " " + dir);
+}
+
+class LimdChild {
+ public:
+  ~LimdChild() { Stop(); }
+  // Runs `timeout -k 2 <seconds> <args>` through sh and waits for state/limd.ready. Returns
+  // limd's exit status if it exited before becoming ready, -1 if it never became ready.
+  std::optional<int> Start(const std::string& args, const std::string& state, int seconds = 30) {
+    ::unlink((state + "/limd.ready").c_str());
+    std::string cmd = "exec timeout -k 2 " + std::to_string(seconds) + " " + args;
+    wrapper_ = fork();
+    if (wrapper_ == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 200; ++i) {
+      auto ready = ReadFileText(state + "/limd.ready");
+      if (ready.ok() && !ready->empty()) {
+        pid_ = std::atoi(ready->c_str());
+        return std::nullopt;
+      }
+      int st = 0;
+      if (waitpid(wrapper_, &st, WNOHANG) == wrapper_) {
+        wrapper_ = -1;
+        return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return -1;
+  }
+  void Stop(int sig = SIGTERM) {
+    if (pid_ > 0) {
+      ::kill(pid_, sig);  // limd's own pid, never the timeout wrapper's
+      for (int i = 0; i < 150 && ::kill(pid_, 0) == 0; ++i) {
+        int st;
+        waitpid(wrapper_, &st, WNOHANG);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+      if (::kill(pid_, 0) == 0) ::kill(pid_, SIGKILL);
+      pid_ = -1;
+    }
+    if (wrapper_ > 0) {
+      int st;
+      waitpid(wrapper_, &st, 0);
+      wrapper_ = -1;
+    }
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t wrapper_ = -1, pid_ = -1;
+};
+
+}  // namespace lim::daemon::testing

@@ -25,8 +25,9 @@ namespace {
 
 constexpr uint64_t kMarkMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE;
 
-// Undoes mountinfo's octal escapes (\040 for a space…).
-std::string Unescape(const std::string& s) {
+}  // namespace
+
+std::string UnescapeMountinfo(const std::string& s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 3 < s.size()) {
@@ -39,6 +40,8 @@ std::string Unescape(const std::string& s) {
   }
   return out;
 }
+
+namespace {
 
 // The syscall of the thread that queued the event. The thread may not be off the CPU yet
 // ("running"): the kernel only reports the syscall of a blocked task. Retry briefly.
@@ -68,6 +71,13 @@ std::string FdPath(int fd) {
 
 }  // namespace
 
+bool RefusedFsType(const std::string& fstype) {
+  static const std::set<std::string> kRefused = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
+                                                 "securityfs", "debugfs", "tracefs", "bpf", "pstore", "configfs",
+                                                 "fusectl", "mqueue", "efivarfs", "binfmt_misc", "autofs"};
+  return kRefused.count(fstype) || fstype.rfind("fuse", 0) == 0;
+}
+
 Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype_out) {
   char real[PATH_MAX];
   if (!::realpath(path.c_str(), real)) return Status::InvalidArgument("--watch " + path + ": " + strerror(errno));
@@ -80,7 +90,7 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* 
     std::istringstream ls(line);
     std::string id, parent, devno, root, mnt;
     ls >> id >> parent >> devno >> root >> mnt;
-    if (Unescape(mnt) == rp) {
+    if (UnescapeMountinfo(mnt) == rp) {
       is_root = true;  // the last mount on a path is the visible one
       size_t sep = line.find(" - ");
       fstype = sep == std::string::npos ? "" : line.substr(sep + 3, line.find(' ', sep + 3) - sep - 3);
@@ -88,10 +98,7 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* 
   }
   // Pseudo filesystems are never marked: limd reads /proc for every event (a mark there
   // would make it wait on itself), and the others are not files anyone measures.
-  static const std::set<std::string> kRefused = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
-                                                 "securityfs", "debugfs", "tracefs", "bpf", "pstore", "configfs",
-                                                 "fusectl", "mqueue", "efivarfs", "binfmt_misc", "autofs"};
-  if (kRefused.count(fstype) || fstype.rfind("fuse", 0) == 0) {
+  if (RefusedFsType(fstype)) {
     return Status::InvalidArgument("--watch " + path + ": " + fstype + " is not a filesystem limd marks");
   }
   if (fstype_out) *fstype_out = fstype;
@@ -129,7 +136,6 @@ FanotifyDaemon::Pending::~Pending() {
 Result<std::unique_ptr<FanotifyDaemon>> FanotifyDaemon::Create(const DaemonOptions& options, Measurer* measurer,
                                                                MeasurementList* list, Env* env,
                                                                std::function<void(const std::string&)> log) {
-  if (options.watch.empty()) return Status::InvalidArgument("no --watch mount given");
   for (const auto& w : options.watch) LIM_RETURN_IF_ERROR(CheckWatchRoot(w, options.allow_root_fs));
   std::unique_ptr<FanotifyDaemon> d(new FanotifyDaemon(options, measurer, list, env, std::move(log)));
   LIM_RETURN_IF_ERROR(d->Init());
@@ -154,40 +160,53 @@ Status FanotifyDaemon::Init() {
   watchdog_ = std::thread([this] { Watchdog(); });
   for (const auto& w : options_.watch) {
     std::string fstype;
-    struct stat st;
-    if (CheckWatchRoot(w, options_.allow_root_fs, &fstype).ok() && ::stat(w.c_str(), &st) == 0) {
-      fsnames_[static_cast<uint64_t>(st.st_dev)] = fstype;
-    }
+    LIM_RETURN_IF_ERROR(CheckWatchRoot(w, options_.allow_root_fs, &fstype));
+    LIM_RETURN_IF_ERROR(MarkFilesystem(w, fstype));
   }
-  for (const auto& w : options_.watch) LIM_RETURN_IF_ERROR(MarkFilesystem(w));
   return Status::Ok();
 }
 
-Status FanotifyDaemon::MarkFilesystem(const std::string& w) {
+Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype) {
   struct stat st;
   if (::stat(w.c_str(), &st) != 0) return Status::IoError("stat " + w + ": " + strerror(errno));
+  auto dev = static_cast<uint64_t>(st.st_dev);
+  {
+    std::lock_guard<std::mutex> lk(marks_mu_);
+    if (devs_.count(dev)) return Status::Ok();
+  }
+  DevInfo info;
+  info.fsname = fstype;
   // Pre-content first: from the content mark on, opens decide ELF-at-open by this set.
   if (pre_fd_ >= 0) {
     if (fanotify_mark(pre_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_PRE_ACCESS, AT_FDCWD, w.c_str()) == 0) {
-      std::lock_guard<std::mutex> lk(marks_mu_);
-      precontent_devs_.insert(static_cast<uint64_t>(st.st_dev));
+      info.precontent = true;
       precontent_marks_++;
     } else {
       // tmpfs: EOPNOTSUPP (no FS_ALLOW_HSM); that filesystem keeps ELF-at-open.
       Log("no pre-content events on " + w + " (" + strerror(errno) + "): MMAP_CHECK by ELF-at-open there");
     }
   }
+  {
+    std::lock_guard<std::mutex> lk(marks_mu_);
+    devs_[dev] = info;
+  }
   if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMarkMask, AT_FDCWD, w.c_str()) != 0) {
     return Status::Unavailable("fanotify_mark " + w + ": " + strerror(errno));
   }
-  std::lock_guard<std::mutex> lk(marks_mu_);
   marks_++;
   return Status::Ok();
 }
 
 bool FanotifyDaemon::PreContentDev(uint64_t dev) {
   std::lock_guard<std::mutex> lk(marks_mu_);
-  return precontent_devs_.count(dev) > 0;
+  auto it = devs_.find(dev);
+  return it != devs_.end() && it->second.precontent;
+}
+
+std::string FanotifyDaemon::FsName(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(marks_mu_);
+  auto it = devs_.find(dev);
+  return it == devs_.end() ? std::string() : it->second.fsname;
 }
 
 uint64_t FanotifyDaemon::IgnoreEpoch(const InodeKey& key) {
@@ -315,7 +334,7 @@ void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
   a.path = FdPath(fd);
   a.func = ima::ImaHook::kMmapCheck;
   a.mask = ima::may::kExec;
-  if (auto it = fsnames_.find(key.dev); it != fsnames_.end()) a.fsname = it->second;
+  a.fsname = FsName(key.dev);
   a.counts = measurer_->NoteOpen(key, false, false);  // counts now, and this step's turn
   {
     std::lock_guard<std::mutex> lk(inflight_mu_);
@@ -387,7 +406,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   a.pid = pid;
   a.key = key;
   a.path = FdPath(fd);
-  if (auto it = fsnames_.find(key.dev); it != fsnames_.end()) a.fsname = it->second;
+  a.fsname = FsName(key.dev);
   if (mask & FAN_OPEN_EXEC_PERM) {
     p->is_exec_perm = true;
     auto& t = exec_[pid];

@@ -53,6 +53,11 @@ struct DaemonOptions {
   bool precontent = true;   // FAN_PRE_ACCESS where the filesystem accepts it
 };
 
+// Pseudo filesystems, FUSE and the like: never marked (limd reads /proc for every event).
+bool RefusedFsType(const std::string& fstype);
+// Undoes mountinfo's octal escapes (\040 for a space…).
+std::string UnescapeMountinfo(const std::string& s);
+
 // Refuses a path that is not a mount root (per /proc/self/mountinfo), and any path on the
 // root filesystem's superblock (`/` itself or a bind mount of part of it) without
 // allow_root_fs: a filesystem mark covers the whole superblock, and a typo must not freeze
@@ -81,6 +86,10 @@ class FanotifyDaemon {
 
   // Reads and dispatches events until Stop(); then answers everything still pending.
   Status Run();
+  // Marks one filesystem (a mount root reachable from limd; fstype from its mountinfo):
+  // FAN_PRE_ACCESS in the pre-content group where the filesystem accepts it, then the
+  // content mask. A superblock already marked is left alone. Any thread.
+  Status MarkFilesystem(const std::string& root, const std::string& fstype);
   void Stop() { stop_.store(true); }
 
   const DaemonStats& stats() const { return stats_; }
@@ -127,8 +136,8 @@ class FanotifyDaemon {
   Status Init();
   // Marks one filesystem (a checked mount root): FAN_PRE_ACCESS in the pre-content group
   // where the filesystem accepts it, then the content mask. Any thread.
-  Status MarkFilesystem(const std::string& root);
   bool PreContentDev(uint64_t dev);
+  std::string FsName(uint64_t dev);
   Status ReadEvents(int group);
   void HandleEvent(int fd, uint64_t mask, pid_t pid);
   void HandlePreContent(int fd, pid_t pid);
@@ -157,7 +166,11 @@ class FanotifyDaemon {
   bool report_tid_ = false;
   std::atomic<size_t> marks_{0}, precontent_marks_{0};
   std::mutex marks_mu_;
-  std::set<uint64_t> precontent_devs_;  // under marks_mu_  // st_dev of filesystems with the FAN_PRE_ACCESS mark
+  struct DevInfo {
+    bool precontent = false;
+    std::string fsname;
+  };
+  std::map<uint64_t, DevInfo> devs_;  // marked superblocks, under marks_mu_  // st_dev of filesystems with the FAN_PRE_ACCESS mark
   std::mutex ignore_mu_;  // orders ignore-mark calls with their epochs
   std::array<uint64_t, 4096> ignore_epoch_{};  // striped by inode
   pid_t self_ = 0;
@@ -180,7 +193,6 @@ class FanotifyDaemon {
     std::shared_ptr<ExecInfo> last;
   };
   std::map<pid_t, ExecTrack> exec_;  // reader thread only
-  std::map<uint64_t, std::string> fsnames_;  // st_dev of each watched mount → type name
 };
 
 }  // namespace lim::daemon

@@ -2,6 +2,7 @@
 // and the measurement list (recovering it), writes limd's own start entries, marks the
 // --watch mounts and answers fanotify events until SIGTERM/SIGINT. Errors at start print
 // "limd: …" and exit 2 (bad usage) or 1 (a check did not hold, e.g. the TPM disagrees).
+#include <climits>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include "daemon/fanotify_daemon.h"
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
+#include "daemon/mount_watch.h"
 #include "daemon/startup_scan.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
@@ -85,7 +87,9 @@ int main(int argc, char** argv) {
   app.add_flag("--no-tpm", no_tpm, "software PCR bank (no TPM: no tamper evidence)")->excludes(t);
   auto* p = app.add_option("--pcr", pcr, "PCR for measurements (default 10)");
   app.add_option("--state", state, "state directory (list, chain.json, lock)");
-  app.add_option("--watch", watch, "mount root to mark (repeatable)")->required();
+  app.add_option("--watch", watch,
+                 "mount root to mark (repeatable); mounts attached below it later are marked too. Default: every "
+                 "filesystem of the default type set, in every mount namespace");
   app.add_flag("--allow-root-fs", allow_root_fs, "allow marking the root filesystem");
   app.add_option("--mode", mode, "measure (appraise and enforce: not yet)");
   app.add_option("--log-file", log_file, "log file when /dev/log is absent");
@@ -174,9 +178,16 @@ int main(int argc, char** argv) {
 
   // What already runs from the watched filesystems, before the marks (threat model).
   std::set<uint64_t> devs;
+  daemon::MountWatchOptions mwo;
+  mwo.allow_root_fs = allow_root_fs;
   for (const auto& w : watch) {
     struct stat st;
-    if (::stat(w.c_str(), &st) == 0) devs.insert(st.st_dev);
+    if (::stat(w.c_str(), &st) == 0) devs.insert(st.st_dev), mwo.already_marked.insert(st.st_dev);
+    char real[PATH_MAX];
+    mwo.watch.push_back(::realpath(w.c_str(), real) ? real : w);
+  }
+  if (watch.empty()) {  // the default set: what is mounted now, found before any mark
+    for (const auto& [dev, m] : daemon::MountWatch(mwo, nullptr, log).Discover()) devs.insert(dev);
   }
   daemon::StartupScan(&measurer, devs, ::getpid(), log);
 
@@ -193,6 +204,12 @@ int main(int argc, char** argv) {
   if (!d.ok()) return Fail(d.status());
   g_daemon.store(d->get());
   if (g_stop.load()) (*d)->Stop();
+  // Marks the default set (no --watch) and, from then on, filesystems attached later.
+  auto mounts = std::make_unique<daemon::MountWatch>(
+      mwo, [dp = d->get()](const std::string& path, const std::string& fstype) { return dp->MarkFilesystem(path, fstype); },
+      log);
+  s = mounts->Start();
+  if (!s.ok()) return Fail(s);
   log("watching " + std::to_string((*d)->marks()) + " filesystem mark(s), " +
       std::to_string((*d)->precontent_marks()) + " with pre-content; FAN_REPORT_TID " +
       ((*d)->report_tid() ? "on" : "off") + "; ready");
@@ -235,6 +252,7 @@ int main(int argc, char** argv) {
     j["hashes"] = measurer.hashes();
     j["cache_hits"] = measurer.cache_hits();
     j["marks"] = dp->marks();
+    j["mount_namespaces"] = mounts->namespaces();
     j["precontent_marks"] = dp->precontent_marks();
     j["precontent_events"] = ds.precontent_events.load();
     j["precontent_quick"] = ds.precontent_quick.load();
@@ -258,6 +276,7 @@ int main(int argc, char** argv) {
   status_stop = true;
   status_thread.join();
   write_status(false);
+  mounts.reset();  // no new marks while the daemon drains
   uint64_t perm_events = (*d)->stats().perm_events.load();
   d->reset();  // answers everything still queued, then closes the group
   ::unlink((state + "/limd.ready").c_str());

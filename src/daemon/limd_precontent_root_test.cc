@@ -62,10 +62,12 @@ class LimdPreContent : public ::testing::Test {
       if (mounted && ::umount(dir.c_str()) != 0) ::umount2(dir.c_str(), MNT_DETACH);
     }
   }
-  void StartLimd(const std::string& policy) {
+  // Watches both mounts, or only `watch` when given.
+  void StartLimd(const std::string& policy, const std::string& watch = "") {
     ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(policy)).ok());
-    auto rc = limd_.Start(std::string(LIMD_BIN) + " --foreground --no-tpm --state " + ShellQuote(state_) + " --watch " +
-                              ShellQuote(ext4_) + " --watch " + ShellQuote(tmpfs_) + " --policy " +
+    auto rc = limd_.Start(std::string(LIMD_BIN) + " --foreground --no-tpm --state " + ShellQuote(state_) + " " +
+                              (watch.empty() ? "--watch " + ShellQuote(ext4_) + " --watch " + ShellQuote(tmpfs_) : watch) +
+                              " --policy " +
                               ShellQuote(state_ + "/policy") + " --log-file " + ShellQuote(state_ + "/log") + " 2>>" +
                               ShellQuote(state_ + "/stderr"),
                           state_, 40);
@@ -92,6 +94,11 @@ class LimdPreContent : public ::testing::Test {
       if (r.name == name && !r.violation) out.push_back(r.digest);
     }
     return out;
+  }
+  // Shell: wait (at most 5 s) until limd's status.json counts `marks` filesystem marks.
+  std::string WaitMarks(int marks) {
+    return "for i in $(seq 50); do grep -q '\"marks\": " + std::to_string(marks) + ",' " + state_ +
+           "/status.json && break; sleep 0.1; done";
   }
   Bytes Sha256Of(const std::string& path) { return *Digest(Sha256Algo(), *ReadFileBytes(path)); }
 
@@ -195,6 +202,39 @@ TEST_F(LimdPreContent, StartScanSeedsWritersFromSharedMappings) {
   StopLimd();
   auto log = ReadFileText(state_ + "/log");
   EXPECT_NE(log->find("1 from shared writable mappings"), std::string::npos) << *log;
+}
+
+}  // namespace
+}  // namespace lim::daemon
+
+namespace lim::daemon {
+namespace {
+
+// Discovery with --watch: a filesystem mounted below the watched root after limd is ready
+// is marked (here a loop ext4, with pre-content), also when it is mounted in another mount
+// namespace (unshare -m, private propagation: limd's own namespace never sees it). Only
+// test-owned mounts can qualify: they must lie below the test's tmpfs.
+TEST_F(LimdPreContent, MarksMountsAttachedLaterAlsoInOtherNamespaces) {
+  ASSERT_EQ(Sh("mkdir " + tmpfs_ + "/sub " + tmpfs_ + "/ns").exit_code, 0);
+  StartLimd("measure func=BPRM_CHECK mask=MAY_EXEC\n", "--watch " + ShellQuote(tmpfs_));
+  std::string sub = tmpfs_ + "/sub";
+  auto mk = testing::MountLoopExt4(state_ + "/sub.img", sub);
+  ASSERT_EQ(mk.exit_code, 0) << mk.err;
+  auto r = Sh(WaitMarks(2) + "; cp /bin/true " + sub + "/t && " + sub + "/t");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  ASSERT_EQ(Count(sub + "/t"), 1);
+  EXPECT_EQ(Digests(sub + "/t")[0], Sha256Of("/bin/true"));
+  std::string ns = tmpfs_ + "/ns";
+  r = Sh("unshare -m --propagation private sh -c " +
+         ShellQuote("mount -t tmpfs limdns " + ns + " && cp /bin/true " + ns + "/t2 && " + WaitMarks(3) + " && " + ns +
+                    "/t2"));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(Count(ns + "/t2"), 1);
+  auto status = StopLimd();
+  EXPECT_EQ(status["marks"], 3) << status.dump();
+  EXPECT_EQ(status["precontent_marks"], 1);  // the ext4 only
+  EXPECT_GE(status["mount_namespaces"], 2);
+  EXPECT_EQ(::umount(sub.c_str()), 0) << strerror(errno);
 }
 
 }  // namespace

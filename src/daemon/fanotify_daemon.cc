@@ -78,6 +78,17 @@ bool RefusedFsType(const std::string& fstype) {
   return kRefused.count(fstype) || fstype.rfind("fuse", 0) == 0;
 }
 
+bool PolicyMeasuresMmap(const ima::Policy& policy) {
+  for (const auto& r : policy.rules) {
+    if (!(r.action & ima::action::kMeasure)) continue;
+    if (!(r.flags & ima::rule_flag::kFunc) || r.func == ima::ImaHook::kMmapCheck ||
+        r.func == ima::ImaHook::kMmapCheckReqprot) {
+      return true;
+    }
+  }
+  return false;
+}
+
 Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype_out) {
   char real[PATH_MAX];
   if (!::realpath(path.c_str(), real)) return Status::InvalidArgument("--watch " + path + ": " + strerror(errno));

@@ -65,6 +65,11 @@ std::string UnescapeMountinfo(const std::string& s);
 // fstype: the filesystem type name from mountinfo, when not null.
 Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype = nullptr);
 
+// Whether a measure rule of the policy can match MMAP_CHECK (a rule naming MMAP_CHECK or
+// MMAP_CHECK_REQPROT, or one without func=): only then are pre-content events worth their
+// round trip per read().
+bool PolicyMeasuresMmap(const ima::Policy& policy);
+
 struct DaemonStats {
   std::atomic<uint64_t> events{0}, perm_events{0}, own_events{0}, answered{0}, timeouts{0}, reply_errors{0},
       overflows{0}, measure_errors{0}, unknown_syscall{0};

@@ -194,6 +194,7 @@ int main(int argc, char** argv) {
   daemon::DaemonOptions opts;
   opts.watch = watch;
   opts.allow_root_fs = allow_root_fs;
+  opts.precontent = daemon::PolicyMeasuresMmap(*policy);  // else reads would pay for nothing
   opts.workers = workers;
   opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
   struct sigaction sa {};

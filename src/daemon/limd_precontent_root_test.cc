@@ -199,7 +199,8 @@ TEST_F(LimdPreContent, StartScanSeedsWritersFromSharedMappings) {
   ::kill(holder, SIGKILL);
   int st;
   waitpid(holder, &st, 0);
-  StopLimd();
+  auto status = StopLimd();
+  EXPECT_EQ(status["precontent_marks"], 0) << status.dump();  // no MMAP_CHECK rule: no pre-content marks
   auto log = ReadFileText(state_ + "/log");
   EXPECT_NE(log->find("1 from shared writable mappings"), std::string::npos) << *log;
 }
@@ -216,7 +217,7 @@ namespace {
 // test-owned mounts can qualify: they must lie below the test's tmpfs.
 TEST_F(LimdPreContent, MarksMountsAttachedLaterAlsoInOtherNamespaces) {
   ASSERT_EQ(Sh("mkdir " + tmpfs_ + "/sub " + tmpfs_ + "/ns").exit_code, 0);
-  StartLimd("measure func=BPRM_CHECK mask=MAY_EXEC\n", "--watch " + ShellQuote(tmpfs_));
+  StartLimd(kPolicyMmapOnly, "--watch " + ShellQuote(tmpfs_));
   std::string sub = tmpfs_ + "/sub";
   auto mk = testing::MountLoopExt4(state_ + "/sub.img", sub);
   ASSERT_EQ(mk.exit_code, 0) << mk.err;

@@ -310,21 +310,22 @@ void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
     stats_.answered++;
     ::close(fd);
   };
-  if (Own(pid)) {
+  // Only mmap(PROT_EXEC) is a measurement point; read(), write(), a PROT_READ mmap and
+  // execve's own reads and mappings (the exec opens decide those) pass at once — also
+  // limd's own, so the pid test is left to the rare exec mapping.
+  auto scr = ReadBlockedSyscall(pid);
+  if (!scr.ok() || !scr->blocked || scr->nr != kSysMmap || !(scr->args[2] & PROT_EXEC)) {
+    stats_.precontent_quick++;
+    allow_now();
+    return;
+  }
+  if (Own(pid)) {  // e.g. a lazy dlopen inside limd: never waited on (invariant 4)
     stats_.own_events++;
     allow_now();
     return;
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    allow_now();
-    return;
-  }
-  // Only mmap(PROT_EXEC) is a measurement point; read(), write(), a PROT_READ mmap and
-  // execve's own reads and mappings (the exec opens decide those) pass at once.
-  auto scr = ReadBlockedSyscall(pid);
-  if (!scr.ok() || !scr->blocked || scr->nr != kSysMmap || !(scr->args[2] & PROT_EXEC)) {
-    stats_.precontent_quick++;
     allow_now();
     return;
   }

@@ -20,9 +20,11 @@
 
 #include "base/file.h"
 #include "daemon/fanotify_daemon.h"
+#include "daemon/live_policy.h"
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
 #include "daemon/mount_watch.h"
+#include "daemon/securityfs_view.h"
 #include "daemon/startup_scan.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
@@ -75,7 +77,7 @@ int main(int argc, char** argv) {
   using namespace lim;
   CLI::App app{"limd: measures files before use (user-space IMA) into a kernel-format list and a TPM PCR"};
   std::string policy_file, builtin, template_name = "ima-ng", hash_name = "sha256", tcti, state = "/var/lib/lim",
-                                    mode = "measure", log_file;
+                                    mode = "measure", log_file, securityfs = "/run/lim/securityfs", boot_log;
   bool no_tpm = false, allow_root_fs = false, foreground = false;
   int pcr = 10, workers = 2, timeout_ms = 2000;
   std::vector<std::string> watch;
@@ -96,6 +98,11 @@ int main(int argc, char** argv) {
   app.add_flag("--foreground", foreground, "stay in the foreground (limd never forks itself yet)");
   app.add_option("--workers", workers, "hashing threads (default 2)");
   app.add_option("--decision-timeout-ms", timeout_ms, "answer bound per event (measure: record, then allow)");
+  auto* sfs = app.add_option("--securityfs", securityfs,
+                             "mount the kernel's securityfs files here (FUSE; default /run/lim/securityfs; none: off)");
+  app.add_option("--boot-log", boot_log,
+                 "TCG event log shown as tpm0/binary_bios_measurements in the view "
+                 "(default: the kernel's, if present; none: off)");
   app.set_version_flag("--version", "limd 0.1.0");
   try {
     app.parse(argc, argv);
@@ -118,7 +125,24 @@ int main(int argc, char** argv) {
   Result<ima::Policy> policy = policy_file.empty() ? ima::BuiltinPolicy(builtin.empty() ? "tcb" : builtin)
                                                    : ima::LoadPolicyFile(policy_file);
   if (!policy.ok()) return Fail(policy.status());
-  ima::PolicyMatcher matcher(*policy);
+  // The live policy: replaceable through the view's policy file (docs/securityfs.md).
+  daemon::Measurer* measurer_ptr = nullptr;  // set once the measurer exists
+  daemon::MeasurementList* list_ptr = nullptr;
+  daemon::PolicyRecorder recorder;
+  recorder.measure_file = [&](int fd, const std::string& path) -> Result<bool> {
+    daemon::Access a;
+    a.fd = fd;
+    a.pid = ::getpid();
+    a.func = ima::ImaHook::kPolicyCheck;
+    a.path = path;
+    a.comm = "limd";
+    auto v = measurer_ptr->Process(a);
+    if (!v.error.empty()) return Status::IoError(v.error);
+    return v.measure_rule;
+  };
+  recorder.record_text = [&](std::string_view bytes) { return list_ptr->AppendBuffer("lim-policy-update", bytes); };
+  recorder.install = [&](const ima::PolicyMatcher* m) { measurer_ptr->SetMatcher(m); };
+  daemon::LivePolicy live_policy(*policy, !policy_file.empty(), recorder);
 
   std::unique_ptr<tpm::Tpm> tpm;
   if (no_tpm) {
@@ -148,7 +172,9 @@ int main(int argc, char** argv) {
   mc.template_name = template_name;
   mc.hash = *algo;
   mc.pcr = pcr;
-  daemon::Measurer measurer(mc, &matcher, list->get(), env, [&](const std::string& line) { log(line); });
+  daemon::Measurer measurer(mc, live_policy.matcher(), list->get(), env, [&](const std::string& line) { log(line); });
+  measurer_ptr = &measurer;
+  list_ptr = list->get();
 
   // limd's own binary and the policy, before any mark exists (opening files is safe now).
   auto measure_path = [&](const std::string& path, ima::ImaHook func, uint32_t mask) {
@@ -174,6 +200,34 @@ int main(int argc, char** argv) {
     // A built-in policy has no file: record the rules in force as text (docs/limd.md).
     s = (*list)->AppendBuffer("lim-policy-update", ima::ShowPolicy(*policy));
     if (!s.ok()) return Fail(s);
+  }
+
+  // The securityfs view, before the marks: limd never marks it (it is not a --watch mount,
+  // and a --watch on it is refused below), and its threads read only limd's own state.
+  std::unique_ptr<daemon::SecurityfsView> view;
+  if (securityfs != "none") {
+    daemon::ViewOptions vo;
+    vo.dir = securityfs;
+    const char* kKernelBootLog = "/sys/kernel/security/tpm0/binary_bios_measurements";
+    if (boot_log.empty() && ::access(kKernelBootLog, R_OK) == 0) boot_log = kKernelBootLog;
+    if (boot_log != "none") vo.boot_log = boot_log;
+    std::string note;
+    auto started = daemon::SecurityfsView::Start(vo, list->get(), &live_policy, &note);
+    if (!note.empty()) log(note);
+    if (started.ok()) {
+      view = std::move(started).value();
+      log("securityfs view at " + securityfs);
+    } else if (sfs->count() > 0) {
+      return Fail(started.status());
+    } else {
+      log("no securityfs view: " + started.status().message());  // the default is best effort
+    }
+  }
+  for (const auto& w : watch) {
+    struct stat st;
+    if (view && ::stat(w.c_str(), &st) == 0 && st.st_dev == view->device()) {
+      return Fail(Status::InvalidArgument("--watch " + w + ": that is limd's own securityfs view"));
+    }
   }
 
   // What already runs from the watched filesystems, before the marks (threat model).
@@ -281,6 +335,7 @@ int main(int argc, char** argv) {
   uint64_t perm_events = (*d)->stats().perm_events.load();
   d->reset();  // answers everything still queued, then closes the group
   ::unlink((state + "/limd.ready").c_str());
+  if (view) view->Stop();  // fuse_session_unmount
   log("stopped: " + std::to_string(perm_events) + " permission events");
   if (!s.ok()) return Fail(s);
   return 0;

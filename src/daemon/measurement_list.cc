@@ -130,6 +130,7 @@ Result<std::unique_ptr<MeasurementList>> MeasurementList::Open(const ListConfig&
       LIM_RETURN_IF_ERROR(l->Recover());
     }
   }
+  l->visible_bytes_.store(l->list_size_);
   return l;
 }
 
@@ -431,6 +432,7 @@ Result<bool> MeasurementList::AppendLocked(const ima::Record& r) {
   }
   entries_++;
   if (r.violation) violations_++;
+  visible_bytes_.store(list_size_);
   if (key) dups_.insert(*key);
   return true;
 }

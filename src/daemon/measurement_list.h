@@ -81,6 +81,9 @@ class MeasurementList {
   const ListConfig& config() const { return config_; }
   std::string list_path() const { return config_.state_dir + "/" + kListName; }
   uint64_t entries() const { return entries_.load(); }
+  // Bytes of the list file that hold whole records already extended into the TPM: a reader
+  // that stops there never sees a torn record (the securityfs view snapshots it at open).
+  uint64_t visible_bytes() const { return visible_bytes_.load(); }
   uint64_t violations() const { return violations_.load(); }
   uint64_t duplicates() const { return duplicates_.load(); }
   uint64_t write_failures() const { return write_failures_.load(); }
@@ -123,6 +126,7 @@ class MeasurementList {
   std::mutex mu_;
   std::unordered_set<DupKey, DupHash> dups_;
   std::atomic<uint64_t> entries_{0}, violations_{0}, duplicates_{0}, write_failures_{0};
+  std::atomic<uint64_t> visible_bytes_{0};
 };
 
 // The d-ng/n-ng based records for a file measurement of the given template (ima-ng, ima-sig,

@@ -195,12 +195,13 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   pa.fsmagic = facts.fsmagic;
   pa.fsuuid = facts.fsuuid;
   pa.fsname = a.fsname;
-  ima::PolicyDecision d = matcher_->Decide(pa, ima::action::kMeasure);
+  const ima::PolicyMatcher* matcher = matcher_.load(std::memory_order_acquire);  // one policy per access
+  ima::PolicyDecision d = matcher->Decide(pa, ima::action::kMeasure);
   bool must_measure = d.of(ima::ActionClass::kMeasure).yes;
   v.measure_rule = must_measure;
   bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
                           a.func == ima::ImaHook::kMmapCheckReqprot) &&
-                         (matcher_->policy_actions() & ima::action::kMeasure);
+                         (matcher->policy_actions() & ima::action::kMeasure);
   if (!must_measure && !violation_check) return v;
 
   if (violation_check) {

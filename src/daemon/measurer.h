@@ -110,6 +110,10 @@ class Measurer {
   void LastWriterClosed(const InodeKey& key, const FileFacts& now) { ApplyClose(key, {true, OpenCounts::kNoTicket}, now); }
 
   Verdict Process(const Access& access);
+  // Replaces the policy for accesses decided from now on (a policy write to the securityfs
+  // view). The caller keeps every matcher it ever passed alive as long as the Measurer: a
+  // worker may still be deciding with the previous one.
+  void SetMatcher(const ima::PolicyMatcher* matcher) { matcher_.store(matcher, std::memory_order_release); }
   // Gives up a ticket from NoteOpen() without processing (the step did not apply).
   void Skip(const InodeKey& key, uint64_t ticket);
 
@@ -158,7 +162,7 @@ class Measurer {
   void Violation(const Access& a, const char* cause, const FileFacts& f);
 
   MeasurerConfig config_;
-  const ima::PolicyMatcher* matcher_;
+  std::atomic<const ima::PolicyMatcher*> matcher_;
   MeasurementList* list_;
   Env* env_;
   AuditLog audit_;

@@ -1,0 +1,498 @@
+#define FUSE_USE_VERSION 35
+#include "daemon/securityfs_view.h"
+
+#include <fcntl.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <mutex>
+#include <unordered_map>
+
+#include "base/file.h"
+#include "ima/list_format.h"
+#include "ima/list_reader.h"
+#include "ima/list_writer.h"
+#include "ima/replay.h"
+
+namespace lim::daemon {
+
+namespace {
+
+constexpr const char* kAscii = "ascii_runtime_measurements";
+constexpr const char* kBinary = "binary_runtime_measurements";
+constexpr int kFuseThreads = 2;
+
+Status OsError(const std::string& what, const std::string& path) {
+  return Status::IoError(what + " " + path + ": " + std::strerror(errno));
+}
+
+// Walks the records of a SHA1 list; calls f(entry, digest of bank) for each.
+template <typename F>
+Status ForEachEntry(ByteView sha1_list, const HashAlgo& bank, F&& f) {
+  if (sha1_list.empty()) return Status::Ok();
+  ima::ListOptions opts;
+  opts.bank = Sha1Algo();
+  opts.byte_order = kNativeOrder;
+  LIM_ASSIGN_OR_RETURN(auto reader, ima::ListReader::FromBytes(sha1_list, opts, "limd list"));
+  std::optional<ima::BankDigester> other;
+  if (!(bank == Sha1Algo())) {
+    LIM_ASSIGN_OR_RETURN(auto d, ima::BankDigester::Create(bank, Sha1Algo(), ima::ReplayMode::kPerBank));
+    other.emplace(std::move(d));
+  }
+  ima::Entry e;
+  uint8_t digest[64];
+  for (;;) {
+    LIM_ASSIGN_OR_RETURN(bool more, reader->Next(&e));
+    if (!more) return Status::Ok();
+    ByteView d = e.digest;
+    if (other) {
+      // A violation shows zeros in every bank's file (its extend value is 0xFF).
+      if (e.violation) std::fill(digest, digest + bank.size, 0);
+      else other->Compute(e, digest);
+      d = ByteView(digest, bank.size);
+    }
+    LIM_RETURN_IF_ERROR(f(e, d));
+  }
+}
+
+int Errno(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kOk: return 0;
+    case StatusCode::kInvalidArgument:
+    case StatusCode::kCorrupt:
+    case StatusCode::kUnsupported: return EINVAL;
+    case StatusCode::kNotFound: return ENOENT;
+    case StatusCode::kUnavailable: return EBUSY;
+    default: return EIO;
+  }
+}
+
+}  // namespace
+
+std::vector<HashAlgo> ViewBanks(const std::vector<uint16_t>& tpm_banks) {
+  std::vector<HashAlgo> out{Sha1Algo()};
+  for (uint16_t b : tpm_banks) {
+    auto a = HashAlgoByTpmAlg(b);
+    if (!a.ok() || !HashAlgoAvailable(*a)) continue;  // kernel: _tpm_alg_<id> (padded); not served yet
+    bool seen = false;
+    for (const auto& o : out) seen = seen || o == *a;
+    if (!seen) out.push_back(*a);
+  }
+  return out;
+}
+
+Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank) {
+  std::string out;
+  LIM_RETURN_IF_ERROR(ForEachEntry(sha1_list, bank, [&](const ima::Entry& e, ByteView d) {
+    ima::AppendAsciiLine(e, d, &out);
+    return Status::Ok();
+  }));
+  return out;
+}
+
+Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank) {
+  if (bank == Sha1Algo()) return Bytes(sha1_list.begin(), sha1_list.end());
+  Bytes out;
+  ima::ListWriter writer(bank, kNativeOrder);
+  LIM_RETURN_IF_ERROR(ForEachEntry(sha1_list, Sha1Algo(), [&](const ima::Entry& e, ByteView) {
+    return writer.Append(ima::RecordFromEntry(e, kNativeOrder), &out);
+  }));
+  return out;
+}
+
+std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log) {
+  using T = ViewNode::Type;
+  using F = ViewNode::File;
+  std::vector<std::pair<std::string, ViewNode>> t;
+  auto dir = [&](std::string path, std::vector<std::string> children) {
+    ViewNode n;
+    n.type = T::kDir;
+    n.mode = 0755;
+    n.children = std::move(children);
+    t.emplace_back(std::move(path), std::move(n));
+  };
+  auto link = [&](std::string path, std::string target) {
+    ViewNode n;
+    n.type = T::kLink;
+    n.mode = 0777;
+    n.target = std::move(target);
+    t.emplace_back(std::move(path), std::move(n));
+  };
+  auto file = [&](std::string path, F kind, uint32_t mode, HashAlgo bank = {}) {
+    ViewNode n;
+    n.type = T::kFile;
+    n.mode = mode;
+    n.file = kind;
+    n.bank = bank;
+    t.emplace_back(std::move(path), std::move(n));
+  };
+  std::vector<std::string> root{"integrity", "ima"};
+  if (boot_log) root.push_back("tpm0");
+  dir("/", root);
+  link("/ima", "integrity/ima");
+  dir("/integrity", {"ima"});
+  std::vector<std::string> ima{kAscii, kBinary};
+  for (const auto& b : banks) {
+    ima.push_back(std::string(kAscii) + "_" + b.kernel_name);
+    ima.push_back(std::string(kBinary) + "_" + b.kernel_name);
+  }
+  ima.insert(ima.end(), {"runtime_measurements_count", "violations", "policy"});
+  dir("/integrity/ima", ima);
+  const std::string p = "/integrity/ima/";
+  link(p + kAscii, std::string(kAscii) + "_sha1");
+  link(p + kBinary, std::string(kBinary) + "_sha1");
+  for (const auto& b : banks) {
+    file(p + kAscii + "_" + b.kernel_name, F::kAscii, 0440, b);
+    file(p + kBinary + "_" + b.kernel_name, F::kBinary, 0440, b);
+  }
+  file(p + "runtime_measurements_count", F::kCount, 0440);
+  file(p + "violations", F::kViolations, 0440);
+  file(p + "policy", F::kPolicy, 0600);
+  if (boot_log) {
+    dir("/tpm0", {"binary_bios_measurements"});
+    file("/tpm0/binary_bios_measurements", F::kBootLog, 0440);
+  }
+  return t;
+}
+
+Status PrepareMountPoint(const std::string& dir, std::string* note) {
+  struct statfs sfs;
+  if (::statfs(dir.c_str(), &sfs) != 0) {
+    if (errno == ENOTCONN) {
+      // A FUSE mount whose server is gone (a crashed limd): detach it.
+      if (::umount2(dir.c_str(), MNT_DETACH) != 0) return OsError("unmount stale view", dir);
+      if (note) *note = "unmounted a stale view at " + dir;
+    } else if (errno != ENOENT) {
+      return OsError("statfs", dir);
+    }
+  } else if (static_cast<uint64_t>(sfs.f_type) == kFuseSuperMagic) {
+    struct stat st, parent;
+    if (::stat(dir.c_str(), &st) == 0 && ::stat((dir + "/..").c_str(), &parent) == 0 && st.st_dev != parent.st_dev) {
+      return Status::Unavailable(dir + " is already a FUSE mount (another limd's view?)");
+    }
+  }
+  // mkdir -p
+  for (size_t at = 1; at <= dir.size(); ++at) {
+    if (at != dir.size() && dir[at] != '/') continue;
+    std::string part = dir.substr(0, at);
+    if (::mkdir(part.c_str(), 0755) != 0 && errno != EEXIST) return OsError("mkdir", part);
+  }
+  return Status::Ok();
+}
+
+// ---- FUSE side ----
+
+struct SecurityfsView::Impl {
+  MeasurementList* list = nullptr;
+  LivePolicy* policy = nullptr;
+  int list_fd = -1;
+  Bytes boot_log;
+  std::unordered_map<std::string, ViewNode> tree;
+  struct timespec started {};
+
+  ~Impl() {
+    if (list_fd >= 0) ::close(list_fd);
+  }
+
+  // The visible part of the store: whole records, already in the TPM.
+  Result<Bytes> Snapshot(uint64_t limit) const {
+    Bytes b(limit);
+    size_t got = 0;
+    while (got < limit) {
+      ssize_t n = ::pread(list_fd, b.data() + got, limit - got, static_cast<off_t>(got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Status::IoError("read limd's list");
+      got += static_cast<size_t>(n);
+    }
+    return b;
+  }
+};
+
+namespace {
+
+// One open file of the view.
+struct Handle {
+  ViewNode::File file = ViewNode::File::kNone;
+  std::string content;     // rendered at open (everything but the sha1 binary list)
+  uint64_t limit = 0;      // binary sha1: the store's bytes served, [0, limit)
+  bool from_store = false;
+  std::mutex mu;           // writes of one open file arrive on any FUSE thread
+  std::unique_ptr<PolicyWriter> writer;
+};
+
+SecurityfsView::Impl* Self() { return static_cast<SecurityfsView::Impl*>(fuse_get_context()->private_data); }
+Handle* H(struct fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
+
+const ViewNode* Find(const char* path) {
+  auto& tree = Self()->tree;
+  auto it = tree.find(path);
+  return it == tree.end() ? nullptr : &it->second;
+}
+
+void* OpInit(struct fuse_conn_info*, struct fuse_config* cfg) {
+  cfg->direct_io = 1;  // sizes are unknown (securityfs): every read reaches limd
+  cfg->kernel_cache = 0;
+  cfg->entry_timeout = 60;
+  cfg->attr_timeout = 1;
+  return fuse_get_context()->private_data;
+}
+
+int OpGetattr(const char* path, struct stat* st, struct fuse_file_info*) {
+  const ViewNode* n = Find(path);
+  if (!n) return -ENOENT;
+  std::memset(st, 0, sizeof *st);
+  switch (n->type) {
+    case ViewNode::Type::kDir:
+      st->st_mode = S_IFDIR | n->mode;
+      st->st_nlink = 2;
+      break;
+    case ViewNode::Type::kLink:
+      st->st_mode = S_IFLNK | n->mode;
+      st->st_nlink = 1;
+      st->st_size = static_cast<off_t>(n->target.size());
+      break;
+    case ViewNode::Type::kFile:
+      st->st_mode = S_IFREG | n->mode;
+      st->st_nlink = 1;
+      st->st_size = 0;  // as securityfs: the size is not known in advance
+      break;
+  }
+  st->st_atim = st->st_mtim = st->st_ctim = Self()->started;
+  return 0;
+}
+
+int OpReadlink(const char* path, char* buf, size_t size) {
+  const ViewNode* n = Find(path);
+  if (!n) return -ENOENT;
+  if (n->type != ViewNode::Type::kLink) return -EINVAL;
+  if (size == 0) return -EINVAL;
+  size_t len = std::min(size - 1, n->target.size());
+  std::memcpy(buf, n->target.data(), len);
+  buf[len] = 0;
+  return 0;
+}
+
+int OpReaddir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, struct fuse_file_info*,
+              enum fuse_readdir_flags) {
+  const ViewNode* n = Find(path);
+  if (!n) return -ENOENT;
+  if (n->type != ViewNode::Type::kDir) return -ENOTDIR;
+  fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  for (const auto& c : n->children) fill(buf, c.c_str(), nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  return 0;
+}
+
+int OpOpen(const char* path, struct fuse_file_info* fi) {
+  if (fuse_get_context()->uid != 0) return -EACCES;  // root only, whatever the mount options
+  const ViewNode* n = Find(path);
+  if (!n) return -ENOENT;
+  if (n->type != ViewNode::Type::kFile) return -EISDIR;
+  auto* self = Self();
+  int acc = fi->flags & O_ACCMODE;
+  auto h = std::make_unique<Handle>();
+  h->file = n->file;
+  using F = ViewNode::File;
+  if (n->file == F::kPolicy) {
+    if (acc != O_RDONLY) {
+      auto w = self->policy->OpenWriter();
+      if (!w.ok()) return -Errno(w.status());  // EBUSY: one writer at a time
+      h->writer = std::move(w).value();
+    } else {
+      h->content = self->policy->Show();
+    }
+  } else {
+    if (acc != O_RDONLY) return -EACCES;
+    switch (n->file) {
+      case F::kCount:
+        h->content = std::to_string(self->list->entries()) + "\n";
+        break;
+      case F::kViolations:
+        h->content = std::to_string(self->list->violations()) + "\n";
+        break;
+      case F::kBootLog:
+        h->content.assign(self->boot_log.begin(), self->boot_log.end());
+        break;
+      case F::kBinary:
+        if (n->bank == Sha1Algo()) {
+          h->from_store = true;
+          h->limit = self->list->visible_bytes();
+          break;
+        }
+        [[fallthrough]];
+      case F::kAscii: {
+        auto snap = self->Snapshot(self->list->visible_bytes());
+        if (!snap.ok()) return -EIO;
+        if (n->file == F::kAscii) {
+          auto text = RenderAsciiList(*snap, n->bank);
+          if (!text.ok()) return -EIO;
+          h->content = std::move(text).value();
+        } else {
+          auto bin = RenderBinaryList(*snap, n->bank);
+          if (!bin.ok()) return -EIO;
+          h->content.assign(bin->begin(), bin->end());
+        }
+        break;
+      }
+      default:
+        return -EINVAL;
+    }
+  }
+  fi->direct_io = 1;
+  fi->keep_cache = 0;
+  fi->fh = reinterpret_cast<uint64_t>(h.release());
+  return 0;
+}
+
+int OpRead(const char*, char* buf, size_t size, off_t off, struct fuse_file_info* fi) {
+  Handle* h = H(fi);
+  if (!h || off < 0) return -EINVAL;
+  uint64_t o = static_cast<uint64_t>(off);
+  if (h->from_store) {
+    if (o >= h->limit) return 0;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(size, h->limit - o));
+    ssize_t n = ::pread(Self()->list_fd, buf, want, off);
+    return n < 0 ? -errno : static_cast<int>(n);
+  }
+  if (h->writer) return -EBADF;
+  if (o >= h->content.size()) return 0;
+  size_t n = std::min<size_t>(size, h->content.size() - o);
+  std::memcpy(buf, h->content.data() + o, n);
+  return static_cast<int>(n);
+}
+
+int OpWrite(const char*, const char* buf, size_t size, off_t, struct fuse_file_info* fi) {
+  Handle* h = H(fi);
+  if (!h || !h->writer) return -EBADF;
+  std::lock_guard<std::mutex> lk(h->mu);
+  Status s = h->writer->Write(std::string_view(buf, size));
+  if (!s.ok()) return -Errno(s);
+  return static_cast<int>(size);
+}
+
+int OpFlush(const char*, struct fuse_file_info* fi) {
+  Handle* h = H(fi);
+  if (!h || !h->writer) return 0;
+  std::lock_guard<std::mutex> lk(h->mu);
+  return -Errno(h->writer->Flush());  // the batch is live when close() returns
+}
+
+int OpRelease(const char*, struct fuse_file_info* fi) {
+  delete H(fi);
+  fi->fh = 0;
+  return 0;
+}
+
+// O_TRUNC and truncate(2) of policy: accepted and ignored (the kernel's policy file has no
+// content to cut); the lists cannot be truncated.
+int OpTruncate(const char* path, off_t, struct fuse_file_info*) {
+  const ViewNode* n = Find(path);
+  if (!n) return -ENOENT;
+  return n->file == ViewNode::File::kPolicy ? 0 : -EACCES;
+}
+
+void Serve(struct fuse_session* se, int stop_fd) {
+  struct fuse_buf buf {};
+  while (!fuse_session_exited(se)) {
+    struct pollfd p[2] = {{fuse_session_fd(se), POLLIN, 0}, {stop_fd, POLLIN, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (p[1].revents) break;
+    int res = fuse_session_receive_buf(se, &buf);
+    if (res == -EINTR || res == -EAGAIN || res == -ENOENT) continue;
+    if (res <= 0) break;  // 0: unmounted (ENODEV)
+    fuse_session_process_buf(se, &buf);
+  }
+  std::free(buf.mem);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions& options, MeasurementList* list,
+                                                              LivePolicy* policy, std::string* note) {
+  std::unique_ptr<SecurityfsView> v(new SecurityfsView());
+  v->options_ = options;
+  LIM_RETURN_IF_ERROR(PrepareMountPoint(options.dir, note));
+  auto impl = std::make_unique<Impl>();
+  impl->list = list;
+  impl->policy = policy;
+  ::clock_gettime(CLOCK_REALTIME, &impl->started);
+  // Opened once, now: serving never opens a file.
+  impl->list_fd = ::open(list->list_path().c_str(), O_RDONLY | O_CLOEXEC);
+  if (impl->list_fd < 0) return OsError("open", list->list_path());
+  if (!options.boot_log.empty()) {
+    LIM_ASSIGN_OR_RETURN(impl->boot_log, ReadFileBytes(options.boot_log));
+  }
+  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), !options.boot_log.empty())) {
+    impl->tree.emplace(path, std::move(node));
+  }
+  v->impl_ = std::move(impl);
+
+  static const struct fuse_operations ops = [] {
+    struct fuse_operations o {};
+    o.init = OpInit;
+    o.getattr = OpGetattr;
+    o.readlink = OpReadlink;
+    o.readdir = OpReaddir;
+    o.open = OpOpen;
+    o.read = OpRead;
+    o.write = OpWrite;
+    o.flush = OpFlush;
+    o.release = OpRelease;
+    o.truncate = OpTruncate;
+    return o;
+  }();
+  // No allow_other: only root (the mounting uid) gets in; default_permissions makes the
+  // kernel check the modes, as on securityfs.
+  const char* argv[] = {"limd", "-o", "default_permissions,fsname=lim,subtype=lim-securityfs"};
+  struct fuse_args args = FUSE_ARGS_INIT(3, const_cast<char**>(argv));
+  v->fuse_ = fuse_new(&args, &ops, sizeof ops, v->impl_.get());
+  fuse_opt_free_args(&args);
+  if (!v->fuse_) return Status::Unavailable("fuse_new failed (libfuse3)");
+  if (fuse_mount(v->fuse_, options.dir.c_str()) != 0) {
+    return Status::Unavailable("cannot mount the securityfs view at " + options.dir + " (needs root and /dev/fuse)");
+  }
+  v->mounted_ = true;
+  struct fuse_session* se = fuse_get_session(v->fuse_);
+  int fd = fuse_session_fd(se);
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);  // threads poll; Stop() wakes them
+  v->stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+  if (v->stop_fd_ < 0) return OsError("eventfd", "");
+  for (int i = 0; i < kFuseThreads; ++i) v->threads_.emplace_back(Serve, se, v->stop_fd_);
+  struct stat st;
+  if (::stat(options.dir.c_str(), &st) == 0) v->dev_ = st.st_dev;
+  return v;
+}
+
+void SecurityfsView::Stop() {
+  if (!fuse_) return;
+  // Unmount while the threads still answer, then stop them; destroying the session closes
+  // /dev/fuse, which fails any request still pending.
+  if (mounted_) fuse_unmount(fuse_);
+  mounted_ = false;
+  if (stop_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!::write(stop_fd_, &one, sizeof one);
+  }
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  fuse_destroy(fuse_);
+  fuse_ = nullptr;
+  if (stop_fd_ >= 0) ::close(stop_fd_);
+  stop_fd_ = -1;
+}
+
+SecurityfsView::~SecurityfsView() { Stop(); }
+
+}  // namespace lim::daemon

@@ -1,0 +1,103 @@
+// SecurityfsView: the kernel's IMA securityfs files (kernel-ima.md §2.4, §5), served by
+// limd over FUSE (libfuse3) at `--securityfs DIR` so tools that read
+// /sys/kernel/security/ima/… work unchanged on a kernel without IMA (docs/securityfs.md).
+//
+//   DIR/ima -> integrity/ima
+//   DIR/integrity/ima/{ascii,binary}_runtime_measurements -> …_sha1
+//   DIR/integrity/ima/{ascii,binary}_runtime_measurements_<bank>   (sha1 + every TPM bank)
+//   DIR/integrity/ima/{runtime_measurements_count,violations,policy}
+//   DIR/tpm0/binary_bios_measurements                               (with a boot log)
+//
+// Every open takes a snapshot of the list's visible length (whole records already in the
+// TPM), so a read never shows a torn record while limd appends; sizes are unknown (st_size
+// 0, direct_io) as on securityfs; modes are the kernel's and only root gets in (no
+// allow_other, default_permissions, and a uid check). The binary sha1 file is the store's
+// bytes; the other banks and the ASCII files are rendered at open, per bank as the kernel
+// does (zeros for violations). `policy` reads LivePolicy::Show() and writes through a
+// PolicyWriter, committed on the first flush after a write.
+//
+// The FUSE threads never touch a watched filesystem while serving: they read the list
+// through an fd opened at start and limd's counters. (Loading a policy *file* opens that
+// file from a limd thread, which limd's fanotify reader answers at once.)
+//
+// Threading: Start() runs two FUSE threads; Stop() (or the destructor) ends them and
+// unmounts. The MeasurementList and LivePolicy must outlive the view.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+#include "crypto/hash_algo.h"
+#include "daemon/live_policy.h"
+#include "daemon/measurement_list.h"
+
+struct fuse;
+
+namespace lim::daemon {
+
+// statfs f_type of a FUSE filesystem (the view's, as seen by fanotify's fsmagic).
+inline constexpr uint64_t kFuseSuperMagic = 0x65735546;
+
+// The list files the view serves: sha1 first (always), then each allocated TPM bank whose
+// digest this process can compute, without duplicates.
+std::vector<HashAlgo> ViewBanks(const std::vector<uint16_t>& tpm_banks);
+
+// The kernel's ascii_runtime_measurements_<bank> / binary_runtime_measurements_<bank> for
+// the records of a SHA1 binary list (limd's store): template digests in the bank's hash,
+// zeros for violations.
+Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank);
+Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank);
+
+// One entry of the view's tree.
+struct ViewNode {
+  enum class Type { kDir, kLink, kFile };
+  enum class File { kNone, kAscii, kBinary, kCount, kViolations, kPolicy, kBootLog };
+  Type type = Type::kDir;
+  uint32_t mode = 0;        // permission bits
+  std::string target;       // kLink
+  File file = File::kNone;  // kFile
+  HashAlgo bank{};          // kAscii / kBinary
+  std::vector<std::string> children;  // kDir, in listing order
+};
+
+// The tree for these banks, keyed by path from the view's root ("/", "/integrity/ima/…").
+std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log);
+
+// Makes dir usable as the mount point: creates it (and parents), and lazily unmounts a
+// stale FUSE mount a crashed limd left (stat fails with ENOTCONN). A live FUSE mount there
+// (another limd's view) is refused.
+Status PrepareMountPoint(const std::string& dir, std::string* note);
+
+struct ViewOptions {
+  std::string dir;
+  std::string boot_log;  // TCG event log served as tpm0/binary_bios_measurements; empty: none
+};
+
+class SecurityfsView {
+ public:
+  static Result<std::unique_ptr<SecurityfsView>> Start(const ViewOptions& options, MeasurementList* list,
+                                                       LivePolicy* policy, std::string* note);
+  ~SecurityfsView();
+  // Ends the FUSE threads and unmounts (fuse_session_unmount). Idempotent.
+  void Stop();
+  const std::string& dir() const { return options_.dir; }
+  dev_t device() const { return dev_; }
+
+  struct Impl;  // the FUSE callbacks' state (securityfs_view.cc)
+
+ private:
+  SecurityfsView() = default;
+  ViewOptions options_;
+  std::unique_ptr<Impl> impl_;
+  struct fuse* fuse_ = nullptr;
+  int stop_fd_ = -1;
+  dev_t dev_ = 0;
+  bool mounted_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace lim::daemon

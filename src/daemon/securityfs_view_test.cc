@@ -1,0 +1,243 @@
+// The securityfs view's logic without FUSE or root: the per-bank renderings of limd's SHA1
+// list, the tree, and LivePolicy's write semantics (kernel-ima.md §2.4, §5).
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "base/file.h"
+#include "daemon/live_policy.h"
+#include "daemon/securityfs_view.h"
+#include "ima/list_reader.h"
+#include "ima/list_writer.h"
+#include "tests/testing.h"
+
+namespace lim::daemon {
+namespace {
+
+std::vector<ima::Record> SomeRecords() {
+  Bytes d(32, 0x11);
+  std::vector<ima::Record> r;
+  r.push_back(ima::ImaNgRecord(Sha256Algo(), d, "/usr/bin/true"));
+  r.push_back(ima::ViolationRecord(Sha256Algo(), "/mnt/f"));
+  auto buf = ima::ImaBufRecord(Sha256Algo(), "lim-start", AsBytes(std::string("version=0.1.0;")));
+  EXPECT_TRUE(buf.ok());
+  r.push_back(*buf);
+  r.push_back(ima::ImaNgRecord(Sha256Algo(), d, "/with space", 11));
+  return r;
+}
+
+Bytes Sha1List(const std::vector<ima::Record>& records) {
+  Bytes out;
+  ima::ListWriter w(Sha1Algo());
+  for (const auto& r : records) EXPECT_TRUE(w.Append(r, &out).ok());
+  return out;
+}
+
+TEST(SecurityfsViewTest, BanksAreSha1ThenEachComputableTpmBank) {
+  auto banks = ViewBanks({0x000b, 0x0004, 0x000c, 0x0099});  // sha256, sha1, sha384, unknown
+  ASSERT_EQ(banks.size(), 3u);
+  EXPECT_EQ(std::string(banks[0].kernel_name), "sha1");
+  EXPECT_EQ(std::string(banks[1].kernel_name), "sha256");
+  EXPECT_EQ(std::string(banks[2].kernel_name), "sha384");
+  EXPECT_EQ(ViewBanks({}).size(), 1u);  // no TPM: only the _sha1 pair, as the kernel
+}
+
+TEST(SecurityfsViewTest, AsciiShowsEachBanksTemplateDigestAndZerosForViolations) {
+  auto records = SomeRecords();
+  Bytes list = Sha1List(records);
+  for (const HashAlgo& bank : {Sha1Algo(), Sha256Algo()}) {
+    auto text = RenderAsciiList(list, bank);
+    ASSERT_TRUE(text.ok()) << text.status().message();
+    std::vector<std::string> lines;
+    size_t at = 0;
+    for (size_t nl; (nl = text->find('\n', at)) != std::string::npos; at = nl + 1) lines.push_back(text->substr(at, nl - at));
+    ASSERT_EQ(lines.size(), records.size());
+    for (size_t i = 0; i < records.size(); ++i) {
+      auto digest = ima::TemplateDigestOf(records[i], bank, kNativeOrder);
+      ASSERT_TRUE(digest.ok());
+      std::string pcr = records[i].pcr < 10 ? " " + std::to_string(records[i].pcr) : std::to_string(records[i].pcr);
+      EXPECT_EQ(lines[i].substr(0, 3 + bank.size * 2), pcr + " " + ToHex(*digest)) << bank.kernel_name << " " << i;
+    }
+    EXPECT_EQ(lines[1], "10 " + std::string(bank.size * 2, '0') + " ima-ng sha256:" + std::string(64, '0') + " /mnt/f");
+    EXPECT_EQ(lines[3].substr(lines[3].size() - 11), "/with_space");  // the kernel's '_' for ' '
+  }
+  auto empty = RenderAsciiList({}, Sha256Algo());
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(*empty, "");
+}
+
+TEST(SecurityfsViewTest, BinaryPerBankListsCarryTheBanksDigests) {
+  auto records = SomeRecords();
+  Bytes list = Sha1List(records);
+  auto same = RenderBinaryList(list, Sha1Algo());
+  ASSERT_TRUE(same.ok());
+  EXPECT_EQ(*same, list);  // the sha1 file is the store
+  auto bin = RenderBinaryList(list, Sha256Algo());
+  ASSERT_TRUE(bin.ok());
+  Bytes expected;
+  ima::ListWriter w(Sha256Algo());
+  for (const auto& r : records) ASSERT_TRUE(w.Append(r, &expected).ok());
+  EXPECT_EQ(*bin, expected);
+  ima::ListOptions o;
+  o.bank = Sha256Algo();
+  auto reader = ima::ListReader::FromBytes(*bin, o);
+  ASSERT_TRUE(reader.ok());
+  ima::Entry e;
+  size_t n = 0;
+  while (*(*reader)->Next(&e)) n++;
+  EXPECT_EQ(n, records.size());
+}
+
+TEST(SecurityfsViewTest, TreeHasTheKernelsNamesModesAndLinks) {
+  auto tree = BuildViewTree(ViewBanks({0x000b}), true);
+  std::map<std::string, ViewNode> t(tree.begin(), tree.end());
+  ASSERT_TRUE(t.count("/ima"));
+  EXPECT_EQ(t["/ima"].type, ViewNode::Type::kLink);
+  EXPECT_EQ(t["/ima"].target, "integrity/ima");
+  EXPECT_EQ(t["/integrity/ima/binary_runtime_measurements"].target, "binary_runtime_measurements_sha1");
+  EXPECT_EQ(t["/integrity/ima/ascii_runtime_measurements"].target, "ascii_runtime_measurements_sha1");
+  EXPECT_EQ(t["/integrity/ima/ascii_runtime_measurements_sha256"].mode, 0440u);
+  EXPECT_EQ(t["/integrity/ima/binary_runtime_measurements_sha256"].file, ViewNode::File::kBinary);
+  EXPECT_EQ(t["/integrity/ima/runtime_measurements_count"].mode, 0440u);
+  EXPECT_EQ(t["/integrity/ima/violations"].mode, 0440u);
+  EXPECT_EQ(t["/integrity/ima/policy"].mode, 0600u);
+  EXPECT_EQ(t["/tpm0/binary_bios_measurements"].file, ViewNode::File::kBootLog);
+  // Every child a directory lists exists, and every node but / is listed by its parent.
+  for (const auto& [path, node] : t) {
+    for (const auto& c : node.children) EXPECT_TRUE(t.count((path == "/" ? "" : path) + "/" + c)) << path << "/" << c;
+    if (path == "/") continue;
+    std::string parent = path.substr(0, path.rfind('/'));
+    const auto& siblings = t[parent.empty() ? "/" : parent].children;
+    EXPECT_NE(std::find(siblings.begin(), siblings.end(), path.substr(path.rfind('/') + 1)), siblings.end()) << path;
+  }
+  auto without = BuildViewTree(ViewBanks({}), false);
+  for (const auto& [path, node] : without) EXPECT_EQ(path.find("tpm0"), std::string::npos);
+}
+
+// LivePolicy with a recorder that remembers what limd would append.
+struct Recorded {
+  std::vector<std::string> texts;
+  std::vector<std::string> files;
+  int installs = 0;
+  bool policy_check_rule = false;
+};
+
+PolicyRecorder Recorder(Recorded* r) {
+  PolicyRecorder rec;
+  rec.measure_file = [r](int, const std::string& path) -> Result<bool> {
+    if (r->policy_check_rule) r->files.push_back(path);
+    return r->policy_check_rule;
+  };
+  rec.record_text = [r](std::string_view b) {
+    r->texts.emplace_back(b);
+    return Status::Ok();
+  };
+  rec.install = [r](const ima::PolicyMatcher*) { r->installs++; };
+  return rec;
+}
+
+ima::Policy Builtin() {
+  auto p = ima::ParsePolicy("dont_measure fsmagic=0x1021994\nmeasure func=BPRM_CHECK\n", "builtin:test");
+  EXPECT_TRUE(p.ok());
+  return *p;
+}
+
+TEST(LivePolicyTest, FirstWriteReplacesLaterWritesAppendLiveAtFlush) {
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  const ima::PolicyMatcher* before = live.matcher();
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write("measure func=FILE_").ok());  // a line split across writes
+  ASSERT_TRUE((*w)->Write("CHECK mask=MAY_READ\n").ok());
+  EXPECT_EQ(live.matcher(), before);  // nothing before the flush
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_NE(live.matcher(), before);
+  EXPECT_EQ(live.Show(), "measure func=FILE_CHECK mask=MAY_READ \n");
+  ASSERT_EQ(rec.texts.size(), 1u);
+  EXPECT_EQ(rec.texts[0], "measure func=FILE_CHECK mask=MAY_READ\n");
+  EXPECT_EQ(rec.installs, 1);
+  ASSERT_TRUE((*w)->Flush().ok());  // a second flush without a write commits nothing
+  EXPECT_EQ(live.loads(), 1u);
+  w->reset();
+  auto w2 = live.OpenWriter();
+  ASSERT_TRUE(w2.ok());
+  ASSERT_TRUE((*w2)->Write("# comment\ndont_measure fowner=7\n").ok());
+  ASSERT_TRUE((*w2)->Flush().ok());
+  EXPECT_EQ(live.Show(), "measure func=FILE_CHECK mask=MAY_READ \ndont_measure fowner=7 \n");
+  EXPECT_EQ(live.matcher()->size(), 2u);
+  EXPECT_EQ(rec.texts.back(), "# comment\ndont_measure fowner=7\n");  // the exact bytes
+}
+
+TEST(LivePolicyTest, PolicyFromTheCommandLineCountsAsTheFirst) {
+  Recorded rec;
+  LivePolicy live(Builtin(), true, Recorder(&rec));
+  ASSERT_TRUE(live.Load("measure func=FILE_CHECK\n").ok());
+  EXPECT_EQ(live.matcher()->size(), 3u);  // appended
+}
+
+TEST(LivePolicyTest, BadRuleFailsItsWriteAndDiscardsTheBatch) {
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  std::string shown = live.Show();
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write("measure func=FILE_CHECK\n").ok());
+  Status bad = (*w)->Write("measure func=NOPE\n");
+  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE((*w)->Write("measure func=BPRM_CHECK\n").ok());  // the batch stays failed
+  EXPECT_FALSE((*w)->Flush().ok());
+  EXPECT_EQ(live.Show(), shown);
+  EXPECT_TRUE(rec.texts.empty());
+  EXPECT_EQ(rec.installs, 0);
+  // A bad rule on an unterminated last line is caught at the flush.
+  w->reset();
+  auto w2 = live.OpenWriter();
+  ASSERT_TRUE(w2.ok());
+  ASSERT_TRUE((*w2)->Write("measure func=NOPE").ok());
+  EXPECT_EQ((*w2)->Flush().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(live.Show(), shown);
+  EXPECT_EQ(live.Load("# only a comment\n").code(), StatusCode::kInvalidArgument);
+}
+
+TEST(LivePolicyTest, OneWriterAtATime) {
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  auto second = live.OpenWriter();
+  EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);  // EBUSY
+  w->reset();
+  EXPECT_TRUE(live.OpenWriter().ok());
+}
+
+TEST(LivePolicyTest, PathLoadsTheFileRecordedAsPolicyCheckOrText) {
+  std::string dir = lim::testing::MakeTempDir();
+  std::string file = dir + "/p";
+  std::string body = "measure func=MMAP_CHECK mask=MAY_EXEC\n";
+  ASSERT_TRUE(WriteFileBytes(file, AsBytes(body)).ok());
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  // No POLICY_CHECK rule: the file's bytes are recorded as lim-policy-update.
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Write(file + "\n").ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_EQ(live.Show(), "measure func=MMAP_CHECK mask=MAY_EXEC \n");
+  ASSERT_EQ(rec.texts.size(), 1u);
+  EXPECT_EQ(rec.texts[0], body);
+  // A rule asks: measured as POLICY_CHECK, no text entry.
+  rec.policy_check_rule = true;
+  ASSERT_TRUE(live.Load(file).ok());
+  EXPECT_EQ(rec.files, std::vector<std::string>{file});
+  EXPECT_EQ(rec.texts.size(), 1u);
+  // A missing file fails the write that names it; nothing loads.
+  w->reset();
+  auto w2 = live.OpenWriter();
+  ASSERT_TRUE(w2.ok());
+  EXPECT_EQ((*w2)->Write(dir + "/missing\n").code(), StatusCode::kNotFound);
+  EXPECT_EQ(live.loads(), 2u);
+}
+
+}  // namespace
+}  // namespace lim::daemon

@@ -306,6 +306,18 @@ TEST_F(SecurityfsRoot, EvmctlVerifiesTheViewsBinaryList) {
   }
 }
 
+TEST_F(SecurityfsRoot, NamespaceScriptShowsTheViewAtSysKernelSecurity) {
+  Start();
+  std::string script = std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/src/")) + "/scripts/securityfs-ns.sh";
+  std::string outside = RunCommand("ls -A /sys/kernel/security").out;
+  auto r = RunCommand("timeout 20 " + script + " --view " + view_ +
+                      " -- sh -c 'cat /sys/kernel/security/ima/runtime_measurements_count; "
+                      "readlink /sys/kernel/security/ima/binary_runtime_measurements'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, Read(Ima("runtime_measurements_count")) + "binary_runtime_measurements_sha1\n");
+  EXPECT_EQ(RunCommand("ls -A /sys/kernel/security").out, outside);  // private namespace only
+}
+
 TEST_F(SecurityfsRoot, UnmountsOnExitRecoversStaleMountAndRefusesASecondView) {
   Start();
   ASSERT_TRUE(IsFuseMount(view_));

@@ -477,16 +477,17 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
 
 void SecurityfsView::Stop() {
   if (!fuse_) return;
-  // Unmount while the threads still answer, then stop them; destroying the session closes
-  // /dev/fuse, which fails any request still pending.
-  if (mounted_) fuse_unmount(fuse_);
-  mounted_ = false;
+  // Stop the threads first: unmounting closes /dev/fuse (fuse_kern_unmount), whose fd
+  // number must not be polled afterwards. Closing it aborts the connection, so a request
+  // that arrived in between fails (ENOTCONN) instead of waiting.
   if (stop_fd_ >= 0) {
     uint64_t one = 1;
     (void)!::write(stop_fd_, &one, sizeof one);
   }
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (mounted_) fuse_unmount(fuse_);
+  mounted_ = false;
   fuse_destroy(fuse_);
   fuse_ = nullptr;
   if (stop_fd_ >= 0) ::close(stop_fd_);

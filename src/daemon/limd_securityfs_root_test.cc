@@ -18,6 +18,7 @@
 
 #include "base/file.h"
 #include "crypto/pcr_set.h"
+#include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "daemon/securityfs_view.h"
 #include "tests/testing.h"
@@ -29,12 +30,9 @@ using lim::testing::RunCommand;
 using lim::testing::ShellQuote;
 
 std::string Unavailable() {
-  if (geteuid() != 0) return "needs root (fanotify permission events, FUSE mount)";
-  int fd = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY);
-  if (fd < 0) return std::string("fanotify_init(FAN_CLASS_CONTENT) fails: ") + strerror(errno);
-  ::close(fd);
-  if (::access("/dev/fuse", R_OK | W_OK) != 0) return "no /dev/fuse";
-  return "";
+  std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  if (why.empty() && ::access("/dev/fuse", R_OK | W_OK) != 0) why = "no /dev/fuse";
+  return why;
 }
 
 bool IsFuseMount(const std::string& dir) {
@@ -59,44 +57,16 @@ class SecurityfsRoot : public ::testing::Test {
     if (IsFuseMount(view_)) ::umount2(view_.c_str(), MNT_DETACH);
   }
   void Start(const std::string& extra = "") {
-    ::unlink((state_ + "/limd.ready").c_str());
-    std::string cmd = "exec timeout -k 2 30 " + std::string(LIMD_BIN) + " --no-tpm --state " + ShellQuote(state_) +
+    std::string cmd = std::string(LIMD_BIN) + " --no-tpm --state " + ShellQuote(state_) +
                       " --watch " + ShellQuote(mnt_) + " --securityfs " + ShellQuote(view_) +
                       " --boot-log none --log-file " + ShellQuote(state_ + "/log") + " " + extra + " 2>>" +
                       ShellQuote(state_ + "/stderr");
-    wrapper_ = fork();
-    if (wrapper_ == 0) {
-      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 200; ++i) {
-      auto ready = ReadFileText(state_ + "/limd.ready");
-      if (ready.ok() && !ready->empty()) {
-        limd_ = std::atoi(ready->c_str());
-        return;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
+    auto exited = limd_.Start(cmd, state_);
+    if (!exited) return;
     auto err = ReadFileText(state_ + "/stderr");
-    FAIL() << "limd did not become ready: " << (err.ok() ? *err : "");
+    FAIL() << "limd did not become ready (" << *exited << "): " << (err.ok() ? *err : "");
   }
-  void Stop(int sig = SIGTERM) {
-    if (limd_ > 0) {
-      ::kill(limd_, sig);  // limd's own pid, never the timeout wrapper's
-      for (int i = 0; i < 150 && ::kill(limd_, 0) == 0; ++i) {
-        int st;
-        waitpid(wrapper_, &st, WNOHANG);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-      if (::kill(limd_, 0) == 0) ::kill(limd_, SIGKILL);
-      limd_ = -1;
-    }
-    if (wrapper_ > 0) {
-      int st;
-      waitpid(wrapper_, &st, 0);
-      wrapper_ = -1;
-    }
-  }
+  void Stop(int sig = SIGTERM) { limd_.Stop(sig); }
   std::string Ima(const std::string& name) { return view_ + "/ima/" + name; }
   std::string Read(const std::string& path) {
     auto b = ReadFileText(path);
@@ -124,7 +94,7 @@ class SecurityfsRoot : public ::testing::Test {
 
   std::string mnt_, state_, view_;
   bool mounted_ = false;
-  pid_t wrapper_ = -1, limd_ = -1;
+  testing::LimdChild limd_;
 };
 
 constexpr const char* kReadPolicy = "measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n";

@@ -22,7 +22,7 @@ mount -t tmpfs -o size=600m limdbenchA "$A"
 mount -t tmpfs -o size=600m limdbenchB "$B"
 for d in "$A" "$B"; do cp /bin/true "$d/true"; head -c 64M /dev/urandom > "$d/big"; done
 printf 'measure func=BPRM_CHECK mask=MAY_EXEC\nmeasure func=FILE_CHECK mask=MAY_READ uid=0\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n' > "$S/policy"
-timeout -k 2 60 "$limd" --no-tpm --foreground --policy "$S/policy" --state "$S" --watch "$A" --log-file "$S/log" &
+timeout -k 2 60 "$limd" --no-tpm --foreground --securityfs none --policy "$S/policy" --state "$S" --watch "$A" --log-file "$S/log" &
 for _ in $(seq 100); do [ -s "$S/limd.ready" ] && break; sleep 0.05; done
 pid=$(cat "$S/limd.ready")
 echo "limd pid $pid watching $A; bare tmpfs $B"

@@ -65,7 +65,8 @@ class LimdPreContent : public ::testing::Test {
   // Watches both mounts, or only `watch` when given.
   void StartLimd(const std::string& policy, const std::string& watch = "") {
     ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(policy)).ok());
-    auto rc = limd_.Start(std::string(LIMD_BIN) + " --foreground --no-tpm --state " + ShellQuote(state_) + " " +
+    auto rc = limd_.Start(std::string(LIMD_BIN) + " --foreground --securityfs none --no-tpm --state " +
+                              ShellQuote(state_) + " " +
                               (watch.empty() ? "--watch " + ShellQuote(ext4_) + " --watch " + ShellQuote(tmpfs_) : watch) +
                               " --policy " +
                               ShellQuote(state_ + "/policy") + " --log-file " + ShellQuote(state_ + "/log") + " 2>>" +

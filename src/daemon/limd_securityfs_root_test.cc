@@ -226,7 +226,9 @@ TEST_F(SecurityfsRoot, PolicyWritesReplaceThenAppendAndAreLiveAfterClose) {
   EXPECT_EQ(Count("lim-policy-update"), updates + 1);
   auto rows = Rows();
   bool exact = false;
-  for (const auto& r : rows) exact = exact || (r.name == "lim-policy-update" && std::string(r.extra.begin(), r.extra.end()) == good);
+  for (const auto& r : rows) {
+    exact = exact || (r.name == "lim-policy-update" && std::string(r.extra.begin(), r.extra.end()) == good);
+  }
   EXPECT_TRUE(exact) << "the entry holds the exact bytes written";
 
   // Later writes append (echo: O_TRUNC through the shell).
@@ -278,7 +280,8 @@ TEST_F(SecurityfsRoot, EvmctlVerifiesTheViewsBinaryList) {
 
 TEST_F(SecurityfsRoot, NamespaceScriptShowsTheViewAtSysKernelSecurity) {
   Start();
-  std::string script = std::string(__FILE__).substr(0, std::string(__FILE__).rfind("/src/")) + "/scripts/securityfs-ns.sh";
+  std::string source = __FILE__;
+  std::string script = source.substr(0, source.rfind("/src/")) + "/scripts/securityfs-ns.sh";
   std::string outside = RunCommand("ls -A /sys/kernel/security").out;
   auto r = RunCommand("timeout 20 " + script + " --view " + view_ +
                       " -- sh -c 'cat /sys/kernel/security/ima/runtime_measurements_count; "

@@ -50,7 +50,9 @@ TEST(SecurityfsViewTest, AsciiShowsEachBanksTemplateDigestAndZerosForViolations)
     ASSERT_TRUE(text.ok()) << text.status().message();
     std::vector<std::string> lines;
     size_t at = 0;
-    for (size_t nl; (nl = text->find('\n', at)) != std::string::npos; at = nl + 1) lines.push_back(text->substr(at, nl - at));
+    for (size_t nl; (nl = text->find('\n', at)) != std::string::npos; at = nl + 1) {
+      lines.push_back(text->substr(at, nl - at));
+    }
     ASSERT_EQ(lines.size(), records.size());
     for (size_t i = 0; i < records.size(); ++i) {
       auto digest = ima::TemplateDigestOf(records[i], bank, kNativeOrder);

@@ -216,7 +216,7 @@ int main(int argc, char** argv) {
     if (!note.empty()) log(note);
     if (started.ok()) {
       view = std::move(started).value();
-      log("securityfs view at " + securityfs);
+      log("securityfs view at " + view->dir());
     } else if (sfs->count() > 0) {
       return Fail(started.status());
     } else {

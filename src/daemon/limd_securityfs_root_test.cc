@@ -289,6 +289,20 @@ TEST_F(SecurityfsRoot, NamespaceScriptShowsTheViewAtSysKernelSecurity) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, Read(Ima("runtime_measurements_count")) + "binary_runtime_measurements_sha1\n");
   EXPECT_EQ(RunCommand("ls -A /sys/kernel/security").out, outside);  // private namespace only
+  // With securityfs mounted (here in a namespace of the test's own), its entries stay.
+  auto with = RunCommand("timeout 20 unshare --mount --propagation private sh -c "
+                         "'mount -t securityfs securityfs /sys/kernel/security && " +
+                         script + " --view " + view_ +
+                         " -- sh -c \"ls -A /sys/kernel/security; cat /sys/kernel/security/ima/violations\"'");
+  if (with.err.find("mount") != std::string::npos && with.exit_code != 0) {
+    GTEST_SKIP() << "cannot mount securityfs in a namespace: " << with.err;
+  }
+  ASSERT_EQ(with.exit_code, 0) << with.err;
+  EXPECT_NE(with.out.find("lsm\n"), std::string::npos) << with.out;  // passed through
+  EXPECT_NE(with.out.find("integrity\n"), std::string::npos) << with.out;
+  EXPECT_NE(with.out.find("ima\n"), std::string::npos) << with.out;
+  EXPECT_NE(with.out.find(Read(Ima("violations"))), std::string::npos) << with.out;
+  EXPECT_EQ(RunCommand("ls -A /sys/kernel/security").out, outside);
 }
 
 TEST_F(SecurityfsRoot, UnmountsOnExitRecoversStaleMountAndRefusesASecondView) {

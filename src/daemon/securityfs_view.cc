@@ -423,7 +423,16 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
                                                               LivePolicy* policy, std::string* note) {
   std::unique_ptr<SecurityfsView> v(new SecurityfsView());
   v->options_ = options;
-  LIM_RETURN_IF_ERROR(PrepareMountPoint(options.dir, note));
+  if (options.dir.empty()) return Status::InvalidArgument("--securityfs: empty directory");
+  if (options.dir.front() != '/') {
+    // Mounted and later unmounted by path: make it absolute.
+    char cwd[4096];
+    if (!::getcwd(cwd, sizeof cwd)) return OsError("getcwd", "");
+    v->options_.dir = std::string(cwd) + "/" + options.dir;
+  }
+  while (v->options_.dir.size() > 1 && v->options_.dir.back() == '/') v->options_.dir.pop_back();
+  const ViewOptions& opt = v->options_;
+  LIM_RETURN_IF_ERROR(PrepareMountPoint(opt.dir, note));
   auto impl = std::make_unique<Impl>();
   impl->list = list;
   impl->policy = policy;
@@ -431,10 +440,10 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   // Opened once, now: serving never opens a file.
   impl->list_fd = ::open(list->list_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (impl->list_fd < 0) return OsError("open", list->list_path());
-  if (!options.boot_log.empty()) {
-    LIM_ASSIGN_OR_RETURN(impl->boot_log, ReadFileBytes(options.boot_log));
+  if (!opt.boot_log.empty()) {
+    LIM_ASSIGN_OR_RETURN(impl->boot_log, ReadFileBytes(opt.boot_log));
   }
-  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), !options.boot_log.empty())) {
+  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), !opt.boot_log.empty())) {
     impl->tree.emplace(path, std::move(node));
   }
   v->impl_ = std::move(impl);
@@ -460,8 +469,8 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   v->fuse_ = fuse_new(&args, &ops, sizeof ops, v->impl_.get());
   fuse_opt_free_args(&args);
   if (!v->fuse_) return Status::Unavailable("fuse_new failed (libfuse3)");
-  if (fuse_mount(v->fuse_, options.dir.c_str()) != 0) {
-    return Status::Unavailable("cannot mount the securityfs view at " + options.dir + " (needs root and /dev/fuse)");
+  if (fuse_mount(v->fuse_, opt.dir.c_str()) != 0) {
+    return Status::Unavailable("cannot mount the securityfs view at " + opt.dir + " (needs root and /dev/fuse)");
   }
   v->mounted_ = true;
   struct fuse_session* se = fuse_get_session(v->fuse_);
@@ -471,7 +480,7 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   if (v->stop_fd_ < 0) return OsError("eventfd", "");
   for (int i = 0; i < kFuseThreads; ++i) v->threads_.emplace_back(Serve, se, v->stop_fd_);
   struct stat st;
-  if (::stat(options.dir.c_str(), &st) == 0) v->dev_ = st.st_dev;
+  if (::stat(opt.dir.c_str(), &st) == 0) v->dev_ = st.st_dev;
   return v;
 }
 

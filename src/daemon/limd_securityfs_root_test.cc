@@ -148,6 +148,18 @@ TEST_F(SecurityfsRoot, ListsEqualStoreAndLimLogAndReadingAddsNothing) {
   EXPECT_EQ(Read(Ima("binary_runtime_measurements_sha256")), LimLog("--format binary --bank sha256"));
   EXPECT_EQ(Read(Ima("runtime_measurements_count")), std::to_string(before) + "\n");
   EXPECT_EQ(Read(Ima("violations")), "1\n");
+  // Random access (the rendering is produced while reading): forwards, then back to 0.
+  std::string full = LimLog("--format ascii --bank sha256");
+  ASSERT_GT(full.size(), 300u);
+  int fd = ::open(Ima("ascii_runtime_measurements_sha256").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  for (size_t at : {size_t{200}, full.size() - 50, size_t{0}, size_t{100}, full.size() + 10}) {
+    char buf[100];
+    ssize_t n = ::pread(fd, buf, sizeof buf, static_cast<off_t>(at));
+    ASSERT_GE(n, 0);
+    EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), at < full.size() ? full.substr(at, 100) : "") << at;
+  }
+  ::close(fd);
   // Reading the view (and its policy) added no entry.
   (void)Read(Ima("policy"));
   EXPECT_EQ(Rows().size(), before);

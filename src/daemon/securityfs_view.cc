@@ -6,6 +6,7 @@
 #include <fuse_lowlevel.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
@@ -35,35 +36,6 @@ Status OsError(const std::string& what, const std::string& path) {
   return Status::IoError(what + " " + path + ": " + std::strerror(errno));
 }
 
-// Walks the records of a SHA1 list; calls f(entry, digest of bank) for each.
-template <typename F>
-Status ForEachEntry(ByteView sha1_list, const HashAlgo& bank, F&& f) {
-  if (sha1_list.empty()) return Status::Ok();
-  ima::ListOptions opts;
-  opts.bank = Sha1Algo();
-  opts.byte_order = kNativeOrder;
-  LIM_ASSIGN_OR_RETURN(auto reader, ima::ListReader::FromBytes(sha1_list, opts, "limd list"));
-  std::optional<ima::BankDigester> other;
-  if (!(bank == Sha1Algo())) {
-    LIM_ASSIGN_OR_RETURN(auto d, ima::BankDigester::Create(bank, Sha1Algo(), ima::ReplayMode::kPerBank));
-    other.emplace(std::move(d));
-  }
-  ima::Entry e;
-  uint8_t digest[64];
-  for (;;) {
-    LIM_ASSIGN_OR_RETURN(bool more, reader->Next(&e));
-    if (!more) return Status::Ok();
-    ByteView d = e.digest;
-    if (other) {
-      // A violation shows zeros in every bank's file (its extend value is 0xFF).
-      if (e.violation) std::fill(digest, digest + bank.size, 0);
-      else other->Compute(e, digest);
-      d = ByteView(digest, bank.size);
-    }
-    LIM_RETURN_IF_ERROR(f(e, d));
-  }
-}
-
 int Errno(const Status& s) {
   switch (s.code()) {
     case StatusCode::kOk: return 0;
@@ -90,23 +62,73 @@ std::vector<HashAlgo> ViewBanks(const std::vector<uint16_t>& tpm_banks) {
   return out;
 }
 
+Result<std::unique_ptr<ListRenderer>> ListRenderer::Create(ByteView sha1_list, const HashAlgo& bank, bool ascii) {
+  std::unique_ptr<ListRenderer> r(new ListRenderer());
+  r->bank_ = bank;
+  r->ascii_ = ascii;
+  if (sha1_list.empty()) return r;
+  ima::ListOptions opts;
+  opts.bank = Sha1Algo();
+  opts.byte_order = kNativeOrder;
+  LIM_ASSIGN_OR_RETURN(r->reader_, ima::ListReader::FromBytes(sha1_list, opts, "limd list"));
+  if (!(bank == Sha1Algo())) {
+    if (ascii) {
+      LIM_ASSIGN_OR_RETURN(auto d, ima::BankDigester::Create(bank, Sha1Algo(), ima::ReplayMode::kPerBank));
+      r->digester_.emplace(std::move(d));
+    } else {
+      r->writer_.emplace(bank, kNativeOrder);
+    }
+  }
+  return r;
+}
+
+Result<bool> ListRenderer::Next(std::string* out) {
+  if (!reader_) return false;
+  ima::Entry e;
+  LIM_ASSIGN_OR_RETURN(bool more, reader_->Next(&e));
+  if (!more) return false;
+  if (!ascii_) {
+    if (!writer_) {
+      // SHA1: the record as stored.
+      Bytes rec;
+      ima::ListWriter w(Sha1Algo(), kNativeOrder);
+      LIM_RETURN_IF_ERROR(w.Append(ima::RecordFromEntry(e, kNativeOrder), &rec));
+      out->append(rec.begin(), rec.end());
+      return true;
+    }
+    scratch_.clear();
+    LIM_RETURN_IF_ERROR(writer_->Append(ima::RecordFromEntry(e, kNativeOrder), &scratch_));
+    out->append(scratch_.begin(), scratch_.end());
+    return true;
+  }
+  ByteView d = e.digest;
+  if (digester_) {
+    // A violation shows zeros in every bank's file (its extend value is 0xFF).
+    if (e.violation) std::fill(digest_, digest_ + bank_.size, 0);
+    else digester_->Compute(e, digest_);
+    d = ByteView(digest_, bank_.size);
+  }
+  ima::AppendAsciiLine(e, d, out);
+  return true;
+}
+
 Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank) {
+  LIM_ASSIGN_OR_RETURN(auto r, ListRenderer::Create(sha1_list, bank, true));
   std::string out;
-  LIM_RETURN_IF_ERROR(ForEachEntry(sha1_list, bank, [&](const ima::Entry& e, ByteView d) {
-    ima::AppendAsciiLine(e, d, &out);
-    return Status::Ok();
-  }));
-  return out;
+  for (;;) {
+    LIM_ASSIGN_OR_RETURN(bool more, r->Next(&out));
+    if (!more) return out;
+  }
 }
 
 Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank) {
   if (bank == Sha1Algo()) return Bytes(sha1_list.begin(), sha1_list.end());
-  Bytes out;
-  ima::ListWriter writer(bank, kNativeOrder);
-  LIM_RETURN_IF_ERROR(ForEachEntry(sha1_list, Sha1Algo(), [&](const ima::Entry& e, ByteView) {
-    return writer.Append(ima::RecordFromEntry(e, kNativeOrder), &out);
-  }));
-  return out;
+  LIM_ASSIGN_OR_RETURN(auto r, ListRenderer::Create(sha1_list, bank, false));
+  std::string out;
+  for (;;) {
+    LIM_ASSIGN_OR_RETURN(bool more, r->Next(&out));
+    if (!more) return Bytes(out.begin(), out.end());
+  }
 }
 
 std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log) {
@@ -203,30 +225,53 @@ struct SecurityfsView::Impl {
     if (list_fd >= 0) ::close(list_fd);
   }
 
-  // The visible part of the store: whole records, already in the TPM.
-  Result<Bytes> Snapshot(uint64_t limit) const {
-    Bytes b(limit);
-    size_t got = 0;
-    while (got < limit) {
-      ssize_t n = ::pread(list_fd, b.data() + got, limit - got, static_cast<off_t>(got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Status::IoError("read limd's list");
-      got += static_cast<size_t>(n);
-    }
-    return b;
-  }
 };
 
 namespace {
 
 // One open file of the view.
 struct Handle {
+  ~Handle() {
+    if (map) ::munmap(map, limit);
+  }
   ViewNode::File file = ViewNode::File::kNone;
-  std::string content;     // rendered at open (everything but the sha1 binary list)
-  uint64_t limit = 0;      // binary sha1: the store's bytes served, [0, limit)
-  bool from_store = false;
-  std::mutex mu;           // writes of one open file arrive on any FUSE thread
+  std::string content;     // counters, policy, boot log: rendered at open
+  uint64_t limit = 0;      // lists: the store's visible bytes at open, [0, limit)
+  bool from_store = false;  // binary sha1: pread from the store
+  // Other lists: the snapshot mapped, rendered while the reader reads. out holds the
+  // rendering of [out_base, out_base + out.size()).
+  void* map = nullptr;
+  HashAlgo bank{};
+  std::unique_ptr<ListRenderer> renderer;
+  std::string out;
+  uint64_t out_base = 0;
+  bool done = false;
+  std::mutex mu;           // requests on one open file arrive on any FUSE thread
   std::unique_ptr<PolicyWriter> writer;
+
+  ByteView snapshot() const { return {static_cast<const uint8_t*>(map), map ? limit : 0}; }
+  Status Restart() {
+    LIM_ASSIGN_OR_RETURN(renderer, ListRenderer::Create(snapshot(), bank, file == ViewNode::File::kAscii));
+    out.clear();
+    out_base = 0;
+    done = false;
+    return Status::Ok();
+  }
+  // Serves [off, off + size) of the rendering.
+  Result<size_t> ReadRendered(char* buf, size_t size, uint64_t off) {
+    if (off < out_base) LIM_RETURN_IF_ERROR(Restart());  // a seek backwards renders again
+    while (!done && out_base + out.size() < off + size) {
+      LIM_ASSIGN_OR_RETURN(bool more, renderer->Next(&out));
+      done = !more;
+    }
+    size_t drop = static_cast<size_t>(std::min<uint64_t>(off - out_base, out.size()));
+    out.erase(0, drop);
+    out_base += drop;
+    if (off != out_base) return 0;  // past the end
+    size_t n = std::min(size, out.size());
+    std::memcpy(buf, out.data(), n);
+    return n;
+  }
 };
 
 SecurityfsView::Impl* Self() { return static_cast<SecurityfsView::Impl*>(fuse_get_context()->private_data); }
@@ -323,26 +368,23 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
         h->content.assign(self->boot_log.begin(), self->boot_log.end());
         break;
       case F::kBinary:
-        if (n->bank == Sha1Algo()) {
+      case F::kAscii:
+        h->limit = self->list->visible_bytes();  // whole records only, fixed for this open
+        if (n->file == F::kBinary && n->bank == Sha1Algo()) {
           h->from_store = true;
-          h->limit = self->list->visible_bytes();
           break;
         }
-        [[fallthrough]];
-      case F::kAscii: {
-        auto snap = self->Snapshot(self->list->visible_bytes());
-        if (!snap.ok()) return -EIO;
-        if (n->file == F::kAscii) {
-          auto text = RenderAsciiList(*snap, n->bank);
-          if (!text.ok()) return -EIO;
-          h->content = std::move(text).value();
-        } else {
-          auto bin = RenderBinaryList(*snap, n->bank);
-          if (!bin.ok()) return -EIO;
-          h->content.assign(bin->begin(), bin->end());
+        if (h->limit > 0) {
+          // The list only grows, and what was visible never changes: map the snapshot.
+          h->map = ::mmap(nullptr, h->limit, PROT_READ, MAP_SHARED, self->list_fd, 0);
+          if (h->map == MAP_FAILED) {
+            h->map = nullptr;
+            return -EIO;
+          }
         }
+        h->bank = n->bank;
+        if (!h->Restart().ok()) return -EIO;
         break;
-      }
       default:
         return -EINVAL;
     }
@@ -364,6 +406,11 @@ int OpRead(const char*, char* buf, size_t size, off_t off, struct fuse_file_info
     return n < 0 ? -errno : static_cast<int>(n);
   }
   if (h->writer) return -EBADF;
+  if (h->renderer) {
+    std::lock_guard<std::mutex> lk(h->mu);
+    auto n = h->ReadRendered(buf, size, o);
+    return n.ok() ? static_cast<int>(*n) : -EIO;
+  }
   if (o >= h->content.size()) return 0;
   size_t n = std::min<size_t>(size, h->content.size() - o);
   std::memcpy(buf, h->content.data() + o, n);

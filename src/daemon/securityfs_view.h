@@ -12,13 +12,14 @@
 // TPM), so a read never shows a torn record while limd appends; sizes are unknown (st_size
 // 0, direct_io) as on securityfs; modes are the kernel's and only root gets in (no
 // allow_other, default_permissions, and a uid check). The binary sha1 file is the store's
-// bytes; the other banks and the ASCII files are rendered at open, per bank as the kernel
-// does (zeros for violations). `policy` reads LivePolicy::Show() and writes through a
-// PolicyWriter, committed on the first flush after a write.
+// bytes; the other banks and the ASCII files are rendered from the mapped snapshot while the
+// reader reads, per bank as the kernel does (zeros for violations). `policy` reads
+// LivePolicy::Show() and writes through a PolicyWriter, committed on the first flush after a
+// write.
 //
 // The FUSE threads never touch a watched filesystem while serving: they read the list
-// through an fd opened at start and limd's counters. (Loading a policy *file* opens that
-// file from a limd thread, which limd's fanotify reader answers at once.)
+// through an fd opened at start (pread, mmap) and limd's counters. (Loading a policy *file*
+// opens that file from a limd thread, which limd's fanotify reader answers at once.)
 //
 // Threading: Start() runs two FUSE threads; Stop() (or the destructor) ends them and
 // unmounts. The MeasurementList and LivePolicy must outlive the view.
@@ -26,6 +27,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +36,9 @@
 #include "crypto/hash_algo.h"
 #include "daemon/live_policy.h"
 #include "daemon/measurement_list.h"
+#include "ima/list_reader.h"
+#include "ima/list_writer.h"
+#include "ima/replay.h"
 
 struct fuse;
 
@@ -51,6 +56,25 @@ std::vector<HashAlgo> ViewBanks(const std::vector<uint16_t>& tpm_banks);
 // zeros for violations.
 Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank);
 Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank);
+
+// The same, one entry at a time (the view renders while a reader reads, so an open file
+// holds about one read's worth of output). sha1_list must outlive the renderer.
+class ListRenderer {
+ public:
+  static Result<std::unique_ptr<ListRenderer>> Create(ByteView sha1_list, const HashAlgo& bank, bool ascii);
+  // Appends the next entry's rendering to *out; false at the end of the list.
+  Result<bool> Next(std::string* out);
+
+ private:
+  ListRenderer() = default;
+  HashAlgo bank_{};
+  bool ascii_ = true;
+  std::unique_ptr<ima::ListReader> reader_;
+  std::optional<ima::BankDigester> digester_;  // ascii, bank != sha1
+  std::optional<ima::ListWriter> writer_;      // binary, bank != sha1
+  Bytes scratch_;
+  uint8_t digest_[64];
+};
 
 // One entry of the view's tree.
 struct ViewNode {

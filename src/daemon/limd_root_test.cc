@@ -60,9 +60,9 @@ class LimdRoot : public ::testing::Test {
   }
   // Starts limd; returns its exit status if it exited before becoming ready.
   std::optional<int> StartLimd(const std::string& extra = "--no-tpm") {
-    auto rc = limd_child_.Start(std::string(LIMD_BIN) + " --foreground --securityfs none --state " + ShellQuote(state_) +
-                                    " --watch " + ShellQuote(mnt_) + " --log-file " + ShellQuote(state_ + "/log") + " " + extra +
-                                    " 2>>" + ShellQuote(state_ + "/stderr"),
+    auto rc = limd_child_.Start(std::string(LIMD_BIN) + " --foreground --securityfs none --state " +
+                                    ShellQuote(state_) + " --watch " + ShellQuote(mnt_) + " --log-file " +
+                                    ShellQuote(state_ + "/log") + " " + extra + " 2>>" + ShellQuote(state_ + "/stderr"),
                                 state_);
     limd_ = limd_child_.pid();
     if (rc == -1) ADD_FAILURE() << "limd did not become ready";

@@ -6,21 +6,23 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <syslog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <ctime>
 #include <fstream>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/file.h"
+#include "daemon/config_file.h"
+#include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/live_policy.h"
+#include "daemon/logger.h"
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
 #include "daemon/mount_watch.h"
@@ -41,31 +43,6 @@ void OnSignal(int) {
   if (auto* d = g_daemon.load()) d->Stop();
 }
 
-// One log sink: syslog when /dev/log exists, else --log-file, else stderr.
-class Logger {
- public:
-  void Open(const std::string& file) {
-    struct stat st;
-    if (::stat("/dev/log", &st) == 0) {
-      openlog("limd", LOG_PID, LOG_DAEMON);
-      syslog_ = true;
-    }
-    if (!file.empty()) f_ = std::fopen(file.c_str(), "a");
-  }
-  void Line(const std::string& s) {
-    std::lock_guard<std::mutex> lk(mu_);
-    if (syslog_) syslog(LOG_NOTICE, "%s", s.c_str());
-    FILE* out = f_ ? f_ : stderr;
-    std::fprintf(out, "limd[%d]: %s\n", static_cast<int>(::getpid()), s.c_str());
-    std::fflush(out);
-  }
-
- private:
-  std::mutex mu_;
-  bool syslog_ = false;
-  FILE* f_ = nullptr;
-};
-
 int Fail(const lim::Status& s) {
   std::fprintf(stderr, "limd: %s\n", s.message().c_str());
   return s.code() == lim::StatusCode::kMismatch ? 1 : 2;
@@ -75,9 +52,11 @@ int Fail(const lim::Status& s) {
 
 int main(int argc, char** argv) {
   using namespace lim;
-  CLI::App app{"limd: measures files before use (user-space IMA) into a kernel-format list and a TPM PCR"};
+  CLI::App app{"limd: measures files before use (user-space IMA) into a kernel-format list and a TPM PCR.\n"
+               "Settings come from /etc/lim/limd.conf (if present) and flags, flags winning. See limd(8)."};
   std::string policy_file, builtin, template_name = "ima-ng", hash_name = "sha256", tcti, state = "/var/lib/lim",
-                                    mode = "measure", log_file, securityfs = "/run/lim/securityfs", boot_log;
+                                    mode = "measure", log_file, securityfs = "/run/lim/securityfs", boot_log,
+                                    control_socket = daemon::kDefaultControlSocket;
   bool no_tpm = false, allow_root_fs = false, foreground = false;
   int pcr = 10, workers = 2, timeout_ms = 2000;
   std::vector<std::string> watch;
@@ -103,16 +82,25 @@ int main(int argc, char** argv) {
   app.add_option("--boot-log", boot_log,
                  "TCG event log shown as tpm0/binary_bios_measurements in the view "
                  "(default: the kernel's, if present; none: off)");
+  app.add_option("--control-socket", control_socket, "root-only status socket for `lim status` (none: off)")
+      ->capture_default_str();
   app.set_version_flag("--version", "limd 0.1.0");
+  daemon::AddConfigOption(&app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "limd: %s\nRun with --help for more information.\n", daemon::DescribeParseError(app, e).c_str());
+    return 2;
   }
   if (mode != "measure") return Fail(Status::Unsupported("--mode " + mode + ": only measure is implemented"));
-  Logger logger;
-  logger.Open(log_file);
+  daemon::Logger logger;
+  {
+    daemon::LoggerOptions lo;
+    lo.log_file = log_file;
+    Status ls = logger.Open(lo);
+    if (!ls.ok()) return Fail(ls);
+  }
   auto log = [&logger](const std::string& s) { logger.Line(s); };
 
   // Refuse bad watches before touching the state.
@@ -172,7 +160,9 @@ int main(int argc, char** argv) {
   mc.template_name = template_name;
   mc.hash = *algo;
   mc.pcr = pcr;
-  daemon::Measurer measurer(mc, live_policy.matcher(), list->get(), env, [&](const std::string& line) { log(line); });
+  daemon::Measurer measurer(mc, live_policy.matcher(), list->get(), env, [&](const std::string& fields) {
+    logger.Audit(daemon::AuditType::kIntegrityPcr, fields);
+  });
   measurer_ptr = &measurer;
   list_ptr = list->get();
 
@@ -273,19 +263,17 @@ int main(int argc, char** argv) {
   // thread itself must never open a file on a watched mount: it would wait on itself.
   Status run_status;
   std::thread reader([&] { run_status = (*d)->Run(); });
-  {
-    // A ready file for supervisors and tests: written once the marks are in place.
-    std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
-  }
   // STATE/status.json for `lim status`, refreshed every second and at exit.
   auto started = std::chrono::steady_clock::now();
-  auto write_status = [&, dp = d->get(), lp = list->get()](bool running) {
+  auto status_json = [&, dp = d->get(), lp = list->get()](bool running) {
     const auto& ds = dp->stats();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     nlohmann::json j;
     j["running"] = running;
     j["pid"] = ::getpid();
     j["tpm"] = tpm::TpmKindName(tpm->kind());
+    // swtpm and the software bank are no root of trust: root can reset and re-extend them.
+    j["root_of_trust"] = tpm->kind() == tpm::TpmKind::kDevice ? "tpm" : "none";
     j["tpm_describe"] = tpm->Describe();
     j["pcr"] = pcr;
     std::vector<std::string> banks;
@@ -315,9 +303,37 @@ int main(int argc, char** argv) {
     j["ignore_marks_removed"] = ds.ignores_removed.load();
     j["uptime_seconds"] = secs;
     j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
-    j["latency_us"] = {{"p50", ds.Percentile(0.5)}, {"p99", ds.Percentile(0.99)}, {"max", ds.latency_max_us.load()}};
-    (void)WriteFileBytes(state + "/status.json", AsBytes(j.dump(2) + "\n"));
+    j["latency_us"] = {{"p50", ds.Percentile(0.5)},
+                       {"p90", ds.Percentile(0.9)},
+                       {"p99", ds.Percentile(0.99)},
+                       {"max", ds.latency_max_us.load()}};
+    j["state"] = std::filesystem::absolute(state).string();
+    j["control_socket"] = control_socket;
+    j["log"] = logger.Describe();
+    return j.dump(2) + "\n";
   };
+  auto write_status = [&](bool running) {
+    (void)WriteFileBytes(state + "/status.json", AsBytes(status_json(running)));
+  };
+  // The control socket serves the same document, live (docs/limd.md "Control socket").
+  std::unique_ptr<daemon::ControlSocket> control;
+  if (!control_socket.empty() && control_socket != "none") {
+    daemon::ControlSocketOptions co;
+    co.path = control_socket;
+    auto c = daemon::ControlSocket::Open(co, [&] { return status_json(true); }, log);
+    if (c.ok()) {
+      control = std::move(*c);
+      control->Start();
+      log("control socket " + control_socket);
+    } else {
+      log("no control socket: " + c.status().message() + " (lim status falls back to " + state + "/status.json)");
+    }
+  }
+  {
+    // A ready file for supervisors and tests: written once the marks (and the control
+    // socket) are in place.
+    std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
+  }
   std::atomic<bool> status_stop{false};
   std::thread status_thread([&] {
     while (!status_stop.load()) {
@@ -330,6 +346,7 @@ int main(int argc, char** argv) {
   g_daemon.store(nullptr);
   status_stop = true;
   status_thread.join();
+  control.reset();
   write_status(false);
   mounts.reset();  // no new marks while the daemon drains
   uint64_t perm_events = (*d)->stats().perm_events.load();

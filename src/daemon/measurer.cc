@@ -151,9 +151,10 @@ Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::opt
 void Measurer::Violation(const Access& a, const char* cause, const FileFacts& f) {
   Status s = list_->AppendViolation(a.path);
   if (audit_) {
-    audit_("op=invalid_pcr cause=" + std::string(cause) + " comm=\"" + a.comm + "\" name=\"" + a.path +
-           "\" ino=" + std::to_string(f.ino) + " pid=" + std::to_string(a.pid) + " uid=" + std::to_string(a.uid) +
-           " res=1" + (s.ok() ? "" : " lim_error=\"" + s.message() + "\""));
+    // The kernel's field order (integrity_audit_message), without auid/ses/subj/dev.
+    audit_("pid=" + std::to_string(a.pid) + " uid=" + std::to_string(a.uid) + " op=invalid_pcr cause=" +
+           std::string(cause) + " comm=\"" + a.comm + "\" name=\"" + a.path + "\" ino=" + std::to_string(f.ino) +
+           " res=1 errno=0" + (s.ok() ? "" : " lim_error=\"" + s.message() + "\""));
   }
 }
 

@@ -90,7 +90,7 @@ struct MeasurerConfig {
   size_t read_block = 1 << 20;
 };
 
-// Audit-format line sink ("op=invalid_pcr cause=open_writers … name=\"/p\"").
+// Audit record fields sink ("pid=1 uid=0 op=invalid_pcr cause=open_writers … name=\"/p\" …").
 using AuditLog = std::function<void(const std::string& line)>;
 
 class Measurer {

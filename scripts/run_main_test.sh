@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Root test (ctest RunMainCommand): runs the README's main command, scripts/run.sh, in a clean
+# environment as a new user would (env -i, PATH only, plus knobs that keep it to this test's
+# own resources): LIM_WATCH is this test's own tmpfs (never /), LIM_STATE / LIM_SWTPM_DIR /
+# LIM_CONTROL_SOCKET are in its temp dir, and the follow view ends after LIM_FOLLOW_SECONDS.
+# Checks: limd becomes ready, a program run from the mount shows up in the live log within
+# seconds, a second invocation finds that limd and starts none, `lim status` answers over
+# the control socket. Then limd and swtpm are stopped by their own PIDs and the mount goes.
+# Usage: scripts/run_main_test.sh BUILD_DIR   (exit 77: skipped)
+set -euo pipefail
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=$(realpath "${1:?usage: run_main_test.sh BUILD_DIR}")
+if [ "$(id -u)" != 0 ]; then
+  echo "SKIP: needs root (fanotify permission events, mount)"
+  exit 77
+fi
+T=$(mktemp -d /tmp/lim-runmain.XXXXXX)
+MNT=$T/mnt STATE=$T/state SW=$T/swtpm SOCK=$T/limd.sock
+mkdir "$MNT"
+mount -t tmpfs -o size=32m limrunmain "$MNT"
+limd_pid=
+cleanup() {
+  if [ -n "$limd_pid" ] && kill -0 "$limd_pid" 2>/dev/null; then
+    kill "$limd_pid"
+    for _ in $(seq 1 50); do kill -0 "$limd_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$limd_pid" 2>/dev/null && kill -9 "$limd_pid"
+  fi
+  if [ -f "$SW/run/swtpm.pid" ]; then
+    "$BUILD/src/cli/lim" tpm swtpm stop --state "$SW/state" --run-dir "$SW/run" >/dev/null || true
+  fi
+  umount "$MNT" 2>/dev/null || umount -l "$MNT"
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*"
+  for f in "$T"/out1 "$T"/out2 "$STATE/limd.log"; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
+  exit 1
+}
+
+cp /bin/true "$MNT/lim-main-probe"
+run_main() {
+  env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    LIM_WATCH="$MNT" LIM_STATE="$STATE" LIM_SWTPM_DIR="$SW" LIM_USE_SWTPM=1 LIM_CONTROL_SOCKET="$SOCK" \
+    LIM_BUILD_DIR="$BUILD" LIM_FOLLOW_SECONDS="$1" LIM_LIMD_TIMEOUT=300 "$SRC/scripts/run.sh"
+}
+
+# First invocation: starts swtpm and limd, then follows the log for 15 s.
+run_main 15 >"$T/out1" 2>&1 &
+main_job=$!
+for _ in $(seq 1 1200); do  # deps check + a no-op build + swtpm manufacture: up to 120 s
+  [ -s "$STATE/limd.ready" ] && break
+  kill -0 "$main_job" 2>/dev/null || break
+  sleep 0.1
+done
+[ -s "$STATE/limd.ready" ] || fail "limd did not become ready"
+limd_pid=$(cat "$STATE/limd.ready")
+start=$(date +%s.%N)
+"$MNT/lim-main-probe" || fail "the probe did not run"
+# Measured before exec returned (limd answers after the list append): in the list now.
+"$BUILD/src/cli/lim" log "$STATE/binary_runtime_measurements" | grep -q " $MNT/lim-main-probe\$" ||
+  fail "the probe is not in the list right after it ran"
+seen=
+for _ in $(seq 1 100); do
+  if grep -q "$MNT/lim-main-probe" "$T/out1"; then seen=$(date +%s.%N); break; fi
+  sleep 0.1
+done
+[ -n "$seen" ] || fail "the probe did not appear in the live log within 10 s"
+echo "probe in the live log after $(echo "$seen - $start" | bc) s"
+wait "$main_job" || fail "run.sh exited with $?"
+grep -q "starting swtpm" "$T/out1" || fail "no swtpm start in the first run"
+grep -q "starting limd" "$T/out1" || fail "no limd start in the first run"
+grep -q "boot_aggregate" "$T/out1" || fail "the log view lacks the chain's first entry"
+
+# Second invocation: finds the running limd, starts nothing, still shows the log.
+run_main 3 >"$T/out2" 2>&1 || fail "second run.sh exited with $?"
+grep -q "limd already runs on $STATE (pid $limd_pid)" "$T/out2" || fail "the second run did not find limd $limd_pid"
+if grep -q "starting limd\|starting swtpm" "$T/out2"; then fail "the second run started something"; fi
+grep -q "$MNT/lim-main-probe" "$T/out2" || fail "the second run does not show the log"
+n=0
+for c in /proc/[0-9]*/cmdline; do
+  if { tr '\0' ' ' <"$c"; } 2>/dev/null | grep -q "^[^ ]*/limd .*--state $STATE "; then n=$((n + 1)); fi
+done
+[ "$n" = 1 ] || fail "$n limd processes on $STATE"
+[ "$(cat "$STATE/limd.ready")" = "$limd_pid" ] || fail "limd.ready changed"
+
+# lim status over the control socket.
+"$BUILD/src/cli/lim" status --state "$STATE" --socket "$SOCK" >"$T/status" || fail "lim status: not running"
+grep -q "read from control socket $SOCK" "$T/status" || fail "lim status did not use the socket: $(cat "$T/status")"
+grep -q "tpm: swtpm" "$T/status" || fail "lim status: not on swtpm: $(cat "$T/status")"
+grep -q "root of trust: none" "$T/status" || fail "lim status does not say swtpm is no root of trust"
+echo "PASS"

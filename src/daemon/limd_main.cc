@@ -73,8 +73,8 @@ int main(int argc, char** argv) {
                  "filesystem of the default type set, in every mount namespace");
   app.add_flag("--allow-root-fs", allow_root_fs, "allow marking the root filesystem");
   app.add_option("--mode", mode, "measure (appraise and enforce: not yet)");
-  app.add_option("--log-file", log_file, "log file when /dev/log is absent");
-  app.add_flag("--foreground", foreground, "stay in the foreground (limd never forks itself yet)");
+  app.add_option("--log-file", log_file, "also log to FILE (default: syslog when /dev/log exists, else stderr)");
+  app.add_flag("--foreground", foreground, "accepted: limd never forks itself (run it under systemd or setsid)");
   app.add_option("--workers", workers, "hashing threads (default 2)");
   app.add_option("--decision-timeout-ms", timeout_ms, "answer bound per event (measure: record, then allow)");
   auto* sfs = app.add_option("--securityfs", securityfs,
@@ -86,6 +86,16 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.set_version_flag("--version", "limd 0.1.0");
   daemon::AddConfigOption(&app);
+  app.footer(
+      "Examples:\n"
+      "  limd --watch /srv --tpm swtpm:path=/run/lim/swtpm/sock   # measure what runs from /srv into PCR 10\n"
+      "  limd --watch /mnt/data --no-tpm --log-file /tmp/limd.log  # software PCR bank: no tamper evidence\n"
+      "  lim status; lim log /var/lib/lim/binary_runtime_measurements --follow\n"
+      "Files: /etc/lim/limd.conf (settings), STATE/binary_runtime_measurements (the list),\n"
+      "  STATE/limd.ready (pid, once watching), /run/lim/limd.sock (status, root only).\n"
+      "Signals: SIGTERM/SIGINT stop limd after answering every pending access.\n"
+      "Exit: 0 stopped cleanly, 1 a check did not hold (e.g. the TPM disagrees with the list), 2 bad usage.\n"
+      "More: man limd (docs/man/limd.8), docs/limd.md.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

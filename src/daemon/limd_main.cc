@@ -304,6 +304,8 @@ int main(int argc, char** argv) {
     j["unknown_syscall"] = ds.unknown_syscall.load();
     j["hashes"] = measurer.hashes();
     j["cache_hits"] = measurer.cache_hits();
+    uint64_t looked = measurer.cache_hits() + measurer.hashes();
+    j["cache_hit_rate"] = looked ? static_cast<double>(measurer.cache_hits()) / static_cast<double>(looked) : 0.0;
     j["marks"] = dp->marks();
     j["mount_namespaces"] = mounts->namespaces();
     j["precontent_marks"] = dp->precontent_marks();

@@ -41,6 +41,21 @@ TEST(Logger, SyslogOnlyWhenDevLogExists) {
   EXPECT_EQ(log.Describe(), "stderr");
 }
 
+TEST(Logger, SyslogWhenDevLogExistsAndAGivenFileStillGetsLines) {
+  std::string dir = lim::testing::MakeTempDir();
+  ASSERT_TRUE(WriteFileBytes(dir + "/dev-log", AsBytes("")).ok());  // stands in for /dev/log
+  Logger log;
+  LoggerOptions o;
+  o.dev_log = dir + "/dev-log";
+  o.log_file = dir + "/limd.log";
+  ASSERT_TRUE(log.Open(o).ok());
+  EXPECT_EQ(log.Describe(), "syslog + " + o.log_file);
+  log.Line("to both");
+  auto text = ReadFileText(o.log_file);
+  ASSERT_TRUE(text.ok());
+  EXPECT_NE(text->find("]: to both\n"), std::string::npos) << *text;
+}
+
 TEST(Logger, UnwritableLogFileIsAnError) {
   Logger log;
   LoggerOptions o;

@@ -5,7 +5,8 @@
 # LIM_CONTROL_SOCKET are in its temp dir, and the follow view ends after LIM_FOLLOW_SECONDS.
 # Checks: limd becomes ready, a program run from the mount shows up in the live log within
 # seconds, a second invocation finds that limd and starts none, `lim status` answers over
-# the control socket. Then limd and swtpm are stopped by their own PIDs and the mount goes.
+# the control socket, which refuses a non-root peer. Then limd and swtpm are stopped by their
+# own PIDs and the mount goes.
 # Usage: scripts/run_main_test.sh BUILD_DIR   (exit 77: skipped)
 set -euo pipefail
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,8 +46,8 @@ run_main() {
     LIM_BUILD_DIR="$BUILD" LIM_FOLLOW_SECONDS="$1" LIM_LIMD_TIMEOUT=300 "$SRC/scripts/run.sh"
 }
 
-# First invocation: starts swtpm and limd, then follows the log for 15 s.
-run_main 15 >"$T/out1" 2>&1 &
+# First invocation: starts swtpm and limd, then follows the log for 8 s.
+run_main 8 >"$T/out1" 2>&1 &
 main_job=$!
 for _ in $(seq 1 1200); do  # deps check + a no-op build + swtpm manufacture: up to 120 s
   [ -s "$STATE/limd.ready" ] && break
@@ -89,4 +90,17 @@ done
 grep -q "read from control socket $SOCK" "$T/status" || fail "lim status did not use the socket: $(cat "$T/status")"
 grep -q "tpm: swtpm" "$T/status" || fail "lim status: not on swtpm: $(cat "$T/status")"
 grep -q "root of trust: none" "$T/status" || fail "lim status does not say swtpm is no root of trust"
+# A non-root peer: the socket file (0600) refuses the connect; opened up, limd's own
+# SO_PEERCRED check still refuses it, and logs it.
+NOBODY=(setpriv --reuid=65534 --regid=65534 --clear-groups)
+chmod 755 "$T"
+if "${NOBODY[@]}" "$BUILD/src/cli/lim" status --socket "$SOCK" --state "$STATE" >"$T/nobody" 2>&1; then
+  fail "uid 65534 got a status"
+fi
+grep -q "control socket $SOCK: Permission denied" "$T/nobody" || fail "not refused by the file mode: $(cat "$T/nobody")"
+chmod 666 "$SOCK"
+"${NOBODY[@]}" "$BUILD/src/cli/lim" status --socket "$SOCK" --state "$STATE" >"$T/nobody" 2>&1 || true
+grep -q "permission denied: the control socket serves uid 0 only" "$T/nobody" ||
+  fail "limd served uid 65534: $(cat "$T/nobody")"
+grep -q "control socket: refused pid=[0-9]* uid=65534" "$STATE/limd.log" || fail "the refusal is not in limd's log"
 echo "PASS"

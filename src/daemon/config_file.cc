@@ -28,11 +28,14 @@ class LimdConfigFormatter : public CLI::ConfigINI {
     file_ = ConfigPath();
     auto entries = ParseConfigText(text, [this](const std::string& key) { return CheckKey(key); });
     if (!entries.ok()) throw CLI::ConfigError(file_ + ":" + entries.status().message());
-    entries_ = *entries;
+    entries_.clear();
     std::vector<CLI::ConfigItem> out;
     // A repeated key is one item with several inputs: CLI11 takes only the first item of an
-    // option.
+    // option. A key whose option the command line gave, or excludes (--policy on the
+    // command line, builtin in the file), is dropped: flags override the file.
     for (const auto& e : *entries) {
+      if (OverriddenByCommandLine(e.key)) continue;
+      entries_.push_back(e);  // what CLI11 applies: its errors point at these lines
       auto it = std::find_if(out.begin(), out.end(), [&](const CLI::ConfigItem& i) { return i.name == e.key; });
       if (it == out.end()) {
         CLI::ConfigItem item;
@@ -59,6 +62,17 @@ class LimdConfigFormatter : public CLI::ConfigINI {
     const CLI::Option* opt = app_->get_option_no_throw("--" + key);
     if (!opt || !opt->get_configurable()) return Status::InvalidArgument("unknown key '" + key + "' (keys are limd's long flags without --)");
     return Status::Ok();
+  }
+
+  // CLI11 applies the file after the command line, so count() > 0 means "given as a flag".
+  bool OverriddenByCommandLine(const std::string& key) const {
+    const CLI::Option* opt = app_->get_option_no_throw("--" + key);
+    if (!opt) return false;
+    if (opt->count() > 0) return true;
+    for (const CLI::Option* other : opt->get_excludes()) {
+      if (other->count() > 0) return true;
+    }
+    return false;
   }
 
   const CLI::App* app_;

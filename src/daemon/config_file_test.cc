@@ -86,6 +86,21 @@ TEST_F(ConfigApp, FileValuesAndFlagOverrides) {
   EXPECT_TRUE(no_tpm_);
 }
 
+TEST_F(ConfigApp, AFlagOverridesTheKeysItExcludes) {
+  std::string policy, builtin;
+  auto* p = app_.add_option("--policy", policy);
+  app_.add_option("--builtin", builtin)->excludes(p);
+  std::string f = Write("b.conf", "builtin = tcb\n");
+  ASSERT_EQ(Parse({"--config", f, "--policy", "/etc/p"}), "");
+  EXPECT_EQ(policy, "/etc/p");
+  EXPECT_EQ(builtin, "");
+  ASSERT_EQ(Parse({"--config", f}), "");
+  EXPECT_EQ(builtin, "tcb");
+  f = Write("c.conf", "builtin = tcb\npolicy = /etc/p\n");
+  std::string m = Parse({"--config", f});
+  EXPECT_NE(m.find("excludes"), std::string::npos) << "both in the file is still an error: " << m;
+}
+
 TEST_F(ConfigApp, DefaultFileIsReadWhenPresentAndOptionalWhenAbsent) {
   ASSERT_EQ(Parse({}), "");
   EXPECT_EQ(state_, "/var/lib/lim");

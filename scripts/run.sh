@@ -33,10 +33,15 @@ BUILD=${LIM_BUILD_DIR:-build}
 
 scripts/deps.sh
 if [ ! -f "$BUILD/build.ninja" ]; then
-  echo "== building lim and limd in $BUILD" >&2
+  echo "== configuring and building lim and limd in $BUILD (minutes on the first run)" >&2
   cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
-cmake --build "$BUILD" -j"$(nproc)" --target lim limd >/dev/null
+build_log=$(mktemp)
+if ! cmake --build "$BUILD" -j"$(nproc)" --target lim limd >"$build_log" 2>&1; then
+  tail -n 40 "$build_log" >&2
+  exit 1
+fi
+rm -f "$build_log"
 LIM=$(realpath "$BUILD/src/cli/lim")
 LIMD=$(realpath "$BUILD/src/daemon/limd")
 

@@ -7,8 +7,9 @@
 # lock) and only shows the log.
 #
 # Environment (all optional):
-#   LIM_WATCH="/srv /home"   mount roots limd watches (space-separated); default: / (with
-#                            --allow-root-fs), i.e. every file on the root filesystem
+#   LIM_WATCH="/srv /home"   mount roots limd watches (space-separated); default: limd's
+#                            default filesystem set (ext4, xfs, btrfs, tmpfs, vfat, … in
+#                            every mount namespace) including / (--allow-root-fs)
 #   LIM_FOLLOW_SECONDS=N     stop showing the log after N seconds (default: until Ctrl-C;
 #                            limd keeps running either way)
 #   LIM_STATE=DIR            limd's state directory (default /var/lib/lim); limd logs to
@@ -68,14 +69,14 @@ else
   if [ -n "${LIM_WATCH:-}" ]; then
     for m in $LIM_WATCH; do WATCH+=(--watch "$m"); done
   else
-    WATCH=(--watch / --allow-root-fs)
+    WATCH=(--allow-root-fs)  # no --watch: limd's default filesystem set, / included
   fi
   mkdir -p "$STATE"
   chmod 700 "$STATE"
   rm -f "$STATE/limd.ready"
   WRAP=()
   [ -n "${LIM_LIMD_TIMEOUT:-}" ] && WRAP=(timeout -k 2 "$LIM_LIMD_TIMEOUT")
-  echo "== starting limd (tcb policy, TPM $TCTI, ${WATCH[*]}, state $STATE, log $STATE/limd.log)" >&2
+  echo "== starting limd (tcb policy, TPM $TCTI, ${LIM_WATCH:+watching }${LIM_WATCH:-default filesystem set}, state $STATE, log $STATE/limd.log)" >&2
   # Detached: its own session, no terminal, its own log; it outlives this script.
   setsid "${WRAP[@]}" "$LIMD" --state "$STATE" --tpm "$TCTI" --builtin tcb --control-socket "$SOCK" \
     --log-file "$STATE/limd.log" "${WATCH[@]}" </dev/null >>"$STATE/limd.log" 2>&1 &

@@ -129,8 +129,10 @@ int RunStatus(const StatusArgs& a) {
   std::printf("cache hit rate: %.1f%% (%llu hits, %llu hashes)\n", rate, static_cast<unsigned long long>(hits),
               static_cast<unsigned long long>(hashes));
   double eps = j.contains("events_per_second") && j["events_per_second"].is_number() ? j["events_per_second"].get<double>() : 0;
-  std::printf("events/s: %.1f (%llu events, %llu marks)\n", eps, static_cast<unsigned long long>(num("events")),
-              static_cast<unsigned long long>(num("marks")));
+  std::printf("events/s: %.1f (%llu events); marks: %llu (%llu with pre-content), %llu mount namespaces\n", eps,
+              static_cast<unsigned long long>(num("events")), static_cast<unsigned long long>(num("marks")),
+              static_cast<unsigned long long>(num("precontent_marks")),
+              static_cast<unsigned long long>(num("mount_namespaces")));
   if (j.contains("latency_us") && j["latency_us"].is_object()) {
     const auto& l = j["latency_us"];
     std::printf("decision latency: p50 < %llu us, p90 < %llu us, p99 < %llu us, max %llu us\n",

@@ -125,7 +125,7 @@ TEST_F(ControlSocketTest, LimStatusReadsTheSocketFirst) {
   auto c = Open(::geteuid(),
                 R"({"running":true,"pid":4242,"tpm":"swtpm","root_of_trust":"none","banks":["sha1","sha256"],"pcr":10,
   "entries":5,"violations":1,"overflows":0,"timeouts":0,"reply_errors":0,"cache_hits":3,"hashes":1,"events":9,
-  "marks":1,"events_per_second":2.0,"uptime_seconds":3725,"state":"/var/lib/lim",
+  "marks":1,"precontent_marks":1,"mount_namespaces":2,"events_per_second":2.0,"uptime_seconds":3725,"state":"/var/lib/lim",
   "latency_us":{"p50":8,"p90":16,"p99":32,"max":40}})");
   ASSERT_TRUE(c);
   std::string state = lim::testing::MakeTempDir();  // no status.json: only the socket can answer
@@ -135,6 +135,8 @@ TEST_F(ControlSocketTest, LimStatusReadsTheSocketFirst) {
   EXPECT_NE(r.out.find("read from control socket " + path_), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("root of trust: none"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("p50 < 8 us, p90 < 16 us, p99 < 32 us, max 40 us"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("events/s: 2.0 (9 events); marks: 1 (1 with pre-content), 2 mount namespaces"), std::string::npos)
+      << r.out;
   auto j = lim::testing::RunCommand(lim::testing::LimBinary() + " status --json --socket " + path_);
   EXPECT_NE(j.out.find("\"pid\":4242"), std::string::npos) << j.out;
   c.reset();

@@ -15,6 +15,8 @@
 #   LIM_STATE=DIR            limd's state directory (default /var/lib/lim); limd logs to
 #                            DIR/limd.log
 #   LIM_CONTROL_SOCKET=PATH  limd's control socket (default /run/lim/limd.sock)
+#   LIM_SECURITYFS=DIR       where limd mounts the kernel's IMA files (FUSE; default
+#                            /run/lim/securityfs; none: no view)
 #   LIM_TCTI=TCTI            use this TPM (default: /dev/tpmrm0 if present, else swtpm)
 #   LIM_USE_SWTPM=1          use swtpm even when /dev/tpmrm0 exists
 #   LIM_SWTPM_DIR=DIR        swtpm state and socket under DIR (default /var/lib/lim/swtpm
@@ -30,6 +32,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 STATE=${LIM_STATE:-/var/lib/lim}
 SOCK=${LIM_CONTROL_SOCKET:-/run/lim/limd.sock}
+SFS=${LIM_SECURITYFS:-/run/lim/securityfs}
 BUILD=${LIM_BUILD_DIR:-build}
 
 scripts/deps.sh
@@ -79,7 +82,7 @@ else
   echo "== starting limd (tcb policy, TPM $TCTI, ${LIM_WATCH:+watching }${LIM_WATCH:-default filesystem set}, state $STATE, log $STATE/limd.log)" >&2
   # Detached: its own session, no terminal, its own log; it outlives this script.
   setsid "${WRAP[@]}" "$LIMD" --state "$STATE" --tpm "$TCTI" --builtin tcb --control-socket "$SOCK" \
-    --log-file "$STATE/limd.log" "${WATCH[@]}" </dev/null >>"$STATE/limd.log" 2>&1 &
+    --securityfs "$SFS" --log-file "$STATE/limd.log" "${WATCH[@]}" </dev/null >>"$STATE/limd.log" 2>&1 &
   limd_job=$!
   for _ in $(seq 1 300); do
     [ -s "$STATE/limd.ready" ] && break
@@ -92,6 +95,9 @@ else
   done
   [ -s "$STATE/limd.ready" ] || { echo "run.sh: limd not ready after 30 s (see $STATE/limd.log)" >&2; exit 1; }
   echo "== limd running, pid $(cat "$STATE/limd.ready")" >&2
+  if [ "$SFS" != none ] && mountpoint -q "$SFS"; then
+    echo "== the kernel's IMA files, served by limd: $SFS/ima/ (evmctl, keylime read them there)" >&2
+  fi
 fi
 "$LIM" status --state "$STATE" --socket "$SOCK" >&2 || true
 

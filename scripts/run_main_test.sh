@@ -16,7 +16,7 @@ if [ "$(id -u)" != 0 ]; then
   exit 77
 fi
 T=$(mktemp -d /tmp/lim-runmain.XXXXXX)
-MNT=$T/mnt STATE=$T/state SW=$T/swtpm SOCK=$T/limd.sock
+MNT=$T/mnt STATE=$T/state SW=$T/swtpm SOCK=$T/limd.sock SFS=$T/securityfs
 mkdir "$MNT"
 mount -t tmpfs -o size=32m limrunmain "$MNT"
 limd_pid=
@@ -29,6 +29,7 @@ cleanup() {
   if [ -f "$SW/run/swtpm.pid" ]; then
     "$BUILD/src/cli/lim" tpm swtpm stop --state "$SW/state" --run-dir "$SW/run" >/dev/null || true
   fi
+  if mountpoint -q "$SFS"; then umount "$SFS" 2>/dev/null || umount -l "$SFS"; fi
   umount "$MNT" 2>/dev/null || umount -l "$MNT"
   rm -rf "$T"
 }
@@ -42,7 +43,7 @@ fail() {
 cp /bin/true "$MNT/lim-main-probe"
 run_main() {
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    LIM_WATCH="$MNT" LIM_STATE="$STATE" LIM_SWTPM_DIR="$SW" LIM_USE_SWTPM=1 LIM_CONTROL_SOCKET="$SOCK" \
+    LIM_WATCH="$MNT" LIM_STATE="$STATE" LIM_SWTPM_DIR="$SW" LIM_USE_SWTPM=1 LIM_CONTROL_SOCKET="$SOCK" LIM_SECURITYFS="$SFS" \
     LIM_BUILD_DIR="$BUILD" LIM_FOLLOW_SECONDS="$1" LIM_LIMD_TIMEOUT=300 "$SRC/scripts/run.sh"
 }
 
@@ -72,6 +73,9 @@ wait "$main_job" || fail "run.sh exited with $?"
 grep -q "starting swtpm" "$T/out1" || fail "no swtpm start in the first run"
 grep -q "starting limd" "$T/out1" || fail "no limd start in the first run"
 grep -q "boot_aggregate" "$T/out1" || fail "the log view lacks the chain's first entry"
+# The securityfs view in the test's own directory serves the same list.
+grep -q " $MNT/lim-main-probe\$" "$SFS/ima/ascii_runtime_measurements" || fail "the probe is not in $SFS/ima"
+grep -q "the kernel's IMA files, served by limd: $SFS/ima/" "$T/out1" || fail "run.sh does not point at the view"
 
 # Second invocation: finds the running limd, starts nothing, still shows the log.
 run_main 3 >"$T/out2" 2>&1 || fail "second run.sh exited with $?"

@@ -298,7 +298,16 @@ Status FanotifyDaemon::ReadEvents(int group) {
 
 bool FanotifyDaemon::Own(pid_t pid) const {
   if (pid == self_) return true;
-  return report_tid_ && ::access(("/proc/self/task/" + std::to_string(pid)).c_str(), F_OK) == 0;
+  if (report_tid_ && ::access(("/proc/self/task/" + std::to_string(pid)).c_str(), F_OK) == 0) return true;
+  // A trusted peer (the TPM server): its main thread, or (FAN_REPORT_TID) any of its threads.
+  for (pid_t peer : options_.trusted_peers) {
+    if (pid == peer) return true;
+    if (report_tid_ &&
+        ::access(("/proc/" + std::to_string(peer) + "/task/" + std::to_string(pid)).c_str(), F_OK) == 0) {
+      return true;
+    }
+  }
+  return false;
 }
 
 void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
@@ -369,7 +378,8 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     }
     return;
   }
-  // limd's own accesses: answered at once, never measured or waited on (invariant 4).
+  // limd's own accesses and the TPM server's: answered at once, never measured or waited
+  // on (invariant 4).
   if (Own(pid)) {
     stats_.own_events++;
     if (perm) {

@@ -11,7 +11,8 @@
 //   round trip (docs/limd.md "Pre-content"). Filesystems without pre-content keep the
 //   ELF-at-open approximation of MMAP_CHECK.
 //
-// The reader thread only reads events, answers limd's own accesses at once, decodes
+// The reader thread only reads events, answers limd's own accesses (and those of the
+// trusted peers: the TPM server) at once, decodes
 // /proc/<tid>/syscall (func, open flags) and notes opens/closes in event order; workers
 // hash, append and extend (Measurer), then answer; a watchdog answers any permission event
 // older than the decision timeout (measure mode: a lim-decision-timeout gap entry first,
@@ -51,6 +52,10 @@ struct DaemonOptions {
   bool elf_at_open = true;  // MMAP_CHECK for ELF files with an executable PT_LOAD at open,
                             // on filesystems without pre-content events
   bool precontent = true;   // FAN_PRE_ACCESS where the filesystem accepts it
+  // Processes (thread-group ids) treated like limd itself: every event of theirs and of
+  // their threads is answered at once, never measured — the TPM server (swtpm) limd waits
+  // on before it answers (docs/limd.md "The TPM server").
+  std::vector<pid_t> trusted_peers;
 };
 
 // Pseudo filesystems, FUSE and the like: never marked (limd reads /proc for every event).
@@ -146,6 +151,7 @@ class FanotifyDaemon {
   Status ReadEvents(int group);
   void HandleEvent(int fd, uint64_t mask, pid_t pid);
   void HandlePreContent(int fd, pid_t pid);
+  // limd itself or a trusted peer (a thread id with FAN_REPORT_TID, else a pid).
   bool Own(pid_t pid) const;
   // Ignore marks (pre-content group, FAN_PRE_ACCESS only). Add: only when no removal for
   // this inode happened since `epoch` was taken (event order). Remove: bumps the epoch.

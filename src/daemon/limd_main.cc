@@ -150,6 +150,17 @@ int main(int argc, char** argv) {
     if (!opened.ok()) return Fail(opened.status());
     tpm = std::move(*opened);
   }
+  // The TPM server (swtpm) is treated like limd itself: limd waits on it before answering,
+  // so its own file accesses must never wait on limd (docs/limd.md "The TPM server").
+  std::vector<pid_t> trusted_peers;
+  if (auto server = tpm->LocalServer(); !server.ok()) {
+    log("TPM server process not found (" + server.status().message() +
+        "): its file accesses on watched filesystems wait on limd and may hit the decision timeout");
+  } else if (server->has_value()) {
+    trusted_peers.push_back((*server)->pid);
+    log("TPM server pid " + std::to_string((*server)->pid) + ", " + (*server)->how +
+        ": exempt like limd itself (its accesses are answered at once, never measured)");
+  }
   daemon::Env* env = daemon::RealEnv();
   daemon::ListConfig lc;
   lc.state_dir = state;
@@ -250,6 +261,7 @@ int main(int argc, char** argv) {
   opts.allow_root_fs = allow_root_fs;
   opts.precontent = daemon::PolicyMeasuresMmap(*policy);  // else reads would pay for nothing
   opts.workers = workers;
+  opts.trusted_peers = trusted_peers;
   opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
   struct sigaction sa {};
   sa.sa_handler = OnSignal;

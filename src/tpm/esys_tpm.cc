@@ -101,18 +101,10 @@ bool IsPeer(int fd, const std::string& path, int port) {
 }
 
 void SetSocketTimeouts(const std::string& tcti, std::chrono::milliseconds timeout, int* hint) {
-  std::string conf = tcti.substr(tcti.find(':') == std::string::npos ? tcti.size() : tcti.find(':') + 1);
-  std::string path;
-  int port = 2321;
-  size_t pos = 0;
-  while (pos < conf.size()) {
-    size_t comma = conf.find(',', pos);
-    if (comma == std::string::npos) comma = conf.size();
-    std::string kv = conf.substr(pos, comma - pos);
-    if (kv.rfind("path=", 0) == 0) path = kv.substr(5);
-    if (kv.rfind("port=", 0) == 0) port = std::atoi(kv.c_str() + 5);
-    pos = comma + 1;
-  }
+  auto sock = ParseSocketTcti(tcti);
+  if (!sock) return;
+  const std::string& path = sock->path;
+  int port = sock->port;
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
@@ -172,6 +164,7 @@ class EsysTpm final : public Tpm {
 
   TpmKind kind() const override { return kind_; }
   uint64_t stalls() const override { return stalls_.load(); }
+  Result<std::optional<TctiServer>> LocalServer() const override { return FindTctiServer(tcti_); }
   std::string Describe() const override {
     std::string d = std::string(TpmKindName(kind_)) + " (" + tcti_ + ")";
     if (kind_ == TpmKind::kSwtpm || kind_ == TpmKind::kSimulator) d += " — software TPM emulator, not a hardware root of trust";

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "base/status.h"
 #include "tpm/pcr.h"
 #include "tpm/quote.h"
+#include "tpm/tcti_server.h"
 
 namespace lim::tpm {
 
@@ -65,6 +67,10 @@ class Tpm {
   virtual std::string Describe() const = 0;
   // TPM calls that hit the call timeout since this object was opened (limd reports it).
   virtual uint64_t stalls() const { return 0; }
+  // The local process that serves this TPM (swtpm or a simulator on a unix socket or a
+  // loopback port, tcti_server.h); nullopt for a device (the kernel resource manager is no
+  // process), tabrmd, a remote simulator and the software TPM. limd treats it like itself.
+  virtual Result<std::optional<TctiServer>> LocalServer() const { return std::optional<TctiServer>(); }
 
   virtual Result<std::vector<uint16_t>> AllocatedBanks() = 0;
   virtual Result<PcrValues> ReadPcrs(const PcrSelection& selection) = 0;

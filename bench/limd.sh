@@ -1,42 +1,193 @@
 #!/usr/bin/env bash
-# limd overhead, interleaved (bench/interleave.sh): spawn of /bin/true copied to a tmpfs
-# watched by limd vs the same binary on an identical unwatched tmpfs, and the first
-# measurement of a new 64 MiB file (cat of a fresh copy) vs `openssl dgst -sha256` and a
-# bare cat. limd runs with a software bank (--no-tpm), the tcb rules without tmpfs
-# exclusion, under `timeout -k 2 60`, and is stopped by its own pid. Needs root.
-# Usage: bench/limd.sh [ROUNDS] (default 7).  LIMD=build/src/daemon/limd
+# limd overhead against no monitor and against fapolicyd, interleaved round by round
+# (bench/interleave.sh: medians, min–max spread, ratio to the first command). Needs root;
+# never run from .ci/run. Marks only its own loop mounts:
+#   bare  — ext3 image, unwatched            limd — ext4 image, limd --watch (filesystem mark)
+#   fapo  — ext2 image, fapolicyd watch_fs=ext2 (mount marks on ext2 mounts: the script
+#           refuses to start when any other ext2 mount exists)
+# All three are the kernel's ext4 driver on identical loop images. Workloads: 200 spawns of
+# /bin/true (limd: tcb rules, cached path), dd bs=4k read (page cache) and write of a
+# 64 MiB file, the same spawn and open+close loops without a shell (lim_op_loop), `tar cf - | cat` of 5,000 small files (tar skips reading when the archive is
+# /dev/null itself, so it is piped), the first measurement of a new 64 MiB file against
+# `openssl dgst -sha256`, and of 100 new small files under limd with a private swtpm vs a
+# bare cat and `openssl dgst` of the same files (the extend alone: tpm_bench).
+# limd runs with the tcb rules without the tmpfs exclusion, under `timeout -k 2 600`, and
+# is stopped by its own pid; fapolicyd 1.1 (Debian) runs in the foreground, permissive, one
+# allow-all rule, its config swapped in and restored afterwards. fapolicyd is installed
+# here if missing (service start suppressed); it is a bench dependency only.
+# Usage: bench/limd.sh [ROUNDS] (default 7).  LIMD=build/src/daemon/limd  FAPOLICYD=0 skips it.
+# Build first: ninja -C build limd lim_op_loop
 set -euo pipefail
 rounds=${1:-7}
 here=$(cd "$(dirname "$0")" && pwd)
 limd=${LIMD:-$here/../build/src/daemon/limd}
+oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
+[ -x "$limd" ] && [ -x "$oploop" ] || { echo "build first: ninja -C build limd lim_op_loop" >&2; exit 2; }
+use_fapo=${FAPOLICYD:-1}
 [ "$(id -u)" = 0 ] || { echo "needs root (mount, fanotify)" >&2; exit 2; }
-A=$(mktemp -d) B=$(mktemp -d) S=$(mktemp -d)
-pid=
+W=$(mktemp -d)
+pids=() mounts=() conf_saved=
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && sleep 0.5
-  umount "$A" "$B" 2>/dev/null || true
-  rmdir "$A" "$B" 2>/dev/null || true
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  sleep 0.5
+  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
+  if [ -n "$conf_saved" ]; then
+    cp "$W/fapolicyd.conf.orig" /etc/fapolicyd/fapolicyd.conf
+    if [ -e "$W/compiled.rules.orig" ]; then cp "$W/compiled.rules.orig" /etc/fapolicyd/compiled.rules
+    else rm -f /etc/fapolicyd/compiled.rules; fi
+  fi
+  rm -rf "$W"
 }
 trap cleanup EXIT
-mount -t tmpfs -o size=600m limdbenchA "$A"
-mount -t tmpfs -o size=600m limdbenchB "$B"
-for d in "$A" "$B"; do cp /bin/true "$d/true"; head -c 64M /dev/urandom > "$d/big"; done
-printf 'measure func=BPRM_CHECK mask=MAY_EXEC\nmeasure func=FILE_CHECK mask=MAY_READ uid=0\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n' > "$S/policy"
-timeout -k 2 60 "$limd" --no-tpm --foreground --securityfs none --policy "$S/policy" --state "$S" --watch "$A" --log-file "$S/log" &
-for _ in $(seq 100); do [ -s "$S/limd.ready" ] && break; sleep 0.05; done
-pid=$(cat "$S/limd.ready")
-echo "limd pid $pid watching $A; bare tmpfs $B"
+
+if [ "$use_fapo" = 1 ] && ! command -v fapolicyd >/dev/null; then
+  # policy-rc.d 101: the package's service is installed but not started.
+  made_policy=
+  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; }
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fapolicyd >/dev/null
+  [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+if [ "$use_fapo" = 1 ] && awk '$3 == "ext2"' /proc/mounts | grep -q .; then
+  echo "an ext2 mount exists: fapolicyd (watch_fs=ext2) would mark it; refusing" >&2
+  exit 2
+fi
+
+mkimg() {  # mkimg NAME FSTYPE
+  mkdir "$W/$1"
+  truncate -s 512M "$W/$1.img"
+  "mkfs.$2" -q -F "$W/$1.img"
+  mount -t "$2" -o loop "$W/$1.img" "$W/$1"
+  mounts+=("$W/$1")
+  cp /bin/true "$W/$1/true"
+  head -c 64M /dev/urandom >"$W/$1/big"
+  head -c 64M /dev/zero >"$W/$1/w"
+  mkdir "$W/$1/small"
+  for i in $(seq 5000); do echo "small file $i" >"$W/$1/small/f$i"; done
+}
+mkimg bare ext3
+mkimg limd ext4
+[ "$use_fapo" = 1 ] && mkimg fapo ext2
+for t in tA tB; do mkdir "$W/$t"; mount -t tmpfs -o size=64m "limdbench$t" "$W/$t"; mounts+=("$W/$t"); done
+sync
+
+policy="$W/policy"
+printf 'measure func=BPRM_CHECK mask=MAY_EXEC\nmeasure func=FILE_CHECK mask=MAY_READ uid=0\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n' >"$policy"
+start_limd() {  # start_limd STATE WATCH ARGS...: sets lpid
+  local s=$1 w=$2
+  shift 2
+  mkdir -p "$s"
+  timeout -k 2 600 "$limd" --foreground --securityfs none --policy "$policy" --state "$s" --watch "$w" --log-file "$s/log" "$@" &
+  for _ in $(seq 200); do [ -s "$s/limd.ready" ] && break; sleep 0.05; done
+  lpid=$(cat "$s/limd.ready")
+  pids+=("$lpid")
+}
+start_limd "$W/s1" "$W/limd" --no-tpm
+limd_pid=$lpid
+# A private swtpm for the extend cost (own socket, stopped by its pid).
+mkdir -m 0700 "$W/tpm"
+timeout -k 2 600 swtpm socket --tpm2 --tpmstate dir="$W/tpm" --flags startup-clear --log file="$W/tpm/log" \
+  --server type=unixio,path="$W/tpm/sock",mode=0600 --ctrl type=unixio,path="$W/tpm/sock.ctrl",mode=0600 >/dev/null 2>&1 &
+tpid=$!
+for _ in $(seq 100); do [ -S "$W/tpm/sock" ] && break; sleep 0.05; done
+pids+=("$(pgrep -P "$tpid")")
+start_limd "$W/s3" "$W/tB" --tpm "swtpm:path=$W/tpm/sock"
+echo "limd pid $limd_pid watching $W/limd (ext4); bare $W/bare (ext3)"
+
+if [ "$use_fapo" = 1 ]; then
+  cp /etc/fapolicyd/fapolicyd.conf "$W/fapolicyd.conf.orig"
+  [ -e /etc/fapolicyd/compiled.rules ] && cp /etc/fapolicyd/compiled.rules "$W/compiled.rules.orig"
+  conf_saved=1
+  cat >/etc/fapolicyd/fapolicyd.conf <<'EOF'
+permissive = 1
+nice_val = 0
+q_size = 640
+uid = root
+gid = root
+do_stat_report = 0
+detailed_report = 0
+db_max_size = 50
+subj_cache_size = 1549
+obj_cache_size = 8191
+watch_fs = ext2
+trust = file
+integrity = none
+syslog_format = rule,dec,perm,auid,pid,exe,:,path,ftype,trust
+allow_filesystem_mark = 0
+EOF
+  echo 'allow perm=any all : all' >/etc/fapolicyd/compiled.rules
+  timeout -k 2 600 fapolicyd --permissive --debug-deny >"$W/fapolicyd.log" 2>&1 &
+  fwrap=$!
+  for _ in $(seq 200); do grep -q "Starting to listen" "$W/fapolicyd.log" && break; sleep 0.05; done
+  fpid=$(pgrep -P "$fwrap")
+  pids+=("$fpid")
+  grep -q "added $W/fapo mount point" "$W/fapolicyd.log" || { cat "$W/fapolicyd.log" >&2; echo "fapolicyd did not mark $W/fapo" >&2; exit 1; }
+  echo "fapolicyd pid $fpid watching $W/fapo (ext2)"
+fi
+
+# Warm-up: first measurements and page cache, outside the timed rounds.
+dirs=(bare limd)
+[ "$use_fapo" = 1 ] && dirs+=(fapo)
+for d in "${dirs[@]}"; do
+  "$W/$d/true"
+  cat "$W/$d/big" "$W/$d/w" >/dev/null
+  tar cf - -C "$W/$d" small | cat >/dev/null
+done
+
+run() {  # run TITLE 'CMD with %D for the mount directory'
+  local title=$1 cmd=$2 specs=()
+  for d in "${dirs[@]}"; do
+    specs+=("$d=${cmd//%D/$W/$d}")
+  done
+  echo
+  echo "### $title"
+  "$here/interleave.sh" "$rounds" "${specs[@]}"
+}
+run "spawn of /bin/true, 200 spawns per round" 'for i in $(seq 200); do %D/true; done'
+run "500 spawns of /bin/true without a shell (lim_op_loop spawn)" "$oploop spawn %D/true 500"
+run "2,000 open+close of one file (lim_op_loop open)" "$oploop open %D/true 2000"
+run "dd bs=4k read of a 64 MiB file (page cache)" 'dd if=%D/big of=/dev/null bs=4k status=none'
+run "dd bs=4k write of a 64 MiB file (overwrite in place)" 'dd if=/dev/zero of=%D/w bs=4k count=16384 conv=notrunc status=none'
+run "tar of 5,000 small files (tar cf - | cat >/dev/null)" 'tar cf - -C %D small | cat >/dev/null'
+
 echo
-echo "### spawn of /bin/true, 200 spawns per round"
+echo "### first measurement of a new 64 MiB file (cp + cat) vs openssl dgst -sha256"
 "$here/interleave.sh" "$rounds" \
-  "bare=for i in \$(seq 200); do $B/true; done" \
-  "limd (cached)=for i in \$(seq 200); do $A/true; done"
+  "openssl dgst -sha256=openssl dgst -sha256 $W/bare/big" \
+  "bare cp + cat=cp $W/bare/big $W/bare/c && cat $W/bare/c; rm -f $W/bare/c" \
+  "limd cp + cat (hash before open returns)=cp $W/limd/big $W/limd/c && cat $W/limd/c; rm -f $W/limd/c"
+
 echo
-echo "### 64 MiB file: first measurement (cat of a fresh copy) vs openssl"
-n=0
+echo "### first measurement of 100 new small files with a TPM: one cat, each open waits for hash, append, extend"
+# Unique contents (no duplicate suppression), written with a shell builtin. tA: an unwatched
+# tmpfs; tB: limd with a private swtpm (sha1 + sha256 banks). The --no-tpm software bank is
+# no zero-cost baseline (it rewrites software_pcrs.json after each extend). The extend alone:
+# build/bench/tpm_bench --benchmark_filter=BM_LimExtendHeld (docs/performance.md).
+newfiles='for i in $(seq 100); do echo "$EPOCHREALTIME $i" >%T/n$i; done; %C %T/n* >/dev/null; rm -f %T/n*'
+nf=${newfiles//%C/cat}
+os=${newfiles//%C/openssl dgst -sha256}
 "$here/interleave.sh" "$rounds" \
-  "openssl dgst -sha256=openssl dgst -sha256 $B/big" \
-  "bare cat of a fresh copy=cp $B/big $B/c && cat $B/c; rm -f $B/c" \
-  "limd cat of a fresh copy=cp $A/big $A/c && cat $A/c; rm -f $A/c"
+  "bare cat=${nf//%T/$W/tA}" \
+  "openssl dgst -sha256 of the same files=${os//%T/$W/tA}" \
+  "limd + swtpm cat=${nf//%T/$W/tB}"
+if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+  # CPU time of the monitor itself per operation (perf stat on its pid while the loop
+  # runs): steadier than wall time on a loaded machine. Median of the rounds.
+  echo
+  echo "### monitor CPU per operation (perf stat -e task-clock -p PID), median of $rounds"
+  echo "| monitor | µs CPU per open+close | µs CPU per spawn |"
+  echo "|---|---|---|"
+  cpu_per_op() {  # cpu_per_op PID ARGS...: µs of PID's CPU per operation of lim_op_loop ARGS
+    local pid=$1 n=${*: -1} v=()
+    shift
+    for _ in $(seq "$rounds"); do
+      v+=("$(perf stat -x, -e task-clock -p "$pid" -- "$oploop" "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ {printf "%.1f", $1 * 1000 / '"$n"'}')")
+    done
+    printf '%s\n' "${v[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+  }
+  echo "| limd | $(cpu_per_op "$limd_pid" open "$W/limd/true" 2000) | $(cpu_per_op "$limd_pid" spawn "$W/limd/true" 300) |"
+  [ "$use_fapo" = 1 ] && echo "| fapolicyd | $(cpu_per_op "$fpid" open "$W/fapo/true" 2000) | $(cpu_per_op "$fpid" spawn "$W/fapo/true" 300) |"
+fi
+
 echo
-grep -E '"(hashes|cache_hits|entries|permission_events)"|p50|p99|max' "$S/status.json" || true
+echo "limd counters (ext4 mount):"
+grep -E '"(hashes|cache_hits|entries|permission_events|p50|p99|max)"' "$W/s1/status.json" || true

@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <unordered_map>
 
 #include "base/file.h"
 
@@ -36,14 +39,20 @@ class LinuxEnv final : public Env {
     f.gid = st.st_gid;
     f.mode = st.st_mode;
     f.regular = S_ISREG(st.st_mode);
+    // The superblock's facts are the same for every file of a device: asked once per
+    // st_dev (fstatfs and FS_IOC_GETFSUUID per event were a third of limd's syscalls).
+    SuperFacts sb = Super(fd, f.dev);
     int gen = 0;
-    if (f.regular && ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) f.generation = static_cast<uint32_t>(gen);
-    struct statfs sfs;
-    if (fstatfs(fd, &sfs) == 0) f.fsmagic = static_cast<uint64_t>(sfs.f_type);
-#ifdef FS_IOC_GETFSUUID
-    struct fsuuid2 u {};
-    if (ioctl(fd, FS_IOC_GETFSUUID, &u) == 0 && u.len == 16) std::memcpy(f.fsuuid.data(), u.uuid, 16);
-#endif
+    if (f.regular && sb.has_generation) {
+      if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) {
+        f.generation = static_cast<uint32_t>(gen);
+      } else if (errno == ENOTTY || errno == EOPNOTSUPP) {
+        std::lock_guard<std::mutex> lk(mu_);
+        supers_[f.dev].has_generation = false;  // tmpfs: no i_generation ioctl
+      }
+    }
+    f.fsmagic = sb.fsmagic;
+    f.fsuuid = sb.fsuuid;
     return f;
   }
 
@@ -78,6 +87,41 @@ class LinuxEnv final : public Env {
     return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
   }
   int64_t NowUnixSeconds() override { return static_cast<int64_t>(time(nullptr)); }
+
+ private:
+  struct SuperFacts {
+    uint64_t fsmagic = 0;
+    std::array<uint8_t, 16> fsuuid{};
+    bool has_generation = true;
+    std::chrono::steady_clock::time_point at;
+  };
+  // Entries expire after a second: a device number is reused when a filesystem is
+  // unmounted and another mounted (loop devices, anonymous tmpfs devices), and a stale
+  // fsuuid must not outlive that by more than the expiry.
+  SuperFacts Super(int fd, uint64_t dev) {
+    auto now = std::chrono::steady_clock::now();
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = supers_.find(dev);
+      if (it != supers_.end() && now - it->second.at < std::chrono::seconds(1)) return it->second;
+    }
+    SuperFacts sb;
+    struct statfs sfs;
+    if (fstatfs(fd, &sfs) != 0) return sb;  // not cached: asked again next time
+    sb.fsmagic = static_cast<uint64_t>(sfs.f_type);
+    sb.at = now;
+#ifdef FS_IOC_GETFSUUID
+    struct fsuuid2 u {};
+    if (ioctl(fd, FS_IOC_GETFSUUID, &u) == 0 && u.len == 16) std::memcpy(sb.fsuuid.data(), u.uuid, 16);
+#endif
+    std::lock_guard<std::mutex> lk(mu_);
+    if (supers_.size() > 4096) supers_.clear();  // devices come and go (loop mounts)
+    supers_[dev] = sb;
+    return sb;
+  }
+
+  std::mutex mu_;
+  std::unordered_map<uint64_t, SuperFacts> supers_;  // st_dev → superblock facts
 };
 
 }  // namespace

@@ -6,7 +6,7 @@
 // limd itself): everything goes through the fd it was handed.
 //
 // Threading: Env methods are called from several worker threads at once; implementations
-// must be thread-safe (RealEnv is stateless).
+// must be thread-safe (RealEnv keeps only a mutex-guarded per-st_dev cache of superblock facts).
 #pragma once
 
 #include <sys/types.h>

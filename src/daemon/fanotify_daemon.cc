@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -45,10 +46,10 @@ namespace {
 
 // The syscall of the thread that queued the event. The thread may not be off the CPU yet
 // ("running"): the kernel only reports the syscall of a blocked task. Retry briefly.
-Result<SyscallState> ReadBlockedSyscall(pid_t pid) {
+Result<SyscallState> ReadBlockedSyscall(SyscallReader& reader, pid_t pid) {
   Result<SyscallState> scr = Status::Unavailable("not read");
   for (int i = 0; i < 50; ++i) {
-    scr = ReadSyscall(pid);
+    scr = reader.Read(pid);
     if (!scr.ok() || scr->blocked || scr->line != "running") break;
     if (i < 10) {
       std::this_thread::yield();
@@ -67,6 +68,14 @@ std::string FdPath(int fd) {
   ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
   if (n <= 0) return "";
   return std::string(buf, static_cast<size_t>(n));
+}
+
+// The opener's credentials into an access (comm only for audit lines).
+void SetCreds(Access& a, const Creds& c) {
+  a.uid = c.uid, a.euid = c.euid, a.suid = c.suid;
+  a.gid = c.gid, a.egid = c.egid, a.sgid = c.sgid;
+  a.cap_setuid = c.cap_setuid, a.cap_setgid = c.cap_setgid;
+  a.comm = c.comm;
 }
 
 }  // namespace
@@ -155,6 +164,8 @@ Result<std::unique_ptr<FanotifyDaemon>> FanotifyDaemon::Create(const DaemonOptio
 
 Status FanotifyDaemon::Init() {
   self_ = ::getpid();
+  task_dir_ = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (task_dir_ < 0) return Status::Unavailable(std::string("open /proc/self/task: ") + strerror(errno));
   unsigned flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
   group_fd_ = fanotify_init(flags | FAN_REPORT_TID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   report_tid_ = group_fd_ >= 0;
@@ -249,10 +260,15 @@ FanotifyDaemon::~FanotifyDaemon() {
   }
   q_cv_.notify_all();
   for (auto& t : workers_) t.join();  // workers drain the queue first: every event answered
-  watchdog_stop_ = true;
+  {
+    std::lock_guard<std::mutex> lk(inflight_mu_);
+    watchdog_stop_ = true;
+  }
+  inflight_cv_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
   if (group_fd_ >= 0) ::close(group_fd_);
   if (pre_fd_ >= 0) ::close(pre_fd_);
+  if (task_dir_ >= 0) ::close(task_dir_);
 }
 
 void FanotifyDaemon::Enqueue(Job j) {
@@ -298,7 +314,11 @@ Status FanotifyDaemon::ReadEvents(int group) {
 
 bool FanotifyDaemon::Own(pid_t pid) const {
   if (pid == self_) return true;
-  if (report_tid_ && ::access(("/proc/self/task/" + std::to_string(pid)).c_str(), F_OK) == 0) return true;
+  if (report_tid_) {
+    char name[16];
+    std::snprintf(name, sizeof name, "%d", static_cast<int>(pid));
+    if (::faccessat(task_dir_, name, F_OK, 0) == 0) return true;  // one lookup in /proc/self/task
+  }
   // A trusted peer (the TPM server): its main thread, or (FAN_REPORT_TID) any of its threads.
   for (pid_t peer : options_.trusted_peers) {
     if (pid == peer) return true;
@@ -322,7 +342,7 @@ void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
   // Only mmap(PROT_EXEC) is a measurement point; read(), write(), a PROT_READ mmap and
   // execve's own reads and mappings (the exec opens decide those) pass at once — also
   // limd's own, so the pid test is left to the rare exec mapping.
-  auto scr = ReadBlockedSyscall(pid);
+  auto scr = ReadBlockedSyscall(syscalls_, pid);
   if (!scr.ok() || !scr->blocked || scr->nr != kSysMmap || !(scr->args[2] & PROT_EXEC)) {
     stats_.precontent_quick++;
     allow_now();
@@ -390,20 +410,37 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     ::close(fd);
     return;
   }
-  struct stat st;
-  bool have_stat = ::fstat(fd, &st) == 0;
-  InodeKey key{have_stat ? static_cast<uint64_t>(st.st_dev) : 0, have_stat ? static_cast<uint64_t>(st.st_ino) : 0};
+  // A permission event's facts (one fstat; the superblock's are cached) serve the key, the
+  // type and the fast path's change tuple; a close needs only the key and type.
+  FileFacts facts;
+  bool have_stat;
+  if (perm) {
+    auto r = env_->Facts(fd);
+    have_stat = r.ok();
+    if (have_stat) facts = *r;
+  } else {
+    struct stat st;
+    have_stat = ::fstat(fd, &st) == 0;
+    facts.dev = static_cast<uint64_t>(st.st_dev), facts.ino = static_cast<uint64_t>(st.st_ino);
+    facts.regular = S_ISREG(st.st_mode);
+  }
+  InodeKey key{have_stat ? facts.dev : 0, have_stat ? facts.ino : 0};
   if (!perm) {
-    if (!have_stat || !S_ISREG(st.st_mode)) {
+    if (!have_stat || !facts.regular) {
+      ::close(fd);
+      return;
+    }
+    CloseNote note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
+    // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
+    if (note.last_writer && PreContentDev(key.dev)) RemoveIgnore(fd, key);
+    if (measurer_->TryApplyClose(key, note, fd)) {  // its turn: no worker hop
       ::close(fd);
       return;
     }
     Job j;
     j.close_fd = fd;
     j.key = key;
-    j.note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
-    // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
-    if (j.note.last_writer && PreContentDev(key.dev)) RemoveIgnore(fd, key);
+    j.note = note;
     Enqueue(std::move(j));
     return;
   }
@@ -413,12 +450,12 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   p->group = group_fd_;
   p->mask = mask;
   p->start = std::chrono::steady_clock::now();
-  if (!have_stat || !S_ISREG(st.st_mode)) {  // directories, devices: IMA looks at regular files only
+  if (!have_stat || !facts.regular) {  // directories, devices: IMA looks at regular files only
     Answer(*p, true);
     return;
   }
   SyscallState sc;
-  Result<SyscallState> scr = ReadBlockedSyscall(pid);
+  Result<SyscallState> scr = ReadBlockedSyscall(syscalls_, pid);
   if (scr.ok()) sc = *scr;
   p->precontent_fs = PreContentDev(key.dev);
   p->ignore_epoch = p->precontent_fs ? IgnoreEpoch(key) : 0;
@@ -426,8 +463,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   Access& a = p->access;
   a.fd = fd;
   a.pid = pid;
-  a.key = key;
-  a.path = FdPath(fd);
+  a.key = key;  // a.path: FdPath() only when a worker needs it (entries, logs)
   a.fsname = FsName(key.dev);
   if (mask & FAN_OPEN_EXEC_PERM) {
     p->is_exec_perm = true;
@@ -459,7 +495,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
       // io_uring, a running thread, an unreadable /proc: measure as a read; no counts and
       // no violation inferred (docs/limd.md).
       if (stats_.unknown_syscall++ < 5) {
-        Log("open of " + a.path + " by tid " + std::to_string(pid) + ": syscall unknown (" +
+        Log("open of " + FdPath(fd) + " by tid " + std::to_string(pid) + ": syscall unknown (" +
             (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): measured as a read");
       }
       a.mask = ima::may::kRead;
@@ -483,8 +519,10 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   p->access.counts = open_ticket;
   p->exec_ticket = exec_ticket.ticket;
   p->elf_ticket = elf_ticket.ticket;
+  if (TryFastPath(*p, facts)) return;
   {
     std::lock_guard<std::mutex> lk(inflight_mu_);
+    if (inflight_.empty()) inflight_cv_.notify_one();  // the watchdog sleeps while none wait
     inflight_.push_back(p);
   }
   Job j;
@@ -523,15 +561,77 @@ void FanotifyDaemon::Worker() {
   }
 }
 
+Access FanotifyDaemon::ExecStep(const Pending& p, const Access& base) {
+  Access a = base;
+  a.mask = ima::may::kExec;
+  a.open_for_write = false;
+  // The first exec open of an execve is BPRM_CHECK, as is a #! interpreter; the ELF
+  // interpreter that follows an ELF binary is the kernel's MMAP_CHECK.
+  a.func = (!p.exec_first && p.prev_exec && p.prev_exec->kind.load() == FileKindCache::kElf)
+               ? ima::ImaHook::kMmapCheck
+               : ima::ImaHook::kBprmCheck;
+  a.counts = OpenCounts{0, 0, p.exec_ticket};
+  return a;
+}
+
+Access FanotifyDaemon::OpenStep(const Access& base) {
+  Access a = base;
+  a.func = ima::ImaHook::kFileCheck;
+  return a;
+}
+
+Access FanotifyDaemon::ElfStep(const Pending& p, const Access& base) {
+  Access a = base;
+  a.func = ima::ImaHook::kMmapCheck;
+  a.mask = ima::may::kExec;
+  a.open_for_write = false;
+  a.counts = OpenCounts{0, 0, p.elf_ticket};
+  return a;
+}
+
+bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
+  Access base = p.access;
+  bool have_creds = false;
+  // One step, built from base by make(). Credentials are read only when a rule for the
+  // step looks at them and the cached outcome depends on them (/proc/<tid>/status is the
+  // costliest read of the event).
+  auto run = [&](auto make) {
+    auto r = measurer_->TryProcessCached(make(), facts, have_creds);
+    if (r != Measurer::Fast::kNeedsCreds) return r == Measurer::Fast::kDone;
+    auto creds = ReadCreds(base.pid);
+    if (!creds.ok()) return false;
+    SetCreds(base, *creds);
+    have_creds = true;
+    return measurer_->TryProcessCached(make(), facts, true) == Measurer::Fast::kDone;
+  };
+  if (p.is_exec_perm) {
+    auto kind = kinds_.Get(base.key, facts);
+    if (!kind) return false;
+    p.this_exec->kind.store(*kind);
+    if (!run([&] { return ExecStep(p, base); })) return false;
+    p.exec_done = true;
+  }
+  if (p.is_open_perm) {
+    if (!run([&] { return OpenStep(base); })) return false;
+    p.open_done = true;
+  }
+  if (p.elf_candidate) {
+    auto kind = p.access.counts.writers == 0 ? kinds_.Get(base.key, facts) : std::nullopt;
+    if (!kind) return false;
+    bool done = *kind == FileKindCache::kElf ? run([&] { return ElfStep(p, base); })
+                                             : measurer_->TrySkip(base.key, p.elf_ticket);
+    if (!done) return false;
+    p.elf_done = true;
+  }
+  Answer(p, true);
+  return true;
+}
+
 void FanotifyDaemon::DoPerm(Pending& p) {
   Access base = p.access;
+  base.path = FdPath(p.fd);
   auto creds = ReadCreds(base.pid);
-  if (creds.ok()) {
-    base.uid = creds->uid, base.euid = creds->euid, base.suid = creds->suid;
-    base.gid = creds->gid, base.egid = creds->egid, base.sgid = creds->sgid;
-    base.cap_setuid = creds->cap_setuid, base.cap_setgid = creds->cap_setgid;
-    base.comm = creds->comm;
-  }
+  if (creds.ok()) SetCreds(base, *creds);
   auto run = [&](const Access& a) {
     Verdict v = measurer_->Process(a);
     if (!v.error.empty()) {
@@ -550,32 +650,23 @@ void FanotifyDaemon::DoPerm(Pending& p) {
     Answer(p, true);
     return;
   }
-  if (p.is_exec_perm) {
-    int kind = IsScript(env_, p.fd) ? 1 : (ElfHasExecLoad(env_, p.fd) ? 2 : 0);
-    p.this_exec->kind.store(kind);
-    Access a = base;
-    a.mask = ima::may::kExec;
-    a.open_for_write = false;
-    // The first exec open of an execve is BPRM_CHECK, as is a #! interpreter; the ELF
-    // interpreter that follows an ELF binary is the kernel's MMAP_CHECK.
-    a.func = (!p.exec_first && p.prev_exec && p.prev_exec->kind.load() == 2) ? ima::ImaHook::kMmapCheck
-                                                                            : ima::ImaHook::kBprmCheck;
-    a.counts = OpenCounts{0, 0, p.exec_ticket};
-    run(a);
+  // The file's kind, from its header (the tuple first, so a later change is a miss).
+  auto facts = env_->Facts(p.fd);
+  auto kind_of = [&] {
+    int kind = IsScript(env_, p.fd) ? FileKindCache::kScript
+               : ElfHasExecLoad(env_, p.fd) ? FileKindCache::kElf
+                                            : FileKindCache::kOther;
+    if (facts.ok() && p.access.counts.writers == 0) kinds_.Put(base.key, *facts, kind);
+    return kind;
+  };
+  if (p.is_exec_perm && !p.exec_done) {
+    p.this_exec->kind.store(kind_of());
+    run(ExecStep(p, base));
   }
-  if (p.is_open_perm) {
-    Access a = base;
-    a.func = ima::ImaHook::kFileCheck;
-    run(a);
-  }
-  if (p.elf_candidate) {
-    if (ElfHasExecLoad(env_, p.fd)) {
-      Access a = base;
-      a.func = ima::ImaHook::kMmapCheck;
-      a.mask = ima::may::kExec;
-      a.open_for_write = false;
-      a.counts = OpenCounts{0, 0, p.elf_ticket};
-      run(a);
+  if (p.is_open_perm && !p.open_done) run(OpenStep(base));
+  if (p.elf_candidate && !p.elf_done) {
+    if (kind_of() == FileKindCache::kElf) {
+      run(ElfStep(p, base));
     } else {
       measurer_->Skip(base.key, p.elf_ticket);
     }
@@ -605,6 +696,12 @@ void FanotifyDaemon::Answer(Pending& p, bool allow) {
 
 void FanotifyDaemon::Watchdog() {
   while (!watchdog_stop_.load()) {
+    {
+      // No periodic wake-ups while no event waits for a worker (the reader's fast path
+      // answers the rest at once).
+      std::unique_lock<std::mutex> lk(inflight_mu_);
+      inflight_cv_.wait(lk, [&] { return !inflight_.empty() || watchdog_stop_.load(); });
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
     std::vector<std::shared_ptr<Pending>> late;
     auto now = std::chrono::steady_clock::now();
@@ -627,7 +724,7 @@ void FanotifyDaemon::Watchdog() {
       if (p->answered.load()) continue;
       stats_.timeouts++;
       Status s = list_->AppendBuffer("lim-decision-timeout",
-                                     "path=" + p->access.path + ";pid=" + std::to_string(p->access.pid) + ";", true);
+                                     "path=" + FdPath(p->fd) + ";pid=" + std::to_string(p->access.pid) + ";", true);
       if (!s.ok()) Log("decision timeout gap entry failed: " + s.message());
       Answer(*p, true);
     }

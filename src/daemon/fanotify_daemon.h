@@ -12,9 +12,11 @@
 //   ELF-at-open approximation of MMAP_CHECK.
 //
 // The reader thread only reads events, answers limd's own accesses (and those of the
-// trusted peers: the TPM server) at once, decodes
-// /proc/<tid>/syscall (func, open flags) and notes opens/closes in event order; workers
-// hash, append and extend (Measurer), then answer; a watchdog answers any permission event
+// trusted peers: the TPM server) at once, decodes /proc/<tid>/syscall (func, open flags) and
+// notes opens/closes in event order; it also answers an event itself when every step
+// completes without I/O (no rule, or a cached verdict: Measurer::TryProcessCached; file
+// kinds from FileKindCache) and applies closes whose turn it is; workers hash, append and
+// extend (Measurer), then answer; a watchdog answers any permission event
 // older than the decision timeout (measure mode: a lim-decision-timeout gap entry first,
 // then allow; the real entry follows when hashing ends). Every permission event is answered,
 // also at shutdown, before the group fd is closed; a rejected response write falls back to
@@ -40,7 +42,9 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/file_kind_cache.h"
 #include "daemon/measurer.h"
+#include "daemon/proc_context.h"
 
 namespace lim::daemon {
 
@@ -129,6 +133,7 @@ class FanotifyDaemon {
     bool pre_exec = false;        // a PRE_ACCESS in mmap(PROT_EXEC): the exact MMAP_CHECK
     bool precontent_fs = false;   // the inode's filesystem has the pre-content mark
     uint64_t ignore_epoch = 0;    // IgnoreEpoch() when the event was read
+    bool exec_done = false, open_done = false, elf_done = false;  // steps the reader ran
     ~Pending();
   };
   struct Job {
@@ -160,7 +165,12 @@ class FanotifyDaemon {
   void RemoveIgnore(int fd, const InodeKey& key);
   void Worker();
   void Watchdog();
+  bool TryFastPath(Pending& p, const FileFacts& facts);  // facts: Env::Facts of p.fd
   void DoPerm(Pending& p);
+  // The access of each measurer step of a permission event, from the event's base access.
+  static Access ExecStep(const Pending& p, const Access& base);
+  static Access OpenStep(const Access& base);
+  static Access ElfStep(const Pending& p, const Access& base);
   void Answer(Pending& p, bool allow);
   void Enqueue(Job j);
   void Log(const std::string& s) {
@@ -185,6 +195,7 @@ class FanotifyDaemon {
   std::mutex ignore_mu_;  // orders ignore-mark calls with their epochs
   std::array<uint64_t, 4096> ignore_epoch_{};  // striped by inode
   pid_t self_ = 0;
+  int task_dir_ = -1;  // /proc/self/task: is an event's tid one of limd's threads?
   std::atomic<bool> stop_{false};
   DaemonStats stats_;
 
@@ -196,6 +207,7 @@ class FanotifyDaemon {
 
   std::mutex inflight_mu_;
   std::vector<std::weak_ptr<Pending>> inflight_;
+  std::condition_variable inflight_cv_;  // inflight_ became non-empty, or stop
   std::thread watchdog_;
   std::atomic<bool> watchdog_stop_{false};
 
@@ -204,6 +216,8 @@ class FanotifyDaemon {
     std::shared_ptr<ExecInfo> last;
   };
   std::map<pid_t, ExecTrack> exec_;  // reader thread only
+  FileKindCache kinds_;
+  SyscallReader syscalls_;  // reader thread only
 };
 
 }  // namespace lim::daemon

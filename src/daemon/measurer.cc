@@ -31,7 +31,34 @@ std::optional<int> XattrHashAlgoId(ByteView x) {
 
 Measurer::Measurer(const MeasurerConfig& config, const ima::PolicyMatcher* matcher, MeasurementList* list, Env* env,
                    AuditLog audit)
-    : config_(config), matcher_(matcher), list_(list), env_(env), audit_(std::move(audit)) {}
+    : config_(config), list_(list), env_(env), audit_(std::move(audit)) {
+  Publish(matcher);
+}
+
+void Measurer::Publish(const ima::PolicyMatcher* matcher) {
+  auto v = std::make_unique<PolicyView>();
+  v->matcher = matcher;
+  // Conservative: a rule counts if its func and mask conditions can match, whatever its
+  // other conditions and whether an earlier rule decides first.
+  using namespace ima::rule_flag;
+  v->pcrs = 1ull << config_.pcr;
+  for (size_t i = 0; matcher && i < matcher->size(); ++i) {
+    const ima::PolicyRule& r = matcher->rule(i);
+    if ((r.flags & kPcr) && r.pcr >= 0 && r.pcr < 64) v->pcrs |= 1ull << r.pcr;
+    if (!(r.flags & (kUid | kEuid | kGid | kEgid))) continue;
+    for (int f = 0; f < ima::kImaHookCount; ++f) {
+      if ((r.flags & kFunc) && static_cast<int>(r.func) != f) continue;
+      for (uint32_t m = 0; m < 16; ++m) {
+        if ((r.flags & kMask) && r.mask != m) continue;
+        if ((r.flags & kInmask) && !(r.mask & m)) continue;
+        v->creds_matter[static_cast<size_t>(f)] |= static_cast<uint16_t>(1u << m);
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lk(views_mu_);
+  views_.push_back(std::move(v));
+  view_.store(views_.back().get(), std::memory_order_release);
+}
 
 std::shared_ptr<Measurer::InodeState> Measurer::Get(const InodeKey& key) {
   std::lock_guard<std::mutex> lk(table_mu_);
@@ -50,10 +77,7 @@ Measurer::Turn::Turn(InodeState* st, uint64_t ticket) : st_(st), ticket_(ticket)
 }
 
 Measurer::Turn::~Turn() {
-  if (ticket_ != OpenCounts::kNoTicket) {
-    st_->serving++;
-    st_->cv.notify_all();
-  }
+  if (ticket_ != OpenCounts::kNoTicket) PassTurn(st_);
 }
 
 OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
@@ -86,8 +110,12 @@ CloseNote Measurer::NoteClose(const InodeKey& key, bool was_write) {
 void Measurer::ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now) {
   auto st = Get(key);
   Turn turn(st.get(), note.ticket);
-  ApplyFlush(st.get());
-  if (!note.last_writer) return;
+  CloseLocked(st.get(), note.last_writer, now);
+}
+
+void Measurer::CloseLocked(InodeState* st, bool last_writer, const FileFacts& now) {
+  ApplyFlush(st);
+  if (!last_writer) return;
   st->emitted_open_writers = false;  // 6.15: one open_writers per writer episode
   if (st->collected && !st->facts.SameContentAs(now)) {
     st->collected = false;
@@ -168,7 +196,76 @@ Verdict Measurer::Process(const Access& a) {
   auto st = Get(key);
   Turn turn(st.get(), a.counts.ticket);
   if (!facts_r.ok() || !facts_r->regular) return v;  // only regular files (kernel)
-  return ProcessLocked(a, *facts_r, st.get());
+  return ProcessLocked(a, *facts_r, st.get(), *view_.load(std::memory_order_acquire));
+}
+
+std::unique_lock<std::mutex> Measurer::TryTurn(InodeState* st, uint64_t ticket) {
+  std::unique_lock<std::mutex> lk(st->mu, std::try_to_lock);
+  if (lk.owns_lock() && (ticket == OpenCounts::kNoTicket || st->serving != ticket)) lk.unlock();  // a worker is ahead
+  return lk;
+}
+
+void Measurer::PassTurn(InodeState* st) {
+  st->serving++;
+  st->cv.notify_all();
+}
+
+Measurer::Fast Measurer::TryProcessCached(const Access& a, const FileFacts& facts, bool creds_known, Verdict* v) {
+  if (!facts.regular) return Fast::kNeedsWorker;
+  const PolicyView& view = *view_.load(std::memory_order_acquire);  // one policy per step
+  auto st = Get(a.key);
+  auto lk = TryTurn(st.get(), a.counts.ticket);
+  if (!lk.owns_lock()) return Fast::kNeedsWorker;
+  if (!creds_known && view.CredsMatter(a.func, a.mask)) {
+    if (!SameForAnyCreds(a, facts, st.get(), view)) return Fast::kNeedsCreds;
+    if (v) *v = Verdict{};
+  } else {
+    bool needs_io = false;
+    Verdict r = ProcessLocked(a, facts, st.get(), view, true, &needs_io);
+    if (needs_io) return Fast::kNeedsWorker;  // the ticket stays unserved: a worker runs the step
+    if (v) *v = r;
+  }
+  PassTurn(st.get());
+  return Fast::kDone;
+}
+
+bool Measurer::SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view) {
+  ApplyFlush(st);
+  // ProcessLocked() with must_measure true or false alike: allow, no entry, no state change.
+  bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
+                          a.func == ima::ImaHook::kMmapCheckReqprot) &&
+                         (view.matcher->policy_actions() & ima::action::kMeasure);
+  if (violation_check) {
+    if (a.open_for_write) {
+      if (a.counts.readers > 0 && st->may_emit_tomtou) return false;  // ToMToU
+    } else if (!st->may_emit_tomtou || (a.counts.writers > 0 && !st->emitted_open_writers)) {
+      return false;  // a measure rule would set may_emit_tomtou, or emit open_writers
+    }
+  }
+  bool unchanged = st->collected && (a.counts.writers > 0 || st->facts.SameContentAs(facts));
+  return !a.direct_io && unchanged && (st->measured_pcrs & view.pcrs) == view.pcrs;
+}
+
+bool Measurer::TrySkip(const InodeKey& key, uint64_t ticket) {
+  auto st = Get(key);
+  auto lk = TryTurn(st.get(), ticket);
+  if (!lk.owns_lock()) return false;
+  PassTurn(st.get());
+  return true;
+}
+
+bool Measurer::TryApplyClose(const InodeKey& key, const CloseNote& note, int fd) {
+  auto st = Get(key);
+  auto lk = TryTurn(st.get(), note.ticket);
+  if (!lk.owns_lock()) return false;
+  FileFacts now;
+  if (note.last_writer) {
+    auto facts = env_->Facts(fd);
+    if (facts.ok()) now = *facts;
+  }
+  CloseLocked(st.get(), note.last_writer, now);
+  PassTurn(st.get());
+  return true;
 }
 
 void Measurer::Skip(const InodeKey& key, uint64_t ticket) {
@@ -176,7 +273,8 @@ void Measurer::Skip(const InodeKey& key, uint64_t ticket) {
   Turn turn(st.get(), ticket);
 }
 
-Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st) {
+Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view,
+                                bool no_io, bool* needs_io) {
   Verdict v;
   ApplyFlush(st);
 
@@ -196,7 +294,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   pa.fsmagic = facts.fsmagic;
   pa.fsuuid = facts.fsuuid;
   pa.fsname = a.fsname;
-  const ima::PolicyMatcher* matcher = matcher_.load(std::memory_order_acquire);  // one policy per access
+  const ima::PolicyMatcher* matcher = view.matcher;  // one policy per access
   ima::PolicyDecision d = matcher->Decide(pa, ima::action::kMeasure);
   bool must_measure = d.of(ima::ActionClass::kMeasure).yes;
   v.measure_rule = must_measure;
@@ -209,6 +307,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
     // ima_rdwr_violation_check, 6.15 rules.
     if (a.open_for_write) {
       if (a.counts.readers > 0 && st->may_emit_tomtou) {
+        if (no_io) return *needs_io = true, v;
         st->may_emit_tomtou = false;
         Violation(a, "ToMToU", facts);
         v.violations++;
@@ -216,6 +315,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
     } else if (must_measure) {
       st->may_emit_tomtou = true;
       if (a.counts.writers > 0 && !st->emitted_open_writers) {
+        if (no_io) return *needs_io = true, v;
         st->emitted_open_writers = true;
         Violation(a, "open_writers", facts);
         v.violations++;
@@ -237,6 +337,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
     cache_hits_++;
     return v;
   }
+  if (no_io) return *needs_io = true, v;
   auto xattr = env_->ImaXattr(a.fd);
   std::optional<Bytes> x = xattr.ok() ? *xattr : std::nullopt;
   HashAlgo algo = config_.hash;

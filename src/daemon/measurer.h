@@ -18,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <functional>
@@ -26,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "daemon/env.h"
 #include "daemon/measurement_list.h"
@@ -113,7 +115,27 @@ class Measurer {
   // Replaces the policy for accesses decided from now on (a policy write to the securityfs
   // view). The caller keeps every matcher it ever passed alive as long as the Measurer: a
   // worker may still be deciding with the previous one.
-  void SetMatcher(const ima::PolicyMatcher* matcher) { matcher_.store(matcher, std::memory_order_release); }
+  void SetMatcher(const ima::PolicyMatcher* matcher) { Publish(matcher); }
+  // The reader thread's fast path (no thread hop for the common case): runs the step only
+  // if it is the ticket's turn right now (never waits) and the step completes without I/O
+  // — no measure rule, or a verdict already cached for this content, and no violation.
+  // facts: Env::Facts() of access.fd. creds_known: the access carries the opener's
+  // uid/gid; without them a step whose rules look at them is done only when the outcome
+  // is the same whether or not such a rule matches (measured into every PCR a rule can
+  // name, unchanged, no violation state to change), else kNeedsCreds. kNeedsCreds and
+  // kNeedsWorker change nothing the step's later run would see differently.
+  enum class Fast { kDone, kNeedsCreds, kNeedsWorker };
+  Fast TryProcessCached(const Access& access, const FileFacts& facts, bool creds_known, Verdict* verdict = nullptr);
+  // ApplyClose() on the reader thread when it is the note's turn now; the last writer's
+  // close reads Env::Facts(fd). False: not done, call ApplyClose() later.
+  bool TryApplyClose(const InodeKey& key, const CloseNote& note, int fd);
+  // Skip() on the reader thread when it is the ticket's turn now; false: call Skip() later.
+  bool TrySkip(const InodeKey& key, uint64_t ticket);
+  // Whether a rule of the current policy that can match (func, mask) looks at the opener's
+  // uid/gid (uid=, euid=, gid=, egid=).
+  bool CredsMatter(ima::ImaHook func, uint32_t mask) const {
+    return view_.load(std::memory_order_acquire)->CredsMatter(func, mask);
+  }
   // Gives up a ticket from NoteOpen() without processing (the step did not apply).
   void Skip(const InodeKey& key, uint64_t ticket);
 
@@ -154,15 +176,39 @@ class Measurer {
     uint64_t ticket_;
     std::unique_lock<std::mutex> lock_;
   };
+  // The inode's lock if it is `ticket`'s turn right now (never waits); not owning otherwise.
+  static std::unique_lock<std::mutex> TryTurn(InodeState* st, uint64_t ticket);
+  static void PassTurn(InodeState* st);  // under st->mu: the next ticket's turn
   void ApplyFlush(InodeState* st);  // under st->mu
-  Verdict ProcessLocked(const Access& access, const FileFacts& facts, InodeState* st);
+  void CloseLocked(InodeState* st, bool last_writer, const FileFacts& now);  // under st->mu
+  // A matcher with what the fast path derives from its rules, published together so one
+  // access sees one policy.
+  struct PolicyView {
+    const ima::PolicyMatcher* matcher = nullptr;
+    std::array<uint16_t, ima::kImaHookCount> creds_matter{};  // func → bit per MAY_* mask
+    uint64_t pcrs = 0;  // the default PCR and every pcr= of a rule, as bits
+    bool CredsMatter(ima::ImaHook func, uint32_t mask) const {
+      return creds_matter[static_cast<size_t>(func)] & (1u << (mask & 15));
+    }
+  };
+  void Publish(const ima::PolicyMatcher* matcher);
+  // view: the policy to decide with. no_io: stop before the first step that needs I/O (a
+  // violation entry, a hash, an append) and set *needs_io; what ran before is redone
+  // identically by a later call.
+  Verdict ProcessLocked(const Access& access, const FileFacts& facts, InodeState* st, const PolicyView& view,
+                        bool no_io = false, bool* needs_io = nullptr);
+  // Under st->mu: whether the step ends the same, without I/O, whether or not a rule with
+  // uid/gid conditions matches.
+  bool SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view);
   std::shared_ptr<InodeState> Get(const InodeKey& key);
   Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
   Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
   void Violation(const Access& a, const char* cause, const FileFacts& f);
 
   MeasurerConfig config_;
-  std::atomic<const ima::PolicyMatcher*> matcher_;
+  std::atomic<const PolicyView*> view_{nullptr};
+  std::mutex views_mu_;
+  std::vector<std::unique_ptr<PolicyView>> views_;  // every view published: workers may hold an old one
   MeasurementList* list_;
   Env* env_;
   AuditLog audit_;

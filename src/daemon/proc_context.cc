@@ -4,11 +4,13 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <charconv>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <vector>
 
-#include "base/file.h"
 #include "ima/policy.h"
 
 namespace lim::daemon {
@@ -18,8 +20,7 @@ SyscallState ParseSyscallLine(std::string_view line) {
   s.line = std::string(line);
   while (!s.line.empty() && s.line.back() == '\n') s.line.pop_back();
   if (line.empty() || line[0] < '0' || line[0] > '9') return s;  // "running", "-1 …"
-  std::string buf(line);
-  const char* p = buf.c_str();
+  const char* p = s.line.c_str();  // NUL-terminated copy for strtol
   char* end = nullptr;
   s.nr = std::strtol(p, &end, 10);
   if (end == p) return s;
@@ -34,9 +35,81 @@ SyscallState ParseSyscallLine(std::string_view line) {
   return s;
 }
 
+namespace {
+
+// Reads a small /proc/<tid>/<name> file into buf (one open, reads until EOF, no heap
+// allocation: this runs for every event). Returns the length; the text is truncated at
+// cap - 1 bytes.
+Result<size_t> ReadProcFile(pid_t tid, const char* name, char* buf, size_t cap) {
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/%s", static_cast<int>(tid), name);
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(std::string("open ") + path + ": " + std::strerror(errno));
+  size_t len = 0;
+  while (len + 1 < cap) {
+    ssize_t n = ::read(fd, buf + len, cap - 1 - len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Status::IoError(std::string("read ") + path + ": " + std::strerror(errno));
+      ::close(fd);
+      return s;
+    }
+    if (n == 0) break;
+    len += static_cast<size_t>(n);
+    // seq_file hands out whole records: a short read ending a line is the whole file,
+    // which saves the read that would return 0.
+    if (len + 1 < cap && buf[len - 1] == '\n') break;
+  }
+  ::close(fd);
+  buf[len] = '\0';
+  return len;
+}
+
+}  // namespace
+
 Result<SyscallState> ReadSyscall(pid_t tid) {
-  LIM_ASSIGN_OR_RETURN(std::string t, ReadFileText("/proc/" + std::to_string(tid) + "/syscall"));
-  return ParseSyscallLine(t);
+  char buf[256];  // "nr" + 8 hex fields: under 200 bytes
+  LIM_ASSIGN_OR_RETURN(size_t n, ReadProcFile(tid, "syscall", buf, sizeof buf));
+  return ParseSyscallLine(std::string_view(buf, n));
+}
+
+SyscallReader::~SyscallReader() {
+  for (Slot& s : slots_) {
+    if (s.fd >= 0) ::close(s.fd);
+  }
+}
+
+namespace {
+
+// The whole file from offset 0 (seq_file regenerates it for a read at 0).
+ssize_t PreadFromStart(int fd, char* buf, size_t cap) {
+  ssize_t n;
+  do {
+    n = ::pread(fd, buf, cap - 1, 0);
+  } while (n < 0 && errno == EINTR);
+  return n;
+}
+
+}  // namespace
+
+Result<SyscallState> SyscallReader::Read(pid_t tid) {
+  Slot& slot = slots_[static_cast<size_t>(tid) % kSlots];
+  char buf[256];
+  if (slot.fd >= 0 && slot.tid == tid) {
+    ssize_t n = PreadFromStart(slot.fd, buf, sizeof buf);
+    if (n > 0 && buf[n - 1] == '\n') return ParseSyscallLine(std::string_view(buf, static_cast<size_t>(n)));
+    // A dead task (ESRCH) or a short answer: open afresh.
+  }
+  if (slot.fd >= 0) ::close(slot.fd);
+  slot = Slot{};
+  char path[64];
+  std::snprintf(path, sizeof path, "/proc/%d/syscall", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Status::IoError(std::string("open ") + path + ": " + std::strerror(errno));
+  slot = Slot{tid, fd};
+  ssize_t n = PreadFromStart(fd, buf, sizeof buf);
+  if (n < 0) return Status::IoError(std::string("read ") + path + ": " + std::strerror(errno));
+  return ParseSyscallLine(std::string_view(buf, static_cast<size_t>(n)));
 }
 
 OpenIntent IntentOf(const SyscallState& s, pid_t tid) {
@@ -88,46 +161,62 @@ uint32_t FileCheckMask(int flags) {
 bool OpensForWrite(int flags) { return (flags & O_ACCMODE) == O_WRONLY || (flags & O_ACCMODE) == O_RDWR; }
 bool OpensReadOnly(int flags) { return (flags & O_ACCMODE) == O_RDONLY; }
 
+namespace {
+
+// "1000\t0\t1001\t0" → the first three ids; false if fewer parse.
+bool ParseIds(std::string_view v, uint32_t* a, uint32_t* b, uint32_t* c) {
+  uint32_t* out[3] = {a, b, c};
+  const char* p = v.data();
+  const char* end = v.data() + v.size();
+  for (uint32_t* o : out) {
+    while (p < end && (*p == ' ' || *p == '\t')) ++p;
+    auto r = std::from_chars(p, end, *o);
+    if (r.ec != std::errc()) return false;
+    p = r.ptr;
+  }
+  return true;
+}
+
+}  // namespace
+
 Result<Creds> ParseStatus(std::string_view text) {
+  // Allocation-free but for comm; stops once Name, Uid, Gid and CapEff are seen.
   Creds c;
   int found = 0;
   size_t pos = 0;
-  while (pos < text.size()) {
+  while (pos < text.size() && found != 15) {
     size_t nl = text.find('\n', pos);
     std::string_view line = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
-    auto value = [&](std::string_view key) -> std::string {
-      if (line.substr(0, key.size()) != key) return {};
-      return std::string(line.substr(key.size()));
+    auto value = [&](std::string_view key, std::string_view* v) {
+      if (line.substr(0, key.size()) != key) return false;
+      *v = line.substr(key.size());
+      return !v->empty();
     };
-    if (auto v = value("Name:\t"); !v.empty()) c.comm = v;
-    if (auto v = value("Uid:"); !v.empty()) {
-      unsigned a = 0, b = 0, d = 0;
-      if (std::sscanf(v.c_str(), "%u %u %u", &a, &b, &d) == 3) {
-        c.uid = a, c.euid = b, c.suid = d;
-        found |= 1;
-      }
-    }
-    if (auto v = value("Gid:"); !v.empty()) {
-      unsigned a = 0, b = 0, d = 0;
-      if (std::sscanf(v.c_str(), "%u %u %u", &a, &b, &d) == 3) {
-        c.gid = a, c.egid = b, c.sgid = d;
-        found |= 2;
-      }
-    }
-    if (auto v = value("CapEff:\t"); !v.empty()) {
-      uint64_t caps = std::strtoull(v.c_str(), nullptr, 16);
+    std::string_view v;
+    if (value("Name:\t", &v)) {
+      c.comm = std::string(v);
+      found |= 4;
+    } else if (value("Uid:", &v)) {
+      if (ParseIds(v, &c.uid, &c.euid, &c.suid)) found |= 1;
+    } else if (value("Gid:", &v)) {
+      if (ParseIds(v, &c.gid, &c.egid, &c.sgid)) found |= 2;
+    } else if (value("CapEff:\t", &v)) {
+      uint64_t caps = 0;
+      std::from_chars(v.data(), v.data() + v.size(), caps, 16);
       c.cap_setgid = caps & (1ull << 6);
       c.cap_setuid = caps & (1ull << 7);
+      found |= 8;
     }
   }
-  if (found != 3) return Status::Corrupt("status without Uid:/Gid: lines");
+  if ((found & 3) != 3) return Status::Corrupt("status without Uid:/Gid: lines");
   return c;
 }
 
 Result<Creds> ReadCreds(pid_t tid) {
-  LIM_ASSIGN_OR_RETURN(std::string t, ReadFileText("/proc/" + std::to_string(tid) + "/status"));
-  return ParseStatus(t);
+  char buf[8192];  // status is about 1.5 KiB; Name, Uid, Gid and CapEff come early
+  LIM_ASSIGN_OR_RETURN(size_t n, ReadProcFile(tid, "status", buf, sizeof buf));
+  return ParseStatus(std::string_view(buf, n));
 }
 
 bool IsScript(Env* env, int fd) {

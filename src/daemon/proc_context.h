@@ -42,6 +42,28 @@ struct SyscallState {
 SyscallState ParseSyscallLine(std::string_view line);
 Result<SyscallState> ReadSyscall(pid_t tid);
 
+// ReadSyscall() for a stream of events: keeps /proc/<tid>/syscall open for the last few
+// tids and re-reads it with pread (one syscall instead of open, read, close) — a thread
+// that opens many files costs one open. An fd outlives its task harmlessly: the kernel
+// answers ESRCH for a dead task (even when its number is reused), and the file is opened
+// again. Not thread-safe: one per reader thread.
+class SyscallReader {
+ public:
+  SyscallReader() = default;
+  ~SyscallReader();
+  SyscallReader(const SyscallReader&) = delete;
+  SyscallReader& operator=(const SyscallReader&) = delete;
+  Result<SyscallState> Read(pid_t tid);
+
+ private:
+  static constexpr size_t kSlots = 64;
+  struct Slot {
+    pid_t tid = 0;
+    int fd = -1;
+  };
+  Slot slots_[kSlots];
+};
+
 struct OpenIntent {
   bool known = false;  // flags known from the syscall
   bool exec = false;   // the thread is in execve/execveat/uselib

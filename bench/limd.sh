@@ -76,7 +76,7 @@ start_limd() {  # start_limd STATE WATCH ARGS...: sets lpid
   local s=$1 w=$2
   shift 2
   mkdir -p "$s"
-  timeout -k 2 600 "$limd" --foreground --securityfs none --policy "$policy" --state "$s" --watch "$w" --log-file "$s/log" "$@" &
+  timeout -k 2 600 "$limd" --foreground --config /dev/null --securityfs none --control-socket none --policy "$policy" --state "$s" --watch "$w" --log-file "$s/log" "$@" &
   for _ in $(seq 200); do [ -s "$s/limd.ready" ] && break; sleep 0.05; done
   lpid=$(cat "$s/limd.ready")
   pids+=("$lpid")

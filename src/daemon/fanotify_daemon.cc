@@ -192,6 +192,8 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
   struct stat st;
   if (::stat(w.c_str(), &st) != 0) return Status::IoError("stat " + w + ": " + strerror(errno));
   auto dev = static_cast<uint64_t>(st.st_dev);
+  std::lock_guard<std::mutex> order(mark_order_mu_);
+  if (closing_) return Status::Unavailable("limd is stopping: " + w + " not marked");
   {
     std::lock_guard<std::mutex> lk(marks_mu_);
     if (devs_.count(dev)) return Status::Ok();
@@ -289,7 +291,30 @@ Status FanotifyDaemon::Run() {
     if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
     if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
   }
-  return Status::Ok();
+  return FlushMarksAndDrain();
+}
+
+Status FanotifyDaemon::FlushMarksAndDrain() {
+  {
+    std::lock_guard<std::mutex> lk(mark_order_mu_);
+    closing_ = true;
+    for (int g : {group_fd_, pre_fd_}) {
+      if (g >= 0 && fanotify_mark(g, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr) != 0) {
+        Log(std::string("flushing fanotify marks: ") + strerror(errno));
+      }
+    }
+  }
+  // No mark is left, so the queues only hold what was queued before the flush (an access
+  // already past its fsnotify hook may still land): read until both stay quiet for 50 ms.
+  for (;;) {
+    pollfd pfd[2] = {{group_fd_, POLLIN, 0}, {pre_fd_, POLLIN, 0}};
+    int r = ::poll(pfd, pre_fd_ >= 0 ? 2 : 1, 50);
+    if (r < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + strerror(errno));
+    if (r == 0) return Status::Ok();
+    if (r < 0) continue;
+    if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
+    if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
+  }
 }
 
 Status FanotifyDaemon::ReadEvents(int group) {

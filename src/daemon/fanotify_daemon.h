@@ -154,6 +154,10 @@ class FanotifyDaemon {
   bool PreContentDev(uint64_t dev);
   std::string FsName(uint64_t dev);
   Status ReadEvents(int group);
+  // At stop: removes every filesystem mark, then reads and answers what is still queued.
+  // Until then the reader keeps answering, so limd's own late accesses (the last list
+  // appends, status.json) on a watched filesystem never wait on a reader that is gone.
+  Status FlushMarksAndDrain();
   void HandleEvent(int fd, uint64_t mask, pid_t pid);
   void HandlePreContent(int fd, pid_t pid);
   // limd itself or a trusted peer (a thread id with FAN_REPORT_TID, else a pid).
@@ -191,7 +195,11 @@ class FanotifyDaemon {
     bool precontent = false;
     std::string fsname;
   };
-  std::map<uint64_t, DevInfo> devs_;  // marked superblocks, under marks_mu_  // st_dev of filesystems with the FAN_PRE_ACCESS mark
+  std::map<uint64_t, DevInfo> devs_;  // marked superblocks (st_dev), under marks_mu_
+  // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no
+  // new mark appears, so the drain in Run() sees the last event anyone can queue.
+  std::mutex mark_order_mu_;
+  bool closing_ = false;  // under mark_order_mu_
   std::mutex ignore_mu_;  // orders ignore-mark calls with their epochs
   std::array<uint64_t, 4096> ignore_epoch_{};  // striped by inode
   pid_t self_ = 0;

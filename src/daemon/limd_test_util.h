@@ -66,27 +66,32 @@ class LimdChild {
     }
     return -1;
   }
-  void Stop(int sig = SIGTERM) {
+  // Signals limd's own pid (never the timeout wrapper's), SIGKILLs it after 3 s, and
+  // returns how it ended as the wrapper saw it: the exit code, 128+N for a signal (timeout
+  // passes on limd's status), or -1 when nothing was running.
+  int Stop(int sig = SIGTERM) {
     if (pid_ > 0) {
-      ::kill(pid_, sig);  // limd's own pid, never the timeout wrapper's
+      ::kill(pid_, sig);
       for (int i = 0; i < 150 && ::kill(pid_, 0) == 0; ++i) {
-        int st;
-        waitpid(wrapper_, &st, WNOHANG);
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        if (wrapper_ > 0 && waitpid(wrapper_, &wrapper_status_, WNOHANG) == wrapper_) wrapper_ = -1;
       }
       if (::kill(pid_, 0) == 0) ::kill(pid_, SIGKILL);
       pid_ = -1;
+    } else if (wrapper_ <= 0) {
+      return -1;
     }
     if (wrapper_ > 0) {
-      int st;
-      waitpid(wrapper_, &st, 0);
+      waitpid(wrapper_, &wrapper_status_, 0);
       wrapper_ = -1;
     }
+    return WIFEXITED(wrapper_status_) ? WEXITSTATUS(wrapper_status_) : 128 + WTERMSIG(wrapper_status_);
   }
   pid_t pid() const { return pid_; }
 
  private:
   pid_t wrapper_ = -1, pid_ = -1;
+  int wrapper_status_ = 0;
 };
 
 }  // namespace lim::daemon::testing

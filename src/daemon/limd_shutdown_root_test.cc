@@ -1,0 +1,65 @@
+// limd stops cleanly when its own state directory lies on a filesystem it marks (as with
+// the README main command: /var/lib/lim on a marked `/`). The last list appends and the
+// final status.json are limd's own accesses; they must not wait on a reader thread that has
+// already stopped. Root only; the test's own tmpfs; limd under `timeout -k`, stopped by pid.
+#include <gtest/gtest.h>
+#include <sys/fanotify.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "daemon/limd_test_util.h"
+#include "daemon/list_rows_test_util.h"
+#include "tests/testing.h"
+
+#ifndef LIMD_BIN
+#error "LIMD_BIN must name the limd binary"
+#endif
+
+namespace lim::daemon {
+namespace {
+
+using lim::testing::RunCommand;
+using lim::testing::ShellQuote;
+
+TEST(LimdShutdown, StateOnAWatchedFilesystemStopsCleanlyOnSigterm) {
+  std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  if (!why.empty()) GTEST_SKIP() << why;
+  std::string mnt = lim::testing::MakeTempDir();
+  ASSERT_EQ(::mount("limdstop", mnt.c_str(), "tmpfs", 0, "size=32m,mode=755"), 0) << strerror(errno);
+  std::string state = mnt + "/state";
+  ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
+  ASSERT_TRUE(WriteFileBytes(state + "/policy", AsBytes(std::string("measure func=FILE_CHECK mask=MAY_READ\n"))).ok());
+  ASSERT_TRUE(WriteFileBytes(mnt + "/data", AsBytes(std::string("some data\n"))).ok());
+  testing::LimdChild limd;
+  auto rc = limd.Start(std::string(LIMD_BIN) + " --foreground --config /dev/null --securityfs none --control-socket none" +
+                           " --no-tpm --watch " + ShellQuote(mnt) + " --state " + ShellQuote(state) + " --policy " +
+                           ShellQuote(state + "/policy") + " --log-file " + ShellQuote(state + "/log"),
+                       state, 30);
+  ASSERT_FALSE(rc.has_value()) << "limd did not become ready";
+  auto cat = RunCommand("timeout 20 cat " + ShellQuote(mnt + "/data"));
+  EXPECT_EQ(cat.exit_code, 0);
+  auto start = std::chrono::steady_clock::now();
+  int status = limd.Stop(SIGTERM);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // Before the shutdown flush, limd's final status.json write waited on itself until the
+  // 3 s SIGKILL of Stop(): status 137.
+  EXPECT_EQ(status, 0) << "limd did not exit by itself after SIGTERM";
+  EXPECT_LT(secs, 2.5);
+  auto text = ReadFileText(state + "/status.json");
+  ASSERT_TRUE(text.ok());
+  auto j = nlohmann::json::parse(*text, nullptr, false);
+  EXPECT_EQ(j["running"], false) << *text;
+  int data_entries = 0;
+  for (const auto& r : testing::ReadListRows(state + "/binary_runtime_measurements")) {
+    data_entries += r.name == mnt + "/data" ? 1 : 0;
+  }
+  EXPECT_EQ(data_entries, 1);
+  if (::umount(mnt.c_str()) != 0) ::umount2(mnt.c_str(), MNT_DETACH);
+}
+
+}  // namespace
+}  // namespace lim::daemon

@@ -6,31 +6,20 @@
 #include "daemon/fake_env_test_util.h"
 #include "daemon/file_kind_cache.h"
 #include "daemon/measurer.h"
+#include "daemon/measurer_test_util.h"
 #include "ima/policy.h"
 #include "tests/testing.h"
 
 namespace lim::daemon {
 namespace {
 
-class FastPathTest : public ::testing::Test {
+class FastPathTest : public testing::MeasurerFixture {
  protected:
   void SetUp() override { Use("measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n"); }
   void Use(std::string_view policy_text) {
-    measurer_.reset();
-    list_.reset();
-    tpm_ = tpm::OpenSoftwareTpm();
-    auto p = ima::ParsePolicy(policy_text, "test");
-    ASSERT_TRUE(p.ok()) << p.status().message();
-    policy_ = *p;
-    matcher_ = std::make_unique<ima::PolicyMatcher>(policy_);
-    ListConfig lc;
-    lc.state_dir = lim::testing::MakeTempDir();
-    auto l = MeasurementList::Open(lc, tpm_.get(), &env_);
-    ASSERT_TRUE(l.ok()) << l.status().message();
-    list_ = std::move(*l);
+    ASSERT_NO_FATAL_FAILURE(OpenParts(policy_text));
     measurer_ = std::make_unique<Measurer>(MeasurerConfig{}, matcher_.get(), list_.get(), &env_);
   }
-  InodeKey Key(int fd) { return {env_.file(fd).facts.dev, env_.file(fd).facts.ino}; }
   // A FILE_CHECK open noted in event order (ticket taken), not yet processed.
   Access Noted(int fd, bool write = false) {
     Access a;
@@ -55,12 +44,6 @@ class FastPathTest : public ::testing::Test {
     return measurer_->TryProcessCached(a, env_.file(a.fd).facts, false);
   }
 
-  testing::FakeEnv env_;
-  std::unique_ptr<tpm::Tpm> tpm_;
-  ima::Policy policy_;
-  std::unique_ptr<ima::PolicyMatcher> matcher_;
-  std::unique_ptr<MeasurementList> list_;
-  std::unique_ptr<Measurer> measurer_;
 };
 
 TEST_F(FastPathTest, AnswersCachedVerdictsAndDeclinesHashing) {

@@ -6,6 +6,7 @@
 #include "crypto/digest.h"
 #include "daemon/fake_env_test_util.h"
 #include "daemon/list_rows_test_util.h"
+#include "daemon/measurer_test_util.h"
 #include "ima/digest_field.h"
 #include "ima/list_reader.h"
 #include "ima/policy.h"
@@ -23,31 +24,19 @@ std::vector<Got> ReadList(const std::string& path) { return testing::ReadListRow
 
 Bytes Sha(const HashAlgo& a, std::string_view s) { return *Digest(a, AsBytes(s)); }
 
-class MeasurerTest : public ::testing::Test {
+class MeasurerTest : public testing::MeasurerFixture {
  protected:
   void SetUp() override { Start("measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n"); }
   void Start(std::string_view policy_text, const std::string& tmpl = "ima-ng") {
-    measurer_.reset();
-    list_.reset();
-    dir_ = lim::testing::MakeTempDir();
-    tpm_ = tpm::OpenSoftwareTpm();
-    auto p = ima::ParsePolicy(policy_text, "test");
-    ASSERT_TRUE(p.ok()) << p.status().message();
-    policy_ = *p;
-    matcher_ = std::make_unique<ima::PolicyMatcher>(policy_);
     ListConfig lc;
-    lc.state_dir = dir_;
     lc.template_name = tmpl;
-    auto l = MeasurementList::Open(lc, tpm_.get(), &env_);
-    ASSERT_TRUE(l.ok()) << l.status().message();
-    list_ = std::move(*l);
+    ASSERT_NO_FATAL_FAILURE(OpenParts(policy_text, lc));
     MeasurerConfig mc;
     mc.template_name = tmpl;
     mc.read_block = 7;  // many preads even for small test files
     measurer_ = std::make_unique<Measurer>(mc, matcher_.get(), list_.get(), &env_,
                                            [this](const std::string& line) { audit_.push_back(line); });
   }
-  InodeKey Key(int fd) { return {env_.file(fd).facts.dev, env_.file(fd).facts.ino}; }
   // An open as the fanotify layer reports it: counts noted in order, then processed.
   Verdict Open(int fd, const std::string& path, bool write = false, ima::ImaHook func = ima::ImaHook::kFileCheck) {
     Access a;
@@ -75,13 +64,6 @@ class MeasurerTest : public ::testing::Test {
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   }
 
-  FakeEnv env_;
-  std::string dir_;
-  std::unique_ptr<tpm::Tpm> tpm_;
-  ima::Policy policy_;
-  std::unique_ptr<ima::PolicyMatcher> matcher_;
-  std::unique_ptr<MeasurementList> list_;
-  std::unique_ptr<Measurer> measurer_;
   std::vector<std::string> audit_;
 };
 

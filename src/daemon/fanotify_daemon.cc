@@ -282,16 +282,22 @@ void FanotifyDaemon::Enqueue(Job j) {
 }
 
 Status FanotifyDaemon::Run() {
-  while (!stop_.load()) {
-    pollfd pfd[2] = {{group_fd_, POLLIN, 0}, {pre_fd_, POLLIN, 0}};
-    int r = ::poll(pfd, pre_fd_ >= 0 ? 2 : 1, 100);
-    if (r < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + strerror(errno));
-    if (r <= 0) continue;
-    // The content group first: its opens and closes set the counts pre-content events see.
-    if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
-    if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
-  }
+  while (!stop_.load()) LIM_RETURN_IF_ERROR(ReadReady(100).status());
   return FlushMarksAndDrain();
+}
+
+Result<bool> FanotifyDaemon::ReadReady(int timeout_ms) {
+  pollfd pfd[2] = {{group_fd_, POLLIN, 0}, {pre_fd_, POLLIN, 0}};
+  int r = ::poll(pfd, pre_fd_ >= 0 ? 2 : 1, timeout_ms);
+  if (r < 0) {
+    if (errno == EINTR) return true;  // a signal: not "quiet", the caller looks again
+    return Status::IoError(std::string("poll: ") + strerror(errno));
+  }
+  if (r == 0) return false;
+  // The content group first: its opens and closes set the counts pre-content events see.
+  if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
+  if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
+  return true;
 }
 
 Status FanotifyDaemon::FlushMarksAndDrain() {
@@ -307,13 +313,8 @@ Status FanotifyDaemon::FlushMarksAndDrain() {
   // No mark is left, so the queues only hold what was queued before the flush (an access
   // already past its fsnotify hook may still land): read until both stay quiet for 50 ms.
   for (;;) {
-    pollfd pfd[2] = {{group_fd_, POLLIN, 0}, {pre_fd_, POLLIN, 0}};
-    int r = ::poll(pfd, pre_fd_ >= 0 ? 2 : 1, 50);
-    if (r < 0 && errno != EINTR) return Status::IoError(std::string("poll: ") + strerror(errno));
-    if (r == 0) return Status::Ok();
-    if (r < 0) continue;
-    if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
-    if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
+    LIM_ASSIGN_OR_RETURN(bool any, ReadReady(50));
+    if (!any) return Status::Ok();
   }
 }
 

@@ -154,6 +154,8 @@ class FanotifyDaemon {
   bool PreContentDev(uint64_t dev);
   std::string FsName(uint64_t dev);
   Status ReadEvents(int group);
+  // Waits up to timeout_ms on both groups and handles what came; false when nothing did.
+  Result<bool> ReadReady(int timeout_ms);
   // At stop: removes every filesystem mark, then reads and answers what is still queued.
   // Until then the reader keeps answering, so limd's own late accesses (the last list
   // appends, status.json) on a watched filesystem never wait on a reader that is gone.

@@ -16,6 +16,9 @@
 # allow-all rule, its config swapped in and restored afterwards. fapolicyd is installed
 # here if missing (service start suppressed); it is a bench dependency only.
 # Usage: bench/limd.sh [ROUNDS] (default 7).  LIMD=build/src/daemon/limd  FAPOLICYD=0 skips it.
+#   LIMD_B=PATH adds a second limd build (its own ext4 image, same flags) to every round, for
+#   before/after comparisons in one run.  ONLY=REGEX runs only the sections whose title
+#   matches (e.g. ONLY='spawn|open\+close|CPU').
 # Build first: ninja -C build limd lim_op_loop
 set -euo pipefail
 rounds=${1:-7}
@@ -24,6 +27,9 @@ limd=${LIMD:-$here/../build/src/daemon/limd}
 oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
 [ -x "$limd" ] && [ -x "$oploop" ] || { echo "build first: ninja -C build limd lim_op_loop" >&2; exit 2; }
 use_fapo=${FAPOLICYD:-1}
+limd_b=${LIMD_B:-}
+only=${ONLY:-.}
+want() { [[ $1 =~ $only ]]; }
 [ "$(id -u)" = 0 ] || { echo "needs root (mount, fanotify)" >&2; exit 2; }
 W=$(mktemp -d)
 pids=() mounts=() conf_saved=
@@ -66,6 +72,7 @@ mkimg() {  # mkimg NAME FSTYPE
 }
 mkimg bare ext3
 mkimg limd ext4
+[ -z "$limd_b" ] || mkimg limdB ext4
 [ "$use_fapo" = 1 ] && mkimg fapo ext2
 for t in tA tB; do mkdir "$W/$t"; mount -t tmpfs -o size=64m "limdbench$t" "$W/$t"; mounts+=("$W/$t"); done
 sync
@@ -76,13 +83,18 @@ start_limd() {  # start_limd STATE WATCH ARGS...: sets lpid
   local s=$1 w=$2
   shift 2
   mkdir -p "$s"
-  timeout -k 2 600 "$limd" --foreground --config /dev/null --securityfs none --control-socket none --policy "$policy" --state "$s" --watch "$w" --log-file "$s/log" "$@" &
+  timeout -k 2 600 "${LIMD_BIN:-$limd}" --foreground --config /dev/null --securityfs none --control-socket none --policy "$policy" --state "$s" --watch "$w" --log-file "$s/log" "$@" &
   for _ in $(seq 200); do [ -s "$s/limd.ready" ] && break; sleep 0.05; done
   lpid=$(cat "$s/limd.ready")
   pids+=("$lpid")
 }
 start_limd "$W/s1" "$W/limd" --no-tpm
 limd_pid=$lpid
+if [ -n "$limd_b" ]; then
+  LIMD_BIN=$limd_b start_limd "$W/s2" "$W/limdB" --no-tpm
+  limdb_pid=$lpid
+  echo "limd B ($limd_b) pid $limdb_pid watching $W/limdB (ext4)"
+fi
 # A private swtpm for the extend cost (own socket, stopped by its pid).
 mkdir -m 0700 "$W/tpm"
 timeout -k 2 600 swtpm socket --tpm2 --tpmstate dir="$W/tpm" --flags startup-clear --log file="$W/tpm/log" \
@@ -126,6 +138,7 @@ fi
 
 # Warm-up: first measurements and page cache, outside the timed rounds.
 dirs=(bare limd)
+[ -z "$limd_b" ] || dirs+=(limdB)
 [ "$use_fapo" = 1 ] && dirs+=(fapo)
 for d in "${dirs[@]}"; do
   "$W/$d/true"
@@ -135,6 +148,7 @@ done
 
 run() {  # run TITLE 'CMD with %D for the mount directory'
   local title=$1 cmd=$2 specs=()
+  want "$title" || return 0
   for d in "${dirs[@]}"; do
     specs+=("$d=${cmd//%D/$W/$d}")
   done
@@ -149,6 +163,7 @@ run "dd bs=4k read of a 64 MiB file (page cache)" 'dd if=%D/big of=/dev/null bs=
 run "dd bs=4k write of a 64 MiB file (overwrite in place)" 'dd if=/dev/zero of=%D/w bs=4k count=16384 conv=notrunc status=none'
 run "tar of 5,000 small files (tar cf - | cat >/dev/null)" 'tar cf - -C %D small | cat >/dev/null'
 
+if want 'first measurement'; then
 echo
 echo "### first measurement of a new 64 MiB file (cp + cat) vs openssl dgst -sha256"
 "$here/interleave.sh" "$rounds" \
@@ -169,23 +184,37 @@ os=${newfiles//%C/openssl dgst -sha256}
   "bare cat=${nf//%T/$W/tA}" \
   "openssl dgst -sha256 of the same files=${os//%T/$W/tA}" \
   "limd + swtpm cat=${nf//%T/$W/tB}"
-if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+fi
+if want 'monitor CPU' && command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
   # CPU time of the monitor itself per operation (perf stat on its pid while the loop
   # runs): steadier than wall time on a loaded machine. Median of the rounds.
   echo
   echo "### monitor CPU per operation (perf stat -e task-clock -p PID), median of $rounds"
-  echo "| monitor | µs CPU per open+close | µs CPU per spawn |"
+  echo "| monitor | µs CPU per open+close, median (min–max) | µs CPU per spawn, median (min–max) |"
   echo "|---|---|---|"
-  cpu_per_op() {  # cpu_per_op PID ARGS...: µs of PID's CPU per operation of lim_op_loop ARGS
-    local pid=$1 n=${*: -1} v=()
+  # Round-robin over the monitors (as interleave.sh does for wall time), so host noise in
+  # one stretch of the run hits every monitor alike.
+  mons=("limd|$limd_pid|$W/limd")
+  [ -z "$limd_b" ] || mons+=("limd B|$limdb_pid|$W/limdB")
+  [ "$use_fapo" = 1 ] && mons+=("fapolicyd|$fpid|$W/fapo")
+  declare -A cpu_open cpu_spawn
+  cpu_once() {  # cpu_once PID ARGS...: µs of PID's CPU per operation of lim_op_loop ARGS
+    local pid=$1 n=${*: -1}
     shift
-    for _ in $(seq "$rounds"); do
-      v+=("$(perf stat -x, -e task-clock -p "$pid" -- "$oploop" "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ {printf "%.1f", $1 * 1000 / '"$n"'}')")
-    done
-    printf '%s\n' "${v[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'
+    perf stat -x, -e task-clock -p "$pid" -- "$oploop" "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ {printf "%.1f", $1 * 1000 / '"$n"'}'
   }
-  echo "| limd | $(cpu_per_op "$limd_pid" open "$W/limd/true" 2000) | $(cpu_per_op "$limd_pid" spawn "$W/limd/true" 300) |"
-  [ "$use_fapo" = 1 ] && echo "| fapolicyd | $(cpu_per_op "$fpid" open "$W/fapo/true" 2000) | $(cpu_per_op "$fpid" spawn "$W/fapo/true" 300) |"
+  for _ in $(seq "$rounds"); do
+    for m in "${mons[@]}"; do
+      IFS='|' read -r name pid dir <<<"$m"
+      cpu_open[$name]+="$(cpu_once "$pid" open "$dir/true" 2000) "
+      cpu_spawn[$name]+="$(cpu_once "$pid" spawn "$dir/true" 300) "
+    done
+  done
+  med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%s (%s–%s)", a[int((NR+1)/2)], a[1], a[NR]}'; }
+  for m in "${mons[@]}"; do
+    IFS='|' read -r name pid dir <<<"$m"
+    echo "| $name | $(echo "${cpu_open[$name]}" | med) | $(echo "${cpu_spawn[$name]}" | med) |"
+  done
 fi
 
 echo

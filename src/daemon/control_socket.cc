@@ -10,6 +10,8 @@
 #include <cstring>
 #include <filesystem>
 
+#include "base/own_threads.h"
+
 namespace lim::daemon {
 namespace {
 
@@ -124,7 +126,7 @@ ControlSocket::~ControlSocket() {
   }
 }
 
-void ControlSocket::Start() { thread_ = std::thread([this] { Serve(); }); }
+void ControlSocket::Start() { thread_ = StartOwnThread([this] { Serve(); }); }
 
 void ControlSocket::Stop() {
   if (!thread_.joinable()) return;

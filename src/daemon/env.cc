@@ -26,7 +26,10 @@ std::string Errno(const char* what) { return std::string(what) + ": " + strerror
 
 class LinuxEnv final : public Env {
  public:
-  Result<FileFacts> Facts(int fd) override {
+  Result<FileFacts> Facts(int fd) override { return Read(fd, true); }
+  Result<FileFacts> FactsForCacheCheck(int fd) override { return Read(fd, false); }
+
+  Result<FileFacts> Read(int fd, bool with_generation) {
     struct stat st;
     if (fstat(fd, &st) != 0) return Status::IoError(Errno("fstat"));
     FileFacts f;
@@ -43,7 +46,8 @@ class LinuxEnv final : public Env {
     // st_dev (fstatfs and FS_IOC_GETFSUUID per event were a third of limd's syscalls).
     SuperFacts sb = Super(fd, f.dev);
     int gen = 0;
-    if (f.regular && sb.has_generation) {
+    f.generation_known = with_generation;
+    if (with_generation && f.regular && sb.has_generation) {
       if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) {
         f.generation = static_cast<uint32_t>(gen);
       } else if (errno == ENOTTY || errno == EOPNOTSUPP) {

@@ -32,6 +32,9 @@ struct FileFacts {
   int64_t mtime_ns = 0;
   uint64_t size = 0;
   uint64_t generation = 0;
+  // False when generation was not asked (Env::FactsForCacheCheck): it then takes no part
+  // in the comparison.
+  bool generation_known = true;
   uint32_t uid = 0;
   uint32_t gid = 0;
   uint32_t mode = 0;
@@ -40,7 +43,8 @@ struct FileFacts {
   bool regular = true;
 
   bool SameContentAs(const FileFacts& o) const {
-    return ctime_ns == o.ctime_ns && mtime_ns == o.mtime_ns && size == o.size && generation == o.generation;
+    return ctime_ns == o.ctime_ns && mtime_ns == o.mtime_ns && size == o.size &&
+           (generation == o.generation || !generation_known || !o.generation_known);
   }
 };
 
@@ -48,6 +52,10 @@ class Env {
  public:
   virtual ~Env() = default;
   virtual Result<FileFacts> Facts(int fd) = 0;
+  // Facts() without the generation (one ioctl less), for the reader's cache check: a hit
+  // needs an unchanged inode whose writers limd saw close; the full tuple decides at the
+  // last writer's close and at every hash (invariant 5).
+  virtual Result<FileFacts> FactsForCacheCheck(int fd) { return Facts(fd); }
   // Reads up to n bytes at offset; 0 at end of file.
   virtual Result<size_t> Pread(int fd, uint8_t* buf, size_t n, uint64_t offset) = 0;
   // The value of security.ima; nullopt when the file has none.

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "base/file.h"
+#include "base/own_threads.h"
 #include "daemon/fanotify_uapi.h"
 #include "daemon/proc_context.h"
 
@@ -177,9 +178,13 @@ Status FanotifyDaemon::Init() {
     pre_fd_ = fanotify_init(pflags | (report_tid_ ? FAN_REPORT_TID : 0), O_RDONLY | O_LARGEFILE | O_CLOEXEC);
     if (pre_fd_ < 0) Log(std::string("no pre-content group (fanotify_init: ") + strerror(errno) + "): ELF-at-open");
   }
+  if (options_.reader_close_group) {
+    closes_ = ReaderCloseGroup::Create(report_tid_);
+    if (!closes_) Log(std::string("no reader-close group (fanotify_init: ") + strerror(errno) + "): closes inline");
+  }
   // Workers and the watchdog exist before the first mark: from then on, events must flow.
-  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.emplace_back([this] { Worker(); });
-  watchdog_ = std::thread([this] { Watchdog(); });
+  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.push_back(StartOwnThread([this] { Worker(); }));
+  watchdog_ = StartOwnThread([this] { Watchdog(); });
   for (const auto& w : options_.watch) {
     std::string fstype;
     LIM_RETURN_IF_ERROR(CheckWatchRoot(w, options_.allow_root_fs, &fstype));
@@ -200,6 +205,8 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
   }
   DevInfo info;
   info.fsname = fstype;
+  // Readers' closes first: a reader counted at its open must have its close seen.
+  info.reader_close_group = closes_ && closes_->Mark(w, dev);
   // Pre-content first: from the content mark on, opens decide ELF-at-open by this set.
   if (pre_fd_ >= 0) {
     if (fanotify_mark(pre_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_PRE_ACCESS, AT_FDCWD, w.c_str()) == 0) {
@@ -214,11 +221,36 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
     std::lock_guard<std::mutex> lk(marks_mu_);
     devs_[dev] = info;
   }
-  if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, kMarkMask, AT_FDCWD, w.c_str()) != 0) {
+  uint64_t mask = kMarkMask & ~static_cast<uint64_t>(info.reader_close_group ? FAN_CLOSE_NOWRITE : 0);
+  if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, w.c_str()) != 0) {
     return Status::Unavailable("fanotify_mark " + w + ": " + strerror(errno));
   }
   marks_++;
   return Status::Ok();
+}
+
+FanotifyDaemon::DevInfo FanotifyDaemon::Dev(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(marks_mu_);
+  auto it = devs_.find(dev);
+  return it == devs_.end() ? DevInfo{} : it->second;
+}
+
+void FanotifyDaemon::DrainReaderCloses() {
+  if (!closes_) return;
+  last_drain_ = std::chrono::steady_clock::now();
+  auto n = closes_->Drain([this](const InodeKey& key, pid_t tid) {
+    if (Own(tid)) return;  // limd's own opens were never counted
+    measurer_->NoteReaderClose(key);
+  });
+  if (!n.ok()) {
+    Log(n.status().message());
+    return;
+  }
+  if (*n == 0) return;
+  stats_.reader_closes += *n;
+  stats_.reader_close_drains++;
+  // Handles of inodes nobody reads are relearned at their next open; keep the map bounded.
+  closes_->Prune(1 << 20, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
 }
 
 bool FanotifyDaemon::PreContentDev(uint64_t dev) {
@@ -293,10 +325,14 @@ Result<bool> FanotifyDaemon::ReadReady(int timeout_ms) {
     if (errno == EINTR) return true;  // a signal: not "quiet", the caller looks again
     return Status::IoError(std::string("poll: ") + strerror(errno));
   }
-  if (r == 0) return false;
+  if (r == 0) {
+    DrainReaderCloses();  // quiet: the queued closes, in one read
+    return false;
+  }
   // The content group first: its opens and closes set the counts pre-content events see.
   if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
   if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
+  if (closes_ && std::chrono::steady_clock::now() - last_drain_ > kDrainInterval) DrainReaderCloses();
   return true;
 }
 
@@ -304,6 +340,7 @@ Status FanotifyDaemon::FlushMarksAndDrain() {
   {
     std::lock_guard<std::mutex> lk(mark_order_mu_);
     closing_ = true;
+    if (closes_) closes_->FlushMarks();
     for (int g : {group_fd_, pre_fd_}) {
       if (g >= 0 && fanotify_mark(g, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr) != 0) {
         Log(std::string("flushing fanotify marks: ") + strerror(errno));
@@ -314,7 +351,7 @@ Status FanotifyDaemon::FlushMarksAndDrain() {
   // already past its fsnotify hook may still land): read until both stay quiet for 50 ms.
   for (;;) {
     LIM_ASSIGN_OR_RETURN(bool any, ReadReady(50));
-    if (!any) return Status::Ok();
+    if (!any) return Status::Ok();  // the quiet poll also read the last reader closes
   }
 }
 
@@ -340,7 +377,10 @@ Status FanotifyDaemon::ReadEvents(int group) {
 
 bool FanotifyDaemon::Own(pid_t pid) const {
   if (pid == self_) return true;
-  if (report_tid_) {
+  // Every thread limd starts registers itself (base/own_threads.h): no /proc lookup per
+  // event. Only if a registration ever failed is the kernel asked.
+  if (report_tid_ && OwnThreads::Contains(pid)) return true;
+  if (report_tid_ && !OwnThreads::Complete()) {
     char name[16];
     std::snprintf(name, sizeof name, "%d", static_cast<int>(pid));
     if (::faccessat(task_dir_, name, F_OK, 0) == 0) return true;  // one lookup in /proc/self/task
@@ -441,7 +481,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   FileFacts facts;
   bool have_stat;
   if (perm) {
-    auto r = env_->Facts(fd);
+    auto r = env_->FactsForCacheCheck(fd);
     have_stat = r.ok();
     if (have_stat) facts = *r;
   } else {
@@ -481,16 +521,22 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     return;
   }
   SyscallState sc;
-  Result<SyscallState> scr = ReadBlockedSyscall(syscalls_, pid);
-  if (scr.ok()) sc = *scr;
-  p->precontent_fs = PreContentDev(key.dev);
+  Result<SyscallState> scr = Status::Unavailable("not read");
+  if (!ExecOpenFollows(mask, pid, key, &sc)) {
+    scr = ReadBlockedSyscall(syscalls_, pid);
+    if (scr.ok()) sc = *scr;
+  } else {
+    scr = sc;
+  }
+  DevInfo dev = Dev(key.dev);
+  p->precontent_fs = dev.precontent;
   p->ignore_epoch = p->precontent_fs ? IgnoreEpoch(key) : 0;
   OpenIntent intent = IntentOf(sc, pid);
   Access& a = p->access;
   a.fd = fd;
   a.pid = pid;
   a.key = key;  // a.path: FdPath() only when a worker needs it (entries, logs)
-  a.fsname = FsName(key.dev);
+  a.fsname = std::move(dev.fsname);
   if (mask & FAN_OPEN_EXEC_PERM) {
     p->is_exec_perm = true;
     auto& t = exec_[pid];
@@ -501,6 +547,10 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     p->this_exec = std::make_shared<ExecInfo>();
     t.line = sc.line;
     t.last = p->this_exec;
+    t.open_follows = sc.blocked;
+    t.open_key = key;
+    t.open_sc = sc;
+    t.open_at = p->start;
     if (exec_.size() > 4096) exec_.clear();
   } else if (!intent.exec) {
     exec_.erase(pid);
@@ -526,7 +576,11 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
       }
       a.mask = ima::may::kRead;
     }
+    // A write-open looks at reader counts (ToMToU, the pre-content shortcut below): every
+    // reader close that happened before it is queued by now.
+    if (write && dev.reader_close_group) DrainReaderCloses();
     open_ticket = measurer_->NoteOpen(key, write, ro);
+    if (ro && dev.reader_close_group) closes_->Learn(fd, key, facts.ctime_ns);
     if (p->precontent_fs) {
       // A write-only opener of an inode nobody else has open: its writes need no round
       // trip. Any other opener while a writer exists may map it PROT_EXEC: pre-content
@@ -554,6 +608,20 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   Job j;
   j.perm = std::move(p);
   Enqueue(std::move(j));
+}
+
+bool FanotifyDaemon::ExecOpenFollows(uint64_t mask, pid_t pid, const InodeKey& key, SyscallState* sc) {
+  if (!(mask & FAN_OPEN_PERM) || (mask & FAN_OPEN_EXEC_PERM)) return false;
+  auto it = exec_.find(pid);
+  if (it == exec_.end() || !it->second.open_follows) return false;
+  ExecTrack& t = it->second;
+  t.open_follows = false;  // only the very next event of the thread
+  // The same inode, and soon: a thread killed between the two events cannot hand its tid
+  // to a new thread within a second (tids are reused only after the pid space wraps).
+  if (!(t.open_key == key) || std::chrono::steady_clock::now() - t.open_at > std::chrono::seconds(1)) return false;
+  *sc = t.open_sc;
+  stats_.exec_open_reuses++;
+  return true;
 }
 
 void FanotifyDaemon::Worker() {

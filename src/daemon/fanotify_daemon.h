@@ -1,8 +1,12 @@
 // FanotifyDaemon: limd's event loop. Two groups (FAN_UNLIMITED_QUEUE, FAN_UNLIMITED_MARKS,
 // FAN_REPORT_TID when the kernel takes it):
 // - content class, filesystem-wide marks for FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM |
-//   FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE: closes are in the same group, so the kernel keeps
-//   their order relative to the opens (exact writer/reader counts);
+//   FAN_CLOSE_WRITE: writer closes are in the same group, so the kernel keeps their order
+//   relative to the opens (exact writer counts);
+// - a notification group with file handles for readers' closes (FAN_CLOSE_NOWRITE), read
+//   in batches before every write-open and periodically (ReaderCloseGroup: exact reader
+//   counts where they matter without a wake-up per close); a filesystem whose handles it
+//   cannot use keeps FAN_CLOSE_NOWRITE in the content group;
 // - pre-content class, filesystem-wide FAN_PRE_ACCESS on the filesystems that accept it
 //   (ext4, xfs, btrfs; tmpfs refuses): a PRE_ACCESS whose thread is in mmap() with PROT_EXEC
 //   is the exact MMAP_CHECK; every other one (read, write, a PROT_READ mmap, execve's own
@@ -45,6 +49,7 @@
 #include "daemon/file_kind_cache.h"
 #include "daemon/measurer.h"
 #include "daemon/proc_context.h"
+#include "daemon/reader_close_group.h"
 
 namespace lim::daemon {
 
@@ -56,6 +61,7 @@ struct DaemonOptions {
   bool elf_at_open = true;  // MMAP_CHECK for ELF files with an executable PT_LOAD at open,
                             // on filesystems without pre-content events
   bool precontent = true;   // FAN_PRE_ACCESS where the filesystem accepts it
+  bool reader_close_group = true;  // readers' closes in batches (ReaderCloseGroup)
   // Processes (thread-group ids) treated like limd itself: every event of theirs and of
   // their threads is answered at once, never measured — the TPM server (swtpm) limd waits
   // on before it answers (docs/limd.md "The TPM server").
@@ -85,6 +91,10 @@ struct DaemonStats {
   // Pre-content: events, those allowed at once (not a PROT_EXEC mmap), ignore marks added
   // and removed.
   std::atomic<uint64_t> precontent_events{0}, precontent_quick{0}, ignores_added{0}, ignores_removed{0};
+  // Readers' closes read in batches from the reader-close group, and the batches.
+  std::atomic<uint64_t> reader_closes{0}, reader_close_drains{0};
+  // OPEN_PERMs of an exec open that reused the OPEN_EXEC_PERM's syscall state.
+  std::atomic<uint64_t> exec_open_reuses{0};
   std::atomic<uint64_t> latency_max_us{0};
   // Decision latency histogram: bucket i counts latencies < 2^i µs (last bucket: the rest).
   std::array<std::atomic<uint64_t>, 24> latency_log2{};
@@ -195,8 +205,16 @@ class FanotifyDaemon {
   std::mutex marks_mu_;
   struct DevInfo {
     bool precontent = false;
+    bool reader_close_group = false;  // its FAN_CLOSE_NOWRITE in closes_, not the content group
     std::string fsname;
   };
+  DevInfo Dev(uint64_t dev);
+  // Reads every queued reader close (before a write-open looks at reader counts, and at
+  // least every kDrainInterval).
+  void DrainReaderCloses();
+  static constexpr std::chrono::milliseconds kDrainInterval{50};
+  std::unique_ptr<ReaderCloseGroup> closes_;
+  std::chrono::steady_clock::time_point last_drain_{};  // reader thread
   std::map<uint64_t, DevInfo> devs_;  // marked superblocks (st_dev), under marks_mu_
   // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no
   // new mark appears, so the drain in Run() sees the last event anyone can queue.
@@ -224,8 +242,18 @@ class FanotifyDaemon {
   struct ExecTrack {
     std::string line;
     std::shared_ptr<ExecInfo> last;
+    // The kernel raises FAN_OPEN_PERM right after the FAN_OPEN_EXEC_PERM of the same open
+    // (fsnotify_open_perm), with the thread still blocked in the same execve: that
+    // OPEN_PERM reuses this syscall state instead of reading /proc/<tid>/syscall again.
+    bool open_follows = false;
+    InodeKey open_key;
+    SyscallState open_sc;
+    std::chrono::steady_clock::time_point open_at;
   };
   std::map<pid_t, ExecTrack> exec_;  // reader thread only
+  // Whether this OPEN_PERM is the one that follows pid's OPEN_EXEC_PERM of key; then *sc
+  // is that event's syscall state.
+  bool ExecOpenFollows(uint64_t mask, pid_t pid, const InodeKey& key, SyscallState* sc);
   FileKindCache kinds_;
   SyscallReader syscalls_;  // reader thread only
 };

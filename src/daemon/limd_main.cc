@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "base/file.h"
+#include "base/own_threads.h"
 #include "daemon/config_file.h"
 #include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
@@ -52,6 +53,7 @@ int Fail(const lim::Status& s) {
 
 int main(int argc, char** argv) {
   using namespace lim;
+  OwnThreadScope main_thread;  // the main thread is limd too (its tid is also the pid)
   CLI::App app{"limd: measures files before use (user-space IMA) into a kernel-format list and a TPM PCR.\n"
                "Settings come from /etc/lim/limd.conf (if present) and flags, flags winning. See limd(8)."};
   std::string policy_file, builtin, template_name = "ima-ng", hash_name = "sha256", tcti, state = "/var/lib/lim",
@@ -284,7 +286,7 @@ int main(int argc, char** argv) {
   // watched mount: limd's own accesses are answered at once by the reader). The reader
   // thread itself must never open a file on a watched mount: it would wait on itself.
   Status run_status;
-  std::thread reader([&] { run_status = (*d)->Run(); });
+  std::thread reader = StartOwnThread([&] { run_status = (*d)->Run(); });
   // STATE/status.json for `lim status`, refreshed every second and at exit.
   auto started = std::chrono::steady_clock::now();
   auto status_json = [&, dp = d->get(), lp = list->get()](bool running) {
@@ -324,6 +326,9 @@ int main(int argc, char** argv) {
     j["precontent_events"] = ds.precontent_events.load();
     j["precontent_quick"] = ds.precontent_quick.load();
     j["ignore_marks_added"] = ds.ignores_added.load();
+    j["reader_closes"] = ds.reader_closes.load();
+    j["reader_close_drains"] = ds.reader_close_drains.load();
+    j["exec_open_reuses"] = ds.exec_open_reuses.load();
     j["ignore_marks_removed"] = ds.ignores_removed.load();
     j["uptime_seconds"] = secs;
     j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
@@ -359,7 +364,7 @@ int main(int argc, char** argv) {
     std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
   }
   std::atomic<bool> status_stop{false};
-  std::thread status_thread([&] {
+  std::thread status_thread = StartOwnThread([&] {
     while (!status_stop.load()) {
       write_status(true);
       for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));

@@ -1,5 +1,5 @@
 // Helpers of the root tests that start limd: whether fanotify permission events of a class
-// are available, a loop-mounted ext4 of the test's own, and a limd child run under
+// are available, scratch mounts of the test's own (tmpfs, loop ext4), and a limd child run under
 // `timeout -k 2 N` and stopped by its own pid (never the wrapper's: killing the wrapper
 // would leave limd running). Header only; one LimdChild per limd, not thread-safe.
 #pragma once
@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "base/file.h"
 #include "tests/testing.h"
@@ -37,6 +39,58 @@ inline lim::testing::CommandResult MountLoopExt4(const std::string& img, const s
   return lim::testing::RunCommand("truncate -s 64M " + img + " && mkfs.ext4 -q -F " + img + " && mount -o loop " +
                                   img + " " + dir);
 }
+
+// Mounts of one test, each in a fresh temporary directory, unmounted (lazily when busy)
+// last first when this goes away. Add*() return "" or why the test must skip.
+class ScratchMounts {
+ public:
+  ScratchMounts() = default;
+  ScratchMounts(const ScratchMounts&) = delete;
+  ScratchMounts& operator=(const ScratchMounts&) = delete;
+  ~ScratchMounts() {
+    for (auto it = dirs_.rbegin(); it != dirs_.rend(); ++it) {
+      if (::umount(it->c_str()) != 0) ::umount2(it->c_str(), MNT_DETACH);
+    }
+  }
+  std::string AddTmpfs(std::string* dir, const std::string& options = "size=64m") {
+    *dir = lim::testing::MakeTempDir();
+    if (::mount("limdtest", dir->c_str(), "tmpfs", 0, options.c_str()) != 0) {
+      return "mount tmpfs: " + std::string(strerror(errno));
+    }
+    dirs_.push_back(*dir);
+    return "";
+  }
+  std::string AddExt4(std::string* dir) {
+    *dir = lim::testing::MakeTempDir();
+    std::string img = lim::testing::MakeTempDir() + "/ext4.img";
+    auto mk = MountLoopExt4(img, *dir);
+    if (mk.exit_code != 0) return "cannot make a loop-mounted ext4: " + mk.err;
+    dirs_.push_back(*dir);
+    ::unlink(img.c_str());  // the loop device keeps the image
+    return "";
+  }
+  // A mount made elsewhere (e.g. a copied image) that this should unmount too.
+  void Adopt(const std::string& dir) { dirs_.push_back(dir); }
+
+ private:
+  std::vector<std::string> dirs_;
+};
+
+// Runs a shell line in dir, bounded (a stuck limd fails the test instead of hanging it).
+inline lim::testing::CommandResult ShIn(const std::string& dir, const std::string& line, int seconds = 20) {
+  return lim::testing::RunCommand("cd " + lim::testing::ShellQuote(dir) + " && timeout " + std::to_string(seconds) +
+                                  " sh -c " + lim::testing::ShellQuote(line));
+}
+
+#ifdef LIMD_BIN
+// limd in the foreground watching one mount, its state and log in state, without the
+// securityfs view and the control socket; extra: more flags (--no-tpm, --policy FILE…).
+inline std::string LimdCommand(const std::string& state, const std::string& watch, const std::string& extra) {
+  using lim::testing::ShellQuote;
+  return std::string(LIMD_BIN) + " --foreground --securityfs none --control-socket none --state " + ShellQuote(state) +
+         " --watch " + ShellQuote(watch) + " --log-file " + ShellQuote(state + "/log") + " " + extra;
+}
+#endif
 
 class LimdChild {
  public:

@@ -107,6 +107,18 @@ CloseNote Measurer::NoteClose(const InodeKey& key, bool was_write) {
   return n;
 }
 
+void Measurer::NoteReaderClose(const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto it = table_.find(key);
+  if (it != table_.end() && it->second->readers > 0) it->second->readers--;
+}
+
+int Measurer::Readers(const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto it = table_.find(key);
+  return it == table_.end() ? 0 : it->second->readers;
+}
+
 void Measurer::ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now) {
   auto st = Get(key);
   Turn turn(st.get(), note.ticket);

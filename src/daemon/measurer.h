@@ -105,6 +105,11 @@ class Measurer {
   // Reader thread, in event order (FAN_CLOSE_WRITE / FAN_CLOSE_NOWRITE). Then call
   // ApplyClose() with the note (from any thread).
   CloseNote NoteClose(const InodeKey& key, bool was_write);
+  // A reader's last close read later, in a batch (ReaderCloseGroup): only the count drops.
+  // A reader's close changes no verdict, so it needs no turn; what must see it (a
+  // write-open) is noted after it.
+  void NoteReaderClose(const InodeKey& key);
+  int Readers(const InodeKey& key);
   // In the inode's event order: after the last writer closed, the change tuple decides
   // whether the next access measures again, and the open_writers episode ends.
   void ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now);

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/own_threads.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/fanotify_uapi.h"
 
@@ -64,7 +65,7 @@ Status MountWatch::Start() {
          "): filesystems mounted later are not marked");
   }
   ScanNamespaces(true);
-  if (fd_ >= 0) thread_ = std::thread([this] { Loop(); });
+  if (fd_ >= 0) thread_ = StartOwnThread([this] { Loop(); });
   return Status::Ok();
 }
 

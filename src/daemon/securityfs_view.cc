@@ -19,6 +19,7 @@
 #include <unordered_map>
 
 #include "base/file.h"
+#include "base/own_threads.h"
 #include "ima/list_format.h"
 #include "ima/list_reader.h"
 #include "ima/list_writer.h"
@@ -525,7 +526,7 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);  // threads poll; Stop() wakes them
   v->stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
   if (v->stop_fd_ < 0) return OsError("eventfd", "");
-  for (int i = 0; i < kFuseThreads; ++i) v->threads_.emplace_back(Serve, se, v->stop_fd_);
+  for (int i = 0; i < kFuseThreads; ++i) v->threads_.push_back(StartOwnThread([se, fd = v->stop_fd_] { Serve(se, fd); }));
   struct stat st;
   if (::stat(opt.dir.c_str(), &st) == 0) v->dev_ = st.st_dev;
   return v;

@@ -24,6 +24,7 @@
 #include <optional>
 #include <thread>
 
+#include "base/own_threads.h"
 #include "crypto/hash_algo.h"
 #include "tpm/key.h"
 #include "tpm/tpm.h"
@@ -143,7 +144,7 @@ class EsysTpm final : public Tpm {
  public:
   EsysTpm(std::string tcti, OpenOptions options) : tcti_(std::move(tcti)), options_(options), kind_(KindOfTcti(tcti_)) {
     per_burst_ = kind_ == TpmKind::kSwtpm || kind_ == TpmKind::kSimulator;
-    if (per_burst_ && options_.idle_release.count() > 0) reaper_ = std::thread([this] { Reap(); });
+    if (per_burst_ && options_.idle_release.count() > 0) reaper_ = StartOwnThread([this] { Reap(); });
   }
   ~EsysTpm() override {
     {

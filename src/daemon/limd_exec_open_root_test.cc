@@ -1,0 +1,64 @@
+// The OPEN_PERM that follows an OPEN_EXEC_PERM of the same exec open reuses that event's
+// syscall state (one /proc/<tid>/syscall read per exec open): the step it decides must be
+// the same as with its own read — FILE_CHECK with MAY_EXEC, not a read, not a writer.
+// Root: limd on its own tmpfs under `timeout -k`, stopped by its own pid.
+#include <gtest/gtest.h>
+#include <sys/fanotify.h>
+#include <sys/mount.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "base/file.h"
+#include "daemon/limd_test_util.h"
+#include "daemon/list_rows_test_util.h"
+#include "tests/testing.h"
+
+namespace lim::daemon {
+namespace {
+
+using lim::testing::ShellQuote;
+
+class LimdExecOpen : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+    if (why.empty()) why = mounts_.AddTmpfs(&mnt_);
+    if (!why.empty()) GTEST_SKIP() << why;
+    state_ = lim::testing::MakeTempDir();
+  }
+  void TearDown() override { limd_.Stop(SIGTERM); }
+  lim::testing::CommandResult Sh(const std::string& line) { return testing::ShIn(mnt_, line); }
+  std::string mnt_, state_;
+  testing::ScratchMounts mounts_;
+  testing::LimdChild limd_;  // declared after the mounts: stopped before they go
+};
+
+TEST_F(LimdExecOpen, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRead) {
+  // BPRM_CHECK into PCR 10, FILE_CHECK MAY_EXEC into PCR 11, reads and writes nowhere: each
+  // PCR says which step measured the binary.
+  ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes("measure func=BPRM_CHECK mask=MAY_EXEC\n"
+                                                          "measure func=FILE_CHECK mask=MAY_EXEC pcr=11\n"))
+                  .ok());
+  ASSERT_EQ(Sh("cp /bin/true ./true && cp /bin/true ./data").exit_code, 0);
+  auto rc = limd_.Start(testing::LimdCommand(state_, mnt_, "--no-tpm --policy " + ShellQuote(state_ + "/policy")), state_);
+  ASSERT_FALSE(rc.has_value()) << "limd exited: " << *rc;
+  ASSERT_EQ(Sh("./true && ./true && ./true && cat data >/dev/null && echo x >> data").exit_code, 0);
+  limd_.Stop(SIGTERM);
+  int bprm = 0, file_exec = 0, data = 0;
+  for (const auto& r : testing::ReadListRows(state_ + "/binary_runtime_measurements")) {
+    if (r.name == mnt_ + "/true") (r.pcr == 10 ? bprm : file_exec)++;
+    if (r.name == mnt_ + "/data") data++;
+  }
+  EXPECT_EQ(bprm, 1);
+  EXPECT_EQ(file_exec, 1);  // the exec's OPEN_PERM was FILE_CHECK with MAY_EXEC
+  EXPECT_EQ(data, 0);       // plain reads and writes match neither rule
+  auto status = ReadFileText(state_ + "/status.json");
+  ASSERT_TRUE(status.ok());
+  auto j = nlohmann::json::parse(*status);
+  EXPECT_GE(j["exec_open_reuses"].get<uint64_t>(), 3u) << *status;  // one per exec of ./true
+  EXPECT_EQ(j["unknown_syscall"].get<uint64_t>(), 0u) << *status;
+}
+
+}  // namespace
+}  // namespace lim::daemon

@@ -1,0 +1,95 @@
+// ReaderCloseGroup: a reader's last close (FAN_CLOSE_NOWRITE) observed in a fanotify
+// notification group of its own that reports file handles (FAN_REPORT_FID), read in
+// batches when reader counts are about to matter instead of on every close.
+//
+// Why: reader counts (the kernel's i_readcount) matter only at a write-open — ToMToU and
+// the pre-content write-only shortcut look at them — yet in the content group every
+// close woke limd, opened an fd for it, fstat'ed and closed it: a third of the events of
+// a spawn and half of those of an open+close. Here a close costs limd nothing until the
+// next write-open (or a periodic drain) reads them all in one read(), and a FID event
+// pins no dentry or mount while it waits.
+//
+// Order: a reader's close precedes a later write-open in time, so it is already queued
+// here when the write-open is read from the content group; draining this group before
+// acting on a write-open sees every close that happened before it (the causal order the
+// single group gave). Writer closes (FAN_CLOSE_WRITE) stay in the content group.
+//
+// Handles → inodes: an event names a file by (fsid, file handle). The handle of each
+// inode a reader opens is learned once from the event fd (name_to_handle_at with
+// AT_HANDLE_FID, the encoding fanotify uses) and kept while limd tracks the inode.
+// Filesystems without usable handles or with an fsid another marked filesystem already
+// has are not marked here: they keep FAN_CLOSE_NOWRITE in the content group.
+//
+// Threading: thread-safe (one mutex; Mark() runs on the mount watcher, the rest on the
+// fanotify reader).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "base/status.h"
+#include "daemon/measurer.h"
+
+namespace lim::daemon {
+
+class ReaderCloseGroup {
+ public:
+  // nullptr when the kernel refuses such a group (then every close stays in the content
+  // group). report_tid: events carry the closing thread's id (for limd's own closes).
+  static std::unique_ptr<ReaderCloseGroup> Create(bool report_tid);
+  ~ReaderCloseGroup();
+  ReaderCloseGroup(const ReaderCloseGroup&) = delete;
+  ReaderCloseGroup& operator=(const ReaderCloseGroup&) = delete;
+
+  // Marks the filesystem mounted at root (device dev). False: not marked (see above).
+  bool Mark(const std::string& root, uint64_t dev);
+  bool Marked(uint64_t dev) const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return devs_.count(dev) != 0;
+  }
+
+  // The handle of an inode a reader just opened (fd: the event's), asked once per inode
+  // and ctime: an inode number reused by a new file comes with a new ctime (and a new
+  // handle), so the new file's handle is learned too.
+  void Learn(int fd, const InodeKey& key, int64_t ctime_ns);
+  // A handle found another way (the start scan: encoded by EncodeHandle).
+  void Learn(const InodeKey& key, const std::string& handle, int64_t ctime_ns);
+  size_t known() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return by_handle_.size();
+  }
+  // Forgets handles of inodes for which keep() is false, when more than max are known.
+  void Prune(size_t max, const std::function<bool(const InodeKey&)>& keep);
+
+  // Reads every queued close; on_close(inode, tid) for each one of a learned inode.
+  // Returns the number of events read.
+  Result<size_t> Drain(const std::function<void(const InodeKey&, pid_t)>& on_close);
+  // Removes every mark (shutdown); queued events can still be drained.
+  void FlushMarks();
+
+  // The AT_HANDLE_FID handle of path (relative to dirfd; flags as name_to_handle_at),
+  // as handle_type followed by the handle bytes; nullopt when the filesystem has none.
+  static std::optional<std::string> EncodeHandle(int dirfd, const char* path, int flags);
+
+ private:
+  explicit ReaderCloseGroup(int fd) : fd_(fd) {}
+  static std::string MapKey(uint64_t dev, const std::string& handle);
+  void LearnLocked(const InodeKey& key, const std::string& handle, int64_t ctime_ns);
+
+  int fd_;
+  mutable std::mutex mu_;  // over the maps below (not held across read())
+  std::unordered_map<uint64_t, uint64_t> fsid_to_dev_;  // f_fsid (both words) → st_dev
+  std::unordered_set<uint64_t> devs_;
+  std::unordered_map<std::string, InodeKey> by_handle_;  // dev + handle → inode
+  std::unordered_map<InodeKey, int64_t, InodeKeyHash> learned_;  // inode → ctime when learned
+};
+
+}  // namespace lim::daemon

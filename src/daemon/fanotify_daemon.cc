@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -314,6 +315,10 @@ void FanotifyDaemon::Enqueue(Job j) {
 }
 
 Status FanotifyDaemon::Run() {
+  if (options_.reader_nice != 0 && ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.reader_nice) != 0) {
+    Log("event reader stays at the default priority (setpriority " + std::to_string(options_.reader_nice) +
+        ": " + strerror(errno) + ")");
+  }
   while (!stop_.load()) LIM_RETURN_IF_ERROR(ReadReady(100).status());
   return FlushMarksAndDrain();
 }
@@ -577,8 +582,10 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
       a.mask = ima::may::kRead;
     }
     // A write-open looks at reader counts (ToMToU, the pre-content shortcut below): every
-    // reader close that happened before it is queued by now.
-    if (write && dev.reader_close_group) DrainReaderCloses();
+    // reader close that happened before it is queued by now. A reader's open of an inode
+    // with a close still queued reads them too: fanotify merges identical queued events
+    // (same thread, same file), and two closes merged into one would leave the count high.
+    if (dev.reader_close_group && (write || (ro && measurer_->Readers(key) > 0))) DrainReaderCloses();
     open_ticket = measurer_->NoteOpen(key, write, ro);
     if (ro && dev.reader_close_group) closes_->Learn(fd, key, facts.ctime_ns);
     if (p->precontent_fs) {

@@ -62,6 +62,11 @@ struct DaemonOptions {
                             // on filesystems without pre-content events
   bool precontent = true;   // FAN_PRE_ACCESS where the filesystem accepts it
   bool reader_close_group = true;  // readers' closes in batches (ReaderCloseGroup)
+  // Nice value of the thread that runs Run() (0: unchanged). Every permission event blocks
+  // someone until this thread answers; at a lower nice the opener it wakes with the answer
+  // does not preempt it before it has closed the event fd and gone back to waiting (one
+  // context switch less per event, as auditd's priority_boost).
+  int reader_nice = -10;
   // Processes (thread-group ids) treated like limd itself: every event of theirs and of
   // their threads is answered at once, never measured — the TPM server (swtpm) limd waits
   // on before it answers (docs/limd.md "The TPM server").

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
                                     mode = "measure", log_file, securityfs = "/run/lim/securityfs", boot_log,
                                     control_socket = daemon::kDefaultControlSocket;
   bool no_tpm = false, allow_root_fs = false, foreground = false;
-  int pcr = 10, workers = 2, timeout_ms = 2000;
+  int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
   std::vector<std::string> watch;
   auto* pol = app.add_option("--policy", policy_file, "IMA policy file (kernel syntax)");
   app.add_option("--builtin", builtin, "built-in policy (tcb, ima_tcb, …); default tcb")->excludes(pol);
@@ -79,6 +79,9 @@ int main(int argc, char** argv) {
   app.add_flag("--foreground", foreground, "accepted: limd never forks itself (run it under systemd or setsid)");
   app.add_option("--workers", workers, "hashing threads (default 2)");
   app.add_option("--decision-timeout-ms", timeout_ms, "answer bound per event (measure: record, then allow)");
+  app.add_option("--reader-nice", reader_nice,
+                 "nice value of the thread that reads and answers fanotify events (default -10; 0: unchanged)")
+      ->check(CLI::Range(-20, 19));
   auto* sfs = app.add_option("--securityfs", securityfs,
                              "mount the kernel's securityfs files here (FUSE; default /run/lim/securityfs; none: off)");
   app.add_option("--boot-log", boot_log,
@@ -265,6 +268,7 @@ int main(int argc, char** argv) {
   opts.workers = workers;
   opts.trusted_peers = trusted_peers;
   opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
+  opts.reader_nice = reader_nice;
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);

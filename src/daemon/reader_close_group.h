@@ -13,6 +13,12 @@
 // here when the write-open is read from the content group; draining this group before
 // acting on a write-open sees every close that happened before it (the causal order the
 // single group gave). Writer closes (FAN_CLOSE_WRITE) stay in the content group.
+// Merging: fanotify merges a queued event with a new identical one (same thread, same
+// file), so a thread that opens and closes one file again and again would leave one close
+// for many opens. limd therefore also drains before a reader's open of an inode whose count
+// is above zero (a close of it may be queued): a thread's next close of that file can then
+// only meet an empty queue — as in one group, only two closes with no open between them
+// (one thread holding the file twice) can still merge.
 //
 // Handles → inodes: an event names a file by (fsid, file handle). The handle of each
 // inode a reader opens is learned once from the event fd (name_to_handle_at with

@@ -1,13 +1,18 @@
-// The OPEN_PERM that follows an OPEN_EXEC_PERM of the same exec open reuses that event's
-// syscall state (one /proc/<tid>/syscall read per exec open): the step it decides must be
-// the same as with its own read — FILE_CHECK with MAY_EXEC, not a read, not a writer.
-// Root: limd on its own tmpfs under `timeout -k`, stopped by its own pid.
+// limd's per-event path: the OPEN_PERM that follows an OPEN_EXEC_PERM of the same exec open
+// reuses that event's syscall state (one /proc/<tid>/syscall read per exec open) and must
+// decide the same step as with its own read — FILE_CHECK with MAY_EXEC, not a read, not a
+// writer; the event reader runs at --reader-nice. Root: limd on its own tmpfs under
+// `timeout -k`, stopped by its own pid.
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
 #include <sys/mount.h>
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
+#include <sstream>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "base/file.h"
 #include "daemon/limd_test_util.h"
@@ -17,9 +22,10 @@
 namespace lim::daemon {
 namespace {
 
+using lim::testing::RunCommand;
 using lim::testing::ShellQuote;
 
-class LimdExecOpen : public ::testing::Test {
+class LimdEventPath : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
@@ -34,7 +40,7 @@ class LimdExecOpen : public ::testing::Test {
   testing::LimdChild limd_;  // declared after the mounts: stopped before they go
 };
 
-TEST_F(LimdExecOpen, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRead) {
+TEST_F(LimdEventPath, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRead) {
   // BPRM_CHECK into PCR 10, FILE_CHECK MAY_EXEC into PCR 11, reads and writes nowhere: each
   // PCR says which step measured the binary.
   ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes("measure func=BPRM_CHECK mask=MAY_EXEC\n"
@@ -58,6 +64,39 @@ TEST_F(LimdExecOpen, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRead
   auto j = nlohmann::json::parse(*status);
   EXPECT_GE(j["exec_open_reuses"].get<uint64_t>(), 3u) << *status;  // one per exec of ./true
   EXPECT_EQ(j["unknown_syscall"].get<uint64_t>(), 0u) << *status;
+}
+
+// The nice value (field 19 of /proc/<pid>/task/<tid>/stat) of every thread of pid.
+std::vector<int> ThreadNices(pid_t pid) {
+  std::vector<int> out;
+  auto tasks = RunCommand("ls /proc/" + std::to_string(pid) + "/task");
+  std::istringstream ts(tasks.out);
+  std::string tid;
+  while (ts >> tid) {
+    auto stat = ReadFileText("/proc/" + std::to_string(pid) + "/task/" + tid + "/stat");
+    if (!stat.ok()) continue;
+    std::istringstream fields(stat->substr(stat->rfind(')') + 2));  // after "pid (comm) "
+    std::string f;
+    for (int i = 3; i <= 19 && fields >> f; ++i) {
+      if (i == 19) out.push_back(std::stoi(f));
+    }
+  }
+  return out;
+}
+
+TEST_F(LimdEventPath, OnlyTheEventReaderRunsAtReaderNice) {
+  auto rc = limd_.Start(testing::LimdCommand(state_, mnt_, "--no-tpm --reader-nice -7"), state_);
+  ASSERT_FALSE(rc.has_value()) << "limd exited: " << *rc;
+  std::vector<int> nices;
+  for (int i = 0; i < 50; ++i) {  // the reader sets its priority as it starts
+    nices = ThreadNices(limd_.pid());
+    if (std::count(nices.begin(), nices.end(), -7) > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GE(nices.size(), 3u);
+  EXPECT_EQ(std::count(nices.begin(), nices.end(), -7), 1);  // the reader
+  EXPECT_EQ(std::count(nices.begin(), nices.end(), 0), static_cast<long>(nices.size()) - 1);
+  ASSERT_EQ(Sh("cp /bin/true ./t && ./t").exit_code, 0);  // and it answers
 }
 
 }  // namespace

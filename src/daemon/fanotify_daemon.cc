@@ -236,6 +236,11 @@ FanotifyDaemon::DevInfo FanotifyDaemon::Dev(uint64_t dev) {
   return it == devs_.end() ? DevInfo{} : it->second;
 }
 
+void FanotifyDaemon::LearnReaderHandles(const std::vector<ScanReport::ReaderHandle>& handles) {
+  if (!closes_) return;
+  for (const auto& h : handles) closes_->Learn(h.key, h.handle, h.ctime_ns);
+}
+
 void FanotifyDaemon::DrainReaderCloses() {
   if (!closes_) return;
   last_drain_ = std::chrono::steady_clock::now();

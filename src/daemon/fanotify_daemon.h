@@ -50,6 +50,7 @@
 #include "daemon/measurer.h"
 #include "daemon/proc_context.h"
 #include "daemon/reader_close_group.h"
+#include "daemon/startup_scan.h"
 
 namespace lim::daemon {
 
@@ -120,6 +121,8 @@ class FanotifyDaemon {
   // content mask. A superblock already marked is left alone. Any thread.
   Status MarkFilesystem(const std::string& root, const std::string& fstype);
   void Stop() { stop_.store(true); }
+  // Handles of inodes the start scan seeded as read (their closes come later).
+  void LearnReaderHandles(const std::vector<ScanReport::ReaderHandle>& handles);
 
   const DaemonStats& stats() const { return stats_; }
   size_t marks() const { return marks_.load(); }

@@ -259,7 +259,7 @@ int main(int argc, char** argv) {
   if (watch.empty()) {  // the default set: what is mounted now, found before any mark
     for (const auto& [dev, m] : daemon::MountWatch(mwo, nullptr, log).Discover()) devs.insert(dev);
   }
-  daemon::StartupScan(&measurer, devs, ::getpid(), log);
+  daemon::ScanReport scan = daemon::StartupScan(&measurer, devs, ::getpid(), log);
 
   daemon::DaemonOptions opts;
   opts.watch = watch;
@@ -276,6 +276,7 @@ int main(int argc, char** argv) {
   auto d = daemon::FanotifyDaemon::Create(opts, &measurer, list->get(), env, log);
   if (!d.ok()) return Fail(d.status());
   g_daemon.store(d->get());
+  (*d)->LearnReaderHandles(scan.reader_handles);
   if (g_stop.load()) (*d)->Stop();
   // Marks the default set (no --watch) and, from then on, filesystems attached later.
   auto mounts = std::make_unique<daemon::MountWatch>(

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "base/file.h"
@@ -186,10 +187,21 @@ class ReaderCloseLimd : public ::testing::TestWithParam<bool> {
 
 TEST_P(ReaderCloseLimd, ClosedReaderIsNoToMToUAndAnOpenOneIs) {
   ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes("measure func=FILE_CHECK mask=MAY_READ uid=0\n")).ok());
-  ASSERT_EQ(Sh("echo a > closed && echo b > held && echo c > many && echo d > again").exit_code, 0);
+  ASSERT_EQ(Sh("echo a > closed && echo b > held && echo c > many && echo d > again && echo e > seeded").exit_code, 0);
+  // A reader from before limd's start (seeded by the start scan) that closes afterwards.
+  ASSERT_EQ(RunCommand("cd " + ShellQuote(mnt_) + " && (exec 3<seeded; sleep 1.5; echo > " +
+                       ShellQuote(state_ + "/holder-done") + ") >/dev/null 2>&1 &")
+                .exit_code,
+            0);
   auto rc = limd_.Start(testing::LimdCommand(state_, mnt_, "--no-tpm --policy " + ShellQuote(state_ + "/policy")), state_);
   ASSERT_FALSE(rc.has_value()) << "limd exited: " << *rc;
   ASSERT_GT(limd_.pid(), 0) << "limd did not become ready";
+  for (int i = 0; i < 100 && !(::access((state_ + "/holder-done").c_str(), F_OK) == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_TRUE((::access((state_ + "/holder-done").c_str(), F_OK) == 0));
+  ASSERT_EQ(Sh("cat seeded >/dev/null; echo more >> seeded").exit_code, 0);
+  EXPECT_EQ(Violations(mnt_ + "/seeded"), 0);  // the seeded reader's close was matched
   // Reads that ended (also many at once, and through a second reader) before the writer.
   ASSERT_EQ(Sh("cat closed >/dev/null; echo more >> closed").exit_code, 0);
   ASSERT_EQ(Sh("for i in 1 2 3 4 5 6 7 8; do cat many >/dev/null & done; wait; echo more >> many").exit_code, 0);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "daemon/proc_context.h"
+#include "daemon/reader_close_group.h"
 #include "ima/policy.h"
 
 namespace lim::daemon {
@@ -112,7 +113,14 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
       InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
       auto& s = seeds[key];
       if (OpensForWrite(flags)) s.first = true;
-      if (OpensReadOnly(flags)) s.second = true;
+      if (OpensReadOnly(flags) && !s.second) {
+        s.second = true;
+        auto h = ReaderCloseGroup::EncodeHandle(AT_FDCWD, fdpath.c_str(), AT_SYMLINK_FOLLOW);
+        if (h) {
+          rep.reader_handles.push_back(
+              {key, *h, static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec});
+        }
+      }
       if (!OpensForWrite(flags) && measure(fdpath, Link(fdpath), pid, ima::ImaHook::kFileCheck, FileCheckMask(flags))) {
         rep.fds++;
       }

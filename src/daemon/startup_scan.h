@@ -21,6 +21,14 @@ struct ScanReport {
   uint64_t processes = 0, exes = 0, mappings = 0, fds = 0, writers_seeded = 0, readers_seeded = 0;
   uint64_t writers_from_maps = 0;  // of writers_seeded: inodes held only by a shared writable mapping
   std::vector<std::string> unmeasurable;  // memfd: / (deleted) executables, for the log
+  // The file handle (ReaderCloseGroup::EncodeHandle) and ctime of every inode seeded as
+  // read, so the reader-close group can match the closes of these opens.
+  struct ReaderHandle {
+    InodeKey key;
+    std::string handle;
+    int64_t ctime_ns = 0;
+  };
+  std::vector<ReaderHandle> reader_handles;
 };
 
 // devs: st_dev of the watched filesystems.

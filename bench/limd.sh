@@ -32,27 +32,18 @@ only=${ONLY:-.}
 want() { [[ $1 =~ $only ]]; }
 [ "$(id -u)" = 0 ] || { echo "needs root (mount, fanotify)" >&2; exit 2; }
 W=$(mktemp -d)
-pids=() mounts=() conf_saved=
+. "$here/fapolicyd_lib.sh"
+pids=() mounts=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   sleep 0.5
   for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || true; done
-  if [ -n "$conf_saved" ]; then
-    cp "$W/fapolicyd.conf.orig" /etc/fapolicyd/fapolicyd.conf
-    if [ -e "$W/compiled.rules.orig" ]; then cp "$W/compiled.rules.orig" /etc/fapolicyd/compiled.rules
-    else rm -f /etc/fapolicyd/compiled.rules; fi
-  fi
+  fapo_restore_config "$W"
   rm -rf "$W"
 }
 trap cleanup EXIT
 
-if [ "$use_fapo" = 1 ] && ! command -v fapolicyd >/dev/null; then
-  # policy-rc.d 101: the package's service is installed but not started.
-  made_policy=
-  [ -e /usr/sbin/policy-rc.d ] || { printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; }
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q fapolicyd >/dev/null
-  [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
-fi
+[ "$use_fapo" = 1 ] && fapo_install
 if [ "$use_fapo" = 1 ] && awk '$3 == "ext2"' /proc/mounts | grep -q .; then
   echo "an ext2 mount exists: fapolicyd (watch_fs=ext2) would mark it; refusing" >&2
   exit 2
@@ -106,31 +97,9 @@ start_limd "$W/s3" "$W/tB" --tpm "swtpm:path=$W/tpm/sock"
 echo "limd pid $limd_pid watching $W/limd (ext4); bare $W/bare (ext3)"
 
 if [ "$use_fapo" = 1 ]; then
-  cp /etc/fapolicyd/fapolicyd.conf "$W/fapolicyd.conf.orig"
-  [ -e /etc/fapolicyd/compiled.rules ] && cp /etc/fapolicyd/compiled.rules "$W/compiled.rules.orig"
-  conf_saved=1
-  cat >/etc/fapolicyd/fapolicyd.conf <<'EOF'
-permissive = 1
-nice_val = 0
-q_size = 640
-uid = root
-gid = root
-do_stat_report = 0
-detailed_report = 0
-db_max_size = 50
-subj_cache_size = 1549
-obj_cache_size = 8191
-watch_fs = ext2
-trust = file
-integrity = none
-syslog_format = rule,dec,perm,auid,pid,exe,:,path,ftype,trust
-allow_filesystem_mark = 0
-EOF
-  echo 'allow perm=any all : all' >/etc/fapolicyd/compiled.rules
-  timeout -k 2 600 fapolicyd --permissive --debug-deny >"$W/fapolicyd.log" 2>&1 &
-  fwrap=$!
-  for _ in $(seq 200); do grep -q "Starting to listen" "$W/fapolicyd.log" && break; sleep 0.05; done
-  fpid=$(pgrep -P "$fwrap")
+  fapo_swap_config "$W" ext2
+  fapo_start "$W" 600
+  fpid=$fapo_pid
   pids+=("$fpid")
   grep -q "added $W/fapo mount point" "$W/fapolicyd.log" || { cat "$W/fapolicyd.log" >&2; echo "fapolicyd did not mark $W/fapo" >&2; exit 1; }
   echo "fapolicyd pid $fpid watching $W/fapo (ext2)"

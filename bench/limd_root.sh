@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # limd on the ROOT filesystem (--allow-root-fs, the README main command's default): spawn of
-# /bin/true and open+close of /etc/hostname, bare vs under limd with the built-in tcb policy.
+# /bin/true and open+close of /etc/hostname, bare vs under limd with the built-in tcb policy
+# vs under fapolicyd (Debian, permissive, one allow-all rule, watch_fs = the root
+# filesystem's type: it marks `/` too; FAPOLICYD=0 leaves it out).
 # MARKS `/`: never run from .ci/run or on a machine others are using. limd runs under
 # `timeout -k 2 120` and is stopped by its own pid after each round; a wedged host recovers
 # when timeout kills it (the kernel then allows its pending events).
 #
 # Rounds alternate: bare, then limd started (tcb, software bank, own state dir in a tmpfs so
-# its list and lock are not on `/`), warmed once, timed, stopped. Start-up (the start scan of
-# every running process) is not in the timed part. Prints medians and min–max per row.
+# its list and lock are not on `/`), warmed once, timed, stopped; then fapolicyd the same way
+# (its config swapped in for the run and restored at exit). Start-up (limd's start scan,
+# fapolicyd's trust database) is not in the timed part. Prints medians and min–max per row.
 # Usage: bench/limd_root.sh [ROUNDS] (default 7). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
 set -euo pipefail
 rounds=${1:-7}
@@ -18,6 +21,8 @@ oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
 [ -x "$limd" ] && [ -x "$oploop" ] || { echo "build limd and lim_op_loop first" >&2; exit 2; }
 S=$(mktemp -d /dev/shm/limd-root-bench.XXXXXX)
 pid=
+use_fapo=${FAPOLICYD:-1}
+. "$here/fapolicyd_lib.sh"
 stop_limd() {
   if [ -n "$pid" ]; then
     kill "$pid" 2>/dev/null || true
@@ -25,7 +30,11 @@ stop_limd() {
     pid=
   fi
 }
-trap 'stop_limd; rm -rf "$S"' EXIT
+trap 'stop_limd; fapo_stop; fapo_restore_config "$S"; rm -rf "$S"' EXIT
+if [ "$use_fapo" = 1 ]; then
+  fapo_install
+  fapo_swap_config "$S" "$(findmnt -n -o FSTYPE /)"
+fi
 start_limd() {
   rm -f "$S/limd.ready"
   timeout -k 2 120 "$limd" --foreground --config /dev/null --securityfs none --control-socket none \
@@ -33,7 +42,7 @@ start_limd() {
   for _ in $(seq 400); do [ -s "$S/limd.ready" ] && break; sleep 0.05; done
   pid=$(cat "$S/limd.ready")
 }
-declare -a bare_spawn limd_spawn bare_open limd_open
+declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open
 for ((r = 0; r < rounds; r++)); do
   bare_spawn+=("$("$oploop" spawn /bin/true 500)")
   bare_open+=("$("$oploop" open /etc/hostname 5000)")
@@ -43,14 +52,37 @@ for ((r = 0; r < rounds; r++)); do
   limd_spawn+=("$("$oploop" spawn /bin/true 500)")
   limd_open+=("$("$oploop" open /etc/hostname 5000)")
   stop_limd
+  if [ "$use_fapo" = 1 ]; then
+    fapo_start "$S" 120
+    "$oploop" spawn /bin/true 20 >/dev/null
+    "$oploop" open /etc/hostname 20 >/dev/null
+    fapo_spawn+=("$("$oploop" spawn /bin/true 500)")
+    fapo_open+=("$("$oploop" open /etc/hostname 5000)")
+    fapo_stop
+  fi
 done
 stats() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {printf "%.1f %.1f %.1f", a[int((NR+1)/2)], a[1], a[NR]}'; }
-read -r bsm bsmin bsmax <<<"$(stats "${bare_spawn[@]}")"
-read -r lsm lsmin lsmax <<<"$(stats "${limd_spawn[@]}")"
-read -r bom bomin bomax <<<"$(stats "${bare_open[@]}")"
-read -r lom lomin lomax <<<"$(stats "${limd_open[@]}")"
-echo "| workload ($rounds rounds) | bare µs/op (min–max) | limd on / µs/op (min–max) | ratio |"
-echo "|---|---|---|---|"
-printf '| spawn /bin/true | %s (%s–%s) | %s (%s–%s) | %.2f |\n' "$bsm" "$bsmin" "$bsmax" "$lsm" "$lsmin" "$lsmax" "$(echo "$lsm / $bsm" | bc -l)"
-printf '| open+close /etc/hostname | %s (%s–%s) | %s (%s–%s) | %.2f |\n' "$bom" "$bomin" "$bomax" "$lom" "$lomin" "$lomax" "$(echo "$lom / $bom" | bc -l)"
+row() {  # row TITLE BARE... -- LIMD... -- FAPO...: medians, spreads, ratios, added-cost ratio
+  local title=$1
+  shift
+  local bare=() limd=() fapo=() part=0
+  for v in "$@"; do
+    if [ "$v" = -- ]; then part=$((part + 1)); continue; fi
+    case $part in 0) bare+=("$v") ;; 1) limd+=("$v") ;; *) fapo+=("$v") ;; esac
+  done
+  read -r bm bmin bmax <<<"$(stats "${bare[@]}")"
+  read -r lm lmin lmax <<<"$(stats "${limd[@]}")"
+  local fcol="—" share="—"
+  if [ "${#fapo[@]}" -gt 0 ]; then
+    read -r fm fmin fmax <<<"$(stats "${fapo[@]}")"
+    fcol=$(printf '%s (%s–%s) %.2f×' "$fm" "$fmin" "$fmax" "$(echo "$fm / $bm" | bc -l)")
+    share=$(printf '%.2f' "$(echo "($lm - $bm) / ($fm - $bm)" | bc -l)")
+  fi
+  printf '| %s | %s (%s–%s) | %s (%s–%s) %.2f× | %s | %s |\n' "$title" "$bm" "$bmin" "$bmax" "$lm" "$lmin" "$lmax" \
+    "$(echo "$lm / $bm" | bc -l)" "$fcol" "$share"
+}
+echo "| workload ($rounds rounds), µs/op | bare (min–max) | limd on / (min–max) ratio | fapolicyd on / (min–max) ratio | limd's added cost / fapolicyd's |"
+echo "|---|---|---|---|---|"
+row "spawn /bin/true" "${bare_spawn[@]}" -- "${limd_spawn[@]}" -- "${fapo_spawn[@]}"
+row "open+close /etc/hostname" "${bare_open[@]}" -- "${limd_open[@]}" -- "${fapo_open[@]}"
 grep -E '"(entries|hashes|cache_hits|permission_events|timeouts|marks)"' "$S/status.json" 2>/dev/null | tr -d ' \n'; echo

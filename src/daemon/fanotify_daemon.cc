@@ -256,7 +256,7 @@ void FanotifyDaemon::DrainReaderCloses() {
   stats_.reader_closes += *n;
   stats_.reader_close_drains++;
   // Handles of inodes nobody reads are relearned at their next open; keep the map bounded.
-  closes_->Prune(1 << 20, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
+  closes_->Prune(1 << 16, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
 }
 
 bool FanotifyDaemon::PreContentDev(uint64_t dev) {

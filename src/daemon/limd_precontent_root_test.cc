@@ -1,7 +1,7 @@
 // Root tests of pre-content events (FAN_PRE_ACCESS, exact MMAP_CHECK) and of the start scan's
 // writer seeding from shared writable mappings. Each test has its own loop-mounted ext4
 // (pre-content) and its own tmpfs (no pre-content: ELF-at-open), limd watching both under
-// `timeout -k 2 40`, stopped by its own PID; both mounts are unmounted in teardown. Skipped
+// `timeout -k 2 40`, stopped by its own PID; both mounts are unmounted after it. Skipped
 // when not root or when the kernel has no pre-content events (< 6.14).
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -43,25 +43,13 @@ class LimdPreContent : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why = testing::FanotifyUnavailable(FAN_CLASS_PRE_CONTENT);
+    if (why.empty()) why = mounts_.AddExt4(&ext4_);
     if (!why.empty()) GTEST_SKIP() << why;
-    ext4_ = lim::testing::MakeTempDir();
-    tmpfs_ = lim::testing::MakeTempDir();
     state_ = lim::testing::MakeTempDir();
-    std::string img = state_ + "/ext4.img";
-    auto mk = testing::MountLoopExt4(img, ext4_);
-    if (mk.exit_code != 0) GTEST_SKIP() << "cannot make a loop-mounted ext4: " << mk.err;
-    ext4_mounted_ = true;
     ASSERT_EQ(::chmod(ext4_.c_str(), 0755), 0);
-    ASSERT_EQ(::mount("limdpc", tmpfs_.c_str(), "tmpfs", 0, "size=64m,mode=755"), 0) << strerror(errno);
-    tmpfs_mounted_ = true;
-    ::unlink((state_ + "/ext4.img").c_str());  // the loop device keeps the image
+    ASSERT_EQ(mounts_.AddTmpfs(&tmpfs_, "size=64m,mode=755"), "");
   }
-  void TearDown() override {
-    StopLimd();
-    for (auto [dir, mounted] : {std::pair{ext4_, ext4_mounted_}, std::pair{tmpfs_, tmpfs_mounted_}}) {
-      if (mounted && ::umount(dir.c_str()) != 0) ::umount2(dir.c_str(), MNT_DETACH);
-    }
-  }
+  void TearDown() override { StopLimd(); }
   // Watches both mounts, or only `watch` when given.
   void StartLimd(const std::string& policy, const std::string& watch = "") {
     ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(policy)).ok());
@@ -104,8 +92,8 @@ class LimdPreContent : public ::testing::Test {
   Bytes Sha256Of(const std::string& path) { return *Digest(Sha256Algo(), *ReadFileBytes(path)); }
 
   std::string ext4_, tmpfs_, state_;
-  bool ext4_mounted_ = false, tmpfs_mounted_ = false;
-  testing::LimdChild limd_;
+  testing::ScratchMounts mounts_;
+  testing::LimdChild limd_;  // declared after the mounts: stopped before they go
 };
 
 // dlopen (ld.so maps the text segment PROT_EXEC) and a plain mmap(PROT_EXEC) on ext4 are
@@ -222,6 +210,7 @@ TEST_F(LimdPreContent, MarksMountsAttachedLaterAlsoInOtherNamespaces) {
   std::string sub = tmpfs_ + "/sub";
   auto mk = testing::MountLoopExt4(state_ + "/sub.img", sub);
   ASSERT_EQ(mk.exit_code, 0) << mk.err;
+  mounts_.Adopt(sub);  // unmounted before the tmpfs below it if the test stops early
   auto r = Sh(WaitMarks(2) + "; cp /bin/true " + sub + "/t && " + sub + "/t");
   EXPECT_EQ(r.exit_code, 0) << r.err;
   ASSERT_EQ(Count(sub + "/t"), 1);

@@ -1,12 +1,11 @@
 // Root tests: limd on its own fresh tmpfs mount, started as a child under `timeout -k 2 30`,
-// stopped by its own PID, the mount unmounted in teardown. Skipped (with the reason) when
+// stopped by its own PID, the mount unmounted after it. Skipped (with the reason) when
 // not root or when fanotify permission events are unavailable. Never marks anything but
 // the test's own mount.
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/fanotify.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -42,22 +41,15 @@ class LimdRoot : public ::testing::Test {
   void SetUp() override {
     std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
     if (!why.empty()) GTEST_SKIP() << why;
-    mnt_ = lim::testing::MakeTempDir();
     state_ = lim::testing::MakeTempDir();
     if (ext4_) {
-      // A loop-mounted ext4 image of its own (mount -o loop detaches the loop at umount).
-      std::string img = lim::testing::MakeTempDir() + "/ext4.img";
-      auto mk = testing::MountLoopExt4(img, mnt_);
-      if (mk.exit_code != 0) GTEST_SKIP() << "cannot make a loop-mounted ext4: " << mk.err;
+      why = mounts_.AddExt4(&mnt_);  // no loop ext4 here: skip; a tmpfs that fails to mount: fail
+      if (!why.empty()) GTEST_SKIP() << why;
     } else {
-      ASSERT_EQ(::mount("limdtest", mnt_.c_str(), "tmpfs", 0, "size=64m"), 0) << strerror(errno);
+      ASSERT_EQ(mounts_.AddTmpfs(&mnt_), "");
     }
-    mounted_ = true;
   }
-  void TearDown() override {
-    StopLimd();
-    if (mounted_ && ::umount(mnt_.c_str()) != 0) ::umount2(mnt_.c_str(), MNT_DETACH);
-  }
+  void TearDown() override { StopLimd(); }
   // Starts limd; returns its exit status if it exited before becoming ready.
   std::optional<int> StartLimd(const std::string& extra = "--no-tpm") {
     auto rc = limd_child_.Start(std::string(LIMD_BIN) + " --foreground --securityfs none --state " +
@@ -79,10 +71,7 @@ class LimdRoot : public ::testing::Test {
     for (const auto& r : Rows()) n += (r.name == name && r.violation == violation) ? 1 : 0;
     return n;
   }
-  // Runs a shell line against the mount (bounded, so a stuck limd fails the test).
-  lim::testing::CommandResult Sh(const std::string& line) {
-    return RunCommand("cd " + ShellQuote(mnt_) + " && timeout 20 sh -c " + ShellQuote(line));
-  }
+  lim::testing::CommandResult Sh(const std::string& line) { return testing::ShIn(mnt_, line); }
   void ExpectVerifies() {
     auto r = RunCommand(lim::testing::LimBinary() + " verify " + List() + " --pcrs " + state_ + "/software_pcrs.json");
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
@@ -92,8 +81,8 @@ class LimdRoot : public ::testing::Test {
 
   std::string mnt_, state_;
   bool ext4_ = false;
-  bool mounted_ = false;
-  testing::LimdChild limd_child_;
+  testing::ScratchMounts mounts_;
+  testing::LimdChild limd_child_;  // declared after the mounts: stopped before they go
   pid_t limd_ = -1;
 };
 

@@ -45,16 +45,13 @@ class SecurityfsRoot : public ::testing::Test {
   void SetUp() override {
     std::string why = Unavailable();
     if (!why.empty()) GTEST_SKIP() << why;
-    mnt_ = lim::testing::MakeTempDir();
     state_ = lim::testing::MakeTempDir();
     view_ = lim::testing::MakeTempDir() + "/securityfs";
-    ASSERT_EQ(::mount("limsfstest", mnt_.c_str(), "tmpfs", 0, "size=32m"), 0) << strerror(errno);
-    mounted_ = true;
+    ASSERT_EQ(mounts_.AddTmpfs(&mnt_, "size=32m"), "");
   }
   void TearDown() override {
     Stop();
-    if (mounted_ && ::umount(mnt_.c_str()) != 0) ::umount2(mnt_.c_str(), MNT_DETACH);
-    if (IsFuseMount(view_)) ::umount2(view_.c_str(), MNT_DETACH);
+    if (IsFuseMount(view_)) ::umount2(view_.c_str(), MNT_DETACH);  // limd's view (the tmpfs goes after)
   }
   void Start(const std::string& extra = "") {
     std::string cmd = std::string(LIMD_BIN) + " --no-tpm --state " + ShellQuote(state_) +
@@ -80,9 +77,7 @@ class SecurityfsRoot : public ::testing::Test {
     for (const auto& r : Rows()) n += r.name == name ? 1 : 0;
     return n;
   }
-  lim::testing::CommandResult Sh(const std::string& line) {
-    return RunCommand("cd " + ShellQuote(mnt_) + " && timeout 20 sh -c " + ShellQuote(line));
-  }
+  lim::testing::CommandResult Sh(const std::string& line) { return testing::ShIn(mnt_, line); }
   std::string LimLog(const std::string& args) {
     auto r = RunCommand(lim::testing::LimBinary() + " log " + List() + " " + args);
     EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -93,8 +88,8 @@ class SecurityfsRoot : public ::testing::Test {
   }
 
   std::string mnt_, state_, view_;
-  bool mounted_ = false;
-  testing::LimdChild limd_;
+  testing::ScratchMounts mounts_;
+  testing::LimdChild limd_;  // declared after the mounts: stopped before they go
 };
 
 constexpr const char* kReadPolicy = "measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n";

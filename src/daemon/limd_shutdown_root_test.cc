@@ -4,7 +4,6 @@
 // already stopped. Root only; the test's own tmpfs; limd under `timeout -k`, stopped by pid.
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
-#include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -28,17 +27,17 @@ using lim::testing::ShellQuote;
 TEST(LimdShutdown, StateOnAWatchedFilesystemStopsCleanlyOnSigterm) {
   std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
   if (!why.empty()) GTEST_SKIP() << why;
-  std::string mnt = lim::testing::MakeTempDir();
-  ASSERT_EQ(::mount("limdstop", mnt.c_str(), "tmpfs", 0, "size=32m,mode=755"), 0) << strerror(errno);
+  testing::ScratchMounts mounts;  // before limd: unmounted after it has stopped
+  std::string mnt;
+  ASSERT_EQ(mounts.AddTmpfs(&mnt, "size=32m,mode=755"), "");
   std::string state = mnt + "/state";
   ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
   ASSERT_TRUE(WriteFileBytes(state + "/policy", AsBytes(std::string("measure func=FILE_CHECK mask=MAY_READ\n"))).ok());
   ASSERT_TRUE(WriteFileBytes(mnt + "/data", AsBytes(std::string("some data\n"))).ok());
   testing::LimdChild limd;
-  auto rc = limd.Start(std::string(LIMD_BIN) + " --foreground --config /dev/null --securityfs none --control-socket none" +
-                           " --no-tpm --watch " + ShellQuote(mnt) + " --state " + ShellQuote(state) + " --policy " +
-                           ShellQuote(state + "/policy") + " --log-file " + ShellQuote(state + "/log"),
-                       state, 30);
+  auto rc = limd.Start(
+      testing::LimdCommand(state, mnt, "--config /dev/null --no-tpm --policy " + ShellQuote(state + "/policy")), state,
+      30);
   ASSERT_FALSE(rc.has_value()) << "limd did not become ready";
   auto cat = RunCommand("timeout 20 cat " + ShellQuote(mnt + "/data"));
   EXPECT_EQ(cat.exit_code, 0);
@@ -58,7 +57,6 @@ TEST(LimdShutdown, StateOnAWatchedFilesystemStopsCleanlyOnSigterm) {
     data_entries += r.name == mnt + "/data" ? 1 : 0;
   }
   EXPECT_EQ(data_entries, 1);
-  if (::umount(mnt.c_str()) != 0) ::umount2(mnt.c_str(), MNT_DETACH);
 }
 
 }  // namespace

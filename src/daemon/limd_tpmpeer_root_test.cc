@@ -7,10 +7,9 @@
 // exemption that open waits behind the worker's extend, which waits on swtpm: every round
 // ends only by the decision timeout (a lim-decision-timeout entry). limd runs under
 // `timeout -k 2 60`, stopped by its own pid; swtpm dies with the test; the mount is
-// unmounted in teardown.
+// unmounted after both.
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,16 +40,12 @@ class LimdTpmPeer : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
-    if (!why.empty()) GTEST_SKIP() << why;
-    if (RunCommand("command -v swtpm && command -v tpm2_nvdefine").exit_code != 0) GTEST_SKIP() << "no swtpm/tpm2-tools";
-    mnt_ = lim::testing::MakeTempDir();
-    state_ = lim::testing::MakeTempDir();
-    auto mk = testing::MountLoopExt4(state_ + "/ext4.img", mnt_);
-    if (mk.exit_code != 0) {
-      GTEST_SKIP() << "cannot make a loop-mounted ext4: " << mk.err;
+    if (why.empty() && RunCommand("command -v swtpm && command -v tpm2_nvdefine").exit_code != 0) {
+      why = "no swtpm/tpm2-tools";
     }
-    mounted_ = true;
-    ::unlink((state_ + "/ext4.img").c_str());  // the loop device keeps the image
+    if (why.empty()) why = mounts_.AddExt4(&mnt_);
+    if (!why.empty()) GTEST_SKIP() << why;
+    state_ = lim::testing::MakeTempDir();
     ASSERT_EQ(::chmod(mnt_.c_str(), 0755), 0);
     swtpm_.state_dir = mnt_ + "/swtpm";  // ON the watched filesystem
     swtpm_.run_dir = state_ + "/swtpm-run";
@@ -65,12 +60,11 @@ class LimdTpmPeer : public ::testing::Test {
     if (swtpm_pid_ > 0) {
       EXPECT_TRUE(tpm::SwtpmStop(swtpm_).ok());
     }
-    if (mounted_ && ::umount(mnt_.c_str()) != 0) ::umount2(mnt_.c_str(), MNT_DETACH);
   }
   std::string Tcti() const { return tpm::SwtpmTcti(swtpm_); }
 
   std::string mnt_, state_;
-  bool mounted_ = false;
+  testing::ScratchMounts mounts_;  // before limd_: unmounted after limd and swtpm have stopped
   tpm::SwtpmConfig swtpm_;
   pid_t swtpm_pid_ = 0;
   testing::LimdChild limd_;

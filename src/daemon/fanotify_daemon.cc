@@ -259,18 +259,6 @@ void FanotifyDaemon::DrainReaderCloses() {
   closes_->Prune(1 << 16, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
 }
 
-bool FanotifyDaemon::PreContentDev(uint64_t dev) {
-  std::lock_guard<std::mutex> lk(marks_mu_);
-  auto it = devs_.find(dev);
-  return it != devs_.end() && it->second.precontent;
-}
-
-std::string FanotifyDaemon::FsName(uint64_t dev) {
-  std::lock_guard<std::mutex> lk(marks_mu_);
-  auto it = devs_.find(dev);
-  return it == devs_.end() ? std::string() : it->second.fsname;
-}
-
 uint64_t FanotifyDaemon::IgnoreEpoch(const InodeKey& key) {
   std::lock_guard<std::mutex> lk(ignore_mu_);
   return ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()];
@@ -451,7 +439,7 @@ void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
   a.path = FdPath(fd);
   a.func = ima::ImaHook::kMmapCheck;
   a.mask = ima::may::kExec;
-  a.fsname = FsName(key.dev);
+  a.fsname = Dev(key.dev).fsname;
   a.counts = measurer_->NoteOpen(key, false, false);  // counts now, and this step's turn
   {
     std::lock_guard<std::mutex> lk(inflight_mu_);
@@ -508,7 +496,7 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     }
     CloseNote note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
     // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
-    if (note.last_writer && PreContentDev(key.dev)) RemoveIgnore(fd, key);
+    if (note.last_writer && Dev(key.dev).precontent) RemoveIgnore(fd, key);
     if (measurer_->TryApplyClose(key, note, fd)) {  // its turn: no worker hop
       ::close(fd);
       return;

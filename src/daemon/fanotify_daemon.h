@@ -169,8 +169,6 @@ class FanotifyDaemon {
   Status Init();
   // Marks one filesystem (a checked mount root): FAN_PRE_ACCESS in the pre-content group
   // where the filesystem accepts it, then the content mask. Any thread.
-  bool PreContentDev(uint64_t dev);
-  std::string FsName(uint64_t dev);
   Status ReadEvents(int group);
   // Waits up to timeout_ms on both groups and handles what came; false when nothing did.
   Result<bool> ReadReady(int timeout_ms);

@@ -23,6 +23,15 @@ uint64_t FsidWord(int lo, int hi) {
   return static_cast<uint64_t>(static_cast<uint32_t>(lo)) | static_cast<uint64_t>(static_cast<uint32_t>(hi)) << 32;
 }
 
+// A handle as limd keys it: handle_type, then the handle's bytes (name_to_handle_at and a
+// fanotify FID record give the same struct file_handle).
+std::string HandleString(const struct file_handle& fh) {
+  std::string h(sizeof(int) + fh.handle_bytes, '\0');
+  std::memcpy(h.data(), &fh.handle_type, sizeof(int));
+  std::memcpy(h.data() + sizeof(int), fh.f_handle, fh.handle_bytes);
+  return h;
+}
+
 }  // namespace
 
 std::unique_ptr<ReaderCloseGroup> ReaderCloseGroup::Create(bool report_tid) {
@@ -68,12 +77,7 @@ std::optional<std::string> ReaderCloseGroup::EncodeHandle(int dirfd, const char*
   for (int extra : {AT_HANDLE_FID, 0}) {  // kernels before 6.5 know no AT_HANDLE_FID
     u.fh.handle_bytes = MAX_HANDLE_SZ;
     int mount_id = 0;
-    if (::name_to_handle_at(dirfd, path, &u.fh, &mount_id, flags | extra) == 0) {
-      std::string h(sizeof(int) + u.fh.handle_bytes, '\0');
-      std::memcpy(h.data(), &u.fh.handle_type, sizeof(int));
-      std::memcpy(h.data() + sizeof(int), u.fh.f_handle, u.fh.handle_bytes);
-      return h;
-    }
+    if (::name_to_handle_at(dirfd, path, &u.fh, &mount_id, flags | extra) == 0) return HandleString(u.fh);
     if (errno != EINVAL) break;
   }
   return std::nullopt;
@@ -149,10 +153,7 @@ Result<size_t> ReaderCloseGroup::Drain(const std::function<void(const InodeKey&,
           size_t room = hdr->len - sizeof(struct fanotify_event_info_fid) - sizeof(struct file_handle);
           auto dev = fsid_to_dev_.find(FsidWord(fid->fsid.val[0], fid->fsid.val[1]));
           if (dev != fsid_to_dev_.end() && fh->handle_bytes <= room) {
-            std::string h(sizeof(int) + fh->handle_bytes, '\0');
-            std::memcpy(h.data(), &fh->handle_type, sizeof(int));
-            std::memcpy(h.data() + sizeof(int), fh->f_handle, fh->handle_bytes);
-            auto it = by_handle_.find(MapKey(dev->second, h));
+            auto it = by_handle_.find(MapKey(dev->second, HandleString(*fh)));
             if (it != by_handle_.end()) closes.emplace_back(it->second, m->pid);
           }
         }

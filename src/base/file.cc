@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 
 namespace lim {
@@ -15,10 +17,12 @@ Status Errno(const std::string& what, const std::string& path) {
   return Status::IoError(path + ": " + what + ": " + std::strerror(errno));
 }
 
-Result<Bytes> ReadFd(int fd, const std::string& path) {
+// Reads to the end, or until more than max bytes were read (then out holds max + 1 bytes).
+Result<Bytes> ReadFd(int fd, const std::string& path, size_t max = SIZE_MAX - 1) {
   Bytes out;
   size_t cap = 1 << 16;
   for (;;) {
+    cap = std::min(cap, max + 1 - out.size());
     out.resize(out.size() + cap);
     ssize_t n;
     do {
@@ -26,7 +30,7 @@ Result<Bytes> ReadFd(int fd, const std::string& path) {
     } while (n < 0 && errno == EINTR);
     if (n < 0) return Errno("read", path);
     out.resize(out.size() - cap + static_cast<size_t>(n));
-    if (n == 0) break;
+    if (n == 0 || out.size() > max) break;
     if (cap < (1u << 24)) cap *= 2;
   }
   return out;
@@ -46,9 +50,27 @@ Result<std::string> ReadFileText(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
-Status WriteFileBytes(const std::string& path, ByteView data) {
+Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes) {
+  auto too_large = [&] {
+    return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) + " bytes (the limit)");
+  };
+  int fd = (path == "-") ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("open", path);
+  struct stat st;
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max_bytes) {
+    ::close(fd);
+    return too_large();
+  }
+  auto r = ReadFd(fd, path, max_bytes);
+  ::close(fd);
+  if (r.ok() && r->size() > max_bytes) return too_large();
+  return r;
+}
+
+Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode) {
   std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("unlink", tmp);
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Errno("open", tmp);
   size_t off = 0;
   while (off < data.size()) {

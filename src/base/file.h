@@ -1,8 +1,12 @@
-// Small file helpers over POSIX: whole-file reads, atomic writes, and a read-only mapping
-// for large inputs (a 1 GB measurement list is mapped, not copied). Errors name the path and
-// errno. MappedFile is movable, not copyable; concurrent readers of one mapping are fine.
+// Small file helpers over POSIX: whole-file reads (optionally bounded), atomic writes, and a
+// read-only mapping for large inputs (a 1 GB measurement list is mapped, not copied). Errors
+// name the path and errno. MappedFile is movable, not copyable; concurrent readers of one
+// mapping are fine.
 #pragma once
 
+#include <sys/types.h>
+
+#include <cstddef>
 #include <string>
 
 #include "base/hex.h"
@@ -12,7 +16,14 @@ namespace lim {
 
 Result<Bytes> ReadFileBytes(const std::string& path);
 Result<std::string> ReadFileText(const std::string& path);
-Status WriteFileBytes(const std::string& path, ByteView data);
+// The whole file, refused (kInvalidArgument, "PATH: larger than N bytes") once it holds more
+// than max_bytes: a regular file by its size, before reading; anything else (/dev/zero, a
+// pipe) after reading max_bytes + 1, so memory stays bounded by max_bytes.
+Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes);
+// Writes PATH.tmp (never through a link: an old PATH.tmp is removed, the new one created
+// with O_EXCL | O_NOFOLLOW and mode) and renames it over path, which replaces a link at path
+// rather than writing through it.
+Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode = 0644);
 
 class MappedFile {
  public:

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <iterator>
 #include <memory>
 #include <sstream>
 
@@ -24,17 +23,26 @@ class LimdConfigFormatter : public CLI::ConfigINI {
   LimdConfigFormatter(const CLI::App* app, std::string default_path) : app_(app), default_path_(std::move(default_path)) {}
 
   std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
-    std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     file_ = ConfigPath();
+    std::string text(kMaxConfigBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxConfigBytes) {
+      throw CLI::ConfigError("config file " + file_ + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes (the limit for a config file)");
+    }
     auto entries = ParseConfigText(text, [this](const std::string& key) { return CheckKey(key); });
     if (!entries.ok()) throw CLI::ConfigError(file_ + ":" + entries.status().message());
     entries_.clear();
+    hidden_ = false;
     std::vector<CLI::ConfigItem> out;
     // A repeated key is one item with several inputs: CLI11 takes only the first item of an
     // option. A key whose option the command line gave, or excludes (--policy on the
     // command line, builtin in the file), is dropped: flags override the file.
     for (const auto& e : *entries) {
-      if (OverriddenByCommandLine(e.key)) continue;
+      if (OverriddenByCommandLine(e.key)) {
+        hidden_ = true;
+        continue;
+      }
       entries_.push_back(e);  // what CLI11 applies: its errors point at these lines
       auto it = std::find_if(out.begin(), out.end(), [&](const CLI::ConfigItem& i) { return i.name == e.key; });
       if (it == out.end()) {
@@ -55,6 +63,7 @@ class LimdConfigFormatter : public CLI::ConfigINI {
   }
   const std::string& file() const { return file_; }
   const std::vector<ConfigEntry>& entries() const { return entries_; }
+  bool hidden() const { return hidden_; }
 
  private:
   Status CheckKey(const std::string& key) const {
@@ -79,6 +88,7 @@ class LimdConfigFormatter : public CLI::ConfigINI {
   std::string default_path_;
   mutable std::string file_;
   mutable std::vector<ConfigEntry> entries_;
+  mutable bool hidden_ = false;  // some lines were dropped for a command-line flag
 };
 
 }  // namespace
@@ -127,6 +137,11 @@ void AddConfigOption(CLI::App* app, const std::string& default_path) {
                   "a missing default file is fine",
                   false);
   app->config_formatter(std::make_shared<LimdConfigFormatter>(app, default_path));
+}
+
+std::string ConfigFileWithHiddenEntries(const CLI::App& app) {
+  auto f = std::dynamic_pointer_cast<LimdConfigFormatter>(app.get_config_formatter());
+  return f && f->hidden() ? f->file() : "";
 }
 
 std::string DescribeParseError(const CLI::App& app, const CLI::Error& e) {

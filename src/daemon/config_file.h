@@ -7,6 +7,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstddef>
 #include <functional>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@
 namespace lim::daemon {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/lim/limd.conf";
+// A larger config file is refused unread (/dev/zero must not exhaust memory).
+inline constexpr size_t kMaxConfigBytes = 1u << 20;
 
 struct ConfigEntry {
   int line = 0;
@@ -32,6 +35,10 @@ Result<std::vector<ConfigEntry>> ParseConfigText(const std::string& text,
 // missing explicit one is an error) with ParseConfigText as the parser. Keys are the app's
 // long option names; help, version and config itself are refused.
 void AddConfigOption(CLI::App* app, const std::string& default_path = kDefaultConfigPath);
+
+// After app.parse(): the config file read when the command line overrode some of its lines
+// (those lines were never checked: parse the file alone to check them), else "".
+std::string ConfigFileWithHiddenEntries(const CLI::App& app);
 
 // The message for a CLI11 parse error: "FILE:LINE: …" when it came from the config file
 // (a syntax error, an unknown key, or a value CLI11 could not convert), else e.what().

@@ -16,6 +16,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 #include "base/file.h"
 #include "base/own_threads.h"
@@ -184,8 +185,14 @@ Status FanotifyDaemon::Init() {
     if (!closes_) Log(std::string("no reader-close group (fanotify_init: ") + strerror(errno) + "): closes inline");
   }
   // Workers and the watchdog exist before the first mark: from then on, events must flow.
-  for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.push_back(StartOwnThread([this] { Worker(); }));
-  watchdog_ = StartOwnThread([this] { Watchdog(); });
+  // A thread that cannot be had (RLIMIT_NPROC, memory) is an error, not std::terminate; the
+  // destructor joins the ones already running.
+  try {
+    for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.push_back(StartOwnThread([this] { Worker(); }));
+    watchdog_ = StartOwnThread([this] { Watchdog(); });
+  } catch (const std::system_error& e) {
+    return Status::Unavailable("cannot start " + std::to_string(options_.workers) + " worker threads: " + e.what());
+  }
   for (const auto& w : options_.watch) {
     std::string fstype;
     LIM_RETURN_IF_ERROR(CheckWatchRoot(w, options_.allow_root_fs, &fstype));

@@ -4,24 +4,26 @@
 // "limd: …" and exit 2 (bad usage) or 1 (a check did not hold, e.g. the TPM disagrees).
 #include <climits>
 #include <fcntl.h>
+#include <sys/fanotify.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <thread>
 
 #include "base/file.h"
 #include "base/own_threads.h"
-#include "daemon/config_file.h"
 #include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
+#include "daemon/limd_flags.h"
 #include "daemon/live_policy.h"
 #include "daemon/logger.h"
 #include "daemon/measurement_list.h"
@@ -49,66 +51,43 @@ int Fail(const lim::Status& s) {
   return s.code() == lim::StatusCode::kMismatch ? 1 : 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+// Everything limd does; main() adds the last line of defence around it.
+int Run(int argc, char** argv) {
   using namespace lim;
   OwnThreadScope main_thread;  // the main thread is limd too (its tid is also the pid)
-  CLI::App app{"limd: measures files before use (user-space IMA) into a kernel-format list and a TPM PCR.\n"
-               "Settings come from /etc/lim/limd.conf (if present) and flags, flags winning. See limd(8)."};
-  std::string policy_file, builtin, template_name = "ima-ng", hash_name = "sha256", tcti, state = "/var/lib/lim",
-                                    mode = "measure", log_file, securityfs = "/run/lim/securityfs", boot_log,
-                                    control_socket = daemon::kDefaultControlSocket;
-  bool no_tpm = false, allow_root_fs = false, foreground = false;
-  int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
-  std::vector<std::string> watch;
-  auto* pol = app.add_option("--policy", policy_file, "IMA policy file (kernel syntax)");
-  app.add_option("--builtin", builtin, "built-in policy (tcb, ima_tcb, …); default tcb")->excludes(pol);
-  app.add_option("--template", template_name, "default template: ima-ng, ima-sig, ima-ngv2, ima-sigv2");
-  app.add_option("--hash", hash_name, "ima_hash: file and template hash algorithm");
-  auto* t = app.add_option("--tpm", tcti, "TCTI string (default $LIM_TCTI, then device:/dev/tpmrm0)");
-  app.add_flag("--no-tpm", no_tpm, "software PCR bank (no TPM: no tamper evidence)")->excludes(t);
-  auto* p = app.add_option("--pcr", pcr, "PCR for measurements (default 10)");
-  app.add_option("--state", state, "state directory (list, chain.json, lock)");
-  app.add_option("--watch", watch,
-                 "mount root to mark (repeatable); mounts attached below it later are marked too. Default: every "
-                 "filesystem of the default type set, in every mount namespace");
-  app.add_flag("--allow-root-fs", allow_root_fs, "allow marking the root filesystem");
-  app.add_option("--mode", mode, "measure (appraise and enforce: not yet)");
-  app.add_option("--log-file", log_file, "also log to FILE (default: syslog when /dev/log exists, else stderr)");
-  app.add_flag("--foreground", foreground, "accepted: limd never forks itself (run it under systemd or setsid)");
-  app.add_option("--workers", workers, "hashing threads (default 2)");
-  app.add_option("--decision-timeout-ms", timeout_ms, "answer bound per event (measure: record, then allow)");
-  app.add_option("--reader-nice", reader_nice,
-                 "nice value of the thread that reads and answers fanotify events (default -10; 0: unchanged)")
-      ->check(CLI::Range(-20, 19));
-  auto* sfs = app.add_option("--securityfs", securityfs,
-                             "mount the kernel's securityfs files here (FUSE; default /run/lim/securityfs; none: off)");
-  app.add_option("--boot-log", boot_log,
-                 "TCG event log shown as tpm0/binary_bios_measurements in the view "
-                 "(default: the kernel's, if present; none: off)");
-  app.add_option("--control-socket", control_socket, "root-only status socket for `lim status` (none: off)")
-      ->capture_default_str();
-  app.set_version_flag("--version", "limd 0.1.0");
-  daemon::AddConfigOption(&app);
-  app.footer(
-      "Examples:\n"
-      "  limd --watch /srv --tpm swtpm:path=/run/lim/swtpm/sock   # measure what runs from /srv into PCR 10\n"
-      "  limd --watch /mnt/data --no-tpm --log-file /tmp/limd.log  # software PCR bank: no tamper evidence\n"
-      "  lim status; lim log /var/lib/lim/binary_runtime_measurements --follow\n"
-      "Files: /etc/lim/limd.conf (settings), STATE/binary_runtime_measurements (the list),\n"
-      "  STATE/limd.ready (pid, once watching), /run/lim/limd.sock (status, root only).\n"
-      "Signals: SIGTERM/SIGINT stop limd after answering every pending access.\n"
-      "Exit: 0 stopped cleanly, 1 a check did not hold (e.g. the TPM disagrees with the list), 2 bad usage.\n"
-      "More: man limd (docs/man/limd.8), docs/limd.md.");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (e.get_exit_code() == 0) return app.exit(e);
-    std::fprintf(stderr, "limd: %s\nRun with --help for more information.\n", daemon::DescribeParseError(app, e).c_str());
-    return 2;
+  daemon::LimdFlags flags;
+  {
+    auto parsed = daemon::ParseLimdFlags(std::vector<std::string>(argv, argv + argc), &flags);
+    if (parsed.exit_code >= 0) {
+      std::fputs(parsed.output.c_str(), parsed.exit_code == 0 ? stdout : stderr);
+      return parsed.exit_code;
+    }
   }
-  if (mode != "measure") return Fail(Status::Unsupported("--mode " + mode + ": only measure is implemented"));
+  auto& [policy_file, builtin, template_name, hash_name, tcti, state, mode, log_file, securityfs, boot_log,
+         control_socket, no_tpm, allow_root_fs, foreground, pcr, workers, timeout_ms, reader_nice, watch,
+         pcr_explicit, securityfs_explicit, control_socket_explicit] = flags;
+  (void)foreground;
+  // limd needs fanotify (CAP_SYS_ADMIN): without it, stop before creating any state.
+  if (int probe = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_CLOEXEC); probe >= 0) {
+    ::close(probe);
+  } else if (errno == EPERM) {
+    return Fail(Status::InvalidArgument("fanotify_init: " + std::string(std::strerror(errno)) +
+                                        ": limd needs CAP_SYS_ADMIN (run it as root); nothing was touched"));
+  }
+  // Inputs read whole are bounded (a /dev/zero must be refused, not read into memory).
+  Result<ima::Policy> policy = Status::Ok();
+  if (policy_file.empty()) {
+    policy = ima::BuiltinPolicy(builtin.empty() ? "tcb" : builtin);
+  } else {
+    auto text = ReadFileBounded(policy_file, daemon::kMaxPolicyBytes);
+    if (!text.ok()) return Fail(Status::InvalidArgument("--policy: " + text.status().message()));
+    policy = ima::ParsePolicy(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()), policy_file);
+  }
+  if (!policy.ok()) return Fail(policy.status());
+  if (securityfs != "none" && !boot_log.empty() && boot_log != "none") {
+    auto b = ReadFileBounded(boot_log, daemon::kMaxBootLogBytes);  // read again by the view
+    if (!b.ok()) return Fail(Status::InvalidArgument("--boot-log: " + b.status().message()));
+  }
   daemon::Logger logger;
   {
     daemon::LoggerOptions lo;
@@ -123,11 +102,8 @@ int main(int argc, char** argv) {
     Status s = daemon::CheckWatchRoot(w, allow_root_fs);
     if (!s.ok()) return Fail(s);
   }
-  auto algo = HashAlgoByName(hash_name);
-  if (!algo.ok() || !HashAlgoAvailable(*algo)) return Fail(Status::InvalidArgument("--hash " + hash_name + ": unknown"));
-  Result<ima::Policy> policy = policy_file.empty() ? ima::BuiltinPolicy(builtin.empty() ? "tcb" : builtin)
-                                                   : ima::LoadPolicyFile(policy_file);
-  if (!policy.ok()) return Fail(policy.status());
+  auto algo = HashAlgoByName(hash_name);  // checked while parsing
+  if (!algo.ok()) return Fail(algo.status());
   // The live policy: replaceable through the view's policy file (docs/securityfs.md).
   daemon::Measurer* measurer_ptr = nullptr;  // set once the measurer exists
   daemon::MeasurementList* list_ptr = nullptr;
@@ -170,7 +146,7 @@ int main(int argc, char** argv) {
   daemon::ListConfig lc;
   lc.state_dir = state;
   lc.pcr = pcr;
-  lc.pcr_explicit = p->count() > 0;
+  lc.pcr_explicit = pcr_explicit;
   lc.hash = *algo;
   lc.template_name = template_name;
   auto list = daemon::MeasurementList::Open(lc, tpm.get(), env);
@@ -233,7 +209,7 @@ int main(int argc, char** argv) {
     if (started.ok()) {
       view = std::move(started).value();
       log("securityfs view at " + view->dir());
-    } else if (sfs->count() > 0) {
+    } else if (securityfs_explicit) {
       return Fail(started.status());
     } else {
       log("no securityfs view: " + started.status().message());  // the default is best effort
@@ -243,6 +219,24 @@ int main(int argc, char** argv) {
     struct stat st;
     if (view && ::stat(w.c_str(), &st) == 0 && st.st_dev == view->device()) {
       return Fail(Status::InvalidArgument("--watch " + w + ": that is limd's own securityfs view"));
+    }
+  }
+
+  // The control socket (docs/limd.md "Control socket") is bound before any mark, so that an
+  // explicit path that cannot be used stops limd cleanly; it serves the status document
+  // once the daemon runs. The default path is best effort.
+  std::function<std::string()> live_status;  // set once the daemon exists, before Start()
+  std::unique_ptr<daemon::ControlSocket> control;
+  if (control_socket != "none") {
+    daemon::ControlSocketOptions co;
+    co.path = control_socket;
+    auto c = daemon::ControlSocket::Open(co, [&] { return live_status(); }, log);
+    if (c.ok()) {
+      control = std::move(*c);
+    } else if (control_socket_explicit) {
+      return Fail(Status::InvalidArgument("--control-socket " + control_socket + ": " + c.status().message()));
+    } else {
+      log("no control socket: " + c.status().message() + " (lim status falls back to " + state + "/status.json)");
     }
   }
 
@@ -347,26 +341,18 @@ int main(int argc, char** argv) {
     return j.dump(2) + "\n";
   };
   auto write_status = [&](bool running) {
-    (void)WriteFileBytes(state + "/status.json", AsBytes(status_json(running)));
+    (void)WriteFileBytes(state + "/status.json", AsBytes(status_json(running)), 0600);
   };
-  // The control socket serves the same document, live (docs/limd.md "Control socket").
-  std::unique_ptr<daemon::ControlSocket> control;
-  if (!control_socket.empty() && control_socket != "none") {
-    daemon::ControlSocketOptions co;
-    co.path = control_socket;
-    auto c = daemon::ControlSocket::Open(co, [&] { return status_json(true); }, log);
-    if (c.ok()) {
-      control = std::move(*c);
-      control->Start();
-      log("control socket " + control_socket);
-    } else {
-      log("no control socket: " + c.status().message() + " (lim status falls back to " + state + "/status.json)");
-    }
+  live_status = [&] { return status_json(true); };
+  if (control) {
+    control->Start();
+    log("control socket " + control_socket);
   }
   {
     // A ready file for supervisors and tests: written once the marks (and the control
     // socket) are in place.
-    std::ofstream(state + "/limd.ready") << ::getpid() << "\n";
+    Status ready = WriteFileBytes(state + "/limd.ready", AsBytes(std::to_string(::getpid()) + "\n"), 0600);
+    if (!ready.ok()) log("no ready file: " + ready.message());
   }
   std::atomic<bool> status_stop{false};
   std::thread status_thread = StartOwnThread([&] {
@@ -390,4 +376,19 @@ int main(int argc, char** argv) {
   log("stopped: " + std::to_string(perm_events) + " permission events");
   if (!s.ok()) return Fail(s);
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // Every failure limd can foresee is a Status and a message; this catches the rest (an
+  // allocation or a thread that cannot be had) so that limd never dies by std::terminate.
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "limd: internal error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "limd: internal error: unknown exception\n");
+  }
+  return 2;
 }

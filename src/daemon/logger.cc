@@ -1,5 +1,7 @@
 #include "daemon/logger.h"
 
+#include "daemon/safe_files.h"
+
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -41,8 +43,12 @@ Status Logger::Open(const LoggerOptions& o) {
     syslog_ = true;
   }
   if (!o.log_file.empty()) {
-    file_ = std::fopen(o.log_file.c_str(), "ae");
-    if (!file_) return Status::IoError("--log-file " + o.log_file + ": " + std::strerror(errno));
+    LIM_ASSIGN_OR_RETURN(int fd, OpenAppendFileSafely("--log-file", o.log_file));  // no links, no foreign file
+    file_ = ::fdopen(fd, "a");
+    if (!file_) {
+      ::close(fd);
+      return Status::IoError("--log-file " + o.log_file + ": " + std::strerror(errno));
+    }
     file_name_ = o.log_file;
   }
   return Status::Ok();

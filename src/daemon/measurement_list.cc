@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "daemon/safe_files.h"
 #include "crypto/digest.h"
 #include "ima/boot_aggregate.h"
 #include "ima/digest_field.h"
@@ -78,9 +79,9 @@ MeasurementList::~MeasurementList() {
 }
 
 Status MeasurementList::Lock() {
-  LIM_RETURN_IF_ERROR(MakeDir(config_.state_dir));
+  LIM_RETURN_IF_ERROR(PrepareStateDir(config_.state_dir));  // refuses a directory others can write
   std::string p = config_.state_dir + "/lock";
-  lock_fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  lock_fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (lock_fd_ < 0) return ErrnoStatus("open", p);
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
@@ -141,7 +142,7 @@ Status MeasurementList::WriteChainInfo() {
   j["pcr"] = config_.pcr;
   j["tpm"] = tpm::TpmKindName(tpm_->kind());
   j["created_unix"] = env_->NowUnixSeconds();
-  return WriteFileBytes(config_.state_dir + "/chain.json", AsBytes(j.dump(2) + "\n"));
+  return WriteFileBytes(config_.state_dir + "/chain.json", AsBytes(j.dump(2) + "\n"), 0600);
 }
 
 Status MeasurementList::NewChain(const std::string& reason, bool archive) {
@@ -181,7 +182,7 @@ Status MeasurementList::NewChain(const std::string& reason, bool archive) {
       }
     }
   }
-  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (list_fd_ < 0) return ErrnoStatus("open", list);
   list_size_ = 0;
   LIM_RETURN_IF_ERROR(WriteChainInfo());
@@ -316,8 +317,9 @@ Status MeasurementList::Recover() {
                             "list away to start a new chain)");
   }
   report_.replayed_prefix = static_cast<uint64_t>(best);
-  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
   if (list_fd_ < 0) return ErrnoStatus("open", list);
+  ::fchmod(list_fd_, 0600);  // a list an older limd left 0644: state files are 0600
   list_size_ = good_end;
   for (size_t i = static_cast<size_t>(best); i < n; ++i) {
     std::map<uint16_t, Bytes> d;
@@ -356,7 +358,7 @@ void MeasurementList::DumpSoftwarePcrs() {
   tpm::PcrSelection sel;
   for (uint16_t b : banks_) sel.push_back({b, all});
   auto v = tpm_->ReadPcrs(sel);
-  if (v.ok()) (void)WriteFileBytes(config_.state_dir + "/software_pcrs.json", AsBytes(tpm::PcrValuesToJson(*v)));
+  if (v.ok()) (void)WriteFileBytes(config_.state_dir + "/software_pcrs.json", AsBytes(tpm::PcrValuesToJson(*v)), 0600);
 }
 
 Status MeasurementList::ExtendAllFF(int pcr) {

@@ -292,7 +292,7 @@ TEST_F(ListTest, HundredThousandEntriesRecoverInBudget) {
 // A full disk: no entry, 0xFF extended, so the chain visibly breaks (invariant 4).
 TEST_F(ListTest, FullDiskBreaksTheChainVisibly) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs for the state";
-  ASSERT_EQ(::mount("limdfull", dir_.c_str(), "tmpfs", 0, "size=32k"), 0) << strerror(errno);
+  ASSERT_EQ(::mount("limdfull", dir_.c_str(), "tmpfs", 0, "size=32k,mode=0700"), 0) << strerror(errno);
   struct Unmount {
     std::string d;
     ~Unmount() { ::umount2(d.c_str(), MNT_DETACH); }

@@ -67,12 +67,14 @@ int Run(int argc, char** argv) {
          control_socket, no_tpm, allow_root_fs, foreground, pcr, workers, timeout_ms, reader_nice, watch,
          pcr_explicit, securityfs_explicit, control_socket_explicit] = flags;
   (void)foreground;
-  // limd needs fanotify (CAP_SYS_ADMIN): without it, stop before creating any state.
+  // limd needs fanotify permission events (CAP_SYS_ADMIN): without them, stop before
+  // creating any state rather than after a new chain.
   if (int probe = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_CLOEXEC); probe >= 0) {
     ::close(probe);
-  } else if (errno == EPERM) {
+  } else {
     return Fail(Status::InvalidArgument("fanotify_init: " + std::string(std::strerror(errno)) +
-                                        ": limd needs CAP_SYS_ADMIN (run it as root); nothing was touched"));
+                                        (errno == EPERM ? ": limd needs CAP_SYS_ADMIN (run it as root)" : "") +
+                                        "; nothing was touched"));
   }
   // Inputs read whole are bounded (a /dev/zero must be refused, not read into memory).
   Result<ima::Policy> policy = Status::Ok();
@@ -102,6 +104,24 @@ int Run(int argc, char** argv) {
     Status s = daemon::CheckWatchRoot(w, allow_root_fs);
     if (!s.ok()) return Fail(s);
   }
+  // The control socket (docs/limd.md "Control socket") is bound before the state and the marks,
+  // so that an explicit path that cannot be used stops limd cleanly; it serves the status document
+  // once the daemon runs. The default path is best effort.
+  std::function<std::string()> live_status;  // set once the daemon exists, before Start()
+  std::unique_ptr<daemon::ControlSocket> control;
+  if (control_socket != "none") {
+    daemon::ControlSocketOptions co;
+    co.path = control_socket;
+    auto c = daemon::ControlSocket::Open(co, [&] { return live_status(); }, log);
+    if (c.ok()) {
+      control = std::move(*c);
+    } else if (control_socket_explicit) {
+      return Fail(Status::InvalidArgument("--control-socket " + control_socket + ": " + c.status().message()));
+    } else {
+      log("no control socket: " + c.status().message() + " (lim status falls back to " + state + "/status.json)");
+    }
+  }
+
   auto algo = HashAlgoByName(hash_name);  // checked while parsing
   if (!algo.ok()) return Fail(algo.status());
   // The live policy: replaceable through the view's policy file (docs/securityfs.md).
@@ -219,24 +239,6 @@ int Run(int argc, char** argv) {
     struct stat st;
     if (view && ::stat(w.c_str(), &st) == 0 && st.st_dev == view->device()) {
       return Fail(Status::InvalidArgument("--watch " + w + ": that is limd's own securityfs view"));
-    }
-  }
-
-  // The control socket (docs/limd.md "Control socket") is bound before any mark, so that an
-  // explicit path that cannot be used stops limd cleanly; it serves the status document
-  // once the daemon runs. The default path is best effort.
-  std::function<std::string()> live_status;  // set once the daemon exists, before Start()
-  std::unique_ptr<daemon::ControlSocket> control;
-  if (control_socket != "none") {
-    daemon::ControlSocketOptions co;
-    co.path = control_socket;
-    auto c = daemon::ControlSocket::Open(co, [&] { return live_status(); }, log);
-    if (c.ok()) {
-      control = std::move(*c);
-    } else if (control_socket_explicit) {
-      return Fail(Status::InvalidArgument("--control-socket " + control_socket + ": " + c.status().message()));
-    } else {
-      log("no control socket: " + c.status().message() + " (lim status falls back to " + state + "/status.json)");
     }
   }
 

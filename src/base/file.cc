@@ -18,10 +18,14 @@ Status Errno(const std::string& what, const std::string& path) {
 }
 
 // Reads to the end, or until more than max bytes were read (then out holds max + 1 bytes).
-Result<Bytes> ReadFd(int fd, const std::string& path, size_t max = SIZE_MAX - 1) {
+// reserve: the expected size, allocated at once (growing by doubling would copy, and hold
+// up to three times max at the peak).
+Result<Bytes> ReadFd(int fd, const std::string& path, size_t max = SIZE_MAX - 1, size_t reserve = 0) {
   Bytes out;
+  out.reserve(reserve);
   size_t cap = 1 << 16;
   for (;;) {
+    if (out.capacity() > out.size()) cap = std::min(cap, out.capacity() - out.size());  // no reallocation
     cap = std::min(cap, max + 1 - out.size());
     out.resize(out.size() + cap);
     ssize_t n;
@@ -57,11 +61,13 @@ Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes) {
   int fd = (path == "-") ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno("open", path);
   struct stat st;
-  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max_bytes) {
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  if (regular && static_cast<uint64_t>(st.st_size) > max_bytes) {
     ::close(fd);
     return too_large();
   }
-  auto r = ReadFd(fd, path, max_bytes);
+  // A regular file's size is known (plus one byte to see the end); anything else may run to the limit.
+  auto r = ReadFd(fd, path, max_bytes, regular ? static_cast<size_t>(st.st_size) + 1 : max_bytes + 1);
   ::close(fd);
   if (r.ok() && r->size() > max_bytes) return too_large();
   return r;

@@ -1,0 +1,68 @@
+#include "base/file.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "tests/testing.h"
+
+namespace lim {
+namespace {
+
+mode_t ModeOf(const std::string& p) {
+  struct stat st {};
+  ::lstat(p.c_str(), &st);
+  return st.st_mode & 07777;
+}
+
+std::string Slurp(const std::string& p) {
+  auto t = ReadFileText(p);
+  return t.ok() ? *t : "<" + t.status().message() + ">";
+}
+
+class FileTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = lim::testing::MakeTempDir();
+    secret_ = dir_ + "/secret";
+    std::ofstream(secret_) << "root only\n";
+  }
+  std::string dir_, secret_;
+};
+
+// State files (status.json, chain.json, software_pcrs.json) go through WriteFileBytes:
+// mode as asked, and a link planted at PATH.tmp or PATH is replaced, never written through.
+TEST_F(FileTest, AtomicWriteNeverFollowsALink) {
+  std::string p = dir_ + "/status.json";
+  ASSERT_EQ(::symlink(secret_.c_str(), (p + ".tmp").c_str()), 0);
+  ASSERT_TRUE(WriteFileBytes(p, AsBytes(std::string("{}\n")), 0600).ok());
+  EXPECT_EQ(ModeOf(p), 0600u);
+  EXPECT_EQ(Slurp(p), "{}\n");
+  EXPECT_EQ(Slurp(secret_), "root only\n");
+  ASSERT_EQ(::unlink(p.c_str()), 0);
+  ASSERT_EQ(::symlink(secret_.c_str(), p.c_str()), 0);
+  ASSERT_TRUE(WriteFileBytes(p, AsBytes(std::string("{}\n")), 0600).ok());
+  EXPECT_EQ(Slurp(secret_), "root only\n");
+  struct stat st {};
+  ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISREG(st.st_mode));
+}
+
+TEST_F(FileTest, BoundedReadStopsAtTheLimit) {
+  auto z = ReadFileBounded("/dev/zero", 1000);
+  ASSERT_FALSE(z.ok());
+  EXPECT_NE(z.status().message().find("larger than 1000 bytes"), std::string::npos);
+  std::string f = dir_ + "/f";
+  std::ofstream(f) << std::string(1000, 'x');
+  EXPECT_TRUE(ReadFileBounded(f, 1000).ok());
+  EXPECT_FALSE(ReadFileBounded(f, 999).ok());
+  auto part = ReadFileBounded("/dev/null", 10);
+  ASSERT_TRUE(part.ok());
+  EXPECT_TRUE(part->empty());
+}
+
+}  // namespace
+}  // namespace lim

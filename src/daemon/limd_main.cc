@@ -63,28 +63,31 @@ int Run(int argc, char** argv) {
       return parsed.exit_code;
     }
   }
-  auto& [policy_file, builtin, template_name, hash_name, tcti, state, mode, log_file, securityfs, boot_log,
-         control_socket, no_tpm, allow_root_fs, foreground, pcr, workers, timeout_ms, reader_nice, watch,
-         pcr_explicit, securityfs_explicit, control_socket_explicit] = flags;
-  (void)foreground;
+  // By name (a structured binding would silently swap two strings if LimdFlags were reordered).
+  const std::string &policy_file = flags.policy_file, &builtin = flags.builtin, &template_name = flags.template_name,
+                    &hash_name = flags.hash_name, &tcti = flags.tcti, &state = flags.state, &log_file = flags.log_file,
+                    &securityfs = flags.securityfs, &control_socket = flags.control_socket;
+  std::string& boot_log = flags.boot_log;  // the kernel's when not given
+  const bool no_tpm = flags.no_tpm, allow_root_fs = flags.allow_root_fs;
+  const int pcr = flags.pcr, workers = flags.workers, timeout_ms = flags.timeout_ms, reader_nice = flags.reader_nice;
+  const std::vector<std::string>& watch = flags.watch;
   // limd needs fanotify permission events (CAP_SYS_ADMIN): without them, stop before
   // creating any state rather than after a new chain.
   if (int probe = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_CLOEXEC); probe >= 0) {
     ::close(probe);
   } else {
-    return Fail(Status::InvalidArgument("fanotify_init: " + std::string(std::strerror(errno)) +
-                                        (errno == EPERM ? ": limd needs CAP_SYS_ADMIN (run it as root)" : "") +
+    int e = errno;
+    return Fail(Status::InvalidArgument("fanotify_init: " + std::string(std::strerror(e)) +
+                                        (e == EPERM ? ": limd needs CAP_SYS_ADMIN (run it as root)" : "") +
                                         "; nothing was touched"));
   }
   // Inputs read whole are bounded (a /dev/zero must be refused, not read into memory).
-  Result<ima::Policy> policy = Status::Ok();
-  if (policy_file.empty()) {
-    policy = ima::BuiltinPolicy(builtin.empty() ? "tcb" : builtin);
-  } else {
+  Result<ima::Policy> policy = [&]() -> Result<ima::Policy> {
+    if (policy_file.empty()) return ima::BuiltinPolicy(builtin.empty() ? "tcb" : builtin);
     auto text = ReadFileBounded(policy_file, daemon::kMaxPolicyBytes);
-    if (!text.ok()) return Fail(Status::InvalidArgument("--policy: " + text.status().message()));
-    policy = ima::ParsePolicy(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()), policy_file);
-  }
+    if (!text.ok()) return Status::InvalidArgument("--policy: " + text.status().message());
+    return ima::ParsePolicy(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()), policy_file);
+  }();
   if (!policy.ok()) return Fail(policy.status());
   if (securityfs != "none" && !boot_log.empty() && boot_log != "none") {
     auto b = ReadFileBounded(boot_log, daemon::kMaxBootLogBytes);  // read again by the view
@@ -115,7 +118,7 @@ int Run(int argc, char** argv) {
     auto c = daemon::ControlSocket::Open(co, [&] { return live_status(); }, log);
     if (c.ok()) {
       control = std::move(*c);
-    } else if (control_socket_explicit) {
+    } else if (flags.control_socket_explicit) {
       return Fail(Status::InvalidArgument("--control-socket " + control_socket + ": " + c.status().message()));
     } else {
       log("no control socket: " + c.status().message() + " (lim status falls back to " + state + "/status.json)");
@@ -166,7 +169,7 @@ int Run(int argc, char** argv) {
   daemon::ListConfig lc;
   lc.state_dir = state;
   lc.pcr = pcr;
-  lc.pcr_explicit = pcr_explicit;
+  lc.pcr_explicit = flags.pcr_explicit;
   lc.hash = *algo;
   lc.template_name = template_name;
   auto list = daemon::MeasurementList::Open(lc, tpm.get(), env);
@@ -229,7 +232,7 @@ int Run(int argc, char** argv) {
     if (started.ok()) {
       view = std::move(started).value();
       log("securityfs view at " + view->dir());
-    } else if (securityfs_explicit) {
+    } else if (flags.securityfs_explicit) {
       return Fail(started.status());
     } else {
       log("no securityfs view: " + started.status().message());  // the default is best effort

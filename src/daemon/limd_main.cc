@@ -386,8 +386,9 @@ int Run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Every failure limd can foresee is a Status and a message; this catches the rest (an
-  // allocation or a thread that cannot be had) so that limd never dies by std::terminate.
+  // Every failure limd can foresee is a Status and a message; this catches the rest at start
+  // (an allocation, a thread that cannot be had) so that limd does not abort with exit 134.
+  // It is the last line of defence, not the check: the ranges are (limd_flags.cc).
   try {
     return Run(argc, argv);
   } catch (const std::exception& e) {

@@ -22,6 +22,7 @@
 #include "base/own_threads.h"
 #include "daemon/fanotify_uapi.h"
 #include "daemon/proc_context.h"
+#include "daemon/side_group.h"
 
 namespace lim::daemon {
 
@@ -87,7 +88,7 @@ bool RefusedFsType(const std::string& fstype) {
   static const std::set<std::string> kRefused = {"proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2",
                                                  "securityfs", "debugfs", "tracefs", "bpf", "pstore", "configfs",
                                                  "fusectl", "mqueue", "efivarfs", "binfmt_misc", "autofs"};
-  return kRefused.count(fstype) || fstype.rfind("fuse", 0) == 0;
+  return kRefused.count(fstype) > 0;
 }
 
 bool PolicyMeasuresMmap(const ima::Policy& policy) {
@@ -201,7 +202,7 @@ Status FanotifyDaemon::Init() {
   return Status::Ok();
 }
 
-Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype) {
+Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype, bool remeasure) {
   struct stat st;
   if (::stat(w.c_str(), &st) != 0) return Status::IoError("stat " + w + ": " + strerror(errno));
   auto dev = static_cast<uint64_t>(st.st_dev);
@@ -213,6 +214,7 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
   }
   DevInfo info;
   info.fsname = fstype;
+  info.remeasure = remeasure;
   // Readers' closes first: a reader counted at its open must have its close seen.
   info.reader_close_group = closes_ && closes_->Mark(w, dev);
   // Pre-content first: from the content mark on, opens decide ELF-at-open by this set.
@@ -542,6 +544,13 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   a.pid = pid;
   a.key = key;  // a.path: FdPath() only when a worker needs it (entries, logs)
   a.fsname = std::move(dev.fsname);
+  a.remeasure = dev.remeasure;
+  if (options_.overlay_opens) {  // overlay backing files (side_group.h)
+    const std::string& line = sc.blocked ? sc.line : std::string();
+    p->backing = options_.overlay_opens->IsBackingOpen(fd, pid, line);
+    if (p->backing) stats_.backing_events++;
+    if (options_.overlay_group && !p->backing) options_.overlay_opens->Note(pid, line);
+  }
   if (mask & FAN_OPEN_EXEC_PERM) {
     p->is_exec_perm = true;
     auto& t = exec_[pid];
@@ -697,6 +706,7 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
   // step looks at them and the cached outcome depends on them (/proc/<tid>/status is the
   // costliest read of the event).
   auto run = [&](auto make) {
+    if (p.backing) return measurer_->TrySkip(base.key, make().counts.ticket);  // the overlay file is measured
     auto r = measurer_->TryProcessCached(make(), facts, have_creds);
     if (r != Measurer::Fast::kNeedsCreds) return r == Measurer::Fast::kDone;
     auto creds = ReadCreds(base.pid);
@@ -734,6 +744,7 @@ void FanotifyDaemon::DoPerm(Pending& p) {
   auto creds = ReadCreds(base.pid);
   if (creds.ok()) SetCreds(base, *creds);
   auto run = [&](const Access& a) {
+    if (p.backing) return measurer_->Skip(a.key, a.counts.ticket);  // the overlay file is measured
     Verdict v = measurer_->Process(a);
     if (!v.error.empty()) {
       stats_.measure_errors++;

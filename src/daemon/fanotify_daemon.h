@@ -54,6 +54,8 @@
 
 namespace lim::daemon {
 
+class OverlayOpens;  // side_group.h
+
 struct DaemonOptions {
   std::vector<std::string> watch;  // mount roots
   bool allow_root_fs = false;      // permit marking the root filesystem's superblock
@@ -72,9 +74,14 @@ struct DaemonOptions {
   // their threads is answered at once, never measured — the TPM server (swtpm) limd waits
   // on before it answers (docs/limd.md "The TPM server").
   std::vector<pid_t> trusted_peers;
+  // Overlay backing files (side_group.h): a permission event OverlayOpens recognises as the
+  // backing file of an overlay open is counted but not measured. overlay_group: this group
+  // marks overlay filesystems and notes its openers' syscalls there.
+  OverlayOpens* overlay_opens = nullptr;
+  bool overlay_group = false;
 };
 
-// Pseudo filesystems, FUSE and the like: never marked (limd reads /proc for every event).
+// Pseudo filesystems and the like: never marked (limd reads /proc for every event).
 bool RefusedFsType(const std::string& fstype);
 // Undoes mountinfo's octal escapes (\040 for a space…).
 std::string UnescapeMountinfo(const std::string& s);
@@ -101,6 +108,8 @@ struct DaemonStats {
   std::atomic<uint64_t> reader_closes{0}, reader_close_drains{0};
   // OPEN_PERMs of an exec open that reused the OPEN_EXEC_PERM's syscall state.
   std::atomic<uint64_t> exec_open_reuses{0};
+  // Permission events of overlay backing files: counted, not measured (side_group.h).
+  std::atomic<uint64_t> backing_events{0};
   std::atomic<uint64_t> latency_max_us{0};
   // Decision latency histogram: bucket i counts latencies < 2^i µs (last bucket: the rest).
   std::array<std::atomic<uint64_t>, 24> latency_log2{};
@@ -118,8 +127,9 @@ class FanotifyDaemon {
   Status Run();
   // Marks one filesystem (a mount root reachable from limd; fstype from its mountinfo):
   // FAN_PRE_ACCESS in the pre-content group where the filesystem accepts it, then the
-  // content mask. A superblock already marked is left alone. Any thread.
-  Status MarkFilesystem(const std::string& root, const std::string& fstype);
+  // content mask. A superblock already marked is left alone. Any thread. remeasure: every
+  // access hashes again (FUSE from a trusted mounter: Access::remeasure).
+  Status MarkFilesystem(const std::string& root, const std::string& fstype, bool remeasure = false);
   void Stop() { stop_.store(true); }
   // Handles of inodes the start scan seeded as read (their closes come later).
   void LearnReaderHandles(const std::vector<ScanReport::ReaderHandle>& handles);
@@ -152,6 +162,7 @@ class FanotifyDaemon {
     bool precontent_fs = false;   // the inode's filesystem has the pre-content mark
     uint64_t ignore_epoch = 0;    // IgnoreEpoch() when the event was read
     bool exec_done = false, open_done = false, elf_done = false;  // steps the reader ran
+    bool backing = false;  // an overlay backing file: every step skipped (counts kept)
     ~Pending();
   };
   struct Job {
@@ -212,6 +223,7 @@ class FanotifyDaemon {
   struct DevInfo {
     bool precontent = false;
     bool reader_close_group = false;  // its FAN_CLOSE_NOWRITE in closes_, not the content group
+    bool remeasure = false;           // Access::remeasure for its files
     std::string fsname;
   };
   DevInfo Dev(uint64_t dev);

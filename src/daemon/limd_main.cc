@@ -30,6 +30,7 @@
 #include "daemon/measurer.h"
 #include "daemon/mount_watch.h"
 #include "daemon/securityfs_view.h"
+#include "daemon/side_group.h"
 #include "daemon/startup_scan.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
@@ -102,10 +103,19 @@ int Run(int argc, char** argv) {
   }
   auto log = [&logger](const std::string& s) { logger.Line(s); };
 
-  // Refuse bad watches before touching the state.
+  // Refuse bad watches before touching the state. Overlay and FUSE roots are marked in
+  // groups of their own (side_group.h), the rest by the main daemon.
+  std::vector<std::pair<std::string, std::string>> side_roots;  // path, fstype
+  std::vector<std::string> plain_roots;
   for (const auto& w : watch) {
-    Status s = daemon::CheckWatchRoot(w, allow_root_fs);
+    std::string fstype;
+    Status s = daemon::CheckWatchRoot(w, allow_root_fs, &fstype);
     if (!s.ok()) return Fail(s);
+    if (daemon::ClassOfFs(fstype) == daemon::FsClass::kPlain) {
+      plain_roots.push_back(w);
+    } else {
+      side_roots.emplace_back(w, fstype);
+    }
   }
   // The control socket (docs/limd.md "Control socket") is bound before the state and the marks,
   // so that an explicit path that cannot be used stops limd cleanly; it serves the status document
@@ -261,7 +271,7 @@ int Run(int argc, char** argv) {
   daemon::ScanReport scan = daemon::StartupScan(&measurer, devs, ::getpid(), log);
 
   daemon::DaemonOptions opts;
-  opts.watch = watch;
+  opts.watch = plain_roots;
   opts.allow_root_fs = allow_root_fs;
   opts.precontent = daemon::PolicyMeasuresMmap(*policy);  // else reads would pay for nothing
   opts.workers = workers;
@@ -272,18 +282,32 @@ int Run(int argc, char** argv) {
   sa.sa_handler = OnSignal;
   sigaction(SIGTERM, &sa, nullptr);
   sigaction(SIGINT, &sa, nullptr);
+  // Overlay and FUSE groups, started at their first mark; the main group recognises the
+  // backing files of overlay opens through them.
+  auto sides = std::make_unique<daemon::SideGroups>(opts, &measurer, list->get(), env, log,
+                                                    view ? static_cast<uint64_t>(view->device()) : 0);
+  opts.overlay_opens = sides->overlay_opens();
   auto d = daemon::FanotifyDaemon::Create(opts, &measurer, list->get(), env, log);
   if (!d.ok()) return Fail(d.status());
+  for (const auto& [w, fstype] : side_roots) {
+    s = sides->Mark(w, fstype);
+    if (!s.ok()) return Fail(s);
+  }
   g_daemon.store(d->get());
   (*d)->LearnReaderHandles(scan.reader_handles);
   if (g_stop.load()) (*d)->Stop();
   // Marks the default set (no --watch) and, from then on, filesystems attached later.
   auto mounts = std::make_unique<daemon::MountWatch>(
-      mwo, [dp = d->get()](const std::string& path, const std::string& fstype) { return dp->MarkFilesystem(path, fstype); },
+      mwo,
+      [dp = d->get(), sp = sides.get()](const std::string& path, const std::string& fstype) {
+        return daemon::ClassOfFs(fstype) == daemon::FsClass::kPlain ? dp->MarkFilesystem(path, fstype)
+                                                                    : sp->Mark(path, fstype);
+      },
       log);
   s = mounts->Start();
   if (!s.ok()) return Fail(s);
-  log("watching " + std::to_string((*d)->marks()) + " filesystem mark(s), " +
+  log("watching " + std::to_string((*d)->marks() + sides->marks()) + " filesystem mark(s) (" +
+      std::to_string(sides->marks()) + " overlay/FUSE), " +
       std::to_string((*d)->precontent_marks()) + " with pre-content; FAN_REPORT_TID " +
       ((*d)->report_tid() ? "on" : "off") + "; ready");
   // The reader runs on its own thread, and every other thread may touch files (also on a
@@ -324,7 +348,10 @@ int Run(int argc, char** argv) {
     j["cache_hits"] = measurer.cache_hits();
     uint64_t looked = measurer.cache_hits() + measurer.hashes();
     j["cache_hit_rate"] = looked ? static_cast<double>(measurer.cache_hits()) / static_cast<double>(looked) : 0.0;
-    j["marks"] = dp->marks();
+    j["marks"] = dp->marks() + sides->marks();
+    j["overlay_fuse_marks"] = sides->marks();
+    j["overlay_fuse_events"] = sides->events();
+    j["overlay_backing_events"] = sides->overlay_opens()->backing_events();
     j["mount_namespaces"] = mounts->namespaces();
     j["precontent_marks"] = dp->precontent_marks();
     j["precontent_events"] = ds.precontent_events.load();
@@ -374,6 +401,7 @@ int Run(int argc, char** argv) {
   control.reset();
   write_status(false);
   mounts.reset();  // no new marks while the daemon drains
+  sides->Stop();   // each side reader answers what it holds; the main marks are gone by now
   uint64_t perm_events = (*d)->stats().perm_events.load();
   d->reset();  // answers everything still queued, then closes the group
   ::unlink((state + "/limd.ready").c_str());

@@ -254,7 +254,7 @@ bool Measurer::SameForAnyCreds(const Access& a, const FileFacts& facts, InodeSta
       return false;  // a measure rule would set may_emit_tomtou, or emit open_writers
     }
   }
-  bool unchanged = st->collected && (a.counts.writers > 0 || st->facts.SameContentAs(facts));
+  bool unchanged = st->collected && !a.remeasure && (a.counts.writers > 0 || st->facts.SameContentAs(facts));
   return !a.direct_io && unchanged && (st->measured_pcrs & view.pcrs) == view.pcrs;
 }
 
@@ -338,9 +338,10 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
 
   int pcr = d.pcr >= 0 ? d.pcr : config_.pcr;
   uint64_t bit = 1ull << pcr;
-  // While writers are open the verdict stands (kernel semantics); with none, a changed
+  // remeasure: as process_measurement() clears IMA_DONE_MASK and measured_pcrs before
+  // every access of such a filesystem. Otherwise, while writers are open the verdict stands (kernel semantics); with none, a changed
   // tuple means a change limd did not see close (e.g. before it started): measure again.
-  if (st->collected && a.counts.writers == 0 && !st->facts.SameContentAs(facts)) {
+  if (a.remeasure || (st->collected && a.counts.writers == 0 && !st->facts.SameContentAs(facts))) {
     st->collected = false;
     st->measured_pcrs = 0;
   }

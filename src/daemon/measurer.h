@@ -67,6 +67,10 @@ struct Access {
   uint32_t mask = 0;          // MAY_* as the kernel computes it for the hook
   bool open_for_write = false;  // FMODE_WRITE
   bool direct_io = false;       // O_DIRECT: zero digest, not cached (kernel)
+  // The filesystem's change detection is not trusted (FUSE from a trusted mounter: the
+  // kernel's SB_I_IMA_UNVERIFIABLE_SIGNATURE without SB_I_UNTRUSTED_MOUNTER): every access
+  // hashes again; the list's duplicate table keeps an unchanged file to one entry.
+  bool remeasure = false;
   uint32_t uid = 0, euid = 0, suid = 0, gid = 0, egid = 0, sgid = 0;
   bool cap_setuid = false, cap_setgid = false;
   std::string path;

@@ -167,6 +167,37 @@ TEST_F(MeasurerTest, ChangedTupleWithoutSeenWriterIsRemeasured) {
   EXPECT_EQ(List().back().digest, Sha(Sha256Algo(), "two"));
 }
 
+// FUSE from a trusted mounter (Access::remeasure): the kernel re-measures at every access,
+// because it cannot trust the change tuple; an unchanged file stays one entry (duplicate
+// table), a change the tuple does not show is a new entry.
+TEST_F(MeasurerTest, RemeasureHashesEveryAccessAndCatchesAChangeTheTupleHides) {
+  int r = env_.NewFile("one");
+  auto open = [&] {
+    Access a;
+    a.fd = r;
+    a.path = "/fuse/f";
+    a.func = ima::ImaHook::kBprmCheck;
+    a.mask = ima::may::kExec;
+    a.key = Key(r);
+    a.remeasure = true;
+    a.counts = measurer_->NoteOpen(Key(r), false, false);
+    return measurer_->Process(a);
+  };
+  EXPECT_TRUE(open().measured);
+  Verdict again = open();
+  EXPECT_FALSE(again.cached);  // hashed again: the kernel clears IMA_DONE_MASK
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(measurer_->hashes(), 2u);
+  env_.WriteSilently(r, "two");  // same size, same times: the tuple sees nothing
+  EXPECT_TRUE(open().measured);
+  EXPECT_EQ(List().back().digest, Sha(Sha256Algo(), "two"));
+  // Without remeasure the same silent change stays cached (the tuple decides).
+  int q = env_.NewFile("uno");
+  EXPECT_TRUE(Open(q, "/g", false, ima::ImaHook::kBprmCheck).measured);
+  env_.WriteSilently(q, "dos");
+  EXPECT_TRUE(Open(q, "/g", false, ima::ImaHook::kBprmCheck).cached);
+}
+
 TEST_F(MeasurerTest, OpenWritersOncePerEpisode) {
   // exec 5>>f; cat f; cat f  → exactly one open_writers
   int w = env_.NewFile("log");

@@ -15,6 +15,7 @@
 #include "base/own_threads.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/fanotify_uapi.h"
+#include "daemon/side_group.h"
 
 namespace lim::daemon {
 
@@ -22,7 +23,8 @@ bool DefaultFsType(const std::string& t) {
   static const std::set<std::string> kTypes = {"ext2",  "ext3",    "ext4",  "xfs",   "btrfs", "f2fs",
                                                "vfat",  "exfat",   "ntfs3", "tmpfs", "squashfs", "erofs",
                                                "iso9660", "bcachefs"};
-  return kTypes.count(t) > 0;
+  // overlay and FUSE: marked in groups of their own (side_group.h).
+  return kTypes.count(t) > 0 || ClassOfFs(t) != FsClass::kPlain;
 }
 
 bool MountQualifies(const std::string& fstype, const std::string& mount_point, const std::vector<std::string>& watch) {

@@ -25,12 +25,12 @@
 namespace lim::daemon {
 
 // The filesystem types limd marks when no --watch is given (docs/limd.md): disk
-// filesystems and tmpfs; never pseudo filesystems, devtmpfs, FUSE or overlay.
+// filesystems, tmpfs, overlay and FUSE; never pseudo filesystems or devtmpfs.
 bool DefaultFsType(const std::string& fstype);
 
 // watch empty: the mount qualifies by DefaultFsType. Otherwise it must be a watched root
 // itself or lie below one (path in its own namespace), and its type must not be refused
-// (proc, sysfs, FUSE, …: CheckWatchRoot's list).
+// (proc, sysfs, fusectl, …: CheckWatchRoot's list).
 bool MountQualifies(const std::string& fstype, const std::string& mount_point, const std::vector<std::string>& watch);
 
 struct MountWatchOptions {

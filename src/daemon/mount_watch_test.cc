@@ -5,9 +5,11 @@
 namespace lim::daemon {
 namespace {
 
-TEST(MountWatch, DefaultSetIsDiskFilesystemsAndTmpfs) {
-  for (const char* t : {"ext4", "xfs", "btrfs", "tmpfs", "vfat", "squashfs"}) EXPECT_TRUE(DefaultFsType(t)) << t;
-  for (const char* t : {"proc", "sysfs", "devtmpfs", "fuse.lim", "fuse", "overlay", "cgroup2", "nfs4"}) {
+TEST(MountWatch, DefaultSetIsDiskFilesystemsTmpfsOverlayAndFuse) {
+  for (const char* t : {"ext4", "xfs", "btrfs", "tmpfs", "vfat", "squashfs", "overlay", "fuse", "fuseblk", "fuse.sshfs"}) {
+    EXPECT_TRUE(DefaultFsType(t)) << t;
+  }
+  for (const char* t : {"proc", "sysfs", "devtmpfs", "fusectl", "cgroup2", "nfs4"}) {
     EXPECT_FALSE(DefaultFsType(t)) << t;
   }
 }
@@ -21,7 +23,10 @@ TEST(MountWatch, WithWatchOnlyTheRootsAndBelow) {
   EXPECT_FALSE(MountQualifies("ext4", "/mnt", watch));
   EXPECT_FALSE(MountQualifies("ext4", "/", watch));
   EXPECT_FALSE(MountQualifies("proc", "/srv/proc", watch));
-  EXPECT_FALSE(MountQualifies("fuse.lim", "/srv/view", watch));
+  EXPECT_FALSE(MountQualifies("fusectl", "/srv/fs/fuse/connections", watch));
+  // overlay and FUSE below a root qualify (limd's own view is refused by its device).
+  EXPECT_TRUE(MountQualifies("overlay", "/srv/merged", watch));
+  EXPECT_TRUE(MountQualifies("fuse.lim", "/srv/view", watch));
   EXPECT_TRUE(MountQualifies("ext4", "/", {}));  // default set: by type (the root fs is refused elsewhere)
   EXPECT_FALSE(MountQualifies("proc", "/proc", {}));
 }

@@ -1,0 +1,91 @@
+// lim_test_fusefs: a small read-only FUSE server for limd's root tests. Serves the regular
+// files of one source directory (flat, no subdirectories) under a mount point, reading
+// them through open()/pread() on the source at every FUSE_OPEN/FUSE_READ. Every file
+// reports one fixed mtime and ctime whatever its content: a file system whose change
+// detection cannot be trusted, as the kernel assumes of FUSE.
+//
+//   lim_test_fusefs SRC MOUNTPOINT [FUSE options…]   (foreground, single-threaded)
+#define FUSE_USE_VERSION 35
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::string g_src;
+constexpr time_t kFixedTime = 1000000000;  // 2001-09-09: never changes
+
+std::string Source(const char* path) { return g_src + path; }
+
+int GetAttr(const char* path, struct stat* st, fuse_file_info*) {
+  if (std::string(path) == "/") {
+    memset(st, 0, sizeof *st);
+    st->st_mode = S_IFDIR | 0755;
+    st->st_nlink = 2;
+    return 0;
+  }
+  if (::stat(Source(path).c_str(), st) != 0) return -errno;
+  if (!S_ISREG(st->st_mode)) return -ENOENT;
+  st->st_mtime = st->st_ctime = kFixedTime;
+  st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = 0;
+  return 0;
+}
+
+int ReadDir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_info*, fuse_readdir_flags) {
+  if (std::string(path) != "/") return -ENOENT;
+  fill(buf, ".", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  fill(buf, "..", nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  DIR* d = ::opendir(g_src.c_str());
+  if (!d) return -errno;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_type == DT_REG) fill(buf, e->d_name, nullptr, 0, static_cast<fuse_fill_dir_flags>(0));
+  }
+  ::closedir(d);
+  return 0;
+}
+
+int Open(const char* path, fuse_file_info* fi) {
+  if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
+  int fd = ::open(Source(path).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  fi->fh = static_cast<uint64_t>(fd);
+  return 0;
+}
+
+int Read(const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  ssize_t n = ::pread(static_cast<int>(fi->fh), buf, size, off);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+int Release(const char*, fuse_file_info* fi) {
+  ::close(static_cast<int>(fi->fh));
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: %s SRC MOUNTPOINT [FUSE options]\n", argv[0]);
+    return 2;
+  }
+  g_src = argv[1];
+  fuse_operations ops{};
+  ops.getattr = GetAttr;
+  ops.readdir = ReadDir;
+  ops.open = Open;
+  ops.read = Read;
+  ops.release = Release;
+  std::vector<char*> args = {argv[0], argv[2], const_cast<char*>("-f"), const_cast<char*>("-s")};
+  for (int i = 3; i < argc; ++i) args.push_back(argv[i]);
+  return fuse_main(static_cast<int>(args.size()), args.data(), &ops, nullptr);
+}

@@ -111,6 +111,34 @@ TEST_F(LimdOverlayFuse, OverlayExecIsRecordedOnceUnderTheMergedPathAndCopyUpIsRe
   EXPECT_NE(Log().find("overlay group started"), std::string::npos) << Log();
 }
 
+// Overlay refuses pre-content events, and an mmap of an overlay file raises none on the
+// backing ext4 either: MMAP_CHECK on overlay is decided at open (an ELF with an executable
+// segment opened read-only), as on tmpfs — under the merged path, not the layer's.
+TEST_F(LimdOverlayFuse, OverlayMmapCheckIsElfAtOpenUnderTheMergedPath) {
+  std::string ext4, tmp;
+  std::string why = mounts_.AddExt4(&ext4);
+  if (why.empty()) why = mounts_.AddTmpfs(&tmp);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes("measure func=MMAP_CHECK mask=MAY_EXEC pcr=11\n")).ok());
+  std::string merged = lim::testing::MakeTempDir();
+  ASSERT_EQ(RunCommand("mkdir " + ext4 + "/lower " + tmp + "/upper " + tmp + "/work && cp /bin/true " + ext4 +
+                       "/lower/lib.so && echo text > " + ext4 + "/lower/notes && mount -t overlay overlay -o lowerdir=" +
+                       ext4 + "/lower,upperdir=" + tmp + "/upper,workdir=" + tmp + "/work " + merged)
+                .exit_code,
+            0);
+  mounts_.Adopt(merged);
+  ASSERT_NO_FATAL_FAILURE(StartLimd({ext4, tmp, merged}));
+  ASSERT_EQ(testing::ShIn(merged, "cat lib.so notes >/dev/null").exit_code, 0);
+  limd_.Stop(SIGTERM);
+  auto rows = Rows(merged + "/lib.so");
+  ASSERT_EQ(rows.size(), 1u) << Log();
+  EXPECT_EQ(rows[0].pcr, 11u);
+  EXPECT_EQ(Hex(rows[0].digest), Sha256Hex("/bin/true"));
+  EXPECT_TRUE(Rows(merged + "/notes").empty());  // no ELF: no MMAP_CHECK
+  EXPECT_TRUE(Rows("/lib.so").empty());
+  EXPECT_TRUE(Rows(ext4 + "/lower/lib.so").empty());
+}
+
 TEST_F(LimdOverlayFuse, OverlayMountedInAUserNamespaceByNobody) {
   std::string watch;
   std::string why = mounts_.AddTmpfs(&watch, "size=64m,mode=1777");

@@ -111,6 +111,35 @@ TEST_F(LimdOverlayFuse, OverlayExecIsRecordedOnceUnderTheMergedPathAndCopyUpIsRe
   EXPECT_NE(Log().find("overlay group started"), std::string::npos) << Log();
 }
 
+// An overlay whose lower layer is another overlay (each in a group of its own: in one
+// group, creating the upper overlay's event fd would wait on the lower overlay's event in
+// the same queue): one entry, under the path the process used.
+TEST_F(LimdOverlayFuse, OverlayOnOverlayIsRecordedOnceUnderTheOuterPath) {
+  std::string tmp;
+  std::string why = mounts_.AddTmpfs(&tmp);
+  if (!why.empty()) GTEST_SKIP() << why;
+  std::string inner = lim::testing::MakeTempDir(), outer = lim::testing::MakeTempDir();
+  auto ovl = [&](const std::string& lower, const std::string& tag, const std::string& at) {
+    return "mkdir " + tmp + "/u" + tag + " " + tmp + "/w" + tag + " && mount -t overlay overlay -o lowerdir=" + lower +
+           ",upperdir=" + tmp + "/u" + tag + ",workdir=" + tmp + "/w" + tag + " " + at;
+  };
+  ASSERT_EQ(RunCommand("mkdir " + tmp + "/lower && cp /bin/true " + tmp + "/lower/t4 && " + ovl(tmp + "/lower", "1", inner))
+                .exit_code,
+            0);
+  mounts_.Adopt(inner);
+  ASSERT_EQ(RunCommand(ovl(inner, "2", outer)).exit_code, 0);
+  mounts_.Adopt(outer);
+  ASSERT_NO_FATAL_FAILURE(StartLimd({tmp, inner, outer}));
+  ASSERT_EQ(testing::ShIn(outer, "./t4 && ./t4").exit_code, 0);
+  limd_.Stop(SIGTERM);
+  auto rows = Rows(outer + "/t4");
+  ASSERT_EQ(rows.size(), 1u) << Log();
+  EXPECT_EQ(Hex(rows[0].digest), Sha256Hex("/bin/true"));
+  EXPECT_TRUE(Rows(inner + "/t4").empty());
+  EXPECT_TRUE(Rows("/t4").empty());
+  EXPECT_TRUE(Rows(tmp + "/lower/t4").empty());
+}
+
 // Overlay refuses pre-content events, and an mmap of an overlay file raises none on the
 // backing ext4 either: MMAP_CHECK on overlay is decided at open (an ELF with an executable
 // segment opened read-only), as on tmpfs — under the merged path, not the layer's.

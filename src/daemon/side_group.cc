@@ -171,20 +171,22 @@ SideGroups::SideGroups(const DaemonOptions& base, Measurer* measurer, Measuremen
 
 SideGroups::~SideGroups() { Stop(); }
 
-Result<SideGroups::Group*> SideGroups::GroupFor(FsClass c) {
-  std::unique_ptr<Group>& slot = c == FsClass::kOverlay ? overlay_ : fuse_;
-  if (slot) return slot.get();
+Result<SideGroups::Group*> SideGroups::NewGroup(FsClass c, uint64_t dev, const std::string& path) {
+  auto& slot = groups_[dev];
   DaemonOptions o = base_;
+  o.workers = 1;  // per superblock: one hash at a time (a FUSE server serves one file at a time anyway)
   o.overlay_opens = &opens_;  // overlay on FUSE, overlay on overlay: their backing files too
   o.overlay_group = c == FsClass::kOverlay;
   auto d = FanotifyDaemon::Create(o, measurer_, list_, env_, log_);
-  if (!d.ok()) return d.status();
-  auto g = std::make_unique<Group>();
-  g->daemon = std::move(*d);
-  Group* gp = g.get();
+  if (!d.ok()) {
+    groups_.erase(dev);
+    return d.status();
+  }
+  slot = std::make_unique<Group>();
+  slot->daemon = std::move(*d);
+  Group* gp = slot.get();
   gp->reader = StartOwnThread([gp] { gp->run_status = gp->daemon->Run(); });
-  slot = std::move(g);
-  if (log_) log_(std::string(c == FsClass::kOverlay ? "overlay" : "FUSE") + " group started");
+  if (log_) log_(std::string(c == FsClass::kOverlay ? "overlay" : "FUSE") + " group started for " + path);
   return gp;
 }
 
@@ -193,27 +195,25 @@ Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
   if (c == FsClass::kPlain) return Status::InvalidArgument(fstype + " at " + path + " is no overlay or FUSE");
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return Status::IoError("stat " + path + ": " + strerror(errno));
-  if (view_dev_ != 0 && static_cast<uint64_t>(st.st_dev) == view_dev_) {
-    return Status::InvalidArgument(path + " is limd's own securityfs view");
-  }
+  auto dev = static_cast<uint64_t>(st.st_dev);
+  if (view_dev_ != 0 && dev == view_dev_) return Status::InvalidArgument(path + " is limd's own securityfs view");
   bool remeasure = c == FsClass::kFuse && FuseTrustedMounter(path);
   std::lock_guard<std::mutex> lk(mu_);
   if (stopped_) return Status::Unavailable("limd is stopping: " + path + " not marked");
-  LIM_ASSIGN_OR_RETURN(Group * g, GroupFor(c));
+  if (groups_.count(dev)) return Status::Ok();  // marked already (another mount of it)
+  LIM_ASSIGN_OR_RETURN(Group * g, NewGroup(c, dev, path));
   return g->daemon->MarkFilesystem(path, fstype, remeasure);
 }
 
 void SideGroups::Stop() {
-  std::unique_ptr<Group> groups[2];
+  std::map<uint64_t, std::unique_ptr<Group>> groups;
   {
     std::lock_guard<std::mutex> lk(mu_);
     stopped_ = true;
-    groups[0] = std::move(overlay_);
-    groups[1] = std::move(fuse_);
+    groups.swap(groups_);
   }
-  for (auto& g : groups) {
-    if (!g) continue;
-    g->daemon->Stop();
+  for (auto& [dev, g] : groups) g->daemon->Stop();  // all at once: each reader ends within 100 ms
+  for (auto& [dev, g] : groups) {
     if (g->reader.joinable()) g->reader.join();
     if (!g->run_status.ok() && log_) log_("side group: " + g->run_status.message());
     g->daemon.reset();  // answers everything still queued
@@ -222,19 +222,23 @@ void SideGroups::Stop() {
 
 size_t SideGroups::marks() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return (overlay_ ? overlay_->daemon->marks() : 0) + (fuse_ ? fuse_->daemon->marks() : 0);
+  size_t n = 0;
+  for (const auto& [dev, g] : groups_) n += g->daemon->marks();
+  return n;
 }
 
 uint64_t SideGroups::events() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return (overlay_ ? overlay_->daemon->stats().events.load() : 0) +
-         (fuse_ ? fuse_->daemon->stats().events.load() : 0);
+  uint64_t n = 0;
+  for (const auto& [dev, g] : groups_) n += g->daemon->stats().events.load();
+  return n;
 }
 
 uint64_t SideGroups::perm_events() const {
   std::lock_guard<std::mutex> lk(mu_);
-  return (overlay_ ? overlay_->daemon->stats().perm_events.load() : 0) +
-         (fuse_ ? fuse_->daemon->stats().perm_events.load() : 0);
+  uint64_t n = 0;
+  for (const auto& [dev, g] : groups_) n += g->daemon->stats().perm_events.load();
+  return n;
 }
 
 }  // namespace lim::daemon

@@ -1,7 +1,9 @@
 // SideGroups: the fanotify groups of filesystems whose event fd cannot be made by the main
 // reader — overlayfs and FUSE. Each class is a FanotifyDaemon of its own (own group, reader
-// thread, workers and watchdog; the same event handling, the same Measurer and list),
-// created at the first mark of its class:
+// thread, one worker and a watchdog; the same event handling, the same Measurer and list)
+// per superblock, created when it is marked — one per superblock because an overlay whose
+// lower layer is another overlay, or a FUSE server whose files live on another FUSE mount,
+// would otherwise wait on the very reader that waits on it:
 // - overlay: creating the event fd runs ovl_open → backing_file_open, an open of the
 //   backing file in a layer; with the layer marked in the same group the reader would wait
 //   on its own queue (docs/limd.md "overlayfs"). The main reader answers that nested open
@@ -29,6 +31,7 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -86,8 +89,8 @@ class SideGroups {
   SideGroups(const SideGroups&) = delete;
   SideGroups& operator=(const SideGroups&) = delete;
 
-  // Marks an overlay or FUSE filesystem (ClassOfFs(fstype) != kPlain) in its class's group,
-  // creating and starting the group at its first mark.
+  // Marks an overlay or FUSE filesystem (ClassOfFs(fstype) != kPlain) in a group of its own,
+  // created and started here.
   Status Mark(const std::string& path, const std::string& fstype);
   // Stops the readers (each flushes its marks and answers what it holds) and joins them.
   void Stop();
@@ -103,7 +106,7 @@ class SideGroups {
     std::thread reader;
     Status run_status;
   };
-  Result<Group*> GroupFor(FsClass c);
+  Result<Group*> NewGroup(FsClass c, uint64_t dev, const std::string& path);
 
   DaemonOptions base_;
   Measurer* measurer_;
@@ -114,8 +117,7 @@ class SideGroups {
   OverlayOpens opens_;
   mutable std::mutex mu_;
   bool stopped_ = false;            // under mu_
-  std::unique_ptr<Group> overlay_;  // under mu_
-  std::unique_ptr<Group> fuse_;     // under mu_
+  std::map<uint64_t, std::unique_ptr<Group>> groups_;  // by superblock (st_dev), under mu_
 };
 
 }  // namespace lim::daemon

@@ -277,6 +277,35 @@ TEST_F(LimdOverlayFuse, FuseFileIsMeasuredWhenExecutedAndReadAndAgainAtEveryAcce
   EXPECT_NE(Log().find("FUSE group started"), std::string::npos) << Log();
 }
 
+// FUSE mounted from a user namespace by uid 65534: the fuse module refuses every request of
+// a caller whose uid is not mapped in that namespace (EOVERFLOW), root's included, so limd
+// cannot mark or measure it (docs/limd.md "FUSE", what remains). It must say so.
+TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsReportedAsNotMeasured) {
+  std::string watch;
+  std::string why = mounts_.AddTmpfs(&watch, "size=64m,mode=1777");
+  if (why.empty() && ::access("/dev/fuse", R_OK | W_OK) != 0) why = "no /dev/fuse";
+  if (why.empty() && RunCommand("setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm true").exit_code != 0) {
+    why = "uid 65534 cannot create a user namespace here";
+  }
+  if (!why.empty()) GTEST_SKIP() << why;
+  for (std::string d = watch; d.size() > 1; d = d.substr(0, d.rfind('/'))) {  // searchable by 65534
+    struct stat st;
+    if (::stat(d.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH)) ::chmod(d.c_str(), st.st_mode | S_IXOTH);
+    if (d.rfind('/') == 0) break;
+  }
+  ASSERT_NO_FATAL_FAILURE(StartLimd({watch}));
+  std::string script = "W=" + watch + "; mkdir $W/src $W/f && cp /bin/true $W/src/true && (" +
+                       std::string(LIM_TEST_FUSEFS_BIN) +
+                       " $W/src $W/f & sleep 1.5; $W/f/true; rc=$?; umount $W/f; wait; exit $rc)";
+  auto r = RunCommand("timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c " +
+                      ShellQuote(script));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  limd_.Stop(SIGTERM);
+  EXPECT_NE(Log().find("cannot mark fuse.lim_test_fusefs at " + watch + "/f"), std::string::npos) << Log();
+  EXPECT_NE(Log().find("its files are not measured"), std::string::npos) << Log();
+  EXPECT_EQ(Log().find("FUSE group started"), std::string::npos) << Log();
+}
+
 TEST_F(LimdOverlayFuse, OwnSecurityfsViewIsNeverMarked) {
   std::string watch;
   std::string why = mounts_.AddTmpfs(&watch);

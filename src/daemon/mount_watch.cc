@@ -145,7 +145,17 @@ void MountWatch::ScanMounts(pid_t pid, std::map<dev_t, FoundMount>* collect) {
     if (!MountQualifies(fstype, mount_point, options_.watch)) continue;
     std::string path = proc + "/root" + (mount_point == "/" ? "" : mount_point);
     struct stat st;
-    if (::stat(path.c_str(), &st) != 0 || marked_.count(st.st_dev)) continue;
+    if (::stat(path.c_str(), &st) != 0) {
+      // FUSE mounted from another user namespace: the fuse module refuses limd's requests
+      // (EOVERFLOW: root's uid is not mapped there; EACCES: not the mounter). Not marked:
+      // said once per mount (docs/limd.md "FUSE").
+      if (log_ && ClassOfFs(fstype) == FsClass::kFuse && unreachable_.insert(id).second) {
+        log_("cannot mark " + fstype + " at " + mount_point + " (namespace of pid " + std::to_string(pid) +
+             "): " + strerror(errno) + " — its files are not measured");
+      }
+      continue;
+    }
+    if (marked_.count(st.st_dev)) continue;
     if (st.st_dev == root_dev_ && !options_.allow_root_fs) {
       if (!root_logged_ && log_) log_("the root filesystem (" + fstype + ") is not marked: it needs --allow-root-fs");
       root_logged_ = true;

@@ -76,6 +76,7 @@ class MountWatch {
   bool root_logged_ = false;
   std::map<ino_t, pid_t> ns_;    // namespace inode → a process in it (thread only)
   std::set<dev_t> marked_;       // superblocks marked or refused (thread only)
+  std::set<std::string> unreachable_;  // mount ids of FUSE mounts limd cannot reach, logged
   std::atomic<size_t> namespaces_{0};
   std::atomic<bool> stop_{false};
   std::thread thread_;

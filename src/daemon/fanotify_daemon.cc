@@ -171,7 +171,11 @@ Status FanotifyDaemon::Init() {
   task_dir_ = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (task_dir_ < 0) return Status::Unavailable(std::string("open /proc/self/task: ") + strerror(errno));
   unsigned flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
-  group_fd_ = fanotify_init(flags | FAN_REPORT_TID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+  if (options_.report_fd_error) {
+    group_fd_ = fanotify_init(flags | FAN_REPORT_TID | FAN_REPORT_FD_ERROR, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
+    if (group_fd_ < 0) Log(std::string("FAN_REPORT_FD_ERROR refused (") + strerror(errno) + ")");
+  }
+  if (group_fd_ < 0) group_fd_ = fanotify_init(flags | FAN_REPORT_TID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   report_tid_ = group_fd_ >= 0;
   if (group_fd_ < 0 && errno == EINVAL) group_fd_ = fanotify_init(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
   if (group_fd_ < 0) return Status::Unavailable(std::string("fanotify_init: ") + strerror(errno));
@@ -321,8 +325,11 @@ Status FanotifyDaemon::Run() {
     Log("event reader stays at the default priority (setpriority " + std::to_string(options_.reader_nice) +
         ": " + strerror(errno) + ")");
   }
-  while (!stop_.load()) LIM_RETURN_IF_ERROR(ReadReady(100).status());
-  return FlushMarksAndDrain();
+  Status loop;
+  while (!stop_.load() && loop.ok()) loop = ReadReady(100).status();
+  // Also after a read error: no mark may outlive the reader (its events would wait forever).
+  Status flushed = FlushMarksAndDrain();
+  return loop.ok() ? flushed : loop;
 }
 
 Result<bool> FanotifyDaemon::ReadReady(int timeout_ms) {
@@ -372,7 +379,9 @@ Status FanotifyDaemon::ReadEvents(int group) {
   auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
   while (FAN_EVENT_OK(m, n)) {
     if (m->vers != FANOTIFY_METADATA_VERSION) return Status::Unsupported("fanotify metadata version mismatch");
-    if (group == pre_fd_ && (m->mask & FAN_PRE_ACCESS) && m->fd != FAN_NOFD) {
+    if (m->fd < 0 && (m->mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS))) {
+      HandleFdError(m->fd, m->mask, m->pid);
+    } else if (group == pre_fd_ && (m->mask & FAN_PRE_ACCESS) && m->fd != FAN_NOFD) {
       HandlePreContent(m->fd, m->pid);
     } else {
       HandleEvent(m->fd, m->mask, m->pid);
@@ -401,6 +410,29 @@ bool FanotifyDaemon::Own(pid_t pid) const {
     }
   }
   return false;
+}
+
+void FanotifyDaemon::HandleFdError(int error, uint64_t mask, pid_t pid) {
+  // The kernel finished the event with FAN_DENY before it reached limd (fanotify_read: a
+  // permission event without an fd is denied); there is nothing to answer.
+  stats_.events++;
+  if (stats_.fd_errors++ == 0) {
+    // Every later access would be denied the same way: unmark this group's filesystems.
+    std::lock_guard<std::mutex> lk(mark_order_mu_);
+    if (fanotify_mark(group_fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr) == 0) marks_ = 0;
+    std::string fs;
+    {
+      std::lock_guard<std::mutex> dl(marks_mu_);
+      for (const auto& [dev, info] : devs_) fs += (fs.empty() ? "" : ", ") + info.fsname;
+    }
+    Log("the kernel cannot open files of " + fs + " for limd (" + strerror(-error) + ", an " +
+        (mask & FAN_OPEN_EXEC_PERM ? "exec " : "") + "open by tid " + std::to_string(pid) +
+        " was denied): unmarked, its files are not measured");
+  }
+  Job j;
+  j.open_failed = "reason=event_fd_error;errno=" + std::to_string(-error) + ";pid=" + std::to_string(pid) +
+                  ";exec=" + (mask & FAN_OPEN_EXEC_PERM ? "1" : "0") + ";unmarked=1;";
+  Enqueue(std::move(j));
 }
 
 void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
@@ -660,6 +692,10 @@ void FanotifyDaemon::Worker() {
       }
       Status s = list_->AppendBuffer("lim-event-overflow", "reason=fanotify_queue_overflow;", true);
       Log("fanotify queue overflow: caches flushed" + (s.ok() ? std::string() : ", gap entry failed: " + s.message()));
+    } else if (!j.open_failed.empty()) {
+      // The kernel could not open the file for limd and denied the access: a visible gap.
+      Status s = list_->AppendBuffer("lim-open-failed", j.open_failed, true);
+      if (!s.ok()) Log("open-failed gap entry failed: " + s.message());
     } else if (j.perm) {
       DoPerm(*j.perm);
     } else {

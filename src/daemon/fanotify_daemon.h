@@ -79,6 +79,11 @@ struct DaemonOptions {
   // marks overlay filesystems and notes its openers' syscalls there.
   OverlayOpens* overlay_opens = nullptr;
   bool overlay_group = false;
+  // FAN_REPORT_FD_ERROR (side groups): an event whose fd the kernel could not open for limd
+  // (a FUSE server that refuses limd's FUSE_OPEN) comes with the error. The kernel has denied
+  // that access already; limd records a lim-open-failed gap entry and removes this group's
+  // marks, so that no further access waits on an open limd cannot make.
+  bool report_fd_error = false;
 };
 
 // Pseudo filesystems and the like: never marked (limd reads /proc for every event).
@@ -110,6 +115,9 @@ struct DaemonStats {
   std::atomic<uint64_t> exec_open_reuses{0};
   // Permission events of overlay backing files: counted, not measured (side_group.h).
   std::atomic<uint64_t> backing_events{0};
+  // Permission events without an fd (FAN_REPORT_FD_ERROR): denied by the kernel, a gap entry
+  // each; the group's marks are removed at the first.
+  std::atomic<uint64_t> fd_errors{0};
   std::atomic<uint64_t> latency_max_us{0};
   // Decision latency histogram: bucket i counts latencies < 2^i µs (last bucket: the rest).
   std::array<std::atomic<uint64_t>, 24> latency_log2{};
@@ -172,6 +180,7 @@ class FanotifyDaemon {
     InodeKey key;
     CloseNote note;
     bool overflow = false;
+    std::string open_failed;  // a gap entry's buffer: an event without an fd
   };
 
   FanotifyDaemon(const DaemonOptions& o, Measurer* m, MeasurementList* l, Env* env,
@@ -189,6 +198,9 @@ class FanotifyDaemon {
   Status FlushMarksAndDrain();
   void HandleEvent(int fd, uint64_t mask, pid_t pid);
   void HandlePreContent(int fd, pid_t pid);
+  // A permission event the kernel could not open an fd for (FAN_REPORT_FD_ERROR): a gap entry
+  // queued, the group's marks removed.
+  void HandleFdError(int error, uint64_t mask, pid_t pid);
   // limd itself or a trusted peer (a thread id with FAN_REPORT_TID, else a pid).
   bool Own(pid_t pid) const;
   // Ignore marks (pre-content group, FAN_PRE_ACCESS only). Add: only when no removal for

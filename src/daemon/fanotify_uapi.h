@@ -19,6 +19,9 @@
 #ifndef FAN_REPORT_MNT
 #define FAN_REPORT_MNT 0x00004000  // fanotify_init: report mount events
 #endif
+#ifndef FAN_REPORT_FD_ERROR
+#define FAN_REPORT_FD_ERROR 0x00002000  // fanotify_init: event->fd may carry an open error, 6.13+
+#endif
 #ifndef FAN_MARK_EVICTABLE
 #define FAN_MARK_EVICTABLE 0x00000200
 #endif

@@ -210,11 +210,18 @@ TEST_F(LimdOverlayFuse, OverlayMountedInAUserNamespaceByNobody) {
 class FuseServer {
  public:
   ~FuseServer() { Stop(); }
-  std::string Start(const std::string& src, const std::string& mnt) {
+  // refuse_uid >= 0: the server fails FUSE_OPEN from that uid (EACCES); others may use
+  // the mount (allow_other).
+  std::string Start(const std::string& src, const std::string& mnt, int refuse_uid = -1) {
     if (::access("/dev/fuse", R_OK | W_OK) != 0) return "no /dev/fuse";
     mnt_ = mnt;
     pid_ = fork();
     if (pid_ == 0) {
+      if (refuse_uid >= 0) {
+        setenv("LIM_TEST_FUSEFS_REFUSE_UID", std::to_string(refuse_uid).c_str(), 1);
+        execl("/usr/bin/timeout", "timeout", "60", LIM_TEST_FUSEFS_BIN, src.c_str(), mnt.c_str(), "-o", "allow_other",
+              static_cast<char*>(nullptr));
+      }
       execl("/usr/bin/timeout", "timeout", "60", LIM_TEST_FUSEFS_BIN, src.c_str(), mnt.c_str(),
             static_cast<char*>(nullptr));
       _exit(127);
@@ -275,6 +282,43 @@ TEST_F(LimdOverlayFuse, FuseFileIsMeasuredWhenExecutedAndReadAndAgainAtEveryAcce
   EXPECT_GE(after.value("hashes", 0u), before.value("hashes", 0u) + 1) << after.dump();
   EXPECT_EQ(after.value("timeouts", 1u), 0u) << after.dump();  // nobody waited on a stuck reader
   EXPECT_NE(Log().find("FUSE group started"), std::string::npos) << Log();
+}
+
+// A FUSE server that refuses limd's own FUSE_OPEN: the kernel cannot create the event's fd
+// and denies that access itself (fanotify_read finishes a permission event without an fd
+// with FAN_DENY). limd records the gap and unmarks the filesystem at the first such event,
+// so every later access works (unmeasured, as the log and the gap entry say).
+TEST_F(LimdOverlayFuse, FuseServerThatRefusesLimdIsUnmarkedAfterTheFirstDenial) {
+  std::string src;
+  std::string why = mounts_.AddTmpfs(&src);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(RunCommand("cp /bin/true " + src + "/true && chmod 755 " + src).exit_code, 0);
+  std::string mnt = lim::testing::MakeTempDir();
+  for (std::string d : {mnt, mnt.substr(0, mnt.rfind('/'))}) {
+    struct stat st;
+    if (::stat(d.c_str(), &st) == 0) ::chmod(d.c_str(), st.st_mode | S_IXOTH);
+  }
+  FuseServer server;
+  why = server.Start(src, mnt, 0);
+  if (!why.empty()) GTEST_SKIP() << why;
+  std::string run = "timeout 10 setpriv --reuid 65534 --regid 65534 --clear-groups " + mnt + "/true";
+  ASSERT_EQ(RunCommand(run).exit_code, 0) << "without limd";
+  ASSERT_NO_FATAL_FAILURE(StartLimd({src, mnt}));
+  RunCommand(run);  // the kernel denies this one (EPERM): limd could not open the file
+  EXPECT_EQ(RunCommand(run).exit_code, 0) << Log();
+  EXPECT_EQ(RunCommand(run).exit_code, 0) << Log();
+  limd_.Stop(SIGTERM);
+  server.Stop();
+  EXPECT_NE(Log().find("unmarked, its files are not measured"), std::string::npos) << Log();
+  int gaps = 0;
+  for (const auto& r : testing::ReadListRows(state_ + "/binary_runtime_measurements")) {
+    if (r.name == "lim-open-failed") {
+      gaps++;
+      std::string buf(r.extra.begin(), r.extra.end());
+      EXPECT_NE(buf.find("reason=event_fd_error;errno=13;"), std::string::npos) << buf;
+    }
+  }
+  EXPECT_EQ(gaps, 1);
 }
 
 // FUSE mounted from a user namespace by uid 65534: the fuse module refuses every request of

@@ -177,6 +177,9 @@ Result<SideGroups::Group*> SideGroups::NewGroup(FsClass c, uint64_t dev, const s
   o.workers = 1;  // per superblock: one hash at a time (a FUSE server serves one file at a time anyway)
   o.overlay_opens = &opens_;  // overlay on FUSE, overlay on overlay: their backing files too
   o.overlay_group = c == FsClass::kOverlay;
+  // A FUSE server may refuse limd's FUSE_OPEN (an access policy of its own): the kernel
+  // would deny the opener; with the error reported limd allows it and records the gap.
+  o.report_fd_error = true;
   auto d = FanotifyDaemon::Create(o, measurer_, list_, env_, log_);
   if (!d.ok()) {
     groups_.erase(dev);

@@ -4,6 +4,9 @@
 // reports one fixed mtime and ctime whatever its content: a file system whose change
 // detection cannot be trusted, as the kernel assumes of FUSE.
 //
+// With LIM_TEST_FUSEFS_REFUSE_UID=N in the environment, FUSE_OPEN from uid N fails with
+// EACCES (a server with an access policy of its own).
+//
 //   lim_test_fusefs SRC MOUNTPOINT [FUSE options…]   (foreground, single-threaded)
 #define FUSE_USE_VERSION 35
 
@@ -16,12 +19,14 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
 namespace {
 
 std::string g_src;
+long g_refuse_uid = -1;
 constexpr time_t kFixedTime = 1000000000;  // 2001-09-09: never changes
 
 std::string Source(const char* path) { return g_src + path; }
@@ -55,6 +60,7 @@ int ReadDir(const char* path, void* buf, fuse_fill_dir_t fill, off_t, fuse_file_
 
 int Open(const char* path, fuse_file_info* fi) {
   if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
+  if (g_refuse_uid >= 0 && static_cast<long>(fuse_get_context()->uid) == g_refuse_uid) return -EACCES;
   int fd = ::open(Source(path).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return -errno;
   fi->fh = static_cast<uint64_t>(fd);
@@ -79,6 +85,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   g_src = argv[1];
+  if (const char* r = std::getenv("LIM_TEST_FUSEFS_REFUSE_UID")) g_refuse_uid = std::atol(r);
   fuse_operations ops{};
   ops.getattr = GetAttr;
   ops.readdir = ReadDir;

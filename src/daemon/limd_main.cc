@@ -351,6 +351,7 @@ int Run(int argc, char** argv) {
     j["marks"] = dp->marks() + sides->marks();
     j["overlay_fuse_marks"] = sides->marks();
     j["overlay_fuse_events"] = sides->events();
+    j["overlay_fuse_permission_events"] = sides->perm_events();
     j["overlay_backing_events"] = sides->overlay_opens()->backing_events();
     j["mount_namespaces"] = mounts->namespaces();
     j["precontent_marks"] = dp->precontent_marks();

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <set>
 #include <unordered_set>
+#include <vector>
 
 #include "base/own_threads.h"
 

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <climits>
@@ -140,6 +141,14 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* 
   return Status::Ok();
 }
 
+Result<uint64_t> DeviceOf(const std::string& path) {
+  struct statx sx {};
+  if (::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, &sx) != 0) {
+    return Status::IoError("stat " + path + ": " + strerror(errno));
+  }
+  return static_cast<uint64_t>(makedev(sx.stx_dev_major, sx.stx_dev_minor));
+}
+
 uint64_t DaemonStats::Percentile(double p) const {
   uint64_t total = 0;
   for (const auto& b : latency_log2) total += b.load();
@@ -207,9 +216,7 @@ Status FanotifyDaemon::Init() {
 }
 
 Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype, bool remeasure) {
-  struct stat st;
-  if (::stat(w.c_str(), &st) != 0) return Status::IoError("stat " + w + ": " + strerror(errno));
-  auto dev = static_cast<uint64_t>(st.st_dev);
+  LIM_ASSIGN_OR_RETURN(uint64_t dev, DeviceOf(w));
   std::lock_guard<std::mutex> order(mark_order_mu_);
   if (closing_) return Status::Unavailable("limd is stopping: " + w + " not marked");
   {

@@ -98,6 +98,12 @@ std::string UnescapeMountinfo(const std::string& s);
 // fstype: the filesystem type name from mountinfo, when not null.
 Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* fstype = nullptr);
 
+// The device (st_dev) of path's filesystem from the inode's cached attributes (statx with
+// AT_STATX_DONT_SYNC): a FUSE server is never asked, so a stopped one cannot stall the
+// mount watcher. A FUSE mount limd may not use (another user's without allow_other, one
+// from a user namespace) fails with EACCES here too, without a request.
+Result<uint64_t> DeviceOf(const std::string& path);
+
 // Whether a measure rule of the policy can match MMAP_CHECK (a rule naming MMAP_CHECK or
 // MMAP_CHECK_REQPROT, or one without func=): only then are pre-content events worth their
 // round trip per read().

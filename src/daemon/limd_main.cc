@@ -259,15 +259,30 @@ int Run(int argc, char** argv) {
   std::set<uint64_t> devs;
   daemon::MountWatchOptions mwo;
   mwo.allow_root_fs = allow_root_fs;
+  // FUSE is not start-scanned: reading a running program's file there asks its server, and
+  // a stopped server would keep limd from starting (docs/limd.md "FUSE").
+  bool fuse_unscanned = false;
   for (const auto& w : watch) {
-    struct stat st;
-    if (::stat(w.c_str(), &st) == 0) devs.insert(st.st_dev), mwo.already_marked.insert(st.st_dev);
+    auto dev = daemon::DeviceOf(w);
+    std::string fstype;
+    (void)daemon::CheckWatchRoot(w, allow_root_fs, &fstype);
+    bool fuse = daemon::ClassOfFs(fstype) == daemon::FsClass::kFuse;
+    fuse_unscanned |= fuse;
+    if (dev.ok()) {
+      mwo.already_marked.insert(static_cast<dev_t>(*dev));
+      if (!fuse) devs.insert(*dev);
+    }
     char real[PATH_MAX];
     mwo.watch.push_back(::realpath(w.c_str(), real) ? real : w);
   }
   if (watch.empty()) {  // the default set: what is mounted now, found before any mark
-    for (const auto& [dev, m] : daemon::MountWatch(mwo, nullptr, log).Discover()) devs.insert(dev);
+    for (const auto& [dev, m] : daemon::MountWatch(mwo, nullptr, log).Discover()) {
+      bool fuse = daemon::ClassOfFs(m.fstype) == daemon::FsClass::kFuse;
+      fuse_unscanned |= fuse;
+      if (!fuse) devs.insert(dev);
+    }
   }
+  if (fuse_unscanned) log("FUSE filesystems are not start-scanned: programs already running from them are not measured");
   daemon::ScanReport scan = daemon::StartupScan(&measurer, devs, ::getpid(), log);
 
   daemon::DaemonOptions opts;

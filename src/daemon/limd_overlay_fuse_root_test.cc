@@ -237,8 +237,13 @@ class FuseServer {
     }
     return "the test FUSE server did not mount";
   }
+  // SIGSTOP / SIGCONT to the server (the timeout wrapper's child).
+  void Signal(int sig) {
+    if (pid_ > 0) RunCommand("pkill -" + std::to_string(sig) + " -P " + std::to_string(pid_));
+  }
   void Stop() {
     if (pid_ <= 0) return;
+    Signal(SIGCONT);
     if (::umount(mnt_.c_str()) != 0) ::umount2(mnt_.c_str(), MNT_DETACH);
     int st;
     waitpid(pid_, &st, 0);
@@ -287,6 +292,30 @@ TEST_F(LimdOverlayFuse, FuseFileIsMeasuredWhenExecutedAndReadAndAgainAtEveryAcce
   EXPECT_GE(after.value("hashes", 0u), before.value("hashes", 0u) + 1) << after.dump();
   EXPECT_EQ(after.value("timeouts", 1u), 0u) << after.dump();  // nobody waited on a stuck reader
   EXPECT_NE(Log().find("FUSE group started"), std::string::npos) << Log();
+}
+
+// A stopped FUSE server below the watched root: limd starts, marks it without asking the
+// server (statx AT_STATX_DONT_SYNC; FUSE is never start-scanned either), and still discovers and measures a tmpfs mounted
+// afterwards (the mount watcher never waits on the server).
+TEST_F(LimdOverlayFuse, StoppedFuseServerStallsNeitherStartNorDiscovery) {
+  std::string watch, src;
+  std::string why = mounts_.AddTmpfs(&watch);
+  if (why.empty()) why = mounts_.AddTmpfs(&src);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(RunCommand("cp /bin/true " + src + "/true && mkdir " + watch + "/f " + watch + "/g").exit_code, 0);
+  FuseServer server;
+  why = server.Start(src, watch + "/f");
+  if (!why.empty()) GTEST_SKIP() << why;
+  server.Signal(SIGSTOP);
+  ASSERT_NO_FATAL_FAILURE(StartLimd({watch}));
+  ASSERT_EQ(RunCommand("mount -t tmpfs x " + watch + "/g && cp /bin/true " + watch + "/g/t5").exit_code, 0);
+  mounts_.Adopt(watch + "/g");
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // one discovery round
+  EXPECT_EQ(testing::ShIn(watch + "/g", "./t5").exit_code, 0);
+  limd_.Stop(SIGTERM);
+  server.Stop();
+  EXPECT_EQ(Rows(watch + "/g/t5").size(), 1u) << Log();
+  EXPECT_NE(Log().find("FUSE group started for"), std::string::npos) << Log();
 }
 
 // A FUSE server that refuses limd's own FUSE_OPEN: the kernel cannot create the event's fd

@@ -144,28 +144,30 @@ void MountWatch::ScanMounts(pid_t pid, std::map<dev_t, FoundMount>* collect) {
     std::string mount_point = UnescapeMountinfo(mnt);
     if (!MountQualifies(fstype, mount_point, options_.watch)) continue;
     std::string path = proc + "/root" + (mount_point == "/" ? "" : mount_point);
-    struct stat st;
-    if (::stat(path.c_str(), &st) != 0) {
-      // FUSE mounted from another user namespace: the fuse module refuses limd's requests
-      // (EOVERFLOW: root's uid is not mapped there; EACCES: not the mounter). Not marked:
-      // said once per mount (docs/limd.md "FUSE").
+    // Without asking the filesystem (a stopped FUSE server must not stall discovery).
+    auto dev_r = DeviceOf(path);
+    if (!dev_r.ok()) {
+      // A FUSE mount limd may not use (another user's without allow_other, or one from a
+      // user namespace: the fuse module refuses limd). Not marked: said once per mount
+      // (docs/limd.md "FUSE").
       if (log_ && ClassOfFs(fstype) == FsClass::kFuse && unreachable_.insert(id).second) {
         log_("cannot mark " + fstype + " at " + mount_point + " (namespace of pid " + std::to_string(pid) +
-             "): " + strerror(errno) + " — its files are not measured");
+             "): " + dev_r.status().message() + " — its files are not measured");
       }
       continue;
     }
-    if (marked_.count(st.st_dev)) continue;
-    if (st.st_dev == root_dev_ && !options_.allow_root_fs) {
+    auto dev = static_cast<dev_t>(*dev_r);
+    if (marked_.count(dev)) continue;
+    if (dev == root_dev_ && !options_.allow_root_fs) {
       if (!root_logged_ && log_) log_("the root filesystem (" + fstype + ") is not marked: it needs --allow-root-fs");
       root_logged_ = true;
       continue;
     }
     if (collect) {
-      collect->emplace(st.st_dev, FoundMount{path, mount_point, fstype});
+      collect->emplace(dev, FoundMount{path, mount_point, fstype});
       continue;
     }
-    marked_.insert(st.st_dev);
+    marked_.insert(dev);
     Status s = mark_(path, fstype);
     if (log_) {
       log_((s.ok() ? "marked " : "cannot mark ") + fstype + " at " + mount_point + " (namespace of pid " +

@@ -197,9 +197,7 @@ Result<SideGroups::Group*> SideGroups::NewGroup(FsClass c, uint64_t dev, const s
 Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
   FsClass c = ClassOfFs(fstype);
   if (c == FsClass::kPlain) return Status::InvalidArgument(fstype + " at " + path + " is no overlay or FUSE");
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return Status::IoError("stat " + path + ": " + strerror(errno));
-  auto dev = static_cast<uint64_t>(st.st_dev);
+  LIM_ASSIGN_OR_RETURN(uint64_t dev, DeviceOf(path));  // never asks a FUSE server
   if (view_dev_ != 0 && dev == view_dev_) return Status::InvalidArgument(path + " is limd's own securityfs view");
   bool remeasure = c == FsClass::kFuse && FuseTrustedMounter(path);
   std::lock_guard<std::mutex> lk(mu_);

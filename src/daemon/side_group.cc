@@ -59,7 +59,8 @@ bool PublicMountIds(std::unordered_set<uint64_t>* ids) {
     if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
     std::string proc = std::string("/proc/") + e->d_name;
     uint64_t root_id;
-    if (UniqueMountId(AT_FDCWD, (proc + "/root").c_str(), 0, &root_id)) ids->insert(root_id);
+    // AT_STATX_DONT_SYNC: a root on FUSE (a rootless container) must not ask its server.
+    if (UniqueMountId(AT_FDCWD, (proc + "/root").c_str(), AT_STATX_DONT_SYNC, &root_id)) ids->insert(root_id);
     struct stat st;
     if (::stat((proc + "/ns/mnt").c_str(), &st) != 0 || !seen.insert(st.st_ino).second) continue;
     int nsfd = ::open((proc + "/ns/mnt").c_str(), O_RDONLY | O_CLOEXEC);
@@ -127,7 +128,7 @@ bool OverlayOpens::IsBackingOpen(int fd, pid_t tid, const std::string& line) {
 
 bool OverlayOpens::OnPrivateMount(int fd) {
   uint64_t id;
-  if (!UniqueMountId(fd, "", AT_EMPTY_PATH, &id)) return false;
+  if (!UniqueMountId(fd, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, &id)) return false;
   std::lock_guard<std::mutex> lk(mu_);
   auto it = private_.find(id);
   if (it != private_.end()) return it->second;

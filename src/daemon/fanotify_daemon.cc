@@ -276,7 +276,7 @@ void FanotifyDaemon::DrainReaderCloses() {
   stats_.reader_closes += *n;
   stats_.reader_close_drains++;
   // Handles of inodes nobody reads are relearned at their next open; keep the map bounded.
-  closes_->Prune(1 << 16, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
+  closes_->Prune(ReaderCloseGroup::kMaxKnown, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
 }
 
 uint64_t FanotifyDaemon::IgnoreEpoch(const InodeKey& key) {

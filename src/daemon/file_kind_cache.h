@@ -2,7 +2,8 @@
 // executable PT_LOAD, or neither — per inode and change tuple (FileFacts::SameContentAs),
 // so the fanotify reader thread can answer a cached exec or ELF-at-open check without
 // reading the file (disk I/O stays off the reader, design.md invariant 4). Workers fill
-// it after reading a header; a changed tuple is a miss. Bounded: cleared when full.
+// it after reading a header; a changed tuple is a miss. Bounded: cleared when full (a miss
+// costs a worker hop and a header read); an entry keeps only the change tuple (~90 bytes).
 //
 // Threading: thread-safe (one mutex, held for a hash-map lookup).
 #pragma once
@@ -30,13 +31,18 @@ class FileKindCache {
   void Put(const InodeKey& key, const FileFacts& facts, int kind) {
     std::lock_guard<std::mutex> lk(mu_);
     if (map_.size() >= kMaxEntries) map_.clear();
-    map_[key] = Entry{facts, kind};
+    map_[key] = Entry{ContentTuple(facts), kind};
   }
 
+  size_t size() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return map_.size();
+  }
+  static constexpr size_t kMaxEntries = 1 << 14;
+
  private:
-  static constexpr size_t kMaxEntries = 1 << 16;
   struct Entry {
-    FileFacts facts;
+    ContentTuple facts;
     int kind = kOther;
   };
   std::mutex mu_;

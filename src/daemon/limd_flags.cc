@@ -80,6 +80,13 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
   app.add_option("--reader-nice", f.reader_nice,
                  "nice value of the thread that reads and answers fanotify events (default -10; 0: unchanged)")
       ->check(CLI::Range(-20, 19));
+  app.add_option("--inode-cache", f.inode_cache,
+                 "inodes whose state (verdict, counts) limd keeps, " + std::to_string(MeasurerConfig::kMinInodes) +
+                     "-" + std::to_string(MeasurerConfig::kMaxInodes) + " (default " +
+                     std::to_string(MeasurerConfig::kDefaultMaxInodes) +
+                     ", about 360 bytes each); beyond, the least recently used one nobody has open is forgotten "
+                     "and hashed again at its next access")
+      ->check(CLI::Range(MeasurerConfig::kMinInodes, MeasurerConfig::kMaxInodes));
   app.add_option("--securityfs", f.securityfs,
                  "mount the kernel's securityfs files here (FUSE; default /run/lim/securityfs; none: off)")
       ->check(PathOrNone());

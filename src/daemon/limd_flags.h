@@ -12,6 +12,7 @@
 
 #include "daemon/config_file.h"
 #include "daemon/control_socket.h"
+#include "daemon/measurer.h"
 
 namespace lim::daemon {
 
@@ -27,6 +28,7 @@ struct LimdFlags {
                                     control_socket = kDefaultControlSocket;
   bool no_tpm = false, allow_root_fs = false, foreground = false;
   int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
+  size_t inode_cache = MeasurerConfig::kDefaultMaxInodes;  // --inode-cache
   std::vector<std::string> watch;
   // Given on the command line or in the config file (not the default).
   bool pcr_explicit = false, securityfs_explicit = false, control_socket_explicit = false;

@@ -40,7 +40,8 @@ TEST_F(LimdFlagsTest, OutOfRangeValuesNameTheFlagAndExit2) {
       {"--state", ""},             {"--tpm", ""},                {"--log-file", ""},
       {"--watch", ""},             {"--securityfs", ""},         {"--boot-log", ""},
       {"--control-socket", ""},    {"--control-socket", "/" + std::string(107, 'a')},
-      {"--policy", ""}};
+      {"--policy", ""},            {"--inode-cache", "63"},      {"--inode-cache", "-1"},
+      {"--inode-cache", "16777217"}};
   for (const auto& args : bad) {
     auto r = Parse(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1];
@@ -57,7 +58,9 @@ TEST_F(LimdFlagsTest, RangeBoundsAreAccepted) {
                                                                 {"--pcr", "23"},
                                                                 {"--control-socket", "/" + std::string(106, 'a')},
                                                                 {"--control-socket", "none"},
-                                                                {"--securityfs", "none"}}) {
+                                                                {"--securityfs", "none"},
+                                                                {"--inode-cache", "64"},
+                                                                {"--inode-cache", "16777216"}}) {
     auto r = Parse(args);
     EXPECT_EQ(r.exit_code, -1) << args[0] << " " << args[1] << ": " << r.output;
   }

@@ -195,6 +195,7 @@ int Run(int argc, char** argv) {
   mc.template_name = template_name;
   mc.hash = *algo;
   mc.pcr = pcr;
+  mc.max_inodes = flags.inode_cache;
   daemon::Measurer measurer(mc, live_policy.matcher(), list->get(), env, [&](const std::string& fields) {
     logger.Audit(daemon::AuditType::kIntegrityPcr, fields);
   });
@@ -363,6 +364,8 @@ int Run(int argc, char** argv) {
     j["cache_hits"] = measurer.cache_hits();
     uint64_t looked = measurer.cache_hits() + measurer.hashes();
     j["cache_hit_rate"] = looked ? static_cast<double>(measurer.cache_hits()) / static_cast<double>(looked) : 0.0;
+    j["tracked_inodes"] = measurer.tracked_inodes();
+    j["inode_evictions"] = measurer.evictions();
     j["marks"] = dp->marks() + sides->marks();
     j["overlay_fuse_marks"] = sides->marks();
     j["overlay_fuse_events"] = sides->events();

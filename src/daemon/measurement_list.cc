@@ -66,13 +66,6 @@ Result<ima::Record> FileRecord(const std::string& t, const HashAlgo& algo, ByteV
   return r;
 }
 
-MeasurementList::DupKey MeasurementList::MakeKey(ByteView d, uint32_t pcr) {
-  DupKey k{0, 0, pcr};
-  std::memcpy(&k.a, d.data(), std::min<size_t>(8, d.size()));
-  if (d.size() > 8) std::memcpy(&k.b, d.data() + 8, std::min<size_t>(8, d.size() - 8));
-  return k;
-}
-
 MeasurementList::~MeasurementList() {
   if (list_fd_ >= 0) ::close(list_fd_);
   if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
@@ -264,7 +257,7 @@ Status MeasurementList::Recover() {
       violations_++;
     } else {
       dup_digester.Compute(e, buf.data());
-      dups_.insert(MakeKey({buf.data(), config_.hash.size}, e.pcr));
+      dups_.Insert({buf.data(), config_.hash.size}, e.pcr);
     }
   }
   struct stat st;
@@ -394,11 +387,10 @@ Status MeasurementList::ExtendRecord(const ima::Record& r) {
 }
 
 Result<bool> MeasurementList::AppendLocked(const ima::Record& r) {
-  std::optional<DupKey> key;
+  Bytes key;  // the template digest in the ima_hash bank (none for a violation)
   if (!r.violation) {
-    LIM_ASSIGN_OR_RETURN(Bytes d, ima::TemplateDigestOf(r, config_.hash, kNativeOrder));
-    key = MakeKey(d, r.pcr);
-    if (dups_.count(*key)) {
+    LIM_ASSIGN_OR_RETURN(key, ima::TemplateDigestOf(r, config_.hash, kNativeOrder));
+    if (dups_.Contains(key, r.pcr)) {
       duplicates_++;
       return false;
     }
@@ -435,7 +427,7 @@ Result<bool> MeasurementList::AppendLocked(const ima::Record& r) {
   entries_++;
   if (r.violation) violations_++;
   visible_bytes_.store(list_size_);
-  if (key) dups_.insert(*key);
+  if (!r.violation) dups_.Insert(key, r.pcr);
   return true;
 }
 

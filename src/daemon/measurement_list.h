@@ -23,12 +23,12 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include "base/status.h"
 #include "crypto/hash_algo.h"
 #include "daemon/env.h"
+#include "daemon/template_digest_table.h"
 #include "ima/list_writer.h"
 #include "tpm/tpm.h"
 
@@ -102,16 +102,6 @@ class MeasurementList {
   Result<bool> AppendLocked(const ima::Record& r);
   void DumpSoftwarePcrs();
 
-  struct DupKey {
-    uint64_t a, b;
-    uint32_t pcr;
-    bool operator==(const DupKey&) const = default;
-  };
-  struct DupHash {
-    size_t operator()(const DupKey& k) const { return k.a ^ (k.b * 31) ^ k.pcr; }
-  };
-  static DupKey MakeKey(ByteView digest, uint32_t pcr);
-
   ListConfig config_;
   tpm::Tpm* tpm_;
   Env* env_;
@@ -124,7 +114,7 @@ class MeasurementList {
   uint64_t list_size_ = 0;
 
   std::mutex mu_;
-  std::unordered_set<DupKey, DupHash> dups_;
+  TemplateDigestTable dups_{config_.hash.size};  // the kernel's ima_htable (exact)
   std::atomic<uint64_t> entries_{0}, violations_{0}, duplicates_{0}, write_failures_{0};
   std::atomic<uint64_t> visible_bytes_{0};
 };

@@ -1,5 +1,6 @@
 #include "daemon/measurer.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "crypto/digest.h"
@@ -62,9 +63,62 @@ void Measurer::Publish(const ima::PolicyMatcher* matcher) {
 
 std::shared_ptr<Measurer::InodeState> Measurer::Get(const InodeKey& key) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  auto& p = table_[key];
-  if (!p) p = std::make_shared<InodeState>();
-  return p;
+  SlotLocked(key);
+  return table_.find(key)->second;
+}
+
+Measurer::InodeState& Measurer::SlotLocked(const InodeKey& key) {
+  auto it = table_.find(key);
+  if (it != table_.end()) {
+    InodeState* st = it->second.get();
+    if (st != lru_newest_) {
+      LruUnlinkLocked(st);
+      LruPushLocked(st);
+    }
+    return *st;
+  }
+  if (table_.size() >= config_.max_inodes) EvictLocked();  // before the new one: never dropped
+  auto p = std::make_shared<InodeState>();
+  p->key = key;
+  LruPushLocked(p.get());
+  return *table_.emplace(key, std::move(p)).first->second;
+}
+
+void Measurer::LruUnlinkLocked(InodeState* st) {
+  (st->newer ? st->newer->older : lru_newest_) = st->older;
+  (st->older ? st->older->newer : lru_oldest_) = st->newer;
+  st->newer = st->older = nullptr;
+}
+
+void Measurer::LruPushLocked(InodeState* st) {
+  st->older = lru_newest_;
+  st->newer = nullptr;
+  (lru_newest_ ? lru_newest_->newer : lru_oldest_) = st;
+  lru_newest_ = st;
+}
+
+void Measurer::EvictLocked() {
+  InodeState* st = lru_oldest_;
+  for (int looked = 0; st && looked < kEvictScan && table_.size() >= config_.max_inodes; ++looked) {
+    InodeState* next = st->newer;
+    auto it = table_.find(st->key);
+    // Idle: nobody has it open (as far as the counts know), no step holds the state (only
+    // the table owns it, and table_mu_ keeps it so), and every ticket handed out was served.
+    // The lock only orders the read of serving after the last turn's release.
+    bool idle = st->writers == 0 && st->readers == 0 && it->second.use_count() == 1;
+    if (idle) {
+      std::unique_lock<std::mutex> lk(st->mu, std::try_to_lock);
+      idle = lk.owns_lock() && st->serving == st->next_ticket;
+    }
+    LruUnlinkLocked(st);
+    if (idle) {
+      table_.erase(it);
+      evictions_++;
+    } else {
+      LruPushLocked(st);  // in use: looked at again after every other
+    }
+    st = next;
+  }
 }
 
 size_t Measurer::tracked_inodes() {
@@ -82,19 +136,16 @@ Measurer::Turn::~Turn() {
 
 OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  auto& p = table_[key];
-  if (!p) p = std::make_shared<InodeState>();
-  OpenCounts c{p->writers, p->readers, p->next_ticket++};
-  if (write) p->writers++;
-  if (read_only) p->readers++;
+  InodeState& s = SlotLocked(key);
+  OpenCounts c{s.writers, s.readers, s.next_ticket++};
+  if (write) s.writers++;
+  if (read_only) s.readers++;
   return c;
 }
 
 CloseNote Measurer::NoteClose(const InodeKey& key, bool was_write) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  auto& p = table_[key];
-  if (!p) p = std::make_shared<InodeState>();
-  InodeState& s = *p;
+  InodeState& s = SlotLocked(key);
   CloseNote n;
   n.ticket = s.next_ticket++;
   if (was_write) {
@@ -181,9 +232,17 @@ Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::opt
   }
   bytes_hashed_ += off;
   hashes_++;
-  st->digest = h.Final();
-  st->algo = algo;
-  st->facts = facts;
+  Bytes digest = h.Final();
+  const HashAlgo* stable = nullptr;  // the state keeps a pointer, not a copy
+  for (const HashAlgo& x : AllHashAlgos()) {
+    if (x == algo) stable = &x;
+  }
+  if (!stable || digest.size() != algo.size || digest.size() > kMaxDigest) {
+    return Status::Internal(std::string("cannot keep a ") + algo.kernel_name + " digest");
+  }
+  std::copy(digest.begin(), digest.end(), st->digest.begin());
+  st->algo = stable;
+  st->facts = ContentTuple(facts);
   st->collected = true;
   return Status::Ok();
 }
@@ -368,8 +427,8 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
         return v;
       }
     }
-    algo = st->algo;
-    digest = st->digest;
+    algo = *st->algo;
+    digest.assign(st->digest.begin(), st->digest.begin() + static_cast<std::ptrdiff_t>(algo.size));
   }
   std::string tmpl = d.template_name ? *d.template_name : config_.template_name;
   auto rec = FileRecord(tmpl, algo, digest, a.path, x ? ByteView(*x) : ByteView(), static_cast<uint32_t>(pcr));

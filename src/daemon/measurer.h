@@ -11,6 +11,14 @@
 // Access to a worker, which calls Process(). Writers are tracked exactly from the open flags
 // and FAN_CLOSE_WRITE; readers (i_readcount) from O_RDONLY opens and FAN_CLOSE_NOWRITE.
 //
+// Memory: the per-inode state (the kernel's iint) of an inode nobody holds open and no step
+// waits for is dropped, least recently used first, once more than MeasurerConfig::max_inodes
+// inodes are tracked (the kernel frees an iint with its inode). That costs only a hash:
+// the next access finds no verdict and hashes again, and MeasurementList's duplicate table
+// (exact template digests) adds no entry when path and content are the same. Open inodes
+// (writers or readers counted) and inodes with a ticket outstanding are never dropped, so
+// their counts and event order stay exact; only they can take the table past the bound.
+//
 // Threading: all methods are thread-safe. Process() holds a per-inode lock while hashing,
 // so concurrent opens of one file wait for one hash (as the kernel's iint mutex does);
 // different files hash in parallel.
@@ -94,6 +102,10 @@ struct MeasurerConfig {
   HashAlgo hash = Sha256Algo();
   int pcr = 10;
   size_t read_block = 1 << 20;
+  // Inodes tracked before idle ones are dropped (limd --inode-cache). About 300 bytes each.
+  size_t max_inodes = kDefaultMaxInodes;
+  static constexpr size_t kDefaultMaxInodes = 16384;
+  static constexpr size_t kMinInodes = 64, kMaxInodes = size_t{1} << 24;
 };
 
 // Audit record fields sink ("pid=1 uid=0 op=invalid_pcr cause=open_writers … name=\"/p\" …").
@@ -155,16 +167,19 @@ class Measurer {
   uint64_t cache_hits() const { return cache_hits_.load(); }
   uint64_t bytes_hashed() const { return bytes_hashed_.load(); }
   size_t tracked_inodes();
+  // Idle inode states dropped to stay within max_inodes.
+  uint64_t evictions() const { return evictions_.load(); }
 
  private:
+  static constexpr size_t kMaxDigest = 64;  // sha512, sha3-512, streebog512
   struct InodeState {
     std::mutex mu;
     // Under mu:
     uint64_t measured_pcrs = 0;
+    ContentTuple facts;  // at hash time
+    const HashAlgo* algo = nullptr;  // of digest: an element of AllHashAlgos()
+    std::array<uint8_t, kMaxDigest> digest{};  // algo->size bytes
     bool collected = false;
-    FileFacts facts;  // at hash time
-    HashAlgo algo{};
-    Bytes digest;
     bool may_emit_tomtou = false;
     bool emitted_open_writers = false;
     uint64_t serving = 0;  // next ticket allowed to run
@@ -174,6 +189,9 @@ class Measurer {
     int writers = 0;
     int readers = 0;
     uint64_t next_ticket = 0;
+    InodeKey key;
+    InodeState* newer = nullptr;  // recency list: lru_newest_ … lru_oldest_
+    InodeState* older = nullptr;
   };
   // Holds the inode's lock for one ticketed step and passes the turn on at scope exit.
   class Turn {
@@ -210,6 +228,14 @@ class Measurer {
   // uid/gid conditions matches.
   bool SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view);
   std::shared_ptr<InodeState> Get(const InodeKey& key);
+  // Under table_mu_: the inode's state (created if missing), now the most recently used.
+  InodeState& SlotLocked(const InodeKey& key);
+  // Under table_mu_: drops idle states, oldest first, until fewer than max_inodes remain
+  // (looking at no more than kEvictScan states per call: bounded work on the reader thread).
+  void EvictLocked();
+  static constexpr int kEvictScan = 32;
+  void LruUnlinkLocked(InodeState* st);
+  void LruPushLocked(InodeState* st);
   Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
   Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
   void Violation(const Access& a, const char* cause, const FileFacts& f);
@@ -223,6 +249,9 @@ class Measurer {
   AuditLog audit_;
   std::mutex table_mu_;
   std::unordered_map<InodeKey, std::shared_ptr<InodeState>, InodeKeyHash> table_;
+  InodeState* lru_newest_ = nullptr;  // under table_mu_
+  InodeState* lru_oldest_ = nullptr;
+  std::atomic<uint64_t> evictions_{0};
   std::atomic<uint64_t> flush_generation_{0};
   std::atomic<uint64_t> hashes_{0}, cache_hits_{0}, bytes_hashed_{0};
 };

@@ -73,6 +73,9 @@ class ReaderCloseGroup {
     return by_handle_.size();
   }
   // Forgets handles of inodes for which keep() is false, when more than max are known.
+  // kMaxKnown: limd's bound (about 140 bytes a handle; a forgotten one is learned again,
+  // one name_to_handle_at, at the inode's next read-open).
+  static constexpr size_t kMaxKnown = 1 << 14;
   void Prune(size_t max, const std::function<bool(const InodeKey&)>& keep);
 
   // Reads every queued close; on_close(inode, tid) for each one of a learned inode.

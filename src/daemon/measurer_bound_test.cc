@@ -1,0 +1,130 @@
+// The Measurer's per-inode table stays within MeasurerConfig::max_inodes however many
+// inodes are opened (issue 18 item 12), and dropping an idle inode costs only a hash: no
+// missed measurement, no duplicate entry, exact counts and event order for open inodes.
+#include <gtest/gtest.h>
+
+#include <future>
+#include <thread>
+
+#include "daemon/measurer.h"
+#include "daemon/measurer_test_util.h"
+
+namespace lim::daemon {
+namespace {
+
+class MeasurerBoundTest : public testing::MeasurerFixture {
+ protected:
+  static constexpr size_t kCap = 64;
+  void SetUp() override {
+    ASSERT_NO_FATAL_FAILURE(OpenParts("measure func=FILE_CHECK mask=MAY_READ\n"));
+    MeasurerConfig mc;
+    mc.max_inodes = kCap;
+    measurer_ = std::make_unique<Measurer>(mc, matcher_.get(), list_.get(), &env_);
+  }
+  Access Read(int fd, const std::string& path) {
+    Access a;
+    a.fd = fd;
+    a.path = path;
+    a.func = ima::ImaHook::kFileCheck;
+    a.mask = ima::may::kRead;
+    a.key = Key(fd);
+    a.counts = measurer_->NoteOpen(a.key, false, true);
+    return a;
+  }
+  // A reader's open and its last close, as the fanotify layer reports them.
+  Verdict OpenClose(int fd, const std::string& path) {
+    Verdict v = measurer_->Process(Read(fd, path));
+    measurer_->ApplyClose(Key(fd), measurer_->NoteClose(Key(fd), false), env_.file(fd).facts);
+    return v;
+  }
+};
+
+TEST_F(MeasurerBoundTest, TableNeverExceedsTheCap) {
+  for (int i = 0; i < 5000; ++i) {
+    int fd = env_.NewFile("file " + std::to_string(i));
+    ASSERT_TRUE(OpenClose(fd, "/f" + std::to_string(i)).measured);
+    ASSERT_LE(measurer_->tracked_inodes(), kCap) << "after " << i + 1 << " inodes";
+  }
+  EXPECT_GE(measurer_->evictions(), 5000 - kCap);
+  EXPECT_EQ(list_->entries(), 5001u);  // boot_aggregate and one per file: none missed
+}
+
+TEST_F(MeasurerBoundTest, AnEvictedInodeIsHashedAgainWithoutADuplicateEntry) {
+  int a = env_.NewFile("kept content");
+  ASSERT_TRUE(OpenClose(a, "/a").measured);
+  EXPECT_TRUE(OpenClose(a, "/a").cached);  // still tracked: no hash
+  for (size_t i = 0; i < 4 * kCap; ++i) OpenClose(env_.NewFile("other " + std::to_string(i)), "/o");
+  uint64_t entries = list_->entries();
+  uint64_t hashes = measurer_->hashes();
+  Verdict v = OpenClose(a, "/a");  // dropped meanwhile: hashed again, the same template digest
+  EXPECT_EQ(measurer_->hashes(), hashes + 1);
+  EXPECT_FALSE(v.measured);
+  EXPECT_TRUE(v.duplicate);
+  EXPECT_EQ(list_->entries(), entries);
+  // Changed while untracked: the new content is a new entry (nothing stale was kept).
+  for (size_t i = 0; i < 4 * kCap; ++i) OpenClose(env_.NewFile("more " + std::to_string(i)), "/o");
+  env_.Write(a, "new content");
+  EXPECT_TRUE(OpenClose(a, "/a").measured);
+  EXPECT_EQ(list_->entries(), entries + 4 * kCap + 1);
+}
+
+TEST_F(MeasurerBoundTest, OpenInodesKeepTheirCounts) {
+  std::vector<int> fds;
+  for (size_t i = 0; i < 3 * kCap; ++i) {
+    fds.push_back(env_.NewFile("open " + std::to_string(i)));
+    measurer_->Process(Read(fds.back(), "/open"));  // never closed
+  }
+  // Beyond the cap only because every one of them is open.
+  EXPECT_EQ(measurer_->tracked_inodes(), 3 * kCap);
+  for (int fd : fds) EXPECT_EQ(measurer_->Readers(Key(fd)), 1);
+  for (int fd : fds) measurer_->ApplyClose(Key(fd), measurer_->NoteClose(Key(fd), false), env_.file(fd).facts);
+  for (size_t i = 0; i < 4 * kCap; ++i) OpenClose(env_.NewFile("after " + std::to_string(i)), "/p");
+  EXPECT_LE(measurer_->tracked_inodes(), kCap);
+}
+
+TEST_F(MeasurerBoundTest, AWriterKeepsItsInodeAndItsViolationEpisode) {
+  int w = env_.NewFile("being written");
+  Access wa = Read(w, "/w");
+  measurer_->Process(wa);
+  measurer_->ApplyClose(Key(w), measurer_->NoteClose(Key(w), false), env_.file(w).facts);
+  OpenCounts wc = measurer_->NoteOpen(Key(w), true, false);  // a writer, never closed here
+  Access write = wa;
+  write.open_for_write = true;
+  write.mask = ima::may::kWrite;
+  write.counts = wc;
+  measurer_->Process(write);
+  for (size_t i = 0; i < 4 * kCap; ++i) OpenClose(env_.NewFile("x " + std::to_string(i)), "/x");
+  // The writer's inode was not dropped: a reader now sees the writer (open_writers).
+  Verdict v = measurer_->Process(Read(w, "/w"));
+  EXPECT_EQ(v.violations, 1);
+  EXPECT_EQ(list_->violations(), 1u);
+}
+
+TEST_F(MeasurerBoundTest, AnOutstandingTicketKeepsItsInode) {
+  int fd = env_.NewFile("ticketed");
+  ASSERT_TRUE(OpenClose(fd, "/t").measured);  // tickets 0 and 1 served
+  // Ticket 2, handed out and not yet run; no open counted (an exec or ELF step's ticket).
+  Access later;
+  later.fd = fd;
+  later.path = "/t";
+  later.func = ima::ImaHook::kFileCheck;
+  later.mask = ima::may::kRead;
+  later.key = Key(fd);
+  later.counts = measurer_->NoteOpen(Key(fd), false, false);
+  ASSERT_EQ(measurer_->Readers(Key(fd)), 0);
+  for (size_t i = 0; i < 4 * kCap; ++i) OpenClose(env_.NewFile("y " + std::to_string(i)), "/y");
+  // Dropped and recreated, the state would wait for that ticket forever (it would serve 0).
+  auto result = std::make_shared<std::promise<Verdict>>();
+  auto done = result->get_future();
+  Measurer* m = measurer_.get();
+  std::thread([m, later, result] { result->set_value(m->Process(later)); }).detach();
+  if (done.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    (void)measurer_.release();  // the stuck thread still uses it
+    (void)list_.release();
+    FAIL() << "the ticket's turn never came";
+  }
+  EXPECT_TRUE(done.get().cached);  // and the verdict survived with it
+}
+
+}  // namespace
+}  // namespace lim::daemon

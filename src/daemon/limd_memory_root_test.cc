@@ -1,0 +1,108 @@
+// Root test: limd's memory stays bounded however many distinct inodes an unprivileged user
+// opens (issue 18 item 12). limd watches the test's own tmpfs with the tcb rules (without
+// their tmpfs exclusion, so root's reads are measured); uid 65534 creates and reads files,
+// then root reads them. Skipped when not root or without fanotify permission events.
+#include <fcntl.h>
+#include <grp.h>
+#include <gtest/gtest.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "base/file.h"
+#include "daemon/limd_test_util.h"
+#include "daemon/list_rows_test_util.h"
+#include "tests/testing.h"
+
+namespace lim::daemon {
+namespace {
+
+using lim::testing::ShellQuote;
+
+// Creates (write one byte) and reads files dir/f<first>…dir/f<first+n-1>, as uid (a forked
+// child; 0: as root). True when every open, write and read worked.
+bool CreateAndRead(const std::string& dir, int first, int n, uid_t uid, bool create) {
+  pid_t child = fork();
+  if (child == 0) {
+    if (uid != 0 && (setgroups(0, nullptr) != 0 || setresgid(uid, uid, uid) != 0 || setresuid(uid, uid, uid) != 0)) {
+      _exit(3);
+    }
+    for (int i = first; i < first + n; ++i) {
+      std::string f = dir + "/f" + std::to_string(i);
+      char b = 'x';
+      if (create) {
+        int w = ::open(f.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (w < 0 || ::write(w, &b, 1) != 1) _exit(4);
+        ::close(w);
+      }
+      int r = ::open(f.c_str(), O_RDONLY | O_CLOEXEC);
+      if (r < 0 || ::read(r, &b, 1) != 1) _exit(5);
+      ::close(r);
+    }
+    _exit(0);
+  }
+  int st = 0;
+  return child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+long StatusKb(pid_t pid, const char* key) {
+  auto s = ReadFileText("/proc/" + std::to_string(pid) + "/status");
+  if (!s.ok()) return -1;
+  size_t at = s->find(key);
+  return at == std::string::npos ? -1 : std::atol(s->c_str() + at + std::strlen(key));
+}
+
+TEST(LimdMemoryRoot, ManyInodesOfAnyUserKeepRssBounded) {
+  std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  if (!why.empty()) GTEST_SKIP() << why;
+  constexpr int kFiles = 20000;
+  testing::ScratchMounts mounts;
+  std::string mnt, state = lim::testing::MakeTempDir();
+  ASSERT_EQ(mounts.AddTmpfs(&mnt, "size=512m,nr_inodes=0"), "");
+  std::string user_dir = mnt + "/u", root_dir = mnt + "/r";
+  ASSERT_EQ(::mkdir(user_dir.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir(root_dir.c_str(), 0755), 0);
+  ASSERT_EQ(::chown(user_dir.c_str(), 65534, 65534), 0);
+  ASSERT_TRUE(WriteFileBytes(state + "/policy", AsBytes("measure func=BPRM_CHECK mask=MAY_EXEC\n"
+                                                        "measure func=FILE_CHECK mask=MAY_READ uid=0\n"
+                                                        "measure func=MMAP_CHECK mask=MAY_EXEC\n"))
+                  .ok());
+  testing::LimdChild limd;
+  // A small --inode-cache, so the bound is reached (and must hold) within the test's files.
+  ASSERT_FALSE(limd.Start(testing::LimdCommand(state, mnt,
+                                               "--no-tpm --config /dev/null --inode-cache 1024 --policy " +
+                                                   ShellQuote(state + "/policy")),
+                          state, 120)
+                   .has_value());
+  ASSERT_GT(limd.pid(), 0);
+  long start = StatusKb(limd.pid(), "VmRSS:");
+  // uid 65534: twice kFiles new inodes. The first pass fills every cache to its bound; the
+  // second may reuse that memory but not add to it (before the bound: ~600 bytes an inode,
+  // 12 MiB a pass).
+  ASSERT_TRUE(CreateAndRead(user_dir, 0, kFiles, 65534, true));
+  long first = StatusKb(limd.pid(), "VmRSS:");
+  ASSERT_TRUE(CreateAndRead(user_dir, kFiles, kFiles, 65534, true));
+  long second = StatusKb(limd.pid(), "VmRSS:");
+  // Root reads kFiles new files: each one measured (list entries and the duplicate table
+  // grow, as the kernel's), then reads them again: no entry more.
+  ASSERT_TRUE(CreateAndRead(root_dir, 0, kFiles, 0, true));
+  size_t entries = testing::ReadListRows(state + "/binary_runtime_measurements").size();
+  ASSERT_TRUE(CreateAndRead(root_dir, 0, kFiles, 0, false));
+  size_t again = testing::ReadListRows(state + "/binary_runtime_measurements").size();
+  long peak = StatusKb(limd.pid(), "VmHWM:");
+  std::printf("limd RSS: start %ld KiB, %d inodes %ld KiB, %d more %ld KiB; root %d files: peak %ld KiB\n", start,
+              kFiles, first, kFiles, second, kFiles, peak);
+  EXPECT_EQ(limd.Stop(), 0);
+  EXPECT_GE(entries, static_cast<size_t>(kFiles));  // boot_aggregate, lim-start, one per root file
+  EXPECT_EQ(again, entries);                          // evicted or cached: never a second entry
+  EXPECT_LT(second - first, 2 * 1024) << "the second pass of new inodes grew limd";
+  EXPECT_LT(peak, 32 * 1024);
+}
+
+}  // namespace
+}  // namespace lim::daemon

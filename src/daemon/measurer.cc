@@ -63,11 +63,10 @@ void Measurer::Publish(const ima::PolicyMatcher* matcher) {
 
 std::shared_ptr<Measurer::InodeState> Measurer::Get(const InodeKey& key) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  SlotLocked(key);
-  return table_.find(key)->second;
+  return SlotLocked(key);
 }
 
-Measurer::InodeState& Measurer::SlotLocked(const InodeKey& key) {
+const std::shared_ptr<Measurer::InodeState>& Measurer::SlotLocked(const InodeKey& key) {
   auto it = table_.find(key);
   if (it != table_.end()) {
     InodeState* st = it->second.get();
@@ -75,13 +74,13 @@ Measurer::InodeState& Measurer::SlotLocked(const InodeKey& key) {
       LruUnlinkLocked(st);
       LruPushLocked(st);
     }
-    return *st;
+    return it->second;
   }
   if (table_.size() >= config_.max_inodes) EvictLocked();  // before the new one: never dropped
   auto p = std::make_shared<InodeState>();
   p->key = key;
   LruPushLocked(p.get());
-  return *table_.emplace(key, std::move(p)).first->second;
+  return table_.emplace(key, std::move(p)).first->second;
 }
 
 void Measurer::LruUnlinkLocked(InodeState* st) {
@@ -136,7 +135,7 @@ Measurer::Turn::~Turn() {
 
 OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  InodeState& s = SlotLocked(key);
+  InodeState& s = *SlotLocked(key);
   OpenCounts c{s.writers, s.readers, s.next_ticket++};
   if (write) s.writers++;
   if (read_only) s.readers++;
@@ -145,7 +144,7 @@ OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
 
 CloseNote Measurer::NoteClose(const InodeKey& key, bool was_write) {
   std::lock_guard<std::mutex> lk(table_mu_);
-  InodeState& s = SlotLocked(key);
+  InodeState& s = *SlotLocked(key);
   CloseNote n;
   n.ticket = s.next_ticket++;
   if (was_write) {
@@ -235,7 +234,10 @@ Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::opt
   Bytes digest = h.Final();
   const HashAlgo* stable = nullptr;  // the state keeps a pointer, not a copy
   for (const HashAlgo& x : AllHashAlgos()) {
-    if (x == algo) stable = &x;
+    if (x == algo) {
+      stable = &x;
+      break;
+    }
   }
   if (!stable || digest.size() != algo.size || digest.size() > kMaxDigest) {
     return Status::Internal(std::string("cannot keep a ") + algo.kernel_name + " digest");

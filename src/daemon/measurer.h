@@ -229,7 +229,7 @@ class Measurer {
   bool SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view);
   std::shared_ptr<InodeState> Get(const InodeKey& key);
   // Under table_mu_: the inode's state (created if missing), now the most recently used.
-  InodeState& SlotLocked(const InodeKey& key);
+  const std::shared_ptr<InodeState>& SlotLocked(const InodeKey& key);
   // Under table_mu_: drops idle states, oldest first, until fewer than max_inodes remain
   // (looking at no more than kEvictScan states per call: bounded work on the reader thread).
   void EvictLocked();

@@ -220,13 +220,19 @@ Result<HashAlgo> Measurer::AlgoFor(const std::optional<Bytes>& xattr) const {
 Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st) {
   LIM_ASSIGN_OR_RETURN(HashAlgo algo, AlgoFor(xattr));
   LIM_ASSIGN_OR_RETURN(Hasher h, Hasher::Create(algo));
-  thread_local Bytes buf;
-  if (buf.size() != config_.read_block) buf.resize(config_.read_block);
+  // Not zero-filled: only the pages reads have filled are resident (one small file costs a
+  // page of the 1 MiB, not all of it, in every hashing thread).
+  thread_local std::unique_ptr<uint8_t[]> buf;
+  thread_local size_t buf_size = 0;
+  if (buf_size != config_.read_block) {
+    buf.reset(new uint8_t[config_.read_block]);
+    buf_size = config_.read_block;
+  }
   uint64_t off = 0;
   for (;;) {
-    LIM_ASSIGN_OR_RETURN(size_t n, env_->Pread(a.fd, buf.data(), buf.size(), off));
+    LIM_ASSIGN_OR_RETURN(size_t n, env_->Pread(a.fd, buf.get(), buf_size, off));
     if (n == 0) break;
-    h.Update({buf.data(), n});
+    h.Update({buf.get(), n});
     off += n;
   }
   bytes_hashed_ += off;

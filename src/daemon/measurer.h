@@ -102,7 +102,7 @@ struct MeasurerConfig {
   HashAlgo hash = Sha256Algo();
   int pcr = 10;
   size_t read_block = 1 << 20;
-  // Inodes tracked before idle ones are dropped (limd --inode-cache). About 300 bytes each.
+  // Inodes tracked before idle ones are dropped (limd --inode-cache). About 360 bytes each with its table slot.
   size_t max_inodes = kDefaultMaxInodes;
   static constexpr size_t kDefaultMaxInodes = 16384;
   static constexpr size_t kMinInodes = 64, kMaxInodes = size_t{1} << 24;

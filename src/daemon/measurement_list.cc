@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -125,6 +126,12 @@ Result<std::unique_ptr<MeasurementList>> MeasurementList::Open(const ListConfig&
     }
   }
   l->visible_bytes_.store(l->list_size_);
+#ifdef __GLIBC__
+  // The replay's per-entry buffers (a digest per bank and entry) are freed now, but glibc
+  // keeps pages of its heap that lie below live blocks (the duplicate table's): give them
+  // back, or a restart over a long list keeps its peak as RSS for good.
+  malloc_trim(0);
+#endif
   return l;
 }
 

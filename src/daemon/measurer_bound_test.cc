@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "daemon/file_kind_cache.h"
 #include "daemon/measurer.h"
 #include "daemon/measurer_test_util.h"
 
@@ -124,6 +125,20 @@ TEST_F(MeasurerBoundTest, AnOutstandingTicketKeepsItsInode) {
     FAIL() << "the ticket's turn never came";
   }
   EXPECT_TRUE(done.get().cached);  // and the verdict survived with it
+}
+
+TEST(FileKindCacheBound, NeverHoldsMoreThanItsBound) {
+  FileKindCache c;
+  FileFacts f;
+  f.ctime_ns = f.mtime_ns = 1000;
+  for (uint64_t i = 0; i < 3 * FileKindCache::kMaxEntries; ++i) {
+    c.Put({1, i}, f, FileKindCache::kElf);
+    ASSERT_LE(c.size(), FileKindCache::kMaxEntries);
+  }
+  uint64_t last = 3 * FileKindCache::kMaxEntries - 1;
+  ASSERT_TRUE(c.Get({1, last}, f).has_value());  // the newest survives a clear
+  f.size = 1;
+  EXPECT_FALSE(c.Get({1, last}, f).has_value());  // the tuple it keeps still decides
 }
 
 }  // namespace

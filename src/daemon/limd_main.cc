@@ -29,6 +29,7 @@
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
 #include "daemon/mount_watch.h"
+#include "daemon/own_files.h"
 #include "daemon/securityfs_view.h"
 #include "daemon/side_group.h"
 #include "daemon/startup_scan.h"
@@ -176,7 +177,10 @@ int Run(int argc, char** argv) {
         ": exempt like limd itself (its accesses are answered at once, never measured)");
   }
   daemon::Env* env = daemon::RealEnv();
+  // limd's own state files are its securityfs: never measured at FILE_CHECK (OwnFiles).
+  daemon::OwnFiles own_files;
   daemon::ListConfig lc;
+  lc.own_files = &own_files;
   lc.state_dir = state;
   lc.pcr = pcr;
   lc.pcr_explicit = flags.pcr_explicit;
@@ -195,6 +199,7 @@ int Run(int argc, char** argv) {
   mc.template_name = template_name;
   mc.hash = *algo;
   mc.pcr = pcr;
+  mc.own_files = &own_files;
   daemon::Measurer measurer(mc, live_policy.matcher(), list->get(), env, [&](const std::string& fields) {
     logger.Audit(daemon::AuditType::kIntegrityPcr, fields);
   });
@@ -377,6 +382,8 @@ int Run(int argc, char** argv) {
     j["reader_close_drains"] = ds.reader_close_drains.load();
     j["exec_open_reuses"] = ds.exec_open_reuses.load();
     j["ignore_marks_removed"] = ds.ignores_removed.load();
+    j["own_files"] = own_files.size();
+    j["own_files_revoked"] = own_files.revoked();
     j["uptime_seconds"] = secs;
     j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
     j["latency_us"] = {{"p50", ds.Percentile(0.5)},
@@ -389,7 +396,7 @@ int Run(int argc, char** argv) {
     return j.dump(2) + "\n";
   };
   auto write_status = [&](bool running) {
-    (void)WriteFileBytes(state + "/status.json", AsBytes(status_json(running)), 0600);
+    (void)own_files.Write(state + "/status.json", AsBytes(status_json(running)), 0600);
   };
   live_status = [&] { return status_json(true); };
   if (control) {
@@ -399,7 +406,7 @@ int Run(int argc, char** argv) {
   {
     // A ready file for supervisors and tests: written once the marks (and the control
     // socket) are in place.
-    Status ready = WriteFileBytes(state + "/limd.ready", AsBytes(std::to_string(::getpid()) + "\n"), 0600);
+    Status ready = own_files.Write(state + "/limd.ready", AsBytes(std::to_string(::getpid()) + "\n"), 0600);
     if (!ready.ok()) log("no ready file: " + ready.message());
   }
   std::atomic<bool> status_stop{false};

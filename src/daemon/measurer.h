@@ -31,6 +31,7 @@
 
 #include "daemon/env.h"
 #include "daemon/measurement_list.h"
+#include "daemon/own_files.h"
 #include "ima/policy_match.h"
 
 namespace lim::daemon {
@@ -94,6 +95,9 @@ struct MeasurerConfig {
   HashAlgo hash = Sha256Algo();
   int pcr = 10;
   size_t read_block = 1 << 20;
+  // limd's own state files (OwnFiles): FILE_CHECK of them is never measured, and a
+  // write-open by anyone else (NoteOpen) takes an inode out. May be null.
+  OwnFiles* own_files = nullptr;
 };
 
 // Audit record fields sink ("pid=1 uid=0 op=invalid_pcr cause=open_writers … name=\"/p\" …").
@@ -213,6 +217,10 @@ class Measurer {
   Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
   Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
   void Violation(const Access& a, const char* cause, const FileFacts& f);
+  // FILE_CHECK of one of limd's own state files: nothing to decide (OwnFiles).
+  bool OwnStateFile(const Access& a, const FileFacts& facts) const {
+    return a.func == ima::ImaHook::kFileCheck && config_.own_files && config_.own_files->Contains(facts.dev, facts.ino);
+  }
 
   MeasurerConfig config_;
   std::atomic<const PolicyView*> view_{nullptr};

@@ -1,7 +1,7 @@
 // What fanotify alone got wrong or never showed (issue 17): limd measuring its own state
 // files (item 6: reading the list after every append added an entry about the list), and
 // programs running from a memfd (item 5: only a log line "cannot measure executable of pid
-// …"). Root only; the test's own tmpfs; limd under `timeout -k`, stopped by pid.
+// …"), and keys added to keyrings (item 4: a KEY_CHECK rule recorded nothing). Root only; the test's own tmpfs; limd under `timeout -k`, stopped by pid.
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
@@ -12,6 +12,7 @@
 #include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "daemon/memfd_exec_test_util.h"
+#include "daemon/trace_events.h"
 #include "tests/testing.h"
 
 #ifndef LIMD_BIN
@@ -97,6 +98,49 @@ TEST_F(LimdBlindSpots, AMemfdProgramRunningAtStartIsMeasured) {
   auto log = ReadFileText(state_ + "/log");
   ASSERT_TRUE(log.ok());
   EXPECT_EQ(log->find("cannot measure executable"), std::string::npos) << *log;
+}
+
+TEST_F(LimdBlindSpots, AnImportedKeyIsInTheListWhenTheNextCommandRuns) {
+  for (const char* tool : {"keyctl", "evmctl", "openssl"}) {
+    if (lim::testing::RunCommand(std::string("command -v ") + tool).exit_code != 0) GTEST_SKIP() << "no " << tool;
+  }
+  if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  std::string dir = lim::testing::MakeTempDir();
+  std::string cert = dir + "/cert.der";
+  // RSA: this kernel has no CONFIG_CRYPTO_ECDSA.
+  auto gen = lim::testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir +
+                                      "/key.pem -outform DER -out " + cert +
+                                      " -subj '/O=Lim Tests/CN=lim key import test' -days 2 2>&1");
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=KEY_CHECK keyrings=key_import_test\n"));
+  // In a fresh session keyring; the command after evmctl reads the list.
+  std::string lim = ShellQuote(lim::testing::LimBinary());
+  auto r = lim::testing::RunCommand(
+      "cd " + ShellQuote(dir) + " && timeout 20 keyctl session - sh -c " +
+      ShellQuote("id=$(keyctl newring key_import_test @s) && evmctl import cert.der $id >/dev/null && " + lim +
+                 " log " + ShellQuote(list_) + " && other=$(keyctl newring other_ring @s) && evmctl import cert.der "
+                 "$other >/dev/null && keyctl add user lim-user-key secret $id >/dev/null"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto cert_bytes = ReadFileBytes(cert);
+  ASSERT_TRUE(cert_bytes.ok());
+  std::string digest = "sha256:" + ToHex(*Digest(Sha256Algo(), *cert_bytes));
+  // `lim log` ran right after evmctl returned: the entry was already there.
+  EXPECT_NE(r.out.find(" ima-buf " + digest + " key_import_test " + ToHex(*cert_bytes)), std::string::npos)
+      << r.out;
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(limd_.Stop(SIGTERM), 0);
+  int keys = 0, gaps = 0;
+  for (const auto& row : testing::ReadListRows(list_)) {
+    if (row.name == "key_import_test") {
+      keys++;
+      EXPECT_EQ(row.tmpl, "ima-buf");
+      EXPECT_EQ(row.extra, *cert_bytes);
+    }
+    gaps += row.name == "lim-key-unmeasured";
+    EXPECT_NE(row.name, "other_ring");  // keyrings= does not name it
+  }
+  EXPECT_EQ(keys, 1);
+  EXPECT_EQ(gaps, 0);
 }
 
 }  // namespace

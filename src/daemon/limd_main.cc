@@ -23,6 +23,7 @@
 #include "base/own_threads.h"
 #include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
+#include "daemon/key_watch.h"
 #include "daemon/limd_flags.h"
 #include "daemon/live_policy.h"
 #include "daemon/logger.h"
@@ -326,6 +327,13 @@ int Run(int argc, char** argv) {
       log);
   s = mounts->Start();
   if (!s.ok()) return Fail(s);
+  // KEY_CHECK: asymmetric keys added to keyrings (no fanotify event; add_key tracepoints).
+  daemon::KeyWatch keys(&measurer, list->get(), log);
+  if (auto tracefs = daemon::TracefsDir(); !tracefs.ok()) {
+    log("keys are not measured: " + tracefs.status().message());
+  } else if (Status ks = keys.Start(*tracefs, reader_nice); !ks.ok()) {
+    log("keys are not measured: " + ks.message());
+  }
   log("watching " + std::to_string((*d)->marks() + sides->marks()) + " filesystem mark(s) (" +
       std::to_string(sides->marks()) + " overlay/FUSE), " +
       std::to_string((*d)->precontent_marks()) + " with pre-content; FAN_REPORT_TID " +
@@ -382,6 +390,9 @@ int Run(int argc, char** argv) {
     j["reader_close_drains"] = ds.reader_close_drains.load();
     j["exec_open_reuses"] = ds.exec_open_reuses.load();
     j["ignore_marks_removed"] = ds.ignores_removed.load();
+    j["keys_measured"] = keys.measured();
+    j["key_gaps"] = keys.gaps();
+    j["key_delay_us"] = {{"p50", keys.DelayPercentile(0.5)}, {"p99", keys.DelayPercentile(0.99)}};
     j["own_files"] = own_files.size();
     j["own_files_revoked"] = own_files.revoked();
     j["uptime_seconds"] = secs;
@@ -417,6 +428,7 @@ int Run(int argc, char** argv) {
     }
   });
   reader.join();
+  keys.Stop();
   s = run_status;
   g_daemon.store(nullptr);
   status_stop = true;

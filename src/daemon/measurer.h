@@ -149,6 +149,11 @@ class Measurer {
   bool CredsMatter(ima::ImaHook func, uint32_t mask) const {
     return view_.load(std::memory_order_acquire)->CredsMatter(func, mask);
   }
+  // The current policy's decision for an access without a file (KEY_CHECK: keyring name in
+  // func_data): for measurements of buffers (daemon/key_watch.h).
+  ima::PolicyDecision DecideBuffer(const ima::PolicyAccess& access) const {
+    return view_.load(std::memory_order_acquire)->matcher->Decide(access, ima::action::kMeasure);
+  }
   // Gives up a ticket from NoteOpen() without processing (the step did not apply).
   void Skip(const InodeKey& key, uint64_t ticket);
 

@@ -125,31 +125,24 @@ std::optional<std::string> SpecialKeyringName(int32_t ringid, uint32_t uid) {
   }
 }
 
-KeyWatch::~KeyWatch() { Stop(); }
-
-Status KeyWatch::Start(const std::string& tracefs, int nice) {
-  trace_ = std::make_unique<TraceEvents>(
-      tracefs, [this](const TraceRecord& r) { OnRecord(r); },
-      [this](uint64_t n) {
-        if (log_) log_("key watch: the kernel dropped " + std::to_string(n) + " add_key trace records");
-      });
-  LIM_ASSIGN_OR_RETURN(enter_event_, trace_->Add("syscalls/sys_enter_add_key"));
-  LIM_ASSIGN_OR_RETURN(exit_event_, trace_->Add("syscalls/sys_exit_add_key"));
-  return trace_->Start(nice);
+Status KeyWatch::Attach(TraceEvents* trace) {
+  LIM_ASSIGN_OR_RETURN(enter_event_, trace->Add("syscalls/sys_enter_add_key"));
+  LIM_ASSIGN_OR_RETURN(exit_event_, trace->Add("syscalls/sys_exit_add_key"));
+  return Status::Ok();
 }
 
-void KeyWatch::Stop() {
-  if (trace_) trace_->Stop();
-}
-
-void KeyWatch::OnRecord(const TraceRecord& r) {
+bool KeyWatch::OnRecord(const TraceRecord& r) {
   if (r.event == enter_event_) {
     OnEnter(static_cast<pid_t>(r.tid), static_cast<uint64_t>(r.Int("_type").value_or(0)),
             static_cast<uint64_t>(r.Int("_payload").value_or(0)), static_cast<uint64_t>(r.Int("plen").value_or(0)),
             static_cast<int32_t>(r.Int("ringid").value_or(0)), r.time_ns);
-  } else if (r.event == exit_event_) {
-    OnExit(static_cast<pid_t>(r.tid), r.Int("ret").value_or(-1), r.time_ns);
+    return true;
   }
+  if (r.event == exit_event_) {
+    OnExit(static_cast<pid_t>(r.tid), r.Int("ret").value_or(-1), r.time_ns);
+    return true;
+  }
+  return false;
 }
 
 void KeyWatch::OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uint64_t plen, int32_t ringid,

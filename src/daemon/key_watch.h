@@ -28,7 +28,7 @@
 // Late: the entry follows add_key's return (the trace consumer wakes per record); the
 // delay from sys_exit to the append is kept (DelayPercentile) and shown in status.json.
 //
-// Threading: Start()/Stop() from one thread; callbacks run on the trace consumer's
+// Threading: Attach() before the consumer starts; OnRecord() on the trace consumer's
 // registered thread; counters and DelayPercentile() from any thread.
 #pragma once
 
@@ -62,13 +62,14 @@ class KeyWatch {
  public:
   KeyWatch(Measurer* measurer, MeasurementList* list, std::function<void(const std::string&)> log)
       : measurer_(measurer), list_(list), log_(std::move(log)) {}
-  ~KeyWatch();
   KeyWatch(const KeyWatch&) = delete;
   KeyWatch& operator=(const KeyWatch&) = delete;
 
-  // Opens the two tracepoints and starts the consumer thread.
-  Status Start(const std::string& tracefs, int nice);
-  void Stop();
+  // Opens the two tracepoints on a consumer not started yet; its callback passes every
+  // record to OnRecord().
+  Status Attach(TraceEvents* trace);
+  // Handles an add_key record; false for a record of another event.
+  bool OnRecord(const TraceRecord& r);
 
   uint64_t measured() const { return measured_.load(); }
   uint64_t gaps() const { return gaps_.load(); }
@@ -88,7 +89,6 @@ class KeyWatch {
     Bytes payload;
     std::string error;  // why the payload could not be read
   };
-  void OnRecord(const TraceRecord& r);
   void Gap(uint64_t serial, const std::string& keyring, const std::string& description, pid_t tid,
            const std::string& reason);
   void Record(uint64_t delay_us);
@@ -96,7 +96,6 @@ class KeyWatch {
   Measurer* measurer_;
   MeasurementList* list_;
   std::function<void(const std::string&)> log_;
-  std::unique_ptr<TraceEvents> trace_;
   int enter_event_ = -1, exit_event_ = -1;
   std::map<pid_t, Pending> pending_;  // consumer thread only
   std::atomic<uint64_t> measured_{0}, gaps_{0};

@@ -124,9 +124,13 @@ TEST_F(LimdBlindSpots, AnImportedKeyIsInTheListWhenTheNextCommandRuns) {
   auto cert_bytes = ReadFileBytes(cert);
   ASSERT_TRUE(cert_bytes.ok());
   std::string digest = "sha256:" + ToHex(*Digest(Sha256Algo(), *cert_bytes));
-  // `lim log` ran right after evmctl returned: the entry was already there.
-  EXPECT_NE(r.out.find(" ima-buf " + digest + " key_import_test " + ToHex(*cert_bytes)), std::string::npos)
-      << r.out;
+  // `lim log` ran right after evmctl returned: the key was already in the list — its entry,
+  // or, when limd lost the race for the caller's memory (evmctl exits right after add_key;
+  // about 3 % at load 9 on this machine, docs/limd.md "Keys"), a gap naming the keyring.
+  bool entry_next = r.out.find(" ima-buf " + digest + " key_import_test " + ToHex(*cert_bytes)) != std::string::npos;
+  bool gap_next = r.out.find(" lim-key-unmeasured " + ToHex(AsBytes(std::string("serial=")))) != std::string::npos &&
+                  r.out.find(ToHex(AsBytes(std::string(";keyring=key_import_test;")))) != std::string::npos;
+  EXPECT_TRUE(entry_next || gap_next) << r.out << r.err << *ReadFileText(state_ + "/log");
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_EQ(limd_.Stop(SIGTERM), 0);
   int keys = 0, gaps = 0;
@@ -136,11 +140,42 @@ TEST_F(LimdBlindSpots, AnImportedKeyIsInTheListWhenTheNextCommandRuns) {
       EXPECT_EQ(row.tmpl, "ima-buf");
       EXPECT_EQ(row.extra, *cert_bytes);
     }
-    gaps += row.name == "lim-key-unmeasured";
+    std::string buf(row.extra.begin(), row.extra.end());
+    gaps += row.name == "lim-key-unmeasured" && buf.find(";keyring=key_import_test;") != std::string::npos;
     EXPECT_NE(row.name, "other_ring");  // keyrings= does not name it
   }
-  EXPECT_EQ(keys, 1);
-  EXPECT_EQ(gaps, 0);
+  EXPECT_EQ(keys + gaps, 1);
+  if (gaps) std::printf("the payload race was lost this time: %s\n", ReadFileText(state_ + "/log")->c_str());
+}
+
+TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
+  if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=BPRM_CHECK mask=MAY_EXEC\n"));
+  std::string name = "lim-late-" + std::to_string(::getpid());
+  testing::MemfdExec child;
+  ASSERT_TRUE(child.Start("/bin/sleep", name, {"sleep", "60"}));
+  auto bin = ReadFileBytes("/bin/sleep");
+  ASSERT_TRUE(bin.ok());
+  int found = 0;
+  for (int i = 0; i < 100 && found == 0; ++i) {  // the entry follows the exec (tracepoint)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (const auto& row : testing::ReadListRows(list_)) {
+      if (row.name == "memfd:" + name && row.digest == *Digest(Sha256Algo(), *bin)) found++;
+    }
+  }
+  EXPECT_EQ(found, 1);
+  // A memfd program that is gone at once: its entry, or a gap naming it — never nothing.
+  testing::MemfdExec quick;
+  quick.Start("/bin/true", name + "-true", {"true"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(limd_.Stop(SIGTERM), 0);
+  int seen = 0;
+  for (const auto& row : testing::ReadListRows(list_)) {
+    std::string buf(row.extra.begin(), row.extra.end());
+    if (row.name == "memfd:" + name + "-true") seen++;
+    if (row.name == "lim-exe-unmeasured" && buf.find("exe=/dev/fd/") != std::string::npos) seen++;
+  }
+  EXPECT_EQ(seen, 1);
 }
 
 }  // namespace

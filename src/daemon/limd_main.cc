@@ -4,6 +4,7 @@
 // "limd: …" and exit 2 (bad usage) or 1 (a check did not hold, e.g. the TPM disagrees).
 #include <climits>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/fanotify.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -31,6 +32,8 @@
 #include "daemon/measurer.h"
 #include "daemon/mount_watch.h"
 #include "daemon/own_files.h"
+#include "daemon/process_exe.h"
+#include "daemon/trace_events.h"
 #include "daemon/securityfs_view.h"
 #include "daemon/side_group.h"
 #include "daemon/startup_scan.h"
@@ -327,12 +330,60 @@ int Run(int argc, char** argv) {
       log);
   s = mounts->Start();
   if (!s.ok()) return Fail(s);
-  // KEY_CHECK: asymmetric keys added to keyrings (no fanotify event; add_key tracepoints).
+  // What fanotify never shows, from tracepoints (perf_event_open, no BPF): KEY_CHECK
+  // (asymmetric keys added to keyrings: add_key) and memfd execs (sched_process_exec).
   daemon::KeyWatch keys(&measurer, list->get(), log);
+  std::unique_ptr<daemon::TraceEvents> trace;
+  int exec_event = -1;
+  std::atomic<uint64_t> memfd_execs{0}, memfd_gaps{0};
   if (auto tracefs = daemon::TracefsDir(); !tracefs.ok()) {
-    log("keys are not measured: " + tracefs.status().message());
-  } else if (Status ks = keys.Start(*tracefs, reader_nice); !ks.ok()) {
-    log("keys are not measured: " + ks.message());
+    log("keys and memfd execs are not measured while running: " + tracefs.status().message());
+  } else {
+    trace = std::make_unique<daemon::TraceEvents>(
+        *tracefs,
+        [&](const daemon::TraceRecord& r) {
+          // The add_key payload is read from the caller's memory when its sys_enter record
+          // arrives, racing the caller's exit: this thread runs SCHED_FIFO (best effort,
+          // needs CAP_SYS_NICE) from its first record on — a wake-up in tens of µs
+          // instead of milliseconds under load (docs/limd.md "Keys").
+          static thread_local bool realtime = [&] {
+            sched_param sp{};
+            sp.sched_priority = 1;
+            bool ok = ::sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+            log(ok ? std::string("tracepoint consumer runs SCHED_FIFO 1")
+                   : std::string("tracepoint consumer: SCHED_FIFO refused (") + strerror(errno) + ")");
+            return ok;
+          }();
+          (void)realtime;
+          if (r.event != exec_event) {
+            keys.OnRecord(r);
+            return;
+          }
+          // A memfd exec raised no fanotify event (process_exe.h). A process already gone
+          // leaves a gap only when it exec'd through an fd (fexecve: "/dev/fd/N"), the only
+          // way to run a memfd.
+          std::string filename = r.Str("filename").value_or("");
+          pid_t pid = static_cast<pid_t>(r.Int("pid").value_or(r.pid));
+          daemon::ExeOutcome o = daemon::MeasureProcessExe(
+              &measurer, list->get(), pid, daemon::ExeOptions{"exec", filename, filename.rfind("/dev/fd/", 0) == 0});
+          if (o.kind == daemon::ExeOutcome::Kind::kMemfd) {
+            memfd_execs++;
+            if (!o.verdict.error.empty()) log("memfd exec of pid " + std::to_string(pid) + ": " + o.verdict.error);
+          }
+          if (o.gap) memfd_gaps++;
+        },
+        [&](uint64_t dropped) { log("tracepoints: the kernel dropped " + std::to_string(dropped) + " records"); });
+    Status ts = keys.Attach(trace.get());
+    if (ts.ok()) {
+      auto e = trace->Add("sched/sched_process_exec");
+      if (e.ok()) exec_event = *e;
+      else ts = e.status();
+    }
+    if (ts.ok()) ts = trace->Start(reader_nice);
+    if (!ts.ok()) {
+      log("keys and memfd execs are not measured while running: " + ts.message());
+      trace.reset();
+    }
   }
   log("watching " + std::to_string((*d)->marks() + sides->marks()) + " filesystem mark(s) (" +
       std::to_string(sides->marks()) + " overlay/FUSE), " +
@@ -393,6 +444,8 @@ int Run(int argc, char** argv) {
     j["keys_measured"] = keys.measured();
     j["key_gaps"] = keys.gaps();
     j["key_delay_us"] = {{"p50", keys.DelayPercentile(0.5)}, {"p99", keys.DelayPercentile(0.99)}};
+    j["memfd_execs"] = memfd_execs.load();
+    j["memfd_exec_gaps"] = memfd_gaps.load();
     j["own_files"] = own_files.size();
     j["own_files_revoked"] = own_files.revoked();
     j["uptime_seconds"] = secs;
@@ -428,7 +481,7 @@ int Run(int argc, char** argv) {
     }
   });
   reader.join();
-  keys.Stop();
+  if (trace) trace->Stop();
   s = run_status;
   g_daemon.store(nullptr);
   status_stop = true;

@@ -164,6 +164,15 @@ TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
     }
   }
   EXPECT_EQ(found, 1);
+  // Run through its /proc/self/fd path instead of fexecve: seen too.
+  testing::MemfdExec by_path;
+  ASSERT_TRUE(by_path.Start("/bin/sleep", name + "-path", {"sleep", "60"}, true));
+  found = 0;
+  for (int i = 0; i < 100 && found == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (const auto& row : testing::ReadListRows(list_)) found += row.name == "memfd:" + name + "-path";
+  }
+  EXPECT_EQ(found, 1);
   // A memfd program that is gone at once: its entry, or a gap naming it — never nothing.
   testing::MemfdExec quick;
   quick.Start("/bin/true", name + "-true", {"true"});

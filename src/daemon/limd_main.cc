@@ -359,13 +359,12 @@ int Run(int argc, char** argv) {
             keys.OnRecord(r);
             return;
           }
-          // A memfd exec raised no fanotify event (process_exe.h). A process already gone
-          // leaves a gap only when it exec'd through an fd (fexecve: "/dev/fd/N"), the only
-          // way to run a memfd.
+          // A memfd exec raised no fanotify event (process_exe.h). Only execs through an fd
+          // reach here (the filter below); a process already gone leaves the gap.
           std::string filename = r.Str("filename").value_or("");
           pid_t pid = static_cast<pid_t>(r.Int("pid").value_or(r.pid));
-          daemon::ExeOutcome o = daemon::MeasureProcessExe(
-              &measurer, list->get(), pid, daemon::ExeOptions{"exec", filename, filename.rfind("/dev/fd/", 0) == 0});
+          daemon::ExeOutcome o =
+              daemon::MeasureProcessExe(&measurer, list->get(), pid, daemon::ExeOptions{"exec", filename, true});
           if (o.kind == daemon::ExeOutcome::Kind::kMemfd) {
             memfd_execs++;
             if (!o.verdict.error.empty()) log("memfd exec of pid " + std::to_string(pid) + ": " + o.verdict.error);
@@ -375,7 +374,10 @@ int Run(int argc, char** argv) {
         [&](uint64_t dropped) { log("tracepoints: the kernel dropped " + std::to_string(dropped) + " records"); });
     Status ts = keys.Attach(trace.get());
     if (ts.ok()) {
-      auto e = trace->Add("sched/sched_process_exec");
+      // A memfd has no name on any mounted filesystem: it is run through an fd —
+      // fexecve/execveat(AT_EMPTY_PATH) ("/dev/fd/N") or a /proc/<pid>/fd/N path. The
+      // kernel filters, so ordinary execs never wake limd here.
+      auto e = trace->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
       if (e.ok()) exec_event = *e;
       else ts = e.status();
     }

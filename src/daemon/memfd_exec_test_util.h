@@ -24,7 +24,9 @@ class MemfdExec {
  public:
   // Runs `binary args…` from a memfd named memfd_name; waits until /proc/<pid>/exe shows the
   // memfd. False when it did not get there.
-  bool Start(const std::string& binary, const std::string& memfd_name, const std::vector<std::string>& args) {
+  // via_proc_path: execve("/proc/self/fd/N") instead of fexecve().
+  bool Start(const std::string& binary, const std::string& memfd_name, const std::vector<std::string>& args,
+             bool via_proc_path = false) {
     auto content = ReadFileBytes(binary);
     if (!content.ok()) return false;
     pid_ = fork();
@@ -44,7 +46,11 @@ class MemfdExec {
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       char* envp[] = {nullptr};
-      ::fexecve(ro, argv.data(), envp);
+      if (via_proc_path) {
+        ::execve(("/proc/self/fd/" + std::to_string(ro)).c_str(), argv.data(), envp);
+      } else {
+        ::fexecve(ro, argv.data(), envp);
+      }
       _exit(123);
     }
     for (int i = 0; i < 200; ++i) {

@@ -381,7 +381,7 @@ int Run(int argc, char** argv) {
       if (e.ok()) exec_event = *e;
       else ts = e.status();
     }
-    if (ts.ok()) ts = trace->Start(reader_nice);
+    if (ts.ok()) ts = trace->Start(0);  // its priority: SCHED_FIFO from its first record (below)
     if (!ts.ok()) {
       log("keys and memfd execs are not measured while running: " + ts.message());
       trace.reset();

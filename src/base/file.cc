@@ -73,7 +73,8 @@ Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes) {
   return r;
 }
 
-Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode) {
+Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
+                      const std::function<void(int fd)>& written) {
   std::string tmp = path + ".tmp";
   if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("unlink", tmp);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
@@ -89,6 +90,7 @@ Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode) {
     }
     off += static_cast<size_t>(n);
   }
+  if (written) written(fd);
   if (::close(fd) != 0) return Errno("close", tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("rename", path);
   return Status::Ok();

@@ -7,6 +7,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <functional>
 #include <string>
 
 #include "base/hex.h"
@@ -22,8 +23,10 @@ Result<std::string> ReadFileText(const std::string& path);
 Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes);
 // Writes PATH.tmp (never through a link: an old PATH.tmp is removed, the new one created
 // with O_EXCL | O_NOFOLLOW and mode) and renames it over path, which replaces a link at path
-// rather than writing through it.
-Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode = 0644);
+// rather than writing through it. written(fd), when given, runs on the written temporary
+// file before the rename.
+Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode = 0644,
+                      const std::function<void(int fd)>& written = {});
 
 class MappedFile {
  public:

@@ -5,7 +5,9 @@
 #include <sys/sysmacros.h>
 
 #include <cstdio>
+#include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -96,8 +98,22 @@ struct ExplainArgs {
   bool cap_setuid = false, cap_setgid = false;
   std::vector<std::string> labels;
   std::string keyring;
+  std::string state = "/var/lib/lim";  // limd's state directory: its files are not measured
   bool verbose = false;
 };
+
+// Whether path lies in limd's state directory (both resolved; a path that does not exist
+// is compared as given, made absolute).
+bool InStateDir(const std::string& path, const std::string& state) {
+  auto resolve = [](const std::string& p) {
+    char real[PATH_MAX];
+    if (::realpath(p.c_str(), real)) return std::string(real);
+    return std::filesystem::absolute(p).lexically_normal().string();
+  };
+  std::string dir = resolve(state), file = resolve(path);
+  if (dir.empty() || dir.back() != '/') dir += '/';
+  return file.size() > dir.size() && file.compare(0, dir.size(), dir) == 0;
+}
 
 struct KnownFs {
   const char* name;
@@ -328,6 +344,14 @@ int RunExplain(const ExplainArgs& a) {
     }
     std::printf("%s\n", line.c_str());
   }
+  // limd's own state files are its securityfs (docs/limd.md "limd does not measure its own
+  // state files"): whatever the policy says, limd records no FILE_CHECK of them.
+  bool own = acc->func == ima::ImaHook::kFileCheck && !a.path.empty() && InStateDir(a.path, a.state);
+  if (own) {
+    std::printf("limd: not measured if limd wrote it: %s is in limd's state directory %s, and limd never measures "
+                "its own state files at FILE_CHECK\n",
+                a.path.c_str(), a.state.c_str());
+  }
   if (!a.verbose) return kExitOk;
 
   const ima::PolicyAccess& x = *acc;
@@ -337,6 +361,9 @@ int RunExplain(const ExplainArgs& a) {
               x.cap_setuid ? " CAP_SETUID" : "", x.cap_setgid ? " CAP_SETGID" : "", x.fowner, x.fgroup,
               static_cast<unsigned long long>(x.fsmagic), std::string(x.fsname).c_str());
   for (const std::string& n : notes) std::printf("note: %s\n", n.c_str());
+  std::printf("note: limd excludes the files it writes in its state directory %s (the list, status.json, …) from "
+              "FILE_CHECK, as the kernel never measures its securityfs list\n",
+              a.state.c_str());
   std::printf("pcr: %s\n", d.pcr < 0 ? "default" : std::to_string(d.pcr).c_str());
   std::printf("template: %s\n", d.template_name ? d.template_name->c_str() : "default");
   std::printf("flags: %s\n", FlagsText(d.action).c_str());
@@ -397,6 +424,9 @@ void RegisterPolicy(CLI::App& app) {
                       "LSM label KEY=VALUE (obj_type=etc_t, subj_user=…, obj=u:r:t:s0, subj=…); without '=': "
                       "the keyring (KEY_CHECK) or data label (CRITICAL_DATA)");
   explain->add_option("--keyring", ea.keyring, "keyring name for KEY_CHECK, data label for CRITICAL_DATA");
+  explain->add_option("--state", ea.state,
+                      "limd's state directory (default /var/lib/lim): limd does not measure its own files there at "
+                      "FILE_CHECK");
   explain->add_flag("-v,--verbose", ea.verbose, "also print inputs, pcr, template, flags and why each rule does not match");
   explain->callback([] { ExitCode() = RunExplain(ea); });
 }

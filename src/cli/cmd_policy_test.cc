@@ -135,6 +135,27 @@ TEST(CmdPolicy, ExplainMatchesTheContractExamples) {
   EXPECT_EQ(r.out.substr(0, r.out.find('\n') + 1), "measure: no rule 4: dont_measure func=FILE_CHECK fsmagic=0x1021994\n");
 }
 
+TEST(CmdPolicy, ExplainSaysLimdDoesNotMeasureItsStateFiles) {
+  std::string list = WriteTemp("binary_runtime_measurements", "x");
+  std::string state = list.substr(0, list.rfind('/'));
+  CommandResult r = lim::testing::Run(
+      Lim("policy explain --builtin tcb --func FILE_CHECK --mask MAY_READ --path " + ShellQuote(list) + " --state " +
+          ShellQuote(state)));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("limd: not measured if limd wrote it: " + list + " is in limd's state directory " + state),
+            std::string::npos)
+      << r.out;
+  // An exec of it, and a file elsewhere, are decided by the policy alone.
+  r = lim::testing::Run(Lim("policy explain --builtin tcb --func BPRM_CHECK --path " + ShellQuote(list) + " --state " +
+                            ShellQuote(state)));
+  EXPECT_EQ(r.out.find("limd:"), std::string::npos) << r.out;
+  r = lim::testing::Run(Lim("policy explain --builtin tcb --func FILE_CHECK --path /nonexistent/f --state " +
+                            ShellQuote(state) + " -v"));
+  EXPECT_EQ(r.out.find("limd: not measured"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("note: limd excludes the files it writes in its state directory " + state), std::string::npos)
+      << r.out;
+}
+
 TEST(CmdPolicy, ExplainEuidNeedsCapSetuidForSavedUid) {
   std::string base = "policy explain --builtin tcb --func FILE_CHECK --mask MAY_READ --path /nonexistent/f "
                      "--fsmagic ext4 --uid 1000 --euid 1000 --suid 0";

@@ -75,14 +75,6 @@ std::string FdPath(int fd) {
   return std::string(buf, static_cast<size_t>(n));
 }
 
-// The opener's credentials into an access (comm only for audit lines).
-void SetCreds(Access& a, const Creds& c) {
-  a.uid = c.uid, a.euid = c.euid, a.suid = c.suid;
-  a.gid = c.gid, a.egid = c.egid, a.sgid = c.sgid;
-  a.cap_setuid = c.cap_setuid, a.cap_setgid = c.cap_setgid;
-  a.comm = c.comm;
-}
-
 }  // namespace
 
 bool RefusedFsType(const std::string& fstype) {

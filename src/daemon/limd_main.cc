@@ -4,6 +4,7 @@
 // "limd: …" and exit 2 (bad usage) or 1 (a check did not hold, e.g. the TPM disagrees).
 #include <climits>
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/fanotify.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -23,12 +24,16 @@
 #include "base/own_threads.h"
 #include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
+#include "daemon/key_watch.h"
 #include "daemon/limd_flags.h"
 #include "daemon/live_policy.h"
 #include "daemon/logger.h"
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
 #include "daemon/mount_watch.h"
+#include "daemon/own_files.h"
+#include "daemon/process_exe.h"
+#include "daemon/trace_events.h"
 #include "daemon/securityfs_view.h"
 #include "daemon/side_group.h"
 #include "daemon/startup_scan.h"
@@ -176,7 +181,10 @@ int Run(int argc, char** argv) {
         ": exempt like limd itself (its accesses are answered at once, never measured)");
   }
   daemon::Env* env = daemon::RealEnv();
+  // limd's own state files are its securityfs: never measured at FILE_CHECK (OwnFiles).
+  daemon::OwnFiles own_files;
   daemon::ListConfig lc;
+  lc.own_files = &own_files;
   lc.state_dir = state;
   lc.pcr = pcr;
   lc.pcr_explicit = flags.pcr_explicit;
@@ -196,6 +204,7 @@ int Run(int argc, char** argv) {
   mc.hash = *algo;
   mc.pcr = pcr;
   mc.max_inodes = flags.inode_cache;
+  mc.own_files = &own_files;
   daemon::Measurer measurer(mc, live_policy.matcher(), list->get(), env, [&](const std::string& fields) {
     logger.Audit(daemon::AuditType::kIntegrityPcr, fields);
   });
@@ -322,6 +331,63 @@ int Run(int argc, char** argv) {
       log);
   s = mounts->Start();
   if (!s.ok()) return Fail(s);
+  // What fanotify never shows, from tracepoints (perf_event_open, no BPF): KEY_CHECK
+  // (asymmetric keys added to keyrings: add_key) and memfd execs (sched_process_exec).
+  daemon::KeyWatch keys(&measurer, list->get(), log);
+  std::unique_ptr<daemon::TraceEvents> trace;
+  int exec_event = -1;
+  std::atomic<uint64_t> memfd_execs{0}, memfd_gaps{0};
+  if (auto tracefs = daemon::TracefsDir(); !tracefs.ok()) {
+    log("keys and memfd execs are not measured while running: " + tracefs.status().message());
+  } else {
+    trace = std::make_unique<daemon::TraceEvents>(
+        *tracefs,
+        [&](const daemon::TraceRecord& r) {
+          // The add_key payload is read from the caller's memory when its sys_enter record
+          // arrives, racing the caller's exit: this thread runs SCHED_FIFO (best effort,
+          // needs CAP_SYS_NICE) from its first record on — a wake-up in tens of µs
+          // instead of milliseconds under load (docs/limd.md "Keys").
+          static thread_local bool realtime = [&] {
+            sched_param sp{};
+            sp.sched_priority = 1;
+            bool ok = ::sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+            log(ok ? std::string("tracepoint consumer runs SCHED_FIFO 1")
+                   : std::string("tracepoint consumer: SCHED_FIFO refused (") + strerror(errno) + ")");
+            return ok;
+          }();
+          (void)realtime;
+          if (r.event != exec_event) {
+            keys.OnRecord(r);
+            return;
+          }
+          // A memfd exec raised no fanotify event (process_exe.h). Only execs through an fd
+          // reach here (the filter below); a process already gone leaves the gap.
+          std::string filename = r.Str("filename").value_or("");
+          pid_t pid = static_cast<pid_t>(r.Int("pid").value_or(r.pid));
+          daemon::ExeOutcome o =
+              daemon::MeasureProcessExe(&measurer, list->get(), pid, daemon::ExeOptions{"exec", filename, true});
+          if (o.kind == daemon::ExeOutcome::Kind::kMemfd) {
+            memfd_execs++;
+            if (!o.verdict.error.empty()) log("memfd exec of pid " + std::to_string(pid) + ": " + o.verdict.error);
+          }
+          if (o.gap) memfd_gaps++;
+        },
+        [&](uint64_t dropped) { log("tracepoints: the kernel dropped " + std::to_string(dropped) + " records"); });
+    Status ts = keys.Attach(trace.get());
+    if (ts.ok()) {
+      // A memfd has no name on any mounted filesystem: it is run through an fd —
+      // fexecve/execveat(AT_EMPTY_PATH) ("/dev/fd/N") or a /proc/<pid>/fd/N path. The
+      // kernel filters, so ordinary execs never wake limd here.
+      auto e = trace->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
+      if (e.ok()) exec_event = *e;
+      else ts = e.status();
+    }
+    if (ts.ok()) ts = trace->Start(0);  // its priority: SCHED_FIFO from its first record (below)
+    if (!ts.ok()) {
+      log("keys and memfd execs are not measured while running: " + ts.message());
+      trace.reset();
+    }
+  }
   log("watching " + std::to_string((*d)->marks() + sides->marks()) + " filesystem mark(s) (" +
       std::to_string(sides->marks()) + " overlay/FUSE), " +
       std::to_string((*d)->precontent_marks()) + " with pre-content; FAN_REPORT_TID " +
@@ -380,6 +446,13 @@ int Run(int argc, char** argv) {
     j["reader_close_drains"] = ds.reader_close_drains.load();
     j["exec_open_reuses"] = ds.exec_open_reuses.load();
     j["ignore_marks_removed"] = ds.ignores_removed.load();
+    j["keys_measured"] = keys.measured();
+    j["key_gaps"] = keys.gaps();
+    j["key_delay_us"] = {{"p50", keys.DelayPercentile(0.5)}, {"p99", keys.DelayPercentile(0.99)}};
+    j["memfd_execs"] = memfd_execs.load();
+    j["memfd_exec_gaps"] = memfd_gaps.load();
+    j["own_files"] = own_files.size();
+    j["own_files_revoked"] = own_files.revoked();
     j["uptime_seconds"] = secs;
     j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
     j["latency_us"] = {{"p50", ds.Percentile(0.5)},
@@ -392,7 +465,7 @@ int Run(int argc, char** argv) {
     return j.dump(2) + "\n";
   };
   auto write_status = [&](bool running) {
-    (void)WriteFileBytes(state + "/status.json", AsBytes(status_json(running)), 0600);
+    (void)own_files.Write(state + "/status.json", AsBytes(status_json(running)), 0600);
   };
   live_status = [&] { return status_json(true); };
   if (control) {
@@ -402,7 +475,7 @@ int Run(int argc, char** argv) {
   {
     // A ready file for supervisors and tests: written once the marks (and the control
     // socket) are in place.
-    Status ready = WriteFileBytes(state + "/limd.ready", AsBytes(std::to_string(::getpid()) + "\n"), 0600);
+    Status ready = own_files.Write(state + "/limd.ready", AsBytes(std::to_string(::getpid()) + "\n"), 0600);
     if (!ready.ok()) log("no ready file: " + ready.message());
   }
   std::atomic<bool> status_stop{false};
@@ -413,6 +486,7 @@ int Run(int argc, char** argv) {
     }
   });
   reader.join();
+  if (trace) trace->Stop();
   s = run_status;
   g_daemon.store(nullptr);
   status_stop = true;

@@ -77,6 +77,7 @@ Status MeasurementList::Lock() {
   std::string p = config_.state_dir + "/lock";
   lock_fd_ = ::open(p.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (lock_fd_ < 0) return ErrnoStatus("open", p);
+  Own(lock_fd_);
   if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) {
       return Status::Unavailable("another limd already uses state directory " + config_.state_dir + " (" + p +
@@ -142,7 +143,12 @@ Status MeasurementList::WriteChainInfo() {
   j["pcr"] = config_.pcr;
   j["tpm"] = tpm::TpmKindName(tpm_->kind());
   j["created_unix"] = env_->NowUnixSeconds();
-  return WriteFileBytes(config_.state_dir + "/chain.json", AsBytes(j.dump(2) + "\n"), 0600);
+  return WriteStateFile("chain.json", AsBytes(j.dump(2) + "\n"));
+}
+
+Status MeasurementList::WriteStateFile(const std::string& name, ByteView data) {
+  std::string path = config_.state_dir + "/" + name;
+  return config_.own_files ? config_.own_files->Write(path, data, 0600) : WriteFileBytes(path, data, 0600);
 }
 
 Status MeasurementList::NewChain(const std::string& reason, bool archive) {
@@ -184,6 +190,7 @@ Status MeasurementList::NewChain(const std::string& reason, bool archive) {
   }
   list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (list_fd_ < 0) return ErrnoStatus("open", list);
+  Own(list_fd_);
   list_size_ = 0;
   LIM_RETURN_IF_ERROR(WriteChainInfo());
 
@@ -320,6 +327,7 @@ Status MeasurementList::Recover() {
   list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
   if (list_fd_ < 0) return ErrnoStatus("open", list);
   ::fchmod(list_fd_, 0600);  // a list an older limd left 0644: state files are 0600
+  Own(list_fd_);
   list_size_ = good_end;
   for (size_t i = static_cast<size_t>(best); i < n; ++i) {
     std::map<uint16_t, Bytes> d;
@@ -358,7 +366,7 @@ void MeasurementList::DumpSoftwarePcrs() {
   tpm::PcrSelection sel;
   for (uint16_t b : banks_) sel.push_back({b, all});
   auto v = tpm_->ReadPcrs(sel);
-  if (v.ok()) (void)WriteFileBytes(config_.state_dir + "/software_pcrs.json", AsBytes(tpm::PcrValuesToJson(*v)), 0600);
+  if (v.ok()) (void)WriteStateFile("software_pcrs.json", AsBytes(tpm::PcrValuesToJson(*v)));
 }
 
 Status MeasurementList::ExtendAllFF(int pcr) {

@@ -28,6 +28,7 @@
 #include "base/status.h"
 #include "crypto/hash_algo.h"
 #include "daemon/env.h"
+#include "daemon/own_files.h"
 #include "daemon/template_digest_table.h"
 #include "ima/list_writer.h"
 #include "tpm/tpm.h"
@@ -43,6 +44,9 @@ struct ListConfig {
   std::string version = "0.1.0";
   // Where the kernel's IMA count lives; a non-zero count means the kernel owns PCR 10.
   std::string kernel_ima_count = "/sys/kernel/security/ima/runtime_measurements_count";
+  // Where the list, lock, chain.json and software_pcrs.json inodes are registered as limd's
+  // own (never measured at FILE_CHECK); may be null.
+  OwnFiles* own_files = nullptr;
 };
 
 // What Open() found and did, for the log, `lim status` and the lim-start entry.
@@ -100,6 +104,11 @@ class MeasurementList {
   Status ExtendBytes(int pcr, const std::map<uint16_t, Bytes>& digests, bool dump = true);
   Status ExtendAllFF(int pcr);
   Result<bool> AppendLocked(const ima::Record& r);
+  // A state file (mode 0600): written by rename, its inode registered as limd's own.
+  Status WriteStateFile(const std::string& name, ByteView data);
+  void Own(int fd) {
+    if (config_.own_files) config_.own_files->AddFd(fd);
+  }
   void DumpSoftwarePcrs();
 
   ListConfig config_;

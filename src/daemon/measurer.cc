@@ -134,6 +134,9 @@ Measurer::Turn::~Turn() {
 }
 
 OpenCounts Measurer::NoteOpen(const InodeKey& key, bool write, bool read_only) {
+  // limd's own opens never get here (the reader answers them at once): a write-open is
+  // someone else's, and the inode's content no longer only limd's.
+  if (write && config_.own_files) config_.own_files->Revoke(key.dev, key.ino);
   std::lock_guard<std::mutex> lk(table_mu_);
   InodeState& s = *SlotLocked(key);
   OpenCounts c{s.writers, s.readers, s.next_ticket++};
@@ -291,6 +294,11 @@ void Measurer::PassTurn(InodeState* st) {
 
 Measurer::Fast Measurer::TryProcessCached(const Access& a, const FileFacts& facts, bool creds_known, Verdict* v) {
   if (!facts.regular) return Fast::kNeedsWorker;
+  if (OwnStateFile(a, facts)) {
+    if (!TrySkip(a.key, a.counts.ticket)) return Fast::kNeedsWorker;
+    if (v) *v = Verdict{};
+    return Fast::kDone;
+  }
   const PolicyView& view = *view_.load(std::memory_order_acquire);  // one policy per step
   auto st = Get(a.key);
   auto lk = TryTurn(st.get(), a.counts.ticket);
@@ -356,6 +364,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
                                 bool no_io, bool* needs_io) {
   Verdict v;
   ApplyFlush(st);
+  if (OwnStateFile(a, facts)) return v;  // limd's securityfs: never measured, no violation
 
   ima::PolicyAccess pa;
   pa.func = a.func;

@@ -39,6 +39,7 @@
 
 #include "daemon/env.h"
 #include "daemon/measurement_list.h"
+#include "daemon/own_files.h"
 #include "ima/policy_match.h"
 
 namespace lim::daemon {
@@ -106,6 +107,9 @@ struct MeasurerConfig {
   size_t max_inodes = kDefaultMaxInodes;
   static constexpr size_t kDefaultMaxInodes = 16384;
   static constexpr size_t kMinInodes = 64, kMaxInodes = size_t{1} << 24;
+  // limd's own state files (OwnFiles): FILE_CHECK of them is never measured, and a
+  // write-open by anyone else (NoteOpen) takes an inode out. May be null.
+  OwnFiles* own_files = nullptr;
 };
 
 // Audit record fields sink ("pid=1 uid=0 op=invalid_pcr cause=open_writers … name=\"/p\" …").
@@ -156,6 +160,11 @@ class Measurer {
   // uid/gid (uid=, euid=, gid=, egid=).
   bool CredsMatter(ima::ImaHook func, uint32_t mask) const {
     return view_.load(std::memory_order_acquire)->CredsMatter(func, mask);
+  }
+  // The current policy's decision for an access without a file (KEY_CHECK: keyring name in
+  // func_data): for measurements of buffers (daemon/key_watch.h).
+  ima::PolicyDecision DecideBuffer(const ima::PolicyAccess& access) const {
+    return view_.load(std::memory_order_acquire)->matcher->Decide(access, ima::action::kMeasure);
   }
   // Gives up a ticket from NoteOpen() without processing (the step did not apply).
   void Skip(const InodeKey& key, uint64_t ticket);
@@ -239,6 +248,10 @@ class Measurer {
   Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
   Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
   void Violation(const Access& a, const char* cause, const FileFacts& f);
+  // FILE_CHECK of one of limd's own state files: nothing to decide (OwnFiles).
+  bool OwnStateFile(const Access& a, const FileFacts& facts) const {
+    return a.func == ima::ImaHook::kFileCheck && config_.own_files && config_.own_files->Contains(facts.dev, facts.ino);
+  }
 
   MeasurerConfig config_;
   std::atomic<const PolicyView*> view_{nullptr};

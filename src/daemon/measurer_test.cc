@@ -310,5 +310,46 @@ TEST_F(MeasurerTest, FlushForgetsVerdicts) {
   EXPECT_TRUE(v.duplicate);  // hashed again; the duplicate table keeps the list clean
 }
 
+TEST_F(MeasurerTest, OwnStateFilesAreNotMeasuredAtFileCheckUntilSomeoneElseWrites) {
+  OwnFiles own;
+  MeasurerConfig mc;
+  mc.own_files = &own;
+  measurer_ = std::make_unique<Measurer>(mc, matcher_.get(), list_.get(), &env_);
+  int fd = env_.NewFile("limd's list\n");
+  own.Add(Key(fd).dev, Key(fd).ino);
+  size_t before = List().size();
+  Verdict v = Open(fd, "/state/binary_runtime_measurements");
+  EXPECT_FALSE(v.measure_rule);
+  EXPECT_FALSE(v.measured);
+  EXPECT_EQ(List().size(), before);
+  // The fast path agrees, and passes the turn on.
+  Access a;
+  a.fd = fd;
+  a.func = ima::ImaHook::kFileCheck;
+  a.mask = ima::may::kRead;
+  a.key = Key(fd);
+  a.counts = measurer_->NoteOpen(Key(fd), false, true);
+  EXPECT_EQ(measurer_->TryProcessCached(a, env_.file(fd).facts, true), Measurer::Fast::kDone);
+  EXPECT_EQ(List().size(), before);
+  // An exec of it is measured as usual.
+  v = Open(fd, "/state/binary_runtime_measurements", false, ima::ImaHook::kBprmCheck);
+  EXPECT_TRUE(v.measured) << v.error;
+  EXPECT_EQ(List().size(), before + 1);
+  // Someone else opens another of limd's files for write: no longer limd's alone, its
+  // reads are measured from then on.
+  int status = env_.NewFile("{\"running\":true}\n");
+  own.Add(Key(status).dev, Key(status).ino);
+  EXPECT_FALSE(Open(status, "/state/status.json").measure_rule);
+  Open(status, "/state/status.json", true);
+  Close(status, true);
+  EXPECT_FALSE(own.Contains(Key(status).dev, Key(status).ino));
+  EXPECT_TRUE(own.Contains(Key(fd).dev, Key(fd).ino));
+  EXPECT_EQ(own.revoked(), 1u);
+  v = Open(status, "/state/status.json");
+  EXPECT_TRUE(v.measured) << v.error;
+  EXPECT_EQ(List().size(), before + 2);
+  EXPECT_EQ(List().back().name, "/state/status.json");
+}
+
 }  // namespace
 }  // namespace lim::daemon

@@ -23,8 +23,9 @@ namespace lim::daemon::testing {
 class MeasurerFixture : public ::testing::Test {
  protected:
   // Drops the previous measurer and list, then opens new ones for policy_text (lc.state_dir
-  // is set to a fresh directory, kept in dir_). Check with ASSERT_NO_FATAL_FAILURE.
-  void OpenParts(std::string_view policy_text, ListConfig lc = {}) {
+  // is set to a fresh directory, kept in dir_). env: the list's Env (default the FakeEnv
+  // env_; RealEnv() for tests on real files). Check with ASSERT_NO_FATAL_FAILURE.
+  void OpenParts(std::string_view policy_text, ListConfig lc = {}, Env* env = nullptr) {
     measurer_.reset();
     list_.reset();
     dir_ = lim::testing::MakeTempDir();
@@ -34,7 +35,7 @@ class MeasurerFixture : public ::testing::Test {
     policy_ = *p;
     matcher_ = std::make_unique<ima::PolicyMatcher>(policy_);
     lc.state_dir = dir_;
-    auto l = MeasurementList::Open(lc, tpm_.get(), &env_);
+    auto l = MeasurementList::Open(lc, tpm_.get(), env ? env : &env_);
     ASSERT_TRUE(l.ok()) << l.status().message();
     list_ = std::move(*l);
   }

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <vector>
 
+#include "daemon/measurer.h"
 #include "ima/policy.h"
 
 namespace lim::daemon {
@@ -254,6 +255,13 @@ bool ElfHasExecLoad(Env* env, int fd) {
   if (head[EI_CLASS] == ELFCLASS32) return HasExecLoad<Elf32_Ehdr, Elf32_Phdr>(env, fd, head, *n);
   if (head[EI_CLASS] == ELFCLASS64) return HasExecLoad<Elf64_Ehdr, Elf64_Phdr>(env, fd, head, *n);
   return false;
+}
+
+void SetCreds(Access& a, const Creds& c) {
+  a.uid = c.uid, a.euid = c.euid, a.suid = c.suid;
+  a.gid = c.gid, a.egid = c.egid, a.sgid = c.sgid;
+  a.cap_setuid = c.cap_setuid, a.cap_setgid = c.cap_setgid;
+  a.comm = c.comm;
 }
 
 }  // namespace lim::daemon

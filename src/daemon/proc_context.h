@@ -87,6 +87,9 @@ struct Creds {
 // Parses /proc/<tid>/status text (Name:, Uid:, Gid:, CapEff:).
 Result<Creds> ParseStatus(std::string_view text);
 Result<Creds> ReadCreds(pid_t tid);
+struct Access;
+// Copies the credentials (and comm) into an access's policy inputs.
+void SetCreds(Access& a, const Creds& c);
 
 // A regular file with ELF magic and a PT_LOAD segment with PF_X (read through the fd).
 bool ElfHasExecLoad(Env* env, int fd);

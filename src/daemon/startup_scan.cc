@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "daemon/proc_context.h"
+#include "daemon/process_exe.h"
 #include "daemon/reader_close_group.h"
 #include "ima/policy.h"
 
@@ -44,10 +45,15 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
   std::map<InodeKey, std::pair<bool, bool>, bool (*)(const InodeKey&, const InodeKey&)> seeds(
       [](const InodeKey& a, const InodeKey& b) { return a.dev != b.dev ? a.dev < b.dev : a.ino < b.ino; });
   std::set<std::pair<uint64_t, uint64_t>> map_writer_keys;  // writers seen only in maps
+  // Executable mappings of a memfd (a JIT's double mapping, a loader's library) are
+  // measured too: the kernel's MMAP_CHECK sees them, fanotify never will.
+  const uint64_t memfd_dev = MemfdDevice();
   auto measure = [&](const std::string& open_path, const std::string& name, pid_t pid, ima::ImaHook func,
                      uint32_t mask) -> bool {
     struct stat st;
-    if (::stat(open_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || !devs.count(st.st_dev)) return false;
+    if (::stat(open_path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return false;
+    bool memfd_map = func == ima::ImaHook::kMmapCheck && memfd_dev != 0 && st.st_dev == memfd_dev;
+    if (!devs.count(st.st_dev) && !memfd_map) return false;
     int fd = ::open(open_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return false;
     Access a;
@@ -55,13 +61,9 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
     a.pid = pid;
     a.func = func;
     a.mask = mask;
-    a.path = name;
-    auto creds = ReadCreds(pid);
-    if (creds.ok()) {
-      a.uid = creds->uid, a.euid = creds->euid, a.suid = creds->suid;
-      a.gid = creds->gid, a.egid = creds->egid, a.sgid = creds->sgid;
-      a.comm = creds->comm;
-    }
+    a.path = memfd_map ? MemfdImaName(name) : name;
+    if (memfd_map) a.fsname = "tmpfs";
+    if (auto creds = ReadCreds(pid); creds.ok()) SetCreds(a, *creds);
     Verdict v = measurer->Process(a);
     if (!v.error.empty() && log) log("start scan: " + name + ": " + v.error);
     ::close(fd);
@@ -74,10 +76,16 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
     rep.processes++;
     std::string base = "/proc/" + name;
     std::string exe = Link(base + "/exe");
-    if (exe.rfind("/memfd:", 0) == 0 || exe.find(" (deleted)") != std::string::npos) {
-      rep.unmeasurable.push_back(name + ": " + exe);
+    if (!exe.empty()) {
+      // A memfd exec never raised a fanotify event (process_exe.h): measured through its fd.
+      ExeOutcome o = MeasureProcessExe(measurer, nullptr, pid, ExeOptions{"start scan", "", false});
+      if (o.kind == ExeOutcome::Kind::kMemfd) {
+        rep.memfd_exes++;
+        if (!o.verdict.error.empty()) rep.unmeasurable.push_back(name + ": " + o.link + ": " + o.verdict.error);
+      } else if (measure(base + "/exe", exe, pid, ima::ImaHook::kBprmCheck, ima::may::kExec)) {
+        rep.exes++;
+      }
     }
-    if (!exe.empty() && measure(base + "/exe", exe, pid, ima::ImaHook::kBprmCheck, ima::may::kExec)) rep.exes++;
     std::ifstream maps(base + "/maps");
     std::string line;
     while (std::getline(maps, line)) {
@@ -135,7 +143,7 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
   }
   if (log) {
     log("start scan: " + std::to_string(rep.processes) + " processes, measured " + std::to_string(rep.exes) +
-        " executables, " + std::to_string(rep.mappings) + " executable mappings, " + std::to_string(rep.fds) +
+        " executables (" + std::to_string(rep.memfd_exes) + " memfd), " + std::to_string(rep.mappings) + " executable mappings, " + std::to_string(rep.fds) +
         " open files on watched filesystems; seeded " + std::to_string(rep.writers_seeded) + " writers (" +
         std::to_string(rep.writers_from_maps) + " from shared writable mappings), " +
         std::to_string(rep.readers_seeded) + " readers");

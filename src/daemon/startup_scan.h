@@ -1,5 +1,5 @@
 // StartupScan: what already runs when limd starts (design.md threat model): the executables
-// (/proc/*/exe), executable file mappings (/proc/*/maps via map_files) and open regular files
+// (/proc/*/exe; a memfd one through MeasureProcessExe, process_exe.h), executable file mappings (/proc/*/maps via map_files) and open regular files
 // (/proc/*/fd) on the watched filesystems are measured (BPRM_CHECK, MMAP_CHECK, FILE_CHECK
 // with the fd's open mask), and writer/reader state is seeded from /proc/*/fdinfo and from
 // shared writable mappings in /proc/*/maps (they hold the file open for write after its fd
@@ -20,7 +20,8 @@ namespace lim::daemon {
 struct ScanReport {
   uint64_t processes = 0, exes = 0, mappings = 0, fds = 0, writers_seeded = 0, readers_seeded = 0;
   uint64_t writers_from_maps = 0;  // of writers_seeded: inodes held only by a shared writable mapping
-  std::vector<std::string> unmeasurable;  // memfd: / (deleted) executables, for the log
+  uint64_t memfd_exes = 0;         // executables on the memfd superblock, measured (process_exe.h)
+  std::vector<std::string> unmeasurable;  // memfd executables whose measurement failed, for the log
   // The file handle (ReaderCloseGroup::EncodeHandle) and ctime of every inode seeded as
   // read, so the reader-close group can match the closes of these opens.
   struct ReaderHandle {

@@ -1,0 +1,108 @@
+// KeyWatch: the kernel's KEY_CHECK in user space. When an asymmetric key (an X.509
+// certificate: `evmctl import cert.der RING`, `keyctl padd asymmetric …`) is added to a
+// keyring, the kernel's IMA appends, before add_key(2) returns, an ima-buf entry: d-ng =
+// ima_hash of the payload, n-ng = the keyring's description (its name), buf = the payload
+// (the certificate's DER) — if a `measure func=KEY_CHECK [keyrings=a|b] [uid=…]` rule
+// matches (ima_asymmetric_keys.c; only the asymmetric key type; also when add_key updates an
+// existing key). No fanotify event exists for keys; KeyWatch follows add_key through the
+// syscalls:sys_enter_add_key and sys_exit_add_key tracepoints (TraceEvents: perf_event_open,
+// no BPF) and appends the same entry.
+//
+// Trust: the tracepoint gives the payload's user address, not the bytes, and the caller can
+// change its memory once the kernel has copied it. So the payload read from
+// /proc/<tid>/mem at sys_enter is only believed if, at sys_exit, the key the kernel created
+// (the serial add_key returned) is of type asymmetric and its kernel-made description
+// (x509_key_preparse: the subject's CN/O as x509_fabricate_name picks them, ": ", hex of
+// the subject key identifier, else of the serial number) equals the one computed from the
+// bytes read. Otherwise (unreadable memory, a different certificate, a process gone, a key
+// limd may not view) the entry is a gap, `lim-key-unmeasured` (ima-buf, zero digest, PCR
+// extended with 0xFF), buf `serial=N;keyring=NAME;description=DESC;pid=N;reason=…;`.
+// What this cannot catch: a caller racing its own buffer with a second certificate that
+// has the same subject and key identifier but another public key (the kernel keeps no
+// readable copy of an asymmetric key's payload or public key for a non-possessor).
+//
+// Keyring names: a positive ring id is described (KEYCTL_DESCRIBE); the special ids are the
+// kernel's names where fixed: @t "_tid", @p "_pid", @u "_uid.<uid>", @us "_uid_ses.<uid>";
+// @s (a session keyring's name varies) and @g are a gap with reason keyring_unresolved.
+//
+// Late: the entry follows add_key's return (the trace consumer wakes per record); the
+// delay from sys_exit to the append is kept (DelayPercentile) and shown in status.json.
+//
+// Threading: Attach() before the consumer starts; OnRecord() on the trace consumer's
+// registered thread; counters and DelayPercentile() from any thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/measurement_list.h"
+#include "daemon/measurer.h"
+#include "daemon/trace_events.h"
+
+namespace lim::daemon {
+
+// The description the kernel gives an X.509 asymmetric key (x509_key_preparse), from the
+// certificate's DER; error when OpenSSL cannot parse it.
+Result<std::string> KernelX509Description(ByteView der);
+
+// The name of the keyring a special ring id (KEY_SPEC_*) means for a task of real uid
+// `uid`; nullopt when it is not fixed (@s, @g, unknown ids).
+std::optional<std::string> SpecialKeyringName(int32_t ringid, uint32_t uid);
+
+class KeyWatch {
+ public:
+  KeyWatch(Measurer* measurer, MeasurementList* list, std::function<void(const std::string&)> log)
+      : measurer_(measurer), list_(list), log_(std::move(log)) {}
+  KeyWatch(const KeyWatch&) = delete;
+  KeyWatch& operator=(const KeyWatch&) = delete;
+
+  // Opens the two tracepoints on a consumer not started yet; its callback passes every
+  // record to OnRecord().
+  Status Attach(TraceEvents* trace);
+  // Handles an add_key record; false for a record of another event.
+  bool OnRecord(const TraceRecord& r);
+
+  uint64_t measured() const { return measured_.load(); }
+  uint64_t gaps() const { return gaps_.load(); }
+  // Delay from add_key's return (sys_exit) to the entry's append, µs, over the last 4096.
+  uint64_t DelayPercentile(double p) const;
+
+  // The steps, public for tests: sys_enter (read what the task passed) and sys_exit.
+  void OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uint64_t plen, int32_t ringid, uint64_t time_ns);
+  void OnExit(pid_t tid, int64_t ret, uint64_t time_ns);
+
+ private:
+  struct Pending {
+    uint64_t enter_ns = 0;
+    int32_t ringid = 0;
+    uint32_t uid = 0;
+    std::string comm;
+    Bytes payload;
+    std::string error;  // why the payload could not be read
+  };
+  void Gap(uint64_t serial, const std::string& keyring, const std::string& description, pid_t tid,
+           const std::string& reason);
+  void Record(uint64_t delay_us);
+
+  Measurer* measurer_;
+  MeasurementList* list_;
+  std::function<void(const std::string&)> log_;
+  int enter_event_ = -1, exit_event_ = -1;
+  std::map<pid_t, Pending> pending_;  // consumer thread only
+  std::atomic<uint64_t> measured_{0}, gaps_{0};
+  mutable std::mutex delays_mu_;
+  std::vector<uint64_t> delays_;  // under delays_mu_, ring of kKeep
+  size_t next_ = 0;
+  static constexpr size_t kKeep = 4096;
+};
+
+}  // namespace lim::daemon

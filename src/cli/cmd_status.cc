@@ -85,7 +85,7 @@ int RunStatus(const StatusArgs& a) {
     running = true;
   } else {
     std::string path = a.state + "/status.json";
-    auto text = ReadFileText(path);
+    auto text = ReadFileTextBounded(path, 1 << 20, "limd's status.json");  // limd writes a few KiB
     if (!text.ok()) return ReportError(Status::NotFound("no limd state at " + a.state + " (" + text.status().message() + ")"));
     j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return ReportError(Status::Corrupt(path + ": not a JSON object"));

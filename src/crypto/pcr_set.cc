@@ -226,7 +226,7 @@ Result<PcrSet> PcrSet::Load(const std::string& arg) {
       path = arg;
     }
   }
-  LIM_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
+  LIM_ASSIGN_OR_RETURN(std::string text, ReadFileTextBounded(path, kMaxPcrFileSize, "a PCR file"));
   return Parse(text, bank, path);
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/escape.h"
 #include "base/file.h"
 #include "cli/command.h"
 #include "crypto/digest.h"
@@ -38,7 +39,7 @@ Result<std::unique_ptr<Tpm>> Open(const TpmFlags& f) {
   std::string tcti = f.tcti.empty() ? DefaultTcti() : f.tcti;
   LIM_ASSIGN_OR_RETURN(std::unique_ptr<Tpm> tpm, OpenTpm(tcti));
   if (tpm->kind() == TpmKind::kSwtpm || tpm->kind() == TpmKind::kSimulator) {
-    std::fprintf(stderr, "lim: using %s\n", tpm->Describe().c_str());
+    std::fprintf(stderr, "lim: using %s\n", Escaped(tpm->Describe()).c_str());
   }
   return tpm;
 }
@@ -383,7 +384,7 @@ void Register(CLI::App& app) {
       Fail(pid.status());
       return;
     }
-    if (!note.empty()) std::fprintf(stderr, "lim: %s\n", note.c_str());
+    if (!note.empty()) std::fprintf(stderr, "lim: %s\n", Escaped(note).c_str());
     std::printf("swtpm: running, pid %d\ntcti: %s\n%s\n", static_cast<int>(*pid), SwtpmTcti(sw.Config()).c_str(), SwtpmNotice());
     if (sw.tcp) std::printf("warning: on TCP loopback any local user can reset and re-extend this TPM's PCRs\n");
   });

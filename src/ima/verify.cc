@@ -163,7 +163,7 @@ std::vector<std::pair<uint64_t, uint64_t>> MatchRanges(const BankTrack& t, uint6
   return out;
 }
 
-// A list that is not a regular file (a pipe, the kernel's securityfs file) is copied into
+// A list that is not a regular file (a pipe, standard input, a device) is copied into
 // memory record by record through a streaming reader, so input that is no list (/dev/zero,
 // /dev/urandom) stops at its first record, and an endless one at the limit.
 Result<Bytes> ReadStreamedList(const std::string& path, const ListOptions& lo) {

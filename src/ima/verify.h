@@ -69,7 +69,7 @@ struct VerifyReport {
   std::optional<EntryProblem> first_unknown_key;
 };
 
-// A list that is not a regular file (a pipe, the kernel's securityfs file) is read into memory
+// A list that is not a regular file (a pipe, standard input, a device) is read into memory
 // (each bank's thread streams the list again); more than this is refused. 1 GiB is some five
 // million entries, far beyond a kernel list; a regular file of any size is mapped instead.
 constexpr uint64_t kMaxStreamedList = uint64_t{1} << 30;

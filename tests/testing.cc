@@ -35,6 +35,8 @@ std::string MakeTempDir() {
   return tmpl;
 }
 
+std::string LimCommand(const std::string& args) { return ShellQuote(LimBinary()) + " " + args; }
+
 std::string ShellQuote(const std::string& s) {
   std::string out = "'";
   for (char c : s) {

@@ -24,5 +24,7 @@ CommandResult Run(const std::string& command_line);
 inline CommandResult RunCommand(const std::string& command_line) { return Run(command_line); }
 // Single-quotes s for a POSIX shell.
 std::string ShellQuote(const std::string& s);
+// "'<lim binary>' ARGS": a command line for Run().
+std::string LimCommand(const std::string& args);
 
 }  // namespace lim::testing

@@ -54,23 +54,51 @@ Result<std::string> ReadFileText(const std::string& path) {
   return std::string(b.begin(), b.end());
 }
 
-Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes) {
-  auto too_large = [&] {
-    return Status::InvalidArgument(path + ": larger than " + std::to_string(max_bytes) + " bytes (the limit)");
-  };
+std::string SizeText(uint64_t bytes) {
+  if (bytes >= (1u << 30) && bytes % (1u << 30) == 0) return std::to_string(bytes >> 30) + " GiB";
+  if (bytes >= (1u << 20) && bytes % (1u << 20) == 0) return std::to_string(bytes >> 20) + " MiB";
+  if (bytes >= (1u << 10) && bytes % (1u << 10) == 0) return std::to_string(bytes >> 10) + " KiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+namespace {
+Status TooLarge(const std::string& path, size_t max_bytes, std::string_view what) {
+  std::string m = path + ": larger than " + std::to_string(max_bytes) + " bytes";
+  if (what.empty()) return Status::InvalidArgument(m + " (the limit)");
+  std::string readable = SizeText(max_bytes);
+  if (readable.find("bytes") == std::string::npos) m += " (" + readable + ")";
+  return Status::InvalidArgument(m + ", the limit for " + std::string(what));
+}
+
+// Opens path ("-": standard input); a regular file larger than max_bytes is refused by its
+// size. *reserve: what a bounded read should allocate at once.
+Result<int> OpenBounded(const std::string& path, size_t max_bytes, std::string_view what, size_t* reserve) {
   int fd = (path == "-") ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno("open", path);
   struct stat st;
   bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
   if (regular && static_cast<uint64_t>(st.st_size) > max_bytes) {
     ::close(fd);
-    return too_large();
+    return TooLarge(path, max_bytes, what);
   }
   // A regular file's size is known (plus one byte to see the end); anything else may run to the limit.
-  auto r = ReadFd(fd, path, max_bytes, regular ? static_cast<size_t>(st.st_size) + 1 : max_bytes + 1);
+  *reserve = regular ? static_cast<size_t>(st.st_size) + 1 : max_bytes + 1;
+  return fd;
+}
+}  // namespace
+
+Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes, std::string_view what) {
+  size_t reserve = 0;
+  LIM_ASSIGN_OR_RETURN(int fd, OpenBounded(path, max_bytes, what, &reserve));
+  auto r = ReadFd(fd, path, max_bytes, reserve);
   ::close(fd);
-  if (r.ok() && r->size() > max_bytes) return too_large();
+  if (r.ok() && r->size() > max_bytes) return TooLarge(path, max_bytes, what);
   return r;
+}
+
+Result<std::string> ReadFileTextBounded(const std::string& path, size_t max_bytes, std::string_view what) {
+  LIM_ASSIGN_OR_RETURN(Bytes b, ReadFileBounded(path, max_bytes, what));
+  return std::string(b.begin(), b.end());
 }
 
 Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
@@ -96,11 +124,14 @@ Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
   return Status::Ok();
 }
 
-Result<MappedFile> MappedFile::Open(const std::string& path) {
+Result<MappedFile> MappedFile::Open(const std::string& path) { return Open(path, SIZE_MAX - 1, {}); }
+
+Result<MappedFile> MappedFile::Open(const std::string& path, size_t max_bytes, std::string_view what) {
   MappedFile m;
   m.path_ = path;
-  int fd = (path == "-") ? ::dup(0) : ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open", path);
+  const bool bounded = max_bytes != SIZE_MAX - 1;
+  size_t reserve = 0;
+  LIM_ASSIGN_OR_RETURN(int fd, OpenBounded(path, max_bytes, what, &reserve));
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     Status s = Errno("stat", path);
@@ -120,9 +151,10 @@ Result<MappedFile> MappedFile::Open(const std::string& path) {
       return m;
     }
   }
-  auto r = ReadFd(fd, path);
+  auto r = ReadFd(fd, path, max_bytes, bounded ? reserve : 0);
   ::close(fd);
   if (!r.ok()) return r.status();
+  if (r->size() > max_bytes) return TooLarge(path, max_bytes, what);
   m.fallback_ = std::move(r).value();
   m.addr_ = m.fallback_.data();
   m.size_ = m.fallback_.size();

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <string>
 
+#include "base/escape.h"
 #include "cli/command.h"
 #include "crypto/hash_algo.h"
 #include "ima/boot_aggregate.h"
@@ -49,7 +50,7 @@ int RunEventlog(const EventlogArgs& a) {
     if (!has && !log.Banks().empty()) {
       bank_alg = log.Banks().front().alg;
       if (!a.quiet && a.format == "table" && !a.replay && !a.boot_aggregate) {
-        std::fprintf(stderr, "lim: %s: note: the log has no sha1 bank; Digest column shows %s\n", a.path.c_str(),
+        std::fprintf(stderr, "lim: %s: note: the log has no sha1 bank; Digest column shows %s\n", Escaped(a.path).c_str(),
                      TpmBankName(bank_alg).c_str());
       }
     }
@@ -105,7 +106,7 @@ int RunEventlog(const EventlogArgs& a) {
     for (const auto& p : *list) {
       if (p.flagged) flagged = true;
       if (a.quiet && !p.flagged) continue;
-      std::fprintf(stderr, "lim: %s: %s%s\n", a.path.c_str(), p.flagged ? "" : "note: ", p.ToString().c_str());
+      std::fprintf(stderr, "lim: %s: %s%s\n", Escaped(a.path).c_str(), p.flagged ? "" : "note: ", Escaped(p.ToString()).c_str());
     }
   }
   if (!a.quiet) {
@@ -119,7 +120,7 @@ int RunEventlog(const EventlogArgs& a) {
     std::fprintf(stderr,
                  "lim: %s: note: %zu events; data of %zu checked against their digests, %zu shown as logged "
                  "(not verifiable from the log); event types are covered by no digest\n",
-                 a.path.c_str(), log.events.size(), matched, uncheckable);
+                 Escaped(a.path).c_str(), log.events.size(), matched, uncheckable);
   }
   return flagged ? kExitCheckFailed : kExitOk;
 }

@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <thread>
 
+#include "base/escape.h"
 #include "cli/command.h"
 #include "cli/list_args.h"
 #include "ima/list_format.h"
@@ -123,11 +124,11 @@ int RunLog(LogArgs a) {
     for (const auto& r : rows) buf += tcg::FormatTableRow(r) + "\n";
     a.index_base = rows.size();
     for (const auto& p : log->log.problems) {
-      if (p.flagged) std::fprintf(stderr, "lim: %s: %s\n", a.boot_log.c_str(), p.ToString().c_str());
+      if (p.flagged) std::fprintf(stderr, "lim: %s: %s\n", Escaped(a.boot_log).c_str(), Escaped(p.ToString()).c_str());
     }
     if (a.list.path.empty() && ::access(path.c_str(), R_OK) != 0) {
       out.Write(buf);
-      std::fprintf(stderr, "lim: no IMA measurement list (%s); showing the boot log only\n", path.c_str());
+      std::fprintf(stderr, "lim: no IMA measurement list (%s); showing the boot log only\n", Escaped(path).c_str());
       return kExitOk;
     }
   }

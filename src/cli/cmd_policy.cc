@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "base/file.h"
+#include "base/escape.h"
 #include "cli/command.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
@@ -51,7 +52,7 @@ std::string Trimmed(std::string s) {
 // ---- check ----
 
 int RunCheck(const std::string& file) {
-  Result<std::string> text = ReadFileText(file);
+  Result<std::string> text = ReadFileTextBounded(file, ima::kMaxPolicyFileSize, "a policy file");
   if (!text.ok()) return ReportError(text.status());
   ima::PolicyParseOutput out = ima::CheckPolicy(*text, file);
   // Diagnostics in line order, errors and warnings interleaved.
@@ -64,14 +65,14 @@ int RunCheck(const std::string& file) {
   for (const auto& [d, is_error] : all) {
     ima::PolicyDiagnostic shown = d;
     if (!is_error) shown.message = "warning: " + shown.message;
-    std::printf("%s\n", ima::FormatDiagnostic(file, shown).c_str());
+    std::printf("%s\n", Escaped(ima::FormatDiagnostic(file, shown)).c_str());
   }
   if (!out.errors.empty()) {
-    std::printf("%s: rejected: %zu bad rule%s (the kernel refuses the whole policy)\n", file.c_str(),
+    std::printf("%s: rejected: %zu bad rule%s (the kernel refuses the whole policy)\n", Escaped(file).c_str(),
                 out.errors.size(), out.errors.size() == 1 ? "" : "s");
     return kExitCheckFailed;
   }
-  std::printf("%s: accepted: %zu rule%s\n", file.c_str(), out.policy.rules.size(),
+  std::printf("%s: accepted: %zu rule%s\n", Escaped(file).c_str(), out.policy.rules.size(),
               out.policy.rules.size() == 1 ? "" : "s");
   return kExitOk;
 }

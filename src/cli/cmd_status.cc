@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "base/file.h"
+#include "base/escape.h"
 #include "cli/command.h"
 #include "daemon/control_socket.h"
 
@@ -45,16 +46,16 @@ bool SameDir(const std::string& a, const std::string& b) {
 std::optional<nlohmann::json> FromSocket(const StatusArgs& a) {
   auto text = daemon::QueryControlSocket(a.socket);
   if (!text.ok()) {
-    if (a.socket_given) std::fprintf(stderr, "lim: control socket %s\n", text.status().message().c_str());
+    if (a.socket_given) std::fprintf(stderr, "lim: control socket %s\n", Escaped(text.status().message()).c_str());
     return std::nullopt;
   }
   auto j = nlohmann::json::parse(*text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    std::fprintf(stderr, "lim: control socket %s: not a JSON object\n", a.socket.c_str());
+    std::fprintf(stderr, "lim: control socket %s: not a JSON object\n", Escaped(a.socket).c_str());
     return std::nullopt;
   }
   if (j.contains("error")) {
-    std::fprintf(stderr, "lim: control socket %s: %s\n", a.socket.c_str(), j["error"].dump().c_str());
+    std::fprintf(stderr, "lim: control socket %s: %s\n", Escaped(a.socket).c_str(), j["error"].dump().c_str());
     return std::nullopt;
   }
   // The default socket may belong to a limd on another state directory.
@@ -85,7 +86,7 @@ int RunStatus(const StatusArgs& a) {
     running = true;
   } else {
     std::string path = a.state + "/status.json";
-    auto text = ReadFileText(path);
+    auto text = ReadFileTextBounded(path, 1 << 20, "limd's status.json");  // limd writes a few KiB
     if (!text.ok()) return ReportError(Status::NotFound("no limd state at " + a.state + " (" + text.status().message() + ")"));
     j = nlohmann::json::parse(*text, nullptr, false);
     if (j.is_discarded() || !j.is_object()) return ReportError(Status::Corrupt(path + ": not a JSON object"));

@@ -10,10 +10,12 @@
 #include <string>
 #include <vector>
 
+#include "base/escape.h"
 #include "base/file.h"
 #include "cli/command.h"
 #include "crypto/digest.h"
 #include "crypto/hash_algo.h"
+#include "crypto/pcr_set.h"
 #include "tpm/credential.h"
 #include "tpm/key.h"
 #include "tpm/quote.h"
@@ -37,12 +39,16 @@ Result<std::unique_ptr<Tpm>> Open(const TpmFlags& f) {
   std::string tcti = f.tcti.empty() ? DefaultTcti() : f.tcti;
   LIM_ASSIGN_OR_RETURN(std::unique_ptr<Tpm> tpm, OpenTpm(tcti));
   if (tpm->kind() == TpmKind::kSwtpm || tpm->kind() == TpmKind::kSimulator) {
-    std::fprintf(stderr, "lim: using %s\n", tpm->Describe().c_str());
+    std::fprintf(stderr, "lim: using %s\n", Escaped(tpm->Describe()).c_str());
   }
   return tpm;
 }
 
 int Fail(const Status& s) { return ExitCode() = ReportError(s); }
+
+// `extend --data FILE` is hashed whole; 64 MiB covers kernels and initrds (hash anything
+// larger yourself and give --digest).
+constexpr size_t kMaxExtendDataSize = 64 << 20;
 
 // --pcrs LIST and --bank ALG… → a selection (banks default to every allocated bank).
 Result<PcrSelection> BuildSelection(Tpm& tpm, const std::string& pcrs, const std::vector<std::string>& banks) {
@@ -68,7 +74,7 @@ Status Extend(const TpmFlags& f, int pcr, const std::string& data_file, const st
   if (data_file.empty() == digests.empty()) return Status::InvalidArgument("give exactly one of --data FILE or --digest ALG:HEX…");
   LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
   if (!data_file.empty()) {
-    LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBytes(data_file));
+    LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBounded(data_file, kMaxExtendDataSize, "--data (hash larger files and give --digest)"));
     return ExtendWithData(*tpm, pcr, data);
   }
   std::map<uint16_t, Bytes> by_bank;
@@ -101,7 +107,7 @@ Status AkCreate(const TpmFlags& f, const std::string& out, const std::string& ek
 }
 
 Status AkCheck(const std::string& path) {
-  LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBytes(path));
+  LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBounded(path, kMaxTpmFileSize, "a TPM public area"));
   auto pub = ParsePublic(data);
   if (!pub.ok()) return pub.status().WithPrefix(path);
   LIM_ASSIGN_OR_RETURN(Bytes name, PublicName(*pub));
@@ -113,7 +119,9 @@ Status AkCheck(const std::string& path) {
 
 Status QuoteCmd(const TpmFlags& f, const std::string& nonce_hex, const std::string& pcrs, const std::vector<std::string>& banks,
                 const std::string& out, std::string ak_dir) {
-  LIM_ASSIGN_OR_RETURN(Bytes nonce, FromHex(nonce_hex));
+  auto parsed_nonce = FromHex(nonce_hex);
+  if (!parsed_nonce.ok()) return parsed_nonce.status().WithPrefix("--nonce");
+  Bytes nonce = std::move(parsed_nonce).value();
   if (ak_dir.empty()) ak_dir = out;
   auto ak = LoadAk(ak_dir);
   if (!ak.ok()) return ak.status().WithPrefix("no AK (create one with `lim tpm ak create --out DIR`, pass --ak DIR)");
@@ -137,10 +145,11 @@ Status QuoteCmd(const TpmFlags& f, const std::string& nonce_hex, const std::stri
 Status CheckQuoteCmd(const std::string& ak_path, const std::string& msg_path, const std::string& sig_path,
                      const std::string& pcrs_path, const std::string& nonce_hex) {
   LIM_ASSIGN_OR_RETURN(PublicKey ak, PublicKey::FromFile(ak_path));
-  LIM_ASSIGN_OR_RETURN(Bytes msg, ReadFileBytes(msg_path));
-  LIM_ASSIGN_OR_RETURN(Bytes sig, ReadFileBytes(sig_path));
-  LIM_ASSIGN_OR_RETURN(Bytes pcr_data, ReadFileBytes(pcrs_path));
-  LIM_ASSIGN_OR_RETURN(Bytes nonce, FromHex(nonce_hex));
+  LIM_ASSIGN_OR_RETURN(Bytes msg, ReadFileBounded(msg_path, kMaxTpmFileSize, "a quote (--msg)"));
+  LIM_ASSIGN_OR_RETURN(Bytes sig, ReadFileBounded(sig_path, kMaxTpmFileSize, "a quote signature (--sig)"));
+  LIM_ASSIGN_OR_RETURN(Bytes pcr_data, ReadFileBounded(pcrs_path, kMaxPcrFileSize, "a PCR file (--pcrs)"));
+  auto nonce = FromHex(nonce_hex);
+  if (!nonce.ok()) return nonce.status().WithPrefix("--nonce");
   PcrSelection sel;
   PcrValues values;
   std::string_view text = AsChars(pcr_data);
@@ -165,12 +174,12 @@ Status CheckQuoteCmd(const std::string& ak_path, const std::string& msg_path, co
     values = std::move(file->values);
   }
   QuoteFailure failure;
-  auto info = CheckQuote(ak, msg, sig, nonce, sel, values, &failure);
+  auto info = CheckQuote(ak, msg, sig, *nonce, sel, values, &failure);
   if (!info.ok()) return info.status().WithPrefix("quote check failed");
   LIM_ASSIGN_OR_RETURN(SignatureInfo sinfo, ParseSignature(sig));
   std::printf("quote: ok\nsignature: ok (%s, %s)\nnonce: ok (%s)\npcrs: ok (%s, pcrDigest %s)\n",
               sinfo.sig_alg == TPM2_ALG_ECDSA ? "ecdsa" : sinfo.sig_alg == TPM2_ALG_RSAPSS ? "rsapss" : "rsassa",
-              TpmBankName(sinfo.hash_alg).c_str(), ToHex(nonce).c_str(), SelectionToString(sel).c_str(),
+              TpmBankName(sinfo.hash_alg).c_str(), ToHex(*nonce).c_str(), SelectionToString(sel).c_str(),
               ToHex(info->pcr_digest).c_str());
   std::printf("clock: %llu resetCount: %u restartCount: %u safe: %s firmwareVersion: 0x%016llx\n",
               static_cast<unsigned long long>(info->clock.clock), info->clock.reset_count, info->clock.restart_count,
@@ -198,12 +207,13 @@ Status EkExport(const TpmFlags& f, const std::string& type, const std::string& o
 
 Status MakeCredentialCmd(const std::string& ek_path, const std::string& name_path, const std::string& secret_hex,
                          const std::string& out) {
-  LIM_ASSIGN_OR_RETURN(Bytes ek_bytes, ReadFileBytes(ek_path));
+  LIM_ASSIGN_OR_RETURN(Bytes ek_bytes, ReadFileBounded(ek_path, kMaxTpmFileSize, "a TPM public area"));
   auto ek = ParsePublic(ek_bytes);
   if (!ek.ok()) return ek.status().WithPrefix(ek_path);
-  LIM_ASSIGN_OR_RETURN(Bytes name, ReadFileBytes(name_path));
-  LIM_ASSIGN_OR_RETURN(Bytes secret, FromHex(secret_hex));
-  LIM_ASSIGN_OR_RETURN(MadeCredential c, MakeCredential(*ek, name, secret));
+  LIM_ASSIGN_OR_RETURN(Bytes name, ReadFileBounded(name_path, kMaxTpmFileSize, "a TPM name"));
+  auto secret = FromHex(secret_hex);
+  if (!secret.ok()) return secret.status().WithPrefix("--secret");
+  LIM_ASSIGN_OR_RETURN(MadeCredential c, MakeCredential(*ek, name, *secret));
   LIM_RETURN_IF_ERROR(WriteFileBytes(out, ToTpm2ToolsCredentialFile(c)));
   std::printf("wrote: %s (tpm2-tools credential file; activate with `lim tpm activatecredential` or tpm2_activatecredential)\n",
               out.c_str());
@@ -212,7 +222,7 @@ Status MakeCredentialCmd(const std::string& ek_path, const std::string& name_pat
 
 Status ActivateCredentialCmd(const TpmFlags& f, const std::string& ak_dir, const std::string& cred_path) {
   LIM_ASSIGN_OR_RETURN(AkKey ak, LoadAk(ak_dir));
-  LIM_ASSIGN_OR_RETURN(Bytes file, ReadFileBytes(cred_path));
+  LIM_ASSIGN_OR_RETURN(Bytes file, ReadFileBounded(cred_path, kMaxTpmFileSize, "a credential file"));
   auto c = FromTpm2ToolsCredentialFile(file);
   if (!c.ok()) return c.status().WithPrefix(cred_path);
   LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
@@ -374,7 +384,7 @@ void Register(CLI::App& app) {
       Fail(pid.status());
       return;
     }
-    if (!note.empty()) std::fprintf(stderr, "lim: %s\n", note.c_str());
+    if (!note.empty()) std::fprintf(stderr, "lim: %s\n", Escaped(note).c_str());
     std::printf("swtpm: running, pid %d\ntcti: %s\n%s\n", static_cast<int>(*pid), SwtpmTcti(sw.Config()).c_str(), SwtpmNotice());
     if (sw.tcp) std::printf("warning: on TCP loopback any local user can reset and re-extend this TPM's PCRs\n");
   });

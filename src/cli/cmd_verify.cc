@@ -1,6 +1,8 @@
 // `lim verify` (template digests, replay against PCRs, signatures) and `lim boot-aggregate`.
 #include <cstdio>
+#include <map>
 
+#include "base/escape.h"
 #include "cli/command.h"
 #include "cli/list_args.h"
 #include "cli/tpm_pcrs.h"
@@ -20,16 +22,39 @@ struct VerifyArgs {
   std::vector<std::string> keys;
   std::string tcti;  // --tpm
   bool allow_tail = false;
+  bool allow_uncovered = false;  // --allow-uncovered-pcrs
   bool single_thread = false;
 };
 
+// The union of every --pcrs file. Two files that give one bank's PCR different values are an
+// error naming both: which one is right cannot be guessed, and taking either would make the
+// verdict depend on the order of the flags. The same value twice is fine.
 Result<PcrSet> LoadPcrFiles(const std::vector<std::string>& files) {
   PcrSet set;
+  std::map<std::pair<std::string, uint32_t>, const std::string*> source;
   for (const auto& f : files) {
     LIM_ASSIGN_OR_RETURN(PcrSet one, PcrSet::Load(f));
-    set.Merge(one);
+    for (const auto& [bank, pcrs] : one.banks()) {
+      for (const auto& [idx, v] : pcrs) {
+        const Bytes* have = set.Get(bank, idx);
+        if (have && *have != v) {
+          return Status::InvalidArgument("--pcrs: " + bank + " PCR " + std::to_string(idx) + " is " + ToHex(*have) +
+                                         " in " + *source[{bank, idx}] + " but " + ToHex(v) + " in " + f);
+        }
+        source[{bank, idx}] = &f;
+        set.Set(bank, idx, v);
+      }
+    }
   }
   return set;
+}
+
+std::string PcrListText(uint64_t mask) {
+  std::string out;
+  for (uint32_t p = 0; p < 64; ++p) {
+    if (mask & (uint64_t{1} << p)) out += (out.empty() ? "" : ",") + std::to_string(p);
+  }
+  return out;
 }
 
 std::string Where(const ima::EntryProblem& p) {
@@ -65,7 +90,8 @@ int RunVerify(const VerifyArgs& a) {
   if (!r.ok()) return ReportError(r.status());
 
   bool ok = true;
-  std::printf("list: %s (%s template digests)\n", path.c_str(), r->list_bank.c_str());
+  const std::string shown = Escaped(path);
+  std::printf("list: %s (%s template digests)\n", shown.c_str(), r->list_bank.c_str());
   std::printf("entries: %llu\n", static_cast<unsigned long long>(r->entries));
   std::printf("violations: %llu\n", static_cast<unsigned long long>(r->violations));
   if (r->digest_failures == 0) {
@@ -73,7 +99,7 @@ int RunVerify(const VerifyArgs& a) {
   } else {
     ok = false;
     std::printf("template digests: %llu wrong, first at %s: %s\n", static_cast<unsigned long long>(r->digest_failures),
-                Where(*r->first_digest_failure).c_str(), r->first_digest_failure->what.c_str());
+                Where(*r->first_digest_failure).c_str(), Escaped(r->first_digest_failure->what).c_str());
   }
   for (const auto& [bank, mode] : r->bank_modes) std::printf("bank %s: replayed %s\n", bank.c_str(), mode.c_str());
   if (r->matched) {
@@ -83,8 +109,16 @@ int RunVerify(const VerifyArgs& a) {
     ok = false;
     std::printf("pcrs: %s\n", r->mismatch.c_str());
   }
-  std::printf("unattested: %llu\n", static_cast<unsigned long long>(r->unattested()));
-  if (r->matched && r->unattested() > 0 && !a.allow_tail) ok = false;
+  std::printf("unattested: %llu", static_cast<unsigned long long>(r->unattested()));
+  if (r->uncovered > 0) {
+    std::printf(" (%llu after the match; %llu of PCR %s, which no given value covers)",
+                static_cast<unsigned long long>(r->tail()), static_cast<unsigned long long>(r->uncovered),
+                PcrListText(r->uncovered_pcrs).c_str());
+  }
+  std::printf("\n");
+  const bool tail_refused = r->matched && r->tail() > 0 && !a.allow_tail;
+  const bool uncovered_refused = r->matched && r->uncovered > 0 && !a.allow_uncovered;
+  if (tail_refused || uncovered_refused) ok = false;
   if (checker) {
     std::printf("signatures: %llu checked, %llu bad, %llu unknown key\n",
                 static_cast<unsigned long long>(r->signatures_checked),
@@ -93,26 +127,32 @@ int RunVerify(const VerifyArgs& a) {
     if (r->first_signature_failure) {
       ok = false;
       std::printf("signature: first bad at %s: %s\n", Where(*r->first_signature_failure).c_str(),
-                  r->first_signature_failure->what.c_str());
+                  Escaped(r->first_signature_failure->what).c_str());
     }
     if (r->first_unknown_key) {
-      std::printf("signature: first unknown key id %s at %s\n", r->first_unknown_key->what.c_str(),
+      std::printf("signature: first unknown key id %s at %s\n", Escaped(r->first_unknown_key->what).c_str(),
                   Where(*r->first_unknown_key).c_str());
     }
   }
   std::printf("result: %s\n", ok ? "ok" : "FAILED");
   if (!ok) {
     if (r->first_digest_failure) {
-      std::fprintf(stderr, "lim: %s: %s: %s\n", path.c_str(), Where(*r->first_digest_failure).c_str(),
-                   r->first_digest_failure->what.c_str());
+      std::fprintf(stderr, "lim: %s: %s: %s\n", shown.c_str(), Where(*r->first_digest_failure).c_str(),
+                   Escaped(r->first_digest_failure->what).c_str());
     } else if (!r->matched) {
-      std::fprintf(stderr, "lim: %s: %s\n", path.c_str(), r->mismatch.c_str());
+      std::fprintf(stderr, "lim: %s: %s\n", shown.c_str(), r->mismatch.c_str());
     } else if (r->first_signature_failure) {
-      std::fprintf(stderr, "lim: %s: %s: %s\n", path.c_str(), Where(*r->first_signature_failure).c_str(),
-                   r->first_signature_failure->what.c_str());
+      std::fprintf(stderr, "lim: %s: %s: %s\n", shown.c_str(), Where(*r->first_signature_failure).c_str(),
+                   Escaped(r->first_signature_failure->what).c_str());
+    } else if (uncovered_refused) {
+      std::fprintf(stderr,
+                   "lim: %s: %s: extends %s, for which no --pcrs value is given: %llu such entries are unattested "
+                   "(give that PCR, or --allow-uncovered-pcrs accepts them)\n",
+                   shown.c_str(), Where(*r->first_uncovered).c_str(), r->first_uncovered->what.c_str(),
+                   static_cast<unsigned long long>(r->uncovered));
     } else {
       std::fprintf(stderr, "lim: %s: %llu entries after the PCR match are unattested (--allow-tail accepts them)\n",
-                   path.c_str(), static_cast<unsigned long long>(r->unattested()));
+                   shown.c_str(), static_cast<unsigned long long>(r->tail()));
     }
   }
   return ok ? kExitOk : kExitCheckFailed;
@@ -177,6 +217,8 @@ void Register(CLI::App& app) {
   v->add_option("--tpm", va->tcti, "read the PCRs from this TPM (TCTI: device:/dev/tpmrm0, swtpm:path=…)");
   v->add_option("--key", va->keys, "X.509 certificate (PEM/DER) to verify ima-sig signatures (repeatable)");
   v->add_flag("--allow-tail", va->allow_tail, "accept entries appended after the PCRs were read");
+  v->add_flag("--allow-uncovered-pcrs", va->allow_uncovered,
+              "accept entries for PCRs that no --pcrs value covers (nothing attests them)");
   v->add_flag("--single-thread", va->single_thread, "replay the banks one after another on one core");
   v->callback([va] { ExitCode() = RunVerify(*va); });
 

@@ -3,6 +3,7 @@
 // --ignore-violations` accepts a whole list exactly when `lim verify` does.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 #include <sstream>
 
@@ -343,6 +344,87 @@ TEST(VerifyCommandTest, TailNeedsAllowTail) {
   ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(prefix->pcrs.ToEvmctlText("sha1"))).ok());
   auto evm = RunCommand("evmctl ima_measurement --ignore-violations --pcrs sha1," + dir + "/p1 " + dir + "/list");
   EXPECT_EQ(evm.exit_code, 0) << evm.err;
+}
+
+// Where each record of a list starts and ends.
+std::vector<std::pair<size_t, size_t>> RecordSpans(const Bytes& list) {
+  std::vector<std::pair<size_t, size_t>> out;
+  auto rd = ima::ListReader::FromBytes(list);
+  EXPECT_TRUE(rd.ok());
+  ima::Entry e;
+  while (*(*rd)->Next(&e)) out.emplace_back(e.offset, (*rd)->next_offset());
+  return out;
+}
+
+// An entry for a PCR that no --pcrs value covers is attested by nothing, wherever it sits.
+TEST(VerifyCommandTest, EntryForAPcrNoFileCoversIsUnattested) {
+  const std::string real = Fixture("ibmtss/utils/sha1.log");
+  Bytes list = *ReadFileBytes(real);
+  auto spans = RecordSpans(list);
+  ASSERT_EQ(spans.size(), 362u);
+  std::string dir = lim::testing::MakeTempDir();
+  auto rep = RunCommand(Lim("replay --bank sha1 --bank sha256 " + real));  // PCR 10 only
+  ASSERT_EQ(rep.exit_code, 0) << rep.err;
+  ASSERT_TRUE(WriteFileBytes(dir + "/pcrs.json", AsBytes(rep.out)).ok());
+  // A copy of a real entry set to PCR 11: its template digest stays valid (the PCR index is
+  // not hashed), and it leaves PCR 10 as it was.
+  Bytes rec(list.begin() + static_cast<long>(spans[5].first), list.begin() + static_cast<long>(spans[5].second));
+  const uint32_t pcr11 = 11;
+  std::memcpy(rec.data(), &pcr11, 4);
+  for (size_t at : {spans[100].first, list.size()}) {
+    SCOPED_TRACE("inserted at byte " + std::to_string(at));
+    Bytes changed = list;
+    changed.insert(changed.begin() + static_cast<long>(at), rec.begin(), rec.end());
+    ASSERT_TRUE(WriteFileBytes(dir + "/list", changed).ok());
+    auto v = RunCommand(Lim("verify " + dir + "/list --pcrs " + dir + "/pcrs.json"));
+    EXPECT_EQ(v.exit_code, 1) << v.out << v.err;
+    EXPECT_NE(v.out.find("template digests: ok"), std::string::npos) << v.out;
+    EXPECT_NE(v.out.find("unattested: 1 (0 after the match; 1 of PCR 11, which no given value covers)"),
+              std::string::npos) << v.out;
+    EXPECT_NE(v.out.find("result: FAILED"), std::string::npos) << v.out;
+    EXPECT_NE(v.err.find("extends PCR 11"), std::string::npos) << v.err;
+    // --allow-tail is about entries after the match, not these.
+    EXPECT_EQ(RunCommand(Lim("verify " + dir + "/list --allow-tail --pcrs " + dir + "/pcrs.json")).exit_code, 1);
+    auto allowed = RunCommand(Lim("verify " + dir + "/list --allow-uncovered-pcrs --pcrs " + dir + "/pcrs.json"));
+    EXPECT_EQ(allowed.exit_code, 0) << allowed.out << allowed.err;
+    EXPECT_NE(allowed.out.find("result: ok"), std::string::npos) << allowed.out;
+  }
+  // PCR values that cover PCR 11 too (as a TPM read gives every PCR) attest the entry.
+  Bytes changed = list;
+  changed.insert(changed.end(), rec.begin(), rec.end());
+  ASSERT_TRUE(WriteFileBytes(dir + "/list", changed).ok());
+  auto all = RunCommand(Lim("replay --bank sha1 --bank sha256 " + dir + "/list"));
+  ASSERT_TRUE(WriteFileBytes(dir + "/all.json", AsBytes(all.out)).ok());
+  auto v = RunCommand(Lim("verify " + dir + "/list --pcrs " + dir + "/all.json"));
+  EXPECT_EQ(v.exit_code, 0) << v.out << v.err;
+  EXPECT_NE(v.out.find("unattested: 0\n"), std::string::npos) << v.out;
+}
+
+// Two PCR files that disagree on one PCR: an error naming both, whatever their order.
+TEST(VerifyCommandTest, ConflictingPcrFilesAreBadInput) {
+  ima::SyntheticListSpec spec;
+  spec.entries = 30;
+  auto l = ima::MakeSyntheticList(spec);
+  std::string dir = lim::testing::MakeTempDir();
+  ASSERT_TRUE(WriteFileBytes(dir + "/list", l->list).ok());
+  ASSERT_TRUE(WriteFileBytes(dir + "/good.json", AsBytes(l->pcrs.ToJson())).ok());
+  PcrSet other;
+  Bytes v = *l->pcrs.Get("sha1", 10);
+  v[0] ^= 1;
+  other.Set("sha1", 10, v);
+  ASSERT_TRUE(WriteFileBytes(dir + "/other.json", AsBytes(other.ToJson())).ok());
+  for (auto [first, second] : {std::pair{"good.json", "other.json"}, std::pair{"other.json", "good.json"}}) {
+    auto r = RunCommand(Lim("verify " + dir + "/list --pcrs " + dir + "/" + first + " --pcrs " + dir + "/" + second));
+    EXPECT_EQ(r.exit_code, 2) << first << " then " << second << ": " << r.out << r.err;
+    EXPECT_NE(r.err.find("sha1 PCR 10"), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(dir + "/" + first), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(dir + "/" + second), std::string::npos) << r.err;
+  }
+  // The same values twice (also through another format) agree.
+  ASSERT_TRUE(WriteFileBytes(dir + "/p1", AsBytes(l->pcrs.ToEvmctlText("sha1"))).ok());
+  auto same = RunCommand(Lim("verify " + dir + "/list --pcrs " + dir + "/good.json --pcrs " + dir + "/good.json --pcrs sha1," +
+                             dir + "/p1"));
+  EXPECT_EQ(same.exit_code, 0) << same.out << same.err;
 }
 
 // keylime's test_ima_verification data: ima-sig entries with real v2 signatures (RSA keyid

@@ -24,7 +24,8 @@ int& ExitCode();
 using RegisterFn = void (*)(CLI::App& app);
 std::vector<RegisterFn>& Registry();
 
-// Prints "lim: <message>" to stderr and returns the exit code for the status.
+// Prints "lim: <message>" to stderr (escaped, base/escape.h) and returns the exit code for the
+// status. Other lines that show a name from the input escape it with Escaped() too.
 int ReportError(const Status& s);
 // Exit code for a non-OK status: kMismatch → 1, everything else → 2.
 int ExitCodeFor(const Status& s);

@@ -1,6 +1,7 @@
 // lim: the command-line front end. Thin: every subcommand lives in its own cmd_*.cc.
 #include <cstdio>
 
+#include "base/escape.h"
 #include "cli/command.h"
 
 namespace lim::cli {
@@ -20,7 +21,9 @@ int ExitCodeFor(const Status& s) {
 }
 
 int ReportError(const Status& s) {
-  std::fprintf(stderr, "lim: %s\n", s.message().c_str());
+  // Messages carry names from the input (paths, template names) as raw bytes: escaped here,
+  // a newline cannot split the message and a NUL cannot cut it.
+  std::fprintf(stderr, "lim: %s\n", Escaped(s.message()).c_str());
   return ExitCodeFor(s);
 }
 

@@ -47,6 +47,18 @@ Status CheckSize(const std::string& bank, const Bytes& v, const std::string& whe
   return Status::Ok();
 }
 
+// Sets a value read from a file. One PCR given twice with different values (two "PCR-10"
+// lines, "sha1" and "SHA1" objects) is an error: which one counts cannot be guessed.
+Status SetOnce(PcrSet* set, const std::string& bank, uint32_t pcr, Bytes v, const std::string& where) {
+  const Bytes* have = set->Get(bank, pcr);
+  if (have && *have != v) {
+    return Status::InvalidArgument(where + ": " + bank + " PCR " + std::to_string(pcr) + " given twice, as " +
+                                   ToHex(*have) + " and as " + ToHex(v));
+  }
+  set->Set(bank, pcr, std::move(v));
+  return Status::Ok();
+}
+
 Result<PcrSet> ParseJson(std::string_view text, const std::string& origin) {
   auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument(origin + ": not a PCR-set JSON object");
@@ -64,7 +76,7 @@ Result<PcrSet> ParseJson(std::string_view text, const std::string& origin) {
       auto v = FromHex(val.get<std::string>());
       if (!v.ok()) return v.status().WithPrefix(origin + ": " + bank_in + "/" + idx);
       LIM_RETURN_IF_ERROR(CheckSize(bank, *v, origin + ": " + bank_in + "/" + idx));
-      set.Set(bank, static_cast<uint32_t>(n), std::move(v).value());
+      LIM_RETURN_IF_ERROR(SetOnce(&set, bank, static_cast<uint32_t>(n), std::move(v).value(), origin));
     }
   }
   return set;
@@ -88,7 +100,7 @@ Result<PcrSet> ParseEvmctl(std::string_view text, const std::string& bank, const
     auto v = FromHex(hex);
     if (!v.ok()) return v.status().WithPrefix(origin + ":" + std::to_string(lineno));
     LIM_RETURN_IF_ERROR(CheckSize(bank, *v, origin + ":" + std::to_string(lineno)));
-    set.Set(bank, pcr, std::move(v).value());
+    LIM_RETURN_IF_ERROR(SetOnce(&set, bank, pcr, std::move(v).value(), origin + ":" + std::to_string(lineno)));
   }
   return set;
 }
@@ -123,7 +135,7 @@ Result<PcrSet> ParsePcrreadText(std::string_view text, const std::string& defaul
     auto v = FromHex(val);
     if (!v.ok()) return v.status().WithPrefix(where);
     LIM_RETURN_IF_ERROR(CheckSize(bank, *v, where));
-    set.Set(bank, static_cast<uint32_t>(n), std::move(v).value());
+    LIM_RETURN_IF_ERROR(SetOnce(&set, bank, static_cast<uint32_t>(n), std::move(v).value(), where));
   }
   if (set.empty()) return Status::InvalidArgument(origin + ": no PCR values found");
   return set;
@@ -226,7 +238,7 @@ Result<PcrSet> PcrSet::Load(const std::string& arg) {
       path = arg;
     }
   }
-  LIM_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
+  LIM_ASSIGN_OR_RETURN(std::string text, ReadFileTextBounded(path, kMaxPcrFileSize, "a PCR file"));
   return Parse(text, bank, path);
 }
 

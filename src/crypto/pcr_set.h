@@ -14,6 +14,10 @@
 
 namespace lim {
 
+// The largest PCR file read: every form is a few KiB (the JSON of 8 banks × 64 PCRs of 64-byte
+// values is about 70 KiB), so 1 MiB is generous and /dev/zero is refused at once.
+constexpr size_t kMaxPcrFileSize = 1 << 20;
+
 class PcrSet {
  public:
   // Bank names are TPM-style ("sha1", "sha256", "sm3_256", "tpm_alg_0xNNNN").
@@ -36,7 +40,7 @@ class PcrSet {
   // (evmctl text: sha1 unless given; binary: required). `origin` names the file in errors.
   static Result<PcrSet> Parse(std::string_view text_or_binary, const std::string& default_bank,
                               const std::string& origin);
-  // Reads a `--pcrs [ALG,]FILE` argument.
+  // Reads a `--pcrs [ALG,]FILE` argument (at most kMaxPcrFileSize bytes).
   static Result<PcrSet> Load(const std::string& arg);
 
  private:

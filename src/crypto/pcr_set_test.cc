@@ -59,5 +59,21 @@ TEST(PcrSetTest, RejectsWrongSizesAndBadBanks) {
   EXPECT_FALSE(PcrSet::Parse("", "", "empty").ok());
 }
 
+// One PCR given twice with different values inside one file: an error, not "the last wins".
+TEST(PcrSetTest, RejectsAPcrGivenTwiceWithDifferentValues) {
+  const std::string a(40, 'a'), b(40, 'b');
+  auto text = PcrSet::Parse("PCR-10: " + a + "\nPCR-10: " + b + "\n", "sha1", "p.txt");
+  ASSERT_FALSE(text.ok());
+  EXPECT_NE(text.status().message().find("p.txt:2: sha1 PCR 10 given twice"), std::string::npos)
+      << text.status().message();
+  auto json = PcrSet::Parse(R"({"sha1":{"10":")" + a + R"("},"SHA1":{"10":")" + b + R"("}})", "", "p.json");
+  ASSERT_FALSE(json.ok());
+  EXPECT_NE(json.status().message().find("p.json: sha1 PCR 10 given twice"), std::string::npos);
+  auto yaml = PcrSet::Parse("sha1:\n  10: 0x" + a + "\n  10: 0x" + b + "\n", "", "p.yaml");
+  EXPECT_FALSE(yaml.ok());
+  // The same value twice is no conflict.
+  EXPECT_TRUE(PcrSet::Parse("PCR-10: " + a + "\nPCR-10: " + a + "\n", "sha1", "p.txt").ok());
+}
+
 }  // namespace
 }  // namespace lim

@@ -59,7 +59,7 @@ Result<PublicKey> PublicKey::FromDer(ByteView der, const std::string& origin) {
 }
 
 Result<std::vector<PublicKey>> PublicKey::LoadFile(const std::string& path) {
-  LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBytes(path));
+  LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBounded(path, kMaxKeyFileSize, "a certificate file"));
   std::vector<PublicKey> keys;
   std::string_view text = AsChars(data);
   if (text.find("-----BEGIN") == std::string_view::npos) {

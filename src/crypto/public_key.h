@@ -22,6 +22,9 @@ namespace lim {
 class PublicKey {
  public:
   // A certificate or public key file; PEM files may hold several certificates.
+  // At most kMaxKeyFileSize bytes: a certificate is a few KiB and a bundle of every CA
+  // certificate a distribution ships is about 200 KiB.
+  static constexpr size_t kMaxKeyFileSize = 4 << 20;
   static Result<std::vector<PublicKey>> LoadFile(const std::string& path);
   // A DER certificate.
   static Result<PublicKey> FromDer(ByteView der, const std::string& origin = "<der>");

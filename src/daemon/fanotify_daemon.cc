@@ -776,6 +776,11 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
 void FanotifyDaemon::DoPerm(Pending& p) {
   Access base = p.access;
   base.path = FdPath(p.fd);
+  if (base.path.empty()) {
+    // Longer than PATH_MAX: the kernel records the file's own name (OpenedFileName).
+    auto scr = ReadSyscall(base.pid);
+    if (scr.ok()) base.path = OpenedFileName(*scr, base.pid);
+  }
   auto creds = ReadCreds(base.pid);
   if (creds.ok()) SetCreds(base, *creds);
   auto run = [&](const Access& a) {

@@ -13,14 +13,16 @@
 #include "daemon/config_file.h"
 #include "daemon/control_socket.h"
 #include "daemon/measurer.h"
+#include "ima/policy.h"
+#include "tcg/event_log.h"
 
 namespace lim::daemon {
 
 // Ranges (docs/limd.md "Flags").
 inline constexpr int kMaxWorkers = 64;                     // --workers 1..64
 inline constexpr int kMaxDecisionTimeoutMs = 10 * 60'000;  // --decision-timeout-ms 1..600000
-inline constexpr size_t kMaxPolicyBytes = 4u << 20;        // --policy file: 4 MiB
-inline constexpr size_t kMaxBootLogBytes = 16u << 20;      // --boot-log file: 16 MiB
+inline constexpr size_t kMaxPolicyBytes = ima::kMaxPolicyFileSize;  // --policy file: 4 MiB, as lim policy
+inline constexpr size_t kMaxBootLogBytes = tcg::kMaxEventLogSize;   // --boot-log file: 16 MiB, as lim eventlog
 
 struct LimdFlags {
   std::string policy_file, builtin, template_name = "ima-ng", hash_name = "sha256", tcti, state = "/var/lib/lim",

@@ -2,6 +2,7 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -145,6 +146,43 @@ OpenIntent IntentOf(const SyscallState& s, pid_t tid) {
     default: break;
   }
   return in;
+}
+
+std::string LastPathComponent(std::string_view path) {
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  size_t slash = path.rfind('/');
+  std::string_view name = slash == std::string_view::npos || path.size() == 1 ? path : path.substr(slash + 1);
+  return std::string(name.substr(0, NAME_MAX - 1));
+}
+
+std::string OpenedFileName(const SyscallState& s, pid_t tid) {
+  if (!s.blocked) return "";
+  uint64_t addr = 0;
+  switch (s.nr) {
+    case sysno::kOpen: case sysno::kCreat: case sysno::kExecve: case sysno::kUselib: addr = s.args[0]; break;
+    case sysno::kOpenat: case sysno::kOpenat2: case sysno::kExecveat: addr = s.args[1]; break;
+    default: return "";
+  }
+  std::string mem = "/proc/" + std::to_string(tid) + "/mem";
+  int fd = ::open(mem.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return "";
+  // The kernel takes at most PATH_MAX bytes with the NUL; read page by page, as the string
+  // may end just before an unmapped page.
+  std::string path;
+  while (path.size() < PATH_MAX) {
+    char buf[4096];
+    size_t want = 4096 - (addr + path.size()) % 4096;
+    ssize_t n = ::pread(fd, buf, want, static_cast<off_t>(addr + path.size()));
+    if (n <= 0) break;
+    size_t len = ::strnlen(buf, static_cast<size_t>(n));
+    path.append(buf, len);
+    if (len < static_cast<size_t>(n)) {
+      ::close(fd);
+      return LastPathComponent(path);
+    }
+  }
+  ::close(fd);
+  return "";
 }
 
 uint32_t FileCheckMask(int flags) {

@@ -76,6 +76,17 @@ OpenIntent IntentOf(const SyscallState& s, pid_t tid);
 // The MAY_* mask the kernel passes to ima_file_check for these open flags (acc_mode
 // without MAY_OPEN: read/write from O_ACCMODE, MAY_WRITE for O_TRUNC, MAY_APPEND).
 uint32_t FileCheckMask(int flags);
+
+// The name for a file whose path is longer than PATH_MAX. There the kernel's ima_d_path()
+// gets no path from d_absolute_path() and records the dentry's own name instead (copied with
+// strlcpy(namebuf, d_name, NAME_MAX): at most 254 bytes). /proc/self/fd/N fails the same way
+// and user space cannot ask for a dentry's name, but the thread is blocked in the open: the
+// last component of the pathname it passed (read through /proc/<tid>/mem) is that name (a
+// symlink's own name where the kernel has the target's). Empty when the syscall has no
+// pathname (mmap, open_by_handle_at) or it cannot be read.
+std::string OpenedFileName(const SyscallState& s, pid_t tid);
+// Pure: the last component of a pathname (trailing slashes dropped), cut to 254 bytes.
+std::string LastPathComponent(std::string_view path);
 bool OpensForWrite(int flags);  // FMODE_WRITE
 bool OpensReadOnly(int flags);  // counts in i_readcount
 

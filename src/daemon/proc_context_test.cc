@@ -52,6 +52,27 @@ TEST(ProcContext, Openat2FlagsFromProcMem) {
   EXPECT_EQ(in.flags, O_RDWR | O_APPEND);
 }
 
+// A path longer than PATH_MAX: the name is the last component of the pathname the thread
+// passed (the kernel's dentry-name fallback), at most 254 bytes.
+TEST(ProcContext, OpenedFileNameFromProcMem) {
+  EXPECT_EQ(LastPathComponent("a/b/target"), "target");
+  EXPECT_EQ(LastPathComponent("target"), "target");
+  EXPECT_EQ(LastPathComponent("/dir/sub//"), "sub");
+  EXPECT_EQ(LastPathComponent("/"), "/");
+  EXPECT_EQ(LastPathComponent("d/" + std::string(300, 'x')), std::string(254, 'x'));
+  // Our own memory stands in for the blocked thread's: the pathname is at args[1] (openat).
+  std::string path = std::string(3000, 'd') + "/" + std::string(1000, 'e') + "/target-file";
+  char line[128];
+  std::snprintf(line, sizeof line, "257 0xffffff9c 0x%llx 0x0 0x0 0x0 0x0 0x1 0x2",
+                static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(path.c_str())));
+  EXPECT_EQ(OpenedFileName(ParseSyscallLine(line), ::getpid()), "target-file");
+  std::snprintf(line, sizeof line, "2 0x%llx 0x0 0x0 0x0 0x0 0x0 0x1 0x2",  // open: args[0]
+                static_cast<unsigned long long>(reinterpret_cast<uintptr_t>(path.c_str())));
+  EXPECT_EQ(OpenedFileName(ParseSyscallLine(line), ::getpid()), "target-file");
+  EXPECT_EQ(OpenedFileName(ParseSyscallLine("9 0x0 0x1000 0x5 0x2 0x3 0x0 0x1 0x2"), ::getpid()), "");  // mmap
+  EXPECT_EQ(OpenedFileName(ParseSyscallLine("running"), ::getpid()), "");
+}
+
 TEST(ProcContext, ParsesStatus) {
   auto c = ParseStatus("Name:\tcat\nUmask:\t0022\nUid:\t1000\t0\t1001\t0\nGid:\t100\t100\t100\t100\n"
                        "CapEff:\t00000000000000c0\n");

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "base/escape.h"
 #include "ima/digest_field.h"
 
 namespace lim::ima {
@@ -89,7 +90,10 @@ std::string EntryJson(const Entry& e, ByteView digest) {
   nlohmann::ordered_json j;
   j["index"] = e.index;
   j["pcr"] = e.pcr;
-  j["template"] = std::string(e.template_name);
+  // Names are bytes, not text: escaped (base/escape.h) so that every one is valid UTF-8 and
+  // two different names never render alike ("\\" and "\xNN" undo it), where the JSON
+  // library's replacement of bad UTF-8 with U+FFFD would lose bytes.
+  j["template"] = Escaped(e.template_name);
   j["template_digest"] = ToHex(digest);
   nlohmann::ordered_json fields = nlohmann::ordered_json::object();
   for (size_t i = 0; i < e.num_fields; ++i) {
@@ -115,7 +119,7 @@ std::string EntryJson(const Entry& e, ByteView digest) {
         break;
       }
       case FieldFormat::kString:
-        v = std::string(UntilNul(b));
+        v = Escaped(UntilNul(b));
         break;
       case FieldFormat::kUint: {
         uint64_t x;
@@ -135,6 +139,6 @@ std::string EntryJson(const Entry& e, ByteView digest) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
-std::string TableEventData(const Entry& e) { return "[IMA:" + std::string(e.name()) + "]"; }
+std::string TableEventData(const Entry& e) { return "[IMA:" + Escaped(e.name()) + "]"; }
 
 }  // namespace lim::ima

@@ -15,9 +15,11 @@ void AppendAsciiLine(const Entry& e, ByteView digest, std::string* out);
 void AppendFieldAscii(const Entry& e, size_t i, std::string* out);
 
 // One JSON object (no newline): index, pcr, template, template_digest, fields, violation.
+// The template name and string fields (n, n-ng, …) are Escaped (base/escape.h): lossless.
 std::string EntryJson(const Entry& e, ByteView digest);
 
-// The EventData cell of the integrated table: "[IMA:<name>]" (name with spaces as stored).
+// The EventData cell of the integrated table: "[IMA:<name>]" (name with spaces as stored,
+// escaped so that a newline or a control byte in it cannot split or forge a row).
 std::string TableEventData(const Entry& e);
 
 }  // namespace lim::ima

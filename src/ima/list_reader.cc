@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 
 #include "ima/digest_field.h"
 
@@ -143,10 +144,47 @@ Status ListReader::Init(const ListOptions& options) {
     bank_ = Sha1Algo();
   } else {
     auto b = DetectListBank(h, order_);
-    if (!b.ok()) return b.status().WithPrefix(origin_);
+    if (!b.ok()) return ExplainUndetectedBank(h, b.status().WithPrefix(origin_));
     bank_ = *b;
   }
   return Status::Ok();
+}
+
+Status ListReader::ExplainUndetectedBank(ByteView head, const Status& detect) const {
+  // A cut-off record is damage only when the head is the whole input; otherwise it may just
+  // run past the probe window.
+  const bool whole = fd_ < 0 || map_ || eof_;
+  // Progress of a reading: whole records, then whether a template name was recognised (the
+  // strongest sign of the right size), then how far it got. Readings that recognise nothing
+  // are equally lost: the first one (sha1, the size of the kernel's main list) is reported.
+  using Progress = std::tuple<uint64_t, bool, uint64_t>;
+  std::optional<Status> best;
+  Progress best_progress;
+  std::string best_bank;
+  bool all_same = true;
+  for (int id : {2 /*sha1*/, 4 /*sha256*/, 5 /*sha384*/, 6 /*sha512*/}) {
+    ListOptions o;
+    o.bank = *HashAlgoByKernelId(id);
+    o.byte_order = order_;
+    auto r = FromBytes(head, o, origin_);
+    if (!r.ok()) continue;
+    Entry e;
+    Result<bool> more = true;
+    for (int i = 0; i < 64 && more.ok() && *more; ++i) more = (*r)->Next(&e);
+    if (more.ok() || ((*r)->last_error_was_truncation() && !whole)) continue;
+    const bool named = !(*r)->templates_.empty();
+    Progress p{(*r)->entries_read(), named, named ? (*r)->last_error_at_ : 0};
+    if (best && more.status().message() != best->message()) all_same = false;
+    if (!best || p > best_progress) {
+      best = more.status();
+      best_progress = p;
+      best_bank = TpmBankName(o.bank->tpm_alg);
+    }
+  }
+  if (!best) return detect;
+  if (all_same) return *best;
+  return Status::Corrupt(best->message() + " (read with " + best_bank +
+                         " template digests; no digest size parses the list; --list-bank chooses one)");
 }
 
 Result<bool> ListReader::Ensure(size_t n) {
@@ -173,6 +211,7 @@ Result<bool> ListReader::Ensure(size_t n) {
 }
 
 Status ListReader::Error(uint64_t at, const std::string& what) const {
+  last_error_at_ = at;
   return Status::Corrupt(origin_ + ": entry " + std::to_string(index_) + " at byte offset " + std::to_string(at) +
                          ": " + what);
 }
@@ -328,6 +367,7 @@ Result<bool> ListReader::Next(Entry* e) {
       return Error(start, "field 'd' has " + std::to_string(out.fields[i].size()) + " bytes (expected 20)");
     }
   }
+  last_record_ = ByteView(p, total);
   pos_ += total;
   ++index_;
   ReleaseConsumed();

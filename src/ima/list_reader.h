@@ -46,6 +46,8 @@ class ListReader {
   ByteOrder byte_order() const { return order_; }
   const std::string& origin() const { return origin_; }
   uint64_t entries_read() const { return index_; }
+  // The bytes of the record Next() returned last; valid until the next call.
+  ByteView last_record() const { return last_record_; }
   // File offset just past the last record returned (where the next one starts).
   uint64_t next_offset() const { return base_ + pos_; }
   // True when the last error was a record cut short by the end of the input (a list that
@@ -61,6 +63,10 @@ class ListReader {
   // Makes at least n bytes available from pos_; false at EOF with fewer.
   Result<bool> Ensure(size_t n);
   Status Error(uint64_t at, const std::string& what) const;
+  mutable uint64_t last_error_at_ = 0;  // byte offset of the last Error()
+  // Why no digest size fits the head (DetectListBank failed): the damage found by the size
+  // that decodes furthest.
+  Status ExplainUndetectedBank(ByteView head, const Status& detect) const;
   Result<const Template*> ResolveTemplate(std::string_view name);
 
   Status Truncated(uint64_t at, const std::string& what);
@@ -87,6 +93,7 @@ class ListReader {
   size_t pos_ = 0;     // cursor within data_
   uint64_t base_ = 0;  // file offset of data_[0]
   uint64_t index_ = 0;
+  ByteView last_record_;
   HashAlgo bank_{};
   ByteOrder order_ = kNativeOrder;
   std::vector<std::unique_ptr<Template>> templates_;

@@ -857,7 +857,7 @@ Result<Policy> ParsePolicy(std::string_view text, std::string_view source) {
 }
 
 Result<Policy> LoadPolicyFile(const std::string& path) {
-  LIM_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
+  LIM_ASSIGN_OR_RETURN(std::string text, ReadFileTextBounded(path, kMaxPolicyFileSize, "a policy file"));
   return ParsePolicy(text, path);
 }
 

@@ -177,6 +177,10 @@ PolicyParseOutput CheckPolicy(std::string_view text, std::string_view source);
 // Parses a policy the way a write to the kernel's policy file does: fails on the first bad
 // rule with "SOURCE:LINE:COL: message", or when no rule is present.
 Result<Policy> ParsePolicy(std::string_view text, std::string_view source);
+// The largest policy file read. Real policies are a few KiB (the built-in ones are under 2 KiB,
+// a long distribution policy some hundred rules); 4 MiB keeps /dev/zero or a mistaken path
+// from eating memory while leaving room for generated policies.
+constexpr size_t kMaxPolicyFileSize = 4 << 20;
 Result<Policy> LoadPolicyFile(const std::string& path);
 
 // "SOURCE:LINE:COL: message"

@@ -29,6 +29,12 @@ struct BankTrack {
 };
 
 struct ListPass {
+  uint64_t covered = 0;  // input: PCRs some bank of the given set has a value for
+  struct Uncovered {
+    uint64_t index, offset;
+    uint32_t pcr;
+  };
+  std::vector<Uncovered> uncovered;  // entries extending another PCR, in list order
   uint64_t entries = 0;
   uint64_t violations = 0;
   uint64_t digest_failures = 0;
@@ -95,6 +101,9 @@ void ReplayBanks(const ReaderFactory& open, const PcrSet& pcrs, const HashAlgo& 
     if (!*more) break;
     if (pass) {
       if (e.violation) ++pass->violations;
+      if (!(pass->covered & (uint64_t{1} << e.pcr))) {
+        pass->uncovered.push_back({e.index, e.offset, e.pcr});
+      }
       if (!checker->Check(e, &computed)) {
         if (pass->digest_failures++ == 0) {
           pass->first_digest_failure = EntryProblem{e.index, e.offset,
@@ -154,6 +163,27 @@ std::vector<std::pair<uint64_t, uint64_t>> MatchRanges(const BankTrack& t, uint6
   return out;
 }
 
+// A list that is not a regular file (a pipe, standard input, a device) is copied into
+// memory record by record through a streaming reader, so input that is no list (/dev/zero,
+// /dev/urandom) stops at its first record, and an endless one at the limit.
+Result<Bytes> ReadStreamedList(const std::string& path, const ListOptions& lo) {
+  LIM_ASSIGN_OR_RETURN(auto reader, ListReader::Open(path, lo));
+  Bytes out;
+  Entry e;
+  for (;;) {
+    LIM_ASSIGN_OR_RETURN(bool more, reader->Next(&e));
+    if (!more) break;
+    ByteView rec = reader->last_record();
+    if (out.size() + rec.size() > kMaxStreamedList) {
+      return Status::InvalidArgument(path + ": larger than " + std::to_string(kMaxStreamedList) + " bytes (" +
+                                     SizeText(kMaxStreamedList) +
+                                     "), the limit for a list that is not a regular file (copy it to a file first)");
+    }
+    out.insert(out.end(), rec.begin(), rec.end());
+  }
+  return out;
+}
+
 }  // namespace
 
 Result<VerifyReport> VerifyList(const std::string& path, const VerifyOptions& options) {
@@ -162,7 +192,7 @@ Result<VerifyReport> VerifyList(const std::string& path, const VerifyOptions& op
   std::shared_ptr<Bytes> memory;
   struct stat st;
   if (path == "-" || ::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-    LIM_ASSIGN_OR_RETURN(Bytes b, ReadFileBytes(path));
+    LIM_ASSIGN_OR_RETURN(Bytes b, ReadStreamedList(path, options.list));
     memory = std::make_shared<Bytes>(std::move(b));
   }
   // Fix the bank and byte order once so that every thread decodes alike.
@@ -193,6 +223,12 @@ Result<VerifyReport> VerifyList(const std::string& path, const VerifyOptions& op
     if (tracks[i].algo == list_bank) checker = i;
   }
   ListPass pass;
+  for (const auto& t : tracks) {
+    auto given = options.pcrs.banks().find(t.bank);
+    for (const auto& [idx, v] : given->second) {
+      if (idx < PcrReplayer::kPcrs && v.size() == t.algo.size) pass.covered |= uint64_t{1} << idx;
+    }
+  }
   const SignatureCheck* sig = options.check_signature ? &options.check_signature : nullptr;
   // Parallel: one thread per bank, each streaming the list. Otherwise one pass feeds all.
   auto run_all = [&](std::vector<size_t> which, bool with_pass) {
@@ -283,6 +319,11 @@ Result<VerifyReport> VerifyList(const std::string& path, const VerifyOptions& op
   if (!common.empty()) {
     r.matched = true;
     for (auto [a, b] : common) r.matched_prefix = std::max(r.matched_prefix, b);
+    for (const auto& u : pass.uncovered) {
+      if (u.index >= r.matched_prefix) break;
+      if (r.uncovered++ == 0) r.first_uncovered = EntryProblem{u.index, u.offset, "PCR " + std::to_string(u.pcr)};
+      r.uncovered_pcrs |= uint64_t{1} << u.pcr;
+    }
   } else {
     // Explain with the first bank that has no match at all, else say banks disagree.
     for (const auto& t : tracks) {

@@ -53,7 +53,14 @@ struct VerifyReport {
   uint64_t matched_prefix = 0;  // entries covered by the PCRs
   std::map<std::string, std::string> bank_modes;  // bank → "per-bank" / "sha1-padded"
   std::string mismatch;  // why no prefix matched
-  uint64_t unattested() const { return matched ? entries - matched_prefix : entries; }
+  // Entries no given PCR value attests: those after the matching prefix (the tail: appended
+  // after the PCRs were read), and those inside it that extend a PCR no bank of the given
+  // set has a value for (nothing compares their effect, so they prove nothing).
+  uint64_t tail() const { return matched ? entries - matched_prefix : entries; }
+  uint64_t uncovered = 0;                        // inside the prefix, PCR not given
+  uint64_t uncovered_pcrs = 0;                   // mask of those PCRs
+  std::optional<EntryProblem> first_uncovered;  // what: "PCR N"
+  uint64_t unattested() const { return matched ? tail() + uncovered : entries; }
   // Signatures (only with a SignatureCheck).
   uint64_t signatures_checked = 0;
   uint64_t signature_failures = 0;
@@ -61,6 +68,11 @@ struct VerifyReport {
   std::optional<EntryProblem> first_signature_failure;
   std::optional<EntryProblem> first_unknown_key;
 };
+
+// A list that is not a regular file (a pipe, standard input, a device) is read into memory
+// (each bank's thread streams the list again); more than this is refused. 1 GiB is some five
+// million entries, far beyond a kernel list; a regular file of any size is mapped instead.
+constexpr uint64_t kMaxStreamedList = uint64_t{1} << 30;
 
 // Errors are for unusable input (corrupt list, PCR set that names nothing the list extends);
 // check failures are in the report.

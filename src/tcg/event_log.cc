@@ -289,7 +289,7 @@ bool EventLog::HasFlaggedProblems() const {
 Result<EventLog> ParseEventLog(ByteView data) { return Parser(data).Parse(); }
 
 Result<LoadedEventLog> LoadEventLog(const std::string& path) {
-  LIM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path));
+  LIM_ASSIGN_OR_RETURN(MappedFile file, MappedFile::Open(path, kMaxEventLogSize, "an event log"));
   auto log = ParseEventLog(file.data());
   if (!log.ok()) return log.status().WithPrefix(path);
   return LoadedEventLog{std::move(file), std::move(log).value()};

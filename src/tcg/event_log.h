@@ -97,6 +97,10 @@ struct LoadedEventLog {
   MappedFile file;
   EventLog log;
 };
+// The largest event log read: firmware logs are tens of KiB (a cap of 128 KiB for ACPI TPM2
+// logs has been proposed for Linux); 16 MiB is far beyond any real one and refuses /dev/zero, which frames as an
+// endless run of empty TCG 1.2 events.
+constexpr size_t kMaxEventLogSize = 16 << 20;
 Result<LoadedEventLog> LoadEventLog(const std::string& path);
 
 }  // namespace lim::tcg

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "base/bytes.h"
+#include "base/escape.h"
 #include "crypto/hash_algo.h"
 #include "tcg/efi.h"
 #include "tcg/event_type.h"
@@ -63,21 +64,6 @@ void EscapeByte(uint8_t c, std::string* out) {
   out->append("\\x");
   out->push_back(kHex[c >> 4]);
   out->push_back(kHex[c & 15]);
-}
-
-// Length of the well-formed UTF-8 sequence at the start of d (lead byte ≥ 0x80), 0 if none.
-size_t Utf8SequenceLength(ByteView d) {
-  uint8_t c = d[0];
-  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-  if (n == 0 || d.size() < n) return 0;
-  for (size_t i = 1; i < n; ++i) {
-    if ((d[i] & 0xC0) != 0x80) return 0;
-  }
-  if (n == 3 && c == 0xE0 && d[1] < 0xA0) return 0;   // overlong
-  if (n == 3 && c == 0xED && d[1] >= 0xA0) return 0;  // surrogate
-  if (n == 4 && c == 0xF0 && d[1] < 0x90) return 0;   // overlong
-  if (n == 4 && c == 0xF4 && d[1] >= 0x90) return 0;  // > U+10FFFF
-  return n;
 }
 
 // The escaped, quoted lines tpm2_eventlog prints for EV_IPL strings (split at '\n').

@@ -133,7 +133,7 @@ Result<PublicKey> PublicKey::FromPem(std::string_view pem) {
 }
 
 Result<PublicKey> PublicKey::FromFile(const std::string& path) {
-  LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBytes(path));
+  LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBounded(path, kMaxTpmFileSize, "a public key file"));
   std::string_view text = AsChars(data);
   Result<PublicKey> key = text.find("-----BEGIN") != std::string_view::npos
                               ? FromPem(text)

@@ -17,6 +17,12 @@ struct evp_pkey_st;
 
 namespace lim::tpm {
 
+// The largest file read for one TPM structure (TPMS_ATTEST, TPMT_SIGNATURE, TPM2B_PUBLIC, an
+// AK blob or description, a credential, a PEM public key): each is bounded by the TPM's
+// command/response buffer (TPM2_MAX_RESPONSE_SIZE, 4 KiB), so 64 KiB is 16 times that and a
+// 4 GiB file or /dev/zero is refused at once.
+constexpr size_t kMaxTpmFileSize = 64 << 10;
+
 struct EvpPkeyFree {
   void operator()(evp_pkey_st* p) const;
 };
@@ -38,6 +44,7 @@ class PublicKey {
   static Result<PublicKey> FromTpmPublic(const TPMT_PUBLIC& pub);
   static Result<PublicKey> FromPem(std::string_view pem);
   // A file holding PEM ("-----BEGIN PUBLIC KEY-----"), TPM2B_PUBLIC or TPMT_PUBLIC.
+  // At most kMaxTpmFileSize bytes.
   static Result<PublicKey> FromFile(const std::string& path);
 
   evp_pkey_st* pkey() const { return pkey_.get(); }

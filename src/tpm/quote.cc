@@ -197,13 +197,15 @@ Result<QuoteInfo> CheckQuote(const PublicKey& ak, ByteView msg, ByteView sig, By
   };
   auto sig_info = ParseSignature(sig);
   if (!sig_info.ok()) return fail(QuoteFailure::kMalformed, sig_info.status().message());
+  // A message that is no TPMS_ATTEST (empty, cut short) is malformed input, not a signature
+  // that fails: parse it (bounds-checked, nothing is trusted yet) before verifying.
+  auto q = ParseAttest(msg);
+  if (!q.ok()) return fail(QuoteFailure::kMalformed, "quote message: " + q.status().message());
   Status st = VerifySignature(ak, msg, sig);
   if (!st.ok()) {
     return fail(st.code() == StatusCode::kMismatch ? QuoteFailure::kSignature : QuoteFailure::kMalformed,
                 st.message());
   }
-  auto q = ParseAttest(msg);
-  if (!q.ok()) return fail(QuoteFailure::kMalformed, q.status().message());
   if (q->magic != TPM2_GENERATED_VALUE) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "magic 0x%08x is not TPM_GENERATED_VALUE", q->magic);

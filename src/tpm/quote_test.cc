@@ -90,9 +90,13 @@ TEST(QuoteTest, GoAttestationQuoteRejectsEachTamperingByName) {
   EXPECT_FALSE(CheckQuote(g.ak, g.msg, g.sig, {}, fewer, g.values, &f).ok());
   EXPECT_EQ(f, QuoteFailure::kPcrSelect);
 
+  // A message cut short is no TPMS_ATTEST: malformed input (exit 2), not a bad signature.
   Bytes truncated(g.msg.begin(), g.msg.end() - 1);
   EXPECT_FALSE(CheckQuote(g.ak, truncated, g.sig, {}, Sha1All(), g.values, &f).ok());
-  EXPECT_EQ(f, QuoteFailure::kSignature);
+  EXPECT_EQ(f, QuoteFailure::kMalformed);
+  auto empty = CheckQuote(g.ak, {}, g.sig, {}, Sha1All(), g.values, &f);
+  EXPECT_EQ(f, QuoteFailure::kMalformed);
+  EXPECT_EQ(empty.status().code(), StatusCode::kCorrupt);
 
   Bytes flipped = g.msg;
   flipped[10] ^= 0x80;

@@ -60,7 +60,7 @@ Result<int> RunTool(const std::vector<std::string>& args, const std::string& log
 }
 
 pid_t ReadPid(const std::string& path) {
-  auto text = ReadFileText(path);
+  auto text = ReadFileTextBounded(path, 64, "a pid file");  // a decimal number and a newline
   if (!text.ok()) return 0;
   long v = std::strtol(text->c_str(), nullptr, 10);
   return v > 0 ? static_cast<pid_t>(v) : 0;

@@ -150,7 +150,7 @@ Status SaveAk(const AkKey& ak, const std::string& dir) {
 }
 
 Result<AkKey> LoadAk(const std::string& dir) {
-  LIM_ASSIGN_OR_RETURN(std::string meta_text, ReadFileText(dir + "/ak.json"));
+  LIM_ASSIGN_OR_RETURN(std::string meta_text, ReadFileTextBounded(dir + "/ak.json", kMaxTpmFileSize, "an AK description"));
   nlohmann::json meta = nlohmann::json::parse(meta_text, nullptr, false);
   if (meta.is_discarded() || !meta.is_object() || !meta.contains("ek") || !meta["ek"].is_string() ||
       !meta.contains("backend") || !meta["backend"].is_string()) {
@@ -159,11 +159,11 @@ Result<AkKey> LoadAk(const std::string& dir) {
   AkKey ak;
   LIM_ASSIGN_OR_RETURN(ak.ek, ParseEkType(meta["ek"].get<std::string>()));
   ak.software = meta["backend"] == "software";
-  LIM_ASSIGN_OR_RETURN(Bytes pub, ReadFileBytes(dir + "/ak.pub"));
+  LIM_ASSIGN_OR_RETURN(Bytes pub, ReadFileBounded(dir + "/ak.pub", kMaxTpmFileSize, "a TPM public area"));
   auto parsed = ParsePublic(pub);
   if (!parsed.ok()) return parsed.status().WithPrefix(dir + "/ak.pub");
   ak.pub = *parsed;
-  LIM_ASSIGN_OR_RETURN(ak.private_blob, ReadFileBytes(dir + (ak.software ? "/ak.key.pem" : "/ak.priv")));
+  LIM_ASSIGN_OR_RETURN(ak.private_blob, ReadFileBounded(dir + (ak.software ? "/ak.key.pem" : "/ak.priv"), kMaxTpmFileSize, "an AK private blob"));
   return ak;
 }
 

@@ -23,6 +23,7 @@
 #include "base/own_threads.h"
 #include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
+#include "daemon/late_exec.h"
 #include "daemon/limd_flags.h"
 #include "daemon/live_policy.h"
 #include "daemon/logger.h"
@@ -32,6 +33,7 @@
 #include "daemon/securityfs_view.h"
 #include "daemon/side_group.h"
 #include "daemon/startup_scan.h"
+#include "daemon/trace_events.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
@@ -292,6 +294,12 @@ int Run(int argc, char** argv) {
   opts.precontent = daemon::PolicyMeasuresMmap(*policy);  // else reads would pay for nothing
   opts.workers = workers;
   opts.trusted_peers = trusted_peers;
+  // The binary behind an ELF interpreter's exec-open, on a superblock without a mark yet:
+  // LateExecs measures it before it runs (set once LateExecs exists, below).
+  std::atomic<daemon::LateExecs*> late_ptr{nullptr};
+  opts.unmarked_exec = [&late_ptr](pid_t tid, const daemon::ExecTarget& t, uint64_t dev, uint64_t ino) {
+    if (auto* l = late_ptr.load()) l->MeasureBeforeRun(tid, t, dev, ino);
+  };
   opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
   opts.reader_nice = reader_nice;
   struct sigaction sa {};
@@ -312,16 +320,100 @@ int Run(int argc, char** argv) {
   g_daemon.store(d->get());
   (*d)->LearnReaderHandles(scan.reader_handles);
   if (g_stop.load()) (*d)->Stop();
-  // Marks the default set (no --watch) and, from then on, filesystems attached later.
+  // When each superblock was marked: an exec that began before its superblock's mark was
+  // not seen by fanotify (LateExecs).
+  mwo.still_marked = [dp = d->get()](dev_t dev) { return dp->SuperblockMarked(dev); };
+  mwo.nice = reader_nice;
+  // What already runs from a superblock marked later, off the discovery thread.
+  auto exe_scanner = std::make_unique<daemon::ExecutableScanner>(&measurer, ::getpid(), log);
+  mwo.after_mark = [sc = exe_scanner.get()](const std::string&, dev_t dev) { sc->Add(dev); };
+  daemon::MarkedDevs marked;
+  for (uint64_t dev : mwo.already_marked) marked.Add(dev, 0);
+  // Marks the default set (no --watch) and, from then on, filesystems attached later; what
+  // already runs from a filesystem marked later is measured right after its mark.
   auto mounts = std::make_unique<daemon::MountWatch>(
       mwo,
-      [dp = d->get(), sp = sides.get()](const std::string& path, const std::string& fstype) {
-        return daemon::ClassOfFs(fstype) == daemon::FsClass::kPlain ? dp->MarkFilesystem(path, fstype)
-                                                                    : sp->Mark(path, fstype);
+      [&, dp = d->get(), sp = sides.get()](const std::string& path, const std::string& fstype) {
+        Status ms = daemon::ClassOfFs(fstype) == daemon::FsClass::kPlain ? dp->MarkFilesystem(path, fstype)
+                                                                         : sp->Mark(path, fstype);
+        auto dev = daemon::DeviceOf(path);
+        if (ms.ok() && dev.ok()) marked.Add(*dev, daemon::MonotonicNs());
+        return ms;
       },
       log);
   s = mounts->Start();
   if (!s.ok()) return Fail(s);
+  // Tracepoints where fanotify has no event (docs/limd.md "New superblocks and late execs"):
+  // a mount in any namespace wakes discovery at once; an exec from a superblock not marked
+  // when it began is measured late, flagged as such.
+  daemon::LateExecHooks hooks;
+  struct stat root_st;
+  uint64_t root_dev = ::stat("/", &root_st) == 0 ? static_cast<uint64_t>(root_st.st_dev) : 0;
+  hooks.never_marked = [&](uint64_t dev) { return !allow_root_fs && dev == root_dev; };
+  hooks.still_marked = [dp = d->get()](uint64_t dev) { return dp->SuperblockMarked(dev); };
+  hooks.qualifies = [&](const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype) {
+    auto m = mounts->QualifyingMount(mountinfo, pid, static_cast<dev_t>(dev));
+    if (m) *fstype = m->fstype;
+    return m.has_value();
+  };
+  hooks.poke = [&](pid_t pid) { mounts->Poke(pid); };
+  hooks.log = log;
+  daemon::LateExecs late_execs(&measurer, list->get(), &marked, ::getpid(), hooks);
+  late_ptr = &late_execs;
+  std::string trace_state = "off";
+  std::set<int> mount_events, exec_enter;  // event indexes; fixed before the thread starts
+  int exec_done = -1;
+  std::unique_ptr<daemon::TraceEvents> trace;
+  {
+    auto tracefs = daemon::TracefsDir();
+    if (tracefs.ok()) {
+      trace = std::make_unique<daemon::TraceEvents>(
+          *tracefs,
+          [&](const daemon::TraceRecord& r) {
+            if (mount_events.count(r.event)) {
+              if (r.Int("ret").value_or(-1) >= 0) mounts->Poke(static_cast<pid_t>(r.pid));
+            } else if (exec_enter.count(r.event)) {
+              late_execs.OnExecEnter(static_cast<pid_t>(r.tid), r.time_ns);
+            } else if (r.event == exec_done) {
+              auto pid = r.Int("pid"), old_pid = r.Int("old_pid");
+              if (pid && old_pid) {
+                late_execs.OnExec(static_cast<pid_t>(*pid), static_cast<pid_t>(*old_pid), r.Str("filename").value_or(""),
+                                  r.time_ns);
+              }
+            }
+          },
+          [&](uint64_t dropped) {
+            log("tracepoints: " + std::to_string(dropped) + " records lost (ring full): rescanning mount namespaces");
+            mounts->Poke(0);
+          });
+      std::vector<std::string> missing;
+      // After the syscall (the mount exists by then); unshare/setns: a namespace to mark.
+      for (const char* e : {"syscalls/sys_exit_mount", "syscalls/sys_exit_fsmount", "syscalls/sys_exit_move_mount",
+                            "syscalls/sys_exit_open_tree", "syscalls/sys_exit_unshare", "syscalls/sys_exit_setns"}) {
+        auto i = trace->Add(e);
+        if (i.ok()) mount_events.insert(*i); else missing.push_back(i.status().message());
+      }
+      for (const char* e : {"syscalls/sys_enter_execve", "syscalls/sys_enter_execveat"}) {
+        auto i = trace->Add(e);
+        if (i.ok()) exec_enter.insert(*i); else missing.push_back(i.status().message());
+      }
+      auto i = trace->Add("sched/sched_process_exec");
+      if (i.ok()) exec_done = *i; else missing.push_back(i.status().message());
+      for (const auto& m : missing) log("tracepoint unavailable: " + m);
+      Status ts = trace->Start(reader_nice);
+      if (ts.ok()) {
+        trace_state = missing.empty() ? "on" : "partial";
+      } else {
+        trace_state = "off: " + ts.message();
+        trace.reset();
+      }
+    } else {
+      trace_state = "off: " + tracefs.status().message();
+    }
+    if (!trace) {
+      log("tracepoints " + trace_state + ": new mounts are found by the 500 ms rescan, late execs are not measured");
+    }
+  }
   log("watching " + std::to_string((*d)->marks() + sides->marks()) + " filesystem mark(s) (" +
       std::to_string(sides->marks()) + " overlay/FUSE), " +
       std::to_string((*d)->precontent_marks()) + " with pre-content; FAN_REPORT_TID " +
@@ -372,6 +464,16 @@ int Run(int argc, char** argv) {
     j["overlay_fuse_permission_events"] = sides->perm_events();
     j["overlay_backing_events"] = sides->overlay_opens()->backing_events();
     j["mount_namespaces"] = mounts->namespaces();
+    j["mount_pokes"] = mounts->pokes();
+    j["poke_to_mark_us"] = {{"p50", mounts->PokeToMarkPercentile(0.5)}, {"p99", mounts->PokeToMarkPercentile(0.99)}};
+    j["tracepoints"] = trace_state;
+    j["trace_records"] = trace ? trace->records() : 0;
+    j["trace_lost"] = trace ? trace->lost() : 0;
+    j["late_execs"] = late_execs.late();
+    j["execs_measured_before_run"] = late_execs.before_run();
+    j["late_exec_gaps"] = late_execs.unmeasured();
+    j["late_exec_missed"] = late_execs.missed();
+    j["late_exec_delay_us"] = {{"p50", late_execs.DelayPercentile(0.5)}, {"p99", late_execs.DelayPercentile(0.99)}};
     j["precontent_marks"] = dp->precontent_marks();
     j["precontent_events"] = ds.precontent_events.load();
     j["precontent_quick"] = ds.precontent_quick.load();
@@ -414,12 +516,14 @@ int Run(int argc, char** argv) {
   });
   reader.join();
   s = run_status;
+  if (trace) trace->Stop();  // before what its callback uses goes
   g_daemon.store(nullptr);
   status_stop = true;
   status_thread.join();
   control.reset();
   write_status(false);
   mounts.reset();  // no new marks while the daemon drains
+  exe_scanner.reset();
   sides->Stop();   // each side reader answers what it holds; the main marks are gone by now
   uint64_t perm_events = (*d)->stats().perm_events.load();
   d->reset();  // answers everything still queued, then closes the group

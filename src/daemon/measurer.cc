@@ -415,6 +415,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   if (st->measured_pcrs & bit) {
     v.cached = true;
     cache_hits_++;
+    if (st->collected) v.algo = st->algo, v.digest = st->digest;
     return v;
   }
   if (no_io) return *needs_io = true, v;
@@ -451,6 +452,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   }
   v.measured = *added;
   v.duplicate = !*added;
+  if (!a.direct_io) v.algo = algo, v.digest = digest;
   if (!a.direct_io) st->measured_pcrs |= bit;
   return v;
 }

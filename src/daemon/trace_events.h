@@ -1,0 +1,108 @@
+// TraceEvents: a consumer of kernel tracepoints without BPF — perf_event_open(2) with
+// PERF_TYPE_TRACEPOINT (config = the event's id from tracefs), one ring buffer per CPU
+// (every further event of that CPU redirected into it with PERF_EVENT_IOC_SET_OUTPUT),
+// PERF_SAMPLE_TID | PERF_SAMPLE_TIME (CLOCK_MONOTONIC) | PERF_SAMPLE_RAW, woken per record.
+// Raw records are decoded with the field offsets of the event's `format` file; a record
+// too short for a field reads as absent, never past its end. limd uses it where fanotify
+// has no event: mounts in other namespaces (discovery wakes at once instead of a timer) and
+// execs from filesystems limd had not marked yet (docs/limd.md "New superblocks and late
+// execs"). Needs root and tracefs (mounted at /sys/kernel/tracing when it is not).
+//
+// Threading: Add() before Start(); the callback runs on the consumer's own thread
+// (registered as limd's: its file accesses are answered at once); Stop() or the destructor
+// from the thread that called Start().
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "base/status.h"
+
+namespace lim::daemon {
+
+// One field of a tracepoint's raw record.
+struct TraceField {
+  size_t offset = 0;
+  size_t size = 0;
+  bool data_loc = false;  // __data_loc: a u32 (length << 16 | offset) pointing at the bytes
+};
+
+// A parsed tracefs `format` file: the event id and its fields by name.
+struct TraceFormat {
+  uint32_t id = 0;
+  std::map<std::string, TraceField> fields;
+};
+Result<TraceFormat> ParseTraceFormat(std::string_view text);
+
+// One record as the callback sees it; valid only during the call.
+struct TraceRecord {
+  int event = -1;       // the index Add() returned
+  uint32_t pid = 0;     // thread group of the task that hit the tracepoint
+  uint32_t tid = 0;
+  uint64_t time_ns = 0;  // CLOCK_MONOTONIC
+  std::string_view raw;
+  const TraceFormat* format = nullptr;
+  // An integer field (1, 2, 4 or 8 bytes, sign-extended when signed is asked); nullopt when
+  // the event has no such field or the record is too short.
+  std::optional<int64_t> Int(const std::string& field) const;
+  // A __data_loc string field without its trailing NUL; nullopt as above.
+  std::optional<std::string> Str(const std::string& field) const;
+};
+
+// The tracefs directory (mounting tracefs at /sys/kernel/tracing when nothing is there).
+Result<std::string> TracefsDir();
+
+class TraceEvents {
+ public:
+  using Callback = std::function<void(const TraceRecord&)>;
+  // lost(n): records the kernel dropped because the ring was full (consumers rescan).
+  TraceEvents(std::string tracefs, Callback cb, std::function<void(uint64_t)> lost);
+  ~TraceEvents();
+  TraceEvents(const TraceEvents&) = delete;
+  TraceEvents& operator=(const TraceEvents&) = delete;
+
+  // Opens "group/name" (e.g. "sched/sched_process_exec") on every online CPU; filter: an
+  // ftrace filter expression ("" for none). Returns the event's index for TraceRecord::event.
+  Result<int> Add(const std::string& event, const std::string& filter = "");
+  // Starts the consumer thread (at nice `nice` when not 0: a short-lived process must still
+  // be there when its exec's record is read). Error when no event was added.
+  Status Start(int nice = 0);
+  void Stop();
+
+  uint64_t records() const { return records_.load(); }
+  uint64_t lost() const { return lost_count_.load(); }
+  uint64_t short_records() const { return short_.load(); }
+
+ private:
+  struct Ring {
+    int fd = -1;  // the CPU's first event: owns the mmap
+    void* base = nullptr;
+    size_t size = 0;  // mmap length (1 + 2^n pages)
+  };
+  void Loop(int nice);
+  void Drain(Ring& r);
+  void Dispatch(const uint8_t* rec, size_t len);
+
+  std::string tracefs_;
+  Callback cb_;
+  std::function<void(uint64_t)> lost_cb_;
+  std::vector<TraceFormat> formats_;
+  std::map<uint32_t, int> by_id_;  // event id → index
+  std::vector<int> cpus_;
+  std::vector<Ring> rings_;       // one per CPU, by position in cpus_
+  std::vector<int> fds_;          // every fd (rings' and redirected ones)
+  int stop_fd_ = -1;              // eventfd
+  std::atomic<uint64_t> records_{0}, lost_count_{0}, short_{0};
+  std::thread thread_;
+};
+
+}  // namespace lim::daemon

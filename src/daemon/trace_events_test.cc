@@ -1,0 +1,157 @@
+// TraceEvents: the tracefs format parser and record field access (no root), and one live
+// tracepoint through perf (root; skipped without tracefs or perf).
+#include "daemon/trace_events.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "tests/testing.h"
+
+namespace lim::daemon {
+namespace {
+
+constexpr const char* kExecFormat =
+    "name: sched_process_exec\n"
+    "ID: 365\n"
+    "format:\n"
+    "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
+    "\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;\n"
+    "\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;\n"
+    "\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;\n"
+    "\n"
+    "\tfield:__data_loc char[] filename;\toffset:8;\tsize:4;\tsigned:0;\n"
+    "\tfield:pid_t pid;\toffset:12;\tsize:4;\tsigned:1;\n"
+    "\tfield:pid_t old_pid;\toffset:16;\tsize:4;\tsigned:1;\n"
+    "\n"
+    "print fmt: \"filename=%s pid=%d old_pid=%d\", __get_str(filename), REC->pid, REC->old_pid\n";
+
+TEST(TraceFormat, ParsesIdFieldsAndDataLoc) {
+  auto f = ParseTraceFormat(kExecFormat);
+  ASSERT_TRUE(f.ok()) << f.status().message();
+  EXPECT_EQ(f->id, 365u);
+  ASSERT_TRUE(f->fields.count("filename"));
+  EXPECT_TRUE(f->fields.at("filename").data_loc);
+  EXPECT_EQ(f->fields.at("filename").offset, 8u);
+  EXPECT_EQ(f->fields.at("old_pid").offset, 16u);
+  EXPECT_EQ(f->fields.at("common_type").size, 2u);
+  EXPECT_FALSE(f->fields.at("pid").data_loc);
+}
+
+TEST(TraceFormat, PointerAndArrayFieldNames) {
+  auto f = ParseTraceFormat(
+      "ID: 7\n"
+      "\tfield:int * parent_tidptr;\toffset:32;\tsize:8;\tsigned:0;\n"
+      "\tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;\n"
+      "\tfield:unsigned long clone_flags;\toffset:16;\tsize:8;\tsigned:0;\n");
+  ASSERT_TRUE(f.ok());
+  EXPECT_TRUE(f->fields.count("parent_tidptr"));
+  EXPECT_TRUE(f->fields.count("comm"));
+  EXPECT_EQ(f->fields.at("clone_flags").offset, 16u);
+}
+
+TEST(TraceFormat, NoIdIsAnError) {
+  EXPECT_FALSE(ParseTraceFormat("name: x\n\tfield:int a;\toffset:0;\tsize:4;\tsigned:1;\n").ok());
+  EXPECT_FALSE(ParseTraceFormat("").ok());
+}
+
+// A sched_process_exec raw record: filename "/bin/true", pid 42, old_pid 41.
+std::string ExecRecord() {
+  std::string raw(20, '\0');
+  uint16_t type = 365;
+  std::memcpy(&raw[0], &type, 2);
+  std::string name = "/bin/true";
+  uint32_t loc = static_cast<uint32_t>((name.size() + 1) << 16 | raw.size());
+  std::memcpy(&raw[8], &loc, 4);
+  int32_t pid = 42, old_pid = 41;
+  std::memcpy(&raw[12], &pid, 4);
+  std::memcpy(&raw[16], &old_pid, 4);
+  raw += name;
+  raw.push_back('\0');
+  return raw;
+}
+
+TEST(TraceRecord, ReadsIntsAndStrings) {
+  auto f = ParseTraceFormat(kExecFormat);
+  ASSERT_TRUE(f.ok());
+  std::string raw = ExecRecord();
+  TraceRecord r;
+  r.raw = raw;
+  r.format = &*f;
+  EXPECT_EQ(r.Int("pid"), 42);
+  EXPECT_EQ(r.Int("old_pid"), 41);
+  EXPECT_EQ(r.Str("filename"), "/bin/true");
+  EXPECT_FALSE(r.Int("nosuch").has_value());
+  EXPECT_FALSE(r.Str("pid").has_value());     // not a __data_loc field
+  EXPECT_FALSE(r.Int("filename").has_value());  // not an integer
+}
+
+TEST(TraceRecord, ShortRecordsReadAsAbsentNeverPastTheEnd) {
+  auto f = ParseTraceFormat(kExecFormat);
+  ASSERT_TRUE(f.ok());
+  std::string raw = ExecRecord();
+  for (size_t len = 0; len < raw.size(); ++len) {
+    std::string cut = raw.substr(0, len);
+    TraceRecord r;
+    r.raw = cut;
+    r.format = &*f;
+    if (len < 16) {
+      EXPECT_FALSE(r.Int("pid").has_value()) << len;
+    }
+    if (len < 20) {
+      EXPECT_FALSE(r.Int("old_pid").has_value()) << len;
+    }
+    EXPECT_FALSE(r.Str("filename").has_value()) << len;  // its bytes end at raw.size()
+  }
+  // A location pointing past the record.
+  std::string bad = raw;
+  uint32_t loc = 0xffff0010u;
+  std::memcpy(&bad[8], &loc, 4);
+  TraceRecord r;
+  r.raw = bad;
+  r.format = &*f;
+  EXPECT_FALSE(r.Str("filename").has_value());
+  r.format = nullptr;
+  EXPECT_FALSE(r.Int("pid").has_value());
+}
+
+TEST(TraceEventsLive, SeesAnExecWithItsFilename) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (perf tracepoints)";
+  auto dir = TracefsDir();
+  if (!dir.ok()) GTEST_SKIP() << dir.status().message();
+  std::mutex mu;
+  std::condition_variable cv;
+  bool seen = false;
+  int exec_index = -1;
+  std::string marker = lim::testing::MakeTempDir() + "/marker-true";
+  ASSERT_EQ(lim::testing::RunCommand("cp /bin/true " + marker).exit_code, 0);
+  TraceEvents t(
+      *dir,
+      [&](const TraceRecord& r) {
+        if (r.event != exec_index || r.Str("filename").value_or("") != marker) return;
+        std::lock_guard<std::mutex> lk(mu);
+        seen = r.Int("pid").value_or(0) > 0 && r.time_ns > 0;
+        cv.notify_all();
+      },
+      nullptr);
+  auto i = t.Add("sched/sched_process_exec");
+  if (!i.ok()) GTEST_SKIP() << i.status().message();
+  exec_index = *i;
+  EXPECT_FALSE(t.Add("sched/no_such_event").ok());
+  ASSERT_TRUE(t.Start().ok());
+  ASSERT_EQ(lim::testing::RunCommand(marker).exit_code, 0);
+  std::unique_lock<std::mutex> lk(mu);
+  EXPECT_TRUE(cv.wait_for(lk, std::chrono::seconds(5), [&] { return seen; }));
+  lk.unlock();
+  t.Stop();
+  EXPECT_GT(t.records(), 0u);
+  EXPECT_EQ(t.short_records(), 0u);
+}
+
+}  // namespace
+}  // namespace lim::daemon

@@ -822,8 +822,9 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
 
 void FanotifyDaemon::CheckOrigin(Pending& p) {
   auto target = ResolveExecTarget(p.access.pid, p.access.pid, p.sc);
+  if (!target || (options_.may_resolve && !options_.may_resolve(p.access.pid, *target))) return;
   struct stat st;
-  if (!target || ::stat(target->open_path.c_str(), &st) != 0) return;
+  if (::stat(target->open_path.c_str(), &st) != 0) return;
   if (static_cast<uint64_t>(st.st_dev) == p.access.key.dev && static_cast<uint64_t>(st.st_ino) == p.access.key.ino) {
     return;  // the interpreter run as the program (`ld.so /path/prog`)
   }

@@ -90,6 +90,8 @@ struct DaemonOptions {
   // target (and its stat) when it is not the interpreter itself: measure it now, before it
   // runs (docs/limd.md "New superblocks and late execs"). Unset: not looked at.
   std::function<void(pid_t tid, const ExecTarget& target, uint64_t dev, uint64_t ino)> unmarked_exec;
+  // Whether the target may be looked up (stat) at all; unset: yes.
+  std::function<bool(pid_t tid, const ExecTarget& target)> may_resolve;
 };
 
 // Pseudo filesystems and the like: never marked (limd reads /proc for every event).

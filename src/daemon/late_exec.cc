@@ -14,6 +14,7 @@
 
 #include "base/file.h"
 #include "base/hex.h"
+#include "daemon/mount_watch.h"
 #include "daemon/proc_context.h"
 #include "daemon/startup_scan.h"
 
@@ -85,6 +86,13 @@ std::string LateExecBuffer(const std::string& digest, const std::string& path, p
   return b;
 }
 
+bool LateExecs::MayResolve(pid_t tid, const ExecTarget& target) const {
+  if (!hooks_.may_read) return true;
+  auto mountinfo = ReadFileText("/proc/" + std::to_string(tid) + "/mountinfo");
+  if (!mountinfo.ok() || target.path.empty() || target.path[0] != '/') return false;
+  return hooks_.may_read(FsTypeAt(*mountinfo, target.path));
+}
+
 void LateExecs::MeasureBeforeRun(pid_t tid, const ExecTarget& target, uint64_t dev, uint64_t ino) {
   if (hooks_.never_marked && hooks_.never_marked(dev)) return;
   std::string proc = "/proc/" + std::to_string(tid);
@@ -92,6 +100,7 @@ void LateExecs::MeasureBeforeRun(pid_t tid, const ExecTarget& target, uint64_t d
   std::string fstype;
   if (!mountinfo.ok() || !hooks_.qualifies || !hooks_.qualifies(*mountinfo, tid, dev, &fstype)) return;
   if (hooks_.poke) hooks_.poke(tid);
+  if (hooks_.may_read && !hooks_.may_read(fstype)) return;  // OnExec() records the gap
   int fd = ::open(target.open_path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;  // OnExec() measures it late
   struct stat st;
@@ -178,9 +187,6 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   }
   if (!marked_at && hooks_.poke) hooks_.poke(pid);
   if (path.empty()) path = filename;
-  // Read through the pinned file (a reopen of the O_PATH fd: works after the process exits).
-  int fd = ::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDONLY | O_CLOEXEC);
-  ::close(pfd);
   auto gap = [&](const std::string& why) {
     uint64_t delay_us = (MonotonicNs() - time_ns) / 1000;
     Status s = list_->AppendBuffer("lim-late-exec",
@@ -190,6 +196,14 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     if (hooks_.log) hooks_.log("late exec " + path + " (pid " + std::to_string(pid) + "): " + why);
     if (!s.ok() && hooks_.log) hooks_.log("late exec gap entry failed: " + s.message());
   };
+  if (hooks_.may_read && !hooks_.may_read(fstype)) {
+    ::close(pfd);
+    gap(fstype + ": not read outside its own group");
+    return;
+  }
+  // Read through the pinned file (a reopen of the O_PATH fd: works after the process exits).
+  int fd = ::open(("/proc/self/fd/" + std::to_string(pfd)).c_str(), O_RDONLY | O_CLOEXEC);
+  ::close(pfd);
   if (fd < 0) {
     gap(std::string("cannot open its executable: ") + strerror(errno));
     return;

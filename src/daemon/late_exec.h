@@ -60,6 +60,9 @@ struct LateExecHooks {
   // The superblock dev of pid's binary is one limd marks (type, watch roots; mountinfo:
   // the text of pid's /proc/<pid>/mountinfo): fstype out.
   std::function<bool(const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype)> qualifies;
+  // Files of this filesystem type may be read by the late path (not FUSE: a read asks its
+  // server, which may never answer — a FUSE exec that beat its mark gets a gap entry).
+  std::function<bool(const std::string& fstype)> may_read;
   // Discovery should look at pid's namespace now.
   std::function<void(pid_t pid)> poke;
   std::function<void(const std::string&)> log;
@@ -83,6 +86,9 @@ class LateExecs {
   // against it: the same inode needs no late entry, another one (a rename raced the read)
   // gets one. Any thread (a daemon worker).
   void MeasureBeforeRun(pid_t tid, const ExecTarget& target, uint64_t dev, uint64_t ino);
+  // Whether target (from ResolveExecTarget) may be looked up at all: not on FUSE by the
+  // process's mountinfo (a path walk there asks the server, which may never answer).
+  bool MayResolve(pid_t tid, const ExecTarget& target) const;
 
   uint64_t execs() const { return execs_.load(); }
   uint64_t before_run() const { return before_run_.load(); }  // measured by MeasureBeforeRun

@@ -134,8 +134,11 @@ std::vector<std::string> LateBuffers(const std::vector<testing::ListRow>& rows, 
 
 TEST_F(LimdLateExec, UnprivilegedMountThenCopiedDynamicBinaryIsMeasured) {
   std::string u = UserDir("u");
-  // Issue 17's reproduction, below the watched root: mount, copy, exec at once.
-  auto r = AsNobodyInNewNamespace("mount -t tmpfs x " + u + " && cp /bin/true " + u + "/evade && " + u + "/evade");
+  // Issue 17's reproduction, below the watched root: mount, copy, exec at once — sleep, not
+  // true: a program that has exited before limd looks at it can only be seen before it ran
+  // (bench/late_exec.sh counts how often that fails with true on a loaded host).
+  auto r = AsNobodyInNewNamespace("mount -t tmpfs x " + u + " && cp /bin/sleep " + u + "/evade && " + u +
+                                  "/evade 0.2");
   ASSERT_EQ(r.exit_code, 0) << r.err;
   limd_.Stop(SIGTERM);
   auto rows = testing::ReadListRows(state_ + "/binary_runtime_measurements");

@@ -300,6 +300,10 @@ int Run(int argc, char** argv) {
   opts.unmarked_exec = [&late_ptr](pid_t tid, const daemon::ExecTarget& t, uint64_t dev, uint64_t ino) {
     if (auto* l = late_ptr.load()) l->MeasureBeforeRun(tid, t, dev, ino);
   };
+  opts.may_resolve = [&late_ptr](pid_t tid, const daemon::ExecTarget& t) {
+    auto* l = late_ptr.load();
+    return l && l->MayResolve(tid, t);
+  };
   opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
   opts.reader_nice = reader_nice;
   struct sigaction sa {};
@@ -357,6 +361,7 @@ int Run(int argc, char** argv) {
     return m.has_value();
   };
   hooks.poke = [&](pid_t pid) { mounts->Poke(pid); };
+  hooks.may_read = [](const std::string& fstype) { return daemon::ClassOfFs(fstype) != daemon::FsClass::kFuse; };
   hooks.log = log;
   daemon::LateExecs late_execs(&measurer, list->get(), &marked, ::getpid(), hooks);
   late_ptr = &late_execs;

@@ -113,6 +113,21 @@ std::optional<MountLine> ParseMountLine(const std::string& line) {
 
 }  // namespace
 
+std::string FsTypeAt(const std::string& mountinfo, const std::string& path) {
+  std::istringstream in(mountinfo);
+  std::string line, best_type;
+  size_t best_len = 0;
+  bool found = false;
+  while (std::getline(in, line)) {
+    auto m = ParseMountLine(line);
+    if (!m) continue;
+    const std::string& mp = m->mount_point;
+    bool covers = mp == "/" || path == mp || path.compare(0, mp.size() + 1, mp + "/") == 0;
+    if (covers && (!found || mp.size() >= best_len)) best_len = mp.size(), best_type = m->fstype, found = true;
+  }
+  return best_type;
+}
+
 std::optional<FoundMount> MountWatch::QualifyingMount(const std::string& mountinfo, pid_t pid, dev_t dev) const {
   if (dev == root_dev_ && !options_.allow_root_fs) return std::nullopt;
   std::string proc = "/proc/" + std::to_string(pid);
@@ -302,7 +317,9 @@ void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& r
                                           .count());
       poke_to_mark_.Add(us);
     }
-    if (s.ok() && started_ && options_.after_mark) options_.after_mark(path, dev);
+    // Never a FUSE superblock: reading its files asks its server, which may never answer
+    // (FUSE is not start-scanned either).
+    if (s.ok() && started_ && options_.after_mark && ClassOfFs(fstype) != FsClass::kFuse) options_.after_mark(path, dev);
     if (log_) {
       log_((s.ok() ? "marked " : "cannot mark ") + fstype + " at " + mount_point + " (namespace of pid " +
            std::to_string(pid) + ")" + (s.ok() ? "" : ": " + s.message()));

@@ -39,6 +39,11 @@ bool DefaultFsType(const std::string& fstype);
 // (proc, sysfs, fusectl, …: CheckWatchRoot's list).
 bool MountQualifies(const std::string& fstype, const std::string& mount_point, const std::vector<std::string>& watch);
 
+// The type of the filesystem mounted deepest above path (absolute, in the namespace whose
+// /proc/<pid>/mountinfo text is given), or "" when no line covers it. Overmounts: the last
+// line wins, as the kernel lists mounts in the order they were made.
+std::string FsTypeAt(const std::string& mountinfo, const std::string& path);
+
 struct MountWatchOptions {
   std::vector<std::string> watch;  // mount roots (realpath); empty: the default type set
   bool allow_root_fs = false;

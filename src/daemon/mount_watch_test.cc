@@ -57,5 +57,19 @@ TEST(MountWatch, QualifyingMountFindsTheSuperblocksMountInMountinfo) {
   EXPECT_FALSE(by_type.QualifyingMount(mountinfo, 42, makedev(0, 79)).has_value());
 }
 
+TEST(MountWatch, FsTypeAtIsTheDeepestMountAbovePath) {
+  const std::string mountinfo =
+      "22 1 253:0 / / rw - ext4 /dev/root rw\n"
+      "60 22 0:41 / /srv rw - tmpfs w rw\n"
+      "61 60 0:77 / /srv/fuse rw - fuse.sshfs x rw\n"
+      "62 22 0:78 / /srvx rw - xfs y rw\n";
+  EXPECT_EQ(FsTypeAt(mountinfo, "/srv/fuse/bin/prog"), "fuse.sshfs");
+  EXPECT_EQ(FsTypeAt(mountinfo, "/srv/fuse"), "fuse.sshfs");
+  EXPECT_EQ(FsTypeAt(mountinfo, "/srv/fusex/prog"), "tmpfs");  // a sibling with a common prefix
+  EXPECT_EQ(FsTypeAt(mountinfo, "/srvx/a"), "xfs");
+  EXPECT_EQ(FsTypeAt(mountinfo, "/usr/bin/true"), "ext4");
+  EXPECT_EQ(FsTypeAt("", "/usr/bin/true"), "");
+}
+
 }  // namespace
 }  // namespace lim::daemon

@@ -415,7 +415,10 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   if (st->measured_pcrs & bit) {
     v.cached = true;
     cache_hits_++;
-    if (st->collected) v.algo = st->algo, v.digest = st->digest;
+    if (st->collected && st->algo) {
+      v.algo = *st->algo;
+      v.digest.assign(st->digest.begin(), st->digest.begin() + static_cast<std::ptrdiff_t>(st->algo->size));
+    }
     return v;
   }
   if (no_io) return *needs_io = true, v;

@@ -212,8 +212,24 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
   std::lock_guard<std::mutex> order(mark_order_mu_);
   if (closing_) return Status::Unavailable("limd is stopping: " + w + " not marked");
   {
-    std::lock_guard<std::mutex> lk(marks_mu_);
-    if (devs_.count(dev)) return Status::Ok();
+    std::unique_lock<std::mutex> lk(marks_mu_);
+    auto it = devs_.find(dev);
+    if (it != devs_.end()) {
+      lk.unlock();
+      if (SuperblockMarked(dev)) return Status::Ok();
+      // The superblock marked under this dev is gone, and a new one took its number.
+      lk.lock();
+      it = devs_.find(dev);
+      if (it != devs_.end()) {
+        if (it->second.precontent) precontent_marks_--;
+        devs_.erase(it);
+        marks_--;
+      }
+      lk.unlock();
+      if (closes_) closes_->Forget(dev);
+      Log("device " + std::to_string(major(static_cast<dev_t>(dev))) + ":" + std::to_string(minor(static_cast<dev_t>(dev))) +
+          " is a new superblock (the one marked under it is gone): marking " + w);
+    }
   }
   DevInfo info;
   info.fsname = fstype;
@@ -240,6 +256,23 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
   }
   marks_++;
   return Status::Ok();
+}
+
+bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {
+  {
+    // Not one of this group's (an overlay or FUSE side group's, or never marked): this
+    // group cannot tell, and what limd believes stands.
+    std::lock_guard<std::mutex> lk(marks_mu_);
+    if (!devs_.count(dev)) return true;
+  }
+  auto text = ReadFileText("/proc/self/fdinfo/" + std::to_string(group_fd_));
+  if (!text.ok()) return true;  // cannot tell: keep what limd believes
+  // The kernel prints its own dev_t (major << 20 | minor) in hex.
+  auto d = static_cast<dev_t>(dev);
+  char want[48];
+  std::snprintf(want, sizeof want, "sdev:%llx ",
+                static_cast<unsigned long long>((static_cast<uint64_t>(major(d)) << 20) | minor(d)));
+  return text->find(want) != std::string::npos;
 }
 
 FanotifyDaemon::DevInfo FanotifyDaemon::Dev(uint64_t dev) {
@@ -588,6 +621,11 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     if (sc.blocked && t.last && t.line == sc.line) {
       p->exec_first = false;
       p->prev_exec = t.last;
+      // The open after an ELF binary's in one execve: its interpreter.
+      if (options_.unmarked_exec && t.last->kind.load() == FileKindCache::kElf) interps_.Learn(key.dev, key.ino);
+    } else if (sc.blocked && options_.unmarked_exec && interps_.Contains(key.dev, key.ino)) {
+      p->check_origin = true;  // an interpreter opened first: ld.so itself, or the binary is unmarked
+      p->sc = sc;
     }
     p->this_exec = std::make_shared<ExecInfo>();
     t.line = sc.line;
@@ -712,7 +750,7 @@ Access FanotifyDaemon::ExecStep(const Pending& p, const Access& base) {
   a.open_for_write = false;
   // The first exec open of an execve is BPRM_CHECK, as is a #! interpreter; the ELF
   // interpreter that follows an ELF binary is the kernel's MMAP_CHECK.
-  a.func = (!p.exec_first && p.prev_exec && p.prev_exec->kind.load() == FileKindCache::kElf)
+  a.func = p.interp_of_unmarked || (!p.exec_first && p.prev_exec && p.prev_exec->kind.load() == FileKindCache::kElf)
                ? ima::ImaHook::kMmapCheck
                : ima::ImaHook::kBprmCheck;
   a.counts = OpenCounts{0, 0, p.exec_ticket};
@@ -735,6 +773,7 @@ Access FanotifyDaemon::ElfStep(const Pending& p, const Access& base) {
 }
 
 bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
+  if (p.check_origin) return false;  // /proc reads and maybe a hash: a worker's
   Access base = p.access;
   bool have_creds = false;
   // One step, built from base by make(). Credentials are read only when a rule for the
@@ -773,7 +812,20 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
   return true;
 }
 
+void FanotifyDaemon::CheckOrigin(Pending& p) {
+  auto target = ResolveExecTarget(p.access.pid, p.access.pid, p.sc);
+  if (!target || (options_.may_resolve && !options_.may_resolve(p.access.pid, *target))) return;
+  struct stat st;
+  if (::stat(target->open_path.c_str(), &st) != 0) return;
+  if (static_cast<uint64_t>(st.st_dev) == p.access.key.dev && static_cast<uint64_t>(st.st_ino) == p.access.key.ino) {
+    return;  // the interpreter run as the program (`ld.so /path/prog`)
+  }
+  p.interp_of_unmarked = true;
+  options_.unmarked_exec(p.access.pid, *target, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
+}
+
 void FanotifyDaemon::DoPerm(Pending& p) {
+  if (p.check_origin) CheckOrigin(p);
   Access base = p.access;
   base.path = FdPath(p.fd);
   if (base.path.empty()) {

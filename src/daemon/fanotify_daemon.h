@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/exec_origin.h"
 #include "daemon/file_kind_cache.h"
 #include "daemon/measurer.h"
 #include "daemon/proc_context.h"
@@ -84,6 +85,13 @@ struct DaemonOptions {
   // that access already; limd records a lim-open-failed gap entry and removes this group's
   // marks, so that no further access waits on an open limd cannot make.
   bool report_fd_error = false;
+  // An ELF interpreter's exec-open that is the first of its execve: the binary is on a
+  // superblock without a mark (ExecOrigin). Called from a worker before the answer, with the
+  // target (and its stat) when it is not the interpreter itself: measure it now, before it
+  // runs (docs/limd.md "New superblocks and late execs"). Unset: not looked at.
+  std::function<void(pid_t tid, const ExecTarget& target, uint64_t dev, uint64_t ino)> unmarked_exec;
+  // Whether the target may be looked up (stat) at all; unset: yes.
+  std::function<bool(pid_t tid, const ExecTarget& target)> may_resolve;
 };
 
 // Pseudo filesystems and the like: never marked (limd reads /proc for every event).
@@ -145,6 +153,12 @@ class FanotifyDaemon {
   // access hashes again (FUSE from a trusted mounter: Access::remeasure).
   Status MarkFilesystem(const std::string& root, const std::string& fstype, bool remeasure = false);
   void Stop() { stop_.store(true); }
+  // Whether the content group holds a filesystem mark on superblock dev now (the group's
+  // fdinfo, "sdev:"). A superblock's marks go with it (the umount of its last mount, a
+  // user namespace's end), and its st_dev may be handed to a new superblock (tmpfs takes
+  // anonymous device numbers) that nobody marked. A dev this group never marked (an overlay
+  // or FUSE side group's) counts as marked: this group cannot tell. Any thread.
+  bool SuperblockMarked(uint64_t dev);
   // Handles of inodes the start scan seeded as read (their closes come later).
   void LearnReaderHandles(const std::vector<ScanReport::ReaderHandle>& handles);
 
@@ -177,6 +191,9 @@ class FanotifyDaemon {
     uint64_t ignore_epoch = 0;    // IgnoreEpoch() when the event was read
     bool exec_done = false, open_done = false, elf_done = false;  // steps the reader ran
     bool backing = false;  // an overlay backing file: every step skipped (counts kept)
+    bool check_origin = false;        // first exec-open of a known interpreter: ExecOrigin
+    bool interp_of_unmarked = false;  // …and the binary is elsewhere: this step is MMAP_CHECK
+    SyscallState sc;                  // with check_origin: the execve's syscall state
     ~Pending();
   };
   struct Job {
@@ -291,6 +308,8 @@ class FanotifyDaemon {
   // is that event's syscall state.
   bool ExecOpenFollows(uint64_t mask, pid_t pid, const InodeKey& key, SyscallState* sc);
   FileKindCache kinds_;
+  InterpreterSet interps_;  // inodes seen as an ELF interpreter (ExecOrigin's filter)
+  void CheckOrigin(Pending& p);  // worker: the binary behind an interpreter's exec-open
   SyscallReader syscalls_;  // reader thread only
 };
 

@@ -78,7 +78,8 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
                  "answer bound per event, 1-600000 (default 2000; measure: record, then allow)")
       ->check(CLI::Range(1, kMaxDecisionTimeoutMs));
   app.add_option("--reader-nice", f.reader_nice,
-                 "nice value of the thread that reads and answers fanotify events (default -10; 0: unchanged)")
+                 "nice value of the threads that read and answer fanotify events, discover mounts and read tracepoints "
+                 "(default -10; 0: unchanged)")
       ->check(CLI::Range(-20, 19));
   app.add_option("--inode-cache", f.inode_cache,
                  "inodes whose state (verdict, counts) limd keeps, " + std::to_string(MeasurerConfig::kMinInodes) +

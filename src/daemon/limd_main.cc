@@ -25,6 +25,7 @@
 #include "daemon/control_socket.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/key_watch.h"
+#include "daemon/late_exec.h"
 #include "daemon/limd_flags.h"
 #include "daemon/live_policy.h"
 #include "daemon/logger.h"
@@ -37,6 +38,7 @@
 #include "daemon/securityfs_view.h"
 #include "daemon/side_group.h"
 #include "daemon/startup_scan.h"
+#include "daemon/trace_events.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
@@ -301,6 +303,16 @@ int Run(int argc, char** argv) {
   opts.precontent = daemon::PolicyMeasuresMmap(*policy);  // else reads would pay for nothing
   opts.workers = workers;
   opts.trusted_peers = trusted_peers;
+  // The binary behind an ELF interpreter's exec-open, on a superblock without a mark yet:
+  // LateExecs measures it before it runs (set once LateExecs exists, below).
+  std::atomic<daemon::LateExecs*> late_ptr{nullptr};
+  opts.unmarked_exec = [&late_ptr](pid_t tid, const daemon::ExecTarget& t, uint64_t dev, uint64_t ino) {
+    if (auto* l = late_ptr.load()) l->MeasureBeforeRun(tid, t, dev, ino);
+  };
+  opts.may_resolve = [&late_ptr](pid_t tid, const daemon::ExecTarget& t) {
+    auto* l = late_ptr.load();
+    return l && l->MayResolve(tid, t);
+  };
   opts.decision_timeout = std::chrono::milliseconds(timeout_ms);
   opts.reader_nice = reader_nice;
   struct sigaction sa {};
@@ -321,12 +333,25 @@ int Run(int argc, char** argv) {
   g_daemon.store(d->get());
   (*d)->LearnReaderHandles(scan.reader_handles);
   if (g_stop.load()) (*d)->Stop();
-  // Marks the default set (no --watch) and, from then on, filesystems attached later.
+  // When each superblock was marked: an exec that began before its superblock's mark was
+  // not seen by fanotify (LateExecs).
+  mwo.still_marked = [dp = d->get()](dev_t dev) { return dp->SuperblockMarked(dev); };
+  mwo.nice = reader_nice;
+  // What already runs from a superblock marked later, off the discovery thread.
+  auto exe_scanner = std::make_unique<daemon::ExecutableScanner>(&measurer, ::getpid(), log);
+  mwo.after_mark = [sc = exe_scanner.get()](const std::string&, dev_t dev) { sc->Add(dev); };
+  daemon::MarkedDevs marked;
+  for (uint64_t dev : mwo.already_marked) marked.Add(dev, 0);
+  // Marks the default set (no --watch) and, from then on, filesystems attached later; what
+  // already runs from a filesystem marked later is measured right after its mark.
   auto mounts = std::make_unique<daemon::MountWatch>(
       mwo,
-      [dp = d->get(), sp = sides.get()](const std::string& path, const std::string& fstype) {
-        return daemon::ClassOfFs(fstype) == daemon::FsClass::kPlain ? dp->MarkFilesystem(path, fstype)
-                                                                    : sp->Mark(path, fstype);
+      [&, dp = d->get(), sp = sides.get()](const std::string& path, const std::string& fstype) {
+        Status ms = daemon::ClassOfFs(fstype) == daemon::FsClass::kPlain ? dp->MarkFilesystem(path, fstype)
+                                                                         : sp->Mark(path, fstype);
+        auto dev = daemon::DeviceOf(path);
+        if (ms.ok() && dev.ok()) marked.Add(*dev, daemon::MonotonicNs());
+        return ms;
       },
       log);
   s = mounts->Start();
@@ -334,13 +359,13 @@ int Run(int argc, char** argv) {
   // What fanotify never shows, from tracepoints (perf_event_open, no BPF): KEY_CHECK
   // (asymmetric keys added to keyrings: add_key) and memfd execs (sched_process_exec).
   daemon::KeyWatch keys(&measurer, list->get(), log);
-  std::unique_ptr<daemon::TraceEvents> trace;
+  std::unique_ptr<daemon::TraceEvents> key_trace;
   int exec_event = -1;
   std::atomic<uint64_t> memfd_execs{0}, memfd_gaps{0};
   if (auto tracefs = daemon::TracefsDir(); !tracefs.ok()) {
     log("keys and memfd execs are not measured while running: " + tracefs.status().message());
   } else {
-    trace = std::make_unique<daemon::TraceEvents>(
+    key_trace = std::make_unique<daemon::TraceEvents>(
         *tracefs,
         [&](const daemon::TraceRecord& r) {
           // The add_key payload is read from the caller's memory when its sys_enter record
@@ -373,19 +398,91 @@ int Run(int argc, char** argv) {
           if (o.gap) memfd_gaps++;
         },
         [&](uint64_t dropped) { log("tracepoints: the kernel dropped " + std::to_string(dropped) + " records"); });
-    Status ts = keys.Attach(trace.get());
+    Status ts = keys.Attach(key_trace.get());
     if (ts.ok()) {
       // A memfd has no name on any mounted filesystem: it is run through an fd —
       // fexecve/execveat(AT_EMPTY_PATH) ("/dev/fd/N") or a /proc/<pid>/fd/N path. The
       // kernel filters, so ordinary execs never wake limd here.
-      auto e = trace->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
+      auto e = key_trace->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
       if (e.ok()) exec_event = *e;
       else ts = e.status();
     }
-    if (ts.ok()) ts = trace->Start(0);  // its priority: SCHED_FIFO from its first record (below)
+    if (ts.ok()) ts = key_trace->Start(0);  // its priority: SCHED_FIFO from its first record (below)
     if (!ts.ok()) {
       log("keys and memfd execs are not measured while running: " + ts.message());
-      trace.reset();
+      key_trace.reset();
+      }
+    }
+  // Tracepoints where fanotify has no event (docs/limd.md "New superblocks and late execs"):
+  // a mount in any namespace wakes discovery at once; an exec from a superblock not marked
+  // when it began is measured late, flagged as such.
+  daemon::LateExecHooks hooks;
+  struct stat root_st;
+  uint64_t root_dev = ::stat("/", &root_st) == 0 ? static_cast<uint64_t>(root_st.st_dev) : 0;
+  hooks.never_marked = [&](uint64_t dev) { return !allow_root_fs && dev == root_dev; };
+  hooks.still_marked = [dp = d->get()](uint64_t dev) { return dp->SuperblockMarked(dev); };
+  hooks.qualifies = [&](const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype) {
+    auto m = mounts->QualifyingMount(mountinfo, pid, static_cast<dev_t>(dev));
+    if (m) *fstype = m->fstype;
+    return m.has_value();
+  };
+  hooks.poke = [&](pid_t pid) { mounts->Poke(pid); };
+  hooks.may_read = [](const std::string& fstype) { return daemon::ClassOfFs(fstype) != daemon::FsClass::kFuse; };
+  hooks.log = log;
+  daemon::LateExecs late_execs(&measurer, list->get(), &marked, ::getpid(), hooks);
+  late_ptr = &late_execs;
+  std::string trace_state = "off";
+  std::set<int> mount_events, exec_enter;  // event indexes; fixed before the thread starts
+  int exec_done = -1;
+  std::unique_ptr<daemon::TraceEvents> trace;
+  {
+    auto tracefs = daemon::TracefsDir();
+    if (tracefs.ok()) {
+      trace = std::make_unique<daemon::TraceEvents>(
+          *tracefs,
+          [&](const daemon::TraceRecord& r) {
+            if (mount_events.count(r.event)) {
+              if (r.Int("ret").value_or(-1) >= 0) mounts->Poke(static_cast<pid_t>(r.pid));
+            } else if (exec_enter.count(r.event)) {
+              late_execs.OnExecEnter(static_cast<pid_t>(r.tid), r.time_ns);
+            } else if (r.event == exec_done) {
+              auto pid = r.Int("pid"), old_pid = r.Int("old_pid");
+              if (pid && old_pid) {
+                late_execs.OnExec(static_cast<pid_t>(*pid), static_cast<pid_t>(*old_pid), r.Str("filename").value_or(""),
+                                  r.time_ns);
+              }
+            }
+          },
+          [&](uint64_t dropped) {
+            log("tracepoints: " + std::to_string(dropped) + " records lost (ring full): rescanning mount namespaces");
+            mounts->Poke(0);
+          });
+      std::vector<std::string> missing;
+      // After the syscall (the mount exists by then); unshare/setns: a namespace to mark.
+      for (const char* e : {"syscalls/sys_exit_mount", "syscalls/sys_exit_fsmount", "syscalls/sys_exit_move_mount",
+                            "syscalls/sys_exit_open_tree", "syscalls/sys_exit_unshare", "syscalls/sys_exit_setns"}) {
+        auto i = trace->Add(e);
+        if (i.ok()) mount_events.insert(*i); else missing.push_back(i.status().message());
+      }
+      for (const char* e : {"syscalls/sys_enter_execve", "syscalls/sys_enter_execveat"}) {
+        auto i = trace->Add(e);
+        if (i.ok()) exec_enter.insert(*i); else missing.push_back(i.status().message());
+      }
+      auto i = trace->Add("sched/sched_process_exec");
+      if (i.ok()) exec_done = *i; else missing.push_back(i.status().message());
+      for (const auto& m : missing) log("tracepoint unavailable: " + m);
+      Status ts = trace->Start(reader_nice);
+      if (ts.ok()) {
+        trace_state = missing.empty() ? "on" : "partial";
+      } else {
+        trace_state = "off: " + ts.message();
+        trace.reset();
+      }
+    } else {
+      trace_state = "off: " + tracefs.status().message();
+    }
+    if (!trace) {
+      log("tracepoints " + trace_state + ": new mounts are found by the 500 ms rescan, late execs are not measured");
     }
   }
   log("watching " + std::to_string((*d)->marks() + sides->marks()) + " filesystem mark(s) (" +
@@ -438,6 +535,16 @@ int Run(int argc, char** argv) {
     j["overlay_fuse_permission_events"] = sides->perm_events();
     j["overlay_backing_events"] = sides->overlay_opens()->backing_events();
     j["mount_namespaces"] = mounts->namespaces();
+    j["mount_pokes"] = mounts->pokes();
+    j["poke_to_mark_us"] = {{"p50", mounts->PokeToMarkPercentile(0.5)}, {"p99", mounts->PokeToMarkPercentile(0.99)}};
+    j["tracepoints"] = trace_state;
+    j["trace_records"] = trace ? trace->records() : 0;
+    j["trace_lost"] = trace ? trace->lost() : 0;
+    j["late_execs"] = late_execs.late();
+    j["execs_measured_before_run"] = late_execs.before_run();
+    j["late_exec_gaps"] = late_execs.unmeasured();
+    j["late_exec_missed"] = late_execs.missed();
+    j["late_exec_delay_us"] = {{"p50", late_execs.DelayPercentile(0.5)}, {"p99", late_execs.DelayPercentile(0.99)}};
     j["precontent_marks"] = dp->precontent_marks();
     j["precontent_events"] = ds.precontent_events.load();
     j["precontent_quick"] = ds.precontent_quick.load();
@@ -486,14 +593,16 @@ int Run(int argc, char** argv) {
     }
   });
   reader.join();
-  if (trace) trace->Stop();
   s = run_status;
+  if (key_trace) key_trace->Stop();
+  if (trace) trace->Stop();  // before what its callback uses goes
   g_daemon.store(nullptr);
   status_stop = true;
   status_thread.join();
   control.reset();
   write_status(false);
   mounts.reset();  // no new marks while the daemon drains
+  exe_scanner.reset();
   sides->Stop();   // each side reader answers what it holds; the main marks are gone by now
   uint64_t perm_events = (*d)->stats().perm_events.load();
   d->reset();  // answers everything still queued, then closes the group

@@ -424,6 +424,10 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   if (st->measured_pcrs & bit) {
     v.cached = true;
     cache_hits_++;
+    if (st->collected && st->algo) {
+      v.algo = *st->algo;
+      v.digest.assign(st->digest.begin(), st->digest.begin() + static_cast<std::ptrdiff_t>(st->algo->size));
+    }
     return v;
   }
   if (no_io) return *needs_io = true, v;
@@ -460,6 +464,7 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   }
   v.measured = *added;
   v.duplicate = !*added;
+  if (!a.direct_io) v.algo = algo, v.digest = digest;
   if (!a.direct_io) st->measured_pcrs |= bit;
   return v;
 }

@@ -96,6 +96,10 @@ struct Verdict {
   bool duplicate = false;     // hashed, but the kernel's duplicate table suppressed the entry
   int violations = 0;
   std::string error;          // measurement failed (the access is still answered)
+  // The file's digest when measured, duplicate or cached (not for O_DIRECT): late-exec
+  // entries repeat it (docs/limd.md "New superblocks and late execs"); empty otherwise.
+  HashAlgo algo{};
+  Bytes digest;
 };
 
 struct MeasurerConfig {

@@ -5,13 +5,18 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <sstream>
 
+#include "base/file.h"
 #include "base/own_threads.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/fanotify_uapi.h"
@@ -43,8 +48,97 @@ MountWatch::MountWatch(MountWatchOptions options, MarkFn mark, std::function<voi
 
 MountWatch::~MountWatch() {
   stop_ = true;
+  Poke(0);
   if (thread_.joinable()) thread_.join();
   if (fd_ >= 0) ::close(fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  for (auto& [ino, p] : poked_) Unpin(p);
+}
+
+void MountWatch::Poke(pid_t pid) {
+  if (wake_fd_ < 0) return;
+  std::string proc = "/proc/" + std::to_string(pid);
+  struct stat ns;
+  ino_t ino = 0;  // unknown (gone already): every namespace
+  if (pid > 0 && ::stat((proc + "/ns/mnt").c_str(), &ns) == 0) ino = ns.st_ino;
+  {
+    std::lock_guard<std::mutex> lk(poke_mu_);
+    poke_at_.emplace(ino, std::chrono::steady_clock::now());
+    if (poked_.size() >= 256) ino = 0;
+    if (!poked_.count(ino)) {
+      Poked p;
+      p.pid = pid;
+      if (ino != 0) {
+        p.root_fd = ::open((proc + "/root").c_str(), O_PATH | O_CLOEXEC);
+        p.mountinfo_fd = ::open((proc + "/mountinfo").c_str(), O_RDONLY | O_CLOEXEC);
+      }
+      poked_.emplace(ino, p);
+    }
+  }
+  pokes_++;
+  uint64_t one = 1;
+  (void)!::write(wake_fd_, &one, sizeof one);
+}
+
+void MountWatch::Unpin(Poked& p) {
+  if (p.root_fd >= 0) ::close(p.root_fd);
+  if (p.mountinfo_fd >= 0) ::close(p.mountinfo_fd);
+  p.root_fd = p.mountinfo_fd = -1;
+}
+
+namespace {
+
+// One line of /proc/<pid>/mountinfo: the fields discovery looks at.
+struct MountLine {
+  std::string id;  // the mount id
+  dev_t dev = 0;   // major:minor
+  std::string mount_point, fstype;
+};
+
+std::optional<MountLine> ParseMountLine(const std::string& line) {
+  std::istringstream ls(line);
+  std::string id, parent, devno, root, mnt;
+  ls >> id >> parent >> devno >> root >> mnt;
+  size_t sep = line.find(" - ");
+  size_t colon = devno.find(':');
+  if (sep == std::string::npos || colon == std::string::npos) return std::nullopt;
+  MountLine m;
+  m.id = id;
+  m.dev = makedev(static_cast<unsigned>(std::strtoul(devno.c_str(), nullptr, 10)),
+                  static_cast<unsigned>(std::strtoul(devno.c_str() + colon + 1, nullptr, 10)));
+  m.fstype = line.substr(sep + 3, line.find(' ', sep + 3) - sep - 3);
+  m.mount_point = UnescapeMountinfo(mnt);
+  return m;
+}
+
+}  // namespace
+
+std::string FsTypeAt(const std::string& mountinfo, const std::string& path) {
+  std::istringstream in(mountinfo);
+  std::string line, best_type;
+  size_t best_len = 0;
+  bool found = false;
+  while (std::getline(in, line)) {
+    auto m = ParseMountLine(line);
+    if (!m) continue;
+    const std::string& mp = m->mount_point;
+    bool covers = mp == "/" || path == mp || path.compare(0, mp.size() + 1, mp + "/") == 0;
+    if (covers && (!found || mp.size() >= best_len)) best_len = mp.size(), best_type = m->fstype, found = true;
+  }
+  return best_type;
+}
+
+std::optional<FoundMount> MountWatch::QualifyingMount(const std::string& mountinfo, pid_t pid, dev_t dev) const {
+  if (dev == root_dev_ && !options_.allow_root_fs) return std::nullopt;
+  std::string proc = "/proc/" + std::to_string(pid);
+  std::istringstream in(mountinfo);
+  std::string line;
+  while (std::getline(in, line)) {
+    auto m = ParseMountLine(line);
+    if (!m || m->dev != dev || !MountQualifies(m->fstype, m->mount_point, options_.watch)) continue;
+    return FoundMount{proc + "/root" + (m->mount_point == "/" ? "" : m->mount_point), m->mount_point, m->fstype};
+  }
+  return std::nullopt;
 }
 
 std::map<dev_t, FoundMount> MountWatch::Discover() {
@@ -66,25 +160,66 @@ Status MountWatch::Start() {
     log_(std::string("mount namespaces not watched (fanotify_init FAN_REPORT_MNT: ") + strerror(errno) +
          "): filesystems mounted later are not marked");
   }
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   ScanNamespaces(true);
-  if (fd_ >= 0) thread_ = StartOwnThread([this] { Loop(); });
+  started_ = true;
+  // Without FAN_REPORT_MNT the thread still follows pokes and the timer.
+  if (fd_ >= 0 || wake_fd_ >= 0) thread_ = StartOwnThread([this] { Loop(); });
   return Status::Ok();
 }
 
 void MountWatch::Loop() {
+  if (options_.nice != 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), options_.nice);
   alignas(struct fanotify_event_metadata) char buf[4096];
   auto last_ns_scan = std::chrono::steady_clock::now();
   while (!stop_.load()) {
-    pollfd p{fd_, POLLIN, 0};
-    int r = ::poll(&p, 1, 100);
+    pollfd p[2] = {{fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};  // poll skips a -1
+    int r = ::poll(p, 2, 100);
     bool attached = false;
+    std::map<ino_t, Poked> poked;
     if (r > 0) {
-      while (::read(fd_, buf, sizeof buf) > 0) attached = true;  // only a trigger: drain
+      if (fd_ >= 0) {
+        while (::read(fd_, buf, sizeof buf) > 0) attached = true;  // only a trigger: drain
+      }
+      uint64_t n;
+      if (wake_fd_ >= 0 && ::read(wake_fd_, &n, sizeof n) > 0) {
+        std::lock_guard<std::mutex> lk(poke_mu_);
+        poked.swap(poked_);
+        scan_poke_at_ = {};
+        for (const auto& [ino, at] : poke_at_) {
+          if (scan_poke_at_ == std::chrono::steady_clock::time_point{} || at < scan_poke_at_) scan_poke_at_ = at;
+        }
+        poke_at_.clear();
+      }
+    }
+    if (stop_.load()) break;
+    bool everywhere = attached || poked.count(0);
+    // A poked namespace first, through what the poke pinned: the walk of /proc below takes
+    // milliseconds, an exec right after a mount does not wait.
+    std::set<ino_t> done;
+    for (auto& [ino, pin] : poked) {
+      if (ino != 0 && pin.root_fd >= 0 && pin.mountinfo_fd >= 0) {
+        std::string text;
+        char chunk[4096];
+        ssize_t n;
+        while ((n = ::read(pin.mountinfo_fd, chunk, sizeof chunk)) > 0) text.append(chunk, static_cast<size_t>(n));
+        ScanMountsIn(text, "/proc/self/fd/" + std::to_string(pin.root_fd), pin.pid, nullptr);
+        done.insert(ino);
+      }
+      Unpin(pin);
     }
     auto now = std::chrono::steady_clock::now();
-    if (attached || now - last_ns_scan > std::chrono::milliseconds(500)) {
+    if (everywhere || !poked.empty() || now - last_ns_scan > std::chrono::milliseconds(500)) {
       last_ns_scan = now;
-      ScanNamespaces(attached);
+      ScanNamespaces(everywhere);
+      // The other poked namespaces, also when already known (a mount in a known namespace),
+      // through any process still in them.
+      if (!everywhere) {
+        for (const auto& [ino, pin] : poked) {
+          auto it = ns_.find(ino);
+          if (!done.count(ino) && it != ns_.end()) ScanMounts(it->second, nullptr);
+        }
+      }
     }
   }
 }
@@ -132,32 +267,38 @@ void MountWatch::ScanNamespaces(bool rescan_all) {
 
 void MountWatch::ScanMounts(pid_t pid, std::map<dev_t, FoundMount>* collect) {
   std::string proc = "/proc/" + std::to_string(pid);
-  std::ifstream in(proc + "/mountinfo");
+  auto text = ReadFileText(proc + "/mountinfo");
+  if (text.ok()) ScanMountsIn(*text, proc + "/root", pid, collect);
+}
+
+void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& root, pid_t pid,
+                              std::map<dev_t, FoundMount>* collect) {
+  std::istringstream in(mountinfo);
   std::string line;
   while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string id, parent, devno, root, mnt;
-    ls >> id >> parent >> devno >> root >> mnt;
-    size_t sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::string fstype = line.substr(sep + 3, line.find(' ', sep + 3) - sep - 3);
-    std::string mount_point = UnescapeMountinfo(mnt);
+    auto m = ParseMountLine(line);
+    if (!m) continue;
+    const std::string& fstype = m->fstype;
+    const std::string& mount_point = m->mount_point;
     if (!MountQualifies(fstype, mount_point, options_.watch)) continue;
-    std::string path = proc + "/root" + (mount_point == "/" ? "" : mount_point);
+    std::string path = root + (mount_point == "/" ? "" : mount_point);
     // Without asking the filesystem (a stopped FUSE server must not stall discovery).
     auto dev_r = DeviceOf(path);
     if (!dev_r.ok()) {
       // A FUSE mount limd may not use (another user's without allow_other, or one from a
       // user namespace: the fuse module refuses limd). Not marked: said once per mount
       // (docs/limd.md "FUSE").
-      if (log_ && ClassOfFs(fstype) == FsClass::kFuse && unreachable_.insert(id).second) {
+      if (log_ && ClassOfFs(fstype) == FsClass::kFuse && unreachable_.insert(m->id).second) {
         log_("cannot mark " + fstype + " at " + mount_point + " (namespace of pid " + std::to_string(pid) +
              "): " + dev_r.status().message() + " — its files are not measured");
       }
       continue;
     }
     auto dev = static_cast<dev_t>(*dev_r);
-    if (marked_.count(dev)) continue;
+    if (marked_.count(dev)) {
+      if (collect || !options_.still_marked || failed_.count(dev) || options_.still_marked(dev)) continue;
+      marked_.erase(dev);  // that superblock is gone: a new one has its number
+    }
     if (dev == root_dev_ && !options_.allow_root_fs) {
       if (!root_logged_ && log_) log_("the root filesystem (" + fstype + ") is not marked: it needs --allow-root-fs");
       root_logged_ = true;
@@ -169,6 +310,16 @@ void MountWatch::ScanMounts(pid_t pid, std::map<dev_t, FoundMount>* collect) {
     }
     marked_.insert(dev);
     Status s = mark_(path, fstype);
+    if (!s.ok()) failed_.insert(dev);
+    if (s.ok() && scan_poke_at_ != std::chrono::steady_clock::time_point{}) {
+      auto us = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                          std::chrono::steady_clock::now() - scan_poke_at_)
+                                          .count());
+      poke_to_mark_.Add(us);
+    }
+    // Never a FUSE superblock: reading its files asks its server, which may never answer
+    // (FUSE is not start-scanned either).
+    if (s.ok() && started_ && options_.after_mark && ClassOfFs(fstype) != FsClass::kFuse) options_.after_mark(path, dev);
     if (log_) {
       log_((s.ok() ? "marked " : "cannot mark ") + fstype + " at " + mount_point + " (namespace of pid " +
            std::to_string(pid) + ")" + (s.ok() ? "" : ": " + s.message()));

@@ -69,6 +69,14 @@ bool ReaderCloseGroup::Mark(const std::string& root, uint64_t dev) {
   return true;
 }
 
+void ReaderCloseGroup::Forget(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  devs_.erase(dev);
+  for (auto it = fsid_to_dev_.begin(); it != fsid_to_dev_.end();) {
+    it = it->second == dev ? fsid_to_dev_.erase(it) : std::next(it);
+  }
+}
+
 std::optional<std::string> ReaderCloseGroup::EncodeHandle(int dirfd, const char* path, int flags) {
   union {
     struct file_handle fh;

@@ -57,6 +57,8 @@ class ReaderCloseGroup {
 
   // Marks the filesystem mounted at root (device dev). False: not marked (see above).
   bool Mark(const std::string& root, uint64_t dev);
+  // Forgets superblock dev (its marks went with it; a new superblock may take its number).
+  void Forget(uint64_t dev);
   bool Marked(uint64_t dev) const {
     std::lock_guard<std::mutex> lk(mu_);
     return devs_.count(dev) != 0;

@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/own_threads.h"
 #include "daemon/proc_context.h"
 #include "daemon/process_exe.h"
 #include "daemon/reader_close_group.h"
@@ -39,8 +40,27 @@ std::vector<std::string> List(const std::string& dir) {
 
 }  // namespace
 
-ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
-                       const std::function<void(const std::string&)>& log) {
+Access ProcessAccess(int fd, pid_t pid, ima::ImaHook func, uint32_t mask, const std::string& path) {
+  Access a;
+  a.fd = fd;
+  a.pid = pid;
+  a.func = func;
+  a.mask = mask;
+  a.path = path;
+  auto creds = ReadCreds(pid);
+  if (creds.ok()) {
+    a.uid = creds->uid, a.euid = creds->euid, a.suid = creds->suid;
+    a.gid = creds->gid, a.egid = creds->egid, a.sgid = creds->sgid;
+    a.cap_setuid = creds->cap_setuid, a.cap_setgid = creds->cap_setgid;
+    a.comm = creds->comm;
+  }
+  return a;
+}
+
+namespace {
+
+ScanReport Scan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
+                const std::function<void(const std::string&)>& log, bool executables_only) {
   ScanReport rep;
   std::map<InodeKey, std::pair<bool, bool>, bool (*)(const InodeKey&, const InodeKey&)> seeds(
       [](const InodeKey& a, const InodeKey& b) { return a.dev != b.dev ? a.dev < b.dev : a.ino < b.ino; });
@@ -56,14 +76,8 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
     if (!devs.count(st.st_dev) && !memfd_map) return false;
     int fd = ::open(open_path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return false;
-    Access a;
-    a.fd = fd;
-    a.pid = pid;
-    a.func = func;
-    a.mask = mask;
-    a.path = memfd_map ? MemfdImaName(name) : name;
+    Access a = ProcessAccess(fd, pid, func, mask, memfd_map ? MemfdImaName(name) : name);
     if (memfd_map) a.fsname = "tmpfs";
-    if (auto creds = ReadCreds(pid); creds.ok()) SetCreds(a, *creds);
     Verdict v = measurer->Process(a);
     if (!v.error.empty() && log) log("start scan: " + name + ": " + v.error);
     ::close(fd);
@@ -95,7 +109,7 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
       std::getline(ls, path);
       path.erase(0, path.find_first_not_of(' '));
       if (perms.size() < 4 || path.empty() || path[0] != '/') continue;
-      if (perms[1] == 'w' && perms[3] == 's') {
+      if (perms[1] == 'w' && perms[3] == 's' && !executables_only) {
         // A shared writable mapping holds its file open for write even after the fd is
         // closed: a writer until the mapping's last fput (FAN_CLOSE_WRITE).
         struct stat st;
@@ -109,6 +123,7 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
         rep.mappings++;
       }
     }
+    if (executables_only) continue;
     for (const auto& fdname : List(base + "/fd")) {
       std::string fdpath = base + "/fd/" + fdname;
       struct stat st;
@@ -141,7 +156,10 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
     rep.writers_from_maps += map_writer_keys.count({key.dev, key.ino});
     rep.readers_seeded += s.second;
   }
-  if (log) {
+  if (log && executables_only) {
+    log("discovery scan: measured " + std::to_string(rep.exes) + " executables, " + std::to_string(rep.mappings) +
+        " executable mappings of " + std::to_string(rep.processes) + " processes");
+  } else if (log) {
     log("start scan: " + std::to_string(rep.processes) + " processes, measured " + std::to_string(rep.exes) +
         " executables (" + std::to_string(rep.memfd_exes) + " memfd), " + std::to_string(rep.mappings) + " executable mappings, " + std::to_string(rep.fds) +
         " open files on watched filesystems; seeded " + std::to_string(rep.writers_seeded) + " writers (" +
@@ -150,6 +168,53 @@ ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t
     for (const auto& u : rep.unmeasurable) log("start scan: cannot measure executable of pid " + u);
   }
   return rep;
+}
+
+}  // namespace
+
+ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
+                       const std::function<void(const std::string&)>& log) {
+  return Scan(measurer, devs, self, log, false);
+}
+
+ScanReport ScanExecutables(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
+                           const std::function<void(const std::string&)>& log) {
+  return Scan(measurer, devs, self, log, true);
+}
+
+ExecutableScanner::ExecutableScanner(Measurer* measurer, pid_t self, std::function<void(const std::string&)> log)
+    : measurer_(measurer), self_(self), log_(std::move(log)) {
+  thread_ = StartOwnThread([this] { Loop(); });
+}
+
+ExecutableScanner::~ExecutableScanner() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void ExecutableScanner::Add(uint64_t dev) {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    queued_.insert(dev);
+  }
+  cv_.notify_all();
+}
+
+void ExecutableScanner::Loop() {
+  for (;;) {
+    std::set<uint64_t> devs;
+    {
+      std::unique_lock<std::mutex> lk(mu_);
+      cv_.wait(lk, [&] { return stop_ || !queued_.empty(); });
+      if (stop_) return;
+      devs.swap(queued_);
+    }
+    ScanExecutables(measurer_, devs, self_, log_);
+  }
 }
 
 }  // namespace lim::daemon

@@ -9,9 +9,12 @@
 // episode and the change tuple decides). Single-threaded.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 
 #include "daemon/measurer.h"
 
@@ -32,8 +35,43 @@ struct ScanReport {
   std::vector<ReaderHandle> reader_handles;
 };
 
+// An access of process pid to the file open at fd: its credentials from /proc/<pid>/status
+// (left zero when unreadable), the rest as given. The scans' and LateExecs' accesses.
+Access ProcessAccess(int fd, pid_t pid, ima::ImaHook func, uint32_t mask, const std::string& path);
+
 // devs: st_dev of the watched filesystems.
 ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
                        const std::function<void(const std::string&)>& log);
+
+// The scan of a superblock marked while limd runs (MountWatch found it): the executables
+// and executable mappings of every process on it, measured (BPRM_CHECK, MMAP_CHECK) —
+// programs started from it before its mark. No open fds and no writer/reader seeds: the
+// marks already exist, and counts are only ever noted in event order by the reader thread.
+// Safe on a marked filesystem from one of limd's own threads (its opens are answered at once).
+ScanReport ScanExecutables(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
+                           const std::function<void(const std::string&)>& log);
+
+// ScanExecutables() on a thread of its own (limd's), for superblocks handed over by Add():
+// a scan reads every process's maps (tens of milliseconds on a busy host), and the
+// discovery thread that marks must not wait for it — the next mount races an exec.
+// Several devices queued while a scan runs go into one scan. Add() from any thread; the
+// destructor stops the thread after the scan in progress.
+class ExecutableScanner {
+ public:
+  ExecutableScanner(Measurer* measurer, pid_t self, std::function<void(const std::string&)> log);
+  ~ExecutableScanner();
+  void Add(uint64_t dev);
+
+ private:
+  void Loop();
+  Measurer* measurer_;
+  pid_t self_;
+  std::function<void(const std::string&)> log_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::set<uint64_t> queued_;  // under mu_
+  bool stop_ = false;          // under mu_
+  std::thread thread_;
+};
 
 }  // namespace lim::daemon

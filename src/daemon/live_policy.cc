@@ -178,11 +178,11 @@ Result<size_t> LivePolicy::WriteOne(std::string_view data, PolicyBatch* batch, i
   // memdup_user_nul(): at most PAGE_SIZE - 1 bytes, and a NUL ends the string.
   if (data.empty()) return size_t{0};
   data = data.substr(0, std::min(data.size(), kPolicyWriteMax));
+  const size_t size = data.size();
   data = data.substr(0, std::min(data.size(), data.find('\0')));
-  if (data.empty()) return size_t{1};  // a lone NUL: an empty line of length 1
   Status s;
   size_t consumed;
-  if (data.front() == '/') {
+  if (!data.empty() && data.front() == '/') {
     // ima_read_policy(): the path ends at the first newline; the whole write is consumed.
     std::string path(data.substr(0, data.find('\n')));
     s = AddFile(path, batch, err);
@@ -191,11 +191,12 @@ Result<size_t> LivePolicy::WriteOne(std::string_view data, PolicyBatch* batch, i
     size_t nl = data.find('\n');
     std::string_view line = data.substr(0, nl);
     consumed = nl == std::string_view::npos ? data.size() : nl + 1;
+    if (nl == std::string_view::npos && data.size() < size) consumed++;  // the NUL ending the line
     s = AddLine(line, "policy", 1, batch);
     if (s.ok()) {
       // Recorded one line per write: an unterminated write is a line of its own.
       std::string bytes(data.substr(0, consumed));
-      if (bytes.back() != '\n') bytes += '\n';
+      if (bytes.empty() || bytes.back() != '\n') bytes += '\n';
       if (!batch->last_record_written) batch->records.emplace_back();
       batch->records.back() += bytes;
       batch->last_record_written = true;

@@ -217,8 +217,16 @@ TEST(LivePolicyTest, EachWriteIsOneLineAsInTheKernel) {
   EXPECT_TRUE((*w2)->Write("CHECK\n").status().code() == StatusCode::kInvalidArgument);
   ASSERT_TRUE((*w2)->Flush().ok());  // dropped; close() returns 0 as the kernel's
   EXPECT_EQ(live.loads(), 1u);
-  // Only PAGE_SIZE - 1 bytes of one write are looked at.
+  // A NUL ends the line (memdup_user_nul + strsep): it is consumed with it, the rest is
+  // the next write's.
   w2->reset();
+  auto w4 = live.OpenWriter();
+  ASSERT_TRUE(w4.ok());
+  n = (*w4)->Write(std::string_view("dont_measure fowner=8\0junk", 26));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 22u);
+  w4->reset();
+  // Only PAGE_SIZE - 1 bytes of one write are looked at.
   auto w3 = live.OpenWriter();
   ASSERT_TRUE(w3.ok());
   std::string long_comment = "#" + std::string(5000, 'x') + "\n";

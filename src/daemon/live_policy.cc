@@ -86,8 +86,19 @@ Status ReadBounded(const std::string& path, int* fd, std::string* text, int* err
 Status ReadPolicyFile(const std::string& path,
                       const std::function<Result<bool>(int, const std::string&)>& measure,
                       std::chrono::milliseconds timeout, std::string* text, bool* measured, int* err) {
+  // Loaders left behind by hung filesystems are bounded: past a few, refuse at once.
+  static std::atomic<int> loaders{0};
+  if (loaders.fetch_add(1) >= kMaxPolicyLoaders) {
+    loaders.fetch_sub(1);
+    *err = EBUSY;
+    return Status::Unavailable(path + ": " + std::to_string(kMaxPolicyLoaders) +
+                               " earlier policy-file reads have not finished (a hung filesystem?)");
+  }
   auto job = std::make_shared<FileLoad>();
   StartOwnThread([job, path, measure] {
+    struct Done {
+      ~Done() { loaders.fetch_sub(1); }
+    } done;
     int fd = -1, e = 0;
     std::string t;
     bool m = false;

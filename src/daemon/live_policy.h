@@ -54,6 +54,9 @@ inline constexpr size_t kPolicyWriteMax = 4095;
 // measurement), else the write() fails with EFBIG / ETIMEDOUT.
 inline constexpr size_t kPolicyFileMaxBytes = 4u << 20;
 inline constexpr std::chrono::milliseconds kPolicyFileTimeout{5000};
+// Policy-file reads still running after their write gave up (ETIMEDOUT) before further
+// path writes fail at once with EBUSY: a hung filesystem costs at most this many threads.
+inline constexpr int kMaxPolicyLoaders = 4;
 
 // The rules one open-for-write has added so far (ima_temp_rules), with what records them.
 struct PolicyBatch {

@@ -419,7 +419,32 @@ TEST(LivePolicyTest, PolicyFileThatDoesNotAnswerTimesOut) {
   ASSERT_TRUE(WriteAll(w2->get(), "measure func=FILE_CHECK\n").ok());
   ASSERT_TRUE((*w2)->Flush().ok());
   EXPECT_EQ(live.loads(), 1u);
+  // Hung loaders are bounded: once kMaxPolicyLoaders hang, the next path fails at once.
+  for (int i = 1; i < kMaxPolicyLoaders; ++i) {
+    EXPECT_FALSE((*w2)->Write(file).ok());
+    EXPECT_EQ((*w2)->error_number(), ETIMEDOUT);
+  }
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE((*w2)->Write(file).ok());
+  EXPECT_EQ((*w2)->error_number(), EBUSY);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+  EXPECT_TRUE((*w2)->Flush().ok());
+  w2->reset();
+  // Released, they finish alone; then a path load works again.
   release->store(true);
+  live.set_file_timeout(std::chrono::seconds(5));
+  for (int i = 0; i < 100; ++i) {
+    auto w3 = live.OpenWriter();
+    ASSERT_TRUE(w3.ok());
+    auto n = (*w3)->Write(file);
+    if (n.ok()) {
+      ASSERT_TRUE((*w3)->Flush().ok());
+      break;
+    }
+    EXPECT_EQ((*w3)->error_number(), EBUSY);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(live.loads(), 2u);
 }
 
 }  // namespace

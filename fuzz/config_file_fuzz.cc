@@ -59,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto& a : args) argv.push_back(a.c_str());
   try {
     app.parse(static_cast<int>(argv.size()), argv.data());
+    (void)lim::daemon::ConfigFileWithHiddenEntries(app);
   } catch (const CLI::Error& e) {
     if (lim::daemon::DescribeParseError(app, e).empty()) std::abort();
   }

@@ -25,7 +25,8 @@ for name in $fuzz_targets; do
     done <"fuzz/corpus/$name.seeds"
   fi
   echo "fuzz: $name (${LIM_FUZZ_SECONDS:-20}s)"
-  "$f" -max_total_time="${LIM_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" >"$corpus.log" 2>&1 \
+  # UBSan reports and goes on by default: make undefined behaviour a failure like the rest.
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 "$f" -max_total_time="${LIM_FUZZ_SECONDS:-20}" -rss_limit_mb=2048 "$corpus" >"$corpus.log" 2>&1 \
     || { tail -40 "$corpus.log"; exit 1; }
   rm -rf "$corpus" "$corpus.log"
 done

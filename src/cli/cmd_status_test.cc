@@ -48,5 +48,16 @@ TEST(CmdStatus, NoStateIsUnusableInput) {
   EXPECT_NE(r.err.find("lim: no limd state"), std::string::npos) << r.err;
 }
 
+// A status.json with fields of the wrong type (a foreign or damaged file) is shown with
+// those fields as missing; it used to abort lim with an uncaught nlohmann type_error.
+TEST(CmdStatus, WrongTypedFieldsDoNotAbort) {
+  std::string d = MakeTempDir();
+  std::ofstream(d + "/status.json") << R"({"banks":[7,"sha256"],"latency_us":{"p50":"x"},"state":[],"pid":"1"})";
+  auto r = RunCommand(LimBinary() + " status --socket " + d + "/none.sock --state " + d);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.out.find("(banks sha256)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("p50 < 0 us"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace lim::testing

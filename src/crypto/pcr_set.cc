@@ -93,6 +93,8 @@ Result<PcrSet> ParseEvmctl(std::string_view text, const std::string& bank, const
     if (line.rfind("PCR-", 0) != 0 || line.size() < 7) continue;
     if (!std::isdigit(static_cast<unsigned char>(line[4])) || !std::isdigit(static_cast<unsigned char>(line[5]))) continue;
     uint32_t pcr = static_cast<uint32_t>((line[4] - '0') * 10 + (line[5] - '0'));
+    // The same bound as the other forms (a set must survive ToJson and back).
+    if (pcr > 63) return Status::InvalidArgument(origin + ":" + std::to_string(lineno) + ": bad PCR index " + line.substr(4, 2));
     std::string hex;
     for (char c : line.substr(7)) {
       if (!std::isspace(static_cast<unsigned char>(c))) hex += c;

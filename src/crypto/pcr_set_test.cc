@@ -75,5 +75,15 @@ TEST(PcrSetTest, RejectsAPcrGivenTwiceWithDifferentValues) {
   EXPECT_TRUE(PcrSet::Parse("PCR-10: " + a + "\nPCR-10: " + a + "\n", "sha1", "p.txt").ok());
 }
 
+// Found by pcr_set_fuzz: evmctl text took PCR-64…PCR-99, which the JSON form (and every
+// other) refuses, so such a set did not survive ToJson() and back.
+TEST(PcrSetTest, EvmctlIndexesHaveTheSameBoundAsJson) {
+  std::string zeros(40, '0');
+  EXPECT_TRUE(PcrSet::Parse("PCR-63: " + zeros + "\n", "", "e").ok());
+  auto s = PcrSet::Parse("PCR-00: " + zeros + "\nPCR-74: " + zeros + "\n", "", "e");
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.status().message().find("e:2: bad PCR index 74"), std::string::npos) << s.status().message();
+}
+
 }  // namespace
 }  // namespace lim

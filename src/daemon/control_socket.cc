@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 
@@ -54,9 +55,20 @@ Result<std::string> QueryControlSocket(const std::string& path, int timeout_ms) 
     ::close(fd);
     return s;
   }
+  // Whatever answers on the path is not trusted: the reply is capped in size and in total
+  // time (a peer sending a byte a second must not hold `lim status` forever).
   std::string out;
   char buf[4096];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
   for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) {
+      ::close(fd);
+      return Status::IoError(path + ": no complete reply within " + std::to_string(timeout_ms) + " ms");
+    }
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
@@ -65,6 +77,10 @@ Result<std::string> QueryControlSocket(const std::string& path, int timeout_ms) 
       return s;
     }
     if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > kMaxControlReply) {
+      ::close(fd);
+      return Status::IoError(path + ": reply larger than " + std::to_string(kMaxControlReply) + " bytes");
+    }
     out.append(buf, static_cast<size_t>(n));
   }
   ::close(fd);

@@ -31,8 +31,12 @@ struct ControlSocketOptions {
 // The credential check, apart from the socket: served iff the peer's uid is allowed_uid.
 bool PeerAllowed(const struct ucred& peer, uid_t allowed_uid);
 
-// Reads the one document a control socket sends (client side: `lim status`). Errors:
-// kUnavailable when nothing listens, kIoError otherwise.
+// A reply is a status document of a few hundred bytes.
+inline constexpr size_t kMaxControlReply = 1u << 20;
+
+// Reads the one document a control socket sends (client side: `lim status`), at most
+// kMaxControlReply bytes within timeout_ms in all. Errors: kUnavailable when nothing
+// listens, kIoError otherwise.
 Result<std::string> QueryControlSocket(const std::string& path, int timeout_ms = 2000);
 
 class ControlSocket {

@@ -8,10 +8,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <mutex>
 
+#include "daemon/status_document.h"
 #include "tests/testing.h"
 
 namespace lim::daemon {
@@ -149,6 +151,53 @@ TEST_F(ControlSocketTest, LimStatusReadsTheSocketFirst) {
   EXPECT_NE(r.err.find("permission denied"), std::string::npos) << r.err;
   EXPECT_NE(r.out.find("limd: not running"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("read from " + state + "/status.json"), std::string::npos) << r.out;
+}
+
+// Whatever answers on the socket path is not trusted: a reply over the cap, or one that
+// never ends, is an error within the timeout instead of unbounded memory or a hang.
+TEST_F(ControlSocketTest, ClientCapsTheReplyInSizeAndTime) {
+  auto big = Open(::getuid(), std::string(kMaxControlReply + 1, ' '));
+  ASSERT_TRUE(big);
+  auto r = QueryControlSocket(path_, 5000);
+  EXPECT_EQ(r.status().code(), StatusCode::kIoError);
+  EXPECT_NE(r.status().message().find("larger than"), std::string::npos) << r.status().message();
+  big.reset();
+  // A peer that accepts and never closes: bounded by the total timeout.
+  int l = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(l, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, path_.c_str(), sizeof a.sun_path - 1);
+  ::unlink(path_.c_str());
+  ASSERT_EQ(::bind(l, reinterpret_cast<sockaddr*>(&a), sizeof a), 0) << strerror(errno);
+  ASSERT_EQ(::listen(l, 4), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  auto hung = QueryControlSocket(path_, 300);
+  EXPECT_EQ(hung.status().code(), StatusCode::kIoError);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  ::close(l);
+}
+
+// `lim status` renders any object without throwing: fields of the wrong type read as
+// missing (a non-string bank, a string latency and a negative pid used to abort it with
+// an uncaught nlohmann::json::type_error).
+TEST(StatusDocument, WrongTypesAndNonObjectsAreHandled) {
+  EXPECT_EQ(ParseStatusDocument("[1,2]", "x").status().code(), StatusCode::kCorrupt);
+  EXPECT_EQ(ParseStatusDocument("{", "x").status().code(), StatusCode::kCorrupt);
+  EXPECT_EQ(ParseStatusDocument(std::string(kMaxStatusDocument + 1, ' '), "x").status().code(), StatusCode::kCorrupt);
+  auto doc = ParseStatusDocument(
+      R"({"pid":-5,"banks":["sha1",7,null],"latency_us":{"p50":"x","max":3},"state":{},"uptime_seconds":-1e300,)"
+      R"("tpm":"software","entries":1.5,"events_per_second":"fast"})",
+      "x");
+  ASSERT_TRUE(doc.ok()) << doc.status().message();
+  std::string text;
+  ASSERT_NO_THROW(text = FormatStatusText(*doc, true, "/s"));
+  EXPECT_NE(text.find("(pid 0)"), std::string::npos) << text;
+  EXPECT_NE(text.find("(banks sha1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("p50 < 0 us"), std::string::npos) << text;
+  EXPECT_NE(text.find("max 3 us"), std::string::npos) << text;
+  EXPECT_NE(text.find("state: /s "), std::string::npos) << text;
+  EXPECT_NE(text.find("entries: 0,"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -252,6 +252,38 @@ TEST_F(SecurityfsRoot, PolicyWritesReplaceThenAppendAndAreLiveAfterClose) {
   EXPECT_EQ(Count("lim-policy-update"), updates + 3);
 }
 
+// Issue 18 items 5 and 11 through the FUSE view: a policy path naming a FIFO (or a device)
+// fails its write with the kernel's EINVAL at once (it used to leave the writer in D state
+// and every later writer with EBUSY); a write of only a blank line or comments succeeds
+// and changes nothing; a multi-line write is taken one line per write() (short writes the
+// writer loops on), as the kernel does.
+TEST_F(SecurityfsRoot, PolicyPathToFifoFailsAtOnceAndEmptyWritesChangeNothing) {
+  Start();
+  std::string builtin = Read(Ima("policy"));
+  int updates = Count("lim-policy-update");
+  std::string fifo = state_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0) << strerror(errno);
+  std::string policy = ShellQuote(Ima("policy"));
+  for (const std::string& path : {fifo, std::string("/dev/zero"), state_}) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto r = RunCommand("timeout -k 1 10 bash -c 'echo " + path + " > " + Ima("policy") + "'");  // bash names the errno
+    EXPECT_EQ(r.exit_code, 1) << path << ": " << r.err;  // not 124: timeout did not fire
+    EXPECT_NE(r.err.find("Invalid argument"), std::string::npos) << path << ": " << r.err;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2)) << path;
+  }
+  for (const char* empty : {"echo '' > ", "printf '# only a comment\\n\\n' > "}) {
+    auto r = RunCommand(std::string(empty) + policy);
+    EXPECT_EQ(r.exit_code, 0) << empty << ": " << r.err;
+  }
+  EXPECT_EQ(Read(Ima("policy")), builtin);
+  EXPECT_EQ(Count("lim-policy-update"), updates);
+  // The writer slot is free, and a valid multi-line write loads every line.
+  auto ok = RunCommand("printf 'measure func=BPRM_CHECK\\n# c\\ndont_measure fowner=7\\n' > " + policy);
+  ASSERT_EQ(ok.exit_code, 0) << ok.err;
+  EXPECT_EQ(Read(Ima("policy")), "measure func=BPRM_CHECK \ndont_measure fowner=7 \n");
+  EXPECT_EQ(Count("lim-policy-update"), updates + 1);
+}
+
 TEST_F(SecurityfsRoot, PolicyFileFromFlagCountsAsFirstAndPolicyCheckRecordsFiles) {
   WritePolicyFile("measure func=POLICY_CHECK\nmeasure func=BPRM_CHECK\n");
   Start("--policy " + state_ + "/policy.txt");

@@ -3,50 +3,156 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+
+#include "base/own_threads.h"
 
 namespace lim::daemon {
 
 namespace {
 
-// The kernel takes a batch starting with '/' as the path of a policy file.
-bool IsPathBatch(std::string_view batch) { return !batch.empty() && batch.front() == '/'; }
-
-Status OsError(const std::string& what, const std::string& path) {
-  std::string m = what + " " + path + ": " + std::strerror(errno);
-  return errno == ENOENT ? Status::NotFound(m) : Status::IoError(m);
+Status OsError(const std::string& what, const std::string& path, int e) {
+  std::string m = what + " " + path + ": " + std::strerror(e);
+  return e == ENOENT ? Status::NotFound(m) : Status::IoError(m);
 }
 
-std::string_view TrimLineEnd(std::string_view s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.remove_suffix(1);
-  return s;
-}
-
-// Reads the whole file behind fd.
-Result<std::string> ReadAll(int fd, const std::string& path) {
+// A policy file read off the writer's thread (ReadPolicyFile): the loader thread fills it
+// in; the waiter may give up (abandoned), after which the loader touches nothing else.
+struct FileLoad {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  bool abandoned = false;
+  Status status;
+  int err = 0;
   std::string text;
+  bool measured = false;
+};
+
+// Opens and reads the policy file at path, never blocking on a FIFO or a device: stat
+// first, open O_NONBLOCK|O_NOCTTY, fstat again (the name may have been swapped), bounded
+// size. Symlinks are followed, as the kernel's filp_open does (the writer is root).
+Status ReadBounded(const std::string& path, int* fd, std::string* text, int* err) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    *err = errno;
+    return OsError("stat", path, *err);
+  }
+  auto not_regular = [&] {
+    *err = EINVAL;  // kernel_read_file(): !S_ISREG -> -EINVAL
+    return Status::InvalidArgument(path + ": not a regular file");
+  };
+  if (!S_ISREG(st.st_mode)) return not_regular();
+  *fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (*fd < 0) {
+    *err = errno;
+    return OsError("open", path, *err);
+  }
+  if (::fstat(*fd, &st) != 0) {
+    *err = errno;
+    return OsError("fstat", path, *err);
+  }
+  if (!S_ISREG(st.st_mode)) return not_regular();
+  auto too_big = [&] {
+    *err = EFBIG;
+    return Status::InvalidArgument(path + ": larger than " + std::to_string(kPolicyFileMaxBytes) +
+                                   " bytes (the policy file limit)");
+  };
+  if (static_cast<uint64_t>(st.st_size) > kPolicyFileMaxBytes) return too_big();
   char buf[65536];
   for (off_t off = 0;;) {
-    ssize_t n = ::pread(fd, buf, sizeof buf, off);
+    ssize_t n = ::pread(*fd, buf, sizeof buf, off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return OsError("read", path);
-    if (n == 0) return text;
-    text.append(buf, static_cast<size_t>(n));
+    if (n < 0) {
+      *err = errno;
+      return OsError("read", path, *err);
+    }
+    if (n == 0) return Status::Ok();
+    if (text->size() + static_cast<size_t>(n) > kPolicyFileMaxBytes) return too_big();  // grew, or lies
+    text->append(buf, static_cast<size_t>(n));
     off += n;
   }
 }
 
-// Opens and parses a policy file: all its rules valid, at least one.
-Result<ima::Policy> ParseFile(int* fd, const std::string& path) {
-  if (path.find('\n') != std::string::npos) return Status::InvalidArgument("a policy path must be alone in its write");
-  *fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (*fd < 0) return OsError("open", path);
-  LIM_ASSIGN_OR_RETURN(std::string text, ReadAll(*fd, path));
-  auto parsed = ima::ParsePolicy(text, path);
-  if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message());
-  if (parsed->rules.empty()) return Status::InvalidArgument(path + ": no rule");
-  return parsed;
+// Reads the file and measures it (POLICY_CHECK, through the same fd) on a thread of its
+// own, waiting at most timeout: a file on a hung FUSE or NFS mount must not hold the FUSE
+// request (and with it the writer's process) forever. A loader that outlives its waiter
+// finishes alone and only closes its fd; a measurement it had begun may still be recorded
+// (as the kernel records a policy file it then fails to parse).
+Status ReadPolicyFile(const std::string& path,
+                      const std::function<Result<bool>(int, const std::string&)>& measure,
+                      std::chrono::milliseconds timeout, std::string* text, bool* measured, int* err) {
+  // Loaders left behind by hung filesystems are bounded: past a few, refuse at once.
+  static std::atomic<int> loaders{0};
+  if (loaders.fetch_add(1) >= kMaxPolicyLoaders) {
+    loaders.fetch_sub(1);
+    *err = EBUSY;
+    return Status::Unavailable(path + ": " + std::to_string(kMaxPolicyLoaders) +
+                               " earlier policy-file reads have not finished (a hung filesystem?)");
+  }
+  auto job = std::make_shared<FileLoad>();
+  StartOwnThread([job, path, measure] {
+    struct Done {
+      ~Done() { loaders.fetch_sub(1); }
+    } done;
+    int fd = -1, e = 0;
+    std::string t;
+    bool m = false;
+    Status s = ReadBounded(path, &fd, &t, &e);
+    bool go_on = false;
+    {
+      std::lock_guard<std::mutex> lk(job->mu);
+      go_on = !job->abandoned;
+    }
+    if (s.ok() && go_on && measure) {
+      auto r = measure(fd, path);
+      if (!r.ok()) {
+        s = r.status().WithPrefix("measure " + path);
+        e = EIO;
+      } else {
+        m = *r;
+      }
+    }
+    if (fd >= 0) ::close(fd);
+    std::lock_guard<std::mutex> lk(job->mu);
+    job->status = std::move(s);
+    job->err = e;
+    job->text = std::move(t);
+    job->measured = m;
+    job->done = true;
+    job->cv.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lk(job->mu);
+  if (!job->cv.wait_for(lk, timeout, [&] { return job->done; })) {
+    job->abandoned = true;
+    *err = ETIMEDOUT;
+    return Status::Unavailable(path + ": not read within " + std::to_string(timeout.count()) +
+                               " ms (a FIFO, device or hung filesystem?)");
+  }
+  *err = job->err;
+  if (!job->status.ok()) return job->status;
+  *text = std::move(job->text);
+  *measured = job->measured;
+  return Status::Ok();
+}
+
+// One line of a write or of a policy file: a rule added to *batch, or a comment or blank
+// line (ima_parse_add_rule skips leading blanks, then '#' or nothing).
+Status AddLine(std::string_view line, std::string_view source, int line_no, PolicyBatch* batch) {
+  size_t p = line.find_first_not_of(" \t");
+  if (p == std::string_view::npos || line[p] == '#') return Status::Ok();
+  ima::PolicyParseOutput out = ima::CheckPolicy(line, source);
+  if (!out.errors.empty()) {
+    ima::PolicyDiagnostic d = out.errors.front();
+    d.line = line_no;
+    return Status::InvalidArgument(ima::FormatDiagnostic(source, d));
+  }
+  for (auto& r : out.policy.rules) batch->rules.push_back(std::move(r));
+  return Status::Ok();
 }
 
 }  // namespace
@@ -79,31 +185,84 @@ Result<std::unique_ptr<PolicyWriter>> LivePolicy::OpenWriter() {
 
 void LivePolicy::CloseWriter() { writer_open_.store(false); }
 
-Status LivePolicy::Load(std::string_view batch) {
-  std::lock_guard<std::mutex> lk(mu_);
-  ima::Policy loaded;
-  if (IsPathBatch(batch)) {
-    // A policy file, read once through one fd: the bytes parsed are the bytes measured.
-    std::string path(TrimLineEnd(batch));
-    int fd = -1;
-    auto parsed = ParseFile(&fd, path);
-    if (!parsed.ok()) {
-      if (fd >= 0) ::close(fd);
-      return parsed.status();
-    }
-    loaded = std::move(parsed).value();
-    // Recorded with the policy in force before the load, as the kernel measures it.
-    auto measured = recorder_.measure_file ? recorder_.measure_file(fd, path) : Result<bool>(false);
-    ::close(fd);
-    if (!measured.ok()) return measured.status().WithPrefix("measure " + path);
-    if (!*measured && recorder_.record_text) LIM_RETURN_IF_ERROR(recorder_.record_text(loaded.text));
+Result<size_t> LivePolicy::WriteOne(std::string_view data, PolicyBatch* batch, int* err) {
+  // memdup_user_nul(): at most PAGE_SIZE - 1 bytes, and a NUL ends the string.
+  if (data.empty()) return size_t{0};
+  data = data.substr(0, std::min(data.size(), kPolicyWriteMax));
+  const size_t size = data.size();
+  data = data.substr(0, std::min(data.size(), data.find('\0')));
+  Status s;
+  size_t consumed;
+  if (!data.empty() && data.front() == '/') {
+    // ima_read_policy(): the path ends at the first newline; the whole write is consumed.
+    std::string path(data.substr(0, data.find('\n')));
+    s = AddFile(path, batch, err);
+    consumed = data.size();
   } else {
-    auto parsed = ima::ParsePolicy(batch, "policy");
-    if (!parsed.ok()) return Status::InvalidArgument(parsed.status().message());
-    if (parsed->rules.empty()) return Status::InvalidArgument("policy: no rule in the batch");
-    loaded = std::move(parsed).value();
-    if (recorder_.record_text) LIM_RETURN_IF_ERROR(recorder_.record_text(batch));
+    size_t nl = data.find('\n');
+    std::string_view line = data.substr(0, nl);
+    consumed = nl == std::string_view::npos ? data.size() : nl + 1;
+    if (nl == std::string_view::npos && data.size() < size) consumed++;  // the NUL ending the line
+    s = AddLine(line, "policy", 1, batch);
+    if (s.ok()) {
+      // Recorded one line per write: an unterminated write is a line of its own.
+      std::string bytes(data.substr(0, consumed));
+      if (bytes.empty() || bytes.back() != '\n') bytes += '\n';
+      if (!batch->last_record_written) batch->records.emplace_back();
+      batch->records.back() += bytes;
+      batch->last_record_written = true;
+      batch->text += bytes;
+    } else {
+      *err = EINVAL;
+    }
   }
+  if (!s.ok()) {
+    batch->failed = true;  // ima_write_policy(): valid_policy = 0
+    return s;
+  }
+  return consumed;
+}
+
+Status LivePolicy::AddFile(const std::string& path, PolicyBatch* batch, int* err) {
+  std::string text;
+  bool measured = false;
+  // Read, and recorded with the policy in force before the load, as the kernel measures it
+  // (ima_post_read_file, before parsing): the bytes parsed are the bytes measured.
+  LIM_RETURN_IF_ERROR(ReadPolicyFile(path, recorder_.measure_file, file_timeout_, &text, &measured, err));
+  PolicyBatch from_file;
+  int line_no = 0;
+  for (size_t start = 0; start < text.size();) {
+    size_t nl = text.find('\n', start);
+    size_t end = nl == std::string::npos ? text.size() : nl;
+    Status s = AddLine(std::string_view(text).substr(start, end - start), path, ++line_no, &from_file);
+    if (!s.ok()) {
+      *err = EINVAL;
+      return s;
+    }
+    start = end + 1;
+  }
+  for (auto& r : from_file.rules) batch->rules.push_back(std::move(r));
+  batch->files.push_back(path);
+  batch->text += text;
+  if (!measured) {
+    batch->records.push_back(std::move(text));
+    batch->last_record_written = false;
+  }
+  return Status::Ok();
+}
+
+Status LivePolicy::Commit(PolicyBatch batch) {
+  std::lock_guard<std::mutex> lk(mu_);
+  // Every load is in the list before it takes effect (files measured as POLICY_CHECK were
+  // recorded when read).
+  if (recorder_.record_text) {
+    for (const auto& t : batch.records) LIM_RETURN_IF_ERROR(recorder_.record_text(t));
+  }
+  ima::Policy loaded;
+  loaded.rules = std::move(batch.rules);
+  loaded.text = std::move(batch.text);
+  for (const auto& f : batch.files) loaded.source += (loaded.source.empty() ? "" : "+") + f;
+  if (loaded.source.empty()) loaded.source = "policy";
   if (!written_) {
     // The first written policy replaces the built-in one (kernel: ima_update_policy).
     policy_ = std::move(loaded);
@@ -123,53 +282,31 @@ Status LivePolicy::Load(std::string_view batch) {
   return Status::Ok();
 }
 
-PolicyWriter::~PolicyWriter() { owner_->CloseWriter(); }
-
-Status LivePolicy::CheckPath(const std::string& path) {
-  int fd = -1;
-  auto parsed = ParseFile(&fd, path);
-  if (fd >= 0) ::close(fd);
-  return parsed.status();
+Status LivePolicy::Load(std::string_view text) {
+  PolicyBatch batch;
+  int err = 0;
+  while (!text.empty()) {
+    LIM_ASSIGN_OR_RETURN(size_t n, WriteOne(text, &batch, &err));
+    text.remove_prefix(std::min(n, text.size()));
+  }
+  if (batch.empty()) return Status::InvalidArgument("policy: no rule in the batch");
+  return Commit(std::move(batch));
 }
 
-Status PolicyWriter::Write(std::string_view data) {
-  if (failed_) return Status::InvalidArgument("policy update failed: an earlier rule of this batch was invalid");
-  batch_.append(data);
-  if (IsPathBatch(batch_)) {
-    // A complete path line: fail this write() if the file cannot be loaded (the kernel's
-    // write returns the load's error). It is read again, and recorded, at the flush.
-    if (batch_.back() != '\n') return Status::Ok();
-    Status s = owner_->CheckPath(std::string(TrimLineEnd(batch_)));
-    if (!s.ok()) {
-      failed_ = true;
-      batch_.clear();
-    }
-    return s;
-  }
-  // Check the lines completed by this write, so a bad rule fails its own write().
-  size_t end = batch_.rfind('\n');
-  if (end == std::string::npos || end + 1 <= checked_) return Status::Ok();
-  std::string_view fresh(batch_.data() + checked_, end + 1 - checked_);
-  ima::PolicyParseOutput out = ima::CheckPolicy(fresh, "policy");
-  checked_ = end + 1;
-  if (!out.errors.empty()) {
-    failed_ = true;
-    batch_.clear();
-    checked_ = 0;
-    return Status::InvalidArgument(ima::FormatDiagnostic("policy", out.errors.front()));
-  }
-  return Status::Ok();
+PolicyWriter::~PolicyWriter() { owner_->CloseWriter(); }
+
+Result<size_t> PolicyWriter::Write(std::string_view data) {
+  auto n = owner_->WriteOne(data, &batch_, &err_);
+  if (!n.ok() && err_ == 0) err_ = EINVAL;
+  return n;
 }
 
 Status PolicyWriter::Flush() {
-  if (failed_) return Status::InvalidArgument("policy update failed");
-  if (batch_.empty()) return Status::Ok();
-  std::string batch = std::move(batch_);
-  batch_.clear();
-  checked_ = 0;
-  Status s = owner_->Load(batch);
-  if (!s.ok()) failed_ = true;
-  return s;
+  PolicyBatch batch = std::move(batch_);
+  batch_ = PolicyBatch();
+  // ima_release_policy(): a failed or empty batch is dropped ("policy update failed").
+  if (batch.failed || batch.empty()) return Status::Ok();
+  return owner_->Commit(std::move(batch));
 }
 
 }  // namespace lim::daemon

@@ -422,16 +422,21 @@ int OpWrite(const char*, const char* buf, size_t size, off_t, struct fuse_file_i
   Handle* h = H(fi);
   if (!h || !h->writer) return -EBADF;
   std::lock_guard<std::mutex> lk(h->mu);
-  Status s = h->writer->Write(std::string_view(buf, size));
-  if (!s.ok()) return -Errno(s);
-  return static_cast<int>(size);
+  // One line (or one policy-file path) per write, as the kernel: a short count makes the
+  // writer loop. A policy file is read bounded in time and size (never a FIFO or device).
+  auto n = h->writer->Write(std::string_view(buf, size));
+  if (!n.ok()) return -h->writer->error_number();
+  return static_cast<int>(*n);
 }
 
 int OpFlush(const char*, struct fuse_file_info* fi) {
   Handle* h = H(fi);
   if (!h || !h->writer) return 0;
   std::lock_guard<std::mutex> lk(h->mu);
-  return -Errno(h->writer->Flush());  // the batch is live when close() returns
+  // The batch is live when close() returns. A failed or empty batch is dropped and close()
+  // returns 0, as the kernel's; only a load that could not be recorded fails it.
+  Status s = h->writer->Flush();
+  return s.ok() ? 0 : -EIO;
 }
 
 int OpRelease(const char*, struct fuse_file_info* fi) {

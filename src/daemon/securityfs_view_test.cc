@@ -2,7 +2,14 @@
 // list, the tree, and LivePolicy's write semantics (kernel-ima.md §2.4, §5).
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
 #include <map>
+#include <thread>
 
 #include "base/file.h"
 #include "daemon/live_policy.h"
@@ -144,14 +151,24 @@ ima::Policy Builtin() {
   return *p;
 }
 
+// Writes all of data as a writer looping on short writes would; the first failure ends it.
+Status WriteAll(PolicyWriter* w, std::string_view data) {
+  while (!data.empty()) {
+    auto n = w->Write(data);
+    if (!n.ok()) return n.status();
+    if (*n == 0 || *n > data.size()) return Status::Internal("bad write count");
+    data.remove_prefix(*n);
+  }
+  return Status::Ok();
+}
+
 TEST(LivePolicyTest, FirstWriteReplacesLaterWritesAppendLiveAtFlush) {
   Recorded rec;
   LivePolicy live(Builtin(), false, Recorder(&rec));
   const ima::PolicyMatcher* before = live.matcher();
   auto w = live.OpenWriter();
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write("measure func=FILE_").ok());  // a line split across writes
-  ASSERT_TRUE((*w)->Write("CHECK mask=MAY_READ\n").ok());
+  ASSERT_TRUE(WriteAll(w->get(), "measure func=FILE_CHECK mask=MAY_READ\n").ok());
   EXPECT_EQ(live.matcher(), before);  // nothing before the flush
   ASSERT_TRUE((*w)->Flush().ok());
   EXPECT_NE(live.matcher(), before);
@@ -164,11 +181,86 @@ TEST(LivePolicyTest, FirstWriteReplacesLaterWritesAppendLiveAtFlush) {
   w->reset();
   auto w2 = live.OpenWriter();
   ASSERT_TRUE(w2.ok());
-  ASSERT_TRUE((*w2)->Write("# comment\ndont_measure fowner=7\n").ok());
+  ASSERT_TRUE(WriteAll(w2->get(), "# comment\ndont_measure fowner=7\n").ok());
   ASSERT_TRUE((*w2)->Flush().ok());
   EXPECT_EQ(live.Show(), "measure func=FILE_CHECK mask=MAY_READ \ndont_measure fowner=7 \n");
   EXPECT_EQ(live.matcher()->size(), 2u);
   EXPECT_EQ(rec.texts.back(), "# comment\ndont_measure fowner=7\n");  // the exact bytes
+}
+
+// ima_write_policy() parses only the first line of each write and returns its length; a
+// write without a newline is one whole line. So a rule split across two writes is two
+// rules (here the first is invalid), never joined.
+TEST(LivePolicyTest, EachWriteIsOneLineAsInTheKernel) {
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  std::string shown = live.Show();
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  auto n = (*w)->Write("measure func=FILE_CHECK\ndont_measure fowner=7\n");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 24u);  // "measure func=FILE_CHECK\n" only: the writer loops for the rest
+  n = (*w)->Write("dont_measure fowner=7");  // unterminated: still a complete rule
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 21u);
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_EQ(live.Show(), "measure func=FILE_CHECK \ndont_measure fowner=7 \n");
+  ASSERT_EQ(rec.texts.size(), 1u);
+  EXPECT_EQ(rec.texts[0], "measure func=FILE_CHECK\ndont_measure fowner=7\n");  // one line per write
+  w->reset();
+  // The split rule: "measure func=FILE_" is refused on its own write.
+  auto w2 = live.OpenWriter();
+  ASSERT_TRUE(w2.ok());
+  n = (*w2)->Write("measure func=FILE_");
+  EXPECT_EQ(n.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*w2)->error_number(), EINVAL);
+  EXPECT_TRUE((*w2)->Write("CHECK\n").status().code() == StatusCode::kInvalidArgument);
+  ASSERT_TRUE((*w2)->Flush().ok());  // dropped; close() returns 0 as the kernel's
+  EXPECT_EQ(live.loads(), 1u);
+  // A NUL ends the line (memdup_user_nul + strsep): it is consumed with it, the rest is
+  // the next write's.
+  w2->reset();
+  auto w4 = live.OpenWriter();
+  ASSERT_TRUE(w4.ok());
+  n = (*w4)->Write(std::string_view("dont_measure fowner=8\0junk", 26));
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, 22u);
+  w4->reset();
+  // Only PAGE_SIZE - 1 bytes of one write are looked at.
+  auto w3 = live.OpenWriter();
+  ASSERT_TRUE(w3.ok());
+  std::string long_comment = "#" + std::string(5000, 'x') + "\n";
+  n = (*w3)->Write(long_comment);
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, kPolicyWriteMax);
+}
+
+// Issue 18 item 11: `echo "" > policy` (or only comments) succeeds and changes nothing.
+TEST(LivePolicyTest, BlankOrCommentOnlyWriteSucceedsAndChangesNothing) {
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  std::string shown = live.Show();
+  const ima::PolicyMatcher* before = live.matcher();
+  for (std::string_view text : {"\n", "# only a comment\n", "  \t\n# a\n\n", "   "}) {
+    auto w = live.OpenWriter();
+    ASSERT_TRUE(w.ok());
+    EXPECT_TRUE(WriteAll(w->get(), text).ok()) << text;
+    EXPECT_TRUE((*w)->Flush().ok()) << text;
+  }
+  EXPECT_EQ(live.Show(), shown);
+  EXPECT_EQ(live.matcher(), before);
+  EXPECT_EQ(live.loads(), 0u);
+  EXPECT_TRUE(rec.texts.empty());
+  EXPECT_EQ(rec.installs, 0);
+  // Comments do not poison a batch: with a rule after them it loads.
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE(WriteAll(w->get(), "\n# c\n").ok());
+  ASSERT_TRUE(WriteAll(w->get(), "measure func=BPRM_CHECK\n").ok());
+  ASSERT_TRUE((*w)->Flush().ok());
+  EXPECT_EQ(live.Show(), "measure func=BPRM_CHECK \n");
+  ASSERT_EQ(rec.texts.size(), 1u);
+  EXPECT_EQ(rec.texts[0], "\n# c\nmeasure func=BPRM_CHECK\n");
 }
 
 TEST(LivePolicyTest, PolicyFromTheCommandLineCountsAsTheFirst) {
@@ -184,22 +276,27 @@ TEST(LivePolicyTest, BadRuleFailsItsWriteAndDiscardsTheBatch) {
   std::string shown = live.Show();
   auto w = live.OpenWriter();
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write("measure func=FILE_CHECK\n").ok());
-  Status bad = (*w)->Write("measure func=NOPE\n");
-  EXPECT_EQ(bad.code(), StatusCode::kInvalidArgument);
-  EXPECT_FALSE((*w)->Write("measure func=BPRM_CHECK\n").ok());  // the batch stays failed
-  EXPECT_FALSE((*w)->Flush().ok());
+  ASSERT_TRUE(WriteAll(w->get(), "measure func=FILE_CHECK\n").ok());
+  auto bad = (*w)->Write("measure func=NOPE\n");
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*w)->error_number(), EINVAL);
+  // Later writes are still checked (a good one succeeds, as in the kernel) ...
+  EXPECT_TRUE(WriteAll(w->get(), "measure func=BPRM_CHECK\n").ok());
+  EXPECT_FALSE(WriteAll(w->get(), "bogus\n").ok());
+  // ... and the whole batch is dropped at the flush, which still succeeds.
+  EXPECT_TRUE((*w)->Flush().ok());
   EXPECT_EQ(live.Show(), shown);
   EXPECT_TRUE(rec.texts.empty());
   EXPECT_EQ(rec.installs, 0);
-  // A bad rule on an unterminated last line is caught at the flush.
+  // A bad rule on an unterminated last write fails that write.
   w->reset();
   auto w2 = live.OpenWriter();
   ASSERT_TRUE(w2.ok());
-  ASSERT_TRUE((*w2)->Write("measure func=NOPE").ok());
-  EXPECT_EQ((*w2)->Flush().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ((*w2)->Write("measure func=NOPE").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_TRUE((*w2)->Flush().ok());
   EXPECT_EQ(live.Show(), shown);
   EXPECT_EQ(live.Load("# only a comment\n").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(live.loads(), 0u);
 }
 
 TEST(LivePolicyTest, OneWriterAtATime) {
@@ -223,21 +320,130 @@ TEST(LivePolicyTest, PathLoadsTheFileRecordedAsPolicyCheckOrText) {
   // No POLICY_CHECK rule: the file's bytes are recorded as lim-policy-update.
   auto w = live.OpenWriter();
   ASSERT_TRUE(w.ok());
-  ASSERT_TRUE((*w)->Write(file + "\n").ok());
+  auto n = (*w)->Write(file + "\n");
+  ASSERT_TRUE(n.ok());
+  EXPECT_EQ(*n, file.size() + 1);  // the whole write
   ASSERT_TRUE((*w)->Flush().ok());
   EXPECT_EQ(live.Show(), "measure func=MMAP_CHECK mask=MAY_EXEC \n");
   ASSERT_EQ(rec.texts.size(), 1u);
   EXPECT_EQ(rec.texts[0], body);
-  // A rule asks: measured as POLICY_CHECK, no text entry.
+  // A rule asks: measured as POLICY_CHECK, no text entry. Text after the path's newline
+  // is ignored, as ima_read_policy() does.
   rec.policy_check_rule = true;
-  ASSERT_TRUE(live.Load(file).ok());
+  ASSERT_TRUE(live.Load(file + "\nignored junk").ok());
   EXPECT_EQ(rec.files, std::vector<std::string>{file});
   EXPECT_EQ(rec.texts.size(), 1u);
   // A missing file fails the write that names it; nothing loads.
   w->reset();
   auto w2 = live.OpenWriter();
   ASSERT_TRUE(w2.ok());
-  EXPECT_EQ((*w2)->Write(dir + "/missing\n").code(), StatusCode::kNotFound);
+  EXPECT_EQ((*w2)->Write(dir + "/missing\n").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ((*w2)->error_number(), ENOENT);
+  EXPECT_TRUE((*w2)->Flush().ok());
+  EXPECT_EQ(live.loads(), 2u);
+  // A file with no rule is accepted by the write and dropped with the empty batch.
+  std::string comments = dir + "/comments";
+  ASSERT_TRUE(WriteFileBytes(comments, AsBytes(std::string("# nothing\n"))).ok());
+  w2->reset();
+  auto w3 = live.OpenWriter();
+  ASSERT_TRUE(w3.ok());
+  EXPECT_TRUE((*w3)->Write(comments).ok());
+  EXPECT_TRUE((*w3)->Flush().ok());
+  EXPECT_EQ(live.loads(), 2u);
+}
+
+// Issue 18 item 5: a path that is not a regular file (FIFO, device, directory) fails its
+// write with EINVAL at once, as kernel_read_file() does, without opening it blocking; a
+// file over the size cap fails with EFBIG; a read that does not finish in time fails with
+// ETIMEDOUT; none of them blocks the writer slot for the next writer.
+TEST(LivePolicyTest, PathThatIsNotARegularFileFailsAtOnce) {
+  std::string dir = lim::testing::MakeTempDir();
+  std::string fifo = dir + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  std::string big = dir + "/big";
+  {
+    int fd = ::open(big.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(kPolicyFileMaxBytes) + 1), 0);  // sparse
+    ::close(fd);
+  }
+  Recorded rec;
+  LivePolicy live(Builtin(), false, Recorder(&rec));
+  std::string shown = live.Show();
+  struct Case {
+    std::string path;
+    int err;
+  };
+  for (const Case& c : {Case{fifo, EINVAL}, Case{"/dev/zero", EINVAL}, Case{"/dev/null", EINVAL}, Case{dir, EINVAL},
+                        Case{big, EFBIG}}) {
+    auto w = live.OpenWriter();
+    ASSERT_TRUE(w.ok()) << c.path;  // never EBUSY: the earlier writer is gone
+    auto t0 = std::chrono::steady_clock::now();
+    auto n = (*w)->Write(c.path + "\n");
+    EXPECT_FALSE(n.ok()) << c.path;
+    EXPECT_EQ((*w)->error_number(), c.err) << c.path;
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(1)) << c.path;
+    EXPECT_TRUE((*w)->Flush().ok());
+  }
+  EXPECT_EQ(live.Show(), shown);
+  EXPECT_EQ(live.loads(), 0u);
+  EXPECT_TRUE(rec.files.empty());
+}
+
+TEST(LivePolicyTest, PolicyFileThatDoesNotAnswerTimesOut) {
+  std::string dir = lim::testing::MakeTempDir();
+  std::string file = dir + "/p";
+  ASSERT_TRUE(WriteFileBytes(file, AsBytes(std::string("measure func=BPRM_CHECK\n"))).ok());
+  // The loader thread hangs (as on a dead FUSE or NFS server) until released.
+  auto release = std::make_shared<std::atomic<bool>>(false);
+  PolicyRecorder hanging;
+  hanging.measure_file = [release](int, const std::string&) -> Result<bool> {
+    while (!release->load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return false;
+  };
+  LivePolicy live(Builtin(), false, hanging);
+  live.set_file_timeout(std::chrono::milliseconds(200));
+  std::string shown = live.Show();
+  auto w = live.OpenWriter();
+  ASSERT_TRUE(w.ok());
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE((*w)->Write(file).ok());
+  EXPECT_EQ((*w)->error_number(), ETIMEDOUT);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(2));
+  EXPECT_TRUE((*w)->Flush().ok());
+  w->reset();
+  EXPECT_EQ(live.Show(), shown);
+  // The next writer is not blocked by the hung loader.
+  auto w2 = live.OpenWriter();
+  ASSERT_TRUE(w2.ok());
+  ASSERT_TRUE(WriteAll(w2->get(), "measure func=FILE_CHECK\n").ok());
+  ASSERT_TRUE((*w2)->Flush().ok());
+  EXPECT_EQ(live.loads(), 1u);
+  // Hung loaders are bounded: once kMaxPolicyLoaders hang, the next path fails at once.
+  for (int i = 1; i < kMaxPolicyLoaders; ++i) {
+    EXPECT_FALSE((*w2)->Write(file).ok());
+    EXPECT_EQ((*w2)->error_number(), ETIMEDOUT);
+  }
+  t0 = std::chrono::steady_clock::now();
+  EXPECT_FALSE((*w2)->Write(file).ok());
+  EXPECT_EQ((*w2)->error_number(), EBUSY);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(100));
+  EXPECT_TRUE((*w2)->Flush().ok());
+  w2->reset();
+  // Released, they finish alone; then a path load works again.
+  release->store(true);
+  live.set_file_timeout(std::chrono::seconds(5));
+  for (int i = 0; i < 100; ++i) {
+    auto w3 = live.OpenWriter();
+    ASSERT_TRUE(w3.ok());
+    auto n = (*w3)->Write(file);
+    if (n.ok()) {
+      ASSERT_TRUE((*w3)->Flush().ok());
+      break;
+    }
+    EXPECT_EQ((*w3)->error_number(), EBUSY);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   EXPECT_EQ(live.loads(), 2u);
 }
 

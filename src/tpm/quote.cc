@@ -272,7 +272,7 @@ Bytes WritePcrsFile(const PcrSelection& selection, const PcrValues& values) {
       if (k < n) {
         ByteView d = digests[first + k];
         size = static_cast<uint16_t>(std::min<size_t>(64, d.size()));
-        std::memcpy(buf, d.data(), size);
+        if (size) std::memcpy(buf, d.data(), size);  // an absent value is empty (data() may be null)
       }
       w.U16(size, ByteOrder::kLittle);
       w.Append(ByteView(buf, 64));

@@ -120,6 +120,21 @@ TEST(QuoteTest, ParseAttestRejectsTruncation) {
   EXPECT_FALSE(ParseAttest(longer).ok());
 }
 
+// Found by tpm_quote_fuzz (UBSan): a selected PCR without a value was copied from an empty
+// vector's null data(). It is written as a zero-size digest, which reading refuses.
+TEST(QuoteTest, PcrsFileWithAMissingValueHasAnEmptyDigest) {
+  PcrSelection sel = {{TPM2_ALG_SHA256, {0, 1}}};
+  PcrValues v;
+  v[TPM2_ALG_SHA256][0] = Bytes(32, 7);
+  Bytes file = WritePcrsFile(sel, v);
+  ASSERT_EQ(file.size(), 132u + 4 + 4 + 8 * 66);
+  EXPECT_EQ(file[140 + 66], 0);  // the second digest's size (little-endian U16)
+  EXPECT_EQ(file[140 + 67], 0);
+  auto back = ReadPcrsFile(file);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("sha256:1 has 0 bytes"), std::string::npos) << back.status().message();
+}
+
 TEST(QuoteTest, PcrsFileRoundTripAndTpm2ToolsLayout) {
   PcrSelection sel = {{TPM2_ALG_SHA256, {0, 1, 10}}, {TPM2_ALG_SHA1, {0}}};
   PcrValues v;

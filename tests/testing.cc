@@ -17,6 +17,8 @@ std::string Fixture(const std::string& relative) {
   return base + "/" + relative;
 }
 
+std::string SourcePath(const std::string& relative) { return std::string(LIM_SOURCE_DIR) + "/" + relative; }
+
 std::string LimBinary() {
   const char* env = std::getenv("LIM_BIN");
   if (env) return env;

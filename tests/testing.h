@@ -8,6 +8,9 @@ namespace lim::testing {
 
 // Absolute path of a file under shared/fixtures (env LIM_FIXTURES, else ../shared/fixtures).
 std::string Fixture(const std::string& relative);
+// Absolute path of a file in the source tree (scripts/…), independent of how the test was
+// compiled (__FILE__ is relative under ccache's base_dir).
+std::string SourcePath(const std::string& relative);
 // Path of the built lim binary (env LIM_BIN).
 std::string LimBinary();
 // A fresh empty directory under $TMPDIR, removed by the caller (or left for inspection).

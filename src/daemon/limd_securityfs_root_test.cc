@@ -319,8 +319,7 @@ TEST_F(SecurityfsRoot, EvmctlVerifiesTheViewsBinaryList) {
 
 TEST_F(SecurityfsRoot, NamespaceScriptShowsTheViewAtSysKernelSecurity) {
   Start();
-  std::string source = __FILE__;
-  std::string script = source.substr(0, source.rfind("/src/")) + "/scripts/securityfs-ns.sh";
+  std::string script = lim::testing::SourcePath("scripts/securityfs-ns.sh");
   std::string outside = RunCommand("ls -A /sys/kernel/security").out;
   auto r = RunCommand("timeout 20 " + script + " --view " + view_ +
                       " -- sh -c 'cat /sys/kernel/security/ima/runtime_measurements_count; "

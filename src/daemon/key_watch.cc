@@ -255,7 +255,7 @@ void KeyWatch::OnExit(pid_t tid, int64_t ret, uint64_t time_ns) {
   }
   if (*added) measured_++;  // else the duplicate table kept it out (the same key on a same-named ring)
   uint64_t now = NowNs();
-  Record(now > time_ns ? (now - time_ns) / 1000 : 0);
+  delays_.Add(now > time_ns ? (now - time_ns) / 1000 : 0);
 }
 
 void KeyWatch::Gap(uint64_t serial, const std::string& keyring, const std::string& description, pid_t tid,
@@ -269,28 +269,6 @@ void KeyWatch::Gap(uint64_t serial, const std::string& keyring, const std::strin
     log_("key " + std::to_string(serial) + " (" + description + ") added to " + keyring + " by tid " +
          std::to_string(tid) + ": not measured (" + reason + "), gap entry" + (s.ok() ? "" : " failed: " + s.message()));
   }
-}
-
-void KeyWatch::Record(uint64_t delay_us) {
-  std::lock_guard<std::mutex> lk(delays_mu_);
-  if (delays_.size() < kKeep) {
-    delays_.push_back(delay_us);
-  } else {
-    delays_[next_] = delay_us;
-    next_ = (next_ + 1) % kKeep;
-  }
-}
-
-uint64_t KeyWatch::DelayPercentile(double p) const {
-  std::vector<uint64_t> v;
-  {
-    std::lock_guard<std::mutex> lk(delays_mu_);
-    v = delays_;
-  }
-  if (v.empty()) return 0;
-  size_t k = std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())));
-  std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
-  return v[k];
 }
 
 }  // namespace lim::daemon

@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "daemon/latency_samples.h"
 #include "daemon/measurement_list.h"
 #include "daemon/measurer.h"
 #include "daemon/trace_events.h"
@@ -74,7 +75,7 @@ class KeyWatch {
   uint64_t measured() const { return measured_.load(); }
   uint64_t gaps() const { return gaps_.load(); }
   // Delay from add_key's return (sys_exit) to the entry's append, µs, over the last 4096.
-  uint64_t DelayPercentile(double p) const;
+  uint64_t DelayPercentile(double p) const { return delays_.Percentile(p); }
 
   // The steps, public for tests: sys_enter (read what the task passed) and sys_exit.
   void OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uint64_t plen, int32_t ringid, uint64_t time_ns);
@@ -91,7 +92,6 @@ class KeyWatch {
   };
   void Gap(uint64_t serial, const std::string& keyring, const std::string& description, pid_t tid,
            const std::string& reason);
-  void Record(uint64_t delay_us);
 
   Measurer* measurer_;
   MeasurementList* list_;
@@ -99,10 +99,7 @@ class KeyWatch {
   int enter_event_ = -1, exit_event_ = -1;
   std::map<pid_t, Pending> pending_;  // consumer thread only
   std::atomic<uint64_t> measured_{0}, gaps_{0};
-  mutable std::mutex delays_mu_;
-  std::vector<uint64_t> delays_;  // under delays_mu_, ring of kKeep
-  size_t next_ = 0;
-  static constexpr size_t kKeep = 4096;
+  LatencySamples delays_;  // µs from sys_exit to the append
 };
 
 }  // namespace lim::daemon

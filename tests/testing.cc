@@ -1,6 +1,9 @@
 #include "tests/testing.h"
 
 #include <stdlib.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,6 +21,20 @@ std::string Fixture(const std::string& relative) {
 }
 
 std::string SourcePath(const std::string& relative) { return std::string(LIM_SOURCE_DIR) + "/" + relative; }
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return "<cannot read " + path + ": " + strerror(errno) + ">";
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
 
 std::string LimBinary() {
   const char* env = std::getenv("LIM_BIN");

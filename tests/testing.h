@@ -2,6 +2,8 @@
 // running the lim binary. Used from the test thread only.
 #pragma once
 
+#include <sys/types.h>
+
 #include <string>
 
 namespace lim::testing {
@@ -13,6 +15,10 @@ std::string Fixture(const std::string& relative);
 std::string SourcePath(const std::string& relative);
 // Path of the built lim binary (env LIM_BIN).
 std::string LimBinary();
+// The permission bits of path itself (lstat: a link is not followed); 0 when it is missing.
+mode_t ModeOf(const std::string& path);
+// The whole file, or "<cannot read PATH: why>" so that a comparison fails visibly.
+std::string Slurp(const std::string& path);
 // A fresh empty directory under $TMPDIR, removed by the caller (or left for inspection).
 std::string MakeTempDir();
 

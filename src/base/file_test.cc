@@ -12,16 +12,8 @@
 namespace lim {
 namespace {
 
-mode_t ModeOf(const std::string& p) {
-  struct stat st {};
-  ::lstat(p.c_str(), &st);
-  return st.st_mode & 07777;
-}
-
-std::string Slurp(const std::string& p) {
-  auto t = ReadFileText(p);
-  return t.ok() ? *t : "<" + t.status().message() + ">";
-}
+using lim::testing::ModeOf;
+using lim::testing::Slurp;
 
 class FileTest : public ::testing::Test {
  protected:

@@ -25,19 +25,9 @@ namespace {
 using lim::testing::RunCommand;
 using lim::testing::ShellQuote;
 
-class LimdEventPath : public ::testing::Test {
+class LimdEventPath : public testing::TmpfsLimdTest {
  protected:
-  void SetUp() override {
-    std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
-    if (why.empty()) why = mounts_.AddTmpfs(&mnt_);
-    if (!why.empty()) GTEST_SKIP() << why;
-    state_ = lim::testing::MakeTempDir();
-  }
-  void TearDown() override { limd_.Stop(SIGTERM); }
   lim::testing::CommandResult Sh(const std::string& line) { return testing::ShIn(mnt_, line); }
-  std::string mnt_, state_;
-  testing::ScratchMounts mounts_;
-  testing::LimdChild limd_;  // declared after the mounts: stopped before they go
 };
 
 TEST_F(LimdEventPath, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRead) {

@@ -18,19 +18,7 @@ namespace {
 
 using lim::testing::ShellQuote;
 
-class LimdLongPath : public ::testing::Test {
- protected:
-  void SetUp() override {
-    std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
-    if (why.empty()) why = mounts_.AddTmpfs(&mnt_);
-    if (!why.empty()) GTEST_SKIP() << why;
-    state_ = lim::testing::MakeTempDir();
-  }
-  void TearDown() override { limd_.Stop(SIGTERM); }
-  std::string mnt_, state_;
-  testing::ScratchMounts mounts_;
-  testing::LimdChild limd_;  // declared after the mounts: stopped before they go
-};
+class LimdLongPath : public testing::TmpfsLimdTest {};
 
 TEST_F(LimdLongPath, PathLongerThanPathMaxRecordsTheFilesOwnName) {
   ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes("measure func=FILE_CHECK mask=MAY_READ\n")).ok());

@@ -24,6 +24,7 @@ namespace {
 
 using lim::testing::RunCommand;
 using lim::testing::ShellQuote;
+using lim::testing::Slurp;
 
 constexpr uid_t kNobody = 65534;
 
@@ -55,11 +56,6 @@ class LimdStartRoot : public ::testing::Test {
     took_ = std::chrono::steady_clock::now() - t0;
     return r;
   }
-  std::string Slurp(const std::string& p) {
-    auto t = ReadFileText(p);
-    return t.ok() ? *t : "";
-  }
-
   std::string dir_, state_, mnt_, secret_;
   std::chrono::steady_clock::duration took_{};
   testing::ScratchMounts mounts_;

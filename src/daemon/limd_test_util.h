@@ -20,6 +20,8 @@
 #include <thread>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "base/file.h"
 #include "tests/testing.h"
 
@@ -146,6 +148,22 @@ class LimdChild {
  private:
   pid_t wrapper_ = -1, pid_ = -1;
   int wrapper_status_ = 0;
+};
+
+// A root test with a scratch tmpfs of its own (mnt_), a state directory (state_) and one limd
+// child, stopped at TearDown before the mounts go; skips without root or fanotify.
+class TmpfsLimdTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why = FanotifyUnavailable(FAN_CLASS_CONTENT);
+    if (why.empty()) why = mounts_.AddTmpfs(&mnt_);
+    if (!why.empty()) GTEST_SKIP() << why;
+    state_ = lim::testing::MakeTempDir();
+  }
+  void TearDown() override { limd_.Stop(SIGTERM); }
+  std::string mnt_, state_;
+  ScratchMounts mounts_;
+  LimdChild limd_;  // declared after the mounts: stopped before they go
 };
 
 }  // namespace lim::daemon::testing

@@ -16,16 +16,8 @@ namespace {
 
 constexpr uid_t kNobody = 65534;
 
-mode_t ModeOf(const std::string& p) {
-  struct stat st {};
-  ::lstat(p.c_str(), &st);
-  return st.st_mode & 07777;
-}
-
-std::string Slurp(const std::string& p) {
-  auto t = ReadFileText(p);
-  return t.ok() ? *t : "<" + t.status().message() + ">";
-}
+using lim::testing::ModeOf;
+using lim::testing::Slurp;
 
 std::string Refusal(const std::string& path) {
   auto fd = OpenAppendFileSafely("--log-file", path);

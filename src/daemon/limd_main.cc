@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <optional>
 #include <filesystem>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -97,9 +98,18 @@ int Run(int argc, char** argv) {
     return ima::ParsePolicy(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()), policy_file);
   }();
   if (!policy.ok()) return Fail(policy.status());
-  if (securityfs != "none" && !boot_log.empty() && boot_log != "none") {
-    auto b = ReadFileBounded(boot_log, daemon::kMaxBootLogBytes);  // read again by the view
-    if (!b.ok()) return Fail(Status::InvalidArgument("--boot-log: " + b.status().message()));
+  // The view's boot log — --boot-log, else the kernel's when readable — read once and bounded,
+  // before anything touches state.
+  std::optional<Bytes> boot_log_bytes;
+  if (securityfs != "none" && boot_log != "none") {
+    const char* kKernelBootLog = "/sys/kernel/security/tpm0/binary_bios_measurements";
+    bool given = !boot_log.empty();
+    if (!given && ::access(kKernelBootLog, R_OK) == 0) boot_log = kKernelBootLog;
+    if (!boot_log.empty()) {
+      auto b = ReadFileBounded(boot_log, daemon::kMaxBootLogBytes);
+      if (!b.ok()) return Fail(given ? Status::InvalidArgument("--boot-log: " + b.status().message()) : b.status());
+      boot_log_bytes = std::move(*b);
+    }
   }
   daemon::Logger logger;
   {
@@ -245,9 +255,7 @@ int Run(int argc, char** argv) {
   if (securityfs != "none") {
     daemon::ViewOptions vo;
     vo.dir = securityfs;
-    const char* kKernelBootLog = "/sys/kernel/security/tpm0/binary_bios_measurements";
-    if (boot_log.empty() && ::access(kKernelBootLog, R_OK) == 0) boot_log = kKernelBootLog;
-    if (boot_log != "none") vo.boot_log = boot_log;
+    vo.boot_log = std::move(boot_log_bytes);
     std::string note;
     auto started = daemon::SecurityfsView::Start(vo, list->get(), &live_policy, &note);
     if (!note.empty()) log(note);

@@ -493,10 +493,8 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   // Opened once, now: serving never opens a file.
   impl->list_fd = ::open(list->list_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (impl->list_fd < 0) return OsError("open", list->list_path());
-  if (!opt.boot_log.empty()) {
-    LIM_ASSIGN_OR_RETURN(impl->boot_log, ReadFileBytes(opt.boot_log));
-  }
-  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), !opt.boot_log.empty())) {
+  if (opt.boot_log) impl->boot_log = *opt.boot_log;
+  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), opt.boot_log.has_value())) {
     impl->tree.emplace(path, std::move(node));
   }
   v->impl_ = std::move(impl);

@@ -98,7 +98,9 @@ Status PrepareMountPoint(const std::string& dir, std::string* note);
 
 struct ViewOptions {
   std::string dir;
-  std::string boot_log;  // TCG event log served as tpm0/binary_bios_measurements; empty: none
+  // TCG event log served as tpm0/binary_bios_measurements (read, bounded, by the caller before
+  // any state was touched); none: no such file.
+  std::optional<Bytes> boot_log;
 };
 
 class SecurityfsView {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstdint>
 #include <cstring>
 
@@ -99,6 +100,12 @@ Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes, std::st
 Result<std::string> ReadFileTextBounded(const std::string& path, size_t max_bytes, std::string_view what) {
   LIM_ASSIGN_OR_RETURN(Bytes b, ReadFileBounded(path, max_bytes, what));
   return std::string(b.begin(), b.end());
+}
+
+std::string ReadLink(const std::string& path) {
+  char buf[PATH_MAX];
+  ssize_t n = ::readlink(path.c_str(), buf, sizeof buf - 1);
+  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,

@@ -31,6 +31,9 @@ Result<Bytes> ReadFileBounded(const std::string& path, size_t max_bytes, std::st
 Result<std::string> ReadFileTextBounded(const std::string& path, size_t max_bytes, std::string_view what = {});
 // "1 MiB", "64 KiB", "300 bytes": sizes in limit messages.
 std::string SizeText(uint64_t bytes);
+// The target of the symbolic link at path (a /proc magic link: exe, fd/N, cwd), "" when it
+// cannot be read. Targets longer than PATH_MAX - 1 bytes come back cut.
+std::string ReadLink(const std::string& path);
 // Writes PATH.tmp (never through a link: an old PATH.tmp is removed, the new one created
 // with O_EXCL | O_NOFOLLOW and mode) and renames it over path, which replaces a link at path
 // rather than writing through it. written(fd), when given, runs on the written temporary

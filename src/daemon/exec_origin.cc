@@ -4,17 +4,13 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include "base/file.h"
+
 namespace lim::daemon {
 
 namespace {
 
 constexpr long kSysExecve = 59, kSysExecveat = 322;  // x86_64
-
-std::string Link(const std::string& p) {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
 
 // The NUL-terminated string at addr in tid's memory (at most PATH_MAX bytes).
 std::optional<std::string> ReadString(pid_t tid, uint64_t addr) {
@@ -49,7 +45,7 @@ std::optional<ExecTarget> ResolveExecTarget(pid_t pid, pid_t tid, const SyscallS
   auto dirfd = static_cast<int>(static_cast<int32_t>(sc.args[0]));
   if (!name->empty() && (*name)[0] == '/') return ExecTarget{proc + "/root" + *name, *name};
   std::string dir = at && dirfd != AT_FDCWD ? proc + "/fd/" + std::to_string(dirfd) : proc + "/cwd";
-  std::string seen = Link(dir);
+  std::string seen = ReadLink(dir);
   if (name->empty()) {  // execveat(fd, "", AT_EMPTY_PATH): the fd itself
     if (!at || !(sc.args[4] & AT_EMPTY_PATH)) return std::nullopt;
     return ExecTarget{dir, seen};

@@ -67,13 +67,7 @@ Result<SyscallState> ReadBlockedSyscall(SyscallReader& reader, pid_t pid) {
 
 constexpr long kSysMmap = 9;  // x86_64
 
-std::string FdPath(int fd) {
-  char buf[PATH_MAX];
-  std::string link = "/proc/self/fd/" + std::to_string(fd);
-  ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
-  if (n <= 0) return "";
-  return std::string(buf, static_cast<size_t>(n));
-}
+std::string FdPath(int fd) { return ReadLink("/proc/self/fd/" + std::to_string(fd)); }
 
 }  // namespace
 

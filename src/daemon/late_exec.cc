@@ -64,12 +64,6 @@ Access ExecAccess(int fd, pid_t pid, const std::string& path, const std::string&
   return a;
 }
 
-std::string Link(const std::string& p) {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
-
 }  // namespace
 
 std::string LateExecBuffer(const std::string& digest, const std::string& path, pid_t pid, uint64_t dev, uint64_t ino,
@@ -179,7 +173,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   }
   // Read while the process is likely still there (an open mountinfo would outlive it too).
   auto mountinfo = ReadFileText(proc + "/mountinfo");
-  std::string path = Link(proc + "/exe");
+  std::string path = ReadLink(proc + "/exe");
   std::string fstype;
   if (!mountinfo.ok() || !hooks_.qualifies(*mountinfo, pid, dev, &fstype)) {
     ::close(pfd);

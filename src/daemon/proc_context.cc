@@ -302,4 +302,15 @@ void SetCreds(Access& a, const Creds& c) {
   a.comm = c.comm;
 }
 
+Access ProcessAccess(int fd, pid_t pid, ima::ImaHook func, uint32_t mask, const std::string& path) {
+  Access a;
+  a.fd = fd;
+  a.pid = pid;
+  a.func = func;
+  a.mask = mask;
+  a.path = path;
+  if (auto creds = ReadCreds(pid); creds.ok()) SetCreds(a, *creds);
+  return a;
+}
+
 }  // namespace lim::daemon

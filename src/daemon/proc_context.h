@@ -17,6 +17,10 @@
 #include "base/status.h"
 #include "daemon/env.h"
 
+namespace lim::ima {
+enum class ImaHook : uint8_t;  // ima/policy.h
+}  // namespace lim::ima
+
 namespace lim::daemon {
 
 // x86_64 syscall numbers limd tells apart.
@@ -101,6 +105,10 @@ Result<Creds> ReadCreds(pid_t tid);
 struct Access;
 // Copies the credentials (and comm) into an access's policy inputs.
 void SetCreds(Access& a, const Creds& c);
+// An access of process pid to the file open at fd: its credentials from /proc/<pid>/status
+// (left zero when unreadable), the rest as given. The scans', LateExecs' and memfd execs'
+// accesses.
+Access ProcessAccess(int fd, pid_t pid, ima::ImaHook func, uint32_t mask, const std::string& path);
 
 // A regular file with ELF magic and a PT_LOAD segment with PF_X (read through the fd).
 bool ElfHasExecLoad(Env* env, int fd);

@@ -9,6 +9,7 @@
 #include <climits>
 #include <cstring>
 
+#include "base/file.h"
 #include "daemon/proc_context.h"
 #include "ima/policy.h"
 
@@ -39,9 +40,7 @@ std::string MemfdImaName(const std::string& link) {
 ExeOutcome MeasureProcessExe(Measurer* measurer, MeasurementList* list, pid_t pid, const ExeOptions& options) {
   ExeOutcome out;
   std::string exe = "/proc/" + std::to_string(pid) + "/exe";
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink(exe.c_str(), buf, sizeof buf - 1);
-  if (n > 0) out.link.assign(buf, static_cast<size_t>(n));
+  out.link = ReadLink(exe);
   // stat() first: only a memfd is opened (opening a FUSE binary would wait on its server).
   struct stat st;
   int fd = -1;
@@ -77,14 +76,8 @@ ExeOutcome MeasureProcessExe(Measurer* measurer, MeasurementList* list, pid_t pi
   }
   out.kind = ExeOutcome::Kind::kMemfd;
   out.name = MemfdImaName(out.link);
-  Access a;
-  a.fd = fd;
-  a.pid = pid;
-  a.func = ima::ImaHook::kBprmCheck;
-  a.mask = ima::may::kExec;
-  a.path = out.name;
+  Access a = ProcessAccess(fd, pid, ima::ImaHook::kBprmCheck, ima::may::kExec, out.name);
   a.fsname = "tmpfs";  // the shm superblock's type (fsname= rules)
-  if (auto creds = ReadCreds(pid); creds.ok()) SetCreds(a, *creds);
   out.verdict = measurer->Process(a);
   ::close(fd);
   return out;

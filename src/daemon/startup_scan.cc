@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "base/file.h"
 #include "base/own_threads.h"
 #include "daemon/proc_context.h"
 #include "daemon/process_exe.h"
@@ -20,12 +21,6 @@
 namespace lim::daemon {
 
 namespace {
-
-std::string Link(const std::string& p) {
-  char buf[PATH_MAX];
-  ssize_t n = ::readlink(p.c_str(), buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
-}
 
 std::vector<std::string> List(const std::string& dir) {
   std::vector<std::string> out;
@@ -37,27 +32,6 @@ std::vector<std::string> List(const std::string& dir) {
   ::closedir(d);
   return out;
 }
-
-}  // namespace
-
-Access ProcessAccess(int fd, pid_t pid, ima::ImaHook func, uint32_t mask, const std::string& path) {
-  Access a;
-  a.fd = fd;
-  a.pid = pid;
-  a.func = func;
-  a.mask = mask;
-  a.path = path;
-  auto creds = ReadCreds(pid);
-  if (creds.ok()) {
-    a.uid = creds->uid, a.euid = creds->euid, a.suid = creds->suid;
-    a.gid = creds->gid, a.egid = creds->egid, a.sgid = creds->sgid;
-    a.cap_setuid = creds->cap_setuid, a.cap_setgid = creds->cap_setgid;
-    a.comm = creds->comm;
-  }
-  return a;
-}
-
-namespace {
 
 ScanReport Scan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
                 const std::function<void(const std::string&)>& log, bool executables_only) {
@@ -89,7 +63,7 @@ ScanReport Scan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
     if (pid == self) continue;
     rep.processes++;
     std::string base = "/proc/" + name;
-    std::string exe = Link(base + "/exe");
+    std::string exe = ReadLink(base + "/exe");
     if (!exe.empty()) {
       // A memfd exec never raised a fanotify event (process_exe.h): measured through its fd.
       ExeOutcome o = MeasureProcessExe(measurer, nullptr, pid, ExeOptions{"start scan", "", false});
@@ -144,7 +118,7 @@ ScanReport Scan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
               {key, *h, static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec});
         }
       }
-      if (!OpensForWrite(flags) && measure(fdpath, Link(fdpath), pid, ima::ImaHook::kFileCheck, FileCheckMask(flags))) {
+      if (!OpensForWrite(flags) && measure(fdpath, ReadLink(fdpath), pid, ima::ImaHook::kFileCheck, FileCheckMask(flags))) {
         rep.fds++;
       }
     }

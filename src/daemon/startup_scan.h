@@ -35,10 +35,6 @@ struct ScanReport {
   std::vector<ReaderHandle> reader_handles;
 };
 
-// An access of process pid to the file open at fd: its credentials from /proc/<pid>/status
-// (left zero when unreadable), the rest as given. The scans' and LateExecs' accesses.
-Access ProcessAccess(int fd, pid_t pid, ima::ImaHook func, uint32_t mask, const std::string& path);
-
 // devs: st_dev of the watched filesystems.
 ScanReport StartupScan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
                        const std::function<void(const std::string&)>& log);

@@ -1,0 +1,618 @@
+#include "daemon/limd.h"
+
+#include <climits>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/fanotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "base/file.h"
+#include "base/own_threads.h"
+#include "daemon/process_exe.h"
+#include "ima/policy_builtin.h"
+#include "ima/policy_match.h"
+
+namespace lim::daemon {
+
+namespace {
+
+// The one Limd of the process, for the signal handler.
+std::atomic<Limd*> g_limd{nullptr};
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  g_stop.store(true);
+  if (auto* l = g_limd.load()) l->Stop();
+}
+
+// limd needs fanotify permission events (CAP_SYS_ADMIN): without them, stop before
+// creating any state rather than after a new chain.
+Status CheckFanotify() {
+  if (int probe = fanotify_init(FAN_CLASS_CONTENT | FAN_CLOEXEC, O_RDONLY | O_CLOEXEC); probe >= 0) {
+    ::close(probe);
+    return Status::Ok();
+  }
+  int e = errno;
+  return Status::InvalidArgument("fanotify_init: " + std::string(std::strerror(e)) +
+                                 (e == EPERM ? ": limd needs CAP_SYS_ADMIN (run it as root)" : "") +
+                                 "; nothing was touched");
+}
+
+// Inputs read whole are bounded (a /dev/zero must be refused, not read into memory).
+Result<ima::Policy> LoadPolicy(const LimdFlags& flags) {
+  if (flags.policy_file.empty()) return ima::BuiltinPolicy(flags.builtin.empty() ? "tcb" : flags.builtin);
+  auto text = ReadFileBounded(flags.policy_file, kMaxPolicyBytes);
+  if (!text.ok()) return Status::InvalidArgument("--policy: " + text.status().message());
+  return ima::ParsePolicy(std::string_view(reinterpret_cast<const char*>(text->data()), text->size()),
+                          flags.policy_file);
+}
+
+// The view's boot log — --boot-log, else the kernel's when readable — read once and
+// bounded, before anything touches state.
+Result<std::optional<Bytes>> ReadBootLog(const LimdFlags& flags) {
+  if (flags.securityfs == "none" || flags.boot_log == "none") return std::optional<Bytes>();
+  const char* kKernelBootLog = "/sys/kernel/security/tpm0/binary_bios_measurements";
+  std::string path = flags.boot_log;
+  bool given = !path.empty();
+  if (!given && ::access(kKernelBootLog, R_OK) == 0) path = kKernelBootLog;
+  if (path.empty()) return std::optional<Bytes>();
+  auto b = ReadFileBounded(path, kMaxBootLogBytes);
+  if (!b.ok()) return given ? Status::InvalidArgument("--boot-log: " + b.status().message()) : b.status();
+  return std::optional<Bytes>(std::move(*b));
+}
+
+// From the tracepoint consumer's first record on: the add_key payload is read from the caller's memory when its sys_enter record arrives, racing the caller's exit,
+// so this thread runs SCHED_FIFO (best effort, needs CAP_SYS_NICE) from its first record on —
+// a wake-up in tens of µs instead of milliseconds under load (docs/limd.md "Keys").
+void MakeThisThreadRealtime(const std::function<void(const std::string&)>& log) {
+  static thread_local bool realtime = [&] {
+    sched_param sp{};
+    sp.sched_priority = 1;
+    bool ok = ::sched_setscheduler(0, SCHED_FIFO, &sp) == 0;
+    log(ok ? std::string("tracepoint consumer runs SCHED_FIFO 1")
+           : std::string("tracepoint consumer: SCHED_FIFO refused (") + strerror(errno) + ")");
+    return ok;
+  }();
+  (void)realtime;
+}
+
+}  // namespace
+
+Limd::Limd(const LimdFlags& flags) : flags_(flags), env_(RealEnv()) {}
+
+Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
+  LIM_RETURN_IF_ERROR(CheckFanotify());
+  LIM_ASSIGN_OR_RETURN(ima::Policy policy, LoadPolicy(flags));
+  LIM_ASSIGN_OR_RETURN(std::optional<Bytes> boot_log, ReadBootLog(flags));
+  std::unique_ptr<Limd> l(new Limd(flags));
+  l->policy_ = std::move(policy);
+  LIM_RETURN_IF_ERROR(l->OpenLogger());
+  LIM_RETURN_IF_ERROR(l->SortWatches());
+  LIM_RETURN_IF_ERROR(l->OpenControlSocket());
+  LIM_RETURN_IF_ERROR(l->OpenTpm());
+  LIM_RETURN_IF_ERROR(l->OpenList());
+  LIM_RETURN_IF_ERROR(l->MeasureOwnInputs());
+  LIM_RETURN_IF_ERROR(l->StartView(std::move(boot_log)));
+  LIM_RETURN_IF_ERROR(l->StartDaemon());
+  l->StartKeyTrace();
+  l->StartLateExecTrace();
+  return l;
+}
+
+Status Limd::OpenLogger() {
+  LoggerOptions lo;
+  lo.log_file = flags_.log_file;
+  return logger_.Open(lo);
+}
+
+// Refuses bad watches before touching the state. Overlay and FUSE roots are marked in groups
+// of their own (side_group.h), the rest by the main daemon.
+Status Limd::SortWatches() {
+  for (const auto& w : flags_.watch) {
+    std::string fstype;
+    LIM_RETURN_IF_ERROR(CheckWatchRoot(w, flags_.allow_root_fs, &fstype));
+    if (ClassOfFs(fstype) == FsClass::kPlain) {
+      plain_roots_.push_back(w);
+    } else {
+      side_roots_.emplace_back(w, fstype);
+    }
+  }
+  return Status::Ok();
+}
+
+// The control socket (docs/limd.md "Control socket") is bound before the state and the marks,
+// so that an explicit path that cannot be used stops limd cleanly; it serves the status document
+// once the daemon runs. The default path is best effort.
+Status Limd::OpenControlSocket() {
+  if (flags_.control_socket == "none") return Status::Ok();
+  ControlSocketOptions co;
+  co.path = flags_.control_socket;
+  auto c = ControlSocket::Open(co, [this] { return StatusDocument(true); }, LogFn());
+  if (c.ok()) {
+    control_ = std::move(*c);
+  } else if (flags_.control_socket_explicit) {
+    return Status::InvalidArgument("--control-socket " + flags_.control_socket + ": " + c.status().message());
+  } else {
+    Log("no control socket: " + c.status().message() + " (lim status falls back to " + flags_.state +
+        "/status.json)");
+  }
+  return Status::Ok();
+}
+
+// The live policy (replaceable through the view's policy file, docs/securityfs.md) and the TPM.
+Status Limd::OpenTpm() {
+  LIM_ASSIGN_OR_RETURN(algo_, HashAlgoByName(flags_.hash_name));  // checked while parsing
+  PolicyRecorder recorder;
+  recorder.measure_file = [this](int fd, const std::string& path) -> Result<bool> {
+    Access a;
+    a.fd = fd;
+    a.pid = ::getpid();
+    a.func = ima::ImaHook::kPolicyCheck;
+    a.path = path;
+    a.comm = "limd";
+    auto v = measurer_->Process(a);
+    if (!v.error.empty()) return Status::IoError(v.error);
+    return v.measure_rule;
+  };
+  recorder.record_text = [this](std::string_view bytes) { return list_->AppendBuffer("lim-policy-update", bytes); };
+  recorder.install = [this](const ima::PolicyMatcher* m) { measurer_->SetMatcher(m); };
+  live_policy_ = std::make_unique<LivePolicy>(*policy_, !flags_.policy_file.empty(), recorder);
+
+  if (flags_.no_tpm) {
+    tpm_ = tpm::OpenSoftwareTpm();
+  } else {
+    LIM_ASSIGN_OR_RETURN(tpm_, tpm::OpenTpm(flags_.tcti.empty() ? tpm::DefaultTcti() : flags_.tcti));
+  }
+  // The TPM server (swtpm) is treated like limd itself: limd waits on it before answering,
+  // so its own file accesses must never wait on limd (docs/limd.md "The TPM server").
+  if (auto server = tpm_->LocalServer(); !server.ok()) {
+    Log("TPM server process not found (" + server.status().message() +
+        "): its file accesses on watched filesystems wait on limd and may hit the decision timeout");
+  } else if (server->has_value()) {
+    trusted_peers_.push_back((*server)->pid);
+    Log("TPM server pid " + std::to_string((*server)->pid) + ", " + (*server)->how +
+        ": exempt like limd itself (its accesses are answered at once, never measured)");
+  }
+  return Status::Ok();
+}
+
+// The measurement list (recovered from STATE), limd's start entries, and the measurer.
+Status Limd::OpenList() {
+  ListConfig lc;
+  lc.own_files = &own_files_;
+  lc.state_dir = flags_.state;
+  lc.pcr = flags_.pcr;
+  lc.pcr_explicit = flags_.pcr_explicit;
+  lc.hash = algo_;
+  lc.template_name = flags_.template_name;
+  LIM_ASSIGN_OR_RETURN(list_, MeasurementList::Open(lc, tpm_.get(), env_));
+  const auto& rep = list_->start_report();
+  Log("state " + flags_.state + ": " + (rep.new_chain ? "new chain (" + rep.new_chain_reason + ")" : "chain continued") +
+      ", " + std::to_string(rep.previous_entries) + " previous entries, " + std::to_string(rep.reextended) +
+      " re-extended, " + std::to_string(rep.cut_bytes) + " bytes cut; TPM: " + tpm_->Describe());
+  LIM_RETURN_IF_ERROR(list_->AppendStart(env_->UptimeSeconds()));
+
+  MeasurerConfig mc;
+  mc.template_name = flags_.template_name;
+  mc.hash = algo_;
+  mc.pcr = flags_.pcr;
+  mc.max_inodes = flags_.inode_cache;
+  mc.own_files = &own_files_;
+  measurer_ = std::make_unique<Measurer>(mc, live_policy_->matcher(), list_.get(), env_, [this](const std::string& f) {
+    logger_.Audit(AuditType::kIntegrityPcr, f);
+  });
+  return Status::Ok();
+}
+
+void Limd::MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  Access a;
+  a.fd = fd;
+  a.pid = ::getpid();
+  a.func = func;
+  a.mask = mask;
+  a.path = path;
+  a.comm = "limd";
+  auto v = measurer_->Process(a);
+  if (!v.error.empty()) Log("measure " + path + ": " + v.error);
+  ::close(fd);
+}
+
+// limd's own binary and the policy, before any mark exists (opening files is safe now).
+Status Limd::MeasureOwnInputs() {
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (n > 0) MeasurePath(std::string(exe, static_cast<size_t>(n)), ima::ImaHook::kBprmCheck, ima::may::kExec);
+  if (!flags_.policy_file.empty()) {
+    MeasurePath(flags_.policy_file, ima::ImaHook::kPolicyCheck, 0);
+    return Status::Ok();
+  }
+  // A built-in policy has no file: record the rules in force as text (docs/limd.md).
+  return list_->AppendBuffer("lim-policy-update", ima::ShowPolicy(*policy_));
+}
+
+// The securityfs view, before the marks: limd never marks it (it is not a --watch mount,
+// and a --watch on it is refused below), and its threads read only limd's own state.
+Status Limd::StartView(std::optional<Bytes> boot_log) {
+  if (flags_.securityfs != "none") {
+    ViewOptions vo;
+    vo.dir = flags_.securityfs;
+    vo.boot_log = std::move(boot_log);
+    std::string note;
+    auto started = SecurityfsView::Start(vo, list_.get(), live_policy_.get(), &note);
+    if (!note.empty()) Log(note);
+    if (started.ok()) {
+      view_ = std::move(started).value();
+      Log("securityfs view at " + view_->dir());
+    } else if (flags_.securityfs_explicit) {
+      return started.status();
+    } else {
+      Log("no securityfs view: " + started.status().message());  // the default is best effort
+    }
+  }
+  for (const auto& w : flags_.watch) {
+    struct stat st;
+    if (view_ && ::stat(w.c_str(), &st) == 0 && st.st_dev == view_->device()) {
+      return Status::InvalidArgument("--watch " + w + ": that is limd's own securityfs view");
+    }
+  }
+  return Status::Ok();
+}
+
+// The start scan (what already runs from the watched filesystems, before the marks, threat
+// model), then the groups and their marks, then the mount watch.
+Status Limd::StartDaemon() {
+  std::set<uint64_t> devs;
+  MountWatchOptions mwo;
+  mwo.allow_root_fs = flags_.allow_root_fs;
+  // FUSE is not start-scanned: reading a running program's file there asks its server, and
+  // a stopped server would keep limd from starting (docs/limd.md "FUSE").
+  bool fuse_unscanned = false;
+  for (const auto& w : flags_.watch) {
+    auto dev = DeviceOf(w);
+    std::string fstype;
+    (void)CheckWatchRoot(w, flags_.allow_root_fs, &fstype);
+    bool fuse = ClassOfFs(fstype) == FsClass::kFuse;
+    fuse_unscanned |= fuse;
+    if (dev.ok()) {
+      mwo.already_marked.insert(static_cast<dev_t>(*dev));
+      if (!fuse) devs.insert(*dev);
+    }
+    char real[PATH_MAX];
+    mwo.watch.push_back(::realpath(w.c_str(), real) ? real : w);
+  }
+  if (flags_.watch.empty()) {  // the default set: what is mounted now, found before any mark
+    for (const auto& [dev, m] : MountWatch(mwo, nullptr, LogFn()).Discover()) {
+      bool fuse = ClassOfFs(m.fstype) == FsClass::kFuse;
+      fuse_unscanned |= fuse;
+      if (!fuse) devs.insert(dev);
+    }
+  }
+  if (fuse_unscanned) Log("FUSE filesystems are not start-scanned: programs already running from them are not measured");
+  scan_ = StartupScan(measurer_.get(), devs, ::getpid(), LogFn());
+
+  DaemonOptions opts;
+  opts.watch = plain_roots_;
+  opts.allow_root_fs = flags_.allow_root_fs;
+  opts.precontent = PolicyMeasuresMmap(*policy_);  // else reads would pay for nothing
+  opts.workers = flags_.workers;
+  opts.trusted_peers = trusted_peers_;
+  // The binary behind an ELF interpreter's exec-open, on a superblock without a mark yet:
+  // LateExecs measures it before it runs (set once LateExecs exists).
+  opts.unmarked_exec = [this](pid_t tid, const ExecTarget& t, uint64_t dev, uint64_t ino) {
+    if (auto* l = late_ptr_.load()) l->MeasureBeforeRun(tid, t, dev, ino);
+  };
+  opts.may_resolve = [this](pid_t tid, const ExecTarget& t) {
+    auto* l = late_ptr_.load();
+    return l && l->MayResolve(tid, t);
+  };
+  opts.decision_timeout = std::chrono::milliseconds(flags_.timeout_ms);
+  opts.reader_nice = flags_.reader_nice;
+  // From the first mark on, SIGTERM/SIGINT stop limd cleanly (every event answered).
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGINT, &sa, nullptr);
+  // Overlay and FUSE groups, started at their first mark; the main group recognises the
+  // backing files of overlay opens through them.
+  sides_ = std::make_unique<SideGroups>(opts, measurer_.get(), list_.get(), env_, LogFn(),
+                                        view_ ? static_cast<uint64_t>(view_->device()) : 0);
+  opts.overlay_opens = sides_->overlay_opens();
+  LIM_ASSIGN_OR_RETURN(daemon_, FanotifyDaemon::Create(opts, measurer_.get(), list_.get(), env_, LogFn()));
+  for (const auto& [w, fstype] : side_roots_) LIM_RETURN_IF_ERROR(sides_->Mark(w, fstype));
+  g_limd.store(this);
+  daemon_->LearnReaderHandles(scan_.reader_handles);
+  if (g_stop.load()) daemon_->Stop();
+  return StartMountWatch(std::move(mwo));
+}
+
+// Marks the default set (no --watch) and, from then on, filesystems attached later; what
+// already runs from a filesystem marked later is measured right after its mark.
+Status Limd::StartMountWatch(MountWatchOptions mwo) {
+  // When each superblock was marked: an exec that began before its superblock's mark was
+  // not seen by fanotify (LateExecs).
+  mwo.still_marked = [dp = daemon_.get()](dev_t dev) { return dp->SuperblockMarked(dev); };
+  mwo.nice = flags_.reader_nice;
+  // What already runs from a superblock marked later, off the discovery thread.
+  exe_scanner_ = std::make_unique<ExecutableScanner>(measurer_.get(), ::getpid(), LogFn());
+  mwo.after_mark = [sc = exe_scanner_.get()](const std::string&, dev_t dev) { sc->Add(dev); };
+  for (uint64_t dev : mwo.already_marked) marked_.Add(dev, 0);
+  mounts_ = std::make_unique<MountWatch>(
+      mwo,
+      [this](const std::string& path, const std::string& fstype) {
+        Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype)
+                                                         : sides_->Mark(path, fstype);
+        auto dev = DeviceOf(path);
+        if (ms.ok() && dev.ok()) marked_.Add(*dev, MonotonicNs());
+        return ms;
+      },
+      LogFn());
+  return mounts_->Start();
+}
+
+// What fanotify never shows, from tracepoints (perf_event_open, no BPF): KEY_CHECK
+// (asymmetric keys added to keyrings: add_key) and memfd execs (sched_process_exec).
+void Limd::StartKeyTrace() {
+  keys_ = std::make_unique<KeyWatch>(measurer_.get(), list_.get(), LogFn());
+  auto tracefs = TracefsDir();
+  if (!tracefs.ok()) {
+    Log("keys and memfd execs are not measured while running: " + tracefs.status().message());
+    return;
+  }
+  key_trace_ = std::make_unique<TraceEvents>(
+      *tracefs, [this](const TraceRecord& r) { OnKeyOrMemfdRecord(r); },
+      [this](uint64_t dropped) { Log("tracepoints: the kernel dropped " + std::to_string(dropped) + " records"); });
+  Status ts = keys_->Attach(key_trace_.get());
+  if (ts.ok()) {
+    // A memfd has no name on any mounted filesystem: it is run through an fd —
+    // fexecve/execveat(AT_EMPTY_PATH) ("/dev/fd/N") or a /proc/<pid>/fd/N path. The
+    // kernel filters, so ordinary execs never wake limd here.
+    auto e = key_trace_->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
+    if (e.ok()) exec_event_ = *e;
+    else ts = e.status();
+  }
+  if (ts.ok()) ts = key_trace_->Start(0);  // its priority: SCHED_FIFO from its first record
+  if (!ts.ok()) {
+    Log("keys and memfd execs are not measured while running: " + ts.message());
+    key_trace_.reset();
+  }
+}
+
+void Limd::OnKeyOrMemfdRecord(const TraceRecord& r) {
+  MakeThisThreadRealtime(LogFn());
+  if (r.event != exec_event_) {
+    keys_->OnRecord(r);
+    return;
+  }
+  // A memfd exec raised no fanotify event (process_exe.h). Only execs through an fd reach
+  // here (the filter in StartKeyTrace); a process already gone leaves the gap.
+  std::string filename = r.Str("filename").value_or("");
+  pid_t pid = static_cast<pid_t>(r.Int("pid").value_or(r.pid));
+  ExeOutcome o = MeasureProcessExe(measurer_.get(), list_.get(), pid, ExeOptions{"exec", filename, true});
+  if (o.kind == ExeOutcome::Kind::kMemfd) {
+    memfd_execs_++;
+    if (!o.verdict.error.empty()) Log("memfd exec of pid " + std::to_string(pid) + ": " + o.verdict.error);
+  }
+  if (o.gap) memfd_gaps_++;
+}
+
+// Tracepoints where fanotify has no event (docs/limd.md "New superblocks and late execs"):
+// a mount in any namespace wakes discovery at once; an exec from a superblock not marked
+// when it began is measured late, flagged as such.
+void Limd::StartLateExecTrace() {
+  LateExecHooks hooks;
+  struct stat root_st;
+  uint64_t root_dev = ::stat("/", &root_st) == 0 ? static_cast<uint64_t>(root_st.st_dev) : 0;
+  hooks.never_marked = [allow = flags_.allow_root_fs, root_dev](uint64_t dev) { return !allow && dev == root_dev; };
+  hooks.still_marked = [dp = daemon_.get()](uint64_t dev) { return dp->SuperblockMarked(dev); };
+  hooks.qualifies = [this](const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype) {
+    auto m = mounts_->QualifyingMount(mountinfo, pid, static_cast<dev_t>(dev));
+    if (m) *fstype = m->fstype;
+    return m.has_value();
+  };
+  hooks.poke = [this](pid_t pid) { mounts_->Poke(pid); };
+  hooks.may_read = [](const std::string& fstype) { return ClassOfFs(fstype) != FsClass::kFuse; };
+  hooks.log = LogFn();
+  late_execs_ = std::make_unique<LateExecs>(measurer_.get(), list_.get(), &marked_, ::getpid(), hooks);
+  late_ptr_ = late_execs_.get();
+  auto tracefs = TracefsDir();
+  if (!tracefs.ok()) {
+    trace_state_ = "off: " + tracefs.status().message();
+  } else {
+    trace_ = std::make_unique<TraceEvents>(
+        *tracefs, [this](const TraceRecord& r) { OnLateExecRecord(r); },
+        [this](uint64_t dropped) {
+          Log("tracepoints: " + std::to_string(dropped) + " records lost (ring full): rescanning mount namespaces");
+          mounts_->Poke(0);
+        });
+    std::vector<std::string> missing;
+    // After the syscall (the mount exists by then); unshare/setns: a namespace to mark.
+    for (const char* e : {"syscalls/sys_exit_mount", "syscalls/sys_exit_fsmount", "syscalls/sys_exit_move_mount",
+                          "syscalls/sys_exit_open_tree", "syscalls/sys_exit_unshare", "syscalls/sys_exit_setns"}) {
+      auto i = trace_->Add(e);
+      if (i.ok()) mount_events_.insert(*i); else missing.push_back(i.status().message());
+    }
+    for (const char* e : {"syscalls/sys_enter_execve", "syscalls/sys_enter_execveat"}) {
+      auto i = trace_->Add(e);
+      if (i.ok()) exec_enter_.insert(*i); else missing.push_back(i.status().message());
+    }
+    auto i = trace_->Add("sched/sched_process_exec");
+    if (i.ok()) exec_done_ = *i; else missing.push_back(i.status().message());
+    for (const auto& m : missing) Log("tracepoint unavailable: " + m);
+    Status ts = trace_->Start(flags_.reader_nice);
+    if (ts.ok()) {
+      trace_state_ = missing.empty() ? "on" : "partial";
+    } else {
+      trace_state_ = "off: " + ts.message();
+      trace_.reset();
+    }
+  }
+  if (!trace_) {
+    Log("tracepoints " + trace_state_ + ": new mounts are found by the 500 ms rescan, late execs are not measured");
+  }
+}
+
+void Limd::OnLateExecRecord(const TraceRecord& r) {
+  if (mount_events_.count(r.event)) {
+    if (r.Int("ret").value_or(-1) >= 0) mounts_->Poke(static_cast<pid_t>(r.pid));
+  } else if (exec_enter_.count(r.event)) {
+    late_execs_->OnExecEnter(static_cast<pid_t>(r.tid), r.time_ns);
+  } else if (r.event == exec_done_) {
+    auto pid = r.Int("pid"), old_pid = r.Int("old_pid");
+    if (pid && old_pid) {
+      late_execs_->OnExec(static_cast<pid_t>(*pid), static_cast<pid_t>(*old_pid), r.Str("filename").value_or(""),
+                          r.time_ns);
+    }
+  }
+}
+
+void Limd::Stop() {
+  stop_.store(true);
+  if (daemon_) daemon_->Stop();
+}
+
+Status Limd::Run() {
+  Log("watching " + std::to_string(daemon_->marks() + sides_->marks()) + " filesystem mark(s) (" +
+      std::to_string(sides_->marks()) + " overlay/FUSE), " + std::to_string(daemon_->precontent_marks()) +
+      " with pre-content; FAN_REPORT_TID " + (daemon_->report_tid() ? "on" : "off") + "; ready");
+  // The reader runs on its own thread, and every other thread may touch files (also on a
+  // watched mount: limd's own accesses are answered at once by the reader). The reader
+  // thread itself must never open a file on a watched mount: it would wait on itself.
+  Status run_status;
+  std::thread reader = StartOwnThread([&] { run_status = daemon_->Run(); });
+  started_ = std::chrono::steady_clock::now();
+  if (control_) {
+    control_->Start();
+    Log("control socket " + flags_.control_socket);
+  }
+  // A ready file for supervisors and tests: written once the marks (and the control socket)
+  // are in place.
+  const std::string ready_file = flags_.state + "/limd.ready";
+  Status ready = own_files_.Write(ready_file, AsBytes(std::to_string(::getpid()) + "\n"), 0600);
+  if (!ready.ok()) Log("no ready file: " + ready.message());
+  // STATE/status.json for `lim status`, refreshed every second and at exit.
+  std::atomic<bool> status_stop{false};
+  std::thread status_thread = StartOwnThread([&] {
+    while (!status_stop.load()) {
+      WriteStatus(true);
+      for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  });
+  reader.join();
+
+  // Shutdown (docs/limd.md "Shutdown"): the tracepoint consumers before what their callbacks
+  // use; no status reader; no new marks while the daemon drains; each side group answers
+  // what it holds (the main marks are gone by now); the main group answers everything still
+  // queued and closes; the view last.
+  if (key_trace_) key_trace_->Stop();
+  if (trace_) trace_->Stop();
+  g_limd.store(nullptr);
+  status_stop = true;
+  status_thread.join();
+  control_.reset();
+  WriteStatus(false);
+  mounts_.reset();
+  exe_scanner_.reset();
+  sides_->Stop();
+  uint64_t perm_events = daemon_->stats().perm_events.load();
+  daemon_.reset();
+  ::unlink(ready_file.c_str());
+  if (view_) view_->Stop();  // fuse_session_unmount
+  Log("stopped: " + std::to_string(perm_events) + " permission events");
+  return run_status;
+}
+
+Limd::~Limd() {
+  // Open() failed part way, or Run() ended: the members go in reverse declaration order.
+  if (g_limd.load() == this) g_limd.store(nullptr);
+}
+
+void Limd::WriteStatus(bool running) {
+  (void)own_files_.Write(flags_.state + "/status.json", AsBytes(StatusDocument(running)), 0600);
+}
+
+std::string Limd::StatusDocument(bool running) {
+  const auto& ds = daemon_->stats();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  nlohmann::json j;
+  j["running"] = running;
+  j["pid"] = ::getpid();
+  j["tpm"] = tpm::TpmKindName(tpm_->kind());
+  // swtpm and the software bank are no root of trust: root can reset and re-extend them.
+  j["root_of_trust"] = tpm_->kind() == tpm::TpmKind::kDevice ? "tpm" : "none";
+  j["tpm_describe"] = tpm_->Describe();
+  j["pcr"] = flags_.pcr;
+  std::vector<std::string> banks;
+  for (uint16_t b : list_->banks()) banks.push_back(TpmBankName(b));
+  j["banks"] = banks;
+  j["entries"] = list_->entries();
+  j["violations"] = list_->violations();
+  j["duplicates"] = list_->duplicates();
+  j["write_failures"] = list_->write_failures();
+  j["overflows"] = ds.overflows.load();
+  j["events"] = ds.events.load();
+  j["permission_events"] = ds.perm_events.load();
+  j["own_events"] = ds.own_events.load();
+  j["answered"] = ds.answered.load();
+  j["timeouts"] = ds.timeouts.load();
+  j["reply_errors"] = ds.reply_errors.load();
+  j["measure_errors"] = ds.measure_errors.load();
+  j["unknown_syscall"] = ds.unknown_syscall.load();
+  j["hashes"] = measurer_->hashes();
+  j["cache_hits"] = measurer_->cache_hits();
+  uint64_t looked = measurer_->cache_hits() + measurer_->hashes();
+  j["cache_hit_rate"] = looked ? static_cast<double>(measurer_->cache_hits()) / static_cast<double>(looked) : 0.0;
+  j["tracked_inodes"] = measurer_->tracked_inodes();
+  j["inode_evictions"] = measurer_->evictions();
+  j["marks"] = daemon_->marks() + sides_->marks();
+  j["overlay_fuse_marks"] = sides_->marks();
+  j["overlay_fuse_events"] = sides_->events();
+  j["overlay_fuse_permission_events"] = sides_->perm_events();
+  j["overlay_backing_events"] = sides_->overlay_opens()->backing_events();
+  j["mount_namespaces"] = mounts_->namespaces();
+  j["mount_pokes"] = mounts_->pokes();
+  j["poke_to_mark_us"] = {{"p50", mounts_->PokeToMarkPercentile(0.5)}, {"p99", mounts_->PokeToMarkPercentile(0.99)}};
+  j["tracepoints"] = trace_state_;
+  j["trace_records"] = trace_ ? trace_->records() : 0;
+  j["trace_lost"] = trace_ ? trace_->lost() : 0;
+  j["late_execs"] = late_execs_->late();
+  j["execs_measured_before_run"] = late_execs_->before_run();
+  j["late_exec_gaps"] = late_execs_->unmeasured();
+  j["late_exec_missed"] = late_execs_->missed();
+  j["late_exec_delay_us"] = {{"p50", late_execs_->DelayPercentile(0.5)}, {"p99", late_execs_->DelayPercentile(0.99)}};
+  j["precontent_marks"] = daemon_->precontent_marks();
+  j["precontent_events"] = ds.precontent_events.load();
+  j["precontent_quick"] = ds.precontent_quick.load();
+  j["ignore_marks_added"] = ds.ignores_added.load();
+  j["reader_closes"] = ds.reader_closes.load();
+  j["reader_close_drains"] = ds.reader_close_drains.load();
+  j["exec_open_reuses"] = ds.exec_open_reuses.load();
+  j["ignore_marks_removed"] = ds.ignores_removed.load();
+  j["keys_measured"] = keys_->measured();
+  j["key_gaps"] = keys_->gaps();
+  j["key_delay_us"] = {{"p50", keys_->DelayPercentile(0.5)}, {"p99", keys_->DelayPercentile(0.99)}};
+  j["memfd_execs"] = memfd_execs_.load();
+  j["memfd_exec_gaps"] = memfd_gaps_.load();
+  j["own_files"] = own_files_.size();
+  j["own_files_revoked"] = own_files_.revoked();
+  j["uptime_seconds"] = secs;
+  j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
+  j["latency_us"] = {{"p50", ds.Percentile(0.5)},
+                     {"p90", ds.Percentile(0.9)},
+                     {"p99", ds.Percentile(0.99)},
+                     {"max", ds.latency_max_us.load()}};
+  j["state"] = std::filesystem::absolute(flags_.state).string();
+  j["control_socket"] = flags_.control_socket;
+  j["log"] = logger_.Describe();
+  return j.dump(2) + "\n";
+}
+
+}  // namespace lim::daemon

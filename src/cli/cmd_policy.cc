@@ -8,7 +8,6 @@
 #include <climits>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <algorithm>
@@ -16,6 +15,7 @@
 
 #include "base/file.h"
 #include "base/escape.h"
+#include "base/mountinfo.h"
 #include "cli/command.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
@@ -170,23 +170,12 @@ uint32_t DefaultMask(ima::ImaHook f) {
   }
 }
 
-// The filesystem type of a device, from /proc/self/mountinfo ("maj:min" is field 3, the type
-// follows the " - " separator).
+// The filesystem type of a device, from /proc/self/mountinfo ("" when no mount shows it).
 std::string FsTypeOfDevice(dev_t dev) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  std::string want = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, majmin;
-    fields >> id >> parent >> majmin;
-    if (majmin != want) continue;
-    size_t sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream rest(line.substr(sep + 3));
-    std::string type;
-    rest >> type;
-    return type;
+  auto mounts = ReadMountinfo();
+  if (!mounts.ok()) return "";
+  for (const auto& m : *mounts) {
+    if (m.dev == dev) return m.fstype;
   }
   return "";
 }

@@ -14,12 +14,11 @@
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <set>
-#include <sstream>
 #include <system_error>
 
 #include "base/file.h"
+#include "base/mountinfo.h"
 #include "base/own_threads.h"
 #include "daemon/fanotify_uapi.h"
 #include "daemon/proc_context.h"
@@ -32,20 +31,6 @@ namespace {
 constexpr uint64_t kMarkMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE;
 
 }  // namespace
-
-std::string UnescapeMountinfo(const std::string& s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '\\' && i + 3 < s.size()) {
-      int v = (s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0');
-      out.push_back(static_cast<char>(v));
-      i += 3;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 namespace {
 
@@ -93,18 +78,14 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* 
   char real[PATH_MAX];
   if (!::realpath(path.c_str(), real)) return Status::InvalidArgument("--watch " + path + ": " + strerror(errno));
   std::string rp = real;
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
   bool is_root = false;
   std::string fstype;
-  while (std::getline(in, line)) {
-    std::istringstream ls(line);
-    std::string id, parent, devno, root, mnt;
-    ls >> id >> parent >> devno >> root >> mnt;
-    if (UnescapeMountinfo(mnt) == rp) {
+  auto mounts = ReadMountinfo();
+  if (!mounts.ok()) return Status::IoError("--watch " + path + ": " + mounts.status().message());
+  for (const auto& m : *mounts) {
+    if (m.mount_point == rp) {
       is_root = true;  // the last mount on a path is the visible one
-      size_t sep = line.find(" - ");
-      fstype = sep == std::string::npos ? "" : line.substr(sep + 3, line.find(' ', sep + 3) - sep - 3);
+      fstype = m.fstype;
     }
   }
   // Pseudo filesystems are never marked: limd reads /proc for every event (a mark there

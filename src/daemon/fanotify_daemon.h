@@ -96,8 +96,6 @@ struct DaemonOptions {
 
 // Pseudo filesystems and the like: never marked (limd reads /proc for every event).
 bool RefusedFsType(const std::string& fstype);
-// Undoes mountinfo's octal escapes (\040 for a space…).
-std::string UnescapeMountinfo(const std::string& s);
 
 // Refuses a path that is not a mount root (per /proc/self/mountinfo), and any path on the
 // root filesystem's superblock (`/` itself or a bind mount of part of it) without

@@ -17,6 +17,7 @@
 #include <sstream>
 
 #include "base/file.h"
+#include "base/mountinfo.h"
 #include "base/own_threads.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/fanotify_uapi.h"
@@ -86,32 +87,6 @@ void MountWatch::Unpin(Poked& p) {
   p.root_fd = p.mountinfo_fd = -1;
 }
 
-namespace {
-
-// One line of /proc/<pid>/mountinfo: the fields discovery looks at.
-struct MountLine {
-  std::string id;  // the mount id
-  dev_t dev = 0;   // major:minor
-  std::string mount_point, fstype;
-};
-
-std::optional<MountLine> ParseMountLine(const std::string& line) {
-  std::istringstream ls(line);
-  std::string id, parent, devno, root, mnt;
-  ls >> id >> parent >> devno >> root >> mnt;
-  size_t sep = line.find(" - ");
-  size_t colon = devno.find(':');
-  if (sep == std::string::npos || colon == std::string::npos) return std::nullopt;
-  MountLine m;
-  m.id = id;
-  m.dev = makedev(static_cast<unsigned>(std::strtoul(devno.c_str(), nullptr, 10)),
-                  static_cast<unsigned>(std::strtoul(devno.c_str() + colon + 1, nullptr, 10)));
-  m.fstype = line.substr(sep + 3, line.find(' ', sep + 3) - sep - 3);
-  m.mount_point = UnescapeMountinfo(mnt);
-  return m;
-}
-
-}  // namespace
 
 std::string FsTypeAt(const std::string& mountinfo, const std::string& path) {
   std::istringstream in(mountinfo);
@@ -119,7 +94,7 @@ std::string FsTypeAt(const std::string& mountinfo, const std::string& path) {
   size_t best_len = 0;
   bool found = false;
   while (std::getline(in, line)) {
-    auto m = ParseMountLine(line);
+    auto m = ParseMountinfoLine(line);
     if (!m) continue;
     const std::string& mp = m->mount_point;
     bool covers = mp == "/" || path == mp || path.compare(0, mp.size() + 1, mp + "/") == 0;
@@ -134,7 +109,7 @@ std::optional<FoundMount> MountWatch::QualifyingMount(const std::string& mountin
   std::istringstream in(mountinfo);
   std::string line;
   while (std::getline(in, line)) {
-    auto m = ParseMountLine(line);
+    auto m = ParseMountinfoLine(line);
     if (!m || m->dev != dev || !MountQualifies(m->fstype, m->mount_point, options_.watch)) continue;
     return FoundMount{proc + "/root" + (m->mount_point == "/" ? "" : m->mount_point), m->mount_point, m->fstype};
   }
@@ -276,7 +251,7 @@ void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& r
   std::istringstream in(mountinfo);
   std::string line;
   while (std::getline(in, line)) {
-    auto m = ParseMountLine(line);
+    auto m = ParseMountinfoLine(line);
     if (!m) continue;
     const std::string& fstype = m->fstype;
     const std::string& mount_point = m->mount_point;

@@ -1,0 +1,34 @@
+// One parser for /proc/<pid>/mountinfo (proc(5)): the fields limd and lim look at, for the
+// --watch checks, mount discovery and `lim policy explain`'s fsname. A line that does not
+// have the shape (no "maj:min", no " - " separator) is skipped, never a crash. Pure
+// functions apart from ReadMountinfo; thread-compatible.
+#pragma once
+
+#include <sys/types.h>
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/status.h"
+
+namespace lim {
+
+struct MountinfoLine {
+  std::string id;           // the mount id (field 1)
+  dev_t dev = 0;            // field 3, major:minor
+  std::string mount_point;  // field 5, unescaped
+  std::string fstype;       // the first field after " - "
+};
+
+// Undoes mountinfo's octal escapes (\040 for a space…).
+std::string UnescapeMountinfo(std::string_view s);
+
+std::optional<MountinfoLine> ParseMountinfoLine(std::string_view line);
+// Every well-formed line, in order (the last mount on a path is the visible one).
+std::vector<MountinfoLine> ParseMountinfo(std::string_view text);
+// /proc/self/mountinfo (or another pid's), parsed.
+Result<std::vector<MountinfoLine>> ReadMountinfo(const std::string& path = "/proc/self/mountinfo");
+
+}  // namespace lim

@@ -1,0 +1,41 @@
+#include "base/mountinfo.h"
+
+#include <sys/sysmacros.h>
+
+#include <gtest/gtest.h>
+
+namespace lim {
+namespace {
+
+TEST(Mountinfo, ParsesTheFieldsAndUnescapesTheMountPoint) {
+  auto lines = ParseMountinfo(
+      "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+      "23 22 0:45 / /mnt/my\\040disk rw - tmpfs tmpfs rw,size=1k\n");
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_EQ(lines[0].id, "22");
+  EXPECT_EQ(lines[0].dev, makedev(8, 1));
+  EXPECT_EQ(lines[0].mount_point, "/");
+  EXPECT_EQ(lines[0].fstype, "ext4");
+  EXPECT_EQ(lines[1].dev, makedev(0, 45));
+  EXPECT_EQ(lines[1].mount_point, "/mnt/my disk");
+  EXPECT_EQ(lines[1].fstype, "tmpfs");
+}
+
+TEST(Mountinfo, MalformedLinesAreSkipped) {
+  auto lines = ParseMountinfo("garbage\n23 22 045 / /x rw - tmpfs t rw\n\n24 1 0:5 / /y rw tmpfs\n"
+                              "25 1 0:6 / /z rw - fuse.sshfs\n");
+  ASSERT_EQ(lines.size(), 1u);  // no "maj:min", no " - ", an empty line: skipped
+  EXPECT_EQ(lines[0].fstype, "fuse.sshfs");  // the type is the last field
+}
+
+TEST(Mountinfo, ReadsThisProcesssOwn) {
+  auto lines = ReadMountinfo();
+  ASSERT_TRUE(lines.ok()) << lines.status().message();
+  bool root = false;
+  for (const auto& m : *lines) root |= m.mount_point == "/";
+  EXPECT_TRUE(root);
+  EXPECT_FALSE(ReadMountinfo("/nonexistent/mountinfo").ok());
+}
+
+}  // namespace
+}  // namespace lim

@@ -116,19 +116,6 @@ Result<uint64_t> DeviceOf(const std::string& path) {
   return static_cast<uint64_t>(makedev(sx.stx_dev_major, sx.stx_dev_minor));
 }
 
-uint64_t DaemonStats::Percentile(double p) const {
-  uint64_t total = 0;
-  for (const auto& b : latency_log2) total += b.load();
-  if (total == 0) return 0;
-  uint64_t want = static_cast<uint64_t>(p * static_cast<double>(total));
-  uint64_t seen = 0;
-  for (size_t i = 0; i < latency_log2.size(); ++i) {
-    seen += latency_log2[i].load();
-    if (seen > want || seen == total) return 1ull << i;
-  }
-  return 1ull << (latency_log2.size() - 1);
-}
-
 FanotifyDaemon::Pending::~Pending() {
   if (fd >= 0) ::close(fd);
 }
@@ -137,34 +124,69 @@ Result<std::unique_ptr<FanotifyDaemon>> FanotifyDaemon::Create(const DaemonOptio
                                                                MeasurementList* list, Env* env,
                                                                std::function<void(const std::string&)> log) {
   for (const auto& w : options.watch) LIM_RETURN_IF_ERROR(CheckWatchRoot(w, options.allow_root_fs));
+  LIM_ASSIGN_OR_RETURN(FanotifyGroups groups, OpenKernelGroups(options, log));
+  return CreateWithGroups(options, std::move(groups), measurer, list, env, std::move(log));
+}
+
+Result<std::unique_ptr<FanotifyDaemon>> FanotifyDaemon::CreateWithGroups(const DaemonOptions& options,
+                                                                         FanotifyGroups groups, Measurer* measurer,
+                                                                         MeasurementList* list, Env* env,
+                                                                         std::function<void(const std::string&)> log) {
   std::unique_ptr<FanotifyDaemon> d(new FanotifyDaemon(options, measurer, list, env, std::move(log)));
-  LIM_RETURN_IF_ERROR(d->Init());
+  LIM_RETURN_IF_ERROR(d->Init(std::move(groups)));
   return d;
 }
 
-Status FanotifyDaemon::Init() {
+Result<FanotifyGroups> FanotifyDaemon::OpenKernelGroups(const DaemonOptions& options,
+                                                        const std::function<void(const std::string&)>& log) {
+  auto say = [&log](const std::string& s) {
+    if (log) log(s);
+  };
+  FanotifyGroups g;
+  const unsigned flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
+  const unsigned event_flags = O_RDONLY | O_LARGEFILE | O_CLOEXEC;
+  Result<std::unique_ptr<FanotifyGroup>> content = Status::Unavailable("not opened");
+  if (options.report_fd_error) {
+    content = OpenFanotifyGroup(flags | FAN_REPORT_TID | FAN_REPORT_FD_ERROR, event_flags);
+    if (!content.ok()) say(std::string("FAN_REPORT_FD_ERROR refused (") + strerror(errno) + ")");
+  }
+  if (!content.ok()) content = OpenFanotifyGroup(flags | FAN_REPORT_TID, event_flags);
+  g.report_tid = content.ok();
+  if (!content.ok() && errno == EINVAL) content = OpenFanotifyGroup(flags, event_flags);
+  if (!content.ok()) return content.status();
+  g.content = std::move(*content);
+  if (!g.report_tid) say("FAN_REPORT_TID refused: /proc/<pid>/syscall of the main thread is used");
+  if (options.precontent) {
+    unsigned pflags = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
+    auto pre = OpenFanotifyGroup(pflags | (g.report_tid ? FAN_REPORT_TID : 0), event_flags);
+    if (pre.ok()) {
+      g.precontent = std::move(*pre);
+    } else {
+      say("no pre-content group (" + pre.status().message() + "): ELF-at-open");
+    }
+  }
+  if (options.reader_close_group) {
+    g.closes = ReaderCloseGroup::Create(g.report_tid);
+    if (!g.closes) say(std::string("no reader-close group (fanotify_init: ") + strerror(errno) + "): closes inline");
+  }
+  return g;
+}
+
+Status FanotifyDaemon::Init(FanotifyGroups groups) {
   self_ = ::getpid();
   task_dir_ = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (task_dir_ < 0) return Status::Unavailable(std::string("open /proc/self/task: ") + strerror(errno));
-  unsigned flags = FAN_CLASS_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
-  if (options_.report_fd_error) {
-    group_fd_ = fanotify_init(flags | FAN_REPORT_TID | FAN_REPORT_FD_ERROR, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-    if (group_fd_ < 0) Log(std::string("FAN_REPORT_FD_ERROR refused (") + strerror(errno) + ")");
+  // A trusted peer's threads: one lookup in its task directory, opened once.
+  for (pid_t peer : options_.trusted_peers) {
+    peer_task_dirs_.push_back(
+        ::open(("/proc/" + std::to_string(peer) + "/task").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   }
-  if (group_fd_ < 0) group_fd_ = fanotify_init(flags | FAN_REPORT_TID, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-  report_tid_ = group_fd_ >= 0;
-  if (group_fd_ < 0 && errno == EINVAL) group_fd_ = fanotify_init(flags, O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-  if (group_fd_ < 0) return Status::Unavailable(std::string("fanotify_init: ") + strerror(errno));
-  if (!report_tid_) Log("FAN_REPORT_TID refused: /proc/<pid>/syscall of the main thread is used");
-  if (options_.precontent) {
-    unsigned pflags = FAN_CLASS_PRE_CONTENT | FAN_CLOEXEC | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS;
-    pre_fd_ = fanotify_init(pflags | (report_tid_ ? FAN_REPORT_TID : 0), O_RDONLY | O_LARGEFILE | O_CLOEXEC);
-    if (pre_fd_ < 0) Log(std::string("no pre-content group (fanotify_init: ") + strerror(errno) + "): ELF-at-open");
-  }
-  if (options_.reader_close_group) {
-    closes_ = ReaderCloseGroup::Create(report_tid_);
-    if (!closes_) Log(std::string("no reader-close group (fanotify_init: ") + strerror(errno) + "): closes inline");
-  }
+  if (!groups.content) return Status::InvalidArgument("no content group");
+  group_ = std::move(groups.content);
+  pre_ = std::move(groups.precontent);
+  closes_ = std::move(groups.closes);
+  report_tid_ = groups.report_tid;
+  if (pre_) ignores_ = std::make_unique<PrecontentIgnores>(pre_.get(), &stats_.ignores_added, &stats_.ignores_removed);
   // Workers and the watchdog exist before the first mark: from then on, events must flow.
   // A thread that cannot be had (RLIMIT_NPROC, memory) is an error, not std::terminate; the
   // destructor joins the ones already running.
@@ -212,13 +234,13 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
   // Readers' closes first: a reader counted at its open must have its close seen.
   info.reader_close_group = closes_ && closes_->Mark(w, dev);
   // Pre-content first: from the content mark on, opens decide ELF-at-open by this set.
-  if (pre_fd_ >= 0) {
-    if (fanotify_mark(pre_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, FAN_PRE_ACCESS, AT_FDCWD, w.c_str()) == 0) {
+  if (pre_) {
+    if (Status s = pre_->MarkFilesystem(w, FAN_PRE_ACCESS); s.ok()) {
       info.precontent = true;
       precontent_marks_++;
     } else {
       // tmpfs: EOPNOTSUPP (no FS_ALLOW_HSM); that filesystem keeps ELF-at-open.
-      Log("no pre-content events on " + w + " (" + strerror(errno) + "): MMAP_CHECK by ELF-at-open there");
+      Log("no pre-content events on " + w + " (" + s.message() + "): MMAP_CHECK by ELF-at-open there");
     }
   }
   {
@@ -226,8 +248,8 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
     devs_[dev] = info;
   }
   uint64_t mask = kMarkMask & ~static_cast<uint64_t>(info.reader_close_group ? FAN_CLOSE_NOWRITE : 0);
-  if (fanotify_mark(group_fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, w.c_str()) != 0) {
-    return Status::Unavailable("fanotify_mark " + w + ": " + strerror(errno));
+  if (Status s = group_->MarkFilesystem(w, mask); !s.ok()) {
+    return Status::Unavailable("fanotify_mark " + w + ": " + s.message());
   }
   marks_++;
   return Status::Ok();
@@ -240,7 +262,7 @@ bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {
     std::lock_guard<std::mutex> lk(marks_mu_);
     if (!devs_.count(dev)) return true;
   }
-  auto text = ReadFileText("/proc/self/fdinfo/" + std::to_string(group_fd_));
+  auto text = group_->FdInfo();
   if (!text.ok()) return true;  // cannot tell: keep what limd believes
   // The kernel prints its own dev_t (major << 20 | minor) in hex.
   auto d = static_cast<dev_t>(dev);
@@ -279,28 +301,6 @@ void FanotifyDaemon::DrainReaderCloses() {
   closes_->Prune(ReaderCloseGroup::kMaxKnown, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
 }
 
-uint64_t FanotifyDaemon::IgnoreEpoch(const InodeKey& key) {
-  std::lock_guard<std::mutex> lk(ignore_mu_);
-  return ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()];
-}
-
-void FanotifyDaemon::AddIgnore(int fd, const InodeKey& key, uint64_t epoch) {
-  std::lock_guard<std::mutex> lk(ignore_mu_);
-  if (ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()] != epoch) return;  // removed since
-  if (fanotify_mark(pre_fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_EVICTABLE,
-                    FAN_PRE_ACCESS, fd, nullptr) == 0) {
-    stats_.ignores_added++;
-  }
-}
-
-void FanotifyDaemon::RemoveIgnore(int fd, const InodeKey& key) {
-  std::lock_guard<std::mutex> lk(ignore_mu_);
-  ignore_epoch_[InodeKeyHash()(key) % ignore_epoch_.size()]++;
-  if (fanotify_mark(pre_fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, FAN_PRE_ACCESS, fd, nullptr) == 0) {
-    stats_.ignores_removed++;
-  }
-}
-
 FanotifyDaemon::~FanotifyDaemon() {
   {
     std::lock_guard<std::mutex> lk(q_mu_);
@@ -314,9 +314,13 @@ FanotifyDaemon::~FanotifyDaemon() {
   }
   inflight_cv_.notify_all();
   if (watchdog_.joinable()) watchdog_.join();
-  if (group_fd_ >= 0) ::close(group_fd_);
-  if (pre_fd_ >= 0) ::close(pre_fd_);
+  ignores_.reset();
+  group_.reset();
+  pre_.reset();
   if (task_dir_ >= 0) ::close(task_dir_);
+  for (int fd : peer_task_dirs_) {
+    if (fd >= 0) ::close(fd);
+  }
 }
 
 void FanotifyDaemon::Enqueue(Job j) {
@@ -325,6 +329,17 @@ void FanotifyDaemon::Enqueue(Job j) {
     queue_.push_back(std::move(j));
   }
   q_cv_.notify_one();
+}
+
+void FanotifyDaemon::EnqueuePerm(std::shared_ptr<Pending> p) {
+  {
+    std::lock_guard<std::mutex> lk(inflight_mu_);
+    if (inflight_.empty()) inflight_cv_.notify_one();  // the watchdog sleeps while none wait
+    inflight_.push_back(p);
+  }
+  Job j;
+  j.perm = std::move(p);
+  Enqueue(std::move(j));
 }
 
 Status FanotifyDaemon::Run() {
@@ -340,8 +355,8 @@ Status FanotifyDaemon::Run() {
 }
 
 Result<bool> FanotifyDaemon::ReadReady(int timeout_ms) {
-  pollfd pfd[2] = {{group_fd_, POLLIN, 0}, {pre_fd_, POLLIN, 0}};
-  int r = ::poll(pfd, pre_fd_ >= 0 ? 2 : 1, timeout_ms);
+  pollfd pfd[2] = {{group_->poll_fd(), POLLIN, 0}, {pre_ ? pre_->poll_fd() : -1, POLLIN, 0}};
+  int r = ::poll(pfd, pre_ ? 2 : 1, timeout_ms);
   if (r < 0) {
     if (errno == EINTR) return true;  // a signal: not "quiet", the caller looks again
     return Status::IoError(std::string("poll: ") + strerror(errno));
@@ -351,8 +366,8 @@ Result<bool> FanotifyDaemon::ReadReady(int timeout_ms) {
     return false;
   }
   // The content group first: its opens and closes set the counts pre-content events see.
-  if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_fd_));
-  if (pre_fd_ >= 0 && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_fd_));
+  if (pfd[0].revents & POLLIN) LIM_RETURN_IF_ERROR(ReadEvents(group_.get()));
+  if (pre_ && (pfd[1].revents & POLLIN)) LIM_RETURN_IF_ERROR(ReadEvents(pre_.get()));
   if (closes_ && std::chrono::steady_clock::now() - last_drain_ > kDrainInterval) DrainReaderCloses();
   return true;
 }
@@ -362,10 +377,9 @@ Status FanotifyDaemon::FlushMarksAndDrain() {
     std::lock_guard<std::mutex> lk(mark_order_mu_);
     closing_ = true;
     if (closes_) closes_->FlushMarks();
-    for (int g : {group_fd_, pre_fd_}) {
-      if (g >= 0 && fanotify_mark(g, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr) != 0) {
-        Log(std::string("flushing fanotify marks: ") + strerror(errno));
-      }
+    for (FanotifyGroup* g : {group_.get(), pre_.get()}) {
+      if (!g) continue;
+      if (Status s = g->FlushFilesystemMarks(); !s.ok()) Log("flushing fanotify marks: " + s.message());
     }
   }
   // No mark is left, so the queues only hold what was queued before the flush (an access
@@ -376,26 +390,20 @@ Status FanotifyDaemon::FlushMarksAndDrain() {
   }
 }
 
-Status FanotifyDaemon::ReadEvents(int group) {
-  alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
-  ssize_t n = ::read(group, buf, sizeof buf);
-  if (n < 0) {
-    if (errno == EINTR || errno == EAGAIN) return Status::Ok();
-    return Status::IoError(std::string("read fanotify: ") + strerror(errno));
-  }
-  auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
-  while (FAN_EVENT_OK(m, n)) {
-    if (m->vers != FANOTIFY_METADATA_VERSION) return Status::Unsupported("fanotify metadata version mismatch");
-    if (m->fd < 0 && (m->mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS))) {
-      HandleFdError(m->fd, m->mask, m->pid);
-    } else if (group == pre_fd_ && (m->mask & FAN_PRE_ACCESS) && m->fd != FAN_NOFD) {
-      HandlePreContent(m->fd, m->pid);
+Status FanotifyDaemon::ReadEvents(FanotifyGroup* group) {
+  static thread_local std::vector<FanotifyEvent> events;  // the reader's, reused
+  events.clear();
+  Status read = group->Read(&events);
+  for (const FanotifyEvent& e : events) {
+    if (e.fd < 0 && (e.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_PRE_ACCESS))) {
+      HandleFdError(e.fd, e.mask, e.pid);
+    } else if (group == pre_.get() && (e.mask & FAN_PRE_ACCESS) && e.fd != FAN_NOFD) {
+      HandlePreContent(e.fd, e.pid);
     } else {
-      HandleEvent(m->fd, m->mask, m->pid);
+      HandleEvent(e);
     }
-    m = FAN_EVENT_NEXT(m, n);
   }
-  return Status::Ok();
+  return read;
 }
 
 bool FanotifyDaemon::Own(pid_t pid) const {
@@ -403,20 +411,31 @@ bool FanotifyDaemon::Own(pid_t pid) const {
   // Every thread limd starts registers itself (base/own_threads.h): no /proc lookup per
   // event. Only if a registration ever failed is the kernel asked.
   if (report_tid_ && OwnThreads::Contains(pid)) return true;
-  if (report_tid_ && !OwnThreads::Complete()) {
-    char name[16];
-    std::snprintf(name, sizeof name, "%d", static_cast<int>(pid));
-    if (::faccessat(task_dir_, name, F_OK, 0) == 0) return true;  // one lookup in /proc/self/task
+  char name[16];
+  std::snprintf(name, sizeof name, "%d", static_cast<int>(pid));
+  if (report_tid_ && !OwnThreads::Complete() && ::faccessat(task_dir_, name, F_OK, 0) == 0) {
+    return true;  // one lookup in /proc/self/task
   }
-  // A trusted peer (the TPM server): its main thread, or (FAN_REPORT_TID) any of its threads.
-  for (pid_t peer : options_.trusted_peers) {
-    if (pid == peer) return true;
-    if (report_tid_ &&
-        ::access(("/proc/" + std::to_string(peer) + "/task/" + std::to_string(pid)).c_str(), F_OK) == 0) {
-      return true;
-    }
+  // A trusted peer (the TPM server): its main thread, or (FAN_REPORT_TID) any of its threads
+  // — one lookup in its task directory, opened at Init (no path walk from /proc).
+  for (size_t i = 0; i < options_.trusted_peers.size(); ++i) {
+    if (pid == options_.trusted_peers[i]) return true;
+    if (report_tid_ && peer_task_dirs_[i] >= 0 && ::faccessat(peer_task_dirs_[i], name, F_OK, 0) == 0) return true;
   }
   return false;
+}
+
+Result<SyscallState> FanotifyDaemon::ReadEventSyscall(pid_t pid) {
+  if (options_.read_syscall) return options_.read_syscall(pid);
+  return ReadBlockedSyscall(syscalls_, pid);
+}
+
+void FanotifyDaemon::AllowNow(FanotifyGroup* group, int fd, bool perm) {
+  if (perm) {
+    if (!group->Respond(fd, FAN_ALLOW)) stats_.reply_errors++;
+    stats_.answered++;
+  }
+  ::close(fd);
 }
 
 void FanotifyDaemon::HandleFdError(int error, uint64_t mask, pid_t pid) {
@@ -426,7 +445,7 @@ void FanotifyDaemon::HandleFdError(int error, uint64_t mask, pid_t pid) {
   if (stats_.fd_errors++ == 0) {
     // Every later access would be denied the same way: unmark this group's filesystems.
     std::lock_guard<std::mutex> lk(mark_order_mu_);
-    if (fanotify_mark(group_fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr) == 0) marks_ = 0;
+    if (group_->FlushFilesystemMarks().ok()) marks_ = 0;
     std::string fs;
     {
       std::lock_guard<std::mutex> dl(marks_mu_);
@@ -445,41 +464,35 @@ void FanotifyDaemon::HandleFdError(int error, uint64_t mask, pid_t pid) {
 void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
   stats_.events++;
   stats_.precontent_events++;
-  auto allow_now = [&] {
-    struct fanotify_response resp{fd, FAN_ALLOW};
-    if (::write(pre_fd_, &resp, sizeof resp) != sizeof resp) stats_.reply_errors++;
-    stats_.answered++;
-    ::close(fd);
-  };
   // Only mmap(PROT_EXEC) is a measurement point; read(), write(), a PROT_READ mmap and
   // execve's own reads and mappings (the exec opens decide those) pass at once — also
   // limd's own, so the pid test is left to the rare exec mapping.
-  auto scr = ReadBlockedSyscall(syscalls_, pid);
+  auto scr = ReadEventSyscall(pid);
   if (!scr.ok() || !scr->blocked || scr->nr != kSysMmap || !(scr->args[2] & PROT_EXEC)) {
     stats_.precontent_quick++;
-    allow_now();
+    AllowNow(pre_.get(), fd, true);
     return;
   }
   if (Own(pid)) {  // e.g. a lazy dlopen inside limd: never waited on (invariant 4)
     stats_.own_events++;
-    allow_now();
+    AllowNow(pre_.get(), fd, true);
     return;
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    allow_now();
+    AllowNow(pre_.get(), fd, true);
     return;
   }
   stats_.perm_events++;
   InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   auto p = std::make_shared<Pending>();
   p->fd = fd;
-  p->group = pre_fd_;
+  p->group = pre_.get();
   p->mask = FAN_PRE_ACCESS;
   p->start = std::chrono::steady_clock::now();
-  p->pre_exec = true;
+  p->steps = kPreExecStep;
   p->precontent_fs = true;
-  p->ignore_epoch = IgnoreEpoch(key);
+  p->ignore_epoch = ignores_->Epoch(key);
   Access& a = p->access;
   a.fd = fd;
   a.pid = pid;
@@ -489,20 +502,14 @@ void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
   a.mask = ima::may::kExec;
   a.fsname = Dev(key.dev).fsname;
   a.counts = measurer_->NoteOpen(key, false, false);  // counts now, and this step's turn
-  {
-    std::lock_guard<std::mutex> lk(inflight_mu_);
-    inflight_.push_back(p);
-  }
-  Job j;
-  j.perm = std::move(p);
-  Enqueue(std::move(j));
+  EnqueuePerm(std::move(p));
 }
 
-void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
+void FanotifyDaemon::HandleEvent(const FanotifyEvent& e) {
   stats_.events++;
-  bool perm = mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM);
-  if (fd == FAN_NOFD) {
-    if (mask & FAN_Q_OVERFLOW) {
+  bool perm = e.mask & (FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM);
+  if (e.fd == FAN_NOFD) {
+    if (e.mask & FAN_Q_OVERFLOW) {
       stats_.overflows++;
       Job j;
       j.overflow = true;
@@ -512,71 +519,67 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
   }
   // limd's own accesses and the TPM server's: answered at once, never measured or waited
   // on (invariant 4).
-  if (Own(pid)) {
+  if (Own(e.pid)) {
     stats_.own_events++;
-    if (perm) {
-      struct fanotify_response resp{fd, FAN_ALLOW};
-      if (::write(group_fd_, &resp, sizeof resp) != sizeof resp) stats_.reply_errors++;
-      stats_.answered++;
-    }
+    AllowNow(group_.get(), e.fd, perm);
+    return;
+  }
+  if (perm) {
+    HandleOpenPerm(e.fd, e.mask, e.pid);
+  } else {
+    HandleClose(e.fd, e.mask);
+  }
+}
+
+void FanotifyDaemon::HandleClose(int fd, uint64_t mask) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
     return;
   }
-  // A permission event's facts (one fstat; the superblock's are cached) serve the key, the
-  // type and the fast path's change tuple; a close needs only the key and type.
-  FileFacts facts;
-  bool have_stat;
-  if (perm) {
-    auto r = env_->FactsForCacheCheck(fd);
-    have_stat = r.ok();
-    if (have_stat) facts = *r;
-  } else {
-    struct stat st;
-    have_stat = ::fstat(fd, &st) == 0;
-    facts.dev = static_cast<uint64_t>(st.st_dev), facts.ino = static_cast<uint64_t>(st.st_ino);
-    facts.regular = S_ISREG(st.st_mode);
-  }
-  InodeKey key{have_stat ? facts.dev : 0, have_stat ? facts.ino : 0};
-  if (!perm) {
-    if (!have_stat || !facts.regular) {
-      ::close(fd);
-      return;
-    }
-    CloseNote note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
-    // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
-    if (note.last_writer && Dev(key.dev).precontent) RemoveIgnore(fd, key);
-    if (measurer_->TryApplyClose(key, note, fd)) {  // its turn: no worker hop
-      ::close(fd);
-      return;
-    }
-    Job j;
-    j.close_fd = fd;
-    j.key = key;
-    j.note = note;
-    Enqueue(std::move(j));
+  InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  CloseNote note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
+  // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
+  if (note.last_writer && Dev(key.dev).precontent) ignores_->Remove(fd, key);
+  if (measurer_->TryApplyClose(key, note, fd)) {  // its turn: no worker hop
+    ::close(fd);
     return;
   }
+  Job j;
+  j.close_fd = fd;
+  j.key = key;
+  j.note = note;
+  Enqueue(std::move(j));
+}
+
+void FanotifyDaemon::HandleOpenPerm(int fd, uint64_t mask, pid_t pid) {
+  // The event's facts (one fstat; the superblock's are cached) serve the key, the type and
+  // the fast path's change tuple.
+  auto r = env_->FactsForCacheCheck(fd);
   stats_.perm_events++;
   auto p = std::make_shared<Pending>();
   p->fd = fd;
-  p->group = group_fd_;
+  p->group = group_.get();
   p->mask = mask;
   p->start = std::chrono::steady_clock::now();
-  if (!have_stat || !facts.regular) {  // directories, devices: IMA looks at regular files only
+  if (!r.ok() || !r->regular) {  // directories, devices: IMA looks at regular files only
     Answer(*p, true);
     return;
   }
+  const FileFacts& facts = *r;
+  InodeKey key{facts.dev, facts.ino};
   SyscallState sc;
   Result<SyscallState> scr = Status::Unavailable("not read");
-  if (!ExecOpenFollows(mask, pid, key, &sc)) {
-    scr = ReadBlockedSyscall(syscalls_, pid);
-    if (scr.ok()) sc = *scr;
-  } else {
+  if ((mask & FAN_OPEN_PERM) && !(mask & FAN_OPEN_EXEC_PERM) && execs_.FollowingOpen(pid, key, p->start, &sc)) {
+    stats_.exec_open_reuses++;  // the OPEN_PERM right after an OPEN_EXEC_PERM of the same open
     scr = sc;
+  } else {
+    scr = ReadEventSyscall(pid);
+    if (scr.ok()) sc = *scr;
   }
   DevInfo dev = Dev(key.dev);
   p->precontent_fs = dev.precontent;
-  p->ignore_epoch = p->precontent_fs ? IgnoreEpoch(key) : 0;
+  p->ignore_epoch = p->precontent_fs ? ignores_->Epoch(key) : 0;
   OpenIntent intent = IntentOf(sc, pid);
   Access& a = p->access;
   a.fd = fd;
@@ -591,97 +594,75 @@ void FanotifyDaemon::HandleEvent(int fd, uint64_t mask, pid_t pid) {
     if (options_.overlay_group && !p->backing) options_.overlay_opens->Note(pid, line);
   }
   if (mask & FAN_OPEN_EXEC_PERM) {
-    p->is_exec_perm = true;
-    auto& t = exec_[pid];
-    if (sc.blocked && t.last && t.line == sc.line) {
-      p->exec_first = false;
-      p->prev_exec = t.last;
-      // The open after an ELF binary's in one execve: its interpreter.
-      if (options_.unmarked_exec && t.last->kind.load() == FileKindCache::kElf) interps_.Learn(key.dev, key.ino);
-    } else if (sc.blocked && options_.unmarked_exec && interps_.Contains(key.dev, key.ino)) {
-      p->check_origin = true;  // an interpreter opened first: ld.so itself, or the binary is unmarked
-      p->sc = sc;
-    }
-    p->this_exec = std::make_shared<ExecInfo>();
-    t.line = sc.line;
-    t.last = p->this_exec;
-    t.open_follows = sc.blocked;
-    t.open_key = key;
-    t.open_sc = sc;
-    t.open_at = p->start;
-    if (exec_.size() > 4096) exec_.clear();
+    NoteExecOpen(*p, sc);
   } else if (!intent.exec) {
-    exec_.erase(pid);
+    execs_.OnOtherOpen(pid);
   }
-  // Tickets: one per measurer step, taken here in event order.
-  OpenCounts exec_ticket, open_ticket, elf_ticket;
-  if (p->is_exec_perm) exec_ticket = measurer_->NoteOpen(key, false, false);
-  if (mask & FAN_OPEN_PERM) {
-    p->is_open_perm = true;
-    bool write = false, ro = false;
-    if (intent.known) {
-      write = OpensForWrite(intent.flags);
-      ro = OpensReadOnly(intent.flags);
-      a.mask = intent.exec ? ima::may::kExec : FileCheckMask(intent.flags);
-      a.open_for_write = write;
-      a.direct_io = intent.flags & O_DIRECT;
-    } else {
-      // io_uring, a running thread, an unreadable /proc: measure as a read; no counts and
-      // no violation inferred (docs/limd.md).
-      if (stats_.unknown_syscall++ < 5) {
-        Log("open of " + FdPath(fd) + " by tid " + std::to_string(pid) + ": syscall unknown (" +
-            (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): measured as a read");
-      }
-      a.mask = ima::may::kRead;
-    }
-    // A write-open looks at reader counts (ToMToU, the pre-content shortcut below): every
-    // reader close that happened before it is queued by now. A reader's open of an inode
-    // with a close still queued reads them too: fanotify merges identical queued events
-    // (same thread, same file), and two closes merged into one would leave the count high.
-    if (dev.reader_close_group && (write || (ro && measurer_->Readers(key) > 0))) DrainReaderCloses();
-    open_ticket = measurer_->NoteOpen(key, write, ro);
-    if (ro && dev.reader_close_group) closes_->Learn(fd, key, facts.ctime_ns);
-    if (p->precontent_fs) {
-      // A write-only opener of an inode nobody else has open: its writes need no round
-      // trip. Any other opener while a writer exists may map it PROT_EXEC: pre-content
-      // must see it again (design.md).
-      bool write_only = intent.known && (intent.flags & O_ACCMODE) == O_WRONLY;
-      if (write_only && open_ticket.readers == 0 && open_ticket.writers == 0) {
-        AddIgnore(fd, key, p->ignore_epoch);
-      } else if (!write_only && open_ticket.writers > 0) {
-        RemoveIgnore(fd, key);
-        p->ignore_epoch = IgnoreEpoch(key);
-      }
-    }
-    p->elf_candidate = options_.elf_at_open && !p->precontent_fs && intent.known && !intent.exec && ro;
-    if (p->elf_candidate) elf_ticket = measurer_->NoteOpen(key, false, false);
-  }
-  p->access.counts = open_ticket;
-  p->exec_ticket = exec_ticket.ticket;
-  p->elf_ticket = elf_ticket.ticket;
+  if (mask & FAN_OPEN_PERM) NoteOpen(*p, intent, sc, scr, dev.reader_close_group, facts.ctime_ns);
   if (TryFastPath(*p, facts)) return;
-  {
-    std::lock_guard<std::mutex> lk(inflight_mu_);
-    if (inflight_.empty()) inflight_cv_.notify_one();  // the watchdog sleeps while none wait
-    inflight_.push_back(p);
-  }
-  Job j;
-  j.perm = std::move(p);
-  Enqueue(std::move(j));
+  EnqueuePerm(std::move(p));
 }
 
-bool FanotifyDaemon::ExecOpenFollows(uint64_t mask, pid_t pid, const InodeKey& key, SyscallState* sc) {
-  if (!(mask & FAN_OPEN_PERM) || (mask & FAN_OPEN_EXEC_PERM)) return false;
-  auto it = exec_.find(pid);
-  if (it == exec_.end() || !it->second.open_follows) return false;
-  ExecTrack& t = it->second;
-  t.open_follows = false;  // only the very next event of the thread
-  // The same inode, and soon: a thread killed between the two events cannot hand its tid
-  // to a new thread within a second (tids are reused only after the pid space wraps).
-  if (!(t.open_key == key) || std::chrono::steady_clock::now() - t.open_at > std::chrono::seconds(1)) return false;
-  *sc = t.open_sc;
-  stats_.exec_open_reuses++;
-  return true;
+void FanotifyDaemon::NoteExecOpen(Pending& p, const SyscallState& sc) {
+  const InodeKey& key = p.access.key;
+  p.steps |= kExecStep;
+  p.exec = execs_.OnExecOpen(p.access.pid, sc, key, p.start);
+  if (p.exec.prev) {
+    // The open after an ELF binary's in one execve: its interpreter.
+    if (options_.unmarked_exec && p.exec.prev->kind.load() == FileKindCache::kElf) interps_.Learn(key.dev, key.ino);
+  } else if (sc.blocked && options_.unmarked_exec && interps_.Contains(key.dev, key.ino)) {
+    p.origin = Origin::kCheck;  // an interpreter opened first: ld.so itself, or the binary is unmarked
+    p.sc = sc;
+  }
+  // Tickets: one per measurer step, taken here in event order.
+  p.exec_ticket = measurer_->NoteOpen(key, false, false).ticket;
+}
+
+void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const SyscallState& sc,
+                              const Result<SyscallState>& scr, bool reader_close_group, int64_t ctime_ns) {
+  Access& a = p.access;
+  const InodeKey& key = a.key;
+  p.steps |= kOpenStep;
+  bool write = false, ro = false;
+  if (intent.known) {
+    write = OpensForWrite(intent.flags);
+    ro = OpensReadOnly(intent.flags);
+    a.mask = intent.exec ? ima::may::kExec : FileCheckMask(intent.flags);
+    a.open_for_write = write;
+    a.direct_io = intent.flags & O_DIRECT;
+  } else {
+    // io_uring, a running thread, an unreadable /proc: measure as a read; no counts and
+    // no violation inferred (docs/limd.md).
+    if (stats_.unknown_syscall++ < 5) {
+      Log("open of " + FdPath(p.fd) + " by tid " + std::to_string(a.pid) + ": syscall unknown (" +
+          (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): measured as a read");
+    }
+    a.mask = ima::may::kRead;
+  }
+  // A write-open looks at reader counts (ToMToU, the pre-content shortcut below): every
+  // reader close that happened before it is queued by now. A reader's open of an inode
+  // with a close still queued reads them too: fanotify merges identical queued events
+  // (same thread, same file), and two closes merged into one would leave the count high.
+  if (reader_close_group && (write || (ro && measurer_->Readers(key) > 0))) DrainReaderCloses();
+  OpenCounts counts = measurer_->NoteOpen(key, write, ro);
+  if (ro && reader_close_group) closes_->Learn(p.fd, key, ctime_ns);
+  if (p.precontent_fs) {
+    // A write-only opener of an inode nobody else has open: its writes need no round
+    // trip. Any other opener while a writer exists may map it PROT_EXEC: pre-content
+    // must see it again (design.md).
+    bool write_only = intent.known && (intent.flags & O_ACCMODE) == O_WRONLY;
+    if (write_only && counts.readers == 0 && counts.writers == 0) {
+      ignores_->Add(p.fd, key, p.ignore_epoch);
+    } else if (!write_only && counts.writers > 0) {
+      ignores_->Remove(p.fd, key);
+      p.ignore_epoch = ignores_->Epoch(key);
+    }
+  }
+  if (options_.elf_at_open && !p.precontent_fs && intent.known && !intent.exec && ro) {
+    p.steps |= kElfStep;
+    p.elf_ticket = measurer_->NoteOpen(key, false, false).ticket;
+  }
+  a.counts = counts;
 }
 
 void FanotifyDaemon::Worker() {
@@ -695,15 +676,7 @@ void FanotifyDaemon::Worker() {
       queue_.pop_front();
     }
     if (j.overflow) {
-      // The kernel allowed events limd never saw: a visible gap, and no stale verdicts.
-      measurer_->Flush();
-      if (pre_fd_ >= 0) {  // no verdict is left: neither is any ignore mark
-        std::lock_guard<std::mutex> lk(ignore_mu_);
-        for (auto& e : ignore_epoch_) e++;
-        (void)fanotify_mark(pre_fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr);
-      }
-      Status s = list_->AppendBuffer("lim-event-overflow", "reason=fanotify_queue_overflow;", true);
-      Log("fanotify queue overflow: caches flushed" + (s.ok() ? std::string() : ", gap entry failed: " + s.message()));
+      OnOverflow();
     } else if (!j.open_failed.empty()) {
       // The kernel could not open the file for limd and denied the access: a visible gap.
       Status s = list_->AppendBuffer("lim-open-failed", j.open_failed, true);
@@ -719,13 +692,21 @@ void FanotifyDaemon::Worker() {
   }
 }
 
+void FanotifyDaemon::OnOverflow() {
+  // The kernel allowed events limd never saw: a visible gap, and no stale verdicts.
+  measurer_->Flush();
+  if (ignores_) ignores_->Flush();  // no verdict is left: neither is any ignore mark
+  Status s = list_->AppendBuffer("lim-event-overflow", "reason=fanotify_queue_overflow;", true);
+  Log("fanotify queue overflow: caches flushed" + (s.ok() ? std::string() : ", gap entry failed: " + s.message()));
+}
+
 Access FanotifyDaemon::ExecStep(const Pending& p, const Access& base) {
   Access a = base;
   a.mask = ima::may::kExec;
   a.open_for_write = false;
   // The first exec open of an execve is BPRM_CHECK, as is a #! interpreter; the ELF
   // interpreter that follows an ELF binary is the kernel's MMAP_CHECK.
-  a.func = p.interp_of_unmarked || (!p.exec_first && p.prev_exec && p.prev_exec->kind.load() == FileKindCache::kElf)
+  a.func = p.origin == Origin::kInterpOfUnmarked || (p.exec.prev && p.exec.prev->kind.load() == FileKindCache::kElf)
                ? ima::ImaHook::kMmapCheck
                : ima::ImaHook::kBprmCheck;
   a.counts = OpenCounts{0, 0, p.exec_ticket};
@@ -748,7 +729,7 @@ Access FanotifyDaemon::ElfStep(const Pending& p, const Access& base) {
 }
 
 bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
-  if (p.check_origin) return false;  // /proc reads and maybe a hash: a worker's
+  if (p.origin != Origin::kNone) return false;  // /proc reads and maybe a hash: a worker's
   Access base = p.access;
   bool have_creds = false;
   // One step, built from base by make(). Credentials are read only when a rule for the
@@ -764,24 +745,24 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
     have_creds = true;
     return measurer_->TryProcessCached(make(), facts, true) == Measurer::Fast::kDone;
   };
-  if (p.is_exec_perm) {
+  if (p.steps & kExecStep) {
     auto kind = kinds_.Get(base.key, facts);
     if (!kind) return false;
-    p.this_exec->kind.store(*kind);
+    p.exec.self->kind.store(*kind);
     if (!run([&] { return ExecStep(p, base); })) return false;
-    p.exec_done = true;
+    p.done |= kExecStep;
   }
-  if (p.is_open_perm) {
+  if (p.steps & kOpenStep) {
     if (!run([&] { return OpenStep(base); })) return false;
-    p.open_done = true;
+    p.done |= kOpenStep;
   }
-  if (p.elf_candidate) {
+  if (p.steps & kElfStep) {
     auto kind = p.access.counts.writers == 0 ? kinds_.Get(base.key, facts) : std::nullopt;
     if (!kind) return false;
     bool done = *kind == FileKindCache::kElf ? run([&] { return ElfStep(p, base); })
                                              : measurer_->TrySkip(base.key, p.elf_ticket);
     if (!done) return false;
-    p.elf_done = true;
+    p.done |= kElfStep;
   }
   Answer(p, true);
   return true;
@@ -795,12 +776,12 @@ void FanotifyDaemon::CheckOrigin(Pending& p) {
   if (static_cast<uint64_t>(st.st_dev) == p.access.key.dev && static_cast<uint64_t>(st.st_ino) == p.access.key.ino) {
     return;  // the interpreter run as the program (`ld.so /path/prog`)
   }
-  p.interp_of_unmarked = true;
+  p.origin = Origin::kInterpOfUnmarked;
   options_.unmarked_exec(p.access.pid, *target, static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino));
 }
 
 void FanotifyDaemon::DoPerm(Pending& p) {
-  if (p.check_origin) CheckOrigin(p);
+  if (p.origin == Origin::kCheck) CheckOrigin(p);
   Access base = p.access;
   base.path = FdPath(p.fd);
   if (base.path.empty()) {
@@ -821,10 +802,10 @@ void FanotifyDaemon::DoPerm(Pending& p) {
     // pre-content events for this inode need no round trip until a removal (epoch).
     if (p.precontent_fs && v.error.empty() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
         a.counts.writers == 0) {
-      AddIgnore(p.fd, a.key, p.ignore_epoch);
+      ignores_->Add(p.fd, a.key, p.ignore_epoch);
     }
   };
-  if (p.pre_exec) {
+  if (p.steps & kPreExecStep) {
     run(base);
     Answer(p, true);
     return;
@@ -838,12 +819,12 @@ void FanotifyDaemon::DoPerm(Pending& p) {
     if (facts.ok() && p.access.counts.writers == 0) kinds_.Put(base.key, *facts, kind);
     return kind;
   };
-  if (p.is_exec_perm && !p.exec_done) {
-    p.this_exec->kind.store(kind_of());
+  if (p.Needs(kExecStep)) {
+    p.exec.self->kind.store(kind_of());
     run(ExecStep(p, base));
   }
-  if (p.is_open_perm && !p.open_done) run(OpenStep(base));
-  if (p.elf_candidate && !p.elf_done) {
+  if (p.Needs(kOpenStep)) run(OpenStep(base));
+  if (p.Needs(kElfStep)) {
     if (kind_of() == FileKindCache::kElf) {
       run(ElfStep(p, base));
     } else {
@@ -855,22 +836,15 @@ void FanotifyDaemon::DoPerm(Pending& p) {
 
 void FanotifyDaemon::Answer(Pending& p, bool allow) {
   if (p.answered.exchange(true)) return;  // the watchdog answered already
-  struct fanotify_response resp{p.fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
-  if (::write(p.group, &resp, sizeof resp) != sizeof resp) {
+  uint32_t response = allow ? FAN_ALLOW : FAN_DENY;
+  if (!p.group->Respond(p.fd, response)) {
     stats_.reply_errors++;
     Log(std::string("fanotify response rejected: ") + strerror(errno) + "; retrying plain");
-    struct fanotify_response plain{p.fd, static_cast<__u32>(allow ? FAN_ALLOW : FAN_DENY)};
-    (void)!::write(p.group, &plain, sizeof plain);
+    (void)p.group->Respond(p.fd, response);
   }
   stats_.answered++;
-  auto us = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - p.start).count());
-  size_t b = 0;
-  while (b + 1 < stats_.latency_log2.size() && (1ull << b) <= us) ++b;
-  stats_.latency_log2[b]++;
-  uint64_t prev = stats_.latency_max_us.load();
-  while (us > prev && !stats_.latency_max_us.compare_exchange_weak(prev, us)) {
-  }
+  stats_.latency.Add(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - p.start).count()));
 }
 
 void FanotifyDaemon::Watchdog() {

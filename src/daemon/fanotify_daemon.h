@@ -26,6 +26,11 @@
 // also at shutdown, before the group fd is closed; a rejected response write falls back to
 // a plain FAN_ALLOW.
 //
+// The groups are behind FanotifyGroup / ReaderCloses (fanotify_group.h), so the event state
+// machine runs in unit tests against fakes. Pieces of it have their own files: ExecTracker
+// (the exec-opens of one execve), PrecontentIgnores (the ignore marks and their epochs),
+// LatencyHistogram.
+//
 // Threading: Create() and Run() from one thread; Stop() from any thread (signal-safe:
 // it only stores a flag).
 #pragma once
@@ -47,8 +52,12 @@
 #include <vector>
 
 #include "daemon/exec_origin.h"
+#include "daemon/exec_tracker.h"
+#include "daemon/fanotify_group.h"
 #include "daemon/file_kind_cache.h"
+#include "daemon/latency_histogram.h"
 #include "daemon/measurer.h"
+#include "daemon/precontent_ignores.h"
 #include "daemon/proc_context.h"
 #include "daemon/reader_close_group.h"
 #include "daemon/startup_scan.h"
@@ -92,6 +101,17 @@ struct DaemonOptions {
   std::function<void(pid_t tid, const ExecTarget& target, uint64_t dev, uint64_t ino)> unmarked_exec;
   // Whether the target may be looked up (stat) at all; unset: yes.
   std::function<bool(pid_t tid, const ExecTarget& target)> may_resolve;
+  // The syscall a thread is blocked in (tests; unset: /proc/<tid>/syscall, retried briefly
+  // while the thread is still "running").
+  std::function<Result<SyscallState>(pid_t tid)> read_syscall;
+};
+
+// The groups a daemon reads (Create opens the kernel's; tests pass fakes).
+struct FanotifyGroups {
+  std::unique_ptr<FanotifyGroup> content;     // required
+  std::unique_ptr<FanotifyGroup> precontent;  // null: the kernel has none
+  std::unique_ptr<ReaderCloses> closes;       // null: readers' closes in the content group
+  bool report_tid = false;                    // events carry thread ids
 };
 
 // Pseudo filesystems and the like: never marked (limd reads /proc for every event).
@@ -130,10 +150,7 @@ struct DaemonStats {
   // Permission events without an fd (FAN_REPORT_FD_ERROR): denied by the kernel, a gap entry
   // each; the group's marks are removed at the first.
   std::atomic<uint64_t> fd_errors{0};
-  std::atomic<uint64_t> latency_max_us{0};
-  // Decision latency histogram: bucket i counts latencies < 2^i µs (last bucket: the rest).
-  std::array<std::atomic<uint64_t>, 24> latency_log2{};
-  uint64_t Percentile(double p) const;  // upper bound of the bucket, µs
+  LatencyHistogram latency;  // decision latency of every answered permission event
 };
 
 class FanotifyDaemon {
@@ -141,10 +158,17 @@ class FanotifyDaemon {
   static Result<std::unique_ptr<FanotifyDaemon>> Create(const DaemonOptions& options, Measurer* measurer,
                                                         MeasurementList* list, Env* env,
                                                         std::function<void(const std::string&)> log);
+  // The same over groups already open (tests: fakes). options.watch is marked through them.
+  static Result<std::unique_ptr<FanotifyDaemon>> CreateWithGroups(const DaemonOptions& options, FanotifyGroups groups,
+                                                                  Measurer* measurer, MeasurementList* list, Env* env,
+                                                                  std::function<void(const std::string&)> log);
   ~FanotifyDaemon();
 
   // Reads and dispatches events until Stop(); then answers everything still pending.
   Status Run();
+  // One turn of Run()'s loop: waits up to timeout_ms on the groups and handles what came;
+  // false when nothing did (then the queued reader closes were read). Tests drive this.
+  Result<bool> ReadReady(int timeout_ms);
   // Marks one filesystem (a mount root reachable from limd; fstype from its mountinfo):
   // FAN_PRE_ACCESS in the pre-content group where the filesystem accepts it, then the
   // content mask. A superblock already marked is left alone. Any thread. remeasure: every
@@ -166,32 +190,37 @@ class FanotifyDaemon {
   bool report_tid() const { return report_tid_; }
 
  private:
-  struct ExecInfo {
-    std::atomic<int> kind{0};  // 0 unknown, 1 script (#!), 2 ELF
+  // The measurer steps of one permission event (Pending::steps, Pending::done).
+  enum Step : uint8_t {
+    kExecStep = 1,     // OPEN_EXEC_PERM: BPRM_CHECK, or MMAP_CHECK for an ELF interpreter
+    kOpenStep = 2,     // OPEN_PERM: FILE_CHECK
+    kElfStep = 4,      // a read-only open on a filesystem without pre-content: ELF-at-open MMAP_CHECK
+    kPreExecStep = 8,  // PRE_ACCESS in mmap(PROT_EXEC): the exact MMAP_CHECK
+  };
+  // ExecOrigin for an exec-open (the first of an execve, of a known ELF interpreter).
+  enum class Origin : uint8_t {
+    kNone,
+    kCheck,             // a worker resolves the execve's target (CheckOrigin)
+    kInterpOfUnmarked,  // …and it is a binary elsewhere: this exec step is MMAP_CHECK
   };
   struct Pending {
     int fd = -1;
-    int group = -1;  // the group the answer goes to
+    FanotifyGroup* group = nullptr;  // the group the answer goes to
     uint64_t mask = 0;
     std::chrono::steady_clock::time_point start;
     std::atomic<bool> answered{false};
-    bool is_open_perm = false;
-    bool is_exec_perm = false;
-    Access access;  // FILE_CHECK / BPRM / MMAP as decoded
-    bool exec_first = true;                 // first exec open of this execve
-    std::shared_ptr<ExecInfo> prev_exec;    // the previous exec open of this execve
-    std::shared_ptr<ExecInfo> this_exec;
-    bool elf_candidate = false;             // a read-only non-exec open: ELF-at-open check
+    Access access;             // FILE_CHECK / BPRM / MMAP as decoded
+    uint8_t steps = 0;         // Step bits this event needs
+    uint8_t done = 0;          // Step bits the reader ran already (the fast path)
+    ExecTracker::ExecOpen exec;  // with kExecStep: this execve's previous exec-open, and this one
     uint64_t exec_ticket = OpenCounts::kNoTicket;
     uint64_t elf_ticket = OpenCounts::kNoTicket;
-    bool pre_exec = false;        // a PRE_ACCESS in mmap(PROT_EXEC): the exact MMAP_CHECK
-    bool precontent_fs = false;   // the inode's filesystem has the pre-content mark
-    uint64_t ignore_epoch = 0;    // IgnoreEpoch() when the event was read
-    bool exec_done = false, open_done = false, elf_done = false;  // steps the reader ran
-    bool backing = false;  // an overlay backing file: every step skipped (counts kept)
-    bool check_origin = false;        // first exec-open of a known interpreter: ExecOrigin
-    bool interp_of_unmarked = false;  // …and the binary is elsewhere: this step is MMAP_CHECK
-    SyscallState sc;                  // with check_origin: the execve's syscall state
+    bool precontent_fs = false;  // the inode's filesystem has the pre-content mark
+    uint64_t ignore_epoch = 0;   // PrecontentIgnores::Epoch when the event was read
+    bool backing = false;        // an overlay backing file: every step skipped (counts kept)
+    Origin origin = Origin::kNone;
+    SyscallState sc;  // with Origin::kCheck: the execve's syscall state
+    bool Needs(Step s) const { return (steps & s) && !(done & s); }
     ~Pending();
   };
   struct Job {
@@ -207,30 +236,36 @@ class FanotifyDaemon {
   FanotifyDaemon(const DaemonOptions& o, Measurer* m, MeasurementList* l, Env* env,
                  std::function<void(const std::string&)> log)
       : options_(o), measurer_(m), list_(l), env_(env), log_(std::move(log)) {}
-  Status Init();
-  // Marks one filesystem (a checked mount root): FAN_PRE_ACCESS in the pre-content group
-  // where the filesystem accepts it, then the content mask. Any thread.
-  Status ReadEvents(int group);
-  // Waits up to timeout_ms on both groups and handles what came; false when nothing did.
-  Result<bool> ReadReady(int timeout_ms);
+  static Result<FanotifyGroups> OpenKernelGroups(const DaemonOptions& options,
+                                                 const std::function<void(const std::string&)>& log);
+  Status Init(FanotifyGroups groups);
+  Status ReadEvents(FanotifyGroup* group);
   // At stop: removes every filesystem mark, then reads and answers what is still queued.
   // Until then the reader keeps answering, so limd's own late accesses (the last list
   // appends, status.json) on a watched filesystem never wait on a reader that is gone.
   Status FlushMarksAndDrain();
-  void HandleEvent(int fd, uint64_t mask, pid_t pid);
+  void HandleEvent(const FanotifyEvent& e);
+  // A close (FAN_CLOSE_WRITE, or FAN_CLOSE_NOWRITE without a reader-close group): counts.
+  void HandleClose(int fd, uint64_t mask);
+  // FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM of someone else: decode, count, fast path or a worker.
+  void HandleOpenPerm(int fd, uint64_t mask, pid_t pid);
+  // HandleOpenPerm's exec part: the execve this exec-open belongs to, and its ticket.
+  void NoteExecOpen(Pending& p, const SyscallState& sc);
+  // HandleOpenPerm's open part: the access mask, counts, ignore marks, the ELF-at-open step.
+  void NoteOpen(Pending& p, const OpenIntent& intent, const SyscallState& sc, const Result<SyscallState>& read,
+                bool reader_close_group, int64_t ctime_ns);
   void HandlePreContent(int fd, pid_t pid);
   // A permission event the kernel could not open an fd for (FAN_REPORT_FD_ERROR): a gap entry
   // queued, the group's marks removed.
   void HandleFdError(int error, uint64_t mask, pid_t pid);
+  // Answers an event of limd or a trusted peer at once (never measured); closes fd.
+  void AllowNow(FanotifyGroup* group, int fd, bool perm);
   // limd itself or a trusted peer (a thread id with FAN_REPORT_TID, else a pid).
   bool Own(pid_t pid) const;
-  // Ignore marks (pre-content group, FAN_PRE_ACCESS only). Add: only when no removal for
-  // this inode happened since `epoch` was taken (event order). Remove: bumps the epoch.
-  uint64_t IgnoreEpoch(const InodeKey& key);
-  void AddIgnore(int fd, const InodeKey& key, uint64_t epoch);
-  void RemoveIgnore(int fd, const InodeKey& key);
+  Result<SyscallState> ReadEventSyscall(pid_t pid);
   void Worker();
   void Watchdog();
+  void OnOverflow();
   bool TryFastPath(Pending& p, const FileFacts& facts);  // facts: Env::Facts of p.fd
   void DoPerm(Pending& p);
   // The access of each measurer step of a permission event, from the event's base access.
@@ -239,6 +274,7 @@ class FanotifyDaemon {
   static Access ElfStep(const Pending& p, const Access& base);
   void Answer(Pending& p, bool allow);
   void Enqueue(Job j);
+  void EnqueuePerm(std::shared_ptr<Pending> p);
   void Log(const std::string& s) {
     if (log_) log_(s);
   }
@@ -248,8 +284,9 @@ class FanotifyDaemon {
   MeasurementList* list_;
   Env* env_;
   std::function<void(const std::string&)> log_;
-  int group_fd_ = -1;
-  int pre_fd_ = -1;  // pre-content group (-1: the kernel has none)
+  std::unique_ptr<FanotifyGroup> group_;  // content group
+  std::unique_ptr<FanotifyGroup> pre_;    // pre-content group (null: the kernel has none)
+  std::unique_ptr<PrecontentIgnores> ignores_;  // with pre_
   bool report_tid_ = false;
   std::atomic<size_t> marks_{0}, precontent_marks_{0};
   std::mutex marks_mu_;
@@ -264,17 +301,16 @@ class FanotifyDaemon {
   // least every kDrainInterval).
   void DrainReaderCloses();
   static constexpr std::chrono::milliseconds kDrainInterval{50};
-  std::unique_ptr<ReaderCloseGroup> closes_;
+  std::unique_ptr<ReaderCloses> closes_;
   std::chrono::steady_clock::time_point last_drain_{};  // reader thread
   std::map<uint64_t, DevInfo> devs_;  // marked superblocks (st_dev), under marks_mu_
   // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no
   // new mark appears, so the drain in Run() sees the last event anyone can queue.
   std::mutex mark_order_mu_;
   bool closing_ = false;  // under mark_order_mu_
-  std::mutex ignore_mu_;  // orders ignore-mark calls with their epochs
-  std::array<uint64_t, 4096> ignore_epoch_{};  // striped by inode
   pid_t self_ = 0;
   int task_dir_ = -1;  // /proc/self/task: is an event's tid one of limd's threads?
+  std::vector<int> peer_task_dirs_;  // /proc/<peer>/task of each trusted peer (-1: gone)
   std::atomic<bool> stop_{false};
   DaemonStats stats_;
 
@@ -290,21 +326,7 @@ class FanotifyDaemon {
   std::thread watchdog_;
   std::atomic<bool> watchdog_stop_{false};
 
-  struct ExecTrack {
-    std::string line;
-    std::shared_ptr<ExecInfo> last;
-    // The kernel raises FAN_OPEN_PERM right after the FAN_OPEN_EXEC_PERM of the same open
-    // (fsnotify_open_perm), with the thread still blocked in the same execve: that
-    // OPEN_PERM reuses this syscall state instead of reading /proc/<tid>/syscall again.
-    bool open_follows = false;
-    InodeKey open_key;
-    SyscallState open_sc;
-    std::chrono::steady_clock::time_point open_at;
-  };
-  std::map<pid_t, ExecTrack> exec_;  // reader thread only
-  // Whether this OPEN_PERM is the one that follows pid's OPEN_EXEC_PERM of key; then *sc
-  // is that event's syscall state.
-  bool ExecOpenFollows(uint64_t mask, pid_t pid, const InodeKey& key, SyscallState* sc);
+  ExecTracker execs_;  // reader thread only
   FileKindCache kinds_;
   InterpreterSet interps_;  // inodes seen as an ELF interpreter (ExecOrigin's filter)
   void CheckOrigin(Pending& p);  // worker: the binary behind an interpreter's exec-open

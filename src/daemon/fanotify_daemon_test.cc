@@ -1,7 +1,21 @@
 #include "daemon/fanotify_daemon.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "base/file.h"
+#include "base/own_threads.h"
+#include "daemon/fake_fanotify_group_test_util.h"
+#include "daemon/fanotify_uapi.h"
+#include "daemon/measurer_test_util.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 
@@ -21,6 +35,268 @@ TEST(FanotifyDaemon, PreContentOnlyForPoliciesThatMeasureMmap) {
   EXPECT_FALSE(Needs("measure func=FILE_CHECK mask=MAY_READ\nmeasure func=BPRM_CHECK\n"));
   EXPECT_FALSE(Needs("dont_measure func=MMAP_CHECK\nappraise func=MMAP_CHECK\n"));
   EXPECT_TRUE(PolicyMeasuresMmap(*ima::BuiltinPolicy("tcb")));
+}
+
+}  // namespace
+}  // namespace lim::daemon
+
+// The event state machine through fake groups (fake_fanotify_group_test_util.h): no root,
+// no kernel group. Files are real (a temporary directory); the measurer and the list are
+// real; the syscall each event's thread is blocked in comes from the test.
+namespace lim::daemon {
+namespace {
+
+using testing::FakeFanotifyGroup;
+using testing::FakeReaderCloses;
+
+constexpr pid_t kTid = 4194000;  // a thread of someone else (no such process: nothing in /proc)
+constexpr uint32_t kAllow = 0x01;  // FAN_ALLOW
+
+class FanotifyDaemonFake : public testing::MeasurerFixture {
+ protected:
+  // precontent: the fake pre-content group takes marks (a filesystem with FAN_PRE_ACCESS).
+  // kNoFileCheck: reads are not measured (a measured read adds an ignore mark of its own).
+  static constexpr const char* kPolicy =
+      "measure func=BPRM_CHECK\nmeasure func=FILE_CHECK mask=MAY_READ\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n";
+  static constexpr const char* kNoFileCheck = "measure func=BPRM_CHECK\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n";
+  void Start(bool precontent, std::vector<pid_t> peers = {}, const char* policy = kPolicy) {
+    ASSERT_NO_FATAL_FAILURE(OpenParts(policy, ListConfig{}, RealEnv()));
+    measurer_ = std::make_unique<Measurer>(MeasurerConfig{}, matcher_.get(), list_.get(), RealEnv());
+    files_ = lim::testing::MakeTempDir();
+    FanotifyGroups g;
+    auto content = std::make_unique<FakeFanotifyGroup>();
+    auto pre = std::make_unique<FakeFanotifyGroup>(precontent);
+    auto closes = std::make_unique<FakeReaderCloses>();
+    content_ = content.get();
+    pre_ = pre.get();
+    closes_ = closes.get();
+    g.content = std::move(content);
+    g.precontent = std::move(pre);
+    g.closes = std::move(closes);
+    g.report_tid = true;
+    DaemonOptions o;
+    o.workers = 1;
+    o.reader_nice = 0;
+    o.trusted_peers = std::move(peers);
+    o.read_syscall = [this](pid_t tid) -> Result<SyscallState> {
+      std::lock_guard<std::mutex> lk(mu_);
+      syscall_reads_[tid]++;
+      auto it = syscalls_.find(tid);
+      if (it == syscalls_.end()) return Status::NotFound("no syscall for tid " + std::to_string(tid));
+      return it->second;
+    };
+    auto d = FanotifyDaemon::CreateWithGroups(o, std::move(g), measurer_.get(), list_.get(), RealEnv(), nullptr);
+    ASSERT_TRUE(d.ok()) << d.status().message();
+    daemon_ = std::move(*d);
+    ASSERT_TRUE(daemon_->MarkFilesystem(files_, "ext4").ok());
+  }
+  void TearDown() override { daemon_.reset(); }
+
+  // tid is blocked in openat(…, flags) / execve.
+  void Openat(pid_t tid, int flags) { SetSyscall(tid, sysno::kOpenat, flags, "257 0xffffff9c 0x1000 0x" + std::to_string(flags)); }
+  void Execve(pid_t tid) { SetSyscall(tid, sysno::kExecve, 0, "59 0x2000 0x3000 0x4000"); }
+  void SetSyscall(pid_t tid, long nr, int flags, const std::string& line) {
+    SyscallState s;
+    s.blocked = true;
+    s.nr = nr;
+    s.args[2] = static_cast<uint64_t>(flags);
+    s.line = line;
+    std::lock_guard<std::mutex> lk(mu_);
+    syscalls_[tid] = s;
+  }
+  int SyscallReads(pid_t tid) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return syscall_reads_[tid];
+  }
+  std::string File(const std::string& name, const std::string& content = "data\n") {
+    std::string path = files_ + "/" + name;
+    EXPECT_TRUE(WriteFileBytes(path, AsBytes(content)).ok());
+    return path;
+  }
+  static int OpenFd(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << path;
+    return fd;
+  }
+  static InodeKey KeyOf(const std::string& path) {
+    struct stat st;
+    EXPECT_EQ(::stat(path.c_str(), &st), 0);
+    return {static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  }
+  // One turn of the reader loop over what was pushed.
+  void ReadOnce() {
+    auto r = daemon_->ReadReady(1000);
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_TRUE(*r);
+  }
+
+  std::string files_;
+  FakeFanotifyGroup *content_ = nullptr, *pre_ = nullptr;
+  FakeReaderCloses* closes_ = nullptr;
+  std::unique_ptr<FanotifyDaemon> daemon_;
+  std::mutex mu_;
+  std::map<pid_t, SyscallState> syscalls_;
+  std::map<pid_t, int> syscall_reads_;
+};
+
+TEST_F(FanotifyDaemonFake, MarksEachGroupWithItsMask) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true));
+  auto marks = content_->marks();
+  ASSERT_EQ(marks.size(), 1u);
+  EXPECT_EQ(marks[0].path, files_);
+  // Readers' closes go to the reader-close group: not in the content mask.
+  EXPECT_EQ(marks[0].mask, uint64_t{FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_CLOSE_WRITE});
+  ASSERT_EQ(pre_->marks().size(), 1u);
+  EXPECT_EQ(pre_->marks()[0].mask, uint64_t{FAN_PRE_ACCESS});
+  EXPECT_EQ(daemon_->precontent_marks(), 1u);
+  EXPECT_EQ(daemon_->marks(), 1u);
+}
+
+TEST_F(FanotifyDaemonFake, OpenPermAfterExecOpenReusesItsSyscall) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/false));
+  std::string prog = File("prog", "#!/bin/sh\necho hi\n");
+  Execve(kTid);
+  uint64_t entries = list_->entries();
+  // The kernel raises FAN_OPEN_PERM right after the FAN_OPEN_EXEC_PERM of the same open.
+  content_->Push(OpenFd(prog), FAN_OPEN_EXEC_PERM, kTid);
+  content_->Push(OpenFd(prog), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  auto answers = content_->WaitAnswers(2);
+  ASSERT_EQ(answers.size(), 2u);
+  for (const auto& a : answers) {
+    EXPECT_EQ(a.path, prog);
+    EXPECT_EQ(a.response, kAllow);
+  }
+  EXPECT_EQ(SyscallReads(kTid), 1);  // the OPEN_PERM took the exec-open's
+  EXPECT_EQ(daemon_->stats().exec_open_reuses.load(), 1u);
+  // BPRM_CHECK measured it; the OPEN_PERM of an execve is FILE_CHECK with MAY_EXEC (no rule).
+  EXPECT_EQ(list_->entries(), entries + 1);
+  EXPECT_EQ(daemon_->stats().perm_events.load(), 2u);
+
+  // Another open of the same file by the same thread later is no part of that execve.
+  Openat(kTid, O_RDONLY);
+  content_->Push(OpenFd(prog), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  EXPECT_EQ(content_->WaitAnswers(3).size(), 3u);
+  EXPECT_EQ(SyscallReads(kTid), 2);
+  EXPECT_EQ(daemon_->stats().exec_open_reuses.load(), 1u);
+}
+
+TEST_F(FanotifyDaemonFake, ReaderClosesAreDrainedBeforeAWriteOpen) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true, {}, kNoFileCheck));
+  std::string f = File("f");
+  constexpr pid_t kReader = kTid, kWriter = kTid + 1;
+  Openat(kReader, O_RDONLY);
+  Openat(kWriter, O_WRONLY);
+  // The reader opened and closed the file before the writer's open; its close waits in the
+  // reader-close group. One batch: the write-open must drain it before it looks at counts.
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kReader);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kWriter);
+  closes_->PushClose(KeyOf(f), kReader);
+  ReadOnce();
+  EXPECT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_EQ(closes_->drains(), 1);
+  EXPECT_EQ(closes_->learned(), 1u);  // the reader's handle
+  EXPECT_EQ(daemon_->stats().reader_closes.load(), 1u);
+  // So the writer is alone: its writes need no pre-content round trip.
+  EXPECT_EQ(pre_->ignores_added(), std::vector<std::string>{f});
+  EXPECT_EQ(measurer_->Readers(KeyOf(f)), 0u);
+}
+
+TEST_F(FanotifyDaemonFake, WithoutTheReadersCloseTheWriterIsNotAlone) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true, {}, kNoFileCheck));
+  std::string f = File("f");
+  Openat(kTid, O_RDONLY);
+  Openat(kTid + 1, O_WRONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid + 1);
+  ReadOnce();
+  EXPECT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_TRUE(pre_->ignores_added().empty());  // a reader still holds it
+  EXPECT_EQ(measurer_->Readers(KeyOf(f)), 1u);
+}
+
+TEST_F(FanotifyDaemonFake, PrecontentIgnoreFollowsTheWriter) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true));
+  std::string f = File("f");
+  constexpr pid_t kWriter = kTid, kReader = kTid + 1;
+  Openat(kWriter, O_WRONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kWriter);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(1).size(), 1u);
+  EXPECT_EQ(pre_->ignores_added(), std::vector<std::string>{f});  // a lone write-only opener
+  EXPECT_TRUE(pre_->ignores_removed().empty());
+  // A reader while the writer has it open may map it PROT_EXEC: pre-content must see it.
+  Openat(kReader, O_RDONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kReader);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_EQ(pre_->ignores_removed(), std::vector<std::string>{f});
+  // The writer's close: the last writer is gone, the mark goes again (no answer: a notification).
+  content_->Push(OpenFd(f), FAN_CLOSE_WRITE, kWriter);
+  ReadOnce();
+  EXPECT_EQ(pre_->ignores_removed().size(), 2u);
+  EXPECT_EQ(content_->answers().size(), 2u);
+  EXPECT_EQ(daemon_->stats().ignores_added.load(), 1u);
+  EXPECT_EQ(daemon_->stats().ignores_removed.load(), 2u);
+}
+
+TEST_F(FanotifyDaemonFake, OverflowFlushesVerdictsAndIgnoreMarksAndLeavesAGap) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true));
+  uint64_t entries = list_->entries();
+  content_->Push(FAN_NOFD, FAN_Q_OVERFLOW, 0);
+  ReadOnce();
+  // The worker flushes, then appends the gap entry.
+  for (int i = 0; i < 500 && list_->entries() == entries; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(list_->entries(), entries + 1);  // lim-event-overflow
+  EXPECT_EQ(pre_->inode_flushes(), 1);
+  EXPECT_EQ(daemon_->stats().overflows.load(), 1u);
+  EXPECT_TRUE(content_->answers().empty());
+}
+
+TEST_F(FanotifyDaemonFake, OwnThreadsAndTheTpmPeerAreAnsweredAtOnceUnmeasured) {
+  pid_t peer = ::getppid();  // stands in for the TPM server: a process that is not this one
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/false, {peer}));
+  std::string f = File("f");
+  uint64_t entries = list_->entries();
+  pid_t own_tid = 0;
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  std::thread own = StartOwnThread([&] {
+    std::unique_lock<std::mutex> lk(m);
+    own_tid = ::gettid();
+    cv.notify_all();
+    cv.wait(lk, [&] { return done; });
+  });
+  {
+    std::unique_lock<std::mutex> lk(m);
+    cv.wait(lk, [&] { return own_tid != 0; });
+  }
+  for (pid_t pid : {::getpid(), own_tid, peer}) content_->Push(OpenFd(f), FAN_OPEN_PERM, pid);
+  content_->Push(OpenFd(f), FAN_CLOSE_WRITE, own_tid);
+  ReadOnce();
+  // Answered by the reader itself, before ReadReady returned; no syscall read, nothing measured.
+  auto answers = content_->answers();
+  ASSERT_EQ(answers.size(), 3u);
+  for (const auto& a : answers) EXPECT_EQ(a.response, kAllow);
+  EXPECT_EQ(daemon_->stats().own_events.load(), 4u);
+  EXPECT_EQ(daemon_->stats().perm_events.load(), 0u);
+  EXPECT_EQ(SyscallReads(::getpid()) + SyscallReads(own_tid) + SyscallReads(peer), 0);
+  EXPECT_EQ(list_->entries(), entries);
+  // Someone else's open of the same file is measured.
+  Openat(kTid, O_RDONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  EXPECT_EQ(content_->WaitAnswers(4).size(), 4u);
+  EXPECT_EQ(daemon_->stats().perm_events.load(), 1u);
+  EXPECT_EQ(list_->entries(), entries + 1);
+  {
+    std::lock_guard<std::mutex> lk(m);
+    done = true;
+  }
+  cv.notify_all();
+  own.join();
 }
 
 }  // namespace

@@ -605,10 +605,10 @@ std::string Limd::StatusDocument(bool running) {
   j["own_files_revoked"] = own_files_.revoked();
   j["uptime_seconds"] = secs;
   j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
-  j["latency_us"] = {{"p50", ds.Percentile(0.5)},
-                     {"p90", ds.Percentile(0.9)},
-                     {"p99", ds.Percentile(0.99)},
-                     {"max", ds.latency_max_us.load()}};
+  j["latency_us"] = {{"p50", ds.latency.Percentile(0.5)},
+                     {"p90", ds.latency.Percentile(0.9)},
+                     {"p99", ds.latency.Percentile(0.99)},
+                     {"max", ds.latency.max_us()}};
   j["state"] = std::filesystem::absolute(flags_.state).string();
   j["control_socket"] = flags_.control_socket;
   j["log"] = logger_.Describe();

@@ -42,23 +42,24 @@
 #include <unordered_set>
 
 #include "base/status.h"
+#include "daemon/fanotify_group.h"
 #include "daemon/measurer.h"
 
 namespace lim::daemon {
 
-class ReaderCloseGroup {
+class ReaderCloseGroup final : public ReaderCloses {
  public:
   // nullptr when the kernel refuses such a group (then every close stays in the content
   // group). report_tid: events carry the closing thread's id (for limd's own closes).
   static std::unique_ptr<ReaderCloseGroup> Create(bool report_tid);
-  ~ReaderCloseGroup();
+  ~ReaderCloseGroup() override;
   ReaderCloseGroup(const ReaderCloseGroup&) = delete;
   ReaderCloseGroup& operator=(const ReaderCloseGroup&) = delete;
 
   // Marks the filesystem mounted at root (device dev). False: not marked (see above).
-  bool Mark(const std::string& root, uint64_t dev);
+  bool Mark(const std::string& root, uint64_t dev) override;
   // Forgets superblock dev (its marks went with it; a new superblock may take its number).
-  void Forget(uint64_t dev);
+  void Forget(uint64_t dev) override;
   bool Marked(uint64_t dev) const {
     std::lock_guard<std::mutex> lk(mu_);
     return devs_.count(dev) != 0;
@@ -67,9 +68,9 @@ class ReaderCloseGroup {
   // The handle of an inode a reader just opened (fd: the event's), asked once per inode
   // and ctime: an inode number reused by a new file comes with a new ctime (and a new
   // handle), so the new file's handle is learned too.
-  void Learn(int fd, const InodeKey& key, int64_t ctime_ns);
+  void Learn(int fd, const InodeKey& key, int64_t ctime_ns) override;
   // A handle found another way (the start scan: encoded by EncodeHandle).
-  void Learn(const InodeKey& key, const std::string& handle, int64_t ctime_ns);
+  void Learn(const InodeKey& key, const std::string& handle, int64_t ctime_ns) override;
   size_t known() const {
     std::lock_guard<std::mutex> lk(mu_);
     return by_handle_.size();
@@ -78,13 +79,13 @@ class ReaderCloseGroup {
   // kMaxKnown: limd's bound (about 140 bytes a handle; a forgotten one is learned again,
   // one name_to_handle_at, at the inode's next read-open).
   static constexpr size_t kMaxKnown = 1 << 14;
-  void Prune(size_t max, const std::function<bool(const InodeKey&)>& keep);
+  void Prune(size_t max, const std::function<bool(const InodeKey&)>& keep) override;
 
   // Reads every queued close; on_close(inode, tid) for each one of a learned inode.
   // Returns the number of events read.
-  Result<size_t> Drain(const std::function<void(const InodeKey&, pid_t)>& on_close);
+  Result<size_t> Drain(const std::function<void(const InodeKey&, pid_t)>& on_close) override;
   // Removes every mark (shutdown); queued events can still be drained.
-  void FlushMarks();
+  void FlushMarks() override;
 
   // The AT_HANDLE_FID handle of path (relative to dirfd; flags as name_to_handle_at),
   // as handle_type followed by the handle bytes; nullopt when the filesystem has none.

@@ -1,0 +1,88 @@
+#include "daemon/fanotify_group.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/fanotify.h>
+#include <unistd.h>
+
+#include "base/file.h"
+#include "daemon/fanotify_uapi.h"
+
+namespace lim::daemon {
+
+namespace {
+
+class KernelFanotifyGroup final : public FanotifyGroup {
+ public:
+  explicit KernelFanotifyGroup(int fd) : fd_(fd) {}
+  ~KernelFanotifyGroup() override { ::close(fd_); }
+
+  int poll_fd() const override { return fd_; }
+
+  Status Read(std::vector<FanotifyEvent>* events) override {
+    alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
+    ssize_t n = ::read(fd_, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) return Status::Ok();
+      return Status::IoError(std::string("read fanotify: ") + strerror(errno));
+    }
+    auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
+    while (FAN_EVENT_OK(m, n)) {
+      if (m->vers != FANOTIFY_METADATA_VERSION) return Status::Unsupported("fanotify metadata version mismatch");
+      events->push_back(FanotifyEvent{m->fd, m->mask, m->pid});
+      m = FAN_EVENT_NEXT(m, n);
+    }
+    return Status::Ok();
+  }
+
+  bool Respond(int fd, uint32_t response) override {
+    struct fanotify_response resp{fd, response};
+    return ::write(fd_, &resp, sizeof resp) == sizeof resp;
+  }
+
+  Status MarkFilesystem(const std::string& path, uint64_t mask) override {
+    if (fanotify_mark(fd_, FAN_MARK_ADD | FAN_MARK_FILESYSTEM, mask, AT_FDCWD, path.c_str()) != 0) {
+      return Status::Unavailable(strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  Status FlushFilesystemMarks() override {
+    if (fanotify_mark(fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr) != 0) {
+      return Status::Unavailable(strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  bool AddInodeIgnore(int fd, uint64_t mask) override {
+    return fanotify_mark(fd_, FAN_MARK_ADD | FAN_MARK_IGNORE | FAN_MARK_IGNORED_SURV_MODIFY | FAN_MARK_EVICTABLE,
+                         mask, fd, nullptr) == 0;
+  }
+
+  bool RemoveInodeIgnore(int fd, uint64_t mask) override {
+    return fanotify_mark(fd_, FAN_MARK_REMOVE | FAN_MARK_IGNORE, mask, fd, nullptr) == 0;
+  }
+
+  void FlushInodeMarks() override { (void)fanotify_mark(fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr); }
+
+  Result<std::string> FdInfo() override { return ReadFileText("/proc/self/fdinfo/" + std::to_string(fd_)); }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<FanotifyGroup>> OpenFanotifyGroup(unsigned init_flags, unsigned event_f_flags) {
+  int fd = fanotify_init(init_flags, event_f_flags);
+  if (fd < 0) {
+    int e = errno;
+    Status s = Status::Unavailable(std::string("fanotify_init: ") + strerror(e));
+    errno = e;  // callers fall back on EINVAL (a flag this kernel does not know)
+    return s;
+  }
+  return std::unique_ptr<FanotifyGroup>(new KernelFanotifyGroup(fd));
+}
+
+}  // namespace lim::daemon

@@ -794,13 +794,13 @@ void FanotifyDaemon::DoPerm(Pending& p) {
   auto run = [&](const Access& a) {
     if (p.backing) return measurer_->Skip(a.key, a.counts.ticket);  // the overlay file is measured
     Verdict v = measurer_->Process(a);
-    if (!v.error.empty()) {
+    if (!v.status.ok()) {
       stats_.measure_errors++;
-      Log("measure " + a.path + ": " + v.error);
+      Log("measure " + a.path + ": " + v.status.message());
     }
     // Measured into its PCR and unchanged: a PROT_EXEC mmap would only hit the cache, so
     // pre-content events for this inode need no round trip until a removal (epoch).
-    if (p.precontent_fs && v.error.empty() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
+    if (p.precontent_fs && v.status.ok() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
         a.counts.writers == 0) {
       ignores_->Add(p.fd, a.key, p.ignore_epoch);
     }

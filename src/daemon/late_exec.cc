@@ -105,8 +105,8 @@ void LateExecs::MeasureBeforeRun(pid_t tid, const ExecTarget& target, uint64_t d
   Access a = ExecAccess(fd, tid, target.path, fstype, {dev, ino});
   Verdict v = measurer_->Process(a);
   ::close(fd);
-  if (!v.error.empty()) {
-    if (hooks_.log) hooks_.log("measure " + target.path + " before it runs: " + v.error);
+  if (!v.status.ok()) {
+    if (hooks_.log) hooks_.log("measure " + target.path + " before it runs: " + v.status.message());
     return;  // OnExec() tries again, late
   }
   {
@@ -208,8 +208,8 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   Access a = ExecAccess(fd, pid, path, fstype, key);
   Verdict v = measurer_->Process(a);
   ::close(fd);
-  if (!v.error.empty()) {
-    gap("measure: " + v.error);
+  if (!v.status.ok()) {
+    gap("measure: " + v.status.message());
     return;
   }
   // No rule for it: the kernel would record nothing. A cached verdict still gets the late

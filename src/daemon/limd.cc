@@ -158,7 +158,7 @@ Status Limd::OpenTpm() {
     a.path = path;
     a.comm = "limd";
     auto v = measurer_->Process(a);
-    if (!v.error.empty()) return Status::IoError(v.error);
+    if (!v.status.ok()) return Status::IoError(v.status.message());
     return v.measure_rule;
   };
   recorder.record_text = [this](std::string_view bytes) { return list_->AppendBuffer("lim-policy-update", bytes); };
@@ -222,7 +222,7 @@ void Limd::MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask
   a.path = path;
   a.comm = "limd";
   auto v = measurer_->Process(a);
-  if (!v.error.empty()) Log("measure " + path + ": " + v.error);
+  if (!v.status.ok()) Log("measure " + path + ": " + v.status.message());
   ::close(fd);
 }
 
@@ -399,7 +399,7 @@ void Limd::OnKeyOrMemfdRecord(const TraceRecord& r) {
   ExeOutcome o = MeasureProcessExe(measurer_.get(), list_.get(), pid, ExeOptions{"exec", filename, true});
   if (o.kind == ExeOutcome::Kind::kMemfd) {
     memfd_execs_++;
-    if (!o.verdict.error.empty()) Log("memfd exec of pid " + std::to_string(pid) + ": " + o.verdict.error);
+    if (!o.verdict.status.ok()) Log("memfd exec of pid " + std::to_string(pid) + ": " + o.verdict.status.message());
   }
   if (o.gap) memfd_gaps_++;
 }

@@ -271,7 +271,7 @@ void Measurer::Violation(const Access& a, const char* cause, const FileFacts& f)
 Verdict Measurer::Process(const Access& a) {
   Verdict v;
   auto facts_r = env_->Facts(a.fd);
-  if (!facts_r.ok()) v.error = facts_r.status().message();
+  if (!facts_r.ok()) v.status = facts_r.status();
   InodeKey key = a.counts.ticket != OpenCounts::kNoTicket ? a.key
                  : facts_r.ok()                          ? InodeKey{facts_r->dev, facts_r->ino}
                                                          : InodeKey{};
@@ -307,9 +307,10 @@ Measurer::Fast Measurer::TryProcessCached(const Access& a, const FileFacts& fact
     if (!SameForAnyCreds(a, facts, st.get(), view)) return Fast::kNeedsCreds;
     if (v) *v = Verdict{};
   } else {
-    bool needs_io = false;
-    Verdict r = ProcessLocked(a, facts, st.get(), view, true, &needs_io);
-    if (needs_io) return Fast::kNeedsWorker;  // the ticket stays unserved: a worker runs the step
+    ApplyFlush(st.get());
+    Decision d = Decide(a, facts, *st, view);
+    if (d.NeedsIo()) return Fast::kNeedsWorker;  // the ticket stays unserved: a worker runs the step
+    Verdict r = Execute(a, facts, st.get(), d);   // no I/O
     if (v) *v = r;
   }
   PassTurn(st.get());
@@ -360,11 +361,15 @@ void Measurer::Skip(const InodeKey& key, uint64_t ticket) {
   Turn turn(st.get(), ticket);
 }
 
-Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view,
-                                bool no_io, bool* needs_io) {
-  Verdict v;
+Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view) {
   ApplyFlush(st);
-  if (OwnStateFile(a, facts)) return v;  // limd's securityfs: never measured, no violation
+  return Execute(a, facts, st, Decide(a, facts, *st, view));
+}
+
+Measurer::Decision Measurer::Decide(const Access& a, const FileFacts& facts, const InodeState& st,
+                                    const PolicyView& view) {
+  Decision d;
+  if (OwnStateFile(a, facts)) return d;  // limd's securityfs: never measured, no violation
 
   ima::PolicyAccess pa;
   pa.func = a.func;
@@ -383,45 +388,53 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
   pa.fsuuid = facts.fsuuid;
   pa.fsname = a.fsname;
   const ima::PolicyMatcher* matcher = view.matcher;  // one policy per access
-  ima::PolicyDecision d = matcher->Decide(pa, ima::action::kMeasure);
-  bool must_measure = d.of(ima::ActionClass::kMeasure).yes;
-  v.measure_rule = must_measure;
+  ima::PolicyDecision pd = matcher->Decide(pa, ima::action::kMeasure);
+  d.measure_rule = pd.of(ima::ActionClass::kMeasure).yes;
   bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
                           a.func == ima::ImaHook::kMmapCheckReqprot) &&
                          (matcher->policy_actions() & ima::action::kMeasure);
-  if (!must_measure && !violation_check) return v;
-
   if (violation_check) {
     // ima_rdwr_violation_check, 6.15 rules.
     if (a.open_for_write) {
-      if (a.counts.readers > 0 && st->may_emit_tomtou) {
-        if (no_io) return *needs_io = true, v;
-        st->may_emit_tomtou = false;
-        Violation(a, "ToMToU", facts);
-        v.violations++;
-      }
-    } else if (must_measure) {
-      st->may_emit_tomtou = true;
-      if (a.counts.writers > 0 && !st->emitted_open_writers) {
-        if (no_io) return *needs_io = true, v;
-        st->emitted_open_writers = true;
-        Violation(a, "open_writers", facts);
-        v.violations++;
-      }
+      d.tomtou = a.counts.readers > 0 && st.may_emit_tomtou;
+    } else if (d.measure_rule) {
+      d.note_read = true;
+      d.open_writers = a.counts.writers > 0 && !st.emitted_open_writers;
     }
   }
-  if (!must_measure) return v;
-
-  int pcr = d.pcr >= 0 ? d.pcr : config_.pcr;
-  uint64_t bit = 1ull << pcr;
+  if (!d.measure_rule) return d;
+  d.pcr = pd.pcr >= 0 ? pd.pcr : config_.pcr;
+  d.template_name = pd.template_name ? *pd.template_name : config_.template_name;
   // remeasure: as process_measurement() clears IMA_DONE_MASK and measured_pcrs before
-  // every access of such a filesystem. Otherwise, while writers are open the verdict stands (kernel semantics); with none, a changed
-  // tuple means a change limd did not see close (e.g. before it started): measure again.
-  if (a.remeasure || (st->collected && a.counts.writers == 0 && !st->facts.SameContentAs(facts))) {
+  // every access of such a filesystem. Otherwise, while writers are open the verdict stands
+  // (kernel semantics); with none, a changed tuple means a change limd did not see close
+  // (e.g. before it started): measure again.
+  d.forget = a.remeasure || (st.collected && a.counts.writers == 0 && !st.facts.SameContentAs(facts));
+  d.cached = !d.forget && (st.measured_pcrs & (1ull << d.pcr));
+  return d;
+}
+
+Verdict Measurer::Execute(const Access& a, const FileFacts& facts, InodeState* st, const Decision& d) {
+  Verdict v;
+  v.allow = d.answer == Decision::Answer::kAllow;
+  v.measure_rule = d.measure_rule;
+  if (d.tomtou) {
+    st->may_emit_tomtou = false;
+    Violation(a, "ToMToU", facts);
+    v.violations++;
+  }
+  if (d.note_read) st->may_emit_tomtou = true;
+  if (d.open_writers) {
+    st->emitted_open_writers = true;
+    Violation(a, "open_writers", facts);
+    v.violations++;
+  }
+  if (!d.measure_rule) return v;
+  if (d.forget) {
     st->collected = false;
     st->measured_pcrs = 0;
   }
-  if (st->measured_pcrs & bit) {
+  if (d.cached) {
     v.cached = true;
     cache_hits_++;
     if (st->collected && st->algo) {
@@ -430,7 +443,6 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
     }
     return v;
   }
-  if (no_io) return *needs_io = true, v;
   auto xattr = env_->ImaXattr(a.fd);
   std::optional<Bytes> x = xattr.ok() ? *xattr : std::nullopt;
   HashAlgo algo = config_.hash;
@@ -444,28 +456,28 @@ Verdict Measurer::ProcessLocked(const Access& a, const FileFacts& facts, InodeSt
     if (!st->collected) {
       Status s = Collect(a, facts, x, st);
       if (!s.ok()) {
-        v.error = a.path + ": " + s.message();
+        v.status = s.WithPrefix(a.path);
         return v;
       }
     }
     algo = *st->algo;
     digest.assign(st->digest.begin(), st->digest.begin() + static_cast<std::ptrdiff_t>(algo.size));
   }
-  std::string tmpl = d.template_name ? *d.template_name : config_.template_name;
-  auto rec = FileRecord(tmpl, algo, digest, a.path, x ? ByteView(*x) : ByteView(), static_cast<uint32_t>(pcr));
+  auto rec = FileRecord(d.template_name, algo, digest, a.path, x ? ByteView(*x) : ByteView(),
+                        static_cast<uint32_t>(d.pcr));
   if (!rec.ok()) {
-    v.error = rec.status().message();
+    v.status = rec.status();
     return v;
   }
   auto added = list_->Append(*rec);
   if (!added.ok()) {
-    v.error = added.status().message();
+    v.status = added.status();
     return v;
   }
   v.measured = *added;
   v.duplicate = !*added;
   if (!a.direct_io) v.algo = algo, v.digest = digest;
-  if (!a.direct_io) st->measured_pcrs |= bit;
+  if (!a.direct_io) st->measured_pcrs |= 1ull << d.pcr;
   return v;
 }
 

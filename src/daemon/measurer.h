@@ -95,7 +95,7 @@ struct Verdict {
   bool cached = false;        // already measured into this PCR, unchanged
   bool duplicate = false;     // hashed, but the kernel's duplicate table suppressed the entry
   int violations = 0;
-  std::string error;          // measurement failed (the access is still answered)
+  Status status;              // why the measurement failed, if it did (the access is still answered)
   // The file's digest when measured, duplicate or cached (not for O_DIRECT): late-exec
   // entries repeat it (docs/limd.md "New superblocks and late execs"); empty otherwise.
   HashAlgo algo{};
@@ -232,11 +232,28 @@ class Measurer {
     }
   };
   void Publish(const ima::PolicyMatcher* matcher);
-  // view: the policy to decide with. no_io: stop before the first step that needs I/O (a
-  // violation entry, a hash, an append) and set *needs_io; what ran before is redone
-  // identically by a later call.
-  Verdict ProcessLocked(const Access& access, const FileFacts& facts, InodeState* st, const PolicyView& view,
-                        bool no_io = false, bool* needs_io = nullptr);
+  // What one access needs, from the policy and the inode's state alone (Decide): no I/O and
+  // no state change, so the reader's fast path can ask and leave the rest to a worker.
+  struct Decision {
+    bool measure_rule = false;  // a measure rule matched
+    bool note_read = false;     // a measured read-open: a later write-open is ToMToU
+    bool tomtou = false;        // violations to record (entries: I/O)
+    bool open_writers = false;
+    bool forget = false;        // the inode's verdicts no longer hold (remeasure, or changed unseen)
+    bool cached = false;        // already measured into pcr, unchanged
+    int pcr = 0;
+    std::string template_name;
+    // The answer to the access. Measure mode always allows; appraisal adds a deny outcome.
+    enum class Answer : uint8_t { kAllow } answer = Answer::kAllow;
+    bool NeedsIo() const { return tomtou || open_writers || (measure_rule && !cached); }
+  };
+  // Under st->mu, after ApplyFlush. view: the policy to decide with.
+  Decision Decide(const Access& access, const FileFacts& facts, const InodeState& st, const PolicyView& view);
+  // Under st->mu: applies d to the inode and does its I/O (violation entries, hash, append) —
+  // none when !d.NeedsIo().
+  Verdict Execute(const Access& access, const FileFacts& facts, InodeState* st, const Decision& d);
+  // Decide, then Execute (a worker's step).
+  Verdict ProcessLocked(const Access& access, const FileFacts& facts, InodeState* st, const PolicyView& view);
   // Under st->mu: whether the step ends the same, without I/O, whether or not a rule with
   // uid/gid conditions matches.
   bool SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view);

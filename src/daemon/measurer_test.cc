@@ -71,7 +71,7 @@ TEST_F(MeasurerTest, FileEntryIsExact) {
   int fd = env_.NewFile("hello, measured world\n");
   Verdict v = Open(fd, "/mnt/a file");
   EXPECT_TRUE(v.allow);
-  EXPECT_TRUE(v.measured) << v.error;
+  EXPECT_TRUE(v.measured) << v.status.message();
   auto l = List();
   ASSERT_EQ(l.size(), 2u);
   EXPECT_EQ(l[0].name, "boot_aggregate");
@@ -333,7 +333,7 @@ TEST_F(MeasurerTest, OwnStateFilesAreNotMeasuredAtFileCheckUntilSomeoneElseWrite
   EXPECT_EQ(List().size(), before);
   // An exec of it is measured as usual.
   v = Open(fd, "/state/binary_runtime_measurements", false, ima::ImaHook::kBprmCheck);
-  EXPECT_TRUE(v.measured) << v.error;
+  EXPECT_TRUE(v.measured) << v.status.message();
   EXPECT_EQ(List().size(), before + 1);
   // Someone else opens another of limd's files for write: no longer limd's alone, its
   // reads are measured from then on.
@@ -346,7 +346,7 @@ TEST_F(MeasurerTest, OwnStateFilesAreNotMeasuredAtFileCheckUntilSomeoneElseWrite
   EXPECT_TRUE(own.Contains(Key(fd).dev, Key(fd).ino));
   EXPECT_EQ(own.revoked(), 1u);
   v = Open(status, "/state/status.json");
-  EXPECT_TRUE(v.measured) << v.error;
+  EXPECT_TRUE(v.measured) << v.status.message();
   EXPECT_EQ(List().size(), before + 2);
   EXPECT_EQ(List().back().name, "/state/status.json");
 }

@@ -38,7 +38,7 @@ TEST_F(ProcessExeTest, AMemfdExecIsMeasuredWithTheKernelsNameAndTheBinarysDigest
   ASSERT_EQ(o.kind, ExeOutcome::Kind::kMemfd) << o.link << " " << o.error;
   EXPECT_EQ(o.link, "/memfd:lim-test-sleep (deleted)");
   EXPECT_EQ(o.name, "memfd:lim-test-sleep");
-  EXPECT_TRUE(o.verdict.measured) << o.verdict.error;
+  EXPECT_TRUE(o.verdict.measured) << o.verdict.status.message();
   auto rows = Rows();
   ASSERT_FALSE(rows.empty());
   EXPECT_EQ(rows.back().name, "memfd:lim-test-sleep");

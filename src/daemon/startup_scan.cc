@@ -53,7 +53,7 @@ ScanReport Scan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
     Access a = ProcessAccess(fd, pid, func, mask, memfd_map ? MemfdImaName(name) : name);
     if (memfd_map) a.fsname = "tmpfs";
     Verdict v = measurer->Process(a);
-    if (!v.error.empty() && log) log("start scan: " + name + ": " + v.error);
+    if (!v.status.ok() && log) log("start scan: " + name + ": " + v.status.message());
     ::close(fd);
     return true;
   };
@@ -69,7 +69,7 @@ ScanReport Scan(Measurer* measurer, const std::set<uint64_t>& devs, pid_t self,
       ExeOutcome o = MeasureProcessExe(measurer, nullptr, pid, ExeOptions{"start scan", "", false});
       if (o.kind == ExeOutcome::Kind::kMemfd) {
         rep.memfd_exes++;
-        if (!o.verdict.error.empty()) rep.unmeasurable.push_back(name + ": " + o.link + ": " + o.verdict.error);
+        if (!o.verdict.status.ok()) rep.unmeasurable.push_back(name + ": " + o.link + ": " + o.verdict.status.message());
       } else if (measure(base + "/exe", exe, pid, ima::ImaHook::kBprmCheck, ima::may::kExec)) {
         rep.exes++;
       }

@@ -2,11 +2,14 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <condition_variable>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -297,6 +300,45 @@ TEST_F(FanotifyDaemonFake, OwnThreadsAndTheTpmPeerAreAnsweredAtOnceUnmeasured) {
   }
   cv.notify_all();
   own.join();
+}
+
+// The TPM server's other threads are exempt too (looked up in its /proc/<pid>/task); a thread
+// of someone else is not.
+TEST_F(FanotifyDaemonFake, ThreadsOfTheTpmPeerAreExempt) {
+  // A peer with two threads, forked before the daemon has any thread of its own.
+  pid_t peer = ::fork();
+  ASSERT_GE(peer, 0);
+  if (peer == 0) {
+    std::thread t([] { ::pause(); });
+    ::pause();
+    ::_exit(0);
+  }
+  pid_t peer_thread = 0;
+  for (int i = 0; i < 500 && peer_thread == 0; ++i) {
+    std::error_code ec;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(peer) + "/task", ec)) {
+      pid_t tid = static_cast<pid_t>(std::stol(e.path().filename().string()));
+      if (tid != peer) peer_thread = tid;
+    }
+    if (peer_thread == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_NE(peer_thread, 0);
+  Start(/*precontent=*/false, {peer});
+  std::string f = File("f");
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, peer_thread);
+  ReadOnce();
+  EXPECT_EQ(content_->answers().size(), 1u);  // at once, by the reader
+  EXPECT_EQ(daemon_->stats().own_events.load(), 1u);
+  EXPECT_EQ(SyscallReads(peer_thread), 0);
+  ::kill(peer, SIGKILL);
+  ::waitpid(peer, nullptr, 0);
+  // The same tid once the peer is gone is no longer exempt.
+  Openat(peer_thread, O_RDONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, peer_thread);
+  ReadOnce();
+  EXPECT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_EQ(daemon_->stats().own_events.load(), 1u);
+  EXPECT_EQ(daemon_->stats().perm_events.load(), 1u);
 }
 
 }  // namespace

@@ -67,6 +67,23 @@ class MeasurerTest : public testing::MeasurerFixture {
   std::vector<std::string> audit_;
 };
 
+TEST_F(MeasurerTest, AFailedMeasurementCarriesItsStatus) {
+  Access a;
+  a.fd = 9999;  // no such file: Env::Facts fails
+  a.path = "/mnt/gone";
+  a.func = ima::ImaHook::kFileCheck;
+  a.mask = ima::may::kRead;
+  uint64_t entries = list_->entries();
+  Verdict v = measurer_->Process(a);
+  EXPECT_EQ(v.status.code(), StatusCode::kIoError);
+  EXPECT_EQ(v.status.message(), "bad fd");
+  EXPECT_TRUE(v.allow);  // measure mode: the access is still answered, allowed
+  EXPECT_FALSE(v.measured);
+  EXPECT_EQ(list_->entries(), entries);
+  int fd = env_.NewFile("fine\n");
+  EXPECT_TRUE(Open(fd, "/mnt/fine").status.ok());
+}
+
 TEST_F(MeasurerTest, FileEntryIsExact) {
   int fd = env_.NewFile("hello, measured world\n");
   Verdict v = Open(fd, "/mnt/a file");

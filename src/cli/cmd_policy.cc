@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/escape.h"
 #include "cli/command.h"
+#include "ima/evm.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
@@ -156,39 +157,10 @@ Result<uint32_t> ParseMask(const std::string& text) {
   return mask;
 }
 
-// The mask each hook asks with (kernel-ima.md §8.4), when --mask is not given.
-uint32_t DefaultMask(ima::ImaHook f) {
-  switch (f) {
-    case ima::ImaHook::kBprmCheck: case ima::ImaHook::kCredsCheck: case ima::ImaHook::kMmapCheck:
-    case ima::ImaHook::kMmapCheckReqprot:
-      return ima::may::kExec;
-    case ima::ImaHook::kFileCheck: case ima::ImaHook::kModuleCheck: case ima::ImaHook::kFirmwareCheck:
-    case ima::ImaHook::kKexecKernelCheck: case ima::ImaHook::kKexecInitramfsCheck: case ima::ImaHook::kPolicyCheck:
-      return ima::may::kRead;
-    default:
-      return 0;
-  }
-}
-
-// The filesystem type of a device, from /proc/self/mountinfo ("maj:min" is field 3, the type
-// follows the " - " separator).
+// The filesystem type of a device, "" when it is not mounted.
 std::string FsTypeOfDevice(dev_t dev) {
-  std::ifstream in("/proc/self/mountinfo");
-  std::string line;
-  std::string want = std::to_string(major(dev)) + ":" + std::to_string(minor(dev));
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, majmin;
-    fields >> id >> parent >> majmin;
-    if (majmin != want) continue;
-    size_t sep = line.find(" - ");
-    if (sep == std::string::npos) continue;
-    std::istringstream rest(line.substr(sep + 3));
-    std::string type;
-    rest >> type;
-    return type;
-  }
-  return "";
+  auto m = ima::MountOfDevice(dev);
+  return m.ok() ? m->type : "";
 }
 
 Result<ima::PolicyAccess> BuildAccess(const ExplainArgs& a, std::vector<std::string>* notes,
@@ -196,7 +168,7 @@ Result<ima::PolicyAccess> BuildAccess(const ExplainArgs& a, std::vector<std::str
   ima::PolicyAccess acc;
   LIM_ASSIGN_OR_RETURN(acc.func, ima::ImaHookByName(a.func, /*allow_internal=*/true));
   if (a.mask.empty()) {
-    acc.mask = DefaultMask(acc.func);
+    acc.mask = ima::DefaultMask(acc.func);
   } else {
     LIM_ASSIGN_OR_RETURN(acc.mask, ParseMask(a.mask));
   }

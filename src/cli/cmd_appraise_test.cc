@@ -260,6 +260,15 @@ TEST_F(AppraiseCliTest, BadInputExitsTwo) {
   EXPECT_EQ(LimIn("sign a --key keys/rsa.pem").exit_code, 2);  // a certificate is not a private key
   EXPECT_EQ(LimIn("sign a --key rsa.key --cert keys/ec.der").exit_code, 2);  // not the key's certificate
   EXPECT_EQ(LimIn("sign . --key rsa.key").exit_code, 2);  // a directory without -r
+  // Endless or huge inputs are refused within 1 s and 64 MiB of address space.
+  for (const char* args : {"sign a --key /dev/zero", "appraise --hmac-key /dev/zero a", "hash /dev/zero",
+                           "appraise --keys /dev/zero a", "evm hmac --hmac-key /dev/zero a"}) {
+    SCOPED_TRACE(args);
+    auto r = RunCommand("cd " + ShellQuote(dir_) + " && timeout -k 1 1 prlimit --as=" + std::to_string(64 << 20) + " " +
+                        Lim(args));
+    EXPECT_EQ(r.exit_code, 2) << r.out << r.err;
+    EXPECT_NE(r.err.find("lim: "), std::string::npos) << r.err;
+  }
   Write("keys/junk.pem", "not a certificate\n");
   auto k = LimIn("keys list keys");
   EXPECT_EQ(k.exit_code, 1);

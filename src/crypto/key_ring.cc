@@ -41,12 +41,4 @@ Result<KeyRing> KeyRing::Load(const std::string& path) {
   return KeyRing(std::move(keys));
 }
 
-std::vector<const PublicKey*> KeyRing::ById(uint32_t id) const {
-  std::vector<const PublicKey*> out;
-  for (const auto& k : keys_) {
-    if (k.key_id() == id) out.push_back(&k);
-  }
-  return out;
-}
-
 }  // namespace lim

@@ -29,9 +29,6 @@ class KeyRing {
 
   const std::vector<PublicKey>& keys() const { return keys_; }
   const std::vector<std::string>& problems() const { return problems_; }
-  // Keys with this id (several certificates may share one; the kernel tries the first
-  // found, lim tries each).
-  std::vector<const PublicKey*> ById(uint32_t id) const;
 
  private:
   std::vector<PublicKey> keys_;

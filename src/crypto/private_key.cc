@@ -61,17 +61,6 @@ Result<PrivateKey> PrivateKey::Load(const std::string& key_path, const std::stri
   return PrivateKey(std::move(key), id);
 }
 
-std::string PrivateKey::type_name() const {
-  switch (EVP_PKEY_get_base_id(key_.get())) {
-    case EVP_PKEY_RSA:
-      return "rsa";
-    case EVP_PKEY_EC:
-      return "ec";
-    default:
-      return EVP_PKEY_get0_type_name(key_.get()) ? EVP_PKEY_get0_type_name(key_.get()) : "unknown";
-  }
-}
-
 Result<Bytes> PrivateKey::SignDigest(const HashAlgo& algo, ByteView digest) const {
   LIM_ASSIGN_OR_RETURN(const evp_md_st* md, FetchMd(algo));
   EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new(key_.get(), nullptr);

@@ -28,8 +28,6 @@ class PrivateKey {
   static Result<PrivateKey> Load(const std::string& key_path, const std::string& cert_path = {});
 
   uint32_t key_id() const { return key_id_; }
-  // "rsa", "ec" or OpenSSL's name of the key type.
-  std::string type_name() const;
   // Signs an already-computed digest made with algo.
   Result<Bytes> SignDigest(const HashAlgo& algo, ByteView digest) const;
 

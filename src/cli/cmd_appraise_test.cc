@@ -5,6 +5,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -112,6 +113,15 @@ TEST_F(AppraiseCliTest, HashFixMatchesEvmctlImaHash) {
     EXPECT_EQ(r.out, by_evmctl + "  a\n");
     EXPECT_EQ(LimIn("appraise -q --keys keys a").exit_code, 0);
   }
+  // -r walks directories; each file gets its digest.
+  std::filesystem::create_directories(P("tree/sub"));
+  Write("tree/x", "x\n");
+  Write("tree/sub/y", "y\n");
+  auto tree = LimIn("hash --fix -r tree");
+  ASSERT_EQ(tree.exit_code, 0) << tree.err;
+  EXPECT_EQ(std::count(tree.out.begin(), tree.out.end(), '\n'), 2) << tree.out;
+  EXPECT_EQ(LimIn("appraise -q --keys keys tree/x tree/sub/y").exit_code, 0);
+  EXPECT_EQ(LimIn("hash tree").exit_code, 2);  // a directory without -r
   // --fix never replaces a signature.
   Sh("evmctl ima_sign -a sha256 --key rsa.key a");
   std::string sig = Xattr("a", "security.ima");

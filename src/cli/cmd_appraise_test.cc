@@ -179,6 +179,27 @@ TEST_F(AppraiseCliTest, EvmHmacWritesAndVerifies) {
   EXPECT_NE(bad.out.find("cause=invalid-HMAC"), std::string::npos) << bad.out;
 }
 
+// evmctl 1.4's `hmac` reads its key from /etc/keys/evm-key-plain: it gets one inside a
+// private mount namespace where /etc is an overlay whose upper layer is the test's own
+// directory, so the real /etc is never written. Without a UUID both compute the same HMAC.
+TEST_F(AppraiseCliTest, EvmctlHmacAgreesWithoutUuid) {
+  if (RunCommand("command -v unshare && grep -qw overlay /proc/filesystems").exit_code != 0) GTEST_SKIP() << "no unshare/overlayfs";
+  Write("hmac.key", "0123456789abcdef0123456789abcdef");
+  std::filesystem::create_directories(P("upper"));
+  std::filesystem::create_directories(P("work"));
+  Sh("evmctl ima_hash -a sha256 a && timeout 20 unshare -m --propagation private sh -c '"
+     "mount -t overlay overlay -o lowerdir=/etc,upperdir=upper,workdir=work /etc && mkdir -p /etc/keys && "
+     "cp hmac.key /etc/keys/evm-key-plain && evmctl -a sha1 hmac --uuid= a'");
+  std::string by_evmctl = Xattr("a", "security.evm");
+  ASSERT_EQ(by_evmctl.substr(0, 2), "02");
+  auto h = LimIn("evm hmac --hmac-key hmac.key --no-uuid a");
+  ASSERT_EQ(h.exit_code, 0) << h.err;
+  EXPECT_EQ(h.out, "hmac: " + by_evmctl.substr(2) + "  a\n");
+  auto v = LimIn("evm verify --hmac-key hmac.key --no-uuid --keys keys a");
+  EXPECT_EQ(v.exit_code, 0) << v.out;
+  EXPECT_NE(v.out.find("a: pass"), std::string::npos) << v.out;
+}
+
 TEST_F(AppraiseCliTest, TamperMatrix) {
   struct Case {
     const char* name;

@@ -173,10 +173,28 @@ TEST_F(AppraiseCliTest, EvmHmacWritesAndVerifies) {
   ASSERT_EQ(h.exit_code, 0) << h.err;
   EXPECT_EQ(Xattr("a", "security.evm").substr(0, 2), "02");
   EXPECT_EQ(LimIn("appraise --hmac-key hmac.key --no-uuid a").exit_code, 0);
-  Sh("chown 1:1 a");
-  auto bad = LimIn("appraise --hmac-key hmac.key --no-uuid a");
-  EXPECT_EQ(bad.exit_code, 1);
-  EXPECT_NE(bad.out.find("cause=invalid-HMAC"), std::string::npos) << bad.out;
+  // Offline changes the HMAC catches: owner, an edited security.ima (still a valid digest
+  // of the content), security.ima and security.evm copied from another file.
+  for (const char* change : {"chown 1:1 a", "evmctl ima_hash -a sha512 a"}) {
+    SCOPED_TRACE(change);
+    Sh("evmctl ima_hash -a sha256 a && chown 0:0 a");
+    ASSERT_EQ(LimIn("evm hmac --hmac-key hmac.key --no-uuid --write a").exit_code, 0);
+    ASSERT_EQ(LimIn("appraise -q --hmac-key hmac.key --no-uuid a").exit_code, 0);
+    Sh(change);
+    auto bad = LimIn("appraise --hmac-key hmac.key --no-uuid a");
+    EXPECT_EQ(bad.exit_code, 1);
+    EXPECT_NE(bad.out.find("cause=invalid-HMAC"), std::string::npos) << bad.out;
+  }
+  // b gets a's content, then a's security.ima and security.evm: same content, other inode.
+  Sh("evmctl ima_hash -a sha256 a && chown 0:0 a");
+  ASSERT_EQ(LimIn("evm hmac --hmac-key hmac.key --no-uuid --write a").exit_code, 0);
+  Sh("cp a b && for x in security.ima security.evm; do "
+     "setfattr -n $x -v $(getfattr -e hex -n $x a | sed -n s/^$x=//p) b; done");
+  auto copied = LimIn("appraise --hmac-key hmac.key --no-uuid b");
+  EXPECT_EQ(copied.exit_code, 1) << copied.out;
+  EXPECT_NE(copied.out.find("cause=invalid-HMAC"), std::string::npos) << copied.out;
+  // Without EVM, the copied digest is accepted: it is only EVM that binds it to the inode.
+  EXPECT_EQ(LimIn("appraise -q --keys keys b").exit_code, 0);
 }
 
 // evmctl 1.4's `hmac` reads its key from /etc/keys/evm-key-plain: it gets one inside a

@@ -162,6 +162,11 @@ TEST_F(AppraiseCliTest, NonPortableEvmSignatureWithUuidBothWays) {
   EXPECT_EQ(LimIn("evm verify --keys keys --uuid " + uuid + " a").exit_code, 0);
   // The UUID is part of the message: another one fails.
   EXPECT_EQ(LimIn("evm verify --keys keys --uuid 00000000-0000-0000-0000-000000000000 a").exit_code, 1);
+  // A failed non-portable (0x03) EVM signature is the kernel's INTEGRITY_FAIL: IMA's cause
+  // is invalid-HMAC; only a portable one's failure is invalid-fail-immutable.
+  auto wrong = LimIn("appraise --evm --keys keys --uuid 00000000-0000-0000-0000-000000000000 a");
+  EXPECT_EQ(wrong.exit_code, 1) << wrong.out;
+  EXPECT_NE(wrong.out.find("cause=invalid-HMAC"), std::string::npos) << wrong.out;
   ASSERT_EQ(LimIn("sign b --key ec.key --evm --uuid " + uuid).exit_code, 0);
   Sh("evmctl verify --uuid=" + uuid + " --key keys/ec.der b");
 }

@@ -64,7 +64,7 @@ EvmVerdict VerifyEvm(const std::optional<Bytes>& evm_xattr, const EvmInputs& in,
   if (!x.ok()) return {"fail", x.status().message(), {}};
   bool portable = x->type == kEvmXattrPortableDigsig;
   if (!portable && !evm.fsuuid && !evm.fsuuid_error.empty()) {
-    return {x->type == kEvmXattrHmac ? "fail" : "fail_immutable", "no filesystem UUID to hash: " + evm.fsuuid_error, {}};
+    return {"fail", "no filesystem UUID to hash: " + evm.fsuuid_error, {}};
   }
   if (x->type == kEvmXattrHmac) {
     if (evm.hmac_key.empty()) return {"unknown", "security.evm is an HMAC and no HMAC key is loaded", {}};
@@ -77,7 +77,10 @@ EvmVerdict VerifyEvm(const std::optional<Bytes>& evm_xattr, const EvmInputs& in,
     }
     return {"pass", "HMAC matches", {}};
   }
-  const char* fail = "fail_immutable";
+  // The kernel's evm_verify_hmac: only a portable signature's failure is "immutable"
+  // (INTEGRITY_FAIL_IMMUTABLE, cause invalid-fail-immutable); a failed 0x03 signature is
+  // INTEGRITY_FAIL, which IMA reports as invalid-HMAC, as for an HMAC.
+  const char* fail = portable ? "fail_immutable" : "fail";
   auto d = EvmDigest(x->sig.algo, in, portable);
   if (!d.ok()) return {fail, d.status().message(), {}};
   static const std::vector<PublicKey> none;

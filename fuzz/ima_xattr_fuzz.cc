@@ -1,4 +1,6 @@
-// libFuzzer target for security.ima / security.evm values: the signature header parser, the
+// libFuzzer target for security.ima / security.evm values: the xattr parsers lim appraise
+// uses (ParseImaXattr, ParseEvmXattr) and EVM verification of the value as security.evm
+// (HMAC and signature paths), the signature header parser, the
 // ima-sig / ima-sigv2 records limd builds from a file's security.ima (daemon::FileRecord),
 // those records read back from a list, and the signature check run on them with a real
 // key (P-256, generated once; its key id is in the input's reach through comparisons).
@@ -16,7 +18,10 @@
 
 #include "crypto/public_key.h"
 #include "daemon/measurement_list.h"
+#include "ima/appraise.h"
+#include "ima/evm.h"
 #include "ima/ima_signature.h"
+#include "ima/ima_xattr.h"
 #include "ima/list_reader.h"
 #include "ima/list_writer.h"
 #include "ima/signature_check.h"
@@ -42,8 +47,31 @@ std::vector<lim::PublicKey> Keys() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace lim;
-  static const ima::EntrySignatureChecker checker(Keys());
+  static const std::vector<PublicKey> keys = Keys();
+  static const ima::EntrySignatureChecker checker(keys);
   ByteView value(data, size);
+  // security.ima: a parsed digest is exactly its algorithm's size, inside the value.
+  auto ix = ima::ParseImaXattr(value);
+  if (ix.ok() && !ix->is_signature() &&
+      (ix->digest.size() != ix->algo.size || ix->digest.data() + ix->digest.size() > data + size)) {
+    std::abort();
+  }
+  // security.evm: an HMAC is 20 bytes; the value checked as security.evm over itself as
+  // security.ima, through the HMAC and the signature paths.
+  auto ex = ima::ParseEvmXattr(value);
+  if (ex.ok() && ex->type == ima::kEvmXattrHmac && ex->hmac.size() != 20) std::abort();
+  if (size > 0) {
+    ima::EvmInputs in;
+    in.xattrs.emplace_back("security.ima", Bytes(value.begin(), value.end()));
+    in.mode = 0100644;
+    ima::EvmConfig cfg;
+    cfg.enabled = true;
+    cfg.hmac_key = Bytes(32, 0x42);
+    cfg.keys = &keys;
+    cfg.fsuuid = ima::FsUuid{};
+    ima::EvmVerdict v = ima::VerifyEvm(Bytes(value.begin(), value.end()), in, cfg);
+    if (v.status.empty()) std::abort();
+  }
   auto sig = ima::ParseSignatureV2(value);
   if (sig.ok()) {
     // The parsed signature is a view into the value, and exactly its tail.

@@ -37,6 +37,11 @@ std::optional<MountinfoLine> ParseMountinfoLine(std::string_view line) {
   size_t type_end = line.find(' ', sep + 3);
   m.fstype = std::string(line.substr(sep + 3, type_end == std::string_view::npos ? std::string_view::npos
                                                                                  : type_end - sep - 3));
+  if (type_end != std::string_view::npos) {
+    size_t source_end = line.find(' ', type_end + 1);
+    m.source = UnescapeMountinfo(line.substr(
+        type_end + 1, source_end == std::string_view::npos ? std::string_view::npos : source_end - type_end - 1));
+  }
   m.mount_point = UnescapeMountinfo(mnt);
   return m;
 }

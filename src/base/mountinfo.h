@@ -20,6 +20,7 @@ struct MountinfoLine {
   dev_t dev = 0;            // field 3, major:minor
   std::string mount_point;  // field 5, unescaped
   std::string fstype;       // the first field after " - "
+  std::string source;       // the second field after " - " (a device path, "none"…), unescaped
 };
 
 // Undoes mountinfo's octal escapes (\040 for a space…).

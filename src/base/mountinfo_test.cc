@@ -16,9 +16,11 @@ TEST(Mountinfo, ParsesTheFieldsAndUnescapesTheMountPoint) {
   EXPECT_EQ(lines[0].dev, makedev(8, 1));
   EXPECT_EQ(lines[0].mount_point, "/");
   EXPECT_EQ(lines[0].fstype, "ext4");
+  EXPECT_EQ(lines[0].source, "/dev/sda1");
   EXPECT_EQ(lines[1].dev, makedev(0, 45));
   EXPECT_EQ(lines[1].mount_point, "/mnt/my disk");
   EXPECT_EQ(lines[1].fstype, "tmpfs");
+  EXPECT_EQ(lines[1].source, "tmpfs");
 }
 
 TEST(Mountinfo, MalformedLinesAreSkipped) {

@@ -17,6 +17,7 @@
 #include "base/escape.h"
 #include "base/mountinfo.h"
 #include "cli/command.h"
+#include "ima/evm.h"
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
@@ -156,20 +157,6 @@ Result<uint32_t> ParseMask(const std::string& text) {
   return mask;
 }
 
-// The mask each hook asks with (kernel-ima.md §8.4), when --mask is not given.
-uint32_t DefaultMask(ima::ImaHook f) {
-  switch (f) {
-    case ima::ImaHook::kBprmCheck: case ima::ImaHook::kCredsCheck: case ima::ImaHook::kMmapCheck:
-    case ima::ImaHook::kMmapCheckReqprot:
-      return ima::may::kExec;
-    case ima::ImaHook::kFileCheck: case ima::ImaHook::kModuleCheck: case ima::ImaHook::kFirmwareCheck:
-    case ima::ImaHook::kKexecKernelCheck: case ima::ImaHook::kKexecInitramfsCheck: case ima::ImaHook::kPolicyCheck:
-      return ima::may::kRead;
-    default:
-      return 0;
-  }
-}
-
 // The filesystem type of a device, from /proc/self/mountinfo ("" when no mount shows it).
 std::string FsTypeOfDevice(dev_t dev) {
   auto mounts = ReadMountinfo();
@@ -185,7 +172,7 @@ Result<ima::PolicyAccess> BuildAccess(const ExplainArgs& a, std::vector<std::str
   ima::PolicyAccess acc;
   LIM_ASSIGN_OR_RETURN(acc.func, ima::ImaHookByName(a.func, /*allow_internal=*/true));
   if (a.mask.empty()) {
-    acc.mask = DefaultMask(acc.func);
+    acc.mask = ima::DefaultMask(acc.func);
   } else {
     LIM_ASSIGN_OR_RETURN(acc.mask, ParseMask(a.mask));
   }

@@ -6,6 +6,9 @@
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 
@@ -144,6 +147,23 @@ Result<Bytes> Digest(const HashAlgo& algo, ByteView data) {
     return Status::Internal(std::string("EVP_Digest failed for ") + algo.kernel_name);
   }
   return out;
+}
+
+}  // namespace lim
+
+namespace lim {
+
+Result<Bytes> DigestFd(const HashAlgo& algo, int fd, const std::string& what) {
+  LIM_ASSIGN_OR_RETURN(Hasher h, Hasher::Create(algo));
+  Bytes buf(1 << 20);
+  for (;;) {
+    ssize_t n = read(fd, buf.data(), buf.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::IoError(what + ": read: " + std::strerror(errno));
+    if (n == 0) break;
+    h.Update(ByteView(buf.data(), static_cast<size_t>(n)));
+  }
+  return h.Final();
 }
 
 }  // namespace lim

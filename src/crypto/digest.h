@@ -10,6 +10,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "base/hex.h"
 #include "base/status.h"
@@ -49,5 +50,13 @@ class Hasher {
 };
 
 Result<Bytes> Digest(const HashAlgo& algo, ByteView data);
+
+}  // namespace lim
+
+namespace lim {
+
+// Digest of everything read from fd from its current offset to the end (read(2) in 1 MiB
+// chunks, EINTR retried). what names the file in errors.
+Result<Bytes> DigestFd(const HashAlgo& algo, int fd, const std::string& what);
 
 }  // namespace lim

@@ -12,13 +12,9 @@
 
 namespace lim {
 
-namespace {
-
-// Key id without a Subject Key Identifier: SHA1 over the subjectPublicKey BIT STRING
-// contents, bytes 16..19 (evmctl's calc_keyid_v2; equals an RFC 5280 method-1 SKID).
-uint32_t KeyIdFromPublicKey(EVP_PKEY* pkey) {
+uint32_t KeyIdFromPublicKey(const EVP_PKEY* pkey) {
   X509_PUBKEY* xpk = nullptr;
-  if (X509_PUBKEY_set(&xpk, pkey) != 1) return 0;
+  if (X509_PUBKEY_set(&xpk, const_cast<EVP_PKEY*>(pkey)) != 1) return 0;
   const unsigned char* bits = nullptr;
   int len = 0;
   uint32_t id = 0;
@@ -28,6 +24,19 @@ uint32_t KeyIdFromPublicKey(EVP_PKEY* pkey) {
   }
   X509_PUBKEY_free(xpk);
   return id;
+}
+
+namespace {
+
+std::string SubjectOf(const X509* cert) {
+  if (!cert) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* p = nullptr;
+  long n = BIO_get_mem_data(bio, &p);
+  std::string s(p, static_cast<size_t>(n > 0 ? n : 0));
+  BIO_free(bio);
+  return s;
 }
 
 }  // namespace
@@ -41,8 +50,25 @@ Result<PublicKey> PublicKey::Wrap(evp_pkey_st* pkey, const void* cert_ptr, std::
   } else {
     id = KeyIdFromPublicKey(pkey);
   }
-  return PublicKey(std::shared_ptr<EVP_PKEY>(pkey, EVP_PKEY_free), id, std::move(origin));
+  return PublicKey(std::shared_ptr<EVP_PKEY>(pkey, EVP_PKEY_free), id, std::move(origin), SubjectOf(cert));
 }
+
+std::string PublicKey::description() const {
+  switch (EVP_PKEY_get_base_id(key_.get())) {
+    case EVP_PKEY_RSA:
+      return "rsa-" + std::to_string(EVP_PKEY_get_bits(key_.get()));
+    case EVP_PKEY_EC: {
+      char group[80] = {0};
+      size_t len = 0;
+      if (EVP_PKEY_get_utf8_string_param(key_.get(), "group", group, sizeof group, &len) != 1) return "ec";
+      return std::string("ec-") + group;
+    }
+    default:
+      return EVP_PKEY_get0_type_name(key_.get()) ? EVP_PKEY_get0_type_name(key_.get()) : "unknown";
+  }
+}
+
+bool PublicKey::Matches(const evp_pkey_st* pkey) const { return EVP_PKEY_eq(key_.get(), pkey) == 1; }
 
 Result<PublicKey> PublicKey::FromDer(ByteView der, const std::string& origin) {
   const unsigned char* p = der.data();

@@ -31,16 +31,27 @@ class PublicKey {
 
   uint32_t key_id() const { return key_id_; }
   const std::string& origin() const { return origin_; }
+  // The certificate's subject (one line, RFC 2253), empty for a bare public key.
+  const std::string& subject() const { return subject_; }
+  // "rsa-2048", "ec-prime256v1", …
+  std::string description() const;
+  // Whether pkey (e.g. a private key) has this public key.
+  bool Matches(const evp_pkey_st* pkey) const;
   // Verifies sig over an already-computed digest made with algo.
   bool VerifyDigest(const HashAlgo& algo, ByteView digest, ByteView sig) const;
 
  private:
-  PublicKey(std::shared_ptr<evp_pkey_st> key, uint32_t id, std::string origin)
-      : key_(std::move(key)), key_id_(id), origin_(std::move(origin)) {}
+  PublicKey(std::shared_ptr<evp_pkey_st> key, uint32_t id, std::string origin, std::string subject)
+      : key_(std::move(key)), key_id_(id), origin_(std::move(origin)), subject_(std::move(subject)) {}
   static Result<PublicKey> Wrap(evp_pkey_st* pkey, const void* cert, std::string origin);
   std::shared_ptr<evp_pkey_st> key_;
   uint32_t key_id_ = 0;
   std::string origin_;
+  std::string subject_;
 };
+
+// The key id evmctl derives without a certificate: bytes 16..19 (big-endian) of SHA1 over the
+// subjectPublicKey BIT STRING contents (calc_keyid_v2; equals an RFC 5280 method-1 SKID).
+uint32_t KeyIdFromPublicKey(const evp_pkey_st* pkey);
 
 }  // namespace lim

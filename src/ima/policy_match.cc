@@ -5,6 +5,19 @@
 
 namespace lim::ima {
 
+uint32_t DefaultMask(ImaHook f) {
+  switch (f) {
+    case ImaHook::kBprmCheck: case ImaHook::kCredsCheck: case ImaHook::kMmapCheck: case ImaHook::kMmapCheckReqprot:
+      return may::kExec;
+    case ImaHook::kFileCheck: case ImaHook::kModuleCheck: case ImaHook::kFirmwareCheck:
+    case ImaHook::kKexecKernelCheck: case ImaHook::kKexecInitramfsCheck: case ImaHook::kPolicyCheck:
+      return may::kRead;
+    default:
+      return 0;
+  }
+}
+
+
 namespace {
 
 inline bool Cmp(CmpOp op, uint32_t have, uint32_t rule) {

@@ -41,6 +41,10 @@ struct PolicyAccess {
   bool has_func_data = false;
 };
 
+// The MAY_* mask each hook asks with (kernel-ima.md §8.4): MAY_EXEC for BPRM_CHECK,
+// CREDS_CHECK and the mmap hooks, MAY_READ for FILE_CHECK and the read-file hooks, else 0.
+uint32_t DefaultMask(ImaHook hook);
+
 enum class ActionClass : uint8_t { kMeasure, kAppraise, kAudit, kHash };
 inline constexpr int kActionClassCount = 4;
 std::string_view ActionClassName(ActionClass c);  // "measure", "appraise", "audit", "hash"

@@ -5,6 +5,7 @@
 #include "crypto/digest.h"
 #include "ima/digest_field.h"
 #include "ima/ima_signature.h"
+#include "ima/ima_xattr.h"
 
 namespace lim::ima {
 
@@ -25,20 +26,25 @@ SignatureVerdict EntrySignatureChecker::Check(const Entry& e) const {
   }
   Bytes signed_digest(df->digest.begin(), df->digest.end());
   if (parsed->type == kXattrVeritySig) {
-    // ima_file_id: hash type, hash algorithm, then only the used digest bytes.
-    Bytes id = {kXattrVeritySig, static_cast<uint8_t>(parsed->algo.kernel_id)};
-    id.insert(id.end(), df->digest.begin(), df->digest.end());
-    auto h = Digest(parsed->algo, id);
+    auto h = VeritySignedDigest(parsed->algo, df->digest);
     if (!h.ok()) return {SignatureVerdict::kBad, h.status().message()};
     signed_digest = std::move(h).value();
   }
+  return VerifySignature(*parsed, signed_digest, keys_);
+}
+
+SignatureVerdict VerifySignature(const SignatureV2& sig, ByteView signed_digest, const std::vector<PublicKey>& keys,
+                                 const PublicKey** used) {
   char idhex[16];
-  std::snprintf(idhex, sizeof idhex, "%08x", parsed->key_id);
+  std::snprintf(idhex, sizeof idhex, "%08x", sig.key_id);
   bool known = false;
-  for (const auto& k : keys_) {
-    if (k.key_id() != parsed->key_id) continue;
+  for (const auto& k : keys) {
+    if (k.key_id() != sig.key_id) continue;
     known = true;
-    if (k.VerifyDigest(parsed->algo, signed_digest, parsed->signature)) return {SignatureVerdict::kGood, {}};
+    if (k.VerifyDigest(sig.algo, signed_digest, sig.signature)) {
+      if (used) *used = &k;
+      return {SignatureVerdict::kGood, {}};
+    }
   }
   if (!known) return {SignatureVerdict::kUnknownKey, idhex};
   return {SignatureVerdict::kBad, std::string("signature by key ") + idhex + " does not verify"};

@@ -7,9 +7,16 @@
 #include <vector>
 
 #include "crypto/public_key.h"
+#include "ima/ima_signature.h"
 #include "ima/verify.h"
 
 namespace lim::ima {
+
+// Verifies sig over signed_digest (the file digest for v2, VeritySignedDigest for v3) with
+// every key whose id is the signature's: kGood with *used set to the key that verified,
+// kUnknownKey (detail: the id in hex) when no key has the id, else kBad.
+SignatureVerdict VerifySignature(const SignatureV2& sig, ByteView signed_digest, const std::vector<PublicKey>& keys,
+                                 const PublicKey** used = nullptr);
 
 class EntrySignatureChecker {
  public:

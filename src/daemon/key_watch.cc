@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "base/file.h"
 #include "daemon/proc_context.h"
 #include "ima/list_writer.h"
 #include "ima/policy.h"
@@ -20,6 +21,7 @@ namespace lim::daemon {
 namespace {
 
 constexpr long kKeyctlDescribe = 6;      // KEYCTL_DESCRIBE
+constexpr long kKeyctlRead = 11;         // KEYCTL_READ (a keyring: its keys' serials)
 constexpr uint64_t kMaxPayload = 1 << 20;  // add_key refuses larger payloads
 
 uint64_t NowNs() {
@@ -65,7 +67,104 @@ Result<Bytes> ReadMem(int fd, uint64_t addr, size_t n) {
   return b;
 }
 
+// A NUL-terminated string of task memory (at most 4095 bytes: add_key's limit).
+Result<std::string> ReadMemString(int fd, uint64_t addr) {
+  std::string out;
+  char chunk[256];
+  while (out.size() < 4096) {
+    ssize_t r = ::pread(fd, chunk, sizeof chunk, static_cast<off_t>(addr + out.size()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return Status::IoError(std::string("read task memory: ") + (r < 0 ? strerror(errno) : "short"));
+    const char* nul = static_cast<const char*>(std::memchr(chunk, 0, static_cast<size_t>(r)));
+    if (nul) return out.append(chunk, static_cast<size_t>(nul - chunk));
+    out.append(chunk, static_cast<size_t>(r));
+  }
+  return Status::InvalidArgument("description longer than 4095 bytes");
+}
+
+// The serial, the type and the text after the type column of each /proc/keys line
+// ("%08x … %-9.9s " then the type's describe output).
+struct ProcKey {
+  int64_t serial = 0;
+  std::string type;  // at most 9 characters ("asymmetri")
+  std::string rest;
+};
+std::vector<ProcKey> ProcKeys() {
+  std::vector<ProcKey> out;
+  auto text = ReadFileText("/proc/keys");
+  if (!text.ok()) return out;
+  size_t at = 0;
+  while (at < text->size()) {
+    size_t end = text->find('\n', at);
+    if (end == std::string::npos) end = text->size();
+    std::string line = text->substr(at, end - at);
+    at = end + 1;
+    // Seven columns, then the type padded to 9 characters and one space.
+    size_t pos = 0;
+    for (int col = 0; col < 7 && pos != std::string::npos; ++col) {
+      pos = line.find_first_not_of(' ', pos);
+      if (pos != std::string::npos) pos = line.find(' ', pos);
+    }
+    if (pos == std::string::npos) continue;
+    pos = line.find_first_not_of(' ', pos);
+    if (pos == std::string::npos || pos + 10 > line.size()) continue;
+    ProcKey k;
+    k.serial = static_cast<int64_t>(std::strtoll(line.c_str(), nullptr, 16));
+    k.type = line.substr(pos, 9);
+    while (!k.type.empty() && k.type.back() == ' ') k.type.pop_back();
+    k.rest = line.substr(pos + 10);
+    out.push_back(std::move(k));
+  }
+  return out;
+}
+
+// The last 4 bytes of a certificate's subject key identifier in hex, as /proc/keys shows
+// them (kids->id[1]); empty when it has none.
+std::string SkidTail(ByteView der) {
+  const unsigned char* p = der.data();
+  X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
+  if (!x) return "";
+  std::string tail;
+  if (const ASN1_OCTET_STRING* skid = X509_get0_subject_key_id(x)) {
+    auto n = static_cast<size_t>(ASN1_STRING_length(skid));
+    const uint8_t* d = ASN1_STRING_get0_data(skid);
+    tail = n > 4 ? Hex(d + n - 4, 4) : Hex(d, n);
+  }
+  X509_free(x);
+  return tail;
+}
+
 }  // namespace
+
+Result<std::string> ResolveHoldingKeyring(int64_t serial) {
+  std::vector<std::string> holders;
+  for (const ProcKey& k : ProcKeys()) {
+    if (k.type != "keyring") continue;
+    std::vector<int32_t> ids(1024);
+    long n = ::syscall(SYS_keyctl, kKeyctlRead, static_cast<long>(k.serial), ids.data(), ids.size() * sizeof(int32_t));
+    if (n < 0) continue;
+    auto count = std::min(ids.size(), static_cast<size_t>(n) / sizeof(int32_t));
+    if (std::find(ids.begin(), ids.begin() + static_cast<long>(count), static_cast<int32_t>(serial)) ==
+        ids.begin() + static_cast<long>(count)) {
+      continue;
+    }
+    auto d = Describe(k.serial);
+    if (d.ok()) holders.push_back(Split(*d).second);
+  }
+  if (holders.size() != 1) {
+    return Status::NotFound(std::to_string(holders.size()) + " viewable keyrings link key " + std::to_string(serial));
+  }
+  return holders[0];
+}
+
+Result<std::string> ProcKeysDescribeTail(int64_t serial, const std::string& description) {
+  for (const ProcKey& k : ProcKeys()) {
+    if (k.serial != serial) continue;
+    if (k.rest.compare(0, description.size(), description) != 0) break;
+    return k.rest.substr(description.size());
+  }
+  return Status::NotFound("key " + std::to_string(serial) + " is not in /proc/keys for limd");
+}
 
 Result<std::string> KernelX509Description(ByteView der) {
   const unsigned char* p = der.data();
@@ -135,7 +234,8 @@ bool KeyWatch::OnRecord(const TraceRecord& r) {
   if (r.event == enter_event_) {
     OnEnter(static_cast<pid_t>(r.tid), static_cast<uint64_t>(r.Int("_type").value_or(0)),
             static_cast<uint64_t>(r.Int("_payload").value_or(0)), static_cast<uint64_t>(r.Int("plen").value_or(0)),
-            static_cast<int32_t>(r.Int("ringid").value_or(0)), r.time_ns);
+            static_cast<int32_t>(r.Int("ringid").value_or(0)), r.time_ns,
+            static_cast<uint64_t>(r.Int("_description").value_or(0)));
     return true;
   }
   if (r.event == exit_event_) {
@@ -146,7 +246,7 @@ bool KeyWatch::OnRecord(const TraceRecord& r) {
 }
 
 void KeyWatch::OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uint64_t plen, int32_t ringid,
-                       uint64_t time_ns) {
+                       uint64_t time_ns, uint64_t desc_addr) {
   if (pending_.size() > 1024) pending_.clear();  // exits lost: never grow without bound
   int fd = ::open(("/proc/" + std::to_string(tid) + "/mem").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -169,6 +269,17 @@ void KeyWatch::OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uin
   p.enter_ns = time_ns;
   p.ringid = ringid;
   if (auto creds = ReadCreds(tid); creds.ok()) p.uid = creds->uid, p.comm = creds->comm;
+  if (desc_addr != 0) {
+    // An empty description counts as none: the kernel derives one then too
+    // (x509_key_preparse fills prep->description when the caller's is empty).
+    auto desc = ReadMemString(fd, desc_addr);
+    if (desc.ok()) {
+      p.has_description = !desc->empty();
+      p.description = std::move(*desc);
+    } else {
+      p.error = "description: " + desc.status().message();
+    }
+  }
   if (!type.ok()) {
     p.error = type.status().message();  // checked again at exit through the key's type
   } else if (plen == 0 || plen > kMaxPayload) {
@@ -205,6 +316,17 @@ void KeyWatch::OnExit(pid_t tid, int64_t ret, uint64_t time_ns) {
   } else {
     reason = "keyring_unresolved";
   }
+  if (!reason.empty()) {
+    // @s, or a ring limd may not describe by id: the ring that now links the new key.
+    auto holder = ResolveHoldingKeyring(ret);
+    if (holder.ok()) {
+      keyring = *holder;
+      reason.clear();
+    } else if (log_) {
+      log_("key " + std::to_string(ret) + ": keyring id " + std::to_string(p.ringid) + " unresolved: " +
+           holder.status().message());
+    }
+  }
   if (keyring.empty()) keyring = "ringid:" + std::to_string(p.ringid);
   ima::PolicyAccess pa;
   pa.func = ima::ImaHook::kKeyCheck;
@@ -235,11 +357,27 @@ void KeyWatch::OnExit(pid_t tid, int64_t ret, uint64_t time_ns) {
     Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_unreadable");
     return;
   }
-  auto expected = KernelX509Description(p.payload);
-  if (!expected.ok() || *expected != description) {
-    // The bytes read are not the certificate the kernel parsed (changed after the copy).
-    Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_mismatch");
-    return;
+  if (p.has_description) {
+    // The caller's description replaced the derived one: the key identifier's tail in
+    // /proc/keys must be that of the bytes read.
+    std::string tail = SkidTail(p.payload);
+    if (tail.empty()) {
+      Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_unverifiable");
+      return;
+    }
+    auto shown = ProcKeysDescribeTail(ret, description);
+    if (description != p.description || !shown.ok() || shown->rfind(": X509.", 0) != 0 ||
+        shown->find(" " + tail + " ") == std::string::npos) {
+      Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_mismatch");
+      return;
+    }
+  } else {
+    auto expected = KernelX509Description(p.payload);
+    if (!expected.ok() || *expected != description) {
+      // The bytes read are not the certificate the kernel parsed (changed after the copy).
+      Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_mismatch");
+      return;
+    }
   }
   const ListConfig& lc = list_->config();
   int pcr = d.pcr >= 0 ? d.pcr : lc.pcr;

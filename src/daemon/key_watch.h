@@ -23,10 +23,24 @@
 //
 // Keyring names: a positive ring id is described (KEYCTL_DESCRIBE); the special ids are the
 // kernel's names where fixed: @t "_tid", @p "_pid", @u "_uid.<uid>", @us "_uid_ses.<uid>";
-// @s (a session keyring's name varies) and @g are a gap with reason keyring_unresolved.
+// @s (a session keyring's name varies), @g and a ring limd may not describe: the keyring
+// that holds the new key is looked for in /proc/keys (ResolveHoldingKeyring); one found:
+// its description, else a gap with reason keyring_unresolved.
 //
 // Late: the entry follows add_key's return (the trace consumer wakes per record); the
 // delay from sys_exit to the append is kept (DelayPercentile) and shown in status.json.
+//
+// A description given by the caller (`keyctl padd asymmetric NAME …`) replaces the
+// derived one, so the check above cannot apply: then the key's description must equal the
+// caller's (read at sys_enter) and its /proc/keys line (asymmetric_key_describe: "DESC:
+// X509.<algo> <last 4 bytes of the subject key identifier>") must show the identifier
+// of the bytes read — 32 bits of it, weaker; a certificate without a subject key
+// identifier leaves only the gap (reason payload_unverifiable).
+//
+// Updates: the kernel measures in key_create_or_update only. The asymmetric type has no
+// update operation, so `keyctl update` of such a key fails (EACCES: no write permission
+// without .update) and add_key with an existing description creates a new key that
+// replaces the old one in the ring — a create, seen as any other (a new serial).
 //
 // Threading: Attach() before the consumer starts; OnRecord() on the trace consumer's
 // registered thread; counters and DelayPercentile() from any thread.
@@ -59,6 +73,15 @@ Result<std::string> KernelX509Description(ByteView der);
 // `uid`; nullopt when it is not fixed (@s, @g, unknown ids).
 std::optional<std::string> SpecialKeyringName(int32_t ringid, uint32_t uid);
 
+// The description of the one keyring limd can view and read that links key `serial`
+// (a key add_key has just created is linked into its target ring only); error when none
+// or several do.
+Result<std::string> ResolveHoldingKeyring(int64_t serial);
+
+// From an asymmetric key's /proc/keys line: the text after its description (": X509.rsa
+// 091d7c8c []"); error when limd cannot view the key.
+Result<std::string> ProcKeysDescribeTail(int64_t serial, const std::string& description);
+
 class KeyWatch {
  public:
   KeyWatch(Measurer* measurer, MeasurementList* list, std::function<void(const std::string&)> log)
@@ -78,7 +101,9 @@ class KeyWatch {
   uint64_t DelayPercentile(double p) const { return delays_.Percentile(p); }
 
   // The steps, public for tests: sys_enter (read what the task passed) and sys_exit.
-  void OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uint64_t plen, int32_t ringid, uint64_t time_ns);
+  // desc_addr: add_key's description argument (0: none, the kernel derives it).
+  void OnEnter(pid_t tid, uint64_t type_addr, uint64_t payload_addr, uint64_t plen, int32_t ringid, uint64_t time_ns,
+               uint64_t desc_addr = 0);
   void OnExit(pid_t tid, int64_t ret, uint64_t time_ns);
 
  private:
@@ -89,6 +114,8 @@ class KeyWatch {
     std::string comm;
     Bytes payload;
     std::string error;  // why the payload could not be read
+    bool has_description = false;  // the caller named the key (add_key's description)
+    std::string description;       // …as read from its memory
   };
   void Gap(uint64_t serial, const std::string& keyring, const std::string& description, pid_t tid,
            const std::string& reason);

@@ -83,12 +83,14 @@ class KeyWatchSteps : public testing::MeasurerFixture {
     if (ring_ < 0) GTEST_SKIP() << "add_key keyring: " << strerror(errno);
   }
   // add_key of certs_[index] as the kernel sees it, while the watcher read `seen`.
-  long AddKey(size_t index, const Bytes& seen) {
+  // ring: the ring id passed (0: ring_); description: the caller's ("" or none: derived).
+  long AddKey(size_t index, const Bytes& seen, long ring = 0, const char* description = "") {
+    if (ring == 0) ring = ring_;
     pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
     const char* type = "asymmetric";
     watch_->OnEnter(tid, reinterpret_cast<uint64_t>(type), reinterpret_cast<uint64_t>(seen.data()), seen.size(),
-                    static_cast<int32_t>(ring_), 1);
-    long serial = ::syscall(SYS_add_key, "asymmetric", "", certs_[index].data(), certs_[index].size(), ring_);
+                    static_cast<int32_t>(ring), 1, reinterpret_cast<uint64_t>(description));
+    long serial = ::syscall(SYS_add_key, "asymmetric", description, certs_[index].data(), certs_[index].size(), ring);
     watch_->OnExit(tid, serial, 2);
     return serial;
   }
@@ -125,6 +127,58 @@ TEST_F(KeyWatchSteps, BytesThatAreNotTheParsedCertificateLeaveAGap) {
   EXPECT_NE(buf.find(";reason=payload_mismatch;"), std::string::npos) << buf;
   EXPECT_EQ(watch_->measured(), 0u);
   EXPECT_EQ(watch_->gaps(), 1u);
+}
+
+TEST_F(KeyWatchSteps, ACallersOwnDescriptionIsCheckedThroughTheKeyIdentifierProcKeysShows) {
+  long serial = AddKey(0, certs_[0], 0, "lim test key");
+  if (serial < 0) GTEST_SKIP() << "add_key asymmetric: " << strerror(errno);
+  auto rows = Rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back().name, "key_import_test");
+  EXPECT_EQ(rows.back().extra, certs_[0]);
+  // Another certificate read than the one the kernel took under that name: a gap.
+  AddKey(1, certs_[0], 0, "lim other key");
+  rows = Rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back().name, "lim-key-unmeasured");
+  std::string buf(rows.back().extra.begin(), rows.back().extra.end());
+  EXPECT_NE(buf.find("description=lim other key;"), std::string::npos) << buf;
+  EXPECT_NE(buf.find(";reason=payload_mismatch;"), std::string::npos) << buf;
+  EXPECT_EQ(watch_->measured(), 1u);
+}
+
+TEST_F(KeyWatchSteps, AddingTheSameDescriptionAgainReplacesTheKeyAndIsMeasuredAgain) {
+  // The asymmetric type has no update: add_key of an existing description creates a new
+  // key (a new serial) that replaces the old one, a create the kernel measures.
+  long first = AddKey(0, certs_[0], 0, "lim replaced key");
+  if (first < 0) GTEST_SKIP() << "add_key asymmetric: " << strerror(errno);
+  long second = AddKey(1, certs_[1], 0, "lim replaced key");
+  ASSERT_GT(second, 0);
+  EXPECT_NE(first, second);
+  auto rows = Rows();
+  ASSERT_GE(rows.size(), 2u);
+  EXPECT_EQ(rows[rows.size() - 2].extra, certs_[0]);
+  EXPECT_EQ(rows.back().extra, certs_[1]);
+  EXPECT_EQ(watch_->measured(), 2u);
+  // keyctl update: refused for asymmetric keys (no .update, so no write permission).
+  EXPECT_LT(::syscall(SYS_keyctl, 2 /* KEYCTL_UPDATE */, second, certs_[0].data(), certs_[0].size()), 0);
+}
+
+TEST_F(KeyWatchSteps, TheSessionKeyringIsNamedByItsDescription) {
+  // A session keyring of this thread's own, named as the rule's keyrings= says (@s: the
+  // kernel measures under the ring's description, which varies per session).
+  long session = ::syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, "key_import_test");
+  if (session < 0) GTEST_SKIP() << "join session keyring: " << strerror(errno);
+  long serial = AddKey(0, certs_[0], -3 /* KEY_SPEC_SESSION_KEYRING */);
+  if (serial < 0) GTEST_SKIP() << "add_key asymmetric to @s: " << strerror(errno);
+  auto holder = ResolveHoldingKeyring(serial);
+  ASSERT_TRUE(holder.ok()) << holder.status().message();
+  EXPECT_EQ(*holder, "key_import_test");
+  auto rows = Rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back().name, "key_import_test");
+  EXPECT_EQ(rows.back().extra, certs_[0]);
+  EXPECT_EQ(watch_->gaps(), 0u);
 }
 
 }  // namespace

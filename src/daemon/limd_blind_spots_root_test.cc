@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <thread>
+
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "daemon/limd_test_util.h"
@@ -146,6 +148,48 @@ TEST_F(LimdBlindSpots, AnImportedKeyIsInTheListWhenTheNextCommandRuns) {
   }
   EXPECT_EQ(keys + gaps, 1);
   if (gaps) std::printf("the payload race was lost this time: %s\n", ReadFileText(state_ + "/log")->c_str());
+}
+
+// A key added to the session keyring (@s, whose name varies by session) and one added
+// with a description of the caller's: both recorded under the ring's description.
+TEST_F(LimdBlindSpots, KeysAddedToTheSessionKeyringOrUnderTheirOwnNameAreRecorded) {
+  for (const char* tool : {"keyctl", "openssl"}) {
+    if (lim::testing::RunCommand(std::string("command -v ") + tool).exit_code != 0) GTEST_SKIP() << "no " << tool;
+  }
+  if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  std::string dir = lim::testing::MakeTempDir();
+  std::string cert = dir + "/cert.der";
+  auto gen = lim::testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir +
+                                      "/key.pem -outform DER -out " + cert +
+                                      " -subj '/O=Lim Tests/CN=lim session key test' -days 2 2>&1 && openssl req "
+                                      "-x509 -newkey rsa:2048 -nodes -keyout " + dir + "/key2.pem -outform DER -out " +
+                                      dir + "/cert2.der -subj '/CN=lim named key test' -days 2 2>&1");
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  std::string ring = "lim_ses_" + std::to_string(::getpid());
+  ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=KEY_CHECK keyrings=" + ring + "\n"));
+  // A session keyring of the test's own (gone with its last process); the second add names
+  // the key itself (`keyctl padd asymmetric NAME`).
+  auto r = lim::testing::RunCommand("timeout 20 keyctl session " + ring + " sh -c " +
+                                    ShellQuote("keyctl padd asymmetric '' @s < " + cert +
+                                               " >/dev/null && keyctl padd asymmetric 'lim own name' @s < " + dir +
+                                               "/cert2.der >/dev/null"));
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  auto cert_bytes = ReadFileBytes(cert);
+  auto cert2_bytes = ReadFileBytes(dir + "/cert2.der");
+  ASSERT_TRUE(cert_bytes.ok() && cert2_bytes.ok());
+  int entries = 0, gaps = 0;
+  for (int i = 0; i < 50 && entries + gaps < 2; ++i) {  // appended after add_key returned
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    entries = gaps = 0;
+    for (const auto& row : testing::ReadListRows(list_)) {
+      std::string buf(row.extra.begin(), row.extra.end());
+      entries += row.name == ring && (row.extra == *cert_bytes || row.extra == *cert2_bytes);
+      gaps += row.name == "lim-key-unmeasured";
+    }
+  }
+  EXPECT_EQ(limd_.Stop(SIGTERM), 0);
+  EXPECT_EQ(entries, 2) << *ReadFileText(state_ + "/log");
+  EXPECT_EQ(gaps, 0) << *ReadFileText(state_ + "/log");
 }
 
 TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {

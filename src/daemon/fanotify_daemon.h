@@ -126,8 +126,8 @@ Status CheckWatchRoot(const std::string& path, bool allow_root_fs, std::string* 
 
 // The device (st_dev) of path's filesystem from the inode's cached attributes (statx with
 // AT_STATX_DONT_SYNC): a FUSE server is never asked, so a stopped one cannot stall the
-// mount watcher. A FUSE mount limd may not use (another user's without allow_other, one
-// from a user namespace) fails with EACCES here too, without a request.
+// mount watcher. Asks for no attribute (statx mask 0): FUSE gives st_dev even to a caller
+// it would refuse (another user's mount, one from a user namespace), without a request.
 Result<uint64_t> DeviceOf(const std::string& path);
 
 // Whether a measure rule of the policy can match MMAP_CHECK (a rule naming MMAP_CHECK or

@@ -10,6 +10,7 @@
 #include <sys/fanotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 
 #include <nlohmann/json.hpp>
 #include <string>
@@ -216,12 +217,13 @@ class FuseServer {
  public:
   ~FuseServer() { Stop(); }
   // refuse_uid >= 0: the server fails FUSE_OPEN from that uid (EACCES); others may use
-  // the mount (allow_other).
-  std::string Start(const std::string& src, const std::string& mnt, int refuse_uid = -1) {
+  // the mount (allow_other). hang: reads of that file are never answered.
+  std::string Start(const std::string& src, const std::string& mnt, int refuse_uid = -1, const char* hang = nullptr) {
     if (::access("/dev/fuse", R_OK | W_OK) != 0) return "no /dev/fuse";
     mnt_ = mnt;
     pid_ = fork();
     if (pid_ == 0) {
+      if (hang) setenv("LIM_TEST_FUSEFS_HANG", hang, 1);
       if (refuse_uid >= 0) {
         setenv("LIM_TEST_FUSEFS_REFUSE_UID", std::to_string(refuse_uid).c_str(), 1);
         execl("/usr/bin/timeout", "timeout", "60", LIM_TEST_FUSEFS_BIN, src.c_str(), mnt.c_str(), "-o", "allow_other",
@@ -355,10 +357,11 @@ TEST_F(LimdOverlayFuse, FuseServerThatRefusesLimdIsUnmarkedAfterTheFirstDenial) 
   EXPECT_EQ(gaps, 1);
 }
 
-// FUSE mounted from a user namespace by uid 65534: the fuse module refuses every request of
-// a caller whose uid is not mapped in that namespace (EOVERFLOW), root's included, so limd
-// cannot mark or measure it (docs/limd.md "FUSE", what remains). It must say so.
-TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsReportedAsNotMeasured) {
+// FUSE mounted from a user namespace by uid 65534: the fuse module serves only its mounter
+// (and callers whose uid is mapped there), so limd's group for it runs as the mounter with
+// its capabilities kept (ThreadCreds). A file executed and one read there are recorded
+// under the path the process used, once each (untrusted mounter: cached as any file).
+TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsMeasuredAsItsMounter) {
   std::string watch;
   std::string why = mounts_.AddTmpfs(&watch, "size=64m,mode=1777");
   if (why.empty() && ::access("/dev/fuse", R_OK | W_OK) != 0) why = "no /dev/fuse";
@@ -371,17 +374,89 @@ TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsReportedAsNotMeasured) {
     if (::stat(d.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH)) ::chmod(d.c_str(), st.st_mode | S_IXOTH);
     if (d.rfind('/') == 0) break;
   }
+  // Reads by anyone: the server's own opens of its source files (on the watched tmpfs,
+  // answered by the main group) are recorded too.
+  ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(std::string("measure func=BPRM_CHECK mask=MAY_EXEC\n"
+                                                                     "measure func=FILE_CHECK mask=MAY_READ\n")))
+                  .ok());
   ASSERT_NO_FATAL_FAILURE(StartLimd({watch}));
-  std::string script = "W=" + watch + "; mkdir $W/src $W/f && cp /bin/true $W/src/true && (" +
+  std::string script = "W=" + watch + "; mkdir $W/src $W/f && cp /bin/true $W/src/true && echo data > $W/src/data && (" +
                        std::string(LIM_TEST_FUSEFS_BIN) +
-                       " $W/src $W/f & sleep 1.5; $W/f/true; rc=$?; umount $W/f; wait; exit $rc)";
+                       " $W/src $W/f & sleep 1.5; $W/f/true && cat $W/f/data >/dev/null; rc=$?; umount $W/f; wait; "
+                       "exit $rc)";
   auto r = RunCommand("timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c " +
                       ShellQuote(script));
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto st = Status();
   limd_.Stop(SIGTERM);
-  EXPECT_NE(Log().find("cannot mark fuse.lim_test_fusefs at " + watch + "/f"), std::string::npos) << Log();
-  EXPECT_NE(Log().find("its files are not measured"), std::string::npos) << Log();
-  EXPECT_EQ(Log().find("FUSE group started"), std::string::npos) << Log();
+  auto exec_rows = Rows(watch + "/f/true");
+  ASSERT_EQ(exec_rows.size(), 1u) << Log();
+  EXPECT_EQ(Hex(exec_rows[0].digest), Sha256Hex("/bin/true"));
+  auto read_rows = Rows(watch + "/f/data");
+  ASSERT_EQ(read_rows.size(), 1u) << Log();
+  EXPECT_EQ(Hex(read_rows[0].digest), Sha256Hex(watch + "/src/data"));
+  EXPECT_EQ(Rows(watch + "/src/data").size(), 1u) << Log();  // the server's own read, main group
+  EXPECT_NE(Log().find("FUSE group started for "), std::string::npos) << Log();
+  EXPECT_NE(Log().find("as its mounter (uid 65534, gid 65534)"), std::string::npos) << Log();
+  EXPECT_EQ(Log().find("its files are not measured"), std::string::npos) << Log();
+  EXPECT_EQ(st.value("timeouts", 1u), 0u) << st.dump();
+}
+
+// A FUSE server that never answers a read: the opener waits the decision timeout, then
+// is let through with a lim-decision-timeout and a lim-fuse-unresponsive entry; limd keeps
+// answering and measuring everywhere else, and its shutdown does not wait on the server.
+TEST_F(LimdOverlayFuse, HungFuseServerCostsABoundedWaitAndANamedEntry) {
+  std::string src;
+  std::string why = mounts_.AddTmpfs(&src);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_TRUE(WriteFileBytes(src + "/hang", AsBytes(std::string("never served\n"))).ok());
+  ASSERT_TRUE(WriteFileBytes(src + "/other", AsBytes(std::string("elsewhere\n"))).ok());
+  std::string mnt = lim::testing::MakeTempDir();
+  FuseServer server;
+  why = server.Start(src, mnt, -1, "hang");
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_NO_FATAL_FAILURE(StartLimd({src, mnt}, "--decision-timeout-ms 500"));
+  // The reader of the hung file: let through after the decision timeout, then stuck in its
+  // own read on the server (killed by timeout).
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread stuck([&] { RunCommand("timeout -s KILL 4 cat " + mnt + "/hang >/dev/null"); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // Meanwhile the main group answers and measures at once.
+  auto quick0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(RunCommand("timeout 5 cat " + src + "/other >/dev/null").exit_code, 0);
+  auto quick_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - quick0);
+  EXPECT_LT(quick_ms.count(), 400);
+  stuck.join();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(6));
+  bool stall_logged = false;
+  for (int i = 0; i < 40 && !stall_logged; ++i) {  // the monitor looks every 500 ms
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    stall_logged = Log().find("did not answer limd's read") != std::string::npos;
+  }
+  EXPECT_TRUE(stall_logged) << Log();
+  // SIGTERM: limd leaves the FUSE group waiting on the server and goes on stopping.
+  ASSERT_EQ(::kill(limd_.pid(), SIGTERM), 0);
+  bool left = false;
+  for (int i = 0; i < 100 && !left; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    left = Log().find("did not stop within") != std::string::npos;
+  }
+  EXPECT_TRUE(left) << Log();
+  server.Signal(SIGKILL);  // the server's end releases every request it held
+  limd_.Stop(SIGTERM);
+  server.Stop();
+  EXPECT_EQ(Rows(src + "/other").size(), 1u) << Log();
+  EXPECT_TRUE(Rows(mnt + "/hang").empty());
+  int timeouts = 0;
+  for (const auto& row : Rows("lim-decision-timeout")) {
+    std::string buf(row.extra.begin(), row.extra.end());
+    timeouts += buf.find("path=" + mnt + "/hang;") != std::string::npos;
+  }
+  EXPECT_EQ(timeouts, 1) << Log();
+  auto stalls = Rows("lim-fuse-unresponsive");
+  ASSERT_EQ(stalls.size(), 1u) << Log();
+  std::string buf(stalls[0].extra.begin(), stalls[0].extra.end());
+  EXPECT_NE(buf.find("mount=" + mnt + ";"), std::string::npos) << buf;
 }
 
 TEST_F(LimdOverlayFuse, OwnSecurityfsViewIsNeverMarked) {
@@ -429,6 +504,45 @@ TEST(SideGroup, BackingOpenNeedsTheSameSyscallAndAPrivateMount) {
   EXPECT_FALSE(opens.IsBackingOpen(fd, 42, "257 0x1 0x2"));
   EXPECT_EQ(opens.backing_events(), 0u);
   ::close(fd);
+}
+
+TEST(SideGroup, MapIdFollowsUidMapLines) {
+  std::string map = "         0      65534          1\n      1000     100000      65536\n";
+  EXPECT_EQ(MapId(map, 0), 65534u);
+  EXPECT_EQ(MapId(map, 1000), 100000u);
+  EXPECT_EQ(MapId(map, 1005), 100005u);
+  EXPECT_FALSE(MapId(map, 1).has_value());
+  EXPECT_FALSE(MapId(map, 66536).has_value());
+  EXPECT_EQ(MapId("0 0 4294967295\n", 42), 42u);  // the initial namespace
+}
+
+// Another uid on one thread only, with the capabilities kept; the ids come back.
+TEST(SideGroup, ThreadCredsChangeOnlyTheCallingThreadAndKeepCapabilities) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::string secret = lim::testing::MakeTempDir() + "/root-only";
+  ASSERT_TRUE(WriteFileBytes(secret, AsBytes(std::string("x"))).ok());
+  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+  uid_t r, e, sv;
+  std::thread t([&] {
+    auto c = ThreadCreds::Become(65534, 65534);
+    ASSERT_TRUE(c.ok()) << c.status().message();
+    ::syscall(SYS_getresuid, &r, &e, &sv);
+    // CAP_DAC_OVERRIDE kept: a root-only file still opens.
+    int fd = ::open(secret.c_str(), O_RDONLY | O_CLOEXEC);
+    EXPECT_GE(fd, 0) << strerror(errno);
+    if (fd >= 0) ::close(fd);
+    uid_t mr, me, ms;
+    ::syscall(SYS_getresuid, &mr, &me, &ms);
+    EXPECT_EQ(me, 65534u);
+    c->reset();
+    ::syscall(SYS_getresuid, &mr, &me, &ms);
+    EXPECT_EQ(me, 0u);
+  });
+  t.join();
+  EXPECT_EQ(r, 65534u);
+  EXPECT_EQ(e, 65534u);
+  EXPECT_EQ(sv, 65534u);
+  EXPECT_EQ(::geteuid(), 0u);  // this thread was never changed
 }
 
 }  // namespace

@@ -5,16 +5,21 @@
 #include <fcntl.h>
 #include <linux/ioctl.h>
 #include <string.h>
+#include <linux/securebits.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <set>
+#include <sstream>
 #include <unordered_set>
 #include <vector>
 
+#include "base/file.h"
 #include "base/own_threads.h"
 
 #ifndef STATX_MNT_ID_UNIQUE
@@ -93,7 +98,158 @@ ino_t NsInode(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
 }
 
+// "/proc/<pid>" of a /proc/<pid>/root/… path, else "/proc/self".
+std::string ProcOf(const std::string& path) {
+  if (path.rfind("/proc/", 0) == 0) {
+    size_t end = path.find('/', 6);
+    std::string pid = path.substr(6, end == std::string::npos ? std::string::npos : end - 6);
+    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) return "/proc/" + pid;
+  }
+  return "/proc/self";
+}
+
+// The value of option `key` in a comma-separated option list; nullopt when absent.
+std::optional<std::string> Option(const std::string& opts, const std::string& key) {
+  std::istringstream in(opts);
+  std::string o;
+  while (std::getline(in, o, ',')) {
+    if (o == key) return std::string();
+    if (o.rfind(key + "=", 0) == 0) return o.substr(key.size() + 1);
+  }
+  return std::nullopt;
+}
+
+std::string DevName(uint64_t dev) {
+  return std::to_string(major(static_cast<dev_t>(dev))) + ":" + std::to_string(minor(static_cast<dev_t>(dev)));
+}
+
 }  // namespace
+
+std::optional<uint32_t> MapId(const std::string& map, uint32_t id) {
+  std::istringstream in(map);
+  uint64_t inside, outside, count;
+  while (in >> inside >> outside >> count) {
+    if (id >= inside && id - inside < count) return static_cast<uint32_t>(outside + (id - inside));
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// The mount id (/proc/self/fdinfo "mnt_id:") of path's mount, without asking a FUSE server
+// (O_PATH: no open, no permission check on the FUSE inode).
+Result<uint64_t> MountIdOf(const std::string& path) {
+  int fd = ::open(path.c_str(), O_PATH | O_CLOEXEC);
+  if (fd < 0) return Status::IoError("open " + path + ": " + strerror(errno));
+  auto info = ReadFileText("/proc/self/fdinfo/" + std::to_string(fd));
+  ::close(fd);
+  if (!info.ok()) return info.status();
+  size_t at = info->find("mnt_id:");
+  if (at == std::string::npos) return Status::NotFound("no mnt_id for " + path);
+  return static_cast<uint64_t>(std::strtoull(info->c_str() + at + 7, nullptr, 10));
+}
+
+// The mountinfo line of mount `id` in /proc/<pid>/mountinfo ("" when not there).
+std::string MountLineIn(const std::string& proc, uint64_t id) {
+  auto text = ReadFileText(proc + "/mountinfo");
+  if (!text.ok()) return "";
+  std::istringstream in(*text);
+  std::string line;
+  std::string want = std::to_string(id);
+  while (std::getline(in, line)) {
+    if (line.compare(0, want.size() + 1, want + " ") == 0) return line;
+  }
+  return "";
+}
+
+}  // namespace
+
+Result<FuseMounter> FuseMounterOf(const std::string& path, uint64_t dev) {
+  LIM_ASSIGN_OR_RETURN(uint64_t id, MountIdOf(path));
+  // Mount ids are global: the namespace that holds it, through any of its processes
+  // (the path may be a pinned root, /proc/self/fd/N/…).
+  std::string proc = ProcOf(path);
+  std::string line = MountLineIn(proc, id);
+  if (line.empty()) {
+    std::set<ino_t> seen;
+    DIR* d = ::opendir("/proc");
+    while (d && line.empty()) {
+      dirent* e = ::readdir(d);
+      if (!e) break;
+      if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+      proc = std::string("/proc/") + e->d_name;
+      ino_t ns = NsInode(proc + "/ns/mnt");
+      if (ns == 0 || !seen.insert(ns).second) continue;
+      line = MountLineIn(proc, id);
+    }
+    if (d) ::closedir(d);
+  }
+  if (line.empty()) return Status::NotFound("FUSE at " + path + ": mount " + std::to_string(id) + " in no namespace");
+  // id parent maj:min root mount-point options [optional…] - fstype source super-options
+  std::istringstream ls(line);
+  std::string mid, parent, devno;
+  ls >> mid >> parent >> devno;
+  size_t sep = line.find(" - ");
+  if (devno != DevName(dev) || sep == std::string::npos) {
+    return Status::NotFound("FUSE at " + path + ": mount " + std::to_string(id) + " is not " + DevName(dev));
+  }
+  std::istringstream tail(line.substr(sep + 3));
+  std::string fstype, source, super;
+  tail >> fstype >> source >> super;
+  auto uid = Option(super, "user_id"), gid = Option(super, "group_id");
+  if (ClassOfFs(fstype) != FsClass::kFuse || !uid || !gid || uid->empty() || gid->empty()) {
+    return Status::InvalidArgument("FUSE at " + path + ": no user_id/group_id in " + super);
+  }
+  // user_id= is shown in the mount's user namespace: mapped through a process of the
+  // namespace that holds the mount (the owner of its mount namespace, as a rule).
+  LIM_ASSIGN_OR_RETURN(std::string uid_map, ReadFileText(proc + "/uid_map"));
+  LIM_ASSIGN_OR_RETURN(std::string gid_map, ReadFileText(proc + "/gid_map"));
+  auto u = MapId(uid_map, static_cast<uint32_t>(std::strtoul(uid->c_str(), nullptr, 10)));
+  auto g = MapId(gid_map, static_cast<uint32_t>(std::strtoul(gid->c_str(), nullptr, 10)));
+  if (!u || !g) return Status::InvalidArgument("FUSE at " + path + ": its mounter is not mapped in " + proc);
+  FuseMounter m;
+  m.uid = *u;
+  m.gid = *g;
+  m.allow_other = Option(super, "allow_other").has_value();
+  m.trusted = FuseTrustedMounter(proc + "/root");
+  return m;
+}
+
+Result<std::unique_ptr<ThreadCreds>> ThreadCreds::Become(uint32_t uid, uint32_t gid) {
+  std::unique_ptr<ThreadCreds> t(new ThreadCreds);
+  if (::syscall(SYS_getresuid, &t->uid_[0], &t->uid_[1], &t->uid_[2]) != 0 ||
+      ::syscall(SYS_getresgid, &t->gid_[0], &t->gid_[1], &t->gid_[2]) != 0) {
+    return Status::IoError(std::string("getresuid: ") + strerror(errno));
+  }
+  t->securebits_ = ::prctl(PR_GET_SECUREBITS);
+  if (t->securebits_ < 0) return Status::IoError(std::string("PR_GET_SECUREBITS: ") + strerror(errno));
+  // Keep the capabilities across the uid change (the mounter's uid is not 0).
+  if (::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(t->securebits_) | SECBIT_NO_SETUID_FIXUP) != 0) {
+    return Status::IoError(std::string("PR_SET_SECUREBITS: ") + strerror(errno));
+  }
+  if (::syscall(SYS_setresgid, gid, gid, gid) != 0) {
+    int e = errno;
+    ::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(t->securebits_));
+    return Status::IoError("setresgid " + std::to_string(gid) + ": " + strerror(e));
+  }
+  if (::syscall(SYS_setresuid, uid, uid, uid) != 0) {
+    int e = errno;
+    (void)::syscall(SYS_setresgid, t->gid_[0], t->gid_[1], t->gid_[2]);
+    ::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(t->securebits_));
+    return Status::IoError("setresuid " + std::to_string(uid) + ": " + strerror(e));
+  }
+  return t;
+}
+
+ThreadCreds::~ThreadCreds() {
+  // CAP_SETUID/CAP_SETGID were kept: back to the ids this thread had. Failing here would
+  // leave a thread of limd with another uid: nothing limd can run on — abort.
+  if (::syscall(SYS_setresuid, uid_[0], uid_[1], uid_[2]) != 0 ||
+      ::syscall(SYS_setresgid, gid_[0], gid_[1], gid_[2]) != 0 ||
+      ::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(securebits_)) != 0) {
+    std::abort();
+  }
+}
 
 FsClass ClassOfFs(const std::string& t) {
   if (t == "overlay") return FsClass::kOverlay;
@@ -145,12 +301,7 @@ bool OverlayOpens::OnPrivateMount(int fd) {
 }
 
 bool FuseTrustedMounter(const std::string& path) {
-  std::string ns = "/proc/self/ns/mnt";
-  if (path.rfind("/proc/", 0) == 0) {
-    size_t end = path.find('/', 6);
-    std::string pid = path.substr(6, end == std::string::npos ? std::string::npos : end - 6);
-    if (!pid.empty() && pid.find_first_not_of("0123456789") == std::string::npos) ns = "/proc/" + pid + "/ns/mnt";
-  }
+  std::string ns = ProcOf(path) + "/ns/mnt";
   int nsfd = ::open(ns.c_str(), O_RDONLY | O_CLOEXEC);
   if (nsfd < 0) return true;
   int userns = ::ioctl(nsfd, kNsGetUserns);
@@ -173,8 +324,7 @@ SideGroups::SideGroups(const DaemonOptions& base, Measurer* measurer, Measuremen
 
 SideGroups::~SideGroups() { Stop(); }
 
-Result<SideGroups::Group*> SideGroups::NewGroup(FsClass c, uint64_t dev, const std::string& path) {
-  auto& slot = groups_[dev];
+Result<std::unique_ptr<SideGroups::Group>> SideGroups::NewGroup(FsClass c, uint64_t dev, const std::string& path) {
   DaemonOptions o = base_;
   o.workers = 1;  // per superblock: one hash at a time (a FUSE server serves one file at a time anyway)
   o.overlay_opens = &opens_;  // overlay on FUSE, overlay on overlay: their backing files too
@@ -182,17 +332,18 @@ Result<SideGroups::Group*> SideGroups::NewGroup(FsClass c, uint64_t dev, const s
   // A FUSE server may refuse limd's FUSE_OPEN (an access policy of its own): the kernel
   // would deny the opener; with the error reported limd allows it and records the gap.
   o.report_fd_error = true;
-  auto d = FanotifyDaemon::Create(o, measurer_, list_, env_, log_);
-  if (!d.ok()) {
-    groups_.erase(dev);
-    return d.status();
-  }
-  slot = std::make_unique<Group>();
-  slot->daemon = std::move(*d);
-  Group* gp = slot.get();
-  gp->reader = StartOwnThread([gp] { gp->run_status = gp->daemon->Run(); });
-  if (log_) log_(std::string(c == FsClass::kOverlay ? "overlay" : "FUSE") + " group started for " + path);
-  return gp;
+  LIM_ASSIGN_OR_RETURN(auto d, FanotifyDaemon::Create(o, measurer_, list_, env_, log_));
+  auto g = std::make_unique<Group>();
+  g->daemon = std::move(d);
+  g->fs_class = c;
+  g->path = path;
+  g->dev = dev;
+  Group* gp = g.get();
+  gp->reader = StartOwnThread([gp] {
+    gp->run_status = gp->daemon->Run();
+    gp->reader_done.store(true);
+  });
+  return g;
 }
 
 Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
@@ -200,12 +351,96 @@ Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
   if (c == FsClass::kPlain) return Status::InvalidArgument(fstype + " at " + path + " is no overlay or FUSE");
   LIM_ASSIGN_OR_RETURN(uint64_t dev, DeviceOf(path));  // never asks a FUSE server
   if (view_dev_ != 0 && dev == view_dev_) return Status::InvalidArgument(path + " is limd's own securityfs view");
-  bool remeasure = c == FsClass::kFuse && FuseTrustedMounter(path);
-  std::lock_guard<std::mutex> lk(mu_);
-  if (stopped_) return Status::Unavailable("limd is stopping: " + path + " not marked");
-  if (groups_.count(dev)) return Status::Ok();  // marked already (another mount of it)
-  LIM_ASSIGN_OR_RETURN(Group * g, NewGroup(c, dev, path));
-  return g->daemon->MarkFilesystem(path, fstype, remeasure);
+  bool init_ns = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (stopped_) return Status::Unavailable("limd is stopping: " + path + " not marked");
+    if (groups_.count(dev)) return Status::Ok();  // marked already (another mount of it)
+  }
+  // FUSE of another mounter: the group's threads are created as the mounter (they inherit
+  // the creating thread's credentials) and the mark is made as the mounter.
+  std::unique_ptr<ThreadCreds> as_mounter;
+  std::string as;
+  if (c == FsClass::kFuse) {
+    LIM_ASSIGN_OR_RETURN(FuseMounter m, FuseMounterOf(path, dev));
+    init_ns = m.trusted;
+    if (m.uid != ::geteuid()) {
+      if (m.allow_other && !init_ns) {
+        return Status::Unsupported("allow_other FUSE from a user namespace admits only that namespace's "
+                                        "processes (fuse_allow_current_process): its files are not measured");
+      }
+      if (!m.allow_other) {
+        LIM_ASSIGN_OR_RETURN(as_mounter, ThreadCreds::Become(m.uid, m.gid));
+        as = " as its mounter (uid " + std::to_string(m.uid) + ", gid " + std::to_string(m.gid) + ")";
+      }
+    }
+  }
+  // Outside mu_: marking looks the root up, which may ask the server (default_permissions);
+  // status.json's counters must not wait on that.
+  LIM_ASSIGN_OR_RETURN(std::unique_ptr<Group> g, NewGroup(c, dev, path));
+  Status s = g->daemon->MarkFilesystem(path, fstype, /*remeasure=*/init_ns);
+  as_mounter.reset();
+  std::unique_lock<std::mutex> lk(mu_);
+  if (!s.ok() || stopped_ || groups_.count(dev)) {
+    lk.unlock();
+    g->daemon->Stop();
+    if (g->reader.joinable()) g->reader.join();
+    if (!s.ok()) return s;
+    return Status::Ok();
+  }
+  Group* gp = g.get();
+  groups_[dev] = std::move(g);
+  if (c == FsClass::kFuse) StartMonitorLocked();
+  lk.unlock();
+  if (log_) {
+    std::string limit;
+    if (c == FsClass::kFuse) {
+      auto max = ReadFileText("/proc/sys/fs/fuse/max_request_timeout");
+      auto def = ReadFileText("/proc/sys/fs/fuse/default_request_timeout");
+      if (max.ok() && def.ok() && std::atoi(max->c_str()) == 0 && std::atoi(def->c_str()) == 0) {
+        limit = "; its requests have no kernel time limit (fs.fuse.max_request_timeout=0)";
+      }
+    }
+    log_(std::string(c == FsClass::kOverlay ? "overlay" : "FUSE") + " group started for " + gp->path + as + limit);
+  }
+  return Status::Ok();
+}
+
+void SideGroups::StartMonitorLocked() {
+  if (monitor_.joinable()) return;
+  monitor_ = StartOwnThread([this] { Monitor(); });
+}
+
+void SideGroups::Monitor() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!stopped_) {
+    monitor_cv_.wait_for(lk, std::chrono::milliseconds(500));
+    if (stopped_) break;
+    for (auto& [dev, g] : groups_) {
+      if (g->fs_class != FsClass::kFuse) continue;
+      uint64_t t = g->daemon->stats().timeouts.load();
+      if (t > g->seen_timeouts) {
+        g->quiet_rounds = 0;
+        if (!g->stalled) {
+          g->stalled = true;
+          fuse_stalls_++;
+          std::string ms = std::to_string(base_.decision_timeout.count());
+          // The list's own lock only: never waits on the server.
+          Status s = list_->AppendBuffer("lim-fuse-unresponsive",
+                                         "mount=" + g->path + ";dev=" + DevName(dev) + ";waited_ms=" + ms + ";", true);
+          if (log_) {
+            log_("the FUSE server of " + g->path + " did not answer limd's read within " + ms +
+                 " ms: accesses answered unmeasured (lim-decision-timeout), lim-fuse-unresponsive entry" +
+                 (s.ok() ? "" : " failed: " + s.message()));
+          }
+        }
+      } else if (g->stalled && ++g->quiet_rounds >= 4) {
+        g->stalled = false;  // no timeout for 2 s: a later one is a new stall
+        if (log_) log_("the FUSE server of " + g->path + " answers limd again");
+      }
+      g->seen_timeouts = t;
+    }
+  }
 }
 
 void SideGroups::Stop() {
@@ -215,11 +450,37 @@ void SideGroups::Stop() {
     stopped_ = true;
     groups.swap(groups_);
   }
+  monitor_cv_.notify_all();
+  if (monitor_.joinable()) monitor_.join();
   for (auto& [dev, g] : groups) g->daemon->Stop();  // all at once: each reader ends within 100 ms
+  // Join and destroy each group on a closer thread (the destructor joins the worker, which
+  // may be in a read the server never answers); wait for them at most kStopWait.
+  struct Closing {
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t open = 0;
+  };
+  auto closing = std::make_shared<Closing>();
+  closing->open = groups.size();
+  auto log = log_;
   for (auto& [dev, g] : groups) {
-    if (g->reader.joinable()) g->reader.join();
-    if (!g->run_status.ok() && log_) log_("side group: " + g->run_status.message());
-    g->daemon.reset();  // answers everything still queued
+    std::shared_ptr<Group> gs(std::move(g));
+    StartOwnThread([gs, closing, log] {
+      if (gs->reader.joinable()) gs->reader.join();
+      if (!gs->run_status.ok() && log) log("side group: " + gs->run_status.message());
+      gs->daemon.reset();  // answers everything still queued
+      std::lock_guard<std::mutex> lk(closing->mu);
+      closing->open--;
+      closing->cv.notify_all();
+    }).detach();
+  }
+  std::unique_lock<std::mutex> lk(closing->mu);
+  if (!closing->cv.wait_for(lk, kStopWait, [&] { return closing->open == 0; })) {
+    leaked_.store(closing->open);
+    if (log_) {
+      log_(std::to_string(closing->open) + " overlay/FUSE group(s) did not stop within " +
+           std::to_string(kStopWait.count()) + " s (a thread waits on a FUSE server): left to end with the server");
+    }
   }
 }
 

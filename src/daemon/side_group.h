@@ -12,6 +12,24 @@
 //   the server's own opens on marked filesystems are answered by the main reader meanwhile,
 //   and a slow server stalls only the FUSE group. limd's own securityfs view (FUSE) is
 //   never marked (recognised by its device).
+// FUSE mounted by someone else than limd's user (a user namespace's mount, or fusermount's
+// without allow_other): the fuse module serves only its mounter (fuse_allow_current_process:
+// uid, euid, suid and the gids equal the mount's user_id/group_id) and a caller whose fsuid
+// is mapped in the mount's user namespace (fuse_get_req: EOVERFLOW otherwise). Such a group
+// is created, started and marked under ThreadCreds of the mounter, so that its reader
+// (which makes the event fds: FUSE_OPEN), its worker (hash reads, fstat) and its watchdog
+// run as the mounter for their whole life — with limd's capabilities kept. An allow_other
+// mount from a user namespace admits only that namespace's processes: not marked, said so.
+//
+// A FUSE server that does not answer: its requests wait uninterruptibly once the server
+// has read them (request_wait_answer), so no thread can be pulled out of a hash read. The
+// bound is the answer: the group's watchdog answers each held permission event after the
+// decision timeout (allowed, with a lim-decision-timeout gap entry, as any timeout); the
+// monitor adds one lim-fuse-unresponsive entry per stall and logs it; the worker stays in
+// the read until the server answers or ends. Stop() waits for a group at most kStopWait and
+// then leaves it running (logged), so limd's shutdown never waits on a server either.
+// docs/limd.md "FUSE".
+//
 // Pre-content is not asked for on either (overlay and FUSE refuse it): MMAP_CHECK by
 // ELF-at-open.
 //
@@ -30,10 +48,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -79,6 +99,35 @@ class OverlayOpens {
 // stands for the superblock's. Unknown: trusted (re-measures: more entries, never fewer).
 bool FuseTrustedMounter(const std::string& path);
 
+// The mounter of a FUSE superblock as the kernel holds it (fc->user_id/group_id, global ids):
+// the mount's user_id=/group_id= options (in the mount's user namespace) mapped through the
+// uid_map/gid_map of a process of the mount namespace that holds path's mount (found by
+// its mount id, never asking the server).
+struct FuseMounter {
+  uint32_t uid = 0, gid = 0;
+  bool allow_other = false;
+  bool trusted = true;  // the mount's namespace is the initial user namespace's (FuseTrustedMounter)
+};
+Result<FuseMounter> FuseMounterOf(const std::string& path, uint64_t dev);
+// One id through a uid_map/gid_map text ("inside outside count" lines); nullopt: unmapped.
+std::optional<uint32_t> MapId(const std::string& map, uint32_t id);
+
+// The calling thread — only it: raw setresuid/setresgid, not glibc's process-wide ones —
+// as uid/gid, its capabilities kept (SECBIT_NO_SETUID_FIXUP): threads it creates meanwhile
+// inherit both. The destructor restores the ids and securebits.
+class ThreadCreds {
+ public:
+  static Result<std::unique_ptr<ThreadCreds>> Become(uint32_t uid, uint32_t gid);
+  ~ThreadCreds();
+  ThreadCreds(const ThreadCreds&) = delete;
+  ThreadCreds& operator=(const ThreadCreds&) = delete;
+
+ private:
+  ThreadCreds() = default;
+  uint32_t uid_[3] = {}, gid_[3] = {};
+  int securebits_ = 0;
+};
+
 class SideGroups {
  public:
   // base: the main daemon's options (workers, timeout, peers, nice); view_dev: the device of
@@ -92,8 +141,14 @@ class SideGroups {
   // Marks an overlay or FUSE filesystem (ClassOfFs(fstype) != kPlain) in a group of its own,
   // created and started here.
   Status Mark(const std::string& path, const std::string& fstype);
-  // Stops the readers (each flushes its marks and answers what it holds) and joins them.
+  // Stops the readers (each flushes its marks and answers what it holds) and joins them —
+  // waiting at most kStopWait for all: a group whose reader or worker waits on a FUSE server
+  // is left running (logged; leaked()).
   void Stop();
+  static constexpr std::chrono::seconds kStopWait{3};
+  size_t leaked() const { return leaked_.load(); }
+  // FUSE stalls seen (each: a lim-fuse-unresponsive entry).
+  uint64_t fuse_stalls() const { return fuse_stalls_.load(); }
   OverlayOpens* overlay_opens() { return &opens_; }
   size_t marks() const;
   // Sums of the groups' stats for status.json.
@@ -105,8 +160,20 @@ class SideGroups {
     std::unique_ptr<FanotifyDaemon> daemon;
     std::thread reader;
     Status run_status;
+    std::atomic<bool> reader_done{false};
+    FsClass fs_class = FsClass::kPlain;
+    std::string path;
+    uint64_t dev = 0;
+    // Monitor thread only: the watchdog's timeouts seen, and whether a stall is open.
+    uint64_t seen_timeouts = 0;
+    bool stalled = false;
+    int quiet_rounds = 0;
   };
-  Result<Group*> NewGroup(FsClass c, uint64_t dev, const std::string& path);
+  Result<std::unique_ptr<Group>> NewGroup(FsClass c, uint64_t dev, const std::string& path);
+  // Every FUSE group once per interval: a rise of its watchdog's timeouts is a server that
+  // did not answer limd in time.
+  void Monitor();
+  void StartMonitorLocked();
 
   DaemonOptions base_;
   Measurer* measurer_;
@@ -118,6 +185,10 @@ class SideGroups {
   mutable std::mutex mu_;
   bool stopped_ = false;            // under mu_
   std::map<uint64_t, std::unique_ptr<Group>> groups_;  // by superblock (st_dev), under mu_
+  std::thread monitor_;             // started with the first FUSE group, under mu_
+  std::condition_variable monitor_cv_;  // with mu_: stop
+  std::atomic<size_t> leaked_{0};
+  std::atomic<uint64_t> fuse_stalls_{0};
 };
 
 }  // namespace lim::daemon

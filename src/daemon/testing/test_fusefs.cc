@@ -5,7 +5,9 @@
 // detection cannot be trusted, as the kernel assumes of FUSE.
 //
 // With LIM_TEST_FUSEFS_REFUSE_UID=N in the environment, FUSE_OPEN from uid N fails with
-// EACCES (a server with an access policy of its own).
+// EACCES (a server with an access policy of its own). With LIM_TEST_FUSEFS_HANG=NAME,
+// FUSE_READ of /NAME never answers (a server that hangs: single-threaded, it then answers
+// nothing else either, until it is killed).
 //
 //   lim_test_fusefs SRC MOUNTPOINT [FUSE options…]   (foreground, single-threaded)
 #define FUSE_USE_VERSION 35
@@ -27,6 +29,7 @@ namespace {
 
 std::string g_src;
 long g_refuse_uid = -1;
+std::string g_hang;  // "/NAME": reads never answered
 constexpr time_t kFixedTime = 1000000000;  // 2001-09-09: never changes
 
 std::string Source(const char* path) { return g_src + path; }
@@ -67,7 +70,8 @@ int Open(const char* path, fuse_file_info* fi) {
   return 0;
 }
 
-int Read(const char*, char* buf, size_t size, off_t off, fuse_file_info* fi) {
+int Read(const char* path, char* buf, size_t size, off_t off, fuse_file_info* fi) {
+  while (!g_hang.empty() && g_hang == path) ::pause();
   ssize_t n = ::pread(static_cast<int>(fi->fh), buf, size, off);
   return n < 0 ? -errno : static_cast<int>(n);
 }
@@ -86,6 +90,7 @@ int main(int argc, char** argv) {
   }
   g_src = argv[1];
   if (const char* r = std::getenv("LIM_TEST_FUSEFS_REFUSE_UID")) g_refuse_uid = std::atol(r);
+  if (const char* h = std::getenv("LIM_TEST_FUSEFS_HANG")) g_hang = std::string("/") + h;
   fuse_operations ops{};
   ops.getattr = GetAttr;
   ops.readdir = ReadDir;

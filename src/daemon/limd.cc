@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -527,6 +529,12 @@ Status Limd::Run() {
   ::unlink(ready_file.c_str());
   if (view_) view_->Stop();  // fuse_session_unmount
   Log("stopped: " + std::to_string(perm_events) + " permission events");
+  // A side group left waiting on a FUSE server still uses the measurer and the list: end
+  // here without destroying them (docs/limd.md "FUSE"); the exit codes are main's.
+  if (sides_->leaked() > 0) {
+    if (!run_status.ok()) std::fprintf(stderr, "limd: %s\n", run_status.message().c_str());
+    ::_exit(run_status.ok() ? 0 : run_status.code() == StatusCode::kMismatch ? 1 : 2);
+  }
   return run_status;
 }
 

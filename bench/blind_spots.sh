@@ -6,10 +6,15 @@
 #   entries and gaps at the end, and limd's key_delay_us (add_key's return → append);
 # - memfd: N short-lived memfd programs (/bin/true through memfd_create + fexecve, python3):
 #   how many got their `memfd:NAME` entry and how many a lim-exe-unmeasured gap.
+# - with `session` as second argument, instead: N `keyctl padd asymmetric "" @s` in one
+#   fresh named session (the ring named after the fact from /proc/keys), each replacing
+#   the previous key (same certificate: one entry, the rest duplicates); limd's
+#   key_delay_us and the gaps by reason.
 # limd watches its own tmpfs only (--watch), under `timeout -k`, stopped by its pid.
-# Usage: bench/blind_spots.sh [N]. LIMD=build/src/daemon/limd LIM=build/src/cli/lim
+# Usage: bench/blind_spots.sh [N] [session]. LIMD=build/src/daemon/limd LIM=build/src/cli/lim
 set -euo pipefail
 n=${1:-1000}
+mode=${2:-all}
 here=$(cd "$(dirname "$0")" && pwd)
 limd=${LIMD:-$here/../build/src/daemon/limd}
 lim=${LIM:-$here/../build/src/cli/lim}
@@ -34,6 +39,14 @@ for _ in $(seq 200); do [ -s "$S/state/limd.ready" ] && break; sleep 0.05; done
 pid=$(cat "$S/state/limd.ready")
 list="$S/state/binary_runtime_measurements"
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$mode" = session ]; then
+  keyctl session lim_ses_bench sh -c "for i in \$(seq $n); do keyctl padd asymmetric '' @s < $S/c.der >/dev/null; done" \
+    >/dev/null 2>&1
+  sleep 1
+  python3 -c "import json;j=json.load(open('$S/state/status.json'));print('session keys: $n adds; entries',j['keys_measured'],'(the rest duplicates), gaps',j['key_gaps'],'key_delay_us',j['key_delay_us'])"
+  grep -o 'not measured ([a-z_]*)' "$S/log" | sort | uniq -c || true
+  exit 0
+fi
 seen=0
 for i in $(seq 1 "$n"); do
   gap=$(printf ';keyring=kb_%s;' "$i" | od -An -tx1 | tr -d ' \n')

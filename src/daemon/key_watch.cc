@@ -136,20 +136,41 @@ std::string SkidTail(ByteView der) {
 
 }  // namespace
 
-Result<std::string> ResolveHoldingKeyring(int64_t serial) {
+Result<std::string> ResolveHoldingKeyring(int64_t serial, const std::string& asymmetric_description) {
+  struct Ring {
+    std::string description;
+    std::vector<int32_t> keys;
+  };
+  std::vector<Ring> rings;
   std::vector<std::string> holders;
   for (const ProcKey& k : ProcKeys()) {
     if (k.type != "keyring") continue;
     std::vector<int32_t> ids(1024);
     long n = ::syscall(SYS_keyctl, kKeyctlRead, static_cast<long>(k.serial), ids.data(), ids.size() * sizeof(int32_t));
     if (n < 0) continue;
-    auto count = std::min(ids.size(), static_cast<size_t>(n) / sizeof(int32_t));
-    if (std::find(ids.begin(), ids.begin() + static_cast<long>(count), static_cast<int32_t>(serial)) ==
-        ids.begin() + static_cast<long>(count)) {
-      continue;
-    }
+    ids.resize(std::min(ids.size(), static_cast<size_t>(n) / sizeof(int32_t)));
     auto d = Describe(k.serial);
-    if (d.ok()) holders.push_back(Split(*d).second);
+    if (!d.ok()) continue;
+    if (std::find(ids.begin(), ids.end(), static_cast<int32_t>(serial)) != ids.end()) {
+      holders.push_back(Split(*d).second);
+    }
+    rings.push_back(Ring{Split(*d).second, std::move(ids)});
+  }
+  if (holders.empty() && !asymmetric_description.empty()) {
+    // Unlinked already: the next add_key of the same description replaced it (a new key,
+    // same index key, same ring). The one ring that links an asymmetric key of that
+    // description is that ring.
+    for (const Ring& r : rings) {
+      for (int32_t id : r.keys) {
+        auto d = Describe(id);
+        if (!d.ok()) continue;
+        auto [type, desc] = Split(*d);
+        if (type == "asymmetric" && desc == asymmetric_description) {
+          holders.push_back(r.description);
+          break;
+        }
+      }
+    }
   }
   if (holders.size() != 1) {
     return Status::NotFound(std::to_string(holders.size()) + " viewable keyrings link key " + std::to_string(serial));
@@ -318,7 +339,9 @@ void KeyWatch::OnExit(pid_t tid, int64_t ret, uint64_t time_ns) {
   }
   if (!reason.empty()) {
     // @s, or a ring limd may not describe by id: the ring that now links the new key.
-    auto holder = ResolveHoldingKeyring(ret);
+    std::string key_desc;
+    if (auto k = Describe(ret); k.ok() && Split(*k).first == "asymmetric") key_desc = Split(*k).second;
+    auto holder = ResolveHoldingKeyring(ret, key_desc);
     if (holder.ok()) {
       keyring = *holder;
       reason.clear();

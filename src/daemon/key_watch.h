@@ -74,9 +74,11 @@ Result<std::string> KernelX509Description(ByteView der);
 std::optional<std::string> SpecialKeyringName(int32_t ringid, uint32_t uid);
 
 // The description of the one keyring limd can view and read that links key `serial`
-// (a key add_key has just created is linked into its target ring only); error when none
-// or several do.
-Result<std::string> ResolveHoldingKeyring(int64_t serial);
+// (a key add_key has just created is linked into its target ring only). When none does
+// and asymmetric_description is given (the key was replaced by a later add_key of the same
+// description before limd looked), the one ring that links an asymmetric key of that
+// description. Error when none or several do.
+Result<std::string> ResolveHoldingKeyring(int64_t serial, const std::string& asymmetric_description = "");
 
 // From an asymmetric key's /proc/keys line: the text after its description (": X509.rsa
 // 091d7c8c []"); error when limd cannot view the key.

@@ -181,5 +181,27 @@ TEST_F(KeyWatchSteps, TheSessionKeyringIsNamedByItsDescription) {
   EXPECT_EQ(watch_->gaps(), 0u);
 }
 
+TEST_F(KeyWatchSteps, ASessionKeyReplacedBeforeLimdLooksIsNamedByItsSuccessor) {
+  long session = ::syscall(SYS_keyctl, 1 /* KEYCTL_JOIN_SESSION_KEYRING */, "key_import_test");
+  if (session < 0) GTEST_SKIP() << "join session keyring: " << strerror(errno);
+  pid_t tid = static_cast<pid_t>(::syscall(SYS_gettid));
+  const char* type = "asymmetric";
+  watch_->OnEnter(tid, reinterpret_cast<uint64_t>(type), reinterpret_cast<uint64_t>(certs_[0].data()),
+                  certs_[0].size(), -3, 1, 0);
+  long first = ::syscall(SYS_add_key, "asymmetric", nullptr, certs_[0].data(), certs_[0].size(), -3);
+  if (first < 0) GTEST_SKIP() << "add_key asymmetric to @s: " << strerror(errno);
+  // The next add of the same certificate replaces the key before limd handles the first exit.
+  long second = ::syscall(SYS_add_key, "asymmetric", nullptr, certs_[0].data(), certs_[0].size(), -3);
+  ASSERT_GT(second, 0);
+  ASSERT_NE(first, second);
+  EXPECT_FALSE(ResolveHoldingKeyring(first).ok());  // no ring links it any more
+  watch_->OnExit(tid, first, 2);
+  auto rows = Rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back().name, "key_import_test");
+  EXPECT_EQ(rows.back().extra, certs_[0]);
+  EXPECT_EQ(watch_->gaps(), 0u);
+}
+
 }  // namespace
 }  // namespace lim::daemon

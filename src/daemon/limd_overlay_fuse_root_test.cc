@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -357,35 +358,81 @@ TEST_F(LimdOverlayFuse, FuseServerThatRefusesLimdIsUnmarkedAfterTheFirstDenial) 
   EXPECT_EQ(gaps, 1);
 }
 
-// FUSE mounted from a user namespace by uid 65534: the fuse module serves only its mounter
-// (and callers whose uid is mapped there), so limd's group for it runs as the mounter with
-// its capabilities kept (ThreadCreds). A file executed and one read there are recorded
-// under the path the process used, once each (untrusted mounter: cached as any file).
-TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsMeasuredAsItsMounter) {
-  std::string watch;
-  std::string why = mounts_.AddTmpfs(&watch, "size=64m,mode=1777");
-  if (why.empty() && ::access("/dev/fuse", R_OK | W_OK) != 0) why = "no /dev/fuse";
-  if (why.empty() && RunCommand("setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm true").exit_code != 0) {
-    why = "uid 65534 cannot create a user namespace here";
+// The fuse module's allow_sys_admin_access for the scope of a test (restored after).
+class FuseSysAdminParam {
+ public:
+  explicit FuseSysAdminParam(bool on) {
+    auto old = ReadFileText(kPath);
+    if (!old.ok()) return;
+    old_ = old->substr(0, 1);
+    ok_ = Set(on ? "Y" : "N");
   }
-  if (!why.empty()) GTEST_SKIP() << why;
-  for (std::string d = watch; d.size() > 1; d = d.substr(0, d.rfind('/'))) {  // searchable by 65534
+  ~FuseSysAdminParam() {
+    if (ok_) Set(old_);
+  }
+  // A sysfs file: written in place (no temporary file and rename).
+  static bool Set(const std::string& v) {
+    int fd = ::open(kPath, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    bool ok = ::write(fd, v.data(), v.size()) == static_cast<ssize_t>(v.size());
+    ::close(fd);
+    return ok;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  static constexpr const char* kPath = "/sys/module/fuse/parameters/allow_sys_admin_access";
+  std::string old_;
+  bool ok_ = false;
+};
+
+// uid 65534 mounts lim_test_fusefs below the watched tmpfs from `unshare -Urm`, executes
+// one file and reads another. Returns the script's result.
+lim::testing::CommandResult RunFuseInUserNamespace(const std::string& watch) {
+  std::string script = "W=" + watch + "; mkdir $W/src $W/f && cp /bin/true $W/src/true && echo data > $W/src/data && (" +
+                       std::string(LIM_TEST_FUSEFS_BIN) +
+                       " $W/src $W/f & sleep 1.5; $W/f/true && cat $W/f/data >/dev/null; rc=$?; umount $W/f; wait; "
+                       "exit $rc)";
+  return RunCommand("timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c " +
+                    ShellQuote(script));
+}
+
+// Sets up a user-namespace FUSE test: a watched tmpfs (*watch) whose parents uid 65534 can
+// search, and fuse.allow_sys_admin_access as `on` for the test's duration (*param).
+// Returns why the test cannot run here ("" when it can).
+std::string PrepareUserNamespaceFuse(testing::ScratchMounts* mounts, std::string* watch, bool on,
+                                     std::unique_ptr<FuseSysAdminParam>* param) {
+  std::string why = mounts->AddTmpfs(watch, "size=64m,mode=1777");
+  if (!why.empty()) return why;
+  if (::access("/dev/fuse", R_OK | W_OK) != 0) return "no /dev/fuse";
+  if (RunCommand("setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm true").exit_code != 0) {
+    return "uid 65534 cannot create a user namespace here";
+  }
+  for (std::string d = *watch; d.size() > 1; d = d.substr(0, d.rfind('/'))) {
     struct stat st;
     if (::stat(d.c_str(), &st) == 0 && !(st.st_mode & S_IXOTH)) ::chmod(d.c_str(), st.st_mode | S_IXOTH);
     if (d.rfind('/') == 0) break;
   }
+  *param = std::make_unique<FuseSysAdminParam>(on);
+  return (*param)->ok() ? "" : "cannot set fuse.allow_sys_admin_access";
+}
+
+// FUSE mounted from a user namespace by uid 65534, with allow_sys_admin_access: limd's
+// group for it makes its requests with the mounter's fsuid (mapped there), its uid still
+// 0. A file executed and one read there are recorded under the path the process used,
+// once each (untrusted mounter: cached as any file).
+TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsMeasuredWithTheMountersFsuid) {
+  std::string watch;
+  std::unique_ptr<FuseSysAdminParam> param;
+  std::string why = PrepareUserNamespaceFuse(&mounts_, &watch, true, &param);
+  if (!why.empty()) GTEST_SKIP() << why;
   // Reads by anyone: the server's own opens of its source files (on the watched tmpfs,
   // answered by the main group) are recorded too.
   ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes(std::string("measure func=BPRM_CHECK mask=MAY_EXEC\n"
                                                                      "measure func=FILE_CHECK mask=MAY_READ\n")))
                   .ok());
   ASSERT_NO_FATAL_FAILURE(StartLimd({watch}));
-  std::string script = "W=" + watch + "; mkdir $W/src $W/f && cp /bin/true $W/src/true && echo data > $W/src/data && (" +
-                       std::string(LIM_TEST_FUSEFS_BIN) +
-                       " $W/src $W/f & sleep 1.5; $W/f/true && cat $W/f/data >/dev/null; rc=$?; umount $W/f; wait; "
-                       "exit $rc)";
-  auto r = RunCommand("timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c " +
-                      ShellQuote(script));
+  auto r = RunFuseInUserNamespace(watch);
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto st = Status();
   limd_.Stop(SIGTERM);
@@ -396,10 +443,30 @@ TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceIsMeasuredAsItsMounter) {
   ASSERT_EQ(read_rows.size(), 1u) << Log();
   EXPECT_EQ(Hex(read_rows[0].digest), Sha256Hex(watch + "/src/data"));
   EXPECT_EQ(Rows(watch + "/src/data").size(), 1u) << Log();  // the server's own read, main group
-  EXPECT_NE(Log().find("FUSE group started for "), std::string::npos) << Log();
-  EXPECT_NE(Log().find("as its mounter (uid 65534, gid 65534)"), std::string::npos) << Log();
+  EXPECT_NE(Log().find("with its mounter's fsuid 65534 and fsgid 65534"), std::string::npos) << Log();
   EXPECT_EQ(Log().find("its files are not measured"), std::string::npos) << Log();
+  EXPECT_TRUE(Rows("lim-fuse-unmeasured").empty());
   EXPECT_EQ(st.value("timeouts", 1u), 0u) << st.dump();
+}
+
+// The same without allow_sys_admin_access: the fuse module serves the mount to its mounter
+// only, and limd will not run as that user — a named gap, said once.
+TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceWithoutSysAdminAccessIsANamedGap) {
+  std::string watch;
+  std::unique_ptr<FuseSysAdminParam> param;
+  std::string why = PrepareUserNamespaceFuse(&mounts_, &watch, false, &param);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_NO_FATAL_FAILURE(StartLimd({watch}));
+  auto r = RunFuseInUserNamespace(watch);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  limd_.Stop(SIGTERM);
+  EXPECT_TRUE(Rows(watch + "/f/true").empty());
+  auto gaps = Rows("lim-fuse-unmeasured");
+  ASSERT_EQ(gaps.size(), 1u) << Log();
+  std::string buf(gaps[0].extra.begin(), gaps[0].extra.end());
+  EXPECT_NE(buf.find(";mounter=65534;reason=served_to_mounter_only;"), std::string::npos) << buf;
+  EXPECT_NE(Log().find("allow_sys_admin_access=Y — its files are not measured"), std::string::npos) << Log();
+  EXPECT_EQ(Log().find("FUSE group started"), std::string::npos) << Log();
 }
 
 // A FUSE server that never answers a read: the opener waits the decision timeout, then
@@ -516,33 +583,33 @@ TEST(SideGroup, MapIdFollowsUidMapLines) {
   EXPECT_EQ(MapId("0 0 4294967295\n", 42), 42u);  // the initial namespace
 }
 
-// Another uid on one thread only, with the capabilities kept; the ids come back.
-TEST(SideGroup, ThreadCredsChangeOnlyTheCallingThreadAndKeepCapabilities) {
+// The fs ids of one thread only, uid untouched, the capabilities kept; the ids come back.
+TEST(SideGroup, ThreadCredsChangeOnlyTheCallingThreadsFsIdsAndKeepCapabilities) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   std::string secret = lim::testing::MakeTempDir() + "/root-only";
   ASSERT_TRUE(WriteFileBytes(secret, AsBytes(std::string("x"))).ok());
   ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
-  uid_t r, e, sv;
+  std::string status;
+  uid_t r = 1, e = 1, sv = 1;
   std::thread t([&] {
     auto c = ThreadCreds::Become(65534, 65534);
     ASSERT_TRUE(c.ok()) << c.status().message();
+    status = *ReadFileText("/proc/thread-self/status");
     ::syscall(SYS_getresuid, &r, &e, &sv);
-    // CAP_DAC_OVERRIDE kept: a root-only file still opens.
+    // CAP_DAC_OVERRIDE kept: a root-only file still opens with fsuid 65534.
     int fd = ::open(secret.c_str(), O_RDONLY | O_CLOEXEC);
     EXPECT_GE(fd, 0) << strerror(errno);
     if (fd >= 0) ::close(fd);
-    uid_t mr, me, ms;
-    ::syscall(SYS_getresuid, &mr, &me, &ms);
-    EXPECT_EQ(me, 65534u);
     c->reset();
-    ::syscall(SYS_getresuid, &mr, &me, &ms);
-    EXPECT_EQ(me, 0u);
+    EXPECT_EQ(::syscall(SYS_setfsuid, -1), 0);
   });
   t.join();
-  EXPECT_EQ(r, 65534u);
-  EXPECT_EQ(e, 65534u);
-  EXPECT_EQ(sv, 65534u);
-  EXPECT_EQ(::geteuid(), 0u);  // this thread was never changed
+  EXPECT_NE(status.find("Uid:\t0\t0\t0\t65534\n"), std::string::npos) << status;
+  EXPECT_NE(status.find("Gid:\t0\t0\t0\t65534\n"), std::string::npos) << status;
+  EXPECT_EQ(r, 0u);  // never the mounter's uid: it could signal the thread
+  EXPECT_EQ(e, 0u);
+  EXPECT_EQ(sv, 0u);
+  EXPECT_EQ(::syscall(SYS_setfsuid, -1), 0);  // this thread was never changed
 }
 
 }  // namespace

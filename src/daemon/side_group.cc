@@ -215,40 +215,40 @@ Result<FuseMounter> FuseMounterOf(const std::string& path, uint64_t dev) {
   return m;
 }
 
-Result<std::unique_ptr<ThreadCreds>> ThreadCreds::Become(uint32_t uid, uint32_t gid) {
+Result<std::unique_ptr<ThreadCreds>> ThreadCreds::Become(uint32_t fsuid, uint32_t fsgid) {
   std::unique_ptr<ThreadCreds> t(new ThreadCreds);
-  if (::syscall(SYS_getresuid, &t->uid_[0], &t->uid_[1], &t->uid_[2]) != 0 ||
-      ::syscall(SYS_getresgid, &t->gid_[0], &t->gid_[1], &t->gid_[2]) != 0) {
-    return Status::IoError(std::string("getresuid: ") + strerror(errno));
-  }
   t->securebits_ = ::prctl(PR_GET_SECUREBITS);
   if (t->securebits_ < 0) return Status::IoError(std::string("PR_GET_SECUREBITS: ") + strerror(errno));
-  // Keep the capabilities across the uid change (the mounter's uid is not 0).
+  // Keep the file capabilities across the fsuid change (the mounter's uid is not 0).
   if (::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(t->securebits_) | SECBIT_NO_SETUID_FIXUP) != 0) {
     return Status::IoError(std::string("PR_SET_SECUREBITS: ") + strerror(errno));
   }
-  if (::syscall(SYS_setresgid, gid, gid, gid) != 0) {
-    int e = errno;
+  // setfsuid/setfsgid return the previous id and never fail visibly: asked again with -1.
+  t->fsgid_ = static_cast<uint32_t>(::syscall(SYS_setfsgid, fsgid));
+  t->fsuid_ = static_cast<uint32_t>(::syscall(SYS_setfsuid, fsuid));
+  if (static_cast<uint32_t>(::syscall(SYS_setfsgid, -1)) != fsgid ||
+      static_cast<uint32_t>(::syscall(SYS_setfsuid, -1)) != fsuid) {
+    (void)::syscall(SYS_setfsuid, t->fsuid_);
+    (void)::syscall(SYS_setfsgid, t->fsgid_);
     ::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(t->securebits_));
-    return Status::IoError("setresgid " + std::to_string(gid) + ": " + strerror(e));
-  }
-  if (::syscall(SYS_setresuid, uid, uid, uid) != 0) {
-    int e = errno;
-    (void)::syscall(SYS_setresgid, t->gid_[0], t->gid_[1], t->gid_[2]);
-    ::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(t->securebits_));
-    return Status::IoError("setresuid " + std::to_string(uid) + ": " + strerror(e));
+    return Status::IoError("setfsuid " + std::to_string(fsuid) + "/setfsgid " + std::to_string(fsgid) + " refused");
   }
   return t;
 }
 
 ThreadCreds::~ThreadCreds() {
-  // CAP_SETUID/CAP_SETGID were kept: back to the ids this thread had. Failing here would
-  // leave a thread of limd with another uid: nothing limd can run on — abort.
-  if (::syscall(SYS_setresuid, uid_[0], uid_[1], uid_[2]) != 0 ||
-      ::syscall(SYS_setresgid, gid_[0], gid_[1], gid_[2]) != 0 ||
+  (void)::syscall(SYS_setfsuid, fsuid_);
+  (void)::syscall(SYS_setfsgid, fsgid_);
+  // Failing here would leave a thread of limd with another fsuid: abort.
+  if (static_cast<uint32_t>(::syscall(SYS_setfsuid, -1)) != fsuid_ ||
       ::prctl(PR_SET_SECUREBITS, static_cast<unsigned long>(securebits_)) != 0) {
     std::abort();
   }
+}
+
+bool FuseSysAdminAccess() {
+  auto v = ReadFileText("/sys/module/fuse/parameters/allow_sys_admin_access");
+  return v.ok() && !v->empty() && ((*v)[0] == 'Y' || (*v)[0] == 'y' || (*v)[0] == '1');
 }
 
 FsClass ClassOfFs(const std::string& t) {
@@ -357,22 +357,31 @@ Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
     if (stopped_) return Status::Unavailable("limd is stopping: " + path + " not marked");
     if (groups_.count(dev)) return Status::Ok();  // marked already (another mount of it)
   }
-  // FUSE of another mounter: the group's threads are created as the mounter (they inherit
-  // the creating thread's credentials) and the mark is made as the mounter.
+  // FUSE of another mounter: the fuse module serves it only to its mounter, or to
+  // CAP_SYS_ADMIN with the module's allow_sys_admin_access; and only to a caller whose
+  // fsuid is mapped in the mount's user namespace. limd never takes the mounter's uid
+  // (that user could then signal limd's threads: tgkill checks uid and suid, never fsuid):
+  // with allow_sys_admin_access its group's threads take only the mounter's fsuid/fsgid
+  // (they inherit the creating thread's), else the filesystem is a named gap.
   std::unique_ptr<ThreadCreds> as_mounter;
   std::string as;
   if (c == FsClass::kFuse) {
     LIM_ASSIGN_OR_RETURN(FuseMounter m, FuseMounterOf(path, dev));
     init_ns = m.trusted;
-    if (m.uid != ::geteuid()) {
-      if (m.allow_other && !init_ns) {
-        return Status::Unsupported("allow_other FUSE from a user namespace admits only that namespace's "
-                                        "processes (fuse_allow_current_process): its files are not measured");
-      }
-      if (!m.allow_other) {
-        LIM_ASSIGN_OR_RETURN(as_mounter, ThreadCreds::Become(m.uid, m.gid));
-        as = " as its mounter (uid " + std::to_string(m.uid) + ", gid " + std::to_string(m.gid) + ")";
-      }
+    bool served = m.uid == ::geteuid() || (m.allow_other && init_ns);
+    if (!served && !FuseSysAdminAccess()) {
+      Status gap = list_->AppendBuffer("lim-fuse-unmeasured", "mount=" + path + ";dev=" + DevName(dev) +
+                                                                  ";mounter=" + std::to_string(m.uid) +
+                                                                  ";reason=served_to_mounter_only;",
+                                       true);
+      return Status::Unsupported(
+          "FUSE served to its mounter (uid " + std::to_string(m.uid) +
+          ") only; limd reads it only with the fuse module's allow_sys_admin_access=Y — its files are not measured "
+          "(lim-fuse-unmeasured entry" + (gap.ok() ? ")" : " failed: " + gap.message() + ")"));
+    }
+    if (!served || !init_ns) {
+      LIM_ASSIGN_OR_RETURN(as_mounter, ThreadCreds::Become(m.uid, m.gid));
+      as = " with its mounter's fsuid " + std::to_string(m.uid) + " and fsgid " + std::to_string(m.gid);
     }
   }
   // Outside mu_: marking looks the root up, which may ask the server (default_permissions);

@@ -14,12 +14,15 @@
 //   never marked (recognised by its device).
 // FUSE mounted by someone else than limd's user (a user namespace's mount, or fusermount's
 // without allow_other): the fuse module serves only its mounter (fuse_allow_current_process:
-// uid, euid, suid and the gids equal the mount's user_id/group_id) and a caller whose fsuid
-// is mapped in the mount's user namespace (fuse_get_req: EOVERFLOW otherwise). Such a group
-// is created, started and marked under ThreadCreds of the mounter, so that its reader
-// (which makes the event fds: FUSE_OPEN), its worker (hash reads, fstat) and its watchdog
-// run as the mounter for their whole life — with limd's capabilities kept. An allow_other
-// mount from a user namespace admits only that namespace's processes: not marked, said so.
+// uid, euid, suid and the gids equal the mount's user_id/group_id) or, with the module
+// parameter allow_sys_admin_access=Y, a CAP_SYS_ADMIN caller; and only a caller whose fsuid
+// is mapped in the mount's user namespace (fuse_get_req: EOVERFLOW otherwise). limd never
+// runs a thread with the mounter's uid — that user could then SIGSTOP or SIGKILL limd
+// through it (tgkill's permission is the uid/suid match). With allow_sys_admin_access the
+// group is created, started and marked under ThreadCreds giving only the mounter's fsuid and
+// fsgid, so that its reader (the event fds: FUSE_OPEN), worker (hash reads, fstat) and
+// watchdog make their requests as the mounter for their whole life; without it the mount is
+// not marked and gets a lim-fuse-unmeasured gap entry.
 //
 // A FUSE server that does not answer: its requests wait uninterruptibly once the server
 // has read them (request_wait_answer), so no thread can be pulled out of a hash read. The
@@ -112,21 +115,24 @@ Result<FuseMounter> FuseMounterOf(const std::string& path, uint64_t dev);
 // One id through a uid_map/gid_map text ("inside outside count" lines); nullopt: unmapped.
 std::optional<uint32_t> MapId(const std::string& map, uint32_t id);
 
-// The calling thread — only it: raw setresuid/setresgid, not glibc's process-wide ones —
-// as uid/gid, its capabilities kept (SECBIT_NO_SETUID_FIXUP): threads it creates meanwhile
-// inherit both. The destructor restores the ids and securebits.
+// The calling thread's fsuid/fsgid (per thread, as the kernel keeps them) as given, its
+// uid, euid and suid untouched and its capabilities kept (SECBIT_NO_SETUID_FIXUP): threads
+// it creates meanwhile inherit both. The destructor restores the ids and securebits.
 class ThreadCreds {
  public:
-  static Result<std::unique_ptr<ThreadCreds>> Become(uint32_t uid, uint32_t gid);
+  static Result<std::unique_ptr<ThreadCreds>> Become(uint32_t fsuid, uint32_t fsgid);
   ~ThreadCreds();
   ThreadCreds(const ThreadCreds&) = delete;
   ThreadCreds& operator=(const ThreadCreds&) = delete;
 
  private:
   ThreadCreds() = default;
-  uint32_t uid_[3] = {}, gid_[3] = {};
+  uint32_t fsuid_ = 0, fsgid_ = 0;
   int securebits_ = 0;
 };
+
+// Whether the fuse module lets CAP_SYS_ADMIN use every FUSE mount (allow_sys_admin_access).
+bool FuseSysAdminAccess();
 
 class SideGroups {
  public:

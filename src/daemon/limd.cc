@@ -584,6 +584,7 @@ std::string Limd::StatusDocument(bool running) {
   j["overlay_fuse_marks"] = sides_->marks();
   j["overlay_fuse_events"] = sides_->events();
   j["overlay_fuse_permission_events"] = sides_->perm_events();
+  j["fuse_stalls"] = sides_->fuse_stalls();  // lim-fuse-unresponsive entries
   j["overlay_backing_events"] = sides_->overlay_opens()->backing_events();
   j["mount_namespaces"] = mounts_->namespaces();
   j["mount_pokes"] = mounts_->pokes();

@@ -177,19 +177,25 @@ TEST_F(LimdBlindSpots, KeysAddedToTheSessionKeyringOrUnderTheirOwnNameAreRecorde
   auto cert_bytes = ReadFileBytes(cert);
   auto cert2_bytes = ReadFileBytes(dir + "/cert2.der");
   ASSERT_TRUE(cert_bytes.ok() && cert2_bytes.ok());
-  int entries = 0, gaps = 0;
-  for (int i = 0; i < 50 && entries + gaps < 2; ++i) {  // appended after add_key returned
+  // Each add: its entry, or — when keyctl was gone before limd read its memory (under
+  // load) — a payload_unreadable gap that still names the ring; never an unresolved ring.
+  int entries = 0, named_gaps = 0, other_gaps = 0;
+  for (int i = 0; i < 50 && entries + named_gaps + other_gaps < 2; ++i) {  // appended after add_key returned
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    entries = gaps = 0;
+    entries = named_gaps = other_gaps = 0;
     for (const auto& row : testing::ReadListRows(list_)) {
       std::string buf(row.extra.begin(), row.extra.end());
       entries += row.name == ring && (row.extra == *cert_bytes || row.extra == *cert2_bytes);
-      gaps += row.name == "lim-key-unmeasured";
+      if (row.name != "lim-key-unmeasured") continue;
+      bool named = buf.find(";keyring=" + ring + ";") != std::string::npos &&
+                   buf.find(";reason=payload_unreadable;") != std::string::npos;
+      (named ? named_gaps : other_gaps)++;
     }
   }
   EXPECT_EQ(limd_.Stop(SIGTERM), 0);
-  EXPECT_EQ(entries, 2) << *ReadFileText(state_ + "/log");
-  EXPECT_EQ(gaps, 0) << *ReadFileText(state_ + "/log");
+  EXPECT_EQ(entries + named_gaps, 2) << *ReadFileText(state_ + "/log");
+  EXPECT_EQ(other_gaps, 0) << *ReadFileText(state_ + "/log");
+  if (named_gaps) std::printf("the payload race was lost %d time(s) this run\n", named_gaps);
 }
 
 TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {

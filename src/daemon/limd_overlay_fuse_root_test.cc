@@ -501,6 +501,8 @@ TEST_F(LimdOverlayFuse, HungFuseServerCostsABoundedWaitAndANamedEntry) {
     stall_logged = Log().find("did not answer limd's read") != std::string::npos;
   }
   EXPECT_TRUE(stall_logged) << Log();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // status.json: every second
+  EXPECT_EQ(Status().value("fuse_stalls", 0u), 1u) << Status().dump();
   // SIGTERM: limd leaves the FUSE group waiting on the server and goes on stopping.
   ASSERT_EQ(::kill(limd_.pid(), SIGTERM), 0);
   bool left = false;

@@ -5,8 +5,14 @@
 #   fsmnt — a tmpfs filled while detached (fsmount), attached with move_mount and its static
 #           binary executed the next instant (the test's evader): the exec nearly always
 #           beats discovery; the binary exits at once (lives well under a millisecond).
+#   static — `mount -t tmpfs x D && cp QUICK D/e && D/e` with QUICK a static binary that
+#           returns at once: often gone before limd looks at /proc/<pid>/exe
+#   detach — a tmpfs made with fsmount and never attached, QUICK written to it and run with
+#           execveat(mount_fd, "prog") at once (the test's `detached` helper)
 # Per scenario: execs with an ima-ng entry (before it ran, or late), lim-late-exec entries,
-# gaps, and limd's late-entry delay p50/p99 (status.json). Needs root, cc with static libc.
+# gaps, and limd's late-entry delay p50/p99 (status.json); for static and detach each try
+# is classified: a content entry, a gap entry, or nothing. Needs root, cc with static libc.
+# SCENARIOS="copy fsmnt static detach" (the default) picks scenarios.
 # Marks only its own tmpfs; limd under `timeout -k`, stopped by its own pid.
 # Usage: bench/late_exec.sh [TRIES] (default 1000).  LIMD=path/to/limd (e.g. main's build).
 set -euo pipefail
@@ -28,8 +34,12 @@ mount -t tmpfs late_exec "$W" && chmod 1777 "$W" && chmod 755 "$T"
 # The test's evader, one source: the raw string in limd_late_exec_root_test.cc.
 sed -n '/^constexpr const char\* kEvader = R"(/,/^)";/p' "$here/../src/daemon/limd_late_exec_root_test.cc" | sed '1d;$d' \
   > "$T/evader.c"
+sed -n '/^constexpr const char\* kDetached = R"(/,/^)";/p' "$here/../src/daemon/limd_late_exec_root_test.cc" | sed '1d;$d' \
+  > "$T/detached.c"
 printf '#include <unistd.h>\nint main(void) { return 0; }\n' > "$T/quick.c"
-cc -O2 -o "$T/evader" "$T/evader.c" && cc -O2 -static -o "$T/quick" "$T/quick.c"
+cc -O2 -o "$T/evader" "$T/evader.c" && cc -O2 -o "$T/detached" "$T/detached.c" && cc -O2 -static -o "$T/quick" "$T/quick.c"
+scenarios=" ${SCENARIOS:-copy fsmnt static detach} "
+on() { case "$scenarios" in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir "$T/state"
 timeout -k 2 3600 "$limd" --foreground --securityfs none --control-socket none --no-tpm --state "$T/state" \
   --watch "$W" --log-file "$T/state/log" &
@@ -37,9 +47,11 @@ for _ in $(seq 100); do [ -s "$T/state/limd.ready" ] && break; sleep 0.1; done
 limd_pid=$(cat "$T/state/limd.ready")
 nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c "$1"; }
 for i in $(seq "$tries"); do
-  mkdir "$W/a$i" "$W/b$i" && chown 65534:65534 "$W/a$i" "$W/b$i"
-  nobody "mount -t tmpfs x $W/a$i && cp /bin/true $W/a$i/evade && $W/a$i/evade"
-  nobody "$T/evader $W/b$i $T/quick"
+  mkdir "$W/a$i" "$W/b$i" "$W/c$i" && chown 65534:65534 "$W/a$i" "$W/b$i" "$W/c$i"
+  if on copy; then nobody "mount -t tmpfs x $W/a$i && cp /bin/true $W/a$i/evade && $W/a$i/evade"; fi
+  if on fsmnt; then nobody "$T/evader $W/b$i $T/quick"; fi
+  if on static; then nobody "mount -t tmpfs x $W/c$i && cp $T/quick $W/c$i/e && $W/c$i/e"; fi
+  if on detach; then nobody "$T/detached name $T/quick 0"; fi
 done
 sleep 1
 cp "$T/state/status.json" "$T/status.json"
@@ -51,13 +63,53 @@ echo "tries per scenario: $tries   limd: $limd"
 echo "copy : ima-ng entries for evade: $(count "ima-ng .* $W/a[0-9]+/evade\$") / $tries"
 echo "fsmnt: ima-ng entries for prog : $(count "ima-ng .* $W/b[0-9]+/prog\$") / $tries"
 echo "lim-late-exec entries: $(count ' lim-late-exec ') (with a path: $late_paths)"
+echo "execs gone without a mapping (late_exec_missed), first 3 of $(grep -c 'no executable mapping' "$T/state/log" || true):"
+grep 'no executable mapping' "$T/state/log" | head -3 || true
 echo "  of them copy: $(grep -c "late exec $W/a" "$T/state/log" || true), fsmnt: $(grep -c "late exec $W/b" "$T/state/log" || true)"
+python3 - "$T/list.txt" "$W" "$tries" "$scenarios" <<'EOF'
+import collections, sys
+rows = [l.split() for l in open(sys.argv[1])]
+W, tries, scen = sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+regular = set(r[4] for r in rows if r[2] == "ima-ng")
+late = collections.defaultdict(list)  # path -> buffers
+for r in rows:
+    if r[2] == "ima-buf" and r[4] == "lim-late-exec":
+        b = bytes.fromhex(r[5]).decode(errors="replace")
+        f = dict(kv.split("=", 1) for kv in b.split(";") if "=" in kv)
+        late[f.get("path", "")].append(f)
+def show(name, content, gap, none, after_exit):
+    print("%-6s: %d tries: content entry %d (of them read by name after the process exited: %d), gap entry %d, nothing %d"
+          % (name, tries, content, after_exit, gap, none))
+if "static" in scen:
+    c = g = n = ax = 0
+    for i in range(1, tries + 1):
+        p = "%s/c%d/e" % (W, i)
+        bufs = late.get(p, [])
+        if p in regular or any("digest" in f for f in bufs):
+            c += 1
+            ax += any(f.get("source") == "name-after-exit" for f in bufs)
+        elif bufs:
+            g += 1
+        else:
+            n += 1
+    show("static", c, g, n, ax)
+if "detach" in scen:
+    bufs = late.get("/prog", [])
+    c = sum("digest" in f for f in bufs)
+    g = len(bufs) - c
+    ax = sum(f.get("source") == "name-after-exit" for f in bufs)
+    show("detach", c, g, tries - len(bufs), ax)
+why = collections.Counter(f["error"] for bufs in late.values() for f in bufs if "error" in f)
+for e, n in why.most_common():
+    print("  gap: %d x %s" % (n, e))
+    print("    e.g. %s" % next(f for bufs in late.values() for f in bufs if f.get("error") == e))
+EOF
 python3 - "$T/status.json" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))
-print("status: tracepoints=%s late_execs=%s late_exec_gaps=%s late_exec_missed=%s mount_pokes=%s trace_lost=%s" % (
-    j.get("tracepoints"), j.get("late_execs"), j.get("late_exec_gaps"), j.get("late_exec_missed"),
-    j.get("mount_pokes"), j.get("trace_lost")))
+print("status: tracepoints=%s late_execs=%s (after exit: %s) late_exec_gaps=%s late_exec_missed=%s mount_pokes=%s trace_lost=%s" % (
+    j.get("tracepoints"), j.get("late_execs"), j.get("late_execs_after_exit"), j.get("late_exec_gaps"),
+    j.get("late_exec_missed"), j.get("mount_pokes"), j.get("trace_lost")))
 print("late entry delay after the exec (us): %s" % j.get("late_exec_delay_us"))
 print("mount tracepoint to mark (us): %s" % j.get("poke_to_mark_us"))
 EOF

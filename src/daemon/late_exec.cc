@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
+#include <linux/openat2.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,8 +16,10 @@
 
 #include "base/file.h"
 #include "base/hex.h"
+#include "base/mountinfo.h"
 #include "daemon/mount_watch.h"
 #include "daemon/proc_context.h"
+#include "daemon/process_exe.h"
 #include "daemon/startup_scan.h"
 
 namespace lim::daemon {
@@ -38,10 +42,8 @@ std::optional<uint64_t> MarkedDevs::MarkedAt(uint64_t dev) const {
   return it->second;
 }
 
-namespace {
-
 // ';' and '\n' would end a field of the buffer: escaped as the kernel's d_path does spaces.
-std::string Field(const std::string& s) {
+std::string LateExecField(const std::string& s) {
   std::string out;
   for (char c : s) {
     if (c == ';' || c == '\n' || c == '\\') {
@@ -55,6 +57,8 @@ std::string Field(const std::string& s) {
   return out;
 }
 
+namespace {
+
 // The BPRM_CHECK step of pid's exec of the file open at fd (its path as the process
 // named it), with pid's credentials.
 Access ExecAccess(int fd, pid_t pid, const std::string& path, const std::string& fstype, InodeKey key) {
@@ -67,16 +71,17 @@ Access ExecAccess(int fd, pid_t pid, const std::string& path, const std::string&
 }  // namespace
 
 std::string LateExecBuffer(const std::string& digest, const std::string& path, pid_t pid, uint64_t dev, uint64_t ino,
-                           uint64_t delay_us, const std::string& error) {
+                           uint64_t delay_us, const std::string& error, const std::string& extra) {
   std::string b;
   if (!digest.empty()) b += "digest=" + digest + ";";
-  b += "path=" + Field(path) + ";pid=" + std::to_string(pid) + ";";
+  b += "path=" + LateExecField(path) + ";pid=" + std::to_string(pid) + ";";
   if (dev || ino) {
     b += "dev=" + std::to_string(major(static_cast<dev_t>(dev))) + ":" + std::to_string(minor(static_cast<dev_t>(dev))) +
          ";ino=" + std::to_string(ino) + ";";
   }
+  b += extra;
   b += "delay_us=" + std::to_string(delay_us) + ";";
-  if (!error.empty()) b += "error=" + Field(error) + ";";
+  if (!error.empty()) b += "error=" + LateExecField(error) + ";";
   return b;
 }
 
@@ -112,7 +117,7 @@ void LateExecs::MeasureBeforeRun(pid_t tid, const ExecTarget& target, uint64_t d
   {
     std::lock_guard<std::mutex> lk(pre_mu_);
     if (pre_.size() > 4096) pre_.clear();
-    pre_[tid] = {dev, ino};
+    pre_[tid] = {dev, ino, MonotonicNs()};
   }
   before_run_++;
   if (hooks_.log) {
@@ -143,10 +148,17 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   struct stat st;
   if (pfd < 0 || ::fstat(pfd, &st) != 0) {
     if (pfd >= 0) ::close(pfd);
-    missed_++;  // gone before limd looked: its superblock is unknown
+    // Gone before limd looked: which binary ran is told by the exec's mappings, which may
+    // sit in another CPU's ring not read yet — decided after this pass (AfterDrain()).
+    // Looked up at once too: the program's libraries, mapped right after, could push the
+    // binary's mapping out before the pass ends.
+    if (gone_.size() < 65536) gone_.push_back(GoneExec{pid, old_pid, filename, began, time_ns,
+                                                       BinaryMapping(pid, began, time_ns)});
+    else missed_++;
     return;
   }
   auto dev = static_cast<uint64_t>(st.st_dev);
+  ForgetMaps(pid, time_ns);
   // Measured before it ran (MeasureBeforeRun), and it is what runs: the step below finds
   // it cached and no late entry is due. Kept, not consumed: the same pid's earlier exec
   // records (setpriv, unshare) are read with this exe too.
@@ -154,13 +166,13 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   {
     std::lock_guard<std::mutex> lk(pre_mu_);
     auto it = pre_.find(old_pid);
-    pre_measured = it != pre_.end() && it->second == std::make_pair(dev, static_cast<uint64_t>(st.st_ino));
+    pre_measured = it != pre_.end() && it->second.Same(dev, static_cast<uint64_t>(st.st_ino), time_ns);
   }
   // Records are handled after the fact: when the process exec'd again since (setpriv →
   // unshare → the program, one pid), /proc/<pid>/exe is already the later binary for every
   // earlier record. One late entry per binary a process runs.
   auto seen = late_seen_.find(pid);
-  if (seen != late_seen_.end() && seen->second == std::make_pair(dev, static_cast<uint64_t>(st.st_ino))) {
+  if (seen != late_seen_.end() && seen->second.Same(dev, static_cast<uint64_t>(st.st_ino), time_ns)) {
     ::close(pfd);
     return;
   }
@@ -172,21 +184,53 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     return;
   }
   // Read while the process is likely still there (an open mountinfo would outlive it too).
-  auto mountinfo = ReadFileText(proc + "/mountinfo");
+  auto read = ReadFileText(proc + "/mountinfo");
   std::string path = ReadLink(proc + "/exe");
-  std::string fstype;
-  if (!mountinfo.ok() || !hooks_.qualifies(*mountinfo, pid, dev, &fstype)) {
-    ::close(pfd);
-    return;
+  std::optional<std::string> mountinfo;
+  if (read.ok()) mountinfo = std::move(*read);
+  bool unplaced = false;
+  if (!mountinfo) {
+    // It exited between the exe's open (the fd holds the file) and these reads: its
+    // namespace as pinned, or as a live process in it sees it; none left — placed by type
+    // and by the path its exec mapping had.
+    auto place = pins_.Find(dev, MonotonicNs());
+    if (!place) {
+      if (auto live = LiveProcessSeeing(dev); live && pins_.PinNamespace(*live, MonotonicNs())) {
+        place = pins_.Find(dev, MonotonicNs());
+      }
+    }
+    if (place && !place->detached) mountinfo = place->mountinfo;
+    else mountinfo.emplace(), unplaced = !place;
+    if (path.empty()) {
+      if (auto b = BinaryMapping(pid, began, time_ns)) path = b->name;
+    }
   }
-  if (!marked_at && hooks_.poke) hooks_.poke(pid);
   if (path.empty()) path = filename;
+  if (unplaced && hooks_.may_be_watched && filename.rfind("/dev/fd/", 0) != 0 && !hooks_.may_be_watched(path)) {
+    ::close(pfd);
+    return;  // outside --watch, as ResolveGone decides
+  }
+  std::string fstype;
+  bool detached = false;
+  if (!hooks_.qualifies(*mountinfo, pid, dev, &fstype)) {
+    // In no line of the process's mountinfo: a detached mount (fsmount or
+    // open_tree(OPEN_TREE_CLONE), never attached; run with execveat on its fd). No mount
+    // point places it inside or outside the watched roots: its type decides.
+    fstype = !FindMountOfDev(*mountinfo, dev) ? FsTypeOfFd(pfd) : "";
+    if (!DefaultFsType(fstype)) {
+      ::close(pfd);
+      return;
+    }
+    detached = true;
+  }
+  if (!marked_at && !detached && hooks_.poke) hooks_.poke(pid);
   auto gap = [&](const std::string& why) {
     uint64_t delay_us = (MonotonicNs() - time_ns) / 1000;
     Status s = list_->AppendBuffer("lim-late-exec",
                                    LateExecBuffer("", path, pid, dev, static_cast<uint64_t>(st.st_ino), delay_us, why),
                                    true);
     unmeasured_++;
+    late_seen_[pid] = {dev, static_cast<uint64_t>(st.st_ino), time_ns};
     if (hooks_.log) hooks_.log("late exec " + path + " (pid " + std::to_string(pid) + "): " + why);
     if (!s.ok() && hooks_.log) hooks_.log("late exec gap entry failed: " + s.message());
   };
@@ -218,7 +262,8 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   if (!v.measure_rule || (pre_measured && v.cached)) return;
   uint64_t delay_us = (MonotonicNs() - time_ns) / 1000;
   std::string digest = v.digest.empty() ? "" : std::string(v.algo.kernel_name) + ":" + ToHex(v.digest);
-  Status s = list_->AppendBuffer("lim-late-exec", LateExecBuffer(digest, path, pid, a.key.dev, a.key.ino, delay_us, ""));
+  Status s = list_->AppendBuffer("lim-late-exec", LateExecBuffer(digest, path, pid, a.key.dev, a.key.ino, delay_us, "",
+                                                                  detached ? "mount=detached;" : ""));
   if (!s.ok()) {
     if (hooks_.log) hooks_.log("late exec entry for " + path + " failed: " + s.message());
     return;
@@ -226,11 +271,212 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   late_++;
   delays_.Add(delay_us);
   if (late_seen_.size() > 4096) late_seen_.clear();
-  late_seen_[pid] = {a.key.dev, a.key.ino};
+  late_seen_[pid] = {a.key.dev, a.key.ino, time_ns};
   if (hooks_.log) {
     hooks_.log("late exec " + path + " (pid " + std::to_string(pid) + ", " + fstype + " not marked when it began): " +
                "measured " + std::to_string(delay_us) + " us after it ran");
   }
+}
+
+void LateExecs::OnMountExit(pid_t pid, int64_t ret, bool returns_fd, bool attaches, uint64_t time_ns) {
+  if (ret < 0 || pid == self_) return;
+  if (attaches) pins_.Attached(pid);
+  pins_.PinNamespace(pid, time_ns);
+  if (returns_fd && ret <= INT_MAX) pins_.PinDetached(pid, static_cast<int>(ret), time_ns);
+}
+
+void LateExecs::OnExecMmap(pid_t pid, uint64_t time_ns, uint64_t dev, uint64_t ino, std::string_view name) {
+  // Only files (not [vdso] or anonymous memory); the binary and its interpreter are the
+  // first two of an exec.
+  if (name.empty() || name[0] != '/' || ino == 0 || pid == self_) return;
+  auto& v = maps_[pid];
+  if (v.size() >= 32) v.erase(v.begin());
+  v.push_back(ExecMap{time_ns, dev, ino, std::string(name)});
+}
+
+void LateExecs::ForgetMaps(pid_t pid, uint64_t time_ns) {
+  auto it = maps_.find(pid);
+  if (it == maps_.end()) return;
+  auto& v = it->second;
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const ExecMap& m) { return m.time_ns <= time_ns; }), v.end());
+  if (v.empty()) maps_.erase(it);
+}
+
+std::optional<pid_t> LateExecs::LiveProcessSeeing(uint64_t dev) {
+  if (!live_devs_) {
+    live_devs_.emplace();
+    for (const auto& [ino, pid] : MountWatch::LiveNamespaces()) {
+      auto lines = ReadMountinfo("/proc/" + std::to_string(pid) + "/mountinfo");
+      if (!lines.ok()) continue;
+      for (const auto& m : *lines) live_devs_->emplace(static_cast<uint64_t>(m.dev), pid);
+    }
+  }
+  auto it = live_devs_->find(dev);
+  if (it == live_devs_->end()) return std::nullopt;
+  return it->second;
+}
+
+void LateExecs::AfterDrain() {
+  live_devs_.reset();  // namespaces change between passes
+  if (lost_pending_ > 0 && MonotonicNs() - lost_entry_at_ > 1'000'000'000ull) {
+    // The verifier must see that execs may have run unseen: a gap, as for fanotify's
+    // queue overflow.
+    Status s = list_->AppendBuffer("lim-trace-lost",
+                                   "records=" + std::to_string(lost_pending_) + ";reason=perf_ring_full;", true);
+    if (!s.ok() && hooks_.log) hooks_.log("lim-trace-lost entry failed: " + s.message());
+    lost_pending_ = 0;
+    lost_entry_at_ = MonotonicNs();
+  }
+  for (size_t i = 0; i < gone_.size();) {
+    if (ResolveGone(gone_[i])) {
+      gone_.erase(gone_.begin() + static_cast<ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  // Mappings of processes that never exec'd again (libraries they load): 5 s is plenty
+  // for an exec's completion record to follow its mappings.
+  uint64_t now = MonotonicNs();
+  if (now - pruned_at_ > 1'000'000'000ull) {
+    pruned_at_ = now;
+    for (auto it = maps_.begin(); it != maps_.end();) {
+      auto& v = it->second;
+      v.erase(std::remove_if(v.begin(), v.end(), [&](const ExecMap& m) { return now - m.time_ns > 5'000'000'000ull; }),
+              v.end());
+      it = v.empty() ? maps_.erase(it) : std::next(it);
+    }
+  }
+}
+
+void LateExecs::AppendGap(const std::string& path, pid_t pid, uint64_t dev, uint64_t ino, uint64_t time_ns,
+                          const std::string& why, const std::string& extra) {
+  uint64_t delay_us = (MonotonicNs() - time_ns) / 1000;
+  Status s = list_->AppendBuffer("lim-late-exec", LateExecBuffer("", path, pid, dev, ino, delay_us, why, extra), true);
+  unmeasured_++;
+  if (hooks_.log) hooks_.log("late exec " + path + " (pid " + std::to_string(pid) + "): " + why);
+  if (!s.ok() && hooks_.log) hooks_.log("late exec gap entry failed: " + s.message());
+}
+
+std::optional<LateExecs::ExecMap> LateExecs::BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns) const {
+  // Without the exec's start (its sys_enter record lost): the 20 ms before its completion.
+  uint64_t from = began < time_ns ? began : time_ns - std::min<uint64_t>(time_ns, 20'000'000ull);
+  const ExecMap* bin = nullptr;
+  if (auto it = maps_.find(pid); it != maps_.end()) {
+    for (const auto& m : it->second) {
+      if (m.time_ns >= from && m.time_ns <= time_ns && (!bin || m.time_ns < bin->time_ns)) bin = &m;
+    }
+  }
+  if (!bin) return std::nullopt;
+  return *bin;
+}
+
+bool LateExecs::ResolveGone(GoneExec& g) {
+  if (!g.binary) g.binary = BinaryMapping(g.pid, g.began, g.time_ns);
+  const ExecMap* bin = g.binary ? &*g.binary : nullptr;
+  if (!bin) {
+    if (++g.passes < 3) return false;  // its mapping may still be in a ring read next
+    missed_++;
+    if (hooks_.log) {
+      hooks_.log("exec of " + g.filename + " (pid " + std::to_string(g.pid) +
+                 "): gone before limd looked, and no executable mapping of it arrived");
+    }
+    return true;
+  }
+  ExecMap m = *bin;
+  ForgetMaps(g.pid, g.time_ns);
+  // An earlier record of the same pid (setpriv → unshare → the program) found it running
+  // this binary and measured it late already.
+  if (auto seen = late_seen_.find(g.pid); seen != late_seen_.end() && seen->second.Same(m.dev, m.ino, g.time_ns)) {
+    return true;
+  }
+  uint64_t dev = m.dev;
+  if (dev == MemfdDevice() || (hooks_.never_marked && hooks_.never_marked(dev))) return true;  // memfd: process_exe
+  auto marked_at = marked_->MarkedAt(dev);
+  if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
+  if (marked_at && *marked_at <= g.began) return true;  // fanotify saw it
+  {
+    std::lock_guard<std::mutex> lk(pre_mu_);
+    auto it = pre_.find(g.old_pid);
+    if (it != pre_.end() && it->second.Same(dev, m.ino, g.time_ns)) return true;  // measured before it ran
+  }
+  std::string extra = g.filename.empty() || g.filename == m.name ? "" : "filename=" + LateExecField(g.filename) + ";";
+  std::string fstype;
+  int dirfd = -1;
+  std::string detached;
+  auto place = pins_.Find(dev, MonotonicNs());
+  if (!place) {
+    // Not pinned at a mount syscall (its caller was gone before the tracepoint's record was
+    // read): a namespace that still has a process — the exec's parent shell, say — may.
+    if (auto pid = LiveProcessSeeing(dev); pid && pins_.PinNamespace(*pid, MonotonicNs())) {
+      place = pins_.Find(dev, MonotonicNs());
+    }
+  }
+  if (place && !place->detached) {
+    if (!hooks_.qualifies || !hooks_.qualifies(place->mountinfo, 0, dev, &fstype)) return true;
+    dirfd = place->root_fd;
+  } else if (place) {
+    fstype = place->fstype;
+    if (!DefaultFsType(fstype)) return true;
+    dirfd = place->root_fd;
+    detached = "mount=detached;";
+  } else {
+    // Outside --watch by its path, unless it was run through an fd (execveat: "/dev/fd/N…"),
+    // whose path says nothing about where its file lies (a detached mount, say).
+    bool through_fd = g.filename.rfind("/dev/fd/", 0) == 0;
+    if (hooks_.may_be_watched && !through_fd && !hooks_.may_be_watched(m.name)) return true;
+    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns,
+              "exited before limd looked, and no mount namespace or detached mount left has its superblock", extra);
+    return true;
+  }
+  if (hooks_.may_read && !hooks_.may_read(fstype)) {
+    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns, fstype + ": not read outside its own group", extra + detached);
+    return true;
+  }
+  // The name the mapping had, inside the pinned root: symlinks (none in a d_path) and magic
+  // links refused, so a name the user changed since cannot lead out of that root;
+  // O_NONBLOCK: a FIFO put in its place does not hang limd. The dev:ino decide.
+  open_how how{};
+  how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(::syscall(SYS_openat2, dirfd, m.name.c_str(), &how, sizeof how));
+  if (fd < 0) {
+    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns,
+              std::string("exited before limd looked; its name no longer opens: ") + strerror(errno), extra + detached);
+    return true;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != dev || static_cast<uint64_t>(st.st_ino) != m.ino ||
+      !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns,
+              "exited before limd looked; its name leads to another file now (renamed or replaced)", extra + detached);
+    return true;
+  }
+  Access a = ExecAccess(fd, g.pid, m.name, fstype, {dev, m.ino});
+  Verdict v = measurer_->Process(a);
+  ::close(fd);
+  if (!v.error.empty()) {
+    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns, "measure: " + v.error, extra + detached);
+    return true;
+  }
+  if (!v.measure_rule) return true;
+  uint64_t delay_us = (MonotonicNs() - g.time_ns) / 1000;
+  std::string digest = v.digest.empty() ? "" : std::string(v.algo.kernel_name) + ":" + ToHex(v.digest);
+  Status s = list_->AppendBuffer(
+      "lim-late-exec",
+      LateExecBuffer(digest, m.name, g.pid, dev, m.ino, delay_us, "", extra + detached + "source=name-after-exit;"));
+  if (!s.ok()) {
+    if (hooks_.log) hooks_.log("late exec entry for " + m.name + " failed: " + s.message());
+    return true;
+  }
+  late_++;
+  after_exit_++;
+  delays_.Add(delay_us);
+  if (hooks_.log) {
+    hooks_.log("late exec " + m.name + " (pid " + std::to_string(g.pid) + ", exited before limd looked): measured by name " +
+               std::to_string(delay_us) + " us after it ran, same dev:ino as its exec mapping");
+  }
+  return true;
 }
 
 }  // namespace lim::daemon

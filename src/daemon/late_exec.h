@@ -10,6 +10,17 @@
 // buffer's format). A process gone before its exe could be opened gets a `lim-late-exec`
 // gap entry naming what is known.
 //
+// A process gone before /proc/<pid>/exe could be opened (a static binary that returns at
+// once lives well under a millisecond) is not the end: the exec's own executable mappings
+// arrive as PERF_RECORD_MMAP2 side-band records (OnExecMmap: dev, ino and the path as the
+// process's root shows it, taken at the mmap), so limd still knows which superblock and
+// inode ran. When that superblock was not marked, the file is opened by that path inside
+// the mount namespace pinned at the mount syscall's exit (MountPins: the namespace
+// outlives its last process while pinned), or inside the pinned detached mount
+// (fsmount/open_tree), and accepted only when it is the same dev:ino; the late entry then
+// says `source=name-after-exit`. Otherwise a gap entry names pid, path, exec filename and
+// why nothing could be read.
+//
 // Threading: OnExecEnter()/OnExec() from the trace consumer's thread only; the counters
 // and DelayPercentile() from any thread.
 #pragma once
@@ -23,11 +34,13 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/exec_origin.h"
 #include "daemon/latency_samples.h"
 #include "daemon/measurer.h"
+#include "daemon/mount_pins.h"
 
 namespace lim::daemon {
 
@@ -46,9 +59,12 @@ class MarkedDevs {
   std::map<uint64_t, uint64_t> at_;
 };
 
-// The ima-buf text of a `lim-late-exec` entry (docs/limd.md).
+// The ima-buf text of a `lim-late-exec` entry (docs/limd.md). extra: further fields, each
+// "key=value;" already escaped, placed before delay_us.
 std::string LateExecBuffer(const std::string& digest, const std::string& path, pid_t pid, uint64_t dev, uint64_t ino,
-                           uint64_t delay_us, const std::string& error);
+                           uint64_t delay_us, const std::string& error, const std::string& extra = "");
+// s as one field's value: ';', '\' and newlines escaped as \073, \134, \012.
+std::string LateExecField(const std::string& s);
 
 struct LateExecHooks {
   // A superblock limd never marks whatever its mount (the root filesystem without
@@ -63,6 +79,10 @@ struct LateExecHooks {
   // Files of this filesystem type may be read by the late path (not FUSE: a read asks its
   // server, which may never answer — a FUSE exec that beat its mark gets a gap entry).
   std::function<bool(const std::string& fstype)> may_read;
+  // A file at path (as the exec's process saw it) may lie on a filesystem limd marks, for a
+  // superblock no mountinfo is left to place: with --watch, path at or below a watched root
+  // (unset: always). An exec gone with its namespace gets a gap only then.
+  std::function<bool(const std::string& path)> may_be_watched;
   // Discovery should look at pid's namespace now.
   std::function<void(pid_t pid)> poke;
   std::function<void(const std::string&)> log;
@@ -73,6 +93,19 @@ class LateExecs {
   LateExecs(Measurer* measurer, MeasurementList* list, const MarkedDevs* marked, pid_t self, LateExecHooks hooks)
       : measurer_(measurer), list_(list), marked_(marked), self_(self), hooks_(std::move(hooks)) {}
 
+  // The exit of a mount syscall by pid (ret: its return value): the caller's namespace is
+  // pinned (MountPins); fsmount/open_tree (returns_fd) pin the detached mount they made;
+  // move_mount (attaches) drops pid's detached pins.
+  void OnMountExit(pid_t pid, int64_t ret, bool returns_fd, bool attaches, uint64_t time_ns);
+  // An executable file mapping by pid (TraceEvents' MMAP2 record), at time_ns.
+  void OnExecMmap(pid_t pid, uint64_t time_ns, uint64_t dev, uint64_t ino, std::string_view name);
+  // After each pass over the trace rings: the execs whose process was gone, now that the
+  // mappings of every CPU's ring are in.
+  void AfterDrain();
+  // The kernel dropped n trace records (ring full): execs among them may have gone unseen.
+  // AfterDrain() appends a `lim-trace-lost` gap entry for them (at most one a second,
+  // with the count since the last).
+  void OnLost(uint64_t n) { lost_pending_ += n; }
   // sys_enter_execve / sys_enter_execveat of thread tid at time_ns.
   void OnExecEnter(pid_t tid, uint64_t time_ns);
   // sched_process_exec: the exec by old_pid (the calling thread) completed as pid, at
@@ -94,8 +127,10 @@ class LateExecs {
   uint64_t before_run() const { return before_run_.load(); }  // measured by MeasureBeforeRun
   uint64_t late() const { return late_.load(); }            // lim-late-exec entries with a digest
   uint64_t unmeasured() const { return unmeasured_.load(); }  // lim-late-exec gap entries
-  // Execs whose process was gone before limd could look at its executable (superblock
-  // unknown: no entry).
+  // Late entries whose content was read by name after the process had exited.
+  uint64_t after_exit() const { return after_exit_.load(); }
+  // Execs whose process was gone before limd could look at its executable and whose
+  // binary's mapping never arrived (superblock unknown: no entry).
   uint64_t missed() const { return missed_.load(); }
   // Delay from the exec to its late entry (µs), over the last 4,096 late entries.
   uint64_t DelayPercentile(double p) const { return delays_.Percentile(p); }
@@ -106,11 +141,53 @@ class LateExecs {
   const MarkedDevs* marked_;
   pid_t self_;
   LateExecHooks hooks_;
+  struct ExecMap {
+    uint64_t time_ns, dev, ino;
+    std::string name;
+  };
+  struct GoneExec {
+    pid_t pid, old_pid;
+    std::string filename;
+    uint64_t began, time_ns;
+    std::optional<ExecMap> binary;  // found at once when its mapping came through the same ring
+    int passes = 0;
+  };
+  // The binary of pid's exec that began at `began` and completed at time_ns: its earliest
+  // executable mapping in between (the binary's own text comes before its interpreter's).
+  std::optional<ExecMap> BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns) const;
+  // One exec whose process was gone: false to look again after the next pass.
+  bool ResolveGone(GoneExec& g);
+  // pid's mappings up to time_ns: its exec was handled while it ran.
+  void ForgetMaps(pid_t pid, uint64_t time_ns);
+  void AppendGap(const std::string& path, pid_t pid, uint64_t dev, uint64_t ino, uint64_t time_ns,
+                 const std::string& why, const std::string& extra = "");
+  // A live process whose mount namespace has a mount of dev (the namespaces' mountinfo
+  // read once per pass over the rings, and only when an exec needs it).
+  std::optional<pid_t> LiveProcessSeeing(uint64_t dev);
+  // 2 s: a pin matters between a mount and its mark (milliseconds); while it lasts, the
+  // namespace's mounts outlive its last process (a loop device stays busy).
+  MountPins pins_{64, 2'000'000'000ull};  // trace thread only
+  std::optional<std::map<uint64_t, pid_t>> live_devs_;  // this pass's, trace thread only
+  std::map<pid_t, std::vector<ExecMap>> maps_;  // pid → its latest executable mappings (trace thread)
+  std::vector<GoneExec> gone_;                   // trace thread
+  uint64_t pruned_at_ = 0;
+  uint64_t lost_pending_ = 0, lost_entry_at_ = 0;  // trace thread only
   std::map<pid_t, uint64_t> enter_;  // tid → sys_enter_execve time (trace thread only)
-  std::map<pid_t, std::pair<uint64_t, uint64_t>> late_seen_;  // pid → binary late-measured (trace thread)
+  // A binary a pid (or tid) was measured for, and when: pids and tmpfs device numbers are
+  // both recycled (and a fresh tmpfs's first file is always inode 2), so a match counts
+  // only within a second — the records of one process's exec chain come within
+  // milliseconds.
+  struct SeenBinary {
+    uint64_t dev = 0, ino = 0, at_ns = 0;
+    bool Same(uint64_t d, uint64_t i, uint64_t now_ns) const {
+      uint64_t apart = now_ns > at_ns ? now_ns - at_ns : at_ns - now_ns;
+      return d == dev && i == ino && apart < 1'000'000'000ull;
+    }
+  };
+  std::map<pid_t, SeenBinary> late_seen_;  // pid → binary late-measured (trace thread)
   std::mutex pre_mu_;
-  std::map<pid_t, std::pair<uint64_t, uint64_t>> pre_;  // tid → (dev, ino) measured before it ran
-  std::atomic<uint64_t> execs_{0}, late_{0}, unmeasured_{0}, missed_{0}, before_run_{0};
+  std::map<pid_t, SeenBinary> pre_;  // tid → binary measured before it ran
+  std::atomic<uint64_t> execs_{0}, late_{0}, unmeasured_{0}, missed_{0}, before_run_{0}, after_exit_{0};
   LatencySamples delays_;
 };
 

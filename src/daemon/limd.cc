@@ -420,6 +420,9 @@ void Limd::StartLateExecTrace() {
     return m.has_value();
   };
   hooks.poke = [this](pid_t pid) { mounts_->Poke(pid); };
+  hooks.may_be_watched = [this](const std::string& path) {
+    return mounts_->watch().empty() || MountQualifies("", path, mounts_->watch());
+  };
   hooks.may_read = [](const std::string& fstype) { return ClassOfFs(fstype) != FsClass::kFuse; };
   hooks.log = LogFn();
   late_execs_ = std::make_unique<LateExecs>(measurer_.get(), list_.get(), &marked_, ::getpid(), hooks);
@@ -433,20 +436,37 @@ void Limd::StartLateExecTrace() {
         [this](uint64_t dropped) {
           Log("tracepoints: " + std::to_string(dropped) + " records lost (ring full): rescanning mount namespaces");
           mounts_->Poke(0);
+          late_execs_->OnLost(dropped);
         });
     std::vector<std::string> missing;
+    // With the execs' own executable mappings (dev, ino, path): what ran, for a process
+    // gone before limd looked. First: it sizes the rings for them.
+    trace_->OnMmap([this](const MmapRecord& m) {
+      late_execs_->OnExecMmap(static_cast<pid_t>(m.pid), m.time_ns, m.dev, m.ino, m.filename);
+    });
+    trace_->AfterDrain([this] { late_execs_->AfterDrain(); });
+    if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/true); e.ok()) {
+      exec_done_ = *e;
+    } else {
+      missing.push_back(e.status().message());
+    }
     // After the syscall (the mount exists by then); unshare/setns: a namespace to mark.
     for (const char* e : {"syscalls/sys_exit_mount", "syscalls/sys_exit_fsmount", "syscalls/sys_exit_move_mount",
-                          "syscalls/sys_exit_open_tree", "syscalls/sys_exit_unshare", "syscalls/sys_exit_setns"}) {
+                          "syscalls/sys_exit_open_tree", "syscalls/sys_exit_open_tree_attr", "syscalls/sys_exit_unshare",
+                          "syscalls/sys_exit_setns"}) {
       auto i = trace_->Add(e);
       if (i.ok()) mount_events_.insert(*i); else missing.push_back(i.status().message());
+      // fsmount/open_tree return a mount's fd (detached: LateExecs pins it).
+      std::string name = e;
+      if (i.ok() && (name.find("fsmount") != std::string::npos || name.find("open_tree") != std::string::npos)) {
+        fd_events_.insert(*i);
+      }
+      if (i.ok() && name.find("move_mount") != std::string::npos) attach_event_ = *i;
     }
     for (const char* e : {"syscalls/sys_enter_execve", "syscalls/sys_enter_execveat"}) {
       auto i = trace_->Add(e);
       if (i.ok()) exec_enter_.insert(*i); else missing.push_back(i.status().message());
     }
-    auto i = trace_->Add("sched/sched_process_exec");
-    if (i.ok()) exec_done_ = *i; else missing.push_back(i.status().message());
     for (const auto& m : missing) Log("tracepoint unavailable: " + m);
     Status ts = trace_->Start(flags_.reader_nice);
     if (ts.ok()) {
@@ -464,6 +484,8 @@ void Limd::StartLateExecTrace() {
 void Limd::OnLateExecRecord(const TraceRecord& r) {
   if (mount_events_.count(r.event)) {
     if (r.Int("ret").value_or(-1) >= 0) mounts_->Poke(static_cast<pid_t>(r.pid));
+    late_execs_->OnMountExit(static_cast<pid_t>(r.pid), r.Int("ret").value_or(-1), fd_events_.count(r.event) > 0,
+                             r.event == attach_event_, r.time_ns);
   } else if (exec_enter_.count(r.event)) {
     late_execs_->OnExecEnter(static_cast<pid_t>(r.tid), r.time_ns);
   } else if (r.event == exec_done_) {
@@ -595,6 +617,7 @@ std::string Limd::StatusDocument(bool running) {
   j["execs_measured_before_run"] = late_execs_->before_run();
   j["late_exec_gaps"] = late_execs_->unmeasured();
   j["late_exec_missed"] = late_execs_->missed();
+  j["late_execs_after_exit"] = late_execs_->after_exit();
   j["late_exec_delay_us"] = {{"p50", late_execs_->DelayPercentile(0.5)}, {"p99", late_execs_->DelayPercentile(0.99)}};
   j["precontent_marks"] = daemon_->precontent_marks();
   j["precontent_events"] = ds.precontent_events.load();

@@ -120,8 +120,8 @@ class Limd {
   std::atomic<LateExecs*> late_ptr_{nullptr};  // read by the daemon's workers
   std::unique_ptr<TraceEvents> trace_;
   std::string trace_state_ = "off";
-  std::set<int> mount_events_, exec_enter_;  // event indexes; fixed before the thread starts
-  int exec_done_ = -1;
+  std::set<int> mount_events_, exec_enter_, fd_events_;  // event indexes; fixed before the thread starts
+  int exec_done_ = -1, attach_event_ = -1;
   std::unique_ptr<ControlSocket> control_;
   std::chrono::steady_clock::time_point started_;
   std::atomic<bool> stop_{false};

@@ -76,6 +76,7 @@ class MountWatch {
   // What Start() would mark now, without marking (the start scan runs before any mark).
   std::map<dev_t, FoundMount> Discover();
   size_t namespaces() const { return namespaces_.load(); }
+  const std::vector<std::string>& watch() const { return options_.watch; }  // the --watch roots (realpath)
   // A mount may have appeared in pid's namespace (pid 0: somewhere): scan now. The
   // namespace is looked up here, at once: pid may be gone (mount(8) exits right after the
   // syscall) by the time the scan runs, and the scan then reaches the namespace through
@@ -88,6 +89,9 @@ class MountWatch {
   // if one qualifies (type, watch roots, the root filesystem rule) — whether or not it is
   // marked yet. Any thread.
   std::optional<FoundMount> QualifyingMount(const std::string& mountinfo, pid_t pid, dev_t dev) const;
+  // Every mount namespace with a process in it: namespace inode → one such process (limd's
+  // own namespace included). Any thread.
+  static std::map<ino_t, pid_t> LiveNamespaces();
 
  private:
   void Loop();
@@ -99,7 +103,6 @@ class MountWatch {
   // pinned copy of it: /proc/self/fd/N).
   void ScanMountsIn(const std::string& mountinfo, const std::string& root, pid_t pid,
                     std::map<dev_t, FoundMount>* collect);
-  std::map<ino_t, pid_t> LiveNamespaces();
 
   MountWatchOptions options_;
   MarkFn mark_;

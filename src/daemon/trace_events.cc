@@ -11,6 +11,7 @@
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +26,10 @@ namespace lim::daemon {
 namespace {
 
 constexpr size_t kRingPages = 16;  // per CPU, plus the header page: 64 KiB of records
+// With executable mappings (a build maps dozens of libraries per compiler run, and every
+// one passes through here): 512 KiB. Measured: 64 KiB lost 24,043 records in 4,000 execs
+// under six parallel builds.
+constexpr size_t kMmapRingPages = 128;
 
 // "0-3,5" → {0,1,2,3,5}.
 std::vector<int> OnlineCpus() {
@@ -50,6 +55,30 @@ std::optional<uint64_t> Number(std::string_view line, std::string_view key) {
 }
 
 }  // namespace
+
+std::optional<MmapRecord> ParseMmap2(const uint8_t* rec, size_t len) {
+  // header, pid, tid, addr, len, pgoff, maj, min, ino, ino_generation, prot, flags,
+  // filename (NUL-padded to 8), then sample_id: pid, tid (TID), time (TIME).
+  constexpr size_t kName = sizeof(perf_event_header) + 8 + 24 + 24 + 8, kSampleId = 16;
+  if (len < kName + kSampleId) return std::nullopt;
+  MmapRecord m;
+  uint32_t maj, min;
+  std::memcpy(&m.pid, rec + 8, 4);
+  std::memcpy(&m.tid, rec + 12, 4);
+  std::memcpy(&maj, rec + 40, 4);
+  std::memcpy(&min, rec + 44, 4);
+  std::memcpy(&m.ino, rec + 48, 8);
+  std::memcpy(&m.ino_generation, rec + 56, 8);
+  std::memcpy(&m.prot, rec + 64, 4);
+  std::memcpy(&m.time_ns, rec + len - 8, 8);
+  m.dev = makedev(maj, min);
+  const char* name = reinterpret_cast<const char*>(rec + kName);
+  size_t room = len - kSampleId - kName;
+  size_t n = strnlen(name, room);
+  if (n == room) return std::nullopt;
+  m.filename = std::string_view(name, n);
+  return m;
+}
 
 Result<TraceFormat> ParseTraceFormat(std::string_view text) {
   TraceFormat f;
@@ -146,7 +175,7 @@ TraceEvents::~TraceEvents() {
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-Result<int> TraceEvents::Add(const std::string& event, const std::string& filter) {
+Result<int> TraceEvents::Add(const std::string& event, const std::string& filter, bool exec_mmaps) {
   auto text = ReadFileText(tracefs_ + "/events/" + event + "/format");
   if (!text.ok()) return Status::Unavailable("tracepoint " + event + ": " + text.status().message());
   auto fmt = ParseTraceFormat(*text);
@@ -166,6 +195,7 @@ Result<int> TraceEvents::Add(const std::string& event, const std::string& filter
     attr.wakeup_events = 1;
     attr.use_clockid = 1;
     attr.clockid = CLOCK_MONOTONIC;
+    if (exec_mmaps) attr.mmap = attr.mmap2 = attr.sample_id_all = 1;  // not mmap_data: executable maps only
     int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, cpus_[i], -1, PERF_FLAG_FD_CLOEXEC));
     if (fd < 0) {
       Status s = Status::Unavailable("perf_event_open " + event + " cpu " + std::to_string(cpus_[i]) + ": " +
@@ -181,7 +211,7 @@ Result<int> TraceEvents::Add(const std::string& event, const std::string& filter
     }
     Ring& r = rings_[i];
     if (r.fd < 0) {
-      size_t len = (kRingPages + 1) * static_cast<size_t>(page);
+      size_t len = ((exec_mmaps ? kMmapRingPages : kRingPages) + 1) * static_cast<size_t>(page);
       void* base = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
       if (base == MAP_FAILED) {
         Status s = Status::Unavailable("mmap perf ring: " + std::string(strerror(errno)));
@@ -233,6 +263,7 @@ void TraceEvents::Loop(int nice) {
     for (auto& r : rings_) {
       if (r.base) Drain(r);
     }
+    if (after_drain_) after_drain_();
   }
 }
 
@@ -264,6 +295,12 @@ void TraceEvents::Dispatch(const uint8_t* rec, size_t len) {
     if (len >= sizeof h + sizeof lost) std::memcpy(lost, rec + sizeof h, sizeof lost);
     lost_count_ += lost[1];
     if (lost_cb_) lost_cb_(lost[1]);
+    return;
+  }
+  if (h.type == PERF_RECORD_MMAP2) {
+    auto m = ParseMmap2(rec, len);
+    if (!m) short_++;
+    else if (mmap_cb_) mmap_cb_(*m);
     return;
   }
   if (h.type != PERF_RECORD_SAMPLE) return;

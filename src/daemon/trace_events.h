@@ -58,6 +58,22 @@ struct TraceRecord {
   std::optional<std::string> Str(const std::string& field) const;
 };
 
+// A PERF_RECORD_MMAP2 side-band record: an executable file mapping made by pid (the exec's
+// own mappings of the binary and its interpreter among them), with the file's identity as
+// the kernel had it at the mmap — dev/ino survive the process, /proc/<pid>/exe does not.
+// filename: d_path in the mapping task's root. Valid only during the call.
+struct MmapRecord {
+  uint32_t pid = 0, tid = 0;
+  uint64_t time_ns = 0;  // CLOCK_MONOTONIC (sample_id_all)
+  uint64_t dev = 0;      // makedev(maj, min)
+  uint64_t ino = 0, ino_generation = 0;
+  uint32_t prot = 0;
+  std::string_view filename;
+};
+// A PERF_RECORD_MMAP2 body with its trailing sample_id (TID, TIME), or nullopt when it is
+// too short or its filename is not NUL-terminated inside it.
+std::optional<MmapRecord> ParseMmap2(const uint8_t* rec, size_t len);
+
 // The tracefs directory (mounting tracefs at /sys/kernel/tracing when nothing is there).
 Result<std::string> TracefsDir();
 
@@ -72,7 +88,17 @@ class TraceEvents {
 
   // Opens "group/name" (e.g. "sched/sched_process_exec") on every online CPU; filter: an
   // ftrace filter expression ("" for none). Returns the event's index for TraceRecord::event.
-  Result<int> Add(const std::string& event, const std::string& filter = "");
+  // exec_mmaps: that event's per-CPU fds also report executable file mappings
+  // (PERF_RECORD_MMAP2, to OnMmap()'s callback); give it to one event only. They wake no one
+  // by themselves: they are read with the samples that follow them.
+  // Rings are 16 pages per CPU (64 KiB), 128 (512 KiB) once an event asks for exec_mmaps:
+  // every executable mapping on the host then passes through them. The size is fixed by
+  // the first Add() of each CPU.
+  Result<int> Add(const std::string& event, const std::string& filter = "", bool exec_mmaps = false);
+  // Before Start(): the callback for exec_mmaps records; after_drain runs after each pass
+  // over every ring (records of one pass may come from several CPUs out of order).
+  void OnMmap(std::function<void(const MmapRecord&)> cb) { mmap_cb_ = std::move(cb); }
+  void AfterDrain(std::function<void()> cb) { after_drain_ = std::move(cb); }
   // Starts the consumer thread (at nice `nice` when not 0: a short-lived process must still
   // be there when its exec's record is read). Error when no event was added.
   Status Start(int nice = 0);
@@ -94,6 +120,8 @@ class TraceEvents {
 
   std::string tracefs_;
   Callback cb_;
+  std::function<void(const MmapRecord&)> mmap_cb_;
+  std::function<void()> after_drain_;
   std::function<void(uint64_t)> lost_cb_;
   std::vector<TraceFormat> formats_;
   std::map<uint32_t, int> by_id_;  // event id → index

@@ -3,6 +3,8 @@
 #include "daemon/trace_events.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "tests/testing.h"
 
@@ -151,6 +154,78 @@ TEST(TraceEventsLive, SeesAnExecWithItsFilename) {
   t.Stop();
   EXPECT_GT(t.records(), 0u);
   EXPECT_EQ(t.short_records(), 0u);
+}
+
+// A PERF_RECORD_MMAP2 as the kernel lays it out: header, pid, tid, addr, len, pgoff, maj,
+// min, ino, ino_generation, prot, flags, the NUL-padded name, then sample_id (pid, tid, time).
+std::vector<uint8_t> Mmap2Bytes(const std::string& name, size_t pad) {
+  std::vector<uint8_t> b(72 + pad + 16, 0);
+  auto put32 = [&](size_t at, uint32_t v) { std::memcpy(b.data() + at, &v, 4); };
+  auto put64 = [&](size_t at, uint64_t v) { std::memcpy(b.data() + at, &v, 8); };
+  put32(0, 10);  // PERF_RECORD_MMAP2; misc, size unread here
+  put32(8, 4242), put32(12, 4243);
+  put32(40, 0), put32(44, 77);  // dev 0:77
+  put64(48, 12345), put64(56, 9);
+  put32(64, 5);  // PROT_READ | PROT_EXEC
+  std::memcpy(b.data() + 72, name.data(), std::min(name.size(), pad));
+  put32(72 + pad, 4242), put32(76 + pad, 4243);
+  put64(80 + pad, 987654321);
+  return b;
+}
+
+TEST(Mmap2Record, ParsesIdentityNameAndTime) {
+  auto b = Mmap2Bytes("/mnt/e", 8);
+  auto m = ParseMmap2(b.data(), b.size());
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->pid, 4242u);
+  EXPECT_EQ(m->tid, 4243u);
+  EXPECT_EQ(m->dev, static_cast<uint64_t>(makedev(0, 77)));
+  EXPECT_EQ(m->ino, 12345u);
+  EXPECT_EQ(m->ino_generation, 9u);
+  EXPECT_EQ(m->prot, 5u);
+  EXPECT_EQ(m->time_ns, 987654321u);
+  EXPECT_EQ(m->filename, "/mnt/e");
+}
+
+TEST(Mmap2Record, ShortOrUnterminatedIsRefused) {
+  auto b = Mmap2Bytes("/12345678", 8);  // fills its 8 bytes: no NUL inside the record
+  EXPECT_FALSE(ParseMmap2(b.data(), b.size()).has_value());
+  auto ok = Mmap2Bytes("/x", 8);
+  for (size_t len : {size_t{0}, size_t{40}, size_t{87}}) EXPECT_FALSE(ParseMmap2(ok.data(), len).has_value()) << len;
+}
+
+TEST(TraceEventsLive, ReportsAnExecsMappingOfItsBinary) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (perf tracepoints)";
+  auto dir = TracefsDir();
+  if (!dir.ok()) GTEST_SKIP() << dir.status().message();
+  std::string marker = lim::testing::MakeTempDir() + "/marker-true";
+  ASSERT_EQ(lim::testing::RunCommand("cp /bin/true " + marker).exit_code, 0);
+  struct stat st;
+  ASSERT_EQ(::stat(marker.c_str(), &st), 0);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool mapped = false, exec_seen = false;
+  TraceEvents t(*dir, [&](const TraceRecord& r) {
+    if (r.Str("filename").value_or("") != marker) return;
+    std::lock_guard<std::mutex> lk(mu);
+    exec_seen = true;
+    cv.notify_all();
+  }, nullptr);
+  t.OnMmap([&](const MmapRecord& m) {
+    if (m.filename != marker) return;
+    std::lock_guard<std::mutex> lk(mu);
+    mapped = m.dev == static_cast<uint64_t>(st.st_dev) && m.ino == static_cast<uint64_t>(st.st_ino) && m.time_ns > 0;
+  });
+  auto i = t.Add("sched/sched_process_exec", "", /*exec_mmaps=*/true);
+  if (!i.ok()) GTEST_SKIP() << i.status().message();
+  ASSERT_TRUE(t.Start().ok());
+  ASSERT_EQ(lim::testing::RunCommand(marker).exit_code, 0);
+  std::unique_lock<std::mutex> lk(mu);
+  // The mapping comes before the exec's completion record (read in the same pass or one before).
+  EXPECT_TRUE(cv.wait_for(lk, std::chrono::seconds(5), [&] { return exec_seen; }));
+  EXPECT_TRUE(mapped);
+  lk.unlock();
+  t.Stop();
 }
 
 }  // namespace

@@ -455,8 +455,8 @@ bool LateExecs::ResolveGone(GoneExec& g) {
   Access a = ExecAccess(fd, g.pid, m.name, fstype, {dev, m.ino});
   Verdict v = measurer_->Process(a);
   ::close(fd);
-  if (!v.error.empty()) {
-    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns, "measure: " + v.error, extra + detached);
+  if (!v.status.ok()) {
+    AppendGap(m.name, g.pid, dev, m.ino, g.time_ns, "measure: " + v.status.message(), extra + detached);
     return true;
   }
   if (!v.measure_rule) return true;

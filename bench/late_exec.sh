@@ -99,6 +99,9 @@ if "detach" in scen:
     g = len(bufs) - c
     ax = sum(f.get("source") == "name-after-exit" for f in bufs)
     show("detach", c, g, tries - len(bufs), ax)
+other = [f for p, bufs in late.items() if p != "/prog" and not p.startswith(W + "/") for f in bufs]
+print("lim-late-exec entries for other paths (other programs on the host, or a path limd could not read): %d%s"
+      % (len(other), ("; e.g. %s" % other[0]) if other else ""))
 why = collections.Counter(f["error"] for bufs in late.values() for f in bufs if "error" in f)
 for e, n in why.most_common():
     print("  gap: %d x %s" % (n, e))

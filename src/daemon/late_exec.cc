@@ -216,7 +216,11 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     // In no line of the process's mountinfo: a detached mount (fsmount or
     // open_tree(OPEN_TREE_CLONE), never attached; run with execveat on its fd). No mount
     // point places it inside or outside the watched roots: its type decides.
-    fstype = !FindMountOfDev(*mountinfo, dev) ? FsTypeOfFd(pfd) : "";
+    // Not an overlay's backing file: /proc/<pid>/exe of an overlay exec leads to the real
+    // file on overlay's private clone mount (in no mountinfo either), while its name is the
+    // overlay path — the overlay group measures those.
+    bool overlay = !path.empty() && path[0] == '/' && FsTypeAt(*mountinfo, path) == "overlay";
+    fstype = !overlay && !FindMountOfDev(*mountinfo, dev) ? FsTypeOfFd(pfd) : "";
     if (!DefaultFsType(fstype)) {
       ::close(pfd);
       return;
@@ -413,6 +417,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
   }
   if (place && !place->detached) {
     if (!hooks_.qualifies || !hooks_.qualifies(place->mountinfo, 0, dev, &fstype)) return true;
+    if (FsTypeAt(place->mountinfo, m.name) == "overlay") return true;  // a backing file: the overlay group's
     dirfd = place->root_fd;
   } else if (place) {
     fstype = place->fstype;

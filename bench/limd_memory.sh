@@ -9,10 +9,11 @@
 #   5. uid 65534 creates N new files and holds each twice (two opens, then both closed: the
 #      two closes merge in fanotify's queue), then reads N more new files once
 # After each step also tracked_inodes, count_probes and count_resets from status.json.
-# Usage: bench/limd_memory.sh [N] (default 100000). LIMD=PATH picks the build; EXTRA="…"
+# Usage: bench/limd_memory.sh [N] (default 100000; TWICE=M: M files in step 5, default N). LIMD=PATH picks the build; EXTRA="…"
 # adds limd flags; WRAP="heaptrack -o FILE" runs limd under heaptrack.
 set -euo pipefail
 n=${1:-100000}
+twice_n=${TWICE:-$n}
 here=$(cd "$(dirname "$0")" && pwd)
 limd=${LIMD:-$here/../build/src/daemon/limd}
 [ "$(id -u)" = 0 ] || { echo "needs root (mount, fanotify)" >&2; exit 2; }
@@ -59,8 +60,8 @@ mem "root read them again"
 twice='my ($dir, $n) = @ARGV; for my $i (1..$n) { my $f = "$dir/t$i";
   open(my $w, ">", $f) or die "$f: $!"; print $w "x"; close $w;
   open(my $a, "<", $f) or die; open(my $b, "<", $f) or die; close $a; close $b; }'
-setpriv --reuid 65534 --regid 65534 --clear-groups perl -e "$twice" "$W/m/u" "$n"
-mem "uid 65534 held $n new files twice"
+setpriv --reuid 65534 --regid 65534 --clear-groups perl -e "$twice" "$W/m/u" "$twice_n"
+mem "uid 65534 held $twice_n new files twice"
 setpriv --reuid 65534 --regid 65534 --clear-groups perl -e "$work" "$W/m/u2" "$n" 1
 mem "uid 65534 created+read $n more"
 t1=$(date +%s.%N)

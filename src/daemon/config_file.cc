@@ -24,9 +24,15 @@ class LimdConfigFormatter : public CLI::ConfigINI {
 
   std::vector<CLI::ConfigItem> from_config(std::istream& in) const override {
     file_ = ConfigPath();
-    std::string text(kMaxConfigBytes + 1, '\0');
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<size_t>(in.gcount()));
+    // In chunks up to one byte past the cap: a config file is small, and a zero-filled
+    // buffer of the cap's size was most of the cost of reading one.
+    std::string text;
+    char chunk[16384];
+    while (text.size() <= kMaxConfigBytes) {
+      in.read(chunk, sizeof chunk);
+      if (in.gcount() <= 0) break;
+      text.append(chunk, static_cast<size_t>(in.gcount()));
+    }
     if (text.size() > kMaxConfigBytes) {
       throw CLI::ConfigError("config file " + file_ + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes (the limit for a config file)");
     }

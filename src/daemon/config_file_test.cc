@@ -124,4 +124,19 @@ TEST_F(ConfigApp, ErrorsNameFileAndLine) {
 }
 
 }  // namespace
+// The file is read in chunks up to one byte past the cap (not into a zero-filled buffer of
+// the cap's size, which made reading any config file cost a megabyte): a file of exactly
+// the cap is read whole, its last line included; one byte more is refused.
+TEST_F(ConfigApp, FileOfExactlyTheCapIsReadWholeAndOneByteMoreIsRefused) {
+  std::string tail = "state = /at-the-end\n";
+  std::string text(kMaxConfigBytes - tail.size(), '\n');
+  for (size_t i = 0; i + 1 < text.size(); i += 4096) text[i] = '#';  // comment lines
+  text += tail;
+  ASSERT_EQ(text.size(), kMaxConfigBytes);
+  ASSERT_EQ(Parse({"--config", Write("cap.conf", text)}), "");
+  EXPECT_EQ(state_, "/at-the-end");
+  std::string m = Parse({"--config", Write("over.conf", text + "\n")});
+  EXPECT_NE(m.find("larger than 1048576 bytes"), std::string::npos) << m;
+}
+
 }  // namespace lim::daemon

@@ -188,12 +188,19 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
   closes_ = std::move(groups.closes);
   report_tid_ = groups.report_tid;
   if (pre_) ignores_ = std::make_unique<PrecontentIgnores>(pre_.get(), &stats_.ignores_added, &stats_.ignores_removed);
+  if (closes_ && report_tid_) {  // open_count_probe.h
+    probe_ = std::make_unique<OpenCountProbe>(measurer_, closes_.get(), env_,
+                                              [this](int fd, const InodeKey& key, const Measurer::CountsSnapshot& s) {
+                                                if (s.writers > 0 && ignores_ && Dev(key.dev).precontent) ignores_->Remove(fd, key);
+                                              });
+  }
   // Workers and the watchdog exist before the first mark: from then on, events must flow.
   // A thread that cannot be had (RLIMIT_NPROC, memory) is an error, not std::terminate; the
   // destructor joins the ones already running.
   try {
     for (int i = 0; i < std::max(1, options_.workers); ++i) workers_.push_back(StartOwnThread([this] { Worker(); }));
     watchdog_ = StartOwnThread([this] { Watchdog(); });
+    if (probe_) probe_->Start();
   } catch (const std::system_error& e) {
     return Status::Unavailable("cannot start " + std::to_string(options_.workers) + " worker threads: " + e.what());
   }
@@ -288,7 +295,10 @@ void FanotifyDaemon::DrainReaderCloses() {
   if (!closes_) return;
   last_drain_ = std::chrono::steady_clock::now();
   auto n = closes_->Drain([this](const InodeKey& key, pid_t tid) {
-    if (Own(tid)) return;  // limd's own opens were never counted
+    if (Own(tid)) {  // limd's own opens were never counted
+      if (probe_) probe_->OwnClose(key, tid);
+      return;
+    }
     measurer_->NoteReaderClose(key);
   });
   if (!n.ok()) {
@@ -299,10 +309,12 @@ void FanotifyDaemon::DrainReaderCloses() {
   stats_.reader_closes += *n;
   stats_.reader_close_drains++;
   // Handles of inodes nobody reads are relearned at their next open; keep the map bounded.
-  closes_->Prune(ReaderCloseGroup::kMaxKnown, [this](const InodeKey& key) { return measurer_->Readers(key) > 0; });
+  closes_->Prune(ReaderCloseGroup::kMaxKnown,
+                 [this](const InodeKey& key) { return measurer_->Readers(key) > 0 || measurer_->Writers(key) > 0; });
 }
 
 FanotifyDaemon::~FanotifyDaemon() {
+  probe_.reset();  // while workers still serve the turns its last-writer closes wait for
   {
     std::lock_guard<std::mutex> lk(q_mu_);
     draining_done_ = true;
@@ -540,6 +552,9 @@ void FanotifyDaemon::HandleClose(int fd, uint64_t mask) {
   }
   InodeKey key{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
   CloseNote note = measurer_->NoteClose(key, mask & FAN_CLOSE_WRITE);
+  // Writers left after a writer's close (or a merged close): the handle an open-count
+  // probe needs (open_count_probe.h). Rare, so learned here, not at every write-open.
+  if (probe_ && (mask & FAN_CLOSE_WRITE) && !note.last_writer) closes_->Learn(fd, key, 0);
   // The last writer is gone: the change tuple decides anew, pre-content must see the inode.
   if (note.last_writer && Dev(key.dev).precontent) ignores_->Remove(fd, key);
   if (measurer_->TryApplyClose(key, note, fd)) {  // its turn: no worker hop

@@ -57,6 +57,7 @@
 #include "daemon/file_kind_cache.h"
 #include "daemon/latency_histogram.h"
 #include "daemon/measurer.h"
+#include "daemon/open_count_probe.h"
 #include "daemon/precontent_ignores.h"
 #include "daemon/proc_context.h"
 #include "daemon/reader_close_group.h"
@@ -188,6 +189,9 @@ class FanotifyDaemon {
   size_t marks() const { return marks_.load(); }
   size_t precontent_marks() const { return precontent_marks_.load(); }
   bool report_tid() const { return report_tid_; }
+  // Open-count probes made (open_count_probe.h), and the inodes whose counts they reset.
+  uint64_t count_probes() const { return probe_ ? probe_->probes() : 0; }
+  uint64_t count_resets() const { return probe_ ? probe_->resets() : 0; }
 
  private:
   // The measurer steps of one permission event (Pending::steps, Pending::done).
@@ -303,6 +307,9 @@ class FanotifyDaemon {
   static constexpr std::chrono::milliseconds kDrainInterval{50};
   std::unique_ptr<ReaderCloses> closes_;
   std::chrono::steady_clock::time_point last_drain_{};  // reader thread
+  // Counts that merged closes left too high (open_count_probe.h); with closes_ and
+  // FAN_REPORT_TID only. Declared after closes_: stopped before it goes.
+  std::unique_ptr<OpenCountProbe> probe_;
   std::map<uint64_t, DevInfo> devs_;  // marked superblocks (st_dev), under marks_mu_
   // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no
   // new mark appears, so the drain in Run() sees the last event anyone can queue.

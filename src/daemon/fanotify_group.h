@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,12 @@ class ReaderCloses {
   virtual Result<size_t> Drain(const std::function<void(const InodeKey&, pid_t)>& on_close) = 0;
   // Removes every mark (shutdown); queued events can still be drained.
   virtual void FlushMarks() = 0;
+  // The inode's latest learned handle (handle_type, then the bytes) and the root its
+  // filesystem was marked at; nullopt when none is known (OpenCountProbe opens by it).
+  struct Known {
+    std::string handle, root;
+  };
+  virtual std::optional<Known> HandleOf(const InodeKey&) const { return std::nullopt; }
 };
 
 }  // namespace lim::daemon

@@ -625,6 +625,8 @@ std::string Limd::StatusDocument(bool running) {
   j["ignore_marks_added"] = ds.ignores_added.load();
   j["reader_closes"] = ds.reader_closes.load();
   j["reader_close_drains"] = ds.reader_close_drains.load();
+  j["count_probes"] = daemon_->count_probes();
+  j["count_resets"] = daemon_->count_resets();
   j["exec_open_reuses"] = ds.exec_open_reuses.load();
   j["ignore_marks_removed"] = ds.ignores_removed.load();
   j["keys_measured"] = keys_->measured();

@@ -98,6 +98,7 @@ void Measurer::LruPushLocked(InodeState* st) {
 
 void Measurer::EvictLocked() {
   InodeState* st = lru_oldest_;
+  int suspects = 0;
   for (int looked = 0; st && looked < kEvictScan && table_.size() >= config_.max_inodes; ++looked) {
     InodeState* next = st->newer;
     auto it = table_.find(st->key);
@@ -115,9 +116,53 @@ void Measurer::EvictLocked() {
       evictions_++;
     } else {
       LruPushLocked(st);  // in use: looked at again after every other
+      // Kept only for its counts: maybe closes merged into one (open_count_probe.h).
+      if (open_suspect_ && (st->writers || st->readers) && it->second.use_count() == 1 &&
+          suspects++ < kSuspectsPerEvict) {
+        open_suspect_(st->key);
+      }
     }
     st = next;
   }
+}
+
+void Measurer::SetOpenSuspect(std::function<void(const InodeKey&)> suspect) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  open_suspect_ = std::move(suspect);
+}
+
+std::optional<Measurer::CountsSnapshot> Measurer::SnapshotCounts(const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto it = table_.find(key);
+  if (it == table_.end() || (it->second->writers == 0 && it->second->readers == 0)) return std::nullopt;
+  const InodeState& s = *it->second;
+  return CountsSnapshot{it->second, s.next_ticket, s.writers, s.readers};
+}
+
+bool Measurer::ResetCounts(const InodeKey& key, const CountsSnapshot& snap, std::optional<CloseNote>* last_writer) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto it = table_.find(key);
+  // Every open and close takes a ticket (reader closes read in batches excepted: they only
+  // lower the count, and the probe saw the kernel's count after them).
+  if (it == table_.end() || it->second.get() != snap.pin.get() || it->second->next_ticket != snap.events) return false;
+  InodeState* st = it->second.get();
+  st->readers = 0;
+  if (st->writers > 0) {
+    st->writers = 0;
+    *last_writer = CloseNote{true, st->next_ticket++};
+  }
+  LruUnlinkLocked(st);  // oldest: the next eviction takes it once its ticket is served
+  st->older = nullptr;
+  st->newer = lru_oldest_;
+  (lru_oldest_ ? lru_oldest_->older : lru_newest_) = st;
+  lru_oldest_ = st;
+  return true;
+}
+
+int Measurer::Writers(const InodeKey& key) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto it = table_.find(key);
+  return it == table_.end() ? 0 : it->second->writers;
 }
 
 size_t Measurer::tracked_inodes() {

@@ -33,6 +33,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -183,6 +184,24 @@ class Measurer {
   // Idle inode states dropped to stay within max_inodes.
   uint64_t evictions() const { return evictions_.load(); }
 
+  // Correcting counts that merged closes left too high (daemon/open_count_probe.h).
+  // suspect(key) is called, under the table lock (it must not call back), for inodes the
+  // eviction keeps only because their counts say open, at most kSuspectsPerEvict a time.
+  void SetOpenSuspect(std::function<void(const InodeKey&)> suspect);
+  static constexpr int kSuspectsPerEvict = 2;
+  struct CountsSnapshot {
+    std::shared_ptr<const void> pin;  // the inode's state: tracked (not evicted) meanwhile
+    uint64_t events = 0;              // opens and closes noted on it so far
+    int writers = 0, readers = 0;
+  };
+  // nullopt: the inode is not tracked or nothing is counted.
+  std::optional<CountsSnapshot> SnapshotCounts(const InodeKey& key);
+  // When no open or close was noted on the pinned state since the snapshot: both counts
+  // to zero, the state first in line for eviction, true; *last_writer is set to the note
+  // to ApplyClose() when writers were counted (the writer episode ends). Else false.
+  bool ResetCounts(const InodeKey& key, const CountsSnapshot& snap, std::optional<CloseNote>* last_writer);
+  int Writers(const InodeKey& key);
+
  private:
   static constexpr size_t kMaxDigest = 64;  // sha512, sha3-512, streebog512
   struct InodeState {
@@ -286,6 +305,7 @@ class Measurer {
   InodeState* lru_newest_ = nullptr;  // under table_mu_
   InodeState* lru_oldest_ = nullptr;
   std::atomic<uint64_t> evictions_{0};
+  std::function<void(const InodeKey&)> open_suspect_;  // under table_mu_
   std::atomic<uint64_t> flush_generation_{0};
   std::atomic<uint64_t> hashes_{0}, cache_hits_{0}, bytes_hashed_{0};
 };

@@ -3,6 +3,7 @@
 // missed measurement, no duplicate entry, exact counts and event order for open inodes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
 #include <thread>
 
@@ -139,6 +140,62 @@ TEST(FileKindCacheBound, NeverHoldsMoreThanItsBound) {
   ASSERT_TRUE(c.Get({1, last}, f).has_value());  // the newest survives a clear
   f.size = 1;
   EXPECT_FALSE(c.Get({1, last}, f).has_value());  // the tuple it keeps still decides
+}
+
+// Counts that merged closes left high (open_count_probe.h): the eviction reports inodes kept
+// only for their counts, and a reset applies only when nothing was noted since the snapshot.
+TEST_F(MeasurerBoundTest, CountsKeptHighAreReportedAndResetOnlyWhenNothingCameBetween) {
+  std::vector<InodeKey> suspects;
+  measurer_->SetOpenSuspect([&](const InodeKey& k) { suspects.push_back(k); });
+  int stuck = env_.NewFile("held twice");
+  measurer_->Process(Read(stuck, "/stuck"));
+  measurer_->Process(Read(stuck, "/stuck"));
+  measurer_->NoteReaderClose(Key(stuck));  // the second close merged into the first: lost
+  int writer = env_.NewFile("written twice");
+  for (int i = 0; i < 2; ++i) measurer_->Skip(Key(writer), measurer_->NoteOpen(Key(writer), true, false).ticket);
+  measurer_->ApplyClose(Key(writer), measurer_->NoteClose(Key(writer), true), env_.file(writer).facts);
+  for (size_t i = 0; i < 2 * kCap; ++i) OpenClose(env_.NewFile("o " + std::to_string(i)), "/o");
+  EXPECT_NE(std::find(suspects.begin(), suspects.end(), Key(stuck)), suspects.end());
+  EXPECT_NE(std::find(suspects.begin(), suspects.end(), Key(writer)), suspects.end());
+  EXPECT_EQ(measurer_->Readers(Key(stuck)), 1);
+
+  // An open noted after the snapshot: no reset (the probe cannot tell it from the truth).
+  auto snap = measurer_->SnapshotCounts(Key(stuck));
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->readers, 1);
+  measurer_->Process(Read(stuck, "/stuck"));
+  std::optional<CloseNote> last_writer;
+  EXPECT_FALSE(measurer_->ResetCounts(Key(stuck), *snap, &last_writer));
+  EXPECT_EQ(measurer_->Readers(Key(stuck)), 2);
+  // A reader's close read meanwhile is no obstacle: the probe saw the count after it.
+  snap = measurer_->SnapshotCounts(Key(stuck));
+  measurer_->NoteReaderClose(Key(stuck));
+  EXPECT_TRUE(measurer_->ResetCounts(Key(stuck), *snap, &last_writer));
+  EXPECT_FALSE(last_writer.has_value());
+  EXPECT_EQ(measurer_->Readers(Key(stuck)), 0);
+  EXPECT_FALSE(measurer_->SnapshotCounts(Key(stuck)).has_value());  // nothing counted now
+
+  // Writers: reset with the last writer's close to apply in the inode's turn.
+  snap = measurer_->SnapshotCounts(Key(writer));
+  ASSERT_TRUE(snap.has_value());
+  EXPECT_EQ(snap->writers, 1);
+  EXPECT_TRUE(measurer_->ResetCounts(Key(writer), *snap, &last_writer));
+  ASSERT_TRUE(last_writer.has_value());
+  EXPECT_TRUE(last_writer->last_writer);
+  measurer_->ApplyClose(Key(writer), *last_writer, env_.file(writer).facts);
+  EXPECT_EQ(measurer_->Writers(Key(writer)), 0);
+  // A later open counts from zero; a stale writer close never takes it below.
+  measurer_->NoteClose(Key(writer), true);
+  EXPECT_EQ(measurer_->Writers(Key(writer)), 0);
+
+  // Neither is kept for its counts any more.
+  snap.reset();
+  suspects.clear();
+  for (size_t i = 0; i < 2 * kCap; ++i) OpenClose(env_.NewFile("p " + std::to_string(i)), "/p");
+  EXPECT_EQ(std::find(suspects.begin(), suspects.end(), Key(stuck)), suspects.end());
+  EXPECT_EQ(std::find(suspects.begin(), suspects.end(), Key(writer)), suspects.end());
+  EXPECT_LE(measurer_->tracked_inodes(), kCap);
+  measurer_->SetOpenSuspect(nullptr);
 }
 
 }  // namespace

@@ -65,7 +65,7 @@ bool ReaderCloseGroup::Mark(const std::string& root, uint64_t dev) {
     return false;  // e.g. no export operations (EOPNOTSUPP), a btrfs subvolume (EXDEV)
   }
   fsid_to_dev_[fsid] = dev;
-  devs_.insert(dev);
+  devs_[dev] = root;
   return true;
 }
 
@@ -102,7 +102,7 @@ void ReaderCloseGroup::Learn(int fd, const InodeKey& key, int64_t ctime_ns) {
     std::lock_guard<std::mutex> lk(mu_);
     if (!devs_.count(key.dev)) return;
     auto it = learned_.find(key);
-    if (it != learned_.end() && it->second == ctime_ns) return;
+    if (it != learned_.end() && it->second.ctime_ns == ctime_ns) return;
   }
   auto h = EncodeHandle(fd, "", AT_EMPTY_PATH);
   std::lock_guard<std::mutex> lk(mu_);
@@ -117,8 +117,23 @@ void ReaderCloseGroup::Learn(const InodeKey& key, const std::string& handle, int
 void ReaderCloseGroup::LearnLocked(const InodeKey& key, const std::string& handle, int64_t ctime_ns) {
   // An older handle of the same inode number stays: a close of the old file still queued
   // belongs to the same count (the number is reused only after that file's last close).
-  by_handle_[MapKey(key.dev, handle)] = key;
-  learned_[key] = ctime_ns;
+  auto [it, inserted] = by_handle_.try_emplace(MapKey(key.dev, handle), key);
+  if (!inserted && !(it->second == key)) {
+    // The handle named another inode key (a device number reused): that key's latest handle
+    // is no longer known. Every other pointer into by_handle_ is its own key's.
+    auto old = learned_.find(it->second);
+    if (old != learned_.end() && old->second.map_key == &it->first) old->second.map_key = nullptr;
+    it->second = key;
+  }
+  learned_[key] = Learned{ctime_ns, &it->first};
+}
+
+std::optional<ReaderCloseGroup::Known> ReaderCloseGroup::HandleOf(const InodeKey& key) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = learned_.find(key);
+  auto dev = devs_.find(key.dev);
+  if (it == learned_.end() || !it->second.map_key || dev == devs_.end()) return std::nullopt;
+  return Known{it->second.map_key->substr(sizeof key.dev), dev->second};
 }
 
 void ReaderCloseGroup::Prune(size_t max, const std::function<bool(const InodeKey&)>& keep) {

@@ -39,7 +39,6 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "base/status.h"
 #include "daemon/fanotify_group.h"
@@ -81,6 +80,8 @@ class ReaderCloseGroup final : public ReaderCloses {
   static constexpr size_t kMaxKnown = 1 << 14;
   void Prune(size_t max, const std::function<bool(const InodeKey&)>& keep) override;
 
+  std::optional<Known> HandleOf(const InodeKey& key) const override;
+
   // Reads every queued close; on_close(inode, tid) for each one of a learned inode.
   // Returns the number of events read.
   Result<size_t> Drain(const std::function<void(const InodeKey&, pid_t)>& on_close) override;
@@ -99,9 +100,13 @@ class ReaderCloseGroup final : public ReaderCloses {
   int fd_;
   mutable std::mutex mu_;  // over the maps below (not held across read())
   std::unordered_map<uint64_t, uint64_t> fsid_to_dev_;  // f_fsid (both words) → st_dev
-  std::unordered_set<uint64_t> devs_;
+  std::unordered_map<uint64_t, std::string> devs_;  // marked superblock → its mount root
   std::unordered_map<std::string, InodeKey> by_handle_;  // dev + handle → inode
-  std::unordered_map<InodeKey, int64_t, InodeKeyHash> learned_;  // inode → ctime when learned
+  struct Learned {
+    int64_t ctime_ns = 0;               // when learned
+    const std::string* map_key = nullptr;  // the latest handle's key in by_handle_
+  };
+  std::unordered_map<InodeKey, Learned, InodeKeyHash> learned_;
 };
 
 }  // namespace lim::daemon

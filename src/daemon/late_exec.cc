@@ -159,6 +159,13 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   }
   auto dev = static_cast<uint64_t>(st.st_dev);
   ForgetMaps(pid, time_ns);
+  // A memfd (fexecve, /proc/self/fd/N): the memfd consumer records it as memfd:NAME
+  // (process_exe); a second, racing "late exec" entry here would be the same exec twice
+  // and, winning the race, hide the memfd entry.
+  if (dev == MemfdDevice()) {
+    ::close(pfd);
+    return;
+  }
   // Measured before it ran (MeasureBeforeRun), and it is what runs: the step below finds
   // it cached and no late entry is due. Kept, not consumed: the same pid's earlier exec
   // records (setpriv, unshare) are read with this exe too.

@@ -213,7 +213,10 @@ TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
       if (row.name == "memfd:" + name && row.digest == *Digest(Sha256Algo(), *bin)) found++;
     }
   }
-  EXPECT_EQ(found, 1);
+  if (found != 1) {
+    for (const auto& row : testing::ReadListRows(list_)) ADD_FAILURE() << "row: " << row.name;
+  }
+  EXPECT_EQ(found, 1) << *ReadFileText(state_ + "/log");
   // Run through its /proc/self/fd path instead of fexecve: seen too.
   testing::MemfdExec by_path;
   ASSERT_TRUE(by_path.Start("/bin/sleep", name + "-path", {"sleep", "60"}, true));

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
 #include <sys/mount.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -359,9 +360,14 @@ TEST_F(LimdOverlayFuse, FuseServerThatRefusesLimdIsUnmarkedAfterTheFirstDenial) 
 }
 
 // The fuse module's allow_sys_admin_access for the scope of a test (restored after).
+// The fuse module's allow_sys_admin_access for one test, restored after it. The parameter
+// is global: tests that set it run one at a time (ctest -j runs them in parallel
+// processes), serialised by an flock held for the object's life.
 class FuseSysAdminParam {
  public:
   explicit FuseSysAdminParam(bool on) {
+    lock_fd_ = ::open("/run/lim-test-fuse-sys-admin-access.lock", O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (lock_fd_ < 0 || ::flock(lock_fd_, LOCK_EX) != 0) return;
     auto old = ReadFileText(kPath);
     if (!old.ok()) return;
     old_ = old->substr(0, 1);
@@ -369,7 +375,10 @@ class FuseSysAdminParam {
   }
   ~FuseSysAdminParam() {
     if (ok_) Set(old_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);  // releases the flock
   }
+  FuseSysAdminParam(const FuseSysAdminParam&) = delete;
+  FuseSysAdminParam& operator=(const FuseSysAdminParam&) = delete;
   // A sysfs file: written in place (no temporary file and rename).
   static bool Set(const std::string& v) {
     int fd = ::open(kPath, O_WRONLY | O_CLOEXEC);
@@ -382,6 +391,7 @@ class FuseSysAdminParam {
 
  private:
   static constexpr const char* kPath = "/sys/module/fuse/parameters/allow_sys_admin_access";
+  int lock_fd_ = -1;
   std::string old_;
   bool ok_ = false;
 };

@@ -1,6 +1,6 @@
 // libFuzzer target for limd's control socket channel end to end: a ControlSocket (started
 // once, on a private path) serves the input as its status document; QueryControlSocket
-// reads it back (must be byte-identical); ParseStatusDocument and FormatStatusText (what
+// reads it back (must be byte-identical); StatusReport::Parse, Text and ToJson (what
 // `lim status` does with any reply, which it cannot trust) must end in text or a clean
 // error. limd reads no request from a client — a connection is the request — so the
 // parsing on this channel is the reply's.
@@ -14,7 +14,8 @@
 #include <string>
 
 #include "daemon/control_socket.h"
-#include "daemon/status_document.h"
+#include "control/control_client.h"
+#include "control/status_report.h"
 
 namespace {
 
@@ -57,13 +58,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::lock_guard<std::mutex> lk(g_mu);
     g_reply = input;
   }
-  auto got = lim::daemon::QueryControlSocket(server.path, 5000);
+  auto got = lim::control::QueryControlSocket(server.path, 5000);
   if (!got.ok() || *got != input) std::abort();
-  auto doc = lim::daemon::ParseStatusDocument(input, "fuzz");
-  if (!doc.ok()) return 0;
+  auto report = lim::control::StatusReport::Parse(input, "fuzz");
+  if (!report.ok()) return 0;
   for (bool running : {true, false}) {
-    if (lim::daemon::FormatStatusText(*doc, running, "/var/lib/lim").empty()) std::abort();
+    report->running = running;
+    if (report->Text("/var/lib/lim").empty()) std::abort();
   }
-  (void)doc->dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  (void)report->ToJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   return 0;
 }

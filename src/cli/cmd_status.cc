@@ -8,20 +8,20 @@
 
 #include <cstdio>
 #include <filesystem>
-#include <nlohmann/json.hpp>
+#include <optional>
 
 #include "base/file.h"
 #include "base/escape.h"
 #include "cli/command.h"
-#include "daemon/control_socket.h"
-#include "daemon/status_document.h"
+#include "control/control_client.h"
+#include "control/status_report.h"
 
 namespace lim::cli {
 namespace {
 
 struct StatusArgs {
   std::string state = "/var/lib/lim";
-  std::string socket = daemon::kDefaultControlSocket;
+  std::string socket = control::kDefaultControlSocket;
   bool state_given = false, socket_given = false;
   bool json = false;
 };
@@ -42,55 +42,48 @@ bool SameDir(const std::string& a, const std::string& b) {
   return !ea && !eb && ca == cb;
 }
 
-// The live document from the control socket, or nothing (with a note on stderr when the
+// The live report from the control socket, or nothing (with a note on stderr when the
 // socket answered but could not be used).
-std::optional<nlohmann::json> FromSocket(const StatusArgs& a) {
-  auto text = daemon::QueryControlSocket(a.socket);
+std::optional<control::StatusReport> FromSocket(const StatusArgs& a) {
+  auto text = control::QueryControlSocket(a.socket);
   if (!text.ok()) {
     if (a.socket_given) std::fprintf(stderr, "lim: control socket %s\n", Escaped(text.status().message()).c_str());
     return std::nullopt;
   }
-  auto doc = daemon::ParseStatusDocument(*text, "control socket " + Escaped(a.socket));
-  if (!doc.ok()) {
-    std::fprintf(stderr, "lim: %s\n", doc.status().message().c_str());
+  auto report = control::StatusReport::Parse(*text, "control socket " + Escaped(a.socket));
+  if (!report.ok()) {
+    std::fprintf(stderr, "lim: %s\n", report.status().message().c_str());
     return std::nullopt;
   }
-  nlohmann::json j = std::move(doc).value();
-  if (j.contains("error")) {
-    std::fprintf(stderr, "lim: control socket %s: %s\n", Escaped(a.socket).c_str(), j["error"].dump().c_str());
+  if (report->error) {
+    std::fprintf(stderr, "lim: control socket %s: \"%s\"\n", Escaped(a.socket).c_str(), Escaped(*report->error).c_str());
     return std::nullopt;
   }
   // The default socket may belong to a limd on another state directory.
-  std::string state = j.contains("state") && j["state"].is_string() ? j["state"].get<std::string>() : "";
-  if (a.state_given && !a.socket_given && !SameDir(state, a.state)) return std::nullopt;
-  j["source"] = "control socket " + a.socket;
-  return j;
+  if (a.state_given && !a.socket_given && !SameDir(report->state.value_or(""), a.state)) return std::nullopt;
+  report->running = true;  // it answered
+  report->source = "control socket " + a.socket;
+  return std::move(report).value();
 }
 
 int RunStatus(const StatusArgs& a) {
-  std::optional<nlohmann::json> live = FromSocket(a);
-  nlohmann::json j;
-  bool running;
-  if (live) {
-    j = std::move(*live);
-    running = true;
-  } else {
+  std::optional<control::StatusReport> report = FromSocket(a);
+  if (!report) {
     std::string path = a.state + "/status.json";
-    auto text = ReadFileTextBounded(path, 1 << 20, "limd's status.json");  // limd writes a few KiB
+    auto text = ReadFileTextBounded(path, control::kMaxStatusDocument, "limd's status.json");  // limd writes a few KiB
     if (!text.ok()) return ReportError(Status::NotFound("no limd state at " + a.state + " (" + text.status().message() + ")"));
-    auto doc = daemon::ParseStatusDocument(*text, path);
-    if (!doc.ok()) return ReportError(doc.status());
-    j = std::move(doc).value();
-    running = LockHeld(a.state);
-    j["running"] = running;
-    j["source"] = path;
+    auto parsed = control::StatusReport::Parse(*text, path);
+    if (!parsed.ok()) return ReportError(parsed.status());
+    report = std::move(parsed).value();
+    report->running = LockHeld(a.state);
+    report->source = path;
   }
   if (a.json) {
-    std::printf("%s\n", j.dump().c_str());
-    return running ? kExitOk : kExitCheckFailed;
+    std::printf("%s\n", report->ToJson().dump().c_str());
+  } else {
+    std::fputs(report->Text(a.state).c_str(), stdout);
   }
-  std::fputs(daemon::FormatStatusText(j, running, a.state).c_str(), stdout);
-  return running ? kExitOk : kExitCheckFailed;
+  return report->running ? kExitOk : kExitCheckFailed;
 }
 
 void Register(CLI::App& app) {

@@ -7,27 +7,16 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <filesystem>
 
 #include "base/own_threads.h"
+#include "control/status_report.h"
 
 namespace lim::daemon {
 namespace {
 
 std::string Errno(const std::string& what) { return what + ": " + std::strerror(errno); }
-
-Result<sockaddr_un> Address(const std::string& path) {
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (path.empty() || path.size() >= sizeof a.sun_path) {
-    return Status::InvalidArgument("control socket path '" + path + "': empty or longer than " +
-                                   std::to_string(sizeof a.sun_path - 1) + " bytes");
-  }
-  std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
-  return a;
-}
 
 // Writes all of s (bounded by the socket's send timeout).
 void WriteAll(int fd, const std::string& s) {
@@ -44,52 +33,9 @@ void WriteAll(int fd, const std::string& s) {
 
 bool PeerAllowed(const struct ucred& peer, uid_t allowed_uid) { return peer.uid == allowed_uid; }
 
-Result<std::string> QueryControlSocket(const std::string& path, int timeout_ms) {
-  LIM_ASSIGN_OR_RETURN(sockaddr_un addr, Address(path));
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status::IoError(Errno("socket"));
-  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    Status s = errno == ENOENT || errno == ECONNREFUSED ? Status::Unavailable(Errno(path)) : Status::IoError(Errno(path));
-    ::close(fd);
-    return s;
-  }
-  // Whatever answers on the path is not trusted: the reply is capped in size and in total
-  // time (a peer sending a byte a second must not hold `lim status` forever).
-  std::string out;
-  char buf[4096];
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    pollfd p{fd, POLLIN, 0};
-    int ready = left.count() > 0 ? ::poll(&p, 1, static_cast<int>(left.count())) : 0;
-    if (ready < 0 && errno == EINTR) continue;
-    if (ready <= 0) {
-      ::close(fd);
-      return Status::IoError(path + ": no complete reply within " + std::to_string(timeout_ms) + " ms");
-    }
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status s = Status::IoError(Errno(path + ": read"));
-      ::close(fd);
-      return s;
-    }
-    if (n == 0) break;
-    if (out.size() + static_cast<size_t>(n) > kMaxControlReply) {
-      ::close(fd);
-      return Status::IoError(path + ": reply larger than " + std::to_string(kMaxControlReply) + " bytes");
-    }
-    out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return out;
-}
-
 Result<std::unique_ptr<ControlSocket>> ControlSocket::Open(const ControlSocketOptions& options, StatusFn status,
                                                            LogFn log) {
-  LIM_ASSIGN_OR_RETURN(sockaddr_un addr, Address(options.path));
+  LIM_ASSIGN_OR_RETURN(sockaddr_un addr, control::ControlSocketAddress(options.path));
   std::error_code ec;
   auto parent = std::filesystem::path(options.path).parent_path();
   if (!parent.empty() && !std::filesystem::exists(parent, ec)) {
@@ -100,7 +46,7 @@ Result<std::unique_ptr<ControlSocket>> ControlSocket::Open(const ControlSocketOp
   struct stat st;
   if (::lstat(options.path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return Status::InvalidArgument("control socket " + options.path + ": exists and is not a socket");
-    if (QueryControlSocket(options.path, 500).ok()) {
+    if (control::QueryControlSocket(options.path, 500).ok()) {
       return Status::Unavailable("control socket " + options.path + " is in use by another limd");
     }
     ::unlink(options.path.c_str());  // stale: nobody answers
@@ -176,8 +122,8 @@ void ControlSocket::Answer(int fd) {
       log_("control socket: refused pid=" + std::to_string(peer.pid) + " uid=" + std::to_string(peer.uid) +
            " (only uid " + std::to_string(options_.allowed_uid) + " is served)");
     }
-    WriteAll(fd, "{\"error\":\"permission denied: the control socket serves uid " + std::to_string(options_.allowed_uid) +
-                     " only\"}\n");
+    WriteAll(fd, control::ErrorReply("permission denied: the control socket serves uid " +
+                                     std::to_string(options_.allowed_uid) + " only"));
     return;
   }
   served_.fetch_add(1);

@@ -1,5 +1,6 @@
 // ControlSocket: limd's control socket, a unix stream socket (default /run/lim/limd.sock,
-// mode 0600 in a 0755 directory). Every connection receives one JSON document — the status
+// mode 0600 in a 0755 directory); its client and the document it serves are in src/control
+// (`lim` links those, not the daemon). Every connection receives one JSON document — the status
 // limd also writes to STATE/status.json — and is closed. The peer's credentials
 // (SO_PEERCRED) decide: only allowed_uid (root) is served; anyone else gets
 // {"error":"…"} and is logged. A socket path already served by another live limd is left
@@ -18,10 +19,11 @@
 #include <thread>
 
 #include "base/status.h"
+#include "control/control_client.h"
 
 namespace lim::daemon {
 
-inline constexpr const char* kDefaultControlSocket = "/run/lim/limd.sock";
+using control::kDefaultControlSocket;
 
 struct ControlSocketOptions {
   std::string path = kDefaultControlSocket;
@@ -30,14 +32,6 @@ struct ControlSocketOptions {
 
 // The credential check, apart from the socket: served iff the peer's uid is allowed_uid.
 bool PeerAllowed(const struct ucred& peer, uid_t allowed_uid);
-
-// A reply is a status document of a few hundred bytes.
-inline constexpr size_t kMaxControlReply = 1u << 20;
-
-// Reads the one document a control socket sends (client side: `lim status`), at most
-// kMaxControlReply bytes within timeout_ms in all. Errors: kUnavailable when nothing
-// listens, kIoError otherwise.
-Result<std::string> QueryControlSocket(const std::string& path, int timeout_ms = 2000);
 
 class ControlSocket {
  public:

@@ -12,10 +12,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <nlohmann/json.hpp>
 
 #include "base/file.h"
 #include "base/own_threads.h"
+#include "control/status_report.h"
 #include "daemon/process_exe.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
@@ -571,81 +571,75 @@ void Limd::WriteStatus(bool running) {
 std::string Limd::StatusDocument(bool running) {
   const auto& ds = daemon_->stats();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-  nlohmann::json j;
-  j["running"] = running;
-  j["pid"] = ::getpid();
-  j["tpm"] = tpm::TpmKindName(tpm_->kind());
+  control::StatusReport r;
+  r.running = running;
+  r.pid = static_cast<uint64_t>(::getpid());
+  r.tpm = tpm::TpmKindName(tpm_->kind());
   // swtpm and the software bank are no root of trust: root can reset and re-extend them.
-  j["root_of_trust"] = tpm_->kind() == tpm::TpmKind::kDevice ? "tpm" : "none";
-  j["tpm_describe"] = tpm_->Describe();
-  j["pcr"] = flags_.pcr;
-  std::vector<std::string> banks;
-  for (uint16_t b : list_->banks()) banks.push_back(TpmBankName(b));
-  j["banks"] = banks;
-  j["entries"] = list_->entries();
-  j["violations"] = list_->violations();
-  j["duplicates"] = list_->duplicates();
-  j["write_failures"] = list_->write_failures();
-  j["overflows"] = ds.overflows.load();
-  j["events"] = ds.events.load();
-  j["permission_events"] = ds.perm_events.load();
-  j["own_events"] = ds.own_events.load();
-  j["answered"] = ds.answered.load();
-  j["timeouts"] = ds.timeouts.load();
-  j["reply_errors"] = ds.reply_errors.load();
-  j["measure_errors"] = ds.measure_errors.load();
-  j["unknown_syscall"] = ds.unknown_syscall.load();
-  j["hashes"] = measurer_->hashes();
-  j["cache_hits"] = measurer_->cache_hits();
-  uint64_t looked = measurer_->cache_hits() + measurer_->hashes();
-  j["cache_hit_rate"] = looked ? static_cast<double>(measurer_->cache_hits()) / static_cast<double>(looked) : 0.0;
-  j["tracked_inodes"] = measurer_->tracked_inodes();
-  j["inode_evictions"] = measurer_->evictions();
-  j["marks"] = daemon_->marks() + sides_->marks();
-  j["overlay_fuse_marks"] = sides_->marks();
-  j["overlay_fuse_events"] = sides_->events();
-  j["overlay_fuse_permission_events"] = sides_->perm_events();
-  j["fuse_stalls"] = sides_->fuse_stalls();  // lim-fuse-unresponsive entries
-  j["overlay_backing_events"] = sides_->overlay_opens()->backing_events();
-  j["mount_namespaces"] = mounts_->namespaces();
-  j["mount_pokes"] = mounts_->pokes();
-  j["poke_to_mark_us"] = {{"p50", mounts_->PokeToMarkPercentile(0.5)}, {"p99", mounts_->PokeToMarkPercentile(0.99)}};
-  j["tracepoints"] = trace_state_;
-  j["trace_records"] = trace_ ? trace_->records() : 0;
-  j["trace_lost"] = trace_ ? trace_->lost() : 0;
-  j["late_execs"] = late_execs_->late();
-  j["execs_measured_before_run"] = late_execs_->before_run();
-  j["late_exec_gaps"] = late_execs_->unmeasured();
-  j["late_exec_missed"] = late_execs_->missed();
-  j["late_execs_after_exit"] = late_execs_->after_exit();
-  j["late_exec_delay_us"] = {{"p50", late_execs_->DelayPercentile(0.5)}, {"p99", late_execs_->DelayPercentile(0.99)}};
-  j["precontent_marks"] = daemon_->precontent_marks();
-  j["precontent_events"] = ds.precontent_events.load();
-  j["precontent_quick"] = ds.precontent_quick.load();
-  j["ignore_marks_added"] = ds.ignores_added.load();
-  j["reader_closes"] = ds.reader_closes.load();
-  j["reader_close_drains"] = ds.reader_close_drains.load();
-  j["count_probes"] = daemon_->count_probes();
-  j["count_resets"] = daemon_->count_resets();
-  j["exec_open_reuses"] = ds.exec_open_reuses.load();
-  j["ignore_marks_removed"] = ds.ignores_removed.load();
-  j["keys_measured"] = keys_->measured();
-  j["key_gaps"] = keys_->gaps();
-  j["key_delay_us"] = {{"p50", keys_->DelayPercentile(0.5)}, {"p99", keys_->DelayPercentile(0.99)}};
-  j["memfd_execs"] = memfd_execs_.load();
-  j["memfd_exec_gaps"] = memfd_gaps_.load();
-  j["own_files"] = own_files_.size();
-  j["own_files_revoked"] = own_files_.revoked();
-  j["uptime_seconds"] = secs;
-  j["events_per_second"] = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
-  j["latency_us"] = {{"p50", ds.latency.Percentile(0.5)},
-                     {"p90", ds.latency.Percentile(0.9)},
-                     {"p99", ds.latency.Percentile(0.99)},
-                     {"max", ds.latency.max_us()}};
-  j["state"] = std::filesystem::absolute(flags_.state).string();
-  j["control_socket"] = flags_.control_socket;
-  j["log"] = logger_.Describe();
-  return j.dump(2) + "\n";
+  r.root_of_trust = tpm_->kind() == tpm::TpmKind::kDevice ? "tpm" : "none";
+  r.tpm_describe = tpm_->Describe();
+  r.pcr = static_cast<uint64_t>(flags_.pcr);
+  for (uint16_t b : list_->banks()) r.banks.push_back(TpmBankName(b));
+  r.entries = list_->entries();
+  r.violations = list_->violations();
+  r.duplicates = list_->duplicates();
+  r.write_failures = list_->write_failures();
+  r.overflows = ds.overflows.load();
+  r.events = ds.events.load();
+  r.permission_events = ds.perm_events.load();
+  r.own_events = ds.own_events.load();
+  r.answered = ds.answered.load();
+  r.timeouts = ds.timeouts.load();
+  r.reply_errors = ds.reply_errors.load();
+  r.measure_errors = ds.measure_errors.load();
+  r.unknown_syscall = ds.unknown_syscall.load();
+  r.hashes = measurer_->hashes();
+  r.cache_hits = measurer_->cache_hits();
+  r.tracked_inodes = measurer_->tracked_inodes();
+  r.inode_evictions = measurer_->evictions();
+  r.marks = daemon_->marks() + sides_->marks();
+  r.overlay_fuse_marks = sides_->marks();
+  r.overlay_fuse_events = sides_->events();
+  r.overlay_fuse_permission_events = sides_->perm_events();
+  r.fuse_stalls = sides_->fuse_stalls();  // lim-fuse-unresponsive entries
+  r.overlay_backing_events = sides_->overlay_opens()->backing_events();
+  r.mount_namespaces = mounts_->namespaces();
+  r.mount_pokes = mounts_->pokes();
+  r.poke_to_mark_us = {mounts_->PokeToMarkPercentile(0.5), mounts_->PokeToMarkPercentile(0.99)};
+  r.tracepoints = trace_state_;
+  r.trace_records = trace_ ? trace_->records() : 0;
+  r.trace_lost = trace_ ? trace_->lost() : 0;
+  r.late_execs = late_execs_->late();
+  r.execs_measured_before_run = late_execs_->before_run();
+  r.late_exec_gaps = late_execs_->unmeasured();
+  r.late_exec_missed = late_execs_->missed();
+  r.late_execs_after_exit = late_execs_->after_exit();
+  r.late_exec_delay_us = {late_execs_->DelayPercentile(0.5), late_execs_->DelayPercentile(0.99)};
+  r.precontent_marks = daemon_->precontent_marks();
+  r.precontent_events = ds.precontent_events.load();
+  r.precontent_quick = ds.precontent_quick.load();
+  r.ignore_marks_added = ds.ignores_added.load();
+  r.reader_closes = ds.reader_closes.load();
+  r.reader_close_drains = ds.reader_close_drains.load();
+  r.count_probes = daemon_->count_probes();
+  r.count_resets = daemon_->count_resets();
+  r.exec_open_reuses = ds.exec_open_reuses.load();
+  r.ignore_marks_removed = ds.ignores_removed.load();
+  r.keys_measured = keys_->measured();
+  r.key_gaps = keys_->gaps();
+  r.key_delay_us = {keys_->DelayPercentile(0.5), keys_->DelayPercentile(0.99)};
+  r.memfd_execs = memfd_execs_.load();
+  r.memfd_exec_gaps = memfd_gaps_.load();
+  r.own_files = own_files_.size();
+  r.own_files_revoked = own_files_.revoked();
+  r.uptime_seconds = secs;
+  r.events_per_second = secs > 0 ? static_cast<double>(ds.events.load()) / secs : 0.0;
+  r.latency_us = control::DecisionLatency{ds.latency.Percentile(0.5), ds.latency.Percentile(0.9),
+                                          ds.latency.Percentile(0.99), ds.latency.max_us()};
+  r.state = std::filesystem::absolute(flags_.state).string();
+  r.control_socket = flags_.control_socket;
+  r.log = logger_.Describe();
+  return r.ToJson().dump(2) + "\n";
 }
 
 }  // namespace lim::daemon

@@ -1,0 +1,105 @@
+// StatusReport: the status document limd serves on its control socket and writes to
+// STATE/status.json every second, as one struct — limd fills it and writes ToJson();
+// `lim status` reads it back with FromJson() and shows Text(). The key names live only in
+// status_report.cc.
+//
+// The reader trusts nothing in a document (a stale or foreign file, or whatever answers on
+// a socket path): the size is capped, it must be a JSON object, and every field may be
+// missing or of any type — a count that is not a non-negative integer reads as 0, a string
+// that is not a string as missing. Plain value type; thread-compatible.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "base/status.h"
+
+namespace lim::control {
+
+// A status document is a few hundred bytes; anything past this is not one.
+inline constexpr size_t kMaxStatusDocument = 1u << 20;
+
+// Two exact percentiles of a delay, µs (latency_samples.h).
+struct DelayPercentiles {
+  uint64_t p50 = 0, p99 = 0;
+};
+
+// The permission-decision latency, µs: bucket upper bounds (powers of two) and the maximum.
+struct DecisionLatency {
+  uint64_t p50 = 0, p90 = 0, p99 = 0, max = 0;
+};
+
+struct StatusReport {
+  bool running = false;
+  uint64_t pid = 0;
+  std::optional<std::string> tpm;            // tpm::TpmKindName: "hardware", "swtpm", "software"
+  std::optional<std::string> root_of_trust;  // "tpm" or "none"
+  std::string tpm_describe;
+  uint64_t pcr = 0;
+  std::vector<std::string> banks;  // TCG bank names
+
+  // The list.
+  uint64_t entries = 0, violations = 0, duplicates = 0, write_failures = 0;
+  // The fanotify daemon (fanotify_daemon.h Stats).
+  uint64_t overflows = 0, events = 0, permission_events = 0, own_events = 0, answered = 0, timeouts = 0,
+           reply_errors = 0, measure_errors = 0, unknown_syscall = 0;
+  uint64_t precontent_marks = 0, precontent_events = 0, precontent_quick = 0, ignore_marks_added = 0,
+           ignore_marks_removed = 0, reader_closes = 0, reader_close_drains = 0, exec_open_reuses = 0;
+  // The measurer.
+  uint64_t hashes = 0, cache_hits = 0, tracked_inodes = 0, inode_evictions = 0;
+  // Marks and mounts.
+  uint64_t marks = 0, overlay_fuse_marks = 0, overlay_fuse_events = 0, overlay_fuse_permission_events = 0,
+           fuse_stalls = 0, overlay_backing_events = 0, mount_namespaces = 0, mount_pokes = 0;
+  DelayPercentiles poke_to_mark_us;
+  // Tracepoints, late execs, keys, memfd execs.
+  std::string tracepoints;  // "on", "partial", "off: why"
+  uint64_t trace_records = 0, trace_lost = 0, late_execs = 0, execs_measured_before_run = 0, late_exec_gaps = 0,
+           late_exec_missed = 0;
+  DelayPercentiles late_exec_delay_us;
+  uint64_t keys_measured = 0, key_gaps = 0;
+  DelayPercentiles key_delay_us;
+  uint64_t memfd_execs = 0, memfd_exec_gaps = 0;
+  // limd's own files (own_files.h).
+  uint64_t own_files = 0, own_files_revoked = 0;
+
+  std::optional<double> uptime_seconds;
+  double events_per_second = 0;
+  std::optional<DecisionLatency> latency_us;
+  std::optional<std::string> state;  // limd's state directory, absolute
+  std::string control_socket;
+  std::string log;  // logger.h Describe()
+
+  // Set by the reader, never by limd: where the document was read ("control socket PATH"
+  // or the status.json path); written only when not empty.
+  std::string source;
+  // A refusing control socket answers {"error": …} instead of a report (ErrorReply).
+  std::optional<std::string> error;
+
+  // cache_hits / (cache_hits + hashes), 0 when nothing was looked up.
+  double CacheHitRate() const;
+
+  // The document (a JSON object; `cache_hit_rate` derived). Every field limd sets is
+  // written, so the document's keys do not depend on the values.
+  nlohmann::json ToJson() const;
+  // Fields that are missing or of the wrong type keep their defaults; `error` holds the
+  // error member's text (a string's value, anything else as JSON).
+  static StatusReport FromJson(const nlohmann::json& doc);
+  // Parses text as a JSON object of at most kMaxStatusDocument bytes (Corrupt otherwise;
+  // origin names the source in errors), then FromJson.
+  static Result<StatusReport> Parse(std::string_view text, const std::string& origin);
+
+  // `lim status`'s text: running or not, and the fields that are present ("?" or 0 for the
+  // others); state_dir stands in for a missing `state`.
+  std::string Text(const std::string& state_dir) const;
+};
+
+// The reply of a control socket to a peer it does not serve, one line.
+std::string ErrorReply(const std::string& message);
+
+}  // namespace lim::control

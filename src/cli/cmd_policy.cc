@@ -268,14 +268,7 @@ Result<ima::PolicyAccess> BuildAccess(const ExplainArgs& a, std::vector<std::str
   return acc;
 }
 
-std::string MaskName(uint32_t mask) {
-  std::string s;
-  for (auto [bit, name] : {std::pair<uint32_t, const char*>{ima::may::kExec, "MAY_EXEC"}, {ima::may::kWrite, "MAY_WRITE"},
-                           {ima::may::kRead, "MAY_READ"}, {ima::may::kAppend, "MAY_APPEND"}}) {
-    if (mask & bit) s += s.empty() ? name : std::string("|") + name;
-  }
-  return s.empty() ? "none" : s;
-}
+std::string MaskName(uint32_t mask) { return ima::may::MaskText(mask, "none"); }
 
 std::string FlagsText(uint32_t action) {
   using namespace ima;

@@ -14,6 +14,9 @@ struct evp_md_st;
 
 namespace lim {
 
+// HASH_ALGO__LAST: kernel hash ids are 0 … 22, and every one is in AllHashAlgos().
+inline constexpr int kKernelHashAlgoCount = 23;
+
 struct HashAlgo {
   int kernel_id;             // enum hash_algo value, -1 if the kernel has none
   const char* kernel_name;   // d-ng prefix and per-bank file suffix ("sm3", "sha3-256")

@@ -4,31 +4,9 @@
 #include <cstring>
 
 #include "crypto/digest.h"
+#include "ima/ima_signature.h"
 
 namespace lim::daemon {
-
-std::optional<int> XattrHashAlgoId(ByteView x) {
-  constexpr int kHashAlgoLast = 23;
-  if (x.empty()) return std::nullopt;
-  switch (x[0]) {
-    case 0x03:  // EVM_IMA_XATTR_DIGSIG, signature v2
-    case 0x06:  // IMA_VERITY_DIGSIG, v3
-      if (x.size() <= 9 || x[1] != (x[0] == 0x03 ? 2 : 3) || x[2] >= kHashAlgoLast) return std::nullopt;
-      return x[2];
-    case 0x04:  // IMA_XATTR_DIGEST_NG
-      if (x.size() < 2 || x[1] >= kHashAlgoLast) return std::nullopt;
-      return x[1];
-    case 0x01:  // IMA_XATTR_DIGEST
-      if (x.size() == 21) {
-        bool md5 = x[17] == 0 && x[18] == 0 && x[19] == 0 && x[20] == 0;
-        return md5 ? 1 : 2;  // HASH_ALGO_MD5, HASH_ALGO_SHA1
-      }
-      if (x.size() == 17) return 1;
-      return std::nullopt;
-    default:
-      return std::nullopt;
-  }
-}
 
 Measurer::Measurer(const MeasurerConfig& config, const ima::PolicyMatcher* matcher, MeasurementList* list, Env* env,
                    AuditLog audit)
@@ -256,7 +234,7 @@ void Measurer::ApplyFlush(InodeState* st) {
 
 Result<HashAlgo> Measurer::AlgoFor(const std::optional<Bytes>& xattr) const {
   if (xattr) {
-    auto id = XattrHashAlgoId(*xattr);
+    auto id = ima::XattrHashAlgoId(*xattr);
     if (id) {
       auto a = HashAlgoByKernelId(*id);
       if (a.ok() && HashAlgoAvailable(*a)) return *a;

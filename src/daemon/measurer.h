@@ -310,7 +310,4 @@ class Measurer {
   std::atomic<uint64_t> hashes_{0}, cache_hits_{0}, bytes_hashed_{0};
 };
 
-// The hash algorithm security.ima implies (kernel ima_get_hash_algo); nullopt: the default.
-std::optional<int> XattrHashAlgoId(ByteView xattr);
-
 }  // namespace lim::daemon

@@ -273,9 +273,6 @@ TEST_F(MeasurerTest, XattrChoosesAlgorithm) {
   auto l = List();
   EXPECT_EQ(l.back().algo, "sha512");
   EXPECT_EQ(l.back().digest, Sha(*HashAlgoByName("sha512"), "signed-ish"));
-  EXPECT_EQ(*XattrHashAlgoId(Bytes{0x03, 2, 7, 1, 2, 3, 4, 0, 1, 9}), 7);
-  EXPECT_FALSE(XattrHashAlgoId(Bytes{0x03, 1, 7, 1, 2, 3, 4, 0, 1, 9}).has_value());  // not v2
-  EXPECT_EQ(*XattrHashAlgoId(Bytes(21, 1)), 2);  // 0x01 + 20 bytes: sha1
 }
 
 TEST_F(MeasurerTest, ImaSigCarriesSignature) {

@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "base/file.h"
+#include "crypto/hash_algo.h"
 #include "ima/template.h"
 
 namespace lim::ima {
@@ -16,12 +17,6 @@ constexpr std::array<std::string_view, kImaHookCount> kHookNames = {
     "BPRM_CHECK",    "CREDS_CHECK",        "POST_SETATTR",          "MODULE_CHECK",
     "FIRMWARE_CHECK", "KEXEC_KERNEL_CHECK", "KEXEC_INITRAMFS_CHECK", "POLICY_CHECK",
     "KEXEC_CMDLINE", "KEY_CHECK",          "CRITICAL_DATA",         "SETXATTR_CHECK",
-};
-
-constexpr std::array<std::string_view, kKernelHashAlgoCount> kHashNames = {
-    "md4",    "md5",    "sha1",   "rmd160", "sha256", "sha384",      "sha512",      "sha224",
-    "rmd128", "rmd256", "rmd320", "wp256",  "wp384",  "wp512",       "tgr128",      "tgr160",
-    "tgr192", "sm3",    "streebog256", "streebog512", "sha3-256", "sha3-384", "sha3-512",
 };
 
 // crypto_has_alg() on the reference kernel: RIPEMD-128/256/320 and Tiger were removed from
@@ -345,11 +340,10 @@ class RuleParser {
         bool inmask = value[0] == '^';
         std::string_view m = inmask ? value.substr(1) : value;
         uint32_t bits = 0;
-        if (m == "MAY_EXEC") bits = may::kExec;
-        else if (m == "MAY_WRITE") bits = may::kWrite;
-        else if (m == "MAY_READ") bits = may::kRead;
-        else if (m == "MAY_APPEND") bits = may::kAppend;
-        else return Fail(t.col, "unknown mask '" + Printable(value) + "' (MAY_EXEC, MAY_WRITE, MAY_READ, MAY_APPEND, optionally with '^')");
+        for (const auto& n : may::kNames) {
+          if (m == n.name) bits = n.bit;
+        }
+        if (bits == 0) return Fail(t.col, "unknown mask '" + Printable(value) + "' (MAY_EXEC, MAY_WRITE, MAY_READ, MAY_APPEND, optionally with '^')");
         rule_.mask = bits;
         SetFlag(inmask ? rule_flag::kInmask : rule_flag::kMask, t, "mask=");
         return true;
@@ -449,10 +443,8 @@ class RuleParser {
         while (true) {
           size_t comma = value.find(',', start);
           std::string_view name = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-          int id = -1;
-          for (int i = 0; i < kKernelHashAlgoCount; ++i) {
-            if (kHashNames[i] == name) id = i;
-          }
+          const HashAlgo* algo = HashAlgoByKernelName(name);
+          int id = algo ? algo->kernel_id : -1;
           if (id < 0) return Fail(t.col, "appraise_algos=: unknown hash algorithm '" + Printable(name) + "'");
           if (!KernelCryptoHas(id)) {
             return Fail(t.col, "appraise_algos=: hash algorithm '" + std::string(name) + "' is not available in the kernel");
@@ -718,9 +710,17 @@ std::string_view LsmFieldName(int field) {
   return field >= 0 && field < kLsmFieldCount ? kNames[field] : "";
 }
 
-std::string_view KernelHashAlgoName(int id) {
-  return id >= 0 && id < kKernelHashAlgoCount ? kHashNames[id] : "";
+namespace may {
+std::string MaskText(uint32_t mask, std::string_view none) {
+  std::string s;
+  for (const auto& n : kNames) {
+    if (!(mask & n.bit)) continue;
+    if (!s.empty()) s += '|';
+    s += n.name;
+  }
+  return s.empty() ? std::string(none) : s;
 }
+}  // namespace may
 
 bool PolicyRule::HasLsm() const {
   for (const auto& l : lsm) {
@@ -747,10 +747,9 @@ std::string ShowRule(const PolicyRule& r) {
   }
   if (r.flags & (kMask | kInmask)) {
     const char* caret = (r.flags & kMask) ? "" : "^";
-    if (r.mask & may::kExec) out += std::string("mask=") + caret + "MAY_EXEC";
-    if (r.mask & may::kWrite) out += std::string("mask=") + caret + "MAY_WRITE";
-    if (r.mask & may::kRead) out += std::string("mask=") + caret + "MAY_READ";
-    if (r.mask & may::kAppend) out += std::string("mask=") + caret + "MAY_APPEND";
+    for (const auto& n : may::kNames) {
+      if (r.mask & n.bit) out += std::string("mask=") + caret + std::string(n.name);
+    }
     out += ' ';
   }
   char buf[64];
@@ -790,10 +789,10 @@ std::string ShowRule(const PolicyRule& r) {
   if (r.flags & kValidateAlgos) {
     out += "appraise_algos=";
     bool first = true;
-    for (int i = 0; i < kKernelHashAlgoCount; ++i) {
-      if (!(r.allowed_algos & (1u << i))) continue;
+    for (const HashAlgo& a : AllHashAlgos()) {  // in kernel id order
+      if (a.kernel_id < 0 || !(r.allowed_algos & (1u << a.kernel_id))) continue;
       if (!first) out += ',';
-      out += kHashNames[i];
+      out += a.kernel_name;
       first = false;
     }
     out += ' ';

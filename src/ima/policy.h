@@ -97,6 +97,16 @@ inline constexpr uint32_t kExec = 0x1;
 inline constexpr uint32_t kWrite = 0x2;
 inline constexpr uint32_t kRead = 0x4;
 inline constexpr uint32_t kAppend = 0x8;
+
+// The mask= names, in the kernel's bit order: the one table parse, show and explain use.
+struct BitName {
+  uint32_t bit;
+  std::string_view name;
+};
+inline constexpr BitName kNames[] = {{kExec, "MAY_EXEC"}, {kWrite, "MAY_WRITE"}, {kRead, "MAY_READ"}, {kAppend, "MAY_APPEND"}};
+
+// The bits' names joined by '|' ("MAY_EXEC|MAY_READ"), or `none` when no bit is set.
+std::string MaskText(uint32_t mask, std::string_view none);
 }  // namespace may
 
 enum class CmpOp : uint8_t { kEq, kGt, kLt };
@@ -105,10 +115,6 @@ enum class CmpOp : uint8_t { kEq, kGt, kLt };
 enum LsmField : uint8_t { kObjUser, kObjRole, kObjType, kSubjUser, kSubjRole, kSubjType };
 inline constexpr int kLsmFieldCount = 6;
 std::string_view LsmFieldName(int field);  // "obj_user" …
-
-// Kernel names of enum hash_algo, index = id ("md4" … "sha3-512"); 23 entries.
-inline constexpr int kKernelHashAlgoCount = 23;
-std::string_view KernelHashAlgoName(int id);
 
 // One rule, as the kernel stores it (struct ima_rule_entry). Fields are meaningful only
 // when the corresponding flag is set.

@@ -61,14 +61,7 @@ std::string Hex(uint64_t v) {
 
 const char* OpText(CmpOp op) { return op == CmpOp::kGt ? ">" : op == CmpOp::kLt ? "<" : "="; }
 
-std::string MaskText(uint32_t m) {
-  std::string s;
-  for (auto [bit, name] : {std::pair<uint32_t, const char*>{may::kExec, "MAY_EXEC"}, {may::kWrite, "MAY_WRITE"},
-                           {may::kRead, "MAY_READ"}, {may::kAppend, "MAY_APPEND"}}) {
-    if (m & bit) s += s.empty() ? name : std::string("|") + name;
-  }
-  return s.empty() ? "0" : s;
-}
+std::string MaskText(uint32_t m) { return may::MaskText(m, "0"); }
 
 }  // namespace
 

@@ -293,3 +293,23 @@ TEST(PolicyHooks, NamesAndAliases) {
 
 }  // namespace
 }  // namespace lim::ima
+
+namespace lim::ima {
+namespace {
+
+// The one MAY_* table: every name parses to its bit and shows back, and MaskText joins them.
+TEST(MayNames, ParseShowAndJoin) {
+  for (const auto& n : may::kNames) {
+    std::string rule = "measure func=FILE_CHECK mask=^" + std::string(n.name);
+    auto p = ParsePolicy(rule + "\n", "t");
+    ASSERT_TRUE(p.ok()) << p.status().message();
+    ASSERT_EQ(p->rules.size(), 1u);
+    EXPECT_EQ(p->rules[0].mask, n.bit);
+    EXPECT_NE(ShowRule(p->rules[0]).find("mask=^" + std::string(n.name)), std::string::npos);
+  }
+  EXPECT_EQ(may::MaskText(may::kExec | may::kRead, "none"), "MAY_EXEC|MAY_READ");
+  EXPECT_EQ(may::MaskText(0, "none"), "none");
+}
+
+}  // namespace
+}  // namespace lim::ima

@@ -1,7 +1,7 @@
 // libFuzzer target for security.ima / security.evm values: the xattr parsers lim appraise
 // uses (ParseImaXattr, ParseEvmXattr) and EVM verification of the value as security.evm
 // (HMAC and signature paths), the signature header parser, the
-// ima-sig / ima-sigv2 records limd builds from a file's security.ima (daemon::FileRecord),
+// ima-sig / ima-sigv2 records limd builds from a file's security.ima (ima::FileRecord),
 // those records read back from a list, and the signature check run on them with a real
 // key (P-256, generated once; its key id is in the input's reach through comparisons).
 // Any value a file can carry must end in a verdict or a clean error, never a crash.
@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "crypto/public_key.h"
-#include "daemon/measurement_list.h"
 #include "ima/appraise.h"
 #include "ima/evm.h"
 #include "ima/ima_signature.h"
@@ -85,7 +84,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     Bytes digest(algo.size, 0);
     for (size_t i = 0; i < digest.size() && i < size; ++i) digest[i] = data[size - 1 - i];
     for (const char* t : {"ima-sig", "ima-sigv2", "ima-ng"}) {
-      auto rec = daemon::FileRecord(t, algo, digest, "/fuzz/file", xattr, 10);
+      auto rec = ima::FileRecord(t, algo, digest, "/fuzz/file", xattr, 10);
       if (!rec.ok()) continue;
       Bytes list;
       ima::ListWriter w(Sha1Algo(), kNativeOrder);

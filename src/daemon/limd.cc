@@ -188,6 +188,7 @@ Status Limd::OpenTpm() {
 Status Limd::OpenList() {
   ListConfig lc;
   lc.own_files = &own_files_;
+  lc.log = LogFn();
   lc.state_dir = flags_.state;
   lc.pcr = flags_.pcr;
   lc.pcr_explicit = flags_.pcr_explicit;

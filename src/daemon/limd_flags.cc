@@ -8,6 +8,7 @@
 
 #include "crypto/hash_algo.h"
 #include "daemon/measurement_list.h"
+#include "ima/list_writer.h"
 #include "ima/policy_builtin.h"
 
 namespace lim::daemon {
@@ -45,7 +46,7 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
   app.add_option("--template", f.template_name, "default template: ima-ng, ima-sig, ima-ngv2, ima-sigv2")
       ->check(Check(
           [](const std::string& v) {
-            return SupportedTemplate(v) ? "" : "'" + v + "': one of ima-ng, ima-sig, ima-ngv2, ima-sigv2";
+            return ima::FileRecordTemplate(v) ? "" : "'" + v + "': one of ima-ng, ima-sig, ima-ngv2, ima-sigv2";
           },
           "TEMPLATE"));
   app.add_option("--hash", f.hash_name, "ima_hash: file and template hash algorithm")

@@ -40,31 +40,8 @@ Status MakeDir(const std::string& p) {
 
 }  // namespace
 
-bool SupportedTemplate(const std::string& t) {
-  return t == "ima-ng" || t == "ima-sig" || t == "ima-ngv2" || t == "ima-sigv2";
-}
-
-Result<ima::Record> FileRecord(const std::string& t, const HashAlgo& algo, ByteView digest, std::string_view path,
-                               ByteView ima_xattr, uint32_t pcr) {
-  ima::Record r;
-  r.pcr = pcr;
-  r.template_name = t;
-  bool v2 = t == "ima-ngv2" || t == "ima-sigv2";
-  bool sig = t == "ima-sig" || t == "ima-sigv2";
-  if (!SupportedTemplate(t)) return Status::Unsupported("limd cannot record template " + t);
-  r.fields.push_back(v2 ? ima::BuildDigestNgV2("ima", algo.kernel_name, digest)
-                        : ima::BuildDigestNg(algo.kernel_name, digest));
-  r.fields.push_back(ima::StringField(path));
-  if (sig) {
-    // The kernel's 'sig' field: the whole security.ima when it is a signature (type 0x03
-    // EVM_IMA_XATTR_DIGSIG or 0x06 IMA_VERITY_DIGSIG); otherwise empty.
-    if (!ima_xattr.empty() && (ima_xattr[0] == 0x03 || ima_xattr[0] == 0x06)) {
-      r.fields.emplace_back(ima_xattr.begin(), ima_xattr.end());
-    } else {
-      r.fields.emplace_back();
-    }
-  }
-  return r;
+void MeasurementList::Log(const std::string& line) const {
+  if (config_.log) config_.log(line);
 }
 
 MeasurementList::~MeasurementList() {
@@ -89,7 +66,7 @@ Status MeasurementList::Lock() {
 }
 
 Result<std::unique_ptr<MeasurementList>> MeasurementList::Open(const ListConfig& config, tpm::Tpm* tpm, Env* env) {
-  if (!SupportedTemplate(config.template_name)) {
+  if (!ima::FileRecordTemplate(config.template_name)) {
     return Status::Unsupported("limd cannot record template " + config.template_name);
   }
   if (config.pcr < 0 || config.pcr >= tpm::kMaxPcrs) return Status::InvalidArgument("--pcr out of range 0-23");
@@ -165,7 +142,7 @@ Status MeasurementList::NewChain(const std::string& reason, bool archive) {
     std::string info = config_.state_dir + "/chain.json";
     if (PathExists(info)) ::rename(info.c_str(), (dest + ".chain.json").c_str());
     report_.archived_to = dest;
-    std::fprintf(stderr, "limd: NEW CHAIN (%s): previous list archived to %s\n", reason.c_str(), dest.c_str());
+    Log("NEW CHAIN (" + reason + "): previous list archived to " + dest);
   }
   // The PCR must be ours: a kernel IMA writes PCR 10, and a non-zero PCR with an empty list
   // means someone else extends it — the list could never replay.
@@ -214,7 +191,7 @@ Status MeasurementList::NewChain(const std::string& reason, bool archive) {
       agg_algo = *chosen;
     }
   }
-  LIM_ASSIGN_OR_RETURN(ima::Record r, FileRecord(config_.template_name, agg_algo, agg, "boot_aggregate", {},
+  LIM_ASSIGN_OR_RETURN(ima::Record r, ima::FileRecord(config_.template_name, agg_algo, agg, "boot_aggregate", {},
                                                  static_cast<uint32_t>(config_.pcr)));
   std::lock_guard<std::mutex> lk(mu_);
   LIM_ASSIGN_OR_RETURN(bool added, AppendLocked(r));
@@ -280,8 +257,7 @@ Status MeasurementList::Recover() {
   if (good_end < file_size) {
     report_.cut_bytes = file_size - good_end;
     if (::truncate(list.c_str(), static_cast<off_t>(good_end)) != 0) return ErrnoStatus("truncate", list);
-    std::fprintf(stderr, "limd: cut a torn last record of %llu bytes from %s\n",
-                 static_cast<unsigned long long>(report_.cut_bytes), list.c_str());
+    Log("cut a torn last record of " + std::to_string(report_.cut_bytes) + " bytes from " + list);
   }
   size_t n = pcrs.size();
   report_.previous_entries = n;
@@ -340,9 +316,8 @@ Status MeasurementList::Recover() {
   }
   if (report_.reextended > 0) DumpSoftwarePcrs();
   if (report_.reextended > 0 || report_.cut_bytes > 0) {
-    std::fprintf(stderr, "limd: recovered %s: %llu entries, %llu already in the TPM, %llu extended again, %llu bytes cut\n",
-                 list.c_str(), static_cast<unsigned long long>(n), static_cast<unsigned long long>(best),
-                 static_cast<unsigned long long>(report_.reextended), static_cast<unsigned long long>(report_.cut_bytes));
+    Log("recovered " + list + ": " + std::to_string(n) + " entries, " + std::to_string(best) + " already in the TPM, " +
+        std::to_string(report_.reextended) + " extended again, " + std::to_string(report_.cut_bytes) + " bytes cut");
     std::string buf2 = "entries=" + std::to_string(n) + ";replayed=" + std::to_string(best) +
                        ";reextended=" + std::to_string(report_.reextended) + ";cut_bytes=" +
                        std::to_string(report_.cut_bytes) + ";";

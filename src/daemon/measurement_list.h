@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -47,6 +48,9 @@ struct ListConfig {
   // Where the list, lock, chain.json and software_pcrs.json inodes are registered as limd's
   // own (never measured at FILE_CHECK); may be null.
   OwnFiles* own_files = nullptr;
+  // Where the list's notes go (a new chain, a cut torn record, a recovery): limd's Logger.
+  // Null: nowhere.
+  std::function<void(const std::string&)> log;
 };
 
 // What Open() found and did, for the log, `lim status` and the lim-start entry.
@@ -96,6 +100,7 @@ class MeasurementList {
 
  private:
   MeasurementList(const ListConfig& c, tpm::Tpm* tpm, Env* env) : config_(c), tpm_(tpm), env_(env) {}
+  void Log(const std::string& line) const;
   Status Lock();
   Status Recover();   // same chain: cut, replay, re-extend
   Status NewChain(const std::string& reason, bool archive);
@@ -128,12 +133,8 @@ class MeasurementList {
   std::atomic<uint64_t> visible_bytes_{0};
 };
 
-// The d-ng/n-ng based records for a file measurement of the given template (ima-ng, ima-sig,
-// ima-ngv2, ima-sigv2). sig is security.ima (carried only by the sig templates when its
-// type is a signature, as the kernel does).
-Result<ima::Record> FileRecord(const std::string& template_name, const HashAlgo& algo, ByteView digest,
-                               std::string_view path, ByteView ima_xattr, uint32_t pcr);
-// True for the templates FileRecord supports.
-bool SupportedTemplate(const std::string& template_name);
+// The records limd writes are built by ima (list_writer.h): the templates it can record are
+// ima::FileRecordTemplate's.
+using ima::FileRecord;
 
 }  // namespace lim::daemon

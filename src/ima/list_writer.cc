@@ -5,6 +5,7 @@
 
 #include "crypto/digest.h"
 #include "ima/digest_field.h"
+#include "ima/ima_signature.h"
 
 namespace lim::ima {
 
@@ -38,6 +39,28 @@ Record ImaSigRecord(const HashAlgo& file_algo, ByteView file_digest, std::string
   return Record{pcr, "ima-sig",
                 {BuildDigestNg(file_algo.kernel_name, file_digest), StringField(path), Bytes(sig.begin(), sig.end())},
                 false};
+}
+
+bool FileRecordTemplate(const std::string& t) {
+  return t == "ima-ng" || t == "ima-sig" || t == "ima-ngv2" || t == "ima-sigv2";
+}
+
+Result<Record> FileRecord(const std::string& t, const HashAlgo& file_algo, ByteView file_digest, std::string_view path,
+                          ByteView ima_xattr, uint32_t pcr) {
+  if (!FileRecordTemplate(t)) return Status::Unsupported("limd cannot record template " + t);
+  bool v2 = t == "ima-ngv2" || t == "ima-sigv2";
+  bool sig = t == "ima-sig" || t == "ima-sigv2";
+  Record r;
+  r.pcr = pcr;
+  r.template_name = t;
+  r.fields.push_back(v2 ? BuildDigestNgV2("ima", file_algo.kernel_name, file_digest)
+                        : BuildDigestNg(file_algo.kernel_name, file_digest));
+  r.fields.push_back(StringField(path));
+  if (sig) {
+    bool is_signature = !ima_xattr.empty() && (ima_xattr[0] == kXattrDigsig || ima_xattr[0] == kXattrVeritySig);
+    r.fields.push_back(is_signature ? Bytes(ima_xattr.begin(), ima_xattr.end()) : Bytes());
+  }
+  return r;
 }
 
 Result<Record> ImaBufRecord(const HashAlgo& algo, std::string_view name, ByteView buf, uint32_t pcr) {

@@ -33,6 +33,14 @@ Bytes U16Field(uint16_t v, ByteOrder order);
 Record ImaNgRecord(const HashAlgo& file_algo, ByteView file_digest, std::string_view path, uint32_t pcr = 10);
 Record ImaSigRecord(const HashAlgo& file_algo, ByteView file_digest, std::string_view path, ByteView sig,
                     uint32_t pcr = 10);
+// A file measurement as the kernel records it in one of the d-ng based templates limd
+// writes (FileRecordTemplate): d-ng (d-ngv2 with type "ima" for the v2 templates), n-ng and,
+// for ima-sig/ima-sigv2, the 'sig' field: the whole security.ima when it is a signature
+// (kXattrDigsig or kXattrVeritySig), else empty. Unsupported for any other template.
+Result<Record> FileRecord(const std::string& template_name, const HashAlgo& file_algo, ByteView file_digest,
+                          std::string_view path, ByteView ima_xattr, uint32_t pcr);
+// True for the templates FileRecord builds: ima-ng, ima-sig, ima-ngv2, ima-sigv2.
+bool FileRecordTemplate(const std::string& template_name);
 // ima-buf: d-ng = H_algo(buf), n-ng = name, buf.
 Result<Record> ImaBufRecord(const HashAlgo& algo, std::string_view name, ByteView buf, uint32_t pcr = 10);
 // A violation entry of the default template: zero file digest of the algorithm's size.

@@ -9,8 +9,8 @@
 #include "base/escape.h"
 #include "cli/command.h"
 #include "cli/list_args.h"
+#include "ima/entry_renderer.h"
 #include "ima/list_format.h"
-#include "ima/list_writer.h"
 #include "ima/replay.h"
 #include "tcg/describe.h"
 #include "tcg/event_log.h"
@@ -40,19 +40,10 @@ class Output {
 
 // Renders the entries of reader from a.from on. With stop_at_truncation a record cut short
 // by the end of the file ends the batch (it is being written) instead of failing.
-Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<ima::BankDigester>& other_bank,
-                     std::string* buf, Output* out, bool stop_at_truncation, bool* truncated) {
-  // --format binary re-encodes every entry for the chosen bank and byte order.
-  std::optional<ima::ListWriter> writer;
-  ByteOrder writer_order = a.out_order == "le" ? ByteOrder::kLittle : a.out_order == "be" ? ByteOrder::kBig : kNativeOrder;
-  if (a.format == "binary") {
-    auto algo = HashAlgoByName(a.bank.empty() ? std::string(reader.bank().kernel_name) : a.bank);
-    if (!algo.ok()) return Status::InvalidArgument("--bank: " + algo.status().message());
-    writer.emplace(*algo, writer_order);
-  }
-  Bytes bin;
+Status RenderEntries(ima::ListReader& reader, const LogArgs& a, ima::EntryRenderer& renderer, std::string* buf,
+                     Output* out, bool stop_at_truncation, bool* truncated) {
+  std::string bin;  // --format binary: written at the end of a batch, and never after an error
   ima::Entry e;
-  uint8_t digest[64];
   *truncated = false;
   for (;;) {
     auto more = reader.Next(&e);
@@ -67,31 +58,21 @@ Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<im
     }
     if (!*more) break;
     if (e.index < a.from) continue;
-    ByteView d = e.digest;
-    if (other_bank) {
-      // A violation shows zeros in every bank's file (its extend value is 0xFF).
-      if (e.violation) std::fill(digest, digest + other_bank->bank().size, 0);
-      else other_bank->Compute(e, digest);
-      d = ByteView(digest, other_bank->bank().size);
-    }
     if (a.format == "binary") {
-      Status st = writer->Append(ima::RecordFromEntry(e, writer_order), &bin);
+      Status st = renderer.Append(e, &bin);
       if (!st.ok()) return st.WithPrefix("entry " + std::to_string(e.index));
       if (bin.size() > (1 << 20)) {
-        out->Write(std::string(bin.begin(), bin.end()));
+        out->Write(bin);
         bin.clear();
       }
       continue;
     }
-    if (a.format == "ascii") {
-      ima::AppendAsciiLine(e, d, buf);
-    } else if (a.format == "json") {
-      *buf += ima::EntryJson(e, d);
+    if (a.format == "table") {
+      // IMA rows in the integrated table: TCG type 0, numbered after the boot log's events.
+      *buf += tcg::FormatTableRow({a.index_base + e.index, e.pcr, 0, ToHex(renderer.BankDigest(e)), ima::TableEventData(e)});
       buf->push_back('\n');
     } else {
-      // IMA rows in the integrated table: TCG type 0, numbered after the boot log's events.
-      *buf += tcg::FormatTableRow({a.index_base + e.index, e.pcr, 0, ToHex(d), ima::TableEventData(e)});
-      buf->push_back('\n');
+      LIM_RETURN_IF_ERROR(renderer.Append(e, buf));
     }
     if (buf->size() > (1 << 20)) {
       out->Write(*buf);
@@ -100,8 +81,7 @@ Status RenderEntries(ima::ListReader& reader, const LogArgs& a, std::optional<im
   }
   out->Write(*buf);
   buf->clear();
-  out->Write(std::string(bin.begin(), bin.end()));
-  bin.clear();
+  out->Write(bin);
   return Status::Ok();
 }
 
@@ -134,24 +114,26 @@ int RunLog(LogArgs a) {
   }
   auto reader = ima::ListReader::Open(path, *opts);
   if (!reader.ok()) return ReportError(reader.status());
-  std::optional<ima::BankDigester> other;
   // The table shows SHA1 template digests unless --bank says otherwise; ascii/json show the
-  // list's own bank unless --bank names another (like the kernel's per-bank files).
+  // list's own bank unless --bank names another (like the kernel's per-bank files); binary
+  // re-encodes every record for --bank (default: the list's) in --out-byte-order.
   std::string want = a.bank;
   if (want.empty() && a.format == "table") want = "sha1";
-  if (a.format == "binary") want.clear();  // the writer computes the chosen bank itself
+  HashAlgo bank = (*reader)->bank();
   if (!want.empty()) {
     auto algo = HashAlgoByName(want);
     if (!algo.ok()) return ReportError(Status::InvalidArgument("--bank: " + algo.status().message()));
-    if (!(*algo == (*reader)->bank())) {
-      auto d = ima::BankDigester::Create(*algo, (*reader)->bank(), ima::ReplayMode::kPerBank);
-      if (!d.ok()) return ReportError(d.status());
-      other.emplace(std::move(d).value());
-    }
+    bank = *algo;
   }
+  ima::RenderFormat format = a.format == "binary" ? ima::RenderFormat::kBinary
+                             : a.format == "json" ? ima::RenderFormat::kJson
+                                                  : ima::RenderFormat::kAscii;  // the table uses only the digest
+  ByteOrder order = a.out_order == "le" ? ByteOrder::kLittle : a.out_order == "be" ? ByteOrder::kBig : kNativeOrder;
+  auto renderer = ima::EntryRenderer::Create(format, (*reader)->bank(), bank, order);
+  if (!renderer.ok()) return ReportError(renderer.status());
   if (a.format == "table" && a.boot_log.empty()) buf = tcg::TableHeader() + "\n";
   bool truncated = false;
-  Status s = RenderEntries(**reader, a, other, &buf, &out, a.follow, &truncated);
+  Status s = RenderEntries(**reader, a, *renderer, &buf, &out, a.follow, &truncated);
   if (!s.ok()) return ReportError(s);
   if (!a.follow) return kExitOk;
   // --follow: poll for appended records; a record being written is waited for.
@@ -161,7 +143,7 @@ int RunLog(LogArgs a) {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     Status seek = (*reader)->SeekTo(offset, index);
     if (!seek.ok()) return ReportError(seek);
-    s = RenderEntries(**reader, a, other, &buf, &out, true, &truncated);
+    s = RenderEntries(**reader, a, *renderer, &buf, &out, true, &truncated);
     if (!s.ok()) return ReportError(s);
     offset = (*reader)->next_offset();
     index = (*reader)->entries_read();

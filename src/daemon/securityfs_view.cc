@@ -20,10 +20,7 @@
 
 #include "base/file.h"
 #include "base/own_threads.h"
-#include "ima/list_format.h"
 #include "ima/list_reader.h"
-#include "ima/list_writer.h"
-#include "ima/replay.h"
 
 namespace lim::daemon {
 
@@ -63,23 +60,16 @@ std::vector<HashAlgo> ViewBanks(const std::vector<uint16_t>& tpm_banks) {
   return out;
 }
 
-Result<std::unique_ptr<ListRenderer>> ListRenderer::Create(ByteView sha1_list, const HashAlgo& bank, bool ascii) {
+Result<std::unique_ptr<ListRenderer>> ListRenderer::Create(ByteView sha1_list, const HashAlgo& bank,
+                                                           ima::RenderFormat format) {
   std::unique_ptr<ListRenderer> r(new ListRenderer());
-  r->bank_ = bank;
-  r->ascii_ = ascii;
   if (sha1_list.empty()) return r;
   ima::ListOptions opts;
   opts.bank = Sha1Algo();
   opts.byte_order = kNativeOrder;
   LIM_ASSIGN_OR_RETURN(r->reader_, ima::ListReader::FromBytes(sha1_list, opts, "limd list"));
-  if (!(bank == Sha1Algo())) {
-    if (ascii) {
-      LIM_ASSIGN_OR_RETURN(auto d, ima::BankDigester::Create(bank, Sha1Algo(), ima::ReplayMode::kPerBank));
-      r->digester_.emplace(std::move(d));
-    } else {
-      r->writer_.emplace(bank, kNativeOrder);
-    }
-  }
+  LIM_ASSIGN_OR_RETURN(auto e, ima::EntryRenderer::Create(format, Sha1Algo(), bank, kNativeOrder));
+  r->entry_.emplace(std::move(e));
   return r;
 }
 
@@ -88,33 +78,12 @@ Result<bool> ListRenderer::Next(std::string* out) {
   ima::Entry e;
   LIM_ASSIGN_OR_RETURN(bool more, reader_->Next(&e));
   if (!more) return false;
-  if (!ascii_) {
-    if (!writer_) {
-      // SHA1: the record as stored.
-      Bytes rec;
-      ima::ListWriter w(Sha1Algo(), kNativeOrder);
-      LIM_RETURN_IF_ERROR(w.Append(ima::RecordFromEntry(e, kNativeOrder), &rec));
-      out->append(rec.begin(), rec.end());
-      return true;
-    }
-    scratch_.clear();
-    LIM_RETURN_IF_ERROR(writer_->Append(ima::RecordFromEntry(e, kNativeOrder), &scratch_));
-    out->append(scratch_.begin(), scratch_.end());
-    return true;
-  }
-  ByteView d = e.digest;
-  if (digester_) {
-    // A violation shows zeros in every bank's file (its extend value is 0xFF).
-    if (e.violation) std::fill(digest_, digest_ + bank_.size, 0);
-    else digester_->Compute(e, digest_);
-    d = ByteView(digest_, bank_.size);
-  }
-  ima::AppendAsciiLine(e, d, out);
+  LIM_RETURN_IF_ERROR(entry_->Append(e, out));
   return true;
 }
 
 Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank) {
-  LIM_ASSIGN_OR_RETURN(auto r, ListRenderer::Create(sha1_list, bank, true));
+  LIM_ASSIGN_OR_RETURN(auto r, ListRenderer::Create(sha1_list, bank, ima::RenderFormat::kAscii));
   std::string out;
   for (;;) {
     LIM_ASSIGN_OR_RETURN(bool more, r->Next(&out));
@@ -124,7 +93,7 @@ Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank) {
 
 Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank) {
   if (bank == Sha1Algo()) return Bytes(sha1_list.begin(), sha1_list.end());
-  LIM_ASSIGN_OR_RETURN(auto r, ListRenderer::Create(sha1_list, bank, false));
+  LIM_ASSIGN_OR_RETURN(auto r, ListRenderer::Create(sha1_list, bank, ima::RenderFormat::kBinary));
   std::string out;
   for (;;) {
     LIM_ASSIGN_OR_RETURN(bool more, r->Next(&out));
@@ -252,7 +221,9 @@ struct Handle {
 
   ByteView snapshot() const { return {static_cast<const uint8_t*>(map), map ? limit : 0}; }
   Status Restart() {
-    LIM_ASSIGN_OR_RETURN(renderer, ListRenderer::Create(snapshot(), bank, file == ViewNode::File::kAscii));
+    LIM_ASSIGN_OR_RETURN(renderer, ListRenderer::Create(
+                                       snapshot(), bank,
+                                       file == ViewNode::File::kAscii ? ima::RenderFormat::kAscii : ima::RenderFormat::kBinary));
     out.clear();
     out_base = 0;
     done = false;

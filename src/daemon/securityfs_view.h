@@ -36,9 +36,8 @@
 #include "crypto/hash_algo.h"
 #include "daemon/live_policy.h"
 #include "daemon/measurement_list.h"
+#include "ima/entry_renderer.h"
 #include "ima/list_reader.h"
-#include "ima/list_writer.h"
-#include "ima/replay.h"
 
 struct fuse;
 
@@ -58,22 +57,19 @@ Result<std::string> RenderAsciiList(ByteView sha1_list, const HashAlgo& bank);
 Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank);
 
 // The same, one entry at a time (the view renders while a reader reads, so an open file
-// holds about one read's worth of output). sha1_list must outlive the renderer.
+// holds about one read's worth of output; ima::EntryRenderer renders each entry).
+// sha1_list must outlive the renderer.
 class ListRenderer {
  public:
-  static Result<std::unique_ptr<ListRenderer>> Create(ByteView sha1_list, const HashAlgo& bank, bool ascii);
+  // format: kAscii or kBinary (the view serves no JSON).
+  static Result<std::unique_ptr<ListRenderer>> Create(ByteView sha1_list, const HashAlgo& bank, ima::RenderFormat format);
   // Appends the next entry's rendering to *out; false at the end of the list.
   Result<bool> Next(std::string* out);
 
  private:
   ListRenderer() = default;
-  HashAlgo bank_{};
-  bool ascii_ = true;
   std::unique_ptr<ima::ListReader> reader_;
-  std::optional<ima::BankDigester> digester_;  // ascii, bank != sha1
-  std::optional<ima::ListWriter> writer_;      // binary, bank != sha1
-  Bytes scratch_;
-  uint8_t digest_[64];
+  std::optional<ima::EntryRenderer> entry_;
 };
 
 // One entry of the view's tree.

@@ -46,6 +46,57 @@ Result<std::unique_ptr<Tpm>> Open(const TpmFlags& f) {
 
 int Fail(const Status& s) { return ExitCode() = ReportError(s); }
 
+// One argument struct per subcommand (as cmd_policy.cc): a subcommand's options are its
+// struct's fields, and nothing is shared between subcommands.
+struct PcrReadArgs {
+  TpmFlags tpm;
+  std::string pcrs = "0-23";
+  std::vector<std::string> banks;
+};
+
+struct ExtendArgs {
+  TpmFlags tpm;
+  int pcr = -1;
+  std::string data_file;
+  std::vector<std::string> digests;
+};
+
+struct AkCreateArgs {
+  TpmFlags tpm;
+  std::string out;
+  std::string ek = "ecc";
+  std::string alg = "ecc";
+};
+
+struct QuoteArgs {
+  TpmFlags tpm;
+  std::string nonce;
+  std::string pcrs = "0-23";
+  std::vector<std::string> banks;
+  std::string out;
+  std::string ak_dir;  // default: out
+};
+
+struct CheckQuoteArgs {
+  std::string ak, msg, sig, pcrs, nonce;
+};
+
+struct EkArgs {
+  TpmFlags tpm;
+  std::string type = "ecc";
+  std::string out;
+};
+
+struct MakeCredentialArgs {
+  std::string ek, name, secret, out;
+};
+
+struct ActivateCredentialArgs {
+  TpmFlags tpm;
+  std::string ak_dir;
+  std::string credential;
+};
+
 // `extend --data FILE` is hashed whole; 64 MiB covers kernels and initrds (hash anything
 // larger yourself and give --digest).
 constexpr size_t kMaxExtendDataSize = 64 << 20;
@@ -62,23 +113,26 @@ Result<PcrSelection> BuildSelection(Tpm& tpm, const std::string& pcrs, const std
   return sel;
 }
 
-Status PcrRead(const TpmFlags& f, const std::string& pcrs, const std::vector<std::string>& banks) {
-  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
-  LIM_ASSIGN_OR_RETURN(PcrSelection sel, BuildSelection(*tpm, pcrs, banks));
+Status PcrRead(const PcrReadArgs& a) {
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(a.tpm));
+  LIM_ASSIGN_OR_RETURN(PcrSelection sel, BuildSelection(*tpm, a.pcrs, a.banks));
   LIM_ASSIGN_OR_RETURN(PcrValues values, tpm->ReadPcrs(sel));
   std::printf("%s\n", PcrValuesToJson(values).c_str());
   return Status::Ok();
 }
 
-Status Extend(const TpmFlags& f, int pcr, const std::string& data_file, const std::vector<std::string>& digests) {
-  if (data_file.empty() == digests.empty()) return Status::InvalidArgument("give exactly one of --data FILE or --digest ALG:HEX…");
-  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
-  if (!data_file.empty()) {
-    LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBounded(data_file, kMaxExtendDataSize, "--data (hash larger files and give --digest)"));
-    return ExtendWithData(*tpm, pcr, data);
+Status Extend(const ExtendArgs& a) {
+  if (a.data_file.empty() == a.digests.empty()) {
+    return Status::InvalidArgument("give exactly one of --data FILE or --digest ALG:HEX…");
+  }
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(a.tpm));
+  if (!a.data_file.empty()) {
+    LIM_ASSIGN_OR_RETURN(Bytes data,
+                         ReadFileBounded(a.data_file, kMaxExtendDataSize, "--data (hash larger files and give --digest)"));
+    return ExtendWithData(*tpm, a.pcr, data);
   }
   std::map<uint16_t, Bytes> by_bank;
-  for (const auto& d : digests) {
+  for (const auto& d : a.digests) {
     size_t colon = d.find(':');
     if (colon == std::string::npos) return Status::InvalidArgument("--digest '" + d + "': expected ALG:HEX");
     LIM_ASSIGN_OR_RETURN(uint16_t alg, ParseBankName(d.substr(0, colon)));
@@ -87,16 +141,17 @@ Status Extend(const TpmFlags& f, int pcr, const std::string& data_file, const st
     if (by_bank.count(alg)) return Status::InvalidArgument("--digest: bank " + TpmBankName(alg) + " given twice");
     by_bank[alg] = std::move(*hex);
   }
-  return tpm->Extend(pcr, by_bank);
+  return tpm->Extend(a.pcr, by_bank);
 }
 
-Status AkCreate(const TpmFlags& f, const std::string& out, const std::string& ek_name, const std::string& alg_name) {
-  LIM_ASSIGN_OR_RETURN(EkType ek, ParseEkType(ek_name));
+Status AkCreate(const AkCreateArgs& a) {
+  LIM_ASSIGN_OR_RETURN(EkType ek, ParseEkType(a.ek));
   AkAlg alg;
-  if (alg_name == "ecc") alg = AkAlg::kEccP256;
-  else if (alg_name == "rsa") alg = AkAlg::kRsa2048;
-  else return Status::InvalidArgument("--alg '" + alg_name + "': ecc or rsa");
-  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
+  if (a.alg == "ecc") alg = AkAlg::kEccP256;
+  else if (a.alg == "rsa") alg = AkAlg::kRsa2048;
+  else return Status::InvalidArgument("--alg '" + a.alg + "': ecc or rsa");
+  const std::string& out = a.out;
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(a.tpm));
   LIM_ASSIGN_OR_RETURN(AkKey ak, tpm->CreateAk(ek, alg));
   LIM_RETURN_IF_ERROR(SaveAk(ak, out));
   LIM_ASSIGN_OR_RETURN(Bytes name, PublicName(ak.pub));
@@ -117,16 +172,15 @@ Status AkCheck(const std::string& path) {
   return Status::Ok();
 }
 
-Status QuoteCmd(const TpmFlags& f, const std::string& nonce_hex, const std::string& pcrs, const std::vector<std::string>& banks,
-                const std::string& out, std::string ak_dir) {
-  auto parsed_nonce = FromHex(nonce_hex);
+Status QuoteCmd(const QuoteArgs& a) {
+  auto parsed_nonce = FromHex(a.nonce);
   if (!parsed_nonce.ok()) return parsed_nonce.status().WithPrefix("--nonce");
   Bytes nonce = std::move(parsed_nonce).value();
-  if (ak_dir.empty()) ak_dir = out;
-  auto ak = LoadAk(ak_dir);
+  const std::string& out = a.out;
+  auto ak = LoadAk(a.ak_dir.empty() ? out : a.ak_dir);
   if (!ak.ok()) return ak.status().WithPrefix("no AK (create one with `lim tpm ak create --out DIR`, pass --ak DIR)");
-  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
-  LIM_ASSIGN_OR_RETURN(PcrSelection sel, BuildSelection(*tpm, pcrs, banks));
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(a.tpm));
+  LIM_ASSIGN_OR_RETURN(PcrSelection sel, BuildSelection(*tpm, a.pcrs, a.banks));
   LIM_ASSIGN_OR_RETURN(Quote q, tpm->MakeQuote(*ak, sel, nonce));
   ::mkdir(out.c_str(), 0755);
   LIM_RETURN_IF_ERROR(WriteFileBytes(out + "/quote.msg", q.msg));
@@ -142,13 +196,13 @@ Status QuoteCmd(const TpmFlags& f, const std::string& nonce_hex, const std::stri
   return Status::Ok();
 }
 
-Status CheckQuoteCmd(const std::string& ak_path, const std::string& msg_path, const std::string& sig_path,
-                     const std::string& pcrs_path, const std::string& nonce_hex) {
-  LIM_ASSIGN_OR_RETURN(PublicKey ak, PublicKey::FromFile(ak_path));
-  LIM_ASSIGN_OR_RETURN(Bytes msg, ReadFileBounded(msg_path, kMaxTpmFileSize, "a quote (--msg)"));
-  LIM_ASSIGN_OR_RETURN(Bytes sig, ReadFileBounded(sig_path, kMaxTpmFileSize, "a quote signature (--sig)"));
+Status CheckQuoteCmd(const CheckQuoteArgs& a) {
+  const std::string& pcrs_path = a.pcrs;
+  LIM_ASSIGN_OR_RETURN(PublicKey ak, PublicKey::FromFile(a.ak));
+  LIM_ASSIGN_OR_RETURN(Bytes msg, ReadFileBounded(a.msg, kMaxTpmFileSize, "a quote (--msg)"));
+  LIM_ASSIGN_OR_RETURN(Bytes sig, ReadFileBounded(a.sig, kMaxTpmFileSize, "a quote signature (--sig)"));
   LIM_ASSIGN_OR_RETURN(Bytes pcr_data, ReadFileBounded(pcrs_path, kMaxPcrFileSize, "a PCR file (--pcrs)"));
-  auto nonce = FromHex(nonce_hex);
+  auto nonce = FromHex(a.nonce);
   if (!nonce.ok()) return nonce.status().WithPrefix("--nonce");
   PcrSelection sel;
   PcrValues values;
@@ -162,7 +216,7 @@ Status CheckQuoteCmd(const std::string& ak_path, const std::string& msg_path, co
     auto q = ParseAttest(msg);
     if (q.ok()) {
       PcrSelection quoted = q->selection;
-      std::sort(quoted.begin(), quoted.end(), [](const auto& a, const auto& b) { return a.alg < b.alg; });
+      std::sort(quoted.begin(), quoted.end(), [](const auto& x, const auto& y) { return x.alg < y.alg; });
       sel = quoted == SelectionOf(values) ? q->selection : SelectionOf(values);
     } else {
       sel = SelectionOf(values);
@@ -191,9 +245,10 @@ Status CheckQuoteCmd(const std::string& ak_path, const std::string& msg_path, co
   return Status::Ok();
 }
 
-Status EkExport(const TpmFlags& f, const std::string& type, const std::string& out) {
-  LIM_ASSIGN_OR_RETURN(EkType ek, ParseEkType(type));
-  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
+Status EkExport(const EkArgs& a) {
+  LIM_ASSIGN_OR_RETURN(EkType ek, ParseEkType(a.type));
+  const std::string& out = a.out;
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(a.tpm));
   LIM_ASSIGN_OR_RETURN(TPMT_PUBLIC pub, tpm->ReadEkPublic(ek));
   LIM_ASSIGN_OR_RETURN(PublicKey key, PublicKey::FromTpmPublic(pub));
   LIM_ASSIGN_OR_RETURN(Bytes name, PublicName(pub));
@@ -205,27 +260,27 @@ Status EkExport(const TpmFlags& f, const std::string& type, const std::string& o
   return Status::Ok();
 }
 
-Status MakeCredentialCmd(const std::string& ek_path, const std::string& name_path, const std::string& secret_hex,
-                         const std::string& out) {
-  LIM_ASSIGN_OR_RETURN(Bytes ek_bytes, ReadFileBounded(ek_path, kMaxTpmFileSize, "a TPM public area"));
+Status MakeCredentialCmd(const MakeCredentialArgs& a) {
+  LIM_ASSIGN_OR_RETURN(Bytes ek_bytes, ReadFileBounded(a.ek, kMaxTpmFileSize, "a TPM public area"));
   auto ek = ParsePublic(ek_bytes);
-  if (!ek.ok()) return ek.status().WithPrefix(ek_path);
-  LIM_ASSIGN_OR_RETURN(Bytes name, ReadFileBounded(name_path, kMaxTpmFileSize, "a TPM name"));
-  auto secret = FromHex(secret_hex);
+  if (!ek.ok()) return ek.status().WithPrefix(a.ek);
+  LIM_ASSIGN_OR_RETURN(Bytes name, ReadFileBounded(a.name, kMaxTpmFileSize, "a TPM name"));
+  auto secret = FromHex(a.secret);
   if (!secret.ok()) return secret.status().WithPrefix("--secret");
   LIM_ASSIGN_OR_RETURN(MadeCredential c, MakeCredential(*ek, name, *secret));
+  const std::string& out = a.out;
   LIM_RETURN_IF_ERROR(WriteFileBytes(out, ToTpm2ToolsCredentialFile(c)));
   std::printf("wrote: %s (tpm2-tools credential file; activate with `lim tpm activatecredential` or tpm2_activatecredential)\n",
               out.c_str());
   return Status::Ok();
 }
 
-Status ActivateCredentialCmd(const TpmFlags& f, const std::string& ak_dir, const std::string& cred_path) {
-  LIM_ASSIGN_OR_RETURN(AkKey ak, LoadAk(ak_dir));
-  LIM_ASSIGN_OR_RETURN(Bytes file, ReadFileBounded(cred_path, kMaxTpmFileSize, "a credential file"));
+Status ActivateCredentialCmd(const ActivateCredentialArgs& a) {
+  LIM_ASSIGN_OR_RETURN(AkKey ak, LoadAk(a.ak_dir));
+  LIM_ASSIGN_OR_RETURN(Bytes file, ReadFileBounded(a.credential, kMaxTpmFileSize, "a credential file"));
   auto c = FromTpm2ToolsCredentialFile(file);
-  if (!c.ok()) return c.status().WithPrefix(cred_path);
-  LIM_ASSIGN_OR_RETURN(auto tpm, Open(f));
+  if (!c.ok()) return c.status().WithPrefix(a.credential);
+  LIM_ASSIGN_OR_RETURN(auto tpm, Open(a.tpm));
   LIM_ASSIGN_OR_RETURN(Bytes secret, tpm->ActivateCredential(ak, c->id_object, c->secret));
   std::printf("%s\n", ToHex(secret).c_str());
   return Status::Ok();
@@ -268,108 +323,86 @@ void Register(CLI::App& app) {
   auto* tpm = app.add_subcommand("tpm", "TPM 2.0: PCRs, attestation keys, quotes, the embedded swtpm");
   tpm->require_subcommand(1);
 
-  static TpmFlags flags;
-  static std::string pcrs = "0-23", data_file, out, ak_dir, nonce, ek = "ecc", alg = "ecc";
-  static std::vector<std::string> banks, digests;
-  static int pcr = -1;
+  // Runs a subcommand's function on its arguments; an error sets the exit code.
+  auto run = [](auto* cmd, auto fn, auto* args) {
+    cmd->callback([fn, args] {
+      Status st = fn(*args);
+      if (!st.ok()) Fail(st);
+    });
+  };
 
+  static PcrReadArgs pr;
   auto* pcrread = tpm->add_subcommand("pcrread", "print PCR values as a PCR set (JSON)");
-  AddTpmFlag(pcrread, &flags);
-  pcrread->add_option("--pcrs", pcrs, "PCR indices, e.g. 0-7,10")->capture_default_str();
-  pcrread->add_option("--bank", banks, "bank (sha1, sha256, …); repeatable; default: every allocated bank");
-  pcrread->callback([] {
-    Status st = PcrRead(flags, pcrs, banks);
-    if (!st.ok()) Fail(st);
-  });
+  AddTpmFlag(pcrread, &pr.tpm);
+  pcrread->add_option("--pcrs", pr.pcrs, "PCR indices, e.g. 0-7,10")->capture_default_str();
+  pcrread->add_option("--bank", pr.banks, "bank (sha1, sha256, …); repeatable; default: every allocated bank");
+  run(pcrread, PcrRead, &pr);
 
+  static ExtendArgs ex;
   auto* extend = tpm->add_subcommand("extend", "extend one PCR in every allocated bank");
-  AddTpmFlag(extend, &flags);
-  extend->add_option("PCR", pcr, "PCR index")->required()->check(CLI::Range(0, 23));
-  extend->add_option("--data", data_file, "extend with H_bank(contents of FILE) in every bank");
-  extend->add_option("--digest", digests, "ALG:HEX, one per allocated bank");
-  extend->callback([] {
-    Status st = Extend(flags, pcr, data_file, digests);
-    if (!st.ok()) Fail(st);
-  });
+  AddTpmFlag(extend, &ex.tpm);
+  extend->add_option("PCR", ex.pcr, "PCR index")->required()->check(CLI::Range(0, 23));
+  extend->add_option("--data", ex.data_file, "extend with H_bank(contents of FILE) in every bank");
+  extend->add_option("--digest", ex.digests, "ALG:HEX, one per allocated bank");
+  run(extend, Extend, &ex);
 
   auto* ak = tpm->add_subcommand("ak", "attestation keys");
   ak->require_subcommand(1);
+  static AkCreateArgs akc;
   auto* create = ak->add_subcommand("create", "create an AK under the EK and save it in --out DIR");
-  AddTpmFlag(create, &flags);
-  create->add_option("--out", out, "directory for ak.pub.pem, ak.pub, ak.name, ak.priv, ak.json")->required();
-  create->add_option("--ek", ek, "EK type: ecc or rsa")->capture_default_str();
-  create->add_option("--alg", alg, "AK type: ecc (P-256, ECDSA-SHA256) or rsa (2048, RSASSA-SHA256)")->capture_default_str();
-  create->callback([] {
-    Status st = AkCreate(flags, out, ek, alg);
-    if (!st.ok()) Fail(st);
-  });
+  AddTpmFlag(create, &akc.tpm);
+  create->add_option("--out", akc.out, "directory for ak.pub.pem, ak.pub, ak.name, ak.priv, ak.json")->required();
+  create->add_option("--ek", akc.ek, "EK type: ecc or rsa")->capture_default_str();
+  create->add_option("--alg", akc.alg, "AK type: ecc (P-256, ECDSA-SHA256) or rsa (2048, RSASSA-SHA256)")->capture_default_str();
+  run(create, AkCreate, &akc);
   static std::string ak_pub;
   auto* check = ak->add_subcommand("check", "enrolment check: restricted, sign-only, fixedTPM, fixedParent");
   check->add_option("--ak", ak_pub, "ak.pub (TPM2B_PUBLIC) or TPMT_PUBLIC")->required();
-  check->callback([] {
-    Status st = AkCheck(ak_pub);
-    if (!st.ok()) Fail(st);
-  });
+  run(check, AkCheck, &ak_pub);
 
+  static QuoteArgs qa;
   auto* quote = tpm->add_subcommand("quote", "quote PCRs with a nonce; writes tpm2-tools files");
-  AddTpmFlag(quote, &flags);
-  quote->add_option("--nonce", nonce, "verifier's nonce (hex, up to 64 bytes)")->required();
-  quote->add_option("--pcrs", pcrs, "PCR indices")->capture_default_str();
-  quote->add_option("--bank", banks, "bank; repeatable; default: every allocated bank");
-  quote->add_option("--out", out, "directory for quote.msg, quote.sig, quote.pcrs")->required();
-  quote->add_option("--ak", ak_dir, "AK directory (from `lim tpm ak create`); default: --out");
-  quote->callback([] {
-    Status st = QuoteCmd(flags, nonce, pcrs, banks, out, ak_dir);
-    if (!st.ok()) Fail(st);
-  });
+  AddTpmFlag(quote, &qa.tpm);
+  quote->add_option("--nonce", qa.nonce, "verifier's nonce (hex, up to 64 bytes)")->required();
+  quote->add_option("--pcrs", qa.pcrs, "PCR indices")->capture_default_str();
+  quote->add_option("--bank", qa.banks, "bank; repeatable; default: every allocated bank");
+  quote->add_option("--out", qa.out, "directory for quote.msg, quote.sig, quote.pcrs")->required();
+  quote->add_option("--ak", qa.ak_dir, "AK directory (from `lim tpm ak create`); default: --out");
+  run(quote, QuoteCmd, &qa);
 
-  static std::string ck_ak, ck_msg, ck_sig, ck_pcrs;
+  static CheckQuoteArgs cqa;
   auto* cq = tpm->add_subcommand("checkquote", "check a quote with OpenSSL alone (no TPM)");
-  cq->add_option("--ak", ck_ak, "AK public key: PEM, TPM2B_PUBLIC or TPMT_PUBLIC")->required();
-  cq->add_option("--msg", ck_msg, "quote.msg (TPMS_ATTEST)")->required();
-  cq->add_option("--sig", ck_sig, "quote.sig (TPMT_SIGNATURE)")->required();
-  cq->add_option("--pcrs", ck_pcrs, "quote.pcrs (tpm2_quote -o) or a PCR set (JSON)")->required();
-  cq->add_option("--nonce", nonce, "the nonce the quote must carry (hex; empty allowed)")->required();
-  cq->callback([] {
-    Status st = CheckQuoteCmd(ck_ak, ck_msg, ck_sig, ck_pcrs, nonce);
-    if (!st.ok()) Fail(st);
-  });
+  cq->add_option("--ak", cqa.ak, "AK public key: PEM, TPM2B_PUBLIC or TPMT_PUBLIC")->required();
+  cq->add_option("--msg", cqa.msg, "quote.msg (TPMS_ATTEST)")->required();
+  cq->add_option("--sig", cqa.sig, "quote.sig (TPMT_SIGNATURE)")->required();
+  cq->add_option("--pcrs", cqa.pcrs, "quote.pcrs (tpm2_quote -o) or a PCR set (JSON)")->required();
+  cq->add_option("--nonce", cqa.nonce, "the nonce the quote must carry (hex; empty allowed)")->required();
+  run(cq, CheckQuoteCmd, &cqa);
 
-  static std::string ek_type = "ecc", ek_out;
+  static EkArgs eka;
   auto* ekc = tpm->add_subcommand("ek", "export the EK public key (TCG template) as ek.pub and ek.pub.pem");
-  AddTpmFlag(ekc, &flags);
-  ekc->add_option("--type", ek_type, "ecc or rsa")->capture_default_str();
-  ekc->add_option("--out", ek_out, "output directory")->required();
-  ekc->callback([] {
-    Status st = EkExport(flags, ek_type, ek_out);
-    if (!st.ok()) Fail(st);
-  });
-  static std::string mc_ek, mc_name, mc_secret, mc_out;
+  AddTpmFlag(ekc, &eka.tpm);
+  ekc->add_option("--type", eka.type, "ecc or rsa")->capture_default_str();
+  ekc->add_option("--out", eka.out, "output directory")->required();
+  run(ekc, EkExport, &eka);
+  static MakeCredentialArgs mca;
   auto* mc = tpm->add_subcommand("makecredential", "wrap a secret for (EK, AK name) with OpenSSL alone (no TPM)");
-  mc->add_option("--ek", mc_ek, "EK public: ek.pub (TPM2B_PUBLIC)")->required();
-  mc->add_option("--name", mc_name, "AK name file (ak.name)")->required();
-  mc->add_option("--secret", mc_secret, "secret (hex, 1-64 bytes)")->required();
-  mc->add_option("--out", mc_out, "credential file (tpm2-tools format)")->required();
-  mc->callback([] {
-    Status st = MakeCredentialCmd(mc_ek, mc_name, mc_secret, mc_out);
-    if (!st.ok()) Fail(st);
-  });
-  static std::string ac_ak, ac_cred;
+  mc->add_option("--ek", mca.ek, "EK public: ek.pub (TPM2B_PUBLIC)")->required();
+  mc->add_option("--name", mca.name, "AK name file (ak.name)")->required();
+  mc->add_option("--secret", mca.secret, "secret (hex, 1-64 bytes)")->required();
+  mc->add_option("--out", mca.out, "credential file (tpm2-tools format)")->required();
+  run(mc, MakeCredentialCmd, &mca);
+  static ActivateCredentialArgs aca;
   auto* ac = tpm->add_subcommand("activatecredential", "recover a credential's secret on the TPM holding the EK and AK");
-  AddTpmFlag(ac, &flags);
-  ac->add_option("--ak", ac_ak, "AK directory (from `lim tpm ak create`)")->required();
-  ac->add_option("--credential", ac_cred, "credential file")->required();
-  ac->callback([] {
-    Status st = ActivateCredentialCmd(flags, ac_ak, ac_cred);
-    if (!st.ok()) Fail(st);
-  });
+  AddTpmFlag(ac, &aca.tpm);
+  ac->add_option("--ak", aca.ak_dir, "AK directory (from `lim tpm ak create`)")->required();
+  ac->add_option("--credential", aca.credential, "credential file")->required();
+  run(ac, ActivateCredentialCmd, &aca);
 
+  static TpmFlags info_tpm;
   auto* info = tpm->add_subcommand("info", "TPM kind, allocated banks and clock (resetCount, restartCount)");
-  AddTpmFlag(info, &flags);
-  info->callback([] {
-    Status st = Info(flags);
-    if (!st.ok()) Fail(st);
-  });
+  AddTpmFlag(info, &info_tpm);
+  run(info, Info, &info_tpm);
 
   static SwtpmFlags sw;
   auto* swtpm = tpm->add_subcommand("swtpm", "the embedded default TPM (swtpm on a root-only unix socket)");

@@ -9,7 +9,7 @@
 
 #include "base/file.h"
 #include "tests/testing.h"
-#include "tpm/test_swtpm.h"
+#include "tpm/swtpm_test_util.h"
 #include <tss2/tss2_tpm2_types.h>
 
 namespace lim {

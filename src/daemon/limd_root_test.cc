@@ -24,7 +24,7 @@
 #include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "tests/testing.h"
-#include "tpm/test_swtpm.h"
+#include "tpm/swtpm_test_util.h"
 #include "tpm/tpm.h"
 
 namespace lim::daemon {

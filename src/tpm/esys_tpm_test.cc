@@ -13,7 +13,7 @@
 #include "tests/testing.h"
 #include "tpm/credential.h"
 #include "tpm/key.h"
-#include "tpm/test_swtpm.h"
+#include "tpm/swtpm_test_util.h"
 #include "tpm/tpm.h"
 
 namespace lim::tpm {

@@ -1,3 +1,5 @@
+// The parse half of policy.h (the kernel's ima_parse_rule and ima_validate_rule, one method per
+// keyword) and the names; a rule is shown by policy_show.cc.
 #include "ima/policy.h"
 
 #include <cstdio>
@@ -327,63 +329,13 @@ class RuleParser {
       case Opt::kSubjUser: return ParseLsm(t, kSubjUser, value);
       case Opt::kSubjRole: return ParseLsm(t, kSubjRole, value);
       case Opt::kSubjType: return ParseLsm(t, kSubjType, value);
-      case Opt::kFunc: {
-        if (rule_.func != ImaHook::kNone) return Fail(t.col, "duplicate func=");
-        Result<ImaHook> hook = ImaHookByName(value);
-        if (!hook.ok()) return Fail(t.col, "unknown func '" + Printable(value) + "'");
-        rule_.func = *hook;
-        SetFlag(rule_flag::kFunc, t, "func=");
-        return true;
-      }
-      case Opt::kMask: {
-        if (rule_.mask != 0) return Fail(t.col, "duplicate mask=");
-        bool inmask = value[0] == '^';
-        std::string_view m = inmask ? value.substr(1) : value;
-        uint32_t bits = 0;
-        for (const auto& n : may::kNames) {
-          if (m == n.name) bits = n.bit;
-        }
-        if (bits == 0) return Fail(t.col, "unknown mask '" + Printable(value) + "' (MAY_EXEC, MAY_WRITE, MAY_READ, MAY_APPEND, optionally with '^')");
-        rule_.mask = bits;
-        SetFlag(inmask ? rule_flag::kInmask : rule_flag::kMask, t, "mask=");
-        return true;
-      }
-      case Opt::kFsmagic: {
-        // The kernel detects a repeated fsmagic= only when the first one was non-zero.
-        if (rule_.fsmagic != 0) return Fail(t.col, "duplicate fsmagic=");
-        uint64_t v = 0;
-        NumError e = KstrToUl(value, 16, &v);
-        if (e == NumError::kInvalid) return Fail(t.col, "fsmagic= needs a hexadecimal number, got '" + Printable(value) + "'");
-        if (e == NumError::kRange) return Fail(t.col, "fsmagic=" + Printable(value) + " is out of range");
-        rule_.fsmagic = v;
-        SetFlag(rule_flag::kFsmagic, t, "fsmagic=");
-        return true;
-      }
-      case Opt::kFsname:
-        // No duplicate check in the kernel: the last fsname= wins.
-        if (rule_.flags & rule_flag::kFsname) {
-          Warn(t.col, "fsname= given twice; the kernel keeps the last one");
-        }
-        rule_.fsname = std::string(value);
-        SetFlag(rule_flag::kFsname, t, "fsname=");
-        return true;
-      case Opt::kKeyrings:
-        if (rule_.flags & rule_flag::kKeyrings) return Fail(t.col, "duplicate keyrings=");
-        if (!ParseOptList(value, &rule_.keyrings)) return Fail(t.col, "keyrings= has an empty item");
-        SetFlag(rule_flag::kKeyrings, t, "keyrings=");
-        return true;
-      case Opt::kLabel:
-        if (rule_.flags & rule_flag::kLabel) return Fail(t.col, "duplicate label=");
-        if (!ParseOptList(value, &rule_.labels)) return Fail(t.col, "label= has an empty item");
-        SetFlag(rule_flag::kLabel, t, "label=");
-        return true;
-      case Opt::kFsuuid:
-        if (!UuidIsNull(rule_.fsuuid)) return Fail(t.col, "duplicate fsuuid=");
-        if (!ParseUuid(value, &rule_.fsuuid)) {
-          return Fail(t.col, "fsuuid= needs a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), got '" + Printable(value) + "'");
-        }
-        SetFlag(rule_flag::kFsuuid, t, "fsuuid=");
-        return true;
+      case Opt::kFunc: return ParseFunc(t, value);
+      case Opt::kMask: return ParseMask(t, value);
+      case Opt::kFsmagic: return ParseFsmagic(t, value);
+      case Opt::kFsname: return ParseFsname(t, value);
+      case Opt::kKeyrings: return ParseKeyrings(t, value);
+      case Opt::kLabel: return ParseLabel(t, value);
+      case Opt::kFsuuid: return ParseFsuuid(t, value);
       case Opt::kUidEq: case Opt::kEuidEq: case Opt::kUidGt: case Opt::kEuidGt:
       case Opt::kUidLt: case Opt::kEuidLt:
         return ParseSharedId(t, *match, keyword, value, &uid_set_, &uid_word_, &rule_.uid, &rule_.uid_op,
@@ -392,107 +344,187 @@ class RuleParser {
       case Opt::kGidLt: case Opt::kEgidLt:
         return ParseSharedId(t, *match, keyword, value, &gid_set_, &gid_word_, &rule_.gid, &rule_.gid_op,
                              rule_flag::kGid, rule_flag::kEgid, "gid and egid");
-      case Opt::kFownerEq: case Opt::kFownerGt: case Opt::kFownerLt: {
-        if (rule_.flags & rule_flag::kFowner) return Fail(t.col, "duplicate fowner");
-        if (!ParseId(t, keyword, value, &rule_.fowner)) return false;
-        rule_.fowner_op = OpOf(match->text);
-        SetFlag(rule_flag::kFowner, t, match->text);
-        return true;
-      }
-      case Opt::kFgroupEq: case Opt::kFgroupGt: case Opt::kFgroupLt: {
-        if (rule_.flags & rule_flag::kFgroup) return Fail(t.col, "duplicate fgroup");
-        if (!ParseId(t, keyword, value, &rule_.fgroup)) return false;
-        rule_.fgroup_op = OpOf(match->text);
-        SetFlag(rule_flag::kFgroup, t, match->text);
-        return true;
-      }
-      case Opt::kDigestType:
-        if (rule_.flags & rule_flag::kDigsigRequired) {
-          return Fail(t.col, "digest_type= must come before appraise_type= (the kernel refuses it after)");
-        }
-        if (value != "verity") return Fail(t.col, "unknown digest_type '" + Printable(value) + "' (only 'verity')");
-        SetFlag(rule_flag::kVerityRequired, t, "digest_type=");
-        return true;
-      case Opt::kAppraiseType: {
-        bool verity = rule_.flags & rule_flag::kVerityRequired;
-        uint32_t add = 0;
-        if (value == "imasig") {
-          if (verity) return Fail(t.col, "appraise_type=imasig cannot follow digest_type=verity (use appraise_type=sigv3)");
-          add = rule_flag::kDigsigRequired | rule_flag::kCheckBlacklist;
-        } else if (value == "sigv3") {
-          if (!verity) return Fail(t.col, "appraise_type=sigv3 needs digest_type=verity before it");
-          add = rule_flag::kDigsigRequired | rule_flag::kCheckBlacklist;
-        } else if (value == "imasig|modsig") {
-          if (verity) return Fail(t.col, "appraise_type=imasig|modsig cannot follow digest_type=verity");
-          add = rule_flag::kDigsigRequired | rule_flag::kModsigAllowed | rule_flag::kCheckBlacklist;
-        } else {
-          return Fail(t.col, "unknown appraise_type '" + Printable(value) + "' (imasig, imasig|modsig, sigv3)");
-        }
-        for (uint32_t f : {rule_flag::kDigsigRequired, rule_flag::kModsigAllowed, rule_flag::kCheckBlacklist}) {
-          if (add & f) SetFlag(f, t, "appraise_type=" + std::string(value));
-        }
-        return true;
-      }
+      case Opt::kFownerEq: case Opt::kFownerGt: case Opt::kFownerLt:
+        return ParseFileId(t, *match, keyword, value, rule_flag::kFowner, &rule_.fowner, &rule_.fowner_op);
+      case Opt::kFgroupEq: case Opt::kFgroupGt: case Opt::kFgroupLt:
+        return ParseFileId(t, *match, keyword, value, rule_flag::kFgroup, &rule_.fgroup, &rule_.fgroup_op);
+      case Opt::kDigestType: return ParseDigestType(t, value);
+      case Opt::kAppraiseType: return ParseAppraiseType(t, value);
       case Opt::kAppraiseFlag:
         Warn(t.col, "appraise_flag= is accepted and ignored by current kernels (appraise_type= implies the blacklist check)");
         return true;
-      case Opt::kAppraiseAlgos: {
-        if (rule_.allowed_algos != 0) return Fail(t.col, "duplicate appraise_algos=");
-        uint32_t set = 0;
-        size_t start = 0;
-        while (true) {
-          size_t comma = value.find(',', start);
-          std::string_view name = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
-          const HashAlgo* algo = HashAlgoByKernelName(name);
-          int id = algo ? algo->kernel_id : -1;
-          if (id < 0) return Fail(t.col, "appraise_algos=: unknown hash algorithm '" + Printable(name) + "'");
-          if (!KernelCryptoHas(id)) {
-            return Fail(t.col, "appraise_algos=: hash algorithm '" + std::string(name) + "' is not available in the kernel");
-          }
-          set |= 1u << id;
-          if (comma == std::string_view::npos) break;
-          start = comma + 1;
-        }
-        rule_.allowed_algos = set;
-        SetFlag(rule_flag::kValidateAlgos, t, "appraise_algos=");
-        return true;
-      }
+      case Opt::kAppraiseAlgos: return ParseAppraiseAlgos(t, value);
       case Opt::kPermitDirectio:
         SetFlag(rule_flag::kPermitDirectio, t, "permit_directio");
         return true;
-      case Opt::kPcr: {
-        int64_t v = 0;
-        if (KstrToInt(value, &v) != NumError::kOk || v < 0 || v > 63) {
-          return Fail(t.col, "pcr= needs a PCR index 0..63, got '" + Printable(value) + "'");
-        }
-        if (rule_.flags & rule_flag::kPcr) Warn(t.col, "pcr= given twice; the kernel keeps the last one");
-        rule_.pcr = static_cast<int>(v);
-        SetFlag(rule_flag::kPcr, t, "pcr=");
-        return true;
-      }
-      case Opt::kTemplate: {
-        if (rule_.action != action::kMeasure) {
-          return Fail(t.col, "template= is only allowed after the measure action");
-        }
-        // A built-in template's name or its format string (ima/template.h); the policy
-        // file shows the name.
-        const BuiltinTemplate* found = nullptr;
-        for (const BuiltinTemplate& d : BuiltinTemplates()) {
-          if (value == d.name || value == d.format) {
-            found = &d;
-            break;
-          }
-        }
-        if (!found) return Fail(t.col, "unknown template '" + Printable(value) + "'");
-        if (!rule_.template_name.empty()) return Fail(t.col, "duplicate template=");
-        rule_.template_name = std::string(found->name);
-        template_col_ = t.col;
-        return true;
-      }
+      case Opt::kPcr: return ParsePcr(t, value);
+      case Opt::kTemplate: return ParseTemplate(t, value);
       case Opt::kErr:
         break;
     }
     return Fail(t.col, "internal: unhandled keyword");
+  }
+
+  // One method per keyword with a value of its own (the cases of the kernel's ima_parse_rule).
+  bool ParseFunc(const Token& t, std::string_view value) {
+    if (rule_.func != ImaHook::kNone) return Fail(t.col, "duplicate func=");
+    Result<ImaHook> hook = ImaHookByName(value);
+    if (!hook.ok()) return Fail(t.col, "unknown func '" + Printable(value) + "'");
+    rule_.func = *hook;
+    SetFlag(rule_flag::kFunc, t, "func=");
+    return true;
+  }
+
+  bool ParseMask(const Token& t, std::string_view value) {
+    if (rule_.mask != 0) return Fail(t.col, "duplicate mask=");
+    bool inmask = value[0] == '^';
+    std::string_view m = inmask ? value.substr(1) : value;
+    uint32_t bits = 0;
+    for (const auto& n : may::kNames) {
+      if (m == n.name) bits = n.bit;
+    }
+    if (bits == 0) return Fail(t.col, "unknown mask '" + Printable(value) + "' (MAY_EXEC, MAY_WRITE, MAY_READ, MAY_APPEND, optionally with '^')");
+    rule_.mask = bits;
+    SetFlag(inmask ? rule_flag::kInmask : rule_flag::kMask, t, "mask=");
+    return true;
+  }
+
+  bool ParseFsmagic(const Token& t, std::string_view value) {
+    // The kernel detects a repeated fsmagic= only when the first one was non-zero.
+    if (rule_.fsmagic != 0) return Fail(t.col, "duplicate fsmagic=");
+    uint64_t v = 0;
+    NumError e = KstrToUl(value, 16, &v);
+    if (e == NumError::kInvalid) return Fail(t.col, "fsmagic= needs a hexadecimal number, got '" + Printable(value) + "'");
+    if (e == NumError::kRange) return Fail(t.col, "fsmagic=" + Printable(value) + " is out of range");
+    rule_.fsmagic = v;
+    SetFlag(rule_flag::kFsmagic, t, "fsmagic=");
+    return true;
+  }
+
+  bool ParseFsname(const Token& t, std::string_view value) {
+    // No duplicate check in the kernel: the last fsname= wins.
+    if (rule_.flags & rule_flag::kFsname) {
+      Warn(t.col, "fsname= given twice; the kernel keeps the last one");
+    }
+    rule_.fsname = std::string(value);
+    SetFlag(rule_flag::kFsname, t, "fsname=");
+    return true;
+  }
+
+  bool ParseKeyrings(const Token& t, std::string_view value) {
+    if (rule_.flags & rule_flag::kKeyrings) return Fail(t.col, "duplicate keyrings=");
+    if (!ParseOptList(value, &rule_.keyrings)) return Fail(t.col, "keyrings= has an empty item");
+    SetFlag(rule_flag::kKeyrings, t, "keyrings=");
+    return true;
+  }
+
+  bool ParseLabel(const Token& t, std::string_view value) {
+    if (rule_.flags & rule_flag::kLabel) return Fail(t.col, "duplicate label=");
+    if (!ParseOptList(value, &rule_.labels)) return Fail(t.col, "label= has an empty item");
+    SetFlag(rule_flag::kLabel, t, "label=");
+    return true;
+  }
+
+  bool ParseFsuuid(const Token& t, std::string_view value) {
+    if (!UuidIsNull(rule_.fsuuid)) return Fail(t.col, "duplicate fsuuid=");
+    if (!ParseUuid(value, &rule_.fsuuid)) {
+      return Fail(t.col, "fsuuid= needs a UUID (xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx), got '" + Printable(value) + "'");
+    }
+    SetFlag(rule_flag::kFsuuid, t, "fsuuid=");
+    return true;
+  }
+
+  // fowner= / fgroup= (and their > and < forms): one id each.
+  bool ParseFileId(const Token& t, const Pattern& match, std::string_view keyword, std::string_view value, uint32_t flag,
+                   uint32_t* id, CmpOp* op) {
+    if (rule_.flags & flag) return Fail(t.col, "duplicate " + std::string(keyword));
+    if (!ParseId(t, keyword, value, id)) return false;
+    *op = OpOf(match.text);
+    SetFlag(flag, t, match.text);
+    return true;
+  }
+
+  bool ParseDigestType(const Token& t, std::string_view value) {
+    if (rule_.flags & rule_flag::kDigsigRequired) {
+      return Fail(t.col, "digest_type= must come before appraise_type= (the kernel refuses it after)");
+    }
+    if (value != "verity") return Fail(t.col, "unknown digest_type '" + Printable(value) + "' (only 'verity')");
+    SetFlag(rule_flag::kVerityRequired, t, "digest_type=");
+    return true;
+  }
+
+  bool ParseAppraiseType(const Token& t, std::string_view value) {
+    bool verity = rule_.flags & rule_flag::kVerityRequired;
+    uint32_t add = 0;
+    if (value == "imasig") {
+      if (verity) return Fail(t.col, "appraise_type=imasig cannot follow digest_type=verity (use appraise_type=sigv3)");
+      add = rule_flag::kDigsigRequired | rule_flag::kCheckBlacklist;
+    } else if (value == "sigv3") {
+      if (!verity) return Fail(t.col, "appraise_type=sigv3 needs digest_type=verity before it");
+      add = rule_flag::kDigsigRequired | rule_flag::kCheckBlacklist;
+    } else if (value == "imasig|modsig") {
+      if (verity) return Fail(t.col, "appraise_type=imasig|modsig cannot follow digest_type=verity");
+      add = rule_flag::kDigsigRequired | rule_flag::kModsigAllowed | rule_flag::kCheckBlacklist;
+    } else {
+      return Fail(t.col, "unknown appraise_type '" + Printable(value) + "' (imasig, imasig|modsig, sigv3)");
+    }
+    for (uint32_t f : {rule_flag::kDigsigRequired, rule_flag::kModsigAllowed, rule_flag::kCheckBlacklist}) {
+      if (add & f) SetFlag(f, t, "appraise_type=" + std::string(value));
+    }
+    return true;
+  }
+
+  bool ParseAppraiseAlgos(const Token& t, std::string_view value) {
+    if (rule_.allowed_algos != 0) return Fail(t.col, "duplicate appraise_algos=");
+    uint32_t set = 0;
+    size_t start = 0;
+    while (true) {
+      size_t comma = value.find(',', start);
+      std::string_view name = value.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+      const HashAlgo* algo = HashAlgoByKernelName(name);
+      int id = algo ? algo->kernel_id : -1;
+      if (id < 0) return Fail(t.col, "appraise_algos=: unknown hash algorithm '" + Printable(name) + "'");
+      if (!KernelCryptoHas(id)) {
+        return Fail(t.col, "appraise_algos=: hash algorithm '" + std::string(name) + "' is not available in the kernel");
+      }
+      set |= 1u << id;
+      if (comma == std::string_view::npos) break;
+      start = comma + 1;
+    }
+    rule_.allowed_algos = set;
+    SetFlag(rule_flag::kValidateAlgos, t, "appraise_algos=");
+    return true;
+  }
+
+  bool ParsePcr(const Token& t, std::string_view value) {
+    int64_t v = 0;
+    if (KstrToInt(value, &v) != NumError::kOk || v < 0 || v > 63) {
+      return Fail(t.col, "pcr= needs a PCR index 0..63, got '" + Printable(value) + "'");
+    }
+    if (rule_.flags & rule_flag::kPcr) Warn(t.col, "pcr= given twice; the kernel keeps the last one");
+    rule_.pcr = static_cast<int>(v);
+    SetFlag(rule_flag::kPcr, t, "pcr=");
+    return true;
+  }
+
+  bool ParseTemplate(const Token& t, std::string_view value) {
+    if (rule_.action != action::kMeasure) {
+      return Fail(t.col, "template= is only allowed after the measure action");
+    }
+    // A built-in template's name or its format string (ima/template.h); the policy
+    // file shows the name.
+    const BuiltinTemplate* found = nullptr;
+    for (const BuiltinTemplate& d : BuiltinTemplates()) {
+      if (value == d.name || value == d.format) {
+        found = &d;
+        break;
+      }
+    }
+    if (!found) return Fail(t.col, "unknown template '" + Printable(value) + "'");
+    if (!rule_.template_name.empty()) return Fail(t.col, "duplicate template=");
+    rule_.template_name = std::string(found->name);
+    template_col_ = t.col;
+    return true;
   }
 
   // The first offending flag (by column) among `bad`.
@@ -655,22 +687,6 @@ void ParseLine(std::string_view line, int line_no, PolicyParseOutput* out) {
   }
 }
 
-std::string FormatUuid(const std::array<uint8_t, 16>& u) {
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0], u[1],
-                u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13], u[14], u[15]);
-  return buf;
-}
-
-const char* OpChar(CmpOp op) { return op == CmpOp::kGt ? ">" : op == CmpOp::kLt ? "<" : "="; }
-
-void AppendJoined(std::string* out, const std::vector<std::string>& items) {
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i) *out += '|';
-    *out += items[i];
-  }
-}
-
 }  // namespace
 
 std::string_view ImaHookName(ImaHook hook) {
@@ -727,101 +743,6 @@ bool PolicyRule::HasLsm() const {
     if (!l.empty()) return true;
   }
   return false;
-}
-
-// ima_policy_show(), field for field.
-std::string ShowRule(const PolicyRule& r) {
-  using namespace rule_flag;
-  std::string out;
-  out.reserve(96);
-  // The kernel prints every action bit that is set; a parsed rule has exactly one.
-  for (uint32_t a : {action::kMeasure, action::kDontMeasure, action::kAppraise, action::kDontAppraise,
-                     action::kAudit, action::kHash, action::kDontHash}) {
-    if (r.action & a) out += ActionName(a);
-  }
-  out += ' ';
-  if (r.flags & kFunc) {
-    out += "func=";
-    out += ImaHookName(r.func);
-    out += ' ';
-  }
-  if (r.flags & (kMask | kInmask)) {
-    const char* caret = (r.flags & kMask) ? "" : "^";
-    for (const auto& n : may::kNames) {
-      if (r.mask & n.bit) out += std::string("mask=") + caret + std::string(n.name);
-    }
-    out += ' ';
-  }
-  char buf[64];
-  if (r.flags & kFsmagic) {
-    std::snprintf(buf, sizeof(buf), "fsmagic=0x%llx ", static_cast<unsigned long long>(r.fsmagic));
-    out += buf;
-  }
-  if (r.flags & kFsname) {
-    // The kernel formats through a 64-byte buffer: longer names are cut to 63 bytes.
-    out += "fsname=" + r.fsname.substr(0, 63) + " ";
-  }
-  if (r.flags & kKeyrings) {
-    out += "keyrings=";
-    AppendJoined(&out, r.keyrings);
-    out += ' ';
-  }
-  if (r.flags & kLabel) {
-    out += "label=";
-    AppendJoined(&out, r.labels);
-    out += ' ';
-  }
-  if (r.flags & kPcr) out += "pcr=" + std::to_string(r.pcr) + " ";
-  if (r.flags & kFsuuid) out += "fsuuid=" + FormatUuid(r.fsuuid) + " ";
-  // Ids are printed with %d, so ids above INT_MAX read back negative, as in the kernel.
-  auto id = [&](const char* name, CmpOp op, uint32_t v) {
-    out += name;
-    out += OpChar(op);
-    out += std::to_string(static_cast<int32_t>(v));
-    out += ' ';
-  };
-  if (r.flags & kUid) id("uid", r.uid_op, r.uid);
-  if (r.flags & kEuid) id("euid", r.uid_op, r.uid);
-  if (r.flags & kGid) id("gid", r.gid_op, r.gid);
-  if (r.flags & kEgid) id("egid", r.gid_op, r.gid);
-  if (r.flags & kFowner) id("fowner", r.fowner_op, r.fowner);
-  if (r.flags & kFgroup) id("fgroup", r.fgroup_op, r.fgroup);
-  if (r.flags & kValidateAlgos) {
-    out += "appraise_algos=";
-    bool first = true;
-    for (const HashAlgo& a : AllHashAlgos()) {  // in kernel id order
-      if (a.kernel_id < 0 || !(r.allowed_algos & (1u << a.kernel_id))) continue;
-      if (!first) out += ',';
-      out += a.kernel_name;
-      first = false;
-    }
-    out += ' ';
-  }
-  for (int i = 0; i < kLsmFieldCount; ++i) {
-    if (r.lsm[i].empty()) continue;
-    out += LsmFieldName(i);
-    out += '=';
-    out += r.lsm[i];
-    out += ' ';
-  }
-  if (!r.template_name.empty()) out += "template=" + r.template_name + " ";
-  if (r.flags & kDigsigRequired) {
-    if (r.flags & kVerityRequired) out += "appraise_type=sigv3 ";
-    else if (r.flags & kModsigAllowed) out += "appraise_type=imasig|modsig ";
-    else out += "appraise_type=imasig ";
-  }
-  if (r.flags & kVerityRequired) out += "digest_type=verity ";
-  if (r.flags & kPermitDirectio) out += "permit_directio ";
-  return out;
-}
-
-std::string ShowPolicy(const Policy& policy) {
-  std::string out;
-  for (const PolicyRule& r : policy.rules) {
-    out += ShowRule(r);
-    out += '\n';
-  }
-  return out;
 }
 
 PolicyParseOutput CheckPolicy(std::string_view text, std::string_view source) {

@@ -4,7 +4,7 @@
 #include <cstring>
 
 #include "crypto/digest.h"
-#include "ima/ima_signature.h"
+#include "ima/ima_xattr.h"
 
 namespace lim::daemon {
 

@@ -31,30 +31,4 @@ Result<SignatureV2> ParseSignatureV2(ByteView value) {
   return s;
 }
 
-std::optional<int> XattrHashAlgoId(ByteView x) {
-  if (x.empty()) return std::nullopt;
-  switch (x[0]) {
-    case kXattrDigsig:     // signature v2
-    case kXattrVeritySig:  // v3
-      if (x.size() <= 9 || x[1] != (x[0] == kXattrDigsig ? 2 : 3) || x[2] >= kKernelHashAlgoCount) return std::nullopt;
-      return x[2];
-    case kXattrDigestNg:
-      if (x.size() < 2 || x[1] >= kKernelHashAlgoCount) return std::nullopt;
-      return x[1];
-    case kXattrDigest: {
-      // The legacy type carries a bare digest: 20 bytes are sha1 unless the last four are
-      // zero (an md5 digest padded to 20), 16 are md5.
-      constexpr int md5 = 1, sha1 = 2;  // HASH_ALGO_MD5, HASH_ALGO_SHA1
-      if (x.size() == 1 + 20) {
-        bool padded = x[17] == 0 && x[18] == 0 && x[19] == 0 && x[20] == 0;
-        return padded ? md5 : sha1;
-      }
-      if (x.size() == 1 + 16) return md5;
-      return std::nullopt;
-    }
-    default:
-      return std::nullopt;
-  }
-}
-
 }  // namespace lim::ima

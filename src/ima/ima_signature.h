@@ -1,11 +1,9 @@
 // The IMA/EVM signature header (signature_v2_hdr, kernel-ima.md §10.2): type, version, hash
 // algorithm, big-endian key id and signature size, then the signature. Parsing validates
-// every length the way the kernel does. Also the hash algorithm a security.ima value implies
-// (what limd hashes a file with). Stateless.
+// every length the way the kernel does. Stateless.
 #pragma once
 
 #include <cstdint>
-#include <optional>
 
 #include "base/hex.h"
 #include "base/status.h"
@@ -30,10 +28,5 @@ struct SignatureV2 {
 
 // Parses a whole xattr/sig-field value carrying a v2 (or v3) signature.
 Result<SignatureV2> ParseSignatureV2(ByteView value);
-
-// The kernel hash id a security.ima value implies (kernel ima_get_hash_algo): a v2/v3
-// signature's or an ima-ng digest's algorithm byte, md5 or sha1 by the length of a legacy
-// digest. nullopt: none (the caller's default), also for an id the kernel does not know.
-std::optional<int> XattrHashAlgoId(ByteView xattr);
 
 }  // namespace lim::ima

@@ -17,7 +17,38 @@ std::string TypeHex(uint8_t t) {
   return b;
 }
 
+// ima_get_hash_algo's rule for the legacy type (0x01): 21 bytes is SHA1 — or MD5 padded
+// with four zero bytes — and 17 bytes MD5; nothing else.
+std::optional<HashAlgo> LegacyDigestAlgo(ByteView value) {
+  if (value.size() == 21) {
+    bool md5 = value[17] == 0 && value[18] == 0 && value[19] == 0 && value[20] == 0;
+    return md5 ? *HashAlgoByName("md5") : Sha1Algo();
+  }
+  if (value.size() == 17) return *HashAlgoByName("md5");
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<int> XattrHashAlgoId(ByteView x) {
+  if (x.empty()) return std::nullopt;
+  switch (x[0]) {
+    case kXattrDigsig:     // signature v2
+    case kXattrVeritySig:  // v3
+      if (x.size() <= 9 || x[1] != (x[0] == kXattrDigsig ? 2 : 3) || x[2] >= kKernelHashAlgoCount) return std::nullopt;
+      return x[2];
+    case kXattrDigestNg:
+      if (x.size() < 2 || x[1] >= kKernelHashAlgoCount) return std::nullopt;
+      return x[1];
+    case kXattrDigest: {
+      auto algo = LegacyDigestAlgo(x);
+      if (!algo) return std::nullopt;
+      return algo->kernel_id;
+    }
+    default:
+      return std::nullopt;
+  }
+}
 
 Result<ImaXattr> ParseImaXattr(ByteView value) {
   if (value.empty()) return Bad("empty value");
@@ -29,18 +60,15 @@ Result<ImaXattr> ParseImaXattr(ByteView value) {
   x.type = value[0];
   switch (x.type) {
     case kXattrDigest: {
-      // ima_get_hash_algo: 21 bytes is SHA1 — or MD5 padded with four zero bytes — and 17
-      // bytes MD5. Any other length falls back to the kernel's default algorithm there;
-      // lim has no default to fall back to, and such a value was never written by anyone.
-      if (value.size() == 21) {
-        bool md5 = value[17] == 0 && value[18] == 0 && value[19] == 0 && value[20] == 0;
-        LIM_ASSIGN_OR_RETURN(x.algo, md5 ? HashAlgoByName("md5") : Result<HashAlgo>(Sha1Algo()));
-      } else if (value.size() == 17) {
-        LIM_ASSIGN_OR_RETURN(x.algo, HashAlgoByName("md5"));
-      } else {
+      // Any other length than LegacyDigestAlgo's falls back to the kernel's default
+      // algorithm in ima_get_hash_algo; lim has no default to fall back to, and such a value
+      // was never written by anyone.
+      auto algo = LegacyDigestAlgo(value);
+      if (!algo) {
         return Bad("legacy digest (0x01) of " + std::to_string(value.size() - 1) +
                    " bytes; only SHA1 (20) and MD5 (16) exist");
       }
+      x.algo = *algo;
       x.digest = value.subspan(1, x.algo.size);
       return x;
     }

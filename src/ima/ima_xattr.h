@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "base/hex.h"
@@ -33,6 +34,13 @@ struct ImaXattr {
 // Errors are Status::Corrupt / Unsupported whose message starts with "security.ima: ".
 // A digest longer than its algorithm's size is accepted (the kernel compares the prefix).
 Result<ImaXattr> ParseImaXattr(ByteView value);
+
+// The kernel hash id a security.ima value implies for hashing the file (kernel
+// ima_get_hash_algo, as lenient as the kernel: only the type, version and algorithm bytes
+// are looked at): a v2/v3 signature's or an ima-ng digest's algorithm byte, md5 or sha1 by
+// the length of a legacy digest. nullopt: none (the caller's default), also for an id the
+// kernel does not know. limd's measurer chooses its hash with it.
+std::optional<int> XattrHashAlgoId(ByteView xattr);
 
 // The digest xattr the kernel writes for algo (ima_fix_xattr): 0x01 + digest for SHA1 (and
 // md4/md5, ids ≤ 2), 0x04 + id + digest otherwise.

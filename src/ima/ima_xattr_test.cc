@@ -1,4 +1,4 @@
-#include "ima/ima_signature.h"
+#include "ima/ima_xattr.h"
 
 #include <gtest/gtest.h>
 

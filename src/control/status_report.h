@@ -50,7 +50,8 @@ struct StatusReport {
   uint64_t overflows = 0, events = 0, permission_events = 0, own_events = 0, answered = 0, timeouts = 0,
            reply_errors = 0, measure_errors = 0, unknown_syscall = 0;
   uint64_t precontent_marks = 0, precontent_events = 0, precontent_quick = 0, ignore_marks_added = 0,
-           ignore_marks_removed = 0, reader_closes = 0, reader_close_drains = 0, exec_open_reuses = 0;
+           ignore_marks_removed = 0, reader_closes = 0, reader_close_drains = 0, count_probes = 0,
+           count_resets = 0, exec_open_reuses = 0;
   // The measurer.
   uint64_t hashes = 0, cache_hits = 0, tracked_inodes = 0, inode_evictions = 0;
   // Marks and mounts.
@@ -60,7 +61,7 @@ struct StatusReport {
   // Tracepoints, late execs, keys, memfd execs.
   std::string tracepoints;  // "on", "partial", "off: why"
   uint64_t trace_records = 0, trace_lost = 0, late_execs = 0, execs_measured_before_run = 0, late_exec_gaps = 0,
-           late_exec_missed = 0;
+           late_exec_missed = 0, late_execs_after_exit = 0;
   DelayPercentiles late_exec_delay_us;
   uint64_t keys_measured = 0, key_gaps = 0;
   DelayPercentiles key_delay_us;

@@ -199,30 +199,61 @@ Status MeasurementList::NewChain(const std::string& reason, bool archive) {
   return Status::Ok();
 }
 
+// Per entry of the list being recovered: its PCR and the digest each bank gets.
+struct MeasurementList::RecoveredList {
+  struct Bank {
+    HashAlgo algo;
+    std::vector<uint8_t> digests;  // per entry, algo.size bytes
+  };
+  std::vector<Bank> banks;
+  std::vector<uint32_t> pcrs;
+  std::set<int> used;     // the PCRs the entries extend
+  uint64_t good_end = 0;  // the end of the last whole record
+};
+
 Status MeasurementList::Recover() {
   std::string list = list_path();
+  LIM_ASSIGN_OR_RETURN(RecoveredList r, ReadForRecovery(list));
+  LIM_RETURN_IF_ERROR(CutTornTail(list, r.good_end));
+  size_t n = r.pcrs.size();
+  report_.previous_entries = n;
+  entries_ = n;
+  LIM_ASSIGN_OR_RETURN(int64_t best, LongestReplayingPrefix(list, r));
+  report_.replayed_prefix = static_cast<uint64_t>(best);
+  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
+  if (list_fd_ < 0) return ErrnoStatus("open", list);
+  ::fchmod(list_fd_, 0600);  // a list an older limd left 0644: state files are 0600
+  Own(list_fd_);
+  list_size_ = r.good_end;
+  LIM_RETURN_IF_ERROR(ReextendFrom(r, static_cast<size_t>(best)));
+  if (report_.reextended > 0) DumpSoftwarePcrs();
+  if (report_.reextended > 0 || report_.cut_bytes > 0) {
+    Log("recovered " + list + ": " + std::to_string(n) + " entries, " + std::to_string(best) + " already in the TPM, " +
+        std::to_string(report_.reextended) + " extended again, " + std::to_string(report_.cut_bytes) + " bytes cut");
+    std::string buf = "entries=" + std::to_string(n) + ";replayed=" + std::to_string(best) +
+                      ";reextended=" + std::to_string(report_.reextended) + ";cut_bytes=" +
+                      std::to_string(report_.cut_bytes) + ";";
+    LIM_RETURN_IF_ERROR(AppendBuffer("lim-recovered", buf));
+  }
+  return Status::Ok();
+}
+
+// One pass: per entry its PCR and the digest each bank gets; the duplicate table.
+Result<MeasurementList::RecoveredList> MeasurementList::ReadForRecovery(const std::string& list) {
   ima::ListOptions opts;
   opts.bank = Sha1Algo();
   opts.byte_order = kNativeOrder;
   opts.allow_mmap = false;
   LIM_ASSIGN_OR_RETURN(auto reader, ima::ListReader::Open(list, opts));
-
-  // One pass: per entry its PCR and the digest each bank gets; the duplicate table.
-  struct BankState {
-    HashAlgo algo;
-    ima::BankDigester digester;
-    std::vector<uint8_t> digests;  // per entry, algo.size bytes
-  };
-  std::vector<BankState> banks;
+  RecoveredList r;
+  std::vector<ima::BankDigester> digesters;
   for (uint16_t b : banks_) {
     LIM_ASSIGN_OR_RETURN(HashAlgo a, HashAlgoByTpmAlg(b));
     LIM_ASSIGN_OR_RETURN(auto d, ima::BankDigester::Create(a, Sha1Algo(), ima::ReplayMode::kPerBank));
-    banks.push_back({a, std::move(d), {}});
+    r.banks.push_back({a, {}});
+    digesters.push_back(std::move(d));
   }
   LIM_ASSIGN_OR_RETURN(auto dup_digester, ima::BankDigester::Create(config_.hash, Sha1Algo(), ima::ReplayMode::kPerBank));
-  std::vector<uint32_t> pcrs;
-  std::set<int> used;
-  uint64_t good_end = 0;
   ima::Entry e;
   Bytes buf(64);
   for (;;) {
@@ -235,14 +266,15 @@ Status MeasurementList::Recover() {
       break;
     }
     if (!*next) break;
-    good_end = reader->next_offset();
+    r.good_end = reader->next_offset();
     if (e.pcr >= static_cast<uint32_t>(tpm::kMaxPcrs)) return Status::Corrupt(list + ": entry " + std::to_string(e.index) + " uses PCR " + std::to_string(e.pcr));
-    pcrs.push_back(e.pcr);
-    used.insert(static_cast<int>(e.pcr));
-    for (auto& b : banks) {
+    r.pcrs.push_back(e.pcr);
+    r.used.insert(static_cast<int>(e.pcr));
+    for (size_t bi = 0; bi < r.banks.size(); ++bi) {
+      auto& b = r.banks[bi];
       size_t at = b.digests.size();
       b.digests.resize(at + b.algo.size);
-      b.digester.Compute(e, b.digests.data() + at);
+      digesters[bi].Compute(e, b.digests.data() + at);
     }
     if (e.violation) {
       violations_++;
@@ -251,6 +283,10 @@ Status MeasurementList::Recover() {
       dups_.Insert({buf.data(), config_.hash.size}, e.pcr);
     }
   }
+  return r;
+}
+
+Status MeasurementList::CutTornTail(const std::string& list, uint64_t good_end) {
   struct stat st;
   if (::stat(list.c_str(), &st) != 0) return ErrnoStatus("stat", list);
   uint64_t file_size = static_cast<uint64_t>(st.st_size);
@@ -259,35 +295,37 @@ Status MeasurementList::Recover() {
     if (::truncate(list.c_str(), static_cast<off_t>(good_end)) != 0) return ErrnoStatus("truncate", list);
     Log("cut a torn last record of " + std::to_string(report_.cut_bytes) + " bytes from " + list);
   }
-  size_t n = pcrs.size();
-  report_.previous_entries = n;
-  entries_ = n;
+  return Status::Ok();
+}
 
-  // The longest prefix that replays to the TPM in every bank and every PCR the list uses.
+// The longest prefix that replays to the TPM in every bank and every PCR the list uses.
+Result<int64_t> MeasurementList::LongestReplayingPrefix(const std::string& list, const RecoveredList& r) {
+  std::set<int> used = r.used;
   used.insert(config_.pcr);
   tpm::PcrSelection sel;
   for (uint16_t b : banks_) sel.push_back({b, used});
   LIM_ASSIGN_OR_RETURN(tpm::PcrValues tpm_vals, tpm_->ReadPcrs(sel));
   std::vector<ima::PcrReplayer> replayers;
-  for (auto& b : banks) {
-    LIM_ASSIGN_OR_RETURN(auto r, ima::PcrReplayer::Create(b.algo));
-    replayers.push_back(std::move(r));
+  for (auto& b : r.banks) {
+    LIM_ASSIGN_OR_RETURN(auto rep, ima::PcrReplayer::Create(b.algo));
+    replayers.push_back(std::move(rep));
   }
   auto equal = [&](size_t bi, int pcr) {
-    const Bytes& want = tpm_vals[banks[bi].algo.tpm_alg][pcr];
+    const Bytes& want = tpm_vals[r.banks[bi].algo.tpm_alg][pcr];
     ByteView have = replayers[bi].ValueView(static_cast<uint32_t>(pcr));
     return want.size() == have.size() && std::equal(want.begin(), want.end(), have.begin());
   };
   int mismatches = 0;
-  for (size_t bi = 0; bi < banks.size(); ++bi) {
+  for (size_t bi = 0; bi < r.banks.size(); ++bi) {
     for (int p : used) mismatches += equal(bi, p) ? 0 : 1;
   }
   int64_t best = mismatches == 0 ? 0 : -1;
+  size_t n = r.pcrs.size();
   for (size_t i = 0; i < n; ++i) {
-    int p = static_cast<int>(pcrs[i]);
-    for (size_t bi = 0; bi < banks.size(); ++bi) {
+    int p = static_cast<int>(r.pcrs[i]);
+    for (size_t bi = 0; bi < r.banks.size(); ++bi) {
       bool before = equal(bi, p);
-      replayers[bi].Extend(pcrs[i], banks[bi].digests.data() + i * banks[bi].algo.size);
+      replayers[bi].Extend(r.pcrs[i], r.banks[bi].digests.data() + i * r.banks[bi].algo.size);
       bool after = equal(bi, p);
       mismatches += (before ? 1 : 0) - (after ? 1 : 0);
     }
@@ -299,29 +337,20 @@ Status MeasurementList::Recover() {
                             "in this boot; limd does not paper over it (inspect with lim verify --tpm, then move the "
                             "list away to start a new chain)");
   }
-  report_.replayed_prefix = static_cast<uint64_t>(best);
-  list_fd_ = ::open(list.c_str(), O_WRONLY | O_APPEND | O_NOFOLLOW | O_CLOEXEC);
-  if (list_fd_ < 0) return ErrnoStatus("open", list);
-  ::fchmod(list_fd_, 0600);  // a list an older limd left 0644: state files are 0600
-  Own(list_fd_);
-  list_size_ = good_end;
-  for (size_t i = static_cast<size_t>(best); i < n; ++i) {
+  return best;
+}
+
+// Entries after the prefix the TPM has: extended again, in order (a crash between the
+// append and the extend, or a TPM reset).
+Status MeasurementList::ReextendFrom(const RecoveredList& r, size_t first) {
+  for (size_t i = first; i < r.pcrs.size(); ++i) {
     std::map<uint16_t, Bytes> d;
-    for (auto& b : banks) {
+    for (auto& b : r.banks) {
       const uint8_t* p = b.digests.data() + i * b.algo.size;
       d[b.algo.tpm_alg] = Bytes(p, p + b.algo.size);
     }
-    LIM_RETURN_IF_ERROR(ExtendBytes(static_cast<int>(pcrs[i]), d, /*dump=*/false));
+    LIM_RETURN_IF_ERROR(ExtendBytes(static_cast<int>(r.pcrs[i]), d, /*dump=*/false));
     report_.reextended++;
-  }
-  if (report_.reextended > 0) DumpSoftwarePcrs();
-  if (report_.reextended > 0 || report_.cut_bytes > 0) {
-    Log("recovered " + list + ": " + std::to_string(n) + " entries, " + std::to_string(best) + " already in the TPM, " +
-        std::to_string(report_.reextended) + " extended again, " + std::to_string(report_.cut_bytes) + " bytes cut");
-    std::string buf2 = "entries=" + std::to_string(n) + ";replayed=" + std::to_string(best) +
-                       ";reextended=" + std::to_string(report_.reextended) + ";cut_bytes=" +
-                       std::to_string(report_.cut_bytes) + ";";
-    LIM_RETURN_IF_ERROR(AppendBuffer("lim-recovered", buf2));
   }
   return Status::Ok();
 }

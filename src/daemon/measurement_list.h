@@ -103,6 +103,12 @@ class MeasurementList {
   void Log(const std::string& line) const;
   Status Lock();
   Status Recover();   // same chain: cut, replay, re-extend
+  // Recover's steps. RecoveredList: what one pass over the list found (defined in the .cc).
+  struct RecoveredList;
+  Result<RecoveredList> ReadForRecovery(const std::string& list);  // also fills dups_, violations_
+  Status CutTornTail(const std::string& list, uint64_t good_end);
+  Result<int64_t> LongestReplayingPrefix(const std::string& list, const RecoveredList& r);
+  Status ReextendFrom(const RecoveredList& r, size_t first);
   Status NewChain(const std::string& reason, bool archive);
   Status WriteChainInfo();
   Status ExtendRecord(const ima::Record& r);

@@ -322,35 +322,8 @@ void KeyWatch::OnExit(pid_t tid, int64_t ret, uint64_t time_ns) {
   Pending p = std::move(it->second);
   pending_.erase(it);
   if (ret <= 0) return;  // add_key failed: the kernel measured nothing
-  // The keyring: its name decides the policy (keyrings=) and names the entry.
-  std::string keyring;
   std::string reason;
-  if (p.ringid > 0) {
-    auto d = Describe(p.ringid);
-    if (d.ok()) {
-      keyring = Split(*d).second;
-    } else {
-      reason = "keyring_unreadable";
-    }
-  } else if (auto special = SpecialKeyringName(p.ringid, p.uid)) {
-    keyring = *special;
-  } else {
-    reason = "keyring_unresolved";
-  }
-  if (!reason.empty()) {
-    // @s, or a ring limd may not describe by id: the ring that now links the new key.
-    std::string key_desc;
-    if (auto k = Describe(ret); k.ok() && Split(*k).first == "asymmetric") key_desc = Split(*k).second;
-    auto holder = ResolveHoldingKeyring(ret, key_desc);
-    if (holder.ok()) {
-      keyring = *holder;
-      reason.clear();
-    } else if (log_) {
-      log_("key " + std::to_string(ret) + ": keyring id " + std::to_string(p.ringid) + " unresolved: " +
-           holder.status().message());
-    }
-  }
-  if (keyring.empty()) keyring = "ringid:" + std::to_string(p.ringid);
+  std::string keyring = KeyringOf(p, ret, &reason);
   ima::PolicyAccess pa;
   pa.func = ima::ImaHook::kKeyCheck;
   pa.uid = pa.euid = pa.suid = p.uid;
@@ -376,34 +349,70 @@ void KeyWatch::OnExit(pid_t tid, int64_t ret, uint64_t time_ns) {
     Gap(static_cast<uint64_t>(ret), keyring, "", tid, "key_unreadable");
     return;
   }
-  if (!p.error.empty()) {
-    Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_unreadable");
+  if (std::string unverified = UnverifiedPayload(p, ret, description); !unverified.empty()) {
+    Gap(static_cast<uint64_t>(ret), keyring, description, tid, unverified);
     return;
   }
+  AppendKey(p, ret, keyring, d.pcr, time_ns);
+}
+
+std::string KeyWatch::KeyringOf(const Pending& p, int64_t ret, std::string* reason) {
+  // The keyring: its name decides the policy (keyrings=) and names the entry.
+  std::string keyring;
+  if (p.ringid > 0) {
+    auto d = Describe(p.ringid);
+    if (d.ok()) {
+      keyring = Split(*d).second;
+    } else {
+      *reason = "keyring_unreadable";
+    }
+  } else if (auto special = SpecialKeyringName(p.ringid, p.uid)) {
+    keyring = *special;
+  } else {
+    *reason = "keyring_unresolved";
+  }
+  if (!reason->empty()) {
+    // @s, or a ring limd may not describe by id: the ring that now links the new key.
+    std::string key_desc;
+    if (auto k = Describe(ret); k.ok() && Split(*k).first == "asymmetric") key_desc = Split(*k).second;
+    auto holder = ResolveHoldingKeyring(ret, key_desc);
+    if (holder.ok()) {
+      keyring = *holder;
+      reason->clear();
+    } else if (log_) {
+      log_("key " + std::to_string(ret) + ": keyring id " + std::to_string(p.ringid) + " unresolved: " +
+           holder.status().message());
+    }
+  }
+  if (keyring.empty()) keyring = "ringid:" + std::to_string(p.ringid);
+  return keyring;
+}
+
+std::string KeyWatch::UnverifiedPayload(const Pending& p, int64_t ret, const std::string& description) {
+  if (!p.error.empty()) return "payload_unreadable";
   if (p.has_description) {
     // The caller's description replaced the derived one: the key identifier's tail in
     // /proc/keys must be that of the bytes read.
     std::string tail = SkidTail(p.payload);
-    if (tail.empty()) {
-      Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_unverifiable");
-      return;
-    }
+    if (tail.empty()) return "payload_unverifiable";
     auto shown = ProcKeysDescribeTail(ret, description);
     if (description != p.description || !shown.ok() || shown->rfind(": X509.", 0) != 0 ||
         shown->find(" " + tail + " ") == std::string::npos) {
-      Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_mismatch");
-      return;
+      return "payload_mismatch";
     }
   } else {
     auto expected = KernelX509Description(p.payload);
     if (!expected.ok() || *expected != description) {
       // The bytes read are not the certificate the kernel parsed (changed after the copy).
-      Gap(static_cast<uint64_t>(ret), keyring, description, tid, "payload_mismatch");
-      return;
+      return "payload_mismatch";
     }
   }
+  return "";
+}
+
+void KeyWatch::AppendKey(const Pending& p, int64_t ret, const std::string& keyring, int rule_pcr, uint64_t time_ns) {
   const ListConfig& lc = list_->config();
-  int pcr = d.pcr >= 0 ? d.pcr : lc.pcr;
+  int pcr = rule_pcr >= 0 ? rule_pcr : lc.pcr;
   auto rec = ima::ImaBufRecord(lc.hash, keyring, p.payload, static_cast<uint32_t>(pcr));
   if (!rec.ok()) {
     if (log_) log_("key " + std::to_string(ret) + ": " + rec.status().message());

@@ -119,6 +119,14 @@ class KeyWatch {
     bool has_description = false;  // the caller named the key (add_key's description)
     std::string description;       // …as read from its memory
   };
+  // The name of the keyring p's add_key linked key ret into; *reason set when it could
+  // not be named (then "ringid:N").
+  std::string KeyringOf(const Pending& p, int64_t ret, std::string* reason);
+  // Why the payload read at the enter cannot stand for key ret (its /proc/keys
+  // description: description): the gap reason, or empty when it is the key's.
+  std::string UnverifiedPayload(const Pending& p, int64_t ret, const std::string& description);
+  // The ima-buf entry of key ret on keyring (rule_pcr: the matching rule's pcr=, -1: none).
+  void AppendKey(const Pending& p, int64_t ret, const std::string& keyring, int rule_pcr, uint64_t time_ns);
   void Gap(uint64_t serial, const std::string& keyring, const std::string& description, pid_t tid,
            const std::string& reason);
 

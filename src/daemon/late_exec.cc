@@ -131,14 +131,43 @@ void LateExecs::OnExecEnter(pid_t tid, uint64_t time_ns) {
   enter_[tid] = time_ns;
 }
 
-void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns) {
-  execs_++;
-  if (pid == self_) return;
+uint64_t LateExecs::ExecBegan(pid_t old_pid, uint64_t time_ns) {
   uint64_t began = time_ns;
   if (auto it = enter_.find(old_pid); it != enter_.end()) {
     began = it->second;
     enter_.erase(it);
   }
+  return began;
+}
+
+std::optional<uint64_t> LateExecs::MarkedAtNow(uint64_t dev) const {
+  auto marked_at = marked_->MarkedAt(dev);
+  if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
+  return marked_at;
+}
+
+bool LateExecs::PreMeasured(pid_t tid, uint64_t dev, uint64_t ino, uint64_t time_ns) {
+  std::lock_guard<std::mutex> lk(pre_mu_);
+  auto it = pre_.find(tid);
+  return it != pre_.end() && it->second.Same(dev, ino, time_ns);
+}
+
+std::optional<MountPins::Place> LateExecs::PinnedPlace(uint64_t dev) {
+  auto place = pins_.Find(dev, MonotonicNs());
+  if (!place) {
+    // Not pinned at a mount syscall (its caller was gone before the tracepoint's record was
+    // read): a namespace that still has a process — the exec's parent shell, say — may.
+    if (auto pid = LiveProcessSeeing(dev); pid && pins_.PinNamespace(*pid, MonotonicNs())) {
+      place = pins_.Find(dev, MonotonicNs());
+    }
+  }
+  return place;
+}
+
+void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns) {
+  execs_++;
+  if (pid == self_) return;
+  uint64_t began = ExecBegan(old_pid, time_ns);
   std::string proc = "/proc/" + std::to_string(pid);
   // O_PATH, not a read open: it raises no fanotify event (a read open of a binary on a
   // marked filesystem would be one more event for every exec on the host), and it pins the
@@ -169,12 +198,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   // Measured before it ran (MeasureBeforeRun), and it is what runs: the step below finds
   // it cached and no late entry is due. Kept, not consumed: the same pid's earlier exec
   // records (setpriv, unshare) are read with this exe too.
-  bool pre_measured = false;
-  {
-    std::lock_guard<std::mutex> lk(pre_mu_);
-    auto it = pre_.find(old_pid);
-    pre_measured = it != pre_.end() && it->second.Same(dev, static_cast<uint64_t>(st.st_ino), time_ns);
-  }
+  bool pre_measured = PreMeasured(old_pid, dev, static_cast<uint64_t>(st.st_ino), time_ns);
   // Records are handled after the fact: when the process exec'd again since (setpriv →
   // unshare → the program, one pid), /proc/<pid>/exe is already the later binary for every
   // earlier record. One late entry per binary a process runs.
@@ -183,13 +207,24 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     ::close(pfd);
     return;
   }
-  auto marked_at = marked_->MarkedAt(dev);
-  if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
+  auto marked_at = MarkedAtNow(dev);
   if ((marked_at && *marked_at <= began) || !S_ISREG(st.st_mode) || !hooks_.qualifies ||
       (hooks_.never_marked && hooks_.never_marked(dev))) {
     ::close(pfd);
     return;
   }
+  auto place = PlaceRunning(pid, proc, filename, began, time_ns, dev, pfd);
+  if (!place) {
+    ::close(pfd);
+    return;
+  }
+  if (!marked_at && !place->detached && hooks_.poke) hooks_.poke(pid);
+  MeasureRunning(pid, time_ns, pfd, dev, static_cast<uint64_t>(st.st_ino), *place, pre_measured);
+}
+
+std::optional<LateExecs::RunningPlace> LateExecs::PlaceRunning(pid_t pid, const std::string& proc,
+                                                               const std::string& filename, uint64_t began,
+                                                               uint64_t time_ns, uint64_t dev, int pfd) {
   // Read while the process is likely still there (an open mountinfo would outlive it too).
   auto read = ReadFileText(proc + "/mountinfo");
   std::string path = ReadLink(proc + "/exe");
@@ -200,12 +235,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     // It exited between the exe's open (the fd holds the file) and these reads: its
     // namespace as pinned, or as a live process in it sees it; none left — placed by type
     // and by the path its exec mapping had.
-    auto place = pins_.Find(dev, MonotonicNs());
-    if (!place) {
-      if (auto live = LiveProcessSeeing(dev); live && pins_.PinNamespace(*live, MonotonicNs())) {
-        place = pins_.Find(dev, MonotonicNs());
-      }
-    }
+    auto place = PinnedPlace(dev);
     if (place && !place->detached) mountinfo = place->mountinfo;
     else mountinfo.emplace(), unplaced = !place;
     if (path.empty()) {
@@ -214,8 +244,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   }
   if (path.empty()) path = filename;
   if (unplaced && hooks_.may_be_watched && filename.rfind("/dev/fd/", 0) != 0 && !hooks_.may_be_watched(path)) {
-    ::close(pfd);
-    return;  // outside --watch, as ResolveGone decides
+    return std::nullopt;  // outside --watch, as ResolveGone decides
   }
   std::string fstype;
   bool detached = false;
@@ -228,20 +257,21 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     // overlay path — the overlay group measures those.
     bool overlay = !path.empty() && path[0] == '/' && FsTypeAt(*mountinfo, path) == "overlay";
     fstype = !overlay && !FindMountOfDev(*mountinfo, dev) ? FsTypeOfFd(pfd) : "";
-    if (!DefaultFsType(fstype)) {
-      ::close(pfd);
-      return;
-    }
+    if (!DefaultFsType(fstype)) return std::nullopt;
     detached = true;
   }
-  if (!marked_at && !detached && hooks_.poke) hooks_.poke(pid);
+  return RunningPlace{std::move(path), std::move(fstype), detached};
+}
+
+void LateExecs::MeasureRunning(pid_t pid, uint64_t time_ns, int pfd, uint64_t dev, uint64_t ino,
+                               const RunningPlace& place, bool pre_measured) {
+  const std::string& path = place.path;
+  const std::string& fstype = place.fstype;
   auto gap = [&](const std::string& why) {
     uint64_t delay_us = (MonotonicNs() - time_ns) / 1000;
-    Status s = list_->AppendBuffer("lim-late-exec",
-                                   LateExecBuffer("", path, pid, dev, static_cast<uint64_t>(st.st_ino), delay_us, why),
-                                   true);
+    Status s = list_->AppendBuffer("lim-late-exec", LateExecBuffer("", path, pid, dev, ino, delay_us, why), true);
     unmeasured_++;
-    late_seen_[pid] = {dev, static_cast<uint64_t>(st.st_ino), time_ns};
+    late_seen_[pid] = {dev, ino, time_ns};
     if (hooks_.log) hooks_.log("late exec " + path + " (pid " + std::to_string(pid) + "): " + why);
     if (!s.ok() && hooks_.log) hooks_.log("late exec gap entry failed: " + s.message());
   };
@@ -274,7 +304,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   uint64_t delay_us = (MonotonicNs() - time_ns) / 1000;
   std::string digest = v.digest.empty() ? "" : std::string(v.algo.kernel_name) + ":" + ToHex(v.digest);
   Status s = list_->AppendBuffer("lim-late-exec", LateExecBuffer(digest, path, pid, a.key.dev, a.key.ino, delay_us, "",
-                                                                  detached ? "mount=detached;" : ""));
+                                                                  place.detached ? "mount=detached;" : ""));
   if (!s.ok()) {
     if (hooks_.log) hooks_.log("late exec entry for " + path + " failed: " + s.message());
     return;
@@ -402,47 +432,47 @@ bool LateExecs::ResolveGone(GoneExec& g) {
   }
   uint64_t dev = m.dev;
   if (dev == MemfdDevice() || (hooks_.never_marked && hooks_.never_marked(dev))) return true;  // memfd: process_exe
-  auto marked_at = marked_->MarkedAt(dev);
-  if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
+  auto marked_at = MarkedAtNow(dev);
   if (marked_at && *marked_at <= g.began) return true;  // fanotify saw it
-  {
-    std::lock_guard<std::mutex> lk(pre_mu_);
-    auto it = pre_.find(g.old_pid);
-    if (it != pre_.end() && it->second.Same(dev, m.ino, g.time_ns)) return true;  // measured before it ran
-  }
+  if (PreMeasured(g.old_pid, dev, m.ino, g.time_ns)) return true;  // measured before it ran
   std::string extra = g.filename.empty() || g.filename == m.name ? "" : "filename=" + LateExecField(g.filename) + ";";
-  std::string fstype;
-  int dirfd = -1;
-  std::string detached;
-  auto place = pins_.Find(dev, MonotonicNs());
-  if (!place) {
-    // Not pinned at a mount syscall (its caller was gone before the tracepoint's record was
-    // read): a namespace that still has a process — the exec's parent shell, say — may.
-    if (auto pid = LiveProcessSeeing(dev); pid && pins_.PinNamespace(*pid, MonotonicNs())) {
-      place = pins_.Find(dev, MonotonicNs());
-    }
-  }
+  GoneRoot root;
+  if (!PlaceGone(g, m, extra, &root)) return true;
+  MeasureGone(g, m, root, extra);
+  return true;
+}
+
+bool LateExecs::PlaceGone(const GoneExec& g, const ExecMap& m, const std::string& extra, GoneRoot* root) {
+  uint64_t dev = m.dev;
+  auto place = PinnedPlace(dev);
   if (place && !place->detached) {
-    if (!hooks_.qualifies || !hooks_.qualifies(place->mountinfo, 0, dev, &fstype)) return true;
-    if (FsTypeAt(place->mountinfo, m.name) == "overlay") return true;  // a backing file: the overlay group's
-    dirfd = place->root_fd;
+    if (!hooks_.qualifies || !hooks_.qualifies(place->mountinfo, 0, dev, &root->fstype)) return false;
+    if (FsTypeAt(place->mountinfo, m.name) == "overlay") return false;  // a backing file: the overlay group's
+    root->dirfd = place->root_fd;
   } else if (place) {
-    fstype = place->fstype;
-    if (!DefaultFsType(fstype)) return true;
-    dirfd = place->root_fd;
-    detached = "mount=detached;";
+    root->fstype = place->fstype;
+    if (!DefaultFsType(root->fstype)) return false;
+    root->dirfd = place->root_fd;
+    root->detached = "mount=detached;";
   } else {
     // Outside --watch by its path, unless it was run through an fd (execveat: "/dev/fd/N…"),
     // whose path says nothing about where its file lies (a detached mount, say).
     bool through_fd = g.filename.rfind("/dev/fd/", 0) == 0;
-    if (hooks_.may_be_watched && !through_fd && !hooks_.may_be_watched(m.name)) return true;
+    if (hooks_.may_be_watched && !through_fd && !hooks_.may_be_watched(m.name)) return false;
     AppendGap(m.name, g.pid, dev, m.ino, g.time_ns,
               "exited before limd looked, and no mount namespace or detached mount left has its superblock", extra);
-    return true;
+    return false;
   }
+  return true;
+}
+
+void LateExecs::MeasureGone(const GoneExec& g, const ExecMap& m, const GoneRoot& root, const std::string& extra) {
+  uint64_t dev = m.dev;
+  const std::string& fstype = root.fstype;
+  const std::string& detached = root.detached;
   if (hooks_.may_read && !hooks_.may_read(fstype)) {
     AppendGap(m.name, g.pid, dev, m.ino, g.time_ns, fstype + ": not read outside its own group", extra + detached);
-    return true;
+    return;
   }
   // The name the mapping had, inside the pinned root: symlinks (none in a d_path) and magic
   // links refused, so a name the user changed since cannot lead out of that root;
@@ -450,11 +480,11 @@ bool LateExecs::ResolveGone(GoneExec& g) {
   open_how how{};
   how.flags = O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-  int fd = static_cast<int>(::syscall(SYS_openat2, dirfd, m.name.c_str(), &how, sizeof how));
+  int fd = static_cast<int>(::syscall(SYS_openat2, root.dirfd, m.name.c_str(), &how, sizeof how));
   if (fd < 0) {
     AppendGap(m.name, g.pid, dev, m.ino, g.time_ns,
               std::string("exited before limd looked; its name no longer opens: ") + strerror(errno), extra + detached);
-    return true;
+    return;
   }
   struct stat st;
   if (::fstat(fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != dev || static_cast<uint64_t>(st.st_ino) != m.ino ||
@@ -462,16 +492,16 @@ bool LateExecs::ResolveGone(GoneExec& g) {
     ::close(fd);
     AppendGap(m.name, g.pid, dev, m.ino, g.time_ns,
               "exited before limd looked; its name leads to another file now (renamed or replaced)", extra + detached);
-    return true;
+    return;
   }
   Access a = ExecAccess(fd, g.pid, m.name, fstype, {dev, m.ino});
   Verdict v = measurer_->Process(a);
   ::close(fd);
   if (!v.status.ok()) {
     AppendGap(m.name, g.pid, dev, m.ino, g.time_ns, "measure: " + v.status.message(), extra + detached);
-    return true;
+    return;
   }
-  if (!v.measure_rule) return true;
+  if (!v.measure_rule) return;
   uint64_t delay_us = (MonotonicNs() - g.time_ns) / 1000;
   std::string digest = v.digest.empty() ? "" : std::string(v.algo.kernel_name) + ":" + ToHex(v.digest);
   Status s = list_->AppendBuffer(
@@ -479,7 +509,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
       LateExecBuffer(digest, m.name, g.pid, dev, m.ino, delay_us, "", extra + detached + "source=name-after-exit;"));
   if (!s.ok()) {
     if (hooks_.log) hooks_.log("late exec entry for " + m.name + " failed: " + s.message());
-    return true;
+    return;
   }
   late_++;
   after_exit_++;
@@ -488,7 +518,6 @@ bool LateExecs::ResolveGone(GoneExec& g) {
     hooks_.log("late exec " + m.name + " (pid " + std::to_string(g.pid) + ", exited before limd looked): measured by name " +
                std::to_string(delay_us) + " us after it ran, same dev:ino as its exec mapping");
   }
-  return true;
 }
 
 }  // namespace lim::daemon

@@ -157,6 +157,42 @@ class LateExecs {
   std::optional<ExecMap> BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns) const;
   // One exec whose process was gone: false to look again after the next pass.
   bool ResolveGone(GoneExec& g);
+  // Where a gone exec's binary is opened by name: the pinned root (dirfd, owned by pins_),
+  // the filesystem type, and "mount=detached;" for a detached mount.
+  struct GoneRoot {
+    std::string fstype;
+    int dirfd = -1;
+    std::string detached;
+  };
+  // g's binary (mapping m) placed by a pinned namespace or detached mount into *root;
+  // false when it is not limd's to read (or a gap entry was appended for it).
+  bool PlaceGone(const GoneExec& g, const ExecMap& m, const std::string& extra, GoneRoot* root);
+  // g's binary opened by name inside root and measured when it is the same dev:ino: the
+  // `source=name-after-exit` late entry, or a gap entry saying why not.
+  void MeasureGone(const GoneExec& g, const ExecMap& m, const GoneRoot& root, const std::string& extra);
+  // The binary of a running exec as its process saw it: path, filesystem type, and whether
+  // it lies on a detached mount.
+  struct RunningPlace {
+    std::string path, fstype;
+    bool detached = false;
+  };
+  // The running exec's binary (pfd: its O_PATH fd, on superblock dev) placed by pid's
+  // mountinfo (or the pins, once pid is gone); nullopt when it is not limd's to measure.
+  std::optional<RunningPlace> PlaceRunning(pid_t pid, const std::string& proc, const std::string& filename,
+                                           uint64_t began, uint64_t time_ns, uint64_t dev, int pfd);
+  // The late entry (or gap entry) for the running exec's binary, read through pfd (closed).
+  void MeasureRunning(pid_t pid, uint64_t time_ns, int pfd, uint64_t dev, uint64_t ino, const RunningPlace& place,
+                      bool pre_measured);
+  // When the exec by old_pid that completed at time_ns began (its sys_enter record, taken;
+  // time_ns without one).
+  uint64_t ExecBegan(pid_t old_pid, uint64_t time_ns);
+  // When limd marked dev, if the superblock under dev still carries that mark.
+  std::optional<uint64_t> MarkedAtNow(uint64_t dev) const;
+  // tid's exec of (dev, ino) was measured before it ran (MeasureBeforeRun), within a second.
+  bool PreMeasured(pid_t tid, uint64_t dev, uint64_t ino, uint64_t time_ns);
+  // Where superblock dev is reachable: pinned, or by pinning the namespace of a live
+  // process that sees it.
+  std::optional<MountPins::Place> PinnedPlace(uint64_t dev);
   // pid's mappings up to time_ns: its exec was handled while it ran.
   void ForgetMaps(pid_t pid, uint64_t time_ns);
   void AppendGap(const std::string& path, pid_t pid, uint64_t dev, uint64_t ino, uint64_t time_ns,

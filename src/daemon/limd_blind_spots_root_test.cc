@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <initializer_list>
+#include <string>
 #include <thread>
 
 #include "base/file.h"
@@ -27,6 +29,23 @@ namespace {
 using lim::testing::ShellQuote;
 
 // A tmpfs limd watches, holding limd's state directory (as /var/lib/lim on a marked `/`).
+// The key tests' preconditions: the tools they run and tracefs. Why not, or "".
+std::string KeyTestSkipReason(std::initializer_list<const char*> tools) {
+  for (const char* tool : tools) {
+    if (lim::testing::RunCommand(std::string("command -v ") + tool).exit_code != 0) return std::string("no ") + tool;
+  }
+  if (auto tracefs = TracefsDir(); !tracefs.ok()) return tracefs.status().message();
+  return "";
+}
+
+// A self-signed RSA certificate dir/certSTEM.der and its key dir/keySTEM.pem (RSA: this
+// kernel has no CONFIG_CRYPTO_ECDSA).
+lim::testing::CommandResult MakeRsaCert(const std::string& dir, const std::string& stem, const std::string& subject) {
+  return lim::testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir + "/key" + stem +
+                                  ".pem -outform DER -out " + dir + "/cert" + stem + ".der -subj '" + subject +
+                                  "' -days 2 2>&1");
+}
+
 class LimdBlindSpots : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -103,16 +122,10 @@ TEST_F(LimdBlindSpots, AMemfdProgramRunningAtStartIsMeasured) {
 }
 
 TEST_F(LimdBlindSpots, AnImportedKeyIsInTheListWhenTheNextCommandRuns) {
-  for (const char* tool : {"keyctl", "evmctl", "openssl"}) {
-    if (lim::testing::RunCommand(std::string("command -v ") + tool).exit_code != 0) GTEST_SKIP() << "no " << tool;
-  }
-  if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  if (auto why = KeyTestSkipReason({"keyctl", "evmctl", "openssl"}); !why.empty()) GTEST_SKIP() << why;
   std::string dir = lim::testing::MakeTempDir();
   std::string cert = dir + "/cert.der";
-  // RSA: this kernel has no CONFIG_CRYPTO_ECDSA.
-  auto gen = lim::testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir +
-                                      "/key.pem -outform DER -out " + cert +
-                                      " -subj '/O=Lim Tests/CN=lim key import test' -days 2 2>&1");
+  auto gen = MakeRsaCert(dir, "", "/O=Lim Tests/CN=lim key import test");
   ASSERT_EQ(gen.exit_code, 0) << gen.out;
   ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=KEY_CHECK keyrings=key_import_test\n"));
   // In a fresh session keyring; the command after evmctl reads the list.
@@ -153,17 +166,12 @@ TEST_F(LimdBlindSpots, AnImportedKeyIsInTheListWhenTheNextCommandRuns) {
 // A key added to the session keyring (@s, whose name varies by session) and one added
 // with a description of the caller's: both recorded under the ring's description.
 TEST_F(LimdBlindSpots, KeysAddedToTheSessionKeyringOrUnderTheirOwnNameAreRecorded) {
-  for (const char* tool : {"keyctl", "openssl"}) {
-    if (lim::testing::RunCommand(std::string("command -v ") + tool).exit_code != 0) GTEST_SKIP() << "no " << tool;
-  }
-  if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  if (auto why = KeyTestSkipReason({"keyctl", "openssl"}); !why.empty()) GTEST_SKIP() << why;
   std::string dir = lim::testing::MakeTempDir();
   std::string cert = dir + "/cert.der";
-  auto gen = lim::testing::RunCommand("openssl req -x509 -newkey rsa:2048 -nodes -keyout " + dir +
-                                      "/key.pem -outform DER -out " + cert +
-                                      " -subj '/O=Lim Tests/CN=lim session key test' -days 2 2>&1 && openssl req "
-                                      "-x509 -newkey rsa:2048 -nodes -keyout " + dir + "/key2.pem -outform DER -out " +
-                                      dir + "/cert2.der -subj '/CN=lim named key test' -days 2 2>&1");
+  auto gen = MakeRsaCert(dir, "", "/O=Lim Tests/CN=lim session key test");
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  gen = MakeRsaCert(dir, "2", "/CN=lim named key test");
   ASSERT_EQ(gen.exit_code, 0) << gen.out;
   std::string ring = "lim_ses_" + std::to_string(::getpid());
   ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=KEY_CHECK keyrings=" + ring + "\n"));

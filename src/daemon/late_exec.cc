@@ -140,6 +140,10 @@ uint64_t LateExecs::ExecBegan(pid_t old_pid, uint64_t time_ns) {
   return began;
 }
 
+bool LateExecs::RecordedElsewhere(uint64_t dev) const {
+  return dev == MemfdDevice() || (hooks_.never_marked && hooks_.never_marked(dev));
+}
+
 std::optional<uint64_t> LateExecs::MarkedAtNow(uint64_t dev) const {
   auto marked_at = marked_->MarkedAt(dev);
   if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
@@ -188,10 +192,9 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   }
   auto dev = static_cast<uint64_t>(st.st_dev);
   ForgetMaps(pid, time_ns);
-  // A memfd (fexecve, /proc/self/fd/N): the memfd consumer records it as memfd:NAME
-  // (process_exe); a second, racing "late exec" entry here would be the same exec twice
-  // and, winning the race, hide the memfd entry.
-  if (dev == MemfdDevice()) {
+  // A memfd (fexecve, /proc/self/fd/N): a second, racing "late exec" entry here would be
+  // the same exec twice and, winning the race, hide the memfd entry.
+  if (RecordedElsewhere(dev)) {
     ::close(pfd);
     return;
   }
@@ -208,8 +211,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     return;
   }
   auto marked_at = MarkedAtNow(dev);
-  if ((marked_at && *marked_at <= began) || !S_ISREG(st.st_mode) || !hooks_.qualifies ||
-      (hooks_.never_marked && hooks_.never_marked(dev))) {
+  if ((marked_at && *marked_at <= began) || !S_ISREG(st.st_mode) || !hooks_.qualifies) {
     ::close(pfd);
     return;
   }
@@ -431,7 +433,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
     return true;
   }
   uint64_t dev = m.dev;
-  if (dev == MemfdDevice() || (hooks_.never_marked && hooks_.never_marked(dev))) return true;  // memfd: process_exe
+  if (RecordedElsewhere(dev)) return true;
   auto marked_at = MarkedAtNow(dev);
   if (marked_at && *marked_at <= g.began) return true;  // fanotify saw it
   if (PreMeasured(g.old_pid, dev, m.ino, g.time_ns)) return true;  // measured before it ran

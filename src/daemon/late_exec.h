@@ -188,6 +188,9 @@ class LateExecs {
   uint64_t ExecBegan(pid_t old_pid, uint64_t time_ns);
   // When limd marked dev, if the superblock under dev still carries that mark.
   std::optional<uint64_t> MarkedAtNow(uint64_t dev) const;
+  // Execs from dev are not late execs: a memfd (the memfd consumer records it as
+  // memfd:NAME, process_exe) or a superblock limd never marks (hooks_.never_marked).
+  bool RecordedElsewhere(uint64_t dev) const;
   // tid's exec of (dev, ino) was measured before it ran (MeasureBeforeRun), within a second.
   bool PreMeasured(pid_t tid, uint64_t dev, uint64_t ino, uint64_t time_ns);
   // Where superblock dev is reachable: pinned, or by pinning the namespace of a live

@@ -31,6 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mount -t tmpfs late_exec "$W" && chmod 1777 "$W" && chmod 755 "$T"
+P=$T/pids && mkdir -m 1777 "$P" && : >"$P/detach_pids" && chmod 666 "$P/detach_pids"
 # The test's evader, one source: the raw string in limd_late_exec_root_test.cc.
 sed -n '/^constexpr const char\* kEvader = R"(/,/^)";/p' "$here/../src/daemon/limd_late_exec_root_test.cc" | sed '1d;$d' \
   > "$T/evader.c"
@@ -51,7 +52,9 @@ for i in $(seq "$tries"); do
   if on copy; then nobody "mount -t tmpfs x $W/a$i && cp /bin/true $W/a$i/evade && $W/a$i/evade"; fi
   if on fsmnt; then nobody "$T/evader $W/b$i $T/quick"; fi
   if on static; then nobody "mount -t tmpfs x $W/c$i && cp $T/quick $W/c$i/e && $W/c$i/e"; fi
-  if on detach; then nobody "$T/detached name $T/quick 0"; fi
+  # The detached exec's pid (the shell execs the helper, which execs prog): tries are told
+  # apart by it, every detached exec's path being /prog.
+  if on detach; then nobody "echo $i \$\$ >>$P/detach_pids; exec $T/detached name $T/quick 0"; fi
 done
 sleep 1
 cp "$T/state/status.json" "$T/status.json"
@@ -66,10 +69,12 @@ echo "lim-late-exec entries: $(count ' lim-late-exec ') (with a path: $late_path
 echo "execs gone without a mapping (late_exec_missed), first 3 of $(grep -c 'no executable mapping' "$T/state/log" || true):"
 grep 'no executable mapping' "$T/state/log" | head -3 || true
 echo "  of them copy: $(grep -c "late exec $W/a" "$T/state/log" || true), fsmnt: $(grep -c "late exec $W/b" "$T/state/log" || true)"
-python3 - "$T/list.txt" "$W" "$tries" "$scenarios" <<'EOF'
+python3 - "$T/list.txt" "$W" "$tries" "$scenarios" "$P/detach_pids" "$T/state/log" <<'EOF'
 import collections, sys
 rows = [l.split() for l in open(sys.argv[1])]
 W, tries, scen = sys.argv[2], int(sys.argv[3]), sys.argv[4].split()
+detach_pid = dict(l.split() for l in open(sys.argv[5]) if len(l.split()) == 2)  # try -> pid
+log = open(sys.argv[6], errors="replace").read().splitlines()
 regular = set(r[4] for r in rows if r[2] == "ima-ng")
 late = collections.defaultdict(list)  # path -> buffers
 for r in rows:
@@ -80,25 +85,37 @@ for r in rows:
 def show(name, content, gap, none, after_exit):
     print("%-6s: %d tries: content entry %d (of them read by name after the process exited: %d), gap entry %d, nothing %d"
           % (name, tries, content, after_exit, gap, none))
-if "static" in scen:
+def classify(name, tries_bufs, explain):
+    """tries_bufs: (try, regular entry?, its lim-late-exec buffers) per try."""
     c = g = n = ax = 0
-    for i in range(1, tries + 1):
-        p = "%s/c%d/e" % (W, i)
-        bufs = late.get(p, [])
-        if p in regular or any("digest" in f for f in bufs):
+    nothing = []
+    for i, has_regular, bufs in tries_bufs:
+        if has_regular or any("digest" in f for f in bufs):
             c += 1
             ax += any(f.get("source") == "name-after-exit" for f in bufs)
         elif bufs:
             g += 1
         else:
             n += 1
-    show("static", c, g, n, ax)
+            nothing.append(i)
+    show(name, c, g, n, ax)
+    for i in nothing[:5]:
+        label, words = explain(i)
+        print("  nothing: try %d (%s); limd's log on it:" % (i, label))
+        for l in log:
+            if any(w in l for w in words):
+                print("    " + l)
+if "static" in scen:
+    path = lambda i: "%s/c%d/e" % (W, i)
+    classify("static", [(i, path(i) in regular, late.get(path(i), [])) for i in range(1, tries + 1)],
+             lambda i: (path(i), [path(i), "/c%d " % i]))
 if "detach" in scen:
-    bufs = late.get("/prog", [])
-    c = sum("digest" in f for f in bufs)
-    g = len(bufs) - c
-    ax = sum(f.get("source") == "name-after-exit" for f in bufs)
-    show("detach", c, g, tries - len(bufs), ax)
+    by_pid = collections.defaultdict(list)
+    for f in late.get("/prog", []):
+        by_pid[f.get("pid")].append(f)
+    pid = lambda i: detach_pid.get(str(i), "?")
+    classify("detach", [(i, False, by_pid.get(pid(i), [])) for i in range(1, tries + 1)],
+             lambda i: ("pid " + pid(i), ["pid %s " % pid(i), "pid %s)" % pid(i), "pid %s," % pid(i), "pid %s:" % pid(i)]))
 other = [f for p, bufs in late.items() if p != "/prog" and not p.startswith(W + "/") for f in bufs]
 print("lim-late-exec entries for other paths (other programs on the host, or a path limd could not read): %d%s"
       % (len(other), ("; e.g. %s" % other[0]) if other else ""))

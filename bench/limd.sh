@@ -94,11 +94,16 @@ tpm_arg=(--no-tpm)
 start_limd "$W/s1" "$W/limd" "${tpm_arg[@]}"
 limd_pid=$lpid
 if [ -n "$limd_b" ]; then
-  LIMD_BIN=$limd_b start_limd "$W/s2" "$W/limdB" "${tpm_arg[@]}"
+  # One swtpm, one PCR per limd (each refuses a PCR something else extends).
+  tpm_arg_b=("${tpm_arg[@]}")
+  [ "$tpm_peer" = 1 ] && tpm_arg_b+=(--pcr 11)
+  LIMD_BIN=$limd_b start_limd "$W/s2" "$W/limdB" "${tpm_arg_b[@]}"
   limdb_pid=$lpid
   echo "limd B ($limd_b) pid $limdb_pid watching $W/limdB (ext4)"
 fi
-start_limd "$W/s3" "$W/tB" --tpm "swtpm:path=$W/tpm/sock"
+tpm_arg_c=()
+[ "$tpm_peer" = 1 ] && tpm_arg_c=(--pcr 12)
+start_limd "$W/s3" "$W/tB" --tpm "swtpm:path=$W/tpm/sock" "${tpm_arg_c[@]}"
 echo "limd pid $limd_pid watching $W/limd (ext4); bare $W/bare (ext3)"
 
 if [ "$use_fapo" = 1 ]; then

@@ -105,6 +105,9 @@ def classify(name, tries_bufs, explain):
         for l in log:
             if any(w in l for w in words):
                 print("    " + l)
+        for r in rows:
+            if any(w in " ".join(r[:5]) for w in words):
+                print("    list: " + " ".join(r[:5]))
 if "static" in scen:
     path = lambda i: "%s/c%d/e" % (W, i)
     classify("static", [(i, path(i) in regular, late.get(path(i), [])) for i in range(1, tries + 1)],

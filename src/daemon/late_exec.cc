@@ -399,8 +399,14 @@ void LateExecs::OnExecMmap(pid_t pid, uint64_t time_ns, uint64_t dev, uint64_t i
 void LateExecs::ForgetMaps(pid_t pid, uint64_t time_ns) {
   auto it = maps_.find(pid);
   if (it == maps_.end()) return;
+  // An earlier exec of pid still waiting for its start (decided out of order) needs its
+  // mapping: only what came after it goes.
+  uint64_t upto = time_ns;
+  for (const auto& g : gone_) {
+    if (g.pid == pid && g.binary == std::nullopt && g.time_ns < time_ns) upto = std::min(upto, g.began_known ? g.began : 0);
+  }
   auto& v = it->second;
-  v.erase(std::remove_if(v.begin(), v.end(), [&](const ExecMap& m) { return m.time_ns <= time_ns; }), v.end());
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const ExecMap& m) { return m.time_ns <= upto; }), v.end());
   if (v.empty()) maps_.erase(it);
 }
 

@@ -103,6 +103,29 @@ TEST_F(LateExecOrder, AStartReadAfterItsCompletionStillFindsTheBinary) {
   EXPECT_NE(bufs[0].find("filename=/dev/fd/4/prog;"), std::string::npos) << bufs[0];
 }
 
+// Two execs of one gone process from unmarked superblocks, the first still waiting for its
+// start when the second is resolved: the second must not take the first's mapping with it.
+TEST_F(LateExecOrder, ALaterExecDoesNotForgetAnEarlierOnesMapping) {
+  const uint64_t a = makedev(0, 4244), b = makedev(0, 4245);
+  MarkedDevs marked;
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), LateExecHooks{});
+  pid_t pid = GonePid();
+  const uint64_t ms = 1'000'000;
+  uint64_t t = MonotonicNs() - 100 * ms;
+  late.OnExecMmap(pid, t + 2 * ms, a, 2, "/first");
+  late.OnExec(pid, pid, "/dev/fd/3/first", t + 3 * ms);  // its start not read yet
+  late.OnExecEnter(pid, t + 4 * ms);
+  late.OnExecMmap(pid, t + 5 * ms, b, 2, "/second");
+  late.OnExec(pid, pid, "/dev/fd/3/second", t + 6 * ms);
+  late.AfterDrain();  // the second is resolved; the first waits
+  late.OnExecEnter(pid, t + 1 * ms);
+  late.AfterDrain();
+  auto bufs = LateExecBuffers();
+  ASSERT_EQ(bufs.size(), 2u);
+  EXPECT_NE(bufs[0].find("path=/second;"), std::string::npos) << bufs[0];
+  EXPECT_NE(bufs[1].find("path=/first;"), std::string::npos) << bufs[1];
+}
+
 // A start that never comes (its record lost): the program still gets an entry after three
 // passes — a gap rather than nothing.
 TEST_F(LateExecOrder, AStartNeverReadStillEndsInAnEntry) {

@@ -9,6 +9,9 @@
 #           returns at once: often gone before limd looks at /proc/<pid>/exe
 #   detach — a tmpfs made with fsmount and never attached, QUICK written to it and run with
 #           execveat(mount_fd, "prog") at once (the test's `detached` helper)
+#   umount — fsmount, move_mount, umount at once: how long limd's pin of the detached mount
+#           (dropped when it reads the move_mount record) makes umount fail with EBUSY
+#           (not in the default set)
 # Per scenario: execs with an ima-ng entry (before it ran, or late), lim-late-exec entries,
 # gaps, and limd's late-entry delay p50/p99 (status.json); for static and detach each try
 # is classified: a content entry, a gap entry, or nothing. Needs root, cc with static libc.
@@ -38,7 +41,41 @@ sed -n '/^constexpr const char\* kEvader = R"(/,/^)";/p' "$here/../src/daemon/li
 sed -n '/^constexpr const char\* kDetached = R"(/,/^)";/p' "$here/../src/daemon/limd_late_exec_root_test.cc" | sed '1d;$d' \
   > "$T/detached.c"
 printf '#include <unistd.h>\nint main(void) { return 0; }\n' > "$T/quick.c"
-cc -O2 -o "$T/evader" "$T/evader.c" && cc -O2 -o "$T/detached" "$T/detached.c" && cc -O2 -static -o "$T/quick" "$T/quick.c"
+# umount: fsmount (limd pins the detached mount at the syscall's exit), move_mount to DIR,
+# close the fd, then umount DIR at once and again until it succeeds: prints how long limd's
+# pin kept it EBUSY (0 when the first umount succeeded). The pin is dropped when limd reads
+# the move_mount record.
+cat > "$T/umount.c" <<'CEOF'
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdio.h>
+#include <sys/mount.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/mount.h>
+static long long now_us(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1000000LL + t.tv_nsec / 1000; }
+int main(int argc, char** argv) {
+  if (argc < 2) return 2;
+  int fs = (int)syscall(SYS_fsopen, "tmpfs", FSOPEN_CLOEXEC);
+  if (fs < 0 || syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) != 0) return 2;
+  int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+  if (mnt < 0 || syscall(SYS_move_mount, mnt, "", AT_FDCWD, argv[1], MOVE_MOUNT_F_EMPTY_PATH) != 0) return 2;
+  close(mnt);
+  close(fs);
+  long long start = now_us();
+  int busy = 0;
+  while (umount2(argv[1], 0) != 0) {
+    if (errno != EBUSY || now_us() - start > 5000000) { perror("umount"); return 2; }
+    busy++;
+    usleep(200);
+  }
+  printf("umount_busy_us %lld %d\n", busy ? now_us() - start : 0, busy);
+  return 0;
+}
+CEOF
+cc -O2 -o "$T/evader" "$T/evader.c" && cc -O2 -o "$T/detached" "$T/detached.c" && cc -O2 -static -o "$T/quick" "$T/quick.c" &&
+  cc -O2 -o "$T/umount" "$T/umount.c"
 scenarios=" ${SCENARIOS:-copy fsmnt static detach} "
 on() { case "$scenarios" in *" $1 "*) return 0 ;; esac; return 1; }
 mkdir "$T/state"
@@ -48,12 +85,13 @@ for _ in $(seq 100); do [ -s "$T/state/limd.ready" ] && break; sleep 0.1; done
 limd_pid=$(cat "$T/state/limd.ready")
 nobody() { setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c "$1"; }
 for i in $(seq "$tries"); do
-  mkdir "$W/a$i" "$W/b$i" "$W/c$i" && chown 65534:65534 "$W/a$i" "$W/b$i" "$W/c$i"
+  mkdir "$W/a$i" "$W/b$i" "$W/c$i" "$W/u$i" && chown 65534:65534 "$W/a$i" "$W/b$i" "$W/c$i" "$W/u$i"
   if on copy; then nobody "mount -t tmpfs x $W/a$i && cp /bin/true $W/a$i/evade && $W/a$i/evade"; fi
   if on fsmnt; then nobody "$T/evader $W/b$i $T/quick"; fi
   if on static; then nobody "mount -t tmpfs x $W/c$i && cp $T/quick $W/c$i/e && $W/c$i/e"; fi
   # The detached exec's pid (the shell execs the helper, which execs prog): tries are told
   # apart by it, every detached exec's path being /prog.
+  if on umount; then nobody "$T/umount $W/u$i" >>"$T/umount.txt"; fi
   if on detach; then nobody "echo $i \$\$ >>$P/detach_pids; exec $T/detached name $T/quick 0"; fi
 done
 sleep 1
@@ -127,6 +165,16 @@ for e, n in why.most_common():
     print("  gap: %d x %s" % (n, e))
     print("    e.g. %s" % next(f for bufs in late.values() for f in bufs if f.get("error") == e))
 EOF
+if on umount; then
+  python3 - "$T/umount.txt" <<'EOF'
+import sys
+v = [(int(l.split()[1]), int(l.split()[2])) for l in open(sys.argv[1]) if l.startswith("umount_busy_us")]
+busy = sorted(us for us, n in v if n)
+pct = lambda p: busy[min(len(busy) - 1, int(p * len(busy)))] if busy else 0
+print("umount: %d tries, %d got EBUSY from limd's pin at first; time until umount succeeded: p50 %d us, p99 %d us, max %d us"
+      % (len(v), len(busy), pct(0.5), pct(0.99), busy[-1] if busy else 0))
+EOF
+fi
 python3 - "$T/status.json" <<'EOF'
 import json, sys
 j = json.load(open(sys.argv[1]))

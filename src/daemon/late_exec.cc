@@ -471,6 +471,18 @@ void LateExecs::AfterDrain() {
               v.end());
       it = v.empty() ? maps_.erase(it) : std::next(it);
     }
+    // Exec starts and completions older than that are no exec's in flight: every pid that
+    // ever exec'd would otherwise keep its entry (an exec slower than 5 s counts as one
+    // whose start is unknown: a late entry, never none).
+    auto prune = [&](std::map<pid_t, std::vector<uint64_t>>& times) {
+      for (auto it = times.begin(); it != times.end();) {
+        auto& v = it->second;
+        v.erase(std::remove_if(v.begin(), v.end(), [&](uint64_t t) { return t < now && now - t > 5'000'000'000ull; }), v.end());
+        it = v.empty() ? times.erase(it) : std::next(it);
+      }
+    };
+    prune(enter_);
+    prune(done_);
   }
 }
 

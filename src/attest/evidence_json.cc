@@ -327,9 +327,6 @@ Result<Evidence> EvidenceFromJson(std::string_view text) {
     return Status::InvalidArgument(l.Path("byte_order") + ": must be \"little\" or \"big\"");
   }
   LIM_ASSIGN_OR_RETURN(e.list.total_entries, l.Uint("total_entries", UINT64_MAX >> 1));
-  if (e.list.total_entries < e.list.first_index) {
-    return Status::InvalidArgument(l.Path("total_entries") + ": smaller than first_index");
-  }
   LIM_ASSIGN_OR_RETURN(e.list.source, l.String("source", 16));
   if (e.list.source != "limd" && e.list.source != "kernel") {
     return Status::InvalidArgument(l.Path("source") + ": must be \"limd\" or \"kernel\"");

@@ -31,7 +31,10 @@ class ListTailReader;
 
 struct AgentOptions {
   std::string agent_id;
-  tpm::EkType ek = tpm::EkType::kRsa;
+  // ECC: CreatePrimary of an ECC EK (done per TPM burst unless the EK is persisted) takes
+  // milliseconds; an RSA-2048 one can take a second on swtpm. RSA when the EK certificate
+  // the verifier needs is only the RSA one (swtpm_setup makes RSA-2048 and ECC P-384).
+  tpm::EkType ek = tpm::EkType::kEcc;
   std::string ak_dir = "/var/lib/lim/agent";
   std::string list_path = "/var/lib/lim/binary_runtime_measurements";
   std::string list_source = "limd";  // "limd" or "kernel"

@@ -37,7 +37,7 @@ struct Flags {
   std::string push;
   int push_interval_ms = 2000;
   std::string tcti;
-  std::string ek = "rsa";
+  std::string ek = "ecc";
   std::string ak_dir = "/var/lib/lim/agent";
   std::string list = "/var/lib/lim/binary_runtime_measurements";
   bool kernel_list = false;
@@ -60,7 +60,7 @@ void AddOptions(CLI::App& app, Flags& f) {
   app.add_option("--ca", f.ca, "CA certificates the verifier's certificate must chain to (PEM)")->required();
   app.add_option("--agent-id", f.agent_id, "this host's name at the verifier (default: the host name)");
   app.add_option("--listen", f.listen, "pull mode: address to listen on")->capture_default_str();
-  app.add_option("--port", f.port, "pull mode: TCP port")->check(CLI::Range(1, 65535))->capture_default_str();
+  app.add_option("--port", f.port, "pull mode: TCP port (0: any free port, printed at start)")->check(CLI::Range(0, 65535))->capture_default_str();
   app.add_option("--push", f.push, "push mode: verifier HOST:PORT to connect to (no listening port)");
   app.add_option("--push-interval-ms", f.push_interval_ms, "push mode: time between rounds")
       ->check(CLI::Range(100, 3600000))

@@ -174,8 +174,11 @@ Result<attest::Evidence> Agent::Gather(const attest::EvidenceRequest& req) {
   auto tail = list_->Read(req.list_from, req.max_list_bytes);
   if (!tail.ok()) return tail.status().WithPrefix("measurement list");
   e.list = std::move(*tail);
-  if (req.want_event_log) {
-    if (options_.event_log_path.empty()) return Status::NotFound("no firmware event log configured");
+  // A host without a firmware event log (no TPM log exported, --event-log none) sends
+  // none: the verifier decides what that means. One that exists but cannot be read is an
+  // error.
+  struct stat st {};
+  if (req.want_event_log && !options_.event_log_path.empty() && ::stat(options_.event_log_path.c_str(), &st) == 0) {
     auto log = ReadFileBounded(options_.event_log_path, kMaxEventLogBytes, "a firmware event log");
     if (!log.ok()) return log.status();
     e.event_log = std::move(*log);

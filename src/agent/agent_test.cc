@@ -410,6 +410,34 @@ TEST(AgentAkDir, RefusesLinksAndDirectoriesOpenToOthers) {
   std::filesystem::remove_all(d);
 }
 
+// In process: a missing event log is left out (the verifier decides), a missing list is
+// an error naming the list.
+TEST(AgentInProcess, MissingEventLogIsOmittedMissingListIsNamed) {
+  auto t = tpm::OpenTpm(tpm::testing::SwtpmTctiForTests());
+  ASSERT_TRUE(t.ok());
+  std::string d = lim::testing::MakeTempDir();
+  AgentOptions o;
+  o.agent_id = "in-process";
+  o.ak_dir = d + "/ak";
+  o.list_path = d + "/list";
+  o.event_log_path = d + "/no-event-log";
+  o.control_socket = "";
+  auto a = Agent::Create(o, std::move(*t));
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  auto missing_list = (*a)->Gather(Request(RandomBytes(16), 0));
+  ASSERT_FALSE(missing_list.ok());
+  EXPECT_EQ(HttpStatusFor(missing_list.status()), 503);
+  EXPECT_NE(missing_list.status().message().find("measurement list"), std::string::npos);
+  ASSERT_TRUE(WriteFileBytes(d + "/list", Bytes{}).ok());
+  auto e = (*a)->Gather(Request(RandomBytes(16), 0));
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_FALSE(e->event_log.has_value());
+  EXPECT_TRUE(e->list.records.empty());
+  EXPECT_EQ(e->list.total_entries, 0u);
+  EXPECT_NE(e->limd.detail.find("not checked"), std::string::npos);
+  std::filesystem::remove_all(d);
+}
+
 // A swtpm manufactured by swtpm_setup with a private configuration (nothing under /etc or
 // /var is touched) holds an RSA-2048 EK certificate in NV: the identity carries it.
 TEST(AgentEkCertificate, IdentityCarriesTheNvCertificate) {

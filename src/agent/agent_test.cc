@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 
 #include <atomic>
 #include <filesystem>
@@ -16,6 +18,8 @@
 #include "agent/agent_test_util.h"
 #include "attest/evidence_json.h"
 #include "base/file.h"
+#include "control/control_client.h"
+#include "control/status_report.h"
 #include "ima/synthetic_list.h"
 #include "ima/list_reader.h"
 #include "net/https_client.h"
@@ -435,6 +439,49 @@ TEST(AgentInProcess, MissingEventLogIsOmittedMissingListIsNamed) {
   EXPECT_TRUE(e->list.records.empty());
   EXPECT_EQ(e->list.total_entries, 0u);
   EXPECT_NE(e->limd.detail.find("not checked"), std::string::npos);
+  std::filesystem::remove_all(d);
+}
+
+// limd's liveness comes from its control socket's status document (here a stand-in that
+// serves one document per connection, as limd's does).
+TEST(AgentInProcess, LimdLivenessFromTheControlSocket) {
+  auto t = tpm::OpenTpm(tpm::testing::SwtpmTctiForTests());
+  ASSERT_TRUE(t.ok());
+  std::string d = lim::testing::MakeTempDir();
+  std::string sock = d + "/limd.sock";
+  auto addr = control::ControlSocketAddress(sock);
+  ASSERT_TRUE(addr.ok());
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<const sockaddr*>(&*addr), sizeof(sockaddr_un)), 0);
+  ASSERT_EQ(::listen(fd, 4), 0);
+  std::thread limd([fd] {
+    control::StatusReport r;
+    r.running = true;
+    r.pid = 4242;
+    r.entries = 77;
+    r.tpm = "swtpm";
+    std::string doc = r.ToJson().dump();
+    int c = ::accept(fd, nullptr, nullptr);
+    if (c >= 0) {
+      (void)!::write(c, doc.data(), doc.size());
+      ::close(c);
+    }
+  });
+  ASSERT_TRUE(WriteFileBytes(d + "/list", Bytes{}).ok());
+  AgentOptions o;
+  o.agent_id = "in-process";
+  o.ak_dir = d + "/ak";
+  o.list_path = d + "/list";
+  o.control_socket = sock;
+  auto a = Agent::Create(o, std::move(*t));
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  auto e = (*a)->Gather(Request(RandomBytes(16), 0));
+  limd.join();
+  ::close(fd);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_TRUE(e->limd.running);
+  EXPECT_EQ(e->limd.detail, "limd pid 4242, 77 entries, tpm swtpm");
   std::filesystem::remove_all(d);
 }
 

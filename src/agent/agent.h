@@ -8,7 +8,7 @@
 // connection is held per burst of commands and released after 50 ms idle, so limd and the
 // agent take turns at the socket (each waits in the listen backlog, within the call
 // timeout); /dev/tpmrm0 is the kernel's resource manager. Nothing is left loaded in the TPM
-// between bursts (the AK is loaded from its blob per quote). docs/attestation.md.
+// between bursts (the AK is loaded from its blob per quote). docs/agent.md.
 //
 // The AK is created once — a restricted ECC P-256 signing key under the EK — and kept in
 // ak_dir, which must be a real directory (not a link), owned by this user, mode 0700.
@@ -57,7 +57,7 @@ class Agent {
   Result<attest::Evidence> Gather(const attest::EvidenceRequest& request);
 
   // GET /v1/identity, POST /v1/activate, POST /v1/evidence, GET /v1/health (JSON, see
-  // docs/attestation.md). Errors: 400 for a bad request, 503 when the TPM or the list is
+  // docs/agent.md). Errors: 400 for a bad request, 503 when the TPM or the list is
   // unavailable, 500 otherwise; the body names what failed.
   void RegisterRoutes(net::HttpsServer& server);
 

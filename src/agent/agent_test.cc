@@ -368,7 +368,7 @@ TEST(AgentFlags, HelpRangesAndConfigErrors) {
   auto help = lim::testing::Run(bin + " --help");
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--push"), std::string::npos);
-  EXPECT_NE(help.out.find("docs/attestation.md"), std::string::npos);
+  EXPECT_NE(help.out.find("docs/agent.md"), std::string::npos);
   auto range = lim::testing::Run(bin + " --cert a --key b --ca c --port 70000 --config /dev/null");
   EXPECT_EQ(range.exit_code, 2);
   EXPECT_NE(range.err.find("--port"), std::string::npos) << range.err;

@@ -1,5 +1,5 @@
 // lim-agent: serves a host's attestation evidence to a lim verifier over mutual TLS 1.3
-// (docs/attestation.md): identity and credential activation for enrollment, and per round a
+// (docs/agent.md): identity and credential activation for enrollment, and per round a
 // quote for the verifier's nonce, the measurement list from entry N, the firmware event log,
 // boot_id and limd's liveness. Pull mode listens (--port); push mode (--push HOST:PORT)
 // connects out and listens nowhere. Its own process, never inside limd: a bug in a network
@@ -86,7 +86,7 @@ void AddOptions(CLI::App& app, Flags& f) {
       "  lim-agent --cert agent.pem --key agent.key --ca ca.pem --push verifier.example:8892\n"
       "Files: /etc/lim/agent.conf (settings, key = value), AK in --ak-dir.\n"
       "Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.\n"
-      "More: docs/attestation.md.");
+      "More: docs/agent.md.");
 }
 
 std::atomic<bool> g_stop{false};

@@ -4,7 +4,7 @@
 // evidence on the same connection. Enrollment first: the identity goes up, the verifier's
 // MakeCredential challenge comes back and the activated credential goes up. The verifier
 // knows the agent by its client certificate (CN = agent id). Paths and bodies in
-// docs/attestation.md:
+// docs/agent.md:
 //   POST /v1/push/enroll    Identity            → 200 CredentialChallenge | 204 (enrolled)
 //   POST /v1/push/activate  CredentialResponse  → 200/204
 //   POST /v1/push/request   {}                  → 200 EvidenceRequest

@@ -1,6 +1,6 @@
 // The wire form of attestation messages (evidence.h) between lim-agent and the verifier:
 // JSON objects (nlohmann-json), byte fields in standard base64 with padding, PCR banks by
-// name ("sha256"), PCR indices as decimal strings. docs/attestation.md shows each document.
+// name ("sha256"), PCR indices as decimal strings. docs/agent.md shows each document.
 //
 // Parsing is strict: a document must be a JSON object with exactly the known keys, each
 // of its type and within its bounds (nonce 8..64 bytes, PCR 0..23, known banks, no

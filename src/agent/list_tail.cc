@@ -31,17 +31,14 @@ Result<attest::ListTail> ListTailReader::Read(uint64_t from, uint64_t max_bytes)
   tail.source = source_;
   struct stat st {};
   if (::stat(path_.c_str(), &st) != 0) return Status::NotFound(path_ + ": " + std::strerror(errno));
-  bool regular = S_ISREG(st.st_mode);
   // A new file (limd started a new chain) or a shorter one: what was learnt is void. The
-  // securityfs list reports size 0 and only grows within a boot.
-  if (st.st_dev != dev_ || st.st_ino != ino_ || (regular && static_cast<uint64_t>(st.st_size) < known_end_)) {
+  // securityfs list reports size 0 whatever it holds (and only grows within a boot), so
+  // only a non-zero size is compared.
+  bool shrank = S_ISREG(st.st_mode) && st.st_size > 0 && static_cast<uint64_t>(st.st_size) < known_end_;
+  if (st.st_dev != dev_ || st.st_ino != ino_ || shrank) {
     Reset();
     dev_ = st.st_dev;
     ino_ = st.st_ino;
-  }
-  if (regular && st.st_size == 0) {
-    tail.total_entries = 0;
-    return tail;
   }
   ima::ListOptions lo;
   lo.allow_mmap = false;  // reads start mid-file; a 4 MiB buffer bounds memory
@@ -49,7 +46,8 @@ Result<attest::ListTail> ListTailReader::Read(uint64_t from, uint64_t max_bytes)
   auto opened = ima::ListReader::Open(path_, lo);
   if (!opened.ok()) return opened.status();
   auto& reader = *opened;
-  tail.list_bank = reader->bank().kernel_name;
+  // An empty list has no record to tell its bank: the classic file's sha1.
+  tail.list_bank = reader->bank().kernel_name ? reader->bank().kernel_name : "sha1";
   tail.byte_order = reader->byte_order() == ByteOrder::kLittle ? "little" : "big";
   // Start from the end of the last read when the verifier asks there or later (every
   // round), else from the nearest checkpoint at or before `from`.

@@ -129,6 +129,21 @@ TEST_F(ListTailTest, ReplacedOrShortenedListDropsTheCache) {
   EXPECT_EQ(t->total_entries, 5u);
 }
 
+TEST_F(ListTailTest, EmptyListThenGrowing) {
+  WriteEntries(0);
+  ListTailReader r(path_, "kernel");
+  auto empty = r.Read(0, 1 << 30);
+  ASSERT_TRUE(empty.ok()) << empty.status().message();
+  EXPECT_TRUE(empty->records.empty());
+  EXPECT_EQ(empty->total_entries, 0u);
+  EXPECT_EQ(empty->list_bank, "sha1");
+  EXPECT_EQ(empty->source, "kernel");
+  WriteEntries(3);
+  auto three = r.Read(0, 1 << 30);
+  ASSERT_TRUE(three.ok());
+  EXPECT_EQ(three->records, Slice(0, 3));
+}
+
 TEST_F(ListTailTest, CorruptRecordIsAnErrorNamingTheEntry) {
   WriteEntries(20);
   // Entry 10's template-name length becomes absurd.

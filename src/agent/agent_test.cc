@@ -442,6 +442,44 @@ TEST(AgentInProcess, MissingEventLogIsOmittedMissingListIsNamed) {
   std::filesystem::remove_all(d);
 }
 
+// The agent and limd take turns at a one-client swtpm: a second Tpm (limd's role)
+// extending PCR 16 in a loop while the agent makes quotes — neither side fails.
+TEST(AgentInProcess, SharesTheOneClientSwtpmWithAnotherUser) {
+  auto t = tpm::OpenTpm(tpm::testing::SwtpmTctiForTests());
+  ASSERT_TRUE(t.ok());
+  auto limd_tpm = tpm::OpenTpm(tpm::testing::SwtpmTctiForTests());
+  ASSERT_TRUE(limd_tpm.ok());
+  std::string d = lim::testing::MakeTempDir();
+  ASSERT_TRUE(WriteFileBytes(d + "/list", Bytes{}).ok());
+  AgentOptions o;
+  o.agent_id = "shared";
+  o.ak_dir = d + "/ak";
+  o.list_path = d + "/list";
+  o.control_socket = "";
+  auto a = Agent::Create(o, std::move(*t));
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  std::atomic<bool> done{false};
+  std::atomic<int> extends{0}, extend_errors{0};
+  std::thread limd([&] {
+    while (!done) {
+      if (tpm::ExtendWithData(**limd_tpm, 16, Bytes{1, 2, 3}).ok()) ++extends;
+      else ++extend_errors;
+    }
+  });
+  int quotes = 0;
+  for (int i = 0; i < 10; ++i) {
+    auto e = (*a)->Gather(Request(RandomBytes(16), 0));
+    EXPECT_TRUE(e.ok()) << e.status().message();
+    quotes += e.ok();
+  }
+  done = true;
+  limd.join();
+  EXPECT_EQ(quotes, 10);
+  EXPECT_GT(extends, 0);
+  EXPECT_EQ(extend_errors, 0);
+  std::filesystem::remove_all(d);
+}
+
 // limd's liveness comes from its control socket's status document (here a stand-in that
 // serves one document per connection, as limd's does).
 TEST(AgentInProcess, LimdLivenessFromTheControlSocket) {

@@ -30,6 +30,8 @@ class HttpsTest : public ::testing::Test {
     ServerOptions o;
     o.limits.max_body_bytes = 4096;
     o.request_timeout = std::chrono::milliseconds(1500);
+    o.handshake_timeout = std::chrono::milliseconds(500);
+    o.max_connections = 8;
     auto s = HttpsServer::Create(*tls, o);
     ASSERT_TRUE(s.ok());
     server_ = std::move(*s);
@@ -210,10 +212,43 @@ TEST_F(HttpsTest, SlowAndGarbagePeersAreCutOff) {
     EXPECT_TRUE(ec);
     EXPECT_LT(took, std::chrono::seconds(5));
   }
+  // A TCP peer that never starts the handshake: cut at handshake_timeout (0.5 s).
+  {
+    tcp::socket s(ioc);
+    s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+    auto start = std::chrono::steady_clock::now();
+    char b[64];
+    boost::system::error_code ec;
+    s.read_some(asio::buffer(b), ec);
+    EXPECT_TRUE(ec);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  }
   auto c = GoodClient();
   auto r = c->Request("GET", "/hello");
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->status, 200);
+}
+
+// Connections over max_connections (8) are closed at accept; the ones held still work.
+TEST_F(HttpsTest, ConnectionCapClosesTheExtraOnes) {
+  namespace asio = boost::asio;
+  using tcp = asio::ip::tcp;
+  asio::io_context ioc;
+  std::vector<std::unique_ptr<HttpsClient>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(GoodClient());
+    ASSERT_TRUE(held.back()->Request("GET", "/hello").ok());
+  }
+  tcp::socket extra(ioc);
+  extra.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
+  char b[16];
+  boost::system::error_code ec;
+  extra.read_some(asio::buffer(b), ec);
+  EXPECT_TRUE(ec);  // closed at once
+  EXPECT_GE(server_->stats().refused_over_limit, 1u);
+  auto r = held.front()->Request("GET", "/hello");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(held.front()->stats().handshakes, 1u);
 }
 
 TEST(HttpParse, ParsesARequestWithQueryAndBody) {

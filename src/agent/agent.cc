@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 
 #include "agent/list_tail.h"
 #include "attest/evidence_json.h"
@@ -188,24 +189,39 @@ Result<attest::Evidence> Agent::Gather(const attest::EvidenceRequest& req) {
   return e;
 }
 
+bool Agent::PeerAllowed(const net::HttpRequest& r) const {
+  if (options_.allowed_peers.empty()) return true;
+  for (const auto& cn : options_.allowed_peers) {
+    if (cn == r.peer.common_name) return true;
+  }
+  return false;
+}
+
 void Agent::RegisterRoutes(net::HttpsServer& server) {
+  // Every route but health checks the peer first.
+  auto guarded = [this](std::function<net::HttpResponse(const net::HttpRequest&)> h) {
+    return [this, h = std::move(h)](const net::HttpRequest& r) {
+      if (!PeerAllowed(r)) return net::JsonError(403, "certificate CN \"" + r.peer.common_name + "\" may not ask this agent");
+      return h(r);
+    };
+  };
   server.Route("GET", "/v1/health", [](const net::HttpRequest&) { return JsonOk(R"({"ok":true})"); });
-  server.Route("GET", "/v1/identity", [this](const net::HttpRequest&) {
+  server.Route("GET", "/v1/identity", guarded([this](const net::HttpRequest&) {
     auto id = Identity();
     return id.ok() ? JsonOk(attest::IdentityToJson(*id)) : ErrorResponse(id.status());
-  });
-  server.Route("POST", "/v1/activate", [this](const net::HttpRequest& r) {
+  }));
+  server.Route("POST", "/v1/activate", guarded([this](const net::HttpRequest& r) {
     auto c = attest::CredentialChallengeFromJson(r.body);
     if (!c.ok()) return ErrorResponse(c.status());
     auto res = Activate(*c);
     return res.ok() ? JsonOk(attest::CredentialResponseToJson(*res)) : ErrorResponse(res.status());
-  });
-  server.Route("POST", "/v1/evidence", [this](const net::HttpRequest& r) {
+  }));
+  server.Route("POST", "/v1/evidence", guarded([this](const net::HttpRequest& r) {
     auto req = attest::EvidenceRequestFromJson(r.body);
     if (!req.ok()) return ErrorResponse(req.status());
     auto e = Gather(*req);
     return e.ok() ? JsonOk(attest::EvidenceToJson(*e)) : ErrorResponse(e.status());
-  });
+  }));
 }
 
 }  // namespace lim::agent

@@ -19,6 +19,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "attest/evidence.h"
 #include "base/status.h"
@@ -41,6 +42,9 @@ struct AgentOptions {
   std::string event_log_path = "/sys/kernel/security/tpm0/binary_bios_measurements";  // "" none
   std::string control_socket = "/run/lim/limd.sock";                                   // "" none
   std::string boot_id_path = "/proc/sys/kernel/random/boot_id";
+  // Pull mode: certificate CNs allowed to ask (empty: any certificate from the CA). Agents'
+  // and verifiers' certificates often come from one CA; this keeps other hosts out.
+  std::vector<std::string> allowed_peers;
 };
 
 // The largest firmware event log sent (real ones are tens of KiB).
@@ -57,8 +61,8 @@ class Agent {
   Result<attest::Evidence> Gather(const attest::EvidenceRequest& request);
 
   // GET /v1/identity, POST /v1/activate, POST /v1/evidence, GET /v1/health (JSON, see
-  // docs/agent.md). Errors: 400 for a bad request, 503 when the TPM or the list is
-  // unavailable, 500 otherwise; the body names what failed.
+  // docs/agent.md). Errors: 400 for a bad request, 403 for a peer not in allowed_peers,
+  // 503 when the TPM or the list is unavailable, 500 otherwise; the body names what failed.
   void RegisterRoutes(net::HttpsServer& server);
 
   const tpm::AkKey& ak() const { return ak_; }
@@ -66,6 +70,7 @@ class Agent {
 
  private:
   Agent() = default;
+  bool PeerAllowed(const net::HttpRequest& r) const;
   AgentOptions options_;
   std::unique_ptr<tpm::Tpm> tpm_;
   tpm::AkKey ak_;

@@ -88,7 +88,7 @@ class AgentE2eTest : public ::testing::Test {
     ASSERT_TRUE(WriteFileBytes(g->event_log, Bytes{1, 2, 3, 4, 5}).ok());
     std::string tcti = tpm::testing::SwtpmTctiForTests();
     std::string err = g->agent.Start({"--cert", g->pki.client_cert, "--key", g->pki.client_key, "--ca", g->pki.ca,
-                                      "--agent-id", "agent-1", "--listen", "127.0.0.1", "--port", "0", "--tpm", tcti,
+                                      "--agent-id", "agent-1", "--verifier-cn", "lim-server", "--listen", "127.0.0.1", "--port", "0", "--tpm", tcti,
                                       "--ak-dir", g->dir + "/ak", "--list", g->list_path, "--event-log", g->event_log,
                                       "--control-socket", g->dir + "/no-limd.sock", "--config", "/dev/null"});
     ASSERT_EQ(err, "");
@@ -155,6 +155,13 @@ TEST_F(AgentE2eTest, MutualTlsIsRequired) {
 
   auto intruder = Verifier(g->pki.other_client_cert, g->pki.other_client_key);
   EXPECT_FALSE(intruder->Request("GET", "/v1/identity").ok());
+
+  // A certificate from the right CA with a CN not in --verifier-cn (another agent's).
+  auto other_host = Verifier(g->pki.client_cert, g->pki.client_key);
+  auto forbidden = other_host->Request("POST", "/v1/evidence", attest::EvidenceRequestToJson(Request(RandomBytes(16), 0)));
+  ASSERT_TRUE(forbidden.ok()) << forbidden.status().message();
+  EXPECT_EQ(forbidden->status, 403);
+  EXPECT_NE(forbidden->body.find("agent-1"), std::string::npos) << forbidden->body;
 }
 
 TEST_F(AgentE2eTest, IdentityAndCredentialActivationRoundTrip) {

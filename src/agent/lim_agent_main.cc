@@ -32,6 +32,7 @@ using namespace lim;
 struct Flags {
   std::string cert, key, ca;
   std::string agent_id;
+  std::vector<std::string> verifier_cn;
   std::string listen = "0.0.0.0";
   int port = 8891;
   std::string push;
@@ -59,6 +60,8 @@ void AddOptions(CLI::App& app, Flags& f) {
   app.add_option("--key", f.key, "its private key (PEM)")->required();
   app.add_option("--ca", f.ca, "CA certificates the verifier's certificate must chain to (PEM)")->required();
   app.add_option("--agent-id", f.agent_id, "this host's name at the verifier (default: the host name)");
+  app.add_option("--verifier-cn", f.verifier_cn,
+                 "pull mode: certificate CN allowed to ask (repeat for several; default: any certificate from --ca)");
   app.add_option("--listen", f.listen, "pull mode: address to listen on")->capture_default_str();
   app.add_option("--port", f.port, "pull mode: TCP port (0: any free port, printed at start)")->check(CLI::Range(0, 65535))->capture_default_str();
   app.add_option("--push", f.push, "push mode: verifier HOST:PORT to connect to (no listening port)");
@@ -137,6 +140,7 @@ int Run(int argc, char** argv) {
   ao.agent_id = f.agent_id;
   ao.ek = f.ek == "ecc" ? tpm::EkType::kEcc : tpm::EkType::kRsa;
   ao.ak_dir = f.ak_dir;
+  ao.allowed_peers = f.verifier_cn;
   ao.list_path = f.kernel_list ? agent::kKernelListPath : f.list;
   ao.list_source = f.kernel_list ? "kernel" : "limd";
   ao.event_log_path = f.event_log == "none" ? "" : f.event_log;

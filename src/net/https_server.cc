@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
+#include <array>
 #include <exception>
 #include <map>
 #include <mutex>
@@ -84,7 +85,7 @@ class Session : public std::enable_shared_from_this<Session> {
     }
     if (ec) {
       ++server_->bad_requests;
-      return Write(ParseErrorResponse(ec), false, 11);
+      return Write(ParseErrorResponse(ec), false, 11, /*linger=*/true);
     }
     ++server_->requests;
     BeastRequest& r = parser_->get();
@@ -105,7 +106,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Write(std::move(res), req->keep_alive, r.version());
   }
 
-  void Write(HttpResponse res, bool keep_alive, unsigned version) {
+  void Write(HttpResponse res, bool keep_alive, unsigned version, bool linger = false) {
     res_ = {};
     res_.version(version);
     res_.result(static_cast<unsigned>(res.status));
@@ -115,9 +116,25 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.body() = std::move(res.body);
     res_.prepare_payload();
     beast::get_lowest_layer(stream_).expires_after(server_->options.write_timeout);
-    bhttp::async_write(stream_, res_, [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+    bhttp::async_write(stream_, res_, [self = shared_from_this(), keep_alive, linger](beast::error_code ec, size_t) {
+      if (!ec && linger && !self->server_->stopping) return self->Linger(0);
       if (ec || !keep_alive || self->server_->stopping) return self->Close();
       self->ReadRequest();
+    });
+  }
+
+  // After refusing a request whose body is still arriving (413, 431, 400): read and drop
+  // what the peer is still sending — at most kLingerBytes within kLinger — before closing.
+  // Closing with unread data makes the kernel answer with a reset, and the reset would
+  // destroy the error response in the peer's receive buffer before it reads it.
+  static constexpr size_t kLingerBytes = 16u << 20;
+  static constexpr std::chrono::milliseconds kLinger{1000};
+  void Linger(size_t drained) {
+    if (drained == 0) beast::get_lowest_layer(stream_).expires_after(kLinger);
+    if (drained >= kLingerBytes) return Close();
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this(), drained](beast::error_code ec, size_t n) {
+      if (ec) return self->Close();
+      self->Linger(drained + n);
     });
   }
 
@@ -136,6 +153,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   BeastResponse res_;
   PeerIdentity peer_;
+  std::array<char, 16384> scratch_{};
 };
 
 }  // namespace

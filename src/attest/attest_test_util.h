@@ -9,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include <memory>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,30 @@ inline Bytes Sha256Of(std::string_view s) {
   auto h = Hasher::Create(Sha256Algo());
   h->Update(AsBytes(s));
   return h->Final();
+}
+
+// The records of a keylime ascii list (ima-sig with optional signature, ima-buf), rebuilt
+// with sha256 file digests; the template digest of each is checked against the line's.
+inline std::vector<ima::Record> AsciiRecords(const std::string& text) {
+  std::vector<ima::Record> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    std::istringstream f(line);
+    std::string pcr, td, tmpl, dng, path, extra;
+    f >> pcr >> td >> tmpl >> dng >> path >> extra;
+    ima::Record r;
+    if (tmpl == "ima-buf") {
+      auto rec = ima::ImaBufRecord(Sha256Algo(), path, *FromHex(extra));
+      EXPECT_TRUE(rec.ok());
+      r = *rec;
+    } else {
+      r = ima::ImaSigRecord(Sha256Algo(), *FromHex(dng.substr(7)), path, *FromHex(extra));
+    }
+    EXPECT_EQ(ToHex(*ima::TemplateDigestOf(r, Sha1Algo(), ByteOrder::kLittle)), td) << path;
+    out.push_back(std::move(r));
+  }
+  return out;
 }
 
 class Host {

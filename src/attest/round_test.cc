@@ -147,15 +147,7 @@ TEST_F(RoundTest, ImaSigEntriesAreJudgedByTheirSignature) {
   // (ECDSA, 531f4025), real v2 signatures over the sha256 file digests.
   auto text = ReadFileText(Fixture("keylime/derived/test_ima_verification.SIGNATURES.ascii_runtime_measurements"));
   ASSERT_TRUE(text.ok());
-  std::vector<ima::Record> signed_records;
-  std::istringstream in(*text);
-  for (std::string line; std::getline(in, line);) {
-    if (line.empty()) continue;
-    std::istringstream f(line);
-    std::string pcr, td, tmpl, dng, path, sig;
-    f >> pcr >> td >> tmpl >> dng >> path >> sig;
-    signed_records.push_back(ima::ImaSigRecord(Sha256Algo(), *FromHex(dng.substr(7)), path, *FromHex(sig)));
-  }
+  std::vector<ima::Record> signed_records = testing::AsciiRecords(*text);
   ASSERT_EQ(signed_records.size(), 2u);
   auto rsa = PublicKey::LoadFile(Fixture("keylime/derived/ima_keyring_pubkey_keyid_f3452d23.pem"));
   auto ec = PublicKey::LoadFile(Fixture("keylime/derived/ima_keyring_pubkey_keyid_531f4025.pem"));

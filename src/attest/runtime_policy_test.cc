@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "attest/attest_test_util.h"
 #include "base/file.h"
 #include "crypto/digest.h"
 #include "ima/list_reader.h"
@@ -25,24 +26,7 @@ Bytes KeylimeList(const std::vector<std::string>& names) {
   for (const auto& name : names) {
     auto text = ReadFileText(Fixture(std::string(kDerived) + name + ".ascii_runtime_measurements"));
     EXPECT_TRUE(text.ok()) << name;
-    std::istringstream in(*text);
-    for (std::string line; std::getline(in, line);) {
-      if (line.empty()) continue;
-      std::istringstream f(line);
-      std::string pcr, td, tmpl, dng, path, extra;
-      f >> pcr >> td >> tmpl >> dng >> path >> extra;
-      ima::Record r;
-      if (tmpl == "ima-buf") {
-        auto rec = ima::ImaBufRecord(Sha256Algo(), path, *FromHex(extra));
-        EXPECT_TRUE(rec.ok());
-        r = *rec;
-      } else {
-        r = ima::ImaSigRecord(Sha256Algo(), *FromHex(dng.substr(7)), path, *FromHex(extra));
-      }
-      // The rebuilt record has the template digest keylime's list shows.
-      EXPECT_EQ(ToHex(*ima::TemplateDigestOf(r, Sha1Algo(), ByteOrder::kLittle)), td) << path;
-      EXPECT_TRUE(w.Append(r, &list).ok());
-    }
+    for (const auto& r : testing::AsciiRecords(*text)) EXPECT_TRUE(w.Append(r, &list).ok());
   }
   return list;
 }

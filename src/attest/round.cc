@@ -276,6 +276,15 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
     return finish(res);
   }
 
+  // boot_id is a UUID the agent reads from /proc; anything else is refused before it is
+  // compared or stored.
+  if (ev.boot_id.size() > 64 || std::any_of(ev.boot_id.begin(), ev.boot_id.end(), [](char c) {
+        return c < 0x21 || c > 0x7e;
+      })) {
+    res.findings.push_back(Simple(Reason::kEvidenceMalformed, "boot_id is not a short printable string"));
+    return finish(res);
+  }
+
   // 2. Counters: a reboot starts over, a counter that went back fails.
   const tpm::ClockInfo& clock = q->clock;
   AgentState& st = res.state;
@@ -313,7 +322,10 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
     st.restart_count = clock.restart_count;
     st.clock = clock.clock;
     st.boot_id = ev.boot_id;
-    return finish(res);
+    res.retry = true;
+    RoundResult out = finish(res);
+    out.attested = false;
+    return out;
   }
 
   // 3. PCRs 0–9 within a boot, measured-boot expectations.
@@ -701,7 +713,7 @@ std::string AgentStateToJson(const AgentState& s) {
   j["learned_certificates"] = certs;
   j["rounds"] = s.rounds;
   j["reboots"] = s.reboots;
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<AgentState> AgentStateFromJson(std::string_view text) {

@@ -76,6 +76,9 @@ struct RoundResult {
   std::vector<Finding> findings;
   bool attested = false;       // no failure (notices such as a reboot may be present)
   bool reboot = false;
+  // Nothing was verified because the list must be read from entry 0 (after a reboot, or
+  // the first round): ask again at once with `next`. Not attested, not failed.
+  bool retry = false;
   uint64_t verified_entries = 0;   // new entries the quote covered this round
   EvidenceRequest next;            // what to ask next round (nonce left empty)
 };

@@ -352,6 +352,8 @@ TEST_F(RoundTest, RebootStartsOverFromEntryZeroAndSaysSo) {
   AppendGood('c');
   RoundResult r = Round();
   EXPECT_TRUE(r.reboot);
+  EXPECT_TRUE(r.retry);
+  EXPECT_FALSE(r.attested);  // nothing of the new boot verified yet
   const Finding* rb = Find(r, Reason::kReboot);
   ASSERT_NE(rb, nullptr) << Describe(r);
   EXPECT_FALSE(rb->failure());
@@ -377,6 +379,13 @@ TEST_F(RoundTest, RewoundResetCountAndDeadLimdFail) {
   Evidence ev = host_.Gather(NextRequest(state_, host_.banks()), nonce);
   RoundResult r = Verify(host_.ak_pub(), future, ev, policy_, nonce);
   EXPECT_NE(Find(r, Reason::kResetCount), nullptr) << Describe(r);
+  // A boot_id that is not a printable token (found by attest_evidence_fuzz: it reached the
+  // state JSON and threw there).
+  Evidence odd = ev;
+  odd.boot_id = "\xff\xfe";
+  RoundResult malformed = Verify(host_.ak_pub(), state_, odd, policy_, nonce);
+  EXPECT_NE(Find(malformed, Reason::kEvidenceMalformed), nullptr) << Describe(malformed);
+  EXPECT_FALSE(AgentStateToJson(malformed.state).empty());
   ev.limd.running = false;
   ev.limd.detail = "no answer on /run/lim/control";
   RoundResult dead = Verify(host_.ak_pub(), state_, ev, policy_, nonce);

@@ -536,7 +536,8 @@ std::string RuntimePolicy::ToKeylimeJson(std::vector<std::string>* lost) const {
     }
     if (!boot_pcrs_.empty()) lost->push_back("measured-boot PCR values (keylime keeps them in an mb_refstate)");
   }
-  return j.dump(1);
+  // Paths that are not UTF-8 (a list may carry any bytes) cannot be JSON strings: U+FFFD.
+  return j.dump(1, ' ', false, json::error_handler_t::replace);
 }
 
 // ---- native JSON ----
@@ -666,7 +667,8 @@ std::string RuntimePolicy::ToNativeJson() const {
     boot[TpmBankName(bank)] = b;
   }
   j["boot_pcrs"] = boot;
-  return j.dump(1);
+  // Paths that are not UTF-8 (a list may carry any bytes) cannot be JSON strings: U+FFFD.
+  return j.dump(1, ' ', false, json::error_handler_t::replace);
 }
 
 Result<RuntimePolicy> RuntimePolicy::FromJson(std::string_view text) {

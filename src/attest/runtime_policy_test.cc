@@ -231,6 +231,15 @@ TEST(RuntimePolicyTest, LearnedPolicyAllowsItsOwnList) {
   EXPECT_EQ(v[0], "digest-not-allowed@5 /usr/bin/dd");
 }
 
+TEST(RuntimePolicyTest, PathsThatAreNotUtf8StillExport) {
+  RuntimePolicy p;
+  p.AllowPath("/tmp/\xff\xfe", Bytes(32, 1));
+  std::string native = p.ToNativeJson();
+  EXPECT_NE(native.find("\xef\xbf\xbd"), std::string::npos);  // U+FFFD
+  EXPECT_TRUE(RuntimePolicy::FromNativeJson(native).ok());
+  EXPECT_TRUE(RuntimePolicy::FromKeylimeJson(p.ToKeylimeJson()).ok());
+}
+
 TEST(VerdictTest, OneStableLinePerFindingWhateverThePath) {
   Finding f;
   f.reason = Reason::kUnknownFile;

@@ -73,7 +73,7 @@ TEST_F(RoundTest, CleanHostStaysAttestedAndReplaysOnlyNewEntries) {
   EXPECT_EQ(r.verified_entries, 6u);
   EXPECT_EQ(state_.next_index, 6u);
   EXPECT_EQ(r.next.list_from, 6u);
-  for (int round = 0; round < 30; ++round) {
+  for (int round = 0; round < 100; ++round) {
     AppendGood(static_cast<char>('a' + round % 26));
     AppendGood(static_cast<char>('z' - round % 26));
     RoundResult n = Round();
@@ -82,7 +82,7 @@ TEST_F(RoundTest, CleanHostStaysAttestedAndReplaysOnlyNewEntries) {
     // Only the new entries were sent and replayed.
     EXPECT_EQ(last_.list.first_index, 6u + 2u * static_cast<uint64_t>(round));
   }
-  EXPECT_EQ(state_.next_index, 66u);
+  EXPECT_EQ(state_.next_index, 206u);
   // A round with nothing new is attested too.
   RoundResult idle = Round();
   EXPECT_TRUE(idle.attested) << Describe(idle);
@@ -140,6 +140,22 @@ TEST_F(RoundTest, UnknownFileAndNewDigestAreNamedToTheEntry) {
   EXPECT_EQ(state_.next_index, 4u);
   AppendGood('c');
   EXPECT_TRUE(Round().attested);
+}
+
+TEST_F(RoundTest, KeylimeFormOfThePolicyGivesTheSameRound) {
+  host_.AppendBootAggregate();
+  AppendGood('a');
+  host_.AppendFile("/tmp/evil", "malware");
+  host_.AppendFile("/usr/bin/b", "trojaned b");
+  auto keylime = RuntimePolicy::FromKeylimeJson(policy_.ToKeylimeJson());
+  ASSERT_TRUE(keylime.ok()) << keylime.status().message();
+  Bytes nonce = RandomBytes(20);
+  Evidence ev = host_.Gather(NextRequest(state_, host_.banks()), nonce);
+  RoundResult native = Verify(host_.ak_pub(), state_, ev, policy_, nonce);
+  RoundResult imported = Verify(host_.ak_pub(), state_, ev, *keylime, nonce);
+  ASSERT_EQ(native.findings.size(), 2u) << Describe(native);
+  EXPECT_EQ(Describe(native), Describe(imported));
+  EXPECT_EQ(AgentStateToJson(native.state), AgentStateToJson(imported.state));
 }
 
 TEST_F(RoundTest, ImaSigEntriesAreJudgedByTheirSignature) {

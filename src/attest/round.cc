@@ -372,6 +372,12 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
     res.findings.push_back(std::move(f));
     return finish(res);
   }
+  if (tail.records.size() > options.max_list_bytes) {
+    res.findings.push_back(Simple(Reason::kEvidenceMalformed, "list tail of " + std::to_string(tail.records.size()) +
+                                                                  " bytes is over the limit of " +
+                                                                  std::to_string(options.max_list_bytes)));
+    return finish(res);
+  }
   bool use_pending = tail.first_index == expected_from && st.pending_entries > 0;
   if (tail.first_index != expected_from && tail.first_index != st.next_index) {
     Finding f = Simple(tail.first_index < st.next_index ? Reason::kListRewound : Reason::kListGap,

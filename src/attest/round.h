@@ -67,6 +67,9 @@ struct VerifyOptions {
   // appends faster than it is quoted cannot grow the verifier's state without bound.
   size_t max_pending_bytes = 4 << 20;
   size_t max_event_log_bytes = 16 << 20;
+  // A list tail over this is refused (evidence-malformed) before it is parsed: a hostile
+  // agent cannot make one round cost more than this much replay.
+  size_t max_list_bytes = 64 << 20;
   // Findings past this many in one round are summarised in one more finding.
   size_t max_findings = 100;
 };

@@ -402,6 +402,15 @@ TEST_F(RoundTest, RewoundResetCountAndDeadLimdFail) {
   RoundResult malformed = Verify(host_.ak_pub(), state_, odd, policy_, nonce);
   EXPECT_NE(Find(malformed, Reason::kEvidenceMalformed), nullptr) << Describe(malformed);
   EXPECT_FALSE(AgentStateToJson(malformed.state).empty());
+  // A tail over the limit is refused before it is parsed.
+  VerifyOptions small;
+  small.max_list_bytes = 16;
+  Evidence big = ev;
+  big.list.records.assign(1000, 0);
+  RoundResult refused = Verify(host_.ak_pub(), state_, big, policy_, nonce, small);
+  const Finding* over = Find(refused, Reason::kEvidenceMalformed);
+  ASSERT_NE(over, nullptr) << Describe(refused);
+  EXPECT_NE(over->detail.find("over the limit"), std::string::npos);
   ev.limd.running = false;
   ev.limd.detail = "no answer on /run/lim/control";
   RoundResult dead = Verify(host_.ak_pub(), state_, ev, policy_, nonce);

@@ -536,6 +536,23 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
     res.findings.push_back(std::move(*out.error));
     return finish(res);
   }
+  if (!out.matched && tail.total_entries > base + out.parsed &&
+      !std::any_of(out.findings.begin(), out.findings.end(),
+                   [](const Finding& f) { return f.reason == Reason::kTemplateDigest; })) {
+    // The agent cut the tail (max_list_bytes) before the entries the quote covers: nothing
+    // can be verified from it. Ask again with the largest tail allowed; not a failure, not
+    // attested.
+    Finding f = Simple(Reason::kListIncomplete, "the tail ends at entry " + std::to_string(base + out.parsed) +
+                                                    " of " + std::to_string(tail.total_entries) +
+                                                    " before the quoted entries; asking for more");
+    f.entry = base + out.parsed;
+    res.findings.push_back(std::move(f));
+    res.retry = true;
+    RoundResult r = finish(res);
+    r.attested = false;
+    r.next.max_list_bytes = options.max_list_bytes;
+    return r;
+  }
   if (!out.matched) {
     // Template digests name an edited entry; nothing else about unverified entries counts.
     for (auto& f : out.findings) {

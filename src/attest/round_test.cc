@@ -113,6 +113,28 @@ TEST_F(RoundTest, QuoteCoveringAPrefixKeepsTheRestForTheNextRound) {
   EXPECT_EQ(state_.pending_entries, 0u);
 }
 
+TEST_F(RoundTest, TailCutBeforeTheQuotedEntriesIsAskedAgainNotFailed) {
+  host_.AppendBootAggregate();
+  for (char c = 'a'; c <= 'e'; ++c) AppendGood(c);
+  Bytes nonce = RandomBytes(20);
+  Evidence ev = host_.Gather(NextRequest(state_, host_.banks()), nonce);
+  // The agent cut the tail after 3 entries (max_list_bytes); the list has 6.
+  ev.list.records.resize(host_.offsets()[3]);
+  RoundResult r = Verify(host_.ak_pub(), state_, ev, policy_, nonce);
+  EXPECT_FALSE(r.attested);
+  EXPECT_TRUE(r.retry);
+  const Finding* f = Find(r, Reason::kListIncomplete);
+  ASSERT_NE(f, nullptr) << Describe(r);
+  EXPECT_FALSE(f->failure());
+  EXPECT_EQ(f->entry, 3u);
+  EXPECT_EQ(r.next.list_from, 0u);
+  EXPECT_EQ(r.next.max_list_bytes, VerifyOptions().max_list_bytes);
+  EXPECT_EQ(r.verified_entries, 0u);
+  RoundResult full = Round();
+  EXPECT_TRUE(full.attested) << Describe(full);
+  EXPECT_EQ(full.verified_entries, 6u);
+}
+
 TEST_F(RoundTest, UnknownFileAndNewDigestAreNamedToTheEntry) {
   host_.AppendBootAggregate();
   AppendGood('a');

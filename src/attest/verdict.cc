@@ -8,7 +8,7 @@
 namespace lim::attest {
 namespace {
 
-constexpr std::array<std::pair<Reason, const char*>, 29> kNames = {{
+constexpr std::array<std::pair<Reason, const char*>, 30> kNames = {{
     {Reason::kEvidenceMalformed, "evidence-malformed"},
     {Reason::kQuoteSignature, "quote-signature"},
     {Reason::kQuoteMagic, "quote-magic"},
@@ -18,6 +18,7 @@ constexpr std::array<std::pair<Reason, const char*>, 29> kNames = {{
     {Reason::kResetCount, "reset-count"},
     {Reason::kClock, "clock"},
     {Reason::kReboot, "reboot"},
+    {Reason::kListIncomplete, "list-incomplete"},
     {Reason::kListRewound, "list-rewound"},
     {Reason::kListGap, "list-gap"},
     {Reason::kListMalformed, "list-malformed"},
@@ -83,7 +84,7 @@ std::optional<Reason> ReasonFromName(std::string_view name) {
   return std::nullopt;
 }
 
-bool IsNotice(Reason r) { return r == Reason::kReboot; }
+bool IsNotice(Reason r) { return r == Reason::kReboot || r == Reason::kListIncomplete; }
 
 std::string FormatFinding(std::string_view agent, const Finding& f) {
   std::string out = "lim-verifier:";

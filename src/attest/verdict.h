@@ -26,6 +26,7 @@ enum class Reason {
   kResetCount,         // reset-count: the TPM's reset count went backwards
   kClock,              // clock: the TPM clock went backwards within one boot
   kReboot,             // reboot: new reset count or boot_id — verification starts over (notice)
+  kListIncomplete,     // list-incomplete: the tail was cut before the quoted entries; asked again for more (notice)
   // Failures of the measurement list.
   kListRewound,        // list-rewound: the list is shorter than what was verified before
   kListGap,            // list-gap: the list does not start where the verifier asked

@@ -4,7 +4,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
   libssl-dev openssl libtss2-dev nlohmann-json3-dev libcli11-dev libfmt-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libfuse3-dev fuse3 libsqlite3-dev libpq-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libfuse3-dev fuse3 libsqlite3-dev libpq-dev libpcre2-dev
   tpm2-tools swtpm swtpm-tools ima-evm-utils fsverity attr hyperfine bc
   libboost-dev  # Boost.Beast/Asio: lim-agent's and the verifier's async mutual-TLS transport (src/net)
 )

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "attest/runtime_policy.h"
 #include "base/file.h"
 #include "base/escape.h"
 #include "base/mountinfo.h"
@@ -354,6 +355,32 @@ int RunExplain(const ExplainArgs& a) {
   return kExitOk;
 }
 
+// `lim policy learn LIST`: a runtime policy (reference values for a verifier) allowing every
+// file, ima-buf and keyring entry of a known-good list.
+struct LearnArgs {
+  std::string list;
+  std::string format = "native";
+  std::string out;
+};
+
+int RunLearn(const LearnArgs& a) {
+  auto data = MappedFile::Open(a.list);
+  if (!data.ok()) return ReportError(data.status());
+  uint64_t entries = 0;
+  auto p = attest::LearnPolicy(data->data(), &entries);
+  if (!p.ok()) return ReportError(p.status().WithPrefix(a.list));
+  std::vector<std::string> lost;
+  std::string json = a.format == "keylime" ? p->ToKeylimeJson(&lost) : p->ToNativeJson();
+  json += "\n";
+  if (a.out.empty()) {
+    std::fwrite(json.data(), 1, json.size(), stdout);
+  } else if (Status st = WriteFileBytes(a.out, AsBytes(json)); !st.ok()) {
+    return ReportError(st);
+  }
+  std::fprintf(stderr, "lim: learned %llu entries: %zu paths\n", static_cast<unsigned long long>(entries), p->paths());
+  return kExitOk;
+}
+
 void RegisterPolicy(CLI::App& app) {
   CLI::App* policy = app.add_subcommand("policy", "IMA policies: check, show (kernel read-back), explain decisions");
   policy->require_subcommand(1);
@@ -399,6 +426,15 @@ void RegisterPolicy(CLI::App& app) {
                       "FILE_CHECK");
   explain->add_flag("-v,--verbose", ea.verbose, "also print inputs, pcr, template, flags and why each rule does not match");
   explain->callback([] { ExitCode() = RunExplain(ea); });
+
+  static LearnArgs la;
+  CLI::App* learn = policy->add_subcommand(
+      "learn", "Write a runtime policy (verifier reference values) allowing every entry of a known-good binary list");
+  learn->add_option("LIST", la.list, "binary measurement list")->required();
+  learn->add_option("--format", la.format, "native (lim) or keylime (keylime runtime policy JSON)")
+      ->check(CLI::IsMember({"native", "keylime"}));
+  learn->add_option("-o,--out", la.out, "write here instead of standard output");
+  learn->callback([] { ExitCode() = RunLearn(la); });
 }
 
 }  // namespace

@@ -198,5 +198,22 @@ TEST(CmdPolicy, ExplainBadUsage) {
   EXPECT_EQ(r.exit_code, 2);
 }
 
+// `lim policy learn`: a known-good list becomes a runtime policy, native or keylime.
+TEST(PolicyLearnCommandTest, LearnsEveryFileOfAList) {
+  std::string list = Fixture("ibmtss/utils/imatest.log");
+  CommandResult n = lim::testing::Run(Lim("policy learn " + ShellQuote(list)));
+  ASSERT_EQ(n.exit_code, 0) << n.err;
+  EXPECT_NE(n.out.find("\"lim_runtime_policy\": 1"), std::string::npos) << n.out;
+  EXPECT_NE(n.err.find("learned "), std::string::npos) << n.err;
+  std::string out = MakeTempDir() + "/keylime.json";
+  CommandResult k = lim::testing::Run(Lim("policy learn --format keylime -o " + out + " " + ShellQuote(list)));
+  ASSERT_EQ(k.exit_code, 0) << k.err;
+  std::string text = Slurp(out);
+  EXPECT_NE(text.find("\"ima\""), std::string::npos) << text;  // keylime refuses a policy without it
+  EXPECT_NE(text.find("\"log_hash_alg\""), std::string::npos);
+  CommandResult bad = lim::testing::Run(Lim("policy learn /nonexistent/list"));
+  EXPECT_EQ(bad.exit_code, 2);
+}
+
 }  // namespace
 }  // namespace lim::testing

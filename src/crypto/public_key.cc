@@ -84,6 +84,25 @@ Result<PublicKey> PublicKey::FromDer(ByteView der, const std::string& origin) {
   return k;
 }
 
+Result<PublicKey> PublicKey::FromSpkiDer(ByteView der, const std::string& origin) {
+  const unsigned char* p = der.data();
+  EVP_PKEY* pkey = d2i_PUBKEY(nullptr, &p, static_cast<long>(der.size()));
+  if (!pkey || p != der.data() + der.size()) {
+    EVP_PKEY_free(pkey);
+    return Status::InvalidArgument(origin + ": not a DER SubjectPublicKeyInfo");
+  }
+  return Wrap(pkey, nullptr, origin);
+}
+
+Bytes PublicKey::SpkiDer() const {
+  unsigned char* der = nullptr;
+  int n = i2d_PUBKEY(key_.get(), &der);
+  if (n <= 0) return {};
+  Bytes out(der, der + n);
+  OPENSSL_free(der);
+  return out;
+}
+
 Result<std::vector<PublicKey>> PublicKey::LoadFile(const std::string& path) {
   LIM_ASSIGN_OR_RETURN(Bytes data, ReadFileBounded(path, kMaxKeyFileSize, "a certificate file"));
   std::vector<PublicKey> keys;

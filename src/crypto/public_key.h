@@ -28,6 +28,10 @@ class PublicKey {
   static Result<std::vector<PublicKey>> LoadFile(const std::string& path);
   // A DER certificate.
   static Result<PublicKey> FromDer(ByteView der, const std::string& origin = "<der>");
+  // A DER SubjectPublicKeyInfo (no certificate): keylime's verification keys.
+  static Result<PublicKey> FromSpkiDer(ByteView der, const std::string& origin = "<spki>");
+  // This key as DER SubjectPublicKeyInfo.
+  Bytes SpkiDer() const;
 
   uint32_t key_id() const { return key_id_; }
   const std::string& origin() const { return origin_; }

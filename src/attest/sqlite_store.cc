@@ -1,0 +1,349 @@
+// The SQLite implementation of Store (store.h).
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "attest/store.h"
+
+namespace lim::attest {
+
+const char* AgentStatusName(AgentStatus s) {
+  switch (s) {
+    case AgentStatus::kEnrolling: return "enrolling";
+    case AgentStatus::kAttested: return "attested";
+    case AgentStatus::kFailed: return "failed";
+    case AgentStatus::kUnreachable: return "unreachable";
+  }
+  return "unknown";
+}
+
+std::optional<AgentStatus> AgentStatusFromName(std::string_view name) {
+  for (auto s : {AgentStatus::kEnrolling, AgentStatus::kAttested, AgentStatus::kFailed, AgentStatus::kUnreachable}) {
+    if (name == AgentStatusName(s)) return s;
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+const char kSchemaV1[] = R"sql(
+CREATE TABLE agents (
+  id TEXT PRIMARY KEY,
+  address TEXT NOT NULL,
+  ek_public BLOB NOT NULL,
+  ek_certificate BLOB,
+  ak_public BLOB NOT NULL,
+  tofu INTEGER NOT NULL,
+  policy TEXT NOT NULL,
+  status TEXT NOT NULL,
+  state TEXT NOT NULL,
+  updated INTEGER NOT NULL
+);
+CREATE TABLE policies (
+  name TEXT PRIMARY KEY,
+  body TEXT NOT NULL
+);
+CREATE TABLE verdicts (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  agent TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  attested INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  entry INTEGER,
+  pcr INTEGER,
+  bank TEXT NOT NULL,
+  template TEXT NOT NULL,
+  path TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  reference TEXT NOT NULL,
+  detail TEXT NOT NULL
+);
+CREATE INDEX verdicts_agent ON verdicts(agent, seq);
+)sql";
+
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& Text(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Blob(int i, const Bytes& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Int(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& Null(int i) {
+    sqlite3_bind_null(s_, i);
+    return *this;
+  }
+  int Step() { return sqlite3_step(s_); }
+  std::string ColText(int i) {
+    const unsigned char* t = sqlite3_column_text(s_, i);
+    return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(sqlite3_column_bytes(s_, i))) : "";
+  }
+  Bytes ColBlob(int i) {
+    const auto* b = static_cast<const uint8_t*>(sqlite3_column_blob(s_, i));
+    return b ? Bytes(b, b + sqlite3_column_bytes(s_, i)) : Bytes();
+  }
+  int64_t ColInt(int i) { return sqlite3_column_int64(s_, i); }
+  bool ColNull(int i) { return sqlite3_column_type(s_, i) == SQLITE_NULL; }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+  int rc_ = SQLITE_ERROR;
+};
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  ~SqliteStore() override { sqlite3_close(db_); }
+
+  Status Init() {
+    LIM_RETURN_IF_ERROR(Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"));
+    sqlite3_busy_timeout(db_, 5000);
+    LIM_RETURN_IF_ERROR(Exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+    Stmt q(db_, "SELECT max(version) FROM schema_version");
+    if (!q.ok() || q.Step() != SQLITE_ROW) return Error("reading schema_version");
+    int64_t version = q.ColNull(0) ? 0 : q.ColInt(0);
+    if (version > kStoreSchemaVersion) {
+      return Status::Unsupported("verifier database schema " + std::to_string(version) + " is newer than this lim (" +
+                                 std::to_string(kStoreSchemaVersion) + ")");
+    }
+    if (version < 1) {
+      LIM_RETURN_IF_ERROR(Exec("BEGIN"));
+      Status st = Exec(kSchemaV1);
+      if (st.ok()) st = Exec("INSERT INTO schema_version(version) VALUES (1)");
+      LIM_RETURN_IF_ERROR(Exec(st.ok() ? "COMMIT" : "ROLLBACK"));
+      LIM_RETURN_IF_ERROR(st);
+    }
+    return Status::Ok();
+  }
+
+  Status PutAgent(const AgentRecord& a) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "INSERT OR REPLACE INTO agents(id,address,ek_public,ek_certificate,ak_public,tofu,policy,status,state,"
+           "updated) VALUES (?,?,?,?,?,?,?,?,?,?)");
+    if (!s.ok()) return Error("preparing agent insert");
+    s.Text(1, a.id).Text(2, a.address).Blob(3, a.identity.ek_public);
+    if (a.identity.ek_certificate) {
+      s.Blob(4, *a.identity.ek_certificate);
+    } else {
+      s.Null(4);
+    }
+    s.Blob(5, a.identity.ak_public).Int(6, a.tofu).Text(7, a.policy).Text(8, AgentStatusName(a.status));
+    s.Text(9, AgentStateToJson(a.state)).Int(10, a.updated);
+    if (s.Step() != SQLITE_DONE) return Error("storing agent " + a.id);
+    return Status::Ok();
+  }
+
+  Result<std::optional<AgentRecord>> GetAgent(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT address,ek_public,ek_certificate,ak_public,tofu,policy,status,state,updated FROM agents "
+           "WHERE id=?");
+    if (!s.ok()) return Error("preparing agent query");
+    s.Text(1, id);
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::optional<AgentRecord>();
+    if (rc != SQLITE_ROW) return Error("reading agent " + id);
+    AgentRecord a;
+    a.id = id;
+    a.identity.agent_id = id;
+    a.address = s.ColText(0);
+    a.identity.ek_public = s.ColBlob(1);
+    if (!s.ColNull(2)) a.identity.ek_certificate = s.ColBlob(2);
+    a.identity.ak_public = s.ColBlob(3);
+    a.tofu = s.ColInt(4) != 0;
+    a.policy = s.ColText(5);
+    auto status = AgentStatusFromName(s.ColText(6));
+    if (!status) return Status::Corrupt("agent " + id + ": unknown status \"" + s.ColText(6) + "\"");
+    a.status = *status;
+    auto state = AgentStateFromJson(s.ColText(7));
+    if (!state.ok()) return state.status().WithPrefix("agent " + id);
+    a.state = std::move(state).value();
+    a.updated = s.ColInt(8);
+    return std::optional<AgentRecord>(std::move(a));
+  }
+
+  Result<std::vector<std::string>> ListAgents() override { return Names("SELECT id FROM agents ORDER BY id"); }
+
+  Status RemoveAgent(const std::string& id) override {
+    std::lock_guard lock(mu_);
+    LIM_RETURN_IF_ERROR(Exec("BEGIN"));
+    Stmt a(db_, "DELETE FROM agents WHERE id=?");
+    Stmt v(db_, "DELETE FROM verdicts WHERE agent=?");
+    bool ok = a.ok() && v.ok() && a.Text(1, id).Step() == SQLITE_DONE && v.Text(1, id).Step() == SQLITE_DONE;
+    LIM_RETURN_IF_ERROR(Exec(ok ? "COMMIT" : "ROLLBACK"));
+    if (!ok) return Error("removing agent " + id);
+    return Status::Ok();
+  }
+
+  Status PutPolicy(const std::string& name, const std::string& body) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "INSERT OR REPLACE INTO policies(name, body) VALUES (?,?)");
+    if (!s.ok() || s.Text(1, name).Text(2, body).Step() != SQLITE_DONE) return Error("storing policy " + name);
+    return Status::Ok();
+  }
+
+  Result<std::optional<std::string>> GetPolicy(const std::string& name) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "SELECT body FROM policies WHERE name=?");
+    if (!s.ok()) return Error("preparing policy query");
+    int rc = s.Text(1, name).Step();
+    if (rc == SQLITE_DONE) return std::optional<std::string>();
+    if (rc != SQLITE_ROW) return Error("reading policy " + name);
+    return std::optional<std::string>(s.ColText(0));
+  }
+
+  Result<std::vector<std::string>> ListPolicies() override { return Names("SELECT name FROM policies ORDER BY name"); }
+
+  Status AssignPolicy(const std::string& agent, const std::string& policy) override {
+    std::lock_guard lock(mu_);
+    Stmt p(db_, "SELECT 1 FROM policies WHERE name=?");
+    if (!p.ok() || p.Text(1, policy).Step() != SQLITE_ROW) return Status::NotFound("no policy named " + policy);
+    Stmt s(db_, "UPDATE agents SET policy=? WHERE id=?");
+    if (!s.ok() || s.Text(1, policy).Text(2, agent).Step() != SQLITE_DONE) return Error("assigning policy");
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("no agent named " + agent);
+    return Status::Ok();
+  }
+
+  Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
+                     const std::vector<Finding>& findings) override {
+    std::lock_guard lock(mu_);
+    LIM_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+    Status st = RecordRoundLocked(agent, state, status, time, findings);
+    LIM_RETURN_IF_ERROR(Exec(st.ok() ? "COMMIT" : "ROLLBACK"));
+    return st;
+  }
+
+  Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_,
+           "SELECT time,attested,reason,entry,pcr,bank,template,path,digest,reference,detail FROM verdicts "
+           "WHERE agent=? ORDER BY seq DESC LIMIT ?");
+    if (!s.ok()) return Error("preparing history query");
+    s.Text(1, agent).Int(2, static_cast<int64_t>(limit));
+    std::vector<VerdictRecord> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) {
+      VerdictRecord v;
+      v.agent = agent;
+      v.time = s.ColInt(0);
+      v.attested = s.ColInt(1) != 0;
+      auto reason = ReasonFromName(s.ColText(2));
+      if (!reason) return Status::Corrupt("verdict of " + agent + ": unknown reason \"" + s.ColText(2) + "\"");
+      v.finding.reason = *reason;
+      if (!s.ColNull(3)) v.finding.entry = static_cast<uint64_t>(s.ColInt(3));
+      if (!s.ColNull(4)) v.finding.pcr = static_cast<int>(s.ColInt(4));
+      v.finding.bank = s.ColText(5);
+      v.finding.tmpl = s.ColText(6);
+      v.finding.path = s.ColText(7);
+      v.finding.digest = s.ColText(8);
+      v.finding.reference = s.ColText(9);
+      v.finding.detail = s.ColText(10);
+      out.push_back(std::move(v));
+    }
+    if (rc != SQLITE_DONE) return Error("reading history of " + agent);
+    return out;
+  }
+
+  Status Acknowledge(const std::string& agent) override {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, "UPDATE agents SET status='attested' WHERE id=? AND status='failed'");
+    if (!s.ok() || s.Text(1, agent).Step() != SQLITE_DONE) return Error("acknowledging " + agent);
+    if (sqlite3_changes(db_) == 0) return Status::NotFound("agent " + agent + " is not failed");
+    return Status::Ok();
+  }
+
+ private:
+  Status RecordRoundLocked(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
+                           const std::vector<Finding>& findings) {
+    Stmt cur(db_, "SELECT status FROM agents WHERE id=?");
+    if (!cur.ok()) return Error("preparing status query");
+    int rc = cur.Text(1, agent).Step();
+    if (rc == SQLITE_DONE) return Status::NotFound("no agent named " + agent);
+    if (rc != SQLITE_ROW) return Error("reading status of " + agent);
+    if (cur.ColText(0) == "failed") status = AgentStatus::kFailed;  // sticky
+    Stmt up(db_, "UPDATE agents SET state=?, status=?, updated=? WHERE id=?");
+    if (!up.ok() ||
+        up.Text(1, AgentStateToJson(state)).Text(2, AgentStatusName(status)).Int(3, time).Text(4, agent).Step() !=
+            SQLITE_DONE) {
+      return Error("storing state of " + agent);
+    }
+    bool attested = std::none_of(findings.begin(), findings.end(), [](const Finding& f) { return f.failure(); });
+    for (const auto& f : findings) {
+      Stmt one(db_,
+               "INSERT INTO verdicts(agent,time,attested,reason,entry,pcr,bank,template,path,digest,reference,"
+               "detail) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+      one.Text(1, agent).Int(2, time).Int(3, attested).Text(4, ReasonName(f.reason));
+      if (f.entry) {
+        one.Int(5, static_cast<int64_t>(*f.entry));
+      } else {
+        one.Null(5);
+      }
+      if (f.pcr) {
+        one.Int(6, *f.pcr);
+      } else {
+        one.Null(6);
+      }
+      one.Text(7, f.bank).Text(8, f.tmpl).Text(9, f.path).Text(10, f.digest).Text(11, f.reference).Text(12, f.detail);
+      if (one.Step() != SQLITE_DONE) return Error("storing a finding of " + agent);
+    }
+    return Status::Ok();
+  }
+
+  Result<std::vector<std::string>> Names(const char* sql) {
+    std::lock_guard lock(mu_);
+    Stmt s(db_, sql);
+    if (!s.ok()) return Error("preparing list query");
+    std::vector<std::string> out;
+    int rc;
+    while ((rc = s.Step()) == SQLITE_ROW) out.push_back(s.ColText(0));
+    if (rc != SQLITE_DONE) return Error("listing");
+    return out;
+  }
+
+  Status Exec(const char* sql) {
+    char* err = nullptr;
+    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+      std::string m = err ? err : "unknown error";
+      sqlite3_free(err);
+      return Status::IoError(std::string("verifier database: ") + m);
+    }
+    return Status::Ok();
+  }
+  Status Error(const std::string& what) {
+    return Status::IoError("verifier database: " + what + ": " + sqlite3_errmsg(db_));
+  }
+
+  sqlite3* db_;
+  std::mutex mu_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    std::string m = db ? sqlite3_errmsg(db) : "out of memory";
+    sqlite3_close(db);
+    return Status::IoError("verifier database " + path + ": " + m);
+  }
+  auto store = std::make_unique<SqliteStore>(db);
+  LIM_RETURN_IF_ERROR(store->Init().WithPrefix(path));
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace lim::attest

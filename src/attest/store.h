@@ -1,0 +1,78 @@
+// Store: what the verifier keeps — enrolled agents (identity, policy, state, status),
+// runtime policies by name, and the history of findings — behind an interface so that the
+// fleet's PostgreSQL backend can implement the same calls. OpenSqliteStore is the embedded
+// default (libsqlite3, WAL, one file); its schema carries a version (schema_version table)
+// and is created or upgraded on open; a database newer than this build is refused.
+//
+// Threading: a Store is safe to call from several threads (calls are serialised inside).
+// RecordRound writes an agent's new state and its findings in one transaction, so a crash
+// never leaves a state that moved on without the findings that explain it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "attest/evidence.h"
+#include "attest/round.h"
+#include "attest/verdict.h"
+#include "base/status.h"
+
+namespace lim::attest {
+
+// enrolling → attested ⇄ unreachable; any → failed (sticky until Acknowledge).
+enum class AgentStatus { kEnrolling, kAttested, kFailed, kUnreachable };
+const char* AgentStatusName(AgentStatus s);
+std::optional<AgentStatus> AgentStatusFromName(std::string_view name);
+
+struct AgentRecord {
+  std::string id;
+  std::string address;      // where the verifier reaches it (pull), empty for push
+  Identity identity;
+  bool tofu = false;        // enrolled without an EK certificate
+  std::string policy;       // name of the assigned runtime policy, empty for none
+  AgentStatus status = AgentStatus::kEnrolling;
+  AgentState state;
+  int64_t updated = 0;      // unix seconds of the last round
+};
+
+struct VerdictRecord {
+  int64_t time = 0;
+  std::string agent;
+  bool attested = false;
+  Finding finding;          // reason kReboot etc. for notices
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Status PutAgent(const AgentRecord& agent) = 0;  // insert or replace
+  virtual Result<std::optional<AgentRecord>> GetAgent(const std::string& id) = 0;
+  virtual Result<std::vector<std::string>> ListAgents() = 0;
+  virtual Status RemoveAgent(const std::string& id) = 0;  // its history too
+
+  virtual Status PutPolicy(const std::string& name, const std::string& native_json) = 0;
+  virtual Result<std::optional<std::string>> GetPolicy(const std::string& name) = 0;
+  virtual Result<std::vector<std::string>> ListPolicies() = 0;
+  // The policy must exist; an agent keeps its own state.
+  virtual Status AssignPolicy(const std::string& agent, const std::string& policy) = 0;
+
+  // One round: the new state and status and the round's findings, atomically. A failed
+  // agent stays failed whatever the round says (sticky) until Acknowledge.
+  virtual Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
+                             const std::vector<Finding>& findings) = 0;
+  // Newest first, at most limit.
+  virtual Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) = 0;
+  // An operator acknowledged the failure: back to attested (the next round decides).
+  virtual Status Acknowledge(const std::string& agent) = 0;
+};
+
+constexpr int kStoreSchemaVersion = 1;
+
+// path ":memory:" for a private in-memory database (tests).
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+
+}  // namespace lim::attest

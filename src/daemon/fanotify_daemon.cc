@@ -743,6 +743,9 @@ Access FanotifyDaemon::ElfStep(const Pending& p, const Access& base) {
   a.func = ima::ImaHook::kMmapCheck;
   a.mask = ima::may::kExec;
   a.open_for_write = false;
+  // Measured as MMAP_CHECK at a read-open, but never appraised there: the kernel would
+  // refuse the mapping, not the read (docs/appraisal.md).
+  a.answerable = false;
   a.counts = OpenCounts{0, 0, p.elf_ticket};
   return a;
 }
@@ -824,8 +827,10 @@ void FanotifyDaemon::DoPerm(Pending& p) {
     if (!v.allow) p.denied = true;  // enforce: a failed appraisal, or a write-open of a signed file
     // Measured into its PCR and unchanged: a PROT_EXEC mmap would only hit the cache, so
     // pre-content events for this inode need no round trip until a removal (epoch).
+    // Not while appraising: a PROT_EXEC mmap may need an appraisal (another rule, another
+    // requirement) that this step's verdict does not stand for.
     if (p.precontent_fs && v.status.ok() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
-        a.counts.writers == 0) {
+        a.counts.writers == 0 && !measurer_->Appraising()) {
       ignores_->Add(p.fd, a.key, p.ignore_epoch);
     }
   };

@@ -21,9 +21,14 @@ void Measurer::Publish(const ima::PolicyMatcher* matcher) {
   // other conditions and whether an earlier rule decides first.
   using namespace ima::rule_flag;
   v->pcrs = 1ull << config_.pcr;
+  v->appraise = matcher && config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff &&
+                (matcher->policy_actions() & ima::action::kAppraise);
   for (size_t i = 0; matcher && i < matcher->size(); ++i) {
     const ima::PolicyRule& r = matcher->rule(i);
     if ((r.flags & kPcr) && r.pcr >= 0 && r.pcr < 64) v->pcrs |= 1ull << r.pcr;
+    if ((r.action & (ima::action::kAppraise | ima::action::kDontAppraise)) && (r.flags & (kUid | kEuid | kGid | kEgid))) {
+      v->appraise_creds = true;
+    }
     if (!(r.flags & (kUid | kEuid | kGid | kEgid))) continue;
     for (int f = 0; f < ima::kImaHookCount; ++f) {
       if ((r.flags & kFunc) && static_cast<int>(r.func) != f) continue;
@@ -209,10 +214,9 @@ void Measurer::UndoOpen(const InodeKey& key, bool write, bool read_only) {
   if (read_only && it->second->readers > 0) it->second->readers--;
 }
 
-bool Measurer::AppraisalEnforced() const {
-  return config_.appraiser && config_.appraiser->enforce() &&
-         (view_.load(std::memory_order_acquire)->matcher->policy_actions() & ima::action::kAppraise);
-}
+bool Measurer::Appraising() const { return view_.load(std::memory_order_acquire)->appraise; }
+
+bool Measurer::AppraisalEnforced() const { return Appraising() && config_.appraiser->enforce(); }
 
 void Measurer::CloseLocked(InodeState* st, bool last_writer, const FileFacts& now, int fd) {
   ApplyFlush(st);
@@ -260,6 +264,8 @@ void Measurer::ApplyFlush(InodeState* st) {
   st->measured_pcrs = 0;
   st->may_emit_tomtou = false;
   st->emitted_open_writers = false;
+  st->appraisal.reset();
+  st->update_xattr = false;  // the writers it was for are forgotten too
 }
 
 Result<HashAlgo> Measurer::AlgoFor(const std::optional<Bytes>& xattr) const {
@@ -370,7 +376,15 @@ Measurer::Fast Measurer::TryProcessCached(const Access& a, const FileFacts& fact
   if (!lk.owns_lock()) return Fast::kNeedsWorker;
   if (!creds_known && view.CredsMatter(a.func, a.mask)) {
     if (!SameForAnyCreds(a, facts, st.get(), view)) return Fast::kNeedsCreds;
-    if (v) *v = Verdict{};
+    Verdict r;
+    if (view.appraise) {
+      // No appraise rule looks at the credentials (SameForAnyCreds): the appraise side of
+      // a decision without them is exact; only a cached outcome is answered here.
+      Decision d = Decide(a, facts, *st, view);
+      if (d.appraise && !d.appraise_cached) return Fast::kNeedsWorker;
+      if (d.appraise) AnswerAppraisal(a, st.get(), d, &r);
+    }
+    if (v) *v = r;
   } else {
     ApplyFlush(st.get());
     Decision d = Decide(a, facts, *st, view);
@@ -385,10 +399,7 @@ Measurer::Fast Measurer::TryProcessCached(const Access& a, const FileFacts& fact
 bool Measurer::SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view) {
   ApplyFlush(st);
   // An appraise rule with uid/gid conditions may deny or not: ask with the credentials.
-  if (config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff &&
-      (view.matcher->policy_actions() & ima::action::kAppraise)) {
-    return false;
-  }
+  if (view.appraise && view.appraise_creds) return false;
   // ProcessLocked() with must_measure true or false alike: allow, no entry, no state change.
   bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
                           a.func == ima::ImaHook::kMmapCheckReqprot) &&
@@ -510,6 +521,23 @@ void Measurer::AnswerFromAppraisal(const Access& a, const InodeState& st, Decisi
   if (!o.pass || write_to_signed) d->answer = Decision::Answer::kDeny;
 }
 
+void Measurer::AnswerAppraisal(const Access& a, InodeState* st, const Decision& d, Verdict* v) {
+  Decision answer = d;
+  answer.answer = Decision::Answer::kAllow;
+  AnswerFromAppraisal(a, *st, &answer);
+  v->appraise_rule = true;
+  v->allow = answer.answer == Decision::Answer::kAllow;
+  v->appraisal = st->appraisal;
+  v->write_denied = !v->allow && st->appraisal->pass;
+  if (!v->allow) {
+    appraise_counts_.denied++;
+    if (v->write_denied) appraise_counts_.write_denied++;
+  }
+  // IMA_UPDATE_XATTR: an appraised file opened for write (and not refused) gets its
+  // digest rewritten at the last writer's close.
+  if (v->allow && a.open_for_write) st->update_xattr = true;
+}
+
 void Measurer::AppraiseNow(const Access& a, const FileFacts& facts, InodeState* st, const Decision& d,
                            const std::optional<Bytes>& ima_xattr, const Status& ima_status) {
   const Appraiser& ap = *config_.appraiser;
@@ -593,18 +621,7 @@ Verdict Measurer::Execute(const Access& a, const FileFacts& facts, InodeState* s
       v.appraised = true;
       if (st->appraisal->fixed) x = st->appraisal->ima_xattr;
     }
-    Decision answer = d;
-    AnswerFromAppraisal(a, *st, &answer);
-    v.allow = answer.answer == Decision::Answer::kAllow;
-    v.appraisal = st->appraisal;
-    v.write_denied = !v.allow && st->appraisal->pass;
-    if (!v.allow) {
-      appraise_counts_.denied++;
-      if (v.write_denied) appraise_counts_.write_denied++;
-    }
-    // IMA_UPDATE_XATTR: an appraised file opened for write (and not refused) gets its
-    // digest rewritten at the last writer's close.
-    if (v.allow && a.open_for_write) st->update_xattr = true;
+    AnswerAppraisal(a, st, d, &v);
   }
   if (!d.measure_rule) return v;
   if (d.cached) {

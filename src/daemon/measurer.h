@@ -170,6 +170,8 @@ class Measurer {
   // An open that was denied never reaches the kernel's counts, and no close follows: the
   // counts NoteOpen() added for it are taken back.
   void UndoOpen(const InodeKey& key, bool write, bool read_only);
+  // Whether appraisal is on and the policy in force has appraise rules.
+  bool Appraising() const;
   // Whether appraisal is enforced and the policy in force has appraise rules (a decision
   // that times out is then denied).
   bool AppraisalEnforced() const;
@@ -292,6 +294,8 @@ class Measurer {
     const ima::PolicyMatcher* matcher = nullptr;
     std::array<uint16_t, ima::kImaHookCount> creds_matter{};  // func → bit per MAY_* mask
     uint64_t pcrs = 0;  // the default PCR and every pcr= of a rule, as bits
+    bool appraise = false;        // appraisal on, and the policy has appraise rules
+    bool appraise_creds = false;  // an appraise/dont_appraise rule looks at uid/gid
     bool CredsMatter(ima::ImaHook func, uint32_t mask) const {
       return creds_matter[static_cast<size_t>(func)] & (1u << (mask & 15));
     }
@@ -320,6 +324,9 @@ class Measurer {
   // Under st->mu: the answer from the inode's appraisal outcome (enforce denies failures
   // and write-opens of signed files).
   void AnswerFromAppraisal(const Access& a, const InodeState& st, Decision* d) const;
+  // Under st->mu: the answer to d from the inode's appraisal outcome into *v, counted;
+  // marks an allowed write-open for the digest rewrite at its last close.
+  void AnswerAppraisal(const Access& a, InodeState* st, const Decision& d, Verdict* v);
   // Under st->mu: appraises the file now (reads xattrs, hashes if not collected), logs and
   // counts a failure, keeps the outcome.
   void AppraiseNow(const Access& a, const FileFacts& facts, InodeState* st, const Decision& d,

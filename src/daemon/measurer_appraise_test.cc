@@ -145,6 +145,43 @@ TEST_F(MeasurerAppraiseTest, AppraiseTcbAppraisesRootsFilesOnly) {
   EXPECT_FALSE(v.appraise_rule);
 }
 
+// The reader's fast path without the opener's credentials: a measure rule looks at uid, no
+// appraise rule does, so a cached outcome is answered there — a denial as a denial.
+TEST_F(MeasurerAppraiseTest, TheFastPathAnswersACachedOutcomeWithoutCredentials) {
+  Start("measure func=FILE_CHECK uid=0\nappraise func=FILE_CHECK\n");
+  int bad = env_.NewFile("no xattr");
+  int good = env_.NewFile("good");
+  SetDigest(good, "good");
+  EXPECT_FALSE(Open(bad).allow);
+  EXPECT_TRUE(Open(good).allow);
+  for (int fd : {bad, good}) {
+    Access a;
+    a.fd = fd;
+    a.path = "/f";
+    a.func = ima::ImaHook::kFileCheck;
+    a.mask = ima::may::kRead;
+    a.answerable = true;
+    a.key = Key(fd);
+    a.counts = measurer_->NoteOpen(Key(fd), false, true);
+    Verdict v;
+    ASSERT_EQ(measurer_->TryProcessCached(a, env_.file(fd).facts, /*creds_known=*/false, &v), Measurer::Fast::kDone);
+    EXPECT_EQ(v.allow, fd == good);
+  }
+  // An appraise rule with uid= makes the credentials matter.
+  Start("measure func=FILE_CHECK uid=0\nappraise func=FILE_CHECK uid=0\n");
+  int fd = env_.NewFile("x");
+  Open(fd);
+  Access a;
+  a.fd = fd;
+  a.func = ima::ImaHook::kFileCheck;
+  a.mask = ima::may::kRead;
+  a.answerable = true;
+  a.key = Key(fd);
+  a.counts = measurer_->NoteOpen(Key(fd), false, true);
+  EXPECT_EQ(measurer_->TryProcessCached(a, env_.file(fd).facts, false), Measurer::Fast::kNeedsCreds);
+  measurer_->Skip(Key(fd), a.counts.ticket);
+}
+
 TEST_F(MeasurerAppraiseTest, WhatNobodyWaitsOnIsNeverAppraised) {
   Start("appraise func=FILE_CHECK\n");
   int fd = env_.NewFile("ran already");

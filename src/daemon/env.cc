@@ -17,6 +17,8 @@
 #include <unordered_map>
 
 #include "base/file.h"
+#include "ima/appraise.h"
+#include "ima/ima_xattr.h"
 
 namespace lim::daemon {
 
@@ -69,14 +71,9 @@ class LinuxEnv final : public Env {
   }
 
   Result<std::optional<Bytes>> ImaXattr(int fd) override {
-    Bytes buf(1024);
-    ssize_t r = fgetxattr(fd, "security.ima", buf.data(), buf.size());
-    if (r < 0) {
-      if (errno == ENODATA || errno == ENOTSUP || errno == EOPNOTSUPP) return std::optional<Bytes>();
-      return Status::IoError(Errno("fgetxattr security.ima"));
-    }
-    buf.resize(static_cast<size_t>(r));
-    return std::optional<Bytes>(std::move(buf));
+    // Bounded: an oversized value is Corrupt (appraisal: unknown-ima-data), not a failure
+    // to read.
+    return ima::ReadXattr(fd, ima::kImaXattrName, ima::kMaxImaXattrSize, "security.ima");
   }
 
   Result<std::string> BootId() override {

@@ -195,19 +195,49 @@ int Measurer::Readers(const InodeKey& key) {
   return it == table_.end() ? 0 : it->second->readers;
 }
 
-void Measurer::ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now) {
+void Measurer::ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now, int fd) {
   auto st = Get(key);
   Turn turn(st.get(), note.ticket);
-  CloseLocked(st.get(), note.last_writer, now);
+  CloseLocked(st.get(), note.last_writer, now, fd);
 }
 
-void Measurer::CloseLocked(InodeState* st, bool last_writer, const FileFacts& now) {
+void Measurer::UndoOpen(const InodeKey& key, bool write, bool read_only) {
+  std::lock_guard<std::mutex> lk(table_mu_);
+  auto it = table_.find(key);
+  if (it == table_.end()) return;
+  if (write && it->second->writers > 0) it->second->writers--;
+  if (read_only && it->second->readers > 0) it->second->readers--;
+}
+
+bool Measurer::Appraising() const {
+  return config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff &&
+         (view_.load(std::memory_order_acquire)->matcher->policy_actions() & ima::action::kAppraise);
+}
+
+void Measurer::CloseLocked(InodeState* st, bool last_writer, const FileFacts& now, int fd) {
   ApplyFlush(st);
   if (!last_writer) return;
   st->emitted_open_writers = false;  // 6.15: one open_writers per writer episode
-  if (st->collected && !st->facts.SameContentAs(now)) {
-    st->collected = false;
-    st->measured_pcrs = 0;
+  // ima_check_last_writer: a new file, or one whose content changed, is looked at anew;
+  // an appraised one that passed gets security.ima rewritten (IMA_UPDATE_XATTR).
+  bool update = st->update_xattr;
+  st->update_xattr = false;
+  bool new_file = st->appraisal && st->appraisal->new_file;
+  bool changed = new_file || (st->collected && !st->facts.SameContentAs(now)) || (update && !st->collected);
+  if (!changed) return;
+  bool passed = st->appraisal && st->appraisal->pass;
+  st->collected = false;
+  st->measured_pcrs = 0;
+  st->appraisal.reset();
+  if (!update || !passed || fd < 0 || !config_.appraiser) return;
+  auto wrote = config_.appraiser->UpdateXattr(fd, now, "security.ima update", [&](const HashAlgo& algo) {
+    return HashFd(fd, algo);
+  });
+  if (!wrote.ok()) {
+    appraise_counts_.update_errors++;
+    if (config_.appraise_audit) config_.appraise_audit("op=update_xattr lim_error=\"" + wrote.status().message() + "\"");
+  } else if (*wrote) {
+    appraise_counts_.xattr_updates++;
   }
 }
 
@@ -243,8 +273,7 @@ Result<HashAlgo> Measurer::AlgoFor(const std::optional<Bytes>& xattr) const {
   return config_.hash;
 }
 
-Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st) {
-  LIM_ASSIGN_OR_RETURN(HashAlgo algo, AlgoFor(xattr));
+Result<Bytes> Measurer::HashFd(int fd, const HashAlgo& algo) {
   LIM_ASSIGN_OR_RETURN(Hasher h, Hasher::Create(algo));
   // Not zero-filled: only the pages reads have filled are resident (one small file costs a
   // page of the 1 MiB, not all of it, in every hashing thread).
@@ -256,14 +285,18 @@ Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::opt
   }
   uint64_t off = 0;
   for (;;) {
-    LIM_ASSIGN_OR_RETURN(size_t n, env_->Pread(a.fd, buf.get(), buf_size, off));
+    LIM_ASSIGN_OR_RETURN(size_t n, env_->Pread(fd, buf.get(), buf_size, off));
     if (n == 0) break;
     h.Update({buf.get(), n});
     off += n;
   }
   bytes_hashed_ += off;
   hashes_++;
-  Bytes digest = h.Final();
+  return h.Final();
+}
+
+Status Measurer::Collect(int fd, const FileFacts& facts, const HashAlgo& algo, InodeState* st) {
+  LIM_ASSIGN_OR_RETURN(Bytes digest, HashFd(fd, algo));
   const HashAlgo* stable = nullptr;  // the state keeps a pointer, not a copy
   for (const HashAlgo& x : AllHashAlgos()) {
     if (x == algo) {
@@ -279,6 +312,15 @@ Status Measurer::Collect(const Access& a, const FileFacts& facts, const std::opt
   st->facts = ContentTuple(facts);
   st->collected = true;
   return Status::Ok();
+}
+
+Result<Bytes> Measurer::ContentDigest(int fd, const FileFacts& facts, const HashAlgo& algo, const HashAlgo& measure_algo,
+                                      InodeState* st) {
+  if (!st->collected && algo == measure_algo) LIM_RETURN_IF_ERROR(Collect(fd, facts, algo, st));
+  if (st->collected && st->algo && *st->algo == algo) {
+    return Bytes(st->digest.begin(), st->digest.begin() + static_cast<std::ptrdiff_t>(algo.size));
+  }
+  return HashFd(fd, algo);  // another algorithm (the denylist's): not kept
 }
 
 void Measurer::Violation(const Access& a, const char* cause, const FileFacts& f) {
@@ -342,6 +384,11 @@ Measurer::Fast Measurer::TryProcessCached(const Access& a, const FileFacts& fact
 
 bool Measurer::SameForAnyCreds(const Access& a, const FileFacts& facts, InodeState* st, const PolicyView& view) {
   ApplyFlush(st);
+  // An appraise rule with uid/gid conditions may deny or not: ask with the credentials.
+  if (config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff &&
+      (view.matcher->policy_actions() & ima::action::kAppraise)) {
+    return false;
+  }
   // ProcessLocked() with must_measure true or false alike: allow, no entry, no state change.
   bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
                           a.func == ima::ImaHook::kMmapCheckReqprot) &&
@@ -369,12 +416,13 @@ bool Measurer::TryApplyClose(const InodeKey& key, const CloseNote& note, int fd)
   auto st = Get(key);
   auto lk = TryTurn(st.get(), note.ticket);
   if (!lk.owns_lock()) return false;
+  if (note.last_writer && st->update_xattr) return false;  // may hash and write security.ima: a worker's
   FileFacts now;
   if (note.last_writer) {
     auto facts = env_->Facts(fd);
     if (facts.ok()) now = *facts;
   }
-  CloseLocked(st.get(), note.last_writer, now);
+  CloseLocked(st.get(), note.last_writer, now, -1);
   PassTurn(st.get());
   return true;
 }
@@ -411,8 +459,15 @@ Measurer::Decision Measurer::Decide(const Access& a, const FileFacts& facts, con
   pa.fsuuid = facts.fsuuid;
   pa.fsname = a.fsname;
   const ima::PolicyMatcher* matcher = view.matcher;  // one policy per access
-  ima::PolicyDecision pd = matcher->Decide(pa, ima::action::kMeasure);
+  const bool appraising = config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff;
+  ima::PolicyDecision pd = matcher->Decide(pa, ima::action::kMeasure | (appraising ? ima::action::kAppraise : 0));
   d.measure_rule = pd.of(ima::ActionClass::kMeasure).yes;
+  d.appraise = appraising && pd.of(ima::ActionClass::kAppraise).yes;
+  if (d.appraise) {
+    d.req.signature_required = pd.action & ima::rule_flag::kDigsigRequired;
+    d.req.verity_required = pd.action & ima::rule_flag::kVerityRequired;
+    d.req.allowed_algos = pd.allowed_algos;
+  }
   bool violation_check = (a.func == ima::ImaHook::kFileCheck || a.func == ima::ImaHook::kMmapCheck ||
                           a.func == ima::ImaHook::kMmapCheckReqprot) &&
                          (matcher->policy_actions() & ima::action::kMeasure);
@@ -425,22 +480,81 @@ Measurer::Decision Measurer::Decide(const Access& a, const FileFacts& facts, con
       d.open_writers = a.counts.writers > 0 && !st.emitted_open_writers;
     }
   }
-  if (!d.measure_rule) return d;
-  d.pcr = pd.pcr >= 0 ? pd.pcr : config_.pcr;
-  d.template_name = pd.template_name ? *pd.template_name : config_.template_name;
+  if (!d.measure_rule && !d.appraise) return d;
   // remeasure: as process_measurement() clears IMA_DONE_MASK and measured_pcrs before
   // every access of such a filesystem. Otherwise, while writers are open the verdict stands
   // (kernel semantics); with none, a changed tuple means a change limd did not see close
-  // (e.g. before it started): measure again.
-  d.forget = a.remeasure || (st.collected && a.counts.writers == 0 && !st.facts.SameContentAs(facts));
-  d.cached = !d.forget && (st.measured_pcrs & (1ull << d.pcr));
+  // (e.g. before it started): measure again. Appraisal outcomes follow the same rule.
+  d.forget = a.remeasure || (st.collected && a.counts.writers == 0 && !st.facts.SameContentAs(facts)) ||
+             (st.appraisal && a.counts.writers == 0 && !st.appraised_facts.SameContentAs(facts));
+  if (d.measure_rule) {
+    d.pcr = pd.pcr >= 0 ? pd.pcr : config_.pcr;
+    d.template_name = pd.template_name ? *pd.template_name : config_.template_name;
+    d.cached = !d.forget && (st.measured_pcrs & (1ull << d.pcr));
+  }
+  if (d.appraise) {
+    const ima::AppraiseRequirements& r = st.appraisal_req;
+    d.appraise_cached = !d.forget && st.appraisal && r.signature_required == d.req.signature_required &&
+                        r.verity_required == d.req.verity_required && r.allowed_algos == d.req.allowed_algos;
+    if (d.appraise_cached) AnswerFromAppraisal(a, st, &d);
+  }
   return d;
+}
+
+void Measurer::AnswerFromAppraisal(const Access& a, const InodeState& st, Decision* d) const {
+  if (!config_.appraiser->enforce()) return;  // log, fix: record and allow
+  const AppraiseOutcome& o = *st.appraisal;
+  // process_measurement: a failed appraisal, and a write-open of a file whose security.ima
+  // is a signature (signed files are immutable) unless it is new.
+  bool write_to_signed = (a.mask & ima::may::kWrite) && o.signature && !o.new_file;
+  if (!o.pass || write_to_signed) d->answer = Decision::Answer::kDeny;
+}
+
+void Measurer::AppraiseNow(const Access& a, const FileFacts& facts, InodeState* st, const Decision& d,
+                           const std::optional<Bytes>& ima_xattr, const Status& ima_status) {
+  const Appraiser& ap = *config_.appraiser;
+  FileXattrs fx;
+  fx.ima = ima_xattr;
+  fx.ima_status = ima_status;
+  if (ap.evm() && ap.evm()->enabled()) {
+    auto e = ima::ReadXattr(a.fd, ima::kEvmXattrName, ima::kMaxImaXattrSize, a.path);
+    if (e.ok()) {
+      fx.evm = std::move(*e);
+    } else {
+      fx.evm_status = e.status();
+    }
+  }
+  HashAlgo measure_algo = config_.hash;
+  if (ima_status.ok()) {
+    auto al = AlgoFor(ima_xattr);
+    if (al.ok()) measure_algo = *al;
+  }
+  auto o = std::make_shared<AppraiseOutcome>(
+      ap.Appraise(a.fd, facts, a.path, d.req, fx, a.created && facts.size == 0,
+                  [&](const HashAlgo& algo) { return ContentDigest(a.fd, facts, algo, measure_algo, st); }));
+  appraise_counts_.appraised++;
+  if (!o->pass) appraise_counts_.failures++;
+  if (o->fixed) {
+    appraise_counts_.fixed++;
+    // The setxattr moved ctime: the digest just collected still describes the content.
+    auto now = env_->Facts(a.fd);
+    if (now.ok() && st->collected) st->facts = ContentTuple(*now);
+    if (now.ok()) st->appraised_facts = ContentTuple(*now);
+  } else {
+    st->appraised_facts = ContentTuple(facts);
+  }
+  if ((!o->pass || o->fixed) && config_.appraise_audit) {
+    config_.appraise_audit(AppraiseAuditLine(a.pid, a.uid, a.comm, a.path, facts.ino, *o));
+  }
+  st->appraisal = std::move(o);
+  st->appraisal_req = d.req;
 }
 
 Verdict Measurer::Execute(const Access& a, const FileFacts& facts, InodeState* st, const Decision& d) {
   Verdict v;
   v.allow = d.answer == Decision::Answer::kAllow;
   v.measure_rule = d.measure_rule;
+  v.appraise_rule = d.appraise;
   if (d.tomtou) {
     st->may_emit_tomtou = false;
     Violation(a, "ToMToU", facts);
@@ -452,11 +566,47 @@ Verdict Measurer::Execute(const Access& a, const FileFacts& facts, InodeState* s
     Violation(a, "open_writers", facts);
     v.violations++;
   }
-  if (!d.measure_rule) return v;
+  if (!d.measure_rule && !d.appraise) return v;
   if (d.forget) {
     st->collected = false;
     st->measured_pcrs = 0;
+    st->appraisal.reset();
   }
+  // security.ima, read once: what the appraisal checks is what an ima-sig entry carries.
+  std::optional<Bytes> x;
+  Status x_status;
+  bool x_read = false;
+  auto read_xattr = [&] {
+    if (x_read) return;
+    x_read = true;
+    auto r = env_->ImaXattr(a.fd);
+    if (r.ok()) {
+      x = std::move(*r);
+    } else {
+      x_status = r.status();
+    }
+  };
+  if (d.appraise) {
+    if (!d.appraise_cached) {
+      read_xattr();
+      AppraiseNow(a, facts, st, d, x, x_status);
+      v.appraised = true;
+      if (st->appraisal->fixed) x = st->appraisal->ima_xattr;
+    }
+    Decision answer = d;
+    AnswerFromAppraisal(a, *st, &answer);
+    v.allow = answer.answer == Decision::Answer::kAllow;
+    v.appraisal = st->appraisal;
+    v.write_denied = !v.allow && st->appraisal->pass;
+    if (!v.allow) {
+      appraise_counts_.denied++;
+      if (v.write_denied) appraise_counts_.write_denied++;
+    }
+    // IMA_UPDATE_XATTR: an appraised file opened for write (and not refused) gets its
+    // digest rewritten at the last writer's close.
+    if (v.allow && a.open_for_write) st->update_xattr = true;
+  }
+  if (!d.measure_rule) return v;
   if (d.cached) {
     v.cached = true;
     cache_hits_++;
@@ -466,8 +616,7 @@ Verdict Measurer::Execute(const Access& a, const FileFacts& facts, InodeState* s
     }
     return v;
   }
-  auto xattr = env_->ImaXattr(a.fd);
-  std::optional<Bytes> x = xattr.ok() ? *xattr : std::nullopt;
+  read_xattr();
   HashAlgo algo = config_.hash;
   Bytes digest;
   if (a.direct_io) {
@@ -477,7 +626,8 @@ Verdict Measurer::Execute(const Access& a, const FileFacts& facts, InodeState* s
     digest.assign(algo.size, 0);
   } else {
     if (!st->collected) {
-      Status s = Collect(a, facts, x, st);
+      auto al = AlgoFor(x);
+      Status s = al.ok() ? Collect(a.fd, facts, *al, st) : al.status();
       if (!s.ok()) {
         v.status = s.WithPrefix(a.path);
         return v;

@@ -38,6 +38,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "daemon/appraiser.h"
 #include "daemon/env.h"
 #include "daemon/measurement_list.h"
 #include "daemon/own_files.h"
@@ -77,6 +78,10 @@ struct Access {
   uint32_t mask = 0;          // MAY_* as the kernel computes it for the hook
   bool open_for_write = false;  // FMODE_WRITE
   bool direct_io = false;       // O_DIRECT: zero digest, not cached (kernel)
+  // O_CREAT / O_TMPFILE: the opener may have created the file. An empty file without
+  // security.ima opened so counts as the kernel's IMA_NEW_FILE (FMODE_CREATED, which
+  // fanotify does not report).
+  bool created = false;
   // The filesystem's change detection is not trusted (FUSE from a trusted mounter: the
   // kernel's SB_I_IMA_UNVERIFIABLE_SIGNATURE without SB_I_UNTRUSTED_MOUNTER): every access
   // hashes again; the list's duplicate table keeps an unchanged file to one entry.
@@ -97,6 +102,12 @@ struct Verdict {
   bool duplicate = false;     // hashed, but the kernel's duplicate table suppressed the entry
   int violations = 0;
   Status status;              // why the measurement failed, if it did (the access is still answered)
+  // Appraisal (MeasurerConfig::appraiser): an appraise rule matched, and what it found
+  // (null when not appraised). allow is false when enforce denies the access.
+  bool appraise_rule = false;
+  bool appraised = false;  // appraised now (not from the cache)
+  std::shared_ptr<const AppraiseOutcome> appraisal;
+  bool write_denied = false;  // a write-open of a signed file (enforce)
   // The file's digest when measured, duplicate or cached (not for O_DIRECT): late-exec
   // entries repeat it (docs/limd.md "New superblocks and late execs"); empty otherwise.
   HashAlgo algo{};
@@ -115,6 +126,16 @@ struct MeasurerConfig {
   // limd's own state files (OwnFiles): FILE_CHECK of them is never measured, and a
   // write-open by anyone else (NoteOpen) takes an inode out. May be null.
   OwnFiles* own_files = nullptr;
+  // Appraisal (docs/appraisal.md "limd"): null or mode off: measure only.
+  const Appraiser* appraiser = nullptr;
+  // Appraisal failures' audit fields (limd: type=INTEGRITY_DATA records in its log).
+  std::function<void(const std::string& fields)> appraise_audit;
+};
+
+// Appraisal counters (lim status).
+struct AppraiseCounts {
+  std::atomic<uint64_t> appraised{0}, failures{0}, denied{0}, fixed{0}, write_denied{0}, xattr_updates{0},
+      update_errors{0};
 };
 
 // Audit record fields sink ("pid=1 uid=0 op=invalid_pcr cause=open_writers … name=\"/p\" …").
@@ -137,9 +158,19 @@ class Measurer {
   int Readers(const InodeKey& key);
   // In the inode's event order: after the last writer closed, the change tuple decides
   // whether the next access measures again, and the open_writers episode ends.
-  void ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now);
+  void ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now) { ApplyClose(key, note, now, -1); }
+  // fd: the close event's fd, for the security.ima rewrite of an appraised file
+  // (IMA_UPDATE_XATTR); -1: none (the rewrite is skipped).
+  void ApplyClose(const InodeKey& key, const CloseNote& note, const FileFacts& now, int fd);
   // Untracked form (tests, and closes without a ticket).
   void LastWriterClosed(const InodeKey& key, const FileFacts& now) { ApplyClose(key, {true, OpenCounts::kNoTicket}, now); }
+  // An open that was denied never reaches the kernel's counts, and no close follows: the
+  // counts NoteOpen() added for it are taken back.
+  void UndoOpen(const InodeKey& key, bool write, bool read_only);
+  // Whether the policy in force has appraise rules and appraisal is on (enforce: a decision
+  // that times out is denied).
+  bool Appraising() const;
+  const AppraiseCounts& appraise_counts() const { return appraise_counts_; }
 
   Verdict Process(const Access& access);
   // Replaces the policy for accesses decided from now on (a policy write to the securityfs
@@ -212,6 +243,13 @@ class Measurer {
     const HashAlgo* algo = nullptr;  // of digest: an element of AllHashAlgos()
     std::array<uint8_t, kMaxDigest> digest{};  // algo->size bytes
     bool collected = false;
+    // Appraisal, the kernel's IMA_*_APPRAISED + ima_file_status: the outcome for the
+    // requirements it was checked against; dropped with the measurement (same
+    // invalidation). A failure stays a failure: a denied access is never cached as allowed.
+    std::shared_ptr<const AppraiseOutcome> appraisal;
+    ima::AppraiseRequirements appraisal_req;
+    ContentTuple appraised_facts;  // the change tuple the outcome belongs to
+    bool update_xattr = false;  // IMA_UPDATE_XATTR: an appraised file was opened for write
     bool may_emit_tomtou = false;
     bool emitted_open_writers = false;
     uint64_t serving = 0;  // next ticket allowed to run
@@ -239,7 +277,12 @@ class Measurer {
   static std::unique_lock<std::mutex> TryTurn(InodeState* st, uint64_t ticket);
   static void PassTurn(InodeState* st);  // under st->mu: the next ticket's turn
   void ApplyFlush(InodeState* st);  // under st->mu
-  void CloseLocked(InodeState* st, bool last_writer, const FileFacts& now);  // under st->mu
+  void CloseLocked(InodeState* st, bool last_writer, const FileFacts& now, int fd);  // under st->mu
+  // Under st->mu: the file's content digest in algo (the collected one when it matches).
+  // measure_algo: the algorithm the measurement takes (AlgoFor the file's security.ima):
+  // a digest in it is kept as the collected one.
+  Result<Bytes> ContentDigest(int fd, const FileFacts& facts, const HashAlgo& algo, const HashAlgo& measure_algo,
+                              InodeState* st);
   // A matcher with what the fast path derives from its rules, published together so one
   // access sees one policy.
   struct PolicyView {
@@ -262,10 +305,22 @@ class Measurer {
     bool cached = false;        // already measured into pcr, unchanged
     int pcr = 0;
     std::string template_name;
+    // Appraisal: an appraise rule matched, with what it demands; appraise_cached: the
+    // inode's outcome for req still holds.
+    bool appraise = false;
+    bool appraise_cached = false;
+    ima::AppraiseRequirements req;
     // The answer to the access. Measure mode always allows; appraisal adds a deny outcome.
-    enum class Answer : uint8_t { kAllow } answer = Answer::kAllow;
-    bool NeedsIo() const { return tomtou || open_writers || (measure_rule && !cached); }
+    enum class Answer : uint8_t { kAllow, kDeny } answer = Answer::kAllow;
+    bool NeedsIo() const { return tomtou || open_writers || (measure_rule && !cached) || (appraise && !appraise_cached); }
   };
+  // Under st->mu: the answer from the inode's appraisal outcome (enforce denies failures
+  // and write-opens of signed files).
+  void AnswerFromAppraisal(const Access& a, const InodeState& st, Decision* d) const;
+  // Under st->mu: appraises the file now (reads xattrs, hashes if not collected), logs and
+  // counts a failure, keeps the outcome.
+  void AppraiseNow(const Access& a, const FileFacts& facts, InodeState* st, const Decision& d,
+                   const std::optional<Bytes>& ima_xattr, const Status& ima_status);
   // Under st->mu, after ApplyFlush. view: the policy to decide with.
   Decision Decide(const Access& access, const FileFacts& facts, const InodeState& st, const PolicyView& view);
   // Under st->mu: applies d to the inode and does its I/O (violation entries, hash, append) —
@@ -286,7 +341,8 @@ class Measurer {
   void LruUnlinkLocked(InodeState* st);
   void LruPushLocked(InodeState* st);
   Result<HashAlgo> AlgoFor(const std::optional<Bytes>& xattr) const;
-  Status Collect(const Access& a, const FileFacts& facts, const std::optional<Bytes>& xattr, InodeState* st);
+  Status Collect(int fd, const FileFacts& facts, const HashAlgo& algo, InodeState* st);
+  Result<Bytes> HashFd(int fd, const HashAlgo& algo);
   void Violation(const Access& a, const char* cause, const FileFacts& f);
   // FILE_CHECK of one of limd's own state files: nothing to decide (OwnFiles).
   bool OwnStateFile(const Access& a, const FileFacts& facts) const {
@@ -308,6 +364,7 @@ class Measurer {
   std::function<void(const InodeKey&)> open_suspect_;  // under table_mu_
   std::atomic<uint64_t> flush_generation_{0};
   std::atomic<uint64_t> hashes_{0}, cache_hits_{0}, bytes_hashed_{0};
+  AppraiseCounts appraise_counts_;
 };
 
 }  // namespace lim::daemon

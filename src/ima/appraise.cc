@@ -95,6 +95,30 @@ EvmVerdict VerifyEvm(const std::optional<Bytes>& evm_xattr, const EvmInputs& in,
 
 Appraisal AppraiseFile(int fd, const std::string& what, const AppraiseRequirements& req,
                        const std::vector<PublicKey>& ima_keys, const EvmConfig& evm) {
+  auto ima = ReadXattr(fd, kImaXattrName, kMaxImaXattrSize, what);
+  std::function<EvmVerdict()> evm_check;
+  if (evm.enabled) {
+    evm_check = [&] {
+      auto in = ReadEvmInputs(fd, what);
+      auto evm_x = ReadXattr(fd, kEvmXattrName, kMaxImaXattrSize, what);
+      if (!in.ok()) return EvmVerdict{"fail", in.status().message(), {}};
+      if (!evm_x.ok()) return EvmVerdict{"fail", evm_x.status().message(), {}};
+      EvmInputs with_uuid = std::move(in).value();
+      with_uuid.fsuuid = evm.fsuuid;
+      return VerifyEvm(*evm_x, with_uuid, evm);
+    };
+  }
+  auto digest = [&](const HashAlgo& algo, bool verity) -> Result<Bytes> {
+    if (lseek(fd, 0, SEEK_SET) != 0) return Status::IoError(what + ": lseek: " + std::strerror(errno));
+    return verity ? FsVerityDigest(algo, fd, what) : DigestFd(algo, fd, what);
+  };
+  static const std::optional<Bytes> kNone;
+  return AppraiseValues(ima.ok() ? *ima : kNone, ima.status(), evm_check, req, ima_keys, digest);
+}
+
+Appraisal AppraiseValues(const std::optional<Bytes>& ima, const Status& ima_read, const std::function<EvmVerdict()>& evm,
+                         const AppraiseRequirements& req, const std::vector<PublicKey>& ima_keys,
+                         const ContentDigest& content_digest) {
   Appraisal a;
   a.xattr = kImaXattrName;
   auto fail = [&](std::string cause, std::string detail) {
@@ -104,24 +128,14 @@ Appraisal AppraiseFile(int fd, const std::string& what, const AppraiseRequiremen
     return a;
   };
   const char* sig_required = req.verity_required ? "verity-signature-required" : "IMA-signature-required";
-  auto ima = ReadXattr(fd, kImaXattrName, kMaxImaXattrSize, what);
-  if (!ima.ok()) return fail(ima.status().code() == StatusCode::kCorrupt ? "unknown-ima-data" : "read-error", ima.status().message());
-  if (!*ima) {
+  if (!ima_read.ok()) return fail(ima_read.code() == StatusCode::kCorrupt ? "unknown-ima-data" : "read-error", ima_read.message());
+  if (!ima) {
     return fail(req.signature_required ? sig_required : "missing-hash",
                 std::string("no security.ima") + (req.signature_required ? "; the rule needs a signature" : ""));
   }
   // EVM before IMA (evm_verifyxattr in ima_appraise_measurement).
-  if (evm.enabled) {
-    auto in = ReadEvmInputs(fd, what);
-    auto evm_x = ReadXattr(fd, kEvmXattrName, kMaxImaXattrSize, what);
-    EvmVerdict v;
-    if (!in.ok()) v = {"fail", in.status().message(), {}};
-    else if (!evm_x.ok()) v = {"fail", evm_x.status().message(), {}};
-    else {
-      EvmInputs with_uuid = std::move(in).value();
-      with_uuid.fsuuid = evm.fsuuid;
-      v = VerifyEvm(*evm_x, with_uuid, evm);
-    }
+  if (evm) {
+    EvmVerdict v = evm();
     a.evm_status = v.status;
     a.key = v.key;
     if (v.status == "no_label" || v.status == "no_xattrs") {
@@ -134,7 +148,7 @@ Appraisal AppraiseFile(int fd, const std::string& what, const AppraiseRequiremen
     }
     a.key.clear();
   }
-  auto x = ParseImaXattr(**ima);
+  auto x = ParseImaXattr(*ima);
   if (!x.ok()) {
     const std::string& m = x.status().message();
     return fail(m.find("invalid-signature-version") != std::string::npos ? "invalid-signature-version" : "unknown-ima-data", m);
@@ -148,8 +162,7 @@ Appraisal AppraiseFile(int fd, const std::string& what, const AppraiseRequiremen
   }
   // The content digest, with the xattr's algorithm (ima_get_hash_algo) — the fs-verity
   // digest for 0x06.
-  if (lseek(fd, 0, SEEK_SET) != 0) return fail("read-error", what + ": lseek: " + std::strerror(errno));
-  Result<Bytes> digest = x->type == kXattrVeritySig ? FsVerityDigest(x->algo, fd, what) : DigestFd(x->algo, fd, what);
+  Result<Bytes> digest = content_digest(x->algo, x->type == kXattrVeritySig);
   if (!digest.ok()) return fail(x->type == kXattrVeritySig ? "sigv3-hashing-error" : "collect-data", digest.status().message());
   a.file_digest = *digest;
   if (!x->is_signature()) {

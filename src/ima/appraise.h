@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -61,6 +62,17 @@ struct EvmVerdict {
   std::string detail;
   std::string key;
 };
+
+// The same decision on values already read (limd reads each xattr once per event and
+// hashes once for measurement and appraisal). ima: security.ima (nullopt: absent);
+// ima_read: not ok when it could not be read (Corrupt: oversized → unknown-ima-data, else
+// read-error). evm: EVM's verdict, asked only once security.ima is present (as the
+// kernel); empty function: EVM off. digest(algo, verity): the file's content digest, or
+// its fs-verity digest when verity is true.
+using ContentDigest = std::function<Result<Bytes>(const HashAlgo& algo, bool verity)>;
+Appraisal AppraiseValues(const std::optional<Bytes>& ima, const Status& ima_read, const std::function<EvmVerdict()>& evm,
+                         const AppraiseRequirements& req, const std::vector<PublicKey>& ima_keys,
+                         const ContentDigest& digest);
 EvmVerdict VerifyEvm(const std::optional<Bytes>& evm_xattr, const EvmInputs& in, const EvmConfig& evm);
 
 // Reads an xattr of an open file: nullopt when absent (or the filesystem has no xattrs).

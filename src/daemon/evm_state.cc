@@ -37,7 +37,23 @@ std::optional<uint8_t> TypeOf(const std::optional<Bytes>& evm) {
   return (*evm)[0];
 }
 
+class EvmStateCheck final : public EvmCheck {
+ public:
+  explicit EvmStateCheck(EvmState* s) : s_(s) {}
+  bool enabled() const override { return s_->enabled(); }
+  ima::EvmVerdict Verify(int fd, const FileFacts& facts, const FileXattrs& xattrs) override {
+    if (!xattrs.evm_status.ok()) return {"fail", xattrs.evm_status.message(), {}};
+    return s_->Verify(fd, facts.dev, xattrs.ima, xattrs.evm);
+  }
+  void ImaXattrUpdated(int fd, const FileFacts& facts) override { s_->ImaXattrUpdated(fd, facts.dev); }
+
+ private:
+  EvmState* s_;
+};
+
 }  // namespace
+
+std::unique_ptr<EvmCheck> EvmState::AsCheck() { return std::make_unique<EvmStateCheck>(this); }
 
 Result<SecretBytes> LoadEvmKey(const std::string& key_file, const std::string& sealed_file, tpm::Tpm* tpm) {
   if (!key_file.empty() && !sealed_file.empty()) {
@@ -58,7 +74,13 @@ Result<SecretBytes> LoadEvmKey(const std::string& key_file, const std::string& s
 }
 
 EvmState::EvmState(SecretBytes hmac_key, const std::vector<PublicKey>* keys, bool fsuuid)
-    : hmac_key_(std::move(hmac_key)), keys_(keys), fsuuid_(fsuuid) {
+    : keys_(keys), fsuuid_(fsuuid) {
+  SetHmacKey(std::move(hmac_key));
+}
+
+void EvmState::SetHmacKey(SecretBytes key) {
+  hmac_key_ = std::move(key);
+  init_flags_ = 0;
   if (!hmac_key_.empty()) init_flags_ |= kEvmInitHmac;
   if (keys_ && !keys_->empty()) init_flags_ |= kEvmInitX509;
   // limd's EVM is set up once, at start: the kernel's EVM_SETUP_COMPLETE (no later key).

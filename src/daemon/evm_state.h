@@ -44,6 +44,7 @@
 #include "base/status.h"
 #include "crypto/public_key.h"
 #include "crypto/secret_bytes.h"
+#include "daemon/appraiser.h"
 #include "daemon/attrib_watch.h"
 #include "ima/appraise.h"
 #include "tpm/tpm.h"
@@ -70,6 +71,9 @@ class EvmState {
   EvmState(SecretBytes hmac_key, const std::vector<PublicKey>* keys, bool fsuuid = true);
 
   void set_watch(AttribWatch* watch) { watch_ = watch; }
+  // The HMAC key, when it can only be had after construction (sealed: after the TPM is
+  // open). Before any Verify.
+  void SetHmacKey(SecretBytes key);
   // EVM initialised (the kernel's evm_initialized != 0): an HMAC key or EVM keys.
   bool enabled() const { return init_flags_ != 0; }
   uint32_t init_flags() const { return init_flags_; }
@@ -80,6 +84,10 @@ class EvmState {
   ima::EvmVerdict Verify(int fd, uint64_t dev, const std::optional<Bytes>& ima, const std::optional<Bytes>& evm);
   // limd wrote security.ima of the file open at fd.
   void ImaXattrUpdated(int fd, uint64_t dev);
+
+  // The appraisal's seam (appraiser.h): an EvmCheck that forwards to this EvmState, which
+  // must outlive it (limd owns the EvmState; the Appraiser owns the check).
+  std::unique_ptr<EvmCheck> AsCheck();
 
   // From AttribWatch.
   void Changed(const std::string& key);

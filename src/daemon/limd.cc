@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/fanotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "base/own_threads.h"
 #include "control/status_report.h"
 #include "daemon/process_exe.h"
+#include "daemon/trusted_keys.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
 
@@ -99,6 +101,7 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_RETURN_IF_ERROR(l->OpenControlSocket());
   LIM_RETURN_IF_ERROR(l->OpenTpm());
   LIM_RETURN_IF_ERROR(l->OpenList());
+  LIM_RETURN_IF_ERROR(l->OpenEvm());
   LIM_RETURN_IF_ERROR(l->MeasureOwnInputs());
   LIM_RETURN_IF_ERROR(l->StartView(std::move(boot_log)));
   LIM_RETURN_IF_ERROR(l->StartDaemon());
@@ -211,6 +214,53 @@ Status Limd::OpenList() {
     logger_.Audit(AuditType::kIntegrityPcr, f);
   });
   return Status::Ok();
+}
+
+// EVM: the certificates (recorded in the list, keyring .evm), the HMAC key into locked
+// memory (a sealed one needs the TPM, open by now), the attribute watch. Before the marks.
+Status Limd::OpenEvm() {
+  if (!flags_.evm_keys.empty()) {
+    auto ring = KeyRing::Load(flags_.evm_keys);
+    if (!ring.ok()) return ring.status().WithPrefix("--evm-keys");
+    for (const auto& p : ring->problems()) Log("--evm-keys: " + p);
+    evm_keys_ = std::move(*ring);
+    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), evm_keys_->keys(), kEvmKeyring, LogFn()).status());
+  }
+  LIM_ASSIGN_OR_RETURN(SecretBytes key, LoadEvmKey(flags_.evm_key, flags_.evm_key_sealed, tpm_.get()));
+  if (!key.empty()) {
+    // The key lives in this process: no core dump, no ptrace or /proc/PID/mem by anyone
+    // but root (the pages themselves are locked and left out of dumps: secret_bytes.h).
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    Log("EVM HMAC key " + SecretFingerprint(key.view()) + " (" + std::to_string(key.size()) + " bytes, " +
+        (flags_.evm_key.empty() ? "unsealed from " + flags_.evm_key_sealed + " by " + tpm_->Describe()
+                                : "from " + flags_.evm_key) +
+        ") in locked memory");
+  }
+  if (!evm_) evm_ = std::make_unique<EvmState>(SecretBytes(), evm_keys_ ? &evm_keys_->keys() : nullptr);
+  evm_->SetHmacKey(std::move(key));
+  if (!evm_->enabled()) return Status::Ok();
+  auto w = AttribWatch::Create([this](const std::string& k) { evm_->Changed(k); },
+                               [this] {
+                                 evm_->Overflowed();
+                                 Log("EVM: attribute changes were lost (queue overflow): no file verified so far is re-HMACed");
+                               });
+  if (!w.ok()) {
+    Log("EVM: online changes are not watched (" + w.status().message() + "): a changed file fails until re-signed");
+    return Status::Ok();
+  }
+  attrib_ = std::move(*w);
+  attrib_->StartThread();
+  evm_->set_watch(attrib_.get());
+  return Status::Ok();
+}
+
+// The attribute watch follows the main group's marks (a filesystem it cannot mark is one
+// where limd never re-HMACs: attrib_watch.h).
+void Limd::MarkAttrib(const std::string& root) {
+  if (!attrib_) return;
+  auto dev = DeviceOf(root);
+  if (!dev.ok()) return;
+  if (Status s = attrib_->Mark(root, *dev); !s.ok()) Log("EVM: " + s.message() + ": changes there are not watched");
 }
 
 void Limd::MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask) {
@@ -329,6 +379,7 @@ Status Limd::StartDaemon() {
                                         view_ ? static_cast<uint64_t>(view_->device()) : 0);
   opts.overlay_opens = sides_->overlay_opens();
   LIM_ASSIGN_OR_RETURN(daemon_, FanotifyDaemon::Create(opts, measurer_.get(), list_.get(), env_, LogFn()));
+  for (const auto& w : plain_roots_) MarkAttrib(w);
   for (const auto& [w, fstype] : side_roots_) LIM_RETURN_IF_ERROR(sides_->Mark(w, fstype));
   g_limd.store(this);
   daemon_->LearnReaderHandles(scan_.reader_handles);
@@ -354,6 +405,7 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
                                                          : sides_->Mark(path, fstype);
         auto dev = DeviceOf(path);
         if (ms.ok() && dev.ok()) marked_.Add(*dev, MonotonicNs());
+        if (ms.ok() && ClassOfFs(fstype) == FsClass::kPlain) MarkAttrib(path);
         return ms;
       },
       LogFn());

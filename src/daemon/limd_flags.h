@@ -32,6 +32,9 @@ struct LimdFlags {
   int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
   size_t inode_cache = MeasurerConfig::kDefaultMaxInodes;  // --inode-cache
   std::vector<std::string> watch;
+  // EVM (docs/appraisal.md "EVM in limd"): the HMAC key from a root-only file or sealed in
+  // the TPM (exclusive), and the EVM signature certificates (empty: none).
+  std::string evm_key, evm_key_sealed, evm_keys;
   // Given on the command line or in the config file (not the default).
   bool pcr_explicit = false, securityfs_explicit = false, control_socket_explicit = false;
 };

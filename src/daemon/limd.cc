@@ -92,9 +92,16 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_RETURN_IF_ERROR(CheckFanotify());
   LIM_ASSIGN_OR_RETURN(ima::Policy policy, LoadPolicy(flags));
   LIM_ASSIGN_OR_RETURN(std::optional<Bytes> boot_log, ReadBootLog(flags));
+  std::vector<std::string> appraise_notes;
+  auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
+  LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
+                                                      hash.ok() ? *hash : Sha256Algo()},
+                                                     &appraise_notes));
   std::unique_ptr<Limd> l(new Limd(flags));
   l->policy_ = std::move(policy);
+  l->appraiser_ = std::move(appraiser);
   LIM_RETURN_IF_ERROR(l->OpenLogger());
+  for (const auto& n : appraise_notes) l->Log(n);
   LIM_RETURN_IF_ERROR(l->SortWatches());
   LIM_RETURN_IF_ERROR(l->OpenControlSocket());
   LIM_RETURN_IF_ERROR(l->OpenTpm());
@@ -207,6 +214,8 @@ Status Limd::OpenList() {
   mc.pcr = flags_.pcr;
   mc.max_inodes = flags_.inode_cache;
   mc.own_files = &own_files_;
+  mc.appraiser = appraiser_.get();
+  mc.appraise_audit = [this](const std::string& f) { logger_.Audit(AuditType::kIntegrityData, f); };
   measurer_ = std::make_unique<Measurer>(mc, live_policy_->matcher(), list_.get(), env_, [this](const std::string& f) {
     logger_.Audit(AuditType::kIntegrityPcr, f);
   });
@@ -624,6 +633,18 @@ std::string Limd::StatusDocument(bool running) {
   r.reader_close_drains = ds.reader_close_drains.load();
   r.count_probes = daemon_->count_probes();
   r.count_resets = daemon_->count_resets();
+  r.appraise = std::string(appraiser_ ? AppraiseModeName(appraiser_->mode()) : "off");
+  if (appraiser_) {
+    const AppraiseCounts& ac = measurer_->appraise_counts();
+    r.appraise_keys = appraiser_->keys().size();
+    r.appraised = ac.appraised;
+    r.appraise_failures = ac.failures;
+    r.appraise_denied = ac.denied;
+    r.appraise_write_denied = ac.write_denied;
+    r.appraise_fixed = ac.fixed;
+    r.appraise_xattr_updates = ac.xattr_updates;
+    r.appraise_update_errors = ac.update_errors;
+  }
   r.exec_open_reuses = ds.exec_open_reuses.load();
   r.ignore_marks_removed = ds.ignores_removed.load();
   r.keys_measured = keys_->measured();

@@ -103,6 +103,7 @@ class Limd {
   Env* env_ = nullptr;
   OwnFiles own_files_;  // limd's own state files: never measured at FILE_CHECK
   std::unique_ptr<MeasurementList> list_;
+  std::unique_ptr<Appraiser> appraiser_;  // null: --appraise off
   std::unique_ptr<Measurer> measurer_;
   std::unique_ptr<SecurityfsView> view_;
   ScanReport scan_;  // what already ran from the watched filesystems, before the marks

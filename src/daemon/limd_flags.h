@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/key_ring.h"
 #include "daemon/config_file.h"
 #include "daemon/control_socket.h"
 #include "daemon/measurer.h"
@@ -32,6 +33,10 @@ struct LimdFlags {
   int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
   size_t inode_cache = MeasurerConfig::kDefaultMaxInodes;  // --inode-cache
   std::vector<std::string> watch;
+  // Appraisal (docs/appraisal.md "limd"): --appraise off|log|enforce|fix, --keys DIR (the
+  // trusted certificates), --denylist FILE (digests never allowed; empty: none).
+  std::string appraise = "off", keys = kDefaultKeyDir, denylist;
+  bool keys_explicit = false;
   // Given on the command line or in the config file (not the default).
   bool pcr_explicit = false, securityfs_explicit = false, control_socket_explicit = false;
 };

@@ -67,6 +67,14 @@ constexpr CountKey kCounts[] = {
     {"memfd_exec_gaps", &StatusReport::memfd_exec_gaps},
     {"own_files", &StatusReport::own_files},
     {"own_files_revoked", &StatusReport::own_files_revoked},
+    {"appraised", &StatusReport::appraised},
+    {"appraise_failures", &StatusReport::appraise_failures},
+    {"appraise_denied", &StatusReport::appraise_denied},
+    {"appraise_write_denied", &StatusReport::appraise_write_denied},
+    {"appraise_fixed", &StatusReport::appraise_fixed},
+    {"appraise_xattr_updates", &StatusReport::appraise_xattr_updates},
+    {"appraise_update_errors", &StatusReport::appraise_update_errors},
+    {"appraise_keys", &StatusReport::appraise_keys},
 };
 
 struct DelayKey {
@@ -98,6 +106,7 @@ constexpr OptionalStringKey kOptionalStrings[] = {
     {"tpm", &StatusReport::tpm},
     {"root_of_trust", &StatusReport::root_of_trust},
     {"state", &StatusReport::state},
+    {"appraise", &StatusReport::appraise},
 };
 
 // A member as an unsigned count: 0 unless it is a non-negative integer.
@@ -245,6 +254,16 @@ std::string StatusReport::Text(const std::string& state_dir) const {
   out += Printf("cache hit rate: %.1f%% (%llu hits, %llu hashes)\n", 100.0 * CacheHitRate(), U(cache_hits), U(hashes));
   out += Printf("events/s: %.1f (%llu events); marks: %llu (%llu with pre-content), %llu mount namespaces\n",
                 events_per_second, U(events), U(marks), U(precontent_marks), U(mount_namespaces));
+  if (appraise && *appraise != "off") {
+    out += Printf("appraisal: %s, %llu keys; %llu appraised, %llu failed, %llu denied (%llu write-opens of signed files), "
+                  "%llu fixed, %llu digests rewritten at close\n",
+                  appraise->c_str(), U(appraise_keys), U(appraised), U(appraise_failures), U(appraise_denied),
+                  U(appraise_write_denied), U(appraise_fixed), U(appraise_xattr_updates));
+    if (*appraise == "enforce") {
+      out += running ? "  enforce fails open while limd is not running: if limd stops, nothing is denied\n"
+                     : "  NOT ENFORCED: limd is not running, so every access is allowed (enforce fails open)\n";
+    }
+  }
   if (latency_us) {
     out += Printf("decision latency: p50 < %llu us, p90 < %llu us, p99 < %llu us, max %llu us\n", U(latency_us->p50),
                   U(latency_us->p90), U(latency_us->p99), U(latency_us->max));

@@ -68,6 +68,12 @@ struct StatusReport {
   uint64_t memfd_execs = 0, memfd_exec_gaps = 0;
   // limd's own files (own_files.h).
   uint64_t own_files = 0, own_files_revoked = 0;
+  // Appraisal (daemon/appraiser.h): the mode (off, log, enforce, fix; missing: an older
+  // limd), files appraised, failures, accesses denied (write-opens of signed files among
+  // them), digests written by fix mode and at writers' closes, trusted keys.
+  std::optional<std::string> appraise;
+  uint64_t appraised = 0, appraise_failures = 0, appraise_denied = 0, appraise_write_denied = 0, appraise_fixed = 0,
+           appraise_xattr_updates = 0, appraise_update_errors = 0, appraise_keys = 0;
 
   std::optional<double> uptime_seconds;
   double events_per_second = 0;

@@ -4,10 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
 #include "base/file.h"
+#include "crypto/key_ring.h"
 #include "crypto/fsverity.h"
 #include "ima/evm.h"
 #include "ima/ima_signature.h"
@@ -49,7 +51,11 @@ class SignatureEvmCheck : public EvmCheck {
 std::string Quoted(const std::string& s) {
   // The kernel's audit_log_untrustedstring: quoted when plain, hex otherwise.
   for (unsigned char c : s) {
-    if (c == '"' || c < 0x21 || c > 0x7e) return ToHex(ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+    if (c == '"' || c < 0x21 || c > 0x7e) {
+      std::string hex = ToHex(ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size()));
+      for (char& h : hex) h = static_cast<char>(std::toupper(static_cast<unsigned char>(h)));
+      return hex;
+    }
   }
   return "\"" + s + "\"";
 }
@@ -244,6 +250,36 @@ Result<bool> Appraiser::UpdateXattr(int fd, const FileFacts& facts, const std::s
   }
   if (evm_) evm_->ImaXattrUpdated(fd, facts);
   return true;
+}
+
+Result<std::unique_ptr<Appraiser>> LoadAppraiser(const AppraiserSettings& s, std::vector<std::string>* notes,
+                                                 std::unique_ptr<EvmCheck> evm) {
+  LIM_ASSIGN_OR_RETURN(AppraiseMode mode, ParseAppraiseMode(s.mode));
+  if (mode == AppraiseMode::kOff) return std::unique_ptr<Appraiser>();
+  std::vector<PublicKey> keys;
+  auto ring = KeyRing::LoadDir(s.keys_dir);
+  if (ring.ok()) {
+    keys = ring->keys();
+    for (const auto& p : ring->problems()) notes->push_back("--keys: " + p);
+    notes->push_back("appraisal " + std::string(AppraiseModeName(mode)) + ": " + std::to_string(keys.size()) +
+                     " trusted key(s) from " + s.keys_dir);
+  } else if (s.keys_explicit) {
+    return Status::InvalidArgument("--keys " + s.keys_dir + ": " + ring.status().message());
+  } else {
+    notes->push_back("appraisal " + std::string(AppraiseModeName(mode)) + ": no trusted keys (" +
+                     ring.status().message() + "): every signature fails");
+  }
+  DigestDenylist deny;
+  if (!s.denylist.empty()) {
+    auto d = DigestDenylist::Load(s.denylist);
+    if (!d.ok()) return Status::InvalidArgument("--denylist " + s.denylist + ": " + d.status().message());
+    deny = std::move(*d);
+    notes->push_back("denylist " + s.denylist + ": " + std::to_string(deny.size()) + " digest(s)");
+  }
+  AppraiserConfig c;
+  c.mode = mode;
+  c.fix_hash = s.fix_hash;
+  return std::make_unique<Appraiser>(c, std::move(keys), std::move(deny), std::move(evm));
 }
 
 std::string AppraiseAuditLine(pid_t pid, uint32_t uid, const std::string& comm, const std::string& path, uint64_t ino,

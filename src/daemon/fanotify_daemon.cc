@@ -513,6 +513,7 @@ void FanotifyDaemon::HandlePreContent(int fd, pid_t pid) {
   a.path = FdPath(fd);
   a.func = ima::ImaHook::kMmapCheck;
   a.mask = ima::may::kExec;
+  a.answerable = true;
   a.fsname = Dev(key.dev).fsname;
   a.counts = measurer_->NoteOpen(key, false, false);  // counts now, and this step's turn
   EnqueuePerm(std::move(p));
@@ -601,6 +602,7 @@ void FanotifyDaemon::HandleOpenPerm(int fd, uint64_t mask, pid_t pid) {
   a.fd = fd;
   a.pid = pid;
   a.key = key;  // a.path: FdPath() only when a worker needs it (entries, logs)
+  a.answerable = true;
   a.fsname = std::move(dev.fsname);
   a.remeasure = dev.remeasure;
   if (options_.overlay_opens) {  // overlay backing files (side_group.h)
@@ -646,6 +648,7 @@ void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const Syscal
     a.mask = intent.exec ? ima::may::kExec : FileCheckMask(intent.flags);
     a.open_for_write = write;
     a.direct_io = intent.flags & O_DIRECT;
+    a.created = (intent.flags & O_CREAT) || (intent.flags & O_TMPFILE) == O_TMPFILE;
   } else {
     // io_uring, a running thread, an unreadable /proc: measure as a read; no counts and
     // no violation inferred (docs/limd.md).
@@ -661,6 +664,8 @@ void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const Syscal
   // (same thread, same file), and two closes merged into one would leave the count high.
   if (reader_close_group && (write || (ro && measurer_->Readers(key) > 0))) DrainReaderCloses();
   OpenCounts counts = measurer_->NoteOpen(key, write, ro);
+  p.noted_write = write;
+  p.noted_ro = ro;
   if (ro && reader_close_group) closes_->Learn(p.fd, key, ctime_ns);
   if (p.precontent_fs) {
     // A write-only opener of an inode nobody else has open: its writes need no round
@@ -702,7 +707,7 @@ void FanotifyDaemon::Worker() {
     } else {
       auto facts = env_->Facts(j.close_fd);
       FileFacts f = facts.ok() ? *facts : FileFacts{};
-      measurer_->ApplyClose(j.key, j.note, f);
+      measurer_->ApplyClose(j.key, j.note, f, j.close_fd);
       ::close(j.close_fd);
     }
   }
@@ -753,13 +758,17 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
   // costliest read of the event).
   auto run = [&](auto make) {
     if (p.backing) return measurer_->TrySkip(base.key, make().counts.ticket);  // the overlay file is measured
-    auto r = measurer_->TryProcessCached(make(), facts, have_creds);
-    if (r != Measurer::Fast::kNeedsCreds) return r == Measurer::Fast::kDone;
-    auto creds = ReadCreds(base.pid);
-    if (!creds.ok()) return false;
-    SetCreds(base, *creds);
-    have_creds = true;
-    return measurer_->TryProcessCached(make(), facts, true) == Measurer::Fast::kDone;
+    Verdict v;
+    auto r = measurer_->TryProcessCached(make(), facts, have_creds, &v);
+    if (r == Measurer::Fast::kNeedsCreds) {
+      auto creds = ReadCreds(base.pid);
+      if (!creds.ok()) return false;
+      SetCreds(base, *creds);
+      have_creds = true;
+      r = measurer_->TryProcessCached(make(), facts, true, &v);
+    }
+    if (r == Measurer::Fast::kDone && !v.allow) p.denied = true;  // a cached failed appraisal (enforce)
+    return r == Measurer::Fast::kDone;
   };
   if (p.steps & kExecStep) {
     auto kind = kinds_.Get(base.key, facts);
@@ -780,7 +789,7 @@ bool FanotifyDaemon::TryFastPath(Pending& p, const FileFacts& facts) {
     if (!done) return false;
     p.done |= kElfStep;
   }
-  Answer(p, true);
+  Answer(p, !p.denied);
   return true;
 }
 
@@ -814,6 +823,7 @@ void FanotifyDaemon::DoPerm(Pending& p) {
       stats_.measure_errors++;
       Log("measure " + a.path + ": " + v.status.message());
     }
+    if (!v.allow) p.denied = true;  // enforce: a failed appraisal, or a write-open of a signed file
     // Measured into its PCR and unchanged: a PROT_EXEC mmap would only hit the cache, so
     // pre-content events for this inode need no round trip until a removal (epoch).
     if (p.precontent_fs && v.status.ok() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
@@ -823,7 +833,7 @@ void FanotifyDaemon::DoPerm(Pending& p) {
   };
   if (p.steps & kPreExecStep) {
     run(base);
-    Answer(p, true);
+    Answer(p, !p.denied);
     return;
   }
   // The file's kind, from its header (the tuple first, so a later change is a miss).
@@ -847,12 +857,20 @@ void FanotifyDaemon::DoPerm(Pending& p) {
       measurer_->Skip(base.key, p.elf_ticket);
     }
   }
-  Answer(p, true);
+  Answer(p, !p.denied);
 }
 
 void FanotifyDaemon::Answer(Pending& p, bool allow) {
   if (p.answered.exchange(true)) return;  // the watchdog answered already
+  // Plain FAN_DENY (the opener sees EPERM): never FAN_DENY_ERRNO(EACCES), which the kernel
+  // refuses for this group, leaving the opener blocked.
   uint32_t response = allow ? FAN_ALLOW : FAN_DENY;
+  if (!allow) {
+    stats_.denied++;
+    // A denied open never reaches the kernel's counts and has no close.
+    if (p.steps & kOpenStep) measurer_->UndoOpen(p.access.key, p.noted_write, p.noted_ro);
+    if (p.noted_write && p.precontent_fs) ignores_->Remove(p.fd, p.access.key);
+  }
   if (!p.group->Respond(p.fd, response)) {
     stats_.reply_errors++;
     Log(std::string("fanotify response rejected: ") + strerror(errno) + "; retrying plain");
@@ -895,7 +913,8 @@ void FanotifyDaemon::Watchdog() {
       Status s = list_->AppendBuffer("lim-decision-timeout",
                                      "path=" + FdPath(p->fd) + ";pid=" + std::to_string(p->access.pid) + ";", true);
       if (!s.ok()) Log("decision timeout gap entry failed: " + s.message());
-      Answer(*p, true);
+      // Enforce with appraise rules: an access not yet appraised is not allowed.
+      Answer(*p, !measurer_->AppraisalEnforced());
     }
   }
 }

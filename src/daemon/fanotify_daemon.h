@@ -139,6 +139,8 @@ bool PolicyMeasuresMmap(const ima::Policy& policy);
 struct DaemonStats {
   std::atomic<uint64_t> events{0}, perm_events{0}, own_events{0}, answered{0}, timeouts{0}, reply_errors{0},
       overflows{0}, measure_errors{0}, unknown_syscall{0};
+  // Permission events answered FAN_DENY (appraisal under enforce).
+  std::atomic<uint64_t> denied{0};
   // Pre-content: events, those allowed at once (not a PROT_EXEC mmap), ignore marks added
   // and removed.
   std::atomic<uint64_t> precontent_events{0}, precontent_quick{0}, ignores_added{0}, ignores_removed{0};
@@ -224,6 +226,10 @@ class FanotifyDaemon {
     bool backing = false;        // an overlay backing file: every step skipped (counts kept)
     Origin origin = Origin::kNone;
     SyscallState sc;  // with Origin::kCheck: the execve's syscall state
+    // Appraisal: a step was denied (enforce); the counts NoteOpen() added for this open,
+    // taken back when it is denied (a denied open has no close).
+    bool denied = false;
+    bool noted_write = false, noted_ro = false;
     bool Needs(Step s) const { return (steps & s) && !(done & s); }
     ~Pending();
   };

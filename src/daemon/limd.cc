@@ -95,8 +95,23 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_ASSIGN_OR_RETURN(ima::Policy policy, LoadPolicy(flags));
   LIM_ASSIGN_OR_RETURN(std::optional<Bytes> boot_log, ReadBootLog(flags));
   std::unique_ptr<Limd> l(new Limd(flags));
+  // EVM exists before the appraisal that asks it; its HMAC key comes in OpenEvm (a sealed
+  // one needs the TPM).
+  if (!flags.evm_keys.empty()) {
+    auto ring = KeyRing::Load(flags.evm_keys);
+    if (!ring.ok()) return ring.status().WithPrefix("--evm-keys");
+    l->evm_keys_ = std::move(*ring);
+  }
+  l->evm_ = std::make_unique<EvmState>(SecretBytes(), l->evm_keys_ ? &l->evm_keys_->keys() : nullptr);
+  std::vector<std::string> appraise_notes;
+  auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
+  LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
+                                                      hash.ok() ? *hash : Sha256Algo()},
+                                                     &appraise_notes, l->evm_->AsCheck()));
   l->policy_ = std::move(policy);
+  l->appraiser_ = std::move(appraiser);
   LIM_RETURN_IF_ERROR(l->OpenLogger());
+  for (const auto& n : appraise_notes) l->Log(n);
   LIM_RETURN_IF_ERROR(l->SortWatches());
   LIM_RETURN_IF_ERROR(l->OpenControlSocket());
   LIM_RETURN_IF_ERROR(l->OpenTpm());
@@ -210,6 +225,8 @@ Status Limd::OpenList() {
   mc.pcr = flags_.pcr;
   mc.max_inodes = flags_.inode_cache;
   mc.own_files = &own_files_;
+  mc.appraiser = appraiser_.get();
+  mc.appraise_audit = [this](const std::string& f) { logger_.Audit(AuditType::kIntegrityData, f); };
   measurer_ = std::make_unique<Measurer>(mc, live_policy_->matcher(), list_.get(), env_, [this](const std::string& f) {
     logger_.Audit(AuditType::kIntegrityPcr, f);
   });
@@ -219,11 +236,13 @@ Status Limd::OpenList() {
 // EVM: the certificates (recorded in the list, keyring .evm), the HMAC key into locked
 // memory (a sealed one needs the TPM, open by now), the attribute watch. Before the marks.
 Status Limd::OpenEvm() {
-  if (!flags_.evm_keys.empty()) {
-    auto ring = KeyRing::Load(flags_.evm_keys);
-    if (!ring.ok()) return ring.status().WithPrefix("--evm-keys");
-    for (const auto& p : ring->problems()) Log("--evm-keys: " + p);
-    evm_keys_ = std::move(*ring);
+  // The keys limd trusts, in the list as the kernel's KEY_CHECK records keys loaded into
+  // .ima and .evm (trusted_keys.h).
+  if (appraiser_) {
+    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), appraiser_->keys(), kImaKeyring, LogFn()).status());
+  }
+  if (evm_keys_) {
+    for (const auto& p : evm_keys_->problems()) Log("--evm-keys: " + p);
     LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), evm_keys_->keys(), kEvmKeyring, LogFn()).status());
   }
   LIM_ASSIGN_OR_RETURN(SecretBytes key, LoadEvmKey(flags_.evm_key, flags_.evm_key_sealed, tpm_.get()));
@@ -236,7 +255,6 @@ Status Limd::OpenEvm() {
                                 : "from " + flags_.evm_key) +
         ") in locked memory");
   }
-  if (!evm_) evm_ = std::make_unique<EvmState>(SecretBytes(), evm_keys_ ? &evm_keys_->keys() : nullptr);
   evm_->SetHmacKey(std::move(key));
   if (!evm_->enabled()) return Status::Ok();
   auto w = AttribWatch::Create([this](const std::string& k) { evm_->Changed(k); },
@@ -298,6 +316,7 @@ Status Limd::StartView(std::optional<Bytes> boot_log) {
     ViewOptions vo;
     vo.dir = flags_.securityfs;
     vo.boot_log = std::move(boot_log);
+    vo.evm_flags = evm_ ? evm_->init_flags() : 0;
     std::string note;
     auto started = SecurityfsView::Start(vo, list_.get(), live_policy_.get(), &note);
     if (!note.empty()) Log(note);
@@ -676,6 +695,18 @@ std::string Limd::StatusDocument(bool running) {
   r.reader_close_drains = ds.reader_close_drains.load();
   r.count_probes = daemon_->count_probes();
   r.count_resets = daemon_->count_resets();
+  r.appraise = std::string(appraiser_ ? AppraiseModeName(appraiser_->mode()) : "off");
+  if (appraiser_) {
+    const AppraiseCounts& ac = measurer_->appraise_counts();
+    r.appraise_keys = appraiser_->keys().size();
+    r.appraised = ac.appraised;
+    r.appraise_failures = ac.failures;
+    r.appraise_denied = ac.denied;
+    r.appraise_write_denied = ac.write_denied;
+    r.appraise_fixed = ac.fixed;
+    r.appraise_xattr_updates = ac.xattr_updates;
+    r.appraise_update_errors = ac.update_errors;
+  }
   r.exec_open_reuses = ds.exec_open_reuses.load();
   r.ignore_marks_removed = ds.ignores_removed.load();
   r.keys_measured = keys_->measured();

@@ -113,6 +113,7 @@ class Limd {
   std::unique_ptr<EvmState> evm_;
   std::unique_ptr<AttribWatch> attrib_;
   std::unique_ptr<MeasurementList> list_;
+  std::unique_ptr<Appraiser> appraiser_;  // null: --appraise off
   std::unique_ptr<Measurer> measurer_;
   std::unique_ptr<SecurityfsView> view_;
   ScanReport scan_;  // what already ran from the watched filesystems, before the marks

@@ -70,6 +70,19 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
   app.add_option("--mode", f.mode, "measure (appraise and enforce: not yet)")
       ->check(Check([](const std::string& v) { return v == "measure" ? "" : "'" + v + "': only measure is implemented"; },
                     "MODE"));
+  app.add_option("--appraise", f.appraise,
+                 "appraisal mode, as the kernel's ima_appraise=: off (default), log, enforce (deny with EPERM), fix")
+      ->check(Check(
+          [](const std::string& v) {
+            auto m = ParseAppraiseMode(v);
+            return m.ok() ? "" : m.status().message();
+          },
+          "MODE"));
+  app.add_option("--keys", f.keys, "directory of trusted X.509 certificates for security.ima signatures (default " +
+                                        std::string(kDefaultKeyDir) + ")")
+      ->check(PathValue());
+  app.add_option("--denylist", f.denylist, "file of digests never allowed under appraisal (ALGO:HEX per line)")
+      ->check(PathValue());
   auto* evm_key = app.add_option("--evm-key", f.evm_key,
                                  "EVM HMAC key file (root's, mode 0600, 1-128 bytes), held in locked memory")
                       ->check(PathValue());
@@ -162,6 +175,7 @@ std::string ParseOnce(const std::vector<std::string>& args, LimdFlags& f, const 
   f.pcr_explicit = app.get_option("--pcr")->count() > 0;
   f.securityfs_explicit = app.get_option("--securityfs")->count() > 0;
   f.control_socket_explicit = app.get_option("--control-socket")->count() > 0;
+  f.keys_explicit = app.get_option("--keys")->count() > 0;
   if (hidden_config) *hidden_config = ConfigFileWithHiddenEntries(app);
   return "";
 }

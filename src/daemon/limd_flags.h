@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "crypto/key_ring.h"
 #include "daemon/config_file.h"
 #include "daemon/control_socket.h"
 #include "daemon/measurer.h"
@@ -32,6 +33,10 @@ struct LimdFlags {
   int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
   size_t inode_cache = MeasurerConfig::kDefaultMaxInodes;  // --inode-cache
   std::vector<std::string> watch;
+  // Appraisal (docs/appraisal.md "limd"): --appraise off|log|enforce|fix, --keys DIR (the
+  // trusted certificates), --denylist FILE (digests never allowed; empty: none).
+  std::string appraise = "off", keys = kDefaultKeyDir, denylist;
+  bool keys_explicit = false;
   // EVM (docs/appraisal.md "EVM in limd"): the HMAC key from a root-only file or sealed in
   // the TPM (exclusive), and the EVM signature certificates (empty: none).
   std::string evm_key, evm_key_sealed, evm_keys;

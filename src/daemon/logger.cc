@@ -15,6 +15,8 @@ namespace lim::daemon {
 
 const char* AuditTypeName(AuditType t) {
   switch (t) {
+    case AuditType::kIntegrityData:
+      return "INTEGRITY_DATA";
     case AuditType::kIntegrityPcr:
       return "INTEGRITY_PCR";
     case AuditType::kIntegrityRule:

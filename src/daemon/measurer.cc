@@ -209,8 +209,8 @@ void Measurer::UndoOpen(const InodeKey& key, bool write, bool read_only) {
   if (read_only && it->second->readers > 0) it->second->readers--;
 }
 
-bool Measurer::Appraising() const {
-  return config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff &&
+bool Measurer::AppraisalEnforced() const {
+  return config_.appraiser && config_.appraiser->enforce() &&
          (view_.load(std::memory_order_acquire)->matcher->policy_actions() & ima::action::kAppraise);
 }
 
@@ -459,7 +459,7 @@ Measurer::Decision Measurer::Decide(const Access& a, const FileFacts& facts, con
   pa.fsuuid = facts.fsuuid;
   pa.fsname = a.fsname;
   const ima::PolicyMatcher* matcher = view.matcher;  // one policy per access
-  const bool appraising = config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff;
+  const bool appraising = a.answerable && config_.appraiser && config_.appraiser->mode() != AppraiseMode::kOff;
   ima::PolicyDecision pd = matcher->Decide(pa, ima::action::kMeasure | (appraising ? ima::action::kAppraise : 0));
   d.measure_rule = pd.of(ima::ActionClass::kMeasure).yes;
   d.appraise = appraising && pd.of(ima::ActionClass::kAppraise).yes;

@@ -78,6 +78,9 @@ struct Access {
   uint32_t mask = 0;          // MAY_* as the kernel computes it for the hook
   bool open_for_write = false;  // FMODE_WRITE
   bool direct_io = false;       // O_DIRECT: zero digest, not cached (kernel)
+  // A permission event: the opener waits for this answer. Only such accesses are appraised
+  // (what already ran — the startup scan, late and memfd execs — cannot be refused).
+  bool answerable = false;
   // O_CREAT / O_TMPFILE: the opener may have created the file. An empty file without
   // security.ima opened so counts as the kernel's IMA_NEW_FILE (FMODE_CREATED, which
   // fanotify does not report).
@@ -167,9 +170,9 @@ class Measurer {
   // An open that was denied never reaches the kernel's counts, and no close follows: the
   // counts NoteOpen() added for it are taken back.
   void UndoOpen(const InodeKey& key, bool write, bool read_only);
-  // Whether the policy in force has appraise rules and appraisal is on (enforce: a decision
-  // that times out is denied).
-  bool Appraising() const;
+  // Whether appraisal is enforced and the policy in force has appraise rules (a decision
+  // that times out is then denied).
+  bool AppraisalEnforced() const;
   const AppraiseCounts& appraise_counts() const { return appraise_counts_; }
 
   Verdict Process(const Access& access);

@@ -95,7 +95,7 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_ASSIGN_OR_RETURN(ima::Policy policy, LoadPolicy(flags));
   LIM_ASSIGN_OR_RETURN(std::optional<Bytes> boot_log, ReadBootLog(flags));
   std::unique_ptr<Limd> l(new Limd(flags));
-  // EVM exists before the appraisal that asks it; its HMAC key comes in OpenEvm (a sealed
+  // EVM exists before the appraisal that asks it; its HMAC key comes in LoadEvmHmacKey (a sealed
   // one needs the TPM).
   if (!flags.evm_keys.empty()) {
     auto ring = KeyRing::Load(flags.evm_keys);
@@ -115,6 +115,7 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_RETURN_IF_ERROR(l->SortWatches());
   LIM_RETURN_IF_ERROR(l->OpenControlSocket());
   LIM_RETURN_IF_ERROR(l->OpenTpm());
+  LIM_RETURN_IF_ERROR(l->LoadEvmHmacKey());
   LIM_RETURN_IF_ERROR(l->OpenList());
   LIM_RETURN_IF_ERROR(l->OpenEvm());
   LIM_RETURN_IF_ERROR(l->MeasureOwnInputs());
@@ -233,18 +234,9 @@ Status Limd::OpenList() {
   return Status::Ok();
 }
 
-// EVM: the certificates (recorded in the list, keyring .evm), the HMAC key into locked
-// memory (a sealed one needs the TPM, open by now), the attribute watch. Before the marks.
-Status Limd::OpenEvm() {
-  // The keys limd trusts, in the list as the kernel's KEY_CHECK records keys loaded into
-  // .ima and .evm (trusted_keys.h).
-  if (appraiser_) {
-    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), appraiser_->keys(), kImaKeyring, LogFn()).status());
-  }
-  if (evm_keys_) {
-    for (const auto& p : evm_keys_->problems()) Log("--evm-keys: " + p);
-    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), evm_keys_->keys(), kEvmKeyring, LogFn()).status());
-  }
+// The EVM HMAC key into locked memory, right after the TPM opens (a sealed key needs it)
+// and before the state is touched: a key that cannot be had stops limd cleanly.
+Status Limd::LoadEvmHmacKey() {
   LIM_ASSIGN_OR_RETURN(SecretBytes key, LoadEvmKey(flags_.evm_key, flags_.evm_key_sealed, tpm_.get()));
   if (!key.empty()) {
     // The key lives in this process: no core dump, no ptrace or /proc/PID/mem by anyone
@@ -256,7 +248,26 @@ Status Limd::OpenEvm() {
         ") in locked memory");
   }
   evm_->SetHmacKey(std::move(key));
+  return Status::Ok();
+}
+
+// EVM: the trusted certificates recorded in the list (.ima, .evm), the attribute watch.
+// Before the marks.
+Status Limd::OpenEvm() {
+  // The keys limd trusts, in the list as the kernel's KEY_CHECK records keys loaded into
+  // .ima and .evm (trusted_keys.h).
+  if (appraiser_) {
+    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), appraiser_->keys(), kImaKeyring, LogFn()).status());
+  }
+  if (evm_keys_) {
+    for (const auto& p : evm_keys_->problems()) Log("--evm-keys: " + p);
+    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), evm_keys_->keys(), kEvmKeyring, LogFn()).status());
+  }
   if (!evm_->enabled()) return Status::Ok();
+  if (!appraiser_) {
+    Log("EVM keys loaded but --appraise is off: nothing asks EVM");
+    return Status::Ok();
+  }
   auto w = AttribWatch::Create([this](const std::string& k) { evm_->Changed(k); },
                                [this] {
                                  evm_->Overflowed();

@@ -80,6 +80,7 @@ class Limd {
   Status OpenControlSocket();
   Status OpenTpm();
   Status OpenList();
+  Status LoadEvmHmacKey();
   Status OpenEvm();
   void MarkAttrib(const std::string& root);
   Status MeasureOwnInputs();

@@ -138,7 +138,7 @@ TEST(LimdEvmFlagsTest, OneEvmKeyEitherInAFileOrSealed) {
   LimdFlags g;
   auto both = ParseLimdFlags({"limd", "--evm-key", "a", "--evm-key-sealed", "b"}, &g, "/nonexistent");
   EXPECT_EQ(both.exit_code, 2);
-  EXPECT_NE(both.output.find("--evm-key-sealed excludes --evm-key"), std::string::npos) << both.output;
+  EXPECT_NE(both.output.find("--evm-key excludes --evm-key-sealed"), std::string::npos) << both.output;
   LimdFlags h;
   EXPECT_EQ(ParseLimdFlags({"limd", "--evm-key", ""}, &h, "/nonexistent").exit_code, 2);
 }

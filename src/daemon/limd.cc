@@ -95,7 +95,7 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   std::vector<std::string> appraise_notes;
   auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
   LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
-                                                      hash.ok() ? *hash : Sha256Algo()},
+                                                      hash.ok() ? *hash : Sha256Algo(), nullptr},
                                                      &appraise_notes));
   std::unique_ptr<Limd> l(new Limd(flags));
   l->policy_ = std::move(policy);

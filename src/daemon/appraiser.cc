@@ -252,8 +252,7 @@ Result<bool> Appraiser::UpdateXattr(int fd, const FileFacts& facts, const std::s
   return true;
 }
 
-Result<std::unique_ptr<Appraiser>> LoadAppraiser(const AppraiserSettings& s, std::vector<std::string>* notes,
-                                                 std::unique_ptr<EvmCheck> evm) {
+Result<std::unique_ptr<Appraiser>> LoadAppraiser(AppraiserSettings s, std::vector<std::string>* notes) {
   LIM_ASSIGN_OR_RETURN(AppraiseMode mode, ParseAppraiseMode(s.mode));
   if (mode == AppraiseMode::kOff) return std::unique_ptr<Appraiser>();
   std::vector<PublicKey> keys;
@@ -279,7 +278,7 @@ Result<std::unique_ptr<Appraiser>> LoadAppraiser(const AppraiserSettings& s, std
   AppraiserConfig c;
   c.mode = mode;
   c.fix_hash = s.fix_hash;
-  return std::make_unique<Appraiser>(c, std::move(keys), std::move(deny), std::move(evm));
+  return std::make_unique<Appraiser>(c, std::move(keys), std::move(deny), std::move(s.evm));
 }
 
 std::string AppraiseAuditLine(pid_t pid, uint32_t uid, const std::string& comm, const std::string& path, uint64_t ino,

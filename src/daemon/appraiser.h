@@ -166,17 +166,16 @@ class Appraiser {
 // limd's start: the appraiser its flags ask for (null for --appraise off). keys_dir: a
 // missing directory is an error when given explicitly; the default one (kDefaultKeyDir)
 // missing trusts no key and says so in *notes, as files without a certificate do.
-// denylist: a path, or empty for none.
+// denylist: a path, or empty for none. evm: the EVM check (null: EVM not initialised).
 struct AppraiserSettings {
   std::string mode = "off";
   std::string keys_dir;
   bool keys_explicit = false;
   std::string denylist;
   HashAlgo fix_hash = Sha256Algo();
+  std::unique_ptr<EvmCheck> evm;
 };
-// evm: the EVM check (limd's EvmState, evm_state.h); null: EVM never initialised.
-Result<std::unique_ptr<Appraiser>> LoadAppraiser(const AppraiserSettings& s, std::vector<std::string>* notes,
-                                                 std::unique_ptr<EvmCheck> evm = nullptr);
+Result<std::unique_ptr<Appraiser>> LoadAppraiser(AppraiserSettings s, std::vector<std::string>* notes);
 
 // The kernel's audit line for an appraisal failure, fields in integrity_audit_msg's order
 // without auid/ses/subj: `pid=… uid=… op=appraise_data cause=… comm="…" name="…" ino=…

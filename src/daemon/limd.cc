@@ -106,8 +106,8 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   std::vector<std::string> appraise_notes;
   auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
   LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
-                                                      hash.ok() ? *hash : Sha256Algo()},
-                                                     &appraise_notes, l->evm_->AsCheck()));
+                                                      hash.ok() ? *hash : Sha256Algo(), l->evm_->AsCheck()},
+                                                     &appraise_notes));
   l->policy_ = std::move(policy);
   l->appraiser_ = std::move(appraiser);
   LIM_RETURN_IF_ERROR(l->OpenLogger());

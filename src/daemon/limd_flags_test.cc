@@ -41,7 +41,8 @@ TEST_F(LimdFlagsTest, OutOfRangeValuesNameTheFlagAndExit2) {
       {"--watch", ""},             {"--securityfs", ""},         {"--boot-log", ""},
       {"--control-socket", ""},    {"--control-socket", "/" + std::string(107, 'a')},
       {"--policy", ""},            {"--inode-cache", "63"},      {"--inode-cache", "-1"},
-      {"--inode-cache", "16777217"}};
+      {"--inode-cache", "16777217"}, {"--appraise", "enforcing"}, {"--appraise", ""},
+      {"--keys", ""},              {"--denylist", ""}};
   for (const auto& args : bad) {
     auto r = Parse(args);
     EXPECT_EQ(r.exit_code, 2) << args[0] << " " << args[1];
@@ -80,6 +81,32 @@ TEST_F(LimdFlagsTest, ConfigValuesHaveTheSameRanges) {
   conf = WriteConfig("control-socket = /run/x.sock\n");
   ASSERT_EQ(Parse({"--config", conf}).exit_code, -1);
   EXPECT_TRUE(flags_.control_socket_explicit);  // a key is as explicit as a flag
+}
+
+// issue 13: appraisal modes as the kernel's ima_appraise=, off by default; the config key
+// is the flag's name.
+TEST_F(LimdFlagsTest, AppraiseModesKeysAndDenylist) {
+  ASSERT_EQ(Parse({}).exit_code, -1);
+  EXPECT_EQ(flags_.appraise, "off");
+  EXPECT_EQ(flags_.keys, "/etc/lim/keys");
+  EXPECT_FALSE(flags_.keys_explicit);
+  EXPECT_TRUE(flags_.denylist.empty());
+  for (const char* m : {"off", "log", "enforce", "fix"}) {
+    ASSERT_EQ(Parse({"--appraise", m}).exit_code, -1) << m;
+    EXPECT_EQ(flags_.appraise, m);
+  }
+  auto r = Parse({"--appraise", "enforcing"});
+  EXPECT_NE(r.output.find("off, log, enforce, fix"), std::string::npos) << r.output;
+  std::string conf = WriteConfig("appraise = enforce\nkeys = /srv/keys\ndenylist = /etc/lim/deny\n");
+  ASSERT_EQ(Parse({"--config", conf}).exit_code, -1);
+  EXPECT_EQ(flags_.appraise, "enforce");
+  EXPECT_EQ(flags_.keys, "/srv/keys");
+  EXPECT_TRUE(flags_.keys_explicit);
+  EXPECT_EQ(flags_.denylist, "/etc/lim/deny");
+  conf = WriteConfig("appraise = sometimes\n");
+  r = Parse({"--config", conf});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find(conf + ":1: --appraise"), std::string::npos) << r.output;
 }
 
 // issue 18 item 8: a bad value in the file was dropped unchecked when the same flag was on

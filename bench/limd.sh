@@ -18,7 +18,9 @@
 # Usage: bench/limd.sh [ROUNDS] (default 7).  LIMD=build/src/daemon/limd  FAPOLICYD=0 skips it.
 #   LIMD_B=PATH adds a second limd build (its own ext4 image, same flags) to every round, for
 #   before/after comparisons in one run.  ONLY=REGEX runs only the sections whose title
-#   matches (e.g. ONLY='spawn|open\+close|CPU').
+#   matches (e.g. ONLY='spawn|open\+close|CPU').  TPM_PEER=1 gives limd and limd B the
+#   private swtpm instead of --no-tpm: a TPM server peer is set (the per-event exemption check
+#   of docs/limd.md "The TPM server" is then on every event's path).
 # Build first: ninja -C build limd lim_op_loop
 set -euo pipefail
 rounds=${1:-7}
@@ -29,6 +31,7 @@ oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
 use_fapo=${FAPOLICYD:-1}
 limd_b=${LIMD_B:-}
 only=${ONLY:-.}
+tpm_peer=${TPM_PEER:-0}
 want() { [[ $1 =~ $only ]]; }
 [ "$(id -u)" = 0 ] || { echo "needs root (mount, fanotify)" >&2; exit 2; }
 W=$(mktemp -d)
@@ -79,13 +82,6 @@ start_limd() {  # start_limd STATE WATCH ARGS...: sets lpid
   lpid=$(cat "$s/limd.ready")
   pids+=("$lpid")
 }
-start_limd "$W/s1" "$W/limd" --no-tpm
-limd_pid=$lpid
-if [ -n "$limd_b" ]; then
-  LIMD_BIN=$limd_b start_limd "$W/s2" "$W/limdB" --no-tpm
-  limdb_pid=$lpid
-  echo "limd B ($limd_b) pid $limdb_pid watching $W/limdB (ext4)"
-fi
 # A private swtpm for the extend cost (own socket, stopped by its pid).
 mkdir -m 0700 "$W/tpm"
 timeout -k 2 600 swtpm socket --tpm2 --tpmstate dir="$W/tpm" --flags startup-clear --log file="$W/tpm/log" \
@@ -93,7 +89,21 @@ timeout -k 2 600 swtpm socket --tpm2 --tpmstate dir="$W/tpm" --flags startup-cle
 tpid=$!
 for _ in $(seq 100); do [ -S "$W/tpm/sock" ] && break; sleep 0.05; done
 pids+=("$(pgrep -P "$tpid")")
-start_limd "$W/s3" "$W/tB" --tpm "swtpm:path=$W/tpm/sock"
+tpm_arg=(--no-tpm)
+[ "$tpm_peer" = 1 ] && tpm_arg=(--tpm "swtpm:path=$W/tpm/sock")
+start_limd "$W/s1" "$W/limd" "${tpm_arg[@]}"
+limd_pid=$lpid
+if [ -n "$limd_b" ]; then
+  # One swtpm, one PCR per limd (each refuses a PCR something else extends).
+  tpm_arg_b=("${tpm_arg[@]}")
+  [ "$tpm_peer" = 1 ] && tpm_arg_b+=(--pcr 11)
+  LIMD_BIN=$limd_b start_limd "$W/s2" "$W/limdB" "${tpm_arg_b[@]}"
+  limdb_pid=$lpid
+  echo "limd B ($limd_b) pid $limdb_pid watching $W/limdB (ext4)"
+fi
+tpm_arg_c=()
+[ "$tpm_peer" = 1 ] && tpm_arg_c=(--pcr 12)
+start_limd "$W/s3" "$W/tB" --tpm "swtpm:path=$W/tpm/sock" "${tpm_arg_c[@]}"
 echo "limd pid $limd_pid watching $W/limd (ext4); bare $W/bare (ext3)"
 
 if [ "$use_fapo" = 1 ]; then

@@ -177,10 +177,11 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
   self_ = ::getpid();
   task_dir_ = ::open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (task_dir_ < 0) return Status::Unavailable(std::string("open /proc/self/task: ") + strerror(errno));
-  // A trusted peer's threads: one lookup in its task directory, opened once.
+  // A trusted peer's threads, known without a syscall per event (peer_threads.h).
   for (pid_t peer : options_.trusted_peers) {
-    peer_task_dirs_.push_back(
-        ::open(("/proc/" + std::to_string(peer) + "/task").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::string mode;
+    if (auto p = PeerThreads::Open(peer, &mode)) peers_.push_back(std::move(p));
+    Log("TPM server pid " + std::to_string(peer) + " threads: " + mode);
   }
   if (!groups.content) return Status::InvalidArgument("no content group");
   group_ = std::move(groups.content);
@@ -331,9 +332,6 @@ FanotifyDaemon::~FanotifyDaemon() {
   group_.reset();
   pre_.reset();
   if (task_dir_ >= 0) ::close(task_dir_);
-  for (int fd : peer_task_dirs_) {
-    if (fd >= 0) ::close(fd);
-  }
 }
 
 void FanotifyDaemon::Enqueue(Job j) {
@@ -429,11 +427,11 @@ bool FanotifyDaemon::Own(pid_t pid) const {
   if (report_tid_ && !OwnThreads::Complete() && ::faccessat(task_dir_, name, F_OK, 0) == 0) {
     return true;  // one lookup in /proc/self/task
   }
-  // A trusted peer (the TPM server): its main thread, or (FAN_REPORT_TID) any of its threads
-  // — one lookup in its task directory, opened at Init (no path walk from /proc).
-  for (size_t i = 0; i < options_.trusted_peers.size(); ++i) {
-    if (pid == options_.trusted_peers[i]) return true;
-    if (report_tid_ && peer_task_dirs_[i] >= 0 && ::faccessat(peer_task_dirs_[i], name, F_OK, 0) == 0) return true;
+  // A trusted peer (the TPM server): its main thread, or (FAN_REPORT_TID) any of its threads.
+  // Everyone else's events cost no syscall here (peer_threads.h); a "yes" is confirmed in
+  // the peer's task directory, so a recycled pid is never taken for the peer.
+  for (const auto& peer : peers_) {
+    if (report_tid_ ? peer->Contains(pid) : (pid == peer->pid() && peer->Contains(pid))) return true;
   }
   return false;
 }

@@ -58,6 +58,7 @@
 #include "daemon/latency_histogram.h"
 #include "daemon/measurer.h"
 #include "daemon/open_count_probe.h"
+#include "daemon/peer_threads.h"
 #include "daemon/precontent_ignores.h"
 #include "daemon/proc_context.h"
 #include "daemon/reader_close_group.h"
@@ -323,7 +324,7 @@ class FanotifyDaemon {
   bool closing_ = false;  // under mark_order_mu_
   pid_t self_ = 0;
   int task_dir_ = -1;  // /proc/self/task: is an event's tid one of limd's threads?
-  std::vector<int> peer_task_dirs_;  // /proc/<peer>/task of each trusted peer (-1: gone)
+  std::vector<std::unique_ptr<PeerThreads>> peers_;  // each trusted peer still there at Init
   std::atomic<bool> stop_{false};
   DaemonStats stats_;
 

@@ -35,6 +35,11 @@ void MarkedDevs::Add(uint64_t dev, uint64_t at_ns) {
   at_[dev] = at_ns;  // a later mark is a new superblock under a reused number
 }
 
+void MarkedDevs::Forget(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  at_.erase(dev);
+}
+
 std::optional<uint64_t> MarkedDevs::MarkedAt(uint64_t dev) const {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = at_.find(dev);
@@ -85,6 +90,10 @@ std::string LateExecBuffer(const std::string& digest, const std::string& path, p
   return b;
 }
 
+LateExecs::~LateExecs() {
+  for (const auto& u : undecided_) ::close(u.pfd);
+}
+
 bool LateExecs::MayResolve(pid_t tid, const ExecTarget& target) const {
   if (!hooks_.may_read) return true;
   auto mountinfo = ReadFileText("/proc/" + std::to_string(tid) + "/mountinfo");
@@ -128,16 +137,41 @@ void LateExecs::MeasureBeforeRun(pid_t tid, const ExecTarget& target, uint64_t d
 
 void LateExecs::OnExecEnter(pid_t tid, uint64_t time_ns) {
   if (enter_.size() > 65536) enter_.clear();  // tids whose exec failed never complete
-  enter_[tid] = time_ns;
+  auto& v = enter_[tid];
+  if (v.size() >= 8) v.erase(v.begin());
+  v.push_back(time_ns);
 }
 
-uint64_t LateExecs::ExecBegan(pid_t old_pid, uint64_t time_ns) {
-  uint64_t began = time_ns;
-  if (auto it = enter_.find(old_pid); it != enter_.end()) {
-    began = it->second;
-    enter_.erase(it);
+std::optional<uint64_t> LateExecs::ExecBegan(pid_t old_pid, pid_t pid, uint64_t time_ns) {
+  // Several execs of one tid can be in one pass (setpriv → unshare → sh → the program),
+  // decided out of order, and a failed execve leaves a start of its own (execvp tries each
+  // PATH entry). This exec began after the process's previous exec completed: the latest
+  // start in between is its own; starts before that completion are failed ones (at most 8
+  // are kept per tid).
+  uint64_t after = 0;
+  if (auto d = done_.find(pid); d != done_.end()) {
+    for (uint64_t c : d->second) {
+      if (c < time_ns && c > after) after = c;
+    }
   }
+  auto it = enter_.find(old_pid);
+  if (it == enter_.end()) return std::nullopt;
+  auto& v = it->second;
+  std::optional<uint64_t> began;
+  for (uint64_t t : v) {
+    if (t > after && t <= time_ns && (!began || t > *began)) began = t;
+  }
+  // Only this start is taken: an earlier exec of the process may still be decided later.
+  if (began) v.erase(std::find(v.begin(), v.end(), *began));
+  if (v.empty()) enter_.erase(it);
   return began;
+}
+
+void LateExecs::NoteDone(pid_t pid, uint64_t time_ns) {
+  if (done_.size() > 65536) done_.clear();
+  auto& v = done_[pid];
+  if (v.size() >= 8) v.erase(v.begin());
+  v.push_back(time_ns);
 }
 
 bool LateExecs::RecordedElsewhere(uint64_t dev) const {
@@ -171,7 +205,11 @@ std::optional<MountPins::Place> LateExecs::PinnedPlace(uint64_t dev) {
 void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns) {
   execs_++;
   if (pid == self_) return;
-  uint64_t began = ExecBegan(old_pid, time_ns);
+  // The exec's start is its sys_enter record, which may sit in another CPU's ring not read
+  // yet in this pass (execve moves the task to another CPU: sched_exec()). Unknown, the
+  // exec is decided after the pass (AfterDrain).
+  NoteDone(pid, time_ns);
+  std::optional<uint64_t> began = ExecBegan(old_pid, pid, time_ns);
   std::string proc = "/proc/" + std::to_string(pid);
   // O_PATH, not a read open: it raises no fanotify event (a read open of a binary on a
   // marked filesystem would be one more event for every exec on the host), and it pins the
@@ -185,11 +223,28 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     // sit in another CPU's ring not read yet — decided after this pass (AfterDrain()).
     // Looked up at once too: the program's libraries, mapped right after, could push the
     // binary's mapping out before the pass ends.
-    if (gone_.size() < 65536) gone_.push_back(GoneExec{pid, old_pid, filename, began, time_ns,
-                                                       BinaryMapping(pid, began, time_ns)});
-    else missed_++;
+    if (gone_.size() < 65536) {
+      gone_.push_back(GoneExec{pid, old_pid, filename, began.value_or(time_ns), time_ns,
+                               began ? BinaryMapping(pid, *began, time_ns) : std::nullopt, 0, began.has_value()});
+    } else {
+      missed_++;
+    }
     return;
   }
+  if (!began) {
+    if (undecided_.size() < 4096) {
+      undecided_.push_back(UndecidedExec{pid, old_pid, filename, time_ns, pfd});
+    } else {
+      DecideRunning(pid, old_pid, filename, 0, time_ns, pfd, st);
+    }
+    return;
+  }
+  DecideRunning(pid, old_pid, filename, *began, time_ns, pfd, st);
+}
+
+void LateExecs::DecideRunning(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t began, uint64_t time_ns,
+                              int pfd, const struct stat& st) {
+  std::string proc = "/proc/" + std::to_string(pid);
   auto dev = static_cast<uint64_t>(st.st_dev);
   ForgetMaps(pid, time_ns);
   // A memfd (fexecve, /proc/self/fd/N): a second, racing "late exec" entry here would be
@@ -229,7 +284,11 @@ std::optional<LateExecs::RunningPlace> LateExecs::PlaceRunning(pid_t pid, const 
                                                                uint64_t time_ns, uint64_t dev, int pfd) {
   // Read while the process is likely still there (an open mountinfo would outlive it too).
   auto read = ReadFileText(proc + "/mountinfo");
-  std::string path = ReadLink(proc + "/exe");
+  // The name of the file that runs, from the pinned fd: /proc/<pid>/exe is gone with the
+  // process, and the record's filename may be an earlier exec's (setpriv → … → the program,
+  // one pid) or a /dev/fd path.
+  std::string path = ReadLink("/proc/self/fd/" + std::to_string(pfd));
+  if (path.empty()) path = ReadLink(proc + "/exe");
   std::optional<std::string> mountinfo;
   if (read.ok()) mountinfo = std::move(*read);
   bool unplaced = false;
@@ -340,8 +399,14 @@ void LateExecs::OnExecMmap(pid_t pid, uint64_t time_ns, uint64_t dev, uint64_t i
 void LateExecs::ForgetMaps(pid_t pid, uint64_t time_ns) {
   auto it = maps_.find(pid);
   if (it == maps_.end()) return;
+  // An earlier exec of pid still waiting for its start (decided out of order) needs its
+  // mapping: only what came after it goes.
+  uint64_t upto = time_ns;
+  for (const auto& g : gone_) {
+    if (g.pid == pid && g.binary == std::nullopt && g.time_ns < time_ns) upto = std::min(upto, g.began_known ? g.began : 0);
+  }
   auto& v = it->second;
-  v.erase(std::remove_if(v.begin(), v.end(), [&](const ExecMap& m) { return m.time_ns <= time_ns; }), v.end());
+  v.erase(std::remove_if(v.begin(), v.end(), [&](const ExecMap& m) { return m.time_ns <= upto; }), v.end());
   if (v.empty()) maps_.erase(it);
 }
 
@@ -370,6 +435,24 @@ void LateExecs::AfterDrain() {
     lost_pending_ = 0;
     lost_entry_at_ = MonotonicNs();
   }
+  // Running execs whose start was not known when their record was read: by now the whole
+  // pass is in; still unknown after a second pass (its record lost), the start is taken as
+  // unknown — any mark since limd started may have come after it, so a late entry is due.
+  for (size_t i = 0; i < undecided_.size();) {
+    UndecidedExec& u = undecided_[i];
+    std::optional<uint64_t> began = ExecBegan(u.old_pid, u.pid, u.time_ns);
+    if (!began && ++u.passes < 2) {
+      ++i;
+      continue;
+    }
+    struct stat st;
+    if (::fstat(u.pfd, &st) == 0) {
+      DecideRunning(u.pid, u.old_pid, u.filename, began.value_or(0), u.time_ns, u.pfd, st);
+    } else {
+      ::close(u.pfd);
+    }
+    undecided_.erase(undecided_.begin() + static_cast<ptrdiff_t>(i));
+  }
   for (size_t i = 0; i < gone_.size();) {
     if (ResolveGone(gone_[i])) {
       gone_.erase(gone_.begin() + static_cast<ptrdiff_t>(i));
@@ -388,6 +471,18 @@ void LateExecs::AfterDrain() {
               v.end());
       it = v.empty() ? maps_.erase(it) : std::next(it);
     }
+    // Exec starts and completions older than that are no exec's in flight: every pid that
+    // ever exec'd would otherwise keep its entry (an exec slower than 5 s counts as one
+    // whose start is unknown: a late entry, never none).
+    auto prune = [&](std::map<pid_t, std::vector<uint64_t>>& times) {
+      for (auto it = times.begin(); it != times.end();) {
+        auto& v = it->second;
+        v.erase(std::remove_if(v.begin(), v.end(), [&](uint64_t t) { return t < now && now - t > 5'000'000'000ull; }), v.end());
+        it = v.empty() ? times.erase(it) : std::next(it);
+      }
+    };
+    prune(enter_);
+    prune(done_);
   }
 }
 
@@ -414,7 +509,18 @@ std::optional<LateExecs::ExecMap> LateExecs::BinaryMapping(pid_t pid, uint64_t b
 }
 
 bool LateExecs::ResolveGone(GoneExec& g) {
-  if (!g.binary) g.binary = BinaryMapping(g.pid, g.began, g.time_ns);
+  if (!g.began_known) {
+    // Its sys_enter record read after its completion: the window for its mapping is known
+    // only now. Without it after three passes (lost), the 20 ms before the completion.
+    if (auto b = ExecBegan(g.old_pid, g.pid, g.time_ns)) {
+      g.began = *b;
+      g.began_known = true;
+    } else if (g.passes + 1 < 3) {
+      g.passes++;
+      return false;
+    }
+  }
+  if (!g.binary) g.binary = BinaryMapping(g.pid, g.began_known ? g.began : g.time_ns, g.time_ns);
   const ExecMap* bin = g.binary ? &*g.binary : nullptr;
   if (!bin) {
     if (++g.passes < 3) return false;  // its mapping may still be in a ring read next
@@ -435,7 +541,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
   uint64_t dev = m.dev;
   if (RecordedElsewhere(dev)) return true;
   auto marked_at = MarkedAtNow(dev);
-  if (marked_at && *marked_at <= g.began) return true;  // fanotify saw it
+  if (marked_at && *marked_at <= (g.began_known ? g.began : 0)) return true;  // fanotify saw it
   if (PreMeasured(g.old_pid, dev, m.ino, g.time_ns)) return true;  // measured before it ran
   std::string extra = g.filename.empty() || g.filename == m.name ? "" : "filename=" + LateExecField(g.filename) + ";";
   GoneRoot root;

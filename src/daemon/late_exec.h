@@ -25,6 +25,7 @@
 // and DelayPercentile() from any thread.
 #pragma once
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -53,6 +54,14 @@ class MarkedDevs {
  public:
   void Add(uint64_t dev, uint64_t at_ns);
   std::optional<uint64_t> MarkedAt(uint64_t dev) const;
+  // Before a mark of dev is placed: until Add() (after the mark) or Forget() (it failed),
+  // dev counts as marked at no time yet — an exec from it is late whenever it began. Else
+  // an exec between the new superblock's mark and Add() would find the mark of a gone
+  // superblock that had the number (still_marked sees the new mark) and its earlier time,
+  // and be taken as seen by fanotify: no entry at all.
+  void Marking(uint64_t dev) { Add(dev, kNotYet); }
+  void Forget(uint64_t dev);
+  static constexpr uint64_t kNotYet = ~0ull;
 
  private:
   mutable std::mutex mu_;
@@ -92,6 +101,9 @@ class LateExecs {
  public:
   LateExecs(Measurer* measurer, MeasurementList* list, const MarkedDevs* marked, pid_t self, LateExecHooks hooks)
       : measurer_(measurer), list_(list), marked_(marked), self_(self), hooks_(std::move(hooks)) {}
+  ~LateExecs();
+  LateExecs(const LateExecs&) = delete;
+  LateExecs& operator=(const LateExecs&) = delete;
 
   // The exit of a mount syscall by pid (ret: its return value): the caller's namespace is
   // pinned (MountPins); fsmount/open_tree (returns_fd) pin the detached mount they made;
@@ -151,7 +163,22 @@ class LateExecs {
     uint64_t began, time_ns;
     std::optional<ExecMap> binary;  // found at once when its mapping came through the same ring
     int passes = 0;
+    bool began_known = true;  // its sys_enter record was read (else began = time_ns, a guess)
   };
+  // A running exec read before its sys_enter record (another CPU's ring): decided after
+  // the pass, its binary pinned by pfd (O_PATH of /proc/<pid>/exe) meanwhile.
+  struct UndecidedExec {
+    pid_t pid, old_pid;
+    std::string filename;
+    uint64_t time_ns;
+    int pfd;
+    int passes = 0;
+  };
+  // The running exec's decision: not a late exec (seen by fanotify, measured before it
+  // ran, recorded elsewhere, not limd's), or its late entry. began: its sys_enter time (0:
+  // unknown — then any mark after limd's start may have come after it). Closes pfd.
+  void DecideRunning(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t began, uint64_t time_ns, int pfd,
+                     const struct stat& st);
   // The binary of pid's exec that began at `began` and completed at time_ns: its earliest
   // executable mapping in between (the binary's own text comes before its interpreter's).
   std::optional<ExecMap> BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns) const;
@@ -183,9 +210,12 @@ class LateExecs {
   // The late entry (or gap entry) for the running exec's binary, read through pfd (closed).
   void MeasureRunning(pid_t pid, uint64_t time_ns, int pfd, uint64_t dev, uint64_t ino, const RunningPlace& place,
                       bool pre_measured);
-  // When the exec by old_pid that completed at time_ns began (its sys_enter record, taken;
-  // time_ns without one).
-  uint64_t ExecBegan(pid_t old_pid, uint64_t time_ns);
+  // When the exec by old_pid that completed at time_ns as pid began: its sys_enter record
+  // (taken, with the failed execs' before pid's previous completion), nullopt when none has
+  // been read (yet).
+  std::optional<uint64_t> ExecBegan(pid_t old_pid, pid_t pid, uint64_t time_ns);
+  // pid completed an exec at time_ns (its sched_process_exec record).
+  void NoteDone(pid_t pid, uint64_t time_ns);
   // When limd marked dev, if the superblock under dev still carries that mark.
   std::optional<uint64_t> MarkedAtNow(uint64_t dev) const;
   // Execs from dev are not late execs: a memfd (the memfd consumer records it as
@@ -211,7 +241,9 @@ class LateExecs {
   std::vector<GoneExec> gone_;                   // trace thread
   uint64_t pruned_at_ = 0;
   uint64_t lost_pending_ = 0, lost_entry_at_ = 0;  // trace thread only
-  std::map<pid_t, uint64_t> enter_;  // tid → sys_enter_execve time (trace thread only)
+  std::map<pid_t, std::vector<uint64_t>> enter_;  // tid → sys_enter_execve times (trace thread only)
+  std::vector<UndecidedExec> undecided_;          // trace thread only
+  std::map<pid_t, std::vector<uint64_t>> done_;   // pid → its latest exec completions (trace thread)
   // A binary a pid (or tid) was measured for, and when: pids and tmpfs device numbers are
   // both recycled (and a fresh tmpfs's first file is always inode 2), so a match counts
   // only within a second — the records of one process's exec chain come within

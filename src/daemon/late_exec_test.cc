@@ -1,8 +1,14 @@
-// LateExecs' pieces that need no root: the lim-late-exec buffer and the mark clock.
+// LateExecs' pieces that need no root: the lim-late-exec buffer, the mark clock, and the
+// order of trace records across CPUs.
 #include "daemon/late_exec.h"
 
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon/list_rows_test_util.h"
+#include "daemon/measurer_test_util.h"
 
 namespace lim::daemon {
 namespace {
@@ -28,6 +34,115 @@ TEST(MarkedDevs, LaterMarkOfARecycledNumberWins) {
   m.Add(77, 500);  // a new superblock took the number: execs before 500 were not seen
   EXPECT_EQ(m.MarkedAt(77), 500u);
   EXPECT_GT(MonotonicNs(), 0u);
+}
+
+// While a new superblock under a recycled number is being marked, the gone superblock's
+// earlier mark time must not stand: an exec in that window would pass as seen by fanotify.
+TEST(MarkedDevs, WhileAMarkIsPlacedNoEarlierTimeStands) {
+  MarkedDevs m;
+  m.Add(77, 100);  // the gone superblock that had the number
+  m.Marking(77);
+  ASSERT_TRUE(m.MarkedAt(77).has_value());
+  EXPECT_GT(*m.MarkedAt(77), MonotonicNs());  // no exec began after it
+  m.Add(77, 900);
+  EXPECT_EQ(m.MarkedAt(77), 900u);
+  m.Marking(78);
+  m.Forget(78);  // the mark failed
+  EXPECT_FALSE(m.MarkedAt(78).has_value());
+}
+
+// An exec's records as limd reads them when the exec moved to another CPU (sched_exec):
+// its completion is read before its start. Its process is gone, so its binary is told by
+// the mapping between its start and its completion — with the wrong start (a failed
+// execvp attempt's, or none: the 20 ms before), the previous program's libc was taken for
+// the binary, found on a superblock limd never marks, and the exec got no entry at all.
+class LateExecOrder : public testing::MeasurerFixture {
+ protected:
+  void SetUp() override { ASSERT_NO_FATAL_FAILURE(OpenParts("measure func=BPRM_CHECK\n")); }
+  // A pid no process has (a child that exited and was reaped).
+  static pid_t GonePid() {
+    pid_t c = ::fork();
+    if (c == 0) ::_exit(0);
+    ::waitpid(c, nullptr, 0);
+    return c;
+  }
+  std::vector<std::string> LateExecBuffers() {
+    std::vector<std::string> out;
+    for (const auto& r : testing::ReadListRows(dir_ + "/binary_runtime_measurements")) {
+      if (r.name == "lim-late-exec") out.emplace_back(r.extra.begin(), r.extra.end());
+    }
+    return out;
+  }
+};
+
+TEST_F(LateExecOrder, AStartReadAfterItsCompletionStillFindsTheBinary) {
+  const uint64_t root = makedev(8, 1), tmp = makedev(0, 4242);
+  MarkedDevs marked;
+  LateExecHooks hooks;
+  hooks.never_marked = [root](uint64_t dev) { return dev == root; };
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), hooks);
+  pid_t pid = GonePid();
+  const uint64_t ms = 1'000'000;
+  uint64_t t = MonotonicNs() - 100 * ms;
+  // unshare's execvp("sh"): two failed attempts, then /usr/bin/sh.
+  late.OnExecEnter(pid, t + 1 * ms);
+  late.OnExecEnter(pid, t + 2 * ms);
+  late.OnExecEnter(pid, t + 3 * ms);
+  late.OnExecMmap(pid, t + 4 * ms, root, 10, "/usr/bin/dash");
+  late.OnExec(pid, pid, "/usr/bin/sh", t + 5 * ms);
+  late.OnExecMmap(pid, t + 6 * ms, root, 11, "/usr/lib/x86_64-linux-gnu/libc.so.6");  // sh runs
+  // The program's exec: its mapping and completion on one CPU...
+  late.OnExecMmap(pid, t + 8 * ms, tmp, 2, "/prog");
+  late.OnExec(pid, pid, "/dev/fd/4/prog", t + 9 * ms);
+  // ...its start on the other, read after them in the same pass.
+  late.OnExecEnter(pid, t + 7 * ms);
+  late.AfterDrain();
+  auto bufs = LateExecBuffers();
+  ASSERT_EQ(bufs.size(), 1u);  // the program's; sh's binary lies on the never-marked root
+  EXPECT_NE(bufs[0].find("path=/prog;"), std::string::npos) << bufs[0];
+  EXPECT_NE(bufs[0].find("filename=/dev/fd/4/prog;"), std::string::npos) << bufs[0];
+}
+
+// Two execs of one gone process from unmarked superblocks, the first still waiting for its
+// start when the second is resolved: the second must not take the first's mapping with it.
+TEST_F(LateExecOrder, ALaterExecDoesNotForgetAnEarlierOnesMapping) {
+  const uint64_t a = makedev(0, 4244), b = makedev(0, 4245);
+  MarkedDevs marked;
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), LateExecHooks{});
+  pid_t pid = GonePid();
+  const uint64_t ms = 1'000'000;
+  uint64_t t = MonotonicNs() - 100 * ms;
+  late.OnExecMmap(pid, t + 2 * ms, a, 2, "/first");
+  late.OnExec(pid, pid, "/dev/fd/3/first", t + 3 * ms);  // its start not read yet
+  late.OnExecEnter(pid, t + 4 * ms);
+  late.OnExecMmap(pid, t + 5 * ms, b, 2, "/second");
+  late.OnExec(pid, pid, "/dev/fd/3/second", t + 6 * ms);
+  late.AfterDrain();  // the second is resolved; the first waits
+  late.OnExecEnter(pid, t + 1 * ms);
+  late.AfterDrain();
+  auto bufs = LateExecBuffers();
+  ASSERT_EQ(bufs.size(), 2u);
+  EXPECT_NE(bufs[0].find("path=/second;"), std::string::npos) << bufs[0];
+  EXPECT_NE(bufs[1].find("path=/first;"), std::string::npos) << bufs[1];
+}
+
+// A start that never comes (its record lost): the program still gets an entry after three
+// passes — a gap rather than nothing.
+TEST_F(LateExecOrder, AStartNeverReadStillEndsInAnEntry) {
+  const uint64_t tmp = makedev(0, 4243);
+  MarkedDevs marked;
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), LateExecHooks{});
+  pid_t pid = GonePid();
+  uint64_t t = MonotonicNs() - 50'000'000;
+  late.OnExecMmap(pid, t + 1'000'000, tmp, 2, "/prog");
+  late.OnExec(pid, pid, "/dev/fd/4/prog", t + 2'000'000);
+  late.AfterDrain();
+  late.AfterDrain();
+  EXPECT_TRUE(LateExecBuffers().empty());  // still waiting for its start
+  late.AfterDrain();
+  auto bufs = LateExecBuffers();
+  ASSERT_EQ(bufs.size(), 1u);
+  EXPECT_NE(bufs[0].find("path=/prog;"), std::string::npos) << bufs[0];
 }
 
 }  // namespace

@@ -431,10 +431,11 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
   mounts_ = std::make_unique<MountWatch>(
       mwo,
       [this](const std::string& path, const std::string& fstype) {
+        auto dev = DeviceOf(path);
+        if (dev.ok()) marked_.Marking(*dev);  // late_exec.h: no stale mark time meanwhile
         Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype)
                                                          : sides_->Mark(path, fstype);
-        auto dev = DeviceOf(path);
-        if (ms.ok() && dev.ok()) marked_.Add(*dev, MonotonicNs());
+        if (dev.ok()) ms.ok() ? marked_.Add(*dev, MonotonicNs()) : marked_.Forget(*dev);
         if (ms.ok() && ClassOfFs(fstype) == FsClass::kPlain) MarkAttrib(path);
         return ms;
       },

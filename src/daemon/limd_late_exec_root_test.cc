@@ -385,7 +385,14 @@ TEST_F(LimdLateExec, ProgramGoneWithItsNamespaceLeavesANamedGap) {
   std::string log = RunCommand("cat " + state_ + "/log").out;
   auto bufs = LateBuffers(rows, u + "/e");
   ASSERT_EQ(bufs.size(), 1u) << log;
-  EXPECT_EQ(bufs[0].find("digest="), std::string::npos) << bufs[0];
+  if (bufs[0].find("digest=") != std::string::npos) {
+    // limd won the race after all (a busy machine runs it between the mount and the exit):
+    // the mount pin still held the tmpfs, and the entry carries the real content.
+    std::string digest = ProgDigestHex();
+    EXPECT_NE(bufs[0].find("digest=sha256:" + digest + ";"), std::string::npos) << bufs[0];
+    EXPECT_NE(bufs[0].find("source=name-after-exit;"), std::string::npos) << bufs[0];
+    return;
+  }
   EXPECT_NE(bufs[0].find(";pid="), std::string::npos) << bufs[0];
   EXPECT_NE(bufs[0].find(";ino="), std::string::npos) << bufs[0];
   EXPECT_NE(bufs[0].find(";error=exited before limd looked"), std::string::npos) << bufs[0];

@@ -82,6 +82,10 @@ TEST_F(LimdTpmPeer, SwtpmOnAWatchedFilesystemNeverWaitsOnLimd) {
   ASSERT_FALSE(rc.has_value()) << "limd did not become ready: " << TextOf(state_ + "/stderr");
   auto log = TextOf(state_ + "/log");
   EXPECT_NE(log.find("TPM server pid " + std::to_string(swtpm_pid_) + ", "), std::string::npos) << log;
+  // Its threads are known from perf fork records: others' events cost no /proc lookup.
+  EXPECT_NE(log.find("TPM server pid " + std::to_string(swtpm_pid_) + " threads: threads known from perf fork records"),
+            std::string::npos)
+      << log;
 
   // Measured reads of fresh files (an extend each) while swtpm rewrites its NV state.
   std::string work = "cd " + ShellQuote(mnt_) + " && mkdir -p w && for i in $(seq 300); do echo $i > w/f$i; " +

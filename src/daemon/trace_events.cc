@@ -31,7 +31,15 @@ constexpr size_t kRingPages = 16;  // per CPU, plus the header page: 64 KiB of r
 // under six parallel builds.
 constexpr size_t kMmapRingPages = 128;
 
-// "0-3,5" → {0,1,2,3,5}.
+
+std::optional<uint64_t> Number(std::string_view line, std::string_view key) {
+  size_t at = line.find(key);
+  if (at == std::string_view::npos) return std::nullopt;
+  return std::strtoull(std::string(line.substr(at + key.size())).c_str(), nullptr, 10);
+}
+
+}  // namespace
+
 std::vector<int> OnlineCpus() {
   std::vector<int> out;
   auto text = ReadFileText("/sys/devices/system/cpu/online");
@@ -47,14 +55,6 @@ std::vector<int> OnlineCpus() {
   if (out.empty()) out.push_back(0);
   return out;
 }
-
-std::optional<uint64_t> Number(std::string_view line, std::string_view key) {
-  size_t at = line.find(key);
-  if (at == std::string_view::npos) return std::nullopt;
-  return std::strtoull(std::string(line.substr(at + key.size())).c_str(), nullptr, 10);
-}
-
-}  // namespace
 
 std::optional<MmapRecord> ParseMmap2(const uint8_t* rec, size_t len) {
   // header, pid, tid, addr, len, pgoff, maj, min, ino, ino_generation, prot, flags,

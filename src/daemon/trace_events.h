@@ -74,6 +74,9 @@ struct MmapRecord {
 // too short or its filename is not NUL-terminated inside it.
 std::optional<MmapRecord> ParseMmap2(const uint8_t* rec, size_t len);
 
+// The online CPUs (/sys/devices/system/cpu/online, "0-3,5" → {0,1,2,3,5}; {0} if unreadable).
+std::vector<int> OnlineCpus();
+
 // The tracefs directory (mounting tracefs at /sys/kernel/tracing when nothing is there).
 Result<std::string> TracefsDir();
 

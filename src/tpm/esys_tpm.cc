@@ -230,6 +230,47 @@ class EsysTpm final : public Tpm {
     return pub;
   }
 
+  Result<std::optional<Bytes>> ReadEkCertificate(EkType ek) override {
+    Burst b(this);
+    LIM_RETURN_IF_ERROR(b.status);
+    TPM2_HANDLE index = ek == EkType::kRsa ? 0x01c00002 : 0x01c0000a;
+    ESYS_TR tr = ESYS_TR_NONE;
+    Status st = Call("TPM2_NV_ReadPublic (EK certificate)",
+                     [&] { return Esys_TR_FromTPMPublic_Async(ctx_, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE); },
+                     [&] { return Esys_TR_FromTPMPublic_Finish(ctx_, &tr); });
+    if (st.code() == StatusCode::kUnavailable) return st;
+    if (!st.ok()) return std::optional<Bytes>();  // no such index: no certificate
+    Handle h(this, tr, /*persistent=*/true);
+    EsysPtr<TPM2B_NV_PUBLIC> pub;
+    EsysPtr<TPM2B_NAME> name;
+    LIM_RETURN_IF_ERROR(Call("TPM2_NV_ReadPublic (EK certificate)",
+                             [&] { return Esys_NV_ReadPublic_Async(ctx_, tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE); },
+                             [&] { return Esys_NV_ReadPublic_Finish(ctx_, pub.out(), name.out()); }));
+    uint16_t size = pub->nvPublic.dataSize;
+    if (size == 0 || size > 16384) return Status::Corrupt("EK certificate NV index holds " + std::to_string(size) + " bytes");
+    // Read with the owner hierarchy when the index allows it (TCG provisioning sets
+    // OWNERREAD), else with the index's own (empty) auth.
+    ESYS_TR auth = (pub->nvPublic.attributes & TPMA_NV_OWNERREAD) ? ESYS_TR_RH_OWNER : tr;
+    Bytes out;
+    // 512 bytes per read: every TPM's MAX_NV_BUFFER_SIZE is at least that.
+    while (out.size() < size) {
+      uint16_t n = static_cast<uint16_t>(std::min<size_t>(512, size - out.size()));
+      uint16_t off = static_cast<uint16_t>(out.size());
+      EsysPtr<TPM2B_MAX_NV_BUFFER> data;
+      LIM_RETURN_IF_ERROR(Call("TPM2_NV_Read (EK certificate)",
+                               [&] { return Esys_NV_Read_Async(ctx_, auth, tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, n, off); },
+                               [&] { return Esys_NV_Read_Finish(ctx_, data.out()); }));
+      if (data->size == 0) return Status::Corrupt("TPM2_NV_Read returned no bytes at offset " + std::to_string(off));
+      out.insert(out.end(), data->buffer, data->buffer + data->size);
+    }
+    // Some provisioners pad the index: keep the DER object only.
+    if (out.size() >= 4 && out[0] == 0x30 && out[1] == 0x82) {
+      size_t der = 4 + ((size_t{out[2]} << 8) | out[3]);
+      if (der < out.size()) out.resize(der);
+    }
+    return std::optional<Bytes>(std::move(out));
+  }
+
   Result<AkKey> CreateAk(EkType ek, AkAlg alg) override {
     Burst b(this);
     LIM_RETURN_IF_ERROR(b.status);

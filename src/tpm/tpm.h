@@ -83,6 +83,13 @@ class Tpm {
 
   // The EK created from the TCG EK Credential Profile low-range template.
   virtual Result<TPMT_PUBLIC> ReadEkPublic(EkType ek) = 0;
+  // The EK certificate the manufacturer (or swtpm_setup) stored in NV (TCG EK Credential
+  // Profile: 0x01c00002 RSA 2048, 0x01c0000a ECC P-256), DER; nullopt when the index is not
+  // defined. Bounded by the index's own size (at most 16 KiB).
+  virtual Result<std::optional<Bytes>> ReadEkCertificate(EkType ek) {
+    (void)ek;
+    return std::optional<Bytes>();
+  }
   // A restricted signing key under the EK (not persisted in the TPM; save it with SaveAk).
   virtual Result<AkKey> CreateAk(EkType ek, AkAlg alg) = 0;
   // Quote over selection with the caller's nonce (at most 64 bytes), signed with the AK's

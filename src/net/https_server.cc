@@ -1,0 +1,262 @@
+#include "net/https_server.h"
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <array>
+#include <exception>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "net/http_internal.h"
+#include "net/tls_internal.h"
+
+namespace lim::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+
+// Member order matters: sessions still queued in ioc are destroyed with it and touch the
+// counters and the TLS context, so those are declared (and outlive) before it.
+struct HttpsServer::Impl {
+  ServerOptions options;
+  std::shared_ptr<TlsContext> tls;
+  std::map<std::pair<std::string, std::string>, Handler> routes;
+  std::atomic<size_t> active{0};
+  std::atomic<uint64_t> connections{0}, refused{0}, handshakes_failed{0}, resumed{0}, requests{0}, bad_requests{0};
+  std::atomic<bool> stopping{false};
+  asio::io_context ioc;
+  tcp::acceptor acceptor{ioc};
+  std::vector<std::thread> threads;
+  uint16_t port = 0;
+  std::once_flag stop_once;
+
+  void Accept();
+  HttpResponse Dispatch(const HttpRequest& req) const;
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+ public:
+  Session(tcp::socket&& socket, HttpsServer::Impl* server)
+      : stream_(std::move(socket), server->tls->ctx), server_(server),
+        buffer_(static_cast<size_t>(server->options.limits.max_header_bytes + server->options.limits.max_body_bytes + 4096)) {
+    ++server_->active;
+  }
+  ~Session() { --server_->active; }
+
+  void Run() {
+    beast::get_lowest_layer(stream_).expires_after(server_->options.handshake_timeout);
+    stream_.async_handshake(asio::ssl::stream_base::server,
+                            [self = shared_from_this()](beast::error_code ec) { self->OnHandshake(ec); });
+  }
+
+ private:
+  void OnHandshake(beast::error_code ec) {
+    if (ec) {
+      ++server_->handshakes_failed;
+      return;  // the socket closes with the session
+    }
+    if (SSL_session_reused(stream_.native_handle())) ++server_->resumed;
+    peer_ = PeerOf(stream_.native_handle());
+    ReadRequest();
+  }
+
+  void ReadRequest() {
+    parser_.emplace();
+    ApplyLimits(*parser_, server_->options.limits);
+    beast::get_lowest_layer(stream_).expires_after(server_->options.request_timeout);
+    bhttp::async_read(stream_, buffer_, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) { self->OnRead(ec); });
+  }
+
+  void OnRead(beast::error_code ec) {
+    if (ec == bhttp::error::end_of_stream || ec == asio::ssl::error::stream_truncated || ec == asio::error::eof ||
+        ec == beast::error::timeout || ec == asio::error::operation_aborted || ec == asio::error::connection_reset) {
+      return Close();
+    }
+    if (ec) {
+      ++server_->bad_requests;
+      return Write(ParseErrorResponse(ec), false, 11, /*linger=*/true);
+    }
+    ++server_->requests;
+    BeastRequest& r = parser_->get();
+    auto req = FromBeast(r, server_->options.limits);
+    if (!req.ok()) {
+      ++server_->bad_requests;
+      return Write(JsonError(400, req.status().message()), false, r.version());
+    }
+    req->peer = peer_;
+    HttpResponse res;
+    try {
+      res = server_->Dispatch(*req);
+    } catch (const std::exception& e) {
+      res = JsonError(500, std::string("internal error: ") + e.what());
+    } catch (...) {
+      res = JsonError(500, "internal error");
+    }
+    Write(std::move(res), req->keep_alive, r.version());
+  }
+
+  void Write(HttpResponse res, bool keep_alive, unsigned version, bool linger = false) {
+    res_ = {};
+    res_.version(version);
+    res_.result(static_cast<unsigned>(res.status));
+    res_.set(bhttp::field::server, "lim");
+    res_.set(bhttp::field::content_type, res.content_type);
+    res_.keep_alive(keep_alive);
+    res_.body() = std::move(res.body);
+    res_.prepare_payload();
+    beast::get_lowest_layer(stream_).expires_after(server_->options.write_timeout);
+    bhttp::async_write(stream_, res_, [self = shared_from_this(), keep_alive, linger](beast::error_code ec, size_t) {
+      if (!ec && linger && !self->server_->stopping) return self->Linger(0);
+      if (ec || !keep_alive || self->server_->stopping) return self->Close();
+      self->ReadRequest();
+    });
+  }
+
+  // After refusing a request whose body is still arriving (413, 431, 400): read and drop
+  // what the peer is still sending — at most kLingerBytes within kLinger — before closing.
+  // Closing with unread data makes the kernel answer with a reset, and the reset would
+  // destroy the error response in the peer's receive buffer before it reads it.
+  static constexpr size_t kLingerBytes = 16u << 20;
+  static constexpr std::chrono::milliseconds kLinger{1000};
+  void Linger(size_t drained) {
+    if (drained == 0) beast::get_lowest_layer(stream_).expires_after(kLinger);
+    if (drained >= kLingerBytes) return Close();
+    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this(), drained](beast::error_code ec, size_t n) {
+      if (ec) return self->Close();
+      self->Linger(drained + n);
+    });
+  }
+
+  void Close() {
+    // A bounded TLS close_notify; the socket closes when the last handler lets go.
+    beast::get_lowest_layer(stream_).expires_after(std::chrono::seconds(2));
+    stream_.async_shutdown([self = shared_from_this()](beast::error_code) {
+      beast::error_code ignored;
+      beast::get_lowest_layer(self->stream_).socket().shutdown(tcp::socket::shutdown_both, ignored);
+    });
+  }
+
+  beast::ssl_stream<beast::tcp_stream> stream_;
+  HttpsServer::Impl* server_;
+  beast::flat_buffer buffer_;
+  std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
+  BeastResponse res_;
+  PeerIdentity peer_;
+  std::array<char, 16384> scratch_{};
+};
+
+}  // namespace
+
+HttpResponse HttpsServer::Impl::Dispatch(const HttpRequest& req) const {
+  auto it = routes.find({req.method, req.path});
+  if (it != routes.end()) return it->second(req);
+  for (const auto& [key, handler] : routes) {
+    if (key.second == req.path) return JsonError(405, "method " + req.method + " not allowed on " + req.path);
+  }
+  return JsonError(404, "no such resource: " + req.path);
+}
+
+void HttpsServer::Impl::Accept() {
+  acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
+    if (stopping) return;
+    if (!ec) {
+      ++connections;
+      if (active.load() >= options.max_connections) {
+        ++refused;
+        beast::error_code ignored;
+        socket.close(ignored);
+      } else {
+        socket.set_option(tcp::no_delay(true), ec);
+        std::make_shared<Session>(std::move(socket), this)->Run();
+      }
+    }
+    Accept();
+  });
+}
+
+Result<std::unique_ptr<HttpsServer>> HttpsServer::Create(std::shared_ptr<TlsContext> tls, ServerOptions options) {
+  if (!tls) return Status::InvalidArgument("HTTPS server: no TLS context");
+  if (options.threads < 1 || options.threads > 64) return Status::InvalidArgument("HTTPS server: threads must be 1..64");
+  std::unique_ptr<HttpsServer> s(new HttpsServer);
+  s->impl_ = std::make_unique<Impl>();
+  s->impl_->options = std::move(options);
+  s->impl_->tls = std::move(tls);
+  return s;
+}
+
+HttpsServer::~HttpsServer() { Stop(); }
+
+void HttpsServer::Route(const std::string& method, const std::string& path, Handler handler) {
+  impl_->routes[{method, path}] = std::move(handler);
+}
+
+Status HttpsServer::Start() {
+  Impl& s = *impl_;
+  std::string where = s.options.address + ":" + std::to_string(s.options.port);
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(s.options.address, ec);
+  if (ec) return Status::InvalidArgument("listen address " + s.options.address + ": " + ec.message());
+  tcp::endpoint ep(addr, s.options.port);
+  s.acceptor.open(ep.protocol(), ec);
+  if (!ec) s.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) s.acceptor.bind(ep, ec);
+  if (!ec) s.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return Status::IoError("listen on " + where + ": " + ec.message());
+  s.port = s.acceptor.local_endpoint().port();
+  s.Accept();
+  for (int i = 0; i < s.options.threads; ++i) {
+    s.threads.emplace_back([&s] {
+      for (;;) {
+        try {
+          s.ioc.run();
+          return;
+        } catch (...) {
+          // A handler escaped its try: keep serving the other connections.
+        }
+      }
+    });
+  }
+  return Status::Ok();
+}
+
+uint16_t HttpsServer::port() const { return impl_->port; }
+
+void HttpsServer::Stop() {
+  if (!impl_) return;
+  std::call_once(impl_->stop_once, [this] {
+    Impl& s = *impl_;
+    s.stopping = true;
+    asio::post(s.ioc, [&s] {
+      beast::error_code ignored;
+      s.acceptor.close(ignored);
+    });
+    s.ioc.stop();
+    for (auto& t : s.threads) t.join();
+    s.threads.clear();
+  });
+}
+
+ServerStats HttpsServer::stats() const {
+  const Impl& s = *impl_;
+  ServerStats st;
+  st.connections = s.connections;
+  st.refused_over_limit = s.refused;
+  st.handshakes_failed = s.handshakes_failed;
+  st.resumed = s.resumed;
+  st.requests = s.requests;
+  st.bad_requests = s.bad_requests;
+  return st;
+}
+
+}  // namespace lim::net

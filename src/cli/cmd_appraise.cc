@@ -21,6 +21,7 @@
 
 #include "base/escape.h"
 #include "base/file.h"
+#include "cli/cmd_evm_key.h"
 #include "cli/command.h"
 #include "crypto/digest.h"
 #include "crypto/fsverity.h"
@@ -521,6 +522,7 @@ void RegisterAppraise(CLI::App& app) {
   ehmac->add_flag("--write", eh.write, "write security.evm");
   AddUuidOptions(ehmac, &eh.uuid);
   ehmac->callback([] { ExitCode() = RunEvmHmac(eh); });
+  RegisterEvmKey(evm);
 
   static std::string keydir = kDefaultKeyDir;
   CLI::App* keys = app.add_subcommand("keys", "Trusted IMA/EVM keys");

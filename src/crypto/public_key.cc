@@ -50,7 +50,17 @@ Result<PublicKey> PublicKey::Wrap(evp_pkey_st* pkey, const void* cert_ptr, std::
   } else {
     id = KeyIdFromPublicKey(pkey);
   }
-  return PublicKey(std::shared_ptr<EVP_PKEY>(pkey, EVP_PKEY_free), id, std::move(origin), SubjectOf(cert));
+  PublicKey k(std::shared_ptr<EVP_PKEY>(pkey, EVP_PKEY_free), id, std::move(origin), SubjectOf(cert));
+  if (cert) {
+    // The certificate's DER: what the kernel's KEY_CHECK records for a key (ima-buf).
+    int len = i2d_X509(const_cast<X509*>(cert), nullptr);
+    if (len > 0) {
+      k.der_.resize(static_cast<size_t>(len));
+      unsigned char* out = k.der_.data();
+      i2d_X509(const_cast<X509*>(cert), &out);
+    }
+  }
+  return k;
 }
 
 std::string PublicKey::description() const {

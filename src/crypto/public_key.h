@@ -37,6 +37,8 @@ class PublicKey {
   const std::string& origin() const { return origin_; }
   // The certificate's subject (one line, RFC 2253), empty for a bare public key.
   const std::string& subject() const { return subject_; }
+  // The certificate in DER (what the kernel's KEY_CHECK records); empty for a bare key.
+  const Bytes& der() const { return der_; }
   // "rsa-2048", "ec-prime256v1", …
   std::string description() const;
   // Whether pkey (e.g. a private key) has this public key.
@@ -52,6 +54,7 @@ class PublicKey {
   uint32_t key_id_ = 0;
   std::string origin_;
   std::string subject_;
+  Bytes der_;
 };
 
 // The key id evmctl derives without a certificate: bytes 16..19 (big-endian) of SHA1 over the

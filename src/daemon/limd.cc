@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/fanotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include "base/own_threads.h"
 #include "control/status_report.h"
 #include "daemon/process_exe.h"
+#include "daemon/trusted_keys.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
 
@@ -98,6 +100,19 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
                                                       hash.ok() ? *hash : Sha256Algo(), nullptr},
                                                      &appraise_notes));
   std::unique_ptr<Limd> l(new Limd(flags));
+  // EVM exists before the appraisal that asks it; its HMAC key comes in LoadEvmHmacKey (a sealed
+  // one needs the TPM).
+  if (!flags.evm_keys.empty()) {
+    auto ring = KeyRing::Load(flags.evm_keys);
+    if (!ring.ok()) return ring.status().WithPrefix("--evm-keys");
+    l->evm_keys_ = std::move(*ring);
+  }
+  l->evm_ = std::make_unique<EvmState>(SecretBytes(), l->evm_keys_ ? &l->evm_keys_->keys() : nullptr);
+  std::vector<std::string> appraise_notes;
+  auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
+  LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
+                                                      hash.ok() ? *hash : Sha256Algo(), l->evm_->AsCheck()},
+                                                     &appraise_notes));
   l->policy_ = std::move(policy);
   l->appraiser_ = std::move(appraiser);
   LIM_RETURN_IF_ERROR(l->OpenLogger());
@@ -105,7 +120,9 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_RETURN_IF_ERROR(l->SortWatches());
   LIM_RETURN_IF_ERROR(l->OpenControlSocket());
   LIM_RETURN_IF_ERROR(l->OpenTpm());
+  LIM_RETURN_IF_ERROR(l->LoadEvmHmacKey());
   LIM_RETURN_IF_ERROR(l->OpenList());
+  LIM_RETURN_IF_ERROR(l->OpenEvm());
   LIM_RETURN_IF_ERROR(l->MeasureOwnInputs());
   LIM_RETURN_IF_ERROR(l->StartView(std::move(boot_log)));
   LIM_RETURN_IF_ERROR(l->StartDaemon());
@@ -222,6 +239,64 @@ Status Limd::OpenList() {
   return Status::Ok();
 }
 
+// The EVM HMAC key into locked memory, right after the TPM opens (a sealed key needs it)
+// and before the state is touched: a key that cannot be had stops limd cleanly.
+Status Limd::LoadEvmHmacKey() {
+  LIM_ASSIGN_OR_RETURN(SecretBytes key, LoadEvmKey(flags_.evm_key, flags_.evm_key_sealed, tpm_.get()));
+  if (!key.empty()) {
+    // The key lives in this process: no core dump, no ptrace or /proc/PID/mem by anyone
+    // but root (the pages themselves are locked and left out of dumps: secret_bytes.h).
+    ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    Log("EVM HMAC key " + SecretFingerprint(key.view()) + " (" + std::to_string(key.size()) + " bytes, " +
+        (flags_.evm_key.empty() ? "unsealed from " + flags_.evm_key_sealed + " by " + tpm_->Describe()
+                                : "from " + flags_.evm_key) +
+        ") in locked memory");
+  }
+  evm_->SetHmacKey(std::move(key));
+  return Status::Ok();
+}
+
+// EVM: the trusted certificates recorded in the list (.ima, .evm), the attribute watch.
+// Before the marks.
+Status Limd::OpenEvm() {
+  // The keys limd trusts, in the list as the kernel's KEY_CHECK records keys loaded into
+  // .ima and .evm (trusted_keys.h).
+  if (appraiser_) {
+    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), appraiser_->keys(), kImaKeyring, LogFn()).status());
+  }
+  if (evm_keys_) {
+    for (const auto& p : evm_keys_->problems()) Log("--evm-keys: " + p);
+    LIM_RETURN_IF_ERROR(RecordTrustedKeys(*measurer_, list_.get(), evm_keys_->keys(), kEvmKeyring, LogFn()).status());
+  }
+  if (!evm_->enabled()) return Status::Ok();
+  if (!appraiser_) {
+    Log("EVM keys loaded but --appraise is off: nothing asks EVM");
+    return Status::Ok();
+  }
+  auto w = AttribWatch::Create([this](const std::string& k) { evm_->Changed(k); },
+                               [this] {
+                                 evm_->Overflowed();
+                                 Log("EVM: attribute changes were lost (queue overflow): no file verified so far is re-HMACed");
+                               });
+  if (!w.ok()) {
+    Log("EVM: online changes are not watched (" + w.status().message() + "): a changed file fails until re-signed");
+    return Status::Ok();
+  }
+  attrib_ = std::move(*w);
+  attrib_->StartThread();
+  evm_->set_watch(attrib_.get());
+  return Status::Ok();
+}
+
+// The attribute watch follows the main group's marks (a filesystem it cannot mark is one
+// where limd never re-HMACs: attrib_watch.h).
+void Limd::MarkAttrib(const std::string& root) {
+  if (!attrib_) return;
+  auto dev = DeviceOf(root);
+  if (!dev.ok()) return;
+  if (Status s = attrib_->Mark(root, *dev); !s.ok()) Log("EVM: " + s.message() + ": changes there are not watched");
+}
+
 void Limd::MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return;
@@ -257,6 +332,7 @@ Status Limd::StartView(std::optional<Bytes> boot_log) {
     ViewOptions vo;
     vo.dir = flags_.securityfs;
     vo.boot_log = std::move(boot_log);
+    vo.evm_flags = evm_ ? evm_->init_flags() : 0;
     std::string note;
     auto started = SecurityfsView::Start(vo, list_.get(), live_policy_.get(), &note);
     if (!note.empty()) Log(note);
@@ -338,6 +414,7 @@ Status Limd::StartDaemon() {
                                         view_ ? static_cast<uint64_t>(view_->device()) : 0);
   opts.overlay_opens = sides_->overlay_opens();
   LIM_ASSIGN_OR_RETURN(daemon_, FanotifyDaemon::Create(opts, measurer_.get(), list_.get(), env_, LogFn()));
+  for (const auto& w : plain_roots_) MarkAttrib(w);
   for (const auto& [w, fstype] : side_roots_) LIM_RETURN_IF_ERROR(sides_->Mark(w, fstype));
   g_limd.store(this);
   daemon_->LearnReaderHandles(scan_.reader_handles);
@@ -364,6 +441,7 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
         Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype)
                                                          : sides_->Mark(path, fstype);
         if (dev.ok()) ms.ok() ? marked_.Add(*dev, MonotonicNs()) : marked_.Forget(*dev);
+        if (ms.ok() && ClassOfFs(fstype) == FsClass::kPlain) MarkAttrib(path);
         return ms;
       },
       LogFn());

@@ -29,7 +29,10 @@
 
 #include "base/status.h"
 #include "crypto/hash_algo.h"
+#include "crypto/key_ring.h"
+#include "daemon/attrib_watch.h"
 #include "daemon/control_socket.h"
+#include "daemon/evm_state.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/key_watch.h"
 #include "daemon/late_exec.h"
@@ -77,6 +80,9 @@ class Limd {
   Status OpenControlSocket();
   Status OpenTpm();
   Status OpenList();
+  Status LoadEvmHmacKey();
+  Status OpenEvm();
+  void MarkAttrib(const std::string& root);
   Status MeasureOwnInputs();
   void MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask);
   Status StartView(std::optional<Bytes> boot_log);
@@ -102,6 +108,11 @@ class Limd {
   std::unique_ptr<tpm::Tpm> tpm_;
   Env* env_ = nullptr;
   OwnFiles own_files_;  // limd's own state files: never measured at FILE_CHECK
+  // EVM (docs/appraisal.md "EVM in limd"): the certificates, the per-run state (outlives
+  // the appraisal's check) and the attribute watch that feeds it.
+  std::optional<KeyRing> evm_keys_;
+  std::unique_ptr<EvmState> evm_;
+  std::unique_ptr<AttribWatch> attrib_;
   std::unique_ptr<MeasurementList> list_;
   std::unique_ptr<Appraiser> appraiser_;  // null: --appraise off
   std::unique_ptr<Measurer> measurer_;

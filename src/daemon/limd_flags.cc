@@ -83,6 +83,15 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
       ->check(PathValue());
   app.add_option("--denylist", f.denylist, "file of digests never allowed under appraisal (ALGO:HEX per line)")
       ->check(PathValue());
+  auto* evm_key = app.add_option("--evm-key", f.evm_key,
+                                 "EVM HMAC key file (root's, mode 0600, 1-128 bytes), held in locked memory")
+                      ->check(PathValue());
+  app.add_option("--evm-key-sealed", f.evm_key_sealed,
+                 "EVM HMAC key sealed to this TPM's PCRs (lim evm key seal), unsealed at start")
+      ->check(PathValue())
+      ->excludes(evm_key);
+  app.add_option("--evm-keys", f.evm_keys, "certificates for EVM signatures (0x03, portable 0x05): a directory or a file")
+      ->check(PathValue());
   app.add_option("--log-file", f.log_file,
                  "also log to FILE, never through a link (default: syslog when /dev/log exists, else stderr)")
       ->check(PathValue());

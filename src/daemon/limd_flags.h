@@ -37,6 +37,9 @@ struct LimdFlags {
   // trusted certificates), --denylist FILE (digests never allowed; empty: none).
   std::string appraise = "off", keys = kDefaultKeyDir, denylist;
   bool keys_explicit = false;
+  // EVM (docs/appraisal.md "EVM in limd"): the HMAC key from a root-only file or sealed in
+  // the TPM (exclusive), and the EVM signature certificates (empty: none).
+  std::string evm_key, evm_key_sealed, evm_keys;
   // Given on the command line or in the config file (not the default).
   bool pcr_explicit = false, securityfs_explicit = false, control_socket_explicit = false;
 };

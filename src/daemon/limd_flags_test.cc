@@ -152,3 +152,23 @@ TEST_F(LimdFlagsTest, HelpSuggestsNoLogInTmp) {
 
 }  // namespace
 }  // namespace lim::daemon
+
+namespace lim::daemon {
+namespace {
+
+TEST(LimdEvmFlagsTest, OneEvmKeyEitherInAFileOrSealed) {
+  LimdFlags f;
+  auto ok = ParseLimdFlags({"limd", "--evm-key", "/etc/lim/evm.key", "--evm-keys", "/etc/lim/evm-keys"}, &f, "/nonexistent");
+  EXPECT_EQ(ok.exit_code, -1) << ok.output;
+  EXPECT_EQ(f.evm_key, "/etc/lim/evm.key");
+  EXPECT_EQ(f.evm_keys, "/etc/lim/evm-keys");
+  LimdFlags g;
+  auto both = ParseLimdFlags({"limd", "--evm-key", "a", "--evm-key-sealed", "b"}, &g, "/nonexistent");
+  EXPECT_EQ(both.exit_code, 2);
+  EXPECT_NE(both.output.find("--evm-key excludes --evm-key-sealed"), std::string::npos) << both.output;
+  LimdFlags h;
+  EXPECT_EQ(ParseLimdFlags({"limd", "--evm-key", ""}, &h, "/nonexistent").exit_code, 2);
+}
+
+}  // namespace
+}  // namespace lim::daemon

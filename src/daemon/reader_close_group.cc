@@ -34,6 +34,52 @@ std::string HandleString(const struct file_handle& fh) {
 
 }  // namespace
 
+void ForEachFidEvent(const char* buf, ssize_t n,
+                     const std::function<void(const fanotify_event_metadata& m, uint64_t fsid, const std::string& handle)>& f) {
+  auto* m = reinterpret_cast<const struct fanotify_event_metadata*>(buf);
+  while (FAN_EVENT_OK(m, n)) {
+    bool any = false;
+    const char* p = reinterpret_cast<const char*>(m) + m->metadata_len;
+    const char* end = reinterpret_cast<const char*>(m) + m->event_len;
+    while (p + sizeof(struct fanotify_event_info_header) <= end) {
+      const auto* hdr = reinterpret_cast<const struct fanotify_event_info_header*>(p);
+      if (hdr->len < sizeof *hdr || p + hdr->len > end) break;  // malformed: skip the rest
+      if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID &&
+          hdr->len >= sizeof(struct fanotify_event_info_fid) + sizeof(struct file_handle)) {
+        const auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
+        const auto* fh = reinterpret_cast<const struct file_handle*>(fid->handle);
+        size_t room = hdr->len - sizeof(struct fanotify_event_info_fid) - sizeof(struct file_handle);
+        if (fh->handle_bytes <= room) {
+          f(*m, FsidWord(fid->fsid.val[0], fid->fsid.val[1]), HandleString(*fh));
+          any = true;
+        }
+      }
+      p += hdr->len;
+    }
+    if (!any) f(*m, 0, std::string());
+    m = FAN_EVENT_NEXT(m, n);
+  }
+}
+
+Status ReadUntilEmpty(int fd, const char* what, const std::function<void(const char* buf, ssize_t n)>& batch) {
+  alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN) return Status::Ok();
+      return Status::IoError(std::string("read fanotify (") + what + "): " + strerror(errno));
+    }
+    batch(buf, n);
+  }
+}
+
+uint64_t FsidOfPath(const std::string& path) {
+  struct statfs sfs;
+  if (::statfs(path.c_str(), &sfs) != 0) return 0;
+  return FsidWord(sfs.f_fsid.__val[0], sfs.f_fsid.__val[1]);
+}
+
 std::unique_ptr<ReaderCloseGroup> ReaderCloseGroup::Create(bool report_tid) {
   unsigned flags = FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | FAN_UNLIMITED_QUEUE | FAN_UNLIMITED_MARKS |
                    FAN_REPORT_FID | (report_tid ? FAN_REPORT_TID : 0);
@@ -49,9 +95,7 @@ ReaderCloseGroup::~ReaderCloseGroup() {
 bool ReaderCloseGroup::Mark(const std::string& root, uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
   if (devs_.count(dev)) return true;
-  struct statfs sfs;
-  if (::statfs(root.c_str(), &sfs) != 0) return false;
-  uint64_t fsid = FsidWord(sfs.f_fsid.__val[0], sfs.f_fsid.__val[1]);
+  uint64_t fsid = FsidOfPath(root);
   // A zero fsid, or one a marked filesystem already has (a copied image keeps its UUID),
   // cannot tell the filesystems' events apart.
   if (fsid == 0 || fsid_to_dev_.count(fsid)) return false;
@@ -150,43 +194,21 @@ void ReaderCloseGroup::Prune(size_t max, const std::function<bool(const InodeKey
 }
 
 Result<size_t> ReaderCloseGroup::Drain(const std::function<void(const InodeKey&, pid_t)>& on_close) {
-  alignas(struct fanotify_event_metadata) static thread_local char buf[64 * 1024];
   size_t events = 0;
-  for (;;) {
-    ssize_t n = ::read(fd_, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) return events;
-      return Status::IoError(std::string("read fanotify (reader closes): ") + strerror(errno));
-    }
+  LIM_RETURN_IF_ERROR(ReadUntilEmpty(fd_, "reader closes", [&](const char* buf, ssize_t n) {
     std::vector<std::pair<InodeKey, pid_t>> closes;
     std::unique_lock<std::mutex> lk(mu_);
-    auto* m = reinterpret_cast<struct fanotify_event_metadata*>(buf);
-    while (FAN_EVENT_OK(m, n)) {
+    ForEachFidEvent(buf, n, [&](const struct fanotify_event_metadata& m, uint64_t fsid, const std::string& handle) {
       events++;
-      const char* p = reinterpret_cast<const char*>(m) + m->metadata_len;
-      const char* end = reinterpret_cast<const char*>(m) + m->event_len;
-      while (p + sizeof(struct fanotify_event_info_header) <= end) {
-        const auto* hdr = reinterpret_cast<const struct fanotify_event_info_header*>(p);
-        if (hdr->len < sizeof *hdr || p + hdr->len > end) break;  // malformed: skip the rest
-        if (hdr->info_type == FAN_EVENT_INFO_TYPE_FID &&
-            hdr->len >= sizeof(struct fanotify_event_info_fid) + sizeof(struct file_handle)) {
-          const auto* fid = reinterpret_cast<const struct fanotify_event_info_fid*>(p);
-          const auto* fh = reinterpret_cast<const struct file_handle*>(fid->handle);
-          size_t room = hdr->len - sizeof(struct fanotify_event_info_fid) - sizeof(struct file_handle);
-          auto dev = fsid_to_dev_.find(FsidWord(fid->fsid.val[0], fid->fsid.val[1]));
-          if (dev != fsid_to_dev_.end() && fh->handle_bytes <= room) {
-            auto it = by_handle_.find(MapKey(dev->second, HandleString(*fh)));
-            if (it != by_handle_.end()) closes.emplace_back(it->second, m->pid);
-          }
-        }
-        p += hdr->len;
-      }
-      m = FAN_EVENT_NEXT(m, n);
-    }
+      auto dev = fsid_to_dev_.find(fsid);
+      if (handle.empty() || dev == fsid_to_dev_.end()) return;
+      auto it = by_handle_.find(MapKey(dev->second, handle));
+      if (it != by_handle_.end()) closes.emplace_back(it->second, m.pid);
+    });
     lk.unlock();
     for (const auto& [key, tid] : closes) on_close(key, tid);
-  }
+  }));
+  return events;
 }
 
 void ReaderCloseGroup::FlushMarks() { (void)fanotify_mark(fd_, FAN_MARK_FLUSH | FAN_MARK_FILESYSTEM, 0, AT_FDCWD, nullptr); }

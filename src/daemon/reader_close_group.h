@@ -44,7 +44,22 @@
 #include "daemon/fanotify_group.h"
 #include "daemon/measurer.h"
 
+struct fanotify_event_metadata;
+
 namespace lim::daemon {
+
+// Reading a FAN_REPORT_FID group (shared with AttribWatch): for each event in buf[0, n)
+// with a FID record, f(event, fsid, handle) — fsid as both words of f_fsid, handle as
+// limd keys it (handle_type, then the handle's bytes: what EncodeHandle gives for the same
+// file). Events without a FID record (FAN_Q_OVERFLOW) reach f with fsid 0 and no handle.
+// Malformed records are skipped.
+void ForEachFidEvent(const char* buf, ssize_t n,
+                     const std::function<void(const fanotify_event_metadata& m, uint64_t fsid, const std::string& handle)>& f);
+// Reads a non-blocking fanotify fd until nothing is queued, batch(buf, n) for each read
+// (on this thread's buffer). what names the group in errors.
+Status ReadUntilEmpty(int fd, const char* what, const std::function<void(const char* buf, ssize_t n)>& batch);
+// f_fsid of the filesystem holding path (both words; 0 when statfs fails).
+uint64_t FsidOfPath(const std::string& path);
 
 class ReaderCloseGroup final : public ReaderCloses {
  public:

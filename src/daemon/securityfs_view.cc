@@ -127,11 +127,14 @@ std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<Ha
     n.bank = bank;
     t.emplace_back(std::move(path), std::move(n));
   };
-  std::vector<std::string> root{"integrity", "ima"};
+  std::vector<std::string> root{"integrity", "ima", "evm"};
   if (boot_log) root.push_back("tpm0");
   dir("/", root);
   link("/ima", "integrity/ima");
-  dir("/integrity", {"ima"});
+  link("/evm", "integrity/evm/evm");
+  dir("/integrity", {"ima", "evm"});
+  dir("/integrity/evm", {"evm"});
+  file("/integrity/evm/evm", F::kEvm, 0660);
   std::vector<std::string> ima{kAscii, kBinary};
   for (const auto& b : banks) {
     ima.push_back(std::string(kAscii) + "_" + b.kernel_name);
@@ -188,6 +191,7 @@ struct SecurityfsView::Impl {
   LivePolicy* policy = nullptr;
   int list_fd = -1;
   Bytes boot_log;
+  uint32_t evm_flags = 0;
   std::unordered_map<std::string, ViewNode> tree;
   struct timespec started {};
 
@@ -327,6 +331,10 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
     } else {
       h->content = self->policy->Show();
     }
+  } else if (n->file == F::kEvm) {
+    // evm_write_key: EPERM once EVM is set up, which limd's is from its start.
+    if (acc != O_RDONLY) return -EPERM;
+    h->content = std::to_string(self->evm_flags & 0x7fffffffu);  // without EVM_SETUP_COMPLETE
   } else {
     if (acc != O_RDONLY) return -EACCES;
     switch (n->file) {
@@ -465,6 +473,7 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   impl->list_fd = ::open(list->list_path().c_str(), O_RDONLY | O_CLOEXEC);
   if (impl->list_fd < 0) return OsError("open", list->list_path());
   if (opt.boot_log) impl->boot_log = *opt.boot_log;
+  impl->evm_flags = opt.evm_flags;
   for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), opt.boot_log.has_value())) {
     impl->tree.emplace(path, std::move(node));
   }

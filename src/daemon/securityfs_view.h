@@ -7,6 +7,10 @@
 //   DIR/integrity/ima/{ascii,binary}_runtime_measurements_<bank>   (sha1 + every TPM bank)
 //   DIR/integrity/ima/{runtime_measurements_count,violations,policy}
 //   DIR/tpm0/binary_bios_measurements                               (with a boot log)
+//   DIR/evm -> integrity/evm/evm: the kernel's evm_initialized flags (EVM_INIT_HMAC 1,
+//   EVM_INIT_X509 2) in decimal without a newline, as evm_read_key prints them; limd's
+//   EVM is set up at start (the kernel's EVM_SETUP_COMPLETE), so a write is refused
+//   with EPERM, as the kernel refuses it once set up
 //
 // Every open takes a snapshot of the list's visible length (whole records already in the
 // TPM), so a read never shows a torn record while limd appends; sizes are unknown (st_size
@@ -75,7 +79,7 @@ class ListRenderer {
 // One entry of the view's tree.
 struct ViewNode {
   enum class Type { kDir, kLink, kFile };
-  enum class File { kNone, kAscii, kBinary, kCount, kViolations, kPolicy, kBootLog };
+  enum class File { kNone, kAscii, kBinary, kCount, kViolations, kPolicy, kBootLog, kEvm };
   Type type = Type::kDir;
   uint32_t mode = 0;        // permission bits
   std::string target;       // kLink
@@ -97,6 +101,8 @@ struct ViewOptions {
   // TCG event log served as tpm0/binary_bios_measurements (read, bounded, by the caller before
   // any state was touched); none: no such file.
   std::optional<Bytes> boot_log;
+  // The kernel's evm_initialized (evm_state.h kEvmInit*): what DIR/evm shows.
+  uint32_t evm_flags = 0;
 };
 
 class SecurityfsView {

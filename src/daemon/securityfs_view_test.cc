@@ -110,6 +110,9 @@ TEST(SecurityfsViewTest, TreeHasTheKernelsNamesModesAndLinks) {
   EXPECT_EQ(t["/integrity/ima/runtime_measurements_count"].mode, 0440u);
   EXPECT_EQ(t["/integrity/ima/violations"].mode, 0440u);
   EXPECT_EQ(t["/integrity/ima/policy"].mode, 0600u);
+  EXPECT_EQ(t["/evm"].target, "integrity/evm/evm");  // the kernel's evm_symlink
+  EXPECT_EQ(t["/integrity/evm/evm"].mode, 0660u);
+  EXPECT_EQ(t["/integrity/evm/evm"].file, ViewNode::File::kEvm);
   EXPECT_EQ(t["/tpm0/binary_bios_measurements"].file, ViewNode::File::kBootLog);
   // Every child a directory lists exists, and every node but / is listed by its parent.
   for (const auto& [path, node] : t) {

@@ -7,6 +7,7 @@
 #include <tss2/tss2_mu.h>
 #include <tss2/tss2_rc.h>
 #include <tss2/tss2_tctildr.h>
+#include <openssl/crypto.h>
 
 #include <algorithm>
 #include <atomic>
@@ -27,6 +28,7 @@
 #include "base/own_threads.h"
 #include "crypto/hash_algo.h"
 #include "tpm/key.h"
+#include "tpm/seal.h"
 #include "tpm/tpm.h"
 
 namespace lim::tpm {
@@ -275,25 +277,14 @@ class EsysTpm final : public Tpm {
     LIM_ASSIGN_OR_RETURN(Handle ek_handle, CreateEk(ek, nullptr));
     LIM_ASSIGN_OR_RETURN(Handle session, EkPolicySession());
     TPM2B_SENSITIVE_CREATE sensitive{};
-    TPM2B_PUBLIC tmpl = AkTemplate(alg);
-    TPM2B_DATA outside{};
-    TPML_PCR_SELECTION creation_pcr{};
-    EsysPtr<TPM2B_PRIVATE> priv;
-    EsysPtr<TPM2B_PUBLIC> pub;
-    EsysPtr<TPM2B_CREATION_DATA> cdata;
-    EsysPtr<TPM2B_DIGEST> chash;
-    EsysPtr<TPMT_TK_CREATION> ticket;
-    LIM_RETURN_IF_ERROR(Call("TPM2_Create (AK)",
-                             [&] { return Esys_Create_Async(ctx_, ek_handle.tr, session.tr, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation_pcr); },
-                             [&] { return Esys_Create_Finish(ctx_, priv.out(), pub.out(), cdata.out(), chash.out(), ticket.out()); }));
+    TPM2B_PUBLIC pub{};
+    Bytes priv;
+    LIM_RETURN_IF_ERROR(CreateChild("TPM2_Create (AK)", ek_handle.tr, session.tr, ESYS_TR_NONE, sensitive, AkTemplate(alg), &pub, &priv));
     session.Consumed();
     AkKey ak;
     ak.ek = ek;
-    ak.pub = pub->publicArea;
-    ak.private_blob.resize(sizeof(TPM2B_PRIVATE) + 2);
-    size_t off = 0;
-    Tss2_MU_TPM2B_PRIVATE_Marshal(priv.p, ak.private_blob.data(), ak.private_blob.size(), &off);
-    ak.private_blob.resize(off);
+    ak.pub = pub.publicArea;
+    ak.private_blob = std::move(priv);
     return ak;
   }
 
@@ -358,6 +349,110 @@ class EsysTpm final : public Tpm {
                              [&] { return Esys_ActivateCredential_Finish(ctx_, cert.out()); }));
     session.Consumed();
     return Bytes(cert->buffer, cert->buffer + cert->size);
+  }
+
+  Result<SealedObject> Seal(ByteView secret, const PcrSelection& pcrs) override {
+    if (secret.empty() || secret.size() > kMaxSealedSecret) {
+      return Status::InvalidArgument("a sealed secret has 1 to " + std::to_string(kMaxSealedSecret) + " bytes, not " +
+                                     std::to_string(secret.size()));
+    }
+    if (pcrs.empty()) return Status::InvalidArgument("sealing needs at least one policy PCR (e.g. sha256:0,7)");
+    LIM_ASSIGN_OR_RETURN(TPML_PCR_SELECTION sel, ToTssSelection(pcrs));
+    Burst b(this);
+    LIM_RETURN_IF_ERROR(b.status);
+    LIM_ASSIGN_OR_RETURN(Handle primary, CreateStoragePrimary());
+    // The policy digest PolicyPCR gives over the PCRs' current values, from a trial session
+    // (the TPM computes it: no marshalling of our own to get wrong).
+    LIM_ASSIGN_OR_RETURN(Handle trial, StartSession(TPM2_SE_TRIAL, ESYS_TR_NONE));
+    TPM2B_DIGEST current{};  // empty: the TPM uses the PCRs' current values
+    LIM_RETURN_IF_ERROR(Call("TPM2_PolicyPCR (trial)",
+                             [&] { return Esys_PolicyPCR_Async(ctx_, trial.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel); },
+                             [&] { return Esys_PolicyPCR_Finish(ctx_); }));
+    EsysPtr<TPM2B_DIGEST> policy;
+    LIM_RETURN_IF_ERROR(Call("TPM2_PolicyGetDigest", [&] { return Esys_PolicyGetDigest_Async(ctx_, trial.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE); },
+                             [&] { return Esys_PolicyGetDigest_Finish(ctx_, policy.out()); }));
+    SealedObject out;
+    out.pcrs = pcrs;
+    LIM_ASSIGN_OR_RETURN(out.values_at_seal, ReadPcrsLocked(pcrs));
+
+    TPM2B_PUBLIC tmpl{};
+    TPMT_PUBLIC& pa = tmpl.publicArea;
+    pa.type = TPM2_ALG_KEYEDHASH;
+    pa.nameAlg = TPM2_ALG_SHA256;
+    // Policy only: without userWithAuth no password opens it; fixedTPM/fixedParent keep
+    // it on this TPM under this primary. No sensitiveDataOrigin: the data is ours.
+    pa.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_ADMINWITHPOLICY;
+    pa.authPolicy = *policy.p;
+    pa.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
+    struct Wiped {
+      TPM2B_SENSITIVE_CREATE s{};
+      ~Wiped() { OPENSSL_cleanse(&s, sizeof s); }
+    } sensitive;
+    sensitive.s.sensitive.data.size = static_cast<UINT16>(secret.size());
+    std::memcpy(sensitive.s.sensitive.data.buffer, secret.data(), secret.size());
+    // The secret crosses the wire encrypted: a session salted with the primary key, with
+    // the decrypt attribute on TPM2_Create's first parameter (inSensitive).
+    LIM_ASSIGN_OR_RETURN(Handle enc, StartSession(TPM2_SE_HMAC, primary.tr));
+    Esys_TRSess_SetAttributes(ctx_, enc.tr, TPMA_SESSION_DECRYPT, TPMA_SESSION_DECRYPT);
+    TPM2B_PUBLIC pub{};
+    LIM_RETURN_IF_ERROR(CreateChild("TPM2_Create (sealed data)", primary.tr, ESYS_TR_PASSWORD, enc.tr, sensitive.s, tmpl, &pub,
+                                    &out.private_area));
+    out.public_area.resize(sizeof(TPM2B_PUBLIC) + 2);
+    size_t off = 0;
+    Tss2_MU_TPM2B_PUBLIC_Marshal(&pub, out.public_area.data(), out.public_area.size(), &off);
+    out.public_area.resize(off);
+    return out;
+  }
+
+  Result<SecretBytes> Unseal(const SealedObject& sealed) override {
+    TPM2B_PUBLIC pub{};
+    TPM2B_PRIVATE priv{};
+    size_t off = 0;
+    if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(sealed.public_area.data(), sealed.public_area.size(), &off, &pub) != TSS2_RC_SUCCESS ||
+        off != sealed.public_area.size()) {
+      return Status::Corrupt("sealed object: public part is not a TPM2B_PUBLIC");
+    }
+    off = 0;
+    if (Tss2_MU_TPM2B_PRIVATE_Unmarshal(sealed.private_area.data(), sealed.private_area.size(), &off, &priv) != TSS2_RC_SUCCESS ||
+        off != sealed.private_area.size()) {
+      return Status::Corrupt("sealed object: private part is not a TPM2B_PRIVATE");
+    }
+    LIM_ASSIGN_OR_RETURN(TPML_PCR_SELECTION sel, ToTssSelection(sealed.pcrs));
+    Burst b(this);
+    LIM_RETURN_IF_ERROR(b.status);
+    LIM_ASSIGN_OR_RETURN(Handle primary, CreateStoragePrimary());
+    ESYS_TR object = ESYS_TR_NONE;
+    Status loaded = Call("TPM2_Load (sealed data)", [&] { return Esys_Load_Async(ctx_, primary.tr, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &priv, &pub); },
+                         [&] { return Esys_Load_Finish(ctx_, &object); });
+    if (!loaded.ok()) {
+      return Status(loaded.code(), loaded.message() + " — was it sealed on this TPM (and not cleared since)?");
+    }
+    Handle obj(this, object);
+    // A policy session salted with the primary key: TPM2_Unseal's answer comes back
+    // encrypted (the encrypt attribute), not in clear over the bus or the socket.
+    LIM_ASSIGN_OR_RETURN(Handle session, StartSession(TPM2_SE_POLICY, primary.tr));
+    TPM2B_DIGEST current{};
+    LIM_RETURN_IF_ERROR(Call("TPM2_PolicyPCR", [&] { return Esys_PolicyPCR_Async(ctx_, session.tr, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current, &sel); },
+                             [&] { return Esys_PolicyPCR_Finish(ctx_); }));
+    Esys_TRSess_SetAttributes(ctx_, session.tr, TPMA_SESSION_ENCRYPT, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION);
+    EsysPtr<TPM2B_SENSITIVE_DATA> data;
+    Status st = Call("TPM2_Unseal", [&] { return Esys_Unseal_Async(ctx_, obj.tr, session.tr, ESYS_TR_NONE, ESYS_TR_NONE); },
+                     [&] { return Esys_Unseal_Finish(ctx_, data.out()); });
+    if (!st.ok()) {
+      // A format-one code carries the session's number in bits 8-11.
+      bool policy_fail = (last_rc_ & TSS2_RC_LAYER_MASK) == TSS2_TPM_RC_LAYER && (last_rc_ & TPM2_RC_FMT1) &&
+                         (last_rc_ & (TPM2_RC_FMT1 | 0x3f)) == TPM2_RC_POLICY_FAIL;
+      if (!policy_fail) return st;
+      auto now = ReadPcrsLocked(sealed.pcrs);
+      std::string moved = now.ok() ? DescribePcrChanges(sealed, *now) : "";
+      return Status::Mismatch("the TPM refuses to unseal: the policy PCRs (" + SelectionToString(sealed.pcrs) +
+                              ") no longer hold the values they had at sealing" + (moved.empty() ? "" : ": " + moved) +
+                              " — reseal after a deliberate change (lim evm key seal)");
+    }
+    session.Consumed();  // without continueSession the TPM dropped it after TPM2_Unseal
+    Result<SecretBytes> secret = SecretBytes::CopyOf({data->buffer, data->size});
+    OPENSSL_cleanse(data->buffer, sizeof data->buffer);
+    return secret;
   }
 
  private:
@@ -480,6 +575,7 @@ class EsysTpm final : public Tpm {
       if (!st.ok()) return st;
       return Call(what, async, finish, true);
     }
+    last_rc_ = rc;
     if (rc != TSS2_RC_SUCCESS) {
       Status st = TpmError(what, rc);
       if (st.code() == StatusCode::kUnavailable) {
@@ -576,8 +672,34 @@ class EsysTpm final : public Tpm {
   Result<Handle> CreateEk(EkType ek, TPMT_PUBLIC* pub_out) {
     LIM_ASSIGN_OR_RETURN(std::optional<Handle> persisted, PersistentEk(ek, pub_out));
     if (persisted) return std::move(*persisted);
+    return CreatePrimary("TPM2_CreatePrimary (EK)", ESYS_TR_RH_ENDORSEMENT, EkTemplate(ek), pub_out);
+  }
+
+  // TPM2_Create of an object from tmpl under parent (authorised by auth; s2: a second
+  // session, for parameter encryption, or ESYS_TR_NONE): its public area and its marshalled
+  // TPM2B_PRIVATE.
+  Status CreateChild(const char* what, ESYS_TR parent, ESYS_TR auth, ESYS_TR s2, const TPM2B_SENSITIVE_CREATE& sensitive,
+                     const TPM2B_PUBLIC& tmpl, TPM2B_PUBLIC* pub_out, Bytes* priv_out) {
+    TPM2B_DATA outside{};
+    TPML_PCR_SELECTION creation_pcr{};
+    EsysPtr<TPM2B_PRIVATE> priv;
+    EsysPtr<TPM2B_PUBLIC> pub;
+    EsysPtr<TPM2B_CREATION_DATA> cdata;
+    EsysPtr<TPM2B_DIGEST> chash;
+    EsysPtr<TPMT_TK_CREATION> ticket;
+    LIM_RETURN_IF_ERROR(Call(what, [&] { return Esys_Create_Async(ctx_, parent, auth, s2, ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation_pcr); },
+                             [&] { return Esys_Create_Finish(ctx_, priv.out(), pub.out(), cdata.out(), chash.out(), ticket.out()); }));
+    *pub_out = *pub.p;
+    priv_out->resize(sizeof(TPM2B_PRIVATE) + 2);
+    size_t off = 0;
+    Tss2_MU_TPM2B_PRIVATE_Marshal(priv.p, priv_out->data(), priv_out->size(), &off);
+    priv_out->resize(off);
+    return Status::Ok();
+  }
+
+  // A primary key from tmpl in hierarchy (empty hierarchy auth), flushed with its Handle.
+  Result<Handle> CreatePrimary(const char* what, ESYS_TR hierarchy, const TPM2B_PUBLIC& tmpl, TPMT_PUBLIC* pub_out) {
     TPM2B_SENSITIVE_CREATE sensitive{};
-    TPM2B_PUBLIC tmpl = EkTemplate(ek);
     TPM2B_DATA outside{};
     TPML_PCR_SELECTION creation_pcr{};
     ESYS_TR handle = ESYS_TR_NONE;
@@ -585,8 +707,8 @@ class EsysTpm final : public Tpm {
     EsysPtr<TPM2B_CREATION_DATA> cdata;
     EsysPtr<TPM2B_DIGEST> chash;
     EsysPtr<TPMT_TK_CREATION> ticket;
-    LIM_RETURN_IF_ERROR(Call("TPM2_CreatePrimary (EK)",
-                             [&] { return Esys_CreatePrimary_Async(ctx_, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation_pcr); },
+    LIM_RETURN_IF_ERROR(Call(what,
+                             [&] { return Esys_CreatePrimary_Async(ctx_, hierarchy, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive, &tmpl, &outside, &creation_pcr); },
                              [&] { return Esys_CreatePrimary_Finish(ctx_, &handle, pub.out(), cdata.out(), chash.out(), ticket.out()); }));
     if (pub_out) *pub_out = pub->publicArea;
     return Handle(this, handle);
@@ -594,13 +716,8 @@ class EsysTpm final : public Tpm {
 
   // A policy session satisfying the EK's policy: PolicySecret(TPM_RH_ENDORSEMENT).
   Result<Handle> EkPolicySession() {
-    TPMT_SYM_DEF sym{};
-    sym.algorithm = TPM2_ALG_NULL;
-    ESYS_TR session = ESYS_TR_NONE;
-    LIM_RETURN_IF_ERROR(Call("TPM2_StartAuthSession",
-                             [&] { return Esys_StartAuthSession_Async(ctx_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, nullptr, TPM2_SE_POLICY, &sym, TPM2_ALG_SHA256); },
-                             [&] { return Esys_StartAuthSession_Finish(ctx_, &session); }));
-    Handle h(this, session);
+    LIM_ASSIGN_OR_RETURN(Handle h, StartSession(TPM2_SE_POLICY, ESYS_TR_NONE));
+    ESYS_TR session = h.tr;
     // Without continueSession the TPM drops the session after the one command it authorises.
     Esys_TRSess_SetAttributes(ctx_, session, 0, TPMA_SESSION_CONTINUESESSION);
     EsysPtr<TPM2B_TIMEOUT> timeout;
@@ -609,6 +726,43 @@ class EsysTpm final : public Tpm {
                              [&] { return Esys_PolicySecret_Async(ctx_, ESYS_TR_RH_ENDORSEMENT, session, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, nullptr, nullptr, nullptr, 0); },
                              [&] { return Esys_PolicySecret_Finish(ctx_, timeout.out(), ticket.out()); }));
     return h;
+  }
+
+  // The owner hierarchy's storage primary key, re-created from its template (the same key
+  // every time: a primary is a function of the hierarchy seed and the template). The
+  // template is tpm2-tools' `tpm2_createprimary -C o -g sha256 -G ecc256:aes128cfb`.
+  Result<Handle> CreateStoragePrimary() {
+    TPM2B_PUBLIC tmpl{};
+    TPMT_PUBLIC& pa = tmpl.publicArea;
+    pa.type = TPM2_ALG_ECC;
+    pa.nameAlg = TPM2_ALG_SHA256;
+    pa.objectAttributes = TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT | TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                          TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH;
+    pa.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_AES;
+    pa.parameters.eccDetail.symmetric.keyBits.aes = 128;
+    pa.parameters.eccDetail.symmetric.mode.aes = TPM2_ALG_CFB;
+    pa.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+    pa.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+    pa.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+    return CreatePrimary("TPM2_CreatePrimary (storage key)", ESYS_TR_RH_OWNER, tmpl, nullptr);
+  }
+
+  // A session of the given type (TPM2_SE_TRIAL, _HMAC, _POLICY), sha256; salted with
+  // salt_key (ESYS_TR_NONE: unsalted) and then with AES-128-CFB for parameter encryption.
+  Result<Handle> StartSession(TPM2_SE type, ESYS_TR salt_key) {
+    TPMT_SYM_DEF sym{};
+    if (salt_key != ESYS_TR_NONE) {
+      sym.algorithm = TPM2_ALG_AES;
+      sym.keyBits.aes = 128;
+      sym.mode.aes = TPM2_ALG_CFB;
+    } else {
+      sym.algorithm = TPM2_ALG_NULL;
+    }
+    ESYS_TR session = ESYS_TR_NONE;
+    LIM_RETURN_IF_ERROR(Call("TPM2_StartAuthSession",
+                             [&] { return Esys_StartAuthSession_Async(ctx_, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, nullptr, type, &sym, TPM2_ALG_SHA256); },
+                             [&] { return Esys_StartAuthSession_Finish(ctx_, &session); }));
+    return Handle(this, session);
   }
 
   Result<Handle> LoadAkLocked(const AkKey& ak, const Handle& ek) {
@@ -646,6 +800,7 @@ class EsysTpm final : public Tpm {
   std::vector<uint16_t> banks_;
   std::atomic<uint64_t> stalls_{0};
   int fd_hint_ = -1;
+  TSS2_RC last_rc_ = TSS2_RC_SUCCESS;  // the last command's response code (mu_)
 };
 
 }  // namespace

@@ -25,11 +25,7 @@ using testing::ParseTpm2PcrRead;
 using testing::SwtpmTctiForTests;
 using testing::Tpm2Tools;
 
-std::unique_ptr<Tpm> Open() {
-  auto t = OpenTpm(SwtpmTctiForTests());
-  EXPECT_TRUE(t.ok()) << t.status().message();
-  return t.ok() ? std::move(*t) : nullptr;
-}
+std::unique_ptr<Tpm> Open() { return testing::OpenTestTpm(); }
 
 TEST(EsysTpmTest, BanksAndPcrsAgreeWithTpm2PcrRead) {
   auto tpm = Open();

@@ -14,6 +14,7 @@
 #include "tests/testing.h"
 #include "tpm/pcr.h"
 #include "tpm/swtpm.h"
+#include "tpm/tpm.h"
 
 namespace lim::tpm::testing {
 
@@ -59,10 +60,23 @@ inline SwtpmEnvironment& Swtpm() {
 
 inline std::string SwtpmTctiForTests() { return SwtpmTcti(Swtpm().Get()); }
 
+// A Tpm on the test swtpm (null, with a test failure, when it cannot be opened).
+inline std::unique_ptr<Tpm> OpenTestTpm() {
+  auto t = OpenTpm(SwtpmTctiForTests());
+  EXPECT_TRUE(t.ok()) << t.status().message();
+  return t.ok() ? std::move(*t) : nullptr;
+}
+
 // Runs a tpm2-tools command line against the test swtpm.
 inline lim::testing::CommandResult Tpm2Tools(const std::string& cmd) {
   return lim::testing::Run("export TPM2TOOLS_TCTI=" + lim::testing::ShellQuote(SwtpmTctiForTests()) +
                            "; timeout 60 sh -c " + lim::testing::ShellQuote(cmd));
+}
+
+// The transient objects and sessions loaded in the test swtpm (tpm2_getcap's lines; empty
+// when every command flushed what it made).
+inline std::string LoadedTpmHandles() {
+  return Tpm2Tools("tpm2_getcap handles-transient; tpm2_getcap handles-loaded-session").out;
 }
 
 // Parses tpm2_pcrread's output ("  sha256:\n    0 : 0x…").

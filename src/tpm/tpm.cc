@@ -10,8 +10,17 @@
 #include "crypto/digest.h"
 #include "crypto/hash_algo.h"
 #include "tpm/key.h"
+#include "tpm/seal.h"
 
 namespace lim::tpm {
+
+Result<SealedObject> Tpm::Seal(ByteView, const PcrSelection&) {
+  return Status::Unsupported(Describe() + " cannot seal: sealing needs a TPM (--tpm)");
+}
+
+Result<SecretBytes> Tpm::Unseal(const SealedObject&) {
+  return Status::Unsupported(Describe() + " cannot unseal: sealing needs a TPM (--tpm)");
+}
 
 const char* TpmKindName(TpmKind kind) {
   switch (kind) {

@@ -19,6 +19,7 @@
 
 #include "base/hex.h"
 #include "base/status.h"
+#include "crypto/secret_bytes.h"
 #include "tpm/pcr.h"
 #include "tpm/quote.h"
 #include "tpm/tcti_server.h"
@@ -51,6 +52,8 @@ struct AkKey {
   Bytes private_blob;
   bool software = false;
 };
+
+struct SealedObject;  // seal.h
 
 struct Quote {
   Bytes msg;  // TPMS_ATTEST
@@ -95,6 +98,13 @@ class Tpm {
   // TPM2_ActivateCredential: id_object is a marshalled TPM2B_ID_OBJECT, secret a marshalled
   // TPM2B_ENCRYPTED_SECRET (as MakeCredential returns them). Returns the credential.
   virtual Result<Bytes> ActivateCredential(const AkKey& ak, ByteView id_object, ByteView secret) = 0;
+
+  // Sealing (seal.h): secret (1 to kMaxSealedSecret bytes) into a data object under the
+  // storage primary key with PolicyPCR over pcrs at their current values; Unseal gives it
+  // back into locked memory only while those PCRs hold the same values (kMismatch, naming
+  // the PCRs that moved, otherwise). The software TPM cannot seal (Unsupported).
+  virtual Result<SealedObject> Seal(ByteView secret, const PcrSelection& pcrs);
+  virtual Result<SecretBytes> Unseal(const SealedObject& sealed);
 };
 
 // Extends pcr in every allocated bank with H_bank(data).

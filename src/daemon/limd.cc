@@ -94,11 +94,6 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
   LIM_RETURN_IF_ERROR(CheckFanotify());
   LIM_ASSIGN_OR_RETURN(ima::Policy policy, LoadPolicy(flags));
   LIM_ASSIGN_OR_RETURN(std::optional<Bytes> boot_log, ReadBootLog(flags));
-  std::vector<std::string> appraise_notes;
-  auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
-  LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
-                                                      hash.ok() ? *hash : Sha256Algo(), nullptr},
-                                                     &appraise_notes));
   std::unique_ptr<Limd> l(new Limd(flags));
   // EVM exists before the appraisal that asks it; its HMAC key comes in LoadEvmHmacKey (a sealed
   // one needs the TPM).

@@ -164,8 +164,13 @@ std::shared_ptr<Verifier::Worker> Verifier::WorkerFor(const std::string& id) {
   return w;
 }
 
-Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::string& address, bool allow_tofu) {
+Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::string& address, bool allow_tofu,
+                                             const std::string& policy) {
   if (id.empty() || id.size() > 255) return Status::InvalidArgument("agent id must be 1-255 characters");
+  if (!policy.empty()) {
+    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(policy));
+    if (!text) return Status::NotFound("no policy " + policy);
+  }
   LIM_ASSIGN_OR_RETURN(auto existing, store_->GetAgent(id));
   if (existing) return Status::InvalidArgument("agent " + id + " is already enrolled (remove it first)");
   LIM_ASSIGN_OR_RETURN(auto client, Connect(address));
@@ -197,6 +202,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
   rec.address = address;
   rec.identity = *identity;
   rec.tofu = checked->tofu;
+  rec.policy = policy;
   rec.status = attest::AgentStatus::kEnrolling;
   rec.updated = Now();
   LIM_RETURN_IF_ERROR(store_->PutAgent(rec));
@@ -380,7 +386,9 @@ void Verifier::RegisterRoutes() {
     if (!id.ok()) return ErrorResponse(id.status());
     if (!address.ok()) return ErrorResponse(address.status());
     bool tofu = j->contains("tofu") && (*j)["tofu"].is_boolean() && (*j)["tofu"].get<bool>();
-    auto rec = Enroll(*id, *address, tofu);
+    std::string policy;
+    if (auto it = j->find("policy"); it != j->end() && it->is_string()) policy = it->get<std::string>();
+    auto rec = Enroll(*id, *address, tofu, policy);
     if (!rec.ok()) return ErrorResponse(rec.status());
     return JsonOk(AgentJson(*rec));
   });

@@ -53,8 +53,10 @@ class Verifier {
   void Stop();
   uint16_t port() const;
 
-  // Enrollment of a pulled agent at address "HOST:PORT"; errors say which check failed.
-  Result<attest::AgentRecord> Enroll(const std::string& id, const std::string& address, bool allow_tofu);
+  // Enrollment of a pulled agent at address "HOST:PORT" with the runtime policy named (it
+  // must exist; empty: none yet — every entry then fails); errors say which check failed.
+  Result<attest::AgentRecord> Enroll(const std::string& id, const std::string& address, bool allow_tofu,
+                                     const std::string& policy = {});
   Status Remove(const std::string& id);
   // One round for one agent now (tests; the loop calls it when the agent is due).
   Status RunRound(const std::string& id);

@@ -30,6 +30,8 @@ struct Verifier::Worker {
   attest::RuntimePolicy policy;
   std::optional<attest::EvidenceRequest> next;
   std::chrono::steady_clock::time_point due{};
+  // The kept connection's counters after the last round (read by the REST API without mu).
+  std::atomic<uint64_t> handshakes{0}, requests{0};
 };
 
 namespace {
@@ -274,6 +276,15 @@ Status Verifier::RunRound(const std::string& id) {
     w->address = rec->address;
   }
 
+  struct CountAfter {
+    Worker* w;
+    ~CountAfter() {
+      if (!w->client) return;
+      net::ClientStats s = w->client->stats();
+      w->handshakes = s.handshakes;
+      w->requests = s.requests;
+    }
+  } count_after{w.get()};
   attest::AgentState state = rec->state;
   attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest(state, options_.banks);
   // A retry (the list must be read from entry 0, or the tail was cut) asks again at once.
@@ -408,6 +419,13 @@ void Verifier::RegisterRoutes() {
       }
     }
     out["findings"] = findings;
+    std::shared_ptr<Worker> w;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = workers_.find(*id);
+      if (it != workers_.end()) w = it->second;
+    }
+    if (w) out["connection"] = {{"handshakes", w->handshakes.load()}, {"requests", w->requests.load()}};
     return JsonOk(out);
   });
   route("DELETE", "/v1/agent", [this, query](const net::HttpRequest& r) {

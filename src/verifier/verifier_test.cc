@@ -85,6 +85,8 @@ class VerifierE2eTest : public ::testing::Test {
     pki_ = net::testing::MakeTestPki();
     ASSERT_EQ(pki_.error, "");
     dir_ = lim::testing::MakeTempDir();
+    // PCR 10 back to zero: each test's simulated host starts a fresh boot.
+    attest::testing::RebootSwtpm();
     host_.Boot();
     host_.AppendBootAggregate();
     for (int i = 0; i < 20; ++i) host_.AppendFile("/usr/bin/tool" + std::to_string(i), "content " + std::to_string(i));
@@ -181,6 +183,9 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_GE(a["rounds"].get<uint64_t>(), 3u) << a.dump();
   EXPECT_EQ(a["next_index"], 21) << a.dump();
   EXPECT_EQ(verifier_.Output().find("reason="), std::string::npos) << verifier_.Output();
+  // One connection from enrollment on: no handshake per round.
+  EXPECT_EQ(a["connection"]["handshakes"], 1) << a.dump();
+  EXPECT_GE(a["connection"]["requests"].get<uint64_t>(), 5u) << a.dump();  // identity, activate, ≥3 rounds
 
   // New, known-good measurements keep it attested... an unknown file does not.
   host_.AppendFile("/tmp/evil", "not in the policy");
@@ -262,6 +267,49 @@ TEST_F(VerifierE2eTest, RefusesAnAgentWhoseAkIsNotActivated) {
   EXPECT_NE(body.dump().find("not activated"), std::string::npos) << body.dump();
   EXPECT_EQ(Api("GET", "/v1/agent?id=impostor").first, 404);
   EXPECT_EQ(Api("GET", "/v1/agents").second["agents"].size(), 0u);
+}
+
+// The same through `lim verifier …` (what operators and scripts run), and an agent that
+// stops answering turns unreachable.
+TEST_F(VerifierE2eTest, CliDrivesTheVerifierAndAStoppedAgentIsUnreachable) {
+  auto learnt = attest::LearnPolicy(host_.list());
+  ASSERT_TRUE(learnt.ok());
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/policy.json", AsBytes(learnt->ToNativeJson())).ok());
+  std::string lim = lim::testing::ShellQuote(BesideTest("../cli/lim"));
+  std::string tls = " --verifier 127.0.0.1:" + std::to_string(verifier_.port()) + " --cert " + pki_.client_cert +
+                    " --key " + pki_.client_key + " --ca " + pki_.ca;
+  auto padd = lim::testing::Run(lim + " verifier policy add base " + dir_ + "/policy.json" + tls);
+  ASSERT_EQ(padd.exit_code, 0) << padd.err;
+  EXPECT_NE(padd.out.find("policy base: 20 paths"), std::string::npos) << padd.out;
+  std::string address = "127.0.0.1:" + std::to_string(agent_.port());
+  auto refused = lim::testing::Run(lim + " verifier add agent-1 " + address + " --policy base" + tls);
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+  EXPECT_NE(refused.err.find("EK certificate"), std::string::npos) << refused.err;
+  auto add = lim::testing::Run(lim + " verifier add agent-1 " + address + " --tofu --policy base --json" + tls);
+  ASSERT_EQ(add.exit_code, 0) << add.err;
+  EXPECT_EQ(json::parse(add.out)["status"], "enrolling") << add.out;
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
+  auto show = lim::testing::Run(lim + " verifier show agent-1" + tls);
+  EXPECT_EQ(show.exit_code, 0) << show.out << show.err;
+  EXPECT_EQ(show.out.rfind("agent-1 attested address=" + address + " policy=base rounds=", 0), 0u) << show.out;
+  auto list = lim::testing::Run(lim + " verifier list --json" + tls);
+  ASSERT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(json::parse(list.out)["agents"][0]["status"], "attested") << list.out;
+  auto pshow = lim::testing::Run(lim + " verifier policy show base" + tls);
+  EXPECT_EQ(pshow.exit_code, 0);
+  EXPECT_NE(pshow.out.find("/usr/bin/tool7"), std::string::npos);
+  EXPECT_EQ(lim::testing::Run(lim + " verifier policy assign agent-1 nosuch" + tls).exit_code, 1);
+
+  agent_.Stop();
+  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "unreachable"; });
+  EXPECT_EQ(a["status"], "unreachable") << a.dump();
+  EXPECT_TRUE(HasFinding(a, "unreachable", "127.0.0.1")) << a.dump();
+  show = lim::testing::Run(lim + " verifier show agent-1" + tls);
+  EXPECT_EQ(show.exit_code, 1);
+  EXPECT_NE(show.out.find("reason=unreachable"), std::string::npos) << show.out;
+  EXPECT_EQ(lim::testing::Run(lim + " verifier remove agent-1" + tls).exit_code, 0);
+  EXPECT_EQ(lim::testing::Run(lim + " verifier remove agent-1" + tls).exit_code, 1);
+  EXPECT_EQ(lim::testing::Run(lim + " verifier list --cert x" + tls).exit_code, 2);
 }
 
 TEST(VerifierFlags, RangesAndBadStore) {

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 
 #include "attest/evidence_json.h"
 #include "attest/round.h"
@@ -32,6 +33,9 @@ struct Verifier::Worker {
   std::chrono::steady_clock::time_point due{};
   // The kept connection's counters after the last round (read by the REST API without mu).
   std::atomic<uint64_t> handshakes{0}, requests{0};
+  // The last round's log lines: a failure that persists round after round (a list that
+  // does not replay) is logged when it appears, not every interval.
+  std::set<std::string> last_lines;
 };
 
 namespace {
@@ -303,7 +307,7 @@ Status Verifier::RunRound(const std::string& id) {
       attest::Finding f;
       f.reason = attest::Reason::kEvidenceMalformed;
       f.detail = parsed.status().message();
-      Log(attest::FormatFinding(id, f));
+      LogFindings(*w, {f});
       w->next.reset();
       return store_->RecordRound(id, state, attest::AgentStatus::kFailed, Now(), {f});
     }
@@ -311,12 +315,12 @@ Status Verifier::RunRound(const std::string& id) {
       attest::Finding f;
       f.reason = attest::Reason::kUnreachable;
       f.detail = why;
-      Log(attest::FormatFinding(id, f));
+      LogFindings(*w, {f});
       w->client->Close();
       return store_->RecordRound(id, state, attest::AgentStatus::kUnreachable, Now(), {f});
     }
     attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
-    for (const auto& f : r.findings) Log(attest::FormatFinding(id, f));
+    LogFindings(*w, r.findings);
     w->next = r.next;
     if (r.retry) {
       // Nothing verified yet; the state may have moved to "start over" (a reboot).
@@ -328,6 +332,16 @@ Status Verifier::RunRound(const std::string& id) {
     return store_->RecordRound(id, r.state, status, Now(), r.findings);
   }
   return store_->RecordRound(id, state, rec->status, Now(), {});
+}
+
+void Verifier::LogFindings(Worker& w, const std::vector<attest::Finding>& findings) {
+  std::set<std::string> lines;
+  for (const auto& f : findings) {
+    std::string line = attest::FormatFinding(w.id, f);
+    if (!w.last_lines.count(line)) Log(line);
+    lines.insert(std::move(line));
+  }
+  w.last_lines = std::move(lines);
 }
 
 void Verifier::Loop() {

@@ -72,6 +72,7 @@ class Verifier {
   Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
   void Log(const std::string& line);
+  void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
 
   VerifierOptions options_;
   std::unique_ptr<attest::Store> store_;

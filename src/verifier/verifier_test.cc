@@ -210,6 +210,12 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   a = WaitFor("agent-1", [](const json& j) { return j["status"] == "failed"; });
   ASSERT_EQ(a["status"], "failed") << a.dump() << verifier_.Output();
   EXPECT_TRUE(HasFinding(a, "list-does-not-replay", "agent=agent-1")) << a.dump();
+  // Logged once when it appears, not every round while it persists.
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  const std::string& log = verifier_.Output();
+  size_t first = log.find("reason=list-does-not-replay");
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("reason=list-does-not-replay", first + 1), std::string::npos) << log;
 
   // Listing and removal.
   auto [lc, list] = Api("GET", "/v1/agents");

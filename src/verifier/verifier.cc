@@ -36,6 +36,12 @@ struct Verifier::Worker {
   // The last round's log lines: a failure that persists round after round (a list that
   // does not replay) is logged when it appears, not every interval.
   std::set<std::string> last_lines;
+  // Push mode: the agent connects to us (address empty in the store); the loop skips it.
+  bool push = false;
+  std::optional<attest::Identity> push_identity;  // sent at /v1/push/enroll, awaiting activation
+  bool push_tofu = false;
+  Bytes push_secret;
+  Bytes push_nonce;  // of the request handed out, single use
 };
 
 namespace {
@@ -50,6 +56,16 @@ Result<std::string> Fetch(net::HttpsClient& c, const std::string& method, const 
     return Status::Unavailable(what + ": HTTP " + std::to_string(r->status) + ": " + r->body.substr(0, 300));
   }
   return std::move(r->body);
+}
+
+attest::AgentRecord NewRecord(const std::string& id, const std::string& policy, bool tofu) {
+  attest::AgentRecord rec;
+  rec.id = id;
+  rec.tofu = tofu;
+  rec.policy = policy;
+  rec.status = attest::AgentStatus::kEnrolling;
+  rec.updated = Now();
+  return rec;
 }
 
 net::HttpResponse JsonOk(const json& doc) {
@@ -132,7 +148,10 @@ void Verifier::Log(const std::string& line) { options_.log(line); }
 
 Status Verifier::Start() {
   LIM_ASSIGN_OR_RETURN(auto ids, store_->ListAgents());
-  for (const auto& id : ids) WorkerFor(id);
+  for (const auto& id : ids) {
+    LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
+    if (rec) WorkerFor(id)->push = rec->address.empty();
+  }
   LIM_RETURN_IF_ERROR(server_->Start());
   loop_ = std::thread([this] { Loop(); });
   return Status::Ok();
@@ -179,6 +198,17 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
   }
   LIM_ASSIGN_OR_RETURN(auto existing, store_->GetAgent(id));
   if (existing) return Status::InvalidArgument("agent " + id + " is already enrolled (remove it first)");
+  if (address == "push") {
+    // Push mode: the agent enrolls itself over /v1/push/* with a client certificate whose CN
+    // is its id; until then it is only allowed (no identity).
+    attest::AgentRecord rec = NewRecord(id, policy, allow_tofu);  // tofu: allowed until enrolled
+    LIM_RETURN_IF_ERROR(store_->PutAgent(rec));
+    auto w = WorkerFor(id);
+    std::lock_guard<std::mutex> wl(w->mu);
+    w->push = true;
+    Log("lim-verifier: agent=" + id + " allowed to enroll in push mode" + (allow_tofu ? " tofu" : ""));
+    return rec;
+  }
   LIM_ASSIGN_OR_RETURN(auto client, Connect(address));
   LIM_ASSIGN_OR_RETURN(std::string id_body, Fetch(*client, "GET", "/v1/identity", "", "identity"));
   auto identity = attest::IdentityFromJson(id_body);
@@ -203,14 +233,9 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     return Status::Mismatch("enrollment of " + id + ": the AK was not activated: " + st.message());
   }
   LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(checked->ak));
-  attest::AgentRecord rec;
-  rec.id = id;
+  attest::AgentRecord rec = NewRecord(id, policy, checked->tofu);
   rec.address = address;
   rec.identity = *identity;
-  rec.tofu = checked->tofu;
-  rec.policy = policy;
-  rec.status = attest::AgentStatus::kEnrolling;
-  rec.updated = Now();
   LIM_RETURN_IF_ERROR(store_->PutAgent(rec));
   auto w = WorkerFor(id);
   {
@@ -245,6 +270,28 @@ Status Verifier::Remove(const std::string& id) {
   return store_->RemoveAgent(id);
 }
 
+Status Verifier::Prepare(Worker& w, const attest::AgentRecord& rec) {
+  if (!w.ak) {
+    LIM_ASSIGN_OR_RETURN(auto pub, tpm::ParsePublic(rec.identity.ak_public));
+    LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(pub));
+    w.ak = std::move(ak);
+  }
+  std::string policy_text;
+  if (!rec.policy.empty()) {
+    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(rec.policy));
+    if (text) policy_text = *text;
+  }
+  if (policy_text != w.policy_text || policy_text.empty()) {
+    if (policy_text.empty()) {
+      w.policy = attest::RuntimePolicy();
+    } else {
+      LIM_ASSIGN_OR_RETURN(w.policy, attest::RuntimePolicy::FromJson(policy_text));
+    }
+    w.policy_text = policy_text;
+  }
+  return Status::Ok();
+}
+
 Status Verifier::RunRound(const std::string& id) {
   std::shared_ptr<Worker> w;
   {
@@ -257,24 +304,7 @@ Status Verifier::RunRound(const std::string& id) {
   w->due = std::chrono::steady_clock::now() + options_.interval;
   LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
   if (!rec) return Status::NotFound("no agent " + id);
-  if (!w->ak) {
-    LIM_ASSIGN_OR_RETURN(auto pub, tpm::ParsePublic(rec->identity.ak_public));
-    LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(pub));
-    w->ak = std::move(ak);
-  }
-  std::string policy_text;
-  if (!rec->policy.empty()) {
-    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(rec->policy));
-    if (text) policy_text = *text;
-  }
-  if (policy_text != w->policy_text || policy_text.empty()) {
-    if (policy_text.empty()) {
-      w->policy = attest::RuntimePolicy();
-    } else {
-      LIM_ASSIGN_OR_RETURN(w->policy, attest::RuntimePolicy::FromJson(policy_text));
-    }
-    w->policy_text = policy_text;
-  }
+  LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
   if (!w->client || w->address != rec->address) {
     LIM_ASSIGN_OR_RETURN(w->client, Connect(rec->address));
     w->address = rec->address;
@@ -352,7 +382,7 @@ void Verifier::Loop() {
     auto wake = now + std::chrono::milliseconds(200);
     for (auto& [id, w] : workers_) {
       std::unique_lock<std::mutex> wl(w->mu, std::try_to_lock);
-      if (!wl.owns_lock()) continue;  // enrolling or removing right now
+      if (!wl.owns_lock() || w->push) continue;  // busy right now, or the agent comes to us
       if (w->due <= now) {
         due.push_back(w);
       } else {
@@ -499,6 +529,120 @@ void Verifier::RegisterRoutes() {
     return JsonOk(json{{"agent", *agent}, {"acknowledged", true}});
   });
   route("GET", "/v1/health", [](const net::HttpRequest&) { return JsonOk(json{{"ok", true}}); });
+  RegisterPushRoutes();
+}
+
+// Push mode: the agent is known by its client certificate's CN, which must be an agent the
+// operator allowed (`add ID push`). Every call for one agent runs under its worker's mutex.
+void Verifier::RegisterPushRoutes() {
+  auto worker = [this](const net::HttpRequest& r) -> std::shared_ptr<Worker> {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = workers_.find(r.peer.common_name);
+    if (it == workers_.end() || !it->second->push) return nullptr;
+    return it->second;
+  };
+  auto refuse = [](const net::HttpRequest& r) {
+    return net::JsonError(403, "certificate " + r.peer.common_name + " is not an agent allowed in push mode");
+  };
+  server_->Route("POST", "/v1/push/enroll", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    auto id = attest::IdentityFromJson(r.body);
+    if (!id.ok()) return net::JsonError(400, id.status().message());
+    if (id->agent_id != w->id) return net::JsonError(403, "identity names " + id->agent_id + ", certificate " + w->id);
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    if (!(*rec)->identity.ak_public.empty()) {
+      if ((*rec)->identity.ak_public == id->ak_public && (*rec)->identity.ek_public == id->ek_public) {
+        return net::HttpResponse{204, "application/json", ""};
+      }
+      return net::JsonError(409, "agent " + w->id + " is enrolled with another EK or AK (remove it first)");
+    }
+    attest::EnrollOptions eo;
+    eo.ca_dir = options_.ek_ca_dir;
+    eo.allow_tofu = (*rec)->tofu;
+    auto checked = attest::CheckIdentity(*id, eo);
+    if (!checked.ok()) return net::JsonError(400, "enrollment of " + w->id + ": " + checked.status().message());
+    auto challenge = attest::MakeChallenge(*checked, &w->push_secret);
+    if (!challenge.ok()) return ErrorResponse(challenge.status());
+    w->push_identity = *id;
+    w->push_tofu = checked->tofu;
+    net::HttpResponse out;
+    out.body = attest::CredentialChallengeToJson(*challenge);
+    return out;
+  });
+  server_->Route("POST", "/v1/push/activate", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    if (!w->push_identity) return net::JsonError(409, "no enrollment in progress for " + w->id);
+    auto cred = attest::CredentialResponseFromJson(r.body);
+    if (!cred.ok()) return net::JsonError(400, cred.status().message());
+    Status st = attest::CheckChallengeResponse(w->push_secret, *cred);
+    attest::Identity identity = std::move(*w->push_identity);
+    w->push_identity.reset();
+    w->push_secret.clear();
+    if (!st.ok()) {
+      Log("lim-verifier: agent=" + w->id + " push enrollment refused: the AK was not activated");
+      return net::JsonError(400, "enrollment of " + w->id + ": the AK was not activated: " + st.message());
+    }
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    (*rec)->identity = std::move(identity);
+    (*rec)->tofu = w->push_tofu;
+    (*rec)->updated = Now();
+    if (Status put = store_->PutAgent(**rec); !put.ok()) return ErrorResponse(put);
+    w->ak.reset();
+    w->next.reset();
+    Log("lim-verifier: agent=" + w->id + " enrolled push" + (w->push_tofu ? " tofu" : ""));
+    return JsonOk(json{{"enrolled", w->id}});
+  });
+  server_->Route("POST", "/v1/push/request", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
+    attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest((*rec)->state, options_.banks);
+    req.nonce.assign(32, 0);
+    if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return net::JsonError(500, "RAND_bytes failed");
+    w->push_nonce = req.nonce;
+    net::HttpResponse out;
+    out.body = attest::EvidenceRequestToJson(req);
+    return out;
+  });
+  server_->Route("POST", "/v1/push/evidence", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    if (w->push_nonce.empty()) return net::JsonError(409, "no evidence request outstanding for " + w->id);
+    Bytes nonce = std::move(w->push_nonce);
+    w->push_nonce.clear();
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
+    auto ev = attest::EvidenceFromJson(r.body);
+    attest::RoundResult res;
+    if (!ev.ok()) {
+      attest::Finding f;
+      f.reason = attest::Reason::kEvidenceMalformed;
+      f.detail = ev.status().message();
+      res.state = (*rec)->state;
+      res.findings.push_back(f);
+    } else {
+      res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce);
+      w->next = res.next;
+    }
+    LogFindings(*w, res.findings);
+    attest::AgentStatus status = res.retry      ? (*rec)->status
+                                 : res.attested ? attest::AgentStatus::kAttested
+                                                : attest::AgentStatus::kFailed;
+    if (Status st = store_->RecordRound(w->id, res.state, status, Now(), res.findings); !st.ok()) return ErrorResponse(st);
+    return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
+                       {"findings", res.findings.size()}});
+  });
 }
 
 }  // namespace lim::verifier

@@ -53,7 +53,8 @@ class Verifier {
   void Stop();
   uint16_t port() const;
 
-  // Enrollment of a pulled agent at address "HOST:PORT" with the runtime policy named (it
+  // Enrollment of a pulled agent at address "HOST:PORT" (or, address "push", permission for
+  // the agent to enroll itself over /v1/push/*, known by its certificate's CN) with the runtime policy named (it
   // must exist; empty: none yet — every entry then fails); errors say which check failed.
   Result<attest::AgentRecord> Enroll(const std::string& id, const std::string& address, bool allow_tofu,
                                      const std::string& policy = {});
@@ -69,6 +70,9 @@ class Verifier {
   Verifier() = default;
   void Loop();
   void RegisterRoutes();
+  void RegisterPushRoutes();
+  // The agent's AK and policy into the worker (policy parsed again when its text changed).
+  Status Prepare(Worker& w, const attest::AgentRecord& rec);
   Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
   void Log(const std::string& line);

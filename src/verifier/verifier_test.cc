@@ -318,6 +318,40 @@ TEST_F(VerifierE2eTest, CliDrivesTheVerifierAndAStoppedAgentIsUnreachable) {
   EXPECT_EQ(lim::testing::Run(lim + " verifier list --cert x" + tls).exit_code, 2);
 }
 
+// Push mode: the operator allows the agent by id; lim-agent --push enrolls itself (known by
+// its certificate's CN) and posts evidence for the verifier's requests on one connection.
+TEST_F(VerifierE2eTest, PushModeEnrollsAttestsAndSeesTampering) {
+  AddLearntPolicy("learnt");
+  auto [code, rec] = Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump();
+  agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(pusher.Start({"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", "agent-1",
+                          "--push", "127.0.0.1:" + std::to_string(verifier_.port()), "--push-interval-ms", "200", "--tpm",
+                          tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak-push", "--list", dir_ + "/list",
+                          "--event-log", "none", "--control-socket", dir_ + "/limd.sock", "--config", "/dev/null"},
+                         /*wait_for_port=*/false),
+            "");
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
+  EXPECT_EQ(a["next_index"], 21);
+  EXPECT_EQ(a["tofu"], true);
+  EXPECT_NE(verifier_.Output().find("agent=agent-1 enrolled push tofu"), std::string::npos) << verifier_.Output();
+
+  host_.AppendFile("/tmp/evil", "not in the policy");
+  WriteList();
+  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "failed"; });
+  ASSERT_EQ(a["status"], "failed") << a.dump() << verifier_.Output();
+  EXPECT_TRUE(HasFinding(a, "unknown-file", "path=/tmp/evil")) << a.dump();
+  EXPECT_EQ(pusher.Stop() >> 8, 0) << pusher.Output();
+}
+
+// A push client whose certificate names no allowed agent gets 403 on every push route.
+TEST_F(VerifierE2eTest, PushRefusesAnAgentNotAllowed) {
+  auto [code, body] = Api("POST", "/v1/push/request", json::object());
+  EXPECT_EQ(code, 403) << body.dump();
+  EXPECT_NE(body.dump().find("agent-1"), std::string::npos) << body.dump();
+}
+
 TEST(VerifierFlags, RangesAndBadStore) {
   std::string bin = lim::testing::ShellQuote(BesideTest("lim-verifier"));
   auto help = lim::testing::Run(bin + " --help");

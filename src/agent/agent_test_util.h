@@ -23,7 +23,8 @@ inline std::string AgentBinary() {
 
 class AgentProcess {
  public:
-  AgentProcess() = default;
+  // binary: another lim service with the same "listening on HOST:PORT" line (lim-verifier).
+  explicit AgentProcess(std::string binary = AgentBinary()) : binary_(std::move(binary)) {}
   AgentProcess(const AgentProcess&) = delete;
   ~AgentProcess() { Stop(); }
 
@@ -37,7 +38,7 @@ class AgentProcess {
       ::dup2(out[1], 1);
       ::dup2(out[1], 2);
       ::close(out[0]);
-      std::vector<std::string> all{AgentBinary()};
+      std::vector<std::string> all{binary_};
       all.insert(all.end(), args.begin(), args.end());
       std::vector<char*> argv;
       for (auto& a : all) argv.push_back(a.data());
@@ -64,7 +65,7 @@ class AgentProcess {
         return "";
       }
     }
-    return "lim-agent did not start: " + output_;
+    return binary_ + " did not start: " + output_;
   }
 
   // Everything the agent printed so far (non-blocking).
@@ -108,6 +109,7 @@ class AgentProcess {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
   }
+  std::string binary_;
   pid_t pid_ = 0;
   int fd_ = -1;
   uint16_t port_ = 0;

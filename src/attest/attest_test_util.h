@@ -183,6 +183,7 @@ class Host {
 
   tpm::Tpm& tpm() { return *tpm_; }
   const tpm::PublicKey& ak_pub() const { return *ak_pub_; }
+  const tpm::AkKey& ak() const { return ak_; }
   Bytes& list() { return list_; }
   std::vector<size_t>& offsets() { return offsets_; }
   void set_firmware(Bytes log) { firmware_ = std::move(log); }

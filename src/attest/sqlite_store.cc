@@ -74,6 +74,11 @@ class Stmt {
     return *this;
   }
   Stmt& Blob(int i, const Bytes& v) {
+    // An empty vector's data() may be null, which SQLite stores as NULL: bind an empty blob.
+    if (v.empty()) {
+      sqlite3_bind_zeroblob(s_, i, 0);
+      return *this;
+    }
     sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
   }

@@ -97,6 +97,20 @@ TEST(SqliteStoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
   EXPECT_FALSE((*(*s)->GetAgent("web1")).has_value());
 }
 
+// A push agent the operator allowed has no identity yet: empty blobs are stored as such.
+TEST(SqliteStoreTest, AnAgentWithoutIdentityYetIsStored) {
+  auto s = OpenSqliteStore(":memory:");
+  ASSERT_TRUE(s.ok());
+  AgentRecord a;
+  a.id = "push-1";
+  ASSERT_TRUE((*s)->PutAgent(a).ok());
+  auto got = (*s)->GetAgent("push-1");
+  ASSERT_TRUE(got.ok() && *got) << got.status().message();
+  EXPECT_TRUE((**got).identity.ek_public.empty());
+  EXPECT_TRUE((**got).identity.ak_public.empty());
+  EXPECT_EQ((**got).address, "");
+}
+
 TEST(SqliteStoreTest, NewerSchemaIsRefused) {
   std::string path = lim::testing::MakeTempDir() + "/verifier.db";
   ASSERT_TRUE(OpenSqliteStore(path).ok());

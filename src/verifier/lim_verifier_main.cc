@@ -1,0 +1,127 @@
+// lim-verifier: attests lim agents (docs/attestation.md "lim-verifier"): enrolls them,
+// pulls evidence from each every --interval-ms, verifies it (src/attest) and keeps agents,
+// policies and findings in the store; operators use its REST API over mutual TLS 1.3
+// (`lim verifier …`). Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.
+#include <signal.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cstdio>
+#include <exception>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "attest/store.h"
+#include "verifier/verifier.h"
+
+namespace {
+
+using namespace lim;
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+int Fail(const std::string& m) {
+  std::fprintf(stderr, "lim-verifier: %s\n", m.c_str());
+  return 2;
+}
+
+int Run(int argc, char** argv) {
+  std::string store = "sqlite:/var/lib/lim/verifier.db";
+  std::string listen = "127.0.0.1:8892";
+  std::string cert, key, ca, ek_ca_dir;
+  std::vector<std::string> operator_cn;
+  int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384;
+  CLI::App app;
+  app.description("lim-verifier: enrolls lim agents, attests them every interval and serves the operators' REST API "
+                  "over mutual TLS 1.3.");
+  app.add_option("--store", store, "where agents, policies and findings are kept: sqlite:PATH")->capture_default_str();
+  app.add_option("--listen", listen, "REST API address ADDR:PORT (port 0: any, printed at start)")->capture_default_str();
+  app.add_option("--cert", cert, "this verifier's certificate (PEM, ECDSA P-256; also its client certificate)")->required();
+  app.add_option("--key", key, "its private key (PEM)")->required();
+  app.add_option("--ca", ca, "CA certificates agents' and operators' certificates must chain to (PEM)")->required();
+  app.add_option("--ek-ca-dir", ek_ca_dir, "directory of EK certificate CAs (TPM manufacturers)");
+  app.add_option("--operator-cn", operator_cn, "certificate CNs allowed on the REST API (default: any the CA signed)");
+  app.add_option("--interval-ms", interval_ms, "time between two rounds of one agent")
+      ->check(CLI::Range(100, 86400000))
+      ->capture_default_str();
+  app.add_option("--agent-timeout-ms", agent_timeout_ms, "longest wait for one agent's answer")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  app.add_option("--threads", threads, "REST server threads")->check(CLI::Range(1, 16))->capture_default_str();
+  app.add_option("--max-body-kib", max_body_kib, "largest REST request body (policies)")
+      ->check(CLI::Range(1, 262144))
+      ->capture_default_str();
+  app.footer(
+      "Example:\n"
+      "  lim-verifier --store sqlite:/var/lib/lim/verifier.db --listen 0.0.0.0:8892 --cert v.pem --key v.key --ca ca.pem\n"
+      "  lim verifier add web1 10.0.0.5:8891 --verifier 127.0.0.1:8892 --cert op.pem --key op.key --ca ca.pem\n"
+      "Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.\n"
+      "More: docs/attestation.md.");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() == 0) {
+      std::ostringstream out, err;
+      app.exit(e, out, err);
+      std::fputs(out.str().c_str(), stdout);
+      return 0;
+    }
+    std::fprintf(stderr, "lim-verifier: %s\nRun with --help for more information.\n", e.what());
+    return 2;
+  }
+  if (store.rfind("sqlite:", 0) != 0 || store.size() == 7) return Fail("--store: expected sqlite:PATH, got " + store);
+  auto hp = verifier::ParseHostPort(listen);
+  // Port 0 is allowed here (the kernel picks one); ParseHostPort wants 1-65535.
+  std::string host;
+  uint16_t port = 0;
+  if (listen.size() > 2 && listen.compare(listen.size() - 2, 2, ":0") == 0) {
+    host = listen.substr(0, listen.size() - 2);
+  } else if (!hp.ok()) {
+    return Fail("--listen: " + hp.status().message());
+  } else {
+    host = hp->first;
+    port = hp->second;
+  }
+  auto db = attest::OpenSqliteStore(store.substr(7));
+  if (!db.ok()) return Fail(db.status().message());
+  verifier::VerifierOptions o;
+  o.tls = {cert, key, ca};
+  o.ek_ca_dir = ek_ca_dir;
+  o.interval = std::chrono::milliseconds(interval_ms);
+  o.agent_timeout = std::chrono::milliseconds(agent_timeout_ms);
+  o.operator_cn = operator_cn;
+  o.server.address = host;
+  o.server.port = port;
+  o.server.threads = threads;
+  o.server.limits.max_body_bytes = static_cast<uint64_t>(max_body_kib) << 10;
+  auto v = verifier::Verifier::Create(std::move(*db), o);
+  if (!v.ok()) return Fail(v.status().message());
+
+  ::signal(SIGPIPE, SIG_IGN);
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
+  if (auto st = (*v)->Start(); !st.ok()) return Fail(st.message());
+  // The port line is what scripts and tests wait for.
+  std::printf("lim-verifier: listening on %s:%u\n", host.c_str(), (*v)->port());
+  std::fflush(stdout);
+  while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  (*v)->Stop();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    return Fail(std::string("internal error: ") + e.what());
+  } catch (...) {
+    return Fail("internal error");
+  }
+}

@@ -1,0 +1,648 @@
+#include "verifier/verifier.h"
+
+#include <openssl/rand.h>
+#include <tss2/tss2_tpm2_types.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <ctime>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+
+#include "attest/evidence_json.h"
+#include "attest/round.h"
+#include "attest/verdict.h"
+#include "tpm/key.h"
+
+namespace lim::verifier {
+
+using nlohmann::json;
+
+// The per-agent part of the loop: the kept connection, the enrolled AK, the parsed policy
+// (parsed again only when its text changes) and what to ask next.
+struct Verifier::Worker {
+  std::mutex mu;
+  std::string id;
+  std::string address;
+  std::unique_ptr<net::HttpsClient> client;
+  std::optional<tpm::PublicKey> ak;
+  std::string policy_text;
+  attest::RuntimePolicy policy;
+  std::optional<attest::EvidenceRequest> next;
+  std::chrono::steady_clock::time_point due{};
+  // The kept connection's counters after the last round (read by the REST API without mu).
+  std::atomic<uint64_t> handshakes{0}, requests{0};
+  // The last round's log lines: a failure that persists round after round (a list that
+  // does not replay) is logged when it appears, not every interval.
+  std::set<std::string> last_lines;
+  // Push mode: the agent connects to us (address empty in the store); the loop skips it.
+  bool push = false;
+  std::optional<attest::Identity> push_identity;  // sent at /v1/push/enroll, awaiting activation
+  bool push_tofu = false;
+  Bytes push_secret;
+  Bytes push_nonce;  // of the request handed out, single use
+};
+
+namespace {
+
+int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+Result<std::string> Fetch(net::HttpsClient& c, const std::string& method, const std::string& target,
+                          const std::string& body, const std::string& what) {
+  auto r = c.Request(method, target, body);
+  if (!r.ok()) return r.status();
+  if (r->status != 200) {
+    return Status::Unavailable(what + ": HTTP " + std::to_string(r->status) + ": " + r->body.substr(0, 300));
+  }
+  return std::move(r->body);
+}
+
+attest::AgentRecord NewRecord(const std::string& id, const std::string& policy, bool tofu) {
+  attest::AgentRecord rec;
+  rec.id = id;
+  rec.tofu = tofu;
+  rec.policy = policy;
+  rec.status = attest::AgentStatus::kEnrolling;
+  rec.updated = Now();
+  return rec;
+}
+
+net::HttpResponse JsonOk(const json& doc) {
+  net::HttpResponse r;
+  r.body = doc.dump();
+  return r;
+}
+
+json AgentJson(const attest::AgentRecord& a) {
+  json j;
+  j["id"] = a.id;
+  j["address"] = a.address;
+  j["status"] = attest::AgentStatusName(a.status);
+  j["tofu"] = a.tofu;
+  j["policy"] = a.policy;
+  j["updated"] = a.updated;
+  j["next_index"] = a.state.next_index;
+  j["rounds"] = a.state.rounds;
+  j["reboots"] = a.state.reboots;
+  return j;
+}
+
+Result<json> ParseBody(const net::HttpRequest& r) {
+  json j = json::parse(r.body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return Status::InvalidArgument("request body: not a JSON object");
+  return j;
+}
+
+Result<std::string> StringField(const json& j, const char* key) {
+  auto it = j.find(key);
+  if (it == j.end() || !it->is_string() || it->get<std::string>().empty()) {
+    return Status::InvalidArgument(std::string("request body: \"") + key + "\" must be a non-empty string");
+  }
+  return it->get<std::string>();
+}
+
+net::HttpResponse ErrorResponse(const Status& st) {
+  int code = 400;
+  if (st.code() == StatusCode::kNotFound) code = 404;
+  if (st.code() == StatusCode::kUnavailable) code = 502;
+  if (st.code() == StatusCode::kIoError || st.code() == StatusCode::kInternal) code = 500;
+  return net::JsonError(code, st.message());
+}
+
+}  // namespace
+
+Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == text.size() || colon + 6 < text.size()) {
+    return Status::InvalidArgument("expected HOST:PORT, got \"" + text + "\"");
+  }
+  int port = 0;
+  for (size_t i = colon + 1; i < text.size(); ++i) {
+    if (text[i] < '0' || text[i] > '9') return Status::InvalidArgument("expected HOST:PORT, got \"" + text + "\"");
+    port = port * 10 + (text[i] - '0');
+  }
+  if (port < 1 || port > 65535) return Status::InvalidArgument("port out of range 1-65535 in \"" + text + "\"");
+  std::string host = text.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return std::make_pair(host, static_cast<uint16_t>(port));
+}
+
+Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store> store, VerifierOptions options) {
+  if (!store) return Status::InvalidArgument("verifier: no store");
+  if (options.banks.empty()) options.banks = {TPM2_ALG_SHA256};
+  if (!options.log) options.log = [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); };
+  std::unique_ptr<Verifier> v(new Verifier);
+  LIM_ASSIGN_OR_RETURN(v->client_tls_, net::MakeClientTls(options.tls));
+  LIM_ASSIGN_OR_RETURN(auto server_tls, net::MakeServerTls(options.tls));
+  LIM_ASSIGN_OR_RETURN(v->server_, net::HttpsServer::Create(server_tls, options.server));
+  v->options_ = std::move(options);
+  v->store_ = std::move(store);
+  v->RegisterRoutes();
+  return v;
+}
+
+Verifier::~Verifier() { Stop(); }
+
+void Verifier::Log(const std::string& line) { options_.log(line); }
+
+Status Verifier::Start() {
+  LIM_ASSIGN_OR_RETURN(auto ids, store_->ListAgents());
+  for (const auto& id : ids) {
+    LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
+    if (rec) WorkerFor(id)->push = rec->address.empty();
+  }
+  LIM_RETURN_IF_ERROR(server_->Start());
+  loop_ = std::thread([this] { Loop(); });
+  return Status::Ok();
+}
+
+void Verifier::Stop() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  if (loop_.joinable()) loop_.join();
+  if (server_) server_->Stop();
+}
+
+uint16_t Verifier::port() const { return server_->port(); }
+
+Result<std::unique_ptr<net::HttpsClient>> Verifier::Connect(const std::string& address) {
+  LIM_ASSIGN_OR_RETURN(auto hp, ParseHostPort(address));
+  net::ClientOptions o;
+  o.host = hp.first;
+  o.port = hp.second;
+  o.connect_timeout = options_.agent_timeout;
+  o.request_timeout = options_.agent_timeout;
+  return net::HttpsClient::Create(client_tls_, o);
+}
+
+std::shared_ptr<Verifier::Worker> Verifier::WorkerFor(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& w = workers_[id];
+  if (!w) {
+    w = std::make_shared<Worker>();
+    w->id = id;
+  }
+  return w;
+}
+
+Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::string& address, bool allow_tofu,
+                                             const std::string& policy) {
+  if (id.empty() || id.size() > 255) return Status::InvalidArgument("agent id must be 1-255 characters");
+  if (!policy.empty()) {
+    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(policy));
+    if (!text) return Status::NotFound("no policy " + policy);
+  }
+  LIM_ASSIGN_OR_RETURN(auto existing, store_->GetAgent(id));
+  if (existing) return Status::InvalidArgument("agent " + id + " is already enrolled (remove it first)");
+  if (address == "push") {
+    // Push mode: the agent enrolls itself over /v1/push/* with a client certificate whose CN
+    // is its id; until then it is only allowed (no identity).
+    attest::AgentRecord rec = NewRecord(id, policy, allow_tofu);  // tofu: allowed until enrolled
+    LIM_RETURN_IF_ERROR(store_->PutAgent(rec));
+    auto w = WorkerFor(id);
+    std::lock_guard<std::mutex> wl(w->mu);
+    w->push = true;
+    Log("lim-verifier: agent=" + id + " allowed to enroll in push mode" + (allow_tofu ? " tofu" : ""));
+    return rec;
+  }
+  LIM_ASSIGN_OR_RETURN(auto client, Connect(address));
+  LIM_ASSIGN_OR_RETURN(std::string id_body, Fetch(*client, "GET", "/v1/identity", "", "identity"));
+  auto identity = attest::IdentityFromJson(id_body);
+  if (!identity.ok()) return Status::Corrupt("identity from " + address + ": " + identity.status().message());
+  if (identity->agent_id != id) {
+    return Status::Mismatch("agent at " + address + " calls itself \"" + identity->agent_id + "\", not \"" + id + "\"");
+  }
+  attest::EnrollOptions eo;
+  eo.ca_dir = options_.ek_ca_dir;
+  eo.allow_tofu = allow_tofu;
+  auto checked = attest::CheckIdentity(*identity, eo);
+  if (!checked.ok()) return Status::Mismatch("enrollment of " + id + ": " + checked.status().message());
+  Bytes secret;
+  LIM_ASSIGN_OR_RETURN(auto challenge, attest::MakeChallenge(*checked, &secret));
+  auto activated = Fetch(*client, "POST", "/v1/activate", attest::CredentialChallengeToJson(challenge), "activate");
+  if (!activated.ok()) {
+    return Status::Mismatch("enrollment of " + id + ": the AK was not activated: " + activated.status().message());
+  }
+  auto response = attest::CredentialResponseFromJson(*activated);
+  if (!response.ok()) return Status::Corrupt("activate response from " + id + ": " + response.status().message());
+  if (auto st = attest::CheckChallengeResponse(secret, *response); !st.ok()) {
+    return Status::Mismatch("enrollment of " + id + ": the AK was not activated: " + st.message());
+  }
+  LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(checked->ak));
+  attest::AgentRecord rec = NewRecord(id, policy, checked->tofu);
+  rec.address = address;
+  rec.identity = *identity;
+  LIM_RETURN_IF_ERROR(store_->PutAgent(rec));
+  auto w = WorkerFor(id);
+  {
+    std::lock_guard<std::mutex> wl(w->mu);
+    w->address = address;
+    w->client = std::move(client);
+    w->ak = std::move(ak);
+    w->next.reset();
+    w->due = std::chrono::steady_clock::now();
+  }
+  cv_.notify_all();
+  Log("lim-verifier: agent=" + id + " enrolled address=" + address + (rec.tofu ? " tofu" : "") + " ak=" +
+      tpm::DescribePublic(checked->ak));
+  return rec;
+}
+
+Status Verifier::Remove(const std::string& id) {
+  LIM_ASSIGN_OR_RETURN(auto existing, store_->GetAgent(id));
+  if (!existing) return Status::NotFound("no agent " + id);
+  std::shared_ptr<Worker> w;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = workers_.find(id);
+    if (it != workers_.end()) {
+      w = it->second;
+      workers_.erase(it);
+    }
+  }
+  // Wait for a round in progress: it must not write the agent back after the removal.
+  std::unique_lock<std::mutex> wl;
+  if (w) wl = std::unique_lock<std::mutex>(w->mu);
+  return store_->RemoveAgent(id);
+}
+
+Status Verifier::Prepare(Worker& w, const attest::AgentRecord& rec) {
+  if (!w.ak) {
+    LIM_ASSIGN_OR_RETURN(auto pub, tpm::ParsePublic(rec.identity.ak_public));
+    LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(pub));
+    w.ak = std::move(ak);
+  }
+  std::string policy_text;
+  if (!rec.policy.empty()) {
+    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(rec.policy));
+    if (text) policy_text = *text;
+  }
+  if (policy_text != w.policy_text || policy_text.empty()) {
+    if (policy_text.empty()) {
+      w.policy = attest::RuntimePolicy();
+    } else {
+      LIM_ASSIGN_OR_RETURN(w.policy, attest::RuntimePolicy::FromJson(policy_text));
+    }
+    w.policy_text = policy_text;
+  }
+  return Status::Ok();
+}
+
+Status Verifier::RunRound(const std::string& id) {
+  std::shared_ptr<Worker> w;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return Status::NotFound("no agent " + id);
+    w = it->second;
+  }
+  std::lock_guard<std::mutex> wl(w->mu);
+  w->due = std::chrono::steady_clock::now() + options_.interval;
+  LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
+  if (!rec) return Status::NotFound("no agent " + id);
+  LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
+  if (!w->client || w->address != rec->address) {
+    LIM_ASSIGN_OR_RETURN(w->client, Connect(rec->address));
+    w->address = rec->address;
+  }
+
+  struct CountAfter {
+    Worker* w;
+    ~CountAfter() {
+      if (!w->client) return;
+      net::ClientStats s = w->client->stats();
+      w->handshakes = s.handshakes;
+      w->requests = s.requests;
+    }
+  } count_after{w.get()};
+  attest::AgentState state = rec->state;
+  attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest(state, options_.banks);
+  // A retry (the list must be read from entry 0, or the tail was cut) asks again at once.
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    req.nonce.assign(32, 0);
+    if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return Status::Internal("RAND_bytes failed");
+    auto body = Fetch(*w->client, "POST", "/v1/evidence", attest::EvidenceRequestToJson(req), "evidence");
+    std::optional<attest::Evidence> ev;
+    std::string why;
+    if (!body.ok()) {
+      why = body.status().message();
+    } else if (auto parsed = attest::EvidenceFromJson(*body); parsed.ok()) {
+      ev = std::move(parsed).value();
+    } else {
+      // Malformed evidence is the round's failure, not the network's: Verify says so.
+      attest::Finding f;
+      f.reason = attest::Reason::kEvidenceMalformed;
+      f.detail = parsed.status().message();
+      LogFindings(*w, {f});
+      w->next.reset();
+      return store_->RecordRound(id, state, attest::AgentStatus::kFailed, Now(), {f});
+    }
+    if (!ev) {
+      attest::Finding f;
+      f.reason = attest::Reason::kUnreachable;
+      f.detail = why;
+      LogFindings(*w, {f});
+      w->client->Close();
+      return store_->RecordRound(id, state, attest::AgentStatus::kUnreachable, Now(), {f});
+    }
+    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
+    LogFindings(*w, r.findings);
+    w->next = r.next;
+    if (r.retry) {
+      // Nothing verified yet; the state may have moved to "start over" (a reboot).
+      state = r.state;
+      req = r.next;
+      continue;
+    }
+    attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
+    return store_->RecordRound(id, r.state, status, Now(), r.findings);
+  }
+  return store_->RecordRound(id, state, rec->status, Now(), {});
+}
+
+void Verifier::LogFindings(Worker& w, const std::vector<attest::Finding>& findings) {
+  std::set<std::string> lines;
+  for (const auto& f : findings) {
+    std::string line = attest::FormatFinding(w.id, f);
+    if (!w.last_lines.count(line)) Log(line);
+    lines.insert(std::move(line));
+  }
+  w.last_lines = std::move(lines);
+}
+
+void Verifier::Loop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  while (!stop_) {
+    auto now = std::chrono::steady_clock::now();
+    std::vector<std::shared_ptr<Worker>> due;
+    auto wake = now + std::chrono::milliseconds(200);
+    for (auto& [id, w] : workers_) {
+      std::unique_lock<std::mutex> wl(w->mu, std::try_to_lock);
+      if (!wl.owns_lock() || w->push) continue;  // busy right now, or the agent comes to us
+      if (w->due <= now) {
+        due.push_back(w);
+      } else {
+        wake = std::min(wake, w->due);
+      }
+    }
+    if (due.empty()) {
+      cv_.wait_until(lk, wake, [this] { return stop_; });
+      continue;
+    }
+    lk.unlock();
+    for (auto& w : due) {
+      Status st = RunRound(w->id);
+      if (!st.ok() && st.code() != StatusCode::kNotFound) {
+        Log("lim-verifier: agent=" + w->id + " round error: " + st.message());
+      }
+    }
+    lk.lock();
+  }
+}
+
+void Verifier::RegisterRoutes() {
+  auto allowed = [this](const net::HttpRequest& r) {
+    if (options_.operator_cn.empty()) return true;
+    return std::find(options_.operator_cn.begin(), options_.operator_cn.end(), r.peer.common_name) !=
+           options_.operator_cn.end();
+  };
+  auto route = [this, allowed](const std::string& method, const std::string& path,
+                               std::function<net::HttpResponse(const net::HttpRequest&)> h) {
+    server_->Route(method, path, [allowed, h](const net::HttpRequest& r) {
+      if (!allowed(r)) return net::JsonError(403, "certificate " + r.peer.common_name + " is not an operator");
+      return h(r);
+    });
+  };
+  auto query = [](const net::HttpRequest& r, const char* key) -> Result<std::string> {
+    auto it = r.query.find(key);
+    if (it == r.query.end() || it->second.empty()) return Status::InvalidArgument(std::string("query: ?") + key + "= missing");
+    return it->second;
+  };
+
+  route("GET", "/v1/agents", [this](const net::HttpRequest&) {
+    auto ids = store_->ListAgents();
+    if (!ids.ok()) return ErrorResponse(ids.status());
+    json out = json::array();
+    for (const auto& id : *ids) {
+      auto a = store_->GetAgent(id);
+      if (a.ok() && *a) out.push_back(AgentJson(**a));
+    }
+    return JsonOk(json{{"agents", out}});
+  });
+  route("POST", "/v1/agents", [this](const net::HttpRequest& r) {
+    auto j = ParseBody(r);
+    if (!j.ok()) return ErrorResponse(j.status());
+    auto id = StringField(*j, "id");
+    auto address = StringField(*j, "address");
+    if (!id.ok()) return ErrorResponse(id.status());
+    if (!address.ok()) return ErrorResponse(address.status());
+    bool tofu = j->contains("tofu") && (*j)["tofu"].is_boolean() && (*j)["tofu"].get<bool>();
+    std::string policy;
+    if (auto it = j->find("policy"); it != j->end() && it->is_string()) policy = it->get<std::string>();
+    auto rec = Enroll(*id, *address, tofu, policy);
+    if (!rec.ok()) return ErrorResponse(rec.status());
+    return JsonOk(AgentJson(*rec));
+  });
+  route("GET", "/v1/agent", [this, query](const net::HttpRequest& r) {
+    auto id = query(r, "id");
+    if (!id.ok()) return ErrorResponse(id.status());
+    auto a = store_->GetAgent(*id);
+    if (!a.ok()) return ErrorResponse(a.status());
+    if (!*a) return net::JsonError(404, "no agent " + *id);
+    json out = AgentJson(**a);
+    auto h = store_->History(*id, 50);
+    json findings = json::array();
+    if (h.ok()) {
+      for (const auto& v : *h) {
+        findings.push_back({{"time", v.time}, {"attested", v.attested}, {"reason", attest::ReasonName(v.finding.reason)},
+                            {"line", attest::FormatFinding(*id, v.finding)}});
+      }
+    }
+    out["findings"] = findings;
+    std::shared_ptr<Worker> w;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = workers_.find(*id);
+      if (it != workers_.end()) w = it->second;
+    }
+    if (w) out["connection"] = {{"handshakes", w->handshakes.load()}, {"requests", w->requests.load()}};
+    return JsonOk(out);
+  });
+  route("DELETE", "/v1/agent", [this, query](const net::HttpRequest& r) {
+    auto id = query(r, "id");
+    if (!id.ok()) return ErrorResponse(id.status());
+    Status st = Remove(*id);
+    if (!st.ok()) return ErrorResponse(st);
+    return JsonOk(json{{"removed", *id}});
+  });
+  route("POST", "/v1/policies", [this](const net::HttpRequest& r) {
+    auto j = ParseBody(r);
+    if (!j.ok()) return ErrorResponse(j.status());
+    auto name = StringField(*j, "name");
+    if (!name.ok()) return ErrorResponse(name.status());
+    auto it = j->find("policy");
+    if (it == j->end() || !it->is_object()) return net::JsonError(400, "request body: \"policy\" must be a JSON object");
+    auto policy = attest::RuntimePolicy::FromJson(it->dump());
+    if (!policy.ok()) return net::JsonError(400, "policy " + *name + ": " + policy.status().message());
+    Status st = store_->PutPolicy(*name, policy->ToNativeJson());
+    if (!st.ok()) return ErrorResponse(st);
+    return JsonOk(json{{"name", *name}, {"paths", policy->paths()}, {"anywhere", policy->anywhere()}});
+  });
+  route("GET", "/v1/policies", [this](const net::HttpRequest&) {
+    auto names = store_->ListPolicies();
+    if (!names.ok()) return ErrorResponse(names.status());
+    return JsonOk(json{{"policies", *names}});
+  });
+  route("GET", "/v1/policy", [this, query](const net::HttpRequest& r) {
+    auto name = query(r, "name");
+    if (!name.ok()) return ErrorResponse(name.status());
+    auto p = store_->GetPolicy(*name);
+    if (!p.ok()) return ErrorResponse(p.status());
+    if (!*p) return net::JsonError(404, "no policy " + *name);
+    net::HttpResponse out;
+    out.body = **p;
+    return out;
+  });
+  route("POST", "/v1/assign", [this](const net::HttpRequest& r) {
+    auto j = ParseBody(r);
+    if (!j.ok()) return ErrorResponse(j.status());
+    auto agent = StringField(*j, "agent");
+    auto policy = StringField(*j, "policy");
+    if (!agent.ok()) return ErrorResponse(agent.status());
+    if (!policy.ok()) return ErrorResponse(policy.status());
+    Status st = store_->AssignPolicy(*agent, *policy);
+    if (!st.ok()) return ErrorResponse(st);
+    return JsonOk(json{{"agent", *agent}, {"policy", *policy}});
+  });
+  route("POST", "/v1/ack", [this](const net::HttpRequest& r) {
+    auto j = ParseBody(r);
+    if (!j.ok()) return ErrorResponse(j.status());
+    auto agent = StringField(*j, "agent");
+    if (!agent.ok()) return ErrorResponse(agent.status());
+    Status st = store_->Acknowledge(*agent);
+    if (!st.ok()) return ErrorResponse(st);
+    Log("lim-verifier: agent=" + *agent + " acknowledged");
+    return JsonOk(json{{"agent", *agent}, {"acknowledged", true}});
+  });
+  route("GET", "/v1/health", [](const net::HttpRequest&) { return JsonOk(json{{"ok", true}}); });
+  RegisterPushRoutes();
+}
+
+// Push mode: the agent is known by its client certificate's CN, which must be an agent the
+// operator allowed (`add ID push`). Every call for one agent runs under its worker's mutex.
+void Verifier::RegisterPushRoutes() {
+  auto worker = [this](const net::HttpRequest& r) -> std::shared_ptr<Worker> {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = workers_.find(r.peer.common_name);
+    if (it == workers_.end() || !it->second->push) return nullptr;
+    return it->second;
+  };
+  auto refuse = [](const net::HttpRequest& r) {
+    return net::JsonError(403, "certificate " + r.peer.common_name + " is not an agent allowed in push mode");
+  };
+  server_->Route("POST", "/v1/push/enroll", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    auto id = attest::IdentityFromJson(r.body);
+    if (!id.ok()) return net::JsonError(400, id.status().message());
+    if (id->agent_id != w->id) return net::JsonError(403, "identity names " + id->agent_id + ", certificate " + w->id);
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    if (!(*rec)->identity.ak_public.empty()) {
+      if ((*rec)->identity.ak_public == id->ak_public && (*rec)->identity.ek_public == id->ek_public) {
+        return net::HttpResponse{204, "application/json", ""};
+      }
+      return net::JsonError(409, "agent " + w->id + " is enrolled with another EK or AK (remove it first)");
+    }
+    attest::EnrollOptions eo;
+    eo.ca_dir = options_.ek_ca_dir;
+    eo.allow_tofu = (*rec)->tofu;
+    auto checked = attest::CheckIdentity(*id, eo);
+    if (!checked.ok()) return net::JsonError(400, "enrollment of " + w->id + ": " + checked.status().message());
+    auto challenge = attest::MakeChallenge(*checked, &w->push_secret);
+    if (!challenge.ok()) return ErrorResponse(challenge.status());
+    w->push_identity = *id;
+    w->push_tofu = checked->tofu;
+    net::HttpResponse out;
+    out.body = attest::CredentialChallengeToJson(*challenge);
+    return out;
+  });
+  server_->Route("POST", "/v1/push/activate", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    if (!w->push_identity) return net::JsonError(409, "no enrollment in progress for " + w->id);
+    auto cred = attest::CredentialResponseFromJson(r.body);
+    if (!cred.ok()) return net::JsonError(400, cred.status().message());
+    Status st = attest::CheckChallengeResponse(w->push_secret, *cred);
+    attest::Identity identity = std::move(*w->push_identity);
+    w->push_identity.reset();
+    w->push_secret.clear();
+    if (!st.ok()) {
+      Log("lim-verifier: agent=" + w->id + " push enrollment refused: the AK was not activated");
+      return net::JsonError(400, "enrollment of " + w->id + ": the AK was not activated: " + st.message());
+    }
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    (*rec)->identity = std::move(identity);
+    (*rec)->tofu = w->push_tofu;
+    (*rec)->updated = Now();
+    if (Status put = store_->PutAgent(**rec); !put.ok()) return ErrorResponse(put);
+    w->ak.reset();
+    w->next.reset();
+    Log("lim-verifier: agent=" + w->id + " enrolled push" + (w->push_tofu ? " tofu" : ""));
+    return JsonOk(json{{"enrolled", w->id}});
+  });
+  server_->Route("POST", "/v1/push/request", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
+    attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest((*rec)->state, options_.banks);
+    req.nonce.assign(32, 0);
+    if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return net::JsonError(500, "RAND_bytes failed");
+    w->push_nonce = req.nonce;
+    net::HttpResponse out;
+    out.body = attest::EvidenceRequestToJson(req);
+    return out;
+  });
+  server_->Route("POST", "/v1/push/evidence", [this, worker, refuse](const net::HttpRequest& r) {
+    auto w = worker(r);
+    if (!w) return refuse(r);
+    std::lock_guard<std::mutex> wl(w->mu);
+    if (w->push_nonce.empty()) return net::JsonError(409, "no evidence request outstanding for " + w->id);
+    Bytes nonce = std::move(w->push_nonce);
+    w->push_nonce.clear();
+    auto rec = store_->GetAgent(w->id);
+    if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
+    if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
+    auto ev = attest::EvidenceFromJson(r.body);
+    attest::RoundResult res;
+    if (!ev.ok()) {
+      attest::Finding f;
+      f.reason = attest::Reason::kEvidenceMalformed;
+      f.detail = ev.status().message();
+      res.state = (*rec)->state;
+      res.findings.push_back(f);
+    } else {
+      res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce);
+      w->next = res.next;
+    }
+    LogFindings(*w, res.findings);
+    attest::AgentStatus status = res.retry      ? (*rec)->status
+                                 : res.attested ? attest::AgentStatus::kAttested
+                                                : attest::AgentStatus::kFailed;
+    if (Status st = store_->RecordRound(w->id, res.state, status, Now(), res.findings); !st.ok()) return ErrorResponse(st);
+    return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
+                       {"findings", res.findings.size()}});
+  });
+}
+
+}  // namespace lim::verifier

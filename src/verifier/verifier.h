@@ -1,0 +1,95 @@
+// Verifier: the lim-verifier service (docs/attestation.md "lim-verifier"), built from the
+// verifier core (src/attest) and the HTTPS transport (src/net). It enrolls pulled agents
+// (identity → EK/AK checks → MakeCredential → the agent's ActivateCredential → secret
+// compared), runs the attestation loop (every interval per agent: a fresh nonce, evidence
+// from entry N, attest::Verify, state and findings written in one transaction, failures
+// logged one line each), and serves the operators' REST API on its own mTLS socket.
+//
+// Threading: one loop thread runs the rounds (one agent at a time, each over its own kept
+// HttpsClient: no handshake per round); REST handlers run on the server's threads. The
+// agent table is guarded by mu_; a Worker is used by one thread at a time (its own mutex).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "attest/enroll.h"
+#include "attest/runtime_policy.h"
+#include "attest/store.h"
+#include "base/status.h"
+#include "net/https_client.h"
+#include "net/https_server.h"
+#include "net/tls.h"
+
+namespace lim::verifier {
+
+struct VerifierOptions {
+  net::TlsConfig tls;            // this verifier's certificate: server (REST) and client (agents)
+  std::string ek_ca_dir;         // EK certificate CAs; empty: none (only --allow-tofu agents)
+  std::chrono::milliseconds interval{2000};
+  std::vector<uint16_t> banks;   // PCR banks quoted; empty: sha256
+  net::ServerOptions server;     // the REST socket
+  std::vector<std::string> operator_cn;  // REST clients allowed (certificate CN); empty: any the CA signed
+  std::chrono::milliseconds agent_timeout{10000};
+  // Where log lines go (default stderr); one call per line.
+  std::function<void(const std::string&)> log;
+};
+
+class Verifier {
+ public:
+  static Result<std::unique_ptr<Verifier>> Create(std::unique_ptr<attest::Store> store, VerifierOptions options);
+  ~Verifier();  // Stop()
+
+  // The REST server and the loop. Agents already in the store are attested again.
+  Status Start();
+  void Stop();
+  uint16_t port() const;
+
+  // Enrollment of a pulled agent at address "HOST:PORT" (or, address "push", permission for
+  // the agent to enroll itself over /v1/push/*, known by its certificate's CN) with the runtime policy named (it
+  // must exist; empty: none yet — every entry then fails); errors say which check failed.
+  Result<attest::AgentRecord> Enroll(const std::string& id, const std::string& address, bool allow_tofu,
+                                     const std::string& policy = {});
+  Status Remove(const std::string& id);
+  // One round for one agent now (tests; the loop calls it when the agent is due).
+  Status RunRound(const std::string& id);
+
+  attest::Store& store() { return *store_; }
+
+  struct Worker;
+
+ private:
+  Verifier() = default;
+  void Loop();
+  void RegisterRoutes();
+  void RegisterPushRoutes();
+  // The agent's AK and policy into the worker (policy parsed again when its text changed).
+  Status Prepare(Worker& w, const attest::AgentRecord& rec);
+  Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
+  std::shared_ptr<Worker> WorkerFor(const std::string& id);
+  void Log(const std::string& line);
+  void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
+
+  VerifierOptions options_;
+  std::unique_ptr<attest::Store> store_;
+  std::shared_ptr<net::TlsContext> client_tls_;
+  std::unique_ptr<net::HttpsServer> server_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::shared_ptr<Worker>> workers_;
+  bool stop_ = false;
+  std::thread loop_;
+};
+
+// "HOST:PORT" → host, port; the error names the text.
+Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);
+
+}  // namespace lim::verifier

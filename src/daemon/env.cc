@@ -111,10 +111,7 @@ class LinuxEnv final : public Env {
     if (fstatfs(fd, &sfs) != 0) return sb;  // not cached: asked again next time
     sb.fsmagic = static_cast<uint64_t>(sfs.f_type);
     sb.at = now;
-#ifdef FS_IOC_GETFSUUID
-    struct fsuuid2 u {};
-    if (ioctl(fd, FS_IOC_GETFSUUID, &u) == 0 && u.len == 16) std::memcpy(sb.fsuuid.data(), u.uuid, 16);
-#endif
+    sb.fsuuid = SuperblockUuid(fd);
     std::lock_guard<std::mutex> lk(mu_);
     if (supers_.size() > 4096) supers_.clear();  // devices come and go (loop mounts)
     supers_[dev] = sb;
@@ -126,6 +123,21 @@ class LinuxEnv final : public Env {
 };
 
 }  // namespace
+
+namespace {
+struct FsUuid2 {
+  uint8_t len;
+  uint8_t uuid[16];
+};
+constexpr unsigned long kGetFsUuid = _IOR(0x15, 0, FsUuid2);
+}  // namespace
+
+std::array<uint8_t, 16> SuperblockUuid(int fd) {
+  std::array<uint8_t, 16> u{};
+  FsUuid2 got{};
+  if (ioctl(fd, kGetFsUuid, &got) == 0 && got.len == 16) std::memcpy(u.data(), got.uuid, 16);
+  return u;
+}
 
 Env* RealEnv() {
   static LinuxEnv env;

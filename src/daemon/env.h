@@ -88,4 +88,9 @@ class Env {
 // (FS_IOC_GETFSUUID), else zeros (tmpfs has none).
 Env* RealEnv();
 
+// The superblock UUID of fd's filesystem from FS_IOC_GETFSUUID (Linux 6.5; Debian 12's uapi
+// headers lack the ioctl, so it is defined here), zeros where the filesystem has none or the
+// kernel lacks the ioctl: what the kernel's EVM hashes.
+std::array<uint8_t, 16> SuperblockUuid(int fd);
+
 }  // namespace lim::daemon

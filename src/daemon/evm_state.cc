@@ -17,21 +17,6 @@ namespace {
 
 bool Passed(const ima::EvmVerdict& v) { return v.status == "pass" || v.status == "pass_immutable"; }
 
-// FS_IOC_GETFSUUID (Linux 6.5; older uapi headers lack it): the superblock's s_uuid, which
-// the kernel's EVM hashes (zeros for a filesystem without one).
-struct FsUuid2 {
-  uint8_t len;
-  uint8_t uuid[16];
-};
-constexpr unsigned long kGetFsUuid = _IOR(0x15, 0, FsUuid2);
-
-ima::FsUuid SuperblockUuid(int fd) {
-  ima::FsUuid u{};
-  FsUuid2 got{};
-  if (ioctl(fd, kGetFsUuid, &got) == 0 && got.len == 16) std::memcpy(u.data(), got.uuid, 16);
-  return u;
-}
-
 std::optional<uint8_t> TypeOf(const std::optional<Bytes>& evm) {
   if (!evm || evm->empty()) return std::nullopt;
   return (*evm)[0];

@@ -13,9 +13,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <string>
 
 #include "base/file.h"
+#include "base/hex.h"
+#include "daemon/env.h"
 #include "crypto/key_ring.h"
 #include "crypto/private_key.h"
 #include "daemon/limd_test_util.h"
@@ -238,6 +241,26 @@ TEST_F(EvmStateRoot, A03SignatureIsReplacedByAnHmacAPortableOneNever) {
   ASSERT_EQ(chmod(portable.c_str(), 0700), 0);
   EXPECT_EQ(Verify(*s, portable).status, "fail_immutable");
   EXPECT_EQ(Xattr(portable, "security.evm"), before);
+}
+
+// The facts limd's appraisal gives the EVM signature check carry the ext4 filesystem's UUID
+// (FS_IOC_GETFSUUID, defined by lim since Debian 12's headers lack it), as findmnt reports
+// it: a non-portable EVM signature covers it, and zeros would fail every such signature.
+TEST_F(EvmStateRoot, RealEnvFactsCarryTheFilesystemUuid) {
+  std::string p = MakeFile("uuid");
+  auto r = RunCommand("findmnt -n -o UUID --target " + dir_);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::string uuid;
+  for (char c : r.out) {
+    if (std::isxdigit(static_cast<unsigned char>(c))) uuid += c;
+  }
+  ASSERT_EQ(uuid.size(), 32u) << r.out;
+  int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  auto facts = RealEnv()->Facts(fd);
+  ::close(fd);
+  ASSERT_TRUE(facts.ok()) << facts.status().message();
+  EXPECT_EQ(ToHex(Bytes(facts->fsuuid.begin(), facts->fsuuid.end())), uuid);
 }
 
 }  // namespace

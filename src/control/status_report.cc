@@ -75,6 +75,14 @@ constexpr CountKey kCounts[] = {
     {"appraise_xattr_updates", &StatusReport::appraise_xattr_updates},
     {"appraise_update_errors", &StatusReport::appraise_update_errors},
     {"appraise_keys", &StatusReport::appraise_keys},
+    {"evm_flags", &StatusReport::evm_flags},
+    {"evm_verified", &StatusReport::evm_verified},
+    {"evm_failed", &StatusReport::evm_failed},
+    {"evm_rewritten", &StatusReport::evm_rewritten},
+    {"evm_signatures_replaced", &StatusReport::evm_signatures_replaced},
+    {"evm_refused", &StatusReport::evm_refused},
+    {"evm_write_errors", &StatusReport::evm_write_errors},
+    {"evm_forgotten", &StatusReport::evm_forgotten},
 };
 
 struct DelayKey {
@@ -263,6 +271,13 @@ std::string StatusReport::Text(const std::string& state_dir) const {
       out += running ? "  enforce fails open while limd is not running: if limd stops, nothing is denied\n"
                      : "  NOT ENFORCED: limd is not running, so every access is allowed (enforce fails open)\n";
     }
+  }
+  if ((evm_flags & 3) != 0) {
+    out += Printf("evm: %s; %llu verified, %llu failed, %llu HMACs rewritten after a seen change, %llu signatures "
+                  "replaced by an HMAC, %llu rewrites refused, %llu forgotten\n",
+                  (evm_flags & 3) == 3 ? "HMAC key and certificates" : (evm_flags & 3) == 1 ? "HMAC key" : "certificates",
+                  U(evm_verified), U(evm_failed), U(evm_rewritten), U(evm_signatures_replaced), U(evm_refused),
+                  U(evm_forgotten));
   }
   if (latency_us) {
     out += Printf("decision latency: p50 < %llu us, p90 < %llu us, p99 < %llu us, max %llu us\n", U(latency_us->p50),

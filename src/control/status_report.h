@@ -74,6 +74,14 @@ struct StatusReport {
   std::optional<std::string> appraise;
   uint64_t appraised = 0, appraise_failures = 0, appraise_denied = 0, appraise_write_denied = 0, appraise_fixed = 0,
            appraise_xattr_updates = 0, appraise_update_errors = 0, appraise_keys = 0;
+  // EVM (daemon/evm_state.h): the kernel's init flags (bit 0 HMAC key, bit 1 certificates,
+  // bit 31 setup complete; 0: off),
+  // files whose security.evm verified or failed, HMACs rewritten after a change limd saw to a
+  // file it verified, 0x03 signatures replaced by an HMAC, rewrites refused (a change to a
+  // file not verified this run: recorded failed, never blessed), write errors, and files
+  // forgotten (queue overflow or table full: their next change fails).
+  uint64_t evm_flags = 0, evm_verified = 0, evm_failed = 0, evm_rewritten = 0, evm_signatures_replaced = 0,
+           evm_refused = 0, evm_write_errors = 0, evm_forgotten = 0;
 
   std::optional<double> uptime_seconds;
   double events_per_second = 0;

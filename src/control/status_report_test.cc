@@ -57,7 +57,7 @@ TEST(StatusReport, WritesEveryKey) {
                         "precontent_marks", "precontent_events", "precontent_quick", "ignore_marks_added",
                         "reader_closes", "reader_close_drains", "exec_open_reuses", "ignore_marks_removed",
                         "keys_measured", "key_gaps", "key_delay_us", "memfd_execs", "memfd_exec_gaps", "own_files",
-                        "own_files_revoked", "events_per_second", "tpm_describe", "control_socket", "log"}) {
+                        "own_files_revoked", "evm_flags", "evm_verified", "evm_failed", "evm_rewritten", "evm_refused", "events_per_second", "tpm_describe", "control_socket", "log"}) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
   EXPECT_FALSE(j.contains("source"));

@@ -719,6 +719,17 @@ std::string Limd::StatusDocument(bool running) {
     r.appraise_xattr_updates = ac.xattr_updates;
     r.appraise_update_errors = ac.update_errors;
   }
+  if (evm_) {
+    const EvmState::Counts& ec = evm_->counts();
+    r.evm_flags = evm_->init_flags();
+    r.evm_verified = ec.verified.load();
+    r.evm_failed = ec.failed.load();
+    r.evm_rewritten = ec.rewritten.load();
+    r.evm_signatures_replaced = ec.signatures_replaced.load();
+    r.evm_refused = ec.refused.load();
+    r.evm_write_errors = ec.write_errors.load();
+    r.evm_forgotten = ec.forgotten.load();
+  }
   r.exec_open_reuses = ds.exec_open_reuses.load();
   r.ignore_marks_removed = ds.ignores_removed.load();
   r.keys_measured = keys_->measured();

@@ -10,6 +10,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -139,6 +140,13 @@ TEST_F(LimdEvmRoot, RootsChmodWhileLimdRunsIsReHmacedOnlyForAVerifiedFile) {
   EXPECT_TRUE(Audited("never", "invalid-HMAC")) << Log();
   EXPECT_FALSE(Audited("verified", "invalid-HMAC")) << Log();
   limd_.Stop(SIGTERM);
+  // lim status counts what EVM did (status.json as limd left it at exit).
+  auto status = nlohmann::json::parse(Text(state_ + "/status.json"), nullptr, false);
+  ASSERT_TRUE(status.is_object()) << Text(state_ + "/status.json");
+  EXPECT_EQ(status["evm_flags"].get<uint64_t>() & 3u, 1u);  // EVM_INIT_HMAC (with EVM_SETUP_COMPLETE)
+  EXPECT_GE(status["evm_verified"].get<uint64_t>(), 1u);
+  EXPECT_GE(status["evm_failed"].get<uint64_t>(), 1u);    // "never"
+  EXPECT_EQ(status["evm_rewritten"], 1u);                 // only "verified" was re-HMACed
   EXPECT_TRUE(CliVerifies("verified")) << "limd's new HMAC is not the kernel's formula";
   EXPECT_FALSE(CliVerifies("never")) << "a change limd did not see from a verified state was blessed";
   // A new run trusts the re-HMACed file as it stands.

@@ -198,6 +198,18 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_TRUE(HasFinding(a, "unknown-file", "path=/tmp/evil")) << a.dump();
   EXPECT_NE(verifier_.Output().find("lim-verifier: agent=agent-1 reason=unknown-file entry=21"), std::string::npos)
       << verifier_.Output();
+  // The integrated table names the row and its reason; the rows before it stay ok.
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_EQ(rows.size(), 22u) << rows.dump();  // no firmware log in this test: IMA rows 0–21
+  EXPECT_EQ(rows[0]["event"], "[IMA:boot_aggregate]") << rows[0].dump();
+  EXPECT_EQ(rows[0]["verdict"], "ok") << rows[0].dump();
+  EXPECT_EQ(rows[20]["verdict"], "ok") << rows[20].dump();
+  EXPECT_EQ(rows[21]["index"], 21) << rows[21].dump();
+  EXPECT_EQ(rows[21]["source"], "ima");
+  EXPECT_EQ(rows[21]["pcr"], 10);
+  EXPECT_EQ(rows[21]["event"], "[IMA:/tmp/evil]") << rows[21].dump();
+  EXPECT_EQ(rows[21]["verdict"], "unknown-file") << rows[21].dump();
+  EXPECT_FALSE(Agent("agent-1").contains("entries"));  // only when asked
   // Failed is sticky until an operator acknowledges.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_EQ(Agent("agent-1")["status"], "failed");
@@ -298,6 +310,14 @@ TEST_F(VerifierE2eTest, CliDrivesTheVerifierAndAStoppedAgentIsUnreachable) {
   auto show = lim::testing::Run(lim + " verifier show agent-1" + tls);
   EXPECT_EQ(show.exit_code, 0) << show.out << show.err;
   EXPECT_EQ(show.out.rfind("agent-1 attested address=" + address + " policy=base rounds=", 0), 0u) << show.out;
+  auto table = lim::testing::Run(lim + " verifier show agent-1 --entries" + tls);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("Verdict                Idx PCR Type       Digest EventData\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\nok                      20  10 0x00000000 "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" [IMA:/usr/bin/tool19]\n"), std::string::npos) << table.out;
+  auto table_json = lim::testing::Run(lim + " verifier show agent-1 --entries --json" + tls);
+  ASSERT_EQ(table_json.exit_code, 0) << table_json.err;
+  EXPECT_EQ(json::parse(table_json.out)["entries"].size(), 21u) << table_json.out;
   auto list = lim::testing::Run(lim + " verifier list --json" + tls);
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_EQ(json::parse(list.out)["agents"][0]["status"], "attested") << list.out;

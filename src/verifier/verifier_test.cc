@@ -28,6 +28,7 @@
 #include "net/https_server.h"
 #include "net/test_certs_test_util.h"
 #include "tests/testing.h"
+#include "tcg/event_log.h"
 #include "tpm/key.h"
 #include "tpm/swtpm_test_util.h"
 
@@ -141,12 +142,12 @@ class VerifierE2eTest : public ::testing::Test {
     return a;
   }
 
-  void AddLearntPolicy(const std::string& name) {
+  void AddLearntPolicy(const std::string& name, int paths = 20) {
     auto learnt = attest::LearnPolicy(host_.list());
     ASSERT_TRUE(learnt.ok()) << learnt.status().message();
     auto [code, body] = Api("POST", "/v1/policies", {{"name", name}, {"policy", json::parse(learnt->ToNativeJson())}});
     ASSERT_EQ(code, 200) << body.dump();
-    EXPECT_EQ(body["paths"], 20) << body.dump();  // the 20 tools (boot_aggregate is checked apart)
+    EXPECT_EQ(body["paths"], paths) << body.dump();  // the 20 tools (boot_aggregate is checked apart)
   }
 
   static bool HasFinding(const json& a, const std::string& reason, const std::string& needle) {
@@ -236,6 +237,49 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_EQ(list["agents"][0]["id"], "agent-1");
   EXPECT_EQ(Api("DELETE", "/v1/agent?id=agent-1").first, 200);
   EXPECT_EQ(Api("GET", "/v1/agent?id=agent-1").first, 404);
+}
+
+// `show --entries` on a host with a firmware log: its events first (BIOS and boot loader
+// rows, verified against the quoted PCRs 0–7), then the IMA rows, one running index.
+TEST_F(VerifierE2eTest, EntriesShowFirmwareThenImaRowsWithOneIndex) {
+  auto log = ReadFileBytes(lim::testing::Fixture("rust-keylime/keylime/test-data/uefi_log.bin"));
+  ASSERT_TRUE(log.ok());
+  auto parsed = tcg::ParseEventLog(*log);
+  ASSERT_TRUE(parsed.ok());
+  size_t events = parsed->events.size();
+  agent_.Stop();
+  attest::testing::RebootSwtpm();
+  host_.Reboot();
+  host_.ReplayFirmware(*log);
+  host_.AppendBootAggregate();
+  for (int i = 0; i < 3; ++i) host_.AppendFile("/usr/bin/tool" + std::to_string(i), "content " + std::to_string(i));
+  WriteList();
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/bios", *log).ok());
+  agent::testing::AgentProcess agent{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(agent.Start({"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", "agent-1",
+                         "--verifier-cn", "lim-server", "--listen", "127.0.0.1", "--port", "0", "--tpm",
+                         tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak2", "--list", dir_ + "/list",
+                         "--event-log", dir_ + "/bios", "--control-socket", dir_ + "/limd.sock", "--config",
+                         "/dev/null"}),
+            "");
+  AddLearntPolicy("learnt", 3);
+  auto [code, rec] = Api("POST", "/v1/agents",
+                         {{"id", "agent-1"}, {"address", "127.0.0.1:" + std::to_string(agent.port())},
+                          {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump();
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 2; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_EQ(rows.size(), events + 4) << rows.dump();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["index"], i) << rows[i].dump();
+    EXPECT_EQ(rows[i]["source"], i < events ? "firmware" : "ima") << rows[i].dump();
+    EXPECT_EQ(rows[i]["verdict"], "ok") << rows[i].dump();
+  }
+  EXPECT_EQ(rows[0]["event"].get<std::string>().rfind("[BIOS:", 0), 0u) << rows[0].dump();
+  EXPECT_EQ(rows[events]["event"], "[IMA:boot_aggregate]") << rows[events].dump();
+  EXPECT_EQ(rows[events + 3]["event"], "[IMA:/usr/bin/tool2]") << rows[events + 3].dump();
+  agent.Stop();
 }
 
 // An agent that presents an AK its TPM does not hold (here the simulated host's AK in the

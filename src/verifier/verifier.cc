@@ -236,6 +236,10 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
   LIM_ASSIGN_OR_RETURN(v->server_, net::HttpsServer::Create(server_tls, options.server));
   v->options_ = std::move(options);
   v->store_ = std::move(store);
+  if (!v->options_.on_failure.empty()) {
+    v->hook_ = std::make_unique<FailureHook>(v->options_.on_failure, v->options_.on_failure_timeout,
+                                             v->options_.log);
+  }
   v->RegisterRoutes();
   return v;
 }
@@ -437,7 +441,7 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = parsed.status().message();
       LogFindings(*w, {f});
       w->next.reset();
-      return store_->RecordRound(id, state, attest::AgentStatus::kFailed, Now(), {f});
+      return Record(id, rec->status, state, attest::AgentStatus::kFailed, {f});
     }
     if (!ev) {
       attest::Finding f;
@@ -458,9 +462,26 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return store_->RecordRound(id, r.state, status, Now(), r.findings);
+    return Record(id, rec->status, r.state, status, r.findings);
   }
   return store_->RecordRound(id, state, rec->status, Now(), {});
+}
+
+Status Verifier::Record(const std::string& id, attest::AgentStatus before, const attest::AgentState& state,
+                        attest::AgentStatus status, const std::vector<attest::Finding>& findings) {
+  LIM_RETURN_IF_ERROR(store_->RecordRound(id, state, status, Now(), findings));
+  // The agent turned failed (failed is sticky: later failing rounds do not run it again).
+  if (hook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
+    std::vector<std::string> lines;
+    std::string reason;
+    for (const auto& f : findings) {
+      if (!f.failure()) continue;
+      if (reason.empty()) reason = attest::ReasonName(f.reason);
+      lines.push_back(attest::FormatFinding(id, f));
+    }
+    hook_->Notify(id, reason, std::move(lines));
+  }
+  return Status::Ok();
 }
 
 void Verifier::LogFindings(Worker& w, const std::vector<attest::Finding>& findings) {
@@ -742,7 +763,7 @@ void Verifier::RegisterPushRoutes() {
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
-    if (Status st = store_->RecordRound(w->id, res.state, status, Now(), res.findings); !st.ok()) return ErrorResponse(st);
+    if (Status st = Record(w->id, (*rec)->status, res.state, status, res.findings); !st.ok()) return ErrorResponse(st);
     return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
                        {"findings", res.findings.size()}});
   });

@@ -98,8 +98,15 @@ class VerifierE2eTest : public ::testing::Test {
                             tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak", "--list", dir_ + "/list",
                             "--event-log", "none", "--control-socket", dir_ + "/limd.sock", "--config", "/dev/null"}),
               "");
+    // --on-failure: appends what it was given to hook.out, one line per run.
+    ASSERT_TRUE(WriteFileBytes(dir_ + "/hook",
+                               AsBytes("#!/bin/sh\nprintf '%s|%s|%s|%s\\n' \"$LIM_AGENT\" \"$LIM_REASON\" \"$LIM_FINDING\" "
+                                       "\"$1\" >> " + dir_ + "/hook.out\n"),
+                               0700)
+                    .ok());
     ASSERT_EQ(verifier_.Start({"--store", "sqlite:" + dir_ + "/verifier.db", "--listen", "127.0.0.1:0", "--cert",
-                               pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300"}),
+                               pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300",
+                               "--on-failure", dir_ + "/hook"}),
               "");
     auto tls = net::MakeClientTls({pki_.client_cert, pki_.client_key, pki_.ca});
     ASSERT_TRUE(tls.ok()) << tls.status().message();
@@ -211,6 +218,18 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_EQ(rows[21]["event"], "[IMA:/tmp/evil]") << rows[21].dump();
   EXPECT_EQ(rows[21]["verdict"], "unknown-file") << rows[21].dump();
   EXPECT_FALSE(Agent("agent-1").contains("entries"));  // only when asked
+  // --on-failure ran once, with the finding's line as its argument and in its environment.
+  std::string line;
+  for (const auto& f : a["findings"]) {
+    if (f["reason"] == "unknown-file") line = f["line"];
+  }
+  std::string hook_out;
+  for (int i = 0; i < 100 && hook_out.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t = ReadFileText(dir_ + "/hook.out");
+    if (t.ok()) hook_out = *t;
+  }
+  EXPECT_EQ(hook_out, "agent-1|unknown-file|" + line + "|" + line + "\n") << verifier_.Output();
   // Failed is sticky until an operator acknowledges.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_EQ(Agent("agent-1")["status"], "failed");
@@ -229,6 +248,13 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   size_t first = log.find("reason=list-does-not-replay");
   ASSERT_NE(first, std::string::npos) << log;
   EXPECT_EQ(log.find("reason=list-does-not-replay", first + 1), std::string::npos) << log;
+  // Turned failed a second time (after the ack): the command ran a second time, only.
+  auto hook_text = ReadFileText(dir_ + "/hook.out");
+  std::string twice = hook_text.ok() ? *hook_text : "";
+  EXPECT_EQ(std::count(twice.begin(), twice.end(), '\n'), 2) << twice;
+  EXPECT_NE(twice.find("\nagent-1|list-does-not-replay|lim-verifier: agent=agent-1 reason=list-does-not-replay"),
+            std::string::npos)
+      << twice;
 
   // Listing and removal.
   auto [lc, list] = Api("GET", "/v1/agents");
@@ -406,6 +432,18 @@ TEST_F(VerifierE2eTest, PushModeEnrollsAttestsAndSeesTampering) {
   a = WaitFor("agent-1", [](const json& j) { return j["status"] == "failed"; });
   ASSERT_EQ(a["status"], "failed") << a.dump() << verifier_.Output();
   EXPECT_TRUE(HasFinding(a, "unknown-file", "path=/tmp/evil")) << a.dump();
+  // The same table and the same --on-failure run as in pull mode.
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back()["event"], "[IMA:/tmp/evil]") << rows.dump();
+  EXPECT_EQ(rows.back()["verdict"], "unknown-file") << rows.dump();
+  std::string hook_out;
+  for (int i = 0; i < 100 && hook_out.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t = ReadFileText(dir_ + "/hook.out");
+    if (t.ok()) hook_out = *t;
+  }
+  EXPECT_EQ(hook_out.rfind("agent-1|unknown-file|lim-verifier: agent=agent-1 reason=unknown-file", 0), 0u) << hook_out;
   EXPECT_EQ(pusher.Stop() >> 8, 0) << pusher.Output();
 }
 
@@ -430,6 +468,9 @@ TEST(VerifierFlags, RangesAndBadStore) {
   auto listen = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --listen nohost");
   EXPECT_EQ(listen.exit_code, 2);
   EXPECT_NE(listen.err.find("HOST:PORT"), std::string::npos) << listen.err;
+  auto hook = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --on-failure /nonexistent/hook");
+  EXPECT_EQ(hook.exit_code, 2);
+  EXPECT_NE(hook.err.find("--on-failure: /nonexistent/hook is not an executable file"), std::string::npos) << hook.err;
   EXPECT_EQ(ParseHostPort("127.0.0.1:70000").ok(), false);
   auto hp = ParseHostPort("[::1]:8891");
   ASSERT_TRUE(hp.ok());

@@ -13,6 +13,7 @@
 #include "base/escape.h"
 #include "base/file.h"
 #include "cli/command.h"
+#include "tcg/describe.h"
 #include "net/https_client.h"
 #include "net/tls.h"
 
@@ -27,6 +28,7 @@ struct VerifierArgs {
   bool json = false;
   std::string id, address, policy, file;
   bool tofu = false;
+  bool entries = false;
 };
 
 // Percent-encodes a query value (agent ids and policy names are the operator's text).
@@ -119,13 +121,24 @@ int RunAdd(const VerifierArgs& a) {
   return Print(a, Call(a, "POST", "/v1/agents", body), PrintAgentLine);
 }
 
+// The integrated table as `lim log --format table --boot-log` prints it, the verdict first.
+void PrintEntries(const json& j) {
+  std::printf("%-20s %s\n", "Verdict", tcg::TableHeader().c_str());
+  for (const auto& e : j["entries"]) {
+    tcg::TableRow row{e.value("index", size_t{0}), e.value("pcr", 0u), e.value("type", 0u),
+                      e.value("digest", std::string()), e.value("event", std::string())};
+    std::printf("%-20s %s\n", Escaped(e.value("verdict", std::string())).c_str(), tcg::FormatTableRow(row).c_str());
+  }
+}
+
 int RunShow(const VerifierArgs& a) {
-  Answer r = Call(a, "GET", "/v1/agent?id=" + QueryValue(a.id));
+  Answer r = Call(a, "GET", "/v1/agent?id=" + QueryValue(a.id) + (a.entries ? "&entries=1" : ""));
   int rc = Print(a, r, [](const json& j) {
     PrintAgentLine(j);
     if (j.contains("findings")) {
       for (const auto& f : j["findings"]) std::printf("%s\n", f.value("line", std::string()).c_str());
     }
+    if (j.contains("entries")) PrintEntries(j);
   });
   if (rc != kExitOk) return rc;
   return r.body.value("status", std::string()) == "attested" ? kExitOk : kExitCheckFailed;
@@ -185,6 +198,9 @@ void Register(CLI::App& app) {
 
   auto* show = v->add_subcommand("show", "one agent and its latest findings (exit 1 when not attested)");
   show->add_option("id", va->id, "agent id")->required();
+  show->add_flag("--entries", va->entries,
+                 "also the integrated table (firmware, boot loader, then the last 1000 IMA rows, one running index), "
+                 "each row's verdict");
   common(show, true);
   show->callback([va] { ExitCode() = RunShow(*va); });
 

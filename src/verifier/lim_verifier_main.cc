@@ -3,6 +3,7 @@
 // policies and findings in the store; operators use its REST API over mutual TLS 1.3
 // (`lim verifier …`). Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
@@ -31,7 +32,8 @@ int Fail(const std::string& m) {
 int Run(int argc, char** argv) {
   std::string store = "sqlite:/var/lib/lim/verifier.db";
   std::string listen = "127.0.0.1:8892";
-  std::string cert, key, ca, ek_ca_dir;
+  std::string cert, key, ca, ek_ca_dir, on_failure;
+  int on_failure_timeout_ms = 10000;
   std::vector<std::string> operator_cn;
   int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384;
   CLI::App app;
@@ -48,6 +50,12 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(100, 86400000))
       ->capture_default_str();
   app.add_option("--agent-timeout-ms", agent_timeout_ms, "longest wait for one agent's answer")
+      ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  app.add_option("--on-failure", on_failure,
+                 "executable run (no shell) when an agent turns failed: the failure lines as arguments, "
+                 "LIM_AGENT, LIM_REASON, LIM_FINDING in its environment");
+  app.add_option("--on-failure-timeout-ms", on_failure_timeout_ms, "longest run of --on-failure (then killed)")
       ->check(CLI::Range(100, 600000))
       ->capture_default_str();
   app.add_option("--threads", threads, "REST server threads")->check(CLI::Range(1, 16))->capture_default_str();
@@ -93,6 +101,11 @@ int Run(int argc, char** argv) {
   o.interval = std::chrono::milliseconds(interval_ms);
   o.agent_timeout = std::chrono::milliseconds(agent_timeout_ms);
   o.operator_cn = operator_cn;
+  if (!on_failure.empty() && ::access(on_failure.c_str(), X_OK) != 0) {
+    return Fail("--on-failure: " + on_failure + " is not an executable file");
+  }
+  o.on_failure = on_failure;
+  o.on_failure_timeout = std::chrono::milliseconds(on_failure_timeout_ms);
   o.server.address = host;
   o.server.port = port;
   o.server.threads = threads;

@@ -13,6 +13,12 @@
 #include "attest/evidence_json.h"
 #include "attest/round.h"
 #include "attest/verdict.h"
+#include "base/hex.h"
+#include "crypto/hash_algo.h"
+#include "ima/list_format.h"
+#include "ima/list_reader.h"
+#include "tcg/describe.h"
+#include "tcg/event_log.h"
 #include "tpm/key.h"
 
 namespace lim::verifier {
@@ -42,11 +48,103 @@ struct Verifier::Worker {
   bool push_tofu = false;
   Bytes push_secret;
   Bytes push_nonce;  // of the request handed out, single use
+
+  // The integrated table of `show --entries` (docs/attestation.md): the firmware log's rows
+  // from the last evidence that carried one, and the last kMaxImaRows list entries seen,
+  // each with the reason of the finding that named it. Guarded by rows_mu (not mu: a round
+  // holds mu for the agent's whole answer time, a show must not wait for it).
+  struct ImaRow {
+    tcg::TableRow row;
+    std::string verdict;  // a finding's reason code; empty: none
+  };
+  std::mutex rows_mu;
+  std::vector<tcg::TableRow> boot_rows;
+  std::map<uint64_t, std::string> boot_verdicts;  // event index → reason
+  bool boot_verified = false;
+  std::map<uint64_t, ImaRow> ima_rows;            // list index → row
+  uint64_t verified_entries = 0;                  // entries [0, n) verified
 };
 
 namespace {
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+constexpr size_t kMaxImaRows = 1000;
+
+bool IsFirmwareReason(attest::Reason r) {
+  return std::string_view(attest::ReasonName(r)).rfind("firmware-", 0) == 0;
+}
+
+// The rows of one round's evidence and the verdicts of its findings into the worker's table.
+// Costs one more parse of the entries the round received (bounded by the tail's size).
+void NoteRows(Verifier::Worker& w, const attest::Evidence& ev, const attest::RoundResult& r) {
+  auto bank = HashAlgoByName(ev.list.list_bank);
+  std::lock_guard<std::mutex> lk(w.rows_mu);
+  if (r.reboot) {
+    w.ima_rows.clear();
+    w.boot_rows.clear();
+    w.boot_verdicts.clear();
+    w.boot_verified = false;
+  }
+  if (ev.event_log) {
+    w.boot_rows.clear();
+    w.boot_verdicts.clear();
+    if (auto log = tcg::ParseEventLog(*ev.event_log); log.ok()) {
+      w.boot_rows = tcg::EventLogTableRows(*log, bank.ok() && bank->tpm_alg ? bank->tpm_alg : 0x0004, 0);
+    }
+    w.boot_verified = r.state.firmware_checked && r.state.firmware_events.size() == w.boot_rows.size();
+  }
+  if (bank.ok() && (ev.list.byte_order == "little" || ev.list.byte_order == "big")) {
+    ima::ListOptions lo;
+    lo.bank = *bank;
+    lo.byte_order = ev.list.byte_order == "big" ? ByteOrder::kBig : ByteOrder::kLittle;
+    // Only the last kMaxImaRows entries of a long tail are kept: skip the others unrendered.
+    uint64_t end = std::max(ev.list.total_entries, ev.list.first_index);
+    uint64_t keep_from = end > kMaxImaRows ? end - kMaxImaRows : 0;
+    if (auto reader = ima::ListReader::FromBytes(ev.list.records, lo, "list tail"); reader.ok()) {
+      ima::Entry e;
+      for (uint64_t i = ev.list.first_index;; ++i) {
+        auto more = (*reader)->Next(&e);
+        if (!more.ok() || !*more) break;
+        if (i < keep_from) continue;
+        Verifier::Worker::ImaRow& row = w.ima_rows[i];
+        row.row = {static_cast<size_t>(i), e.pcr, 0, ToHex(e.digest), ima::TableEventData(e)};
+      }
+    }
+  }
+  for (const auto& f : r.findings) {
+    if (!f.entry || !f.failure()) continue;
+    if (IsFirmwareReason(f.reason)) {
+      w.boot_verdicts.emplace(*f.entry, attest::ReasonName(f.reason));
+    } else if (auto it = w.ima_rows.find(*f.entry); it != w.ima_rows.end() && it->second.verdict.empty()) {
+      it->second.verdict = attest::ReasonName(f.reason);
+    }
+  }
+  while (w.ima_rows.size() > kMaxImaRows) w.ima_rows.erase(w.ima_rows.begin());
+  w.verified_entries = r.state.next_index;
+}
+
+// The integrated table (BIOS, boot loader, IMA rows with one running index), each row's
+// verdict: a finding's reason, "ok", or "pending" (received, not yet covered by a quote) /
+// "unverified" (a firmware log not accepted yet).
+json EntriesJson(Verifier::Worker& w) {
+  std::lock_guard<std::mutex> lk(w.rows_mu);
+  json rows = json::array();
+  auto add = [&rows](const tcg::TableRow& t, size_t index, const char* source, const std::string& verdict) {
+    rows.push_back({{"index", index}, {"source", source}, {"pcr", t.pcr}, {"type", t.type},
+                    {"digest", t.digest_hex}, {"event", t.text}, {"verdict", verdict}});
+  };
+  for (const auto& t : w.boot_rows) {
+    auto v = w.boot_verdicts.find(t.index);
+    add(t, t.index, "firmware", v != w.boot_verdicts.end() ? v->second : w.boot_verified ? "ok" : "unverified");
+  }
+  size_t base = w.boot_rows.size();
+  for (const auto& [i, r] : w.ima_rows) {
+    std::string verdict = !r.verdict.empty() ? r.verdict : i < w.verified_entries ? "ok" : "pending";
+    add(r.row, base + static_cast<size_t>(i), "ima", verdict);
+  }
+  return rows;
+}
 
 Result<std::string> Fetch(net::HttpsClient& c, const std::string& method, const std::string& target,
                           const std::string& body, const std::string& what) {
@@ -138,6 +236,10 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
   LIM_ASSIGN_OR_RETURN(v->server_, net::HttpsServer::Create(server_tls, options.server));
   v->options_ = std::move(options);
   v->store_ = std::move(store);
+  if (!v->options_.on_failure.empty()) {
+    v->hook_ = std::make_unique<FailureHook>(v->options_.on_failure, v->options_.on_failure_timeout,
+                                             v->options_.log);
+  }
   v->RegisterRoutes();
   return v;
 }
@@ -339,7 +441,7 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = parsed.status().message();
       LogFindings(*w, {f});
       w->next.reset();
-      return store_->RecordRound(id, state, attest::AgentStatus::kFailed, Now(), {f});
+      return Record(id, rec->status, state, attest::AgentStatus::kFailed, {f});
     }
     if (!ev) {
       attest::Finding f;
@@ -350,6 +452,7 @@ Status Verifier::RunRound(const std::string& id) {
       return store_->RecordRound(id, state, attest::AgentStatus::kUnreachable, Now(), {f});
     }
     attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
+    NoteRows(*w, *ev, r);
     LogFindings(*w, r.findings);
     w->next = r.next;
     if (r.retry) {
@@ -359,9 +462,26 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return store_->RecordRound(id, r.state, status, Now(), r.findings);
+    return Record(id, rec->status, r.state, status, r.findings);
   }
   return store_->RecordRound(id, state, rec->status, Now(), {});
+}
+
+Status Verifier::Record(const std::string& id, attest::AgentStatus before, const attest::AgentState& state,
+                        attest::AgentStatus status, const std::vector<attest::Finding>& findings) {
+  LIM_RETURN_IF_ERROR(store_->RecordRound(id, state, status, Now(), findings));
+  // The agent turned failed (failed is sticky: later failing rounds do not run it again).
+  if (hook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
+    std::vector<std::string> lines;
+    std::string reason;
+    for (const auto& f : findings) {
+      if (!f.failure()) continue;
+      if (reason.empty()) reason = attest::ReasonName(f.reason);
+      lines.push_back(attest::FormatFinding(id, f));
+    }
+    hook_->Notify(id, reason, std::move(lines));
+  }
+  return Status::Ok();
 }
 
 void Verifier::LogFindings(Worker& w, const std::vector<attest::Finding>& findings) {
@@ -470,6 +590,9 @@ void Verifier::RegisterRoutes() {
       if (it != workers_.end()) w = it->second;
     }
     if (w) out["connection"] = {{"handshakes", w->handshakes.load()}, {"requests", w->requests.load()}};
+    if (auto e = r.query.find("entries"); e != r.query.end() && e->second != "0") {
+      out["entries"] = w ? EntriesJson(*w) : json::array();
+    }
     return JsonOk(out);
   });
   route("DELETE", "/v1/agent", [this, query](const net::HttpRequest& r) {
@@ -633,13 +756,14 @@ void Verifier::RegisterPushRoutes() {
       res.findings.push_back(f);
     } else {
       res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce);
+      NoteRows(*w, *ev, res);
       w->next = res.next;
     }
     LogFindings(*w, res.findings);
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
-    if (Status st = store_->RecordRound(w->id, res.state, status, Now(), res.findings); !st.ok()) return ErrorResponse(st);
+    if (Status st = Record(w->id, (*rec)->status, res.state, status, res.findings); !st.ok()) return ErrorResponse(st);
     return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
                        {"findings", res.findings.size()}});
   });

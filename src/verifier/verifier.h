@@ -28,6 +28,7 @@
 #include "net/https_client.h"
 #include "net/https_server.h"
 #include "net/tls.h"
+#include "verifier/failure_hook.h"
 
 namespace lim::verifier {
 
@@ -39,6 +40,9 @@ struct VerifierOptions {
   net::ServerOptions server;     // the REST socket
   std::vector<std::string> operator_cn;  // REST clients allowed (certificate CN); empty: any the CA signed
   std::chrono::milliseconds agent_timeout{10000};
+  // --on-failure: an executable run when an agent turns failed (failure_hook.h); empty: none.
+  std::string on_failure;
+  std::chrono::milliseconds on_failure_timeout{10000};
   // Where log lines go (default stderr); one call per line.
   std::function<void(const std::string&)> log;
 };
@@ -77,10 +81,14 @@ class Verifier {
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
   void Log(const std::string& line);
   void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
+  // store_->RecordRound, then the --on-failure command when the agent turns failed.
+  Status Record(const std::string& id, attest::AgentStatus before, const attest::AgentState& state,
+                attest::AgentStatus status, const std::vector<attest::Finding>& findings);
 
   VerifierOptions options_;
   std::unique_ptr<attest::Store> store_;
   std::shared_ptr<net::TlsContext> client_tls_;
+  std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop
   std::unique_ptr<net::HttpsServer> server_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -28,6 +28,7 @@
 #include "net/https_server.h"
 #include "net/test_certs_test_util.h"
 #include "tests/testing.h"
+#include "tcg/event_log.h"
 #include "tpm/key.h"
 #include "tpm/swtpm_test_util.h"
 
@@ -97,8 +98,15 @@ class VerifierE2eTest : public ::testing::Test {
                             tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak", "--list", dir_ + "/list",
                             "--event-log", "none", "--control-socket", dir_ + "/limd.sock", "--config", "/dev/null"}),
               "");
+    // --on-failure: appends what it was given to hook.out, one line per run.
+    ASSERT_TRUE(WriteFileBytes(dir_ + "/hook",
+                               AsBytes("#!/bin/sh\nprintf '%s|%s|%s|%s\\n' \"$LIM_AGENT\" \"$LIM_REASON\" \"$LIM_FINDING\" "
+                                       "\"$1\" >> " + dir_ + "/hook.out\n"),
+                               0700)
+                    .ok());
     ASSERT_EQ(verifier_.Start({"--store", "sqlite:" + dir_ + "/verifier.db", "--listen", "127.0.0.1:0", "--cert",
-                               pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300"}),
+                               pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300",
+                               "--on-failure", dir_ + "/hook"}),
               "");
     auto tls = net::MakeClientTls({pki_.client_cert, pki_.client_key, pki_.ca});
     ASSERT_TRUE(tls.ok()) << tls.status().message();
@@ -141,12 +149,12 @@ class VerifierE2eTest : public ::testing::Test {
     return a;
   }
 
-  void AddLearntPolicy(const std::string& name) {
+  void AddLearntPolicy(const std::string& name, int paths = 20) {
     auto learnt = attest::LearnPolicy(host_.list());
     ASSERT_TRUE(learnt.ok()) << learnt.status().message();
     auto [code, body] = Api("POST", "/v1/policies", {{"name", name}, {"policy", json::parse(learnt->ToNativeJson())}});
     ASSERT_EQ(code, 200) << body.dump();
-    EXPECT_EQ(body["paths"], 20) << body.dump();  // the 20 tools (boot_aggregate is checked apart)
+    EXPECT_EQ(body["paths"], paths) << body.dump();  // the 20 tools (boot_aggregate is checked apart)
   }
 
   static bool HasFinding(const json& a, const std::string& reason, const std::string& needle) {
@@ -198,6 +206,30 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_TRUE(HasFinding(a, "unknown-file", "path=/tmp/evil")) << a.dump();
   EXPECT_NE(verifier_.Output().find("lim-verifier: agent=agent-1 reason=unknown-file entry=21"), std::string::npos)
       << verifier_.Output();
+  // The integrated table names the row and its reason; the rows before it stay ok.
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_EQ(rows.size(), 22u) << rows.dump();  // no firmware log in this test: IMA rows 0–21
+  EXPECT_EQ(rows[0]["event"], "[IMA:boot_aggregate]") << rows[0].dump();
+  EXPECT_EQ(rows[0]["verdict"], "ok") << rows[0].dump();
+  EXPECT_EQ(rows[20]["verdict"], "ok") << rows[20].dump();
+  EXPECT_EQ(rows[21]["index"], 21) << rows[21].dump();
+  EXPECT_EQ(rows[21]["source"], "ima");
+  EXPECT_EQ(rows[21]["pcr"], 10);
+  EXPECT_EQ(rows[21]["event"], "[IMA:/tmp/evil]") << rows[21].dump();
+  EXPECT_EQ(rows[21]["verdict"], "unknown-file") << rows[21].dump();
+  EXPECT_FALSE(Agent("agent-1").contains("entries"));  // only when asked
+  // --on-failure ran once, with the finding's line as its argument and in its environment.
+  std::string line;
+  for (const auto& f : a["findings"]) {
+    if (f["reason"] == "unknown-file") line = f["line"];
+  }
+  std::string hook_out;
+  for (int i = 0; i < 100 && hook_out.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t = ReadFileText(dir_ + "/hook.out");
+    if (t.ok()) hook_out = *t;
+  }
+  EXPECT_EQ(hook_out, "agent-1|unknown-file|" + line + "|" + line + "\n") << verifier_.Output();
   // Failed is sticky until an operator acknowledges.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_EQ(Agent("agent-1")["status"], "failed");
@@ -216,6 +248,13 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   size_t first = log.find("reason=list-does-not-replay");
   ASSERT_NE(first, std::string::npos) << log;
   EXPECT_EQ(log.find("reason=list-does-not-replay", first + 1), std::string::npos) << log;
+  // Turned failed a second time (after the ack): the command ran a second time, only.
+  auto hook_text = ReadFileText(dir_ + "/hook.out");
+  std::string twice = hook_text.ok() ? *hook_text : "";
+  EXPECT_EQ(std::count(twice.begin(), twice.end(), '\n'), 2) << twice;
+  EXPECT_NE(twice.find("\nagent-1|list-does-not-replay|lim-verifier: agent=agent-1 reason=list-does-not-replay"),
+            std::string::npos)
+      << twice;
 
   // Listing and removal.
   auto [lc, list] = Api("GET", "/v1/agents");
@@ -224,6 +263,49 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_EQ(list["agents"][0]["id"], "agent-1");
   EXPECT_EQ(Api("DELETE", "/v1/agent?id=agent-1").first, 200);
   EXPECT_EQ(Api("GET", "/v1/agent?id=agent-1").first, 404);
+}
+
+// `show --entries` on a host with a firmware log: its events first (BIOS and boot loader
+// rows, verified against the quoted PCRs 0–7), then the IMA rows, one running index.
+TEST_F(VerifierE2eTest, EntriesShowFirmwareThenImaRowsWithOneIndex) {
+  auto log = ReadFileBytes(lim::testing::Fixture("rust-keylime/keylime/test-data/uefi_log.bin"));
+  ASSERT_TRUE(log.ok());
+  auto parsed = tcg::ParseEventLog(*log);
+  ASSERT_TRUE(parsed.ok());
+  size_t events = parsed->events.size();
+  agent_.Stop();
+  attest::testing::RebootSwtpm();
+  host_.Reboot();
+  host_.ReplayFirmware(*log);
+  host_.AppendBootAggregate();
+  for (int i = 0; i < 3; ++i) host_.AppendFile("/usr/bin/tool" + std::to_string(i), "content " + std::to_string(i));
+  WriteList();
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/bios", *log).ok());
+  agent::testing::AgentProcess agent{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(agent.Start({"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", "agent-1",
+                         "--verifier-cn", "lim-server", "--listen", "127.0.0.1", "--port", "0", "--tpm",
+                         tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak2", "--list", dir_ + "/list",
+                         "--event-log", dir_ + "/bios", "--control-socket", dir_ + "/limd.sock", "--config",
+                         "/dev/null"}),
+            "");
+  AddLearntPolicy("learnt", 3);
+  auto [code, rec] = Api("POST", "/v1/agents",
+                         {{"id", "agent-1"}, {"address", "127.0.0.1:" + std::to_string(agent.port())},
+                          {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump();
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 2; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_EQ(rows.size(), events + 4) << rows.dump();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    EXPECT_EQ(rows[i]["index"], i) << rows[i].dump();
+    EXPECT_EQ(rows[i]["source"], i < events ? "firmware" : "ima") << rows[i].dump();
+    EXPECT_EQ(rows[i]["verdict"], "ok") << rows[i].dump();
+  }
+  EXPECT_EQ(rows[0]["event"].get<std::string>().rfind("[BIOS:", 0), 0u) << rows[0].dump();
+  EXPECT_EQ(rows[events]["event"], "[IMA:boot_aggregate]") << rows[events].dump();
+  EXPECT_EQ(rows[events + 3]["event"], "[IMA:/usr/bin/tool2]") << rows[events + 3].dump();
+  agent.Stop();
 }
 
 // An agent that presents an AK its TPM does not hold (here the simulated host's AK in the
@@ -298,6 +380,14 @@ TEST_F(VerifierE2eTest, CliDrivesTheVerifierAndAStoppedAgentIsUnreachable) {
   auto show = lim::testing::Run(lim + " verifier show agent-1" + tls);
   EXPECT_EQ(show.exit_code, 0) << show.out << show.err;
   EXPECT_EQ(show.out.rfind("agent-1 attested address=" + address + " policy=base rounds=", 0), 0u) << show.out;
+  auto table = lim::testing::Run(lim + " verifier show agent-1 --entries" + tls);
+  EXPECT_EQ(table.exit_code, 0) << table.err;
+  EXPECT_NE(table.out.find("Verdict                Idx PCR Type       Digest EventData\n"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("\nok                      20  10 0x00000000 "), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find(" [IMA:/usr/bin/tool19]\n"), std::string::npos) << table.out;
+  auto table_json = lim::testing::Run(lim + " verifier show agent-1 --entries --json" + tls);
+  ASSERT_EQ(table_json.exit_code, 0) << table_json.err;
+  EXPECT_EQ(json::parse(table_json.out)["entries"].size(), 21u) << table_json.out;
   auto list = lim::testing::Run(lim + " verifier list --json" + tls);
   ASSERT_EQ(list.exit_code, 0) << list.err;
   EXPECT_EQ(json::parse(list.out)["agents"][0]["status"], "attested") << list.out;
@@ -342,6 +432,18 @@ TEST_F(VerifierE2eTest, PushModeEnrollsAttestsAndSeesTampering) {
   a = WaitFor("agent-1", [](const json& j) { return j["status"] == "failed"; });
   ASSERT_EQ(a["status"], "failed") << a.dump() << verifier_.Output();
   EXPECT_TRUE(HasFinding(a, "unknown-file", "path=/tmp/evil")) << a.dump();
+  // The same table and the same --on-failure run as in pull mode.
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back()["event"], "[IMA:/tmp/evil]") << rows.dump();
+  EXPECT_EQ(rows.back()["verdict"], "unknown-file") << rows.dump();
+  std::string hook_out;
+  for (int i = 0; i < 100 && hook_out.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    auto t = ReadFileText(dir_ + "/hook.out");
+    if (t.ok()) hook_out = *t;
+  }
+  EXPECT_EQ(hook_out.rfind("agent-1|unknown-file|lim-verifier: agent=agent-1 reason=unknown-file", 0), 0u) << hook_out;
   EXPECT_EQ(pusher.Stop() >> 8, 0) << pusher.Output();
 }
 
@@ -366,6 +468,9 @@ TEST(VerifierFlags, RangesAndBadStore) {
   auto listen = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --listen nohost");
   EXPECT_EQ(listen.exit_code, 2);
   EXPECT_NE(listen.err.find("HOST:PORT"), std::string::npos) << listen.err;
+  auto hook = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --on-failure /nonexistent/hook");
+  EXPECT_EQ(hook.exit_code, 2);
+  EXPECT_NE(hook.err.find("--on-failure: /nonexistent/hook is not an executable file"), std::string::npos) << hook.err;
   EXPECT_EQ(ParseHostPort("127.0.0.1:70000").ok(), false);
   auto hp = ParseHostPort("[::1]:8891");
   ASSERT_TRUE(hp.ok());

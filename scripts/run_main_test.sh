@@ -48,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*"
-  for f in "$T"/out1 "$T"/out2 "$STATE/limd.log"; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
+  for f in "$T"/out1 "$T"/out2 "$T"/out3 "$STATE/limd.log"; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
   exit 1
 }
 
@@ -56,7 +56,7 @@ cp /bin/true "$MNT/lim-main-probe"
 run_main() {
   env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     LIM_WATCH="$MNT" LIM_STATE="$STATE" LIM_SWTPM_DIR="$SW" LIM_USE_SWTPM=1 LIM_CONTROL_SOCKET="$SOCK" LIM_SECURITYFS="$SFS" \
-    LIM_AGENT_PORT=0 LIM_VERIFIER_PORT=0 LIM_AGENT_ID=runmain-test LIM_BUILD_DIR="$BUILD" LIM_FOLLOW_SECONDS="$1" LIM_LIMD_TIMEOUT=300 "$SRC/scripts/run.sh"
+    LIM_AGENT_PORT=0 LIM_VERIFIER_PORT=0 LIM_AGENT_ID=runmain-test LIM_BUILD_DIR="$BUILD" LIM_FOLLOW_SECONDS="$1" LIM_LIMD_TIMEOUT=300 ${2:+"$2"} "$SRC/scripts/run.sh"
 }
 
 # First invocation: starts swtpm and limd, then follows the log for 8 s.
@@ -117,6 +117,10 @@ grep -q "lim-verifier already runs (pid $verifier_pid, $vaddr)" "$T/out2" || fai
 if grep -q "starting lim-\|making a local CA\|enrolling" "$T/out2"; then fail "the second run started or enrolled again"; fi
 grep -q "^runmain-test attested address=$aaddr" "$T/out2" || fail "the second run does not show the host attested"
 [ "$(sha256sum "$A/ca.pem")" = "$ca_before" ] || fail "the second run made a new CA"
+# LIM_ATTEST=0: the log only, no word of the agent or the verifier.
+run_main 1 LIM_ATTEST=0 >"$T/out3" 2>&1 || fail "run.sh with LIM_ATTEST=0 exited with $?"
+if grep -q "lim-agent\|lim-verifier\|lim verifier show" "$T/out3"; then fail "LIM_ATTEST=0 still attests"; fi
+grep -q "limd already runs on $STATE" "$T/out3" || fail "LIM_ATTEST=0: limd not found"
 n=0
 for c in /proc/[0-9]*/cmdline; do
   if { tr '\0' ' ' <"$c"; } 2>/dev/null | grep -q "^[^ ]*/limd .*--state $STATE "; then n=$((n + 1)); fi

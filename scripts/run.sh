@@ -150,9 +150,10 @@ if [ "${LIM_ATTEST:-1}" != 0 ]; then
 
   # running NAME BINARY: is $A/NAME.pid a live process of BINARY?
   running() {
-    local pid
+    local pid exe
     pid=$(cat "$A/$1.pid" 2>/dev/null) || return 1
-    [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = "$2" ]
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || return 1
+    [ "${exe% (deleted)}" = "$2" ]  # (deleted): rebuilt since it started, still the one running
   }
   # start NAME LOG ARGS…: detached like limd; writes NAME.pid (the program's own pid, not a
   # timeout wrapper's) and NAME.addr (from its "listening on HOST:PORT" line).

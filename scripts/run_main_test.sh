@@ -48,7 +48,7 @@ cleanup() {
 trap cleanup EXIT
 fail() {
   echo "FAIL: $*"
-  for f in "$T"/out1 "$T"/out2 "$T"/out3 "$STATE/limd.log"; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
+  for f in "$T"/out1 "$T"/out2 "$T"/out3 "$T"/out4 "$STATE/limd.log"; do [ -f "$f" ] && { echo "--- $f"; tail -n 40 "$f"; }; done
   exit 1
 }
 
@@ -121,6 +121,13 @@ grep -q "^runmain-test attested address=$aaddr" "$T/out2" || fail "the second ru
 run_main 1 LIM_ATTEST=0 >"$T/out3" 2>&1 || fail "run.sh with LIM_ATTEST=0 exited with $?"
 if grep -q "lim-agent\|lim-verifier\|lim verifier show" "$T/out3"; then fail "LIM_ATTEST=0 still attests"; fi
 grep -q "limd already runs on $STATE" "$T/out3" || fail "LIM_ATTEST=0: limd not found"
+# The agent stopped: the next run starts it again (a new port: port 0) and enrolls it there.
+kill "$agent_pid"
+for _ in $(seq 1 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+run_main 1 >"$T/out4" 2>&1 || fail "run.sh after the agent stopped exited with $?"
+grep -q "starting lim-agent" "$T/out4" || fail "the agent was not started again"
+grep -q "lim-verifier already runs (pid $verifier_pid" "$T/out4" || fail "the verifier was not found"
+grep -q "^runmain-test attested address=$(cat "$A/agent.addr") " "$T/out4" || fail "not attested at the agent's new address"
 n=0
 for c in /proc/[0-9]*/cmdline; do
   if { tr '\0' ' ' <"$c"; } 2>/dev/null | grep -q "^[^ ]*/limd .*--state $STATE "; then n=$((n + 1)); fi

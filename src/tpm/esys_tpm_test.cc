@@ -1,6 +1,7 @@
 // Tests of the ESAPI backend against a private swtpm, cross-checked with tpm2-tools.
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -113,6 +114,9 @@ TEST(EsysTpmTest, QuotePassesTpm2CheckQuoteAndLim) {
   EXPECT_TRUE(CheckAkAttributes(ak->pub).ok());
   std::string dir = MakeTempDir();
   ASSERT_TRUE(SaveAk(*ak, dir).ok());
+  struct stat priv {};
+  ASSERT_EQ(::stat((dir + "/ak.priv").c_str(), &priv), 0);
+  EXPECT_EQ(priv.st_mode & 0777, 0600u);  // the AK's wrapped private part is root's alone
   auto loaded = LoadAk(dir);
   ASSERT_TRUE(loaded.ok()) << loaded.status().message();
 

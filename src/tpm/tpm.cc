@@ -76,7 +76,9 @@ constexpr uint8_t kEkPolicy[32] = {0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xb3, 0xf
                                    0x0b, 0x64, 0xf2, 0xa1, 0xda, 0x1b, 0x33, 0x14, 0x69, 0xaa};
 
 Status WritePrivateFile(const std::string& path, ByteView data, mode_t mode) {
-  LIM_RETURN_IF_ERROR(WriteFileBytes(path, data));
+  // Created with the private mode (O_EXCL, O_NOFOLLOW): never readable by others, not even
+  // between the write and a chmod; the chmod only makes the mode exact whatever the umask.
+  LIM_RETURN_IF_ERROR(WriteFileBytes(path, data, mode));
   if (::chmod(path.c_str(), mode) != 0) return Status::IoError(path + ": chmod failed");
   return Status::Ok();
 }

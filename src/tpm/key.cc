@@ -167,6 +167,8 @@ Status CheckAkAttributes(const TPMT_PUBLIC& pub) {
   need(TPMA_OBJECT_DECRYPT, false, "can decrypt (not sign-only)");
   need(TPMA_OBJECT_FIXEDTPM, true, "not fixedTPM");
   need(TPMA_OBJECT_FIXEDPARENT, true, "not fixedParent");
+  // A key imported from outside (sensitiveDataOrigin clear) may have a copy outside the TPM.
+  need(TPMA_OBJECT_SENSITIVEDATAORIGIN, true, "not sensitiveDataOrigin (its private part may exist outside the TPM)");
   if (!wrong.empty()) return Status::Mismatch("AK not enrolable: " + wrong);
   return Status::Ok();
 }

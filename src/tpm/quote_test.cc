@@ -189,6 +189,12 @@ TEST(QuoteTest, AkAttributeCheck) {
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("fixedTPM"), std::string::npos);
   EXPECT_NE(st.message().find("decrypt"), std::string::npos);
+  // A key made outside the TPM and imported: restricted and fixed, yet not sensitiveDataOrigin.
+  TPMT_PUBLIC imported = *g.ak.tpm_public();
+  imported.objectAttributes &= ~TPMA_OBJECT_SENSITIVEDATAORIGIN;
+  Status si = CheckAkAttributes(imported);
+  EXPECT_FALSE(si.ok());
+  EXPECT_NE(si.message().find("sensitiveDataOrigin"), std::string::npos) << si.message();
 }
 
 }  // namespace

@@ -32,6 +32,8 @@ constexpr CountKey kCounts[] = {
     {"reply_errors", &StatusReport::reply_errors},
     {"measure_errors", &StatusReport::measure_errors},
     {"unknown_syscall", &StatusReport::unknown_syscall},
+    {"unknown_syscall_reads", &StatusReport::unknown_syscall_reads},
+    {"unknown_syscall_writes", &StatusReport::unknown_syscall_writes},
     {"precontent_marks", &StatusReport::precontent_marks},
     {"precontent_events", &StatusReport::precontent_events},
     {"precontent_quick", &StatusReport::precontent_quick},

@@ -48,7 +48,8 @@ struct StatusReport {
   uint64_t entries = 0, violations = 0, duplicates = 0, write_failures = 0;
   // The fanotify daemon (fanotify_daemon.h Stats).
   uint64_t overflows = 0, events = 0, permission_events = 0, own_events = 0, answered = 0, timeouts = 0,
-           reply_errors = 0, measure_errors = 0, unknown_syscall = 0;
+           reply_errors = 0, measure_errors = 0, unknown_syscall = 0, unknown_syscall_reads = 0,
+           unknown_syscall_writes = 0;
   uint64_t precontent_marks = 0, precontent_events = 0, precontent_quick = 0, ignore_marks_added = 0,
            ignore_marks_removed = 0, reader_closes = 0, reader_close_drains = 0, count_probes = 0,
            count_resets = 0, exec_open_reuses = 0;

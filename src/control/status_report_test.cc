@@ -49,7 +49,7 @@ TEST(StatusReport, WritesEveryKey) {
   nlohmann::json j = StatusReport{}.ToJson();
   for (const char* k : {"running", "pid", "pcr", "banks", "entries", "violations", "duplicates", "write_failures",
                         "overflows", "events", "permission_events", "own_events", "answered", "timeouts",
-                        "reply_errors", "measure_errors", "unknown_syscall", "hashes", "cache_hits", "cache_hit_rate",
+                        "reply_errors", "measure_errors", "unknown_syscall", "unknown_syscall_reads", "unknown_syscall_writes", "hashes", "cache_hits", "cache_hit_rate",
                         "tracked_inodes", "inode_evictions", "marks", "overlay_fuse_marks", "overlay_fuse_events",
                         "overlay_fuse_permission_events", "fuse_stalls", "overlay_backing_events", "mount_namespaces", "mount_pokes",
                         "poke_to_mark_us", "tracepoints", "trace_records", "trace_lost", "late_execs",

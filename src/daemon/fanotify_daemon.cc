@@ -23,6 +23,7 @@
 #include "daemon/fanotify_uapi.h"
 #include "daemon/proc_context.h"
 #include "daemon/side_group.h"
+#include "daemon/write_probe.h"
 
 namespace lim::daemon {
 
@@ -648,13 +649,31 @@ void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const Syscal
     a.direct_io = intent.flags & O_DIRECT;
     a.created = (intent.flags & O_CREAT) || (intent.flags & O_TMPFILE) == O_TMPFILE;
   } else {
-    // io_uring, a running thread, an unreadable /proc: measure as a read; no counts and
-    // no violation inferred (docs/limd.md).
+    // io_uring (the submitter in io_uring_enter, an io-wq worker), a running thread, an
+    // unreadable /proc: no flags. The kernel says whether anyone holds the inode open for
+    // write, this opener included (write_probe.h): nobody — a read-only open; somebody
+    // while limd counts no writer — this opener, a write-open (O_WRONLY or O_RDWR: taken
+    // as MAY_READ|MAY_WRITE, and as possibly creating the file). Otherwise (a counted
+    // writer too, or no leases here) it stays a read, uncounted (docs/appraisal.md).
+    OpenForWrite ow = ProbeOpenForWrite(p.fd);
+    std::string as = "measured as a read";
+    a.mask = ima::may::kRead;
+    if (ow == OpenForWrite::kNo) {
+      ro = true;
+      stats_.unknown_syscall_reads++;
+      as = "no writer: a read-only open";
+    } else if (ow == OpenForWrite::kYes && measurer_->Writers(key) == 0) {
+      write = true;
+      a.open_for_write = true;
+      a.mask = ima::may::kRead | ima::may::kWrite;
+      a.created = true;
+      stats_.unknown_syscall_writes++;
+      as = "open for write: a write-open";
+    }
     if (stats_.unknown_syscall++ < 5) {
       Log("open of " + FdPath(p.fd) + " by tid " + std::to_string(a.pid) + ": syscall unknown (" +
-          (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): measured as a read");
+          (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): " + as);
     }
-    a.mask = ima::may::kRead;
   }
   // A write-open looks at reader counts (ToMToU, the pre-content shortcut below): every
   // reader close that happened before it is queued by now. A reader's open of an inode
@@ -677,7 +696,11 @@ void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const Syscal
       p.ignore_epoch = ignores_->Epoch(key);
     }
   }
-  if (options_.elf_at_open && !p.precontent_fs && intent.known && !intent.exec && ro) {
+  // MMAP_CHECK by ELF-at-open (no pre-content events here): read-only opens, and while
+  // appraising also O_RDWR ones without O_TRUNC — any fd that can be mapped PROT_EXEC with
+  // the content it opened (docs/appraisal.md).
+  bool rdwr_keeps = intent.known && (intent.flags & O_ACCMODE) == O_RDWR && !(intent.flags & O_TRUNC);
+  if (options_.elf_at_open && !p.precontent_fs && !intent.exec && (ro || (rdwr_keeps && measurer_->Appraising()))) {
     p.steps |= kElfStep;
     p.elf_ticket = measurer_->NoteOpen(key, false, false).ticket;
   }
@@ -743,9 +766,10 @@ Access FanotifyDaemon::ElfStep(const Pending& p, const Access& base) {
   a.func = ima::ImaHook::kMmapCheck;
   a.mask = ima::may::kExec;
   a.open_for_write = false;
-  // Measured as MMAP_CHECK at a read-open, but never appraised there: the kernel would
-  // refuse the mapping, not the read (docs/appraisal.md).
-  a.answerable = false;
+  // Measured as MMAP_CHECK at a read-open, and appraised there: without pre-content events
+  // the mapping itself is never seen, so a failure under enforce denies the open — a
+  // bad library cannot be mapped, and a bad ELF file cannot be read either (the kernel
+  // would refuse only the mapping; docs/appraisal.md "Not as the kernel").
   a.counts = OpenCounts{0, 0, p.elf_ticket};
   return a;
 }

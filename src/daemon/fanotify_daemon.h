@@ -140,6 +140,9 @@ bool PolicyMeasuresMmap(const ima::Policy& policy);
 struct DaemonStats {
   std::atomic<uint64_t> events{0}, perm_events{0}, own_events{0}, answered{0}, timeouts{0}, reply_errors{0},
       overflows{0}, measure_errors{0}, unknown_syscall{0};
+  // Opens without known flags (io_uring, …) the kernel showed to be read-only, or taken as
+  // write-opens because the inode was open for write while limd counted no writer.
+  std::atomic<uint64_t> unknown_syscall_reads{0}, unknown_syscall_writes{0};
   // Permission events answered FAN_DENY (appraisal under enforce).
   std::atomic<uint64_t> denied{0};
   // Pre-content: events, those allowed at once (not a PROT_EXEC mmap), ignore marks added

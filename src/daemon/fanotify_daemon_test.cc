@@ -219,6 +219,41 @@ TEST_F(FanotifyDaemonFake, WithoutTheReadersCloseTheWriterIsNotAlone) {
   EXPECT_EQ(measurer_->Readers(KeyOf(f)), 1u);
 }
 
+// An open whose syscall limd cannot read (io_uring, a running thread): the kernel's write
+// count tells a read-only open from a write-open (write_probe.h). No syscall is set for
+// these tids, as for an io-wq worker; the writer below is a real fd held by the test.
+TEST_F(FanotifyDaemonFake, OpensWithoutKnownFlagsAreToldApartByTheKernelsWriteCount) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/false, {}, kNoFileCheck));
+  std::string f = File("f");
+  InodeKey key = KeyOf(f);
+  // Nobody holds it for write: a read-only open, counted as a reader.
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(1).size(), 1u);
+  EXPECT_EQ(measurer_->Readers(key), 1);
+  EXPECT_EQ(measurer_->Writers(key), 0);
+  EXPECT_EQ(daemon_->stats().unknown_syscall_reads.load(), 1u);
+  // The opener's write access is counted before its event is queued: a real write fd
+  // stands for it. limd counts no writer, so this open is the writer.
+  int w = ::open(f.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid + 1);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_EQ(measurer_->Writers(key), 1);
+  EXPECT_EQ(daemon_->stats().unknown_syscall_writes.load(), 1u);
+  // With a writer counted, another such open cannot be told apart: a read, uncounted.
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid + 2);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(3).size(), 3u);
+  EXPECT_EQ(measurer_->Writers(key), 1);
+  EXPECT_EQ(measurer_->Readers(key), 1);
+  EXPECT_EQ(daemon_->stats().unknown_syscall.load(), 3u);
+  EXPECT_EQ(daemon_->stats().unknown_syscall_writes.load(), 1u);
+  EXPECT_EQ(daemon_->stats().unknown_syscall_reads.load(), 1u);
+  ::close(w);
+}
+
 TEST_F(FanotifyDaemonFake, PrecontentIgnoreFollowsTheWriter) {
   ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true));
   std::string f = File("f");

@@ -677,6 +677,8 @@ std::string Limd::StatusDocument(bool running) {
   r.reply_errors = ds.reply_errors.load();
   r.measure_errors = ds.measure_errors.load();
   r.unknown_syscall = ds.unknown_syscall.load();
+  r.unknown_syscall_reads = ds.unknown_syscall_reads.load();
+  r.unknown_syscall_writes = ds.unknown_syscall_writes.load();
   r.hashes = measurer_->hashes();
   r.cache_hits = measurer_->cache_hits();
   r.tracked_inodes = measurer_->tracked_inodes();

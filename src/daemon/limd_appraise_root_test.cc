@@ -2,7 +2,10 @@
 // test's own: files signed with evmctl ima_sign pass; an unsigned binary, the tamper matrix
 // of issue 13 and a write-open of a signed file are denied under enforce (EPERM, exit 126
 // from sh) with the kernel's audit causes and allowed under log; new and edited files are
-// never denied after fix. Skipped without root, fanotify, loop ext4 or evmctl.
+// never denied after fix. On tmpfs (no pre-content events), an unsigned library under an
+// MMAP_CHECK appraise rule cannot be loaded while a signed one can; through io_uring, a
+// signed file's write-open is denied and a hashed file's edit gets its digest rewritten.
+// Skipped without root, fanotify, loop ext4 (tmpfs) or evmctl.
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -33,7 +36,7 @@ class LimdAppraiseRoot : public ::testing::Test {
     if (why.empty() && RunCommand("command -v evmctl && command -v setfattr").exit_code != 0) {
       why = "evmctl or setfattr missing (scripts/deps.sh installs them)";
     }
-    if (why.empty()) why = mounts_.AddExt4(&mnt_);
+    if (why.empty()) why = OnTmpfs() ? mounts_.AddTmpfs(&mnt_) : mounts_.AddExt4(&mnt_);
     if (!why.empty()) GTEST_SKIP() << why;
     state_ = lim::testing::MakeTempDir();
     keys_ = lim::testing::MakeTempDir();
@@ -47,6 +50,8 @@ class LimdAppraiseRoot : public ::testing::Test {
     }
   }
   void TearDown() override { limd_.Stop(SIGTERM); }
+  // The mount: a loop ext4 (pre-content events), or tmpfs (none: MMAP_CHECK by ELF-at-open).
+  virtual bool OnTmpfs() const { return false; }
 
   void Ok(const std::string& line) {
     auto r = RunCommand(line);
@@ -225,5 +230,100 @@ TEST_F(LimdAppraiseRoot, NewAndEditedFilesAreNeverDeniedAfterFix) {
   EXPECT_FALSE(Audited("new.sh", "invalid-hash")) << Log();
 }
 
+// io_uring opens (lim_test_uring: IORING_OP_OPENAT, inline in io_uring_enter and on an
+// io-wq worker) show limd no open flags; the kernel's count of writers does
+// (write_probe.h): a signed file's write-open is denied, its read-open allowed.
+TEST_F(LimdAppraiseRoot, IoUringWriteOpensOfASignedFileAreDeniedAndReadsAllowed) {
+  Make("data", "signed data\n");
+  Start("enforce", "measure func=FILE_CHECK mask=MAY_READ\nappraise func=FILE_CHECK appraise_type=imasig\n");
+  const std::string uring = LIM_TEST_URING_BIN;
+  for (const char* how : {"inline", "async"}) {
+    SCOPED_TRACE(how);
+    EXPECT_EQ(Sh(uring + " data r " + how).out, "opened\nread 12\n");
+    for (const char* mode : {"w", "rw", "wt"}) {
+      auto r = Sh(uring + " data " + mode + " " + how + " changed 2>&1");
+      EXPECT_EQ(r.out, "open failed: EPERM\n") << mode;
+      EXPECT_EQ(r.exit_code, 1) << mode;
+    }
+  }
+  EXPECT_EQ(Sh("cat data").out, "signed data\n");  // unchanged, still readable
+  limd_.Stop(SIGTERM);
+  std::string status = Status();
+  EXPECT_NE(status.find("\"appraise_write_denied\": 6"), std::string::npos) << status;
+  EXPECT_NE(status.find("\"unknown_syscall_writes\": 6"), std::string::npos) << status;
+  EXPECT_NE(status.find("\"unknown_syscall_reads\": 2"), std::string::npos) << status;
+  EXPECT_FALSE(Audited("data", "IMA-signature-required")) << Log();
+}
+
+// A hash-appraised file edited through io_uring is a writer's edit (IMA_UPDATE_XATTR): its
+// digest is rewritten at the close, so it is read again under enforce — as an unseen
+// writer's edit it would be invalid-hash.
+TEST_F(LimdAppraiseRoot, AFileEditedThroughIoUringGetsItsDigestRewrittenAtTheClose) {
+  Make("hashed", "first\n", "");
+  Ok("evmctl ima_hash -a sha256 " + mnt_ + "/hashed 2>&1");
+  Start("enforce", "appraise func=FILE_CHECK\n");
+  const std::string uring = LIM_TEST_URING_BIN;
+  EXPECT_EQ(Sh("cat hashed").out, "first\n");
+  EXPECT_EQ(Sh(uring + " hashed w inline second").out, "opened\nwrote 6\n");
+  EXPECT_EQ(Sh("cat hashed").out, "second");
+  EXPECT_EQ(Sh(uring + " hashed wt async third").out, "opened\nwrote 5\n");
+  EXPECT_EQ(Sh("cat hashed").out, "third");
+  limd_.Stop(SIGTERM);
+  EXPECT_NE(Status().find("\"appraise_xattr_updates\": 2"), std::string::npos) << Status();
+  EXPECT_FALSE(Audited("hashed", "invalid-hash")) << Log();
+  // The control: an edit limd did not see (written while it was stopped) is denied.
+  Ok("printf fourth > " + mnt_ + "/hashed");
+  Start("enforce", "appraise func=FILE_CHECK\n");
+  EXPECT_NE(Sh("cat hashed 2>&1; echo rc=$?").out.find("rc=1"), std::string::npos);
+  EXPECT_TRUE(Audited("hashed", "invalid-hash")) << Log();
+}
+
+class LimdAppraiseTmpfsRoot : public LimdAppraiseRoot {
+ protected:
+  bool OnTmpfs() const override { return true; }
+};
+
+// tmpfs has no pre-content events: a library's PROT_EXEC mapping is never seen, so the
+// MMAP_CHECK appraisal is taken at the read-open of an ELF file with an executable PT_LOAD
+// (dlopen and ld.so open libraries O_RDONLY). An unsigned library cannot be dlopen()ed and
+// an unsigned libc on LD_LIBRARY_PATH is never mapped; signed copies load.
+TEST_F(LimdAppraiseTmpfsRoot, AnUnsignedLibraryCannotBeLoadedAndASignedOneCan) {
+  Ok("mkdir " + mnt_ + "/bad " + mnt_ + "/good && libc=$(ldd /bin/cat | awk '/libc.so.6/{print $3}') && for d in bad good; do "
+     "cp -L $libc /lib/x86_64-linux-gnu/libz.so.1 " + mnt_ + "/$d/ || exit 1; done && printf 'not elf\\n' > " + mnt_ + "/bad/notes");
+  for (const char* lib : {"libc.so.6", "libz.so.1"}) {
+    Ok("evmctl ima_sign -a sha256 --key " + keys_ + "/good.key " + mnt_ + "/good/" + lib + " 2>&1");
+  }
+  Start("enforce", "measure func=MMAP_CHECK\nappraise func=MMAP_CHECK appraise_type=imasig\n");
+  auto dlopen = [&](const std::string& dir) {
+    return Sh("/usr/bin/python3 -c \"import ctypes; ctypes.CDLL('" + mnt_ + "/" + dir + "/libz.so.1')\" 2>&1; echo rc=$?");
+  };
+  auto r = dlopen("bad");
+  EXPECT_NE(r.out.find("libz.so.1: cannot open shared object file: Operation not permitted"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rc=1"), std::string::npos) << r.out;
+  EXPECT_TRUE(Audited("bad/libz.so.1", "IMA-signature-required")) << Log();
+  EXPECT_EQ(dlopen("good").out, "rc=0\n");
+  // Linked against: ld.so's open of the unsigned libc on LD_LIBRARY_PATH fails, and it goes
+  // on to the system's; the signed copy is mapped from the mount.
+  r = Sh("LD_LIBRARY_PATH=$PWD/bad /bin/cat /proc/self/maps 2>&1; echo rc=$?");
+  EXPECT_EQ(r.out.find(mnt_ + "/bad/libc.so.6"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rc=0"), std::string::npos) << r.out;
+  EXPECT_TRUE(Audited("bad/libc.so.6", "IMA-signature-required")) << Log();
+  r = Sh("LD_LIBRARY_PATH=$PWD/good /bin/cat /proc/self/maps 2>&1; echo rc=$?");
+  EXPECT_NE(r.out.find(mnt_ + "/good/libc.so.6"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("rc=0"), std::string::npos) << r.out;
+  // Stricter than the kernel: the bad ELF file cannot be read or opened O_RDWR either; a
+  // file that is not ELF is not an MMAP_CHECK.
+  EXPECT_NE(Sh("cat bad/libz.so.1 >/dev/null 2>&1; echo rc=$?").out.find("rc=1"), std::string::npos);
+  EXPECT_NE(Sh("(exec 3<>bad/libz.so.1) 2>/dev/null; echo rc=$?").out.find("rc=2"), std::string::npos);
+  EXPECT_EQ(Sh("cat bad/notes").out, "not elf\n");
+  // Measured before it was appraised, once, as the kernel measures before it appraises.
+  int entries = 0;
+  for (const auto& row : testing::ReadListRows(state_ + "/binary_runtime_measurements")) entries += row.name == mnt_ + "/bad/libz.so.1";
+  EXPECT_EQ(entries, 1);
+  // Log mode: recorded, loaded.
+  Start("log", "appraise func=MMAP_CHECK appraise_type=imasig\n");
+  EXPECT_EQ(dlopen("bad").out, "rc=0\n");
+  EXPECT_NE(Sh("LD_LIBRARY_PATH=$PWD/bad /bin/cat /proc/self/maps").out.find(mnt_ + "/bad/libc.so.6"), std::string::npos);
+}
 }  // namespace
 }  // namespace lim::daemon

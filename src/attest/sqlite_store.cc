@@ -109,7 +109,7 @@ class Stmt {
 
 class SqliteStore final : public Store {
  public:
-  explicit SqliteStore(sqlite3* db) : db_(db) {}
+  SqliteStore(sqlite3* db, size_t history) : db_(db), history_(history) {}
   ~SqliteStore() override { sqlite3_close(db_); }
 
   Status Init() {
@@ -304,6 +304,14 @@ class SqliteStore final : public Store {
       one.Text(7, f.bank).Text(8, f.tmpl).Text(9, f.path).Text(10, f.digest).Text(11, f.reference).Text(12, f.detail);
       if (one.Step() != SQLITE_DONE) return Error("storing a finding of " + agent);
     }
+    if (findings.empty()) return Status::Ok();
+    // The oldest beyond the bound go (the (agent, seq) index finds the cut without a scan).
+    Stmt trim(db_,
+              "DELETE FROM verdicts WHERE agent=?1 AND seq <= (SELECT seq FROM verdicts WHERE agent=?1 "
+              "ORDER BY seq DESC LIMIT 1 OFFSET ?2)");
+    if (!trim.ok() || trim.Text(1, agent).Int(2, static_cast<int64_t>(history_)).Step() != SQLITE_DONE) {
+      return Error("trimming the history of " + agent);
+    }
     return Status::Ok();
   }
 
@@ -332,12 +340,18 @@ class SqliteStore final : public Store {
   }
 
   sqlite3* db_;
+  const size_t history_;
   std::mutex mu_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options) {
+  if (options.history_per_agent < 1 || options.history_per_agent > kMaxHistoryPerAgent) {
+    return Status::InvalidArgument("verifier database: findings kept per agent must be 1-" +
+                                   std::to_string(kMaxHistoryPerAgent) + ", got " +
+                                   std::to_string(options.history_per_agent));
+  }
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);
@@ -346,7 +360,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path) {
     sqlite3_close(db);
     return Status::IoError("verifier database " + path + ": " + m);
   }
-  auto store = std::make_unique<SqliteStore>(db);
+  auto store = std::make_unique<SqliteStore>(db, options.history_per_agent);
   LIM_RETURN_IF_ERROR(store->Init().WithPrefix(path));
   return std::unique_ptr<Store>(std::move(store));
 }

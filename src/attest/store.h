@@ -61,7 +61,8 @@ class Store {
   virtual Status AssignPolicy(const std::string& agent, const std::string& policy) = 0;
 
   // One round: the new state and status and the round's findings, atomically. A failed
-  // agent stays failed whatever the round says (sticky) until Acknowledge.
+  // agent stays failed whatever the round says (sticky) until Acknowledge. Only the newest
+  // StoreOptions::history_per_agent findings of the agent are kept.
   virtual Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
                              const std::vector<Finding>& findings) = 0;
   // Newest first, at most limit.
@@ -72,7 +73,15 @@ class Store {
 
 constexpr int kStoreSchemaVersion = 1;
 
-// path ":memory:" for a private in-memory database (tests).
-Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path);
+struct StoreOptions {
+  // Findings kept per agent: RecordRound drops the oldest beyond this many, so an agent that
+  // fails every round (or a hostile one) cannot grow the store without bound. 1-10,000,000.
+  size_t history_per_agent = 10000;
+};
+inline constexpr size_t kMaxHistoryPerAgent = 10000000;
+
+// path ":memory:" for a private in-memory database (tests). An options.history_per_agent
+// outside 1-kMaxHistoryPerAgent is refused.
+Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options = {});
 
 }  // namespace lim::attest

@@ -97,6 +97,43 @@ TEST(SqliteStoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
   EXPECT_FALSE((*(*s)->GetAgent("web1")).has_value());
 }
 
+// Only the newest history_per_agent findings of each agent are kept; another agent's are
+// not touched; the bound is range-checked.
+TEST(SqliteStoreTest, HistoryIsBoundedPerAgent) {
+  StoreOptions o;
+  o.history_per_agent = 5;
+  auto s = OpenSqliteStore(":memory:", o);
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  ASSERT_TRUE((*s)->PutAgent(Agent("web1")).ok());
+  ASSERT_TRUE((*s)->PutAgent(Agent("db1")).ok());
+  AgentState st;
+  Finding f;
+  f.reason = Reason::kUnreachable;
+  for (int i = 0; i < 12; ++i) {
+    f.detail = "round " + std::to_string(i);
+    // Two findings in one round count as two.
+    std::vector<Finding> round{f};
+    if (i == 11) round.push_back(f);
+    ASSERT_TRUE((*s)->RecordRound("web1", st, AgentStatus::kUnreachable, 1000 + i, round).ok());
+  }
+  f.detail = "db1's only one";
+  ASSERT_TRUE((*s)->RecordRound("db1", st, AgentStatus::kUnreachable, 999, {f}).ok());
+  auto h = (*s)->History("web1", 100);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 5u);
+  EXPECT_EQ((*h)[0].finding.detail, "round 11");
+  EXPECT_EQ((*h)[1].finding.detail, "round 11");
+  EXPECT_EQ((*h)[4].finding.detail, "round 8");
+  EXPECT_EQ((*s)->History("db1", 100)->size(), 1u);
+  for (size_t bad : {size_t{0}, kMaxHistoryPerAgent + 1}) {
+    o.history_per_agent = bad;
+    auto refused = OpenSqliteStore(":memory:", o);
+    ASSERT_FALSE(refused.ok());
+    EXPECT_NE(refused.status().message().find("findings kept per agent must be 1-10000000"), std::string::npos)
+        << refused.status().message();
+  }
+}
+
 // A push agent the operator allowed has no identity yet: empty blobs are stored as such.
 TEST(SqliteStoreTest, AnAgentWithoutIdentityYetIsStored) {
   auto s = OpenSqliteStore(":memory:");

@@ -35,7 +35,9 @@ int Run(int argc, char** argv) {
   std::string cert, key, ca, ek_ca_dir, on_failure;
   int on_failure_timeout_ms = 10000;
   std::vector<std::string> operator_cn;
-  int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384;
+  int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384, round_threads = 4;
+  int push_silence_ms = 0;
+  size_t history = attest::StoreOptions().history_per_agent;
   CLI::App app;
   app.description("lim-verifier: enrolls lim agents, attests them every interval and serves the operators' REST API "
                   "over mutual TLS 1.3.");
@@ -51,6 +53,18 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--agent-timeout-ms", agent_timeout_ms, "longest wait for one agent's answer")
       ->check(CLI::Range(100, 600000))
+      ->capture_default_str();
+  app.add_option("--round-threads", round_threads,
+                 "threads running rounds: agents that may stall (up to --agent-timeout-ms) before others wait")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--push-silence-ms", push_silence_ms,
+                 "a push agent that posts no evidence for this long turns unreachable (0: 3 x interval + agent "
+                 "timeout)")
+      ->check(CLI::Range(0, 86400000))
+      ->capture_default_str();
+  app.add_option("--history", history, "findings kept per agent (the oldest go first)")
+      ->check(CLI::Range(size_t{1}, attest::kMaxHistoryPerAgent))
       ->capture_default_str();
   app.add_option("--on-failure", on_failure,
                  "executable run (no shell) when an agent turns failed: the failure lines as arguments, "
@@ -93,13 +107,17 @@ int Run(int argc, char** argv) {
     host = hp->first;
     port = hp->second;
   }
-  auto db = attest::OpenSqliteStore(store.substr(7));
+  attest::StoreOptions so;
+  so.history_per_agent = history;
+  auto db = attest::OpenSqliteStore(store.substr(7), so);
   if (!db.ok()) return Fail(db.status().message());
   verifier::VerifierOptions o;
   o.tls = {cert, key, ca};
   o.ek_ca_dir = ek_ca_dir;
   o.interval = std::chrono::milliseconds(interval_ms);
   o.agent_timeout = std::chrono::milliseconds(agent_timeout_ms);
+  o.round_threads = round_threads;
+  o.push_silence = std::chrono::milliseconds(push_silence_ms);
   o.operator_cn = operator_cn;
   if (!on_failure.empty() && ::access(on_failure.c_str(), X_OK) != 0) {
     return Fail("--on-failure: " + on_failure + " is not an executable file");

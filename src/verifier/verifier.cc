@@ -42,8 +42,14 @@ struct Verifier::Worker {
   // The last round's log lines: a failure that persists round after round (a list that
   // does not replay) is logged when it appears, not every interval.
   std::set<std::string> last_lines;
-  // Push mode: the agent connects to us (address empty in the store); the loop skips it.
+  // Queued or running on a round thread (guarded by Verifier::mu_, not mu).
+  bool busy = false;
+  // Push mode: the agent connects to us (address empty in the store); the loop only checks
+  // that it keeps posting: last_push is its last evidence (or enrollment, or our start).
   bool push = false;
+  bool push_enrolled = false;
+  bool push_silent = false;  // unreachable recorded for the current silence
+  std::chrono::steady_clock::time_point last_push{};
   std::optional<attest::Identity> push_identity;  // sent at /v1/push/enroll, awaiting activation
   bool push_tofu = false;
   Bytes push_secret;
@@ -230,6 +236,10 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
   if (!store) return Status::InvalidArgument("verifier: no store");
   if (options.banks.empty()) options.banks = {TPM2_ALG_SHA256};
   if (!options.log) options.log = [](const std::string& l) { std::fprintf(stderr, "%s\n", l.c_str()); };
+  if (options.round_threads < 1 || options.round_threads > 64) {
+    return Status::InvalidArgument("verifier: round threads must be 1-64, got " + std::to_string(options.round_threads));
+  }
+  if (options.push_silence.count() <= 0) options.push_silence = 3 * options.interval + options.agent_timeout;
   std::unique_ptr<Verifier> v(new Verifier);
   LIM_ASSIGN_OR_RETURN(v->client_tls_, net::MakeClientTls(options.tls));
   LIM_ASSIGN_OR_RETURN(auto server_tls, net::MakeServerTls(options.tls));
@@ -252,10 +262,15 @@ Status Verifier::Start() {
   LIM_ASSIGN_OR_RETURN(auto ids, store_->ListAgents());
   for (const auto& id : ids) {
     LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
-    if (rec) WorkerFor(id)->push = rec->address.empty();
+    if (!rec) continue;
+    auto w = WorkerFor(id);
+    w->push = rec->address.empty();
+    w->push_enrolled = w->push && !rec->identity.ak_public.empty();
+    w->last_push = std::chrono::steady_clock::now();  // a push agent gets its time to post again
   }
   LIM_RETURN_IF_ERROR(server_->Start());
   loop_ = std::thread([this] { Loop(); });
+  for (int i = 0; i < options_.round_threads; ++i) round_threads_.emplace_back([this] { RoundThread(); });
   return Status::Ok();
 }
 
@@ -265,7 +280,10 @@ void Verifier::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
+  queue_cv_.notify_all();
   if (loop_.joinable()) loop_.join();
+  for (auto& t : round_threads_) t.join();
+  round_threads_.clear();
   if (server_) server_->Stop();
 }
 
@@ -498,30 +516,64 @@ void Verifier::Loop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
     auto now = std::chrono::steady_clock::now();
-    std::vector<std::shared_ptr<Worker>> due;
     auto wake = now + std::chrono::milliseconds(200);
+    bool queued = false;
     for (auto& [id, w] : workers_) {
+      if (w->busy) continue;
       std::unique_lock<std::mutex> wl(w->mu, std::try_to_lock);
-      if (!wl.owns_lock() || w->push) continue;  // busy right now, or the agent comes to us
-      if (w->due <= now) {
-        due.push_back(w);
+      if (!wl.owns_lock()) continue;  // a push call or RunRound in progress
+      std::chrono::steady_clock::time_point due;
+      if (w->push) {
+        if (!w->push_enrolled || w->push_silent) continue;  // nothing to wait for
+        due = w->last_push + options_.push_silence;
       } else {
-        wake = std::min(wake, w->due);
+        due = w->due;
+      }
+      if (due <= now) {
+        w->busy = true;
+        queue_.push_back(w);
+        queued = true;
+      } else {
+        wake = std::min(wake, due);
       }
     }
-    if (due.empty()) {
-      cv_.wait_until(lk, wake, [this] { return stop_; });
-      continue;
-    }
+    if (queued) queue_cv_.notify_all();
+    cv_.wait_until(lk, wake, [this] { return stop_; });
+  }
+}
+
+void Verifier::RoundThread() {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    queue_cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+    if (stop_) return;
+    std::shared_ptr<Worker> w = std::move(queue_.front());
+    queue_.pop_front();
     lk.unlock();
-    for (auto& w : due) {
-      Status st = RunRound(w->id);
-      if (!st.ok() && st.code() != StatusCode::kNotFound) {
-        Log("lim-verifier: agent=" + w->id + " round error: " + st.message());
-      }
+    Status st = w->push ? MarkSilent(*w) : RunRound(w->id);
+    if (!st.ok() && st.code() != StatusCode::kNotFound) {
+      Log("lim-verifier: agent=" + w->id + " round error: " + st.message());
     }
     lk.lock();
+    w->busy = false;
+    cv_.notify_all();  // the loop computes this agent's next time
   }
+}
+
+Status Verifier::MarkSilent(Worker& w) {
+  std::lock_guard<std::mutex> wl(w.mu);
+  auto silent = std::chrono::steady_clock::now() - w.last_push;
+  if (!w.push || !w.push_enrolled || w.push_silent || silent < options_.push_silence) return Status::Ok();
+  LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(w.id));
+  if (!rec) return Status::NotFound("no agent " + w.id);
+  attest::Finding f;
+  f.reason = attest::Reason::kUnreachable;
+  f.detail = "push agent posted no evidence for " +
+             std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms";
+  w.push_silent = true;
+  w.next.reset();
+  LogFindings(w, {f});
+  return store_->RecordRound(w.id, rec->state, attest::AgentStatus::kUnreachable, Now(), {f});
 }
 
 void Verifier::RegisterRoutes() {
@@ -718,6 +770,9 @@ void Verifier::RegisterPushRoutes() {
     if (Status put = store_->PutAgent(**rec); !put.ok()) return ErrorResponse(put);
     w->ak.reset();
     w->next.reset();
+    w->push_enrolled = true;
+    w->push_silent = false;
+    w->last_push = std::chrono::steady_clock::now();
     Log("lim-verifier: agent=" + w->id + " enrolled push" + (w->push_tofu ? " tofu" : ""));
     return JsonOk(json{{"enrolled", w->id}});
   });
@@ -743,6 +798,8 @@ void Verifier::RegisterPushRoutes() {
     if (w->push_nonce.empty()) return net::JsonError(409, "no evidence request outstanding for " + w->id);
     Bytes nonce = std::move(w->push_nonce);
     w->push_nonce.clear();
+    w->last_push = std::chrono::steady_clock::now();
+    w->push_silent = false;
     auto rec = store_->GetAgent(w->id);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);

@@ -5,14 +5,19 @@
 // from entry N, attest::Verify, state and findings written in one transaction, failures
 // logged one line each), and serves the operators' REST API on its own mTLS socket.
 //
-// Threading: one loop thread runs the rounds (one agent at a time, each over its own kept
-// HttpsClient: no handshake per round); REST handlers run on the server's threads. The
-// agent table is guarded by mu_; a Worker is used by one thread at a time (its own mutex).
+// Threading: one loop thread finds the agents due and queues them; round_threads threads
+// run the rounds (one round per agent at a time, each over the agent's own kept
+// HttpsClient: no handshake per round), so an agent that stalls holds one thread for up to
+// agent_timeout and delays no other agent's rounds while a thread is free. The loop also
+// turns a push agent that went silent unreachable. REST handlers run on the server's
+// threads. The agent table and the queue are guarded by mu_; a Worker is used by one thread
+// at a time (its own mutex).
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -40,6 +45,12 @@ struct VerifierOptions {
   net::ServerOptions server;     // the REST socket
   std::vector<std::string> operator_cn;  // REST clients allowed (certificate CN); empty: any the CA signed
   std::chrono::milliseconds agent_timeout{10000};
+  // Threads running rounds (1-64): how many agents may be slow at once before the others'
+  // rounds wait.
+  int round_threads = 4;
+  // A push agent (enrolled) that posted no evidence for this long turns unreachable; zero:
+  // 3 × interval + agent_timeout.
+  std::chrono::milliseconds push_silence{0};
   // --on-failure: an executable run when an agent turns failed (failure_hook.h); empty: none.
   std::string on_failure;
   std::chrono::milliseconds on_failure_timeout{10000};
@@ -73,6 +84,9 @@ class Verifier {
  private:
   Verifier() = default;
   void Loop();
+  void RoundThread();
+  // A push agent silent for push_silence: one unreachable finding (until it posts again).
+  Status MarkSilent(Worker& w);
   void RegisterRoutes();
   void RegisterPushRoutes();
   // The agent's AK and policy into the worker (policy parsed again when its text changed).
@@ -94,7 +108,10 @@ class Verifier {
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;
   bool stop_ = false;
+  std::deque<std::shared_ptr<Worker>> queue_;  // due, waiting for a round thread
+  std::condition_variable queue_cv_;
   std::thread loop_;
+  std::vector<std::thread> round_threads_;
 };
 
 // "HOST:PORT" → host, port; the error names the text.

@@ -544,11 +544,7 @@ TEST(AgentEkCertificate, IdentityCarriesTheNvCertificate) {
       "--pcr-banks sha256 --overwrite";
   auto made = lim::testing::Run("sh -c " + ShellQuote(conf));
   if (made.exit_code != 0) GTEST_SKIP() << "swtpm_setup failed: " << made.out << made.err;
-  tpm::SwtpmConfig sc;
-  sc.state_dir = d + "/state";
-  sc.run_dir = d + "/run";
-  sc.create_ek_cert = false;
-  sc.die_with_parent = true;
+  tpm::SwtpmConfig sc = tpm::testing::OtherSwtpmConfig(d);
   auto pid = tpm::SwtpmStart(sc);
   ASSERT_TRUE(pid.ok()) << pid.status().message();
   {

@@ -49,6 +49,8 @@ class AgentProcess {
     ::close(out[1]);
     fd_ = out[0];
     if (!wait_for_port) return "";
+    // Started again after Stop: only this run's "listening on" line counts.
+    const size_t from = output_.size();
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (std::chrono::steady_clock::now() < deadline) {
       pollfd p{fd_, POLLIN, 0};
@@ -57,7 +59,7 @@ class AgentProcess {
       ssize_t n = ::read(fd_, buf, sizeof buf);
       if (n <= 0) break;
       output_.append(buf, static_cast<size_t>(n));
-      size_t at = output_.find("listening on ");
+      size_t at = output_.find("listening on ", from);
       size_t nl = at == std::string::npos ? at : output_.find('\n', at);
       if (nl != std::string::npos) {
         std::string addr = output_.substr(at, nl - at);

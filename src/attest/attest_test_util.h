@@ -73,6 +73,25 @@ inline std::vector<ima::Record> AsciiRecords(const std::string& text) {
   return out;
 }
 
+// The firmware log with the sha256 digest of its first PCR 7 event (not a no-action one)
+// changed; *victim is that event's index (0 and the log unchanged when there is none).
+inline Bytes WithOnePcr7EventChanged(const Bytes& log_bytes, size_t* victim) {
+  *victim = 0;
+  auto log = tcg::ParseEventLog(log_bytes);
+  EXPECT_TRUE(log.ok());
+  if (!log.ok()) return log_bytes;
+  Bytes changed = log_bytes;
+  for (const auto& e : log->events) {
+    ByteView d = e.DigestFor(TPM2_ALG_SHA256);
+    if (e.pcr == 7 && !d.empty() && e.type != 3) {
+      *victim = e.index;
+      changed[static_cast<size_t>(d.data() - log_bytes.data())] ^= 0x5a;
+      break;
+    }
+  }
+  return changed;
+}
+
 class Host {
  public:
   // Opens the (freshly rebooted) swtpm and creates an AK.
@@ -139,7 +158,12 @@ class Host {
   void Append(const ima::Record& r, bool extend = true) {
     offsets_.push_back(list_.size());
     ASSERT_TRUE(ima::ListWriter(Sha1Algo(), ByteOrder::kLittle).Append(r, &list_).ok());
-    if (!extend) return;
+    if (extend) Extend(r);
+  }
+  // PCR 10 extended by r's template digest in every bank. Append(r, false), then the list
+  // written where the agent reads it, then Extend(r) is the kernel's (and limd's) order: a
+  // round in between sees a quote covering a prefix of the list, never a list behind the quote.
+  void Extend(const ima::Record& r) {
     std::map<uint16_t, Bytes> d;
     for (uint16_t alg : banks_) {
       auto algo = HashAlgoByTpmAlg(alg);

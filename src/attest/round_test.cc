@@ -346,20 +346,9 @@ TEST_F(RoundTest, FirmwareLogIsReplayedAndComparedEventByEvent) {
   EXPECT_TRUE(state_.firmware_checked);
   EXPECT_FALSE(r.next.want_event_log);
   // A log with one event's sha256 digest changed.
-  auto parsed = tcg::ParseEventLog(*log);
-  ASSERT_TRUE(parsed.ok());
   size_t victim = 0;
-  for (const auto& e : parsed->events) {
-    if (e.pcr == 7 && !e.DigestFor(TPM2_ALG_SHA256).empty() && e.type != 3) {
-      victim = e.index;
-      break;
-    }
-  }
+  Bytes changed = testing::WithOnePcr7EventChanged(*log, &victim);
   ASSERT_GT(victim, 0u);
-  const tcg::Event& ve = parsed->events[victim];
-  size_t at = static_cast<size_t>(ve.DigestFor(TPM2_ALG_SHA256).data() - log->data());
-  Bytes changed = *log;
-  changed[at] ^= 0x5a;
   host_.set_firmware(changed);
   Bytes nonce = RandomBytes(20);
   EvidenceRequest req = NextRequest(state_, host_.banks());

@@ -60,6 +60,17 @@ inline SwtpmEnvironment& Swtpm() {
 
 inline std::string SwtpmTctiForTests() { return SwtpmTcti(Swtpm().Get()); }
 
+// The config of another swtpm of the test's own (another TPM: state and sockets under dir,
+// no EK certificate, a child that dies with the test); SwtpmStart it, SwtpmStop it.
+inline SwtpmConfig OtherSwtpmConfig(const std::string& dir) {
+  SwtpmConfig c;
+  c.state_dir = dir + "/state";
+  c.run_dir = dir + "/run";
+  c.create_ek_cert = false;
+  c.die_with_parent = true;
+  return c;
+}
+
 // A Tpm on the test swtpm (null, with a test failure, when it cannot be opened).
 inline std::unique_ptr<Tpm> OpenTestTpm() {
   auto t = OpenTpm(SwtpmTctiForTests());

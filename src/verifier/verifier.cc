@@ -441,6 +441,14 @@ Status Verifier::RunRound(const std::string& id) {
   } count_after{w.get()};
   attest::AgentState state = rec->state;
   attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest(state, options_.banks);
+  // Notices of an attempt asked again (a reboot) are stored with the round that follows, so
+  // the history shows the new boot, not only the log.
+  std::vector<attest::Finding> earlier;
+  auto with_earlier = [&earlier](const std::vector<attest::Finding>& findings) {
+    std::vector<attest::Finding> all = earlier;
+    all.insert(all.end(), findings.begin(), findings.end());
+    return all;
+  };
   // A retry (the list must be read from entry 0, or the tail was cut) asks again at once.
   for (int attempt = 0; attempt < 4; ++attempt) {
     req.nonce.assign(32, 0);
@@ -459,7 +467,7 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = parsed.status().message();
       LogFindings(*w, {f});
       w->next.reset();
-      return Record(id, rec->status, state, attest::AgentStatus::kFailed, {f});
+      return Record(id, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}));
     }
     if (!ev) {
       attest::Finding f;
@@ -467,7 +475,7 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = why;
       LogFindings(*w, {f});
       w->client->Close();
-      return store_->RecordRound(id, state, attest::AgentStatus::kUnreachable, Now(), {f});
+      return store_->RecordRound(id, state, attest::AgentStatus::kUnreachable, Now(), with_earlier({f}));
     }
     attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
     NoteRows(*w, *ev, r);
@@ -477,12 +485,13 @@ Status Verifier::RunRound(const std::string& id) {
       // Nothing verified yet; the state may have moved to "start over" (a reboot).
       state = r.state;
       req = r.next;
+      earlier.insert(earlier.end(), r.findings.begin(), r.findings.end());
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return Record(id, rec->status, r.state, status, r.findings);
+    return Record(id, rec->status, r.state, status, with_earlier(r.findings));
   }
-  return store_->RecordRound(id, state, rec->status, Now(), {});
+  return store_->RecordRound(id, state, rec->status, Now(), earlier);
 }
 
 Status Verifier::Record(const std::string& id, attest::AgentStatus before, const attest::AgentState& state,

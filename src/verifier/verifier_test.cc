@@ -12,6 +12,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <functional>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -21,8 +24,11 @@
 #include "attest/evidence_json.h"
 #include "attest/runtime_policy.h"
 #include "base/file.h"
+#include "base/hex.h"
+#include "crypto/public_key.h"
 #include "control/control_client.h"
 #include "control/status_report.h"
+#include "daemon/limd_test_util.h"
 #include "ima/list_writer.h"
 #include "net/https_client.h"
 #include "net/https_server.h"
@@ -30,6 +36,7 @@
 #include "tests/testing.h"
 #include "tcg/event_log.h"
 #include "tpm/key.h"
+#include "tpm/swtpm.h"
 #include "tpm/swtpm_test_util.h"
 
 namespace lim::verifier {
@@ -104,10 +111,24 @@ class VerifierE2eTest : public ::testing::Test {
                                        "\"$1\" >> " + dir_ + "/hook.out\n"),
                                0700)
                     .ok());
-    ASSERT_EQ(verifier_.Start({"--store", "sqlite:" + dir_ + "/verifier.db", "--listen", "127.0.0.1:0", "--cert",
-                               pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300",
-                               "--on-failure", dir_ + "/hook"}),
-              "");
+    StartVerifier({});
+  }
+  // lim-verifier on this test's store (interval 300 ms, --on-failure hook) with more flags
+  // (FLAG VALUE pairs; a default flag given again takes the new value), and the operator's
+  // client to it.
+  void StartVerifier(const std::vector<std::string>& extra) {
+    std::vector<std::string> args{"--store", "sqlite:" + dir_ + "/verifier.db", "--listen", "127.0.0.1:0", "--cert",
+                                  pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300",
+                                  "--on-failure", dir_ + "/hook"};
+    for (size_t i = 0; i + 1 < extra.size(); i += 2) {  // a flag given twice is an error: replace
+      auto at = std::find(args.begin(), args.end(), extra[i]);
+      if (at != args.end()) {
+        at[1] = extra[i + 1];
+      } else {
+        args.insert(args.end(), {extra[i], extra[i + 1]});
+      }
+    }
+    ASSERT_EQ(verifier_.Start(args), "");
     auto tls = net::MakeClientTls({pki_.client_cert, pki_.client_key, pki_.ca});
     ASSERT_TRUE(tls.ok()) << tls.status().message();
     net::ClientOptions o;
@@ -115,6 +136,10 @@ class VerifierE2eTest : public ::testing::Test {
     auto c = net::HttpsClient::Create(*tls, o);
     ASSERT_TRUE(c.ok());
     op_ = std::move(*c);
+  }
+  void RestartVerifier(const std::vector<std::string>& extra) {
+    verifier_.Stop();
+    StartVerifier(extra);
   }
   void TearDown() override {
     verifier_.Stop();
@@ -454,6 +479,619 @@ TEST_F(VerifierE2eTest, PushRefusesAnAgentNotAllowed) {
   EXPECT_NE(body.dump().find("agent-1"), std::string::npos) << body.dump();
 }
 
+// ---- End to end: every tampering below is detected within one interval and explained ----
+// (agent, entry index, PCR, template, path, digest, reference, reason), on the fixture's
+// agent, verifier and stand-in limd; the detection time of each is printed ("detected …").
+
+// Between the verifier and the real lim-agent: a hostile or slow agent. It forwards
+// enrollment (renaming the agent when asked: a second agent on the same TPM) and, per mode,
+// forwards the evidence, replays the last evidence it forwarded, re-signs the quote with
+// another TPM's AK, or stalls (takes the request and never answers until destroyed).
+class AgentProxy {
+ public:
+  enum class Mode { kForward, kReplay, kForeign, kStall };
+
+  AgentProxy(const net::testing::TestPki& pki, uint16_t agent_port, std::string rename = {})
+      : rename_(std::move(rename)) {
+    auto ctls = net::MakeClientTls({pki.server_cert, pki.server_key, pki.ca});
+    auto stls = net::MakeServerTls({pki.server_cert, pki.server_key, pki.ca});
+    if (!ctls.ok() || !stls.ok()) {
+      ADD_FAILURE() << "proxy TLS";
+      return;
+    }
+    net::ClientOptions co;
+    co.port = agent_port;
+    auto real = net::HttpsClient::Create(*ctls, co);
+    net::ServerOptions so;
+    so.threads = 4;  // a stalled request holds one
+    auto server = net::HttpsServer::Create(*stls, so);
+    if (!real.ok() || !server.ok()) {
+      ADD_FAILURE() << "proxy client/server";
+      return;
+    }
+    real_ = std::move(*real);
+    server_ = std::move(*server);
+    server_->Route("GET", "/v1/identity", [this](const net::HttpRequest&) {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto r = real_->Request("GET", "/v1/identity");
+      if (!r.ok() || r->status != 200) return net::JsonError(502, "identity");
+      auto id = attest::IdentityFromJson(r->body);
+      if (!id.ok()) return net::JsonError(502, id.status().message());
+      if (!rename_.empty()) id->agent_id = rename_;
+      return net::HttpResponse{200, "application/json", attest::IdentityToJson(*id)};
+    });
+    server_->Route("POST", "/v1/activate", [this](const net::HttpRequest& req) { return Forward("/v1/activate", req); });
+    server_->Route("POST", "/v1/evidence", [this](const net::HttpRequest& req) { return Evidence(req); });
+    EXPECT_TRUE(server_->Start().ok());
+  }
+  ~AgentProxy() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      released_ = true;
+    }
+    cv_.notify_all();
+    if (server_) server_->Stop();
+  }
+
+  uint16_t port() const { return server_->port(); }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port()); }
+  void set_mode(Mode m) { mode_ = m; }
+  void set_foreign(tpm::Tpm* t, const tpm::AkKey* ak) {
+    std::lock_guard<std::mutex> lk(mu_);
+    foreign_tpm_ = t;
+    foreign_ak_ = ak;
+  }
+  int served(Mode m) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return served_[static_cast<int>(m)];
+  }
+
+ private:
+  net::HttpResponse Forward(const std::string& target, const net::HttpRequest& req) {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto r = real_->Request(req.method, target, req.body);
+    if (!r.ok()) return net::JsonError(502, r.status().message());
+    return net::HttpResponse{r->status, "application/json", r->body};
+  }
+
+  net::HttpResponse Evidence(const net::HttpRequest& req) {
+    Mode m = mode_.load();
+    std::unique_lock<std::mutex> lk(mu_);
+    ++served_[static_cast<int>(m)];
+    if (m == Mode::kStall) {
+      cv_.wait(lk, [this] { return released_; });
+      return net::JsonError(503, "released");
+    }
+    if (m == Mode::kReplay && !last_.empty()) return net::HttpResponse{200, "application/json", last_};
+    auto r = real_->Request("POST", "/v1/evidence", req.body);
+    if (!r.ok()) return net::JsonError(502, r.status().message());
+    if (r->status != 200) return net::HttpResponse{r->status, "application/json", r->body};
+    if (m != Mode::kForeign || !foreign_tpm_) {
+      last_ = r->body;
+      return net::HttpResponse{200, "application/json", r->body};
+    }
+    // The same evidence, its quote made over the same PCRs and nonce by another TPM's AK.
+    auto asked = attest::EvidenceRequestFromJson(req.body);
+    auto ev = attest::EvidenceFromJson(r->body);
+    if (!asked.ok() || !ev.ok()) return net::JsonError(502, "proxy: evidence does not parse");
+    tpm::PcrSelection sel;
+    for (const auto& b : asked->pcrs) sel.push_back({b.alg, std::set<int>(b.pcrs.begin(), b.pcrs.end())});
+    auto q = foreign_tpm_->MakeQuote(*foreign_ak_, sel, asked->nonce);
+    if (!q.ok()) return net::JsonError(502, "proxy: " + q.status().message());
+    ev->quote = q->msg;
+    ev->signature = q->sig;
+    ev->pcrs = q->values;
+    return net::HttpResponse{200, "application/json", attest::EvidenceToJson(*ev)};
+  }
+
+  std::string rename_;
+  std::unique_ptr<net::HttpsClient> real_;
+  std::unique_ptr<net::HttpsServer> server_;
+  std::atomic<Mode> mode_{Mode::kForward};
+  std::mutex mu_;  // real_, last_, foreign_*, served_, released_
+  std::condition_variable cv_;
+  std::string last_;
+  tpm::Tpm* foreign_tpm_ = nullptr;
+  const tpm::AkKey* foreign_ak_ = nullptr;
+  int served_[4] = {0, 0, 0, 0};
+  bool released_ = false;
+};
+
+class VerifierDetectsTest : public VerifierE2eTest {
+ protected:
+  using Clock = std::chrono::steady_clock;
+
+  // Enrolls id at address (trust on first use) with the policy named and waits for its
+  // first attested round.
+  void Enroll(const std::string& id, const std::string& address, const std::string& policy = "learnt") {
+    auto [code, rec] = Api("POST", "/v1/agents", {{"id", id}, {"address", address}, {"policy", policy}, {"tofu", true}});
+    ASSERT_EQ(code, 200) << rec.dump() << verifier_.Output();
+    json a = WaitFor(id, [](const json& j) { return j["status"] == "attested"; });
+    ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  }
+  std::string AgentAddress() { return "127.0.0.1:" + std::to_string(agent_.port()); }
+
+  // The kernel's order: the record in the list file, then PCR 10. Returns when PCR 10 moved.
+  Clock::time_point AppendThenExtend(const ima::Record& r) {
+    host_.Append(r, false);
+    WriteList();
+    host_.Extend(r);
+    return Clock::now();
+  }
+  static ima::Record File(const std::string& path, const std::string& content) {
+    return ima::ImaNgRecord(Sha256Algo(), attest::testing::Sha256Of(content), path);
+  }
+
+  // Waits for status failed and expects it within one interval (and a round's time) of since.
+  json ExpectFailedWithinOneInterval(const std::string& id, Clock::time_point since, const std::string& what,
+                                     int interval_ms = 300) {
+    json a = WaitFor(id, [](const json& j) { return j["status"] == "failed"; });
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - since).count();
+    EXPECT_EQ(a["status"], "failed") << what << ": " << a.dump() << verifier_.Output();
+    EXPECT_LE(took, interval_ms + 1500) << what;
+    std::printf("detected %s in %lld ms (interval %d ms)\n", what.c_str(), static_cast<long long>(took), interval_ms);
+    return a;
+  }
+  // The line of the first finding with this reason ("" when none).
+  static std::string Line(const json& a, const std::string& reason) {
+    for (const auto& f : a["findings"]) {
+      if (f["reason"] == reason) return f["line"];
+    }
+    return "";
+  }
+  // An operator acknowledges; the agent is attested again at next_index.
+  void AckAndExpectAttested(const std::string& id, uint64_t next_index) {
+    ASSERT_EQ(Api("POST", "/v1/ack", {{"agent", id}}).first, 200);
+    json a = WaitFor(id, [next_index](const json& j) { return j["status"] == "attested" && j["next_index"] == next_index; });
+    ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+    ASSERT_EQ(a["next_index"], next_index) << a.dump();
+  }
+  std::vector<std::string> AgentArgs(const std::string& ak_dir, const std::string& event_log, uint16_t port = 0) {
+    return {"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", "agent-1",
+            "--verifier-cn", "lim-server", "--listen", "127.0.0.1", "--port", std::to_string(port), "--tpm",
+            tpm::testing::SwtpmTctiForTests(), "--ak-dir", ak_dir, "--list", dir_ + "/list", "--event-log", event_log,
+            "--control-socket", dir_ + "/limd.sock", "--config", "/dev/null"};
+  }
+  // A reboot of the host: its agent stops, the swtpm restarts (reset count + 1), the
+  // firmware (when given) and a new list are measured, and the agent starts again on the
+  // same port with the same AK.
+  void RebootHost(agent::testing::AgentProcess& agent, const std::vector<std::string>& args, const Bytes* firmware,
+                  int tools) {
+    agent.Stop();
+    attest::testing::RebootSwtpm();
+    host_.Reboot();
+    if (firmware) host_.ReplayFirmware(*firmware);
+    host_.AppendBootAggregate();
+    for (int i = 0; i < tools; ++i) host_.AppendFile("/usr/bin/tool" + std::to_string(i), "content " + std::to_string(i));
+    WriteList();
+    ASSERT_EQ(agent.Start(args), "");
+  }
+};
+
+TEST_F(VerifierDetectsTest, AKnownPathWithANewDigest) {
+  AddLearntPolicy("learnt");
+  Enroll("agent-1", AgentAddress());
+  auto t0 = AppendThenExtend(File("/usr/bin/tool3", "a rebuilt tool3"));
+  json a = ExpectFailedWithinOneInterval("agent-1", t0, "digest-not-allowed");
+  std::string line = Line(a, "digest-not-allowed");
+  std::string digest = ToHex(attest::testing::Sha256Of("a rebuilt tool3"));
+  for (const std::string& part : {std::string("agent=agent-1 "), std::string(" entry=21 "), std::string(" pcr=10 "),
+                                  std::string(" template=ima-ng "), std::string(" path=/usr/bin/tool3 "),
+                                  std::string("digest=sha256:" + digest), std::string(" reference=")}) {
+    EXPECT_NE(line.find(part), std::string::npos) << part << " in " << line;
+  }
+  EXPECT_NE(line.find(ToHex(attest::testing::Sha256Of("content 3"))), std::string::npos) << line;  // the allowed one
+}
+
+TEST_F(VerifierDetectsTest, AnImaSigEntryWithABadSignature) {
+  auto text = ReadFileText(lim::testing::Fixture("keylime/derived/test_ima_verification.SIGNATURES.ascii_runtime_measurements"));
+  ASSERT_TRUE(text.ok());
+  std::vector<ima::Record> signed_records = attest::testing::AsciiRecords(*text);
+  ASSERT_EQ(signed_records.size(), 2u);
+  auto rsa = PublicKey::LoadFile(lim::testing::Fixture("keylime/derived/ima_keyring_pubkey_keyid_f3452d23.pem"));
+  ASSERT_TRUE(rsa.ok());
+  auto policy = attest::LearnPolicy(host_.list());
+  ASSERT_TRUE(policy.ok());
+  policy->TrustKey((*rsa)[0]);
+  ASSERT_EQ(Api("POST", "/v1/policies", {{"name", "signed"}, {"policy", json::parse(policy->ToNativeJson())}}).first, 200);
+  Enroll("agent-1", AgentAddress(), "signed");
+  // A good signature by the trusted key: attested (not in the digest list, the signature decides).
+  AppendThenExtend(signed_records[0]);
+  json a = WaitFor("agent-1", [](const json& j) { return j["next_index"] == 22; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  // The same entry with its signature changed by one bit.
+  ima::Record bad = signed_records[0];
+  bad.fields.back().back() ^= 1;
+  auto t0 = AppendThenExtend(bad);
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "bad-signature");
+  std::string line = Line(a, "bad-signature");
+  EXPECT_NE(line.find(" entry=22 "), std::string::npos) << line;
+  EXPECT_NE(line.find(" template=ima-sig "), std::string::npos) << line;
+  EXPECT_NE(line.find(" path=/usr/bin/dd "), std::string::npos) << line;
+  EXPECT_NE(line.find("does not verify"), std::string::npos) << line;
+}
+
+// limd's store file edited on disk where the agent reads it: the entries not verified yet
+// (the verifier reads only those; entries already verified are never read again, so an
+// edit there is seen only as a list shorter than what was verified).
+TEST_F(VerifierDetectsTest, AListEditedOnDisk) {
+  AddLearntPolicy("learnt");
+  Enroll("agent-1", AgentAddress());
+  // Three known-good entries in the file, edited as told, then PCR 10 extended by the true ones.
+  auto edit_new_entries = [&](const std::function<Bytes(const Bytes&, const std::vector<size_t>&)>& edit) {
+    std::vector<ima::Record> recs;
+    for (int i = 5; i < 8; ++i) recs.push_back(File("/usr/bin/tool" + std::to_string(i), "content " + std::to_string(i)));
+    for (const auto& r : recs) host_.Append(r, false);
+    Bytes edited = edit(host_.list(), host_.offsets());
+    EXPECT_TRUE(WriteFileBytes(dir_ + "/list", edited).ok());
+    for (const auto& r : recs) host_.Extend(r);
+    return Clock::now();
+  };
+  auto cut = [](const Bytes& b, size_t from, size_t to) {
+    Bytes out(b.begin(), b.begin() + static_cast<ptrdiff_t>(from));
+    out.insert(out.end(), b.begin() + static_cast<ptrdiff_t>(to), b.end());
+    return out;
+  };
+  uint64_t n = 21;  // verified so far
+  // A file digest changed (the stored template digest left as it was): the second new entry.
+  auto t0 = edit_new_entries([&](const Bytes& b, const std::vector<size_t>& off) {
+    Bytes e = b;
+    e[off[n + 1] + 4 + 20 + 4 + 6 + 4 + 4 + 8 + 5] ^= 0x01;
+    return e;
+  });
+  json a = ExpectFailedWithinOneInterval("agent-1", t0, "digest changed (template-digest)");
+  std::string line = Line(a, "template-digest");
+  EXPECT_NE(line.find(" entry=22 "), std::string::npos) << a.dump();
+  EXPECT_NE(line.find(" path=/usr/bin/tool6 "), std::string::npos) << line;
+  WriteList();
+  AckAndExpectAttested("agent-1", n += 3);
+  // An entry removed.
+  t0 = edit_new_entries([&](const Bytes& b, const std::vector<size_t>& off) { return cut(b, off[n + 1], off[n + 2]); });
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "entry removed (list-does-not-replay)");
+  line = Line(a, "list-does-not-replay");
+  EXPECT_NE(line.find(" pcr=10 "), std::string::npos) << a.dump();
+  EXPECT_NE(line.find(" reference=\"quote: "), std::string::npos) << line;
+  EXPECT_NE(line.find("no prefix of entries 24..26 replays"), std::string::npos) << line;
+  WriteList();
+  AckAndExpectAttested("agent-1", n += 3);
+  // Two entries swapped.
+  t0 = edit_new_entries([&](const Bytes& b, const std::vector<size_t>& off) {
+    Bytes e(b.begin(), b.begin() + static_cast<ptrdiff_t>(off[n]));
+    e.insert(e.end(), b.begin() + static_cast<ptrdiff_t>(off[n + 1]), b.begin() + static_cast<ptrdiff_t>(off[n + 2]));
+    e.insert(e.end(), b.begin() + static_cast<ptrdiff_t>(off[n]), b.begin() + static_cast<ptrdiff_t>(off[n + 1]));
+    e.insert(e.end(), b.begin() + static_cast<ptrdiff_t>(off[n + 2]), b.end());
+    return e;
+  });
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "entries reordered (list-does-not-replay)");
+  EXPECT_NE(Line(a, "list-does-not-replay").find(" pcr=10 "), std::string::npos) << a.dump();
+  WriteList();
+  AckAndExpectAttested("agent-1", n += 3);
+  // The tail truncated: the last new entry is missing (the TPM has it).
+  t0 = edit_new_entries([&](const Bytes& b, const std::vector<size_t>& off) { return Bytes(b.begin(), b.begin() + static_cast<ptrdiff_t>(off[n + 2])); });
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "tail truncated (list-does-not-replay)");
+  EXPECT_NE(Line(a, "list-does-not-replay").find(" pcr=10 "), std::string::npos) << a.dump();
+  WriteList();
+  AckAndExpectAttested("agent-1", n += 3);
+  // Truncated below what was verified: the list was rewound.
+  Bytes shorter(host_.list().begin(), host_.list().begin() + static_cast<ptrdiff_t>(host_.offsets()[10]));
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/list", shorter).ok());
+  t0 = Clock::now();
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "truncated below the verified part (list-rewound)");
+  line = Line(a, "list-rewound");
+  EXPECT_NE(line.find(" entry=10 reference=\"verified: " + std::to_string(n) + " entries\""), std::string::npos)
+      << a.dump();
+  WriteList();
+  AckAndExpectAttested("agent-1", n);
+}
+
+// A hostile agent answers a round with the evidence of the round before (a valid quote by
+// the right AK, for the old nonce).
+TEST_F(VerifierDetectsTest, AReplayedOldQuote) {
+  AddLearntPolicy("learnt");
+  AgentProxy proxy(pki_, agent_.port());
+  Enroll("agent-1", proxy.address());
+  proxy.set_mode(AgentProxy::Mode::kReplay);
+  auto t0 = Clock::now();
+  json a = ExpectFailedWithinOneInterval("agent-1", t0, "replayed quote (nonce)");
+  std::string line = Line(a, "nonce");
+  EXPECT_NE(line.find("agent=agent-1 reason=nonce"), std::string::npos) << a.dump();
+  EXPECT_NE(line.find(" reference=\"nonce sent: "), std::string::npos) << line;
+  EXPECT_GE(proxy.served(AgentProxy::Mode::kReplay), 1);
+  EXPECT_EQ(a["next_index"], 21);  // nothing accepted from it
+}
+
+// A quote by an AK of another TPM (a second swtpm) over the same PCRs and nonce.
+TEST_F(VerifierDetectsTest, AQuoteFromAnotherTpmsAk) {
+  tpm::SwtpmConfig c = tpm::testing::OtherSwtpmConfig(dir_ + "/tpm2");
+  auto pid = tpm::SwtpmStart(c);
+  ASSERT_TRUE(pid.ok()) << pid.status().message();
+  std::unique_ptr<tpm::Tpm> other;
+  {
+    auto t = tpm::OpenTpm(tpm::SwtpmTcti(c));
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    other = std::move(*t);
+  }
+  auto other_ak = other->CreateAk(tpm::EkType::kEcc, tpm::AkAlg::kEccP256);
+  ASSERT_TRUE(other_ak.ok()) << other_ak.status().message();
+  AddLearntPolicy("learnt");
+  {
+    AgentProxy proxy(pki_, agent_.port());
+    proxy.set_foreign(other.get(), &*other_ak);
+    Enroll("agent-1", proxy.address());
+    proxy.set_mode(AgentProxy::Mode::kForeign);
+    auto t0 = Clock::now();
+    json a = ExpectFailedWithinOneInterval("agent-1", t0, "another TPM's AK (quote-signature)");
+    EXPECT_NE(Line(a, "quote-signature").find("agent=agent-1 reason=quote-signature"), std::string::npos) << a.dump();
+    EXPECT_GE(proxy.served(AgentProxy::Mode::kForeign), 1);
+  }
+  other.reset();
+  EXPECT_TRUE(tpm::SwtpmStop(c).ok());
+}
+
+// The firmware log on disk gets one event changed; the host reboots with the true firmware:
+// the log the verifier asks for at the new boot does not replay to the quoted PCR.
+TEST_F(VerifierDetectsTest, AFirmwareLogWithOneEventChanged) {
+  auto log = ReadFileBytes(lim::testing::Fixture("rust-keylime/keylime/test-data/uefi_log.bin"));
+  ASSERT_TRUE(log.ok());
+  agent_.Stop();
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/bios", *log).ok());
+  agent::testing::AgentProcess agent{BesideTest("../agent/lim-agent")};
+  auto args = AgentArgs(dir_ + "/ak-fw", dir_ + "/bios");
+  RebootHost(agent, args, &*log, 3);
+  AddLearntPolicy("learnt", 3);
+  Enroll("agent-1", "127.0.0.1:" + std::to_string(agent.port()));
+  json rows = Api("GET", "/v1/agent?id=agent-1&entries=1").second["entries"];
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows[0]["verdict"], "ok") << rows[0].dump();
+  // One PCR 7 event's sha256 digest changed in the file.
+  size_t victim = 0;
+  Bytes changed = attest::testing::WithOnePcr7EventChanged(*log, &victim);
+  ASSERT_GT(victim, 0u);
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/bios", changed).ok());
+  args[std::find(args.begin(), args.end(), "--port") - args.begin() + 1] = std::to_string(agent.port());
+  RebootHost(agent, args, &*log, 3);
+  auto t0 = Clock::now();
+  json a = ExpectFailedWithinOneInterval("agent-1", t0, "firmware event changed (firmware-log-differs)");
+  std::string line = Line(a, "firmware-log-differs");
+  EXPECT_NE(line.find(" pcr=7 bank=sha256 "), std::string::npos) << a.dump();
+  EXPECT_NE(Line(a, "reboot"), "") << a.dump();  // and the new boot was seen as one
+  agent.Stop();
+}
+
+TEST_F(VerifierDetectsTest, LimdKilled) {
+  AddLearntPolicy("learnt");
+  Enroll("agent-1", AgentAddress());
+  limd_.reset();  // its control socket stops answering
+  auto t0 = Clock::now();
+  json a = ExpectFailedWithinOneInterval("agent-1", t0, "limd killed (limd-not-running)");
+  std::string line = Line(a, "limd-not-running");
+  EXPECT_NE(line.find("agent=agent-1 reason=limd-not-running"), std::string::npos) << a.dump();
+  EXPECT_NE(line.find("limd.sock"), std::string::npos) << line;  // what the agent could not reach
+}
+
+// A reboot (new reset count, new boot_id, a new list from entry 0) is a new boot, shown as
+// one, not a failure and not a continuation of the old list.
+TEST_F(VerifierDetectsTest, ASwtpmRebootIsANewBoot) {
+  AddLearntPolicy("learnt");
+  Enroll("agent-1", AgentAddress());
+  json before = Agent("agent-1");
+  ASSERT_EQ(before["next_index"], 21);
+  auto args = AgentArgs(dir_ + "/ak", "none", agent_.port());
+  RebootHost(agent_, args, nullptr, 5);
+  auto t0 = Clock::now();
+  json a = WaitFor("agent-1", [](const json& j) { return j["reboots"] == 1 && j["next_index"] == 6; });
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  EXPECT_EQ(a["reboots"], 1) << a.dump();
+  EXPECT_EQ(a["next_index"], 6) << a.dump();  // the new list from entry 0, not 21 + 6
+  EXPECT_LE(took, 300 + 1500);
+  std::printf("new boot attested %lld ms after the agent came back\n", static_cast<long long>(took));
+  std::string line = Line(a, "reboot");
+  EXPECT_NE(line.find("agent=agent-1 reason=reboot"), std::string::npos) << a.dump();
+  EXPECT_NE(verifier_.Output().find("agent=agent-1 reason=reboot"), std::string::npos) << verifier_.Output();
+  for (const auto& f : a["findings"]) EXPECT_FALSE(f["reason"] != "reboot" && f["reason"] != "unreachable") << f.dump();
+}
+
+// A clean host at a 100 ms interval, with known-good measurements arriving, for 100 rounds:
+// never anything but attested, no finding logged.
+TEST_F(VerifierDetectsTest, ACleanHostStaysAttestedFor100Rounds) {
+  RestartVerifier({"--interval-ms", "100"});
+  AddLearntPolicy("learnt");
+  Enroll("agent-1", AgentAddress());
+  auto t0 = Clock::now();
+  auto deadline = t0 + std::chrono::seconds(90);
+  uint64_t rounds = 0, appended = 0;
+  int polls = 0, not_attested = 0;
+  json a;
+  while (rounds < 100 && Clock::now() < deadline) {
+    if (polls++ % 4 == 0) {  // a known file about every other round
+      int k = static_cast<int>(appended++ % 20);
+      AppendThenExtend(File("/usr/bin/tool" + std::to_string(k), "content " + std::to_string(k)));
+    }
+    a = Agent("agent-1");
+    if (a["status"] != "attested") ++not_attested;
+    rounds = a["rounds"].get<uint64_t>();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  ASSERT_GE(rounds, 100u) << a.dump() << verifier_.Output();
+  EXPECT_EQ(not_attested, 0) << a.dump() << verifier_.Output();
+  EXPECT_TRUE(a["findings"].empty()) << a.dump();
+  EXPECT_EQ(verifier_.Output().find("reason="), std::string::npos) << verifier_.Output();
+  a = WaitFor("agent-1", [&](const json& j) { return j["next_index"] == 21 + appended; });
+  EXPECT_EQ(a["next_index"], 21 + appended) << a.dump();
+  EXPECT_EQ(a["status"], "attested");
+  std::printf("100 clean rounds: %llu rounds, %llu entries appended, %lld ms\n", static_cast<unsigned long long>(rounds),
+              static_cast<unsigned long long>(appended), static_cast<long long>(took));
+}
+
+// The whole chain with the real limd (root, fanotify): limd watches a tmpfs of the test's
+// own and extends the swtpm's PCR 10; lim-agent serves limd's store and asks limd's control
+// socket for liveness. A program executed on the mount that the policy does not know is
+// failed within one interval and named; limd killed is "limd not running".
+TEST_F(VerifierDetectsTest, RealLimdAnUnknownProgramExecutedOnAWatchedMountThenLimdKilled) {
+  std::string why = daemon::testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  daemon::testing::ScratchMounts mounts;
+  std::string mnt;
+  if (why.empty()) why = mounts.AddTmpfs(&mnt);
+  if (!why.empty()) GTEST_SKIP() << why;
+  agent_.Stop();
+  attest::testing::RebootSwtpm();  // PCR 10 at zero: limd starts a new chain there
+  std::string state = dir_ + "/limd-state", sock = dir_ + "/limd-real.sock";
+  ASSERT_TRUE(std::filesystem::create_directory(state));
+  std::filesystem::permissions(state, std::filesystem::perms::owner_all);
+  ASSERT_EQ(daemon::testing::ShIn(mnt, "cp /bin/true known && chmod 755 known").exit_code, 0);
+  daemon::testing::LimdChild limd;  // after the mounts: stopped before they go
+  using lim::testing::ShellQuote;
+  auto rc = limd.Start(std::string(LIMD_BIN) + " --foreground --securityfs none --control-socket " + ShellQuote(sock) +
+                           " --state " + ShellQuote(state) + " --watch " + ShellQuote(mnt) + " --log-file " +
+                           ShellQuote(state + "/log") + " --tpm " + ShellQuote(tpm::testing::SwtpmTctiForTests()) +
+                           " --pcr 10",
+                       state, 120);
+  auto limd_log = [&] {
+    auto t = ReadFileText(state + "/log");
+    return t.ok() ? *t : t.status().message();
+  };
+  ASSERT_FALSE(rc.has_value()) << "limd did not start: " << rc.value_or(-1) << " " << limd_log();
+  ASSERT_EQ(daemon::testing::ShIn(mnt, "./known").exit_code, 0);
+  const std::string list_path = state + "/binary_runtime_measurements";
+  auto list_has = [&](const std::string& needle) {
+    auto b = ReadFileBytes(list_path);
+    return b.ok() && std::string(b->begin(), b->end()).find(needle) != std::string::npos;
+  };
+  ASSERT_TRUE(list_has(mnt + "/known")) << limd_log();
+  // The policy: what this host measured so far (boot_aggregate, limd's own entries, known).
+  auto measured = ReadFileBytes(list_path);
+  ASSERT_TRUE(measured.ok());
+  auto learnt = attest::LearnPolicy(*measured);
+  ASSERT_TRUE(learnt.ok()) << learnt.status().message();
+  ASSERT_EQ(Api("POST", "/v1/policies", {{"name", "host"}, {"policy", json::parse(learnt->ToNativeJson())}}).first, 200);
+  agent::testing::AgentProcess agent{BesideTest("../agent/lim-agent")};
+  auto args = AgentArgs(dir_ + "/ak-limd", "none");
+  args[std::find(args.begin(), args.end(), "--list") - args.begin() + 1] = list_path;
+  args[std::find(args.begin(), args.end(), "--control-socket") - args.begin() + 1] = sock;
+  ASSERT_EQ(agent.Start(args), "");
+  Enroll("agent-1", "127.0.0.1:" + std::to_string(agent.port()), "host");
+  // The known program again (no new entry: the same digest) and a few clean rounds.
+  ASSERT_EQ(daemon::testing::ShIn(mnt, "./known").exit_code, 0);
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  // A program the policy does not know, executed on the watched mount.
+  ASSERT_EQ(daemon::testing::ShIn(mnt, "cp /bin/true evil && printf x >> evil && chmod 755 evil").exit_code, 0);
+  auto t0 = Clock::now();
+  ASSERT_EQ(daemon::testing::ShIn(mnt, "./evil").exit_code, 0);
+  ASSERT_TRUE(list_has(mnt + "/evil"));
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "real limd: unknown program executed (unknown-file)");
+  std::string line = Line(a, "unknown-file");
+  EXPECT_NE(line.find(" pcr=10 "), std::string::npos) << a.dump() << verifier_.Output();
+  EXPECT_NE(line.find(" path=" + mnt + "/evil "), std::string::npos) << line;
+  EXPECT_NE(line.find(" digest=sha256:"), std::string::npos) << line;
+  EXPECT_NE(line.find(" template="), std::string::npos) << line;
+  EXPECT_NE(line.find(" entry="), std::string::npos) << line;
+  uint64_t next = a["next_index"].get<uint64_t>();
+  ASSERT_EQ(Api("POST", "/v1/ack", {{"agent", "agent-1"}}).first, 200);
+  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested"; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  EXPECT_GE(a["next_index"].get<uint64_t>(), next);
+  // limd killed.
+  EXPECT_NE(limd.Stop(SIGKILL), -1);
+  t0 = Clock::now();
+  a = ExpectFailedWithinOneInterval("agent-1", t0, "real limd killed (limd-not-running)");
+  line = Line(a, "limd-not-running");
+  EXPECT_NE(line.find("agent=agent-1 reason=limd-not-running"), std::string::npos) << a.dump();
+  EXPECT_NE(line.find("limd-real.sock"), std::string::npos) << line;
+  agent.Stop();
+}
+
+// ---- The loop: one agent's stall does not delay the others ----
+
+// Rounds of agent-1 while agent "slow" (through a proxy that takes the request and never
+// answers) waits out its 3 s timeout: the longest gap between agent-1's rounds, in ms.
+class VerifierLoopTest : public VerifierDetectsTest {
+ protected:
+  int64_t LongestGapWhileAnotherStalls(int round_threads) {
+    RestartVerifier({"--agent-timeout-ms", "3000", "--round-threads", std::to_string(round_threads)});
+    AddLearntPolicy("learnt");
+    AgentProxy proxy(pki_, agent_.port(), "slow");
+    Enroll("agent-1", AgentAddress());
+    Enroll("slow", proxy.address());
+    proxy.set_mode(AgentProxy::Mode::kStall);
+    auto start = Clock::now(), last = start;
+    uint64_t rounds = Agent("agent-1")["rounds"].get<uint64_t>();
+    int64_t gap = 0;
+    while (Clock::now() - start < std::chrono::milliseconds(4500)) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(25));
+      uint64_t r = Agent("agent-1")["rounds"].get<uint64_t>();
+      auto now = Clock::now();
+      if (r != rounds) {
+        gap = std::max<int64_t>(gap, std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());
+        rounds = r;
+        last = now;
+      }
+    }
+    gap = std::max<int64_t>(gap, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count());
+    EXPECT_GE(proxy.served(AgentProxy::Mode::kStall), 1);
+    // The stalled agent itself turns unreachable when its timeout ends.
+    json slow = WaitFor("slow", [](const json& j) { return j["status"] == "unreachable"; }, 6000);
+    EXPECT_EQ(slow["status"], "unreachable") << slow.dump();
+    EXPECT_NE(Line(slow, "unreachable"), "") << slow.dump();
+    std::printf("round threads %d: agent-1's longest gap %lld ms while slow stalls\n", round_threads,
+                static_cast<long long>(gap));
+    return gap;
+  }
+};
+
+TEST_F(VerifierLoopTest, AStalledAgentDoesNotDelayAnotherAgentsRounds) {
+  EXPECT_LE(LongestGapWhileAnotherStalls(4), 300 + 700);
+}
+
+// The control: with one round thread the same stall does hold agent-1 back (what the
+// measurement above would show if rounds were not independent).
+TEST_F(VerifierLoopTest, OneRoundThreadIsHeldByTheStall) {
+  EXPECT_GE(LongestGapWhileAnotherStalls(1), 2500);
+}
+
+// A push agent that stops posting turns unreachable within --push-silence-ms (+ the loop's
+// 200 ms tick), and attested again when it comes back.
+TEST_F(VerifierLoopTest, ASilentPushAgentTurnsUnreachable) {
+  RestartVerifier({"--push-silence-ms", "1000"});
+  AddLearntPolicy("learnt");
+  ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
+            200);
+  std::vector<std::string> args{"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id",
+                                "agent-1", "--push", "127.0.0.1:" + std::to_string(verifier_.port()),
+                                "--push-interval-ms", "200", "--tpm", tpm::testing::SwtpmTctiForTests(), "--ak-dir",
+                                dir_ + "/ak-push", "--list", dir_ + "/list", "--event-log", "none", "--control-socket",
+                                dir_ + "/limd.sock", "--config", "/dev/null"};
+  agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(pusher.Start(args, /*wait_for_port=*/false), "");
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
+  // Pushing every 200 ms keeps it attested past the silence bound.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(Agent("agent-1")["status"], "attested");
+  pusher.Stop();
+  auto t0 = Clock::now();
+  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "unreachable"; }, 10000);
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  ASSERT_EQ(a["status"], "unreachable") << a.dump() << verifier_.Output();
+  EXPECT_LE(took, 1000 + 200 + 800);
+  std::printf("silent push agent unreachable after %lld ms (bound 1000 ms)\n", static_cast<long long>(took));
+  std::string line = Line(a, "unreachable");
+  EXPECT_NE(line.find("push agent posted no evidence for "), std::string::npos) << a.dump();
+  // Logged once, not every tick.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  const std::string& log = verifier_.Output();
+  size_t first = log.find("reason=unreachable");
+  ASSERT_NE(first, std::string::npos);
+  EXPECT_EQ(log.find("reason=unreachable", first + 1), std::string::npos) << log;
+  agent::testing::AgentProcess back{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(back.Start(args, false), "");
+  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested"; });
+  EXPECT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << back.Output();
+  back.Stop();
+}
+
 TEST(VerifierFlags, RangesAndBadStore) {
   std::string bin = lim::testing::ShellQuote(BesideTest("lim-verifier"));
   auto help = lim::testing::Run(bin + " --help");
@@ -468,6 +1106,12 @@ TEST(VerifierFlags, RangesAndBadStore) {
   auto listen = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --listen nohost");
   EXPECT_EQ(listen.exit_code, 2);
   EXPECT_NE(listen.err.find("HOST:PORT"), std::string::npos) << listen.err;
+  for (const char* bad : {" --history 0", " --history 10000001", " --round-threads 0", " --round-threads 65",
+                          " --push-silence-ms -1"}) {
+    auto r = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory:" + bad);
+    EXPECT_EQ(r.exit_code, 2) << bad;
+    EXPECT_NE(r.err.find(std::string(bad).substr(1, std::string(bad).find(' ', 1) - 1)), std::string::npos) << r.err;
+  }
   auto hook = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --on-failure /nonexistent/hook");
   EXPECT_EQ(hook.exit_code, 2);
   EXPECT_NE(hook.err.find("--on-failure: /nonexistent/hook is not an executable file"), std::string::npos) << hook.err;

@@ -983,6 +983,7 @@ TEST_F(VerifierDetectsTest, RealLimdAnUnknownProgramExecutedOnAWatchedMountThenL
   ASSERT_TRUE(list_has(mnt + "/evil"));
   a = ExpectFailedWithinOneInterval("agent-1", t0, "real limd: unknown program executed (unknown-file)");
   std::string line = Line(a, "unknown-file");
+  std::printf("%s\n", line.c_str());
   EXPECT_NE(line.find(" pcr=10 "), std::string::npos) << a.dump() << verifier_.Output();
   EXPECT_NE(line.find(" path=" + mnt + "/evil "), std::string::npos) << line;
   EXPECT_NE(line.find(" digest=sha256:"), std::string::npos) << line;

@@ -559,7 +559,12 @@ void Verifier::RoundThread() {
     std::shared_ptr<Worker> w = std::move(queue_.front());
     queue_.pop_front();
     lk.unlock();
-    Status st = w->push ? MarkSilent(*w) : RunRound(w->id);
+    bool push;
+    {
+      std::lock_guard<std::mutex> wl(w->mu);
+      push = w->push;
+    }
+    Status st = push ? MarkSilent(*w) : RunRound(w->id);
     if (!st.ok() && st.code() != StatusCode::kNotFound) {
       Log("lim-verifier: agent=" + w->id + " round error: " + st.message());
     }

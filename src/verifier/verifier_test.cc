@@ -994,9 +994,9 @@ TEST_F(VerifierDetectsTest, RealLimdAnUnknownProgramExecutedOnAWatchedMountThenL
   a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested"; });
   ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
   EXPECT_GE(a["next_index"].get<uint64_t>(), next);
-  // limd killed.
-  EXPECT_NE(limd.Stop(SIGKILL), -1);
+  // limd killed (the time counts from the kill: Stop waits for the process to go).
   t0 = Clock::now();
+  EXPECT_NE(limd.Stop(SIGKILL), -1);
   a = ExpectFailedWithinOneInterval("agent-1", t0, "real limd killed (limd-not-running)");
   line = Line(a, "limd-not-running");
   EXPECT_NE(line.find("agent=agent-1 reason=limd-not-running"), std::string::npos) << a.dump();

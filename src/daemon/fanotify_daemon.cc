@@ -189,7 +189,14 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
   pre_ = std::move(groups.precontent);
   closes_ = std::move(groups.closes);
   report_tid_ = groups.report_tid;
-  if (pre_) ignores_ = std::make_unique<PrecontentIgnores>(pre_.get(), &stats_.ignores_added, &stats_.ignores_removed);
+  if (pre_) {
+    ignores_ = std::make_unique<PrecontentIgnores>(pre_.get(), &stats_.ignores_added, &stats_.ignores_removed);
+    // A policy written later that appraises PROT_EXEC mmaps: the marks added under one
+    // that did not would skip those appraisals.
+    measurer_->SetPublishHook([this] {
+      if (measurer_->AppraisesMmap()) ignores_->Flush();
+    });
+  }
   if (closes_ && report_tid_) {  // open_count_probe.h
     probe_ = std::make_unique<OpenCountProbe>(measurer_, closes_.get(), env_,
                                               [this](int fd, const InodeKey& key, const Measurer::CountsSnapshot& s) {
@@ -316,6 +323,7 @@ void FanotifyDaemon::DrainReaderCloses() {
 }
 
 FanotifyDaemon::~FanotifyDaemon() {
+  if (ignores_) measurer_->SetPublishHook(nullptr);  // the Measurer outlives this daemon
   probe_.reset();  // while workers still serve the turns its last-writer closes wait for
   {
     std::lock_guard<std::mutex> lk(q_mu_);
@@ -851,10 +859,12 @@ void FanotifyDaemon::DoPerm(Pending& p) {
     if (!v.allow) p.denied = true;  // enforce: a failed appraisal, or a write-open of a signed file
     // Measured into its PCR and unchanged: a PROT_EXEC mmap would only hit the cache, so
     // pre-content events for this inode need no round trip until a removal (epoch).
-    // Not while appraising: a PROT_EXEC mmap may need an appraisal (another rule, another
-    // requirement) that this step's verdict does not stand for.
-    if (p.precontent_fs && v.status.ok() && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
-        a.counts.writers == 0 && !measurer_->Appraising()) {
+    // Not when an appraise rule may match a PROT_EXEC mmap: it may need an appraisal
+    // (another rule, another requirement) that this step's verdict does not stand for (a
+    // policy that starts to is published before it flushes the marks, which bumps every
+    // epoch: a mark decided under the old one is not added). Never for a denied access.
+    if (p.precontent_fs && v.status.ok() && v.allow && (v.measured || v.cached || v.duplicate) && !a.direct_io &&
+        a.counts.writers == 0 && !measurer_->AppraisesMmap()) {
       ignores_->Add(p.fd, a.key, p.ignore_epoch);
     }
   };

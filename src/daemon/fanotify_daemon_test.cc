@@ -62,9 +62,15 @@ class FanotifyDaemonFake : public testing::MeasurerFixture {
   static constexpr const char* kPolicy =
       "measure func=BPRM_CHECK\nmeasure func=FILE_CHECK mask=MAY_READ\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n";
   static constexpr const char* kNoFileCheck = "measure func=BPRM_CHECK\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n";
-  void Start(bool precontent, std::vector<pid_t> peers = {}, const char* policy = kPolicy) {
+  void Start(bool precontent, std::vector<pid_t> peers = {}, const char* policy = kPolicy,
+             AppraiseMode appraise = AppraiseMode::kOff) {
     ASSERT_NO_FATAL_FAILURE(OpenParts(policy, ListConfig{}, RealEnv()));
-    measurer_ = std::make_unique<Measurer>(MeasurerConfig{}, matcher_.get(), list_.get(), RealEnv());
+    MeasurerConfig mc;
+    if (appraise != AppraiseMode::kOff) {
+      appraiser_ = std::make_unique<Appraiser>(AppraiserConfig{appraise}, std::vector<PublicKey>{}, DigestDenylist{}, nullptr);
+      mc.appraiser = appraiser_.get();
+    }
+    measurer_ = std::make_unique<Measurer>(mc, matcher_.get(), list_.get(), RealEnv());
     files_ = lim::testing::MakeTempDir();
     FanotifyGroups g;
     auto content = std::make_unique<FakeFanotifyGroup>();
@@ -133,6 +139,7 @@ class FanotifyDaemonFake : public testing::MeasurerFixture {
     EXPECT_TRUE(*r);
   }
 
+  std::unique_ptr<Appraiser> appraiser_;
   std::string files_;
   FakeFanotifyGroup *content_ = nullptr, *pre_ = nullptr;
   FakeReaderCloses* closes_ = nullptr;
@@ -277,6 +284,58 @@ TEST_F(FanotifyDaemonFake, PrecontentIgnoreFollowsTheWriter) {
   EXPECT_EQ(content_->answers().size(), 2u);
   EXPECT_EQ(daemon_->stats().ignores_added.load(), 1u);
   EXPECT_EQ(daemon_->stats().ignores_removed.load(), 2u);
+}
+
+// Enforcing appraisal whose rules never look at a PROT_EXEC mmap (bench/appraise.sh's
+// policy): a measured read-open gets its pre-content ignore mark as in measure mode, or
+// every later read of the file would cost a round trip measure-only does not pay.
+TEST_F(FanotifyDaemonFake, AppraisingWithoutMmapRulesKeepsPrecontentIgnores) {
+  constexpr const char* kExecOnly =
+      "measure func=FILE_CHECK mask=MAY_READ\nmeasure func=MMAP_CHECK mask=MAY_EXEC\nappraise func=BPRM_CHECK\n";
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true, {}, kExecOnly, AppraiseMode::kEnforce));
+  EXPECT_FALSE(measurer_->AppraisesMmap());
+  std::string f = File("f");
+  Openat(kTid, O_RDONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  auto answers = content_->WaitAnswers(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].response, kAllow);
+  EXPECT_EQ(pre_->ignores_added(), std::vector<std::string>{f});
+
+  // A policy written later that appraises mmaps: the marks go, and no new one is added.
+  auto p = ima::ParsePolicy(std::string(kExecOnly) + "appraise func=MMAP_CHECK\n", "test");
+  ASSERT_TRUE(p.ok());
+  ima::Policy mmap_policy = *p;
+  ima::PolicyMatcher mmap_matcher(mmap_policy);
+  int flushes = pre_->inode_flushes();
+  measurer_->SetMatcher(&mmap_matcher);
+  EXPECT_TRUE(measurer_->AppraisesMmap());
+  EXPECT_EQ(pre_->inode_flushes(), flushes + 1);
+  std::string g = File("g");
+  content_->Push(OpenFd(g), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_EQ(pre_->ignores_added(), std::vector<std::string>{f});  // none for g
+  measurer_->SetMatcher(matcher_.get());  // back to one without: no flush
+  EXPECT_EQ(pre_->inode_flushes(), flushes + 1);
+  daemon_.reset();  // before the matcher it may still decide with
+}
+
+// A denied access leaves no ignore mark: its inode's reads stay visible.
+TEST_F(FanotifyDaemonFake, ADeniedOpenAddsNoPrecontentIgnore) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/true, {},
+                                "measure func=FILE_CHECK mask=MAY_READ\nmeasure func=MMAP_CHECK mask=MAY_EXEC\n"
+                                "appraise func=FILE_CHECK\n",
+                                AppraiseMode::kEnforce));
+  std::string f = File("f");  // no security.ima: missing-hash
+  Openat(kTid, O_RDONLY);
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  auto answers = content_->WaitAnswers(1);
+  ASSERT_EQ(answers.size(), 1u);
+  EXPECT_EQ(answers[0].response, uint32_t{FAN_DENY});
+  EXPECT_TRUE(pre_->ignores_added().empty());
 }
 
 TEST_F(FanotifyDaemonFake, OverflowFlushesVerdictsAndIgnoreMarksAndLeavesAGap) {

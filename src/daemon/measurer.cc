@@ -29,6 +29,10 @@ void Measurer::Publish(const ima::PolicyMatcher* matcher) {
     if ((r.action & (ima::action::kAppraise | ima::action::kDontAppraise)) && (r.flags & (kUid | kEuid | kGid | kEgid))) {
       v->appraise_creds = true;
     }
+    if (v->appraise && (r.action & ima::action::kAppraise) &&
+        (!(r.flags & kFunc) || r.func == ima::ImaHook::kMmapCheck || r.func == ima::ImaHook::kMmapCheckReqprot)) {
+      v->appraise_mmap = true;
+    }
     if (!(r.flags & (kUid | kEuid | kGid | kEgid))) continue;
     for (int f = 0; f < ima::kImaHookCount; ++f) {
       if ((r.flags & kFunc) && static_cast<int>(r.func) != f) continue;
@@ -42,6 +46,12 @@ void Measurer::Publish(const ima::PolicyMatcher* matcher) {
   std::lock_guard<std::mutex> lk(views_mu_);
   views_.push_back(std::move(v));
   view_.store(views_.back().get(), std::memory_order_release);
+  if (publish_hook_) publish_hook_();
+}
+
+void Measurer::SetPublishHook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lk(views_mu_);
+  publish_hook_ = std::move(hook);
 }
 
 std::shared_ptr<Measurer::InodeState> Measurer::Get(const InodeKey& key) {
@@ -217,6 +227,8 @@ void Measurer::UndoOpen(const InodeKey& key, bool write, bool read_only) {
 bool Measurer::Appraising() const { return view_.load(std::memory_order_acquire)->appraise; }
 
 bool Measurer::AppraisalEnforced() const { return Appraising() && config_.appraiser->enforce(); }
+
+bool Measurer::AppraisesMmap() const { return view_.load(std::memory_order_acquire)->appraise_mmap; }
 
 void Measurer::CloseLocked(InodeState* st, bool last_writer, const FileFacts& now, int fd) {
   ApplyFlush(st);

@@ -175,6 +175,15 @@ class Measurer {
   // Whether appraisal is enforced and the policy in force has appraise rules (a decision
   // that times out is then denied).
   bool AppraisalEnforced() const;
+  // Whether appraisal is on and an appraise rule of the policy in force may match a
+  // PROT_EXEC mmap (MMAP_CHECK or MMAP_CHECK_REQPROT, or no func=). Without one, the
+  // pre-content event of such a mmap only measures, so a measured inode's pre-content
+  // events may be ignored while appraising too (FanotifyDaemon::DoPerm).
+  bool AppraisesMmap() const;
+  // Called after every policy change (SetMatcher), under the lock that orders them, with no
+  // other Measurer lock held; nullptr removes it. The fanotify daemon drops its pre-content
+  // ignore marks when the new policy appraises mmaps.
+  void SetPublishHook(std::function<void()> hook);
   const AppraiseCounts& appraise_counts() const { return appraise_counts_; }
 
   Verdict Process(const Access& access);
@@ -296,6 +305,7 @@ class Measurer {
     uint64_t pcrs = 0;  // the default PCR and every pcr= of a rule, as bits
     bool appraise = false;        // appraisal on, and the policy has appraise rules
     bool appraise_creds = false;  // an appraise/dont_appraise rule looks at uid/gid
+    bool appraise_mmap = false;   // appraising, and an appraise rule may match MMAP_CHECK(_REQPROT)
     bool CredsMatter(ima::ImaHook func, uint32_t mask) const {
       return creds_matter[static_cast<size_t>(func)] & (1u << (mask & 15));
     }
@@ -362,6 +372,7 @@ class Measurer {
   MeasurerConfig config_;
   std::atomic<const PolicyView*> view_{nullptr};
   std::mutex views_mu_;
+  std::function<void()> publish_hook_;  // under views_mu_
   std::vector<std::unique_ptr<PolicyView>> views_;  // every view published: workers may hold an old one
   MeasurementList* list_;
   Env* env_;

@@ -61,6 +61,45 @@ class MeasurerAppraiseTest : public testing::MeasurerFixture {
   std::vector<std::string> audit_;
 };
 
+// Only an appraise rule that can match a PROT_EXEC mmap keeps the daemon's pre-content
+// ignore marks away; the hook hears every policy change.
+TEST_F(MeasurerAppraiseTest, AppraisesMmapOnlyWithAnAppraiseRuleThatCanMatchOne) {
+  auto mmap = [&](std::string_view text, AppraiseMode mode = AppraiseMode::kEnforce) {
+    Start(text, mode);
+    return measurer_->AppraisesMmap();
+  };
+  EXPECT_FALSE(mmap("measure func=MMAP_CHECK\nappraise func=BPRM_CHECK\nappraise func=FILE_CHECK\n"));
+  EXPECT_FALSE(mmap("dont_appraise func=MMAP_CHECK\nappraise func=BPRM_CHECK\n"));
+  EXPECT_TRUE(mmap("appraise func=MMAP_CHECK\n"));
+  EXPECT_TRUE(mmap("appraise func=MMAP_CHECK_REQPROT\n"));
+  EXPECT_TRUE(mmap("appraise fowner=0\n"));  // no func=: every hook
+  EXPECT_TRUE(mmap("appraise func=MMAP_CHECK\n", AppraiseMode::kLog));
+  EXPECT_FALSE(mmap("appraise func=MMAP_CHECK\n", AppraiseMode::kOff));
+  StartBuiltin("appraise_tcb");
+  EXPECT_TRUE(measurer_->AppraisesMmap());
+
+  Start("appraise func=BPRM_CHECK\n");
+  int calls = 0;
+  bool seen = true;
+  measurer_->SetPublishHook([&] {
+    calls++;
+    seen = measurer_->AppraisesMmap();
+  });
+  auto p = ima::ParsePolicy("appraise func=MMAP_CHECK\n", "test");
+  ASSERT_TRUE(p.ok());
+  ima::Policy policy = *p;
+  ima::PolicyMatcher m(policy);
+  measurer_->SetMatcher(&m);
+  EXPECT_EQ(calls, 1);
+  EXPECT_TRUE(seen);
+  measurer_->SetMatcher(matcher_.get());
+  EXPECT_EQ(calls, 2);
+  EXPECT_FALSE(seen);
+  measurer_->SetPublishHook(nullptr);
+  measurer_->SetMatcher(&m);
+  EXPECT_EQ(calls, 2);
+}
+
 TEST_F(MeasurerAppraiseTest, EnforceDeniesAndADenialStaysCachedUntilTheFileChanges) {
   Start("appraise func=FILE_CHECK\n");
   int fd = env_.NewFile("content");

@@ -19,9 +19,11 @@
 # one runs. Workloads (after a warm-up, so every verdict is cached): spawns without a shell
 # and open+close of one file (lim_op_loop). Then, per workload, the CPU time each daemon
 # spent (utime+stime from /proc/PID/stat, all threads) over all timed rounds — every daemon
-# saw the same accesses on its own mount — and limd's round trips per operation (its
+# saw the same accesses on its own mount; it includes limd's exec tracepoint work for every
+# exec on the machine, the other peers' too — and limd's round trips per operation (its
 # answers: permission and pre-content events), measure vs enforce: the script fails unless
-# they are equal.
+# they are equal. Last, per round and daemon, its CPU while it alone serves its workload
+# (perf stat -e task-clock -p PID), and the per-round enforce/measure ratio.
 # Config files fapolicyd reads are swapped in and restored at exit (trap); every daemon runs
 # under `timeout -k` and is stopped by its own pid.
 # Usage: bench/appraise.sh [ROUNDS] (default 9).  LIMD=build/src/daemon/limd
@@ -162,6 +164,39 @@ workload() {  # workload TITLE OPS SPEC: the interleaved table, then CPU and rou
 }
 workload "500 spawns of a signed /bin/true without a shell (lim_op_loop spawn)" 500 "$oploop spawn %D/true 500"
 workload "2,000 open+close of one signed file (lim_op_loop open)" 2000 "$oploop open %D/true 2000"
+
+# Per round, each daemon's own CPU while it serves one workload on its mount (perf stat
+# -e task-clock -p PID over the lim_op_loop run), daemons in turn round by round; the
+# enforce/measure ratio is taken per round (the two ran back to back) — its median and
+# min–max are what the ≤ 10 % target is judged on.
+if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+  declare -A cpus
+  task_us() {  # task_us PID OPS ARGS...: µs of PID's CPU per operation of lim_op_loop ARGS
+    local pid=$1 ops=$2
+    shift 2
+    perf stat -x, -e task-clock -p "$pid" -- "$oploop" "$@" 2>&1 >/dev/null |
+      awk -F, -v n="$ops" '/task-clock/ {printf "%.2f", $1 * 1000 / n}'
+  }
+  for ((r = 0; r < rounds; r++)); do
+    for d in "${daemons[@]}"; do
+      cpus[$d.spawn]+="$(task_us "${dpid[$d]}" 500 spawn "$W/$d/true" 500) "
+      cpus[$d.open]+="$(task_us "${dpid[$d]}" 2000 open "$W/$d/true" 2000) "
+    done
+  done
+  mm() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.1f (%.1f–%.1f)", a[int((NR+1)/2)], a[1], a[NR]}'; }
+  ratios() {  # ratios A B: per-round A/B, median (min–max)
+    paste -d' ' <(tr ' ' '\n' <<<"${cpus[$1]}" | grep -v '^$') <(tr ' ' '\n' <<<"${cpus[$2]}" | grep -v '^$') |
+      awk '{print $1 / $2}' | sort -g | awk '{a[NR]=$1} END {printf "%.3f (%.3f–%.3f)", a[int((NR+1)/2)], a[1], a[NR]}'
+  }
+  echo
+  echo "### daemon CPU per operation, perf stat -e task-clock -p PID, $rounds interleaved rounds"
+  echo "| daemon | µs CPU per spawn, median (min–max) | µs CPU per open+close, median (min–max) |"
+  echo "|---|---|---|"
+  for d in "${daemons[@]}"; do
+    echo "| $d | $(echo "${cpus[$d.spawn]}" | mm) | $(echo "${cpus[$d.open]}" | mm) |"
+  done
+  echo "| enforce / measure, per-round ratio | $(ratios enforce.spawn measure.spawn) | $(ratios enforce.open measure.open) |"
+fi
 echo
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 for d in measure enforce; do

@@ -233,7 +233,8 @@ void RegisterScan(CLI::App& app) {
   cmd->add_option("PATH", a.paths, "directories or files (links below them are recorded, never followed)")->required();
   cmd->add_option("--exclude", a.excludes,
                   "fnmatch glob, repeatable: with a '/' matched against the whole path, else against the name; an "
-                  "excluded directory is not entered");
+                  "excluded directory is not entered")
+      ->allow_extra_args(false);  // one glob per --exclude: the PATHs after it stay PATHs
   cmd->add_flag("--xdev", a.xdev, "do not enter other filesystems (as find -xdev)");
   cmd->add_option("--hash,-a", a.hash, "file digest algorithm (default sha256; any IMA hash OpenSSL computes)");
   cmd->add_option("-o,--out", a.out, "write here instead of standard output");

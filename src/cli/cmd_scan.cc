@@ -4,6 +4,7 @@
 // keylime's. The walk, hashing and JSON live in src/refs; this file reads the arguments,
 // shows progress on a terminal and sets the exit code: 0 every file hashed, 1 some could not
 // be (each named on stderr), 2 bad usage or a PATH that does not exist.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -124,6 +125,34 @@ class Progress {
   std::thread thread_;
 };
 
+// -o: a regular file (or a new one) is replaced atomically (WriteFileBytes); a device or a
+// pipe (/dev/null, /dev/stdout, a fifo) is written into, never replaced; "" or "-" is stdout.
+Status WriteOutput(const std::string& path, std::string_view data) {
+  int fd = -1;
+  struct stat st;
+  if (path.empty() || path == "-") {
+    fd = dup(STDOUT_FILENO);
+  } else if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    fd = open(path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
+  } else {
+    return WriteFileBytes(path, AsBytes(data));
+  }
+  const std::string name = path.empty() ? "-" : path;
+  if (fd < 0) return Status::IoError(name + ": open: " + std::strerror(errno));
+  for (size_t off = 0; off < data.size();) {
+    ssize_t n = write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Status::IoError(name + ": write: " + std::strerror(errno));
+      close(fd);
+      return s;
+    }
+    off += static_cast<size_t>(n);
+  }
+  close(fd);
+  return Status::Ok();
+}
+
 // The absolute path without links, "." or "..": what the kernel would name the file.
 Result<std::string> Canonical(const std::string& path) {
   char* r = realpath(path.c_str(), nullptr);
@@ -196,12 +225,7 @@ int RunScan(const ScanArgs& a) {
     json = refs::NativeManifestJson(*m, policy);
   }
   json += "\n";
-  if (a.out.empty()) {
-    std::fwrite(json.data(), 1, json.size(), stdout);
-    std::fflush(stdout);
-  } else if (Status st = WriteFileBytes(a.out, AsBytes(json)); !st.ok()) {
-    return ReportError(st);
-  }
+  if (Status st = WriteOutput(a.out, json); !st.ok()) return ReportError(st);
 
   uint64_t files = 0, digests = 0, links = 0, other = 0;
   for (const auto& e : m->entries) {
@@ -237,7 +261,7 @@ void RegisterScan(CLI::App& app) {
       ->allow_extra_args(false);  // one glob per --exclude: the PATHs after it stay PATHs
   cmd->add_flag("--xdev", a.xdev, "do not enter other filesystems (as find -xdev)");
   cmd->add_option("--hash,-a", a.hash, "file digest algorithm (default sha256; any IMA hash OpenSSL computes)");
-  cmd->add_option("-o,--out", a.out, "write here instead of standard output");
+  cmd->add_option("-o,--out", a.out, "write here instead of standard output (a regular file is replaced atomically)");
   cmd->add_option("--format", a.format, "lim (native policy with the manifest under \"files\") or keylime")
       ->check(CLI::IsMember({"lim", "native", "keylime"}));
   cmd->add_option("--root", a.root,

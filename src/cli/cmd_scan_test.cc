@@ -114,6 +114,25 @@ TEST_F(ScanCliTest, ProgressOnlyOnATerminal) {
   EXPECT_EQ(quiet.out, "");
 }
 
+TEST_F(ScanCliTest, OutputIntoAFifoWritesThroughItNeverReplacesIt) {
+  // As -o /dev/null or /dev/stdout: a device or pipe is written into (once, a regular file
+  // was renamed over /dev/null).
+  std::string fifo = P("fifo");
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto r = RunCommand("cat " + ShellQuote(fifo) + " > " + ShellQuote(P("got")) + " & " +
+                      LimCommand("scan -q -o " + ShellQuote(fifo) + " " + ShellQuote(P("tree"))) + "; rc=$?; wait; exit $rc");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  struct stat st {};
+  ASSERT_EQ(lstat(fifo.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+  auto got = ReadFileText(P("got"));
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ(json::parse(*got)["paths"].size(), 4u);
+  auto dash = Scan("-q -o - " + ShellQuote(P("tree/data")));
+  EXPECT_EQ(dash.exit_code, 0);
+  EXPECT_EQ(json::parse(dash.out)["paths"].size(), 1u);
+}
+
 TEST_F(ScanCliTest, RootAndExcludeShapeThePaths) {
   auto r = Scan("-q --root " + ShellQuote(P("tree")) + " --exclude '*.log' " + ShellQuote(P("tree/bin")) + " " +
                 ShellQuote(P("tree/app.log")) + " " + ShellQuote(P("tree/data")));

@@ -10,11 +10,12 @@
 // links are hashed once (same device and inode) and their digest given to every name.
 //
 // Errors with one file (cannot open, read error, changed while read) are reported with its
-// path, counted and recorded in its entry; the scan goes on. Scan() itself fails only when
+// path, counted and recorded in its entry; the scan goes on. Walk and open errors are
+// reported as the walk meets them, read errors after the hashing, in walk order. Scan() itself fails only when
 // its options are unusable (a hash OpenSSL here cannot compute).
 //
-// Threading: Scan() is called from one thread; on_error and the progress counters are
-// updated from the walk and hashing threads (on_error calls are serialised by Scan).
+// Threading: Scan() is called from one thread, and calls on_error on it; the progress
+// counters are updated from the walk and hashing threads.
 #pragma once
 
 #include <sys/types.h>

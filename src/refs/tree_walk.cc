@@ -117,8 +117,12 @@ void TreeWalk::WalkDir(int fd, std::string* path, dev_t root_dev, int depth) {
 
 Result<int> OpenForRead(const WalkEntry& e) {
   int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (e.is_root ? 0 : O_NOFOLLOW);
-  int fd = openat(e.dir_fd, e.name, flags | O_NOATIME);
-  if (fd < 0 && errno == EPERM) fd = openat(e.dir_fd, e.name, flags);  // O_NOATIME needs ownership
+  // O_NOATIME needs ownership (or CAP_FOWNER): not tried where it would fail on every file
+  // (a user scanning /usr), tried and dropped on EPERM otherwise.
+  static const uid_t euid = geteuid();
+  const bool noatime = euid == 0 || e.st.st_uid == euid;
+  int fd = noatime ? openat(e.dir_fd, e.name, flags | O_NOATIME) : -1;
+  if (fd < 0 && (!noatime || errno == EPERM)) fd = openat(e.dir_fd, e.name, flags);
   if (fd < 0) return Status::IoError(e.path + ": open: " + std::strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_dev != e.st.st_dev || st.st_ino != e.st.st_ino) {

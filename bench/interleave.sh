@@ -3,7 +3,10 @@
 # them alike), and prints for each the median wall time, the min–max spread, and the ratio
 # of every command's median to the first one's. Usage:
 #   bench/interleave.sh ROUNDS 'name1=command 1' 'name2=command 2' ...
+# INTERLEAVE_PREPARE, when set, is a command run untimed before every timed one (bench/scan.sh
+# evicts a tree from the page cache with it).
 set -euo pipefail
+prepare=${INTERLEAVE_PREPARE:-}
 rounds=$1
 shift
 names=()
@@ -15,6 +18,7 @@ done
 declare -A times
 for ((r = 0; r < rounds; r++)); do
   for i in "${!cmds[@]}"; do
+    if [[ -n $prepare ]]; then bash -c "$prepare" >/dev/null 2>&1; fi
     start=$(date +%s%N)
     bash -c "${cmds[$i]}" >/dev/null 2>&1 || { echo "command failed: ${cmds[$i]}" >&2; exit 1; }
     end=$(date +%s%N)

@@ -548,7 +548,10 @@ Result<RuntimePolicy> RuntimePolicy::FromNativeJson(std::string_view text) {
   if (!j.is_object()) return Status::InvalidArgument("lim runtime policy: expected an object");
   static const char* kKeys[] = {"lim_runtime_policy", "release", "paths", "anywhere", "excludes", "keys",
                                 "keyrings", "ignored_keyrings", "ima_buf", "log_hash_alg", "dm_policy", "boot_pcrs",
-                                "generator", "timestamp"};
+                                "generator", "timestamp",
+                                // `lim scan`'s manifest (kind, size, mode, owner per path): for people
+                                // and tools, not for verdicts, so it is accepted and not kept.
+                                "files"};
   for (auto it = j.begin(); it != j.end(); ++it) {
     if (std::find_if(std::begin(kKeys), std::end(kKeys), [&](const char* k) { return it.key() == k; }) ==
         std::end(kKeys)) {

@@ -110,6 +110,12 @@ std::string ReadLink(const std::string& path) {
 
 Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
                       const std::function<void(int fd)>& written) {
+  // A device, fifo or socket at path is never renamed over: `-o /dev/null` run as root
+  // would otherwise put a regular file in /dev/null's place for the whole machine.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(path + ": not a regular file: not replaced");
+  }
   std::string tmp = path + ".tmp";
   if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("unlink", tmp);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);

@@ -36,7 +36,7 @@ std::string SizeText(uint64_t bytes);
 std::string ReadLink(const std::string& path);
 // Writes PATH.tmp (never through a link: an old PATH.tmp is removed, the new one created
 // with O_EXCL | O_NOFOLLOW and mode) and renames it over path, which replaces a link at path
-// rather than writing through it. written(fd), when given, runs on the written temporary
+// rather than writing through it. A device, fifo or socket at path is refused, not replaced. written(fd), when given, runs on the written temporary
 // file before the rename.
 Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode = 0644,
                       const std::function<void(int fd)>& written = {});

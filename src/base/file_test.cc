@@ -43,6 +43,18 @@ TEST_F(FileTest, AtomicWriteNeverFollowsALink) {
   EXPECT_TRUE(S_ISREG(st.st_mode));
 }
 
+// `lim scan -o /dev/null` as root once renamed a regular file over /dev/null: a device,
+// fifo or socket at PATH is refused, never replaced (a fifo stands in for the device here).
+TEST_F(FileTest, AtomicWriteNeverReplacesADeviceOrFifo) {
+  std::string p = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(p.c_str(), 0600), 0);
+  Status s = WriteFileBytes(p, AsBytes(std::string("x")));
+  EXPECT_EQ(s.message(), p + ": not a regular file: not replaced");
+  struct stat st {};
+  ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
 TEST_F(FileTest, BoundedReadStopsAtTheLimit) {
   auto z = ReadFileBounded("/dev/zero", 1000);
   ASSERT_FALSE(z.ok());

@@ -33,6 +33,7 @@
 #include "ima/policy.h"
 #include "ima/policy_builtin.h"
 #include "ima/policy_match.h"
+#include "refs/tree_walk.h"
 
 namespace lim::cli {
 
@@ -62,27 +63,15 @@ Result<std::unique_ptr<Fd>> OpenFile(const std::string& path) {
   return f;
 }
 
-// The files named, directories walked when recursive (regular files only, sorted).
+// The files named; with recursive, the regular files under directories (refs/tree_walk.h:
+// links are not followed, as `lim scan`).
 Result<std::vector<std::string>> ExpandFiles(const std::vector<std::string>& args, bool recursive) {
-  std::vector<std::string> out;
+  if (recursive) return refs::RegularFilesUnder(args);
   for (const auto& a : args) {
     std::error_code ec;
-    if (!std::filesystem::is_directory(a, ec)) {
-      out.push_back(a);
-      continue;
-    }
-    if (!recursive) return Status::InvalidArgument(a + ": is a directory (use -r)");
-    std::vector<std::string> found;
-    for (std::filesystem::recursive_directory_iterator it(a, std::filesystem::directory_options::none, ec), end;
-         !ec && it != end; it.increment(ec)) {
-      std::error_code sec;
-      if (it->is_regular_file(sec) && !it->is_symlink(sec)) found.push_back(it->path().string());
-    }
-    if (ec) return Status::IoError(a + ": " + ec.message());
-    std::sort(found.begin(), found.end());
-    out.insert(out.end(), found.begin(), found.end());
+    if (std::filesystem::is_directory(a, ec)) return Status::InvalidArgument(a + ": is a directory (use -r)");
   }
-  return out;
+  return args;
 }
 
 Status SetXattr(int fd, const char* name, ByteView value, const std::string& what) {

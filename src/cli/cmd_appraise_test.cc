@@ -117,6 +117,9 @@ TEST_F(AppraiseCliTest, HashFixMatchesEvmctlImaHash) {
   std::filesystem::create_directories(P("tree/sub"));
   Write("tree/x", "x\n");
   Write("tree/sub/y", "y\n");
+  // Links below the tree are not followed (refs/tree_walk.h, shared with `lim scan`).
+  std::filesystem::create_directory_symlink(dir_, P("tree/sub/up"));
+  std::filesystem::create_symlink(P("a"), P("tree/a-link"));
   auto tree = LimIn("hash --fix -r tree");
   ASSERT_EQ(tree.exit_code, 0) << tree.err;
   EXPECT_EQ(std::count(tree.out.begin(), tree.out.end(), '\n'), 2) << tree.out;

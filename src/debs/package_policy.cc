@@ -179,11 +179,15 @@ Result<attest::RuntimePolicy> PolicyFromDpkg(DpkgDb& db, const FromDpkgOptions& 
     installed[p.name] = p.version;
     LIM_ASSIGN_OR_RETURN(const auto* sums, db.Md5sums(p));
     std::string deb_path;
+    // apt writes the epoch's ':' as "%3a"; dpkg-deb --build leaves the epoch out; some keep ':'.
+    std::vector<std::string> names = {DebFileName(p.name, p.version, p.architecture),
+                                      p.name + "_" + p.version + "_" + p.architecture + ".deb"};
+    if (size_t colon = p.version.find(':'); colon != std::string::npos) {
+      names.push_back(p.name + "_" + p.version.substr(colon + 1) + "_" + p.architecture + ".deb");
+    }
     for (const auto& dir : from.deb_dirs) {
-      std::string candidate = dir + "/" + DebFileName(p.name, p.version, p.architecture);
-      if (Exists(candidate)) {
-        deb_path = candidate;
-        break;
+      for (const auto& name : names) {
+        if (deb_path.empty() && Exists(dir + "/" + name)) deb_path = dir + "/" + name;
       }
     }
     std::optional<DebPackage> pkg;

@@ -63,7 +63,8 @@ Result<attest::RuntimePolicy> PolicyFromDebs(const std::vector<std::string>& deb
                                              const PackagePolicyOptions& options, PackagePolicyReport* report);
 
 struct FromDpkgOptions {
-  std::vector<std::string> deb_dirs;  // where to look for PKG_VERSION_ARCH.deb (e.g. /var/cache/apt/archives)
+  std::vector<std::string> deb_dirs;  // where to look for PKG_VERSION_ARCH.deb (e.g. /var/cache/apt/archives;
+                                      // the epoch as apt's "%3a", as ':', or left out as dpkg-deb does)
   std::string root = "/";             // the installed files are read under root
   std::vector<std::string> only;      // package names to take (empty: every installed package)
   bool check_disk = false;            // also compare files on disk with md5sums when the .deb is used

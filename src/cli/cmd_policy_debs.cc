@@ -24,6 +24,7 @@ struct Common {
   std::string root = "/";
   std::string format = "native";
   std::string out;
+  size_t jobs = debs::DefaultJobs();
 };
 
 void AddCommon(CLI::App* cmd, Common* c) {
@@ -34,12 +35,14 @@ void AddCommon(CLI::App* cmd, Common* c) {
   cmd->add_option("--format", c->format, "native (lim, with package versions) or keylime")
       ->check(CLI::IsMember({"native", "keylime"}));
   cmd->add_option("-o,--out", c->out, "write here instead of standard output");
+  cmd->add_option("-j,--jobs", c->jobs, ".debs read at once (default: one per CPU)")->check(CLI::Range(1, 256));
 }
 
 Result<debs::PackagePolicyOptions> Options(const Common& c) {
   debs::PackagePolicyOptions o;
   LIM_ASSIGN_OR_RETURN(o.algo, HashAlgoByName(c.hash));
   o.keep = c.keep;
+  o.jobs = c.jobs;
   LIM_ASSIGN_OR_RETURN(o.usr, debs::UsrMerge::Load(c.root));
   return o;
 }

@@ -5,6 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <optional>
+#include <thread>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -120,6 +123,8 @@ std::string Key(ByteView b) { return std::string(reinterpret_cast<const char*>(b
 
 }  // namespace
 
+size_t DefaultJobs() { return std::max(1u, std::thread::hardware_concurrency()); }
+
 std::string DebFileName(const std::string& name, const std::string& version, const std::string& arch) {
   std::string v;
   for (char c : version) {
@@ -139,14 +144,27 @@ Status AddPackages(const std::vector<DebPackage>& packages, const PackagePolicyO
 
 Result<std::vector<DebPackage>> ReadDebs(const std::vector<std::string>& debs_or_dirs,
                                          const PackagePolicyOptions& options, PackagePolicyReport* report) {
-  std::vector<DebPackage> out;
+  std::vector<std::string> files;
   for (const auto& arg : debs_or_dirs) {
-    LIM_ASSIGN_OR_RETURN(auto files, ListDebs(arg));
-    for (const auto& f : files) {
-      LIM_ASSIGN_OR_RETURN(DebPackage p, ReadDeb(f, options.algo, options.limits));
-      ++report->debs;
-      out.push_back(std::move(p));
-    }
+    LIM_ASSIGN_OR_RETURN(auto some, ListDebs(arg));
+    files.insert(files.end(), some.begin(), some.end());
+  }
+  // One .deb per worker at a time: decompression and hashing are CPU-bound and independent.
+  std::vector<std::optional<Result<DebPackage>>> read(files.size());
+  std::atomic<size_t> next{0};
+  auto work = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < files.size();) read[i] = ReadDeb(files[i], options.algo, options.limits);
+  };
+  size_t jobs = std::max<size_t>(1, std::min<size_t>(options.jobs, files.size()));
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < jobs; ++t) threads.emplace_back(work);
+  work();
+  for (auto& t : threads) t.join();
+  std::vector<DebPackage> out;
+  for (auto& r : read) {
+    if (!r->ok()) return r->status();
+    ++report->debs;
+    out.push_back(std::move(*r).value());
   }
   return out;
 }

@@ -13,7 +13,7 @@
 // installed package whose .deb is not at hand, the file on disk — trust on first use, marked
 // "tofu" in the policy, and only when dpkg's md5sums agree (a file that does not is left out
 // and reported, so the verifier flags it with a reinstall hint). Functions are stateless;
-// each call reads its inputs on the calling thread.
+// ReadDebs reads on options.jobs threads of its own, the rest on the calling thread.
 #pragma once
 
 #include <cstdint>
@@ -30,11 +30,15 @@ namespace lim::debs {
 
 inline constexpr size_t kDefaultKeepVersions = 3;
 
+// One reader per CPU.
+size_t DefaultJobs();
+
 struct PackagePolicyOptions {
   HashAlgo algo = Sha256Algo();
   size_t keep = kDefaultKeepVersions;  // versions per package in the window (≥ 1)
   UsrMerge usr;                        // names as limd measures them (Load("/") for the host)
   DebLimits limits;
+  size_t jobs = DefaultJobs();  // .debs read at once (ReadDebs)
 };
 
 // What a build saw besides the policy: counts and one line per problem (a .deb that does not
@@ -54,7 +58,8 @@ struct PackagePolicyReport {
 Status AddPackages(const std::vector<DebPackage>& packages, const PackagePolicyOptions& options,
                    attest::RuntimePolicy* policy, PackagePolicyReport* report);
 
-// Reads every .deb of the given files and directories. A .deb that does not read is an error
+// Reads every .deb of the given files and directories, options.jobs at a time on their own
+// threads (the result in name order either way). A .deb that does not read is an error
 // (a policy silently missing a package would fail hosts later, far from the cause).
 Result<std::vector<DebPackage>> ReadDebs(const std::vector<std::string>& debs_or_dirs, const PackagePolicyOptions& options,
                                          PackagePolicyReport* report);

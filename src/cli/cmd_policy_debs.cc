@@ -22,6 +22,7 @@ struct Common {
   std::string hash = "sha256";
   size_t keep = debs::kDefaultKeepVersions;
   std::string root = "/";
+  std::string merged_usr = "auto";
   std::string format = "native";
   std::string out;
   size_t jobs = debs::DefaultJobs();
@@ -32,6 +33,9 @@ void AddCommon(CLI::App* cmd, Common* c) {
   cmd->add_option("--keep", c->keep, "versions kept per package: the update window (default 3)")
       ->check(CLI::Range(1, 1000));
   cmd->add_option("--root", c->root, "host root whose /bin, /lib, … links to /usr give the names limd records (default /)");
+  cmd->add_option("--merged-usr", c->merged_usr,
+                  "auto (the links of --root), yes (Debian 12's /bin, /sbin, /lib* → /usr), no (names as shipped)")
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
   cmd->add_option("--format", c->format, "native (lim, with package versions) or keylime")
       ->check(CLI::IsMember({"native", "keylime"}));
   cmd->add_option("-o,--out", c->out, "write here instead of standard output");
@@ -43,7 +47,11 @@ Result<debs::PackagePolicyOptions> Options(const Common& c) {
   LIM_ASSIGN_OR_RETURN(o.algo, HashAlgoByName(c.hash));
   o.keep = c.keep;
   o.jobs = c.jobs;
-  LIM_ASSIGN_OR_RETURN(o.usr, debs::UsrMerge::Load(c.root));
+  if (c.merged_usr == "yes") {
+    o.usr = debs::UsrMerge::Debian();
+  } else if (c.merged_usr == "auto") {
+    LIM_ASSIGN_OR_RETURN(o.usr, debs::UsrMerge::Load(c.root));
+  }
   return o;
 }
 

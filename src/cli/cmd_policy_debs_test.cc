@@ -65,6 +65,14 @@ TEST_F(CmdPolicyDebs, FromDebsThenUpdateKeepsTheWindow) {
   EXPECT_EQ(k["meta"]["version"], 1);
   EXPECT_NE(r.err.find("not in keylime's form: package provenance"), std::string::npos) << r.err;
 
+  // Names as shipped, or Debian 12's merge whatever the building host has.
+  r = RunCommand(LimCommand("policy from-debs " + Q(d3) + " --merged-usr no"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(json::parse(r.out)["paths"].contains("/bin/tool"));
+  r = RunCommand(LimCommand("policy from-debs " + Q(d3) + " --merged-usr yes --root /nonexistent"));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(json::parse(r.out)["paths"].contains("/usr/bin/tool"));
+
   // A hostile .deb in the set is an error naming it.
   ASSERT_TRUE(WriteFileBytes(d3 + "/broken.deb", AsBytes("!<arch>\nnot really")).ok());
   r = RunCommand(LimCommand("policy from-debs " + Q(d3) + " --root " + Q(root_)));

@@ -48,6 +48,14 @@ UsrMerge UsrMerge::FromPairs(std::vector<std::pair<std::string, std::string>> li
   return m;
 }
 
+UsrMerge UsrMerge::Debian() {
+  std::vector<std::pair<std::string, std::string>> links;
+  for (const char* d : {"bin", "sbin", "lib", "lib32", "lib64", "libx32"}) {
+    links.emplace_back(std::string("/") + d, std::string("/usr/") + d);
+  }
+  return FromPairs(std::move(links));
+}
+
 std::string UsrMerge::Canonical(std::string_view path) const {
   std::string_view rest;
   for (const auto& [alias, target] : links_) {

@@ -22,6 +22,9 @@ class UsrMerge {
   static Result<UsrMerge> Load(const std::string& root = "/");
   // Explicit aliases ("/bin" → "/usr/bin"), for tests and policies built for another host.
   static UsrMerge FromPairs(std::vector<std::pair<std::string, std::string>> links);
+  // Debian 12's merged /usr as usrmerge sets it up (/bin, /sbin, /lib, /lib32, /lib64,
+  // /libx32 → /usr/…): for a policy built on a host that is not the target.
+  static UsrMerge Debian();
 
   // The name under /usr when path is under an aliased top-level directory; else path.
   std::string Canonical(std::string_view path) const;

@@ -1,7 +1,5 @@
 #include "debs/deb_archive.h"
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <dirent.h>
 #include <sys/stat.h>
 
@@ -13,19 +11,27 @@
 
 #include "crypto/digest.h"
 #include "debs/control_file.h"
+#include "debs/libarchive_api.h"
 
 namespace lim::debs {
 namespace {
 
+// ReadDeb and ReadDebMemory load libarchive (and return its error) before anything here runs.
+const ArchiveApi& Api() {
+  static const ArchiveApi* api = LoadArchiveApi().value();
+  return *api;
+}
+
 struct ArchiveFree {
-  void operator()(archive* a) const { archive_read_free(a); }
+  void operator()(archive* a) const { Api().archive_read_free(a); }
 };
 using ArchivePtr = std::unique_ptr<archive, ArchiveFree>;
 
 constexpr size_t kBlock = 256 * 1024;
 
+
 std::string ArchiveError(archive* a) {
-  const char* s = archive_error_string(a);
+  const char* s = Api().archive_error_string(a);
   return s ? s : "unknown libarchive error";
 }
 
@@ -54,9 +60,9 @@ struct OuterFeed {
 
 la_ssize_t FeedRead(archive* inner, void* data, const void** block) {
   auto* f = static_cast<OuterFeed*>(data);
-  la_ssize_t n = archive_read_data(f->outer, f->buf, sizeof f->buf);
+  la_ssize_t n = Api().archive_read_data(f->outer, f->buf, sizeof f->buf);
   if (n < 0) {
-    archive_set_error(inner, EIO, "ar member: %s", ArchiveError(f->outer).c_str());
+    Api().archive_set_error(inner, EIO, "ar member: %s", ArchiveError(f->outer).c_str());
     return -1;
   }
   *block = f->buf;
@@ -73,15 +79,15 @@ class Reader {
     uint64_t members = 0;
     for (;;) {
       archive_entry* e = nullptr;
-      int r = archive_read_next_header(outer, &e);
+      int r = Api().archive_read_next_header(outer, &e);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) return Err("", "not a .deb (ar): " + ArchiveError(outer));
       if (++members > limits_.max_outer_members) return Err("", "more than " + std::to_string(limits_.max_outer_members) + " ar members");
-      std::string member = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+      std::string member = Api().archive_entry_pathname(e) ? Api().archive_entry_pathname(e) : "";
       if (members == 1 && member != "debian-binary") return Err(member, "the first member is not debian-binary");
       if (member == "debian-binary") {
         char v[16] = {};
-        la_ssize_t n = archive_read_data(outer, v, sizeof v);
+        la_ssize_t n = Api().archive_read_data(outer, v, sizeof v);
         if (n < 4 || std::strncmp(v, "2.", 2) != 0) return Err(member, "not format 2.x");
         have_binary_ = true;
       } else if (member.rfind("control.tar", 0) == 0) {
@@ -111,27 +117,27 @@ class Reader {
   }
 
   Status Inner(archive* outer, const std::string& member, bool control) {
-    ArchivePtr in(archive_read_new());
+    ArchivePtr in(Api().archive_read_new());
     if (!in) return Status::Internal("archive_read_new failed");
-    archive_read_support_filter_gzip(in.get());
-    archive_read_support_filter_xz(in.get());
-    archive_read_support_filter_lzma(in.get());
-    archive_read_support_filter_zstd(in.get());
-    archive_read_support_filter_bzip2(in.get());
-    archive_read_support_filter_none(in.get());
-    archive_read_support_format_tar(in.get());
+    Api().archive_read_support_filter_gzip(in.get());
+    Api().archive_read_support_filter_xz(in.get());
+    Api().archive_read_support_filter_lzma(in.get());
+    Api().archive_read_support_filter_zstd(in.get());
+    Api().archive_read_support_filter_bzip2(in.get());
+    Api().archive_read_support_filter_none(in.get());
+    Api().archive_read_support_format_tar(in.get());
     auto feed = std::make_unique<OuterFeed>();
     feed->outer = outer;
-    if (archive_read_open(in.get(), feed.get(), nullptr, FeedRead, nullptr) != ARCHIVE_OK) {
+    if (Api().archive_read_open(in.get(), feed.get(), nullptr, FeedRead, nullptr) != ARCHIVE_OK) {
       return Err(member, "not a tar: " + ArchiveError(in.get()));
     }
     uint64_t entries = 0;
     for (;;) {
       archive_entry* e = nullptr;
-      int r = archive_read_next_header(in.get(), &e);
+      int r = Api().archive_read_next_header(in.get(), &e);
       if (r == ARCHIVE_EOF) break;
       if (r < ARCHIVE_WARN) return Err(member, "truncated or corrupt: " + ArchiveError(in.get()));
-      std::string raw = archive_entry_pathname(e) ? archive_entry_pathname(e) : "";
+      std::string raw = Api().archive_entry_pathname(e) ? Api().archive_entry_pathname(e) : "";
       auto path = MemberPath(raw);
       if (!path.ok()) return Err(member, raw + ": " + path.status().message());
       if (control) {
@@ -139,7 +145,7 @@ class Reader {
         continue;
       }
       if (++entries > limits_.max_files) return Err(member, "more than " + std::to_string(limits_.max_files) + " entries");
-      if (const char* link = archive_entry_hardlink(e)) {
+      if (const char* link = Api().archive_entry_hardlink(e)) {
         auto target = MemberPath(link);
         if (!target.ok()) return Err(member, raw + ": hard link: " + target.status().message());
         auto it = by_path_.find(*target);
@@ -150,7 +156,7 @@ class Reader {
         pkg_.files.push_back(std::move(f));
         continue;
       }
-      if (archive_entry_filetype(e) != AE_IFREG) continue;
+      if (Api().archive_entry_filetype(e) != AE_IFREG) continue;
       LIM_RETURN_IF_ERROR(File(in.get(), member, raw, *path, e));
     }
     return Status::Ok();
@@ -160,7 +166,7 @@ class Reader {
     std::string text;
     char buf[16384];
     for (;;) {
-      la_ssize_t n = archive_read_data(in, buf, sizeof buf);
+      la_ssize_t n = Api().archive_read_data(in, buf, sizeof buf);
       if (n < 0) return Err(member, raw + ": truncated or corrupt: " + ArchiveError(in));
       if (n == 0) break;
       if (text.size() + static_cast<size_t>(n) > limits_.max_control_bytes) {
@@ -183,7 +189,7 @@ class Reader {
 
   Status File(archive* in, const std::string& member, const std::string& raw, const std::string& path,
               archive_entry* e) {
-    int64_t declared = archive_entry_size(e);
+    int64_t declared = Api().archive_entry_size(e);
     if (declared < 0 || static_cast<uint64_t>(declared) > limits_.max_member_bytes) {
       return Err(member, raw + ": " + std::to_string(declared) + " bytes, more than the limit of " +
                              std::to_string(limits_.max_member_bytes) + " per file");
@@ -194,7 +200,7 @@ class Reader {
     LIM_RETURN_IF_ERROR(Hashers());
     uint64_t got = 0;
     for (;;) {
-      la_ssize_t n = archive_read_data(in, buf_.data(), buf_.size());
+      la_ssize_t n = Api().archive_read_data(in, buf_.data(), buf_.size());
       if (n < 0) return Err(member, raw + ": truncated or corrupt: " + ArchiveError(in));
       if (n == 0) break;
       got += static_cast<uint64_t>(n);
@@ -211,7 +217,7 @@ class Reader {
     DebFile f;
     f.path = path;
     f.size = got;
-    f.mode = static_cast<uint32_t>(archive_entry_perm(e));
+    f.mode = static_cast<uint32_t>(Api().archive_entry_perm(e));
     f.md5 = md5_->Final();
     f.sha256 = sha256_->Final();
     f.digest = other_ ? other_->Final() : f.sha256;
@@ -247,17 +253,18 @@ class Reader {
 };
 
 ArchivePtr NewOuter() {
-  ArchivePtr a(archive_read_new());
-  if (a) archive_read_support_format_ar(a.get());
+  ArchivePtr a(Api().archive_read_new());
+  if (a) Api().archive_read_support_format_ar(a.get());
   return a;
 }
 
 }  // namespace
 
 Result<DebPackage> ReadDeb(const std::string& path, const HashAlgo& algo, const DebLimits& limits) {
+  if (auto loaded = LoadArchiveApi(); !loaded.ok()) return loaded.status();
   ArchivePtr a = NewOuter();
   if (!a) return Status::Internal("archive_read_new failed");
-  if (archive_read_open_filename(a.get(), path.c_str(), 64 * 1024) != ARCHIVE_OK) {
+  if (Api().archive_read_open_filename(a.get(), path.c_str(), 64 * 1024) != ARCHIVE_OK) {
     return Status::Corrupt(path + ": not a .deb (ar): " + ArchiveError(a.get()));
   }
   return Reader(path, algo, limits).Read(a.get());
@@ -265,9 +272,10 @@ Result<DebPackage> ReadDeb(const std::string& path, const HashAlgo& algo, const 
 
 Result<DebPackage> ReadDebMemory(ByteView data, const HashAlgo& algo, const DebLimits& limits,
                                  const std::string& name) {
+  if (auto loaded = LoadArchiveApi(); !loaded.ok()) return loaded.status();
   ArchivePtr a = NewOuter();
   if (!a) return Status::Internal("archive_read_new failed");
-  if (archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
+  if (Api().archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
     return Status::Corrupt(name + ": not a .deb (ar): " + ArchiveError(a.get()));
   }
   return Reader(name, algo, limits).Read(a.get());

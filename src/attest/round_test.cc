@@ -113,6 +113,32 @@ TEST_F(RoundTest, QuoteCoveringAPrefixKeepsTheRestForTheNextRound) {
   EXPECT_EQ(state_.pending_entries, 0u);
 }
 
+// A package update: a host still running the old version of /usr/bin/tool stays attested
+// (old-version is a notice), a digest of no version fails with the reinstall hint.
+TEST_F(RoundTest, OldPackageVersionIsANoticeUnknownDigestFails) {
+  policy_.SetPackage("tool", {{"2.0-1", "1.0-1"}, "2.0-1", "deb"});
+  policy_.AllowPackageFile("/usr/bin/tool", "tool", "1.0-1", Sha256Of("tool 1"));
+  policy_.AllowPackageFile("/usr/bin/tool", "tool", "2.0-1", Sha256Of("tool 2"));
+  host_.AppendBootAggregate();
+  host_.AppendFile("/usr/bin/tool", "tool 1");
+  RoundResult r = Round();
+  ASSERT_TRUE(r.attested) << Describe(r);
+  EXPECT_FALSE(r.retry);
+  const Finding* old = Find(r, Reason::kOldVersion);
+  ASSERT_NE(old, nullptr) << Describe(r);
+  EXPECT_EQ(old->entry, 1u);
+  host_.AppendFile("/usr/bin/tool", "tool 2");
+  RoundResult n = Round();
+  ASSERT_TRUE(n.attested) << Describe(n);
+  EXPECT_TRUE(n.findings.empty()) << Describe(n);
+  host_.AppendFile("/usr/bin/tool", "replaced");
+  RoundResult bad = Round();
+  EXPECT_FALSE(bad.attested);
+  const Finding* f = Find(bad, Reason::kDigestNotAllowed);
+  ASSERT_NE(f, nullptr) << Describe(bad);
+  EXPECT_NE(f->detail.find("reinstall: `apt-get install --reinstall tool`"), std::string::npos) << f->detail;
+}
+
 TEST_F(RoundTest, TailCutBeforeTheQuotedEntriesIsAskedAgainNotFailed) {
   host_.AppendBootAggregate();
   for (char c = 'a'; c <= 'e'; ++c) AppendGood(c);

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "attest/remediation.h"
 #include "crypto/hash_algo.h"
 #include "ima/digest_field.h"
 #include "ima/list_reader.h"
@@ -236,6 +237,51 @@ Status TrustSpkiList(const json& j, const std::string& where, RuntimePolicy* p) 
   return Status::Ok();
 }
 
+// "packages" and "owners" of the native form (attest/runtime_policy.h: package provenance).
+// An owner must name a listed package and one of its versions.
+Status ReadProvenance(const json& j, RuntimePolicy* p) {
+  if (j.contains("packages")) {
+    const json& pk = j["packages"];
+    if (!pk.is_object()) return Status::InvalidArgument("packages: expected an object");
+    for (auto it = pk.begin(); it != pk.end(); ++it) {
+      std::string w = "packages." + it.key();
+      if (!it.value().is_object()) return Status::InvalidArgument(w + ": expected an object");
+      PackageInfo info;
+      LIM_ASSIGN_OR_RETURN(const json* versions, Member(it.value(), "versions", w + "."));
+      LIM_ASSIGN_OR_RETURN(info.versions, StringList(*versions, w + ".versions"));
+      for (const char* key : {"installed", "source"}) {
+        if (!it.value().contains(key)) continue;
+        if (!it.value()[key].is_string()) return Status::InvalidArgument(w + "." + key + ": expected a string");
+        (std::string_view(key) == "installed" ? info.installed : info.source) = it.value()[key].get<std::string>();
+      }
+      p->SetPackage(it.key(), std::move(info));
+    }
+  }
+  if (j.contains("owners")) {
+    const json& ow = j["owners"];
+    if (!ow.is_object()) return Status::InvalidArgument("owners: expected an object");
+    for (auto it = ow.begin(); it != ow.end(); ++it) {
+      std::string w = "owners." + it.key();
+      if (!it.value().is_object()) return Status::InvalidArgument(w + ": expected an object");
+      LIM_ASSIGN_OR_RETURN(const json* package, Member(it.value(), "package", w + "."));
+      if (!package->is_string()) return Status::InvalidArgument(w + ".package: expected a string");
+      const std::string& name = package->get_ref<const std::string&>();
+      auto pi = p->packages().find(name);
+      if (pi == p->packages().end()) return Status::InvalidArgument(w + ".package: \"" + name + "\" is not in packages");
+      LIM_ASSIGN_OR_RETURN(const json* versions, Member(it.value(), "versions", w + "."));
+      LIM_ASSIGN_OR_RETURN(auto by_version, DigestListMap(*versions, w + ".versions"));
+      for (auto& [version, digests] : by_version) {
+        const auto& known = pi->second.versions;
+        if (std::find(known.begin(), known.end(), version) == known.end()) {
+          return Status::InvalidArgument(w + ".versions." + version + ": not a version of " + name + " in packages");
+        }
+        for (auto& d : digests) p->AllowPackageFile(it.key(), name, version, Bytes(d.begin(), d.end()));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<Bytes> ParsePolicyDigest(std::string_view text) {
@@ -288,6 +334,75 @@ void RuntimePolicy::AllowImaBuf(const std::string& name, Bytes digest) { AddUniq
 void RuntimePolicy::AllowBootPcr(uint16_t bank, int pcr, Bytes value) {
   auto& v = boot_pcrs_[bank][pcr];
   if (std::find(v.begin(), v.end(), value) == v.end()) v.push_back(std::move(value));
+}
+
+void RuntimePolicy::SetPackage(const std::string& name, PackageInfo info) { packages_[name] = std::move(info); }
+
+void RuntimePolicy::AllowPackageFile(const std::string& path, const std::string& package, const std::string& version,
+                                     Bytes digest) {
+  std::string d = Key(digest);
+  AddUnique(&digests_[path], d);
+  PathOwner& o = owners_[path];
+  if (o.package != package) {
+    o.package = package;
+    o.versions.clear();
+  }
+  AddUnique(&o.versions[version], std::move(d));
+}
+
+void RuntimePolicy::DropPackageVersion(const std::string& package, const std::string& version) {
+  auto pi = packages_.find(package);
+  if (pi != packages_.end()) {
+    auto& v = pi->second.versions;
+    v.erase(std::remove(v.begin(), v.end(), version), v.end());
+  }
+  for (auto it = owners_.begin(); it != owners_.end();) {
+    PathOwner& o = it->second;
+    auto vi = o.package == package ? o.versions.find(version) : o.versions.end();
+    if (vi == o.versions.end()) {
+      ++it;
+      continue;
+    }
+    std::vector<std::string> dropped = std::move(vi->second);
+    o.versions.erase(vi);
+    auto& allowed = digests_[it->first];
+    for (const auto& d : dropped) {
+      bool kept = std::any_of(o.versions.begin(), o.versions.end(), [&](const auto& kv) {
+        return std::find(kv.second.begin(), kv.second.end(), d) != kv.second.end();
+      });
+      if (!kept) allowed.erase(std::remove(allowed.begin(), allowed.end(), d), allowed.end());
+    }
+    if (allowed.empty()) digests_.erase(it->first);
+    it = o.versions.empty() ? owners_.erase(it) : std::next(it);
+  }
+}
+
+const std::vector<std::string>* RuntimePolicy::PathDigests(const std::string& path) const {
+  auto it = digests_.find(path);
+  return it == digests_.end() ? nullptr : &it->second;
+}
+
+std::optional<Finding> RuntimePolicy::CheckVersion(const ima::Entry& e, std::string_view path,
+                                                   const std::string& digest, const std::string& shown) const {
+  auto oi = owners_.find(std::string(path));
+  if (oi == owners_.end()) return std::nullopt;
+  const PathOwner& o = oi->second;
+  auto pi = packages_.find(o.package);
+  if (pi == packages_.end() || pi->second.versions.empty()) return std::nullopt;
+  const std::string& newest = pi->second.versions.front();
+  auto has = [&](const std::string& version) {
+    auto vi = o.versions.find(version);
+    return vi != o.versions.end() && std::find(vi->second.begin(), vi->second.end(), digest) != vi->second.end();
+  };
+  if (has(newest)) return std::nullopt;
+  for (const auto& version : pi->second.versions) {
+    if (!has(version)) continue;
+    Finding f = EntryFinding(Reason::kOldVersion, e, path, shown);
+    f.reference = "policy: " + o.package + " " + version + ", newest " + newest;
+    f.detail = HintOldVersion(path, o.package, version, newest);
+    return f;
+  }
+  return std::nullopt;  // allowed for the path, but not as one of the package's versions
 }
 
 bool RuntimePolicy::Excluded(std::string_view path) const { return excludes_ && excludes_->Matches(path); }
@@ -346,15 +461,25 @@ std::optional<Finding> RuntimePolicy::CheckFile(const ima::Entry& e, std::string
   }
   auto it = digests_.find(std::string(path));
   if (it != digests_.end()) {
-    if (std::find(it->second.begin(), it->second.end(), digest) != it->second.end()) return std::nullopt;
+    if (std::find(it->second.begin(), it->second.end(), digest) != it->second.end()) {
+      return CheckVersion(e, path, digest, shown);
+    }
     if (anywhere_.count(digest)) return std::nullopt;
     Finding f = EntryFinding(Reason::kDigestNotAllowed, e, path, shown);
     f.reference = "policy: " + HexList(it->second);
+    if (auto oi = owners_.find(it->first); oi != owners_.end()) {
+      auto pi = packages_.find(oi->second.package);
+      if (pi != packages_.end()) {
+        f.detail = HintNoVersion(path, oi->second.package, pi->second.installed,
+                                 pi->second.versions.empty() ? "" : pi->second.versions.front());
+      }
+    }
     return f;
   }
   if (anywhere_.count(digest)) return std::nullopt;
   Finding f = EntryFinding(Reason::kUnknownFile, e, path, shown);
   f.reference = "policy: path not listed, digest not allowed anywhere";
+  if (!owners_.empty()) f.detail = HintUnowned(path, "any package in the policy");
   return f;
 }
 
@@ -535,6 +660,10 @@ std::string RuntimePolicy::ToKeylimeJson(std::vector<std::string>* lost) const {
       lost->push_back(std::to_string(anywhere_.size()) + " digests allowed anywhere (keylime has no such list)");
     }
     if (!boot_pcrs_.empty()) lost->push_back("measured-boot PCR values (keylime keeps them in an mb_refstate)");
+    if (!owners_.empty()) {
+      lost->push_back("package provenance of " + std::to_string(owners_.size()) +
+                      " paths (every version's digests are in \"digests\"; keylime cannot tell old from unknown)");
+    }
   }
   // Paths that are not UTF-8 (a list may carry any bytes) cannot be JSON strings: U+FFFD.
   return j.dump(1, ' ', false, json::error_handler_t::replace);
@@ -548,7 +677,7 @@ Result<RuntimePolicy> RuntimePolicy::FromNativeJson(std::string_view text) {
   if (!j.is_object()) return Status::InvalidArgument("lim runtime policy: expected an object");
   static const char* kKeys[] = {"lim_runtime_policy", "release", "paths", "anywhere", "excludes", "keys",
                                 "keyrings", "ignored_keyrings", "ima_buf", "log_hash_alg", "dm_policy", "boot_pcrs",
-                                "generator", "timestamp",
+                                "generator", "timestamp", "packages", "owners",
                                 // `lim scan`'s manifest (kind, size, mode, owner per path): for people
                                 // and tools, not for verdicts, so it is accepted and not kept.
                                 "files"};
@@ -635,6 +764,7 @@ Result<RuntimePolicy> RuntimePolicy::FromNativeJson(std::string_view text) {
       }
     }
   }
+  LIM_RETURN_IF_ERROR(ReadProvenance(j, &p));
   LIM_RETURN_IF_ERROR(p.Rebuild());
   return p;
 }
@@ -670,6 +800,16 @@ std::string RuntimePolicy::ToNativeJson() const {
     boot[TpmBankName(bank)] = b;
   }
   j["boot_pcrs"] = boot;
+  if (!packages_.empty() || !owners_.empty()) {
+    json pk = json::object();
+    for (const auto& [name, info] : packages_) {
+      pk[name] = {{"versions", info.versions}, {"installed", info.installed}, {"source", info.source}};
+    }
+    j["packages"] = pk;
+    json ow = json::object();
+    for (const auto& [path, o] : owners_) ow[path] = {{"package", o.package}, {"versions", DigestMapJson(o.versions)}};
+    j["owners"] = ow;
+  }
   // Paths that are not UTF-8 (a list may carry any bytes) cannot be JSON strings: U+FFFD.
   return j.dump(1, ' ', false, json::error_handler_t::replace);
 }

@@ -25,6 +25,16 @@
 // have a digest allowed for their name. Digests compare as bytes: keylime writes them as bare
 // hex, lim as "algo:hex"; both are accepted on import.
 //
+// Package provenance (lim only; `lim policy from-debs|from-dpkg|update`, src/debs): a path may
+// name the package that ships it and, per version of that package, the digests it had. A
+// policy then keeps several versions' digests per path (the update window) and judges them:
+// a digest of the newest version passes; one of an older version the policy still allows is
+// the notice old-version (the host still runs the old file — not a failure); a digest of no
+// version fails digest-not-allowed with a reinstall hint (attest/remediation.h), and a path no
+// package owns fails unknown-file "not owned by any package in the policy". In keylime's form
+// every version's digests are in "digests" (keylime allows any of them); the provenance itself
+// is lim-only and reported as lost.
+//
 // A RuntimePolicy is immutable once built; Check is const and thread-safe (PCRE2 match data
 // is per call).
 #pragma once
@@ -62,6 +72,19 @@ struct PolicyMeta {
   int release = 0;
 };
 
+// A package the policy has files of.
+struct PackageInfo {
+  std::vector<std::string> versions;  // the versions allowed, newest first
+  std::string installed;              // the version installed where the policy came from ("": not known)
+  std::string source;                 // "deb" (digests from the .deb) or "tofu" (from disk: trust on first use)
+};
+
+// The package that ships a path, and the digests each of its versions had there.
+struct PathOwner {
+  std::string package;
+  std::map<std::string, std::vector<std::string>> versions;  // version → raw digests
+};
+
 class RuntimePolicy {
  public:
   RuntimePolicy();
@@ -93,6 +116,19 @@ class RuntimePolicy {
   void AllowImaBuf(const std::string& name, Bytes digest);
   void AllowBootPcr(uint16_t bank, int pcr, Bytes value);
   void set_log_hash_alg(std::string alg) { log_hash_alg_ = std::move(alg); }
+  // Package provenance. SetPackage replaces the package's info (versions newest first);
+  // AllowPackageFile allows digest for path and records it under package and version (a path
+  // another package owned before changes owner; the earlier digests stay allowed).
+  void SetPackage(const std::string& name, PackageInfo info);
+  void AllowPackageFile(const std::string& path, const std::string& package, const std::string& version,
+                        Bytes digest);
+  // Forgets version of package: its digests leave every path where no other kept version has
+  // them (a path left with no digest leaves the policy), and the version leaves the package.
+  void DropPackageVersion(const std::string& package, const std::string& version);
+  const std::map<std::string, PackageInfo>& packages() const { return packages_; }
+  const std::map<std::string, PathOwner>& owners() const { return owners_; }
+  // The allowed digests of path (raw), nullptr when the path is not listed.
+  const std::vector<std::string>* PathDigests(const std::string& path) const;
 
   // The verdict on one list entry: nullopt when it passes. A keyring key the policy allows
   // is appended to *learned (when given). learned keys count as trusted for ima-sig.
@@ -115,6 +151,10 @@ class RuntimePolicy {
   Status Rebuild();  // compiles excludes_ from exclude_sources_
   std::optional<Finding> CheckFile(const ima::Entry& e, std::string_view path, const std::string& digest,
                                    const LearnedKeys& learned) const;
+  // For a digest allowed at path: the old-version notice when it belongs only to versions
+  // older than the package's newest; nullopt otherwise.
+  std::optional<Finding> CheckVersion(const ima::Entry& e, std::string_view path, const std::string& digest,
+                                      const std::string& shown) const;
   std::optional<Finding> CheckBuf(const ima::Entry& e, std::string_view name, const std::string& digest,
                                   const LearnedKeys& learned, LearnedKeys* learn) const;
 
@@ -132,6 +172,8 @@ class RuntimePolicy {
   std::string dm_policy_ = "null";  // JSON text, kept verbatim
   std::map<std::string, std::vector<std::string>> ima_buf_;
   std::map<uint16_t, std::map<int, std::vector<Bytes>>> boot_pcrs_;
+  std::map<std::string, PackageInfo> packages_;
+  std::map<std::string, PathOwner> owners_;
 };
 
 // A starting policy from a known-good list: every file entry's path with its digest,

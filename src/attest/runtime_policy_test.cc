@@ -240,6 +240,62 @@ TEST(RuntimePolicyTest, PathsThatAreNotUtf8StillExport) {
   EXPECT_TRUE(RuntimePolicy::FromKeylimeJson(p.ToKeylimeJson()).ok());
 }
 
+// Package provenance in the native form: versions newest first, old-version a notice,
+// digests of no version and unowned paths with hints; malformed provenance names the key.
+TEST(RuntimePolicyTest, PackageVersionsTellOldFromUnknown) {
+  std::string v1 = ToHex(testing::Sha256Of("v1")), v2 = ToHex(testing::Sha256Of("v2"));
+  auto p = RuntimePolicy::FromNativeJson(R"({"lim_runtime_policy":1,
+      "packages":{"tool":{"versions":["2.0-1","1.0-1"],"installed":"2.0-1","source":"deb"}},
+      "owners":{"/usr/bin/tool":{"package":"tool","versions":{"1.0-1":["sha256:)" + v1 +
+                                         R"("],"2.0-1":[")" + v2 + R"("]}}}})");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  ASSERT_TRUE(p->PathDigests("/usr/bin/tool"));
+  EXPECT_EQ(p->PathDigests("/usr/bin/tool")->size(), 2u);  // owners fill paths
+  auto check = [&](const std::string& path, const std::string& content) {
+    Bytes list;
+    ima::ListWriter w(Sha1Algo(), ByteOrder::kLittle);
+    EXPECT_TRUE(w.Append(ima::ImaNgRecord(Sha256Algo(), testing::Sha256Of(content), path), &list).ok());
+    auto reader = ima::ListReader::FromBytes(list);
+    ima::Entry e;
+    EXPECT_TRUE(*(*reader)->Next(&e));
+    return p->Check(e, {}, nullptr);
+  };
+  EXPECT_FALSE(check("/usr/bin/tool", "v2"));
+  auto old = check("/usr/bin/tool", "v1");
+  ASSERT_TRUE(old);
+  EXPECT_EQ(old->reason, Reason::kOldVersion);
+  EXPECT_FALSE(old->failure());
+  EXPECT_EQ(old->reference, "policy: tool 1.0-1, newest 2.0-1");
+  EXPECT_EQ(FormatFinding("h", *old).rfind("lim-verifier: agent=h reason=old-version entry=0 pcr=10 template=ima-ng "
+                                           "path=/usr/bin/tool digest=sha256:",
+                                           0),
+            0u);
+  auto bad = check("/usr/bin/tool", "v3");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->reason, Reason::kDigestNotAllowed);
+  EXPECT_EQ(bad->detail, "`/usr/bin/tool` has a digest of no version of tool (installed 2.0-1); "
+                         "reinstall: `apt-get install --reinstall tool`");
+  auto stray = check("/opt/x", "v1");
+  ASSERT_TRUE(stray);
+  EXPECT_EQ(stray->reason, Reason::kUnknownFile);
+  EXPECT_EQ(stray->detail, "`/opt/x` is not owned by any package in the policy");
+  // Without provenance nothing changes: no detail on unknown files.
+  auto plain = RuntimePolicy::FromNativeJson(R"({"lim_runtime_policy":1,"paths":{"/usr/bin/tool":[")" + v1 + R"("]}})");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_EQ(ReasonFromName("old-version"), Reason::kOldVersion);
+  // Round trip, and malformed provenance.
+  auto again = RuntimePolicy::FromNativeJson(p->ToNativeJson());
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->ToNativeJson(), p->ToNativeJson());
+  auto orphan = RuntimePolicy::FromNativeJson(R"({"lim_runtime_policy":1,"owners":{"/a":{"package":"x","versions":{}}}})");
+  ASSERT_FALSE(orphan.ok());
+  EXPECT_EQ(orphan.status().message(), "owners./a.package: \"x\" is not in packages");
+  auto wrong = RuntimePolicy::FromNativeJson(R"({"lim_runtime_policy":1,"packages":{"x":{"versions":["1"]}},
+      "owners":{"/a":{"package":"x","versions":{"2":[")" + v1 + R"("]}}}})");
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_EQ(wrong.status().message(), "owners./a.versions.2: not a version of x in packages");
+}
+
 TEST(VerdictTest, OneStableLinePerFindingWhateverThePath) {
   Finding f;
   f.reason = Reason::kUnknownFile;

@@ -8,7 +8,7 @@
 namespace lim::attest {
 namespace {
 
-constexpr std::array<std::pair<Reason, const char*>, 30> kNames = {{
+constexpr std::array<std::pair<Reason, const char*>, 31> kNames = {{
     {Reason::kEvidenceMalformed, "evidence-malformed"},
     {Reason::kQuoteSignature, "quote-signature"},
     {Reason::kQuoteMagic, "quote-magic"},
@@ -37,6 +37,7 @@ constexpr std::array<std::pair<Reason, const char*>, 30> kNames = {{
     {Reason::kViolation, "violation"},
     {Reason::kImaBufNotAllowed, "ima-buf-not-allowed"},
     {Reason::kKeyringNotAllowed, "keyring-not-allowed"},
+    {Reason::kOldVersion, "old-version"},
     {Reason::kLimdNotRunning, "limd-not-running"},
     {Reason::kUnreachable, "unreachable"},
 }};
@@ -84,7 +85,9 @@ std::optional<Reason> ReasonFromName(std::string_view name) {
   return std::nullopt;
 }
 
-bool IsNotice(Reason r) { return r == Reason::kReboot || r == Reason::kListIncomplete; }
+bool IsNotice(Reason r) {
+  return r == Reason::kReboot || r == Reason::kListIncomplete || r == Reason::kOldVersion;
+}
 
 std::string FormatFinding(std::string_view agent, const Finding& f) {
   std::string out = "lim-verifier:";

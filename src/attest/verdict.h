@@ -48,6 +48,7 @@ enum class Reason {
   kViolation,          // violation: a ToMToU / open-writers entry (all-zero digest)
   kImaBufNotAllowed,   // ima-buf-not-allowed: an ima-buf entry the policy does not expect
   kKeyringNotAllowed,  // keyring-not-allowed: a key loaded into a keyring the policy does not allow
+  kOldVersion,         // old-version: digest of an older package version the policy's window still allows (notice)
   // The host.
   kLimdNotRunning,     // limd-not-running
   kUnreachable,        // unreachable: no evidence (set by the network layer)
@@ -55,7 +56,7 @@ enum class Reason {
 const char* ReasonName(Reason r);
 // Parses a ReasonName; nullopt when unknown.
 std::optional<Reason> ReasonFromName(std::string_view name);
-// True for reasons that are notices (kReboot), not failures.
+// True for reasons that are notices (kReboot, kListIncomplete, kOldVersion), not failures.
 bool IsNotice(Reason r);
 
 struct Finding {
@@ -67,7 +68,8 @@ struct Finding {
   std::string path;       // file name / event name
   std::string digest;     // what was found, "sha256:hex"
   std::string reference;  // what it was held against ("policy: sha256:… sha256:…", "quote: …")
-  std::string detail;     // free text: anything the fields above do not say
+  std::string detail;     // free text: anything the fields above do not say, and remediation hints
+                          // ("reinstall: `apt-get install --reinstall PKG`", attest/remediation.h)
 
   bool failure() const { return !IsNotice(reason); }
 };

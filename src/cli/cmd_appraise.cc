@@ -27,6 +27,7 @@
 #include "crypto/fsverity.h"
 #include "crypto/key_ring.h"
 #include "crypto/private_key.h"
+#include "debs/file_hint.h"
 #include "ima/appraise.h"
 #include "ima/evm.h"
 #include "ima/ima_xattr.h"
@@ -271,6 +272,7 @@ struct AppraiseArgs {
   std::string policy, builtin, func = "FILE_CHECK", keys = kDefaultKeyDir, evm_keys, hmac_key;
   bool imasig = false, evm = false, quiet = false;
   UuidArgs uuid;
+  std::string admindir = "/var/lib/dpkg";  // remediation hints from the package database ("" = none)
 };
 
 struct Decision {
@@ -316,6 +318,20 @@ Result<Decision> Decide(const ima::PolicyMatcher* m, ima::ImaHook func, int fd, 
   d.req.verity_required = pd.action & ima::rule_flag::kVerityRequired;
   d.req.allowed_algos = pd.allowed_algos;
   return d;
+}
+
+// Under a failure: the package that owns the file and what to do (debs/file_hint.h). The
+// database is loaded once, at the first failure; a host without one gets no hints.
+void PrintPackageHints(const std::string& admindir, const std::string& file, int fd) {
+  static std::optional<Result<debs::DpkgDb>> db;
+  if (admindir.empty()) return;
+  if (!db) db = debs::DpkgDb::Load({admindir, "/"});
+  if (!db->ok()) return;
+  std::error_code ec;
+  std::string abs = std::filesystem::weakly_canonical(std::filesystem::absolute(file, ec), ec).string();
+  for (const auto& line : debs::FileHints(**db, abs.empty() ? file : abs, fd)) {
+    std::printf("  %s\n", line.c_str());  // escaped by FileHints
+  }
 }
 
 int RunAppraise(const AppraiseArgs& a) {
@@ -370,6 +386,7 @@ int RunAppraise(const AppraiseArgs& a) {
     if (!r.pass) {
       // The kernel's audit line (integrity_audit_msg), for logs that grep for it.
       std::printf("  audit: op=appraise_data cause=%s comm=\"lim\" name=\"%s\" res=0\n", r.cause.c_str(), name.c_str());
+      PrintPackageHints(a.admindir, file, fd);
     }
     return r.pass;
   });
@@ -488,6 +505,8 @@ void RegisterAppraise(CLI::App& app) {
   appraise->add_option("--evm-keys", aa.evm_keys, "EVM signature certificates (default: --keys); implies --evm");
   appraise->add_option("--hmac-key", aa.hmac_key, "EVM HMAC key file (raw bytes, at most 128); implies --evm");
   appraise->add_flag("-q,--quiet", aa.quiet, "only the pass/fail line per file");
+  appraise->add_option("--admindir", aa.admindir,
+                       "dpkg database for remediation hints under failures (default /var/lib/dpkg; \"\" for none)");
   AddUuidOptions(appraise, &aa.uuid);
   appraise->callback([] { ExitCode() = RunAppraise(aa); });
 

@@ -17,6 +17,7 @@
 #include "base/file.h"
 #include "base/escape.h"
 #include "base/mountinfo.h"
+#include "cli/cmd_policy_debs.h"
 #include "cli/command.h"
 #include "ima/evm.h"
 #include "ima/policy.h"
@@ -435,6 +436,7 @@ void RegisterPolicy(CLI::App& app) {
       ->check(CLI::IsMember({"native", "keylime"}));
   learn->add_option("-o,--out", la.out, "write here instead of standard output");
   learn->callback([] { ExitCode() = RunLearn(la); });
+  RegisterPolicyDebs(policy);
 }
 
 }  // namespace

@@ -1,0 +1,215 @@
+#include "debs/dpkg_db.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "base/file.h"
+#include "base/hex.h"
+#include "debs/control_file.h"
+
+namespace lim::debs {
+namespace {
+
+// dpkg states whose files are on disk (dpkg(1) "Package states").
+bool FilesPresent(std::string_view status) {
+  size_t sp = status.rfind(' ');
+  std::string_view state = sp == std::string_view::npos ? status : status.substr(sp + 1);
+  return state == "installed" || state == "triggers-pending" || state == "triggers-awaited" ||
+         state == "half-configured" || state == "unpacked";
+}
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+std::vector<std::string_view> Lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    out.push_back(text.substr(0, nl));
+    text.remove_prefix(nl == std::string_view::npos ? text.size() : nl + 1);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::vector<DpkgPackage>> ParseStatus(std::string_view text, std::string_view where) {
+  LIM_ASSIGN_OR_RETURN(auto stanzas, ParseControl(text, where));
+  std::vector<DpkgPackage> out;
+  for (const auto& s : stanzas) {
+    DpkgPackage p;
+    p.name = s.Get("Package");
+    if (p.name.empty()) {
+      return Status::Corrupt(std::string(where) + ":" + std::to_string(s.line) + ": stanza without Package");
+    }
+    if (p.name.find_first_of("/:\n") != std::string::npos || p.name == "." || p.name == "..") {
+      return Status::Corrupt(std::string(where) + ":" + std::to_string(s.line) + ": bad package name \"" + p.name + "\"");
+    }
+    p.version = s.Get("Version");
+    p.architecture = s.Get("Architecture");
+    p.multi_arch = s.Get("Multi-Arch");
+    p.status = s.Get("Status");
+    if (p.architecture.find_first_of("/:\n") != std::string::npos) {
+      return Status::Corrupt(std::string(where) + ":" + std::to_string(s.line) + ": bad architecture");
+    }
+    p.info_name = p.multi_arch == "same" && !p.architecture.empty() ? p.name + ":" + p.architecture : p.name;
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+Result<std::vector<Diversion>> ParseDiversions(std::string_view text, std::string_view where) {
+  std::vector<std::string_view> lines = Lines(text);
+  if (lines.size() % 3 != 0) {
+    return Status::Corrupt(std::string(where) + ": " + std::to_string(lines.size()) +
+                           " lines, not a multiple of 3 (from, to, package)");
+  }
+  std::vector<Diversion> out;
+  for (size_t i = 0; i < lines.size(); i += 3) {
+    Diversion d{std::string(lines[i]), std::string(lines[i + 1]), std::string(lines[i + 2])};
+    if (d.from.empty() || d.from[0] != '/' || d.to.empty() || d.to[0] != '/') {
+      return Status::Corrupt(std::string(where) + ":" + std::to_string(i + 1) + ": a diversion path must be absolute");
+    }
+    if (d.by == ":") d.by.clear();
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ParseMd5sums(std::string_view text, std::string_view where) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t n = 0;
+  for (std::string_view line : Lines(text)) {
+    ++n;
+    if (line.empty()) continue;
+    auto bad = [&](const char* why) {
+      return Status::Corrupt(std::string(where) + ":" + std::to_string(n) + ": " + why);
+    };
+    if (line.size() < 35 || line[32] != ' ') return bad("expected \"<32 hex> <path>\"");
+    auto md5 = FromHex(line.substr(0, 32));
+    if (!md5.ok()) return bad("md5 is not hex");
+    std::string_view path = line.substr(33);
+    while (!path.empty() && (path.front() == ' ' || path.front() == '*')) path.remove_prefix(1);
+    if (path.empty()) return bad("no path");
+    std::string abs = path.front() == '/' ? std::string(path) : "/" + std::string(path);
+    out.emplace_back(std::move(abs), std::string(md5->begin(), md5->end()));
+  }
+  return out;
+}
+
+Result<DpkgDb> DpkgDb::Load(const Options& options) {
+  DpkgDb db;
+  db.options_ = options;
+  LIM_ASSIGN_OR_RETURN(db.usr_, UsrMerge::Load(options.root));
+  std::string status_path = options.admindir + "/status";
+  LIM_ASSIGN_OR_RETURN(std::string status, ReadFileTextBounded(status_path, kMaxStatusBytes, "a dpkg status file"));
+  LIM_ASSIGN_OR_RETURN(auto all, ParseStatus(status, status_path));
+  for (auto& p : all) {
+    if (FilesPresent(p.status)) db.packages_.push_back(std::move(p));
+  }
+  std::string div_path = options.admindir + "/diversions";
+  if (Exists(div_path)) {
+    LIM_ASSIGN_OR_RETURN(std::string text, ReadFileTextBounded(div_path, kMaxDiversionsBytes, "a dpkg diversions file"));
+    LIM_ASSIGN_OR_RETURN(db.diversions_, ParseDiversions(text, div_path));
+    for (size_t i = 0; i < db.diversions_.size(); ++i) {
+      db.diverted_to_[db.diversions_[i].to] = i;
+      db.diverted_from_[db.diversions_[i].from] = i;
+    }
+  }
+  for (uint32_t i = 0; i < db.packages_.size(); ++i) {
+    const DpkgPackage& p = db.packages_[i];
+    std::string list = options.admindir + "/info/" + p.info_name + ".list";
+    if (!Exists(list)) {
+      if (!p.version.empty()) db.problems_.push_back(list + ": missing (package " + p.name + " lists no files)");
+      continue;
+    }
+    auto text = ReadFileTextBounded(list, kMaxListBytes, "a dpkg file list");
+    if (!text.ok()) {
+      db.problems_.push_back(text.status().message());
+      continue;
+    }
+    size_t n = 0;
+    for (std::string_view line : Lines(*text)) {
+      ++n;
+      if (line.empty() || line == "/.") continue;
+      if (line.front() != '/') {
+        db.problems_.push_back(list + ":" + std::to_string(n) + ": not an absolute path");
+        break;
+      }
+      auto& owners = db.paths_[std::string(line)];
+      if (owners.empty() || owners.back() != i) owners.push_back(i);
+    }
+  }
+  return db;
+}
+
+const DpkgPackage* DpkgDb::Find(std::string_view name, std::string_view arch) const {
+  for (const auto& p : packages_) {
+    if (p.name == name && (arch.empty() || p.architecture == arch)) return &p;
+  }
+  return nullptr;
+}
+
+const DpkgPackage* DpkgDb::ListedBy(const std::string& dpkg_path, const std::string& not_by) const {
+  auto it = paths_.find(dpkg_path);
+  if (it == paths_.end()) return nullptr;
+  for (uint32_t i : it->second) {
+    if (packages_[i].name != not_by) return &packages_[i];
+  }
+  return nullptr;
+}
+
+std::optional<DpkgOwner> DpkgDb::OwnerOfName(const std::string& name) const {
+  if (auto it = diverted_to_.find(name); it != diverted_to_.end()) {
+    const Diversion& d = diversions_[it->second];
+    if (const DpkgPackage* p = ListedBy(d.from, d.by)) return DpkgOwner{p, d.from, d.from};
+  }
+  if (auto it = diverted_from_.find(name); it != diverted_from_.end()) {
+    const Diversion& d = diversions_[it->second];
+    if (d.by.empty()) return std::nullopt;  // the administrator's file now
+    auto pi = paths_.find(name);
+    if (pi != paths_.end()) {
+      for (uint32_t i : pi->second) {
+        if (packages_[i].name == d.by) return DpkgOwner{&packages_[i], name, ""};
+      }
+    }
+    return std::nullopt;
+  }
+  if (const DpkgPackage* p = ListedBy(name, "")) return DpkgOwner{p, name, ""};
+  return std::nullopt;
+}
+
+std::optional<DpkgOwner> DpkgDb::OwnerOf(std::string_view path) const {
+  for (const auto& name : usr_.Names(path)) {
+    if (auto o = OwnerOfName(name)) return o;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> DpkgDb::FilesOf(const DpkgPackage& p) const {
+  std::vector<std::string> out;
+  auto text = ReadFileTextBounded(options_.admindir + "/info/" + p.info_name + ".list", kMaxListBytes);
+  if (!text.ok()) return out;
+  for (std::string_view line : Lines(*text)) {
+    if (!line.empty() && line.front() == '/' && line != "/.") out.emplace_back(line);
+  }
+  return out;
+}
+
+Result<const std::map<std::string, std::string>*> DpkgDb::Md5sums(const DpkgPackage& p) {
+  auto it = md5_cache_.find(p.info_name);
+  if (it != md5_cache_.end()) return &it->second;
+  std::map<std::string, std::string> sums;
+  std::string path = options_.admindir + "/info/" + p.info_name + ".md5sums";
+  if (Exists(path)) {
+    LIM_ASSIGN_OR_RETURN(std::string text, ReadFileTextBounded(path, kMaxListBytes, "a dpkg md5sums file"));
+    LIM_ASSIGN_OR_RETURN(auto lines, ParseMd5sums(text, path));
+    for (auto& [k, v] : lines) sums[k] = std::move(v);
+  }
+  return &md5_cache_.emplace(p.info_name, std::move(sums)).first->second;
+}
+
+}  // namespace lim::debs

@@ -1,0 +1,102 @@
+// The dpkg database of a Debian host (dpkg's --admindir, /var/lib/dpkg): which installed
+// package, version and architecture owns a path, the md5sums dpkg recorded for its files,
+// and diversions. Parsed by lim itself — status (deb822), info/PKG[:ARCH].list,
+// info/PKG[:ARCH].md5sums, diversions — each file read with a size limit, every malformed
+// line an error naming the file and line, never a crash.
+//
+// Owner lookups take the path as limd measured it and try every name of it through merged
+// /usr (debs/usr_merge.h: /usr/bin/ls → dpkg's /bin/ls) and through diversions (a file dpkg
+// moved aside to DIVERTED belongs to the package that shipped the original; the file at the
+// original path belongs to the diverting package, or to nobody for a local diversion).
+// Files no package owns can still be known: GeneratedReason (debs/generated_files.h).
+//
+// Loaded once (Load), then read-only except for the md5sums cache, which Md5sums fills on
+// demand: use one DpkgDb per thread, or load every md5sums first.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "base/status.h"
+#include "debs/usr_merge.h"
+
+namespace lim::debs {
+
+// Size limits of the database files (a real status is a few MiB, a .list well under 1 MiB).
+inline constexpr size_t kMaxStatusBytes = 64u << 20;
+inline constexpr size_t kMaxListBytes = 16u << 20;
+inline constexpr size_t kMaxDiversionsBytes = 4u << 20;
+
+struct DpkgPackage {
+  std::string name;          // "coreutils"
+  std::string version;       // "9.1-1"
+  std::string architecture;  // "amd64", "all"
+  std::string multi_arch;    // "same" names the info files PKG:ARCH.*
+  std::string status;        // "install ok installed"
+  std::string info_name;     // "coreutils" or "libc6:amd64": the info/ file stem
+};
+
+struct Diversion {
+  std::string from;  // the path the package ships
+  std::string to;    // where dpkg puts the diverted file
+  std::string by;    // the diverting package; "" for a local (administrator's) diversion
+};
+
+struct DpkgOwner {
+  const DpkgPackage* package = nullptr;
+  std::string dpkg_path;     // the name dpkg's .list has ("/bin/ls")
+  std::string diverted_from; // set when the file is a diverted original now at this path
+};
+
+// Parsers (exposed for tests and the fuzz target).
+Result<std::vector<DpkgPackage>> ParseStatus(std::string_view text, std::string_view where);
+Result<std::vector<Diversion>> ParseDiversions(std::string_view text, std::string_view where);
+// "md5hex  path" lines (path without its leading '/'), as dpkg writes them → ("/path", raw md5).
+Result<std::vector<std::pair<std::string, std::string>>> ParseMd5sums(std::string_view text, std::string_view where);
+
+class DpkgDb {
+ public:
+  struct Options {
+    std::string admindir = "/var/lib/dpkg";
+    std::string root = "/";  // its top-level symbolic links give the merged-/usr aliases
+  };
+  static Result<DpkgDb> Load(const Options& options);
+
+  // Installed packages (status "… installed"), by name; Multi-Arch: same packages of several
+  // architectures are several entries with the same name.
+  const std::vector<DpkgPackage>& packages() const { return packages_; }
+  const DpkgPackage* Find(std::string_view name, std::string_view arch = {}) const;
+  // The owner of path under any of its names, nullopt when no installed package owns it.
+  std::optional<DpkgOwner> OwnerOf(std::string_view path) const;
+  // The paths of a package's .list (as dpkg names them).
+  std::vector<std::string> FilesOf(const DpkgPackage& p) const;
+  // path → raw md5 from the package's md5sums (cached after the first call; an absent
+  // md5sums file gives an empty map: some packages ship none).
+  Result<const std::map<std::string, std::string>*> Md5sums(const DpkgPackage& p);
+  const std::vector<Diversion>& diversions() const { return diversions_; }
+  const UsrMerge& usr_merge() const { return usr_; }
+  // Files that could not be read or parsed (a package's .list), each one line; the rest of
+  // the database is still usable.
+  const std::vector<std::string>& problems() const { return problems_; }
+
+ private:
+  std::optional<DpkgOwner> OwnerOfName(const std::string& name) const;
+  const DpkgPackage* ListedBy(const std::string& dpkg_path, const std::string& not_by) const;
+
+  Options options_;
+  UsrMerge usr_;
+  std::vector<DpkgPackage> packages_;
+  std::unordered_map<std::string, std::vector<uint32_t>> paths_;  // dpkg path → indexes into packages_
+  std::vector<Diversion> diversions_;
+  std::unordered_map<std::string, size_t> diverted_to_, diverted_from_;  // path → index into diversions_
+  std::map<std::string, std::map<std::string, std::string>> md5_cache_;  // info_name → sums
+  std::vector<std::string> problems_;
+};
+
+}  // namespace lim::debs

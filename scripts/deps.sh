@@ -7,6 +7,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libfuse3-dev fuse3 libsqlite3-dev libpq-dev libpcre2-dev
   tpm2-tools swtpm swtpm-tools ima-evm-utils fsverity attr hyperfine bc
   libboost-dev  # Boost.Beast/Asio: lim-agent's and the verifier's async mutual-TLS transport (src/net)
+  postgresql  # the server the PostgreSQL store tests start privately (initdb in a temp dir; libpq-dev is the client)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -84,6 +84,10 @@ const std::pair<const char*, const char*> kStatements[] = {
     {"history",
      "SELECT time,attested,reason,entry,pcr,bank,template,path,digest,reference,detail FROM verdicts "
      "WHERE agent=$1 ORDER BY seq DESC LIMIT $2::bigint"},
+    // The oldest findings beyond the bound go (the (agent, seq) index finds the cut).
+    {"trim_history",
+     "DELETE FROM verdicts WHERE agent=$1 AND seq <= (SELECT seq FROM verdicts WHERE agent=$1 "
+     "ORDER BY seq DESC LIMIT 1 OFFSET $2::bigint)"},
     {"acknowledge", "UPDATE agents SET status='attested' WHERE id=$1 AND status='failed'"},
     // The caller's leases still valid: renewed, fence unchanged.
     {"renew_leases",
@@ -133,7 +137,7 @@ Result<Bytes> ColBytes(const PgResult& r, int row, int col) {
 
 class PgStore final : public Store {
  public:
-  explicit PgStore(std::string uri) : uri_(std::move(uri)) {}
+  PgStore(std::string uri, size_t history) : uri_(std::move(uri)), history_(history) {}
   ~PgStore() override {
     if (conn_) PQfinish(conn_);
   }
@@ -319,7 +323,9 @@ class PgStore final : public Store {
                               "storing a finding of " + agent)
                               .status());
     }
-    return Status::Ok();
+    if (findings.empty()) return Status::Ok();
+    return Run("trim_history", {T(agent), I(static_cast<int64_t>(history_))}, "trimming the history of " + agent)
+        .status();
   }
 
   Result<std::vector<std::string>> Names(const char* stmt) {
@@ -431,13 +437,15 @@ class PgStore final : public Store {
   }
 
   std::string uri_;
+  const size_t history_;
   PGconn* conn_ = nullptr;
   std::mutex mu_;
 };
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> OpenPgStore(const std::string& uri) {
+Result<std::unique_ptr<Store>> OpenPgStore(const std::string& uri, const StoreOptions& options) {
+  LIM_RETURN_IF_ERROR(CheckStoreOptions(options));
   char* err = nullptr;
   PQconninfoOption* opts = PQconninfoParse(uri.c_str(), &err);
   if (!opts) {
@@ -462,7 +470,7 @@ Result<std::unique_ptr<Store>> OpenPgStore(const std::string& uri) {
   }
   PQconninfoFree(opts);
   if (!bad_port.empty()) return Status::InvalidArgument("PostgreSQL URI: port \"" + bad_port + "\" is not 1-65535");
-  auto store = std::make_unique<PgStore>(uri);
+  auto store = std::make_unique<PgStore>(uri, options.history_per_agent);
   LIM_RETURN_IF_ERROR(store->Open());
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -20,7 +20,8 @@
 namespace lim::attest {
 
 // uri: a libpq connection URI ("postgresql://user@host/db", "postgresql:///db?host=/run/pg").
-// A malformed URI is kInvalidArgument; an unreachable server kUnavailable.
-Result<std::unique_ptr<Store>> OpenPgStore(const std::string& uri);
+// A malformed URI is kInvalidArgument; an unreachable server kUnavailable; options as for
+// OpenSqliteStore (only the newest history_per_agent findings of an agent are kept).
+Result<std::unique_ptr<Store>> OpenPgStore(const std::string& uri, const StoreOptions& options = {});
 
 }  // namespace lim::attest

@@ -19,13 +19,22 @@ Status Store::RecordFencedRound(const std::string& agent, int64_t, const AgentSt
   return RecordRound(agent, state, status, time, findings);
 }
 
-Result<std::unique_ptr<Store>> OpenStore(const std::string& spec) {
-  if (spec.rfind("sqlite:", 0) == 0) {
-    if (spec.size() == 7) return Status::InvalidArgument("store " + spec + ": sqlite: needs a path");
-    return OpenSqliteStore(spec.substr(7));
+Status CheckStoreOptions(const StoreOptions& options) {
+  if (options.history_per_agent < 1 || options.history_per_agent > kMaxHistoryPerAgent) {
+    return Status::InvalidArgument("verifier database: findings kept per agent must be 1-" +
+                                   std::to_string(kMaxHistoryPerAgent) + ", got " +
+                                   std::to_string(options.history_per_agent));
   }
-  if (spec.rfind("postgresql://", 0) == 0 || spec.rfind("postgres://", 0) == 0) return OpenPgStore(spec);
-  return Status::InvalidArgument("store: expected sqlite:PATH or postgresql://…, got \"" + spec + "\"");
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& spec, const StoreOptions& options) {
+  if (spec.rfind("sqlite:", 0) == 0) {
+    if (spec.size() == 7) return Status::InvalidArgument("sqlite: needs a path (sqlite:PATH)");
+    return OpenSqliteStore(spec.substr(7), options);
+  }
+  if (spec.rfind("postgresql://", 0) == 0 || spec.rfind("postgres://", 0) == 0) return OpenPgStore(spec, options);
+  return Status::InvalidArgument("expected sqlite:PATH or postgresql://…, got \"" + spec + "\"");
 }
 
 }  // namespace lim::attest

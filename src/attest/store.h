@@ -112,6 +112,9 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const St
 // The --store argument: "sqlite:PATH" or a PostgreSQL URI ("postgresql://…" or
 // "postgres://…"). A malformed argument is kInvalidArgument naming it; a database that
 // cannot be opened is the backend's error.
-Result<std::unique_ptr<Store>> OpenStore(const std::string& spec);
+Result<std::unique_ptr<Store>> OpenStore(const std::string& spec, const StoreOptions& options = {});
+
+// Both backends' check of the options (the error names the bound).
+Status CheckStoreOptions(const StoreOptions& options);
 
 }  // namespace lim::attest

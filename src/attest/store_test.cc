@@ -200,10 +200,10 @@ TEST_P(StoreTest, HistoryIsNewestFirstAndLimited) {
 
 // Only the newest history_per_agent findings of each agent are kept; another agent's are
 // not touched; the bound is range-checked.
-TEST(SqliteStoreTest, HistoryIsBoundedPerAgent) {
+TEST_P(StoreTest, HistoryIsBoundedPerAgent) {
   StoreOptions o;
   o.history_per_agent = 5;
-  auto s = OpenSqliteStore(":memory:", o);
+  auto s = OpenStore(NewSpec(), o);
   ASSERT_TRUE(s.ok()) << s.status().message();
   ASSERT_TRUE((*s)->PutAgent(Agent("web1")).ok());
   ASSERT_TRUE((*s)->PutAgent(Agent("db1")).ok());
@@ -228,7 +228,7 @@ TEST(SqliteStoreTest, HistoryIsBoundedPerAgent) {
   EXPECT_EQ((*s)->History("db1", 100)->size(), 1u);
   for (size_t bad : {size_t{0}, kMaxHistoryPerAgent + 1}) {
     o.history_per_agent = bad;
-    auto refused = OpenSqliteStore(":memory:", o);
+    auto refused = OpenStore(NewSpec(), o);
     ASSERT_FALSE(refused.ok());
     EXPECT_NE(refused.status().message().find("findings kept per agent must be 1-10000000"), std::string::npos)
         << refused.status().message();

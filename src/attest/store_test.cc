@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "attest/leases.h"
 #include "attest/pg_store.h"
 #include "attest/pg_test_server.h"
 #include "tests/testing.h"
@@ -436,6 +437,60 @@ TEST_F(PgLeaseTest, ALostConnectionIsReestablished) {
   ASSERT_TRUE(ids.ok()) << ids.status().message();
   EXPECT_EQ(ids->size(), 1u);
   EXPECT_TRUE(a_->RecordRound("a000", {}, AgentStatus::kAttested, 9, {}).ok());
+}
+
+// LeaseKeeper on SQLite: no thread, every agent ours with fence 0 (the single-process path).
+TEST(LeaseKeeperTest, OnSqliteEveryAgentIsOwned) {
+  auto s = OpenSqliteStore(":memory:");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->PutAgent(Agent("web1")).ok());
+  int calls = 0;
+  LeaseKeeper k(**s, "", std::chrono::milliseconds(200), [&](const std::vector<std::string>&) { ++calls; }, nullptr);
+  ASSERT_TRUE(k.Start().ok());
+  EXPECT_TRUE(k.Owns("web1"));
+  EXPECT_TRUE(k.Owns("enrolled-later"));
+  EXPECT_EQ(k.Fence("web1"), 0);
+  EXPECT_EQ(calls, 0);
+  EXPECT_NE(k.owner().find('/'), std::string::npos);  // HOST/PID/RANDOM
+}
+
+// Two keepers (two verifier processes) on one database: one owns, the other takes over when
+// the first stops (released at once) — the acquired callback names the agents.
+TEST_F(PgLeaseTest, KeepersShareTheAgentsAndTakeOverOnStop) {
+  AddAgents(*a_, 3);
+  std::mutex mu;
+  std::vector<std::string> got_b;
+  std::vector<std::string> log;
+  auto ka = std::make_unique<LeaseKeeper>(*a_, "A", std::chrono::milliseconds(200), nullptr, nullptr);
+  LeaseKeeper kb(
+      *b_, "B", std::chrono::milliseconds(200),
+      [&](const std::vector<std::string>& ids) {
+        std::lock_guard lk(mu);
+        got_b.insert(got_b.end(), ids.begin(), ids.end());
+      },
+      [&](const std::string& line) {
+        std::lock_guard lk(mu);
+        log.push_back(line);
+      });
+  ASSERT_TRUE(ka->Start().ok());
+  ASSERT_TRUE(kb.Start().ok());
+  EXPECT_EQ(ka->ttl(), std::chrono::milliseconds(300));
+  EXPECT_TRUE(ka->Owns("a000") && ka->Owns("a002"));
+  EXPECT_FALSE(kb.Owns("a000"));
+  EXPECT_EQ(ka->Fence("a001"), 1);
+  EXPECT_FALSE(kb.Fence("a001"));
+  // A renews (every 100 ms, lease 300 ms): B gets nothing while A runs.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_TRUE(ka->Owns("a001"));
+  EXPECT_FALSE(kb.Owns("a001"));
+  ka.reset();  // Stop: released
+  for (int i = 0; i < 100 && !kb.Owns("a001"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(kb.Owns("a000") && kb.Owns("a001") && kb.Owns("a002"));
+  EXPECT_EQ(kb.Fence("a001"), 2);
+  std::lock_guard lk(mu);
+  EXPECT_EQ(got_b, (std::vector<std::string>{"a000", "a001", "a002"}));
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.back(), "lim-verifier: B attests 3 agents (was 0)");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@ PKGS=(
   tpm2-tools swtpm swtpm-tools ima-evm-utils fsverity attr hyperfine bc
   libarchive-dev  # .deb reading in process (src/debs: ar, data.tar.{xz,zst,gz}), `lim policy from-debs`
   libboost-dev  # Boost.Beast/Asio: lim-agent's and the verifier's async mutual-TLS transport (src/net)
+  postgresql  # the server the PostgreSQL store tests start privately (initdb in a temp dir; libpq-dev is the client)
 )
 missing=()
 for p in "${PKGS[@]}"; do

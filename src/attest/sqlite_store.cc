@@ -347,11 +347,7 @@ class SqliteStore final : public Store {
 }  // namespace
 
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options) {
-  if (options.history_per_agent < 1 || options.history_per_agent > kMaxHistoryPerAgent) {
-    return Status::InvalidArgument("verifier database: findings kept per agent must be 1-" +
-                                   std::to_string(kMaxHistoryPerAgent) + ", got " +
-                                   std::to_string(options.history_per_agent));
-  }
+  LIM_RETURN_IF_ERROR(CheckStoreOptions(options));
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                            nullptr);

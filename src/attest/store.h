@@ -1,15 +1,24 @@
 // Store: what the verifier keeps — enrolled agents (identity, policy, state, status),
-// runtime policies by name, and the history of findings — behind an interface so that the
-// fleet's PostgreSQL backend can implement the same calls. OpenSqliteStore is the embedded
-// default (libsqlite3, WAL, one file); its schema carries a version (schema_version table)
-// and is created or upgraded on open; a database newer than this build is refused.
+// runtime policies by name, and the history of findings — behind one interface with two
+// backends. OpenSqliteStore is the embedded default (libsqlite3, WAL, one file, one
+// verifier process); OpenPgStore (pg_store.h) keeps the same tables in PostgreSQL so that
+// several verifier processes share them. Each schema carries a version (schema_version
+// table) and is created or upgraded on open; a database newer than this build is refused.
+//
+// Leases (docs/fleet.md): on a shared store each agent is attested by one verifier at a
+// time. ClaimLeases renews the caller's leases and takes free or expired ones, each taken
+// lease with a fence one higher than before; RecordFencedRound writes a round only while
+// the fence it was given is still the agent's current one. On an unshared store (SQLite)
+// the caller owns every agent and fences are not checked.
 //
 // Threading: a Store is safe to call from several threads (calls are serialised inside).
 // RecordRound writes an agent's new state and its findings in one transaction, so a crash
 // never leaves a state that moved on without the findings that explain it.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -69,6 +78,22 @@ class Store {
   virtual Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) = 0;
   // An operator acknowledged the failure: back to attested (the next round decides).
   virtual Status Acknowledge(const std::string& agent) = 0;
+
+  // --- Leases (several verifiers on one store). Defaults: the unshared store. ---
+  // True when other processes may attest from the same store (lease before attesting).
+  virtual bool Shared() const { return false; }
+  // The agents `owner` may attest now, each with its fence: the caller's leases still
+  // valid are renewed for ttl, free and expired ones are taken (fence + 1). Unshared: every
+  // agent, fence 0.
+  virtual Result<std::map<std::string, int64_t>> ClaimLeases(const std::string& owner,
+                                                             std::chrono::milliseconds ttl);
+  // Gives up owner's leases at once (a clean stop), so another verifier need not wait.
+  virtual Status ReleaseLeases(const std::string& owner);
+  // RecordRound, refused (kMismatch, nothing written) when fence is no longer the agent's
+  // current fence: the lease moved to another verifier since this round began. Unshared:
+  // RecordRound.
+  virtual Status RecordFencedRound(const std::string& agent, int64_t fence, const AgentState& state,
+                                   AgentStatus status, int64_t time, const std::vector<Finding>& findings);
 };
 
 constexpr int kStoreSchemaVersion = 1;
@@ -83,5 +108,13 @@ inline constexpr size_t kMaxHistoryPerAgent = 10000000;
 // path ":memory:" for a private in-memory database (tests). An options.history_per_agent
 // outside 1-kMaxHistoryPerAgent is refused.
 Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const StoreOptions& options = {});
+
+// The --store argument: "sqlite:PATH" or a PostgreSQL URI ("postgresql://…" or
+// "postgres://…"). A malformed argument is kInvalidArgument naming it; a database that
+// cannot be opened is the backend's error.
+Result<std::unique_ptr<Store>> OpenStore(const std::string& spec, const StoreOptions& options = {});
+
+// Both backends' check of the options (the error names the bound).
+Status CheckStoreOptions(const StoreOptions& options);
 
 }  // namespace lim::attest

@@ -1,12 +1,47 @@
+// The Store tests, run against both backends (SQLite, and PostgreSQL on a private server
+// started by this binary — skipped with the reason when none can be started), and the
+// lease tests (several verifiers on one PostgreSQL database).
 #include "attest/store.h"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <set>
+#include <thread>
+
+#include "attest/leases.h"
+#include "attest/pg_store.h"
+#include "attest/pg_test_server.h"
 #include "tests/testing.h"
 
 namespace lim::attest {
 namespace {
+
+// One private PostgreSQL server for the whole binary, started by the first test that needs
+// it and stopped by the environment's TearDown (after the last test, also when tests failed).
+class PgEnvironment : public ::testing::Environment {
+ public:
+  static PgTestServer* Server(std::string* why) {
+    if (!tried_) {
+      tried_ = true;
+      auto s = PgTestServer::Start();
+      if (s.ok()) {
+        server_ = std::move(s).value();
+      } else {
+        error_ = s.status().message();
+      }
+    }
+    *why = error_;
+    return server_.get();
+  }
+  void TearDown() override { server_.reset(); }
+
+ private:
+  static inline bool tried_ = false;
+  static inline std::unique_ptr<PgTestServer> server_;
+  static inline std::string error_;
+};
+[[maybe_unused]] const auto* const kPgEnvironment = ::testing::AddGlobalTestEnvironment(new PgEnvironment());
 
 AgentRecord Agent(const std::string& id) {
   AgentRecord a;
@@ -20,50 +55,94 @@ AgentRecord Agent(const std::string& id) {
   return a;
 }
 
-TEST(SqliteStoreTest, AgentsPoliciesAndStateSurviveReopen) {
-  std::string path = lim::testing::MakeTempDir() + "/verifier.db";
+// The parameter is the backend; each test gets a fresh database by NewSpec() (an OpenStore
+// argument) and can run raw SQL on it with Raw().
+class StoreTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgresql") {
+      std::string why;
+      pg_ = PgEnvironment::Server(&why);
+      if (!pg_) GTEST_SKIP() << "no PostgreSQL server could be started: " << why;
+    }
+  }
+  std::string NewSpec() {
+    if (GetParam() == "sqlite") return "sqlite:" + lim::testing::MakeTempDir() + "/verifier.db";
+    auto uri = pg_->CreateDatabase();
+    EXPECT_TRUE(uri.ok()) << uri.status().message();
+    return uri.ok() ? *uri : "postgresql:///none";
+  }
+  std::unique_ptr<Store> Open(const std::string& spec) {
+    auto s = OpenStore(spec);
+    EXPECT_TRUE(s.ok()) << spec << ": " << s.status().message();
+    return s.ok() ? std::move(s).value() : nullptr;
+  }
+  Status Raw(const std::string& spec, const std::string& sql) {
+    if (GetParam() == "postgresql") return PgTestServer::Exec(spec, sql);
+    sqlite3* db = nullptr;
+    if (sqlite3_open(spec.substr(7).c_str(), &db) != SQLITE_OK) return Status::IoError("sqlite3_open");
+    int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+    return rc == SQLITE_OK ? Status::Ok() : Status::IoError(sql);
+  }
+  PgTestServer* pg_ = nullptr;
+};
+
+TEST_P(StoreTest, AgentsPoliciesAndStateSurviveReopen) {
+  std::string spec = NewSpec();
   {
-    auto s = OpenSqliteStore(path);
-    ASSERT_TRUE(s.ok()) << s.status().message();
+    auto s = Open(spec);
+    ASSERT_TRUE(s);
     AgentRecord a = Agent("web1");
     a.identity.ek_certificate = Bytes{0x30, 0x00};
-    ASSERT_TRUE((*s)->PutAgent(a).ok());
+    ASSERT_TRUE(s->PutAgent(a).ok());
     AgentRecord b = Agent("db1");
     b.tofu = true;
-    ASSERT_TRUE((*s)->PutAgent(b).ok());
-    EXPECT_FALSE((*s)->AssignPolicy("web1", "base").ok());  // no such policy
-    ASSERT_TRUE((*s)->PutPolicy("base", R"({"lim_runtime_policy":1})").ok());
-    ASSERT_TRUE((*s)->AssignPolicy("web1", "base").ok());
-    EXPECT_FALSE((*s)->AssignPolicy("nobody", "base").ok());
+    ASSERT_TRUE(s->PutAgent(b).ok());
+    EXPECT_FALSE(s->AssignPolicy("web1", "base").ok());  // no such policy
+    ASSERT_TRUE(s->PutPolicy("base", R"({"lim_runtime_policy":1})").ok());
+    ASSERT_TRUE(s->AssignPolicy("web1", "base").ok());
+    EXPECT_FALSE(s->AssignPolicy("nobody", "base").ok());
   }
-  auto s = OpenSqliteStore(path);
-  ASSERT_TRUE(s.ok());
-  auto names = (*s)->ListAgents();
+  auto s = Open(spec);
+  ASSERT_TRUE(s);
+  auto names = s->ListAgents();
   ASSERT_TRUE(names.ok());
   EXPECT_EQ(*names, (std::vector<std::string>{"db1", "web1"}));
-  auto a = (*s)->GetAgent("web1");
-  ASSERT_TRUE(a.ok() && a->has_value());
+  auto a = s->GetAgent("web1");
+  ASSERT_TRUE(a.ok() && a->has_value()) << a.status().message();
   EXPECT_EQ((*a)->policy, "base");
   EXPECT_EQ((*a)->identity.ek_certificate, (Bytes{0x30, 0x00}));
+  EXPECT_EQ((*a)->identity.ek_public, (Bytes{1, 2, 3}));
+  EXPECT_EQ((*a)->identity.ak_public, (Bytes{4, 5, 6}));
+  EXPECT_EQ((*a)->address, "10.0.0.1:8992");
   EXPECT_EQ((*a)->state.next_index, 7u);
   EXPECT_EQ((*a)->state.pcr10.at(0x000b), Bytes(32, 9));
   EXPECT_EQ((*a)->status, AgentStatus::kEnrolling);
-  auto b = (*s)->GetAgent("db1");
+  EXPECT_FALSE((*a)->tofu);
+  auto b = s->GetAgent("db1");
   EXPECT_TRUE((*b)->tofu);
   EXPECT_FALSE((*b)->identity.ek_certificate);
-  EXPECT_FALSE((*(*s)->GetAgent("none")).has_value());
-  EXPECT_EQ(*(*s)->ListPolicies(), std::vector<std::string>{"base"});
-  EXPECT_EQ(**(*s)->GetPolicy("base"), R"({"lim_runtime_policy":1})");
+  EXPECT_FALSE((*s->GetAgent("none")).has_value());
+  EXPECT_EQ(*s->ListPolicies(), std::vector<std::string>{"base"});
+  EXPECT_EQ(**s->GetPolicy("base"), R"({"lim_runtime_policy":1})");
+  EXPECT_FALSE((*s->GetPolicy("nothing")).has_value());
+  // Replacing an agent keeps one row.
+  AgentRecord again = Agent("web1");
+  again.address = "10.0.0.2:8992";
+  ASSERT_TRUE(s->PutAgent(again).ok());
+  EXPECT_EQ(s->ListAgents()->size(), 2u);
+  EXPECT_EQ((*s->GetAgent("web1"))->address, "10.0.0.2:8992");
 }
 
-TEST(SqliteStoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
-  auto s = OpenSqliteStore(":memory:");
-  ASSERT_TRUE(s.ok());
-  ASSERT_TRUE((*s)->PutAgent(Agent("web1")).ok());
+TEST_P(StoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
+  auto s = Open(NewSpec());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
   AgentState st;
   st.next_index = 100;
-  ASSERT_TRUE((*s)->RecordRound("web1", st, AgentStatus::kAttested, 1000, {}).ok());
-  EXPECT_EQ((*(*s)->GetAgent("web1"))->status, AgentStatus::kAttested);
+  ASSERT_TRUE(s->RecordRound("web1", st, AgentStatus::kAttested, 1000, {}).ok());
+  EXPECT_EQ((*s->GetAgent("web1"))->status, AgentStatus::kAttested);
   Finding f;
   f.reason = Reason::kUnknownFile;
   f.entry = 101;
@@ -73,36 +152,59 @@ TEST(SqliteStoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
   f.digest = "sha256:00";
   f.reference = "policy: path not listed";
   st.next_index = 102;
-  ASSERT_TRUE((*s)->RecordRound("web1", st, AgentStatus::kFailed, 1002, {f}).ok());
+  ASSERT_TRUE(s->RecordRound("web1", st, AgentStatus::kFailed, 1002, {f}).ok());
   // A clean round afterwards does not clear the failure.
-  ASSERT_TRUE((*s)->RecordRound("web1", st, AgentStatus::kAttested, 1004, {}).ok());
-  auto a = (*s)->GetAgent("web1");
+  ASSERT_TRUE(s->RecordRound("web1", st, AgentStatus::kAttested, 1004, {}).ok());
+  auto a = s->GetAgent("web1");
   EXPECT_EQ((*a)->status, AgentStatus::kFailed);
   EXPECT_EQ((*a)->state.next_index, 102u);
   EXPECT_EQ((*a)->updated, 1004);
-  auto h = (*s)->History("web1", 10);
-  ASSERT_TRUE(h.ok());
+  auto h = s->History("web1", 10);
+  ASSERT_TRUE(h.ok()) << h.status().message();
   ASSERT_EQ(h->size(), 1u);
   EXPECT_EQ((*h)[0].finding.entry, 101u);
+  EXPECT_EQ((*h)[0].finding.pcr, 10);
   EXPECT_EQ((*h)[0].finding.path, "/tmp/evil");
   EXPECT_EQ((*h)[0].finding.reason, Reason::kUnknownFile);
+  EXPECT_EQ((*h)[0].time, 1002);
   EXPECT_FALSE((*h)[0].attested);
   EXPECT_EQ(FormatFinding("web1", (*h)[0].finding), FormatFinding("web1", f));
-  ASSERT_TRUE((*s)->Acknowledge("web1").ok());
-  EXPECT_EQ((*(*s)->GetAgent("web1"))->status, AgentStatus::kAttested);
-  EXPECT_FALSE((*s)->Acknowledge("web1").ok());  // not failed any more
-  EXPECT_FALSE((*s)->RecordRound("ghost", st, AgentStatus::kAttested, 1, {}).ok());
-  ASSERT_TRUE((*s)->RemoveAgent("web1").ok());
-  EXPECT_TRUE((*s)->History("web1", 10)->empty());
-  EXPECT_FALSE((*(*s)->GetAgent("web1")).has_value());
+  ASSERT_TRUE(s->Acknowledge("web1").ok());
+  EXPECT_EQ((*s->GetAgent("web1"))->status, AgentStatus::kAttested);
+  EXPECT_FALSE(s->Acknowledge("web1").ok());  // not failed any more
+  EXPECT_FALSE(s->RecordRound("ghost", st, AgentStatus::kAttested, 1, {}).ok());
+  ASSERT_TRUE(s->RemoveAgent("web1").ok());
+  EXPECT_TRUE(s->History("web1", 10)->empty());
+  EXPECT_FALSE((*s->GetAgent("web1")).has_value());
+}
+
+// History is newest first and honours its limit; a finding without entry or PCR keeps both unset.
+TEST_P(StoreTest, HistoryIsNewestFirstAndLimited) {
+  auto s = Open(NewSpec());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+  for (int i = 0; i < 5; ++i) {
+    Finding f;
+    f.reason = Reason::kReboot;
+    f.detail = "round " + std::to_string(i);
+    ASSERT_TRUE(s->RecordRound("web1", {}, AgentStatus::kAttested, 2000 + i, {f}).ok());
+  }
+  auto h = s->History("web1", 3);
+  ASSERT_TRUE(h.ok());
+  ASSERT_EQ(h->size(), 3u);
+  EXPECT_EQ((*h)[0].finding.detail, "round 4");
+  EXPECT_EQ((*h)[2].finding.detail, "round 2");
+  EXPECT_TRUE((*h)[0].attested);  // a notice is not a failure
+  EXPECT_FALSE((*h)[0].finding.entry);
+  EXPECT_FALSE((*h)[0].finding.pcr);
 }
 
 // Only the newest history_per_agent findings of each agent are kept; another agent's are
 // not touched; the bound is range-checked.
-TEST(SqliteStoreTest, HistoryIsBoundedPerAgent) {
+TEST_P(StoreTest, HistoryIsBoundedPerAgent) {
   StoreOptions o;
   o.history_per_agent = 5;
-  auto s = OpenSqliteStore(":memory:", o);
+  auto s = OpenStore(NewSpec(), o);
   ASSERT_TRUE(s.ok()) << s.status().message();
   ASSERT_TRUE((*s)->PutAgent(Agent("web1")).ok());
   ASSERT_TRUE((*s)->PutAgent(Agent("db1")).ok());
@@ -127,7 +229,7 @@ TEST(SqliteStoreTest, HistoryIsBoundedPerAgent) {
   EXPECT_EQ((*s)->History("db1", 100)->size(), 1u);
   for (size_t bad : {size_t{0}, kMaxHistoryPerAgent + 1}) {
     o.history_per_agent = bad;
-    auto refused = OpenSqliteStore(":memory:", o);
+    auto refused = OpenStore(NewSpec(), o);
     ASSERT_FALSE(refused.ok());
     EXPECT_NE(refused.status().message().find("findings kept per agent must be 1-10000000"), std::string::npos)
         << refused.status().message();
@@ -135,30 +237,260 @@ TEST(SqliteStoreTest, HistoryIsBoundedPerAgent) {
 }
 
 // A push agent the operator allowed has no identity yet: empty blobs are stored as such.
-TEST(SqliteStoreTest, AnAgentWithoutIdentityYetIsStored) {
-  auto s = OpenSqliteStore(":memory:");
-  ASSERT_TRUE(s.ok());
+TEST_P(StoreTest, AnAgentWithoutIdentityYetIsStored) {
+  auto s = Open(NewSpec());
+  ASSERT_TRUE(s);
   AgentRecord a;
   a.id = "push-1";
-  ASSERT_TRUE((*s)->PutAgent(a).ok());
-  auto got = (*s)->GetAgent("push-1");
+  ASSERT_TRUE(s->PutAgent(a).ok());
+  auto got = s->GetAgent("push-1");
   ASSERT_TRUE(got.ok() && *got) << got.status().message();
   EXPECT_TRUE((**got).identity.ek_public.empty());
   EXPECT_TRUE((**got).identity.ak_public.empty());
   EXPECT_EQ((**got).address, "");
 }
 
-TEST(SqliteStoreTest, NewerSchemaIsRefused) {
-  std::string path = lim::testing::MakeTempDir() + "/verifier.db";
-  ASSERT_TRUE(OpenSqliteStore(path).ok());
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
-  ASSERT_EQ(sqlite3_exec(db, "INSERT INTO schema_version(version) VALUES (99)", nullptr, nullptr, nullptr), SQLITE_OK);
-  sqlite3_close(db);
-  auto s = OpenSqliteStore(path);
+TEST_P(StoreTest, NewerSchemaIsRefused) {
+  std::string spec = NewSpec();
+  ASSERT_TRUE(Open(spec));
+  ASSERT_TRUE(Raw(spec, "INSERT INTO schema_version(version) VALUES (99)").ok());
+  auto s = OpenStore(spec);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("schema 99"), std::string::npos) << s.status().message();
-  EXPECT_FALSE(OpenSqliteStore("/proc/no/such/dir/v.db").ok());
+}
+
+// Values that would break string-built SQL are stored as they are (every value is bound).
+TEST_P(StoreTest, ValuesAreBoundNotSpliced) {
+  auto s = Open(NewSpec());
+  ASSERT_TRUE(s);
+  std::string id = "x'); DROP TABLE agents; --";
+  AgentRecord a = Agent(id);
+  a.identity.ek_public = {0, 0x5c, 0x27, 0xff};  // NUL, backslash, quote
+  ASSERT_TRUE(s->PutAgent(a).ok());
+  ASSERT_TRUE(s->PutPolicy("p'\"\\", "{\"a\":\"'\"}").ok());
+  auto got = s->GetAgent(id);
+  ASSERT_TRUE(got.ok() && *got) << got.status().message();
+  EXPECT_EQ((**got).identity.ek_public, (Bytes{0, 0x5c, 0x27, 0xff}));
+  EXPECT_EQ(**s->GetPolicy("p'\"\\"), "{\"a\":\"'\"}");
+  EXPECT_EQ(s->ListAgents()->size(), 1u);
+}
+
+// The unshared (SQLite) store: every caller owns every agent, fences are not checked.
+TEST_P(StoreTest, LeasesOfTheBackend) {
+  std::string spec = NewSpec();
+  auto a = Open(spec);
+  auto b = Open(spec);
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->PutAgent(Agent("web1")).ok());
+  auto la = a->ClaimLeases("A", std::chrono::seconds(30));
+  auto lb = b->ClaimLeases("B", std::chrono::seconds(30));
+  ASSERT_TRUE(la.ok() && lb.ok());
+  if (GetParam() == "sqlite") {
+    EXPECT_FALSE(a->Shared());
+    EXPECT_EQ(*la, (std::map<std::string, int64_t>{{"web1", 0}}));
+    EXPECT_EQ(*lb, (std::map<std::string, int64_t>{{"web1", 0}}));
+    EXPECT_TRUE(b->RecordFencedRound("web1", 12345, {}, AgentStatus::kAttested, 5, {}).ok());
+  } else {
+    EXPECT_TRUE(a->Shared());
+    EXPECT_EQ(*la, (std::map<std::string, int64_t>{{"web1", 1}}));
+    EXPECT_TRUE(lb->empty());
+    EXPECT_EQ(b->RecordFencedRound("web1", 12345, {}, AgentStatus::kAttested, 5, {}).code(), StatusCode::kMismatch);
+    EXPECT_TRUE(a->RecordFencedRound("web1", 1, {}, AgentStatus::kAttested, 5, {}).ok());
+  }
+  EXPECT_EQ((*a->GetAgent("web1"))->updated, 5);
+  EXPECT_FALSE(a->RecordFencedRound("ghost", 0, {}, AgentStatus::kAttested, 5, {}).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+
+TEST(OpenStoreTest, ArgumentsAreCheckedAndNamed) {
+  auto bad = OpenStore("mysql://x");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.status().message().find("mysql://x"), std::string::npos);
+  EXPECT_EQ(OpenStore("sqlite:").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_FALSE(OpenStore("sqlite:/proc/no/such/dir/v.db").ok());
+  auto url = OpenStore("postgresql://host:notaport/db");
+  ASSERT_FALSE(url.ok());
+  EXPECT_EQ(url.status().code(), StatusCode::kInvalidArgument) << url.status().message();
+  auto opt = OpenStore("postgresql:///db?nosuchoption=1");
+  EXPECT_EQ(opt.status().code(), StatusCode::kInvalidArgument) << opt.status().message();
+  // Well-formed but nobody listening: unavailable, not a crash.
+  auto none = OpenStore("postgresql:///db?host=/nonexistent-dir&connect_timeout=2");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.status().code(), StatusCode::kUnavailable) << none.status().message();
+}
+
+// --- Leases on PostgreSQL: two store handles are two verifiers. ---
+
+std::vector<std::string> AddAgents(Store& s, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof(id), "a%03d", i);
+    EXPECT_TRUE(s.PutAgent(Agent(id)).ok());
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+// Two store handles on one fresh database: two verifiers.
+class PgLeaseTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string why;
+    PgTestServer* pg = PgEnvironment::Server(&why);
+    if (!pg) GTEST_SKIP() << "no PostgreSQL server could be started: " << why;
+    auto uri = pg->CreateDatabase();
+    ASSERT_TRUE(uri.ok()) << uri.status().message();
+    uri_ = *uri;
+    auto a = OpenPgStore(uri_);
+    auto b = OpenPgStore(uri_);
+    ASSERT_TRUE(a.ok() && b.ok());
+    a_ = std::move(a).value();
+    b_ = std::move(b).value();
+  }
+  std::string uri_;
+  std::unique_ptr<Store> a_, b_;
+};
+
+TEST_F(PgLeaseTest, TwoVerifiersNeverBothOwnAnAgent) {
+  auto ids = AddAgents(*a_, 200);
+  // Both claim at the same moment, many times: SKIP LOCKED hands each lease to one of them.
+  std::map<std::string, int64_t> ma, mb;
+  std::thread ta([&] {
+    for (int i = 0; i < 20; ++i) ma = *a_->ClaimLeases("A", std::chrono::seconds(30));
+  });
+  std::thread tb([&] {
+    for (int i = 0; i < 20; ++i) mb = *b_->ClaimLeases("B", std::chrono::seconds(30));
+  });
+  ta.join();
+  tb.join();
+  std::set<std::string> all;
+  for (const auto& [id, fence] : ma) {
+    EXPECT_EQ(mb.count(id), 0u) << id << " owned by both";
+    EXPECT_EQ(fence, 1) << id;
+    all.insert(id);
+  }
+  for (const auto& [id, fence] : mb) all.insert(id);
+  EXPECT_EQ(all.size(), ids.size());
+  // Renewing keeps the fences.
+  auto again = a_->ClaimLeases("A", std::chrono::seconds(30));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, ma);
+}
+
+TEST_F(PgLeaseTest, AnExpiredLeaseIsTakenOverAndTheStaleFenceIsRefused) {
+  AddAgents(*a_, 3);
+  auto la = a_->ClaimLeases("A", std::chrono::milliseconds(300));
+  ASSERT_TRUE(la.ok());
+  ASSERT_EQ(la->size(), 3u);
+  int64_t fa = la->at("a001");
+  EXPECT_TRUE(b_->ClaimLeases("B", std::chrono::seconds(30))->empty());  // A's leases are valid
+  // A pauses past its lease; B takes every agent over with the next fence.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  auto lb = b_->ClaimLeases("B", std::chrono::seconds(30));
+  ASSERT_TRUE(lb.ok());
+  ASSERT_EQ(lb->size(), 3u);
+  EXPECT_EQ(lb->at("a001"), fa + 1);
+  ASSERT_TRUE(b_->RecordFencedRound("a001", lb->at("a001"), {}, AgentStatus::kAttested, 2000, {}).ok());
+  // A wakes and writes the verdict of the round it had begun: refused, nothing written.
+  Finding f;
+  f.reason = Reason::kUnknownFile;
+  f.path = "/stale";
+  Status stale = a_->RecordFencedRound("a001", fa, {}, AgentStatus::kFailed, 2001, {f});
+  EXPECT_EQ(stale.code(), StatusCode::kMismatch) << stale.message();
+  auto rec = b_->GetAgent("a001");
+  EXPECT_EQ((*rec)->status, AgentStatus::kAttested);
+  EXPECT_EQ((*rec)->updated, 2000);
+  EXPECT_TRUE(b_->History("a001", 10)->empty());
+  // And A's next claim finds nothing of its own.
+  EXPECT_TRUE(a_->ClaimLeases("A", std::chrono::seconds(30))->empty());
+}
+
+TEST_F(PgLeaseTest, ReleasedLeasesAreTakenAtOnceAndNewAgentsGetALease) {
+  AddAgents(*a_, 2);
+  ASSERT_EQ(a_->ClaimLeases("A", std::chrono::seconds(30))->size(), 2u);
+  ASSERT_TRUE(a_->ReleaseLeases("A").ok());
+  auto lb = b_->ClaimLeases("B", std::chrono::seconds(30));
+  ASSERT_EQ(lb->size(), 2u);
+  EXPECT_EQ(lb->at("a000"), 2);
+  // An agent enrolled later (through A) is free until someone claims it.
+  ASSERT_TRUE(a_->PutAgent(Agent("late")).ok());
+  auto la = a_->ClaimLeases("A", std::chrono::seconds(30));
+  EXPECT_EQ(*la, (std::map<std::string, int64_t>{{"late", 1}}));
+  // Removing an agent removes its lease.
+  ASSERT_TRUE(b_->RemoveAgent("a000").ok());
+  EXPECT_EQ(b_->ClaimLeases("B", std::chrono::seconds(30))->size(), 1u);
+}
+
+// A verifier keeps working when the connection was cut (the server killed the backend).
+TEST_F(PgLeaseTest, ALostConnectionIsReestablished) {
+  AddAgents(*a_, 1);
+  ASSERT_TRUE(PgTestServer::Exec(uri_, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                  .ok());
+  // The first call may see the cut; the next reconnects and prepares its statements again.
+  (void)a_->ListAgents();
+  auto ids = a_->ListAgents();
+  ASSERT_TRUE(ids.ok()) << ids.status().message();
+  EXPECT_EQ(ids->size(), 1u);
+  EXPECT_TRUE(a_->RecordRound("a000", {}, AgentStatus::kAttested, 9, {}).ok());
+}
+
+// LeaseKeeper on SQLite: no thread, every agent ours with fence 0 (the single-process path).
+TEST(LeaseKeeperTest, OnSqliteEveryAgentIsOwned) {
+  auto s = OpenSqliteStore(":memory:");
+  ASSERT_TRUE(s.ok());
+  ASSERT_TRUE((*s)->PutAgent(Agent("web1")).ok());
+  int calls = 0;
+  LeaseKeeper k(**s, "", std::chrono::milliseconds(200), [&](const std::vector<std::string>&) { ++calls; }, nullptr);
+  ASSERT_TRUE(k.Start().ok());
+  EXPECT_TRUE(k.Owns("web1"));
+  EXPECT_TRUE(k.Owns("enrolled-later"));
+  EXPECT_EQ(k.Fence("web1"), 0);
+  EXPECT_EQ(calls, 0);
+  EXPECT_NE(k.owner().find('/'), std::string::npos);  // HOST/PID/RANDOM
+}
+
+// Two keepers (two verifier processes) on one database: one owns, the other takes over when
+// the first stops (released at once) — the acquired callback names the agents.
+TEST_F(PgLeaseTest, KeepersShareTheAgentsAndTakeOverOnStop) {
+  AddAgents(*a_, 3);
+  std::mutex mu;
+  std::vector<std::string> got_b;
+  std::vector<std::string> log;
+  auto ka = std::make_unique<LeaseKeeper>(*a_, "A", std::chrono::milliseconds(200), nullptr, nullptr);
+  LeaseKeeper kb(
+      *b_, "B", std::chrono::milliseconds(200),
+      [&](const std::vector<std::string>& ids) {
+        std::lock_guard lk(mu);
+        got_b.insert(got_b.end(), ids.begin(), ids.end());
+      },
+      [&](const std::string& line) {
+        std::lock_guard lk(mu);
+        log.push_back(line);
+      });
+  ASSERT_TRUE(ka->Start().ok());
+  ASSERT_TRUE(kb.Start().ok());
+  EXPECT_EQ(ka->ttl(), std::chrono::milliseconds(300));
+  EXPECT_TRUE(ka->Owns("a000") && ka->Owns("a002"));
+  EXPECT_FALSE(kb.Owns("a000"));
+  EXPECT_EQ(ka->Fence("a001"), 1);
+  EXPECT_FALSE(kb.Fence("a001"));
+  // A renews (every 100 ms, lease 300 ms): B gets nothing while A runs.
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  EXPECT_TRUE(ka->Owns("a001"));
+  EXPECT_FALSE(kb.Owns("a001"));
+  ka.reset();  // Stop: released
+  for (int i = 0; i < 100 && !kb.Owns("a001"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_TRUE(kb.Owns("a000") && kb.Owns("a001") && kb.Owns("a002"));
+  EXPECT_EQ(kb.Fence("a001"), 2);
+  std::lock_guard lk(mu);
+  EXPECT_EQ(got_b, (std::vector<std::string>{"a000", "a001", "a002"}));
+  ASSERT_FALSE(log.empty());
+  EXPECT_EQ(log.back(), "lim-verifier: B attests 3 agents (was 0)");
 }
 
 }  // namespace

@@ -41,7 +41,10 @@ int Run(int argc, char** argv) {
   CLI::App app;
   app.description("lim-verifier: enrolls lim agents, attests them every interval and serves the operators' REST API "
                   "over mutual TLS 1.3.");
-  app.add_option("--store", store, "where agents, policies and findings are kept: sqlite:PATH")->capture_default_str();
+  app.add_option("--store", store,
+                 "where agents, policies and findings are kept: sqlite:PATH (one verifier) or a PostgreSQL URI "
+                 "postgresql://USER@HOST/DB (several verifiers sharing the agents, docs/fleet.md)")
+      ->capture_default_str();
   app.add_option("--listen", listen, "REST API address ADDR:PORT (port 0: any, printed at start)")->capture_default_str();
   app.add_option("--cert", cert, "this verifier's certificate (PEM, ECDSA P-256; also its client certificate)")->required();
   app.add_option("--key", key, "its private key (PEM)")->required();
@@ -79,6 +82,7 @@ int Run(int argc, char** argv) {
   app.footer(
       "Example:\n"
       "  lim-verifier --store sqlite:/var/lib/lim/verifier.db --listen 0.0.0.0:8892 --cert v.pem --key v.key --ca ca.pem\n"
+      "  lim-verifier --store 'postgresql://lim@db.example/lim?sslmode=verify-full' …   (one of several)\n"
       "  lim verifier add web1 10.0.0.5:8891 --verifier 127.0.0.1:8892 --cert op.pem --key op.key --ca ca.pem\n"
       "Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.\n"
       "More: docs/attestation.md.");
@@ -94,7 +98,6 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "lim-verifier: %s\nRun with --help for more information.\n", e.what());
     return 2;
   }
-  if (store.rfind("sqlite:", 0) != 0 || store.size() == 7) return Fail("--store: expected sqlite:PATH, got " + store);
   auto hp = verifier::ParseHostPort(listen);
   // Port 0 is allowed here (the kernel picks one); ParseHostPort wants 1-65535.
   std::string host;
@@ -109,8 +112,8 @@ int Run(int argc, char** argv) {
   }
   attest::StoreOptions so;
   so.history_per_agent = history;
-  auto db = attest::OpenSqliteStore(store.substr(7), so);
-  if (!db.ok()) return Fail(db.status().message());
+  auto db = attest::OpenStore(store, so);
+  if (!db.ok()) return Fail("--store: " + db.status().message());
   verifier::VerifierOptions o;
   o.tls = {cert, key, ca};
   o.ek_ca_dir = ek_ca_dir;

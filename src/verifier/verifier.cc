@@ -36,6 +36,7 @@ struct Verifier::Worker {
   std::string policy_text;
   attest::RuntimePolicy policy;
   std::optional<attest::EvidenceRequest> next;
+  int64_t fence = -1;  // of the lease the last round ran under; another: forget `next`
   std::chrono::steady_clock::time_point due{};
   // The kept connection's counters after the last round (read by the REST API without mu).
   std::atomic<uint64_t> handshakes{0}, requests{0};
@@ -268,6 +269,17 @@ Status Verifier::Start() {
     w->push_enrolled = w->push && !rec->identity.ak_public.empty();
     w->last_push = std::chrono::steady_clock::now();  // a push agent gets its time to post again
   }
+  // Agents leased to us that another verifier enrolled get their worker here.
+  leases_ = std::make_unique<attest::LeaseKeeper>(
+      *store_, options_.lease_owner, options_.interval,
+      [this](const std::vector<std::string>& acquired) {
+        for (const auto& id : acquired) {
+          auto rec = store_->GetAgent(id);
+          if (rec.ok() && *rec) WorkerFor(id)->push = (*rec)->address.empty();
+        }
+      },
+      options_.log);
+  LIM_RETURN_IF_ERROR(leases_->Start());
   LIM_RETURN_IF_ERROR(server_->Start());
   loop_ = std::thread([this] { Loop(); });
   for (int i = 0; i < options_.round_threads; ++i) round_threads_.emplace_back([this] { RoundThread(); });
@@ -284,6 +296,7 @@ void Verifier::Stop() {
   if (loop_.joinable()) loop_.join();
   for (auto& t : round_threads_) t.join();
   round_threads_.clear();
+  if (leases_) leases_->Stop();
   if (server_) server_->Stop();
 }
 
@@ -422,6 +435,12 @@ Status Verifier::RunRound(const std::string& id) {
   }
   std::lock_guard<std::mutex> wl(w->mu);
   w->due = std::chrono::steady_clock::now() + options_.interval;
+  // The lease this round runs under; its verdict is written only while it is still current.
+  std::optional<int64_t> lease = leases_ ? leases_->Fence(id) : std::optional<int64_t>(0);
+  if (!lease) return Status::NotFound("agent " + id + " is attested by another verifier");
+  int64_t fence = *lease;
+  if (fence != w->fence) w->next.reset();  // another verifier may have moved the state on
+  w->fence = fence;
   LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
   if (!rec) return Status::NotFound("no agent " + id);
   LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
@@ -467,7 +486,7 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = parsed.status().message();
       LogFindings(*w, {f});
       w->next.reset();
-      return Record(id, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}));
+      return Record(id, fence, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}));
     }
     if (!ev) {
       attest::Finding f;
@@ -475,7 +494,8 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = why;
       LogFindings(*w, {f});
       w->client->Close();
-      return store_->RecordRound(id, state, attest::AgentStatus::kUnreachable, Now(), with_earlier({f}));
+      return store_->RecordFencedRound(id, fence, state, attest::AgentStatus::kUnreachable, Now(),
+                                       with_earlier({f}));
     }
     attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
     NoteRows(*w, *ev, r);
@@ -489,14 +509,15 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return Record(id, rec->status, r.state, status, with_earlier(r.findings));
+    return Record(id, fence, rec->status, r.state, status, with_earlier(r.findings));
   }
-  return store_->RecordRound(id, state, rec->status, Now(), earlier);
+  return store_->RecordFencedRound(id, fence, state, rec->status, Now(), earlier);
 }
 
-Status Verifier::Record(const std::string& id, attest::AgentStatus before, const attest::AgentState& state,
-                        attest::AgentStatus status, const std::vector<attest::Finding>& findings) {
-  LIM_RETURN_IF_ERROR(store_->RecordRound(id, state, status, Now(), findings));
+Status Verifier::Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before,
+                        const attest::AgentState& state, attest::AgentStatus status, const std::vector<attest::Finding>& findings) {
+  LIM_RETURN_IF_ERROR(fence ? store_->RecordFencedRound(id, *fence, state, status, Now(), findings)
+                            : store_->RecordRound(id, state, status, Now(), findings));
   // The agent turned failed (failed is sticky: later failing rounds do not run it again).
   if (hook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
     std::vector<std::string> lines;
@@ -531,6 +552,7 @@ void Verifier::Loop() {
       if (w->busy) continue;
       std::unique_lock<std::mutex> wl(w->mu, std::try_to_lock);
       if (!wl.owns_lock()) continue;  // a push call or RunRound in progress
+      if (!w->push && leases_ && !leases_->Owns(id)) continue;  // another verifier attests it
       std::chrono::steady_clock::time_point due;
       if (w->push) {
         if (!w->push_enrolled || w->push_silent) continue;  // nothing to wait for
@@ -834,7 +856,9 @@ void Verifier::RegisterPushRoutes() {
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
-    if (Status st = Record(w->id, (*rec)->status, res.state, status, res.findings); !st.ok()) return ErrorResponse(st);
+    if (Status st = Record(w->id, std::nullopt, (*rec)->status, res.state, status, res.findings); !st.ok()) {
+      return ErrorResponse(st);
+    }
     return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
                        {"findings", res.findings.size()}});
   });

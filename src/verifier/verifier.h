@@ -22,11 +22,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "attest/enroll.h"
+#include "attest/leases.h"
 #include "attest/runtime_policy.h"
 #include "attest/store.h"
 #include "base/status.h"
@@ -54,6 +56,9 @@ struct VerifierOptions {
   // --on-failure: an executable run when an agent turns failed (failure_hook.h); empty: none.
   std::string on_failure;
   std::chrono::milliseconds on_failure_timeout{10000};
+  // This process's name in the store's lease rows (several verifiers on one PostgreSQL
+  // database, attest/leases.h); empty: "HOST/PID/RANDOM".
+  std::string lease_owner;
   // Where log lines go (default stderr); one call per line.
   std::function<void(const std::string&)> log;
 };
@@ -95,8 +100,9 @@ class Verifier {
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
   void Log(const std::string& line);
   void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
-  // store_->RecordRound, then the --on-failure command when the agent turns failed.
-  Status Record(const std::string& id, attest::AgentStatus before, const attest::AgentState& state,
+  // store_->RecordFencedRound (RecordRound when no fence: a pushed round, the agent chose
+  // this verifier), then the --on-failure command when the agent turns failed.
+  Status Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before, const attest::AgentState& state,
                 attest::AgentStatus status, const std::vector<attest::Finding>& findings);
 
   VerifierOptions options_;
@@ -104,6 +110,7 @@ class Verifier {
   std::shared_ptr<net::TlsContext> client_tls_;
   std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop
   std::unique_ptr<net::HttpsServer> server_;
+  std::unique_ptr<attest::LeaseKeeper> leases_;  // which agents this process attests (shared store)
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;

@@ -22,6 +22,7 @@
 #include "agent/agent_test_util.h"
 #include "attest/attest_test_util.h"
 #include "attest/evidence_json.h"
+#include "attest/pg_test_server.h"
 #include "attest/runtime_policy.h"
 #include "base/file.h"
 #include "base/hex.h"
@@ -153,7 +154,11 @@ class VerifierE2eTest : public ::testing::Test {
 
   // An operator request to the verifier: {status, body as JSON (null when not JSON)}.
   std::pair<int, json> Api(const std::string& method, const std::string& target, const json& body = nullptr) {
-    auto r = op_->Request(method, target, body.is_null() ? std::string() : body.dump());
+    return ApiOn(*op_, method, target, body);
+  }
+  std::pair<int, json> ApiOn(net::HttpsClient& op, const std::string& method, const std::string& target,
+                             const json& body = nullptr) {
+    auto r = op.Request(method, target, body.is_null() ? std::string() : body.dump());
     EXPECT_TRUE(r.ok()) << r.status().message();
     if (!r.ok()) return {0, nullptr};
     return {r->status, json::parse(r->body, nullptr, false)};
@@ -174,10 +179,22 @@ class VerifierE2eTest : public ::testing::Test {
     return a;
   }
 
-  void AddLearntPolicy(const std::string& name, int paths = 20) {
+  // An operator's client of the verifier at port (the fixture's: op_).
+  std::unique_ptr<net::HttpsClient> OperatorOf(uint16_t port) {
+    auto tls = net::MakeClientTls({pki_.client_cert, pki_.client_key, pki_.ca});
+    EXPECT_TRUE(tls.ok()) << tls.status().message();
+    if (!tls.ok()) return nullptr;
+    net::ClientOptions o;
+    o.port = port;
+    auto c = net::HttpsClient::Create(*tls, o);
+    EXPECT_TRUE(c.ok());
+    return c.ok() ? std::move(*c) : nullptr;
+  }
+
+  void AddLearntPolicy(const std::string& name, int paths = 20, net::HttpsClient* op = nullptr) {
     auto learnt = attest::LearnPolicy(host_.list());
     ASSERT_TRUE(learnt.ok()) << learnt.status().message();
-    auto [code, body] = Api("POST", "/v1/policies", {{"name", name}, {"policy", json::parse(learnt->ToNativeJson())}});
+    auto [code, body] = ApiOn(op ? *op : *op_, "POST", "/v1/policies", {{"name", name}, {"policy", json::parse(learnt->ToNativeJson())}});
     ASSERT_EQ(code, 200) << body.dump();
     EXPECT_EQ(body["paths"], paths) << body.dump();  // the 20 tools (boot_aggregate is checked apart)
   }
@@ -1093,6 +1110,67 @@ TEST_F(VerifierLoopTest, ASilentPushAgentTurnsUnreachable) {
   back.Stop();
 }
 
+// Two lim-verifier processes on one PostgreSQL database (docs/fleet.md): the agent is
+// attested by one of them; that one killed (-9), the other takes the agent over within two
+// intervals and carries on from the stored state (still attested, no entry read twice).
+TEST_F(VerifierE2eTest, TwoVerifiersOnPostgresqlAndOneKilledTheOtherTakesOver) {
+  auto pg = attest::PgTestServer::Start();
+  if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server could be started: " << pg.status().message();
+  auto uri = (*pg)->CreateDatabase();
+  ASSERT_TRUE(uri.ok()) << uri.status().message();
+  constexpr int kIntervalMs = 400;
+  agent::testing::AgentProcess va{BesideTest("lim-verifier")}, vb{BesideTest("lim-verifier")};
+  for (auto* v : {&va, &vb}) {
+    ASSERT_EQ(v->Start({"--store", *uri, "--listen", "127.0.0.1:0", "--cert", pki_.server_cert, "--key",
+                        pki_.server_key, "--ca", pki_.ca, "--interval-ms", std::to_string(kIntervalMs)}),
+              "");
+  }
+  auto opa = OperatorOf(va.port()), opb = OperatorOf(vb.port());
+  ASSERT_TRUE(opa && opb);
+  AddLearntPolicy("learnt", 20, opa.get());
+  std::string address = "127.0.0.1:" + std::to_string(agent_.port());
+  auto [code, rec] = ApiOn(*opa, "POST", "/v1/agents",
+                           {{"id", "agent-1"}, {"address", address}, {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump() << va.Output();
+  // Both see the same store; rounds run (by whichever verifier leased the agent).
+  json a;
+  for (int i = 0; i < 200; ++i) {
+    a = ApiOn(*opb, "GET", "/v1/agent?id=agent-1").second;
+    if (a.is_object() && a["rounds"].get<uint64_t>() >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(a["status"], "attested") << a.dump() << va.Output() << vb.Output();
+  ASSERT_GE(a["rounds"].get<uint64_t>(), 3u) << a.dump();
+  bool a_owns = va.Output().find("attests 1 agents") != std::string::npos;
+  bool b_owns = vb.Output().find("attests 1 agents") != std::string::npos;
+  ASSERT_NE(a_owns, b_owns) << "exactly one verifier leases the agent\nA: " << va.Output() << "\nB: " << vb.Output();
+  agent::testing::AgentProcess& owner = a_owns ? va : vb;
+  agent::testing::AgentProcess& other = a_owns ? vb : va;
+  net::HttpsClient& op = a_owns ? *opb : *opa;
+
+  uint64_t rounds = ApiOn(op, "GET", "/v1/agent?id=agent-1").second["rounds"].get<uint64_t>();
+  ASSERT_EQ(::kill(owner.pid(), SIGKILL), 0);
+  auto t0 = std::chrono::steady_clock::now();
+  // One round may have been written just before the kill landed: wait for two more.
+  for (int i = 0; i < 400; ++i) {
+    a = ApiOn(op, "GET", "/v1/agent?id=agent-1").second;
+    if (a.is_object() && a["rounds"].get<uint64_t>() >= rounds + 2) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_GE(a["rounds"].get<uint64_t>(), rounds + 2) << a.dump() << other.Output();
+  // Taken over within two intervals (lease 1.5 intervals, claims every half), plus the two
+  // rounds' own time on this loaded machine.
+  EXPECT_LE(took, 2 * kIntervalMs + kIntervalMs + 1000) << other.Output();
+  EXPECT_NE(other.Output().find("attests 1 agents (was 0)"), std::string::npos) << other.Output();
+  EXPECT_EQ(a["status"], "attested") << a.dump() << other.Output();
+  EXPECT_EQ(a["next_index"], 21) << a.dump();
+  EXPECT_EQ(other.Output().find("reason="), std::string::npos) << other.Output();
+  std::printf("takeover after kill -9: %lld ms (interval %d ms)\n", static_cast<long long>(took), kIntervalMs);
+  owner.Stop();
+  other.Stop();
+}
+
 TEST(VerifierFlags, RangesAndBadStore) {
   std::string bin = lim::testing::ShellQuote(BesideTest("lim-verifier"));
   auto help = lim::testing::Run(bin + " --help");
@@ -1104,6 +1182,13 @@ TEST(VerifierFlags, RangesAndBadStore) {
   auto store = lim::testing::Run(bin + " --cert a --key b --ca c --store postgres:x");
   EXPECT_EQ(store.exit_code, 2);
   EXPECT_NE(store.err.find("sqlite:PATH"), std::string::npos) << store.err;
+  auto port = lim::testing::Run(bin + " --cert a --key b --ca c --store postgresql://db.example:70000/lim");
+  EXPECT_EQ(port.exit_code, 2);
+  EXPECT_NE(port.err.find("--store: PostgreSQL URI: port \"70000\" is not 1-65535"), std::string::npos) << port.err;
+  auto uri = lim::testing::Run(bin + " --cert a --key b --ca c --store 'postgresql://db/lim?nosuch=1'");
+  EXPECT_EQ(uri.exit_code, 2);
+  EXPECT_NE(uri.err.find("--store: PostgreSQL URI: invalid URI query parameter: \"nosuch\""), std::string::npos)
+      << uri.err;
   auto listen = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --listen nohost");
   EXPECT_EQ(listen.exit_code, 2);
   EXPECT_NE(listen.err.find("HOST:PORT"), std::string::npos) << listen.err;

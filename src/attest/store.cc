@@ -1,0 +1,40 @@
+// What every Store shares: the unshared-store lease defaults and OpenStore (store.h).
+#include "attest/store.h"
+
+#include "attest/pg_store.h"
+
+namespace lim::attest {
+
+Result<std::map<std::string, int64_t>> Store::ClaimLeases(const std::string&, std::chrono::milliseconds) {
+  LIM_ASSIGN_OR_RETURN(auto ids, ListAgents());
+  std::map<std::string, int64_t> out;
+  for (auto& id : ids) out.emplace(std::move(id), 0);
+  return out;
+}
+
+Status Store::ReleaseLeases(const std::string&) { return Status::Ok(); }
+
+Status Store::RecordFencedRound(const std::string& agent, int64_t, const AgentState& state, AgentStatus status,
+                                int64_t time, const std::vector<Finding>& findings) {
+  return RecordRound(agent, state, status, time, findings);
+}
+
+Status CheckStoreOptions(const StoreOptions& options) {
+  if (options.history_per_agent < 1 || options.history_per_agent > kMaxHistoryPerAgent) {
+    return Status::InvalidArgument("verifier database: findings kept per agent must be 1-" +
+                                   std::to_string(kMaxHistoryPerAgent) + ", got " +
+                                   std::to_string(options.history_per_agent));
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<Store>> OpenStore(const std::string& spec, const StoreOptions& options) {
+  if (spec.rfind("sqlite:", 0) == 0) {
+    if (spec.size() == 7) return Status::InvalidArgument("sqlite: needs a path (sqlite:PATH)");
+    return OpenSqliteStore(spec.substr(7), options);
+  }
+  if (spec.rfind("postgresql://", 0) == 0 || spec.rfind("postgres://", 0) == 0) return OpenPgStore(spec, options);
+  return Status::InvalidArgument("expected sqlite:PATH or postgresql://…, got \"" + spec + "\"");
+}
+
+}  // namespace lim::attest

@@ -78,6 +78,7 @@ int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 constexpr size_t kMaxImaRows = 1000;
 
 bool IsFirmwareReason(attest::Reason r) {
+  if (r == attest::Reason::kBootComponent || r == attest::Reason::kSecureBoot) return true;  // name firmware events
   return std::string_view(attest::ReasonName(r)).rfind("firmware-", 0) == 0;
 }
 

@@ -11,8 +11,9 @@
 // integer (compared as a number) or a string (a Python regular expression, re.fullmatch).
 // A table load picks the first rule (in the policy's order) whose table_load[match_on]
 // matches the device; a resume must name the loaded table's hash; a second load, a clear, a
-// remove or a rename is allowed only as the rule says. `required` rules must be in use by a
-// device in a valid state (checked at the end of each round's verified entries).
+// remove or a rename is allowed only as the rule says. `required` rules must have a device
+// loaded under them (checked at the end of each round's verified entries; a device still
+// waiting for its resume counts, since a quote may fall between the two).
 //
 // The devices seen (DmState) belong to the agent's state across rounds of one boot. A
 // missing key of a rule takes the strict reading: false for allow_*, true for
@@ -54,7 +55,7 @@ class DmPolicy {
 
   // One ima-buf entry named dm_*; updates *state. nullopt when it passes.
   std::optional<Finding> Check(const ima::Entry& e, DmState* state) const;
-  // Required rules not in use by a valid device.
+  // Required rules no device is loaded under.
   std::vector<Finding> CheckRequired(const DmState& state) const;
 
  private:

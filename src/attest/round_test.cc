@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "attest/attest_test_util.h"
 #include "base/file.h"
 #include "ima/list_reader.h"
@@ -448,6 +450,51 @@ TEST_F(RoundTest, SecureBootOffFailsTheRoundWhenThePolicyRequiresIt) {
   RoundResult none = Round();
   EXPECT_FALSE(none.attested);
   EXPECT_NE(Find(none, Reason::kBootComponent), nullptr) << Describe(none);
+}
+
+// dm_policy across rounds: the devices a verified round saw are kept in the agent state
+// (through its JSON, as the store keeps it), so a resume in a later round is held against
+// the load of an earlier one. Real LVM entries from keylime-tests.
+TEST_F(RoundTest, DeviceMapperStateCarriesAcrossRounds) {
+  auto text = ReadFileText(
+      Fixture("keylime-tests/functional/keylime_create_policy-static-data/test2/ascii_runtime_measurements-2"));
+  ASSERT_TRUE(text.ok());
+  std::string dm;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" dm_") != std::string::npos) dm += line + "\n";
+  }
+  std::vector<ima::Record> records = testing::AsciiRecords(dm);
+  ASSERT_EQ(records.size(), 4u);  // root load, root resume, swap load, swap resume
+  auto p = RuntimePolicy::FromNativeJson(R"json({"lim_runtime_policy": 1, "dm_policy": {"match_on": "name", "rules": {
+      "lvm": {"required": true, "table_load": {"name": "rhel-(root|swap)", "num_targets": 1,
+              "targets": [{"target_name": "linear", "device_name": "252:3"}]}}}}})json");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  policy_ = std::move(p).value();
+  host_.AppendBootAggregate();
+  host_.Append(records[0]);
+  RoundResult r1 = Round();
+  ASSERT_TRUE(r1.attested) << Describe(r1);
+  ASSERT_EQ(state_.dm.devices.count("rhel-root"), 1u);
+  EXPECT_FALSE(state_.dm.devices["rhel-root"].active);
+  auto stored = AgentStateFromJson(AgentStateToJson(state_));
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  state_ = *stored;
+  host_.Append(records[1]);
+  RoundResult r2 = Round();
+  ASSERT_TRUE(r2.attested) << Describe(r2);
+  EXPECT_TRUE(state_.dm.devices["rhel-root"].active);
+  // The swap volume resumed twice: the second resume fails, naming the entry.
+  host_.Append(records[2]);
+  host_.Append(records[3]);
+  host_.Append(records[3]);
+  RoundResult r3 = Round();
+  EXPECT_FALSE(r3.attested);
+  const Finding* f = Find(r3, Reason::kDmPolicy);
+  ASSERT_NE(f, nullptr) << Describe(r3);
+  EXPECT_EQ(f->entry, 5u);
+  EXPECT_EQ(f->path, "dm_device_resume");
+  EXPECT_EQ(f->detail, "device rhel-swap: resumed twice (already active)");
 }
 
 TEST_F(RoundTest, RebootStartsOverFromEntryZeroAndSaysSo) {

@@ -34,6 +34,7 @@
 #include "net/https_server.h"
 #include "net/tls.h"
 #include "verifier/failure_hook.h"
+#include "verifier/webhook.h"
 
 namespace lim::verifier {
 
@@ -54,6 +55,10 @@ struct VerifierOptions {
   // --on-failure: an executable run when an agent turns failed (failure_hook.h); empty: none.
   std::string on_failure;
   std::chrono::milliseconds on_failure_timeout{10000};
+  // --webhook: an https:// URL the verdict JSON is POSTed to when an agent turns failed
+  // (webhook.h); empty: none. webhook_ca checks the receiver (empty: tls.ca_file).
+  std::string webhook;
+  std::string webhook_ca;
   // Where log lines go (default stderr); one call per line.
   std::function<void(const std::string&)> log;
 };
@@ -103,6 +108,7 @@ class Verifier {
   std::unique_ptr<attest::Store> store_;
   std::shared_ptr<net::TlsContext> client_tls_;
   std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop
+  std::unique_ptr<Webhook> webhook_;   // likewise
   std::unique_ptr<net::HttpsServer> server_;
   std::mutex mu_;
   std::condition_variable cv_;

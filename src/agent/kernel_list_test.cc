@@ -2,8 +2,7 @@
 // a real machine (embrave's fixture: 922 ima-ng entries, kernel byte order, sha1 template
 // digests) as the kernel's list (source "kernel"), on a test swtpm whose PCR 10 is made to
 // match (every entry extended per bank, as the kernel does), verified by lim's rounds: first
-// a prefix of 600 entries, then the rest incrementally. The list's boot_aggregate is that
-// machine's PCRs 0–9, not this swtpm's: the only finding, named at entry 0.
+// a prefix of 600 entries, then the rest incrementally.
 #include <gtest/gtest.h>
 
 #include <openssl/rand.h>
@@ -110,9 +109,12 @@ TEST(KernelList, ARealKernelListServedAsTheKernelsIsVerifiedIncrementally) {
   EXPECT_EQ(verified, 600u);
   EXPECT_EQ(state.next_index, 600u);
   EXPECT_EQ(state.replay_mode, "per-bank");
-  ASSERT_EQ(r1.findings.size(), 1u) << attest::FormatFinding("kernel-list", r1.findings[0]);
-  EXPECT_EQ(r1.findings[0].reason, attest::Reason::kBootAggregate);
-  EXPECT_EQ(r1.findings[0].entry, 0u);
+  // Attested: the list replays to the quoted PCR 10 in every bank, every entry is in the
+  // learned policy, and entry 0's boot_aggregate equals the one over this swtpm's PCRs 0–9
+  // (all zero after the reboot: the fixture's machine had them zero as well). No limd on
+  // a kernel-list host, and none needed.
+  EXPECT_TRUE(r1.attested) << (r1.findings.empty() ? "" : attest::FormatFinding("kernel-list", r1.findings[0]));
+  EXPECT_TRUE(r1.findings.empty());
   EXPECT_EQ(r1.next.list_from, 600u);
 
   // The kernel appends the rest: the next round asks from entry 600 and gets exactly those.

@@ -81,8 +81,8 @@ Bytes EventFingerprint(const tcg::Event& e) {
 }
 
 // The firmware event log against the quoted PCRs 0–7 and the log accepted earlier.
-void CheckFirmwareLog(ByteView data, const std::map<uint16_t, std::map<int, Bytes>>& quoted, AgentState* st,
-                      std::vector<Finding>* out) {
+void CheckFirmwareLog(ByteView data, const std::map<uint16_t, std::map<int, Bytes>>& quoted, const RuntimePolicy& policy,
+                      AgentState* st, std::vector<Finding>* out) {
   auto log = tcg::ParseEventLog(data);
   if (!log.ok()) {
     out->push_back(Simple(Reason::kFirmwareLogMalformed, log.status().message()));
@@ -146,10 +146,19 @@ void CheckFirmwareLog(ByteView data, const std::map<uint16_t, std::map<int, Byte
     }
   }
   if (!common) out->push_back(Simple(Reason::kFirmwareLogDiffers, "the firmware log has none of the quoted banks"));
-  if (out->size() == before) {
-    st->firmware_events = std::move(prints);
-    st->firmware_checked = true;
+  if (out->size() != before) return;
+  // The log is the one the TPM quoted: now its boot components against the references. A
+  // log that fails them is kept (later logs must equal it) but not marked checked, so every
+  // round asks for it again and fails again until the host boots what the policy allows.
+  st->firmware_events = std::move(prints);
+  if (const BootPolicy* boot = policy.boot()) {
+    std::vector<Finding> refs = boot->Check(*log);
+    if (!refs.empty()) {
+      for (auto& f : refs) out->push_back(std::move(f));
+      return;
+    }
   }
+  st->firmware_checked = true;
 }
 
 // boot_aggregate (entry 0) against the quoted PCRs 0–9 (0–7 for sha1 and pre-5.8 kernels).
@@ -358,8 +367,12 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
                                                                        std::to_string(ev.event_log->size()) +
                                                                        " bytes is over the limit"));
     } else {
-      CheckFirmwareLog(*ev.event_log, boot_now, &st, &res.findings);
+      CheckFirmwareLog(*ev.event_log, boot_now, policy, &st, &res.findings);
     }
+  } else if (policy.boot() && !st.firmware_checked) {
+    Finding f = Simple(Reason::kBootComponent, "the policy has boot references and the agent sent no firmware event log");
+    f.reference = "policy boot";
+    res.findings.push_back(std::move(f));
   }
 
   // 5. The measurement list from the first entry not verified yet.
@@ -427,6 +440,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
     std::vector<Finding> findings;   // template digests, boot_aggregate, policy (covered entries)
     std::vector<Finding> hints;      // template digests of entries past the last match try
     LearnedKeys learned;
+    DmState dm;
     std::vector<BankRun> runs;
     std::optional<Finding> error;
   };
@@ -440,6 +454,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
   }
   auto replay = [&](ima::ReplayMode mode) {
     Outcome o;
+    o.dm = st.dm;  // also when nothing new is replayed: the state carries over
     for (const auto& b : runs) {
       o.runs.emplace_back();
       o.runs.back().alg = b.alg;
@@ -508,7 +523,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
         sink.push_back(std::move(f));
       } else {
         LearnedKeys fresh;
-        if (auto f = policy.Check(e, learned_all, &fresh)) sink.push_back(std::move(*f));
+        if (auto f = policy.Check(e, learned_all, &fresh, &o.dm)) sink.push_back(std::move(*f));
         for (size_t i = 0; i < fresh.keys.size(); ++i) {
           learned_all.certificates.push_back(fresh.certificates[i]);
           learned_all.keys.push_back(fresh.keys[i]);
@@ -573,13 +588,20 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
     return finish(res);
   }
   size_t dropped = 0;
+  if (policy.dm() && out.covered > 0) {
+    for (auto& f : policy.dm()->CheckRequired(out.dm)) out.findings.push_back(std::move(f));
+  }
   for (auto& f : out.findings) AddFinding(&res.findings, std::move(f), options.max_findings, &dropped);
   if (dropped) {
     res.findings.push_back(Simple(Reason::kUnknownFile, std::to_string(dropped) + " more findings in this round"));
   }
 
   // 6. limd.
-  if (!ev.limd.running) res.findings.push_back(Simple(Reason::kLimdNotRunning, ev.limd.detail));
+  // Only when limd keeps the list: a host whose kernel measures (lim-agent --kernel-list)
+  // needs no limd.
+  if (!ev.limd.running && ev.list.source != "kernel") {
+    res.findings.push_back(Simple(Reason::kLimdNotRunning, ev.limd.detail));
+  }
 
   // The new state.
   st.started = true;
@@ -593,6 +615,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
   st.clock = clock.clock;
   if (st.boot_pcrs.empty()) st.boot_pcrs = boot_now;
   for (auto& c : out.learned.certificates) st.learned_certificates.push_back(std::move(c));
+  st.dm = std::move(out.dm);
   // Everything after the covered prefix waits for the next quote.
   uint64_t rest_from = out.covered == 0 ? 0 : out.rest_offset;
   st.pending.clear();
@@ -734,6 +757,7 @@ std::string AgentStateToJson(const AgentState& s) {
   json certs = json::array();
   for (const auto& c : s.learned_certificates) certs.push_back(ToHex(c));
   j["learned_certificates"] = certs;
+  if (!s.dm.devices.empty()) j["dm_devices"] = json::parse(s.dm.ToJson());
   j["rounds"] = s.rounds;
   j["reboots"] = s.reboots;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
@@ -772,6 +796,9 @@ Result<AgentState> AgentStateFromJson(std::string_view text) {
   LIM_ASSIGN_OR_RETURN(s.pending, HexField(j, "pending"));
   LIM_ASSIGN_OR_RETURN(s.pending_entries, U64(j, "pending_entries"));
   LIM_ASSIGN_OR_RETURN(s.learned_certificates, HexArray(j, "learned_certificates"));
+  if (j.contains("dm_devices")) {  // absent in states written before dm_policy was evaluated
+    LIM_ASSIGN_OR_RETURN(s.dm, DmState::FromJson(j["dm_devices"].dump()));
+  }
   LIM_ASSIGN_OR_RETURN(s.rounds, U64(j, "rounds"));
   LIM_ASSIGN_OR_RETURN(s.reboots, U64(j, "reboots"));
   return s;

@@ -7,7 +7,8 @@
 // says so, never continues the old boot's state; a lower reset count, a lower restart count
 // or a clock that went back within one boot is a failure); PCRs 0–9 unchanged within a
 // boot; measured-boot expectations; the firmware event log (when sent) replayed against the
-// quoted PCRs 0–7 and compared event by event with the log accepted earlier this boot; the
+// quoted PCRs 0–7 and compared event by event with the log accepted earlier this boot, then
+// its boot components against the policy's "boot" references (boot_policy.h); the
 // measurement list — only the entries after the last verified one, replayed from the saved
 // PCR 10 values: the quote may cover a prefix of what the agent read (it quotes first, then
 // reads the list), so the first prefix whose replay equals the quoted PCR 10 in every bank is
@@ -58,6 +59,8 @@ struct AgentState {
   uint64_t pending_entries = 0;
   // Keys the host loaded into keyrings (ima-buf entries the policy allowed), DER.
   std::vector<Bytes> learned_certificates;
+  // Device-mapper devices seen in verified entries (the policy's dm_policy), this boot.
+  DmState dm;
   uint64_t rounds = 0;        // verified rounds this boot
   uint64_t reboots = 0;       // reboots seen since enrollment
 };

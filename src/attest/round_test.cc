@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "attest/attest_test_util.h"
 #include "base/file.h"
 #include "ima/list_reader.h"
@@ -44,6 +46,17 @@ class RoundTest : public ::testing::Test {
     RoundResult r = Verify(host_.ak_pub(), state_, ev, policy_, nonce);
     state_ = r.state;
     return r;
+  }
+
+  // A reboot into a firmware log: the swtpm's PCRs 0–9 replayed from it, the agent sends
+  // it, then boot_aggregate and one good file.
+  void BootWithFirmware(const Bytes& log) {
+    testing::RebootSwtpm();
+    host_.Reboot();
+    host_.ReplayFirmware(log);
+    host_.set_firmware(log);
+    host_.AppendBootAggregate();
+    AppendGood('a');
   }
 
   static std::string Describe(const RoundResult& r) {
@@ -389,6 +402,125 @@ TEST_F(RoundTest, FirmwareLogIsReplayedAndComparedEventByEvent) {
   ASSERT_NE(ld, nullptr) << Describe(bad);
   EXPECT_EQ(ld->pcr, 7);
   EXPECT_EQ(ld->bank, "sha256");
+}
+
+// Measured-boot references ("boot"): checked after the log replays to the quoted PCRs 0–7.
+// keylime's RHEL 9 Secure Boot log: a policy learned from it passes; the same host booting a
+// kernel with another Authenticode hash (the log replays — the TPM measured that kernel —
+// but the digest is not the reference) fails naming event, PCR, type, digest and reference,
+// and keeps failing every round (the log is asked for again) until the policy allows it.
+TEST_F(RoundTest, BootComponentsAreHeldAgainstThePolicyAfterTheReplay) {
+  auto log = ReadFileBytes(Fixture("keylime/test/data/create-mb-policy/binary_bios_measurements-secureboot"));
+  ASSERT_TRUE(log.ok());
+  auto parsed = tcg::ParseEventLog(*log);
+  ASSERT_TRUE(parsed.ok());
+  auto boot = LearnBootPolicy(*parsed);
+  ASSERT_TRUE(boot.ok());
+  policy_.SetBoot(*boot);
+  BootWithFirmware(*log);
+  RoundResult r = Round();
+  ASSERT_TRUE(r.attested) << Describe(r);
+  EXPECT_TRUE(state_.firmware_checked);
+
+  // Another kernel: event 93's sha256 digest differs, and the TPM measured that one.
+  Bytes other = *log;
+  other[static_cast<size_t>(parsed->events[93].DigestFor(TPM2_ALG_SHA256).data() - log->data())] ^= 0xff;
+  BootWithFirmware(other);
+  RoundResult retry = Round();  // the reboot: asks again from entry 0
+  EXPECT_TRUE(retry.reboot) << Describe(retry);
+  RoundResult bad = retry.retry ? Round() : retry;
+  EXPECT_FALSE(bad.attested);
+  EXPECT_EQ(Find(bad, Reason::kFirmwareLogDiffers), nullptr) << Describe(bad);
+  const Finding* k = Find(bad, Reason::kBootComponent);
+  ASSERT_NE(k, nullptr) << Describe(bad);
+  EXPECT_EQ(k->entry, 93u);
+  EXPECT_EQ(k->pcr, 4);
+  EXPECT_EQ(k->tmpl, "EV_EFI_BOOT_SERVICES_APPLICATION");
+  EXPECT_EQ(k->digest.rfind("sha256:de9b8b53", 0), 0u) << k->digest;
+  EXPECT_EQ(k->reference, "policy boot.kernel: sha256:219b8b53c54951cd07a580622e384391bbd9e113448a12ad319903fcafb81e79");
+  EXPECT_FALSE(state_.firmware_checked);
+  EXPECT_TRUE(bad.next.want_event_log);
+  RoundResult again = Round();
+  EXPECT_NE(Find(again, Reason::kBootComponent), nullptr) << Describe(again);
+  // The operator allows the new kernel: the next round passes.
+  BootPolicy both = *boot;
+  both.Allow("kernel", Bytes(parsed->events[93].DigestFor(TPM2_ALG_SHA256).begin(),
+                             parsed->events[93].DigestFor(TPM2_ALG_SHA256).end()));
+  auto op = tcg::ParseEventLog(other);
+  ASSERT_TRUE(op.ok());
+  ByteView nd = op->events[93].DigestFor(TPM2_ALG_SHA256);
+  both.Allow("kernel", Bytes(nd.begin(), nd.end()));
+  policy_.SetBoot(both);
+  RoundResult ok = Round();
+  EXPECT_TRUE(ok.attested) << Describe(ok);
+  EXPECT_TRUE(state_.firmware_checked);
+}
+
+// "secure_boot": true against a host whose log says SecureBoot=0 (keylime-tests' mb_log.bin,
+// which keylime's own policy tool refuses unless told Secure Boot is off).
+TEST_F(RoundTest, SecureBootOffFailsTheRoundWhenThePolicyRequiresIt) {
+  auto log = ReadFileBytes(Fixture("keylime-tests/functional/keylime-policy-commands/mb_log.bin"));
+  ASSERT_TRUE(log.ok());
+  auto sb = BootPolicy::FromJsonText(R"({"secure_boot": true})");
+  ASSERT_TRUE(sb.ok());
+  policy_.SetBoot(*sb);
+  BootWithFirmware(*log);
+  RoundResult r = Round();
+  EXPECT_FALSE(r.attested);
+  const Finding* f = Find(r, Reason::kSecureBoot);
+  ASSERT_NE(f, nullptr) << Describe(r);
+  EXPECT_EQ(f->detail, "Secure Boot is off");
+  EXPECT_EQ(f->pcr, 7);
+  // Without a firmware log the boot references cannot be held: a failure, not a pass.
+  host_.firmware().reset();
+  RoundResult none = Round();
+  EXPECT_FALSE(none.attested);
+  EXPECT_NE(Find(none, Reason::kBootComponent), nullptr) << Describe(none);
+}
+
+// dm_policy across rounds: the devices a verified round saw are kept in the agent state
+// (through its JSON, as the store keeps it), so a resume in a later round is held against
+// the load of an earlier one. Real LVM entries from keylime-tests.
+TEST_F(RoundTest, DeviceMapperStateCarriesAcrossRounds) {
+  auto text = ReadFileText(
+      Fixture("keylime-tests/functional/keylime_create_policy-static-data/test2/ascii_runtime_measurements-2"));
+  ASSERT_TRUE(text.ok());
+  std::string dm;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);) {
+    if (line.find(" dm_") != std::string::npos) dm += line + "\n";
+  }
+  std::vector<ima::Record> records = testing::AsciiRecords(dm);
+  ASSERT_EQ(records.size(), 4u);  // root load, root resume, swap load, swap resume
+  auto p = RuntimePolicy::FromNativeJson(R"json({"lim_runtime_policy": 1, "dm_policy": {"match_on": "name", "rules": {
+      "lvm": {"required": true, "table_load": {"name": "rhel-(root|swap)", "num_targets": 1,
+              "targets": [{"target_name": "linear", "device_name": "252:3"}]}}}}})json");
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  policy_ = std::move(p).value();
+  host_.AppendBootAggregate();
+  host_.Append(records[0]);
+  RoundResult r1 = Round();
+  ASSERT_TRUE(r1.attested) << Describe(r1);
+  ASSERT_EQ(state_.dm.devices.count("rhel-root"), 1u);
+  EXPECT_FALSE(state_.dm.devices["rhel-root"].active);
+  auto stored = AgentStateFromJson(AgentStateToJson(state_));
+  ASSERT_TRUE(stored.ok()) << stored.status().message();
+  state_ = *stored;
+  host_.Append(records[1]);
+  RoundResult r2 = Round();
+  ASSERT_TRUE(r2.attested) << Describe(r2);
+  EXPECT_TRUE(state_.dm.devices["rhel-root"].active);
+  // The swap volume resumed twice: the second resume fails, naming the entry.
+  host_.Append(records[2]);
+  host_.Append(records[3]);
+  host_.Append(records[3]);
+  RoundResult r3 = Round();
+  EXPECT_FALSE(r3.attested);
+  const Finding* f = Find(r3, Reason::kDmPolicy);
+  ASSERT_NE(f, nullptr) << Describe(r3);
+  EXPECT_EQ(f->entry, 5u);
+  EXPECT_EQ(f->path, "dm_device_resume");
+  EXPECT_EQ(f->detail, "device rhel-swap: resumed twice (already active)");
 }
 
 TEST_F(RoundTest, RebootStartsOverFromEntryZeroAndSaysSo) {

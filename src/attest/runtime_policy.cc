@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attest/remediation.h"
+#include "attest/py_regex.h"
 #include "crypto/hash_algo.h"
 #include "ima/digest_field.h"
 #include "ima/list_reader.h"
@@ -27,7 +28,7 @@ class ExcludeSet {
     if (sources.empty()) return std::shared_ptr<const ExcludeSet>(set);
     std::string joined;
     for (size_t i = 0; i < sources.size(); ++i) {
-      std::string translated = TranslatePython(sources[i]);
+      std::string translated = PyRegex::Translate(sources[i]);
       LIM_RETURN_IF_ERROR(Check(translated, i, sources[i]));
       if (i) joined += '|';
       joined += "(?:" + translated + ")";
@@ -57,23 +58,6 @@ class ExcludeSet {
     int rc = pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(path.data()), path.size(), 0, PCRE2_ANCHORED, md, mctx_);
     pcre2_match_data_free(md);
     return rc >= 0;
-  }
-
-  // Python → PCRE2: only \Z differs (Python: end of string; PCRE2: \z). Everything else in
-  // Python's re syntax means the same in PCRE2.
-  static std::string TranslatePython(const std::string& re) {
-    std::string out;
-    out.reserve(re.size());
-    for (size_t i = 0; i < re.size(); ++i) {
-      if (re[i] == '\\' && i + 1 < re.size()) {
-        out += '\\';
-        out += re[i + 1] == 'Z' ? 'z' : re[i + 1];
-        ++i;
-      } else {
-        out += re[i];
-      }
-    }
-    return out;
   }
 
  private:
@@ -407,7 +391,26 @@ std::optional<Finding> RuntimePolicy::CheckVersion(const ima::Entry& e, std::str
 
 bool RuntimePolicy::Excluded(std::string_view path) const { return excludes_ && excludes_->Matches(path); }
 
-std::optional<Finding> RuntimePolicy::Check(const ima::Entry& e, const LearnedKeys& learned, LearnedKeys* learn) const {
+void RuntimePolicy::SetBoot(BootPolicy boot) { boot_ = std::make_shared<const BootPolicy>(std::move(boot)); }
+
+Status RuntimePolicy::SetDmPolicyFrom(std::string_view text, bool keylime) {
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
+  const nlohmann::ordered_json* dm = nullptr;
+  if (keylime && j.is_object() && j.contains("ima") && j["ima"].is_object() && j["ima"].contains("dm_policy")) {
+    dm = &j["ima"]["dm_policy"];
+  } else if (!keylime && j.is_object() && j.contains("dm_policy")) {
+    dm = &j["dm_policy"];
+  }
+  if (!dm || dm->is_null()) return Status::Ok();
+  dm_policy_ = dm->dump();
+  auto parsed = DmPolicy::FromJsonText(dm_policy_);
+  if (!parsed.ok()) return keylime ? parsed.status().WithPrefix("ima") : parsed.status();
+  dm_ = std::make_shared<const DmPolicy>(std::move(parsed).value());
+  return Status::Ok();
+}
+
+std::optional<Finding> RuntimePolicy::Check(const ima::Entry& e, const LearnedKeys& learned, LearnedKeys* learn,
+                                            DmState* dm) const {
   std::string_view name = e.name();
   ByteView digest;
   std::string shown;
@@ -422,7 +425,7 @@ std::optional<Finding> RuntimePolicy::Check(const ima::Entry& e, const LearnedKe
     f.detail = "entry has no parsable file digest";
     return f;
   }
-  if (e.HasField(ima::FieldId::kBuf)) return CheckBuf(e, name, Key(digest), learned, learn);
+  if (e.HasField(ima::FieldId::kBuf)) return CheckBuf(e, name, Key(digest), learned, learn, dm);
   if (name == "boot_aggregate" && !digests_.count("boot_aggregate")) return std::nullopt;  // held against the quote
   return CheckFile(e, name, Key(digest), learned);
 }
@@ -484,7 +487,7 @@ std::optional<Finding> RuntimePolicy::CheckFile(const ima::Entry& e, std::string
 }
 
 std::optional<Finding> RuntimePolicy::CheckBuf(const ima::Entry& e, std::string_view name, const std::string& digest,
-                                               const LearnedKeys& learned, LearnedKeys* learn) const {
+                                               const LearnedKeys& learned, LearnedKeys* learn, DmState* dm) const {
   (void)learned;
   std::string shown;
   {
@@ -512,6 +515,8 @@ std::optional<Finding> RuntimePolicy::CheckBuf(const ima::Entry& e, std::string_
       return std::nullopt;
     }
   }
+  // keylime: a device-mapper event goes to the dm validator when the policy has one.
+  if (dm_ && dm && DmPolicy::IsDmEvent(name)) return dm_->Check(e, dm);
   if (Excluded(name)) return std::nullopt;
   auto it = ima_buf_.find(key);
   if (it != ima_buf_.end() && std::find(it->second.begin(), it->second.end(), digest) != it->second.end()) {
@@ -614,7 +619,7 @@ Result<RuntimePolicy> RuntimePolicy::FromKeylimeJson(std::string_view text) {
         return Status::InvalidArgument("ima.log_hash_alg: unknown algorithm \"" + p.log_hash_alg_ + "\"");
       }
     }
-    if (ima.contains("dm_policy")) p.dm_policy_ = ima["dm_policy"].dump();
+    if (ima.contains("dm_policy")) LIM_RETURN_IF_ERROR(p.SetDmPolicyFrom(text, true));
   }
   if (j.contains("verification-keys")) {
     if (!j["verification-keys"].is_string()) return Status::InvalidArgument("verification-keys: expected a string");
@@ -664,6 +669,7 @@ std::string RuntimePolicy::ToKeylimeJson(std::vector<std::string>* lost) const {
       lost->push_back("package provenance of " + std::to_string(owners_.size()) +
                       " paths (every version's digests are in \"digests\"; keylime cannot tell old from unknown)");
     }
+    if (boot_) lost->push_back("measured-boot components \"boot\" (keylime keeps them in an mb_refstate)");
   }
   // Paths that are not UTF-8 (a list may carry any bytes) cannot be JSON strings: U+FFFD.
   return j.dump(1, ' ', false, json::error_handler_t::replace);
@@ -676,7 +682,7 @@ Result<RuntimePolicy> RuntimePolicy::FromNativeJson(std::string_view text) {
   if (j.is_discarded()) return Status::InvalidArgument("lim runtime policy: not JSON");
   if (!j.is_object()) return Status::InvalidArgument("lim runtime policy: expected an object");
   static const char* kKeys[] = {"lim_runtime_policy", "release", "paths", "anywhere", "excludes", "keys",
-                                "keyrings", "ignored_keyrings", "ima_buf", "log_hash_alg", "dm_policy", "boot_pcrs",
+                                "keyrings", "ignored_keyrings", "ima_buf", "log_hash_alg", "dm_policy", "boot_pcrs", "boot",
                                 "generator", "timestamp", "packages", "owners",
                                 // `lim scan`'s manifest (kind, size, mode, owner per path): for people
                                 // and tools, not for verdicts, so it is accepted and not kept.
@@ -737,7 +743,12 @@ Result<RuntimePolicy> RuntimePolicy::FromNativeJson(std::string_view text) {
     }
     p.log_hash_alg_ = j["log_hash_alg"].get<std::string>();
   }
-  if (j.contains("dm_policy")) p.dm_policy_ = j["dm_policy"].dump();
+  if (j.contains("dm_policy")) LIM_RETURN_IF_ERROR(p.SetDmPolicyFrom(text, false));
+  if (j.contains("boot") && !j["boot"].is_null()) {
+    auto boot = BootPolicy::FromJsonText(j["boot"].dump());
+    if (!boot.ok()) return boot.status();
+    p.SetBoot(std::move(boot).value());
+  }
   if (j.contains("boot_pcrs")) {
     const json& b = j["boot_pcrs"];
     if (!b.is_object()) return Status::InvalidArgument("boot_pcrs: expected {bank: {pcr: [values]}}");
@@ -810,6 +821,7 @@ std::string RuntimePolicy::ToNativeJson() const {
     for (const auto& [path, o] : owners_) ow[path] = {{"package", o.package}, {"versions", DigestMapJson(o.versions)}};
     j["owners"] = ow;
   }
+  if (boot_) j["boot"] = json::parse(boot_->ToJsonText());
   // Paths that are not UTF-8 (a list may carry any bytes) cannot be JSON strings: U+FFFD.
   return j.dump(1, ' ', false, json::error_handler_t::replace);
 }

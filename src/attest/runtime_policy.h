@@ -10,10 +10,11 @@
 // public keys for ima-sig entries (keylime's "verification-keys"); keyrings (allowed digests
 // of keys measured into a kernel keyring by ima-buf entries) and ima.ignored_keyrings;
 // ima-buf expectations (allowed digests per ima-buf name, e.g. kernel_cmdline);
-// ima.log_hash_alg; ima.dm_policy (kept and exported as given: lim does not evaluate device-
-// mapper policies, so dm entries are held against "ima-buf" like any other buffer); and
-// measured-boot expectations (allowed values of PCRs 0–7 per bank; lim only — keylime keeps
-// those in a separate mb_refstate).
+// ima.log_hash_alg; ima.dm_policy (kept and exported as given, and evaluated as keylime does
+// when not null: dm_* ima-buf entries go to DmPolicy, dm_policy.h); and measured-boot
+// expectations — allowed values of PCRs 0–7 per bank, and "boot", the boot components of
+// the firmware log (BootPolicy, boot_policy.h); lim only: keylime keeps those in a separate
+// mb_refstate.
 //
 // Verdict rules (keylime's where keylime decides): an excluded path passes; an ima-sig entry
 // that carries a signature, under a policy with keys, is judged by the signature alone (good
@@ -49,6 +50,8 @@
 #include <unordered_set>
 #include <vector>
 
+#include "attest/boot_policy.h"
+#include "attest/dm_policy.h"
 #include "attest/verdict.h"
 #include "base/hex.h"
 #include "base/status.h"
@@ -132,7 +135,10 @@ class RuntimePolicy {
 
   // The verdict on one list entry: nullopt when it passes. A keyring key the policy allows
   // is appended to *learned (when given). learned keys count as trusted for ima-sig.
-  std::optional<Finding> Check(const ima::Entry& e, const LearnedKeys& learned, LearnedKeys* learn) const;
+  // dm: the agent's device-mapper state (dm_policy); null → dm entries are held against
+  // "ima-buf" like other buffers.
+  std::optional<Finding> Check(const ima::Entry& e, const LearnedKeys& learned, LearnedKeys* learn,
+                               DmState* dm = nullptr) const;
   // Measured boot: failures for quoted PCR 0–7 values the policy does not allow (nothing
   // when the policy has no measured-boot expectations for that bank).
   std::vector<Finding> CheckBootPcrs(const std::map<uint16_t, std::map<int, Bytes>>& quoted) const;
@@ -146,6 +152,11 @@ class RuntimePolicy {
   const std::vector<PublicKey>& keys() const { return keys_; }
   const std::string& log_hash_alg() const { return log_hash_alg_; }
   bool has_boot_pcrs() const { return !boot_pcrs_.empty(); }
+  // Boot components of the firmware log ("boot"); null when the policy has none.
+  const BootPolicy* boot() const { return boot_.get(); }
+  void SetBoot(BootPolicy boot);
+  // The parsed dm_policy; null when it is null.
+  const DmPolicy* dm() const { return dm_.get(); }
 
  private:
   Status Rebuild();  // compiles excludes_ from exclude_sources_
@@ -156,7 +167,9 @@ class RuntimePolicy {
   std::optional<Finding> CheckVersion(const ima::Entry& e, std::string_view path, const std::string& digest,
                                       const std::string& shown) const;
   std::optional<Finding> CheckBuf(const ima::Entry& e, std::string_view name, const std::string& digest,
-                                  const LearnedKeys& learned, LearnedKeys* learn) const;
+                                  const LearnedKeys& learned, LearnedKeys* learn, DmState* dm) const;
+  // dm_policy_ from the policy text (key order kept: rule order decides) and compiled.
+  Status SetDmPolicyFrom(std::string_view text, bool keylime);
 
   PolicyMeta meta_;
   // Digests as raw bytes in std::string (hashable); an entry's digest is looked up as is.
@@ -174,6 +187,8 @@ class RuntimePolicy {
   std::map<uint16_t, std::map<int, std::vector<Bytes>>> boot_pcrs_;
   std::map<std::string, PackageInfo> packages_;
   std::map<std::string, PathOwner> owners_;
+  std::shared_ptr<const BootPolicy> boot_;
+  std::shared_ptr<const DmPolicy> dm_;
 };
 
 // A starting policy from a known-good list: every file entry's path with its digest,

@@ -8,7 +8,7 @@
 namespace lim::attest {
 namespace {
 
-constexpr std::array<std::pair<Reason, const char*>, 31> kNames = {{
+constexpr std::array<std::pair<Reason, const char*>, 34> kNames = {{
     {Reason::kEvidenceMalformed, "evidence-malformed"},
     {Reason::kQuoteSignature, "quote-signature"},
     {Reason::kQuoteMagic, "quote-magic"},
@@ -30,6 +30,8 @@ constexpr std::array<std::pair<Reason, const char*>, 31> kNames = {{
     {Reason::kFirmwareLogDiffers, "firmware-log-differs"},
     {Reason::kFirmwareEventDiffers, "firmware-event-differs"},
     {Reason::kMeasuredBoot, "measured-boot"},
+    {Reason::kBootComponent, "boot-component"},
+    {Reason::kSecureBoot, "secure-boot"},
     {Reason::kUnknownFile, "unknown-file"},
     {Reason::kDigestNotAllowed, "digest-not-allowed"},
     {Reason::kBadSignature, "bad-signature"},
@@ -38,6 +40,7 @@ constexpr std::array<std::pair<Reason, const char*>, 31> kNames = {{
     {Reason::kImaBufNotAllowed, "ima-buf-not-allowed"},
     {Reason::kKeyringNotAllowed, "keyring-not-allowed"},
     {Reason::kOldVersion, "old-version"},
+    {Reason::kDmPolicy, "dm-policy"},
     {Reason::kLimdNotRunning, "limd-not-running"},
     {Reason::kUnreachable, "unreachable"},
 }};

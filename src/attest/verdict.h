@@ -40,6 +40,8 @@ enum class Reason {
   kFirmwareLogDiffers,     // firmware-log-differs: the log does not replay to a quoted PCR 0–7
   kFirmwareEventDiffers,   // firmware-event-differs: event N is not the one seen at enrollment
   kMeasuredBoot,           // measured-boot: a PCR 0–7 value the policy does not allow
+  kBootComponent,          // boot-component: a firmware-log component (shim, grub, kernel, initrd, …) not allowed or missing
+  kSecureBoot,             // secure-boot: Secure Boot off, or PK/KEK/db/dbx missing, when the policy requires it
   // Failures of entries against the runtime policy.
   kUnknownFile,        // unknown-file: path not in the policy and digest allowed nowhere
   kDigestNotAllowed,   // digest-not-allowed: path known, this digest is not allowed for it
@@ -49,6 +51,7 @@ enum class Reason {
   kImaBufNotAllowed,   // ima-buf-not-allowed: an ima-buf entry the policy does not expect
   kKeyringNotAllowed,  // keyring-not-allowed: a key loaded into a keyring the policy does not allow
   kOldVersion,         // old-version: digest of an older package version the policy's window still allows (notice)
+  kDmPolicy,           // dm-policy: a device-mapper entry the policy's dm_policy does not allow
   // The host.
   kLimdNotRunning,     // limd-not-running
   kUnreachable,        // unreachable: no evidence (set by the network layer)

@@ -14,6 +14,8 @@
 #include <sstream>
 
 #include "attest/runtime_policy.h"
+#include "crypto/hash_algo.h"
+#include "tcg/event_log.h"
 #include "base/file.h"
 #include "base/escape.h"
 #include "base/mountinfo.h"
@@ -382,6 +384,50 @@ int RunLearn(const LearnArgs& a) {
   return kExitOk;
 }
 
+// `lim policy learn-boot EVENTLOG`: the boot part of a runtime policy ("boot": S-CRTM,
+// firmware, shim, grub, kernel, initrd, kernel command line, Secure Boot keys) from a
+// known-good firmware event log, alone or added to an existing policy (--policy).
+struct LearnBootArgs {
+  std::string log;
+  std::string base;
+  std::string bank;
+  bool no_secure_boot = false;
+  std::string out;
+};
+
+int RunLearnBoot(const LearnBootArgs& a) {
+  auto loaded = tcg::LoadEventLog(a.log);
+  if (!loaded.ok()) return ReportError(loaded.status());
+  uint16_t bank = 0;
+  if (!a.bank.empty()) {
+    auto algo = HashAlgoByName(a.bank);
+    if (!algo.ok() || algo->tpm_alg == 0) return ReportError(Status::InvalidArgument("--bank " + a.bank + ": not a TPM bank name"));
+    bank = algo->tpm_alg;
+  }
+  auto boot = attest::LearnBootPolicy(loaded->log, bank);
+  if (!boot.ok()) return ReportError(boot.status().WithPrefix(a.log));
+  if (a.no_secure_boot) boot->set_secure_boot(false);
+  attest::RuntimePolicy p;
+  if (!a.base.empty()) {
+    auto text = ReadFileTextBounded(a.base, 256 << 20, "policy");
+    if (!text.ok()) return ReportError(text.status());
+    auto base = attest::RuntimePolicy::FromJson(*text);
+    if (!base.ok()) return ReportError(base.status().WithPrefix(a.base));
+    p = std::move(base).value();
+  }
+  std::fprintf(stderr, "lim: learned from %zu events: shim %zu, grub %zu, kernel %zu, initrd %zu digests; secure_boot %s\n",
+               loaded->log.events.size(), boot->allowed("shim").size(), boot->allowed("grub").size(),
+               boot->allowed("kernel").size(), boot->allowed("initrd").size(), boot->secure_boot() ? "required" : "not required");
+  p.SetBoot(std::move(boot).value());
+  std::string json = p.ToNativeJson() + "\n";
+  if (a.out.empty()) {
+    std::fwrite(json.data(), 1, json.size(), stdout);
+  } else if (Status st = WriteFileBytes(a.out, AsBytes(json)); !st.ok()) {
+    return ReportError(st);
+  }
+  return kExitOk;
+}
+
 void RegisterPolicy(CLI::App& app) {
   CLI::App* policy = app.add_subcommand("policy", "IMA policies: check, show (kernel read-back), explain decisions");
   policy->require_subcommand(1);
@@ -437,6 +483,17 @@ void RegisterPolicy(CLI::App& app) {
   learn->add_option("-o,--out", la.out, "write here instead of standard output");
   learn->callback([] { ExitCode() = RunLearn(la); });
   RegisterPolicyDebs(policy);
+
+  static LearnBootArgs lb;
+  CLI::App* learn_boot = policy->add_subcommand(
+      "learn-boot", "Write the boot part of a runtime policy (shim, grub, kernel, initrd, Secure Boot) from a known-good "
+                    "firmware event log");
+  learn_boot->add_option("EVENTLOG", lb.log, "binary_bios_measurements file")->required();
+  learn_boot->add_option("--policy", lb.base, "add to this runtime policy (native or keylime JSON); output is native");
+  learn_boot->add_option("--bank", lb.bank, "digest bank of the references (default sha256, else the log's first)");
+  learn_boot->add_flag("--no-secure-boot", lb.no_secure_boot, "do not require Secure Boot even when the log has it on");
+  learn_boot->add_option("-o,--out", lb.out, "write here instead of standard output");
+  learn_boot->callback([] { ExitCode() = RunLearnBoot(lb); });
 }
 
 }  // namespace

@@ -215,5 +215,31 @@ TEST(PolicyLearnCommandTest, LearnsEveryFileOfAList) {
   EXPECT_EQ(bad.exit_code, 2);
 }
 
+// `lim policy learn-boot`: a known-good firmware log becomes the "boot" part, alone or added
+// to a policy learned from the list.
+TEST(PolicyLearnCommandTest, LearnBootAddsTheBootComponentsOfAnEventLog) {
+  std::string log = Fixture("keylime/test/data/create-mb-policy/binary_bios_measurements-secureboot");
+  CommandResult b = lim::testing::Run(Lim("policy learn-boot " + ShellQuote(log)));
+  ASSERT_EQ(b.exit_code, 0) << b.err;
+  EXPECT_NE(b.out.find("\"boot\""), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("\"secure_boot\": true"), std::string::npos) << b.out;
+  EXPECT_NE(b.out.find("219b8b53c54951cd07a580622e384391bbd9e113448a12ad319903fcafb81e79"), std::string::npos);
+  EXPECT_NE(b.err.find("secure_boot required"), std::string::npos) << b.err;
+  std::string dir = MakeTempDir();
+  CommandResult n = lim::testing::Run(Lim("policy learn -o " + dir + "/p.json " + ShellQuote(Fixture("ibmtss/utils/imatest.log"))));
+  ASSERT_EQ(n.exit_code, 0) << n.err;
+  CommandResult m = lim::testing::Run(Lim("policy learn-boot --no-secure-boot --policy " + dir + "/p.json -o " + dir +
+                                          "/q.json " + ShellQuote(log)));
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  std::string merged = Slurp(dir + "/q.json");
+  EXPECT_NE(merged.find("\"paths\""), std::string::npos);
+  EXPECT_NE(merged.find("\"secure_boot\": false"), std::string::npos) << merged;
+  CommandResult bogus = lim::testing::Run(
+      Lim("policy learn-boot " + ShellQuote(Fixture("keylime/test/data/create-mb-policy/binary_bios_measurements-bogus"))));
+  EXPECT_EQ(bogus.exit_code, 2) << bogus.err;
+  CommandResult bank = lim::testing::Run(Lim("policy learn-boot --bank nope " + ShellQuote(log)));
+  EXPECT_EQ(bank.exit_code, 2) << bank.err;
+}
+
 }  // namespace
 }  // namespace lim::testing

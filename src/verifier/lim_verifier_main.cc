@@ -32,7 +32,7 @@ int Fail(const std::string& m) {
 int Run(int argc, char** argv) {
   std::string store = "sqlite:/var/lib/lim/verifier.db";
   std::string listen = "127.0.0.1:8892";
-  std::string cert, key, ca, ek_ca_dir, on_failure;
+  std::string cert, key, ca, ek_ca_dir, on_failure, webhook, webhook_ca;
   int on_failure_timeout_ms = 10000;
   std::vector<std::string> operator_cn;
   int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384, round_threads = 4;
@@ -75,6 +75,9 @@ int Run(int argc, char** argv) {
   app.add_option("--on-failure-timeout-ms", on_failure_timeout_ms, "longest run of --on-failure (then killed)")
       ->check(CLI::Range(100, 600000))
       ->capture_default_str();
+  app.add_option("--webhook", webhook,
+                 "https:// URL the verdict JSON is POSTed to when an agent turns failed (queued, retried with backoff)");
+  app.add_option("--webhook-ca", webhook_ca, "CA file for the --webhook receiver's certificate (default: --ca)");
   app.add_option("--threads", threads, "REST server threads")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--max-body-kib", max_body_kib, "largest REST request body (policies)")
       ->check(CLI::Range(1, 262144))
@@ -127,6 +130,11 @@ int Run(int argc, char** argv) {
   }
   o.on_failure = on_failure;
   o.on_failure_timeout = std::chrono::milliseconds(on_failure_timeout_ms);
+  if (!webhook.empty()) {
+    if (auto u = verifier::ParseWebhookUrl(webhook); !u.ok()) return Fail(u.status().message());
+  }
+  o.webhook = webhook;
+  o.webhook_ca = webhook_ca;
   o.server.address = host;
   o.server.port = port;
   o.server.threads = threads;

@@ -79,6 +79,7 @@ int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 constexpr size_t kMaxImaRows = 1000;
 
 bool IsFirmwareReason(attest::Reason r) {
+  if (r == attest::Reason::kBootComponent || r == attest::Reason::kSecureBoot) return true;  // name firmware events
   return std::string_view(attest::ReasonName(r)).rfind("firmware-", 0) == 0;
 }
 
@@ -250,6 +251,13 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
   if (!v->options_.on_failure.empty()) {
     v->hook_ = std::make_unique<FailureHook>(v->options_.on_failure, v->options_.on_failure_timeout,
                                              v->options_.log);
+  }
+  if (!v->options_.webhook.empty()) {
+    WebhookOptions wo;
+    wo.url = v->options_.webhook;
+    wo.tls = v->options_.tls;
+    if (!v->options_.webhook_ca.empty()) wo.tls.ca_file = v->options_.webhook_ca;
+    LIM_ASSIGN_OR_RETURN(v->webhook_, Webhook::Create(std::move(wo), v->options_.log));
   }
   v->RegisterRoutes();
   return v;
@@ -519,6 +527,9 @@ Status Verifier::Record(const std::string& id, std::optional<int64_t> fence, att
   LIM_RETURN_IF_ERROR(fence ? store_->RecordFencedRound(id, *fence, state, status, Now(), findings)
                             : store_->RecordRound(id, state, status, Now(), findings));
   // The agent turned failed (failed is sticky: later failing rounds do not run it again).
+  if (webhook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
+    webhook_->Notify(id, findings);
+  }
   if (hook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
     std::vector<std::string> lines;
     std::string reason;

@@ -36,6 +36,7 @@
 #include "net/https_server.h"
 #include "net/tls.h"
 #include "verifier/failure_hook.h"
+#include "verifier/webhook.h"
 
 namespace lim::verifier {
 
@@ -59,6 +60,10 @@ struct VerifierOptions {
   // This process's name in the store's lease rows (several verifiers on one PostgreSQL
   // database, attest/leases.h); empty: "HOST/PID/RANDOM".
   std::string lease_owner;
+  // --webhook: an https:// URL the verdict JSON is POSTed to when an agent turns failed
+  // (webhook.h); empty: none. webhook_ca checks the receiver (empty: tls.ca_file).
+  std::string webhook;
+  std::string webhook_ca;
   // Where log lines go (default stderr); one call per line.
   std::function<void(const std::string&)> log;
 };
@@ -109,6 +114,7 @@ class Verifier {
   std::unique_ptr<attest::Store> store_;
   std::shared_ptr<net::TlsContext> client_tls_;
   std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop
+  std::unique_ptr<Webhook> webhook_;   // likewise
   std::unique_ptr<net::HttpsServer> server_;
   std::unique_ptr<attest::LeaseKeeper> leases_;  // which agents this process attests (shared store)
   std::mutex mu_;

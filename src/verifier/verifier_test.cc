@@ -112,15 +112,29 @@ class VerifierE2eTest : public ::testing::Test {
                                        "\"$1\" >> " + dir_ + "/hook.out\n"),
                                0700)
                     .ok());
+    // --webhook: a receiver on loopback keeps the verdict bodies it is sent.
+    auto rtls = net::MakeServerTls({pki_.server_cert, pki_.server_key, pki_.ca});
+    ASSERT_TRUE(rtls.ok());
+    auto receiver = net::HttpsServer::Create(*rtls, {});
+    ASSERT_TRUE(receiver.ok());
+    receiver_ = std::move(receiver).value();
+    receiver_->Route("POST", "/hook", [this](const net::HttpRequest& r) {
+      std::lock_guard<std::mutex> lk(received_mu_);
+      received_.push_back(r.body);
+      return net::HttpResponse{200, "application/json", "{}"};
+    });
+    ASSERT_TRUE(receiver_->Start().ok());
     StartVerifier({});
   }
-  // lim-verifier on this test's store (interval 300 ms, --on-failure hook) with more flags
+  // lim-verifier on this test's store (interval 300 ms, --on-failure hook, --webhook to the
+  // receiver) with more flags
   // (FLAG VALUE pairs; a default flag given again takes the new value), and the operator's
   // client to it.
   void StartVerifier(const std::vector<std::string>& extra) {
     std::vector<std::string> args{"--store", "sqlite:" + dir_ + "/verifier.db", "--listen", "127.0.0.1:0", "--cert",
                                   pki_.server_cert, "--key", pki_.server_key, "--ca", pki_.ca, "--interval-ms", "300",
-                                  "--on-failure", dir_ + "/hook"};
+                                  "--on-failure", dir_ + "/hook", "--webhook",
+                                  "https://127.0.0.1:" + std::to_string(receiver_->port()) + "/hook"};
     for (size_t i = 0; i + 1 < extra.size(); i += 2) {  // a flag given twice is an error: replace
       auto at = std::find(args.begin(), args.end(), extra[i]);
       if (at != args.end()) {
@@ -208,6 +222,9 @@ class VerifierE2eTest : public ::testing::Test {
 
   net::testing::TestPki pki_;
   std::string dir_;
+  std::unique_ptr<net::HttpsServer> receiver_;
+  std::mutex received_mu_;
+  std::vector<std::string> received_;
   attest::testing::Host host_;
   std::unique_ptr<FakeLimd> limd_;
   agent::testing::AgentProcess agent_{BesideTest("../agent/lim-agent")};
@@ -272,6 +289,18 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
     if (t.ok()) hook_out = *t;
   }
   EXPECT_EQ(hook_out, "agent-1|unknown-file|" + line + "|" + line + "\n") << verifier_.Output();
+  // --webhook got the same verdict as JSON.
+  std::string posted;
+  for (int i = 0; i < 250 && posted.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::lock_guard<std::mutex> lk(received_mu_);
+    if (!received_.empty()) posted = received_[0];
+  }
+  ASSERT_FALSE(posted.empty()) << verifier_.Output();
+  json hooked = json::parse(posted);
+  EXPECT_EQ(hooked["agent"], "agent-1");
+  EXPECT_EQ(hooked["findings"][0]["reason"], "unknown-file");
+  EXPECT_EQ(hooked["findings"][0]["line"], line);
   // Failed is sticky until an operator acknowledges.
   std::this_thread::sleep_for(std::chrono::milliseconds(700));
   EXPECT_EQ(Agent("agent-1")["status"], "failed");
@@ -1201,6 +1230,9 @@ TEST(VerifierFlags, RangesAndBadStore) {
   auto hook = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --on-failure /nonexistent/hook");
   EXPECT_EQ(hook.exit_code, 2);
   EXPECT_NE(hook.err.find("--on-failure: /nonexistent/hook is not an executable file"), std::string::npos) << hook.err;
+  auto plain = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory: --webhook http://127.0.0.1/x");
+  EXPECT_EQ(plain.exit_code, 2);
+  EXPECT_NE(plain.err.find("only https:// URLs"), std::string::npos) << plain.err;
   EXPECT_EQ(ParseHostPort("127.0.0.1:70000").ok(), false);
   auto hp = ParseHostPort("[::1]:8891");
   ASSERT_TRUE(hp.ok());

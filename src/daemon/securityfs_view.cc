@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -194,10 +195,15 @@ Status PrepareMountPoint(const std::string& dir, std::string* note) {
 
 namespace {
 
-// audit_log_untrustedstring: quoted, or hex when a quote, space or control byte is in it.
+// audit_log_untrustedstring: quoted, or upper-case hex (audit_log_n_hex) when a quote,
+// space or control byte is in it.
 std::string UntrustedString(std::string_view s) {
   for (unsigned char c : s) {
-    if (c == '"' || c < 0x21 || c > 0x7e) return ToHex(AsBytes(s));
+    if (c == '"' || c < 0x21 || c > 0x7e) {
+      std::string h = ToHex(AsBytes(s));
+      for (char& x : h) x = static_cast<char>(std::toupper(static_cast<unsigned char>(x)));
+      return h;
+    }
   }
   return "\"" + std::string(s) + "\"";
 }

@@ -110,7 +110,7 @@ class EvmState;
 // E2BIG past XATTR_NAME_MAX (255) bytes; the name ends at a NUL, one trailing newline is
 // dropped; "." locks the list; a name without the "security." prefix is EINVAL, one
 // already enabled EEXIST. Returns data.size() or -errno. *audit: the fields of the
-// INTEGRITY_EVM_XATTR record (`xattr="NAME" res=N`, the name in hex when it holds a quote,
+// INTEGRITY_EVM_XATTR record (`xattr="NAME" res=N`, the name in upper-case hex when it holds a quote,
 // a space or a control character — audit_log_untrustedstring), empty when the kernel logs
 // none (EPERM, E2BIG). The write's file offset is not checked: FUSE advances it after each
 // write of an open, the kernel's never moves.

@@ -16,6 +16,15 @@
 // A filesystem whose fsid another marked one has, or without file handles, is not marked:
 // Watching(dev) is false there, and EvmState never re-blesses a file on it.
 //
+// Filesystems the kernel refuses a filesystem mark with FAN_REPORT_FID (tested on 6.18):
+// overlayfs (EOPNOTSUPP: it cannot decode file handles without nfs_export) and FUSE
+// (ENODEV: statfs gives a zero fsid). Both accept inode marks, so such a filesystem is
+// watched per inode: Key() marks the file's inode before EvmState reads its state (a
+// change after that is queued; one before it belongs to a state never verified), up to
+// kMaxInodeMarks per filesystem (then Key() gives nullopt: never re-blessed). A zero fsid
+// cannot tell two filesystems' events apart, so each such filesystem gets a fanotify
+// group of its own whose events are all its.
+//
 // Threading: Mark/Forget/Watching/Drain are thread-safe (one mutex, not held across the
 // callbacks); the callbacks run on the draining thread.
 #pragma once
@@ -31,6 +40,8 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
+#include <vector>
 
 #include "base/status.h"
 
@@ -48,15 +59,20 @@ class AttribWatch {
   AttribWatch(const AttribWatch&) = delete;
   AttribWatch& operator=(const AttribWatch&) = delete;
 
-  // Marks the filesystem mounted at root (device dev) for FAN_ATTRIB. Error: not marked.
+  // Marks the filesystem mounted at root (device dev) for FAN_ATTRIB — a filesystem mark,
+  // or per inode where the kernel refuses one (above). Error: not watched.
   Status Mark(const std::string& root, uint64_t dev);
+  // Whether dev is watched per inode (Mark fell back to inode marks).
+  bool PerInode(uint64_t dev) const;
+  static constexpr size_t kMaxInodeMarks = 1 << 14;
   void Forget(uint64_t dev);
   bool Watching(uint64_t dev) const;
 
   // The key of the file open at fd on device dev: dev, then the handle fanotify reports
   // for it (name_to_handle_at with AT_HANDLE_FID). nullopt when dev is not watched or the
-  // file has no handle.
-  std::optional<std::string> Key(int fd, uint64_t dev) const;
+  // file has no handle. On a filesystem watched per inode it first marks the inode (call
+  // it before reading the state the key stands for); nullopt when that fails.
+  std::optional<std::string> Key(int fd, uint64_t dev);
 
   // Reads every queued event now, calling the callbacks. Returns the number read.
   Result<size_t> Drain();
@@ -69,6 +85,14 @@ class AttribWatch {
  private:
   AttribWatch(int fd, int stop_fd, OnChange on_change, OnOverflow on_overflow);
   static std::string MakeKey(uint64_t dev, const std::string& handle);
+  // One group's queued events; dev: the filesystem of every event (a group of a zero-fsid
+  // filesystem), 0: by fsid.
+  Status DrainFd(int fd, uint64_t dev, size_t* events);
+
+  struct PerInodeFs {
+    int fd = -1;  // the group marking its inodes: fd_, or one of its own (zero fsid)
+    std::unordered_set<std::string> marked;  // handles marked
+  };
 
   const int fd_;
   const int stop_fd_;  // eventfd: wakes the thread to end
@@ -77,6 +101,7 @@ class AttribWatch {
   mutable std::mutex mu_;
   std::unordered_map<uint64_t, uint64_t> fsid_to_dev_;
   std::unordered_map<uint64_t, std::string> devs_;  // marked superblock → mount root
+  std::unordered_map<uint64_t, PerInodeFs> per_inode_;  // devs_ watched per inode
   std::mutex drain_mu_;  // one reader of fd_ at a time (callbacks in queue order)
   std::atomic<uint64_t> events_{0}, overflows_{0};
   std::thread thread_;

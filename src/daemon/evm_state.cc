@@ -78,7 +78,7 @@ size_t EvmState::tracked() const {
 }
 
 Result<ima::EvmInputs> EvmState::Inputs(int fd, const std::optional<Bytes>& ima) const {
-  LIM_ASSIGN_OR_RETURN(ima::EvmInputs in, ima::ReadEvmInputs(fd, "file"));
+  LIM_ASSIGN_OR_RETURN(ima::EvmInputs in, ima::ReadEvmInputs(fd, "file", Xattrs()));
   // security.ima as the appraisal read it, not a second read.
   std::erase_if(in.xattrs, [](const auto& x) { return x.first == ima::kImaXattrName; });
   if (ima) in.xattrs.emplace_back(ima::kImaXattrName, *ima);
@@ -134,12 +134,15 @@ void EvmState::Remember(const std::optional<std::string>& key, std::optional<Byt
 
 ima::EvmVerdict EvmState::Verify(int fd, uint64_t dev, const std::optional<Bytes>& ima, const std::optional<Bytes>& evm) {
   if (!enabled()) return {"unknown", "EVM is not initialised (no HMAC key, no EVM keys)", {}};
+  // The key before the state is read: on a filesystem watched per inode it marks the
+  // inode, so every change after the read below is queued (attrib_watch.h).
+  std::optional<std::string> key = watch_ ? watch_->Key(fd, dev) : std::nullopt;
   // Every change made before this access is queued by now (attrib_watch.h "Order").
   if (watch_) (void)watch_->Drain();
   auto in = Inputs(fd, ima);
   if (!in.ok()) return {"fail", in.status().message(), {}};
   ima::EvmVerdict v = Check(*in, evm);
-  std::optional<std::string> key = watch_ ? watch_->Key(fd, dev) : std::nullopt;
+  const bool no_hmac = HmacUnsupported(dev);
   std::optional<Entry> seen;
   if (key) {
     std::lock_guard<std::mutex> lk(mu_);
@@ -151,7 +154,7 @@ ima::EvmVerdict EvmState::Verify(int fd, uint64_t dev, const std::optional<Bytes
     std::optional<Bytes> now = evm;
     // The kernel's evm_verify_hmac: a good 0x03 signature on a writable file is replaced
     // by an HMAC when the HMAC key is loaded (never a portable one).
-    if (v.status == "pass" && TypeOf(evm) == ima::kXattrDigsig && has_hmac_key()) {
+    if (v.status == "pass" && TypeOf(evm) == ima::kXattrDigsig && has_hmac_key() && !no_hmac) {
       if (auto w = WriteHmac(fd, *in); w.ok()) {
         counts_.signatures_replaced++;
         now = std::move(*w);
@@ -163,7 +166,7 @@ ima::EvmVerdict EvmState::Verify(int fd, uint64_t dev, const std::optional<Bytes
   }
   // A failure. Re-bless only a seen change of a file verified in this run, while
   // security.evm is still what limd verified or wrote, and never a portable signature.
-  bool rebless = seen && seen->changed && seen->evm == evm && has_hmac_key() &&
+  bool rebless = !no_hmac && seen && seen->changed && seen->evm == evm && has_hmac_key() &&
                  (v.status == "fail" || v.status == "no_label") && TypeOf(evm) != ima::kEvmXattrPortableDigsig;
   if (rebless) {
     auto w = WriteHmac(fd, *in);
@@ -173,6 +176,9 @@ ima::EvmVerdict EvmState::Verify(int fd, uint64_t dev, const std::optional<Bytes
       return {"pass", "HMAC re-computed after a change limd saw (chmod, chown or setxattr) to a file it had verified", {}};
     }
     v.detail += "; re-computing the HMAC failed: " + w.status().message();
+  } else if (no_hmac && (v.status == "fail" || v.status == "no_label")) {
+    v.detail += "; limd writes no HMAC on overlayfs (as the kernel: SB_I_EVM_HMAC_UNSUPPORTED): its layers change "
+                "beneath it without an event on the overlay file";
   } else if (v.status == "fail" || v.status == "no_label") {
     if (!seen) {
       if (key) counts_.refused++;
@@ -193,14 +199,14 @@ ima::EvmVerdict EvmState::Verify(int fd, uint64_t dev, const std::optional<Bytes
 }
 
 void EvmState::ImaXattrUpdated(int fd, uint64_t dev) {
-  if (!has_hmac_key()) return;
+  if (!has_hmac_key() || HmacUnsupported(dev)) return;
+  std::optional<std::string> key = watch_ ? watch_->Key(fd, dev) : std::nullopt;
   if (watch_) (void)watch_->Drain();
   auto evm = ima::ReadXattr(fd, ima::kEvmXattrName, ima::kMaxImaXattrSize, "file");
   auto ima = ima::ReadXattr(fd, ima::kImaXattrName, ima::kMaxImaXattrSize, "file");
   if (!evm.ok() || !ima.ok()) return;
   auto in = Inputs(fd, *ima);
   if (!in.ok()) return;
-  std::optional<std::string> key = watch_ ? watch_->Key(fd, dev) : std::nullopt;
   bool verified = false;
   if (key) {
     std::lock_guard<std::mutex> lk(mu_);
@@ -217,6 +223,31 @@ void EvmState::ImaXattrUpdated(int fd, uint64_t dev) {
   if (!w.ok()) return;
   counts_.rewritten++;
   Remember(key, std::move(*w));
+}
+
+ima::EvmXattrList::AddResult EvmState::AddXattr(std::string_view name) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return xattrs_.Add(name);
+}
+
+std::string EvmState::XattrsText() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return xattrs_.Text();
+}
+
+std::vector<std::string> EvmState::Xattrs() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return xattrs_.Enabled();
+}
+
+void EvmState::SetHmacUnsupported(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  no_hmac_devs_.insert(dev);
+}
+
+bool EvmState::HmacUnsupported(uint64_t dev) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return no_hmac_devs_.count(dev) != 0;
 }
 
 void EvmState::Changed(const std::string& key) {

@@ -21,6 +21,12 @@
 // HMAC key is loaded; a portable 0x05 signature is never rewritten. A queue overflow in
 // AttribWatch (changes unseen) forgets every verified file.
 //
+// Overlayfs (SetHmacUnsupported): limd writes no HMAC there, as the kernel, which sets
+// SB_I_EVM_HMAC_UNSUPPORTED on overlay superblocks — a layer's file can be changed on the
+// layer's own filesystem, with no event on the overlay file, so no change seen there is
+// known to be the only one. Verification is unchanged: an HMAC or signature that no longer
+// matches fails; nothing is re-blessed or replaced.
+//
 // limd's own security.ima writes (fix mode, a last writer's close) are the kernel's
 // evm_inode_post_setxattr: ImaXattrUpdated re-computes the HMAC for a verified file, or
 // for a file with nothing else protected and no security.evm (a new file).
@@ -37,7 +43,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "base/hex.h"
@@ -47,6 +55,7 @@
 #include "daemon/appraiser.h"
 #include "daemon/attrib_watch.h"
 #include "ima/appraise.h"
+#include "ima/evm.h"
 #include "tpm/tpm.h"
 
 namespace lim::daemon {
@@ -89,6 +98,19 @@ class EvmState {
   // must outlive it (limd owns the EvmState; the Appraiser owns the check).
   std::unique_ptr<EvmCheck> AsCheck();
 
+  // The kernel's securityfs evm_xattrs (CONFIG_EVM_ADD_XATTRS, ima::EvmXattrList): a name
+  // added at run time is hashed from the next decision on, after the default names (a
+  // default that was off is enabled in its place). A file verified before keeps its entry:
+  // its next verification hashes the new name too, as in the kernel, where an HMAC made
+  // without it then fails.
+  ima::EvmXattrList::AddResult AddXattr(std::string_view name);
+  std::string XattrsText() const;
+  std::vector<std::string> Xattrs() const;
+
+  // dev (an overlayfs superblock) gets no HMAC written by limd (above).
+  void SetHmacUnsupported(uint64_t dev);
+  bool HmacUnsupported(uint64_t dev) const;
+
   // From AttribWatch.
   void Changed(const std::string& key);
   void Overflowed();
@@ -124,6 +146,8 @@ class EvmState {
   AttribWatch* watch_ = nullptr;
   mutable std::mutex mu_;
   std::unordered_map<std::string, Entry> table_;  // AttribWatch::Key → entry
+  std::unordered_set<uint64_t> no_hmac_devs_;     // overlayfs superblocks
+  ima::EvmXattrList xattrs_;
   Counts counts_;
 };
 

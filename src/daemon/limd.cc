@@ -103,6 +103,16 @@ Result<std::unique_ptr<Limd>> Limd::Open(const LimdFlags& flags) {
     l->evm_keys_ = std::move(*ring);
   }
   l->evm_ = std::make_unique<EvmState>(SecretBytes(), l->evm_keys_ ? &l->evm_keys_->keys() : nullptr);
+  for (const auto& x : flags.evm_xattrs) {
+    switch (l->evm_->AddXattr(x)) {
+      case ima::EvmXattrList::AddResult::kNotSecurity:
+        return Status::InvalidArgument("--evm-xattr " + x + ": not a security.* xattr (the kernel's evm_xattrs takes no other)");
+      case ima::EvmXattrList::AddResult::kExists:
+        return Status::InvalidArgument("--evm-xattr " + x + ": protected already");
+      default:
+        break;
+    }
+  }
   std::vector<std::string> appraise_notes;
   auto hash = HashAlgoByName(flags.hash_name);  // checked while parsing
   LIM_ASSIGN_OR_RETURN(auto appraiser, LoadAppraiser({flags.appraise, flags.keys, flags.keys_explicit, flags.denylist,
@@ -283,13 +293,23 @@ Status Limd::OpenEvm() {
   return Status::Ok();
 }
 
-// The attribute watch follows the main group's marks (a filesystem it cannot mark is one
-// where limd never re-HMACs: attrib_watch.h).
-void Limd::MarkAttrib(const std::string& root) {
-  if (!attrib_) return;
+// The attribute watch follows the marks of the main group and of the FUSE groups (a
+// filesystem it cannot mark is one where limd never re-HMACs: attrib_watch.h). Overlayfs
+// gets no HMAC from limd at all, as from the kernel (evm_state.h), so it is not watched.
+void Limd::MarkAttrib(const std::string& root, const std::string& fstype) {
   auto dev = DeviceOf(root);
   if (!dev.ok()) return;
-  if (Status s = attrib_->Mark(root, *dev); !s.ok()) Log("EVM: " + s.message() + ": changes there are not watched");
+  if (ClassOfFs(fstype) == FsClass::kOverlay) {
+    evm_->SetHmacUnsupported(*dev);
+    if (evm_->enabled()) Log("EVM: " + root + " is an overlay: limd writes no HMAC there (the kernel's SB_I_EVM_HMAC_UNSUPPORTED)");
+    return;
+  }
+  if (!attrib_) return;
+  if (Status s = attrib_->Mark(root, *dev); !s.ok()) {
+    Log("EVM: " + s.message() + ": changes there are not watched");
+  } else if (attrib_->PerInode(*dev)) {
+    Log("EVM: " + root + " (" + fstype + ") refuses a filesystem mark for FAN_ATTRIB: its files are watched per inode");
+  }
 }
 
 void Limd::MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask) {
@@ -328,6 +348,8 @@ Status Limd::StartView(std::optional<Bytes> boot_log) {
     vo.dir = flags_.securityfs;
     vo.boot_log = std::move(boot_log);
     vo.evm_flags = evm_ ? evm_->init_flags() : 0;
+    vo.evm = evm_.get();
+    vo.audit = [this](const std::string& f) { logger_.Audit(AuditType::kIntegrityEvmXattr, f); };
     std::string note;
     auto started = SecurityfsView::Start(vo, list_.get(), live_policy_.get(), &note);
     if (!note.empty()) Log(note);
@@ -409,8 +431,11 @@ Status Limd::StartDaemon() {
                                         view_ ? static_cast<uint64_t>(view_->device()) : 0);
   opts.overlay_opens = sides_->overlay_opens();
   LIM_ASSIGN_OR_RETURN(daemon_, FanotifyDaemon::Create(opts, measurer_.get(), list_.get(), env_, LogFn()));
-  for (const auto& w : plain_roots_) MarkAttrib(w);
-  for (const auto& [w, fstype] : side_roots_) LIM_RETURN_IF_ERROR(sides_->Mark(w, fstype));
+  for (const auto& w : plain_roots_) MarkAttrib(w, "");
+  for (const auto& [w, fstype] : side_roots_) {
+    LIM_RETURN_IF_ERROR(sides_->Mark(w, fstype));
+    MarkAttrib(w, fstype);
+  }
   g_limd.store(this);
   daemon_->LearnReaderHandles(scan_.reader_handles);
   if (g_stop.load()) daemon_->Stop();
@@ -436,7 +461,7 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
         Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype)
                                                          : sides_->Mark(path, fstype);
         if (dev.ok()) ms.ok() ? marked_.Add(*dev, MonotonicNs()) : marked_.Forget(*dev);
-        if (ms.ok() && ClassOfFs(fstype) == FsClass::kPlain) MarkAttrib(path);
+        if (ms.ok()) MarkAttrib(path, fstype);
         return ms;
       },
       LogFn());

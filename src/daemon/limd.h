@@ -82,7 +82,7 @@ class Limd {
   Status OpenList();
   Status LoadEvmHmacKey();
   Status OpenEvm();
-  void MarkAttrib(const std::string& root);
+  void MarkAttrib(const std::string& root, const std::string& fstype);
   Status MeasureOwnInputs();
   void MeasurePath(const std::string& path, ima::ImaHook func, uint32_t mask);
   Status StartView(std::optional<Bytes> boot_log);

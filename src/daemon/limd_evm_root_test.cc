@@ -2,22 +2,29 @@
 // of the test's own, under --appraise enforce: a file with a valid HMAC passes; mode, owner
 // or xattr changed while limd was not running fail with invalid-HMAC (missing-HMAC when
 // security.evm is gone); root's chmod of a file limd verified in this run is re-HMACed and
-// still passes, the same chmod of a file never verified stays failed. The trusted keys are
+// still passes, the same chmod of a file never verified stays failed — on FUSE too (watched
+// per inode), while an overlay gets no HMAC from limd. The view's evm and evm_xattrs files. The trusted keys are
 // in the list as ima-buf entries. limd runs under `timeout -k` and is stopped by its own
 // pid (LimdChild). Skipped without root, fanotify or loop ext4.
+#include <fcntl.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "base/file.h"
+#include "daemon/env.h"
+#include "daemon/fuse_server_test_util.h"
 #include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
+#include "ima/evm.h"
 #include "tests/testing.h"
 #include "tpm/swtpm_test_util.h"
 
@@ -50,16 +57,36 @@ class LimdEvmRoot : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << line << "\n" << r.out;
   }
   lim::testing::CommandResult Lim(const std::string& args) { return RunCommand(lim::testing::LimCommand(args) + " 2>&1"); }
-  // A file with a security.ima digest and a good HMAC (lim hash --fix; lim evm hmac --write).
+  // A file with a security.ima digest and a good HMAC (lim hash --fix; lim evm hmac --write),
+  // both through mnt_ (on FUSE, its content written to the server's source src_).
   void Make(const std::string& name) {
     std::string p = mnt_ + "/" + name;
-    ASSERT_TRUE(WriteFileBytes(p, AsBytes("data of " + name + "\n")).ok());
+    ASSERT_TRUE(WriteFileBytes((src_.empty() ? mnt_ : src_) + "/" + name, AsBytes("data of " + name + "\n")).ok());
     ASSERT_EQ(Lim("hash --fix " + p).exit_code, 0);
-    auto h = Lim("evm hmac --write --hmac-key " + secret_ + "/evm.key " + p);
+    auto h = Lim("evm hmac --write" + Uuid() + " --hmac-key " + secret_ + "/evm.key " + p);
     ASSERT_EQ(h.exit_code, 0) << h.out;
   }
   bool CliVerifies(const std::string& name) {
-    return Lim("evm verify --keys " + keys_ + " --hmac-key " + secret_ + "/evm.key " + mnt_ + "/" + name).exit_code == 0;
+    return Lim("evm verify" + Uuid() + " --keys " + keys_ + " --hmac-key " + secret_ + "/evm.key " + mnt_ + "/" + name)
+               .exit_code == 0;
+  }
+  // The CLI reads ext4's UUID itself; elsewhere it is told the superblock's as limd hashes
+  // it (FS_IOC_GETFSUUID: overlay's own, zeros on FUSE, as the kernel's s_uuid).
+  std::string Uuid() const { return uuid_.empty() ? "" : " --uuid " + uuid_; }
+  void TakeSuperblockUuid() {
+    int fd = ::open(mnt_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    uuid_ = ima::FormatFsUuid(SuperblockUuid(fd));
+    ::close(fd);
+  }
+  std::string Evm(const std::string& name) {
+    char buf[512];
+    ssize_t n = ::getxattr((mnt_ + "/" + name).c_str(), "security.evm", buf, sizeof buf);
+    return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+  }
+  nlohmann::json StatusAtExit() {
+    limd_.Stop(SIGTERM);
+    return nlohmann::json::parse(Text(state_ + "/status.json"), nullptr, false);
   }
   void Start(const std::string& extra) {
     limd_.Stop(SIGTERM);
@@ -91,8 +118,11 @@ class LimdEvmRoot : public ::testing::Test {
   }
 
   std::string mnt_, state_, secret_, keys_;
+  std::string src_;         // FUSE: the server's source directory
+  std::string uuid_;        // overlay, FUSE: given to the CLI
   ScratchMounts mounts_;
-  LimdChild limd_;  // after the mounts: stopped before they go
+  testing::FuseServer fuse_;  // stopped before the mounts go
+  LimdChild limd_;            // stopped before the server and the mounts
 };
 
 TEST_F(LimdEvmRoot, AValidHmacPassesAndOfflineChangesFailWithTheKernelsCause) {
@@ -186,6 +216,151 @@ TEST_F(LimdEvmRoot, TheViewsEvmFileShowsTheKernelsInitFlagsAndRefusesWrites) {
   }
   EXPECT_EQ(ima, 1);
   EXPECT_EQ(evm, 1);
+}
+
+// The view's evm_xattrs as the kernel's: reading lists the protected names; writing a
+// security.* name adds it (hashed after security.capability from then on: a file whose
+// HMAC was made without it fails), other names are refused, each write is an
+// INTEGRITY_EVM_XATTR audit line, and "." locks the list (mode 0440, further writes EPERM).
+TEST_F(LimdEvmRoot, TheViewsEvmXattrsAddsANameToTheHmacInputAndLocks) {
+  Make("before");
+  Make("after");
+  for (const char* f : {"before", "after"}) {
+    ASSERT_EQ(::setxattr((mnt_ + "/" + f).c_str(), "security.lim", "v", 1, 0), 0);
+  }
+  std::string view = lim::testing::MakeTempDir() + "/view";
+  std::string policy = state_ + "/policy";
+  ASSERT_TRUE(WriteFileBytes(policy, AsBytes("appraise func=FILE_CHECK\n")).ok());
+  std::string cmd = std::string(LIMD_BIN) + " --foreground --no-tpm --control-socket none --boot-log none --state " +
+                    ShellQuote(state_) + " --watch " + ShellQuote(mnt_) + " --securityfs " + ShellQuote(view) +
+                    " --log-file " + ShellQuote(state_ + "/log") + " --policy " + policy +
+                    " --appraise enforce --keys " + keys_ + " --evm-key " + secret_ + "/evm.key --evm-xattr security.SMACK64EXEC 2>>" +
+                    ShellQuote(state_ + "/stderr");
+  auto rc = limd_.Start(cmd, state_);
+  ASSERT_FALSE(rc.has_value()) << Text(state_ + "/stderr");
+  std::string file = view + "/integrity/evm/evm_xattrs";
+  // --evm-xattr enabled SMACK64EXEC in its default place.
+  EXPECT_EQ(Text(file),
+            "security.selinux\nsecurity.SMACK64\nsecurity.SMACK64EXEC\nsecurity.apparmor\nsecurity.ima\n"
+            "security.capability\n");
+  struct stat st;
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0660u);
+  EXPECT_EQ(Cat("before"), "ok") << Log();
+  // One write(2) per name, as echo does; the errno of the write.
+  auto write_name = [&](const std::string& data) {
+    int fd = ::open(file.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    ssize_t n = ::write(fd, data.data(), data.size());
+    int e = n < 0 ? errno : 0;
+    ::close(fd);
+    return e;
+  };
+  EXPECT_EQ(write_name("security.lim\n"), 0);
+  EXPECT_NE(Text(file).find("security.capability\nsecurity.lim\n"), std::string::npos) << Text(file);
+  EXPECT_EQ(write_name("security.lim\n"), EEXIST);
+  EXPECT_EQ(write_name("user.lim\n"), EINVAL);
+  EXPECT_EQ(write_name(std::string(256, 's')), E2BIG);
+  // The HMAC of "after" was made without security.lim: it fails now.
+  EXPECT_EQ(Cat("after"), "denied");
+  EXPECT_TRUE(Audited("after", "invalid-HMAC")) << Log();
+  // Lock: echo works as with the kernel's file.
+  EXPECT_EQ(RunCommand("echo . > " + file).exit_code, 0);
+  EXPECT_EQ(write_name("security.more\n"), EPERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // the view's attr_timeout
+  ASSERT_EQ(::stat(file.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0440u);
+  EXPECT_EQ(Text(file).find("security.more"), std::string::npos);
+  limd_.Stop(SIGTERM);
+  std::string log = Log();
+  for (const char* rec : {"xattr=\"security.lim\" res=0", "xattr=\"security.lim\" res=-17", "xattr=\"user.lim\" res=-22",
+                          "xattr=\".\" res=0"}) {
+    EXPECT_NE(log.find(std::string("type=INTEGRITY_EVM_XATTR msg=audit(")), std::string::npos) << log;
+    EXPECT_NE(log.find(rec), std::string::npos) << rec << "\n" << log;
+  }
+  EXPECT_EQ(log.find("security.more"), std::string::npos) << "a refused write after the lock was audited";
+}
+
+// EVM on the filesystems of the side groups (side_group.h). FUSE (lim_test_fusefs passing
+// xattrs, chmod and inode numbers through to a directory of the ext4 mount) refuses a
+// FAN_REPORT_FID filesystem mark (zero fsid), so limd watches its files per inode: root's
+// chmod or security.ima rewrite through the mount of a file verified in this run is
+// re-HMACed, the same change of a file never verified fails, a change the server makes on
+// its side (no event on the FUSE inode) is never re-blessed, one made while limd was
+// stopped fails.
+TEST_F(LimdEvmRoot, FuseChangesSeenThroughTheMountAreReHmacedOnlyForVerifiedFiles) {
+  std::string src = src_ = mnt_ + "/src";
+  mnt_ = lim::testing::MakeTempDir();
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  fuse_.xattrs = true;
+  std::string why = fuse_.Start(src, mnt_);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_NO_FATAL_FAILURE(TakeSuperblockUuid());
+  EXPECT_EQ(uuid_, "00000000-0000-0000-0000-000000000000");
+  for (const char* f : {"good", "chmod", "ima", "never", "server", "offline"}) Make(f);
+  ASSERT_TRUE(CliVerifies("good"));
+  // Offline: limd not running.
+  ASSERT_EQ(::chmod((mnt_ + "/offline").c_str(), 0600), 0);
+  Start("--no-tpm --evm-key " + secret_ + "/evm.key");
+  EXPECT_NE(Log().find("refuses a filesystem mark for FAN_ATTRIB: its files are watched per inode"), std::string::npos)
+      << Log();
+  EXPECT_EQ(Cat("good"), "ok") << Log();
+  EXPECT_EQ(Cat("offline"), "denied");
+  EXPECT_TRUE(Audited("offline", "invalid-HMAC")) << Log();
+  for (const char* f : {"chmod", "ima", "server"}) ASSERT_EQ(Cat(f), "ok") << f << "\n" << Log();
+  // Online, by root through the mount: a mode change, a security.ima rewrite (a digest in
+  // another algorithm: only EVM can tell), and the same mode change of a file never verified.
+  ASSERT_EQ(::chmod((mnt_ + "/chmod").c_str(), 0700), 0);
+  Ok("cd " + mnt_ + " && " + lim::testing::LimCommand("hash --fix -a sha512 ima") + " >/dev/null");
+  ASSERT_EQ(::chmod((mnt_ + "/never").c_str(), 0700), 0);
+  // On the server's side: the FUSE inode sees no event for it.
+  ASSERT_EQ(::chmod((src + "/server").c_str(), 0700), 0);
+  EXPECT_EQ(Cat("chmod"), "ok") << Log();
+  EXPECT_EQ(Cat("ima"), "ok") << Log();
+  EXPECT_EQ(Cat("never"), "denied");
+  EXPECT_EQ(Cat("server"), "denied");
+  EXPECT_TRUE(Audited("never", "invalid-HMAC")) << Log();
+  EXPECT_TRUE(Audited("server", "invalid-HMAC")) << Log();
+  auto status = StatusAtExit();
+  ASSERT_TRUE(status.is_object());
+  EXPECT_EQ(status["evm_rewritten"], 2u) << status.dump();  // "chmod" and "ima"
+  EXPECT_TRUE(CliVerifies("chmod")) << "limd's new HMAC is not the kernel's formula";
+  EXPECT_TRUE(CliVerifies("ima"));
+  EXPECT_FALSE(CliVerifies("never")) << "a change of a file never verified was blessed";
+  EXPECT_FALSE(CliVerifies("server")) << "a change limd could not see was blessed";
+  EXPECT_FALSE(CliVerifies("offline"));
+  // A new run trusts the re-HMACed files as they stand.
+  Start("--no-tpm --evm-key " + secret_ + "/evm.key");
+  EXPECT_EQ(Cat("chmod"), "ok") << Log();
+  EXPECT_EQ(Cat("ima"), "ok") << Log();
+}
+
+// overlayfs: limd writes no HMAC there, as the kernel (SB_I_EVM_HMAC_UNSUPPORTED): an
+// online chmod of a verified file fails like an offline one, and security.evm stays as it was.
+TEST_F(LimdEvmRoot, OverlayGetsNoHmacFromLimdOnlineOrOffline) {
+  // Layers as a container runtime keeps them: one filesystem, lower/upper/work beside.
+  std::string ext4 = mnt_;
+  mnt_ = lim::testing::MakeTempDir();
+  Ok("mkdir " + ext4 + "/lower " + ext4 + "/upper " + ext4 + "/work && mount -t overlay overlay -o lowerdir=" + ext4 +
+     "/lower,upperdir=" + ext4 + "/upper,workdir=" + ext4 + "/work " + mnt_);
+  mounts_.Adopt(mnt_);
+  ASSERT_NO_FATAL_FAILURE(TakeSuperblockUuid());
+  for (const char* f : {"good", "online", "offline"}) Make(f);
+  ASSERT_TRUE(CliVerifies("good"));
+  ASSERT_EQ(::chmod((mnt_ + "/offline").c_str(), 0600), 0);
+  Start("--no-tpm --evm-key " + secret_ + "/evm.key");
+  EXPECT_EQ(Cat("good"), "ok") << Log();
+  EXPECT_EQ(Cat("offline"), "denied");
+  EXPECT_TRUE(Audited("offline", "invalid-HMAC")) << Log();
+  ASSERT_EQ(Cat("online"), "ok") << Log();
+  std::string before = Evm("online");
+  ASSERT_EQ(::chmod((mnt_ + "/online").c_str(), 0700), 0);
+  EXPECT_EQ(Cat("online"), "denied");
+  EXPECT_EQ(Evm("online"), before) << "limd wrote security.evm on an overlay";
+  auto status = StatusAtExit();
+  ASSERT_TRUE(status.is_object());
+  EXPECT_EQ(status["evm_rewritten"], 0u) << status.dump();
+  EXPECT_NE(Log().find(mnt_ + " is an overlay: limd writes no HMAC there"), std::string::npos) << Log();
 }
 
 TEST_F(LimdEvmRoot, ASealedKeyIsUnsealedAtStartAndAMovedPcrStopsLimd) {

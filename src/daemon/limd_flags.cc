@@ -92,6 +92,9 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
       ->excludes(evm_key);
   app.add_option("--evm-keys", f.evm_keys, "certificates for EVM signatures (0x03, portable 0x05): a directory or a file")
       ->check(PathValue());
+  app.add_option("--evm-xattr", f.evm_xattrs,
+                 "a security.* xattr EVM protects beside the defaults, as if written to the kernel's evm_xattrs "
+                 "at boot (repeatable; hashed after security.capability, in the order given)");
   app.add_option("--log-file", f.log_file,
                  "also log to FILE, never through a link (default: syslog when /dev/log exists, else stderr)")
       ->check(PathValue());

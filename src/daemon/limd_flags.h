@@ -40,6 +40,7 @@ struct LimdFlags {
   // EVM (docs/appraisal.md "EVM in limd"): the HMAC key from a root-only file or sealed in
   // the TPM (exclusive), and the EVM signature certificates (empty: none).
   std::string evm_key, evm_key_sealed, evm_keys;
+  std::vector<std::string> evm_xattrs;  // --evm-xattr: protected names added at start
   // Given on the command line or in the config file (not the default).
   bool pcr_explicit = false, securityfs_explicit = false, control_socket_explicit = false;
 };

@@ -21,6 +21,8 @@ const char* AuditTypeName(AuditType t) {
       return "INTEGRITY_PCR";
     case AuditType::kIntegrityRule:
       return "INTEGRITY_RULE";
+    case AuditType::kIntegrityEvmXattr:
+      return "INTEGRITY_EVM_XATTR";
   }
   return "UNKNOWN";
 }

@@ -17,7 +17,12 @@
 namespace lim::daemon {
 
 // Kernel audit record types limd emits (include/uapi/linux/audit.h).
-enum class AuditType : int { kIntegrityData = 1800, kIntegrityPcr = 1804, kIntegrityRule = 1805 };
+enum class AuditType : int {
+  kIntegrityData = 1800,
+  kIntegrityPcr = 1804,
+  kIntegrityRule = 1805,
+  kIntegrityEvmXattr = 1807,  // a name written to evm_xattrs
+};
 const char* AuditTypeName(AuditType t);
 
 // "type=NAME msg=audit(SEC.MSEC:SERIAL): FIELDS" — the kernel's record layout.

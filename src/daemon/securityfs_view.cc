@@ -12,6 +12,7 @@
 #include <sys/statfs.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -19,7 +20,9 @@
 #include <unordered_map>
 
 #include "base/file.h"
+#include "base/hex.h"
 #include "base/own_threads.h"
+#include "daemon/evm_state.h"
 #include "ima/list_reader.h"
 
 namespace lim::daemon {
@@ -101,7 +104,8 @@ Result<Bytes> RenderBinaryList(ByteView sha1_list, const HashAlgo& bank) {
   }
 }
 
-std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log) {
+std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log,
+                                                           bool evm_xattrs) {
   using T = ViewNode::Type;
   using F = ViewNode::File;
   std::vector<std::pair<std::string, ViewNode>> t;
@@ -133,7 +137,12 @@ std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<Ha
   link("/ima", "integrity/ima");
   link("/evm", "integrity/evm/evm");
   dir("/integrity", {"ima", "evm"});
-  dir("/integrity/evm", {"evm"});
+  if (evm_xattrs) {
+    dir("/integrity/evm", {"evm", "evm_xattrs"});
+    file("/integrity/evm/evm_xattrs", F::kEvmXattrs, 0660);
+  } else {
+    dir("/integrity/evm", {"evm"});
+  }
   file("/integrity/evm/evm", F::kEvm, 0660);
   std::vector<std::string> ima{kAscii, kBinary};
   for (const auto& b : banks) {
@@ -184,6 +193,49 @@ Status PrepareMountPoint(const std::string& dir, std::string* note) {
   return Status::Ok();
 }
 
+namespace {
+
+// audit_log_untrustedstring: quoted, or upper-case hex (audit_log_n_hex) when a quote,
+// space or control byte is in it.
+std::string UntrustedString(std::string_view s) {
+  for (unsigned char c : s) {
+    if (c == '"' || c < 0x21 || c > 0x7e) {
+      std::string h = ToHex(AsBytes(s));
+      for (char& x : h) x = static_cast<char>(std::toupper(static_cast<unsigned char>(x)));
+      return h;
+    }
+  }
+  return "\"" + std::string(s) + "\"";
+}
+
+}  // namespace
+
+int WriteEvmXattrs(EvmState* evm, std::atomic<bool>* locked, std::string_view data, std::string* audit) {
+  audit->clear();
+  if (locked->load()) return -EPERM;
+  if (data.size() > 255) return -E2BIG;  // XATTR_NAME_MAX
+  std::string_view name = data.substr(0, data.find('\0'));
+  if (!name.empty() && name.back() == '\n') name.remove_suffix(1);
+  int res = static_cast<int>(data.size());
+  if (name == ".") {
+    locked->store(true);
+  } else {
+    switch (evm->AddXattr(name)) {
+      case ima::EvmXattrList::AddResult::kAdded:
+      case ima::EvmXattrList::AddResult::kEnabled:
+        break;
+      case ima::EvmXattrList::AddResult::kExists:
+        res = -EEXIST;
+        break;
+      case ima::EvmXattrList::AddResult::kNotSecurity:
+        res = -EINVAL;
+        break;
+    }
+  }
+  *audit = "xattr=" + UntrustedString(name) + " res=" + std::to_string(res < 0 ? res : 0);
+  return res;
+}
+
 // ---- FUSE side ----
 
 struct SecurityfsView::Impl {
@@ -192,6 +244,9 @@ struct SecurityfsView::Impl {
   int list_fd = -1;
   Bytes boot_log;
   uint32_t evm_flags = 0;
+  EvmState* evm = nullptr;
+  std::function<void(const std::string&)> audit;
+  std::atomic<bool> evm_xattrs_locked{false};
   std::unordered_map<std::string, ViewNode> tree;
   struct timespec started {};
 
@@ -222,6 +277,7 @@ struct Handle {
   bool done = false;
   std::mutex mu;           // requests on one open file arrive on any FUSE thread
   std::unique_ptr<PolicyWriter> writer;
+  bool evm_xattrs_writer = false;
 
   ByteView snapshot() const { return {static_cast<const uint8_t*>(map), map ? limit : 0}; }
   Status Restart() {
@@ -283,6 +339,8 @@ int OpGetattr(const char* path, struct stat* st, struct fuse_file_info*) {
       break;
     case ViewNode::Type::kFile:
       st->st_mode = S_IFREG | n->mode;
+      // Locked: the kernel sets evm_xattrs to 0440.
+      if (n->file == ViewNode::File::kEvmXattrs && Self()->evm_xattrs_locked.load()) st->st_mode = S_IFREG | 0440;
       st->st_nlink = 1;
       st->st_size = 0;  // as securityfs: the size is not known in advance
       break;
@@ -335,6 +393,9 @@ int OpOpen(const char* path, struct fuse_file_info* fi) {
     // evm_write_key: EPERM once EVM is set up, which limd's is from its start.
     if (acc != O_RDONLY) return -EPERM;
     h->content = std::to_string(self->evm_flags & 0x7fffffffu);  // without EVM_SETUP_COMPLETE
+  } else if (n->file == F::kEvmXattrs) {
+    h->evm_xattrs_writer = acc != O_RDONLY;
+    if (acc != O_WRONLY) h->content = self->evm->XattrsText();  // the list as at open
   } else {
     if (acc != O_RDONLY) return -EACCES;
     switch (n->file) {
@@ -399,6 +460,13 @@ int OpRead(const char*, char* buf, size_t size, off_t off, struct fuse_file_info
 
 int OpWrite(const char*, const char* buf, size_t size, off_t, struct fuse_file_info* fi) {
   Handle* h = H(fi);
+  if (h && h->evm_xattrs_writer) {
+    auto* self = Self();
+    std::string audit;
+    int r = WriteEvmXattrs(self->evm, &self->evm_xattrs_locked, std::string_view(buf, size), &audit);
+    if (!audit.empty() && self->audit) self->audit(audit);
+    return r;
+  }
   if (!h || !h->writer) return -EBADF;
   std::lock_guard<std::mutex> lk(h->mu);
   // One line (or one policy-file path) per write, as the kernel: a short count makes the
@@ -474,7 +542,9 @@ Result<std::unique_ptr<SecurityfsView>> SecurityfsView::Start(const ViewOptions&
   if (impl->list_fd < 0) return OsError("open", list->list_path());
   if (opt.boot_log) impl->boot_log = *opt.boot_log;
   impl->evm_flags = opt.evm_flags;
-  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), opt.boot_log.has_value())) {
+  impl->evm = opt.evm;
+  impl->audit = opt.audit;
+  for (auto& [path, node] : BuildViewTree(ViewBanks(list->banks()), opt.boot_log.has_value(), opt.evm != nullptr)) {
     impl->tree.emplace(path, std::move(node));
   }
   v->impl_ = std::move(impl);

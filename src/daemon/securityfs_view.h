@@ -11,6 +11,10 @@
 //   EVM_INIT_X509 2) in decimal without a newline, as evm_read_key prints them; limd's
 //   EVM is set up at start (the kernel's EVM_SETUP_COMPLETE), so a write is refused
 //   with EPERM, as the kernel refuses it once set up
+//   DIR/integrity/evm/evm_xattrs: the EVM-protected xattr names (CONFIG_EVM_ADD_XATTRS),
+//   one a line; a write adds a security.* name to EvmState's list, "." locks the list
+//   (mode 0440 from then on), each write recorded as an INTEGRITY_EVM_XATTR audit line
+//   (WriteEvmXattrs)
 //
 // Every open takes a snapshot of the list's visible length (whole records already in the
 // TPM), so a read never shows a torn record while limd appends; sizes are unknown (st_size
@@ -30,9 +34,11 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -79,7 +85,7 @@ class ListRenderer {
 // One entry of the view's tree.
 struct ViewNode {
   enum class Type { kDir, kLink, kFile };
-  enum class File { kNone, kAscii, kBinary, kCount, kViolations, kPolicy, kBootLog, kEvm };
+  enum class File { kNone, kAscii, kBinary, kCount, kViolations, kPolicy, kBootLog, kEvm, kEvmXattrs };
   Type type = Type::kDir;
   uint32_t mode = 0;        // permission bits
   std::string target;       // kLink
@@ -89,12 +95,26 @@ struct ViewNode {
 };
 
 // The tree for these banks, keyed by path from the view's root ("/", "/integrity/ima/…").
-std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log);
+// evm_xattrs: whether integrity/evm/evm_xattrs is in it.
+std::vector<std::pair<std::string, ViewNode>> BuildViewTree(const std::vector<HashAlgo>& banks, bool boot_log,
+                                                           bool evm_xattrs = false);
 
 // Makes dir usable as the mount point: creates it (and parents), and lazily unmounts a
 // stale FUSE mount a crashed limd left (stat fails with ENOTCONN). A live FUSE mount there
 // (another limd's view) is refused.
 Status PrepareMountPoint(const std::string& dir, std::string* note);
+
+class EvmState;
+
+// One write(2) of data to evm_xattrs, as the kernel's evm_write_xattrs: EPERM once locked,
+// E2BIG past XATTR_NAME_MAX (255) bytes; the name ends at a NUL, one trailing newline is
+// dropped; "." locks the list; a name without the "security." prefix is EINVAL, one
+// already enabled EEXIST. Returns data.size() or -errno. *audit: the fields of the
+// INTEGRITY_EVM_XATTR record (`xattr="NAME" res=N`, the name in upper-case hex when it holds a quote,
+// a space or a control character — audit_log_untrustedstring), empty when the kernel logs
+// none (EPERM, E2BIG). The write's file offset is not checked: FUSE advances it after each
+// write of an open, the kernel's never moves.
+int WriteEvmXattrs(EvmState* evm, std::atomic<bool>* locked, std::string_view data, std::string* audit);
 
 struct ViewOptions {
   std::string dir;
@@ -103,6 +123,10 @@ struct ViewOptions {
   std::optional<Bytes> boot_log;
   // The kernel's evm_initialized (evm_state.h kEvmInit*): what DIR/evm shows.
   uint32_t evm_flags = 0;
+  // evm_xattrs' list (limd's EvmState; null: the file is not served) and where its
+  // INTEGRITY_EVM_XATTR records go.
+  EvmState* evm = nullptr;
+  std::function<void(const std::string& fields)> audit;
 };
 
 class SecurityfsView {

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "base/file.h"
+#include "daemon/evm_state.h"
 #include "daemon/live_policy.h"
 #include "daemon/securityfs_view.h"
 #include "ima/list_reader.h"
@@ -163,6 +164,35 @@ Status WriteAll(PolicyWriter* w, std::string_view data) {
     data.remove_prefix(*n);
   }
   return Status::Ok();
+}
+
+// evm_xattrs' writes, as the kernel's evm_write_xattrs (the FUSE side is
+// LimdEvmRoot.TheViewsEvmXattrsAddsANameToTheHmacInputAndLocks).
+TEST(SecurityfsViewTest, EvmXattrsWritesFollowTheKernel) {
+  EvmState evm(SecretBytes(), nullptr);
+  std::atomic<bool> locked{false};
+  std::string audit;
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, "security.lim\n", &audit), 13);
+  EXPECT_EQ(audit, "xattr=\"security.lim\" res=0");
+  EXPECT_EQ(evm.Xattrs().back(), "security.lim");
+  EXPECT_NE(evm.XattrsText().find("security.capability\nsecurity.lim\n"), std::string::npos);
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, "security.lim", &audit), -EEXIST);
+  EXPECT_EQ(audit, "xattr=\"security.lim\" res=-17");
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, "trusted.x\n", &audit), -EINVAL);
+  EXPECT_EQ(audit, "xattr=\"trusted.x\" res=-22");
+  // The name ends at a NUL; a name with a space is audited in hex.
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, std::string_view("security.a b\0junk", 17), &audit), 17);
+  EXPECT_EQ(audit, "xattr=73656375726974792E612062 res=0");
+  EXPECT_EQ(evm.Xattrs().back(), "security.a b");
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, std::string(256, 's'), &audit), -E2BIG);
+  EXPECT_EQ(audit, "");
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, ".\n", &audit), 2);
+  EXPECT_EQ(audit, "xattr=\".\" res=0");
+  EXPECT_TRUE(locked.load());
+  size_t names = evm.Xattrs().size();
+  EXPECT_EQ(WriteEvmXattrs(&evm, &locked, "security.more", &audit), -EPERM);
+  EXPECT_EQ(audit, "");
+  EXPECT_EQ(evm.Xattrs().size(), names);
 }
 
 TEST(LivePolicyTest, FirstWriteReplacesLaterWritesAppendLiveAtFlush) {

@@ -55,7 +55,7 @@ EvmVerdict VerifyEvm(const std::optional<Bytes>& evm_xattr, const EvmInputs& in,
   if (!evm.enabled) return {"unknown", "EVM is not initialised (no HMAC key, no EVM keys)", {}};
   // Nothing protected at all: the kernel's INTEGRITY_NOXATTRS.
   bool any = false;
-  for (auto name : EvmXattrNames(false)) any = any || in.Xattr(name);
+  for (auto name : ProtectedNames(in, false)) any = any || in.Xattr(name);
   if (!evm_xattr) {
     if (!any) return {"no_xattrs", "no EVM-protected xattr and no security.evm", {}};
     return {"no_label", "security.evm is missing", {}};

@@ -174,6 +174,68 @@ TEST(EvmTest, HmacMatchesTheKernelFormula) {
   EXPECT_FALSE(EvmHmac(Bytes(129, 1), in).ok());
 }
 
+// The kernel's evm_xattrs (evm_write_xattrs): defaults in their order, a name added at run
+// time appended after them (list_add_tail), a default that was off enabled in its place.
+TEST(EvmTest, XattrListAddsAsTheKernelsEvmXattrs) {
+  EvmXattrList list;
+  EXPECT_EQ(list.Text(), "security.selinux\nsecurity.SMACK64\nsecurity.apparmor\nsecurity.ima\nsecurity.capability\n");
+  EXPECT_EQ(list.Add("security.ima"), EvmXattrList::AddResult::kExists);
+  EXPECT_EQ(list.Add("user.foo"), EvmXattrList::AddResult::kNotSecurity);
+  EXPECT_EQ(list.Add("securityfoo"), EvmXattrList::AddResult::kNotSecurity);
+  EXPECT_EQ(list.Add("security.lim"), EvmXattrList::AddResult::kAdded);
+  EXPECT_EQ(list.Add("security.lim"), EvmXattrList::AddResult::kExists);
+  EXPECT_EQ(list.Add("security.SMACK64EXEC"), EvmXattrList::AddResult::kEnabled);
+  EXPECT_EQ(list.Enabled(), (std::vector<std::string>{"security.selinux", "security.SMACK64", "security.SMACK64EXEC",
+                                                      "security.apparmor", "security.ima", "security.capability",
+                                                      "security.lim"}));
+}
+
+// A name added at run time is part of the HMAC input after capability; a default enabled
+// at run time (SMACK64EXEC) in its default place; an xattr not in the list is not hashed.
+TEST(EvmTest, HmacInputWithAnAddedXattr) {
+  EvmInputs in;
+  in.xattrs = {{"security.lim", B({0x11})}, {"security.capability", B({0xc1})}, {"security.ima", B({0x04, 4, 0xaa})},
+               {"security.SMACK64EXEC", B({0xee})}, {"security.other", B({0x99})}, {"security.selinux", B({'s', 0})}};
+  in.ino = 7;
+  in.mode = 0100644;
+  uint8_t misc[24] = {};
+  std::memcpy(misc, &in.ino, 8);
+  std::memcpy(misc + 20, &in.mode, 2);
+  auto with_misc = [&](Bytes m) {
+    m.insert(m.end(), misc, misc + 24);
+    return m;
+  };
+  // Defaults only: selinux, ima, capability.
+  EXPECT_EQ(*EvmMessage(in, false), with_misc(B({'s', 0, 0x04, 4, 0xaa, 0xc1})));
+  Bytes key = B({1, 2, 3, 4});
+  Bytes before = *EvmHmac(key, in);
+  EvmXattrList list;
+  ASSERT_EQ(list.Add("security.lim"), EvmXattrList::AddResult::kAdded);
+  in.names = list.Enabled();
+  EXPECT_EQ(*EvmMessage(in, false), with_misc(B({'s', 0, 0x04, 4, 0xaa, 0xc1, 0x11})));
+  EXPECT_NE(*EvmHmac(key, in), before);  // an HMAC made before the addition now fails
+  ASSERT_EQ(list.Add("security.SMACK64EXEC"), EvmXattrList::AddResult::kEnabled);
+  in.names = list.Enabled();
+  EXPECT_EQ(*EvmMessage(in, false), with_misc(B({'s', 0, 0xee, 0x04, 4, 0xaa, 0xc1, 0x11})));
+  // Portable: every default name, then the added one.
+  Bytes portable = with_misc(B({'s', 0, 0xee, 0x04, 4, 0xaa, 0xc1, 0x11}));
+  std::memset(portable.data() + portable.size() - 24, 0, 8);  // ino zero
+  EXPECT_EQ(*EvmMessage(in, true), portable);
+  // The HMAC is the kernel's formula over that message.
+  Bytes m = *EvmMessage(in, false);
+  uint8_t padded[128] = {1, 2, 3, 4};
+  uint8_t want[20];
+  unsigned int len = 0;
+  HMAC(EVP_sha1(), padded, 128, m.data(), m.size(), want, &len);
+  EXPECT_EQ(ToHex(*EvmHmac(key, in)), ToHex(ByteView(want, 20)));
+  // Only an added xattr present: the file has protected xattrs (no no_xattrs).
+  EvmInputs only;
+  only.xattrs = {{"security.lim", B({0x11})}};
+  EXPECT_EQ(EvmMessage(only, false).status().code(), StatusCode::kNotFound);
+  only.names = list.Enabled();
+  EXPECT_TRUE(EvmMessage(only, false).ok());
+}
+
 TEST(EvmTest, UuidParsing) {
   auto u = ParseFsUuid("01234567-89AB-cdef-0011-223344556677");
   ASSERT_TRUE(u.ok());

@@ -9,6 +9,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -48,6 +49,53 @@ const std::vector<std::string_view>& EvmXattrNames(bool portable) {
   return portable ? all : enabled;
 }
 
+EvmXattrList::EvmXattrList() {
+  const auto& enabled = EvmXattrNames(false);
+  for (std::string_view n : EvmXattrNames(true)) {
+    entries_.push_back({std::string(n), std::find(enabled.begin(), enabled.end(), n) != enabled.end()});
+  }
+}
+
+EvmXattrList::AddResult EvmXattrList::Add(std::string_view name) {
+  if (!name.starts_with("security.")) return AddResult::kNotSecurity;
+  for (Entry& e : entries_) {
+    if (e.name != name) continue;
+    if (e.enabled) return AddResult::kExists;
+    e.enabled = true;  // in its place in the list, not at the end
+    return AddResult::kEnabled;
+  }
+  entries_.push_back({std::string(name), true});
+  return AddResult::kAdded;
+}
+
+std::vector<std::string> EvmXattrList::Enabled() const {
+  std::vector<std::string> out;
+  for (const Entry& e : entries_) {
+    if (e.enabled) out.push_back(e.name);
+  }
+  return out;
+}
+
+std::string EvmXattrList::Text() const {
+  std::string out;
+  for (const Entry& e : entries_) {
+    if (e.enabled) out += e.name + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string_view> ProtectedNames(const EvmInputs& in, bool portable) {
+  if (!portable) {
+    if (in.names.empty()) return EvmXattrNames(false);
+    return std::vector<std::string_view>(in.names.begin(), in.names.end());
+  }
+  std::vector<std::string_view> out = EvmXattrNames(true);
+  for (const std::string& n : in.names) {
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  return out;
+}
+
 const Bytes* EvmInputs::Xattr(std::string_view name) const {
   for (const auto& [n, v] : xattrs) {
     if (n == name) return &v;
@@ -58,7 +106,7 @@ const Bytes* EvmInputs::Xattr(std::string_view name) const {
 Result<Bytes> EvmMessage(const EvmInputs& in, bool portable) {
   Bytes m;
   bool any = false;
-  for (std::string_view name : EvmXattrNames(portable)) {
+  for (std::string_view name : ProtectedNames(in, portable)) {
     const Bytes* v = in.Xattr(name);
     if (!v) continue;
     any = true;
@@ -129,8 +177,9 @@ Result<EvmXattr> ParseEvmXattr(ByteView value) {
   }
 }
 
-Result<EvmInputs> ReadEvmInputs(int fd, const std::string& what) {
+Result<EvmInputs> ReadEvmInputs(int fd, const std::string& what, const std::vector<std::string>& names) {
   EvmInputs in;
+  in.names = names;
   struct stat st;
   if (fstat(fd, &st) != 0) return Status::IoError(what + ": fstat: " + std::strerror(errno));
   in.ino = st.st_ino;
@@ -140,7 +189,8 @@ Result<EvmInputs> ReadEvmInputs(int fd, const std::string& what) {
   int gen = 0;
   if (ioctl(fd, FS_IOC_GETVERSION, &gen) == 0) in.generation = static_cast<uint32_t>(gen);
   Bytes buf(kMaxProtectedXattr);
-  for (std::string_view name : EvmXattrNames(/*portable=*/true)) {
+  // Every name a message may hash: the portable list and the names added at run time.
+  for (std::string_view name : ProtectedNames(in, /*portable=*/true)) {
     std::string n(name);
     ssize_t r = fgetxattr(fd, n.c_str(), buf.data(), buf.size());
     if (r < 0) {

@@ -36,6 +36,35 @@ using FsUuid = std::array<uint8_t, 16>;
 // SMACK64EXEC, SMACK64TRANSMUTE and SMACK64MMAP.
 const std::vector<std::string_view>& EvmXattrNames(bool portable);
 
+// The kernel's run-time list of protected names (evm_config_xattrnames with
+// CONFIG_EVM_ADD_XATTRS, written through securityfs evm_xattrs): the defaults in their
+// order, enabled as EvmXattrNames(false), then each name added at run time at the end, in
+// the order added — the order the HMAC and signatures hash them in. Names are only added,
+// never removed. Not thread-safe (EvmState holds it under its mutex).
+class EvmXattrList {
+ public:
+  EvmXattrList();
+  enum class AddResult {
+    kAdded,        // a new name, appended
+    kEnabled,      // a default name that was not enabled (SMACK64EXEC…): enabled in place
+    kExists,       // enabled already (the kernel's EEXIST)
+    kNotSecurity,  // no "security." prefix (the kernel's EINVAL)
+  };
+  // evm_write_xattrs's rules for one name (a trailing newline already removed).
+  AddResult Add(std::string_view name);
+  // The enabled names in hashing order.
+  std::vector<std::string> Enabled() const;
+  // What reading evm_xattrs shows: each enabled name and "\n".
+  std::string Text() const;
+
+ private:
+  struct Entry {
+    std::string name;
+    bool enabled;
+  };
+  std::vector<Entry> entries_;
+};
+
 struct EvmInputs {
   // Protected xattrs present on the file (name, value); order does not matter.
   std::vector<std::pair<std::string, Bytes>> xattrs;
@@ -44,9 +73,16 @@ struct EvmInputs {
   uint32_t uid = 0, gid = 0;  // as seen from the initial user namespace
   uint16_t mode = 0;          // full st_mode, file type included
   std::optional<FsUuid> fsuuid;  // none: not hashed (CONFIG_EVM_ATTR_FSUUID off, evmctl --uuid=)
+  // The protected names of HMACs and non-portable signatures in hashing order
+  // (EvmXattrList::Enabled()); empty: EvmXattrNames(false). Portable signatures hash
+  // EvmXattrNames(true), then the names here that list lacks, in this order.
+  std::vector<std::string> names;
 
   const Bytes* Xattr(std::string_view name) const;
 };
+
+// The protected names hashed for in, in order (see EvmInputs::names).
+std::vector<std::string_view> ProtectedNames(const EvmInputs& in, bool portable);
 
 // The hashed message. Fails with NotFound when no protected xattr is present (the kernel's
 // INTEGRITY_NOXATTRS) and, for portable signatures, when security.ima is missing.
@@ -65,8 +101,9 @@ struct EvmXattr {
 Result<EvmXattr> ParseEvmXattr(ByteView value);
 
 // Reads the protected xattrs, inode number, generation (FS_IOC_GETVERSION; 0 where the
-// filesystem has none), owner and mode of an open file. fsuuid is left empty.
-Result<EvmInputs> ReadEvmInputs(int fd, const std::string& what);
+// filesystem has none), owner and mode of an open file. fsuuid is left empty; names is
+// set to names, whose xattrs are read beside EvmXattrNames(true).
+Result<EvmInputs> ReadEvmInputs(int fd, const std::string& what, const std::vector<std::string>& names = {});
 
 // "0f1e2d3c-…" (36 characters, either case) to bytes in text order.
 Result<FsUuid> ParseFsUuid(std::string_view text);

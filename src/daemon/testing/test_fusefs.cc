@@ -9,6 +9,10 @@
 // FUSE_READ of /NAME never answers (a server that hangs: single-threaded, it then answers
 // nothing else either, until it is killed).
 //
+// With LIM_TEST_FUSEFS_XATTRS=1, xattrs (get, set, list, remove), chmod and chown pass
+// through to the source file and inode numbers are the source's (use_ino): a FUSE file
+// system EVM can protect (the EVM root tests).
+//
 //   lim_test_fusefs SRC MOUNTPOINT [FUSE options…]   (foreground, single-threaded)
 #define FUSE_USE_VERSION 35
 
@@ -18,6 +22,7 @@
 #include <fuse.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -30,6 +35,7 @@ namespace {
 std::string g_src;
 long g_refuse_uid = -1;
 std::string g_hang;  // "/NAME": reads never answered
+bool g_xattrs = false;
 constexpr time_t kFixedTime = 1000000000;  // 2001-09-09: never changes
 
 std::string Source(const char* path) { return g_src + path; }
@@ -81,6 +87,41 @@ int Release(const char*, fuse_file_info* fi) {
   return 0;
 }
 
+int GetXattr(const char* path, const char* name, char* value, size_t size) {
+  ssize_t n = ::lgetxattr(Source(path).c_str(), name, value, size);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+int SetXattr(const char* path, const char* name, const char* value, size_t size, int flags) {
+  return ::lsetxattr(Source(path).c_str(), name, value, size, flags) != 0 ? -errno : 0;
+}
+
+int ListXattr(const char* path, char* list, size_t size) {
+  ssize_t n = ::llistxattr(Source(path).c_str(), list, size);
+  return n < 0 ? -errno : static_cast<int>(n);
+}
+
+int RemoveXattr(const char* path, const char* name) {
+  return ::lremovexattr(Source(path).c_str(), name) != 0 ? -errno : 0;
+}
+
+int Chmod(const char* path, mode_t mode, fuse_file_info*) {
+  return ::chmod(Source(path).c_str(), mode) != 0 ? -errno : 0;
+}
+
+int Chown(const char* path, uid_t uid, gid_t gid, fuse_file_info*) {
+  return ::lchown(Source(path).c_str(), uid, gid) != 0 ? -errno : 0;
+}
+
+void* Init(fuse_conn_info*, fuse_config* cfg) {
+  if (!g_xattrs) return nullptr;
+  cfg->use_ino = 1;
+  // Attributes straight from the server: a change made on the source shows at once.
+  cfg->attr_timeout = 0;
+  cfg->entry_timeout = 0;
+  return nullptr;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,7 +132,17 @@ int main(int argc, char** argv) {
   g_src = argv[1];
   if (const char* r = std::getenv("LIM_TEST_FUSEFS_REFUSE_UID")) g_refuse_uid = std::atol(r);
   if (const char* h = std::getenv("LIM_TEST_FUSEFS_HANG")) g_hang = std::string("/") + h;
+  if (const char* x = std::getenv("LIM_TEST_FUSEFS_XATTRS")) g_xattrs = std::string(x) == "1";
   fuse_operations ops{};
+  ops.init = Init;
+  if (g_xattrs) {
+    ops.getxattr = GetXattr;
+    ops.setxattr = SetXattr;
+    ops.listxattr = ListXattr;
+    ops.removexattr = RemoveXattr;
+    ops.chmod = Chmod;
+    ops.chown = Chown;
+  }
   ops.getattr = GetAttr;
   ops.readdir = ReadDir;
   ops.open = Open;

@@ -314,6 +314,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
       res.reboot = true;
       AgentState fresh;
       fresh.reboots = old.reboots + 1;
+      fresh.list_source = old.list_source;
       st = std::move(fresh);
     } else {
       if (clock.restart_count < old.restart_count || clock.clock < old.clock) {
@@ -598,13 +599,15 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
 
   // 6. limd.
   // Only when limd keeps the list: a host whose kernel measures (lim-agent --kernel-list)
-  // needs no limd.
-  if (!ev.limd.running && ev.list.source != "kernel") {
+  // needs no limd — if it said so from its first verified round on (AgentState::list_source).
+  bool kernel_host = ev.list.source == "kernel" && (st.list_source.empty() || st.list_source == "kernel");
+  if (!ev.limd.running && !kernel_host) {
     res.findings.push_back(Simple(Reason::kLimdNotRunning, ev.limd.detail));
   }
 
   // The new state.
   st.started = true;
+  if (st.list_source.empty()) st.list_source = ev.list.source;
   st.next_index = base + out.covered;
   for (const auto& r : out.runs) st.pcr10[r.alg] = r.value;
   st.replay_mode = used == ima::ReplayMode::kPerBank ? "per-bank" : "sha1-padded";
@@ -760,6 +763,7 @@ std::string AgentStateToJson(const AgentState& s) {
   if (!s.dm.devices.empty()) j["dm_devices"] = json::parse(s.dm.ToJson());
   j["rounds"] = s.rounds;
   j["reboots"] = s.reboots;
+  if (!s.list_source.empty()) j["list_source"] = s.list_source;
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -801,6 +805,9 @@ Result<AgentState> AgentStateFromJson(std::string_view text) {
   }
   LIM_ASSIGN_OR_RETURN(s.rounds, U64(j, "rounds"));
   LIM_ASSIGN_OR_RETURN(s.reboots, U64(j, "reboots"));
+  if (j.contains("list_source")) {  // absent in states written before it was kept
+    LIM_ASSIGN_OR_RETURN(s.list_source, Str(j, "list_source"));
+  }
   return s;
 }
 

@@ -63,6 +63,10 @@ struct AgentState {
   DmState dm;
   uint64_t rounds = 0;        // verified rounds this boot
   uint64_t reboots = 0;       // reboots seen since enrollment
+  // Who kept the list in the first verified round ("limd" or "kernel"), kept across reboots:
+  // only a host that has always served the kernel's list is excused from limd's liveness, so
+  // an agent cannot shed that check by starting to claim "kernel" (re-enroll to change it).
+  std::string list_source;
 };
 
 struct VerifyOptions {

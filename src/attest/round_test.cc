@@ -586,6 +586,18 @@ TEST_F(RoundTest, RewoundResetCountAndDeadLimdFail) {
   const Finding* d = Find(dead, Reason::kLimdNotRunning);
   ASSERT_NE(d, nullptr) << Describe(dead);
   EXPECT_FALSE(dead.attested);
+  // A host whose first rounds came from limd cannot shed the check by claiming the kernel's list.
+  EXPECT_EQ(state_.list_source, "limd");
+  Evidence claims_kernel = ev;
+  claims_kernel.list.source = "kernel";
+  RoundResult still_dead = Verify(host_.ak_pub(), state_, claims_kernel, policy_, nonce);
+  EXPECT_NE(Find(still_dead, Reason::kLimdNotRunning), nullptr) << Describe(still_dead);
+  // One that served the kernel's list from its first round needs no limd.
+  AgentState kernel_state = state_;
+  kernel_state.list_source = "kernel";
+  RoundResult kernel_host = Verify(host_.ak_pub(), kernel_state, claims_kernel, policy_, nonce);
+  EXPECT_EQ(Find(kernel_host, Reason::kLimdNotRunning), nullptr) << Describe(kernel_host);
+  EXPECT_EQ(AgentStateFromJson(AgentStateToJson(kernel_state))->list_source, "kernel");
 }
 
 TEST_F(RoundTest, WrongBootAggregateFails) {

@@ -14,13 +14,17 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
+#include <optional>
 #include <mutex>
+#include <string_view>
 #include <thread>
 
 #include "base/escape.h"
 #include "base/file.h"
 #include "cli/command.h"
 #include "crypto/hash_algo.h"
+#include "debs/dpkg_db.h"
 #include "refs/manifest_json.h"
 #include "refs/scan.h"
 
@@ -34,7 +38,43 @@ struct ScanArgs {
   bool xdev = false, quiet = false;
   std::string hash = "sha256", out, format = "lim", root;
   int jobs = 0, max_depth = 256;
+  std::string admindir;        // --admindir: must load ("" = no owner column)
+  bool admindir_given = false;  // not given: the image's dpkg database when it has one
 };
+
+// The owner column from the dpkg database (src/debs): the package that installed each path,
+// through merged /usr and diversions. Paths are looked up as the image names them (without
+// --root's prefix).
+class DpkgOwners : public refs::OwnerLookup {
+ public:
+  DpkgOwners(debs::DpkgDb db, std::string prefix) : db_(std::move(db)), prefix_(std::move(prefix)) {}
+  std::optional<refs::FileOwner> Owner(std::string_view path) const override {
+    if (!prefix_.empty()) {
+      if (path.compare(0, prefix_.size(), prefix_) != 0) return std::nullopt;
+      path.remove_prefix(prefix_.size());
+      if (path.empty()) path = "/";
+    }
+    auto o = db_.OwnerOf(path);
+    if (!o || !o->package) return std::nullopt;
+    return refs::FileOwner{o->package->name, o->package->version};
+  }
+
+ private:
+  debs::DpkgDb db_;
+  std::string prefix_;
+};
+
+// --admindir given: it must load (a flag that cannot be honoured is an error); not given: the
+// image's /var/lib/dpkg when it has one, else no owner column.
+Result<std::unique_ptr<DpkgOwners>> LoadOwners(const ScanArgs& a, const std::string& prefix) {
+  std::string root = prefix.empty() ? "/" : prefix;
+  std::string admindir = a.admindir_given ? a.admindir : prefix + "/var/lib/dpkg";
+  if (admindir.empty()) return std::unique_ptr<DpkgOwners>();
+  if (!a.admindir_given && ::access((admindir + "/status").c_str(), F_OK) != 0) return std::unique_ptr<DpkgOwners>();
+  auto db = debs::DpkgDb::Load({admindir, root});
+  if (!db.ok()) return db.status().WithPrefix("--admindir " + admindir);
+  return std::make_unique<DpkgOwners>(std::move(db).value(), prefix);
+}
 
 std::string Rate(double bytes, double seconds) {
   if (seconds <= 0) return "-";
@@ -189,7 +229,10 @@ int RunScan(const ScanArgs& a) {
       }
     }
   }
+  auto owners = LoadOwners(a, prefix);
+  if (!owners.ok()) return ReportError(owners.status());
   refs::ScanOptions o;
+  o.owners = owners->get();
   o.walk.excludes = a.excludes;
   o.walk.xdev = a.xdev;
   o.walk.max_depth = a.max_depth;
@@ -267,10 +310,16 @@ void RegisterScan(CLI::App& app) {
   cmd->add_option("--root", a.root,
                   "record paths relative to this directory (an image mounted elsewhere): --root /mnt/img "
                   "/mnt/img/usr lists /usr/…");
+  cmd->add_option("--admindir", a.admindir,
+                  "dpkg database for the owner column (default: the image's /var/lib/dpkg when it has one; \"\" "
+                  "for none)");
   cmd->add_option("-j,--jobs", a.jobs, "hashing threads (default: one per CPU)");
   cmd->add_option("--max-depth", a.max_depth, "directory levels entered below a PATH (default 256)");
   cmd->add_flag("-q,--quiet", a.quiet, "no progress and no summary line (problems are still named)");
-  cmd->callback([] { ExitCode() = RunScan(a); });
+  cmd->callback([cmd] {
+    a.admindir_given = cmd->get_option("--admindir")->count() > 0;
+    ExitCode() = RunScan(a);
+  });
 }
 
 }  // namespace

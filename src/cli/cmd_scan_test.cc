@@ -149,5 +149,25 @@ TEST_F(ScanCliTest, RootAndExcludeShapeThePaths) {
   EXPECT_TRUE(paths.contains(P("tree/data")));
 }
 
+// The owner column comes from the dpkg database: the host's when it has one, or --admindir's;
+// an --admindir that cannot be read is an error (exit 2), and "" leaves the column out.
+TEST_F(ScanCliTest, OwnersComeFromTheDpkgDatabase) {
+  if (access("/var/lib/dpkg/status", F_OK) != 0 || access("/usr/bin/ls", F_OK) != 0) {
+    GTEST_SKIP() << "no dpkg database on this host";
+  }
+  auto r = Scan("-q /usr/bin/ls " + ShellQuote(P("tree/data")));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  json files = json::parse(r.out)["files"];
+  EXPECT_EQ(files["/usr/bin/ls"]["owner"]["package"], "coreutils") << files.dump();
+  EXPECT_FALSE(files["/usr/bin/ls"]["owner"]["version"].get<std::string>().empty());
+  EXPECT_TRUE(files[P("tree/data")]["owner"].is_null()) << files.dump();
+  auto none = Scan("-q --admindir '' /usr/bin/ls");
+  ASSERT_EQ(none.exit_code, 0) << none.err;
+  EXPECT_FALSE(json::parse(none.out)["files"]["/usr/bin/ls"].contains("owner")) << none.out;
+  auto bad = Scan("-q --admindir " + ShellQuote(P("no-such-db")) + " /usr/bin/ls");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("--admindir " + P("no-such-db")), std::string::npos) << bad.err;
+}
+
 }  // namespace
 }  // namespace lim

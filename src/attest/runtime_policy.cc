@@ -320,6 +320,14 @@ void RuntimePolicy::AllowBootPcr(uint16_t bank, int pcr, Bytes value) {
   if (std::find(v.begin(), v.end(), value) == v.end()) v.push_back(std::move(value));
 }
 
+std::vector<std::string> RuntimePolicy::PathNames() const {
+  std::vector<std::string> names;
+  names.reserve(digests_.size());
+  for (const auto& [path, digests] : digests_) names.push_back(path);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 void RuntimePolicy::SetPackage(const std::string& name, PackageInfo info) { packages_[name] = std::move(info); }
 
 void RuntimePolicy::AllowPackageFile(const std::string& path, const std::string& package, const std::string& version,

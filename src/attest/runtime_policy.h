@@ -132,6 +132,8 @@ class RuntimePolicy {
   const std::map<std::string, PathOwner>& owners() const { return owners_; }
   // The allowed digests of path (raw), nullptr when the path is not listed.
   const std::vector<std::string>* PathDigests(const std::string& path) const;
+  // Every listed path, sorted (byte order).
+  std::vector<std::string> PathNames() const;
 
   // The verdict on one list entry: nullopt when it passes. A keyring key the policy allows
   // is appended to *learned (when given). learned keys count as trusted for ima-sig.

@@ -13,7 +13,10 @@
 #include <algorithm>
 #include <sstream>
 
+#include "attest/policy_diff.h"
 #include "attest/runtime_policy.h"
+#include "debs/dpkg_db.h"
+#include "debs/dpkg_version.h"
 #include "crypto/hash_algo.h"
 #include "tcg/event_log.h"
 #include "base/file.h"
@@ -359,19 +362,60 @@ int RunExplain(const ExplainArgs& a) {
 }
 
 // `lim policy learn LIST`: a runtime policy (reference values for a verifier) allowing every
-// file, ima-buf and keyring entry of a known-good list.
+// file, ima-buf and keyring entry of a known-good list; with a dpkg database, every learned
+// path an installed package owns records that package and its installed version (the native
+// form's provenance, source "tofu": the digest is what the host ran, not one read from a .deb).
 struct LearnArgs {
   std::string list;
   std::string format = "native";
   std::string out;
+  std::string admindir = "/var/lib/dpkg";
+  bool admindir_given = false;
+  std::string root = "/";
 };
 
+// Adds owners from the dpkg database to every path of p an installed package owns; returns
+// how many paths got one.
+size_t AddDpkgOwners(const debs::DpkgDb& db, attest::RuntimePolicy* p) {
+  size_t owned = 0;
+  for (const std::string& path : p->PathNames()) {
+    auto o = db.OwnerOf(path);
+    if (!o) continue;
+    const std::string& name = o->package->name;
+    const std::string& version = o->package->version;
+    attest::PackageInfo info;
+    if (auto it = p->packages().find(name); it != p->packages().end()) info = it->second;
+    if (std::find(info.versions.begin(), info.versions.end(), version) == info.versions.end()) {
+      info.versions.push_back(version);
+      // Newest first (several architectures of a Multi-Arch package may differ).
+      std::sort(info.versions.begin(), info.versions.end(),
+                [](const std::string& a, const std::string& b) { return debs::CompareVersions(a, b) > 0; });
+    }
+    info.installed = info.versions.front();
+    info.source = "tofu";
+    p->SetPackage(name, std::move(info));
+    std::vector<std::string> digests = *p->PathDigests(path);
+    for (const std::string& d : digests) p->AllowPackageFile(path, name, version, Bytes(d.begin(), d.end()));
+    ++owned;
+  }
+  return owned;
+}
+
 int RunLearn(const LearnArgs& a) {
+  // The dpkg database: the default one only when it is there; one the user named must load.
+  std::optional<debs::DpkgDb> db;
+  bool want_db = !a.admindir.empty() && (a.admindir_given || std::filesystem::exists(a.admindir + "/status"));
+  if (want_db) {
+    auto loaded = debs::DpkgDb::Load({a.admindir, a.root});
+    if (!loaded.ok()) return ReportError(loaded.status().WithPrefix("--admindir " + a.admindir));
+    db = std::move(loaded).value();
+  }
   auto data = MappedFile::Open(a.list);
   if (!data.ok()) return ReportError(data.status());
   uint64_t entries = 0;
   auto p = attest::LearnPolicy(data->data(), &entries);
   if (!p.ok()) return ReportError(p.status().WithPrefix(a.list));
+  size_t owned = db ? AddDpkgOwners(*db, &*p) : 0;
   std::vector<std::string> lost;
   std::string json = a.format == "keylime" ? p->ToKeylimeJson(&lost) : p->ToNativeJson();
   json += "\n";
@@ -380,8 +424,33 @@ int RunLearn(const LearnArgs& a) {
   } else if (Status st = WriteFileBytes(a.out, AsBytes(json)); !st.ok()) {
     return ReportError(st);
   }
-  std::fprintf(stderr, "lim: learned %llu entries: %zu paths\n", static_cast<unsigned long long>(entries), p->paths());
+  std::fprintf(stderr, "lim: learned %llu entries: %zu paths", static_cast<unsigned long long>(entries), p->paths());
+  if (db) std::fprintf(stderr, ", %zu owned by %zu packages", owned, p->packages().size());
+  std::fprintf(stderr, "\n");
   return kExitOk;
+}
+
+// `lim policy diff A B`: what B allows that A did not, and what A allowed that B forbids
+// (attest/policy_diff.h). Exit 0 identical in effect, 1 different, 2 bad input.
+struct DiffArgs {
+  std::string a, b;
+  std::string format = "text";
+};
+
+int RunDiff(const DiffArgs& d) {
+  attest::RuntimePolicy policies[2];
+  const std::string* files[2] = {&d.a, &d.b};
+  for (int i = 0; i < 2; ++i) {
+    auto text = ReadFileTextBounded(*files[i], 256u << 20, "a runtime policy");
+    if (!text.ok()) return ReportError(text.status());
+    auto p = attest::RuntimePolicy::FromJson(*text);
+    if (!p.ok()) return ReportError(p.status().WithPrefix(Escaped(*files[i])));
+    policies[i] = std::move(p).value();
+  }
+  auto items = attest::DiffPolicies(policies[0], policies[1]);
+  std::string out = d.format == "json" ? attest::DiffJson(items) + "\n" : attest::DiffText(items);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  return items.empty() ? kExitOk : kExitCheckFailed;
 }
 
 // `lim policy learn-boot EVENTLOG`: the boot part of a runtime policy ("boot": S-CRTM,
@@ -481,7 +550,23 @@ void RegisterPolicy(CLI::App& app) {
   learn->add_option("--format", la.format, "native (lim) or keylime (keylime runtime policy JSON)")
       ->check(CLI::IsMember({"native", "keylime"}));
   learn->add_option("-o,--out", la.out, "write here instead of standard output");
-  learn->callback([] { ExitCode() = RunLearn(la); });
+  static CLI::Option* learn_admindir = learn->add_option(
+      "--admindir", la.admindir,
+      "dpkg database giving learned paths their package and version (default /var/lib/dpkg when present; \"\": none)");
+  learn->add_option("--root", la.root, "host root whose /bin, /lib, … links to /usr map names to dpkg's (default /)");
+  learn->callback([] {
+    la.admindir_given = learn_admindir->count() > 0;
+    ExitCode() = RunLearn(la);
+  });
+
+  static DiffArgs da;
+  CLI::App* diff = policy->add_subcommand(
+      "diff", "What runtime policy B allows that A does not (+) and what it no longer allows (-); exit 0 identical "
+              "in effect, 1 different, 2 bad input");
+  diff->add_option("A", da.a, "the old policy (native or keylime JSON)")->required();
+  diff->add_option("B", da.b, "the new policy (native or keylime JSON)")->required();
+  diff->add_option("--format", da.format, "text (one change a line) or json")->check(CLI::IsMember({"text", "json"}));
+  diff->callback([] { ExitCode() = RunDiff(da); });
   RegisterPolicyDebs(policy);
 
   static LearnBootArgs lb;

@@ -403,13 +403,9 @@ size_t AddDpkgOwners(const debs::DpkgDb& db, attest::RuntimePolicy* p) {
 
 int RunLearn(const LearnArgs& a) {
   // The dpkg database: the default one only when it is there; one the user named must load.
-  std::optional<debs::DpkgDb> db;
-  bool want_db = !a.admindir.empty() && (a.admindir_given || std::filesystem::exists(a.admindir + "/status"));
-  if (want_db) {
-    auto loaded = debs::DpkgDb::Load({a.admindir, a.root});
-    if (!loaded.ok()) return ReportError(loaded.status().WithPrefix("--admindir " + a.admindir));
-    db = std::move(loaded).value();
-  }
+  auto loaded = debs::DpkgDb::LoadOptional({a.admindir, a.root}, a.admindir_given);
+  if (!loaded.ok()) return ReportError(loaded.status());
+  std::optional<debs::DpkgDb>& db = *loaded;
   auto data = MappedFile::Open(a.list);
   if (!data.ok()) return ReportError(data.status());
   uint64_t entries = 0;

@@ -69,11 +69,10 @@ class DpkgOwners : public refs::OwnerLookup {
 Result<std::unique_ptr<DpkgOwners>> LoadOwners(const ScanArgs& a, const std::string& prefix) {
   std::string root = prefix.empty() ? "/" : prefix;
   std::string admindir = a.admindir_given ? a.admindir : prefix + "/var/lib/dpkg";
-  if (admindir.empty()) return std::unique_ptr<DpkgOwners>();
-  if (!a.admindir_given && ::access((admindir + "/status").c_str(), F_OK) != 0) return std::unique_ptr<DpkgOwners>();
-  auto db = debs::DpkgDb::Load({admindir, root});
-  if (!db.ok()) return db.status().WithPrefix("--admindir " + admindir);
-  return std::make_unique<DpkgOwners>(std::move(db).value(), prefix);
+  auto db = debs::DpkgDb::LoadOptional({admindir, root}, a.admindir_given);
+  if (!db.ok()) return db.status();
+  if (!*db) return std::unique_ptr<DpkgOwners>();
+  return std::make_unique<DpkgOwners>(std::move(**db), prefix);
 }
 
 std::string Rate(double bytes, double seconds) {

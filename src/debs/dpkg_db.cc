@@ -1,6 +1,7 @@
 #include "debs/dpkg_db.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -98,6 +99,14 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseMd5sums(std::strin
     out.emplace_back(std::move(abs), std::string(md5->begin(), md5->end()));
   }
   return out;
+}
+
+Result<std::optional<DpkgDb>> DpkgDb::LoadOptional(const Options& options, bool given) {
+  if (options.admindir.empty()) return std::optional<DpkgDb>();
+  if (!given && ::access((options.admindir + "/status").c_str(), F_OK) != 0) return std::optional<DpkgDb>();
+  auto db = Load(options);
+  if (!db.ok()) return db.status().WithPrefix("--admindir " + options.admindir);
+  return std::optional<DpkgDb>(std::move(db).value());
 }
 
 Result<DpkgDb> DpkgDb::Load(const Options& options) {

@@ -67,6 +67,10 @@ class DpkgDb {
     std::string root = "/";  // its top-level symbolic links give the merged-/usr aliases
   };
   static Result<DpkgDb> Load(const Options& options);
+  // The rule of every command with --admindir: "" means no database (nullopt); one the user
+  // named (given) must load; the default is loaded only when its status file is there.
+  // Errors carry the "--admindir DIR" prefix.
+  static Result<std::optional<DpkgDb>> LoadOptional(const Options& options, bool given);
 
   // Installed packages (status "… installed"), by name; Multi-Arch: same packages of several
   // architectures are several entries with the same name.

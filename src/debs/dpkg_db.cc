@@ -90,8 +90,9 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseMd5sums(std::strin
       return Status::Corrupt(std::string(where) + ":" + std::to_string(n) + ": " + why);
     };
     if (line.size() < 35 || line[32] != ' ') return bad("expected \"<32 hex> <path>\"");
+    // Exactly 32 hex digits: FromHex alone would take a "0x" prefix and give 15 bytes.
     auto md5 = FromHex(line.substr(0, 32));
-    if (!md5.ok()) return bad("md5 is not hex");
+    if (!md5.ok() || md5->size() != 16) return bad("md5 is not hex");
     std::string_view path = line.substr(33);
     while (!path.empty() && (path.front() == ' ' || path.front() == '*')) path.remove_prefix(1);
     if (path.empty()) return bad("no path");

@@ -89,6 +89,10 @@ TEST(DpkgParseTest, HostileDatabaseFilesAreNamedErrors) {
   auto m = ParseMd5sums("0123456789abcdef0123456789abcdef  usr/bin/a\nnot-hex-at-all-not-hex-at-all-zz  b\n", "x.md5sums");
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().message(), "x.md5sums:2: md5 is not hex");
+  // Found by dpkg_status_fuzz in CI: a "0x" prefix made a 15-byte md5.
+  auto prefixed = ParseMd5sums("0X23456789abcdef0123456789abcdef  usr/bin/ls\n", "x.md5sums");
+  ASSERT_FALSE(prefixed.ok());
+  EXPECT_EQ(prefixed.status().message(), "x.md5sums:1: md5 is not hex");
   auto ok = ParseMd5sums("0123456789abcdef0123456789abcdef  usr/bin/with space\n", "x.md5sums");
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ((*ok)[0].first, "/usr/bin/with space");

@@ -57,6 +57,15 @@ CREATE TABLE leases (
 CREATE INDEX leases_expires ON leases(expires);
 )sql";
 
+// v2: one row per live verifier (its heartbeat, renewed with its leases): the fair share of
+// leases is ceil(agents / live verifiers).
+const char kPgSchemaV2[] = R"sql(
+CREATE TABLE verifiers (
+  owner TEXT PRIMARY KEY,
+  expires TIMESTAMPTZ NOT NULL
+);
+)sql";
+
 // Every statement the store runs, prepared on each (re)connection. Values are always $n.
 const std::pair<const char*, const char*> kStatements[] = {
     {"put_agent",
@@ -93,15 +102,31 @@ const std::pair<const char*, const char*> kStatements[] = {
     {"renew_leases",
      "UPDATE leases SET expires = clock_timestamp() + $2::bigint * interval '1 millisecond' "
      "WHERE owner=$1 AND expires > clock_timestamp() RETURNING agent, fence"},
-    // Free or expired leases: taken with the next fence. SKIP LOCKED: a lease another verifier
-    // is claiming or writing a round under right now is left to it (no waiting, no deadlock).
+    // The heartbeat first: its expiry is before the leases' renewed below, so a dead
+    // verifier no longer counts as live when its leases expire.
+    {"heartbeat",
+     "INSERT INTO verifiers(owner, expires) VALUES ($1, clock_timestamp() + $2::bigint * interval '1 millisecond') "
+     "ON CONFLICT (owner) DO UPDATE SET expires=EXCLUDED.expires"},
+    // Rows of verifiers long dead (their leases went long ago).
+    {"forget_verifiers", "DELETE FROM verifiers WHERE expires < clock_timestamp() - interval '1 day'"},
+    {"census",
+     "SELECT (SELECT count(*) FROM verifiers WHERE expires > clock_timestamp()), (SELECT count(*) FROM leases)"},
+    // Free or expired leases, at most $3: taken with the next fence. SKIP LOCKED: a lease
+    // another verifier is claiming or writing a round under right now is left to it (no
+    // waiting, no deadlock).
     {"take_leases",
      "WITH free AS (SELECT agent FROM leases WHERE expires <= clock_timestamp() ORDER BY agent "
-     "FOR UPDATE SKIP LOCKED) "
+     "LIMIT $3::bigint FOR UPDATE SKIP LOCKED) "
      "UPDATE leases l SET owner=$1, fence=l.fence+1, "
      "expires = clock_timestamp() + $2::bigint * interval '1 millisecond' "
      "FROM free WHERE l.agent=free.agent RETURNING l.agent, l.fence"},
+    // One lease for $2 whoever holds it; the fence moves unless $2 held it still.
+    {"take_lease",
+     "UPDATE leases SET fence = CASE WHEN owner=$2 AND expires > clock_timestamp() THEN fence ELSE fence+1 END, "
+     "owner=$2, expires = clock_timestamp() + $3::bigint * interval '1 millisecond' WHERE agent=$1 RETURNING fence"},
+    {"give_up_lease", "UPDATE leases SET owner='', expires='-infinity' WHERE agent=$1 AND owner=$2"},
     {"release_leases", "UPDATE leases SET owner='', expires='-infinity' WHERE owner=$1"},
+    {"forget_verifier", "DELETE FROM verifiers WHERE owner=$1"},
 };
 
 // One bound parameter: text, binary (bytea) or NULL.
@@ -285,24 +310,46 @@ class PgStore final : public Store {
     return Status::Ok();
   }
 
-  Result<std::map<std::string, int64_t>> ClaimLeases(const std::string& owner,
-                                                     std::chrono::milliseconds ttl) override {
+  Result<LeaseClaim> ClaimLeases(const std::string& owner, std::chrono::milliseconds ttl,
+                                 const std::vector<std::string>& give_up) override {
     std::lock_guard lock(mu_);
-    std::map<std::string, int64_t> out;
+    LeaseClaim out;
     Status st = InTransaction([&]() -> Status {
-      for (const char* name : {"renew_leases", "take_leases"}) {
-        LIM_ASSIGN_OR_RETURN(auto r, Run(name, {T(owner), I(ttl.count())}, "claiming leases"));
-        for (int i = 0; i < PQntuples(r.get()); ++i) out[Col(r, i, 0)] = ColInt(r, i, 1);
+      for (const auto& agent : give_up) {
+        LIM_RETURN_IF_ERROR(Run("give_up_lease", {T(agent), T(owner)}, "releasing the lease of " + agent).status());
       }
+      LIM_RETURN_IF_ERROR(Run("heartbeat", {T(owner), I(ttl.count())}, "renewing the heartbeat").status());
+      LIM_RETURN_IF_ERROR(Run("forget_verifiers", {}, "forgetting dead verifiers").status());
+      LIM_ASSIGN_OR_RETURN(auto renewed, Run("renew_leases", {T(owner), I(ttl.count())}, "renewing leases"));
+      for (int i = 0; i < PQntuples(renewed.get()); ++i) out.leases[Col(renewed, i, 0)] = ColInt(renewed, i, 1);
+      LIM_ASSIGN_OR_RETURN(auto census, Run("census", {}, "counting verifiers"));
+      out.verifiers = static_cast<size_t>(std::max<int64_t>(1, ColInt(census, 0, 0)));
+      auto agents = static_cast<size_t>(ColInt(census, 0, 1));
+      out.fair_share = (agents + out.verifiers - 1) / out.verifiers;
+      if (out.leases.size() >= out.fair_share) return Status::Ok();
+      auto want = static_cast<int64_t>(out.fair_share - out.leases.size());
+      LIM_ASSIGN_OR_RETURN(auto taken, Run("take_leases", {T(owner), I(ttl.count()), I(want)}, "claiming leases"));
+      for (int i = 0; i < PQntuples(taken.get()); ++i) out.leases[Col(taken, i, 0)] = ColInt(taken, i, 1);
       return Status::Ok();
     });
     if (!st.ok()) return st;
     return out;
   }
 
+  Result<int64_t> TakeLease(const std::string& agent, const std::string& owner,
+                            std::chrono::milliseconds ttl) override {
+    std::lock_guard lock(mu_);
+    LIM_ASSIGN_OR_RETURN(auto r, Run("take_lease", {T(agent), T(owner), I(ttl.count())}, "taking the lease of " + agent));
+    if (PQntuples(r.get()) == 0) return Status::NotFound("no agent named " + agent);
+    return ColInt(r, 0, 0);
+  }
+
   Status ReleaseLeases(const std::string& owner) override {
     std::lock_guard lock(mu_);
-    return Run("release_leases", {T(owner)}, "releasing leases").status();
+    return InTransaction([&]() -> Status {
+      LIM_RETURN_IF_ERROR(Run("release_leases", {T(owner)}, "releasing leases").status());
+      return Run("forget_verifier", {T(owner)}, "removing the heartbeat").status();
+    });
   }
 
  private:
@@ -409,6 +456,10 @@ class PgStore final : public Store {
       if (version < 1) {
         LIM_RETURN_IF_ERROR(Exec(kPgSchemaV1));
         LIM_RETURN_IF_ERROR(Exec("INSERT INTO schema_version(version) VALUES (1)"));
+      }
+      if (version < 2) {
+        LIM_RETURN_IF_ERROR(Exec(kPgSchemaV2));
+        LIM_RETURN_IF_ERROR(Exec("INSERT INTO schema_version(version) VALUES (2)"));
       }
       return Status::Ok();
     });

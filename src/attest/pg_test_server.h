@@ -53,6 +53,21 @@ class PgTestServer {
 
   const std::string& dir() const { return dir_; }
 
+  // The server stopped (fast: connections cut, as when the database host restarts) and
+  // started again on the same socket: what a verifier sees of a database restart.
+  Status Stop() {
+    auto r = lim::testing::Run(as_ + bin_ + "/pg_ctl -D " + lim::testing::ShellQuote(dir_) + "/data -m fast -w stop");
+    if (r.exit_code != 0) return Status::IoError("pg_ctl stop: " + r.err + r.out);
+    return Status::Ok();
+  }
+  Status Restart() {
+    std::string q = lim::testing::ShellQuote(dir_);
+    auto r = lim::testing::Run(as_ + bin_ + "/pg_ctl -D " + q + "/data -l " + q + "/log -w -t 30 -o \"-k " + q +
+                               " -h '' -F\" start");
+    if (r.exit_code != 0) return Status::IoError("pg_ctl start: " + r.err + r.out);
+    return Status::Ok();
+  }
+
   // The URI of database `db` on this server.
   std::string Uri(const std::string& db) const { return "postgresql:///" + db + "?host=" + dir_ + "&user=postgres"; }
 

@@ -62,6 +62,15 @@ CREATE TABLE verdicts (
 CREATE INDEX verdicts_agent ON verdicts(agent, seq);
 )sql";
 
+// v2: the verifiers table of the PostgreSQL schema (heartbeats for the fair share of leases),
+// so that both schemas carry the same version; one process on SQLite leaves it empty.
+const char kSchemaV2[] = R"sql(
+CREATE TABLE verifiers (
+  owner TEXT PRIMARY KEY,
+  expires INTEGER NOT NULL
+);
+)sql";
+
 class Stmt {
  public:
   Stmt(sqlite3* db, const char* sql) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
@@ -123,12 +132,15 @@ class SqliteStore final : public Store {
       return Status::Unsupported("verifier database schema " + std::to_string(version) + " is newer than this lim (" +
                                  std::to_string(kStoreSchemaVersion) + ")");
     }
-    if (version < 1) {
-      LIM_RETURN_IF_ERROR(Exec("BEGIN"));
-      Status st = Exec(kSchemaV1);
-      if (st.ok()) st = Exec("INSERT INTO schema_version(version) VALUES (1)");
-      LIM_RETURN_IF_ERROR(Exec(st.ok() ? "COMMIT" : "ROLLBACK"));
+    if (version < kStoreSchemaVersion) {
+      LIM_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
+      Status st = version < 1 ? Exec(kSchemaV1) : Status::Ok();
+      if (st.ok() && version < 1) st = Exec("INSERT INTO schema_version(version) VALUES (1)");
+      if (st.ok() && version < 2) st = Exec(kSchemaV2);
+      if (st.ok() && version < 2) st = Exec("INSERT INTO schema_version(version) VALUES (2)");
+      Status end = Exec(st.ok() ? "COMMIT" : "ROLLBACK");
       LIM_RETURN_IF_ERROR(st);
+      LIM_RETURN_IF_ERROR(end);
     }
     return Status::Ok();
   }

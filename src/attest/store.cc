@@ -5,12 +5,15 @@
 
 namespace lim::attest {
 
-Result<std::map<std::string, int64_t>> Store::ClaimLeases(const std::string&, std::chrono::milliseconds) {
+Result<LeaseClaim> Store::ClaimLeases(const std::string&, std::chrono::milliseconds, const std::vector<std::string>&) {
   LIM_ASSIGN_OR_RETURN(auto ids, ListAgents());
-  std::map<std::string, int64_t> out;
-  for (auto& id : ids) out.emplace(std::move(id), 0);
+  LeaseClaim out;
+  for (auto& id : ids) out.leases.emplace(std::move(id), 0);
+  out.fair_share = out.leases.size();
   return out;
 }
+
+Result<int64_t> Store::TakeLease(const std::string&, const std::string&, std::chrono::milliseconds) { return 0; }
 
 Status Store::ReleaseLeases(const std::string&) { return Status::Ok(); }
 

@@ -54,6 +54,13 @@ struct VerdictRecord {
   Finding finding;          // reason kReboot etc. for notices
 };
 
+// What one ClaimLeases gives the caller.
+struct LeaseClaim {
+  std::map<std::string, int64_t> leases;  // agent → fence: the agents the caller may attest
+  size_t fair_share = 0;                  // ceil(agents / live verifiers): the most it should hold
+  size_t verifiers = 1;                   // live verifiers, the caller included
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -82,12 +89,19 @@ class Store {
   // --- Leases (several verifiers on one store). Defaults: the unshared store. ---
   // True when other processes may attest from the same store (lease before attesting).
   virtual bool Shared() const { return false; }
-  // The agents `owner` may attest now, each with its fence: the caller's leases still
-  // valid are renewed for ttl, free and expired ones are taken (fence + 1). Unshared: every
-  // agent, fence 0.
-  virtual Result<std::map<std::string, int64_t>> ClaimLeases(const std::string& owner,
-                                                             std::chrono::milliseconds ttl);
-  // Gives up owner's leases at once (a clean stop), so another verifier need not wait.
+  // One claim of `owner`, in one transaction: the leases in give_up are released first (the
+  // caller ended their rounds), owner's heartbeat is renewed for ttl, its other valid leases
+  // are renewed for ttl, and free or expired ones are taken (fence + 1) until it holds its
+  // fair share: ceil(agents / live verifiers), live = heartbeat not expired. Unshared: every
+  // agent, fence 0, share = all.
+  virtual Result<LeaseClaim> ClaimLeases(const std::string& owner, std::chrono::milliseconds ttl,
+                                         const std::vector<std::string>& give_up = {});
+  // One agent's lease for owner now, whoever holds it (a push agent connected to owner: the
+  // lease follows the agent's connection). Its fence: unchanged when owner held it, else one
+  // higher, so a round the previous holder began cannot be written any more. Unshared: 0.
+  virtual Result<int64_t> TakeLease(const std::string& agent, const std::string& owner, std::chrono::milliseconds ttl);
+  // Gives up owner's leases and heartbeat at once (a clean stop), so another verifier need
+  // not wait.
   virtual Status ReleaseLeases(const std::string& owner);
   // RecordRound, refused (kMismatch, nothing written) when fence is no longer the agent's
   // current fence: the lease moved to another verifier since this round began. Unshared:
@@ -96,7 +110,8 @@ class Store {
                                    AgentStatus status, int64_t time, const std::vector<Finding>& findings);
 };
 
-constexpr int kStoreSchemaVersion = 1;
+// 2: the verifiers table (heartbeats of live verifiers, for the fair share of leases).
+constexpr int kStoreSchemaVersion = 2;
 
 struct StoreOptions {
   // Findings kept per agent: RecordRound drops the oldest beyond this many, so an agent that

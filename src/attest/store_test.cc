@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -287,13 +288,14 @@ TEST_P(StoreTest, LeasesOfTheBackend) {
   ASSERT_TRUE(la.ok() && lb.ok());
   if (GetParam() == "sqlite") {
     EXPECT_FALSE(a->Shared());
-    EXPECT_EQ(*la, (std::map<std::string, int64_t>{{"web1", 0}}));
-    EXPECT_EQ(*lb, (std::map<std::string, int64_t>{{"web1", 0}}));
+    EXPECT_EQ(la->leases, (std::map<std::string, int64_t>{{"web1", 0}}));
+    EXPECT_EQ(lb->leases, (std::map<std::string, int64_t>{{"web1", 0}}));
+    EXPECT_EQ(*b->TakeLease("web1", "B", std::chrono::seconds(30)), 0);
     EXPECT_TRUE(b->RecordFencedRound("web1", 12345, {}, AgentStatus::kAttested, 5, {}).ok());
   } else {
     EXPECT_TRUE(a->Shared());
-    EXPECT_EQ(*la, (std::map<std::string, int64_t>{{"web1", 1}}));
-    EXPECT_TRUE(lb->empty());
+    EXPECT_EQ(la->leases, (std::map<std::string, int64_t>{{"web1", 1}}));
+    EXPECT_TRUE(lb->leases.empty());
     EXPECT_EQ(b->RecordFencedRound("web1", 12345, {}, AgentStatus::kAttested, 5, {}).code(), StatusCode::kMismatch);
     EXPECT_TRUE(a->RecordFencedRound("web1", 1, {}, AgentStatus::kAttested, 5, {}).ok());
   }
@@ -360,10 +362,10 @@ TEST_F(PgLeaseTest, TwoVerifiersNeverBothOwnAnAgent) {
   // Both claim at the same moment, many times: SKIP LOCKED hands each lease to one of them.
   std::map<std::string, int64_t> ma, mb;
   std::thread ta([&] {
-    for (int i = 0; i < 20; ++i) ma = *a_->ClaimLeases("A", std::chrono::seconds(30));
+    for (int i = 0; i < 20; ++i) ma = a_->ClaimLeases("A", std::chrono::seconds(30))->leases;
   });
   std::thread tb([&] {
-    for (int i = 0; i < 20; ++i) mb = *b_->ClaimLeases("B", std::chrono::seconds(30));
+    for (int i = 0; i < 20; ++i) mb = b_->ClaimLeases("B", std::chrono::seconds(30))->leases;
   });
   ta.join();
   tb.join();
@@ -378,23 +380,23 @@ TEST_F(PgLeaseTest, TwoVerifiersNeverBothOwnAnAgent) {
   // Renewing keeps the fences.
   auto again = a_->ClaimLeases("A", std::chrono::seconds(30));
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(*again, ma);
+  EXPECT_EQ(again->leases, ma);
 }
 
 TEST_F(PgLeaseTest, AnExpiredLeaseIsTakenOverAndTheStaleFenceIsRefused) {
   AddAgents(*a_, 3);
   auto la = a_->ClaimLeases("A", std::chrono::milliseconds(300));
   ASSERT_TRUE(la.ok());
-  ASSERT_EQ(la->size(), 3u);
-  int64_t fa = la->at("a001");
-  EXPECT_TRUE(b_->ClaimLeases("B", std::chrono::seconds(30))->empty());  // A's leases are valid
+  ASSERT_EQ(la->leases.size(), 3u);
+  int64_t fa = la->leases.at("a001");
+  EXPECT_TRUE(b_->ClaimLeases("B", std::chrono::seconds(30))->leases.empty());  // A's leases are valid
   // A pauses past its lease; B takes every agent over with the next fence.
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   auto lb = b_->ClaimLeases("B", std::chrono::seconds(30));
   ASSERT_TRUE(lb.ok());
-  ASSERT_EQ(lb->size(), 3u);
-  EXPECT_EQ(lb->at("a001"), fa + 1);
-  ASSERT_TRUE(b_->RecordFencedRound("a001", lb->at("a001"), {}, AgentStatus::kAttested, 2000, {}).ok());
+  ASSERT_EQ(lb->leases.size(), 3u);
+  EXPECT_EQ(lb->leases.at("a001"), fa + 1);
+  ASSERT_TRUE(b_->RecordFencedRound("a001", lb->leases.at("a001"), {}, AgentStatus::kAttested, 2000, {}).ok());
   // A wakes and writes the verdict of the round it had begun: refused, nothing written.
   Finding f;
   f.reason = Reason::kUnknownFile;
@@ -406,23 +408,23 @@ TEST_F(PgLeaseTest, AnExpiredLeaseIsTakenOverAndTheStaleFenceIsRefused) {
   EXPECT_EQ((*rec)->updated, 2000);
   EXPECT_TRUE(b_->History("a001", 10)->empty());
   // And A's next claim finds nothing of its own.
-  EXPECT_TRUE(a_->ClaimLeases("A", std::chrono::seconds(30))->empty());
+  EXPECT_TRUE(a_->ClaimLeases("A", std::chrono::seconds(30))->leases.empty());
 }
 
 TEST_F(PgLeaseTest, ReleasedLeasesAreTakenAtOnceAndNewAgentsGetALease) {
   AddAgents(*a_, 2);
-  ASSERT_EQ(a_->ClaimLeases("A", std::chrono::seconds(30))->size(), 2u);
+  ASSERT_EQ(a_->ClaimLeases("A", std::chrono::seconds(30))->leases.size(), 2u);
   ASSERT_TRUE(a_->ReleaseLeases("A").ok());
   auto lb = b_->ClaimLeases("B", std::chrono::seconds(30));
-  ASSERT_EQ(lb->size(), 2u);
-  EXPECT_EQ(lb->at("a000"), 2);
+  ASSERT_EQ(lb->leases.size(), 2u);
+  EXPECT_EQ(lb->leases.at("a000"), 2);
   // An agent enrolled later (through A) is free until someone claims it.
   ASSERT_TRUE(a_->PutAgent(Agent("late")).ok());
   auto la = a_->ClaimLeases("A", std::chrono::seconds(30));
-  EXPECT_EQ(*la, (std::map<std::string, int64_t>{{"late", 1}}));
+  EXPECT_EQ(la->leases, (std::map<std::string, int64_t>{{"late", 1}}));
   // Removing an agent removes its lease.
   ASSERT_TRUE(b_->RemoveAgent("a000").ok());
-  EXPECT_EQ(b_->ClaimLeases("B", std::chrono::seconds(30))->size(), 1u);
+  EXPECT_EQ(b_->ClaimLeases("B", std::chrono::seconds(30))->leases.size(), 1u);
 }
 
 // A verifier keeps working when the connection was cut (the server killed the backend).
@@ -454,14 +456,19 @@ TEST(LeaseKeeperTest, OnSqliteEveryAgentIsOwned) {
   EXPECT_NE(k.owner().find('/'), std::string::npos);  // HOST/PID/RANDOM
 }
 
-// Two keepers (two verifier processes) on one database: one owns, the other takes over when
-// the first stops (released at once) — the acquired callback names the agents.
+// Two keepers (two verifier processes) on one database: the first owns every agent until the
+// second joins, then they share; the one stopped (released at once) is taken over by the
+// other — the acquired callback names the agents.
 TEST_F(PgLeaseTest, KeepersShareTheAgentsAndTakeOverOnStop) {
-  AddAgents(*a_, 3);
+  AddAgents(*a_, 4);
   std::mutex mu;
   std::vector<std::string> got_b;
   std::vector<std::string> log;
   auto ka = std::make_unique<LeaseKeeper>(*a_, "A", std::chrono::milliseconds(200), nullptr, nullptr);
+  ASSERT_TRUE(ka->Start().ok());
+  EXPECT_EQ(ka->ttl(), std::chrono::milliseconds(300));
+  EXPECT_EQ(ka->owned(), 4u);
+  EXPECT_EQ(ka->Fence("a001"), 1);
   LeaseKeeper kb(
       *b_, "B", std::chrono::milliseconds(200),
       [&](const std::vector<std::string>& ids) {
@@ -472,25 +479,266 @@ TEST_F(PgLeaseTest, KeepersShareTheAgentsAndTakeOverOnStop) {
         std::lock_guard lk(mu);
         log.push_back(line);
       });
-  ASSERT_TRUE(ka->Start().ok());
   ASSERT_TRUE(kb.Start().ok());
-  EXPECT_EQ(ka->ttl(), std::chrono::milliseconds(300));
-  EXPECT_TRUE(ka->Owns("a000") && ka->Owns("a002"));
-  EXPECT_FALSE(kb.Owns("a000"));
-  EXPECT_EQ(ka->Fence("a001"), 1);
   EXPECT_FALSE(kb.Fence("a001"));
-  // A renews (every 100 ms, lease 300 ms): B gets nothing while A runs.
+  // A drains its surplus (the last agents) at its next claim and releases it at the one
+  // after; B takes it: two each.
+  for (int i = 0; i < 200 && kb.owned() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(ka->owned(), 2u);
+  EXPECT_EQ(kb.owned(), 2u);
+  EXPECT_TRUE(ka->Owns("a000") && ka->Owns("a001") && kb.Owns("a002") && kb.Owns("a003"));
+  EXPECT_EQ(kb.Fence("a003"), 2);
+  // It stays so while both run (renewed every 100 ms, lease 300 ms).
   std::this_thread::sleep_for(std::chrono::milliseconds(600));
-  EXPECT_TRUE(ka->Owns("a001"));
-  EXPECT_FALSE(kb.Owns("a001"));
+  EXPECT_TRUE(ka->Owns("a001") && !kb.Owns("a001"));
+  EXPECT_EQ(kb.owned(), 2u);
   ka.reset();  // Stop: released
   for (int i = 0; i < 100 && !kb.Owns("a001"); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  EXPECT_TRUE(kb.Owns("a000") && kb.Owns("a001") && kb.Owns("a002"));
+  EXPECT_TRUE(kb.Owns("a000") && kb.Owns("a001") && kb.Owns("a002") && kb.Owns("a003"));
   EXPECT_EQ(kb.Fence("a001"), 2);
   std::lock_guard lk(mu);
-  EXPECT_EQ(got_b, (std::vector<std::string>{"a000", "a001", "a002"}));
+  EXPECT_EQ(got_b, (std::vector<std::string>{"a002", "a003", "a000", "a001"}));
   ASSERT_FALSE(log.empty());
-  EXPECT_EQ(log.back(), "lim-verifier: B attests 3 agents (was 0)");
+  EXPECT_EQ(log.back(), "lim-verifier: B attests 4 agents (was 2)");
+}
+
+// A Store that forwards to another until "killed": then every call fails and nothing is
+// released — a verifier process killed -9 (its leases and heartbeat only expire).
+class KillableStore final : public Store {
+ public:
+  explicit KillableStore(std::unique_ptr<Store> s) : s_(std::move(s)) {}
+  void Kill() { dead_ = true; }
+  Status PutAgent(const AgentRecord& a) override { return s_->PutAgent(a); }
+  Result<std::optional<AgentRecord>> GetAgent(const std::string& id) override { return s_->GetAgent(id); }
+  Result<std::vector<std::string>> ListAgents() override { return s_->ListAgents(); }
+  Status RemoveAgent(const std::string& id) override { return s_->RemoveAgent(id); }
+  Status PutPolicy(const std::string& n, const std::string& b) override { return s_->PutPolicy(n, b); }
+  Result<std::optional<std::string>> GetPolicy(const std::string& n) override { return s_->GetPolicy(n); }
+  Result<std::vector<std::string>> ListPolicies() override { return s_->ListPolicies(); }
+  Status AssignPolicy(const std::string& a, const std::string& p) override { return s_->AssignPolicy(a, p); }
+  Status RecordRound(const std::string& a, const AgentState& st, AgentStatus s, int64_t t,
+                     const std::vector<Finding>& f) override {
+    return s_->RecordRound(a, st, s, t, f);
+  }
+  Result<std::vector<VerdictRecord>> History(const std::string& a, size_t l) override { return s_->History(a, l); }
+  Status Acknowledge(const std::string& a) override { return s_->Acknowledge(a); }
+  bool Shared() const override { return true; }
+  Result<LeaseClaim> ClaimLeases(const std::string& o, std::chrono::milliseconds t,
+                                 const std::vector<std::string>& g) override {
+    if (dead_) return Status::Unavailable("killed");
+    return s_->ClaimLeases(o, t, g);
+  }
+  Result<int64_t> TakeLease(const std::string& a, const std::string& o, std::chrono::milliseconds t) override {
+    return s_->TakeLease(a, o, t);
+  }
+  Status ReleaseLeases(const std::string& o) override { return dead_ ? Status::Unavailable("killed") : s_->ReleaseLeases(o); }
+  Status RecordFencedRound(const std::string& a, int64_t fe, const AgentState& st, AgentStatus s, int64_t t,
+                           const std::vector<Finding>& f) override {
+    return s_->RecordFencedRound(a, fe, st, s, t, f);
+  }
+
+ private:
+  std::unique_ptr<Store> s_;
+  std::atomic<bool> dead_{false};
+};
+
+// Waits (up to ms) for pred; whether it held.
+template <typename Pred>
+bool Eventually(Pred pred, int ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Balancing between live verifiers (docs/fleet.md): 60 agents, two keepers → 30 each; a
+// third joins → 20 each, the surplus handed over only after the round in flight on it
+// ended (that round's verdict is still written); one killed → the other two take its
+// agents over within two intervals (30 each). Never an agent owned by two at once.
+TEST_F(PgLeaseTest, LiveVerifiersShareTheAgentsAndRebalance) {
+  constexpr int kIntervalMs = 200;
+  const auto interval = std::chrono::milliseconds(kIntervalMs);
+  auto ids = AddAgents(*a_, 60);
+  auto c = OpenPgStore(uri_);
+  ASSERT_TRUE(c.ok());
+  KillableStore kc_store(std::move(c).value());
+  LeaseKeeper ka(*a_, "A", interval, nullptr, nullptr), kb(*b_, "B", interval, nullptr, nullptr);
+  auto kc = std::make_unique<LeaseKeeper>(kc_store, "C", interval, nullptr, nullptr);
+  auto exclusive = [&] {
+    for (const auto& id : ids) {
+      int owners = ka.Owns(id) + kb.Owns(id) + (kc ? kc->Owns(id) : 0);
+      if (owners > 1) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(ka.Start().ok());
+  ASSERT_TRUE(kb.Start().ok());
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return ka.owned() == 30 && kb.owned() == 30; }, 20 * kIntervalMs))
+      << ka.owned() << " " << kb.owned();
+  std::printf("two verifiers: 30/30 after %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  EXPECT_TRUE(exclusive());
+  EXPECT_EQ(ka.fair_share(), 30u);
+
+  // A round in flight on A's last agent (the first one A drains) when C joins.
+  std::string pinned = "a029";
+  ASSERT_TRUE(ka.Owns(pinned));
+  std::optional<int64_t> fence = ka.BeginRound(pinned);
+  ASSERT_TRUE(fence);
+  ASSERT_TRUE(kc->Start().ok());
+  t0 = std::chrono::steady_clock::now();
+  // B hands 10 over; A only 9 while the round runs: its lease is kept, not released mid-round.
+  ASSERT_TRUE(Eventually([&] { return kc->owned() == 19 && kb.owned() == 20; }, 20 * kIntervalMs))
+      << ka.owned() << " " << kb.owned() << " " << kc->owned();
+  std::this_thread::sleep_for(3 * interval);
+  EXPECT_EQ(kc->owned(), 19u);
+  EXPECT_FALSE(ka.Owns(pinned));  // draining: no new round starts on it
+  EXPECT_FALSE(kc->Owns(pinned));
+  EXPECT_TRUE(exclusive());
+  // The round ends and writes its verdict: the lease never moved, it is accepted.
+  Status st = a_->RecordFencedRound(pinned, *fence, {}, AgentStatus::kAttested, 4242, {});
+  EXPECT_TRUE(st.ok()) << st.message();
+  ka.EndRound(pinned);
+  ASSERT_TRUE(Eventually([&] { return ka.owned() == 20 && kb.owned() == 20 && kc->owned() == 20; }, 20 * kIntervalMs))
+      << ka.owned() << " " << kb.owned() << " " << kc->owned();
+  std::printf("third verifier joined: 20/20/20 after %lld ms\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  EXPECT_TRUE(kc->Owns(pinned));
+  EXPECT_EQ((*a_->GetAgent(pinned))->updated, 4242);
+  EXPECT_TRUE(exclusive());
+
+  // C killed: no renewal, no release. Its 20 agents go to A and B within two intervals.
+  std::vector<std::string> of_c;
+  for (const auto& id : ids) {
+    if (kc->Owns(id)) of_c.push_back(id);
+  }
+  ASSERT_EQ(of_c.size(), 20u);
+  int64_t c_fence = *kc->Fence(of_c[0]);
+  kc_store.Kill();
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return ka.owned() == 30 && kb.owned() == 30; }, 20 * kIntervalMs))
+      << ka.owned() << " " << kb.owned();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  // Lease 1.5 intervals after the last renewal (at most interval/2 before the kill), the
+  // next claim within interval/2; a little slack for this loaded machine.
+  EXPECT_LE(took, 2 * kIntervalMs + 250);
+  std::printf("one of three killed: taken over (30/30) after %lld ms (interval %d ms)\n", static_cast<long long>(took),
+              kIntervalMs);
+  auto owner_fence = ka.Fence(of_c[0]) ? ka.Fence(of_c[0]) : kb.Fence(of_c[0]);
+  ASSERT_TRUE(owner_fence);
+  EXPECT_EQ(*owner_fence, c_fence + 1);
+  // C's late write of a round it had begun is refused.
+  EXPECT_EQ(kc_store.RecordFencedRound(of_c[0], c_fence, {}, AgentStatus::kFailed, 1, {}).code(), StatusCode::kMismatch);
+  kc.reset();
+  EXPECT_TRUE(exclusive());
+}
+
+// Push agents: the lease follows the connection. TakeLease moves a lease held by another
+// verifier (fence + 1, its late write refused), keeps the fence when the taker held it, and
+// a keeper never drains a lease it took so (the agent would take it back at its next push).
+TEST_F(PgLeaseTest, APushAgentsLeaseFollowsItsConnection) {
+  AddAgents(*a_, 4);
+  auto la = a_->ClaimLeases("A", std::chrono::seconds(30));
+  ASSERT_TRUE(la.ok());
+  ASSERT_EQ(la->leases.size(), 4u);
+  auto fb = b_->TakeLease("a000", "B", std::chrono::seconds(30));
+  ASSERT_TRUE(fb.ok()) << fb.status().message();
+  EXPECT_EQ(*fb, la->leases.at("a000") + 1);
+  EXPECT_EQ(*b_->TakeLease("a000", "B", std::chrono::seconds(30)), *fb);  // B's already: same fence
+  EXPECT_EQ(a_->RecordFencedRound("a000", la->leases.at("a000"), {}, AgentStatus::kAttested, 1, {}).code(),
+            StatusCode::kMismatch);
+  EXPECT_TRUE(b_->RecordFencedRound("a000", *fb, {}, AgentStatus::kAttested, 2, {}).ok());
+  EXPECT_EQ(a_->ClaimLeases("A", std::chrono::seconds(30))->leases.count("a000"), 0u);
+  EXPECT_EQ(b_->TakeLease("ghost", "B", std::chrono::seconds(30)).status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(a_->ReleaseLeases("A").ok());
+  ASSERT_TRUE(b_->ReleaseLeases("B").ok());
+
+  // A keeper that took two push agents keeps them while another verifier joins.
+  LeaseKeeper ka(*a_, "A", std::chrono::milliseconds(200), nullptr, nullptr);
+  ASSERT_TRUE(ka.Start().ok());
+  ASSERT_EQ(ka.owned(), 4u);
+  ASSERT_TRUE(ka.Take("a002").ok());
+  ASSERT_TRUE(ka.Take("a003").ok());
+  LeaseKeeper kb(*b_, "B", std::chrono::milliseconds(200), nullptr, nullptr);
+  ASSERT_TRUE(kb.Start().ok());
+  ASSERT_TRUE(Eventually([&] { return kb.owned() == 2; }, 4000)) << kb.owned();
+  EXPECT_TRUE(ka.Owns("a002") && ka.Owns("a003"));
+  EXPECT_TRUE(kb.Owns("a000") && kb.Owns("a001"));
+}
+
+// The database restarted under load (pg_ctl stop -m fast, then start): the keepers report
+// the outage (rounds stop: no lease is held), retry with backoff, and after the restart
+// report how long it was away, reconnect and share the agents again; a writer doing fenced
+// rounds all along resumes, and never writes under a lease it does not hold.
+TEST_F(PgLeaseTest, TheDatabaseRestartedMidRun) {
+  std::string why;
+  PgTestServer* pg = PgEnvironment::Server(&why);
+  ASSERT_NE(pg, nullptr);
+  auto ids = AddAgents(*a_, 20);
+  std::mutex mu;
+  std::vector<std::string> log;
+  auto logger = [&](const std::string& l) {
+    std::lock_guard lk(mu);
+    log.push_back(l);
+  };
+  LeaseKeeper ka(*a_, "A", std::chrono::milliseconds(200), nullptr, logger);
+  LeaseKeeper kb(*b_, "B", std::chrono::milliseconds(200), nullptr, nullptr);
+  ASSERT_TRUE(ka.Start().ok());
+  ASSERT_TRUE(kb.Start().ok());
+  ASSERT_TRUE(Eventually([&] { return ka.owned() == 10 && kb.owned() == 10; }, 4000));
+  // The load: A's rounds, each written under the fence it began with.
+  std::atomic<bool> stop{false};
+  std::atomic<int> written{0}, failed{0}, refused{0};
+  std::thread rounds([&] {
+    int64_t t = 1;
+    while (!stop) {
+      for (const auto& id : ids) {
+        auto fence = ka.BeginRound(id);
+        if (!fence) continue;
+        Status st = a_->RecordFencedRound(id, *fence, {}, AgentStatus::kAttested, ++t, {});
+        ka.EndRound(id);
+        (st.ok() ? written : st.code() == StatusCode::kMismatch ? refused : failed)++;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  int before = written;
+  EXPECT_GT(before, 0);
+  Status down = pg->Stop();
+  auto t0 = std::chrono::steady_clock::now();
+  int at_stop = written;
+  EXPECT_TRUE(down.ok()) << down.message();
+  EXPECT_TRUE(Eventually([&] { return ka.owned() == 0 && kb.owned() == 0; }, 3000));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  int during = written;
+  EXPECT_EQ(during, at_stop);  // nothing can be written while it is away
+  EXPECT_GT(failed, 0);        // the rounds in flight when it stopped: their writes failed (and said so)
+  Status up = pg->Restart();
+  ASSERT_TRUE(up.ok()) << up.message();  // later tests need the server
+  auto t_up = std::chrono::steady_clock::now();
+  // Backoff is at most two intervals: back within that (and a claim's time).
+  EXPECT_TRUE(Eventually([&] { return ka.owned() == 10 && kb.owned() == 10; }, 3000)) << ka.owned() << " " << kb.owned();
+  auto back = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t_up).count();
+  EXPECT_LE(back, 2 * 200 + 600);
+  ASSERT_TRUE(Eventually([&] { return written > during + 10; }, 3000));
+  stop = true;
+  rounds.join();
+  std::printf("database away %lld ms; leases back %lld ms after the restart; rounds written %d before, %d during, "
+              "%d in all; %d writes failed while it was away, %d refused\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(t_up - t0).count()),
+              static_cast<long long>(back), before, at_stop - before, written.load(), failed.load(), refused.load());
+  EXPECT_EQ(refused, 0);
+  std::lock_guard lk(mu);
+  std::string all;
+  for (const auto& l : log) all += l + "\n";
+  EXPECT_NE(all.find("lim-verifier: store unavailable: "), std::string::npos) << all;
+  EXPECT_NE(all.find("rounds of 10 agents stop until it is back"), std::string::npos) << all;
+  EXPECT_NE(all.find("lim-verifier: store back after "), std::string::npos) << all;
+  EXPECT_NE(all.find("agents were not run; rounds resume"), std::string::npos) << all;
 }
 
 }  // namespace

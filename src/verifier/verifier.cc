@@ -271,11 +271,7 @@ Status Verifier::Start() {
   LIM_ASSIGN_OR_RETURN(auto ids, store_->ListAgents());
   for (const auto& id : ids) {
     LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
-    if (!rec) continue;
-    auto w = WorkerFor(id);
-    w->push = rec->address.empty();
-    w->push_enrolled = w->push && !rec->identity.ak_public.empty();
-    w->last_push = std::chrono::steady_clock::now();  // a push agent gets its time to post again
+    if (rec) AdoptWorker(*rec);
   }
   // Agents leased to us that another verifier enrolled get their worker here.
   leases_ = std::make_unique<attest::LeaseKeeper>(
@@ -283,7 +279,7 @@ Status Verifier::Start() {
       [this](const std::vector<std::string>& acquired) {
         for (const auto& id : acquired) {
           auto rec = store_->GetAgent(id);
-          if (rec.ok() && *rec) WorkerFor(id)->push = (*rec)->address.empty();
+          if (rec.ok() && *rec) AdoptWorker(**rec);
         }
       },
       options_.log);
@@ -318,6 +314,17 @@ Result<std::unique_ptr<net::HttpsClient>> Verifier::Connect(const std::string& a
   o.connect_timeout = options_.agent_timeout;
   o.request_timeout = options_.agent_timeout;
   return net::HttpsClient::Create(client_tls_, o);
+}
+
+std::shared_ptr<Verifier::Worker> Verifier::AdoptWorker(const attest::AgentRecord& rec) {
+  auto w = WorkerFor(rec.id);
+  std::lock_guard<std::mutex> wl(w->mu);
+  w->push = rec.address.empty();
+  w->push_enrolled = w->push && !rec.identity.ak_public.empty();
+  w->last_push = std::chrono::steady_clock::now();  // a push agent gets its time to post again
+  // A silence another verifier (or an earlier run) recorded is not recorded again.
+  w->push_silent = w->push && rec.status == attest::AgentStatus::kUnreachable;
+  return w;
 }
 
 std::shared_ptr<Verifier::Worker> Verifier::WorkerFor(const std::string& id) {
@@ -443,9 +450,17 @@ Status Verifier::RunRound(const std::string& id) {
   }
   std::lock_guard<std::mutex> wl(w->mu);
   w->due = std::chrono::steady_clock::now() + options_.interval;
-  // The lease this round runs under; its verdict is written only while it is still current.
-  std::optional<int64_t> lease = leases_ ? leases_->Fence(id) : std::optional<int64_t>(0);
+  // The lease this round runs under; its verdict is written only while it is still current,
+  // and balancing does not release it before the round ends.
+  std::optional<int64_t> lease = leases_ ? leases_->BeginRound(id) : std::optional<int64_t>(0);
   if (!lease) return Status::NotFound("agent " + id + " is attested by another verifier");
+  struct EndRound {
+    attest::LeaseKeeper* k;
+    const std::string& id;
+    ~EndRound() {
+      if (k) k->EndRound(id);
+    }
+  } end_round{leases_.get(), id};
   int64_t fence = *lease;
   if (fence != w->fence) w->next.reset();  // another verifier may have moved the state on
   w->fence = fence;
@@ -563,7 +578,7 @@ void Verifier::Loop() {
       if (w->busy) continue;
       std::unique_lock<std::mutex> wl(w->mu, std::try_to_lock);
       if (!wl.owns_lock()) continue;  // a push call or RunRound in progress
-      if (!w->push && leases_ && !leases_->Owns(id)) continue;  // another verifier attests it
+      if (leases_ && !leases_->Owns(id)) continue;  // another verifier attests it (or judges its silence)
       std::chrono::steady_clock::time_point due;
       if (w->push) {
         if (!w->push_enrolled || w->push_silent) continue;  // nothing to wait for
@@ -611,6 +626,17 @@ Status Verifier::MarkSilent(Worker& w) {
   std::lock_guard<std::mutex> wl(w.mu);
   auto silent = std::chrono::steady_clock::now() - w.last_push;
   if (!w.push || !w.push_enrolled || w.push_silent || silent < options_.push_silence) return Status::Ok();
+  // Only the lease holder judges a silence (and writes it under its fence): a push agent
+  // posting to another verifier is silent only here.
+  std::optional<int64_t> fence = leases_ ? leases_->BeginRound(w.id) : std::optional<int64_t>(0);
+  if (!fence) return Status::Ok();
+  struct EndRound {
+    attest::LeaseKeeper* k;
+    const std::string& id;
+    ~EndRound() {
+      if (k) k->EndRound(id);
+    }
+  } end_round{leases_.get(), w.id};
   LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(w.id));
   if (!rec) return Status::NotFound("no agent " + w.id);
   attest::Finding f;
@@ -620,7 +646,7 @@ Status Verifier::MarkSilent(Worker& w) {
   w.push_silent = true;
   w.next.reset();
   LogFindings(w, {f});
-  return store_->RecordRound(w.id, rec->state, attest::AgentStatus::kUnreachable, Now(), {f});
+  return store_->RecordFencedRound(w.id, *fence, rec->state, attest::AgentStatus::kUnreachable, Now(), {f});
 }
 
 void Verifier::RegisterRoutes() {
@@ -758,10 +784,15 @@ void Verifier::RegisterRoutes() {
 // operator allowed (`add ID push`). Every call for one agent runs under its worker's mutex.
 void Verifier::RegisterPushRoutes() {
   auto worker = [this](const net::HttpRequest& r) -> std::shared_ptr<Worker> {
-    std::lock_guard<std::mutex> lk(mu_);
-    auto it = workers_.find(r.peer.common_name);
-    if (it == workers_.end() || !it->second->push) return nullptr;
-    return it->second;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      auto it = workers_.find(r.peer.common_name);
+      if (it != workers_.end()) return it->second->push ? it->second : nullptr;
+    }
+    // Allowed through another verifier on the shared store after this one started.
+    auto rec = store_->GetAgent(r.peer.common_name);
+    if (!rec.ok() || !*rec || !(*rec)->address.empty()) return nullptr;
+    return AdoptWorker(**rec);
   };
   auto refuse = [](const net::HttpRequest& r) {
     return net::JsonError(403, "certificate " + r.peer.common_name + " is not an agent allowed in push mode");
@@ -830,6 +861,17 @@ void Verifier::RegisterPushRoutes() {
     auto rec = store_->GetAgent(w->id);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
+    // The lease follows the push agent's connection: this verifier takes it (the fence moves
+    // when another verifier held it, so that one can no longer write a verdict for it).
+    std::optional<int64_t> fence = leases_->Fence(w->id);
+    if (!fence) {
+      auto taken = leases_->Take(w->id);
+      if (!taken.ok()) return ErrorResponse(taken.status());
+      fence = *taken;
+      Log("lim-verifier: agent=" + w->id + " pushes here: lease taken (fence " + std::to_string(*fence) + ")");
+    }
+    if (*fence != w->fence) w->next.reset();  // another verifier may have moved the state on
+    w->fence = *fence;
     attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest((*rec)->state, options_.banks);
     req.nonce.assign(32, 0);
     if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return net::JsonError(500, "RAND_bytes failed");
@@ -867,7 +909,13 @@ void Verifier::RegisterPushRoutes() {
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
-    if (Status st = Record(w->id, std::nullopt, (*rec)->status, res.state, status, res.findings); !st.ok()) {
+    if (Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings); !st.ok()) {
+      if (st.code() == StatusCode::kMismatch) {
+        // The agent posts to another verifier too: that one holds the lease now.
+        w->next.reset();
+        Log("lim-verifier: agent=" + w->id + " push round not written: " + st.message());
+        return net::JsonError(409, st.message());
+      }
       return ErrorResponse(st);
     }
     return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},

@@ -103,10 +103,12 @@ class Verifier {
   Status Prepare(Worker& w, const attest::AgentRecord& rec);
   Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
+  // WorkerFor(rec.id) set up from the stored record (push or pull, push silence state).
+  std::shared_ptr<Worker> AdoptWorker(const attest::AgentRecord& rec);
   void Log(const std::string& line);
   void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
-  // store_->RecordFencedRound (RecordRound when no fence: a pushed round, the agent chose
-  // this verifier), then the --on-failure command when the agent turns failed.
+  // store_->RecordFencedRound (RecordRound when no fence), then the --on-failure command
+  // when the agent turns failed.
   Status Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before, const attest::AgentState& state,
                 attest::AgentStatus status, const std::vector<attest::Finding>& findings);
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <mutex>
+#include <string>
+#include <utility>
 
 #include "attest/store.h"
 
@@ -118,7 +120,7 @@ class Stmt {
 
 class SqliteStore final : public Store {
  public:
-  SqliteStore(sqlite3* db, size_t history) : db_(db), history_(history) {}
+  SqliteStore(sqlite3* db, std::string path, size_t history) : db_(db), path_(std::move(path)), history_(history) {}
   ~SqliteStore() override { sqlite3_close(db_); }
 
   Status Init() {
@@ -138,9 +140,7 @@ class SqliteStore final : public Store {
       if (st.ok() && version < 1) st = Exec("INSERT INTO schema_version(version) VALUES (1)");
       if (st.ok() && version < 2) st = Exec(kSchemaV2);
       if (st.ok() && version < 2) st = Exec("INSERT INTO schema_version(version) VALUES (2)");
-      Status end = Exec(st.ok() ? "COMMIT" : "ROLLBACK");
-      LIM_RETURN_IF_ERROR(st);
-      LIM_RETURN_IF_ERROR(end);
+      LIM_RETURN_IF_ERROR(Finish(st));
     }
     return Status::Ok();
   }
@@ -200,9 +200,7 @@ class SqliteStore final : public Store {
     Stmt a(db_, "DELETE FROM agents WHERE id=?");
     Stmt v(db_, "DELETE FROM verdicts WHERE agent=?");
     bool ok = a.ok() && v.ok() && a.Text(1, id).Step() == SQLITE_DONE && v.Text(1, id).Step() == SQLITE_DONE;
-    LIM_RETURN_IF_ERROR(Exec(ok ? "COMMIT" : "ROLLBACK"));
-    if (!ok) return Error("removing agent " + id);
-    return Status::Ok();
+    return Finish(ok ? Status::Ok() : Error("removing agent " + id));
   }
 
   Status PutPolicy(const std::string& name, const std::string& body) override {
@@ -238,9 +236,7 @@ class SqliteStore final : public Store {
                      const std::vector<Finding>& findings) override {
     std::lock_guard lock(mu_);
     LIM_RETURN_IF_ERROR(Exec("BEGIN IMMEDIATE"));
-    Status st = RecordRoundLocked(agent, state, status, time, findings);
-    LIM_RETURN_IF_ERROR(Exec(st.ok() ? "COMMIT" : "ROLLBACK"));
-    return st;
+    return Finish(RecordRoundLocked(agent, state, status, time, findings));
   }
 
   Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) override {
@@ -338,20 +334,43 @@ class SqliteStore final : public Store {
     return out;
   }
 
+  // The end of a transaction: COMMIT when the body succeeded, else (or when COMMIT failed:
+  // a full disk fails there too) ROLLBACK if SQLite has not rolled back itself already. The
+  // body's error is the one returned, not the rollback's.
+  Status Finish(Status st) {
+    if (st.ok()) {
+      st = Exec("COMMIT");
+      if (st.ok()) return st;
+    }
+    if (!sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
+    return st;
+  }
+
   Status Exec(const char* sql) {
     char* err = nullptr;
     if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
       std::string m = err ? err : "unknown error";
       sqlite3_free(err);
-      return Status::IoError(std::string("verifier database: ") + m);
+      return Failure(std::string("running ") + sql, m, /*say_what=*/false);
     }
     return Status::Ok();
   }
-  Status Error(const std::string& what) {
-    return Status::IoError("verifier database: " + what + ": " + sqlite3_errmsg(db_));
+  Status Error(const std::string& what) { return Failure(what, sqlite3_errmsg(db_), true); }
+  // A full disk (or quota) is said plainly, with what it means for the store: the call's
+  // transaction was rolled back, the file stays consistent, nothing more can be recorded
+  // until space is freed.
+  Status Failure(const std::string& what, const std::string& message, bool say_what) {
+    int code = sqlite3_errcode(db_) & 0xff;
+    if (code == SQLITE_FULL) {
+      return Status::IoError("verifier database " + path_ + ": " + what + ": " + message +
+                             ": the disk is full; nothing of this change was written (the store is unchanged "
+                             "and consistent); free space on the filesystem holding " + path_);
+    }
+    return Status::IoError("verifier database: " + (say_what ? what + ": " : std::string()) + message);
   }
 
   sqlite3* db_;
+  const std::string path_;
   const size_t history_;
   std::mutex mu_;
 };
@@ -368,7 +387,7 @@ Result<std::unique_ptr<Store>> OpenSqliteStore(const std::string& path, const St
     sqlite3_close(db);
     return Status::IoError("verifier database " + path + ": " + m);
   }
-  auto store = std::make_unique<SqliteStore>(db, options.history_per_agent);
+  auto store = std::make_unique<SqliteStore>(db, path, options.history_per_agent);
   LIM_RETURN_IF_ERROR(store->Init().WithPrefix(path));
   return std::unique_ptr<Store>(std::move(store));
 }

@@ -4,9 +4,14 @@
 #include "attest/store.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <thread>
 
@@ -322,6 +327,92 @@ TEST(OpenStoreTest, ArgumentsAreCheckedAndNamed) {
   auto none = OpenStore("postgresql:///db?host=/nonexistent-dir&connect_timeout=2");
   ASSERT_FALSE(none.ok());
   EXPECT_EQ(none.status().code(), StatusCode::kUnavailable) << none.status().message();
+}
+
+// SQLite on a full disk (a 1 MiB tmpfs filled by a file): the failing round says the disk
+// is full and names the store, nothing of it is written (the agent keeps the last round's
+// state, its history the last round's findings), reads still work; once the file filling
+// the disk is removed the store opens, PRAGMA integrity_check is "ok" and rounds are
+// recorded again.
+TEST(SqliteFullDiskTest, AClearErrorAndNoCorruptedStore) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a small tmpfs)";
+  std::string dir = lim::testing::MakeTempDir();
+  if (::mount("limstoretest", dir.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    GTEST_SKIP() << "mount tmpfs: " << std::strerror(errno);
+  }
+  struct Unmount {
+    std::string dir;
+    ~Unmount() {
+      if (::umount(dir.c_str()) != 0) ::umount2(dir.c_str(), MNT_DETACH);
+    }
+  } unmount{dir};
+  std::string path = dir + "/verifier.db";
+  auto opened = OpenSqliteStore(path);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  std::unique_ptr<Store> s = std::move(opened).value();
+  ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+  // All but 128 KiB of the disk goes to a filler file: some rounds fit, then none.
+  {
+    int fd = ::open((dir + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    std::string block(4096, 'f');
+    off_t size = 0;
+    for (ssize_t n; (n = ::write(fd, block.data(), block.size())) > 0;) size += n;
+    ASSERT_EQ(::ftruncate(fd, std::max<off_t>(0, size - 128 * 1024)), 0);
+    ::close(fd);
+  }
+  Status st;
+  int64_t written = 0;
+  for (int64_t i = 1; i <= 5000; ++i) {
+    AgentState state;
+    state.next_index = static_cast<uint64_t>(i);
+    Finding f;
+    f.reason = Reason::kUnknownFile;
+    f.path = "/round/" + std::to_string(i);
+    f.detail = std::string(2000, 'x');
+    st = s->RecordRound("web1", state, AgentStatus::kFailed, i, {f});
+    if (!st.ok()) break;
+    written = i;
+  }
+  ASSERT_FALSE(st.ok()) << "the disk never filled";
+  std::printf("full after %lld more rounds: %s\n", static_cast<long long>(written), st.message().c_str());
+  EXPECT_NE(st.message().find("the disk is full"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("free space on the filesystem holding " + path), std::string::npos) << st.message();
+  // Nothing of the failed round: the last round's state and findings, reads still work.
+  auto rec = s->GetAgent("web1");
+  ASSERT_TRUE(rec.ok() && *rec) << rec.status().message();
+  EXPECT_EQ((*rec)->updated, written);
+  EXPECT_EQ((*rec)->state.next_index, static_cast<uint64_t>(written));
+  auto history = s->History("web1", 100000);
+  ASSERT_TRUE(history.ok()) << history.status().message();
+  EXPECT_EQ(history->size(), static_cast<size_t>(written));
+  ASSERT_GT(written, 0);
+  EXPECT_EQ(history->front().finding.path, "/round/" + std::to_string(written));
+  // Still full: the next round fails the same way (no crash, no half-open transaction).
+  Status again = s->RecordRound("web1", {}, AgentStatus::kAttested, 999999, {Finding{}});
+  EXPECT_FALSE(again.ok());
+  s.reset();
+
+  ASSERT_EQ(::unlink((dir + "/filler").c_str()), 0);
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  std::string check;
+  sqlite3_exec(
+      db, "PRAGMA integrity_check",
+      [](void* out, int, char** values, char**) {
+        *static_cast<std::string*>(out) += values[0] ? values[0] : "";
+        return 0;
+      },
+      &check, nullptr);
+  sqlite3_close(db);
+  EXPECT_EQ(check, "ok");
+  auto back = OpenSqliteStore(path);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ((*(*back)->GetAgent("web1"))->updated, written);
+  AgentState next;
+  next.next_index = static_cast<uint64_t>(written + 1);
+  EXPECT_TRUE((*back)->RecordRound("web1", next, AgentStatus::kAttested, written + 1, {}).ok());
+  EXPECT_EQ((*(*back)->GetAgent("web1"))->state.next_index, static_cast<uint64_t>(written + 1));
 }
 
 // --- Leases on PostgreSQL: two store handles are two verifiers. ---

@@ -1200,6 +1200,221 @@ TEST_F(VerifierE2eTest, TwoVerifiersOnPostgresqlAndOneKilledTheOtherTakesOver) {
   other.Stop();
 }
 
+// The fleet on PostgreSQL under load (docs/fleet.md): 8 agents (proxies renaming the one
+// lim-agent), rounds every 500 ms. Two verifiers share them 4/4; a third joins → at most
+// 3 each; the database stopped and started again (pg_ctl) mid-run: every verifier reports
+// the outage and carries on; then the verifier holding the most agents is killed -9 while
+// rounds are in flight and a file outside the policy runs on the host at once: each agent
+// turns failed with exactly one finding for that file (no verdict lost with the dead
+// verifier, none written twice by the taker and a late holder).
+class VerifierFleetTest : public VerifierE2eTest {
+ protected:
+  // "OWNER attests N agents (was M)": the last N this verifier logged (0: none yet).
+  static int Attests(const std::string& out) {
+    size_t at = out.rfind(" attests ");
+    return at == std::string::npos ? 0 : std::atoi(out.c_str() + at + 9);
+  }
+  template <typename Pred>
+  static bool Eventually(Pred pred, int ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!pred()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return true;
+  }
+  std::vector<std::string> VerifierArgs(const std::string& uri, int interval_ms, const std::vector<std::string>& more = {}) {
+    std::vector<std::string> a{"--store", uri, "--listen", "127.0.0.1:0", "--cert", pki_.server_cert, "--key",
+                               pki_.server_key, "--ca", pki_.ca, "--interval-ms", std::to_string(interval_ms)};
+    a.insert(a.end(), more.begin(), more.end());
+    return a;
+  }
+  // The agent's findings of this reason whose line names needle.
+  static int Count(const json& a, const std::string& reason, const std::string& needle) {
+    int n = 0;
+    for (const auto& f : a["findings"]) {
+      if (f["reason"] == reason && f["line"].get<std::string>().find(needle) != std::string::npos) ++n;
+    }
+    return n;
+  }
+};
+
+TEST_F(VerifierFleetTest, SharedKilledAndDatabaseRestartedUnderLoad) {
+  auto pg = attest::PgTestServer::Start();
+  if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server could be started: " << pg.status().message();
+  auto uri = (*pg)->CreateDatabase();
+  ASSERT_TRUE(uri.ok()) << uri.status().message();
+  constexpr int kIntervalMs = 500, kAgents = 8;
+  std::vector<std::unique_ptr<agent::testing::AgentProcess>> v;
+  std::vector<std::unique_ptr<net::HttpsClient>> op;
+  auto start = [&] {
+    v.push_back(std::make_unique<agent::testing::AgentProcess>(BesideTest("lim-verifier")));
+    ASSERT_EQ(v.back()->Start(VerifierArgs(*uri, kIntervalMs)), "");
+    op.push_back(OperatorOf(v.back()->port()));
+    ASSERT_TRUE(op.back());
+  };
+  auto outputs = [&] {
+    std::string all;
+    for (size_t i = 0; i < v.size(); ++i) all += "--- verifier " + std::to_string(i) + ":\n" + v[i]->Output();
+    return all;
+  };
+  start();
+  start();
+  AddLearntPolicy("learnt", 20, op[0].get());
+  std::vector<std::unique_ptr<AgentProxy>> proxies;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kAgents; ++i) {
+    ids.push_back("fleet-" + std::to_string(i));
+    proxies.push_back(std::make_unique<AgentProxy>(pki_, agent_.port(), ids.back()));
+    auto [code, rec] = ApiOn(*op[static_cast<size_t>(i % 2)], "POST", "/v1/agents",
+                             {{"id", ids.back()}, {"address", proxies.back()->address()}, {"policy", "learnt"}, {"tofu", true}});
+    ASSERT_EQ(code, 200) << rec.dump() << outputs();
+  }
+  auto all_agents = [&](net::HttpsClient& o, const std::function<bool(const json&)>& pred) {
+    for (const auto& id : ids) {
+      json a = ApiOn(o, "GET", "/v1/agent?id=" + id).second;
+      if (!a.is_object() || !a.contains("status") || !pred(a)) return false;
+    }
+    return true;
+  };
+  ASSERT_TRUE(Eventually([&] { return all_agents(*op[1], [](const json& a) { return a["status"] == "attested" && a["rounds"] >= 2; }); }, 30000))
+      << outputs();
+  // Two verifiers: 4 each.
+  ASSERT_TRUE(Eventually([&] { return Attests(v[0]->Output()) == 4 && Attests(v[1]->Output()) == 4; }, 10 * kIntervalMs))
+      << outputs();
+
+  // A third joins: ceil(8 / 3) = 3 at most each, all 8 held.
+  start();
+  auto t0 = std::chrono::steady_clock::now();
+  auto counts = [&] {
+    std::vector<int> c;
+    for (auto& p : v) c.push_back(Attests(p->Output()));
+    return c;
+  };
+  ASSERT_TRUE(Eventually([&] {
+    auto c = counts();
+    return c[0] <= 3 && c[1] <= 3 && c[2] >= 2 && c[0] + c[1] + c[2] == kAgents;
+  }, 12 * kIntervalMs)) << outputs();
+  std::printf("third verifier joined: %d/%d/%d after %lld ms\n", counts()[0], counts()[1], counts()[2],
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  EXPECT_EQ(outputs().find("stale lease"), std::string::npos) << "a handover at a round boundary refuses no round\n" << outputs();
+
+  // The database restarted mid-run.
+  std::map<std::string, uint64_t> rounds_before;
+  for (const auto& id : ids) rounds_before[id] = ApiOn(*op[0], "GET", "/v1/agent?id=" + id).second["rounds"].get<uint64_t>();
+  ASSERT_TRUE((*pg)->Stop().ok());
+  ASSERT_TRUE(Eventually([&] {
+    for (auto& p : v) {
+      if (p->Output().find("store unavailable: ") == std::string::npos) return false;
+    }
+    return true;
+  }, 4 * kIntervalMs)) << outputs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2 * kIntervalMs));
+  ASSERT_TRUE((*pg)->Restart().ok());
+  t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] {
+    for (auto& p : v) {
+      if (p->Output().find("store back after ") == std::string::npos) return false;
+    }
+    return true;
+  }, 6 * kIntervalMs)) << outputs();
+  ASSERT_TRUE(Eventually([&] {
+    return all_agents(*op[0], [&](const json& a) {
+      return a["status"] == "attested" && a["rounds"].get<uint64_t>() >= rounds_before[a["id"]] + 2;
+    });
+  }, 10000)) << outputs();
+  std::printf("database restarted: every agent attested 2 more rounds %lld ms after it was back\n",
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count()));
+  ASSERT_TRUE(Eventually([&] {
+    auto c = counts();
+    return c[0] + c[1] + c[2] == kAgents && c[0] <= 3 && c[1] <= 3 && c[2] <= 3;
+  }, 12 * kIntervalMs)) << outputs();
+
+  // kill -9 of the verifier holding the most agents, rounds in flight; the host runs a file
+  // outside the policy at once.
+  auto c = counts();
+  size_t victim = static_cast<size_t>(std::max_element(c.begin(), c.end()) - c.begin());
+  net::HttpsClient& survivor = *op[(victim + 1) % 3];
+  ASSERT_EQ(::kill(v[victim]->pid(), SIGKILL), 0);
+  t0 = std::chrono::steady_clock::now();
+  host_.AppendFile("/tmp/evil", "not in the policy");
+  WriteList();
+  ASSERT_TRUE(Eventually([&] { return all_agents(survivor, [](const json& a) { return a["status"] == "failed"; }); }, 20000))
+      << outputs();
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("verifier with %d agents killed -9: all %d agents judged %lld ms later (interval %d ms)\n", c[victim],
+              kAgents, static_cast<long long>(took), kIntervalMs);
+  // Taken over within two intervals, plus the round itself on this loaded machine.
+  EXPECT_LE(took, 2 * kIntervalMs + kIntervalMs + 1500) << outputs();
+  for (const auto& id : ids) {
+    json a = ApiOn(survivor, "GET", "/v1/agent?id=" + id).second;
+    EXPECT_EQ(Count(a, "unknown-file", "path=/tmp/evil"), 1) << id << ": " << a.dump();
+    EXPECT_EQ(a["next_index"], 22) << a.dump();
+  }
+  // The survivors share all 8 again (4 each).
+  EXPECT_TRUE(Eventually([&] {
+    int sum = 0;
+    for (size_t i = 0; i < 3; ++i) sum += i == victim ? 0 : Attests(v[i]->Output());
+    return sum == kAgents;
+  }, 6 * kIntervalMs)) << outputs();
+  for (auto& p : v) p->Stop();
+}
+
+// A push agent on two verifiers sharing one database: the lease follows its connection. It
+// was allowed through A and posts to B (which had no worker for it yet): B takes the lease
+// and attests it; A, which does not hold it, does not call it silent. Moved to A, A takes the
+// lease (B's fence is stale). A file outside the policy gives exactly one finding.
+TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
+  auto pg = attest::PgTestServer::Start();
+  if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server could be started: " << pg.status().message();
+  auto uri = (*pg)->CreateDatabase();
+  ASSERT_TRUE(uri.ok()) << uri.status().message();
+  agent::testing::AgentProcess va{BesideTest("lim-verifier")}, vb{BesideTest("lim-verifier")};
+  ASSERT_EQ(va.Start(VerifierArgs(*uri, 400, {"--push-silence-ms", "2000"})), "");
+  ASSERT_EQ(vb.Start(VerifierArgs(*uri, 400, {"--push-silence-ms", "2000"})), "");
+  auto opa = OperatorOf(va.port());
+  ASSERT_TRUE(opa);
+  AddLearntPolicy("learnt", 20, opa.get());
+  auto [code, rec] = ApiOn(*opa, "POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump();
+  auto pusher_args = [&](uint16_t port) {
+    return std::vector<std::string>{"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id",
+                                    "agent-1", "--push", "127.0.0.1:" + std::to_string(port), "--push-interval-ms", "200",
+                                    "--tpm", tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak-push", "--list",
+                                    dir_ + "/list", "--event-log", "none", "--control-socket", dir_ + "/limd.sock",
+                                    "--config", "/dev/null"};
+  };
+  auto agent = [&] { return ApiOn(*opa, "GET", "/v1/agent?id=agent-1").second; };
+  auto outputs = [&] { return "--- A:\n" + va.Output() + "--- B:\n" + vb.Output(); };
+  {
+    agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
+    ASSERT_EQ(pusher.Start(pusher_args(vb.port()), false), "");
+    ASSERT_TRUE(Eventually([&] { json a = agent(); return a["status"] == "attested" && a["rounds"] >= 3; }, 20000))
+        << agent().dump() << outputs() << pusher.Output();
+    // Past the silence bound: still attested, nobody called it silent.
+    std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+    json a = agent();
+    EXPECT_EQ(a["status"], "attested") << a.dump() << outputs();
+    EXPECT_EQ(outputs().find("reason=unreachable"), std::string::npos) << outputs();
+    EXPECT_EQ(pusher.Stop() >> 8, 0) << pusher.Output();
+  }
+  uint64_t rounds = agent()["rounds"].get<uint64_t>();
+  agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(pusher.Start(pusher_args(va.port()), false), "");
+  ASSERT_TRUE(Eventually([&] { return agent()["rounds"].get<uint64_t>() >= rounds + 3; }, 20000)) << outputs();
+  EXPECT_NE(va.Output().find("agent=agent-1 pushes here: lease taken"), std::string::npos) << outputs();
+  host_.AppendFile("/tmp/evil", "not in the policy");
+  WriteList();
+  ASSERT_TRUE(Eventually([&] { return agent()["status"] == "failed"; }, 20000)) << outputs();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // more rounds: still one finding
+  json a = agent();
+  EXPECT_EQ(Count(a, "unknown-file", "path=/tmp/evil"), 1) << a.dump();
+  EXPECT_EQ(a["next_index"], 22) << a.dump();
+  pusher.Stop();
+  va.Stop();
+  vb.Stop();
+}
+
 TEST(VerifierFlags, RangesAndBadStore) {
   std::string bin = lim::testing::ShellQuote(BesideTest("lim-verifier"));
   auto help = lim::testing::Run(bin + " --help");

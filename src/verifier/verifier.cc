@@ -279,7 +279,9 @@ Status Verifier::Start() {
       [this](const std::vector<std::string>& acquired) {
         for (const auto& id : acquired) {
           auto rec = store_->GetAgent(id);
-          if (rec.ok() && *rec) AdoptWorker(**rec);
+          // Never waits for a worker in use (a slow agent's round holds it for up to
+          // agent_timeout): the renewals on this thread must not wait with it.
+          if (rec.ok() && *rec) AdoptWorker(**rec, /*wait=*/false);
         }
       },
       options_.log);
@@ -300,8 +302,9 @@ void Verifier::Stop() {
   if (loop_.joinable()) loop_.join();
   for (auto& t : round_threads_) t.join();
   round_threads_.clear();
-  if (leases_) leases_->Stop();
+  // The server first: a push call after the leases were released would take one again.
   if (server_) server_->Stop();
+  if (leases_) leases_->Stop();
 }
 
 uint16_t Verifier::port() const { return server_->port(); }
@@ -316,9 +319,14 @@ Result<std::unique_ptr<net::HttpsClient>> Verifier::Connect(const std::string& a
   return net::HttpsClient::Create(client_tls_, o);
 }
 
-std::shared_ptr<Verifier::Worker> Verifier::AdoptWorker(const attest::AgentRecord& rec) {
+std::shared_ptr<Verifier::Worker> Verifier::AdoptWorker(const attest::AgentRecord& rec, bool wait) {
   auto w = WorkerFor(rec.id);
-  std::lock_guard<std::mutex> wl(w->mu);
+  std::unique_lock<std::mutex> wl(w->mu, std::defer_lock);
+  if (wait) {
+    wl.lock();
+  } else if (!wl.try_lock()) {
+    return w;  // in use: set up already, by whoever uses it
+  }
   w->push = rec.address.empty();
   w->push_enrolled = w->push && !rec.identity.ak_public.empty();
   w->last_push = std::chrono::steady_clock::now();  // a push agent gets its time to post again

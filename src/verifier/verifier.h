@@ -103,8 +103,9 @@ class Verifier {
   Status Prepare(Worker& w, const attest::AgentRecord& rec);
   Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
-  // WorkerFor(rec.id) set up from the stored record (push or pull, push silence state).
-  std::shared_ptr<Worker> AdoptWorker(const attest::AgentRecord& rec);
+  // WorkerFor(rec.id) set up from the stored record (push or pull, push silence state);
+  // !wait: left as it is when another thread uses it right now.
+  std::shared_ptr<Worker> AdoptWorker(const attest::AgentRecord& rec, bool wait = true);
   void Log(const std::string& line);
   void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
   // store_->RecordFencedRound (RecordRound when no fence), then the --on-failure command

@@ -6,6 +6,7 @@
 #include "verifier/verifier.h"
 
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -1413,6 +1414,55 @@ TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
   pusher.Stop();
   va.Stop();
   vb.Stop();
+}
+
+// lim-verifier with its SQLite store on a full disk (a 4 MiB tmpfs filled by a file): the
+// rounds that cannot be written log that the disk is full, the verifier keeps running and
+// answering, and once space is freed the failure it could not record meanwhile (a file
+// outside the policy) is recorded exactly once; the store passes PRAGMA integrity_check.
+TEST_F(VerifierE2eTest, SqliteOnAFullDiskSaysSoAndCatchesUp) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a small tmpfs)";
+  daemon::testing::ScratchMounts mounts;
+  std::string mnt;
+  if (std::string why = mounts.AddTmpfs(&mnt, "size=4m"); !why.empty()) GTEST_SKIP() << why;
+  std::string db = mnt + "/verifier.db";
+  RestartVerifier({"--store", "sqlite:" + db});
+  AddLearntPolicy("learnt");
+  auto [code, rec] = Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "127.0.0.1:" + std::to_string(agent_.port())},
+                                               {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump() << verifier_.Output();
+  json a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested" && j["rounds"] >= 2; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  {
+    int fd = ::open((mnt + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    std::string block(4096, 'f');
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    ::close(fd);
+  }
+  auto said = [this] { return verifier_.Output().find("the disk is full") != std::string::npos; };
+  for (int i = 0; i < 200 && !said(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(said()) << verifier_.Output();
+  EXPECT_NE(verifier_.Output().find("round error: verifier database " + db), std::string::npos) << verifier_.Output();
+  host_.AppendFile("/tmp/evil", "not in the policy");
+  WriteList();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));  // rounds see it, none can write it
+  EXPECT_EQ(Api("GET", "/v1/health").first, 200);
+  ASSERT_EQ(::unlink((mnt + "/filler").c_str()), 0);
+  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "failed"; });
+  ASSERT_EQ(a["status"], "failed") << a.dump() << verifier_.Output();
+  std::this_thread::sleep_for(std::chrono::milliseconds(600));  // more rounds: still one finding
+  a = Agent("agent-1");
+  int evil = 0;
+  for (const auto& f : a["findings"]) {
+    if (f["reason"] == "unknown-file" && f["line"].get<std::string>().find("path=/tmp/evil") != std::string::npos) ++evil;
+  }
+  EXPECT_EQ(evil, 1) << a.dump();
+  EXPECT_EQ(a["next_index"], 22) << a.dump();
+  verifier_.Stop();
+  auto check = lim::testing::Run("sqlite3 " + lim::testing::ShellQuote(db) + " 'PRAGMA integrity_check'");
+  EXPECT_EQ(check.out, "ok\n") << check.err;
 }
 
 TEST(VerifierFlags, RangesAndBadStore) {

@@ -4,9 +4,12 @@
 #include "attest/store.h"
 
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -263,6 +266,26 @@ TEST_P(StoreTest, NewerSchemaIsRefused) {
   auto s = OpenStore(spec);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("schema 99"), std::string::npos) << s.status().message();
+}
+
+// A schema-1 store (before the verifiers table) is upgraded on open, its data kept.
+TEST_P(StoreTest, SchemaOneIsUpgraded) {
+  std::string spec = NewSpec();
+  {
+    auto s = Open(spec);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+  }
+  ASSERT_TRUE(Raw(spec, "DROP TABLE verifiers").ok());
+  ASSERT_TRUE(Raw(spec, "DELETE FROM schema_version WHERE version = 2").ok());
+  auto s = Open(spec);
+  ASSERT_TRUE(s);
+  EXPECT_TRUE(Raw(spec, "SELECT count(*) FROM verifiers").ok());
+  auto claim = s->ClaimLeases("A", std::chrono::seconds(30));
+  ASSERT_TRUE(claim.ok()) << claim.status().message();
+  EXPECT_EQ(claim->leases.size(), 1u);
+  EXPECT_EQ(claim->fair_share, 1u);
+  EXPECT_TRUE((*s->GetAgent("web1")).has_value());
 }
 
 // Values that would break string-built SQL are stored as they are (every value is bound).
@@ -530,6 +553,37 @@ TEST_F(PgLeaseTest, ALostConnectionIsReestablished) {
   ASSERT_TRUE(ids.ok()) << ids.status().message();
   EXPECT_EQ(ids->size(), 1u);
   EXPECT_TRUE(a_->RecordRound("a000", {}, AgentStatus::kAttested, 9, {}).ok());
+}
+
+// A server that accepts the TCP connection and never answers (a hung host): opening fails
+// after the default connect_timeout (5 s), or the URI's own when it gives one — not never.
+TEST(PgConnectTest, AServerThatNeverAnswersTimesOut) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), len), 0);
+  ASSERT_EQ(::listen(fd, 8), 0);  // the kernel completes the handshakes; nobody reads
+  ASSERT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  std::string base = "postgresql://127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + "/lim";
+  auto timed = [](const std::string& uri) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto s = OpenPgStore(uri);
+    EXPECT_FALSE(s.ok());
+    EXPECT_EQ(s.status().code(), StatusCode::kUnavailable) << s.status().message();
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  };
+  auto own = timed(base + "?connect_timeout=2");
+  auto dflt = timed(base);
+  ::close(fd);
+  std::printf("a server that never answers: given up after %lld ms (URI's 2 s), %lld ms (default 5 s)\n",
+              static_cast<long long>(own), static_cast<long long>(dflt));
+  EXPECT_GE(own, 1500);
+  EXPECT_LE(own, 4000);
+  EXPECT_GE(dflt, 4500);
+  EXPECT_LE(dflt, 8000);
 }
 
 // LeaseKeeper on SQLite: no thread, every agent ours with fence 0 (the single-process path).
@@ -818,8 +872,8 @@ TEST_F(PgLeaseTest, TheDatabaseRestartedMidRun) {
   ASSERT_TRUE(Eventually([&] { return written > during + 10; }, 3000));
   stop = true;
   rounds.join();
-  std::printf("database away %lld ms; leases back %lld ms after the restart; rounds written %d before, %d during, "
-              "%d in all; %d writes failed while it was away, %d refused\n",
+  std::printf("database away %lld ms; leases back %lld ms after the restart; rounds written %d before the stop, %d while "
+              "pg_ctl stopped it, %d in all; %d writes failed while it was away, %d refused\n",
               static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(t_up - t0).count()),
               static_cast<long long>(back), before, at_stop - before, written.load(), failed.load(), refused.load());
   EXPECT_EQ(refused, 0);

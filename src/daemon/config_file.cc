@@ -75,7 +75,13 @@ class LimdConfigFormatter : public CLI::ConfigINI {
   Status CheckKey(const std::string& key) const {
     if (key == "config" || key == "help" || key == "version") return Status::InvalidArgument("'" + key + "' cannot be set in a config file");
     const CLI::Option* opt = app_->get_option_no_throw("--" + key);
-    if (!opt || !opt->get_configurable()) return Status::InvalidArgument("unknown key '" + key + "' (keys are limd's long flags without --)");
+    if (!opt || !opt->get_configurable()) {
+      // The program's name (argv[0]'s last part, set by parse): limd, lim-agent, lim-verifier.
+      std::string program = app_->get_name();
+      program = program.substr(program.rfind('/') + 1);
+      return Status::InvalidArgument("unknown key '" + key + "' (keys are " + (program.empty() ? "the" : program + "'s") +
+                                     " long flags without --)");
+    }
     return Status::Ok();
   }
 

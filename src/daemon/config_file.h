@@ -3,7 +3,9 @@
 // line, a key repeated adds another value (`watch`), `true`/`false` for switches. Flags on
 // the command line override the file. Parsed by ParseConfigText (line-exact errors) and
 // applied through CLI11's config machinery, so a flag and its key behave the same.
-// See dist/limd.conf for a commented example. Functions are pure and thread-compatible.
+// See dist/limd.conf for a commented example. lim-agent and lim-verifier compile this file
+// into their binaries for their own --config (dist/agent.conf, dist/verifier.conf).
+// Functions are pure and thread-compatible.
 #pragma once
 
 #include <CLI/CLI.hpp>

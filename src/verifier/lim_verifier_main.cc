@@ -1,7 +1,9 @@
 // lim-verifier: attests lim agents (docs/attestation.md "lim-verifier"): enrolls them,
 // pulls evidence from each every --interval-ms, verifies it (src/attest) and keeps agents,
 // policies and findings in the store; operators use its REST API over mutual TLS 1.3
-// (`lim verifier …`). Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.
+// (`lim verifier …`) and GET /metrics (Prometheus). Settings: flags, or `key = value` lines
+// in /etc/lim/verifier.conf (--config; the daemon's parser, errors name FILE:LINE; flags win).
+// Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,7 +17,10 @@
 #include <vector>
 
 #include "attest/store.h"
+#include "daemon/config_file.h"
+#include "verifier/alerts.h"
 #include "verifier/verifier.h"
+#include "verifier/webhook.h"
 
 namespace {
 
@@ -29,6 +34,24 @@ int Fail(const std::string& m) {
   return 2;
 }
 
+constexpr const char* kDefaultConfig = "/etc/lim/verifier.conf";
+
+// Checks run while parsing, so a bad value in the config file is reported at its FILE:LINE.
+CLI::Validator Check(std::function<std::string(const std::string&)> f, const std::string& name) {
+  return CLI::Validator(std::move(f), "", name);
+}
+std::string CheckListen(const std::string& v) {
+  if (v.size() > 2 && v.compare(v.size() - 2, 2, ":0") == 0) return "";  // any port
+  auto hp = verifier::ParseHostPort(v);
+  return hp.ok() ? "" : hp.status().message();
+}
+std::string CheckStore(const std::string& v) {
+  if ((v.rfind("sqlite:", 0) == 0 && v.size() > 7) || v.rfind("postgresql://", 0) == 0 || v.rfind("postgres://", 0) == 0) {
+    return "";
+  }
+  return "expected sqlite:PATH or postgresql://…, got \"" + v + "\"";
+}
+
 int Run(int argc, char** argv) {
   std::string store = "sqlite:/var/lib/lim/verifier.db";
   std::string listen = "127.0.0.1:8892";
@@ -37,6 +60,8 @@ int Run(int argc, char** argv) {
   std::vector<std::string> operator_cn;
   int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384, round_threads = 4;
   int push_silence_ms = 0;
+  std::string alert_syslog = "none";
+  std::vector<std::string> metrics_cn;
   size_t history = attest::StoreOptions().history_per_agent;
   CLI::App app;
   app.description("lim-verifier: enrolls lim agents, attests them every interval and serves the operators' REST API "
@@ -44,12 +69,15 @@ int Run(int argc, char** argv) {
   app.add_option("--store", store,
                  "where agents, policies and findings are kept: sqlite:PATH (one verifier) or a PostgreSQL URI "
                  "postgresql://USER@HOST/DB (several verifiers sharing the agents, docs/fleet.md)")
+      ->check(Check(CheckStore, "STORE"))
       ->capture_default_str();
-  app.add_option("--listen", listen, "REST API address ADDR:PORT (port 0: any, printed at start)")->capture_default_str();
+  app.add_option("--listen", listen, "REST API (and /metrics) address ADDR:PORT (port 0: any, printed at start)")
+      ->check(Check(CheckListen, "ADDR:PORT"))
+      ->capture_default_str();
   app.add_option("--cert", cert, "this verifier's certificate (PEM, ECDSA P-256; also its client certificate)")->required();
   app.add_option("--key", key, "its private key (PEM)")->required();
   app.add_option("--ca", ca, "CA certificates agents' and operators' certificates must chain to (PEM)")->required();
-  app.add_option("--ek-ca-dir", ek_ca_dir, "directory of EK certificate CAs (TPM manufacturers)");
+  app.add_option("--ek-ca-dir", ek_ca_dir, "directory of EK certificate CAs (TPM manufacturers)")->check(CLI::ExistingDirectory);
   app.add_option("--operator-cn", operator_cn, "certificate CNs allowed on the REST API (default: any the CA signed)");
   app.add_option("--interval-ms", interval_ms, "time between two rounds of one agent")
       ->check(CLI::Range(100, 86400000))
@@ -71,13 +99,36 @@ int Run(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--on-failure", on_failure,
                  "executable run (no shell) when an agent turns failed: the failure lines as arguments, "
-                 "LIM_AGENT, LIM_REASON, LIM_FINDING in its environment");
+                 "LIM_AGENT, LIM_REASON, LIM_FINDING in its environment")
+      ->check(Check(
+          [](const std::string& v) { return ::access(v.c_str(), X_OK) == 0 ? "" : v + " is not an executable file"; },
+          "PATH"));
   app.add_option("--on-failure-timeout-ms", on_failure_timeout_ms, "longest run of --on-failure (then killed)")
       ->check(CLI::Range(100, 600000))
       ->capture_default_str();
   app.add_option("--webhook", webhook,
-                 "https:// URL the verdict JSON is POSTed to when an agent turns failed (queued, retried with backoff)");
-  app.add_option("--webhook-ca", webhook_ca, "CA file for the --webhook receiver's certificate (default: --ca)");
+                 "https:// URL a JSON document is POSTed to when an agent's state changes (queued, retried with "
+                 "backoff)")
+      ->check(Check(
+          [](const std::string& v) {
+            auto u = verifier::ParseWebhookUrl(v);
+            return u.ok() ? std::string() : u.status().message();
+          },
+          "URL"));
+  app.add_option("--webhook-ca", webhook_ca, "CA file for the --webhook receiver's certificate (default: --ca)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--alert-syslog", alert_syslog,
+                 "syslog facility of the state-change alerts: none, daemon, user, auth, authpriv, local0-local7")
+      ->check(Check(
+          [](const std::string& v) {
+            auto f = verifier::SyslogFacility(v);
+            return f.ok() ? std::string() : f.status().message();
+          },
+          "FACILITY"))
+      ->capture_default_str();
+  app.add_option("--metrics-cn", metrics_cn,
+                 "certificate CN allowed to GET /metrics without being an operator (a Prometheus scraper; repeat "
+                 "for several)");
   app.add_option("--threads", threads, "REST server threads")->check(CLI::Range(1, 16))->capture_default_str();
   app.add_option("--max-body-kib", max_body_kib, "largest REST request body (policies)")
       ->check(CLI::Range(1, 262144))
@@ -87,8 +138,10 @@ int Run(int argc, char** argv) {
       "  lim-verifier --store sqlite:/var/lib/lim/verifier.db --listen 0.0.0.0:8892 --cert v.pem --key v.key --ca ca.pem\n"
       "  lim-verifier --store 'postgresql://lim@db.example/lim?sslmode=verify-full' …   (one of several)\n"
       "  lim verifier add web1 10.0.0.5:8891 --verifier 127.0.0.1:8892 --cert op.pem --key op.key --ca ca.pem\n"
+      "Files: /etc/lim/verifier.conf (settings, key = value; --config).\n"
       "Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.\n"
-      "More: docs/attestation.md.");
+      "More: docs/verifier.md, docs/attestation.md.");
+  daemon::AddConfigOption(&app, kDefaultConfig);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -98,7 +151,8 @@ int Run(int argc, char** argv) {
       std::fputs(out.str().c_str(), stdout);
       return 0;
     }
-    std::fprintf(stderr, "lim-verifier: %s\nRun with --help for more information.\n", e.what());
+    std::fprintf(stderr, "lim-verifier: %s\nRun with --help for more information.\n",
+                 daemon::DescribeParseError(app, e).c_str());
     return 2;
   }
   auto hp = verifier::ParseHostPort(listen);
@@ -125,16 +179,12 @@ int Run(int argc, char** argv) {
   o.round_threads = round_threads;
   o.push_silence = std::chrono::milliseconds(push_silence_ms);
   o.operator_cn = operator_cn;
-  if (!on_failure.empty() && ::access(on_failure.c_str(), X_OK) != 0) {
-    return Fail("--on-failure: " + on_failure + " is not an executable file");
-  }
   o.on_failure = on_failure;
   o.on_failure_timeout = std::chrono::milliseconds(on_failure_timeout_ms);
-  if (!webhook.empty()) {
-    if (auto u = verifier::ParseWebhookUrl(webhook); !u.ok()) return Fail(u.status().message());
-  }
   o.webhook = webhook;
   o.webhook_ca = webhook_ca;
+  o.alert_syslog_facility = *verifier::SyslogFacility(alert_syslog);  // checked while parsing
+  o.metrics_cn = metrics_cn;
   o.server.address = host;
   o.server.port = port;
   o.server.threads = threads;

@@ -45,6 +45,9 @@ struct Verifier::Worker {
   std::set<std::string> last_lines;
   // Queued or running on a round thread (guarded by Verifier::mu_, not mu).
   bool busy = false;
+  // The agent's state as this process last wrote or read it (an attest::AgentStatus; -1:
+  // not known yet), for lim_verifier_agents.
+  std::atomic<int> status{-1};
   // Push mode: the agent connects to us (address empty in the store); the loop only checks
   // that it keeps posting: last_push is its last evidence (or enrollment, or our start).
   bool push = false;
@@ -75,6 +78,10 @@ struct Verifier::Worker {
 namespace {
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
 
 constexpr size_t kMaxImaRows = 1000;
 
@@ -259,6 +266,10 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
     if (!v->options_.webhook_ca.empty()) wo.tls.ca_file = v->options_.webhook_ca;
     LIM_ASSIGN_OR_RETURN(v->webhook_, Webhook::Create(std::move(wo), v->options_.log));
   }
+  if (v->options_.alert_syslog_facility >= 0) {
+    v->syslog_ = std::make_unique<SyslogAlerts>(v->options_.alert_syslog_facility, v->options_.syslog_sink,
+                                                v->options_.log);
+  }
   v->RegisterRoutes();
   return v;
 }
@@ -321,6 +332,7 @@ Result<std::unique_ptr<net::HttpsClient>> Verifier::Connect(const std::string& a
 
 std::shared_ptr<Verifier::Worker> Verifier::AdoptWorker(const attest::AgentRecord& rec, bool wait) {
   auto w = WorkerFor(rec.id);
+  w->status = static_cast<int>(rec.status);  // an atomic: set even when the worker is in use
   std::unique_lock<std::mutex> wl(w->mu, std::defer_lock);
   if (wait) {
     wl.lock();
@@ -362,6 +374,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     auto w = WorkerFor(id);
     std::lock_guard<std::mutex> wl(w->mu);
     w->push = true;
+    w->status = static_cast<int>(rec.status);
     Log("lim-verifier: agent=" + id + " allowed to enroll in push mode" + (allow_tofu ? " tofu" : ""));
     return rec;
   }
@@ -401,6 +414,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     w->ak = std::move(ak);
     w->next.reset();
     w->due = std::chrono::steady_clock::now();
+    w->status = static_cast<int>(rec.status);
   }
   cv_.notify_all();
   Log("lim-verifier: agent=" + id + " enrolled address=" + address + (rec.tofu ? " tofu" : "") + " ak=" +
@@ -457,7 +471,8 @@ Status Verifier::RunRound(const std::string& id) {
     w = it->second;
   }
   std::lock_guard<std::mutex> wl(w->mu);
-  w->due = std::chrono::steady_clock::now() + options_.interval;
+  const auto started = std::chrono::steady_clock::now();
+  w->due = started + options_.interval;
   // The lease this round runs under; its verdict is written only while it is still current,
   // and balancing does not release it before the round ends.
   std::optional<int64_t> lease = leases_ ? leases_->BeginRound(id) : std::optional<int64_t>(0);
@@ -472,7 +487,9 @@ Status Verifier::RunRound(const std::string& id) {
   int64_t fence = *lease;
   if (fence != w->fence) w->next.reset();  // another verifier may have moved the state on
   w->fence = fence;
+  auto read_started = std::chrono::steady_clock::now();
   LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
+  store_read_seconds_.Observe(SecondsSince(read_started));
   if (!rec) return Status::NotFound("no agent " + id);
   LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
   if (!w->client || w->address != rec->address) {
@@ -517,7 +534,8 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = parsed.status().message();
       LogFindings(*w, {f});
       w->next.reset();
-      return Record(id, fence, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}));
+      return Record(id, fence, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}),
+                    {"failed", started});
     }
     if (!ev) {
       attest::Finding f;
@@ -525,8 +543,8 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = why;
       LogFindings(*w, {f});
       w->client->Close();
-      return store_->RecordFencedRound(id, fence, state, attest::AgentStatus::kUnreachable, Now(),
-                                       with_earlier({f}));
+      return Record(id, fence, rec->status, state, attest::AgentStatus::kUnreachable, with_earlier({f}),
+                    {"unreachable", started});
     }
     attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
     NoteRows(*w, *ev, r);
@@ -540,19 +558,35 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return Record(id, fence, rec->status, r.state, status, with_earlier(r.findings));
+    return Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
+                  {r.attested ? "attested" : "failed", started});
   }
-  return store_->RecordFencedRound(id, fence, state, rec->status, Now(), earlier);
+  return Record(id, fence, rec->status, state, rec->status, earlier, {"retry", started});
 }
 
 Status Verifier::Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before,
-                        const attest::AgentState& state, attest::AgentStatus status, const std::vector<attest::Finding>& findings) {
-  LIM_RETURN_IF_ERROR(fence ? store_->RecordFencedRound(id, *fence, state, status, Now(), findings)
-                            : store_->RecordRound(id, state, status, Now(), findings));
-  // The agent turned failed (failed is sticky: later failing rounds do not run it again).
-  if (webhook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
-    webhook_->Notify(id, findings);
+                        const attest::AgentState& state, attest::AgentStatus status, const std::vector<attest::Finding>& findings,
+                        const RoundEnd& end) {
+  auto write_started = std::chrono::steady_clock::now();
+  Status written = fence ? store_->RecordFencedRound(id, *fence, state, status, Now(), findings)
+                         : store_->RecordRound(id, state, status, Now(), findings);
+  store_write_seconds_.Observe(SecondsSince(write_started));
+  if (end.verdict) {
+    rounds_.Add(written.ok() ? end.verdict : "not-written");
+    round_seconds_.Observe(SecondsSince(end.started));
   }
+  LIM_RETURN_IF_ERROR(written);
+  for (const auto& f : findings) {
+    if (f.failure()) failures_.Add(attest::ReasonName(f.reason));
+  }
+  // The store keeps failed until an operator's ack, whatever the round said.
+  attest::AgentStatus now = before == attest::AgentStatus::kFailed ? before : status;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (auto it = workers_.find(id); it != workers_.end()) it->second->status = static_cast<int>(now);
+  }
+  if (now != before) Alert({id, before, now, findings, Now(), end.cause});
+  // The agent turned failed (failed is sticky: later failing rounds do not run it again).
   if (hook_ && status == attest::AgentStatus::kFailed && before != attest::AgentStatus::kFailed) {
     std::vector<std::string> lines;
     std::string reason;
@@ -564,6 +598,73 @@ Status Verifier::Record(const std::string& id, std::optional<int64_t> fence, att
     hook_->Notify(id, reason, std::move(lines));
   }
   return Status::Ok();
+}
+
+void Verifier::Alert(StateChange change) {
+  changes_.Add(attest::AgentStatusName(change.to));
+  if (webhook_) webhook_->Notify(change);
+  if (syslog_) syslog_->Notify(change);
+}
+
+bool Verifier::ReportsLocked(const std::string& id, const Worker& w) const {
+  // The lease holder reports an agent (a push agent's lease follows its connection), so the
+  // sum over verifiers sharing a store counts each agent once. Unshared: every agent.
+  return w.status >= 0 && (!leases_ || leases_->Owns(id));
+}
+
+std::string Verifier::MetricsText() {
+  static constexpr attest::AgentStatus kStates[] = {attest::AgentStatus::kEnrolling, attest::AgentStatus::kAttested,
+                                                    attest::AgentStatus::kFailed, attest::AgentStatus::kUnreachable};
+  uint64_t by_state[4] = {};
+  uint64_t queued = 0;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& [id, w] : workers_) {
+      if (ReportsLocked(id, *w)) {
+        int st = w->status;
+        if (st >= 0 && st < 4) ++by_state[st];
+      }
+    }
+    queued = queue_.size();
+  }
+  ExpositionWriter out;
+  out.Family("lim_verifier_agents", "gauge",
+             "Agents this verifier attests (holds the lease of; push: that posted here), by state.");
+  for (auto st : kStates) out.Sample("lim_verifier_agents", {{"state", attest::AgentStatusName(st)}}, by_state[static_cast<int>(st)]);
+  out.Family("lim_verifier_rounds_total", "counter",
+             "Attestation rounds finished, by verdict (retry: asked again 4 times without a verdict; not-written: the "
+             "store refused the verdict).");
+  auto rounds = rounds_.Snapshot();
+  for (const char* v : {"attested", "failed", "unreachable", "retry"}) rounds.emplace(v, 0);
+  for (const auto& [v, n] : rounds) out.Sample("lim_verifier_rounds_total", {{"verdict", v}}, n);
+  out.HistogramFamily("lim_verifier_round_duration_seconds",
+                      "Time of one round: the agent's answer, the quote check, the replay, the store write.",
+                      round_seconds_.Take());
+  out.Family("lim_verifier_failures_total", "counter", "Failure findings written, by reason (docs/attestation.md).");
+  for (const auto& [reason, n] : failures_.Snapshot()) out.Sample("lim_verifier_failures_total", {{"reason", reason}}, n);
+  out.Family("lim_verifier_state_changes_total", "counter", "Changes of an agent's state (alerts), by the new state.");
+  auto changes = changes_.Snapshot();
+  for (auto st : kStates) changes.emplace(attest::AgentStatusName(st), 0);
+  for (const auto& [st, n] : changes) out.Sample("lim_verifier_state_changes_total", {{"state", st}}, n);
+  out.Family("lim_verifier_store_duration_seconds", "histogram",
+             "Store latency: reading an agent at a round's start, writing a round's state and findings.");
+  out.HistogramSeries("lim_verifier_store_duration_seconds", store_read_seconds_.Take(), {{"op", "read"}});
+  out.HistogramSeries("lim_verifier_store_duration_seconds", store_write_seconds_.Take(), {{"op", "write"}});
+  out.Family("lim_verifier_round_queue", "gauge", "Agents due, waiting for a round thread.");
+  out.Sample("lim_verifier_round_queue", {}, queued);
+  WebhookStats ws = webhook_ ? webhook_->stats() : WebhookStats{};
+  out.Family("lim_verifier_webhook_delivered_total", "counter", "State changes the --webhook receiver accepted.");
+  out.Sample("lim_verifier_webhook_delivered_total", {}, ws.delivered);
+  out.Family("lim_verifier_webhook_attempts_total", "counter", "POSTs tried, retries included.");
+  out.Sample("lim_verifier_webhook_attempts_total", {}, ws.attempts);
+  out.Family("lim_verifier_webhook_dropped_total", "counter",
+             "State changes never delivered: the queue was full (the newest is dropped) or every attempt failed.");
+  out.Sample("lim_verifier_webhook_dropped_total", {{"why", "queue-full"}}, ws.dropped_full);
+  out.Sample("lim_verifier_webhook_dropped_total", {{"why", "attempts"}}, ws.dropped - ws.dropped_full);
+  out.Family("lim_verifier_syslog_alerts_total", "counter", "State changes sent to syslog, or dropped (queue full).");
+  out.Sample("lim_verifier_syslog_alerts_total", {{"result", "sent"}}, syslog_ ? syslog_->sent() : uint64_t{0});
+  out.Sample("lim_verifier_syslog_alerts_total", {{"result", "dropped"}}, syslog_ ? syslog_->dropped() : uint64_t{0});
+  return out.text();
 }
 
 void Verifier::LogFindings(Worker& w, const std::vector<attest::Finding>& findings) {
@@ -654,7 +755,9 @@ Status Verifier::MarkSilent(Worker& w) {
   w.push_silent = true;
   w.next.reset();
   LogFindings(w, {f});
-  return store_->RecordFencedRound(w.id, *fence, rec->state, attest::AgentStatus::kUnreachable, Now(), {f});
+  RoundEnd end;
+  end.cause = "silence";
+  return Record(w.id, *fence, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end);
 }
 
 void Verifier::RegisterRoutes() {
@@ -782,9 +885,26 @@ void Verifier::RegisterRoutes() {
     Status st = store_->Acknowledge(*agent);
     if (!st.ok()) return ErrorResponse(st);
     Log("lim-verifier: agent=" + *agent + " acknowledged");
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (auto it = workers_.find(*agent); it != workers_.end()) {
+        it->second->status = static_cast<int>(attest::AgentStatus::kAttested);
+      }
+    }
+    Alert({*agent, attest::AgentStatus::kFailed, attest::AgentStatus::kAttested, {}, Now(), "ack"});
     return JsonOk(json{{"agent", *agent}, {"acknowledged", true}});
   });
   route("GET", "/v1/health", [](const net::HttpRequest&) { return JsonOk(json{{"ok", true}}); });
+  // Prometheus: the operators, or a scraper's certificate named in --metrics-cn (no other rights).
+  server_->Route("GET", "/metrics", [this, allowed](const net::HttpRequest& r) {
+    bool scraper = std::find(options_.metrics_cn.begin(), options_.metrics_cn.end(), r.peer.common_name) !=
+                   options_.metrics_cn.end();
+    if (!scraper && !allowed(r)) return net::JsonError(403, "certificate " + r.peer.common_name + " may not read metrics");
+    net::HttpResponse out;
+    out.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    out.body = MetricsText();
+    return out;
+  });
   RegisterPushRoutes();
 }
 
@@ -895,7 +1015,8 @@ void Verifier::RegisterPushRoutes() {
     if (w->push_nonce.empty()) return net::JsonError(409, "no evidence request outstanding for " + w->id);
     Bytes nonce = std::move(w->push_nonce);
     w->push_nonce.clear();
-    w->last_push = std::chrono::steady_clock::now();
+    const auto started = std::chrono::steady_clock::now();
+    w->last_push = started;
     w->push_silent = false;
     auto rec = store_->GetAgent(w->id);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
@@ -917,7 +1038,9 @@ void Verifier::RegisterPushRoutes() {
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
-    if (Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings); !st.ok()) {
+    const char* verdict = res.retry ? "retry" : res.attested ? "attested" : "failed";
+    if (Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings, {verdict, started});
+        !st.ok()) {
       if (st.code() == StatusCode::kMismatch) {
         // The agent posts to another verifier too: that one holds the lease now.
         w->next.reset();

@@ -3,7 +3,9 @@
 // (identity → EK/AK checks → MakeCredential → the agent's ActivateCredential → secret
 // compared), runs the attestation loop (every interval per agent: a fresh nonce, evidence
 // from entry N, attest::Verify, state and findings written in one transaction, failures
-// logged one line each), and serves the operators' REST API on its own mTLS socket.
+// logged one line each), and serves the operators' REST API on its own mTLS socket — with
+// GET /metrics (Prometheus text, metrics.h) on the same socket. A change of an agent's
+// state is an alert (alerts.h): the --webhook JSON and a syslog line, both queued.
 //
 // Threading: one loop thread finds the agents due and queues them; round_threads threads
 // run the rounds (one round per agent at a time, each over the agent's own kept
@@ -35,7 +37,9 @@
 #include "net/https_client.h"
 #include "net/https_server.h"
 #include "net/tls.h"
+#include "verifier/alerts.h"
 #include "verifier/failure_hook.h"
+#include "verifier/metrics.h"
 #include "verifier/webhook.h"
 
 namespace lim::verifier {
@@ -64,6 +68,13 @@ struct VerifierOptions {
   // (webhook.h); empty: none. webhook_ca checks the receiver (empty: tls.ca_file).
   std::string webhook;
   std::string webhook_ca;
+  // Syslog alerts on state changes (alerts.h): a LOG_* facility, or -1 for none. syslog_sink
+  // replaces syslog(3) (tests).
+  int alert_syslog_facility = -1;
+  SyslogAlerts::Sink syslog_sink;
+  // Certificate CNs allowed to GET /metrics besides the operators (a Prometheus scraper's
+  // certificate then needs no operator rights).
+  std::vector<std::string> metrics_cn;
   // Where log lines go (default stderr); one call per line.
   std::function<void(const std::string&)> log;
 };
@@ -89,6 +100,10 @@ class Verifier {
 
   attest::Store& store() { return *store_; }
 
+  // The Prometheus exposition (GET /metrics): agents by state, rounds, round and store
+  // latency, failures by reason, state changes, the alert queues' deliveries and drops.
+  std::string MetricsText();
+
   struct Worker;
 
  private:
@@ -108,16 +123,34 @@ class Verifier {
   std::shared_ptr<Worker> AdoptWorker(const attest::AgentRecord& rec, bool wait = true);
   void Log(const std::string& line);
   void LogFindings(Worker& w, const std::vector<attest::Finding>& findings);
-  // store_->RecordFencedRound (RecordRound when no fence), then the --on-failure command
-  // when the agent turns failed.
+  // What Record counts: a round's verdict ("attested", "failed", "unreachable", "retry";
+  // null: not a round, a push agent's silence), when it started, and the cause of a change.
+  struct RoundEnd {
+    const char* verdict = nullptr;
+    std::chrono::steady_clock::time_point started{};
+    const char* cause = "round";
+  };
+  // store_->RecordFencedRound (RecordRound when no fence), its metrics, then the alerts
+  // when the agent's state changed and the --on-failure command when it turned failed.
   Status Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before, const attest::AgentState& state,
-                attest::AgentStatus status, const std::vector<attest::Finding>& findings);
+                attest::AgentStatus status, const std::vector<attest::Finding>& findings, const RoundEnd& end);
+  void Alert(StateChange change);
+  // Which agents' states this process reports in lim_verifier_agents (guarded by mu_).
+  bool ReportsLocked(const std::string& id, const Worker& w) const;
 
   VerifierOptions options_;
   std::unique_ptr<attest::Store> store_;
   std::shared_ptr<net::TlsContext> client_tls_;
   std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop
   std::unique_ptr<Webhook> webhook_;   // likewise
+  std::unique_ptr<SyslogAlerts> syslog_;  // likewise
+  // Metrics (metrics.h; thread-safe on their own).
+  CounterFamily rounds_;         // by verdict
+  CounterFamily failures_;       // failure findings written, by reason
+  CounterFamily changes_;        // state changes, by the new state
+  Histogram round_seconds_{RoundLatencyBounds()};
+  Histogram store_write_seconds_{StoreLatencyBounds()};
+  Histogram store_read_seconds_{StoreLatencyBounds()};
   std::unique_ptr<net::HttpsServer> server_;
   std::unique_ptr<attest::LeaseKeeper> leases_;  // which agents this process attests (shared store)
   std::mutex mu_;

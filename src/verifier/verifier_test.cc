@@ -40,6 +40,7 @@
 #include "tpm/key.h"
 #include "tpm/swtpm.h"
 #include "tpm/swtpm_test_util.h"
+#include "verifier/prom_text_test_util.h"
 
 namespace lim::verifier {
 namespace {
@@ -290,15 +291,23 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
     if (t.ok()) hook_out = *t;
   }
   EXPECT_EQ(hook_out, "agent-1|unknown-file|" + line + "|" + line + "\n") << verifier_.Output();
-  // --webhook got the same verdict as JSON.
-  std::string posted;
-  for (int i = 0; i < 250 && posted.empty(); ++i) {
+  // --webhook got every change of state: enrolling → attested, then attested → failed with
+  // the same verdict as JSON.
+  std::vector<json> posted;
+  for (int i = 0; i < 250 && posted.size() < 2; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
     std::lock_guard<std::mutex> lk(received_mu_);
-    if (!received_.empty()) posted = received_[0];
+    posted.clear();
+    for (const auto& b : received_) posted.push_back(json::parse(b));
   }
-  ASSERT_FALSE(posted.empty()) << verifier_.Output();
-  json hooked = json::parse(posted);
+  ASSERT_EQ(posted.size(), 2u) << verifier_.Output();
+  EXPECT_EQ(posted[0]["status"], "attested");
+  EXPECT_EQ(posted[0]["previous"], "enrolling");
+  EXPECT_EQ(posted[0]["findings"].size(), 0u);
+  json hooked = posted[1];
+  EXPECT_EQ(hooked["status"], "failed");
+  EXPECT_EQ(hooked["previous"], "attested");
+  EXPECT_EQ(hooked["cause"], "round");
   EXPECT_EQ(hooked["agent"], "agent-1");
   EXPECT_EQ(hooked["findings"][0]["reason"], "unknown-file");
   EXPECT_EQ(hooked["findings"][0]["line"], line);
@@ -308,6 +317,41 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   ASSERT_EQ(Api("POST", "/v1/ack", {{"agent", "agent-1"}}).first, 200);
   a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested" && j["next_index"] == 22; });
   ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+
+  // GET /metrics (Prometheus text) on the same mTLS socket, checked by a strict parser.
+  auto m = op_->Request("GET", "/metrics", "");
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  ASSERT_EQ(m->status, 200) << m->body;
+  std::map<std::string, testing::PromFamily> fams;
+  ASSERT_EQ(testing::ParsePromText(m->body, &fams), "") << m->body;
+  auto get = [&](const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    return testing::PromGet(fams, name, labels);
+  };
+  EXPECT_EQ(get("lim_verifier_agents", {{"state", "attested"}}), 1) << m->body;
+  EXPECT_EQ(get("lim_verifier_agents", {{"state", "failed"}}), 0) << m->body;
+  EXPECT_GE(get("lim_verifier_rounds_total", {{"verdict", "attested"}}), 3) << m->body;
+  EXPECT_GE(get("lim_verifier_rounds_total", {{"verdict", "failed"}}), 1) << m->body;
+  EXPECT_GE(get("lim_verifier_failures_total", {{"reason", "unknown-file"}}), 1) << m->body;
+  EXPECT_EQ(get("lim_verifier_state_changes_total", {{"state", "failed"}}), 1) << m->body;
+  EXPECT_EQ(get("lim_verifier_state_changes_total", {{"state", "attested"}}), 2) << m->body;  // enrolled, acked
+  double rounds = 0;
+  for (const auto& sm : fams["lim_verifier_rounds_total"].samples) rounds += sm.value;
+  EXPECT_EQ(get("lim_verifier_round_duration_seconds_count"), rounds) << m->body;
+  EXPECT_GT(get("lim_verifier_round_duration_seconds_sum"), 0) << m->body;
+  EXPECT_EQ(get("lim_verifier_store_duration_seconds_count", {{"op", "write"}}), rounds) << m->body;
+  EXPECT_GE(get("lim_verifier_store_duration_seconds_count", {{"op", "read"}}), rounds) << m->body;
+  EXPECT_GE(get("lim_verifier_webhook_delivered_total"), 2) << m->body;
+  EXPECT_EQ(get("lim_verifier_webhook_dropped_total", {{"why", "queue-full"}}), 0) << m->body;
+  EXPECT_EQ(m->content_type.rfind("text/plain; version=0.0.4", 0), 0u) << m->content_type;
+  // The ack was a change too (failed → attested), sent to the webhook.
+  json acked;
+  for (int i = 0; i < 250 && acked.is_null(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    std::lock_guard<std::mutex> lk(received_mu_);
+    if (received_.size() >= 3) acked = json::parse(received_[2]);
+  }
+  EXPECT_EQ(acked["cause"], "ack") << acked.dump();
+  EXPECT_EQ(acked["status"], "attested") << acked.dump();
 
   // PCR 10 extended behind the list's back: the list no longer replays to the quote.
   host_.AppendFile("/usr/bin/hidden", "never in the list file");  // extends, not written
@@ -1463,6 +1507,76 @@ TEST_F(VerifierE2eTest, SqliteOnAFullDiskSaysSoAndCatchesUp) {
   verifier_.Stop();
   auto check = lim::testing::Run("sqlite3 " + lim::testing::ShellQuote(db) + " 'PRAGMA integrity_check'");
   EXPECT_EQ(check.out, "ok\n") << check.err;
+}
+
+// /metrics is for operators, and for the CNs of --metrics-cn, which get nothing else.
+TEST_F(VerifierE2eTest, MetricsNeedAnOperatorOrAMetricsCn) {
+  // The fixture's client certificate (CN agent-1) is no operator here.
+  RestartVerifier({"--operator-cn", "ops-alice"});
+  auto denied = op_->Request("GET", "/metrics", "");
+  ASSERT_TRUE(denied.ok()) << denied.status().message();
+  EXPECT_EQ(denied->status, 403) << denied->body;
+  EXPECT_NE(denied->body.find("may not read metrics"), std::string::npos) << denied->body;
+  RestartVerifier({"--operator-cn", "ops-alice", "--metrics-cn", "agent-1"});
+  auto m = op_->Request("GET", "/metrics", "");
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->status, 200) << m->body;
+  EXPECT_EQ(testing::ParsePromText(m->body, nullptr), "") << m->body;
+  EXPECT_EQ(Api("GET", "/v1/agents").first, 403);  // a scraper, not an operator
+}
+
+// --config: the same keys as the flags, FILE:LINE errors, ranges checked in the file,
+// flags override it; dist/verifier.conf is accepted as shipped.
+TEST(VerifierFlags, ConfigFileLinesRangesAndOverrides) {
+  std::string bin = lim::testing::ShellQuote(BesideTest("lim-verifier"));
+  std::string d = lim::testing::MakeTempDir();
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::string p = d + "/" + name;
+    EXPECT_TRUE(WriteFileBytes(p, AsBytes(text), 0600).ok());
+    return lim::testing::ShellQuote(p);
+  };
+  auto shipped = lim::testing::Run(bin + " --config " +
+                                   lim::testing::ShellQuote(lim::testing::SourcePath("dist/verifier.conf")) + " --help");
+  EXPECT_EQ(shipped.exit_code, 0) << shipped.err;
+  struct Case {
+    std::string text, want;
+  };
+  const std::string base = "cert = a\nkey = b\nca = c\n";
+  const std::vector<Case> cases = {
+      {base + "interval-ms = 5\n", ":4: --interval-ms: Value 5 not in range 100 to 86400000"},
+      {"cert = a\nkey = b\nca = c\n\n# x\nround-threads = 65\n", ":6: --round-threads"},
+      {"cert = a\nintervall-ms = 300\n", ":2: unknown key 'intervall-ms' (keys are lim-verifier's long flags without --)"},
+      {base + "webhook = http://x/\n", ":4: --webhook: --webhook http://x/: only https:// URLs"},
+      {base + "alert-syslog = kern\n", ":4: --alert-syslog: syslog facility \"kern\""},
+      {base + "listen = nohost\n", ":4: --listen: expected HOST:PORT"},
+      {base + "store = mysql://x\n", ":4: --store: expected sqlite:PATH or postgresql://"},
+      {base + "history = 0\n", ":4: --history"},
+      {base + "push-silence-ms = -1\n", ":4: --push-silence-ms"},
+      {base + "agent-timeout-ms = 99\n", ":4: --agent-timeout-ms"},
+      {base + "threads = 17\n", ":4: --threads"},
+      {base + "max-body-kib = 0\n", ":4: --max-body-kib"},
+      {base + "on-failure-timeout-ms = 600001\n", ":4: --on-failure-timeout-ms"},
+      {base + "on-failure = /nonexistent/hook\n", ":4: --on-failure: /nonexistent/hook is not an executable"},
+      {base + "ek-ca-dir = /nonexistent/ek\n", ":4: --ek-ca-dir"},
+      {base + "webhook-ca = /nonexistent/ca.pem\n", ":4: --webhook-ca"},
+      {base + "interval-ms\n", ":4: expected 'key = value'"},
+  };
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::string name = "c" + std::to_string(i) + ".conf";
+    auto r = lim::testing::Run(bin + " --config " + write(name, cases[i].text));
+    EXPECT_EQ(r.exit_code, 2) << cases[i].text;
+    EXPECT_NE(r.err.find(d + "/" + name + cases[i].want), std::string::npos) << cases[i].text << "\n" << r.err;
+  }
+  // Flags win over the file: its bad interval and listen address are never applied (the
+  // run then stops at the certificate "a", which cannot be read).
+  auto over = lim::testing::Run(
+      bin + " --config " + write("over.conf", base + "store = sqlite::memory:\ninterval-ms = 5\nlisten = nohost\n") +
+      " --interval-ms 300 --listen 127.0.0.1:0");
+  EXPECT_EQ(over.exit_code, 2);
+  EXPECT_EQ(over.err.find("interval-ms"), std::string::npos) << over.err;
+  EXPECT_EQ(over.err.find("HOST:PORT"), std::string::npos) << over.err;
+  EXPECT_NE(over.err.find("lim-verifier: "), std::string::npos) << over.err;
+  std::filesystem::remove_all(d);
 }
 
 TEST(VerifierFlags, RangesAndBadStore) {

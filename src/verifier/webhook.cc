@@ -1,6 +1,5 @@
 #include "verifier/webhook.h"
 
-#include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "net/https_client.h"
@@ -47,10 +46,10 @@ Result<WebhookUrl> ParseWebhookUrl(const std::string& url) {
   return u;
 }
 
-std::string VerdictJson(const std::string& agent, const std::string& status,
-                        const std::vector<attest::Finding>& findings, int64_t time) {
+std::string VerdictJson(const StateChange& change) {
+  const std::string& agent = change.agent;
   json fs = json::array();
-  for (const auto& f : findings) {
+  for (const auto& f : change.findings) {
     if (!f.failure()) continue;
     json o = {{"reason", attest::ReasonName(f.reason)}, {"line", attest::FormatFinding(agent, f)}};
     if (f.entry) o["entry"] = *f.entry;
@@ -62,7 +61,12 @@ std::string VerdictJson(const std::string& agent, const std::string& status,
     }
     fs.push_back(std::move(o));
   }
-  json j = {{"agent", agent}, {"status", status}, {"time", time}, {"findings", fs}};
+  json j = {{"agent", agent},
+            {"status", attest::AgentStatusName(change.to)},
+            {"previous", attest::AgentStatusName(change.from)},
+            {"cause", change.cause},
+            {"time", change.time},
+            {"findings", fs}};
   return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
@@ -90,19 +94,20 @@ Webhook::~Webhook() {
   if (thread_.joinable()) thread_.join();
 }
 
-void Webhook::Notify(const std::string& agent, const std::vector<attest::Finding>& findings) {
-  std::string body = VerdictJson(agent, "failed", findings, static_cast<int64_t>(std::time(nullptr)));
+void Webhook::Notify(const StateChange& change) {
+  std::string body = VerdictJson(change);
   {
     std::lock_guard<std::mutex> lk(mu_);
-    if (queue_.size() >= kMaxQueued) {
-      ++stats_.dropped;
-      log_("lim-verifier: webhook: queue full (" + std::to_string(kMaxQueued) + "), verdict for agent " + agent +
-           " dropped");
+    if (queue_.size() < kMaxQueued) {
+      queue_.emplace_back(change.agent, std::move(body));
+      cv_.notify_one();
       return;
     }
-    queue_.emplace_back(agent, std::move(body));
+    ++stats_.dropped;
+    ++stats_.dropped_full;
   }
-  cv_.notify_one();
+  log_("lim-verifier: webhook: queue full (" + std::to_string(kMaxQueued) + "), change of agent " + change.agent +
+       " to " + attest::AgentStatusName(change.to) + " dropped");
 }
 
 WebhookStats Webhook::stats() const {

@@ -1,12 +1,17 @@
-// Webhook: lim-verifier's --webhook URL (docs/attestation.md "lim-verifier"). When an agent
-// turns failed, the verdict — agent, status, time, every failure finding with its fields
-// and its one-line form — is POSTed as JSON to an https:// URL over lim's TLS stack (TLS 1.3,
+// Webhook: lim-verifier's --webhook URL (docs/verifier.md "Alerts"). When an agent's state
+// changes (alerts.h: turns failed, unreachable, attested again…), the change — agent, status,
+// previous status, cause, time, every failure finding with its fields and its one-line
+// form — is POSTed as JSON to an https:// URL over lim's TLS stack (TLS 1.3,
 // the receiver's certificate checked against a CA file and the URL's host; the verifier's
 // certificate is offered when the receiver asks for one). No plain http: a verdict names
 // hosts, paths and digests, and an unauthenticated receiver could be anyone.
 //
-// Never blocks the attestation loop: Notify queues (at most kMaxQueued verdicts; beyond that
-// the new one is dropped and logged) and one thread delivers them in order. A delivery that
+// Never blocks the attestation loop: Notify takes the webhook's mutex only to queue (the
+// delivery thread never holds it across network I/O) and one thread delivers in order. At
+// most kMaxQueued changes wait; beyond that the NEW change is dropped (the queued ones keep
+// their order), logged and counted (stats().dropped_full, lim_verifier_webhook_dropped_total
+// {why="queue-full"}). A dead receiver holds each change for at most max_attempts timeouts
+// plus the backoffs (5 × 10 s + 7.5 s by default) before the next one is tried. A delivery that
 // fails (connection, TLS, timeout, a non-2xx answer) is retried with exponential backoff
 // (initial_backoff, doubling, at most max_attempts tries), then dropped and logged. The
 // destructor stops promptly: it interrupts a backoff wait, lets an in-flight request end
@@ -27,6 +32,7 @@
 #include <vector>
 
 #include "attest/verdict.h"
+#include "verifier/alerts.h"
 #include "base/status.h"
 #include "net/tls.h"
 
@@ -52,12 +58,12 @@ struct WebhookOptions {
 struct WebhookStats {
   uint64_t delivered = 0;
   uint64_t attempts = 0;
-  uint64_t dropped = 0;  // queue full, or out of attempts
+  uint64_t dropped = 0;       // queue full, or out of attempts
+  uint64_t dropped_full = 0;  // of which: the queue was full
 };
 
-// The JSON body for one verdict.
-std::string VerdictJson(const std::string& agent, const std::string& status,
-                        const std::vector<attest::Finding>& findings, int64_t time);
+// The JSON body for one state change.
+std::string VerdictJson(const StateChange& change);
 
 class Webhook {
  public:
@@ -68,8 +74,8 @@ class Webhook {
   Webhook(const Webhook&) = delete;
   Webhook& operator=(const Webhook&) = delete;
 
-  // Queues the POST of one verdict; returns at once.
-  void Notify(const std::string& agent, const std::vector<attest::Finding>& findings);
+  // Queues the POST of one state change; returns at once.
+  void Notify(const StateChange& change);
   WebhookStats stats() const;
 
  private:

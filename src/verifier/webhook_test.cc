@@ -27,6 +27,17 @@ std::vector<attest::Finding> Failure() {
   return {notice, f};
 }
 
+StateChange Change(const std::string& agent) {
+  StateChange c;
+  c.agent = agent;
+  c.from = attest::AgentStatus::kAttested;
+  c.to = attest::AgentStatus::kFailed;
+  c.findings = Failure();
+  c.time = 1700000000;
+  c.cause = "round";
+  return c;
+}
+
 class WebhookTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -85,13 +96,16 @@ TEST_F(WebhookTest, PostsTheVerdictJsonToAnHttpsReceiver) {
   StartReceiver({});
   auto w = Webhook::Create(Options(server_->port()), Logger());
   ASSERT_TRUE(w.ok()) << w.status().message();
-  (*w)->Notify("web1", Failure());
+  (*w)->Notify(Change("web1"));
   ASSERT_TRUE(WaitFor([&] { return (*w)->stats().delivered == 1; }));
   std::lock_guard<std::mutex> lk(mu_);
   ASSERT_EQ(bodies_.size(), 1u);
   json j = json::parse(bodies_[0]);
   EXPECT_EQ(j["agent"], "web1");
   EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["previous"], "attested");
+  EXPECT_EQ(j["cause"], "round");
+  EXPECT_EQ(j["time"], 1700000000);
   ASSERT_EQ(j["findings"].size(), 1u);  // the reboot notice is not a failure
   const json& f = j["findings"][0];
   EXPECT_EQ(f["reason"], "boot-component");
@@ -107,7 +121,7 @@ TEST_F(WebhookTest, RetriesWithBackoffUntilTheReceiverTakesIt) {
   auto w = Webhook::Create(Options(server_->port()), Logger());
   ASSERT_TRUE(w.ok());
   auto t0 = std::chrono::steady_clock::now();
-  (*w)->Notify("web1", Failure());
+  (*w)->Notify(Change("web1"));
   ASSERT_TRUE(WaitFor([&] { return (*w)->stats().delivered == 1; }));
   auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_GE(took, std::chrono::milliseconds(150));  // 50 ms, then 100 ms
@@ -129,10 +143,11 @@ TEST_F(WebhookTest, AnUnreachableReceiverNeverBlocksNotifyAndTheQueueIsBounded) 
   auto w = Webhook::Create(o, Logger());
   ASSERT_TRUE(w.ok());
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 400; ++i) (*w)->Notify("web" + std::to_string(i), Failure());
+  for (int i = 0; i < 400; ++i) (*w)->Notify(Change("web" + std::to_string(i)));
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(1000));
   ASSERT_TRUE(WaitFor([&] { return (*w)->stats().attempts >= 1; }));
   EXPECT_GE((*w)->stats().dropped, 400u - Webhook::kMaxQueued - 1);
+  EXPECT_EQ((*w)->stats().dropped_full, (*w)->stats().dropped);  // none ran out of attempts yet
   {
     std::lock_guard<std::mutex> lk(mu_);
     ASSERT_FALSE(log_.empty());
@@ -149,7 +164,7 @@ TEST_F(WebhookTest, GivesUpAfterMaxAttemptsAndLogs) {
   o.max_attempts = 3;
   auto w = Webhook::Create(o, Logger());
   ASSERT_TRUE(w.ok());
-  (*w)->Notify("web1", Failure());
+  (*w)->Notify(Change("web1"));
   ASSERT_TRUE(WaitFor([&] { return (*w)->stats().dropped == 1; }));
   std::lock_guard<std::mutex> lk(mu_);
   EXPECT_EQ(bodies_.size(), 3u);

@@ -392,6 +392,18 @@ TEST(AgentFlags, HelpRangesAndConfigErrors) {
   auto push = lim::testing::Run(bin + " --cert a --key b --ca c --push nohostport --config /dev/null --tpm swtpm:path=/nonexistent");
   EXPECT_EQ(push.exit_code, 2);
   EXPECT_NE(push.err.find("HOST:PORT"), std::string::npos) << push.err;
+  // Every value of the file is checked where it stands: FILE:LINE names the line.
+  for (const auto& [line, flag] : std::vector<std::pair<std::string, std::string>>{
+           {"push = nohostport", "--push"}, {"push = v.example:0", "--push"}, {"port = 70000", "--port"},
+           {"agent-id = " + std::string(256, 'a'), "--agent-id"}, {"threads = 0", "--threads"},
+           {"ek = dsa", "--ek"}, {"tpm-timeout-ms = 99", "--tpm-timeout-ms"}}) {
+    ASSERT_TRUE(WriteFileBytes(d + "/bad.conf", AsBytes("cert = a\nkey = b\nca = c\n" + line + "\n")).ok());
+    auto bad = lim::testing::Run(bin + " --config " + ShellQuote(d + "/bad.conf"));
+    EXPECT_EQ(bad.exit_code, 2) << line;
+    EXPECT_NE(bad.err.find(d + "/bad.conf:4: " + flag), std::string::npos) << line << "\n" << bad.err;
+  }
+  auto shipped = lim::testing::Run(bin + " --config " + ShellQuote(lim::testing::SourcePath("dist/agent.conf")) + " --help");
+  EXPECT_EQ(shipped.exit_code, 0) << shipped.err;
   std::filesystem::remove_all(d);
 }
 

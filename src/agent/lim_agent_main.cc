@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -52,6 +53,18 @@ struct Flags {
 
 constexpr const char* kDefaultConfig = "/etc/lim/agent.conf";
 
+// --push HOST:PORT → host, port (nullopt: malformed). Checked while parsing, so a bad value in
+// the config file is reported at its FILE:LINE.
+std::optional<std::pair<std::string, uint16_t>> ParsePush(const std::string& v) {
+  size_t colon = v.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 6 < v.size()) return std::nullopt;
+  std::string digits = v.substr(colon + 1);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+  int port = std::atoi(digits.c_str());
+  if (port < 1 || port > 65535) return std::nullopt;
+  return std::make_pair(v.substr(0, colon), static_cast<uint16_t>(port));
+}
+
 void AddOptions(CLI::App& app, Flags& f) {
   app.description(
       "lim-agent: serves this host's attestation evidence (TPM quote, measurement list, firmware event log, "
@@ -59,12 +72,17 @@ void AddOptions(CLI::App& app, Flags& f) {
   app.add_option("--cert", f.cert, "this agent's certificate (PEM, ECDSA P-256)")->required();
   app.add_option("--key", f.key, "its private key (PEM)")->required();
   app.add_option("--ca", f.ca, "CA certificates the verifier's certificate must chain to (PEM)")->required();
-  app.add_option("--agent-id", f.agent_id, "this host's name at the verifier (default: the host name)");
+  app.add_option("--agent-id", f.agent_id, "this host's name at the verifier (default: the host name)")
+      ->check(CLI::Validator(
+          [](const std::string& v) { return v.empty() || v.size() > 255 ? "must be 1-255 characters" : ""; }, "ID"));
   app.add_option("--verifier-cn", f.verifier_cn,
                  "pull mode: certificate CN allowed to ask (repeat for several; default: any certificate from --ca)");
   app.add_option("--listen", f.listen, "pull mode: address to listen on")->capture_default_str();
   app.add_option("--port", f.port, "pull mode: TCP port (0: any free port, printed at start)")->check(CLI::Range(0, 65535))->capture_default_str();
-  app.add_option("--push", f.push, "push mode: verifier HOST:PORT to connect to (no listening port)");
+  app.add_option("--push", f.push, "push mode: verifier HOST:PORT to connect to (no listening port)")
+      ->check(CLI::Validator(
+          [](const std::string& v) { return ParsePush(v) ? "" : "expected HOST:PORT (port 1-65535), got " + v; },
+          "HOST:PORT"));
   app.add_option("--push-interval-ms", f.push_interval_ms, "push mode: time between rounds")
       ->check(CLI::Range(100, 3600000))
       ->capture_default_str();
@@ -127,13 +145,10 @@ int Run(int argc, char** argv) {
   std::string push_host;
   uint16_t push_port = 0;
   if (!f.push.empty()) {
-    size_t colon = f.push.rfind(':');
-    int port = colon == std::string::npos ? 0 : std::atoi(f.push.c_str() + colon + 1);
-    if (colon == std::string::npos || colon == 0 || port < 1 || port > 65535) {
-      return Fail("--push: expected HOST:PORT, got " + f.push);
-    }
-    push_host = f.push.substr(0, colon);
-    push_port = static_cast<uint16_t>(port);
+    auto hp = ParsePush(f.push);  // checked while parsing
+    if (!hp) return Fail("--push: expected HOST:PORT, got " + f.push);
+    push_host = hp->first;
+    push_port = hp->second;
   }
 
   agent::AgentOptions ao;

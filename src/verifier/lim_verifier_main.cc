@@ -140,7 +140,7 @@ int Run(int argc, char** argv) {
       "  lim verifier add web1 10.0.0.5:8891 --verifier 127.0.0.1:8892 --cert op.pem --key op.key --ca ca.pem\n"
       "Files: /etc/lim/verifier.conf (settings, key = value; --config).\n"
       "Exit: 0 stopped by SIGTERM/SIGINT, 2 bad usage or a start-up failure.\n"
-      "More: docs/verifier.md, docs/attestation.md.");
+      "More: man lim-verifier (docs/man/lim-verifier.8), docs/verifier.md, docs/attestation.md.");
   daemon::AddConfigOption(&app, kDefaultConfig);
   try {
     app.parse(argc, argv);

@@ -629,7 +629,7 @@ std::string Verifier::MetricsText() {
   }
   ExpositionWriter out;
   out.Family("lim_verifier_agents", "gauge",
-             "Agents this verifier attests (holds the lease of; push: that posted here), by state.");
+             "Agents this verifier attests (holds the lease of; all on an unshared store), by state.");
   for (auto st : kStates) out.Sample("lim_verifier_agents", {{"state", attest::AgentStatusName(st)}}, by_state[static_cast<int>(st)]);
   out.Family("lim_verifier_rounds_total", "counter",
              "Attestation rounds finished, by verdict (retry: asked again 4 times without a verdict; not-written: the "

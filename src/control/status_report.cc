@@ -44,6 +44,7 @@ constexpr CountKey kCounts[] = {
     {"count_probes", &StatusReport::count_probes},
     {"count_resets", &StatusReport::count_resets},
     {"exec_open_reuses", &StatusReport::exec_open_reuses},
+    {"exec_opens_unsure", &StatusReport::exec_opens_unsure},
     {"hashes", &StatusReport::hashes},
     {"cache_hits", &StatusReport::cache_hits},
     {"tracked_inodes", &StatusReport::tracked_inodes},

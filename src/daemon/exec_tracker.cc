@@ -3,14 +3,14 @@
 namespace lim::daemon {
 
 ExecTracker::ExecOpen ExecTracker::OnExecOpen(pid_t tid, const SyscallState& sc, const InodeKey& key,
-                                              Clock::time_point at) {
+                                              Clock::time_point at, bool open_follows) {
   ExecOpen out;
   Thread& t = threads_[tid];
   if (sc.blocked && t.last && t.line == sc.line) out.prev = t.last;
   out.self = std::make_shared<ExecFile>();
   t.line = sc.line;
   t.last = out.self;
-  t.open_follows = sc.blocked;
+  t.open_follows = open_follows && sc.blocked;
   t.open_key = key;
   t.open_sc = sc;
   t.open_at = at;

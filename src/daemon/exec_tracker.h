@@ -1,4 +1,4 @@
-// ExecTracker: which exec-opens (FAN_OPEN_EXEC_PERM) belong to one execve, per thread, in
+// ExecTracker: which exec-opens belong to one execve, per thread, in
 // event order. An execve opens the binary, then maybe its #! interpreter or its ELF
 // interpreter, all while the thread stays blocked in the same syscall (the same
 // /proc/<tid>/syscall line): the first exec-open is BPRM_CHECK, the ELF interpreter after an
@@ -37,8 +37,11 @@ class ExecTracker {
   // The kept threads are forgotten all at once past this many (a bound, not a cache size).
   static constexpr size_t kMaxThreads = 4096;
 
-  // An OPEN_EXEC_PERM of key by tid, whose syscall state is sc (blocked: the execve).
-  ExecOpen OnExecOpen(pid_t tid, const SyscallState& sc, const InodeKey& key, Clock::time_point at);
+  // An exec open of key by tid, whose syscall state is sc (blocked: the execve).
+  // open_follows: the event was an OPEN_EXEC_PERM alone, and the kernel raises the
+  // OPEN_PERM of the same open next (FollowingOpen); false when one event carried both.
+  ExecOpen OnExecOpen(pid_t tid, const SyscallState& sc, const InodeKey& key, Clock::time_point at,
+                      bool open_follows = true);
   // Whether this OPEN_PERM of key is the one that follows tid's last OPEN_EXEC_PERM (only
   // the very next event of the thread, the same inode, within a second: a killed thread's
   // tid is not handed to a new one that soon); then *sc is that event's syscall state.

@@ -29,7 +29,13 @@ namespace lim::daemon {
 
 namespace {
 
-constexpr uint64_t kMarkMask = FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE;
+// No FAN_OPEN_EXEC_PERM: for an exec open the kernel raises FAN_OPEN_EXEC_PERM and then,
+// once that is answered, FAN_OPEN_PERM of the same open (fsnotify_open_perm) — two round
+// trips where one carries all there is to know. The OPEN_PERM alone is read as an exec open
+// when its thread is blocked in execve/execveat/uselib (every open inside those is an exec
+// open: do_open_execat, open_exec), and conservatively also when the thread's syscall cannot
+// tell (MayBeExecOpen). docs/limd.md "One event per exec open".
+constexpr uint64_t kMarkMask = FAN_OPEN_PERM | FAN_CLOSE_WRITE | FAN_CLOSE_NOWRITE;
 
 }  // namespace
 
@@ -594,9 +600,13 @@ void FanotifyDaemon::HandleOpenPerm(int fd, uint64_t mask, pid_t pid) {
   InodeKey key{facts.dev, facts.ino};
   SyscallState sc;
   Result<SyscallState> scr = Status::Unavailable("not read");
+  // An OPEN_PERM that follows an OPEN_EXEC_PERM of the same open (a group that marks both,
+  // as limd did before: kMarkMask) is that exec open's FILE_CHECK only.
+  bool following = false;
   if ((mask & FAN_OPEN_PERM) && !(mask & FAN_OPEN_EXEC_PERM) && execs_.FollowingOpen(pid, key, p->start, &sc)) {
     stats_.exec_open_reuses++;  // the OPEN_PERM right after an OPEN_EXEC_PERM of the same open
     scr = sc;
+    following = true;
   } else {
     scr = ReadEventSyscall(pid);
     if (scr.ok()) sc = *scr;
@@ -618,20 +628,41 @@ void FanotifyDaemon::HandleOpenPerm(int fd, uint64_t mask, pid_t pid) {
     if (p->backing) stats_.backing_events++;
     if (options_.overlay_group && !p->backing) options_.overlay_opens->Note(pid, line);
   }
-  if (mask & FAN_OPEN_EXEC_PERM) {
-    NoteExecOpen(*p, sc);
+  // No flags from the syscall: the kernel says whether anyone holds the inode open for
+  // write (write_probe.h; NoteOpen and the exec decision both use it).
+  OpenForWrite unknown_ow = OpenForWrite::kUnknown;
+  if ((mask & FAN_OPEN_PERM) && !intent.known) unknown_ow = ProbeOpenForWrite(fd);
+  // The exec step: an OPEN_EXEC_PERM, or (kMarkMask) the one OPEN_PERM of an exec open.
+  bool exec_open = mask & FAN_OPEN_EXEC_PERM;
+  if (!exec_open && (mask & FAN_OPEN_PERM) && !following) {
+    exec_open = intent.exec;
+    // An open for write cannot be an exec that runs: the kernel refuses to exec a file open
+    // for write (ETXTBSY) before BPRM_CHECK.
+    if (!intent.known && unknown_ow != OpenForWrite::kYes && MayBeExecOpen(scr, pid)) {
+      // No syscall that says which open this is (a thread the kernel made, an unreadable
+      // /proc): an exec open cannot be ruled out, so BPRM_CHECK is decided too — at worst an
+      // entry the kernel would not have made, never an exec without one.
+      exec_open = true;
+      if (stats_.exec_unsure++ < 5) {
+        Log("open of " + FdPath(fd) + " by tid " + std::to_string(pid) + ": syscall unknown (" +
+            (scr.ok() ? "\"" + sc.line + "\"" : scr.status().message()) + "): decided as an exec open too");
+      }
+    }
+  }
+  if (exec_open) {
+    NoteExecOpen(*p, sc, /*open_follows=*/!(mask & FAN_OPEN_PERM));
   } else if (!intent.exec) {
     execs_.OnOtherOpen(pid);
   }
-  if (mask & FAN_OPEN_PERM) NoteOpen(*p, intent, sc, scr, dev.reader_close_group, facts.ctime_ns);
+  if (mask & FAN_OPEN_PERM) NoteOpen(*p, intent, unknown_ow, sc, scr, dev.reader_close_group, facts.ctime_ns);
   if (TryFastPath(*p, facts)) return;
   EnqueuePerm(std::move(p));
 }
 
-void FanotifyDaemon::NoteExecOpen(Pending& p, const SyscallState& sc) {
+void FanotifyDaemon::NoteExecOpen(Pending& p, const SyscallState& sc, bool open_follows) {
   const InodeKey& key = p.access.key;
   p.steps |= kExecStep;
-  p.exec = execs_.OnExecOpen(p.access.pid, sc, key, p.start);
+  p.exec = execs_.OnExecOpen(p.access.pid, sc, key, p.start, open_follows);
   if (p.exec.prev) {
     // The open after an ELF binary's in one execve: its interpreter.
     if (options_.unmarked_exec && p.exec.prev->kind.load() == FileKindCache::kElf) interps_.Learn(key.dev, key.ino);
@@ -643,7 +674,7 @@ void FanotifyDaemon::NoteExecOpen(Pending& p, const SyscallState& sc) {
   p.exec_ticket = measurer_->NoteOpen(key, false, false).ticket;
 }
 
-void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const SyscallState& sc,
+void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, OpenForWrite ow, const SyscallState& sc,
                               const Result<SyscallState>& scr, bool reader_close_group, int64_t ctime_ns) {
   Access& a = p.access;
   const InodeKey& key = a.key;
@@ -663,7 +694,6 @@ void FanotifyDaemon::NoteOpen(Pending& p, const OpenIntent& intent, const Syscal
     // while limd counts no writer — this opener, a write-open (O_WRONLY or O_RDWR: taken
     // as MAY_READ|MAY_WRITE, and as possibly creating the file). Otherwise (a counted
     // writer too, or no leases here) it stays a read, uncounted (docs/appraisal.md).
-    OpenForWrite ow = ProbeOpenForWrite(p.fd);
     std::string as = "measured as a read";
     a.mask = ima::may::kRead;
     if (ow == OpenForWrite::kNo) {

@@ -1,7 +1,7 @@
 // FanotifyDaemon: limd's event loop. Two groups (FAN_UNLIMITED_QUEUE, FAN_UNLIMITED_MARKS,
 // FAN_REPORT_TID when the kernel takes it):
-// - content class, filesystem-wide marks for FAN_OPEN_EXEC_PERM | FAN_OPEN_PERM |
-//   FAN_CLOSE_WRITE: writer closes are in the same group, so the kernel keeps their order
+// - content class, filesystem-wide marks for FAN_OPEN_PERM | FAN_CLOSE_WRITE (an exec open
+//   is one OPEN_PERM whose thread is in execve: no FAN_OPEN_EXEC_PERM, one round trip less): writer closes are in the same group, so the kernel keeps their order
 //   relative to the opens (exact writer counts);
 // - a notification group with file handles for readers' closes (FAN_CLOSE_NOWRITE), read
 //   in batches before every write-open and periodically (ReaderCloseGroup: exact reader
@@ -63,6 +63,7 @@
 #include "daemon/proc_context.h"
 #include "daemon/reader_close_group.h"
 #include "daemon/startup_scan.h"
+#include "daemon/write_probe.h"
 
 namespace lim::daemon {
 
@@ -152,6 +153,8 @@ struct DaemonStats {
   std::atomic<uint64_t> reader_closes{0}, reader_close_drains{0};
   // OPEN_PERMs of an exec open that reused the OPEN_EXEC_PERM's syscall state.
   std::atomic<uint64_t> exec_open_reuses{0};
+  // OPEN_PERMs decided as exec opens too because their syscall could not tell (MayBeExecOpen).
+  std::atomic<uint64_t> exec_unsure{0};
   // Permission events of overlay backing files: counted, not measured (side_group.h).
   std::atomic<uint64_t> backing_events{0};
   // Permission events without an fd (FAN_REPORT_FD_ERROR): denied by the kernel, a gap entry
@@ -202,7 +205,7 @@ class FanotifyDaemon {
  private:
   // The measurer steps of one permission event (Pending::steps, Pending::done).
   enum Step : uint8_t {
-    kExecStep = 1,     // OPEN_EXEC_PERM: BPRM_CHECK, or MMAP_CHECK for an ELF interpreter
+    kExecStep = 1,     // an exec open: BPRM_CHECK, or MMAP_CHECK for an ELF interpreter
     kOpenStep = 2,     // OPEN_PERM: FILE_CHECK
     kElfStep = 4,      // a read-only open on a filesystem without pre-content: ELF-at-open MMAP_CHECK
     kPreExecStep = 8,  // PRE_ACCESS in mmap(PROT_EXEC): the exact MMAP_CHECK
@@ -264,9 +267,12 @@ class FanotifyDaemon {
   // FAN_OPEN_PERM / FAN_OPEN_EXEC_PERM of someone else: decode, count, fast path or a worker.
   void HandleOpenPerm(int fd, uint64_t mask, pid_t pid);
   // HandleOpenPerm's exec part: the execve this exec-open belongs to, and its ticket.
-  void NoteExecOpen(Pending& p, const SyscallState& sc);
+  // open_follows: the kernel raises an OPEN_PERM of this open next (an OPEN_EXEC_PERM alone).
+  void NoteExecOpen(Pending& p, const SyscallState& sc, bool open_follows);
   // HandleOpenPerm's open part: the access mask, counts, ignore marks, the ELF-at-open step.
-  void NoteOpen(Pending& p, const OpenIntent& intent, const SyscallState& sc, const Result<SyscallState>& read,
+  // ow: ProbeOpenForWrite of the event's fd when the syscall gave no flags.
+  void NoteOpen(Pending& p, const OpenIntent& intent, OpenForWrite ow, const SyscallState& sc,
+                const Result<SyscallState>& read,
                 bool reader_close_group, int64_t ctime_ns);
   void HandlePreContent(int fd, pid_t pid);
   // A permission event the kernel could not open an fd for (FAN_REPORT_FD_ERROR): a gap entry

@@ -155,7 +155,8 @@ TEST_F(FanotifyDaemonFake, MarksEachGroupWithItsMask) {
   ASSERT_EQ(marks.size(), 1u);
   EXPECT_EQ(marks[0].path, files_);
   // Readers' closes go to the reader-close group: not in the content mask.
-  EXPECT_EQ(marks[0].mask, uint64_t{FAN_OPEN_PERM | FAN_OPEN_EXEC_PERM | FAN_CLOSE_WRITE});
+  // No FAN_OPEN_EXEC_PERM: an exec open is its OPEN_PERM alone (one round trip, not two).
+  EXPECT_EQ(marks[0].mask, uint64_t{FAN_OPEN_PERM | FAN_CLOSE_WRITE});
   ASSERT_EQ(pre_->marks().size(), 1u);
   EXPECT_EQ(pre_->marks()[0].mask, uint64_t{FAN_PRE_ACCESS});
   EXPECT_EQ(daemon_->precontent_marks(), 1u);
@@ -190,6 +191,61 @@ TEST_F(FanotifyDaemonFake, OpenPermAfterExecOpenReusesItsSyscall) {
   EXPECT_EQ(content_->WaitAnswers(3).size(), 3u);
   EXPECT_EQ(SyscallReads(kTid), 2);
   EXPECT_EQ(daemon_->stats().exec_open_reuses.load(), 1u);
+}
+
+TEST_F(FanotifyDaemonFake, TheOneOpenPermOfAnExecveIsItsExecOpenAndItsFileCheck) {
+  // Only MMAP_CHECK is measured: the ELF interpreter's exec open is the kernel's MMAP_CHECK,
+  // the binary's is BPRM_CHECK (no rule), the FILE_CHECKs (MAY_EXEC) match nothing.
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/false, {}, "measure func=MMAP_CHECK mask=MAY_EXEC\n"));
+  std::string prog = files_ + "/prog", interp = files_ + "/ld.so";
+  std::filesystem::copy_file("/bin/true", prog);
+  std::filesystem::copy_file("/bin/true", interp);  // any ELF file with an executable PT_LOAD
+  uint64_t entries = list_->entries();
+  Execve(kTid);
+  content_->Push(OpenFd(prog), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(1).size(), 1u);  // one event, one answer
+  EXPECT_EQ(list_->entries(), entries);            // BPRM_CHECK: no rule
+  EXPECT_EQ(measurer_->Readers(KeyOf(prog)), 1);   // counted once, as the read-only open it is
+  // The same execve opens the interpreter: an exec open after an ELF binary, MMAP_CHECK.
+  content_->Push(OpenFd(interp), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  auto answers = content_->WaitAnswers(2);
+  ASSERT_EQ(answers.size(), 2u);
+  for (const auto& a : answers) EXPECT_EQ(a.response, kAllow);
+  EXPECT_EQ(list_->entries(), entries + 1);  // ld.so, as MMAP_CHECK
+  EXPECT_EQ(SyscallReads(kTid), 2);          // one read per event
+  EXPECT_EQ(daemon_->stats().exec_open_reuses.load(), 0u);
+  EXPECT_EQ(daemon_->stats().exec_unsure.load(), 0u);
+  EXPECT_EQ(measurer_->Readers(KeyOf(interp)), 1);
+}
+
+TEST_F(FanotifyDaemonFake, AnOpenWhoseSyscallCannotTellIsAlsoDecidedAsAnExecOpen) {
+  ASSERT_NO_FATAL_FAILURE(Start(/*precontent=*/false, {}, "measure func=BPRM_CHECK\n"));
+  std::string f = File("f");
+  uint64_t entries = list_->entries();
+  // No syscall for this thread (as for a usermode helper's kernel_execve): BPRM_CHECK too.
+  content_->Push(OpenFd(f), FAN_OPEN_PERM, kTid);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(1).size(), 1u);
+  EXPECT_EQ(list_->entries(), entries + 1);
+  EXPECT_EQ(daemon_->stats().exec_unsure.load(), 1u);
+  // In io_uring_enter: an IORING_OP_OPENAT, never an exec.
+  std::string g = File("g");
+  SetSyscall(kTid + 1, sysno::kIoUringEnter, 0, "426 0x3 0x1 0x0");
+  content_->Push(OpenFd(g), FAN_OPEN_PERM, kTid + 1);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(2).size(), 2u);
+  EXPECT_EQ(list_->entries(), entries + 1);
+  // Open for write (the kernel's count): no exec that runs (ETXTBSY comes before BPRM_CHECK).
+  int w = ::open(g.c_str(), O_WRONLY | O_CLOEXEC);
+  ASSERT_GE(w, 0);
+  content_->Push(OpenFd(g), FAN_OPEN_PERM, kTid + 2);
+  ReadOnce();
+  ASSERT_EQ(content_->WaitAnswers(3).size(), 3u);
+  EXPECT_EQ(list_->entries(), entries + 1);
+  EXPECT_EQ(daemon_->stats().exec_unsure.load(), 1u);
+  ::close(w);
 }
 
 TEST_F(FanotifyDaemonFake, ReaderClosesAreDrainedBeforeAWriteOpen) {

@@ -758,6 +758,7 @@ std::string Limd::StatusDocument(bool running) {
     r.evm_forgotten = ec.forgotten.load();
   }
   r.exec_open_reuses = ds.exec_open_reuses.load();
+  r.exec_opens_unsure = ds.exec_unsure.load();
   r.ignore_marks_removed = ds.ignores_removed.load();
   r.keys_measured = keys_->measured();
   r.key_gaps = keys_->gaps();

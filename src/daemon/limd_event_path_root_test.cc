@@ -1,8 +1,7 @@
-// limd's per-event path: the OPEN_PERM that follows an OPEN_EXEC_PERM of the same exec open
-// reuses that event's syscall state (one /proc/<tid>/syscall read per exec open) and must
-// decide the same step as with its own read — FILE_CHECK with MAY_EXEC, not a read, not a
-// writer; the event reader runs at --reader-nice. Root: limd on its own tmpfs under
-// `timeout -k`, stopped by its own pid.
+// limd's per-event path: an exec open is one FAN_OPEN_PERM (limd marks no
+// FAN_OPEN_EXEC_PERM) that decides both steps of the open from one /proc/<tid>/syscall read —
+// BPRM_CHECK, and FILE_CHECK with MAY_EXEC, not a read, not a writer; the event reader runs
+// at --reader-nice. Root: limd on its own tmpfs under `timeout -k`, stopped by its own pid.
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
 #include <sys/mount.h>
@@ -30,7 +29,7 @@ class LimdEventPath : public testing::TmpfsLimdTest {
   lim::testing::CommandResult Sh(const std::string& line) { return testing::ShIn(mnt_, line); }
 };
 
-TEST_F(LimdEventPath, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRead) {
+TEST_F(LimdEventPath, OneEventPerExecOpenIsBprmCheckAndFileCheckMayExec) {
   // BPRM_CHECK into PCR 10, FILE_CHECK MAY_EXEC into PCR 11, reads and writes nowhere: each
   // PCR says which step measured the binary.
   ASSERT_TRUE(WriteFileBytes(state_ + "/policy", AsBytes("measure func=BPRM_CHECK mask=MAY_EXEC\n"
@@ -52,8 +51,10 @@ TEST_F(LimdEventPath, FollowingOpenPermIsFileCheckMayExecWithoutItsOwnSyscallRea
   auto status = ReadFileText(state_ + "/status.json");
   ASSERT_TRUE(status.ok());
   auto j = nlohmann::json::parse(*status);
-  EXPECT_GE(j["exec_open_reuses"].get<uint64_t>(), 3u) << *status;  // one per exec of ./true
+  // No OPEN_EXEC_PERM events: no OPEN_PERM follows one.
+  EXPECT_EQ(j["exec_open_reuses"].get<uint64_t>(), 0u) << *status;
   EXPECT_EQ(j["unknown_syscall"].get<uint64_t>(), 0u) << *status;
+  EXPECT_EQ(j["exec_opens_unsure"].get<uint64_t>(), 0u) << *status;
 }
 
 // The nice value (field 19 of /proc/<pid>/task/<tid>/stat) of every thread of pid.

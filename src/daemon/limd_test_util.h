@@ -150,13 +150,15 @@ class LimdChild {
   int wrapper_status_ = 0;
 };
 
-// A root test with a scratch tmpfs of its own (mnt_), a state directory (state_) and one limd
-// child, stopped at TearDown before the mounts go; skips without root or fanotify.
-class TmpfsLimdTest : public ::testing::Test {
+// A root test with a scratch mount of its own (mnt_: a tmpfs, or with kExt4 a loop-mounted
+// ext4 — pre-content events, as on `/`), a state directory (state_) and one limd child,
+// stopped at TearDown before the mounts go; skips without root or fanotify.
+template <bool kExt4>
+class ScratchLimdTest : public ::testing::Test {
  protected:
   void SetUp() override {
     std::string why = FanotifyUnavailable(FAN_CLASS_CONTENT);
-    if (why.empty()) why = mounts_.AddTmpfs(&mnt_);
+    if (why.empty()) why = kExt4 ? mounts_.AddExt4(&mnt_) : mounts_.AddTmpfs(&mnt_);
     if (!why.empty()) GTEST_SKIP() << why;
     state_ = lim::testing::MakeTempDir();
   }
@@ -165,5 +167,7 @@ class TmpfsLimdTest : public ::testing::Test {
   ScratchMounts mounts_;
   LimdChild limd_;  // declared after the mounts: stopped before they go
 };
+using TmpfsLimdTest = ScratchLimdTest<false>;
+using Ext4LimdTest = ScratchLimdTest<true>;
 
 }  // namespace lim::daemon::testing

@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstdio>
@@ -146,6 +147,43 @@ OpenIntent IntentOf(const SyscallState& s, pid_t tid) {
     default: break;
   }
   return in;
+}
+
+std::optional<uint64_t> ParseStatFlags(std::string_view stat) {
+  // "pid (comm) state ppid pgrp session tty_nr tpgid flags …": comm may hold anything,
+  // so count fields after its last ')'.
+  size_t close = stat.rfind(')');
+  if (close == std::string_view::npos) return std::nullopt;
+  std::string_view rest = stat.substr(close + 1);
+  for (int field = 3; field <= 9; ++field) {
+    size_t start = rest.find_first_not_of(' ');
+    if (start == std::string_view::npos) return std::nullopt;
+    rest = rest.substr(start);
+    size_t end = std::min(rest.find(' '), rest.size());
+    if (field == 9) {
+      uint64_t flags = 0;
+      auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + end, flags);
+      if (ec != std::errc() || ptr != rest.data() + end) return std::nullopt;
+      return flags;
+    }
+    rest = rest.substr(end);
+  }
+  return std::nullopt;
+}
+
+bool MayBeExecOpen(const Result<SyscallState>& sc, pid_t tid) {
+  if (sc.ok() && sc->blocked && sc->nr == sysno::kIoUringEnter) return false;  // IORING_OP_OPENAT inline
+  constexpr uint64_t kPfIoWorker = 0x10, kPfKthread = 0x00200000;  // include/linux/sched.h
+  char path[48];
+  std::snprintf(path, sizeof path, "/proc/%d/stat", static_cast<int>(tid));
+  int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return true;
+  char buf[1024];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n <= 0) return true;
+  auto flags = ParseStatFlags(std::string_view(buf, static_cast<size_t>(n)));
+  return !flags || !(*flags & (kPfIoWorker | kPfKthread));
 }
 
 std::string LastPathComponent(std::string_view path) {

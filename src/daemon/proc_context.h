@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,7 @@ inline constexpr long kOpenByHandleAt = 304;
 inline constexpr long kExecve = 59;
 inline constexpr long kExecveat = 322;
 inline constexpr long kUselib = 134;
+inline constexpr long kIoUringEnter = 426;
 }  // namespace sysno
 
 struct SyscallState {
@@ -76,6 +78,16 @@ struct OpenIntent {
 // Flags of the open the thread is blocked in; openat2 reads open_how.flags at args[2]
 // through /proc/<tid>/mem.
 OpenIntent IntentOf(const SyscallState& s, pid_t tid);
+
+// For an open whose syscall gives no open flags (IntentOf: !known): whether it may be an exec
+// open. Every exec open is made by a thread in execve/execveat/uselib, or by one the kernel
+// makes into a user process (a usermode helper's kernel_execve: no syscall to show). Not
+// one: a thread in io_uring_enter, and kernel threads and io-wq workers (PF_KTHREAD,
+// PF_IO_WORKER in /proc/<tid>/stat; kernel_execve refuses a PF_KTHREAD). Reads /proc only
+// for a thread not blocked in a syscall.
+bool MayBeExecOpen(const Result<SyscallState>& sc, pid_t tid);
+// Pure: the flags field (the 9th) of a /proc/<tid>/stat line; nullopt when malformed.
+std::optional<uint64_t> ParseStatFlags(std::string_view stat);
 
 // The MAY_* mask the kernel passes to ima_file_check for these open flags (acc_mode
 // without MAY_OPEN: read/write from O_ACCMODE, MAY_WRITE for O_TRUNC, MAY_APPEND).

@@ -108,3 +108,32 @@ TEST(ProcContext, ElfAndScriptDetection) {
 
 }  // namespace
 }  // namespace lim::daemon
+
+namespace lim::daemon {
+namespace {
+
+TEST(ProcContext, StatFlagsAreTheNinthFieldWhateverTheCommHolds) {
+  EXPECT_EQ(ParseStatFlags("1234 (sh) S 1 1234 1234 0 -1 4194560 120 0 0 0"), 4194560u);
+  // A comm with spaces and parentheses: fields count from its last ')'.
+  EXPECT_EQ(ParseStatFlags("77 (a) b (c)) R 1 77 77 0 -1 2097216 0 0"), 2097216u);
+  EXPECT_EQ(ParseStatFlags("77 (x) S 1 2 3"), std::nullopt);           // too short
+  EXPECT_EQ(ParseStatFlags("77 (x) S 1 2 3 4 5 0x10 6"), std::nullopt);  // not decimal
+  EXPECT_EQ(ParseStatFlags("no comm"), std::nullopt);
+}
+
+TEST(ProcContext, OnlyThreadsThatMayExecCanMakeAnExecOpenWithoutASyscall) {
+  SyscallState uring;
+  uring.blocked = true;
+  uring.nr = sysno::kIoUringEnter;
+  EXPECT_FALSE(MayBeExecOpen(uring, ::getpid()));
+  // Unreadable /proc (no such thread): cannot be ruled out.
+  EXPECT_TRUE(MayBeExecOpen(Status::NotFound("gone"), 4194000));
+  // A user thread not in a syscall: may be one the kernel makes into a process.
+  SyscallState none;
+  EXPECT_TRUE(MayBeExecOpen(none, ::getpid()));
+  // A kernel thread (kthreadd, pid 2): never.
+  EXPECT_FALSE(MayBeExecOpen(none, 2));
+}
+
+}  // namespace
+}  // namespace lim::daemon

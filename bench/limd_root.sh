@@ -11,6 +11,8 @@
 # its list and lock are not on `/`), warmed once, timed, stopped; then fapolicyd the same way
 # (its config swapped in for the run and restored at exit). Start-up (limd's start scan,
 # fapolicyd's trust database) is not in the timed part. Prints medians and min–max per row.
+# LIMD_OLD=another limd binary (e.g. a build of an earlier commit) runs in the same rounds,
+# right after LIMD, and gets rows of its own: before/after comparisons on one loaded machine.
 # Usage: bench/limd_root.sh [ROUNDS] (default 7). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
 set -euo pipefail
 rounds=${1:-7}
@@ -35,14 +37,15 @@ if [ "$use_fapo" = 1 ]; then
   fapo_install
   fapo_swap_config "$S" "$(findmnt -n -o FSTYPE /)"
 fi
-start_limd() {
+limd_old=${LIMD_OLD:-}
+start_limd() {  # start_limd [BINARY]
   rm -f "$S/limd.ready"
-  timeout -k 2 120 "$limd" --foreground --config /dev/null --securityfs none --control-socket none \
+  timeout -k 2 120 "${1:-$limd}" --foreground --config /dev/null --securityfs none --control-socket none \
     --builtin tcb --no-tpm --allow-root-fs --watch / --state "$S" --log-file "$S/log" &
   for _ in $(seq 400); do [ -s "$S/limd.ready" ] && break; sleep 0.05; done
   pid=$(cat "$S/limd.ready")
 }
-declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open
+declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open old_spawn old_open
 for ((r = 0; r < rounds; r++)); do
   bare_spawn+=("$("$oploop" spawn /bin/true 500)")
   bare_open+=("$("$oploop" open /etc/hostname 5000)")
@@ -52,6 +55,14 @@ for ((r = 0; r < rounds; r++)); do
   limd_spawn+=("$("$oploop" spawn /bin/true 500)")
   limd_open+=("$("$oploop" open /etc/hostname 5000)")
   stop_limd
+  if [ -n "$limd_old" ]; then
+    start_limd "$limd_old"
+    "$oploop" spawn /bin/true 20 >/dev/null
+    "$oploop" open /etc/hostname 20 >/dev/null
+    old_spawn+=("$("$oploop" spawn /bin/true 500)")
+    old_open+=("$("$oploop" open /etc/hostname 5000)")
+    stop_limd
+  fi
   if [ "$use_fapo" = 1 ]; then
     fapo_start "$S" 120
     "$oploop" spawn /bin/true 20 >/dev/null
@@ -85,4 +96,8 @@ echo "| workload ($rounds rounds), µs/op | bare (min–max) | limd on / (min–
 echo "|---|---|---|---|---|"
 row "spawn /bin/true" "${bare_spawn[@]}" -- "${limd_spawn[@]}" -- "${fapo_spawn[@]}"
 row "open+close /etc/hostname" "${bare_open[@]}" -- "${limd_open[@]}" -- "${fapo_open[@]}"
+if [ -n "$limd_old" ]; then
+  row "spawn /bin/true, LIMD_OLD" "${bare_spawn[@]}" -- "${old_spawn[@]}" -- "${fapo_spawn[@]}"
+  row "open+close /etc/hostname, LIMD_OLD" "${bare_open[@]}" -- "${old_open[@]}" -- "${fapo_open[@]}"
+fi
 grep -E '"(entries|hashes|cache_hits|permission_events|timeouts|marks)"' "$S/status.json" 2>/dev/null | tr -d ' \n'; echo

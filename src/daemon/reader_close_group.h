@@ -56,7 +56,9 @@ namespace lim::daemon {
 void ForEachFidEvent(const char* buf, ssize_t n,
                      const std::function<void(const fanotify_event_metadata& m, uint64_t fsid, const std::string& handle)>& f);
 // Reads a non-blocking fanotify fd until nothing is queued, batch(buf, n) for each read
-// (on this thread's buffer). what names the group in errors.
+// (on this thread's buffer): a read that left kRoomForAnyEvent of the buffer unused found
+// the queue empty and is the last. what names the group in errors.
+inline constexpr size_t kRoomForAnyEvent = 4096;
 Status ReadUntilEmpty(int fd, const char* what, const std::function<void(const char* buf, ssize_t n)>& batch);
 // f_fsid of the filesystem holding path (both words; 0 when statfs fails).
 uint64_t FsidOfPath(const std::string& path);

@@ -68,6 +68,32 @@ class ReaderCloseGroupRoot : public ::testing::Test {
   std::unique_ptr<ReaderCloseGroup> group_;
 };
 
+// No root needed: a non-blocking pipe reads like a fanotify fd (a short read: the queue
+// was empty then).
+TEST(ReadUntilEmpty, ReadsFullBatchesOnAndStopsAtTheFirstShortOne) {
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_NONBLOCK | O_CLOEXEC), 0);
+  ASSERT_GE(::fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 150000);
+  std::vector<char> data(150000, 'x');
+  ASSERT_EQ(::write(p[1], data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  std::vector<ssize_t> batches;
+  ASSERT_TRUE(ReadUntilEmpty(p[0], "pipe", [&](const char*, ssize_t n) {
+                batches.push_back(n);
+                // Something queued after the short read that emptied the queue: not read now
+                // (the next drain's), where a read until EAGAIN would have taken it.
+                if (n < 65536) ASSERT_EQ(::write(p[1], "late", 4), 4);
+              }).ok());
+  EXPECT_EQ(batches, (std::vector<ssize_t>{65536, 65536, 150000 - 2 * 65536}));
+  char rest[16];
+  EXPECT_EQ(::read(p[0], rest, sizeof rest), 4);
+  // An empty queue: no batch.
+  batches.clear();
+  ASSERT_TRUE(ReadUntilEmpty(p[0], "pipe", [&](const char*, ssize_t n) { batches.push_back(n); }).ok());
+  EXPECT_TRUE(batches.empty());
+  ::close(p[0]);
+  ::close(p[1]);
+}
+
 TEST_F(ReaderCloseGroupRoot, LearnedReaderClosesArriveWithTheirInodeAndThread) {
   for (const auto& dir : {tmpfs_, ext4_}) {
     SCOPED_TRACE(dir);

@@ -81,7 +81,9 @@ TEST(ReadUntilEmpty, ReadsFullBatchesOnAndStopsAtTheFirstShortOne) {
                 batches.push_back(n);
                 // Something queued after the short read that emptied the queue: not read now
                 // (the next drain's), where a read until EAGAIN would have taken it.
-                if (n < 65536) ASSERT_EQ(::write(p[1], "late", 4), 4);
+                if (n < 65536) {
+                  ASSERT_EQ(::write(p[1], "late", 4), 4);
+                }
               }).ok());
   EXPECT_EQ(batches, (std::vector<ssize_t>{65536, 65536, 150000 - 2 * 65536}));
   char rest[16];

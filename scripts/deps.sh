@@ -9,6 +9,7 @@ PKGS=(
   libarchive-dev  # .deb reading in process (src/debs: ar, data.tar.{xz,zst,gz}), `lim policy from-debs`
   libboost-dev  # Boost.Beast/Asio: lim-agent's and the verifier's async mutual-TLS transport (src/net)
   postgresql  # the server the PostgreSQL store tests start privately (initdb in a temp dir; libpq-dev is the client)
+  chromium chromium-driver python3-selenium  # the verifier web view's browser test (headless chromium driven by selenium)
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -75,6 +75,7 @@ Result<HttpRequest> FromBeast(const BeastRequest& r, const HttpLimits& limits) {
   }
   auto ct = r.find(bhttp::field::content_type);
   if (ct != r.end()) out.content_type = std::string(ct->value());
+  if (auto ck = r.find(bhttp::field::cookie); ck != r.end()) out.cookie = std::string(ck->value());
   out.body = r.body();
   out.keep_alive = r.keep_alive();
   return out;

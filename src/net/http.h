@@ -9,6 +9,8 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "base/bytes.h"
 #include "base/status.h"
@@ -31,6 +33,7 @@ struct HttpRequest {
   std::map<std::string, std::string> query;  // decoded
   std::string content_type;
   std::string body;
+  std::string cookie;  // the Cookie header as sent (the web view's session), empty when none
   PeerIdentity peer;  // the client's verified certificate (server side)
   bool keep_alive = true;
 };
@@ -39,6 +42,8 @@ struct HttpResponse {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
+  // More header fields (Set-Cookie, Location, Content-Security-Policy, …): name, value.
+  std::vector<std::pair<std::string, std::string>> headers = {};
 };
 
 // A JSON error response: {"error": message}. The message is shown to the peer as is.

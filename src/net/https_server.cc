@@ -112,6 +112,7 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.result(static_cast<unsigned>(res.status));
     res_.set(bhttp::field::server, "lim");
     res_.set(bhttp::field::content_type, res.content_type);
+    for (const auto& [name, value] : res.headers) res_.insert(name, value);
     res_.keep_alive(keep_alive);
     res_.body() = std::move(res.body);
     res_.prepare_payload();

@@ -88,6 +88,13 @@ Result<std::shared_ptr<TlsContext>> MakeServerTls(const TlsConfig& config) {
   return t;
 }
 
+Result<std::shared_ptr<TlsContext>> MakeServerTlsCertificateOptional(const TlsConfig& config) {
+  LIM_ASSIGN_OR_RETURN(auto t, MakeServerTls(config));
+  // Tickets still carry the verified certificate of a client that showed one.
+  SSL_CTX_set_verify(t->ctx.native_handle(), SSL_VERIFY_PEER, nullptr);
+  return t;
+}
+
 Result<std::shared_ptr<TlsContext>> MakeClientTls(const TlsConfig& config) {
   auto t = std::make_shared<TlsContext>(boost::asio::ssl::context::tls_client);
   LIM_RETURN_IF_ERROR(Common(t.get(), &config, config.ca_file));

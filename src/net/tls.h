@@ -22,6 +22,10 @@ class TlsContext;  // opaque (tls_internal.h)
 
 // A server context: the client must present a certificate that chains to ca_file.
 Result<std::shared_ptr<TlsContext>> MakeServerTls(const TlsConfig& config);
+// A server context for browsers (the verifier's web view): a client certificate is asked
+// for and, when one is presented, must chain to ca_file — but a client without one is let
+// in too, so the caller must authenticate such a request itself (HttpRequest::peer empty).
+Result<std::shared_ptr<TlsContext>> MakeServerTlsCertificateOptional(const TlsConfig& config);
 // A client context: presents cert_file and requires the server's to chain to ca_file.
 Result<std::shared_ptr<TlsContext>> MakeClientTls(const TlsConfig& config);
 // The same for a client with no certificate (tests of refusal only: every lim server

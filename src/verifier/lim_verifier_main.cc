@@ -11,6 +11,8 @@
 #include <atomic>
 #include <cstdio>
 #include <exception>
+#include <iostream>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -20,6 +22,8 @@
 #include "daemon/config_file.h"
 #include "verifier/alerts.h"
 #include "verifier/verifier.h"
+#include "verifier/web_auth.h"
+#include "verifier/web_view.h"
 #include "verifier/webhook.h"
 
 namespace {
@@ -63,6 +67,8 @@ int Run(int argc, char** argv) {
   std::string alert_syslog = "none";
   std::vector<std::string> metrics_cn;
   size_t history = attest::StoreOptions().history_per_agent;
+  std::string web, web_users;
+  bool hash_password = false;
   CLI::App app;
   app.description("lim-verifier: enrolls lim agents, attests them every interval and serves the operators' REST API "
                   "over mutual TLS 1.3.");
@@ -74,9 +80,10 @@ int Run(int argc, char** argv) {
   app.add_option("--listen", listen, "REST API (and /metrics) address ADDR:PORT (port 0: any, printed at start)")
       ->check(Check(CheckListen, "ADDR:PORT"))
       ->capture_default_str();
-  app.add_option("--cert", cert, "this verifier's certificate (PEM, ECDSA P-256; also its client certificate)")->required();
-  app.add_option("--key", key, "its private key (PEM)")->required();
-  app.add_option("--ca", ca, "CA certificates agents' and operators' certificates must chain to (PEM)")->required();
+  // Required, but checked after parsing: --hash-password needs none of them.
+  app.add_option("--cert", cert, "this verifier's certificate (PEM, ECDSA P-256; also its client certificate); required");
+  app.add_option("--key", key, "its private key (PEM); required");
+  app.add_option("--ca", ca, "CA certificates agents' and operators' certificates must chain to (PEM); required");
   app.add_option("--ek-ca-dir", ek_ca_dir, "directory of EK certificate CAs (TPM manufacturers)")->check(CLI::ExistingDirectory);
   app.add_option("--operator-cn", operator_cn, "certificate CNs allowed on the REST API (default: any the CA signed)");
   app.add_option("--interval-ms", interval_ms, "time between two rounds of one agent")
@@ -133,6 +140,13 @@ int Run(int argc, char** argv) {
   app.add_option("--max-body-kib", max_body_kib, "largest REST request body (policies)")
       ->check(CLI::Range(1, 262144))
       ->capture_default_str();
+  app.add_option("--web", web,
+                 "serve the read-only web view on ADDR:PORT (port 0: any, printed at start): browsers with an "
+                 "operator certificate, or operators of --web-users after a login (docs/verifier.md)");
+  app.add_option("--web-users", web_users,
+                 "file of web view operators, one \"NAME pbkdf2-sha256:ITER:SALT:HASH\" a line (--hash-password)");
+  app.add_flag("--hash-password", hash_password,
+               "read a password on stdin, print its --web-users hash (PBKDF2-HMAC-SHA256) and exit");
   app.footer(
       "Example:\n"
       "  lim-verifier --store sqlite:/var/lib/lim/verifier.db --listen 0.0.0.0:8892 --cert v.pem --key v.key --ca ca.pem\n"
@@ -155,6 +169,16 @@ int Run(int argc, char** argv) {
                  daemon::DescribeParseError(app, e).c_str());
     return 2;
   }
+  if (hash_password) {
+    std::string password;
+    std::getline(std::cin, password);
+    if (password.empty()) return Fail("--hash-password: empty password on stdin");
+    auto h = verifier::web::HashPassword(password);
+    if (!h.ok()) return Fail(h.status().message());
+    std::printf("%s\n", h->c_str());
+    return 0;
+  }
+  if (cert.empty() || key.empty() || ca.empty()) return Fail("--cert, --key and --ca are required");
   auto hp = verifier::ParseHostPort(listen);
   // Port 0 is allowed here (the kernel picks one); ParseHostPort wants 1-65535.
   std::string host;
@@ -191,6 +215,29 @@ int Run(int argc, char** argv) {
   o.server.limits.max_body_bytes = static_cast<uint64_t>(max_body_kib) << 10;
   auto v = verifier::Verifier::Create(std::move(*db), o);
   if (!v.ok()) return Fail(v.status().message());
+  std::unique_ptr<verifier::WebView> view;
+  if (!web.empty()) {
+    verifier::WebOptions wo;
+    wo.tls = o.tls;
+    wo.operator_cn = operator_cn;
+    wo.users_file = web_users;
+    size_t colon = web.rfind(':');
+    auto whp = verifier::ParseHostPort(web);
+    if (colon != std::string::npos && web.substr(colon) == ":0") {
+      wo.server.address = web.substr(0, colon);
+    } else if (!whp.ok()) {
+      return Fail("--web: " + whp.status().message());
+    } else {
+      wo.server.address = whp->first;
+      wo.server.port = whp->second;
+    }
+    wo.server.threads = 2;
+    auto w = verifier::WebView::Create(**v, wo);
+    if (!w.ok()) return Fail("--web: " + w.status().message());
+    view = std::move(*w);
+  } else if (!web_users.empty()) {
+    return Fail("--web-users without --web");
+  }
 
   ::signal(SIGPIPE, SIG_IGN);
   struct sigaction sa {};
@@ -200,8 +247,13 @@ int Run(int argc, char** argv) {
   if (auto st = (*v)->Start(); !st.ok()) return Fail(st.message());
   // The port line is what scripts and tests wait for.
   std::printf("lim-verifier: listening on %s:%u\n", host.c_str(), (*v)->port());
+  if (view) {
+    if (auto st = view->Start(); !st.ok()) return Fail("--web: " + st.message());
+    std::printf("lim-verifier: web view on https://%s:%u/\n", view->server_address().c_str(), view->port());
+  }
   std::fflush(stdout);
   while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (view) view->Stop();
   (*v)->Stop();
   return 0;
 }

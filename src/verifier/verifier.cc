@@ -142,12 +142,12 @@ void NoteRows(Verifier::Worker& w, const attest::Evidence& ev, const attest::Rou
 // The integrated table (BIOS, boot loader, IMA rows with one running index), each row's
 // verdict: a finding's reason, "ok", or "pending" (received, not yet covered by a quote) /
 // "unverified" (a firmware log not accepted yet).
-json EntriesJson(Verifier::Worker& w) {
+std::vector<EntryRow> EntryRows(Verifier::Worker& w) {
   std::lock_guard<std::mutex> lk(w.rows_mu);
-  json rows = json::array();
+  std::vector<EntryRow> rows;
+  rows.reserve(w.boot_rows.size() + w.ima_rows.size());
   auto add = [&rows](const tcg::TableRow& t, size_t index, const char* source, const std::string& verdict) {
-    rows.push_back({{"index", index}, {"source", source}, {"pcr", t.pcr}, {"type", t.type},
-                    {"digest", t.digest_hex}, {"event", t.text}, {"verdict", verdict}});
+    rows.push_back({index, source, t.pcr, t.type, t.digest_hex, t.text, verdict});
   };
   for (const auto& t : w.boot_rows) {
     auto v = w.boot_verdicts.find(t.index);
@@ -157,6 +157,15 @@ json EntriesJson(Verifier::Worker& w) {
   for (const auto& [i, r] : w.ima_rows) {
     std::string verdict = !r.verdict.empty() ? r.verdict : i < w.verified_entries ? "ok" : "pending";
     add(r.row, base + static_cast<size_t>(i), "ima", verdict);
+  }
+  return rows;
+}
+
+json EntriesJson(Verifier::Worker& w) {
+  json rows = json::array();
+  for (const auto& r : EntryRows(w)) {
+    rows.push_back({{"index", r.index}, {"source", r.source}, {"pcr", r.pcr}, {"type", r.type},
+                    {"digest", r.digest}, {"event", r.event}, {"verdict", r.verdict}});
   }
   return rows;
 }
@@ -275,6 +284,17 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
 }
 
 Verifier::~Verifier() { Stop(); }
+
+std::vector<EntryRow> Verifier::Entries(const std::string& id) {
+  std::shared_ptr<Worker> w;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    auto it = workers_.find(id);
+    if (it == workers_.end()) return {};
+    w = it->second;
+  }
+  return EntryRows(*w);
+}
 
 void Verifier::Log(const std::string& line) { options_.log(line); }
 

@@ -79,6 +79,20 @@ struct VerifierOptions {
   std::function<void(const std::string&)> log;
 };
 
+// One row of an agent's integrated table (`lim verifier show --entries`, the web view):
+// firmware and IMA rows numbered with one running index.
+struct EntryRow {
+  size_t index = 0;
+  std::string source;  // "firmware" or "ima"
+  uint32_t pcr = 0;
+  uint32_t type = 0;   // firmware event type (0 for IMA rows)
+  std::string digest;  // hex
+  std::string event;   // tagged event data ("[IMA:/usr/bin/x]")
+  // A finding's reason code, "ok", "pending" (received, not yet covered by a quote) or
+  // "unverified" (a firmware log not accepted yet).
+  std::string verdict;
+};
+
 class Verifier {
  public:
   static Result<std::unique_ptr<Verifier>> Create(std::unique_ptr<attest::Store> store, VerifierOptions options);
@@ -97,6 +111,9 @@ class Verifier {
   Status Remove(const std::string& id);
   // One round for one agent now (tests; the loop calls it when the agent is due).
   Status RunRound(const std::string& id);
+  // The agent's integrated table as of its last round (empty before one). Thread-safe; does
+  // not wait for a round in progress.
+  std::vector<EntryRow> Entries(const std::string& id);
 
   attest::Store& store() { return *store_; }
 

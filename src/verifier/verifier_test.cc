@@ -4,6 +4,8 @@
 // SQLite store, and the operators' REST API driven over mutual TLS — enrollment, clean
 // rounds with a policy learnt from the list, then tampering the verifier must see.
 #include "verifier/verifier.h"
+#include "verifier/web_auth.h"
+#include "verifier/web_html.h"
 
 #include <gtest/gtest.h>
 #include <fcntl.h>
@@ -19,6 +21,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <thread>
+#include <tuple>
 
 #include "agent/agent_test_util.h"
 #include "attest/attest_test_util.h"
@@ -422,6 +425,65 @@ TEST_F(VerifierE2eTest, EntriesShowFirmwareThenImaRowsWithOneIndex) {
   EXPECT_EQ(rows[events]["event"], "[IMA:boot_aggregate]") << rows[events].dump();
   EXPECT_EQ(rows[events + 3]["event"], "[IMA:/usr/bin/tool2]") << rows[events + 3].dump();
   agent.Stop();
+}
+
+// The web view in headless chromium (web_browser_test.py drives it through selenium): a
+// passing host and a failing one with a hostile name and a hostile path; the browser logs
+// in, finds the failed host first, its failing row first and explained, walks fleet → host
+// → history → policy without a console error. Skipped when chromium cannot run here.
+TEST_F(VerifierE2eTest, WebViewInChromium) {
+  const std::string bad = "bad<script>alert(2)</script>";
+  AddLearntPolicy("partial");  // the 20 tools
+  host_.AppendFile("/tmp/<script>alert(1)</script>", "not in the partial policy");
+  WriteList();
+  AddLearntPolicy("full", 21);
+  auto hash = web::HashPassword("operator pw", 1000);
+  ASSERT_TRUE(hash.ok());
+  ASSERT_TRUE(WriteFileBytes(dir_ + "/users", AsBytes("alice " + *hash + "\n"), 0600).ok());
+  RestartVerifier({"--web", "127.0.0.1:0", "--web-users", dir_ + "/users"});
+  std::string out = verifier_.Output();
+  size_t at = out.find("web view on https://127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << out;
+  std::string url = out.substr(at + 12, out.find('\n', at) - at - 12);
+  agent::testing::AgentProcess agent2{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(agent2.Start({"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", bad,
+                          "--verifier-cn", "lim-server", "--listen", "127.0.0.1", "--port", "0", "--tpm",
+                          tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak2", "--list", dir_ + "/list",
+                          "--event-log", "none", "--control-socket", dir_ + "/limd.sock", "--config", "/dev/null"}),
+            "");
+  // One agent at a time on the one test TPM (two quoting at once run out of its transient
+  // object slots): the failing host first — failed stays failed when its agent stops.
+  auto enroll = [this](const std::string& id, uint16_t port, const std::string& policy) {
+    auto [code, rec] = Api("POST", "/v1/agents",
+                           {{"id", id}, {"address", "127.0.0.1:" + std::to_string(port)}, {"policy", policy}, {"tofu", true}});
+    EXPECT_EQ(code, 200) << rec.dump() << verifier_.Output();
+  };
+  enroll(bad, agent2.port(), "partial");
+  json failed = WaitFor(web::UrlComponent(bad), [](const json& j) { return j["status"] == "failed"; });
+  ASSERT_EQ(failed["status"], "failed") << failed.dump() << verifier_.Output();
+  agent2.Stop();
+  enroll("agent-1", agent_.port(), "full");
+  json good = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 2; });
+  ASSERT_EQ(good["status"], "attested") << good.dump() << verifier_.Output();
+
+  auto spki = lim::testing::Run("openssl x509 -in " + lim::testing::ShellQuote(pki_.server_cert) +
+                                " -pubkey -noout | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | "
+                                "base64");
+  ASSERT_EQ(spki.exit_code, 0) << spki.err;
+  json cfg = {{"url", url},
+              {"user", "alice"},
+              {"password", "operator pw"},
+              {"spki", spki.out.substr(0, spki.out.find('\n'))},
+              {"failed", bad},
+              {"passed", "agent-1"},
+              {"failing_event", "[IMA:/tmp/<script>alert(1)</script>]"},
+              {"failing_reason", "unknown-file"},
+              {"policy", "partial"}};
+  auto run = lim::testing::Run("/usr/bin/python3 " +
+                               lim::testing::ShellQuote(lim::testing::SourcePath("src/verifier/web_browser_test.py")) +
+                               " " + lim::testing::ShellQuote(cfg.dump()));
+  if (run.exit_code == 77) GTEST_SKIP() << run.out << run.err;
+  EXPECT_EQ(run.exit_code, 0) << run.out << run.err << verifier_.Output();
 }
 
 // An agent that presents an AK its TPM does not hold (here the simulated host's AK in the

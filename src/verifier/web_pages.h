@@ -1,0 +1,64 @@
+// The pages of the verifier's web view (web_view.h) as functions of plain data: the fleet,
+// one host's integrated table, a host's history of verdicts, a policy. web_view.cc fetches
+// the data (store, verifier) and serves the result; tests and benchmarks call these
+// directly. Every string from agents is escaped (web_html.h); every long list is cut to one
+// page (web_html.h Paginate), so a page costs O(rows shown) beyond one pass over the list
+// for the failing-first order. Stateless functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "attest/store.h"
+#include "verifier/verifier.h"
+#include "verifier/web_html.h"
+
+namespace lim::verifier::web {
+
+using Query = std::map<std::string, std::string>;
+
+// One line of the fleet.
+struct FleetRow {
+  std::string id;
+  attest::AgentStatus status = attest::AgentStatus::kEnrolling;
+  std::string policy;
+  std::string address;  // empty: push
+  int64_t updated = 0;  // last round, unix seconds
+  uint64_t rounds = 0;
+  uint64_t next_index = 0;  // entries verified
+};
+
+// Failed first, then unreachable, enrolling, attested; by id within each.
+void SortFleet(std::vector<FleetRow>* rows);
+
+// The fleet page body: counts by state, a search form (?q= substring of id or policy,
+// ?state=), one page of the sorted rows. last_failure(id) gives a failed host's newest
+// failure (called only for the rows shown).
+std::string FleetBody(const std::vector<FleetRow>& sorted, const Query& query,
+                      const std::function<std::string(const std::string&)>& last_failure);
+
+// A row is failing when its verdict is a finding's reason (not ok/pending/unverified).
+bool IsFailingVerdict(const std::string& verdict);
+
+// The host page body: the agent's record, its latest findings (`recent`, newest first) and
+// one page of the integrated table, failing rows first, each failing row with the
+// finding that explains it (matched in `recent` by entry and reason).
+std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRow>& rows,
+                     const std::vector<attest::VerdictRecord>& recent, const Query& query);
+
+// The history page body: `newest` are the agent's findings newest first, at most
+// (page × per) + 1 of them (the extra one tells that an older page exists).
+std::string HistoryBody(const std::string& id, const std::vector<attest::VerdictRecord>& newest, const Query& query);
+// How many findings HistoryBody needs for the page asked (≤ max).
+size_t HistoryFetchLimit(const Query& query, size_t max);
+
+// The policy page body: its summary, one page of its paths (?q= substring), the hosts it
+// is assigned to (from the fleet).
+std::string PolicyBody(const std::string& name, const std::string& native_json, const std::vector<FleetRow>& fleet,
+                       const Query& query);
+std::string PoliciesBody(const std::vector<std::string>& names, const std::vector<FleetRow>& fleet);
+
+}  // namespace lim::verifier::web

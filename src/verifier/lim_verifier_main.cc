@@ -179,6 +179,11 @@ int Run(int argc, char** argv) {
     return 0;
   }
   if (cert.empty() || key.empty() || ca.empty()) return Fail("--cert, --key and --ca are required");
+  if (!web_users.empty()) {
+    if (web.empty()) return Fail("--web-users without --web");
+    // Checked before anything starts: a typo in the file is a start-up error naming its line.
+    if (auto u = verifier::web::WebUsers::Load(web_users); !u.ok()) return Fail("--web-users: " + u.status().message());
+  }
   auto hp = verifier::ParseHostPort(listen);
   // Port 0 is allowed here (the kernel picks one); ParseHostPort wants 1-65535.
   std::string host;
@@ -235,8 +240,6 @@ int Run(int argc, char** argv) {
     auto w = verifier::WebView::Create(**v, wo);
     if (!w.ok()) return Fail("--web: " + w.status().message());
     view = std::move(*w);
-  } else if (!web_users.empty()) {
-    return Fail("--web-users without --web");
   }
 
   ::signal(SIGPIPE, SIG_IGN);

@@ -484,6 +484,7 @@ TEST_F(VerifierE2eTest, WebViewInChromium) {
                                " " + lim::testing::ShellQuote(cfg.dump()));
   if (run.exit_code == 77) GTEST_SKIP() << run.out << run.err;
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err << verifier_.Output();
+  std::printf("%s", run.out.c_str());
 }
 
 // An agent that presents an AK its TPM does not hold (here the simulated host's AK in the

@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "attest/store.h"
+#include "net/https_client.h"
 #include "net/test_certs_test_util.h"
 #include "tests/testing.h"
 #include "verifier/verifier.h"
@@ -379,6 +380,70 @@ TEST_F(WebViewTest, LoginOpensASessionLogoutClosesIt) {
   out.method = "POST";
   EXPECT_EQ(web_->Handle(out).status, 303);
   EXPECT_EQ(web_->Handle(Get("/", "", session)).status, 303);
+}
+
+// Over the wire: the web socket asks for a client certificate but lets a browser without
+// one reach the login page; an operator certificate opens the pages at once; a certificate
+// from another CA is refused at the handshake.
+TEST_F(WebViewTest, OverTlsAnOperatorCertificateOrTheLoginPage) {
+  ASSERT_TRUE(web_->Start().ok());
+  auto request = [this](Result<std::shared_ptr<net::TlsContext>> tls, const std::string& target) {
+    EXPECT_TRUE(tls.ok());
+    net::ClientOptions co;
+    co.port = web_->port();
+    auto c = net::HttpsClient::Create(*tls, co);
+    EXPECT_TRUE(c.ok());
+    return (*c)->Request("GET", target);
+  };
+  auto anonymous = request(net::MakeClientTlsWithoutCertificate(pki_.ca), "/");
+  ASSERT_TRUE(anonymous.ok()) << anonymous.status().message();
+  EXPECT_EQ(anonymous->status, 303);
+  EXPECT_EQ(anonymous->body.find("evil"), std::string::npos);
+  auto login = request(net::MakeClientTlsWithoutCertificate(pki_.ca), "/login");
+  ASSERT_TRUE(login.ok());
+  EXPECT_EQ(login->status, 200);
+  EXPECT_NE(login->body.find("<form class=\"login\""), std::string::npos);
+  // The test PKI's client certificate (CN agent-1) is not in --operator-cn: login page.
+  auto agent = request(net::MakeClientTls({pki_.client_cert, pki_.client_key, pki_.ca}), "/");
+  ASSERT_TRUE(agent.ok()) << agent.status().message();
+  EXPECT_EQ(agent->status, 303);
+  auto foreign = request(net::MakeClientTls({pki_.other_client_cert, pki_.other_client_key, pki_.ca}), "/");
+  EXPECT_FALSE(foreign.ok() && foreign->status == 200);
+  web_->Stop();
+  WebOptions wo;
+  wo.tls = {pki_.server_cert, pki_.server_key, pki_.ca};
+  wo.operator_cn = {"agent-1"};
+  auto w = WebView::Create(*verifier_, wo);
+  ASSERT_TRUE(w.ok());
+  web_ = std::move(*w);
+  ASSERT_TRUE(web_->Start().ok());
+  auto op = request(net::MakeClientTls({pki_.client_cert, pki_.client_key, pki_.ca}), "/");
+  ASSERT_TRUE(op.ok()) << op.status().message();
+  EXPECT_EQ(op->status, 200);
+  EXPECT_NE(op->body.find("evil&lt;script&gt;"), std::string::npos);
+  EXPECT_EQ(request(net::MakeClientTlsWithoutCertificate(pki_.ca), "/")->status, 303);
+}
+
+// The binary's web flags: --hash-password prints a line the users file takes; a bad users
+// file names its line; --web-users needs --web.
+TEST(WebFlags, HashPasswordAndBadUsersFile) {
+  std::string bin = std::filesystem::read_symlink("/proc/self/exe").parent_path().string() + "/lim-verifier";
+  auto hashed = lim::testing::Run("printf 'pass word\\n' | " + lim::testing::ShellQuote(bin) + " --hash-password");
+  ASSERT_EQ(hashed.exit_code, 0) << hashed.err;
+  std::string line = hashed.out.substr(0, hashed.out.find('\n'));
+  EXPECT_EQ(line.rfind("pbkdf2-sha256:600000:", 0), 0u) << line;
+  EXPECT_TRUE(*CheckPassword(line, "pass word"));
+  std::string dir = lim::testing::MakeTempDir();
+  std::ofstream(dir + "/users") << "# ops\nalice " << line << "\nbob\n";
+  auto bad = lim::testing::Run(lim::testing::ShellQuote(bin) + " --cert a --key b --ca c --store sqlite::memory: --web "
+                               "127.0.0.1:0 --web-users " + dir + "/users");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find(dir + "/users:3: expected NAME"), std::string::npos) << bad.err;
+  auto alone = lim::testing::Run(lim::testing::ShellQuote(bin) + " --cert a --key b --ca c --store sqlite::memory: "
+                                 "--web-users " + dir + "/users");
+  EXPECT_EQ(alone.exit_code, 2);
+  EXPECT_NE(alone.err.find("--web-users without --web"), std::string::npos) << alone.err;
+  std::filesystem::remove_all(dir);
 }
 
 // The render time of one host page over a 100,000-row table (docs/performance.md): the

@@ -267,6 +267,14 @@ TEST(HttpParse, ParsesARequestWithQueryAndBody) {
   EXPECT_EQ(r->query.at("b"), "A");
   EXPECT_EQ(r->body, "{}");
   EXPECT_EQ(r->content_type, "application/json");
+  EXPECT_EQ(r->cookie, "");
+}
+
+TEST(HttpParse, KeepsTheCookieHeader) {  // the web view's session (verifier/web_view.h)
+  std::string raw = "GET / HTTP/1.1\r\nHost: h\r\nCookie: a=1; lim_session=abc\r\n\r\n";
+  auto r = ParseHttpRequest(ByteView(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()), {});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->cookie, "a=1; lim_session=abc");
 }
 
 TEST(HttpParse, RefusesOversizeAndMalformed) {

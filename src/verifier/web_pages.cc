@@ -71,6 +71,12 @@ std::string FindingRow(const attest::VerdictRecord& v, bool with_verdict) {
   return out;
 }
 
+// Reasons whose finding's entry is a firmware event index (the verifier's rule, NoteRows).
+bool IsFirmwareReason(attest::Reason r) {
+  if (r == attest::Reason::kBootComponent || r == attest::Reason::kSecureBoot) return true;
+  return std::string_view(attest::ReasonName(r)).rfind("firmware-", 0) == 0;
+}
+
 std::string TypeCell(const EntryRow& r) {
   if (r.source == "ima") return "IMA";
   char b[16];
@@ -135,8 +141,47 @@ bool IsFailingVerdict(const std::string& verdict) {
   return verdict != "ok" && verdict != "pending" && verdict != "unverified";
 }
 
-std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRow>& rows,
-                     const std::vector<attest::VerdictRecord>& recent, const Query& query) {
+bool FindingSearch::Grow(size_t n) {
+  if (complete_ || n <= have_.size()) return !complete_;
+  n = std::min(n, max_);
+  ++fetches_;
+  auto got = fetch_(n);
+  if (!got.ok()) {
+    complete_ = true;
+    return false;
+  }
+  complete_ = got->size() < n || n >= max_;
+  have_ = std::move(*got);
+  return true;
+}
+
+const std::vector<attest::VerdictRecord>& FindingSearch::Newest(size_t n) {
+  Grow(n);
+  return have_;
+}
+
+const attest::Finding* FindingSearch::Find(const std::function<bool(const attest::Finding&)>& pred) {
+  size_t from = 0;
+  for (size_t want = 50;; want *= 20) {
+    Grow(want);
+    for (; from < have_.size(); ++from) {
+      if (pred(have_[from].finding)) return &have_[from].finding;
+    }
+    if (complete_) return nullptr;
+  }
+}
+
+std::string LastFailure(const std::string& id, FindingSearch& findings) {
+  const attest::Finding* f = findings.Find(
+      [](const attest::Finding& x) { return x.failure() && x.reason != attest::Reason::kUnreachable; });
+  if (!f) return {};
+  std::string line = attest::FormatFinding(id, *f);
+  const std::string prefix = "lim-verifier: ";
+  return line.rfind(prefix, 0) == 0 ? line.substr(prefix.size()) : line;
+}
+
+std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRow>& rows, FindingSearch& findings,
+                     const Query& query) {
   std::string out = "<dl class=\"kv\"><dt>state</dt><dd>" + StateCell(agent.status) + "</dd><dt>last attestation</dt><dd>" +
                     Html(UtcTime(agent.updated)) + "</dd><dt>policy</dt><dd>" + PolicyLink(agent.policy) +
                     "</dd><dt>address</dt><dd class=\"mono\">" + (agent.address.empty() ? "push" : Html(agent.address)) +
@@ -146,17 +191,10 @@ std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRo
                     (agent.tofu ? "trust on first use (no EK certificate)" : "EK certificate checked") + "</dd></dl>\n";
   out += "<p><a id=\"history-link\" href=\"" + Html(Url("/history", {{"id", agent.id}})) +
          "\">history of verdicts</a></p>\n";
-
-  // The newest finding for each (firmware?, entry, reason): what explains a failing row.
   size_t boot_rows = 0;
   while (boot_rows < rows.size() && rows[boot_rows].source == "firmware") ++boot_rows;
-  std::map<std::tuple<bool, uint64_t, std::string>, const attest::Finding*> why;
-  for (const auto& v : recent) {  // newest first: emplace keeps the newest
-    if (!v.finding.entry) continue;
-    bool firmware = v.finding.reason == attest::Reason::kBootComponent || v.finding.reason == attest::Reason::kSecureBoot ||
-                    std::string_view(attest::ReasonName(v.finding.reason)).rfind("firmware-", 0) == 0;
-    why.emplace(std::make_tuple(firmware, *v.finding.entry, std::string(attest::ReasonName(v.finding.reason))), &v.finding);
-  }
+  const auto& newest = findings.Newest(10);
+  const std::vector<attest::VerdictRecord> recent(newest.begin(), newest.begin() + static_cast<long>(std::min<size_t>(10, newest.size())));
 
   out += "<h2>Latest findings</h2>\n";
   if (recent.empty()) {
@@ -164,7 +202,7 @@ std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRo
   } else {
     out += "<table id=\"findings\"><thead><tr><th>time</th><th>reason</th><th>entry</th><th>PCR</th><th>explanation</th>"
            "</tr></thead><tbody>\n";
-    for (size_t i = 0; i < recent.size() && i < 10; ++i) out += FindingRow(recent[i], false);
+    for (const auto& v : recent) out += FindingRow(v, false);
     out += "</tbody></table>\n";
   }
 
@@ -203,8 +241,10 @@ std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRo
     if (fail) {
       bool firmware = r.source == "firmware";
       uint64_t entry = firmware ? r.index : r.index - boot_rows;
-      auto it = why.find(std::make_tuple(firmware, entry, r.verdict));
-      explanation = it != why.end() ? Explain(*it->second) : "<span class=\"note\">see the history</span>";
+      const attest::Finding* why = findings.Find([&](const attest::Finding& f) {
+        return f.entry == entry && IsFirmwareReason(f.reason) == firmware && r.verdict == attest::ReasonName(f.reason);
+      });
+      explanation = why ? Explain(*why) : "<span class=\"note\">not in the history any more</span>";
     }
     out += std::string("<tr") + (fail ? " class=\"fail\"" : "") + "><td>" + std::to_string(r.index) + "</td><td>" +
            std::to_string(r.pcr) + "</td><td>" + TypeCell(r) +

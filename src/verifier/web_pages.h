@@ -43,11 +43,42 @@ std::string FleetBody(const std::vector<FleetRow>& sorted, const Query& query,
 // A row is failing when its verdict is a finding's reason (not ok/pending/unverified).
 bool IsFailingVerdict(const std::string& verdict);
 
-// The host page body: the agent's record, its latest findings (`recent`, newest first) and
-// one page of the integrated table, failing rows first, each failing row with the
-// finding that explains it (matched in `recent` by entry and reason).
-std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRow>& rows,
-                     const std::vector<attest::VerdictRecord>& recent, const Query& query);
+// An agent's findings, newest first, read from the store only as deep as a page needs:
+// most pages need the newest few, but a failure can lie behind a long run of unreachable
+// rounds (a failed host stays failed, and every round it cannot be reached adds a
+// finding). Not thread-safe: one per page.
+class FindingSearch {
+ public:
+  // fetch(limit): the newest `limit` findings (Store::History).
+  using Fetch = std::function<Result<std::vector<attest::VerdictRecord>>(size_t limit)>;
+  // At most max findings are read (a store may keep up to 10,000,000 per agent).
+  explicit FindingSearch(Fetch fetch, size_t max = 100000) : fetch_(std::move(fetch)), max_(max) {}
+
+  // The newest n (fewer when the agent has fewer, or the store failed).
+  const std::vector<attest::VerdictRecord>& Newest(size_t n);
+  // The newest finding for which pred holds, reading deeper (×20 each time, from 50) until
+  // found or the history ends; nullptr when none.
+  const attest::Finding* Find(const std::function<bool(const attest::Finding&)>& pred);
+  size_t fetches() const { return fetches_; }
+
+ private:
+  bool Grow(size_t n);  // false when nothing more can be read
+  Fetch fetch_;
+  size_t max_;
+  std::vector<attest::VerdictRecord> have_;
+  bool complete_ = false;
+  size_t fetches_ = 0;
+};
+
+// The newest finding that made the agent failed (a failure, not unreachable — which never
+// fails a host) in the log-line form without its "lim-verifier: " prefix; empty when none.
+std::string LastFailure(const std::string& id, FindingSearch& findings);
+
+// The host page body: the agent's record, its 10 newest findings and one page of the
+// integrated table, failing rows first, each failing row with the finding that explains
+// it (the newest with its entry and reason).
+std::string HostBody(const attest::AgentRecord& agent, const std::vector<EntryRow>& rows, FindingSearch& findings,
+                     const Query& query);
 
 // The history page body: `newest` are the agent's findings newest first, at most
 // (page × per) + 1 of them (the extra one tells that an older page exists).

@@ -152,6 +152,19 @@ std::vector<EntryRow> Rows(size_t n, size_t firmware, const std::vector<size_t>&
   return rows;
 }
 
+// A FindingSearch over findings held in memory (newest first).
+FindingSearch Search(std::vector<attest::VerdictRecord> v) {
+  return FindingSearch([v](size_t n) -> Result<std::vector<attest::VerdictRecord>> {
+    return std::vector<attest::VerdictRecord>(v.begin(), v.begin() + static_cast<long>(std::min(n, v.size())));
+  });
+}
+
+std::string Host(const attest::AgentRecord& a, const std::vector<EntryRow>& rows,
+                 std::vector<attest::VerdictRecord> findings, const Query& q) {
+  FindingSearch s = Search(std::move(findings));
+  return HostBody(a, rows, s, q);
+}
+
 // The row indices of an entries table, in page order.
 std::vector<size_t> ShownIndices(const std::string& html) {
   std::vector<size_t> out;
@@ -177,19 +190,47 @@ TEST(WebPages, HostTableOfAMillionRowsShowsFailingRowsFirstThenTheRestInOrder) {
   v.finding.path = "/tmp/<script>alert(1)</script>";
   v.finding.digest = "sha256:ab12";
   v.finding.reference = "policy: no such path";
-  std::string html = HostBody(a, rows, {v}, {{"per", "6"}});
+  std::string html = Host(a, rows, {v}, {{"per", "6"}});
   EXPECT_EQ(ShownIndices(html), (std::vector<size_t>{3, 5, 500000, 999999, 0, 1}));
   EXPECT_EQ(html.find("<script>"), std::string::npos);
   EXPECT_NE(html.find("<b>reference</b> policy: no such path"), std::string::npos);  // row 500000 explained
   EXPECT_NE(html.find("1,000,000 rows"), std::string::npos);
   EXPECT_NE(html.find("4 failing"), std::string::npos);
   // Later pages: the others in order, the failing ones not again.
-  EXPECT_EQ(ShownIndices(HostBody(a, rows, {}, {{"per", "6"}, {"page", "2"}})), (std::vector<size_t>{2, 4, 6, 7, 8, 9}));
-  EXPECT_EQ(ShownIndices(HostBody(a, rows, {}, {{"per", "3"}, {"page", "2"}})), (std::vector<size_t>{999999, 0, 1}));
-  auto last = ShownIndices(HostBody(a, rows, {}, {{"per", "6"}, {"page", "166667"}}));
+  EXPECT_EQ(ShownIndices(Host(a, rows, {}, {{"per", "6"}, {"page", "2"}})), (std::vector<size_t>{2, 4, 6, 7, 8, 9}));
+  EXPECT_EQ(ShownIndices(Host(a, rows, {}, {{"per", "3"}, {"page", "2"}})), (std::vector<size_t>{999999, 0, 1}));
+  auto last = ShownIndices(Host(a, rows, {}, {{"per", "6"}, {"page", "166667"}}));
   EXPECT_EQ(last, (std::vector<size_t>{999995, 999996, 999997, 999998}));
   // The default page is bounded whatever the list holds.
-  EXPECT_EQ(ShownIndices(HostBody(a, rows, {}, {{"per", "100000000"}})).size(), 2000u);
+  EXPECT_EQ(ShownIndices(Host(a, rows, {}, {{"per", "100000000"}})).size(), 2000u);
+}
+
+// A failed host that then went unreachable: its failure lies behind thousands of
+// unreachable findings, and is still the one the fleet and the host page show.
+TEST(WebPages, TheFailureBehindARunOfUnreachableRoundsIsFound) {
+  std::vector<attest::VerdictRecord> h(2001);
+  for (size_t i = 0; i < 2000; ++i) h[i].finding.reason = attest::Reason::kUnreachable;
+  h[2000].finding.reason = attest::Reason::kUnknownFile;
+  h[2000].finding.entry = 21;
+  h[2000].finding.path = "/tmp/x";
+  FindingSearch deep = Search(h);
+  EXPECT_EQ(LastFailure("web1", deep), "agent=web1 reason=unknown-file entry=21 path=/tmp/x");
+  EXPECT_EQ(deep.fetches(), 3u);  // 50, 1,000, then all 2,001
+  FindingSearch shallow = Search({h[2000], h[0]});
+  EXPECT_NE(LastFailure("web1", shallow), "");
+  EXPECT_EQ(shallow.fetches(), 1u);
+  FindingSearch none = Search({h[0], h[1]});
+  EXPECT_EQ(LastFailure("web1", none), "");
+  FindingSearch capped(
+      [&h](size_t n) -> Result<std::vector<attest::VerdictRecord>> {
+        return std::vector<attest::VerdictRecord>(h.begin(), h.begin() + static_cast<long>(std::min(n, h.size())));
+      },
+      1000);
+  EXPECT_EQ(LastFailure("web1", capped), "");  // never reads past its bound
+  attest::AgentRecord a;
+  a.id = "web1";
+  std::string html = Host(a, Rows(22, 0, {21}), h, {});
+  EXPECT_NE(html.find("<b>path</b> /tmp/x"), std::string::npos);
 }
 
 TEST(WebPages, HistoryPagesNewestFirstWithAnOlderLinkOnlyWhenThereIsMore) {
@@ -459,7 +500,7 @@ TEST(WebBench, HostPageOf100000RowsRendersOnePage) {
   for (int i = 0; i < 21; ++i) {
     timespec t0{}, t1{};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t0);
-    html = HostBody(a, rows, {}, {{"page", std::to_string(1 + i * 20)}});
+    html = Host(a, rows, {}, {{"page", std::to_string(1 + i * 20)}});
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t1);
     ms.push_back(static_cast<double>(t1.tv_sec - t0.tv_sec) * 1e3 + static_cast<double>(t1.tv_nsec - t0.tv_nsec) / 1e6);
   }
@@ -470,7 +511,7 @@ TEST(WebBench, HostPageOf100000RowsRendersOnePage) {
   if (const char* dir = std::getenv("LIM_WEB_BENCH_DIR")) {
     for (const char* page : {"1", "250", "500"}) {
       std::ofstream(std::string(dir) + "/host-" + page + ".html")
-          << Frame("Host bench-host", "", false, HostBody(a, rows, {}, {{"page", page}}));
+          << Frame("Host bench-host", "", false, Host(a, rows, {}, {{"page", page}}));
     }
     std::ofstream(std::string(dir) + "/style.css") << StyleSheet();
   }

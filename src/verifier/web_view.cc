@@ -8,8 +8,6 @@ namespace lim::verifier {
 
 namespace {
 
-constexpr size_t kRecentFindings = 500;  // searched for the explanation of failing rows
-
 void SecureHeaders(net::HttpResponse* r) {
   // No script at all, styles and the icon from this origin only, no framing, forms post
   // here only: a string that escaped the escaping still could not run.
@@ -184,14 +182,9 @@ net::HttpResponse WebView::Page(const net::HttpRequest& r, const Viewer& v) {
   if (r.path == "/") {
     auto fleet = Fleet();
     if (!fleet.ok()) return error(500, "Fleet", fleet.status().message());
-    auto last_failure = [&store](const std::string& id) -> std::string {
-      auto h = store.History(id, 50);
-      if (!h.ok()) return {};
-      for (const auto& f : *h) {
-        // What made it failed: an unreachable round since does not (it never fails a host).
-        if (f.finding.failure() && f.finding.reason != attest::Reason::kUnreachable) return attest::FormatFinding(id, f.finding).substr(std::string("lim-verifier: ").size());
-      }
-      return {};
+    auto last_failure = [&store](const std::string& id) {
+      web::FindingSearch findings([&store, &id](size_t n) { return store.History(id, n); });
+      return web::LastFailure(id, findings);
     };
     return HtmlPage(200, web::Frame("Fleet", v.name, v.session, web::FleetBody(**fleet, r.query, last_failure)));
   }
@@ -206,10 +199,9 @@ net::HttpResponse WebView::Page(const net::HttpRequest& r, const Viewer& v) {
       if (!h.ok()) return error(500, "History", h.status().message());
       return HtmlPage(200, web::Frame("History of " + id, v.name, v.session, web::HistoryBody(id, *h, r.query)));
     }
-    auto recent = store.History(id, kRecentFindings);
-    if (!recent.ok()) return error(500, "Host", recent.status().message());
+    web::FindingSearch findings([&store, &id](size_t n) { return store.History(id, n); });
     return HtmlPage(200, web::Frame("Host " + id, v.name, v.session,
-                                    web::HostBody(**a, verifier_.Entries(id), *recent, r.query)));
+                                    web::HostBody(**a, verifier_.Entries(id), findings, r.query)));
   }
   if (r.path == "/policy") {
     std::string name = param("name");

@@ -20,7 +20,9 @@
 # and open+close of one file (lim_op_loop). Then, per workload, the CPU time each daemon
 # spent (utime+stime from /proc/PID/stat, all threads) over all timed rounds — every daemon
 # saw the same accesses on its own mount; it includes limd's exec tracepoint work for every
-# exec on the machine, the other peers' too — and limd's round trips per operation (its
+# exec on the machine, the other peers' too, so it is split: the tracepoint consumer's thread
+# (limd-trace; the same code in both modes) and the rest (the fanotify path, where appraisal
+# happens; its enforce/measure ratio is printed) — and limd's round trips per operation (its
 # answers: permission and pre-content events), measure vs enforce: the script fails unless
 # they are equal. Last, per round and daemon, its CPU while it alone serves its workload
 # (perf stat -e task-clock -p PID), and the per-round enforce/measure ratio.
@@ -123,6 +125,13 @@ fi
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+trace_cpu() {  # CPU ticks of PID's tracepoint consumer threads (comm limd-trace)
+  local t s=0
+  for t in /proc/"$1"/task/*; do
+    [ "$(cat "$t/comm" 2>/dev/null)" = limd-trace ] && s=$((s + $(awk '{print $14 + $15}' "$t/stat")))
+  done
+  echo "$s"
+}
 events() {  # limd's answers so far — one per round trip an opener waited on: permission
   # events of the content group and pre-content events (reads, mmaps) alike — from
   # status.json (refreshed every second)
@@ -136,8 +145,9 @@ hz=$(getconf CLK_TCK)
 specs() { for d in "${names[@]}"; do echo "$d=${1//%D/$W/$d}"; done; }
 workload() {  # workload TITLE OPS SPEC: the interleaved table, then CPU and round trips
   local title=$1 ops=$2 spec=$3 d
-  declare -A c0 e0
+  declare -A c0 e0 t0
   for d in "${daemons[@]}"; do c0[$d]=$(cpu "${dpid[$d]}"); done
+  for d in measure enforce; do t0[$d]=$(trace_cpu "${dpid[$d]}"); done
   for d in measure enforce; do e0[$d]=$(events "$d"); done
   echo
   echo "### $title"
@@ -156,6 +166,11 @@ workload() {  # workload TITLE OPS SPEC: the interleaved table, then CPU and rou
   done
   local mc=$(($(cpu "$measure_pid") - c0[measure])) ec=$(($(cpu "$enforce_pid") - c0[enforce]))
   [ "$mc" -gt 0 ] && printf 'enforce CPU / measure CPU: %.3f\n' "$(echo "$ec / $mc" | bc -l)"
+  local mt=$(($(trace_cpu "$measure_pid") - t0[measure])) et=$(($(trace_cpu "$enforce_pid") - t0[enforce]))
+  printf 'of it, the tracepoint consumer (limd-trace: every exec on the machine): measure %.2f s, enforce %.2f s\n' \
+    "$(echo "$mt / $hz" | bc -l)" "$(echo "$et / $hz" | bc -l)"
+  [ $((mc - mt)) -gt 0 ] && printf 'the rest (fanotify path), enforce / measure: %.2f s / %.2f s = %.3f\n' \
+    "$(echo "($ec - $et) / $hz" | bc -l)" "$(echo "($mc - $mt) / $hz" | bc -l)" "$(echo "($ec - $et) / ($mc - $mt)" | bc -l)"
   if [ "${de[measure]}" != "${de[enforce]}" ]; then
     echo "enforce took ${de[enforce]} round trips, measure ${de[measure]}: enforce adds round trips" >&2
     exit 1

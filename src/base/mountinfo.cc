@@ -3,7 +3,6 @@
 #include <sys/sysmacros.h>
 
 #include <cstdlib>
-#include <sstream>
 
 #include "base/file.h"
 
@@ -23,17 +22,40 @@ std::string UnescapeMountinfo(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// The next whitespace-separated field of *rest (as `istream >> string` takes it), *rest
+// advanced past it; empty at the end.
+std::string_view NextField(std::string_view* rest) {
+  auto space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
+  size_t b = 0;
+  while (b < rest->size() && space((*rest)[b])) ++b;
+  size_t e = b;
+  while (e < rest->size() && !space((*rest)[e])) ++e;
+  std::string_view f = rest->substr(b, e - b);
+  rest->remove_prefix(e);
+  return f;
+}
+
+}  // namespace
+
+// Without an istringstream: this runs for every line of a process's mountinfo on each exec
+// from a filesystem limd does not mark (LateExecs), and a stream per line was most of it.
 std::optional<MountinfoLine> ParseMountinfoLine(std::string_view line) {
-  std::istringstream ls{std::string(line)};
-  std::string id, parent, devno, root, mnt;
-  ls >> id >> parent >> devno >> root >> mnt;
+  std::string_view rest = line;
+  std::string_view id = NextField(&rest);
+  NextField(&rest);  // parent id
+  std::string_view devno = NextField(&rest);
+  NextField(&rest);  // root
+  std::string_view mnt = NextField(&rest);
   size_t sep = line.find(" - ");
   size_t colon = devno.find(':');
-  if (sep == std::string_view::npos || colon == std::string::npos) return std::nullopt;
+  if (sep == std::string_view::npos || colon == std::string_view::npos) return std::nullopt;
   MountinfoLine m;
-  m.id = id;
-  m.dev = makedev(static_cast<unsigned>(std::strtoul(devno.c_str(), nullptr, 10)),
-                  static_cast<unsigned>(std::strtoul(devno.c_str() + colon + 1, nullptr, 10)));
+  m.id = std::string(id);
+  std::string maj(devno.substr(0, colon)), mnr(devno.substr(colon + 1));
+  m.dev = makedev(static_cast<unsigned>(std::strtoul(maj.c_str(), nullptr, 10)),
+                  static_cast<unsigned>(std::strtoul(mnr.c_str(), nullptr, 10)));
   size_t type_end = line.find(' ', sep + 3);
   m.fstype = std::string(line.substr(sep + 3, type_end == std::string_view::npos ? std::string_view::npos
                                                                                  : type_end - sep - 3));
@@ -46,12 +68,18 @@ std::optional<MountinfoLine> ParseMountinfoLine(std::string_view line) {
   return m;
 }
 
+bool NextMountinfoLine(std::string_view* text, std::string_view* line) {
+  if (text->empty()) return false;
+  size_t nl = text->find('\n');
+  *line = text->substr(0, nl);
+  *text = nl == std::string_view::npos ? std::string_view() : text->substr(nl + 1);
+  return true;
+}
+
 std::vector<MountinfoLine> ParseMountinfo(std::string_view text) {
   std::vector<MountinfoLine> out;
-  while (!text.empty()) {
-    size_t nl = text.find('\n');
-    std::string_view line = text.substr(0, nl);
-    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+  std::string_view line;
+  while (NextMountinfoLine(&text, &line)) {
     if (auto m = ParseMountinfoLine(line)) out.push_back(std::move(*m));
   }
   return out;

@@ -27,6 +27,9 @@ struct MountinfoLine {
 std::string UnescapeMountinfo(std::string_view s);
 
 std::optional<MountinfoLine> ParseMountinfoLine(std::string_view line);
+// The next line of *text (as std::getline splits it, without the '\n'), *text advanced past
+// it; false at the end.
+bool NextMountinfoLine(std::string_view* text, std::string_view* line);
 // Every well-formed line, in order (the last mount on a path is the visible one).
 std::vector<MountinfoLine> ParseMountinfo(std::string_view text);
 // /proc/self/mountinfo (or another pid's), parsed.

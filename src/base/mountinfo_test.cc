@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 namespace lim {
 namespace {
 
@@ -28,6 +31,23 @@ TEST(Mountinfo, MalformedLinesAreSkipped) {
                               "25 1 0:6 / /z rw - fuse.sshfs\n");
   ASSERT_EQ(lines.size(), 1u);  // no "maj:min", no " - ", an empty line: skipped
   EXPECT_EQ(lines[0].fstype, "fuse.sshfs");  // the type is the last field
+}
+
+TEST(Mountinfo, FieldsMaySitBetweenRunsOfBlanksAndLinesAreSplitAsGetlineDoes) {
+  auto m = ParseMountinfoLine("31  22 259:3\t/ /boot rw - vfat /dev/nvme0n1p3 rw");
+  ASSERT_TRUE(m.has_value());
+  EXPECT_EQ(m->id, "31");
+  EXPECT_EQ(m->dev, makedev(259, 3));
+  EXPECT_EQ(m->mount_point, "/boot");
+  EXPECT_FALSE(ParseMountinfoLine("31 22").has_value());
+  std::string_view text = "a\n\nb", line;
+  std::vector<std::string> lines;
+  while (NextMountinfoLine(&text, &line)) lines.emplace_back(line);
+  EXPECT_EQ(lines, (std::vector<std::string>{"a", "", "b"}));
+  text = "c\n";
+  lines.clear();
+  while (NextMountinfoLine(&text, &line)) lines.emplace_back(line);
+  EXPECT_EQ(lines, (std::vector<std::string>{"c"}));
 }
 
 TEST(Mountinfo, ReadsThisProcesssOwn) {

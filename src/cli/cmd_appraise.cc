@@ -88,16 +88,40 @@ std::string KeyIdHex(uint32_t id) {
   return b;
 }
 
-// ---- fs UUID for EVM ----
+// ---- fs UUID and protected names for EVM ----
 
+// What goes into an EVM HMAC or signature beside the file: the filesystem UUID and the
+// names a kernel (or limd --evm-xattr) protects beyond the defaults.
 struct UuidArgs {
   std::string uuid;  // "" = detect
   bool no_uuid = false;
+  std::vector<std::string> evm_xattrs;  // added names, as written to evm_xattrs, in order
 };
 
 void AddUuidOptions(CLI::App* cmd, UuidArgs* u) {
   cmd->add_option("--uuid", u->uuid, "filesystem UUID hashed into HMACs and non-portable signatures (default: read from the filesystem)");
   cmd->add_flag("--no-uuid", u->no_uuid, "hash no UUID (a kernel without CONFIG_EVM_ATTR_FSUUID; evmctl --uuid=)");
+  cmd->add_option("--evm-xattr", u->evm_xattrs,
+                  "a security.* xattr EVM protects beside the defaults, as the kernel's evm_xattrs and limd --evm-xattr "
+                  "(repeatable; hashed after security.capability, in the order given)");
+}
+
+// The protected names in hashing order for u's --evm-xattr (empty: the defaults), by the
+// kernel's rules for evm_xattrs (ima::EvmXattrList).
+Result<std::vector<std::string>> EvmNames(const UuidArgs& u) {
+  if (u.evm_xattrs.empty()) return std::vector<std::string>();
+  ima::EvmXattrList list;
+  for (const auto& n : u.evm_xattrs) {
+    switch (list.Add(n)) {  // as limd refuses its --evm-xattr
+      case ima::EvmXattrList::AddResult::kNotSecurity:
+        return Status::InvalidArgument("--evm-xattr " + n + ": not a security.* xattr (the kernel's evm_xattrs takes no other)");
+      case ima::EvmXattrList::AddResult::kExists:
+        return Status::InvalidArgument("--evm-xattr " + n + ": protected already");
+      default:
+        break;
+    }
+  }
+  return list.Enabled();
 }
 
 Result<std::optional<ima::FsUuid>> UuidFor(const UuidArgs& u, int fd, const std::string& what) {
@@ -168,7 +192,8 @@ struct SignArgs {
 
 Status EvmSignOne(int fd, const std::string& file, const PrivateKey& key, const HashAlgo& algo, bool portable,
                   const UuidArgs& uuid) {
-  LIM_ASSIGN_OR_RETURN(ima::EvmInputs in, ima::ReadEvmInputs(fd, file));
+  LIM_ASSIGN_OR_RETURN(std::vector<std::string> names, EvmNames(uuid));
+  LIM_ASSIGN_OR_RETURN(ima::EvmInputs in, ima::ReadEvmInputs(fd, file, names));
   if (!portable) {
     LIM_ASSIGN_OR_RETURN(in.fsuuid, UuidFor(uuid, fd, file));
   }
@@ -356,6 +381,9 @@ int RunAppraise(const AppraiseArgs& a) {
   }
   ima::EvmConfig evm;
   evm.enabled = a.evm || !a.hmac_key.empty() || !a.evm_keys.empty();
+  auto names = EvmNames(a.uuid);
+  if (!names.ok()) return ReportError(names.status());
+  evm.names = std::move(names).value();
   evm.keys = a.evm_keys.empty() ? &keys->keys() : &evm_keys.keys();
   if (!a.hmac_key.empty()) {
     auto k = LoadHmacKey(a.hmac_key);
@@ -412,8 +440,10 @@ int RunEvmVerify(const EvmArgs& a) {
     if (!k.ok()) return ReportError(k.status());
     evm.hmac_key = std::move(k).value();
   }
+  auto names = EvmNames(a.uuid);
+  if (!names.ok()) return ReportError(names.status());
   return ForEachFile(a.files, [&](const std::string& file, int fd) -> Result<bool> {
-    LIM_ASSIGN_OR_RETURN(ima::EvmInputs in, ima::ReadEvmInputs(fd, file));
+    LIM_ASSIGN_OR_RETURN(ima::EvmInputs in, ima::ReadEvmInputs(fd, file, *names));
     LIM_ASSIGN_OR_RETURN(std::optional<Bytes> x, ima::ReadXattr(fd, ima::kEvmXattrName, ima::kMaxImaXattrSize, file));
     ima::EvmConfig e = WithUuid(evm, a.uuid, fd, file);
     in.fsuuid = e.fsuuid;
@@ -428,11 +458,13 @@ int RunEvmHmac(const EvmArgs& a) {
   if (a.hmac_key.empty()) return ReportError(Status::InvalidArgument("--hmac-key is required"));
   auto key = LoadHmacKey(a.hmac_key);
   if (!key.ok()) return ReportError(key.status());
+  auto names = EvmNames(a.uuid);
+  if (!names.ok()) return ReportError(names.status());
   for (const auto& file : a.files) {
     auto f = OpenFile(file);
     if (!f.ok()) return ReportError(f.status());
     int fd = (*f)->get();
-    auto in = ima::ReadEvmInputs(fd, file);
+    auto in = ima::ReadEvmInputs(fd, file, *names);
     if (!in.ok()) return ReportError(in.status());
     auto u = UuidFor(a.uuid, fd, file);
     if (!u.ok()) return ReportError(u.status());

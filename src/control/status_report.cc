@@ -64,6 +64,8 @@ constexpr CountKey kCounts[] = {
     {"late_exec_gaps", &StatusReport::late_exec_gaps},
     {"late_exec_missed", &StatusReport::late_exec_missed},
     {"late_execs_after_exit", &StatusReport::late_execs_after_exit},
+    {"execs_placed_by_own_mountinfo", &StatusReport::execs_placed_by_own_mountinfo},
+    {"own_mountinfo_reads", &StatusReport::own_mountinfo_reads},
     {"keys_measured", &StatusReport::keys_measured},
     {"key_gaps", &StatusReport::key_gaps},
     {"memfd_execs", &StatusReport::memfd_execs},

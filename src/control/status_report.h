@@ -63,6 +63,9 @@ struct StatusReport {
   std::string tracepoints;  // "on", "partial", "off: why"
   uint64_t trace_records = 0, trace_lost = 0, late_execs = 0, execs_measured_before_run = 0, late_exec_gaps = 0,
            late_exec_missed = 0, late_execs_after_exit = 0;
+  // Execs from unmarked superblocks placed by limd's own mountinfo (the process shares
+  // limd's mount namespace and root), and how often limd read that text.
+  uint64_t execs_placed_by_own_mountinfo = 0, own_mountinfo_reads = 0;
   DelayPercentiles late_exec_delay_us;
   uint64_t keys_measured = 0, key_gaps = 0;
   DelayPercentiles key_delay_us;

@@ -282,8 +282,29 @@ void LateExecs::DecideRunning(pid_t pid, pid_t old_pid, const std::string& filen
 std::optional<LateExecs::RunningPlace> LateExecs::PlaceRunning(pid_t pid, const std::string& proc,
                                                                const std::string& filename, uint64_t began,
                                                                uint64_t time_ns, uint64_t dev, int pfd) {
+  // A process with limd's view of the mounts (most execs on a host): limd's own mountinfo,
+  // read again only after the mount table changed, and what it says about dev, taken once
+  // per text. dev in it without qualifying — the common case, an exec from a filesystem
+  // outside --watch — is not limd's (as below: a listed superblock is never "detached").
+  std::optional<std::string> own_text;
+  if (const std::string* own = own_mountinfo_.For(pid)) {
+    own_view_places_++;
+    own_mountinfo_reads_ = own_mountinfo_.reads();
+    if (own_verdicts_generation_ != own_mountinfo_.generation() || own_verdicts_.size() > 4096) {
+      own_verdicts_.clear();
+      own_verdicts_generation_ = own_mountinfo_.generation();
+    }
+    auto [it, added] = own_verdicts_.try_emplace(dev);
+    if (added) {
+      std::string ignored;
+      it->second.qualifies = hooks_.qualifies(*own, pid, dev, &ignored);
+      it->second.listed = it->second.qualifies || FindMountOfDev(*own, dev);
+    }
+    if (it->second.listed && !it->second.qualifies) return std::nullopt;
+    own_text = *own;
+  }
   // Read while the process is likely still there (an open mountinfo would outlive it too).
-  auto read = ReadFileText(proc + "/mountinfo");
+  auto read = own_text ? Result<std::string>(std::move(*own_text)) : ReadFileText(proc + "/mountinfo");
   // The name of the file that runs, from the pinned fd: /proc/<pid>/exe is gone with the
   // process, and the record's filename may be an earlier exec's (setpriv → … → the program,
   // one pid) or a /dev/fd path.

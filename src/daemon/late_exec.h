@@ -42,6 +42,7 @@
 #include "daemon/latency_samples.h"
 #include "daemon/measurer.h"
 #include "daemon/mount_pins.h"
+#include "daemon/own_mountinfo.h"
 
 namespace lim::daemon {
 
@@ -144,6 +145,11 @@ class LateExecs {
   // Execs whose process was gone before limd could look at its executable and whose
   // binary's mapping never arrived (superblock unknown: no entry).
   uint64_t missed() const { return missed_.load(); }
+  // Running execs from a superblock limd had not marked that were placed by limd's own
+  // mountinfo (OwnMountinfo: the process shares limd's namespace and root), and how often
+  // that text was read (once, and after each change of the mount table).
+  uint64_t own_view_places() const { return own_view_places_.load(); }
+  uint64_t own_mountinfo_reads() const { return own_mountinfo_reads_.load(); }
   // Delay from the exec to its late entry (µs), over the last 4,096 late entries.
   uint64_t DelayPercentile(double p) const { return delays_.Percentile(p); }
 
@@ -153,6 +159,15 @@ class LateExecs {
   const MarkedDevs* marked_;
   pid_t self_;
   LateExecHooks hooks_;
+  // Execs of processes that share limd's view of the mounts: its mountinfo, and what it says
+  // about each superblock (filled on first use, dropped when the text is read again).
+  OwnMountinfo own_mountinfo_;
+  struct OwnVerdict {
+    bool qualifies = false;  // hooks_.qualifies
+    bool listed = false;     // a line of the mountinfo has the superblock
+  };
+  std::map<uint64_t, OwnVerdict> own_verdicts_;
+  uint64_t own_verdicts_generation_ = 0;
   struct ExecMap {
     uint64_t time_ns, dev, ino;
     std::string name;
@@ -259,6 +274,7 @@ class LateExecs {
   std::mutex pre_mu_;
   std::map<pid_t, SeenBinary> pre_;  // tid → binary measured before it ran
   std::atomic<uint64_t> execs_{0}, late_{0}, unmeasured_{0}, missed_{0}, before_run_{0}, after_exit_{0};
+  std::atomic<uint64_t> own_view_places_{0}, own_mountinfo_reads_{0};
   LatencySamples delays_;
 };
 

@@ -724,6 +724,8 @@ std::string Limd::StatusDocument(bool running) {
   r.execs_measured_before_run = late_execs_->before_run();
   r.late_exec_gaps = late_execs_->unmeasured();
   r.late_exec_missed = late_execs_->missed();
+  r.execs_placed_by_own_mountinfo = late_execs_->own_view_places();
+  r.own_mountinfo_reads = late_execs_->own_mountinfo_reads();
   r.late_execs_after_exit = late_execs_->after_exit();
   r.late_exec_delay_us = {late_execs_->DelayPercentile(0.5), late_execs_->DelayPercentile(0.99)};
   r.precontent_marks = daemon_->precontent_marks();

@@ -5,6 +5,8 @@
 // never denied after fix. On tmpfs (no pre-content events), an unsigned library under an
 // MMAP_CHECK appraise rule cannot be loaded while a signed one can; through io_uring, a
 // signed file's write-open is denied and a hashed file's edit gets its digest rewritten.
+// Execs elsewhere on the host (every one reaches limd's exec tracepoint) do no appraisal
+// work and read no mountinfo each.
 // Skipped without root, fanotify, loop ext4 (tmpfs) or evmctl.
 #include <sys/fanotify.h>
 #include <sys/stat.h>
@@ -14,6 +16,10 @@
 #include <string>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <thread>
 
 #include "base/file.h"
 #include "daemon/limd_test_util.h"
@@ -258,6 +264,45 @@ TEST_F(LimdAppraiseRoot, IoUringWriteOpensOfASignedFileAreDeniedAndReadsAllowed)
 // A hash-appraised file edited through io_uring is a writer's edit (IMA_UPDATE_XATTR): its
 // digest is rewritten at the close, so it is read again under enforce — as an unseen
 // writer's edit it would be invalid-hash.
+// Execs from a filesystem limd does not watch reach its exec tracepoint (late-exec
+// machinery) but are not limd's: no appraisal, no hash, no fanotify answer — and, for a
+// process that shares limd's mount namespace and root, its mountinfo is limd's own text,
+// read again only when the mount table changes, not once per exec (docs/performance.md).
+TEST_F(LimdAppraiseRoot, ExecsElsewhereDoNoAppraisalWorkAndReadNoMountinfoEach) {
+  std::string other;
+  std::string why = mounts_.AddTmpfs(&other);
+  ASSERT_TRUE(why.empty()) << why;
+  Ok("cp /bin/sleep " + other + "/sleep && cp /bin/true " + mnt_ + "/signed");
+  Ok("evmctl ima_sign -a sha256 --key " + keys_ + "/good.key " + mnt_ + "/signed 2>&1");
+  Start("enforce", "measure func=BPRM_CHECK\nappraise func=BPRM_CHECK appraise_type=imasig\n");
+  ASSERT_EQ(Sh("./signed && echo ok").out, "ok\n");
+  auto snapshot = [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // status.json: every second
+    return nlohmann::json::parse(Status(), nullptr, false);
+  };
+  nlohmann::json before = snapshot();
+  ASSERT_FALSE(before.is_discarded()) << Status();
+  // Each lives 20 ms, so limd finds most of them running (a process gone before limd looks
+  // is placed by its mappings instead, no mountinfo at all).
+  constexpr int kExecs = 200;
+  auto r = testing::ShIn(other, "i=0; while [ $i -lt " + std::to_string(kExecs) + " ]; do ./sleep 0.02 || exit 1; i=$((i+1)); done; echo done", 60);
+  ASSERT_EQ(r.out, "done\n") << r.err;
+  nlohmann::json after = snapshot();
+  ASSERT_FALSE(after.is_discarded()) << Status();
+  auto delta = [&](const char* k) { return after.value(k, uint64_t{0}) - before.value(k, uint64_t{0}); };
+  for (const char* k : {"appraised", "appraise_failures", "appraise_denied", "hashes", "cache_hits", "answered",
+                        "permission_events", "late_execs", "late_exec_gaps"}) {
+    EXPECT_EQ(delta(k), 0u) << k << "\n" << after.dump();
+  }
+  EXPECT_EQ(after.value("appraised", uint64_t{0}), 1u);  // ./signed, once
+  // The test's execs placed by limd's own mountinfo (most: on a loaded machine some wake-ups
+  // of limd come late); other users' execs may add.
+  EXPECT_GE(delta("execs_placed_by_own_mountinfo"), uint64_t{kExecs / 2}) << after.dump();
+  // Read again only after mounts (other tests on the machine mount too): far fewer reads
+  // than execs.
+  EXPECT_LT(delta("own_mountinfo_reads"), uint64_t{kExecs / 3}) << after.dump();
+}
+
 TEST_F(LimdAppraiseRoot, AFileEditedThroughIoUringGetsItsDigestRewrittenAtTheClose) {
   Make("hashed", "first\n", "");
   Ok("evmctl ima_hash -a sha256 " + mnt_ + "/hashed 2>&1");

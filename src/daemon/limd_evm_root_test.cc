@@ -157,6 +157,42 @@ TEST_F(LimdEvmRoot, AValidHmacPassesAndOfflineChangesFailWithTheKernelsCause) {
   EXPECT_EQ(key_entries, 1);
 }
 
+// `lim evm hmac --evm-xattr` hashes the same inputs as limd --evm-xattr: a file HMACed by
+// the CLI with security.lim protected passes limd started with it and fails limd without
+// it (and the reverse for a file HMACed without); `lim evm verify` agrees both ways, and a
+// changed security.lim fails both.
+TEST_F(LimdEvmRoot, TheCliTakesTheSameAddedXattrsAsLimd) {
+  Make("plain");
+  Make("added");
+  for (const char* f : {"plain", "added", "changed"}) {
+    if (std::string(f) == "changed") Make(f);
+    ASSERT_EQ(::setxattr((mnt_ + "/" + f).c_str(), "security.lim", "v", 1, 0), 0);
+  }
+  std::string key = " --hmac-key " + secret_ + "/evm.key ";
+  for (const char* f : {"added", "changed"}) {
+    auto h = Lim("evm hmac --write --evm-xattr security.lim" + Uuid() + key + mnt_ + "/" + f);
+    ASSERT_EQ(h.exit_code, 0) << h.out;
+  }
+  ASSERT_EQ(::setxattr((mnt_ + "/changed").c_str(), "security.lim", "w", 1, 0), 0);
+  auto verify = [&](const std::string& f, const std::string& extra) {
+    return Lim("evm verify" + extra + Uuid() + " --keys " + keys_ + key + mnt_ + "/" + f).exit_code == 0;
+  };
+  EXPECT_TRUE(verify("added", " --evm-xattr security.lim"));
+  EXPECT_FALSE(verify("added", ""));
+  EXPECT_TRUE(verify("plain", ""));  // made before security.lim was set, without it
+  EXPECT_FALSE(verify("plain", " --evm-xattr security.lim"));
+  EXPECT_FALSE(verify("changed", " --evm-xattr security.lim"));
+  EXPECT_NE(Lim("evm verify --evm-xattr user.lim" + Uuid() + key + mnt_ + "/added").out.find("not a security.* xattr"),
+            std::string::npos);
+  Start("--no-tpm --evm-key " + secret_ + "/evm.key --evm-xattr security.lim");
+  EXPECT_EQ(Cat("added"), "ok") << Log();
+  EXPECT_EQ(Cat("plain"), "denied");
+  EXPECT_EQ(Cat("changed"), "denied");
+  Start("--no-tpm --evm-key " + secret_ + "/evm.key");
+  EXPECT_EQ(Cat("plain"), "ok") << Log();
+  EXPECT_EQ(Cat("added"), "denied");
+}
+
 TEST_F(LimdEvmRoot, RootsChmodWhileLimdRunsIsReHmacedOnlyForAVerifiedFile) {
   Make("verified");
   Make("never");

@@ -197,6 +197,33 @@ std::vector<std::string> LateBuffers(const std::vector<testing::ListRow>& rows, 
   return out;
 }
 
+// For each of dirs (one evader run each, limd stopped): exactly one regular entry of
+// dir/prog with the program's digest, and its late entries (when the exec beat the mark)
+// with that digest, no error and — placed by a mount table that lists the superblock — not
+// taken for a detached mount. Returns how many late entries there were.
+int CheckEvaderEntries(const std::string& state, const std::vector<std::string>& dirs, const std::string& digest) {
+  auto rows = testing::ReadListRows(state + "/binary_runtime_measurements");
+  int late = 0;
+  for (const auto& d : dirs) {
+    int regular = 0;
+    for (const auto& row : rows) {
+      if (row.tmpl == "ima-ng" && row.name == d + "/prog") {
+        regular++;
+        EXPECT_EQ(ToHex(row.digest), digest);
+      }
+    }
+    EXPECT_EQ(regular, 1) << d << "/prog: no regular entry; " << RunCommand("cat " + state + "/log").out;
+    for (const auto& buf : LateBuffers(rows, d + "/prog")) {
+      late++;
+      EXPECT_NE(buf.find("digest=sha256:" + digest + ";"), std::string::npos) << buf;
+      EXPECT_NE(buf.find(";delay_us="), std::string::npos) << buf;
+      EXPECT_EQ(buf.find("error="), std::string::npos) << buf;
+      EXPECT_EQ(buf.find("mount=detached;"), std::string::npos) << buf;
+    }
+  }
+  return late;
+}
+
 TEST_F(LimdLateExec, UnprivilegedMountThenCopiedDynamicBinaryIsMeasured) {
   std::string u = UserDir("u");
   // Issue 17's reproduction, below the watched root: mount, copy, exec at once — sleep, not
@@ -230,29 +257,36 @@ TEST_F(LimdLateExec, ExecBeforeTheMarkGetsALateEntryWithDigestAndDelay) {
     ASSERT_EQ(r.exit_code, 0) << r.err;
   }
   limd_.Stop(SIGTERM);
-  auto rows = testing::ReadListRows(state_ + "/binary_runtime_measurements");
-  int late = 0;
-  for (const auto& d : dirs) {
-    int regular = 0;
-    for (const auto& row : rows) {
-      if (row.tmpl == "ima-ng" && row.name == d + "/prog") {
-        regular++;
-        EXPECT_EQ(ToHex(row.digest), digest);
-      }
-    }
-    EXPECT_EQ(regular, 1) << d << "/prog: no regular entry; " << RunCommand("cat " + state_ + "/log").out;
-    for (const auto& buf : LateBuffers(rows, d + "/prog")) {
-      late++;
-      EXPECT_NE(buf.find("digest=sha256:" + digest + ";"), std::string::npos) << buf;
-      EXPECT_NE(buf.find(";delay_us="), std::string::npos) << buf;
-      EXPECT_EQ(buf.find("error="), std::string::npos) << buf;
-    }
-  }
+  int late = CheckEvaderEntries(state_, dirs, digest);
   EXPECT_GE(late, 1) << "no exec beat discovery in " << kTries << " tries";
   auto j = Status();
   // Host-wide counters (detached-mount execs of parallel tests count too): at least ours.
   EXPECT_GE(j["late_execs"].get<uint64_t>(), static_cast<uint64_t>(late));
   EXPECT_GT(j["late_exec_delay_us"]["p50"].get<uint64_t>(), 0u);
+}
+
+// The same in limd's own mount namespace (root, no unshare): the exec is placed by limd's
+// own mountinfo text (OwnMountinfo), which must be read again after the attach.
+TEST_F(LimdLateExec, ExecBeforeTheMarkInLimdsOwnNamespaceGetsALateEntry) {
+  std::string digest = ProgDigestHex();
+  ASSERT_FALSE(digest.empty());
+  constexpr int kTries = 20;
+  std::vector<std::string> dirs;
+  for (int i = 0; i < kTries; ++i) {
+    dirs.push_back(w_ + "/own" + std::to_string(i));
+    ASSERT_EQ(::mkdir(dirs.back().c_str(), 0755), 0);
+    auto r = RunCommand("timeout 20 " + tools_ + "/evader " + dirs.back() + " " + tools_ + "/prog 150");
+    mounts_.Adopt(dirs.back());  // unmounted before w_
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  limd_.Stop(SIGTERM);
+  // An old text would not list the superblock: the exec would pass for one from a detached
+  // mount (CheckEvaderEntries fails on mount=detached).
+  int late = CheckEvaderEntries(state_, dirs, digest);
+  EXPECT_GE(late, 1) << "no exec beat discovery in " << kTries << " tries";
+  auto j = Status();
+  EXPECT_GE(j["execs_placed_by_own_mountinfo"].get<uint64_t>(), static_cast<uint64_t>(late));
+  EXPECT_GE(j["own_mountinfo_reads"].get<uint64_t>(), 2u);  // the first read and one after an attach
 }
 
 TEST_F(LimdLateExec, DynamicBinaryIsMeasuredBeforeItRunsAtItsInterpretersExecOpen) {

@@ -14,7 +14,6 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <sstream>
 
 #include "base/file.h"
 #include "base/mountinfo.h"
@@ -89,11 +88,11 @@ void MountWatch::Unpin(Poked& p) {
 
 
 std::string FsTypeAt(const std::string& mountinfo, const std::string& path) {
-  std::istringstream in(mountinfo);
-  std::string line, best_type;
+  std::string_view text = mountinfo, line;
+  std::string best_type;
   size_t best_len = 0;
   bool found = false;
-  while (std::getline(in, line)) {
+  while (NextMountinfoLine(&text, &line)) {
     auto m = ParseMountinfoLine(line);
     if (!m) continue;
     const std::string& mp = m->mount_point;
@@ -106,9 +105,8 @@ std::string FsTypeAt(const std::string& mountinfo, const std::string& path) {
 std::optional<FoundMount> MountWatch::QualifyingMount(const std::string& mountinfo, pid_t pid, dev_t dev) const {
   if (dev == root_dev_ && !options_.allow_root_fs) return std::nullopt;
   std::string proc = "/proc/" + std::to_string(pid);
-  std::istringstream in(mountinfo);
-  std::string line;
-  while (std::getline(in, line)) {
+  std::string_view text = mountinfo, line;
+  while (NextMountinfoLine(&text, &line)) {
     auto m = ParseMountinfoLine(line);
     if (!m || m->dev != dev || !MountQualifies(m->fstype, m->mount_point, options_.watch)) continue;
     return FoundMount{proc + "/root" + (m->mount_point == "/" ? "" : m->mount_point), m->mount_point, m->fstype};
@@ -248,9 +246,8 @@ void MountWatch::ScanMounts(pid_t pid, std::map<dev_t, FoundMount>* collect) {
 
 void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& root, pid_t pid,
                               std::map<dev_t, FoundMount>* collect) {
-  std::istringstream in(mountinfo);
-  std::string line;
-  while (std::getline(in, line)) {
+  std::string_view text = mountinfo, line;
+  while (NextMountinfoLine(&text, &line)) {
     auto m = ParseMountinfoLine(line);
     if (!m) continue;
     const std::string& fstype = m->fstype;

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/perf_event.h>
+#include <pthread.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -248,6 +249,9 @@ void TraceEvents::Stop() {
 }
 
 void TraceEvents::Loop(int nice) {
+  // Named, so its CPU can be told from the fanotify path's in /proc/<pid>/task/*/comm: it
+  // serves every exec on the host, limd's own or not (bench/appraise.sh splits on it).
+  (void)::pthread_setname_np(::pthread_self(), "limd-trace");
   if (nice != 0) (void)::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), nice);
   std::vector<pollfd> pfds;
   for (auto& r : rings_) {

@@ -99,7 +99,7 @@ Appraisal AppraiseFile(int fd, const std::string& what, const AppraiseRequiremen
   std::function<EvmVerdict()> evm_check;
   if (evm.enabled) {
     evm_check = [&] {
-      auto in = ReadEvmInputs(fd, what);
+      auto in = ReadEvmInputs(fd, what, evm.names);
       auto evm_x = ReadXattr(fd, kEvmXattrName, kMaxImaXattrSize, what);
       if (!in.ok()) return EvmVerdict{"fail", in.status().message(), {}};
       if (!evm_x.ok()) return EvmVerdict{"fail", evm_x.status().message(), {}};

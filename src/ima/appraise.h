@@ -36,6 +36,8 @@ struct EvmConfig {
   // Why fsuuid is missing when it could not be found; an HMAC or 0x03 signature then fails
   // with this reason (empty: no UUID is hashed, by choice).
   std::string fsuuid_error;
+  // The protected names in hashing order (EvmInputs::names; empty: the defaults).
+  std::vector<std::string> names;
 };
 
 struct Appraisal {

@@ -1,6 +1,7 @@
 #include "verifier/verifier.h"
 
 #include <openssl/rand.h>
+#include <sys/resource.h>
 #include <tss2/tss2_tpm2_types.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "attest/evidence_json.h"
 #include "attest/round.h"
 #include "attest/verdict.h"
+#include "base/cpu_time.h"
 #include "base/hex.h"
 #include "crypto/hash_algo.h"
 #include "ima/list_format.h"
@@ -81,6 +83,27 @@ int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
 double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+// The CPU time since the last call (a round's parts, one after the other).
+struct Lap {
+  uint64_t start = ThreadCpuNs();
+  uint64_t last = start;
+  uint64_t operator()() {
+    uint64_t now = ThreadCpuNs(), d = now - last;
+    last = now;
+    return d;
+  }
+  uint64_t total() const { return last - start; }
+};
+
+void Add(std::atomic<uint64_t>& to, uint64_t v) { to.fetch_add(v, std::memory_order_relaxed); }
+
+void AddVerify(Verifier::Costs& c, const attest::RoundCpu& cpu, uint64_t verify_ns) {
+  Add(c.verify_ns, verify_ns);
+  Add(c.quote_ns, cpu.quote_ns);
+  Add(c.list_ns, cpu.list_ns);
+  Add(c.policy_ns, cpu.policy_ns);
 }
 
 constexpr size_t kMaxImaRows = 1000;
@@ -471,6 +494,7 @@ Status Verifier::RunRound(const std::string& id) {
     w = it->second;
   }
   std::lock_guard<std::mutex> wl(w->mu);
+  Lap lap;
   const auto started = std::chrono::steady_clock::now();
   w->due = started + options_.interval;
   // The lease this round runs under; its verdict is written only while it is still current,
@@ -492,6 +516,7 @@ Status Verifier::RunRound(const std::string& id) {
   store_read_seconds_.Observe(SecondsSince(read_started));
   if (!rec) return Status::NotFound("no agent " + id);
   LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
+  Add(costs_.store_read_ns, lap());
   if (!w->client || w->address != rec->address) {
     LIM_ASSIGN_OR_RETURN(w->client, Connect(rec->address));
     w->address = rec->address;
@@ -521,12 +546,14 @@ Status Verifier::RunRound(const std::string& id) {
     req.nonce.assign(32, 0);
     if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return Status::Internal("RAND_bytes failed");
     auto body = Fetch(*w->client, "POST", "/v1/evidence", attest::EvidenceRequestToJson(req), "evidence");
+    Add(costs_.fetch_ns, lap());
     std::optional<attest::Evidence> ev;
     std::string why;
     if (!body.ok()) {
       why = body.status().message();
     } else if (auto parsed = attest::EvidenceFromJson(*body); parsed.ok()) {
       ev = std::move(parsed).value();
+      Add(costs_.parse_ns, lap());
     } else {
       // Malformed evidence is the round's failure, not the network's: Verify says so.
       attest::Finding f;
@@ -546,9 +573,14 @@ Status Verifier::RunRound(const std::string& id) {
       return Record(id, fence, rec->status, state, attest::AgentStatus::kUnreachable, with_earlier({f}),
                     {"unreachable", started});
     }
-    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
+    attest::RoundCpu cpu;
+    attest::VerifyOptions vo;
+    vo.cpu = &cpu;
+    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce, vo);
+    AddVerify(costs_, cpu, lap());
     NoteRows(*w, *ev, r);
     LogFindings(*w, r.findings);
+    Add(costs_.rows_ns, lap());
     w->next = r.next;
     if (r.retry) {
       // Nothing verified yet; the state may have moved to "start over" (a reboot).
@@ -558,8 +590,12 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
-                  {r.attested ? "attested" : "failed", started});
+    Status st = Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
+                       {r.attested ? "attested" : "failed", started});
+    Add(costs_.store_write_ns, lap());
+    Add(costs_.round_ns, lap.total());
+    Add(costs_.rounds, 1);
+    return st;
   }
   return Record(id, fence, rec->status, state, rec->status, earlier, {"retry", started});
 }
@@ -905,6 +941,29 @@ void Verifier::RegisterRoutes() {
     out.body = MetricsText();
     return out;
   });
+  route("GET", "/v1/stats", [this](const net::HttpRequest&) {
+    auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    auto us = [](const timeval& t) { return static_cast<uint64_t>(t.tv_sec) * 1000000u + static_cast<uint64_t>(t.tv_usec); };
+    size_t agents;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      agents = workers_.size();
+    }
+    const Costs& c = costs_;
+    return JsonOk(json{{"agents", agents},
+                       {"rounds", get(c.rounds)},
+                       {"push_requests", get(c.requests)},
+                       {"cpu_ns", {{"round", get(c.round_ns)}, {"store_read", get(c.store_read_ns)},
+                                   {"fetch", get(c.fetch_ns)}, {"parse", get(c.parse_ns)},
+                                   {"verify", get(c.verify_ns)}, {"quote", get(c.quote_ns)},
+                                   {"list", get(c.list_ns)}, {"policy", get(c.policy_ns)},
+                                   {"rows", get(c.rows_ns)}, {"store_write", get(c.store_write_ns)},
+                                   {"push_request", get(c.request_ns)}}},
+                       {"process", {{"user_us", us(ru.ru_utime)}, {"sys_us", us(ru.ru_stime)},
+                                    {"max_rss_kib", ru.ru_maxrss}}}});
+  });
   RegisterPushRoutes();
 }
 
@@ -986,6 +1045,7 @@ void Verifier::RegisterPushRoutes() {
     auto w = worker(r);
     if (!w) return refuse(r);
     std::lock_guard<std::mutex> wl(w->mu);
+    Lap lap;
     auto rec = store_->GetAgent(w->id);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
@@ -1006,12 +1066,15 @@ void Verifier::RegisterPushRoutes() {
     w->push_nonce = req.nonce;
     net::HttpResponse out;
     out.body = attest::EvidenceRequestToJson(req);
+    Add(costs_.request_ns, lap());
+    Add(costs_.requests, 1);
     return out;
   });
   server_->Route("POST", "/v1/push/evidence", [this, worker, refuse](const net::HttpRequest& r) {
     auto w = worker(r);
     if (!w) return refuse(r);
     std::lock_guard<std::mutex> wl(w->mu);
+    Lap lap;
     if (w->push_nonce.empty()) return net::JsonError(409, "no evidence request outstanding for " + w->id);
     Bytes nonce = std::move(w->push_nonce);
     w->push_nonce.clear();
@@ -1021,7 +1084,9 @@ void Verifier::RegisterPushRoutes() {
     auto rec = store_->GetAgent(w->id);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
+    Add(costs_.store_read_ns, lap());
     auto ev = attest::EvidenceFromJson(r.body);
+    Add(costs_.parse_ns, lap());
     attest::RoundResult res;
     if (!ev.ok()) {
       attest::Finding f;
@@ -1030,11 +1095,16 @@ void Verifier::RegisterPushRoutes() {
       res.state = (*rec)->state;
       res.findings.push_back(f);
     } else {
-      res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce);
+      attest::RoundCpu cpu;
+      attest::VerifyOptions vo;
+      vo.cpu = &cpu;
+      res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce, vo);
+      AddVerify(costs_, cpu, lap());
       NoteRows(*w, *ev, res);
       w->next = res.next;
     }
     LogFindings(*w, res.findings);
+    Add(costs_.rows_ns, lap());
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
@@ -1049,6 +1119,9 @@ void Verifier::RegisterPushRoutes() {
       }
       return ErrorResponse(st);
     }
+    Add(costs_.store_write_ns, lap());
+    Add(costs_.round_ns, lap.total());
+    Add(costs_.rounds, 1);
     return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
                        {"findings", res.findings.size()}});
   });

@@ -103,6 +103,16 @@ class Verifier {
   // The Prometheus exposition (GET /metrics): agents by state, rounds, round and store
   // latency, failures by reason, state changes, the alert queues' deliveries and drops.
   std::string MetricsText();
+  // Where the rounds' CPU time goes (thread CPU clock, ns, summed since start), served as
+  // GET /v1/stats: a round's cost split into store reads (agent record, policy), evidence
+  // JSON, Verify (its quote, list and policy parts), the show table, store writes, and for
+  // push the request call that hands out the nonce. Relaxed atomics: totals, not a snapshot.
+  struct Costs {
+    std::atomic<uint64_t> rounds{0}, requests{0};
+    std::atomic<uint64_t> store_read_ns{0}, parse_ns{0}, verify_ns{0}, quote_ns{0}, list_ns{0}, policy_ns{0},
+        rows_ns{0}, store_write_ns{0}, round_ns{0}, request_ns{0}, fetch_ns{0};
+  };
+  const Costs& costs() const { return costs_; }
 
   struct Worker;
 
@@ -139,6 +149,7 @@ class Verifier {
   bool ReportsLocked(const std::string& id, const Worker& w) const;
 
   VerifierOptions options_;
+  Costs costs_;
   std::unique_ptr<attest::Store> store_;
   std::shared_ptr<net::TlsContext> client_tls_;
   std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop

@@ -35,8 +35,8 @@ struct Verifier::Worker {
   std::string address;
   std::unique_ptr<net::HttpsClient> client;
   std::optional<tpm::PublicKey> ak;
-  std::string policy_text;
-  attest::RuntimePolicy policy;
+  // The assigned policy, shared with every agent that has the same one (PolicyFor).
+  std::shared_ptr<const attest::RuntimePolicy> policy;
   std::optional<attest::EvidenceRequest> next;
   int64_t fence = -1;  // of the lease the last round ran under; another: forget `next`
   std::chrono::steady_clock::time_point due{};
@@ -469,20 +469,35 @@ Status Verifier::Prepare(Worker& w, const attest::AgentRecord& rec) {
     LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(pub));
     w.ak = std::move(ak);
   }
-  std::string policy_text;
-  if (!rec.policy.empty()) {
-    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(rec.policy));
-    if (text) policy_text = *text;
-  }
-  if (policy_text != w.policy_text || policy_text.empty()) {
-    if (policy_text.empty()) {
-      w.policy = attest::RuntimePolicy();
-    } else {
-      LIM_ASSIGN_OR_RETURN(w.policy, attest::RuntimePolicy::FromJson(policy_text));
-    }
-    w.policy_text = policy_text;
-  }
+  LIM_ASSIGN_OR_RETURN(w.policy, PolicyFor(rec.policy));
   return Status::Ok();
+}
+
+Result<std::shared_ptr<const attest::RuntimePolicy>> Verifier::PolicyFor(const std::string& name) {
+  static const auto* none = new std::shared_ptr<const attest::RuntimePolicy>(std::make_shared<attest::RuntimePolicy>());
+  if (name.empty()) return *none;
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lk(policies_mu_);
+    auto it = policies_.find(name);
+    if (it != policies_.end() && now - it->second.checked < options_.interval) return it->second.policy;
+  }
+  // Read (and parse) outside the lock: rounds of agents with a fresh policy do not wait.
+  LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(name));
+  if (!text) return *none;  // removed: every entry fails, as with no policy
+  {
+    std::lock_guard<std::mutex> lk(policies_mu_);
+    auto it = policies_.find(name);
+    if (it != policies_.end() && it->second.text == *text) {
+      it->second.checked = now;
+      return it->second.policy;
+    }
+  }
+  LIM_ASSIGN_OR_RETURN(auto parsed, attest::RuntimePolicy::FromJson(*text));
+  auto policy = std::make_shared<const attest::RuntimePolicy>(std::move(parsed));
+  std::lock_guard<std::mutex> lk(policies_mu_);
+  policies_[name] = {std::move(*text), policy, now};
+  return policy;
 }
 
 Status Verifier::RunRound(const std::string& id) {
@@ -576,7 +591,7 @@ Status Verifier::RunRound(const std::string& id) {
     attest::RoundCpu cpu;
     attest::VerifyOptions vo;
     vo.cpu = &cpu;
-    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce, vo);
+    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, *w->policy, req.nonce, vo);
     AddVerify(costs_, cpu, lap());
     NoteRows(*w, *ev, r);
     LogFindings(*w, r.findings);
@@ -885,6 +900,10 @@ void Verifier::RegisterRoutes() {
     if (!policy.ok()) return net::JsonError(400, "policy " + *name + ": " + policy.status().message());
     Status st = store_->PutPolicy(*name, policy->ToNativeJson());
     if (!st.ok()) return ErrorResponse(st);
+    {
+      std::lock_guard<std::mutex> lk(policies_mu_);  // this verifier's next rounds use the new one
+      policies_.erase(*name);
+    }
     return JsonOk(json{{"name", *name}, {"paths", policy->paths()}, {"anywhere", policy->anywhere()}});
   });
   route("GET", "/v1/policies", [this](const net::HttpRequest&) {
@@ -1098,7 +1117,7 @@ void Verifier::RegisterPushRoutes() {
       attest::RoundCpu cpu;
       attest::VerifyOptions vo;
       vo.cpu = &cpu;
-      res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce, vo);
+      res = attest::Verify(*w->ak, (*rec)->state, *ev, *w->policy, nonce, vo);
       AddVerify(costs_, cpu, lap());
       NoteRows(*w, *ev, res);
       w->next = res.next;

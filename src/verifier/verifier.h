@@ -124,8 +124,14 @@ class Verifier {
   Status MarkSilent(Worker& w);
   void RegisterRoutes();
   void RegisterPushRoutes();
-  // The agent's AK and policy into the worker (policy parsed again when its text changed).
+  // The agent's AK and policy into the worker.
   Status Prepare(Worker& w, const attest::AgentRecord& rec);
+  // The runtime policy named, parsed once and shared by every agent assigned to it (a
+  // 10,000-path policy is megabytes parsed: not one copy per agent, not one parse per
+  // round). Its text is read from the store again at most once per interval (another
+  // verifier may have replaced it) and at once after a POST /v1/policies here. Empty name
+  // or a policy no longer stored: the empty policy (every entry fails).
+  Result<std::shared_ptr<const attest::RuntimePolicy>> PolicyFor(const std::string& name);
   Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
   // WorkerFor(rec.id) set up from the stored record (push or pull, push silence state);
@@ -164,6 +170,13 @@ class Verifier {
   Histogram store_read_seconds_{StoreLatencyBounds()};
   std::unique_ptr<net::HttpsServer> server_;
   std::unique_ptr<attest::LeaseKeeper> leases_;  // which agents this process attests (shared store)
+  struct CachedPolicy {
+    std::string text;
+    std::shared_ptr<const attest::RuntimePolicy> policy;
+    std::chrono::steady_clock::time_point checked;
+  };
+  std::mutex policies_mu_;
+  std::map<std::string, CachedPolicy> policies_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;

@@ -39,6 +39,11 @@ struct Verifier::Worker {
   std::shared_ptr<const attest::RuntimePolicy> policy;
   std::optional<attest::EvidenceRequest> next;
   int64_t fence = -1;  // of the lease the last round ran under; another: forget `next`
+  // The agent's row as this verifier last read or wrote it (LoadAgent), kept only on an
+  // unshared store (SQLite: no other process writes it); `stale` is set by the REST calls
+  // that change the row (acknowledge, assign) without holding mu.
+  std::optional<attest::AgentRecord> record;
+  std::atomic<bool> stale{false};
   std::chrono::steady_clock::time_point due{};
   // The kept connection's counters after the last round (read by the REST API without mu).
   std::atomic<uint64_t> handshakes{0}, requests{0};
@@ -434,6 +439,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     std::lock_guard<std::mutex> wl(w->mu);
     w->address = address;
     w->client = std::move(client);
+    w->record.reset();
     w->ak = std::move(ak);
     w->next.reset();
     w->due = std::chrono::steady_clock::now();
@@ -461,6 +467,30 @@ Status Verifier::Remove(const std::string& id) {
   std::unique_lock<std::mutex> wl;
   if (w) wl = std::unique_lock<std::mutex>(w->mu);
   return store_->RemoveAgent(id);
+}
+
+Result<std::optional<attest::AgentRecord>> Verifier::LoadAgent(Worker& w) {
+  if (w.stale.exchange(false)) w.record.reset();
+  if (w.record && !store_->Shared()) return w.record;
+  LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(w.id));
+  if (rec && !store_->Shared()) w.record = rec;
+  return rec;
+}
+
+bool Verifier::Remember(Worker& w, const Status& written, const attest::AgentState& state, attest::AgentStatus status) {
+  if (!written.ok() || !w.record) {
+    w.record.reset();
+    return written.ok();
+  }
+  w.record->state = state;
+  if (w.record->status != attest::AgentStatus::kFailed) w.record->status = status;  // failed is sticky (store.h)
+  w.record->updated = Now();
+  return true;
+}
+
+void Verifier::MarkStale(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (auto it = workers_.find(id); it != workers_.end()) it->second->stale = true;
 }
 
 Status Verifier::Prepare(Worker& w, const attest::AgentRecord& rec) {
@@ -527,9 +557,17 @@ Status Verifier::RunRound(const std::string& id) {
   if (fence != w->fence) w->next.reset();  // another verifier may have moved the state on
   w->fence = fence;
   auto read_started = std::chrono::steady_clock::now();
-  LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
+  LIM_ASSIGN_OR_RETURN(auto rec, LoadAgent(*w));
   store_read_seconds_.Observe(SecondsSince(read_started));
   if (!rec) return Status::NotFound("no agent " + id);
+  // Any write below but the round's own verdict (which updates it) drops the cached row.
+  struct DropRecord {
+    Worker* w;
+    bool keep = false;
+    ~DropRecord() {
+      if (!keep) w->record.reset();
+    }
+  } drop{w.get()};
   LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
   Add(costs_.store_read_ns, lap());
   if (!w->client || w->address != rec->address) {
@@ -607,6 +645,7 @@ Status Verifier::RunRound(const std::string& id) {
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
     Status st = Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
                        {r.attested ? "attested" : "failed", started});
+    drop.keep = Remember(*w, st, r.state, status);
     Add(costs_.store_write_ns, lap());
     Add(costs_.round_ns, lap.total());
     Add(costs_.rounds, 1);
@@ -799,6 +838,7 @@ Status Verifier::MarkSilent(Worker& w) {
   } end_round{leases_.get(), w.id};
   LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(w.id));
   if (!rec) return Status::NotFound("no agent " + w.id);
+  w.record.reset();
   attest::Finding f;
   f.reason = attest::Reason::kUnreachable;
   f.detail = "push agent posted no evidence for " +
@@ -930,6 +970,7 @@ void Verifier::RegisterRoutes() {
     if (!policy.ok()) return ErrorResponse(policy.status());
     Status st = store_->AssignPolicy(*agent, *policy);
     if (!st.ok()) return ErrorResponse(st);
+    MarkStale(*agent);
     return JsonOk(json{{"agent", *agent}, {"policy", *policy}});
   });
   route("POST", "/v1/ack", [this](const net::HttpRequest& r) {
@@ -939,6 +980,7 @@ void Verifier::RegisterRoutes() {
     if (!agent.ok()) return ErrorResponse(agent.status());
     Status st = store_->Acknowledge(*agent);
     if (!st.ok()) return ErrorResponse(st);
+    MarkStale(*agent);
     Log("lim-verifier: agent=" + *agent + " acknowledged");
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -1051,6 +1093,7 @@ void Verifier::RegisterPushRoutes() {
     (*rec)->identity = std::move(identity);
     (*rec)->tofu = w->push_tofu;
     (*rec)->updated = Now();
+    w->record.reset();
     if (Status put = store_->PutAgent(**rec); !put.ok()) return ErrorResponse(put);
     w->ak.reset();
     w->next.reset();
@@ -1065,7 +1108,7 @@ void Verifier::RegisterPushRoutes() {
     if (!w) return refuse(r);
     std::lock_guard<std::mutex> wl(w->mu);
     Lap lap;
-    auto rec = store_->GetAgent(w->id);
+    auto rec = LoadAgent(*w);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
     // The lease follows the push agent's connection: this verifier takes it (the fence moves
@@ -1100,7 +1143,7 @@ void Verifier::RegisterPushRoutes() {
     const auto started = std::chrono::steady_clock::now();
     w->last_push = started;
     w->push_silent = false;
-    auto rec = store_->GetAgent(w->id);
+    auto rec = LoadAgent(*w);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
     Add(costs_.store_read_ns, lap());
@@ -1128,8 +1171,8 @@ void Verifier::RegisterPushRoutes() {
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
     const char* verdict = res.retry ? "retry" : res.attested ? "attested" : "failed";
-    if (Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings, {verdict, started});
-        !st.ok()) {
+    Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings, {verdict, started});
+    if (!Remember(*w, st, res.state, status)) {
       if (st.code() == StatusCode::kMismatch) {
         // The agent posts to another verifier too: that one holds the lease now.
         w->next.reset();

@@ -124,6 +124,15 @@ class Verifier {
   Status MarkSilent(Worker& w);
   void RegisterRoutes();
   void RegisterPushRoutes();
+  // The agent's row: from the store, or (unshared store) as this verifier last read or
+  // wrote it — the row is then read once, not twice per round (each read parses the
+  // state's JSON). Caller holds w.mu.
+  Result<std::optional<attest::AgentRecord>> LoadAgent(Worker& w);
+  // After a round's write: the cached row takes the new state and status (failed stays
+  // failed, as in the store); a failed write drops it. Returns written.ok().
+  bool Remember(Worker& w, const Status& written, const attest::AgentState& state, attest::AgentStatus status);
+  // A REST call changed the agent's row: the next LoadAgent reads it again.
+  void MarkStale(const std::string& id);
   // The agent's AK and policy into the worker.
   Status Prepare(Worker& w, const attest::AgentRecord& rec);
   // The runtime policy named, parsed once and shared by every agent assigned to it (a

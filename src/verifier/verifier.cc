@@ -113,6 +113,9 @@ void AddVerify(Verifier::Costs& c, const attest::RoundCpu& cpu, uint64_t verify_
 
 constexpr size_t kMaxImaRows = 1000;
 
+// The loop's shortest time between two scans of the agents (Verifier::Loop).
+constexpr std::chrono::milliseconds kScanGap{10};
+
 bool IsFirmwareReason(attest::Reason r) {
   if (r == attest::Reason::kBootComponent || r == attest::Reason::kSecureBoot) return true;  // name firmware events
   return std::string_view(attest::ReasonName(r)).rfind("firmware-", 0) == 0;
@@ -794,6 +797,10 @@ void Verifier::Loop() {
       }
     }
     if (queued) queue_cv_.notify_all();
+    // A scan visits every agent: with thousands of pull agents due at spread times, waking
+    // for each due time would scan thousands of times a second. Every agent due within the
+    // next kScanGap waits for the next scan (a round at most kScanGap late).
+    wake = std::max(wake, now + kScanGap);
     cv_.wait_until(lk, wake, [this] { return stop_; });
   }
 }

@@ -34,12 +34,14 @@
 #include <openssl/x509v3.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <exception>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -92,6 +94,7 @@ struct Options {
   int policy_paths = 10000;
   uint64_t list_length = 1000;
   int threads = 8;
+  int agents_per_process = 2500;  // push agents per generator process (descriptor limit)
   int verifier_threads = 2;
   int round_threads = 8;
   std::string json_out;
@@ -194,7 +197,7 @@ struct SimAgent {
   std::unique_ptr<net::HttpsClient> client;  // push
   std::unique_ptr<net::HttpsServer> server;  // pull
   Clock::time_point due{};                   // push: next round; pull: last request
-  std::atomic<uint64_t> rounds_total{0};
+  std::atomic<uint64_t>* rounds_total = nullptr;  // in the memory shared with the generator processes
   uint64_t window_rounds = 0;
   std::string first_error;
 
@@ -383,11 +386,142 @@ json GetStats(VerifierProc& v) {
   return json::parse(r->body, nullptr, false);
 }
 
+// What the generator processes share (an anonymous shared mapping made before they fork):
+// the phase flags, the verifiers' ports and every agent's round counter.
+struct Shared {
+  std::atomic<int> go{0}, window{0}, stop{0};
+  std::atomic<int> ports[64];
+  // One counter per agent follows the struct (the mapping is sized for them).
+  std::atomic<uint64_t>* rounds() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
+};
+
+Shared* MapShared(int agents) {
+  size_t size = sizeof(Shared) + sizeof(std::atomic<uint64_t>) * static_cast<size_t>(agents);
+  void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) Die("mmap");
+  return new (p) Shared();  // zero-filled: every counter starts at 0
+}
+
 uint64_t Pct(std::vector<uint32_t>& v, double q) {
   if (v.empty()) return 0;
   size_t i = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
   std::nth_element(v.begin(), v.begin() + static_cast<ptrdiff_t>(i), v.end());
   return v[i];
+}
+
+// One generator process: its share of the push agents (every procs-th from proc), their
+// clients and threads, until the parent says stop; then its results into DIR/gen-PROC.json.
+// Runs in a forked child (the agents were set up before the fork), ends with _exit.
+[[noreturn]] void RunPushProcess(int proc, int procs, const Options& o, Pki& pki, Shared* shared,
+                                 std::vector<std::unique_ptr<SimAgent>>& agents, Clock::time_point t0) {
+  // Push agents: their clients, then the generator threads.
+  auto interval = std::chrono::milliseconds(o.interval_ms);
+  std::vector<std::vector<SimAgent*>> slices(static_cast<size_t>(o.threads));
+  for (auto& a : agents) {
+    if (a->pull || (a->n - o.pull) % procs != proc) continue;
+    auto ctx = net::MakeClientTls(pki.Leaf("agent-" + std::to_string(a->n), a->id));
+    if (!ctx.ok()) Die(ctx.status().message());
+    net::ClientOptions co;
+    co.port = static_cast<uint16_t>(shared->ports[a->verifier].load());
+    auto c = net::HttpsClient::Create(*ctx, co);
+    if (!c.ok()) Die(c.status().message());
+    a->client = std::move(*c);
+    a->due = t0 + interval * a->n / o.agents;
+    slices[static_cast<size_t>(a->n % o.threads)].push_back(a.get());
+  }
+  std::atomic<int>& stop = shared->stop;
+  std::atomic<int>& window = shared->window;
+  std::vector<Stats> stats(slices.size());
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < slices.size(); ++t) {
+    threads.emplace_back([&, t] {
+     try {
+      auto& mine = slices[t];
+      Stats& s = stats[t];
+      for (size_t i = 0; !mine.empty() && !stop.load(); i = (i + 1) % mine.size()) {
+        SimAgent& a = *mine[i];
+        auto sched = a.due;
+        std::this_thread::sleep_until(sched);
+        if (stop.load()) break;
+        a.AppendFiles(o.new_entries, o.policy_paths, o.fail_per_mille);
+        bool in_window = window.load();
+        std::string err;
+        auto r1 = a.client->Request("POST", "/v1/push/request", "{}");
+        if (!r1.ok() || r1->status != 200) {
+          err = r1.ok() ? "request: HTTP " + std::to_string(r1->status) + " " + r1->body : r1.status().message();
+        } else if (auto req = attest::EvidenceRequestFromJson(r1->body); !req.ok()) {
+          err = "request: " + req.status().message();
+        } else if (auto ev = a.Gather(*req); !ev.ok()) {
+          err = "gather: " + ev.status().message();
+        } else {
+          auto r2 = a.client->Request("POST", "/v1/push/evidence", attest::EvidenceToJson(*ev));
+          if (!r2.ok() || r2->status != 200) {
+            err = r2.ok() ? "evidence: HTTP " + std::to_string(r2->status) + " " + r2->body : r2.status().message();
+          } else if (in_window && r2->body.find("\"failed\"") != std::string::npos) {
+            ++s.failed_verdicts;
+          }
+        }
+        auto done = Clock::now();
+        if (!err.empty()) {
+          if (a.first_error.empty()) a.first_error = err;
+          if (in_window) ++s.errors;
+        } else {
+          a.rounds_total->fetch_add(1);
+          if (in_window) {
+            ++a.window_rounds;
+            ++s.rounds;
+            s.latency_us.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(done - sched).count()));
+          }
+        }
+        a.due = sched + interval;
+        if (a.due + interval < done) {  // more than an interval behind: skip, do not pile up
+          a.due = done;
+          if (in_window) ++s.skipped;
+        }
+      }
+     } catch (const std::exception& e) {
+      Die(std::string("generator thread: ") + e.what());
+     }
+    });
+  }
+
+  // The window's CPU: sampled when the parent flips the flag.
+  uint64_t cpu0 = 0, cpu1 = 0;
+  while (!window.load() && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  cpu0 = SelfCpuUs();
+  while (window.load() && !stop.load()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  cpu1 = SelfCpuUs();
+  for (auto& t : threads) t.join();
+  json out = {{"cpu_us", cpu1 - cpu0}};
+  std::vector<uint32_t> lat;
+  uint64_t rounds = 0, errors = 0, skipped = 0, failed = 0;
+  for (auto& st : stats) {
+    rounds += st.rounds;
+    errors += st.errors;
+    skipped += st.skipped;
+    failed += st.failed_verdicts;
+    lat.insert(lat.end(), st.latency_us.begin(), st.latency_us.end());
+  }
+  json per_agent = json::array();
+  std::string first_error;
+  for (auto& sl : slices) {
+    for (SimAgent* a : sl) {
+      per_agent.push_back({a->n, a->window_rounds});
+      if (first_error.empty() && !a->first_error.empty()) first_error = a->id + ": " + a->first_error;
+    }
+  }
+  out["latency_us"] = lat;
+  out["rounds"] = rounds;
+  out["errors"] = errors;
+  out["skipped"] = skipped;
+  out["failed_verdicts"] = failed;
+  out["window_rounds"] = per_agent;
+  out["first_error"] = first_error;
+  std::ofstream f(o.dir + "/gen-" + std::to_string(proc) + ".json");
+  f << out.dump() << "\n";
+  f.close();
+  std::fflush(nullptr);
+  ::_exit(0);
 }
 
 }  // namespace
@@ -408,18 +542,43 @@ int main(int argc, char** argv) {
   app.add_option("--fail-per-mille", o.fail_per_mille, "new entries the policy does not allow, per 1000")->capture_default_str();
   app.add_option("--policy-paths", o.policy_paths, "paths in the runtime policy")->capture_default_str();
   app.add_option("--list-length", o.list_length, "entries each agent's list starts with (verified)")->capture_default_str();
-  app.add_option("--threads", o.threads, "generator threads for push agents")->capture_default_str();
+  app.add_option("--threads", o.threads, "generator threads for push agents (per process)")->capture_default_str();
+  app.add_option("--agents-per-process", o.agents_per_process,
+                 "push agents per generator process (each client holds 3-4 descriptors)")->capture_default_str();
   app.add_option("--verifier-threads", o.verifier_threads, "lim-verifier --threads")->capture_default_str();
   app.add_option("--round-threads", o.round_threads, "lim-verifier --round-threads")->capture_default_str();
   app.add_option("--json", o.json_out, "write the results as JSON here");
   CLI11_PARSE(app, argc, argv);
-  if (o.agents < 1 || o.pull < 0 || o.pull > o.agents || o.verifiers < 1 || o.threads < 1) Die("bad counts");
+  if (o.agents < 1 || o.pull < 0 || o.pull > o.agents || o.verifiers < 1 || o.verifiers > 64 || o.threads < 1 ||
+      o.agents_per_process < 1) {
+    Die("bad counts");
+  }
+  Shared* shared = MapShared(o.agents);
   ::setenv("TSS2_LOG", "all+none", 0);
   ::signal(SIGPIPE, SIG_IGN);
+  std::set_terminate([] {
+    try {
+      if (auto e = std::current_exception()) std::rethrow_exception(e);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "lim_fleet_load: uncaught: %s\n", e.what());
+    } catch (...) {
+    }
+    std::_Exit(3);
+  });
+  // Every push agent's client holds a socket and its io_context's eventfd and epoll
+  // descriptors: 10,000 agents need ~30,000 (root may raise the hard limit).
   rlimit rl{};
   ::getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &rl);  // inherited by the verifiers
+  rlimit want{1 << 18, 1 << 18};
+  if (::setrlimit(RLIMIT_NOFILE, &want) != 0) {
+    rl.rlim_cur = rl.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &rl);  // inherited by the verifiers
+  }
+  ::getrlimit(RLIMIT_NOFILE, &rl);
+  if (rl.rlim_cur < static_cast<rlim_t>(o.agents) * 4 + 1000) {
+    std::fprintf(stderr, "lim_fleet_load: warning: %llu open files allowed, %d agents need ~%d\n",
+                 static_cast<unsigned long long>(rl.rlim_cur), o.agents, o.agents * 4);
+  }
 
   if (o.dir.empty()) {
     char tmpl[] = "/tmp/lim_fleet_load.XXXXXX";
@@ -454,6 +613,7 @@ int main(int argc, char** argv) {
       a->id = name;
       a->pull = i < o.pull;
       a->verifier = i % o.verifiers;
+      a->rounds_total = &shared->rounds()[i];
       attest::AgentRecord rec;
       rec.id = a->id;
       rec.tofu = true;
@@ -483,7 +643,7 @@ int main(int argc, char** argv) {
           out.body = attest::EvidenceToJson(*ev);
           (void)interval_ms;
           ap->due = now;
-          ap->rounds_total.fetch_add(1);
+          ap->rounds_total->fetch_add(1);
           return out;
         });
         if (auto st = a->server->Start(); !st.ok()) Die(st.message());
@@ -496,6 +656,22 @@ int main(int argc, char** argv) {
   double setup_s = std::chrono::duration<double>(Clock::now() - t_setup).count();
   std::printf("setup: %d agents, certificates and store in %.1f s\n", o.agents, setup_s);
   std::fflush(stdout);
+
+  // The generator processes for the push agents (before any verifier or client exists);
+  // they wait for the verifiers' ports.
+  int push_agents = o.agents - o.pull;
+  int procs = push_agents == 0 ? 0 : (push_agents + o.agents_per_process - 1) / o.agents_per_process;
+  std::fflush(nullptr);
+  std::vector<pid_t> gens;
+  for (int k = 0; k < procs; ++k) {
+    pid_t pid = ::fork();
+    if (pid < 0) Die("fork");
+    if (pid == 0) {
+      while (!shared->go.load()) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      RunPushProcess(k, procs, o, pki, shared, agents, Clock::now() + std::chrono::milliseconds(200));
+    }
+    gens.push_back(pid);
+  }
 
   // The verifiers.
   std::vector<VerifierProc> verifiers(static_cast<size_t>(o.verifiers));
@@ -525,80 +701,17 @@ int main(int argc, char** argv) {
   }
   std::vector<uint64_t> rss_ready;
   for (auto& v : verifiers) rss_ready.push_back(ProcRssKib(v.pid));
-
-  // Push agents: their clients, then the generator threads.
+  for (int k = 0; k < o.verifiers; ++k) shared->ports[k] = verifiers[static_cast<size_t>(k)].port;
   auto interval = std::chrono::milliseconds(o.interval_ms);
-  std::vector<std::vector<SimAgent*>> slices(static_cast<size_t>(o.threads));
-  auto t0 = Clock::now() + std::chrono::milliseconds(200);
-  for (auto& a : agents) {
-    if (a->pull) continue;
-    auto ctx = net::MakeClientTls(pki.Leaf("agent-" + std::to_string(a->n), a->id));
-    if (!ctx.ok()) Die(ctx.status().message());
-    net::ClientOptions co;
-    co.port = static_cast<uint16_t>(verifiers[static_cast<size_t>(a->verifier)].port);
-    auto c = net::HttpsClient::Create(*ctx, co);
-    if (!c.ok()) Die(c.status().message());
-    a->client = std::move(*c);
-    a->due = t0 + interval * a->n / o.agents;
-    slices[static_cast<size_t>(a->n % o.threads)].push_back(a.get());
-  }
-  std::atomic<bool> stop{false}, window{false};
-  std::vector<Stats> stats(slices.size());
-  std::vector<std::thread> threads;
-  for (size_t t = 0; t < slices.size(); ++t) {
-    threads.emplace_back([&, t] {
-      auto& mine = slices[t];
-      Stats& s = stats[t];
-      for (size_t i = 0; !mine.empty() && !stop.load(); i = (i + 1) % mine.size()) {
-        SimAgent& a = *mine[i];
-        auto sched = a.due;
-        std::this_thread::sleep_until(sched);
-        if (stop.load()) break;
-        a.AppendFiles(o.new_entries, o.policy_paths, o.fail_per_mille);
-        bool in_window = window.load();
-        std::string err;
-        auto r1 = a.client->Request("POST", "/v1/push/request", "{}");
-        if (!r1.ok() || r1->status != 200) {
-          err = r1.ok() ? "request: HTTP " + std::to_string(r1->status) + " " + r1->body : r1.status().message();
-        } else if (auto req = attest::EvidenceRequestFromJson(r1->body); !req.ok()) {
-          err = "request: " + req.status().message();
-        } else if (auto ev = a.Gather(*req); !ev.ok()) {
-          err = "gather: " + ev.status().message();
-        } else {
-          auto r2 = a.client->Request("POST", "/v1/push/evidence", attest::EvidenceToJson(*ev));
-          if (!r2.ok() || r2->status != 200) {
-            err = r2.ok() ? "evidence: HTTP " + std::to_string(r2->status) + " " + r2->body : r2.status().message();
-          } else if (in_window && r2->body.find("\"failed\"") != std::string::npos) {
-            ++s.failed_verdicts;
-          }
-        }
-        auto done = Clock::now();
-        if (!err.empty()) {
-          if (a.first_error.empty()) a.first_error = err;
-          if (in_window) ++s.errors;
-        } else {
-          a.rounds_total.fetch_add(1);
-          if (in_window) {
-            ++a.window_rounds;
-            ++s.rounds;
-            s.latency_us.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(done - sched).count()));
-          }
-        }
-        a.due = sched + interval;
-        if (a.due + interval < done) {  // more than an interval behind: skip, do not pile up
-          a.due = done;
-          if (in_window) ++s.skipped;
-        }
-      }
-    });
-  }
+  auto t0 = Clock::now();
+  shared->go = 1;
 
   // Warm-up: every agent has had a round (handshakes done), or the warm-up time is over.
   auto warm_end = Clock::now() + std::chrono::seconds(o.warmup_s);
   size_t behind = 0;
   while (Clock::now() < warm_end) {
     behind = 0;
-    for (auto& a : agents) behind += a->rounds_total.load() == 0;
+    for (auto& a : agents) behind += a->rounds_total->load() == 0;
     if (behind == 0) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
@@ -610,7 +723,7 @@ int main(int argc, char** argv) {
 
   // The window.
   std::vector<uint64_t> pull_start(agents.size());
-  for (size_t i = 0; i < agents.size(); ++i) pull_start[i] = agents[i]->rounds_total.load();
+  for (size_t i = 0; i < agents.size(); ++i) pull_start[i] = agents[i]->rounds_total->load();
   std::vector<json> vs0;
   std::vector<uint64_t> vcpu0;
   for (auto& v : verifiers) {
@@ -621,9 +734,9 @@ int main(int argc, char** argv) {
   auto mach0 = MachineJiffies();
   std::string load0 = LoadAvg();
   auto w0 = Clock::now();
-  window = true;
+  shared->window = 1;
   std::this_thread::sleep_for(std::chrono::seconds(o.duration_s));
-  window = false;
+  shared->window = 0;
   double wall = std::chrono::duration<double>(Clock::now() - w0).count();
   uint64_t gen_us = SelfCpuUs() - gen0;
   auto mach1 = MachineJiffies();
@@ -637,9 +750,29 @@ int main(int argc, char** argv) {
     rss_end.push_back(ProcRssKib(verifiers[k].pid));
   }
   std::vector<uint64_t> pull_rounds(agents.size());
-  for (size_t i = 0; i < agents.size(); ++i) pull_rounds[i] = agents[i]->rounds_total.load() - pull_start[i];
-  stop = true;
-  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < agents.size(); ++i) pull_rounds[i] = agents[i]->rounds_total->load() - pull_start[i];
+  shared->stop = 1;
+  Stats all;
+  std::vector<uint64_t> push_rounds(agents.size());
+  for (size_t k = 0; k < gens.size(); ++k) {
+    int status = 0;
+    ::waitpid(gens[k], &status, 0);
+    std::ifstream f(o.dir + "/gen-" + std::to_string(k) + ".json");
+    json g = json::parse(f, nullptr, false);
+    if (g.is_discarded()) Die("generator process " + std::to_string(k) + " left no results (status " + std::to_string(status) + ")");
+    gen_us += g["cpu_us"].get<uint64_t>();
+    all.rounds += g["rounds"].get<uint64_t>();
+    all.errors += g["errors"].get<uint64_t>();
+    all.skipped += g["skipped"].get<uint64_t>();
+    all.failed_verdicts += g["failed_verdicts"].get<uint64_t>();
+    for (auto& v : g["latency_us"]) all.latency_us.push_back(v.get<uint32_t>());
+    for (auto& p : g["window_rounds"]) push_rounds[p[0].get<size_t>()] = p[1].get<uint64_t>();
+    if (auto e = g["first_error"].get<std::string>(); !e.empty()) {
+      for (auto& a : agents) {
+        if (a->first_error.empty() && e.rfind(a->id + ":", 0) == 0) a->first_error = e.substr(a->id.size() + 2);
+      }
+    }
+  }
   for (auto& v : verifiers) {
     ::kill(v.pid, SIGTERM);
     int status = 0;
@@ -650,20 +783,12 @@ int main(int argc, char** argv) {
   }
 
   // Results.
-  Stats all;
-  for (auto& s : stats) {
-    all.rounds += s.rounds;
-    all.errors += s.errors;
-    all.failed_verdicts += s.failed_verdicts;
-    all.skipped += s.skipped;
-    all.latency_us.insert(all.latency_us.end(), s.latency_us.begin(), s.latency_us.end());
-  }
   double expected = wall * 1000.0 / o.interval_ms;  // rounds per agent in the window
   uint64_t min_rounds = UINT64_MAX, max_rounds = 0, pull_total = 0;
   size_t starved = 0;
   std::string an_error;
   for (size_t i = 0; i < agents.size(); ++i) {
-    uint64_t n = agents[i]->pull ? pull_rounds[i] : agents[i]->window_rounds;
+    uint64_t n = agents[i]->pull ? pull_rounds[i] : push_rounds[i];
     if (agents[i]->pull) pull_total += n;
     min_rounds = std::min(min_rounds, n);
     max_rounds = std::max(max_rounds, n);

@@ -575,9 +575,10 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &rl);  // inherited by the verifiers
   }
   ::getrlimit(RLIMIT_NOFILE, &rl);
-  if (rl.rlim_cur < static_cast<rlim_t>(o.agents) * 4 + 1000) {
-    std::fprintf(stderr, "lim_fleet_load: warning: %llu open files allowed, %d agents need ~%d\n",
-                 static_cast<unsigned long long>(rl.rlim_cur), o.agents, o.agents * 4);
+  int per_process = std::min(o.agents - o.pull, o.agents_per_process);
+  if (rl.rlim_cur < static_cast<rlim_t>(per_process) * 4 + static_cast<rlim_t>(o.pull) * 5 + 1000) {
+    std::fprintf(stderr, "lim_fleet_load: warning: %llu open files allowed, fewer than %d push agents per process need\n",
+                 static_cast<unsigned long long>(rl.rlim_cur), per_process);
   }
 
   if (o.dir.empty()) {

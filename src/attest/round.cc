@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "base/cpu_time.h"
 #include "crypto/digest.h"
 #include "crypto/hash_algo.h"
 #include "ima/digest_field.h"
@@ -242,6 +243,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
   };
 
   // 1. The quote.
+  const uint64_t quote_t0 = options.cpu ? ThreadCpuNs() : 0;
   auto info = tpm::ParseAttest(ev.quote);
   if (!info.ok()) {
     res.findings.push_back(Simple(Reason::kEvidenceMalformed, "quote: " + info.status().message()));
@@ -257,6 +259,7 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
   }
   tpm::QuoteFailure qf = tpm::QuoteFailure::kNone;
   auto q = tpm::CheckQuote(ak, ev.quote, ev.signature, nonce, info->selection, quoted, &qf);
+  if (options.cpu) options.cpu->quote_ns += ThreadCpuNs() - quote_t0;
   if (!q.ok()) {
     Finding f = Simple(QuoteReason(qf), q.status().message());
     if (qf == tpm::QuoteFailure::kNonce) {
@@ -524,7 +527,9 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
         sink.push_back(std::move(f));
       } else {
         LearnedKeys fresh;
+        const uint64_t policy_t0 = options.cpu ? ThreadCpuNs() : 0;
         if (auto f = policy.Check(e, learned_all, &fresh, &o.dm)) sink.push_back(std::move(*f));
+        if (options.cpu) options.cpu->policy_ns += ThreadCpuNs() - policy_t0;
         for (size_t i = 0; i < fresh.keys.size(); ++i) {
           learned_all.certificates.push_back(fresh.certificates[i]);
           learned_all.keys.push_back(fresh.keys[i]);
@@ -543,11 +548,13 @@ RoundResult Verify(const tpm::PublicKey& ak, const AgentState& old, const Eviden
   };
   Outcome out;
   ima::ReplayMode used = modes.front();
+  const uint64_t list_t0 = options.cpu ? ThreadCpuNs() : 0;
   for (auto mode : modes) {
     out = replay(mode);
     used = mode;
     if (out.matched || out.error) break;
   }
+  if (options.cpu) options.cpu->list_ns += ThreadCpuNs() - list_t0;
   if (out.error) {
     res.findings.push_back(std::move(*out.error));
     return finish(res);

@@ -69,6 +69,14 @@ struct AgentState {
   std::string list_source;
 };
 
+// CPU time (thread clock, ns) spent in the parts of Verify calls, added up (benchmarks and
+// the verifier's /v1/stats); the list part includes the policy part.
+struct RoundCpu {
+  uint64_t quote_ns = 0;   // TPMS_ATTEST parse, AK signature, nonce, PCR digest
+  uint64_t list_ns = 0;    // the new entries: replay, template digests, policy
+  uint64_t policy_ns = 0;  // RuntimePolicy::Check of the new entries
+};
+
 struct VerifyOptions {
   // Pending records kept beyond this are dropped (the agent resends them): a host that
   // appends faster than it is quoted cannot grow the verifier's state without bound.
@@ -79,6 +87,8 @@ struct VerifyOptions {
   size_t max_list_bytes = 64 << 20;
   // Findings past this many in one round are summarised in one more finding.
   size_t max_findings = 100;
+  // When set, the parts' CPU time is added to it (costs a few clock reads per round).
+  RoundCpu* cpu = nullptr;
 };
 
 struct RoundResult {

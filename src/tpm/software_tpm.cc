@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <tss2/tss2_mu.h>
 
+#include <memory>
 #include <mutex>
 
 #include "crypto/digest.h"
@@ -118,10 +119,20 @@ class SoftwareTpm final : public Tpm {
   Result<Quote> MakeQuote(const AkKey& ak, const PcrSelection& selection, ByteView nonce) override {
     if (!ak.software) return Status::InvalidArgument("this AK belongs to a TPM, not to the software TPM");
     if (nonce.size() > 64) return Status::InvalidArgument("nonce longer than 64 bytes");
-    BIO* bio = BIO_new_mem_buf(ak.private_blob.data(), static_cast<int>(ak.private_blob.size()));
-    EvpPkeyPtr key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr));
-    BIO_free(bio);
-    if (!key) return Status::Corrupt("software AK private key does not parse");
+    std::shared_ptr<EVP_PKEY> key;
+    {
+      // The last AK's key stays parsed: a PEM parse per quote cost as much as the signature.
+      std::lock_guard<std::mutex> lk(key_mu_);
+      if (!key_ || key_blob_ != ak.private_blob) {
+        BIO* bio = BIO_new_mem_buf(ak.private_blob.data(), static_cast<int>(ak.private_blob.size()));
+        EVP_PKEY* parsed = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+        BIO_free(bio);
+        if (!parsed) return Status::Corrupt("software AK private key does not parse");
+        key_.reset(parsed, EVP_PKEY_free);
+        key_blob_ = ak.private_blob;
+      }
+      key = key_;
+    }
     LIM_ASSIGN_OR_RETURN(TPML_PCR_SELECTION tss_sel, ToTssSelection(selection));
     Quote q;
     LIM_ASSIGN_OR_RETURN(q.values, ReadPcrs(selection));
@@ -186,6 +197,9 @@ class SoftwareTpm final : public Tpm {
   std::vector<uint16_t> banks_;
   std::map<uint16_t, std::map<int, Bytes>> pcrs_;
   std::chrono::steady_clock::time_point start_;
+  std::mutex key_mu_;
+  Bytes key_blob_;                 // PEM of the AK whose key is key_
+  std::shared_ptr<EVP_PKEY> key_;  // shared: a quote in progress keeps it while another replaces it
 };
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "verifier/verifier.h"
 
 #include <openssl/rand.h>
+#include <sys/resource.h>
 #include <tss2/tss2_tpm2_types.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "attest/evidence_json.h"
 #include "attest/round.h"
 #include "attest/verdict.h"
+#include "base/cpu_time.h"
 #include "base/hex.h"
 #include "crypto/hash_algo.h"
 #include "ima/list_format.h"
@@ -33,10 +35,15 @@ struct Verifier::Worker {
   std::string address;
   std::unique_ptr<net::HttpsClient> client;
   std::optional<tpm::PublicKey> ak;
-  std::string policy_text;
-  attest::RuntimePolicy policy;
+  // The assigned policy, shared with every agent that has the same one (PolicyFor).
+  std::shared_ptr<const attest::RuntimePolicy> policy;
   std::optional<attest::EvidenceRequest> next;
   int64_t fence = -1;  // of the lease the last round ran under; another: forget `next`
+  // The agent's row as this verifier last read or wrote it (LoadAgent), kept only on an
+  // unshared store (SQLite: no other process writes it); `stale` is set by the REST calls
+  // that change the row (acknowledge, assign) without holding mu.
+  std::optional<attest::AgentRecord> record;
+  std::atomic<bool> stale{false};
   std::chrono::steady_clock::time_point due{};
   // The kept connection's counters after the last round (read by the REST API without mu).
   std::atomic<uint64_t> handshakes{0}, requests{0};
@@ -83,7 +90,31 @@ double SecondsSince(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// The CPU time since the last call (a round's parts, one after the other).
+struct Lap {
+  uint64_t start = ThreadCpuNs();
+  uint64_t last = start;
+  uint64_t operator()() {
+    uint64_t now = ThreadCpuNs(), d = now - last;
+    last = now;
+    return d;
+  }
+  uint64_t total() const { return last - start; }
+};
+
+void Add(std::atomic<uint64_t>& to, uint64_t v) { to.fetch_add(v, std::memory_order_relaxed); }
+
+void AddVerify(Verifier::Costs& c, const attest::RoundCpu& cpu, uint64_t verify_ns) {
+  Add(c.verify_ns, verify_ns);
+  Add(c.quote_ns, cpu.quote_ns);
+  Add(c.list_ns, cpu.list_ns);
+  Add(c.policy_ns, cpu.policy_ns);
+}
+
 constexpr size_t kMaxImaRows = 1000;
+
+// The loop's shortest time between two scans of the agents (Verifier::Loop).
+constexpr std::chrono::milliseconds kScanGap{10};
 
 bool IsFirmwareReason(attest::Reason r) {
   if (r == attest::Reason::kBootComponent || r == attest::Reason::kSecureBoot) return true;  // name firmware events
@@ -431,6 +462,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     std::lock_guard<std::mutex> wl(w->mu);
     w->address = address;
     w->client = std::move(client);
+    w->record.reset();
     w->ak = std::move(ak);
     w->next.reset();
     w->due = std::chrono::steady_clock::now();
@@ -460,26 +492,65 @@ Status Verifier::Remove(const std::string& id) {
   return store_->RemoveAgent(id);
 }
 
+Result<std::optional<attest::AgentRecord>> Verifier::LoadAgent(Worker& w) {
+  if (w.stale.exchange(false)) w.record.reset();
+  if (w.record && !store_->Shared()) return w.record;
+  LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(w.id));
+  if (rec && !store_->Shared()) w.record = rec;
+  return rec;
+}
+
+bool Verifier::Remember(Worker& w, const Status& written, const attest::AgentState& state, attest::AgentStatus status) {
+  if (!written.ok() || !w.record) {
+    w.record.reset();
+    return written.ok();
+  }
+  w.record->state = state;
+  if (w.record->status != attest::AgentStatus::kFailed) w.record->status = status;  // failed is sticky (store.h)
+  w.record->updated = Now();
+  return true;
+}
+
+void Verifier::MarkStale(const std::string& id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (auto it = workers_.find(id); it != workers_.end()) it->second->stale = true;
+}
+
 Status Verifier::Prepare(Worker& w, const attest::AgentRecord& rec) {
   if (!w.ak) {
     LIM_ASSIGN_OR_RETURN(auto pub, tpm::ParsePublic(rec.identity.ak_public));
     LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(pub));
     w.ak = std::move(ak);
   }
-  std::string policy_text;
-  if (!rec.policy.empty()) {
-    LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(rec.policy));
-    if (text) policy_text = *text;
-  }
-  if (policy_text != w.policy_text || policy_text.empty()) {
-    if (policy_text.empty()) {
-      w.policy = attest::RuntimePolicy();
-    } else {
-      LIM_ASSIGN_OR_RETURN(w.policy, attest::RuntimePolicy::FromJson(policy_text));
-    }
-    w.policy_text = policy_text;
-  }
+  LIM_ASSIGN_OR_RETURN(w.policy, PolicyFor(rec.policy));
   return Status::Ok();
+}
+
+Result<std::shared_ptr<const attest::RuntimePolicy>> Verifier::PolicyFor(const std::string& name) {
+  static const auto* none = new std::shared_ptr<const attest::RuntimePolicy>(std::make_shared<attest::RuntimePolicy>());
+  if (name.empty()) return *none;
+  auto now = std::chrono::steady_clock::now();
+  {
+    std::lock_guard<std::mutex> lk(policies_mu_);
+    auto it = policies_.find(name);
+    if (it != policies_.end() && now - it->second.checked < options_.interval) return it->second.policy;
+  }
+  // Read (and parse) outside the lock: rounds of agents with a fresh policy do not wait.
+  LIM_ASSIGN_OR_RETURN(auto text, store_->GetPolicy(name));
+  if (!text) return *none;  // removed: every entry fails, as with no policy
+  {
+    std::lock_guard<std::mutex> lk(policies_mu_);
+    auto it = policies_.find(name);
+    if (it != policies_.end() && it->second.text == *text) {
+      it->second.checked = now;
+      return it->second.policy;
+    }
+  }
+  LIM_ASSIGN_OR_RETURN(auto parsed, attest::RuntimePolicy::FromJson(*text));
+  auto policy = std::make_shared<const attest::RuntimePolicy>(std::move(parsed));
+  std::lock_guard<std::mutex> lk(policies_mu_);
+  policies_[name] = {std::move(*text), policy, now};
+  return policy;
 }
 
 Status Verifier::RunRound(const std::string& id) {
@@ -491,6 +562,7 @@ Status Verifier::RunRound(const std::string& id) {
     w = it->second;
   }
   std::lock_guard<std::mutex> wl(w->mu);
+  Lap lap;
   const auto started = std::chrono::steady_clock::now();
   w->due = started + options_.interval;
   // The lease this round runs under; its verdict is written only while it is still current,
@@ -508,10 +580,19 @@ Status Verifier::RunRound(const std::string& id) {
   if (fence != w->fence) w->next.reset();  // another verifier may have moved the state on
   w->fence = fence;
   auto read_started = std::chrono::steady_clock::now();
-  LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(id));
+  LIM_ASSIGN_OR_RETURN(auto rec, LoadAgent(*w));
   store_read_seconds_.Observe(SecondsSince(read_started));
   if (!rec) return Status::NotFound("no agent " + id);
+  // Any write below but the round's own verdict (which updates it) drops the cached row.
+  struct DropRecord {
+    Worker* w;
+    bool keep = false;
+    ~DropRecord() {
+      if (!keep) w->record.reset();
+    }
+  } drop{w.get()};
   LIM_RETURN_IF_ERROR(Prepare(*w, *rec));
+  Add(costs_.store_read_ns, lap());
   if (!w->client || w->address != rec->address) {
     LIM_ASSIGN_OR_RETURN(w->client, Connect(rec->address));
     w->address = rec->address;
@@ -541,12 +622,14 @@ Status Verifier::RunRound(const std::string& id) {
     req.nonce.assign(32, 0);
     if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return Status::Internal("RAND_bytes failed");
     auto body = Fetch(*w->client, "POST", "/v1/evidence", attest::EvidenceRequestToJson(req), "evidence");
+    Add(costs_.fetch_ns, lap());
     std::optional<attest::Evidence> ev;
     std::string why;
     if (!body.ok()) {
       why = body.status().message();
     } else if (auto parsed = attest::EvidenceFromJson(*body); parsed.ok()) {
       ev = std::move(parsed).value();
+      Add(costs_.parse_ns, lap());
     } else {
       // Malformed evidence is the round's failure, not the network's: Verify says so.
       attest::Finding f;
@@ -566,9 +649,14 @@ Status Verifier::RunRound(const std::string& id) {
       return Record(id, fence, rec->status, state, attest::AgentStatus::kUnreachable, with_earlier({f}),
                     {"unreachable", started});
     }
-    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, w->policy, req.nonce);
+    attest::RoundCpu cpu;
+    attest::VerifyOptions vo;
+    vo.cpu = &cpu;
+    attest::RoundResult r = attest::Verify(*w->ak, state, *ev, *w->policy, req.nonce, vo);
+    AddVerify(costs_, cpu, lap());
     NoteRows(*w, *ev, r);
     LogFindings(*w, r.findings);
+    Add(costs_.rows_ns, lap());
     w->next = r.next;
     if (r.retry) {
       // Nothing verified yet; the state may have moved to "start over" (a reboot).
@@ -578,8 +666,13 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    return Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
-                  {r.attested ? "attested" : "failed", started});
+    Status st = Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
+                       {r.attested ? "attested" : "failed", started});
+    drop.keep = Remember(*w, st, r.state, status);
+    Add(costs_.store_write_ns, lap());
+    Add(costs_.round_ns, lap.total());
+    Add(costs_.rounds, 1);
+    return st;
   }
   return Record(id, fence, rec->status, state, rec->status, earlier, {"retry", started});
 }
@@ -724,6 +817,10 @@ void Verifier::Loop() {
       }
     }
     if (queued) queue_cv_.notify_all();
+    // A scan visits every agent: with thousands of pull agents due at spread times, waking
+    // for each due time would scan thousands of times a second. Every agent due within the
+    // next kScanGap waits for the next scan (a round at most kScanGap late).
+    wake = std::max(wake, now + kScanGap);
     cv_.wait_until(lk, wake, [this] { return stop_; });
   }
 }
@@ -768,6 +865,7 @@ Status Verifier::MarkSilent(Worker& w) {
   } end_round{leases_.get(), w.id};
   LIM_ASSIGN_OR_RETURN(auto rec, store_->GetAgent(w.id));
   if (!rec) return Status::NotFound("no agent " + w.id);
+  w.record.reset();
   attest::Finding f;
   f.reason = attest::Reason::kUnreachable;
   f.detail = "push agent posted no evidence for " +
@@ -869,6 +967,10 @@ void Verifier::RegisterRoutes() {
     if (!policy.ok()) return net::JsonError(400, "policy " + *name + ": " + policy.status().message());
     Status st = store_->PutPolicy(*name, policy->ToNativeJson());
     if (!st.ok()) return ErrorResponse(st);
+    {
+      std::lock_guard<std::mutex> lk(policies_mu_);  // this verifier's next rounds use the new one
+      policies_.erase(*name);
+    }
     return JsonOk(json{{"name", *name}, {"paths", policy->paths()}, {"anywhere", policy->anywhere()}});
   });
   route("GET", "/v1/policies", [this](const net::HttpRequest&) {
@@ -895,6 +997,7 @@ void Verifier::RegisterRoutes() {
     if (!policy.ok()) return ErrorResponse(policy.status());
     Status st = store_->AssignPolicy(*agent, *policy);
     if (!st.ok()) return ErrorResponse(st);
+    MarkStale(*agent);
     return JsonOk(json{{"agent", *agent}, {"policy", *policy}});
   });
   route("POST", "/v1/ack", [this](const net::HttpRequest& r) {
@@ -904,6 +1007,7 @@ void Verifier::RegisterRoutes() {
     if (!agent.ok()) return ErrorResponse(agent.status());
     Status st = store_->Acknowledge(*agent);
     if (!st.ok()) return ErrorResponse(st);
+    MarkStale(*agent);
     Log("lim-verifier: agent=" + *agent + " acknowledged");
     {
       std::lock_guard<std::mutex> lk(mu_);
@@ -924,6 +1028,29 @@ void Verifier::RegisterRoutes() {
     out.content_type = "text/plain; version=0.0.4; charset=utf-8";
     out.body = MetricsText();
     return out;
+  });
+  route("GET", "/v1/stats", [this](const net::HttpRequest&) {
+    auto get = [](const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); };
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    auto us = [](const timeval& t) { return static_cast<uint64_t>(t.tv_sec) * 1000000u + static_cast<uint64_t>(t.tv_usec); };
+    size_t agents;
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      agents = workers_.size();
+    }
+    const Costs& c = costs_;
+    return JsonOk(json{{"agents", agents},
+                       {"rounds", get(c.rounds)},
+                       {"push_requests", get(c.requests)},
+                       {"cpu_ns", {{"round", get(c.round_ns)}, {"store_read", get(c.store_read_ns)},
+                                   {"fetch", get(c.fetch_ns)}, {"parse", get(c.parse_ns)},
+                                   {"verify", get(c.verify_ns)}, {"quote", get(c.quote_ns)},
+                                   {"list", get(c.list_ns)}, {"policy", get(c.policy_ns)},
+                                   {"rows", get(c.rows_ns)}, {"store_write", get(c.store_write_ns)},
+                                   {"push_request", get(c.request_ns)}}},
+                       {"process", {{"user_us", us(ru.ru_utime)}, {"sys_us", us(ru.ru_stime)},
+                                    {"max_rss_kib", ru.ru_maxrss}}}});
   });
   RegisterPushRoutes();
 }
@@ -993,6 +1120,7 @@ void Verifier::RegisterPushRoutes() {
     (*rec)->identity = std::move(identity);
     (*rec)->tofu = w->push_tofu;
     (*rec)->updated = Now();
+    w->record.reset();
     if (Status put = store_->PutAgent(**rec); !put.ok()) return ErrorResponse(put);
     w->ak.reset();
     w->next.reset();
@@ -1006,7 +1134,8 @@ void Verifier::RegisterPushRoutes() {
     auto w = worker(r);
     if (!w) return refuse(r);
     std::lock_guard<std::mutex> wl(w->mu);
-    auto rec = store_->GetAgent(w->id);
+    Lap lap;
+    auto rec = LoadAgent(*w);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
     // The lease follows the push agent's connection: this verifier takes it (the fence moves
@@ -1026,22 +1155,27 @@ void Verifier::RegisterPushRoutes() {
     w->push_nonce = req.nonce;
     net::HttpResponse out;
     out.body = attest::EvidenceRequestToJson(req);
+    Add(costs_.request_ns, lap());
+    Add(costs_.requests, 1);
     return out;
   });
   server_->Route("POST", "/v1/push/evidence", [this, worker, refuse](const net::HttpRequest& r) {
     auto w = worker(r);
     if (!w) return refuse(r);
     std::lock_guard<std::mutex> wl(w->mu);
+    Lap lap;
     if (w->push_nonce.empty()) return net::JsonError(409, "no evidence request outstanding for " + w->id);
     Bytes nonce = std::move(w->push_nonce);
     w->push_nonce.clear();
     const auto started = std::chrono::steady_clock::now();
     w->last_push = started;
     w->push_silent = false;
-    auto rec = store_->GetAgent(w->id);
+    auto rec = LoadAgent(*w);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
+    Add(costs_.store_read_ns, lap());
     auto ev = attest::EvidenceFromJson(r.body);
+    Add(costs_.parse_ns, lap());
     attest::RoundResult res;
     if (!ev.ok()) {
       attest::Finding f;
@@ -1050,17 +1184,22 @@ void Verifier::RegisterPushRoutes() {
       res.state = (*rec)->state;
       res.findings.push_back(f);
     } else {
-      res = attest::Verify(*w->ak, (*rec)->state, *ev, w->policy, nonce);
+      attest::RoundCpu cpu;
+      attest::VerifyOptions vo;
+      vo.cpu = &cpu;
+      res = attest::Verify(*w->ak, (*rec)->state, *ev, *w->policy, nonce, vo);
+      AddVerify(costs_, cpu, lap());
       NoteRows(*w, *ev, res);
       w->next = res.next;
     }
     LogFindings(*w, res.findings);
+    Add(costs_.rows_ns, lap());
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
     const char* verdict = res.retry ? "retry" : res.attested ? "attested" : "failed";
-    if (Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings, {verdict, started});
-        !st.ok()) {
+    Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings, {verdict, started});
+    if (!Remember(*w, st, res.state, status)) {
       if (st.code() == StatusCode::kMismatch) {
         // The agent posts to another verifier too: that one holds the lease now.
         w->next.reset();
@@ -1069,6 +1208,9 @@ void Verifier::RegisterPushRoutes() {
       }
       return ErrorResponse(st);
     }
+    Add(costs_.store_write_ns, lap());
+    Add(costs_.round_ns, lap.total());
+    Add(costs_.rounds, 1);
     return JsonOk(json{{"verdict", res.retry ? "retry" : res.attested ? "attested" : "failed"},
                        {"findings", res.findings.size()}});
   });

@@ -120,6 +120,16 @@ class Verifier {
   // The Prometheus exposition (GET /metrics): agents by state, rounds, round and store
   // latency, failures by reason, state changes, the alert queues' deliveries and drops.
   std::string MetricsText();
+  // Where the rounds' CPU time goes (thread CPU clock, ns, summed since start), served as
+  // GET /v1/stats: a round's cost split into store reads (agent record, policy), evidence
+  // JSON, Verify (its quote, list and policy parts), the show table, store writes, and for
+  // push the request call that hands out the nonce. Relaxed atomics: totals, not a snapshot.
+  struct Costs {
+    std::atomic<uint64_t> rounds{0}, requests{0};
+    std::atomic<uint64_t> store_read_ns{0}, parse_ns{0}, verify_ns{0}, quote_ns{0}, list_ns{0}, policy_ns{0},
+        rows_ns{0}, store_write_ns{0}, round_ns{0}, request_ns{0}, fetch_ns{0};
+  };
+  const Costs& costs() const { return costs_; }
 
   struct Worker;
 
@@ -131,8 +141,23 @@ class Verifier {
   Status MarkSilent(Worker& w);
   void RegisterRoutes();
   void RegisterPushRoutes();
-  // The agent's AK and policy into the worker (policy parsed again when its text changed).
+  // The agent's row: from the store, or (unshared store) as this verifier last read or
+  // wrote it — the row is then read once, not twice per round (each read parses the
+  // state's JSON). Caller holds w.mu.
+  Result<std::optional<attest::AgentRecord>> LoadAgent(Worker& w);
+  // After a round's write: the cached row takes the new state and status (failed stays
+  // failed, as in the store); a failed write drops it. Returns written.ok().
+  bool Remember(Worker& w, const Status& written, const attest::AgentState& state, attest::AgentStatus status);
+  // A REST call changed the agent's row: the next LoadAgent reads it again.
+  void MarkStale(const std::string& id);
+  // The agent's AK and policy into the worker.
   Status Prepare(Worker& w, const attest::AgentRecord& rec);
+  // The runtime policy named, parsed once and shared by every agent assigned to it (a
+  // 10,000-path policy is megabytes parsed: not one copy per agent, not one parse per
+  // round). Its text is read from the store again at most once per interval (another
+  // verifier may have replaced it) and at once after a POST /v1/policies here. Empty name
+  // or a policy no longer stored: the empty policy (every entry fails).
+  Result<std::shared_ptr<const attest::RuntimePolicy>> PolicyFor(const std::string& name);
   Result<std::unique_ptr<net::HttpsClient>> Connect(const std::string& address);
   std::shared_ptr<Worker> WorkerFor(const std::string& id);
   // WorkerFor(rec.id) set up from the stored record (push or pull, push silence state);
@@ -156,6 +181,7 @@ class Verifier {
   bool ReportsLocked(const std::string& id, const Worker& w) const;
 
   VerifierOptions options_;
+  Costs costs_;
   std::unique_ptr<attest::Store> store_;
   std::shared_ptr<net::TlsContext> client_tls_;
   std::unique_ptr<FailureHook> hook_;  // before server_: destroyed after the threads that call it stop
@@ -170,6 +196,13 @@ class Verifier {
   Histogram store_read_seconds_{StoreLatencyBounds()};
   std::unique_ptr<net::HttpsServer> server_;
   std::unique_ptr<attest::LeaseKeeper> leases_;  // which agents this process attests (shared store)
+  struct CachedPolicy {
+    std::string text;
+    std::shared_ptr<const attest::RuntimePolicy> policy;
+    std::chrono::steady_clock::time_point checked;
+  };
+  std::mutex policies_mu_;
+  std::map<std::string, CachedPolicy> policies_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;

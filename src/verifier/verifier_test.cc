@@ -384,6 +384,36 @@ TEST_F(VerifierE2eTest, EnrollAttestThenSeeTampering) {
   EXPECT_EQ(Api("GET", "/v1/agent?id=agent-1").first, 404);
 }
 
+// Policies are parsed once and shared by their agents (Verifier::PolicyFor); one replaced
+// through POST /v1/policies applies from the next round, not an interval later. GET
+// /v1/stats counts the rounds and their CPU by part.
+TEST_F(VerifierE2eTest, AReplacedPolicyAppliesAtTheNextRoundAndStatsCountRounds) {
+  AddLearntPolicy("learnt");
+  std::string address = "127.0.0.1:" + std::to_string(agent_.port());
+  auto [code, rec] =
+      Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", address}, {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump() << verifier_.Output();
+  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 2; });
+  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  // The policy learnt again with one more tool, then the tool runs: attested at once.
+  host_.AppendFile("/usr/bin/newtool", "new tool");
+  AddLearntPolicy("learnt", 21);
+  WriteList();
+  a = WaitFor("agent-1", [](const json& j) { return j["next_index"] == 22; });
+  EXPECT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
+  EXPECT_EQ(verifier_.Output().find("reason=unknown-file"), std::string::npos) << verifier_.Output();
+
+  auto [sc, stats] = Api("GET", "/v1/stats");
+  ASSERT_EQ(sc, 200) << stats.dump();
+  EXPECT_EQ(stats["agents"], 1) << stats.dump();
+  EXPECT_GE(stats["rounds"].get<uint64_t>(), 3u) << stats.dump();
+  for (const char* part : {"round", "quote", "list", "verify", "store_read", "store_write", "fetch", "parse"}) {
+    EXPECT_GT(stats["cpu_ns"][part].get<uint64_t>(), 0u) << part << " " << stats.dump();
+  }
+  EXPECT_LE(stats["cpu_ns"]["quote"].get<uint64_t>(), stats["cpu_ns"]["verify"].get<uint64_t>()) << stats.dump();
+  EXPECT_GT(stats["process"]["max_rss_kib"].get<uint64_t>(), 0u) << stats.dump();
+}
+
 // `show --entries` on a host with a firmware log: its events first (BIOS and boot loader
 // rows, verified against the quoted PCRs 0–7), then the IMA rows, one running index.
 TEST_F(VerifierE2eTest, EntriesShowFirmwareThenImaRowsWithOneIndex) {

@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
 
 #include "base/file.h"
 #include "base/hex.h"
@@ -36,6 +38,61 @@ std::vector<std::string_view> Lines(std::string_view text) {
 }
 
 }  // namespace
+
+std::string_view DpkgDb::PathIndex::AddText(std::string text) {
+  text_offset_ = arena_.size();
+  arena_ += text;
+  return std::string_view(arena_).substr(text_offset_);
+}
+
+uint32_t* DpkgDb::PathIndex::Slot(std::string_view path, size_t hash) {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == kNone || PathOf(entries_[slots_[i]]) == path) return &slots_[i];
+  }
+}
+
+void DpkgDb::PathIndex::Grow() {
+  std::vector<uint32_t> old = std::move(slots_);
+  slots_.assign(std::max<size_t>(1024, old.size() * 2), kNone);
+  for (uint32_t first : old) {
+    if (first == kNone) continue;
+    std::string_view path = PathOf(entries_[first]);
+    *Slot(path, std::hash<std::string_view>()(path)) = first;
+  }
+}
+
+void DpkgDb::PathIndex::Add(std::string_view path, uint32_t package) {
+  if (2 * (paths_ + 1) > slots_.size()) Grow();  // at most half full: short probes
+  uint32_t* slot = Slot(path, std::hash<std::string_view>()(path));
+  Entry e{text_offset_ + static_cast<size_t>(path.data() - (arena_.data() + text_offset_)),
+          static_cast<uint32_t>(path.size()), package, kNone};
+  const auto index = static_cast<uint32_t>(entries_.size());
+  if (*slot == kNone) {
+    *slot = index;
+    ++paths_;
+  } else {
+    uint32_t last = *slot;
+    while (entries_[last].next != kNone) last = entries_[last].next;
+    if (entries_[last].package == package) return;  // listed twice by one package
+    entries_[last].next = index;
+  }
+  entries_.push_back(e);
+}
+
+template <typename F>
+bool DpkgDb::PathIndex::Any(std::string_view path, F f) const {
+  if (slots_.empty()) return false;
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = std::hash<std::string_view>()(path) & mask; slots_[i] != kNone; i = (i + 1) & mask) {
+    if (PathOf(entries_[slots_[i]]) != path) continue;
+    for (uint32_t e = slots_[i]; e != kNone; e = entries_[e].next) {
+      if (f(entries_[e].package)) return true;
+    }
+    return false;
+  }
+  return false;
+}
 
 Result<std::vector<DpkgPackage>> ParseStatus(std::string_view text, std::string_view where) {
   LIM_ASSIGN_OR_RETURN(auto stanzas, ParseControl(text, where));
@@ -141,16 +198,17 @@ Result<DpkgDb> DpkgDb::Load(const Options& options) {
       db.problems_.push_back(text.status().message());
       continue;
     }
-    size_t n = 0;
-    for (std::string_view line : Lines(*text)) {
-      ++n;
+    std::string_view lines = db.paths_.AddText(std::move(text).value());
+    for (size_t n = 1; !lines.empty(); ++n) {
+      size_t nl = lines.find('\n');
+      std::string_view line = lines.substr(0, nl);
+      lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
       if (line.empty() || line == "/.") continue;
       if (line.front() != '/') {
         db.problems_.push_back(list + ":" + std::to_string(n) + ": not an absolute path");
         break;
       }
-      auto& owners = db.paths_[std::string(line)];
-      if (owners.empty() || owners.back() != i) owners.push_back(i);
+      db.paths_.Add(line, i);
     }
   }
   return db;
@@ -164,12 +222,13 @@ const DpkgPackage* DpkgDb::Find(std::string_view name, std::string_view arch) co
 }
 
 const DpkgPackage* DpkgDb::ListedBy(const std::string& dpkg_path, const std::string& not_by) const {
-  auto it = paths_.find(dpkg_path);
-  if (it == paths_.end()) return nullptr;
-  for (uint32_t i : it->second) {
-    if (packages_[i].name != not_by) return &packages_[i];
-  }
-  return nullptr;
+  const DpkgPackage* found = nullptr;
+  paths_.Any(dpkg_path, [&](uint32_t i) {
+    if (packages_[i].name == not_by) return false;
+    found = &packages_[i];
+    return true;
+  });
+  return found;
 }
 
 std::optional<DpkgOwner> DpkgDb::OwnerOfName(const std::string& name) const {
@@ -180,12 +239,13 @@ std::optional<DpkgOwner> DpkgDb::OwnerOfName(const std::string& name) const {
   if (auto it = diverted_from_.find(name); it != diverted_from_.end()) {
     const Diversion& d = diversions_[it->second];
     if (d.by.empty()) return std::nullopt;  // the administrator's file now
-    auto pi = paths_.find(name);
-    if (pi != paths_.end()) {
-      for (uint32_t i : pi->second) {
-        if (packages_[i].name == d.by) return DpkgOwner{&packages_[i], name, ""};
-      }
-    }
+    const DpkgPackage* by = nullptr;
+    paths_.Any(name, [&](uint32_t i) {
+      if (packages_[i].name != d.by) return false;
+      by = &packages_[i];
+      return true;
+    });
+    if (by) return DpkgOwner{by, name, ""};
     return std::nullopt;
   }
   if (const DpkgPackage* p = ListedBy(name, "")) return DpkgOwner{p, name, ""};

@@ -39,7 +39,15 @@ std::vector<std::string_view> Lines(std::string_view text) {
 
 }  // namespace
 
-std::string_view DpkgDb::PathIndex::AddText(std::string text) {
+void DpkgDb::PathIndex::Reserve(size_t paths, size_t bytes) {
+  arena_.reserve(arena_.size() + bytes);
+  entries_.reserve(entries_.size() + paths);
+  size_t slots = std::max<size_t>(1024, slots_.size());
+  while (slots < 2 * (paths_ + paths)) slots *= 2;
+  if (slots != slots_.size()) Grow(slots);
+}
+
+std::string_view DpkgDb::PathIndex::AddText(std::string_view text) {
   text_offset_ = arena_.size();
   arena_ += text;
   return std::string_view(arena_).substr(text_offset_);
@@ -47,26 +55,32 @@ std::string_view DpkgDb::PathIndex::AddText(std::string text) {
 
 uint32_t* DpkgDb::PathIndex::Slot(std::string_view path, size_t hash) {
   const size_t mask = slots_.size() - 1;
+  const auto h32 = static_cast<uint32_t>(hash);
   for (size_t i = hash & mask;; i = (i + 1) & mask) {
-    if (slots_[i] == kNone || PathOf(entries_[slots_[i]]) == path) return &slots_[i];
+    if (slots_[i] == kNone) return &slots_[i];
+    const Entry& e = entries_[slots_[i]];
+    if (e.hash == h32 && PathOf(e) == path) return &slots_[i];
   }
 }
 
-void DpkgDb::PathIndex::Grow() {
+void DpkgDb::PathIndex::Grow(size_t slots) {
   std::vector<uint32_t> old = std::move(slots_);
-  slots_.assign(std::max<size_t>(1024, old.size() * 2), kNone);
+  slots_.assign(slots, kNone);
+  const size_t mask = slots - 1;
   for (uint32_t first : old) {
     if (first == kNone) continue;
-    std::string_view path = PathOf(entries_[first]);
-    *Slot(path, std::hash<std::string_view>()(path)) = first;
+    size_t i = entries_[first].hash & mask;  // paths are distinct: the first free slot
+    while (slots_[i] != kNone) i = (i + 1) & mask;
+    slots_[i] = first;
   }
 }
 
 void DpkgDb::PathIndex::Add(std::string_view path, uint32_t package) {
-  if (2 * (paths_ + 1) > slots_.size()) Grow();  // at most half full: short probes
-  uint32_t* slot = Slot(path, std::hash<std::string_view>()(path));
+  if (2 * (paths_ + 1) > slots_.size()) Grow(std::max<size_t>(1024, 2 * slots_.size()));  // at most half full
+  const size_t hash = std::hash<std::string_view>()(path);
+  uint32_t* slot = Slot(path, hash);
   Entry e{text_offset_ + static_cast<size_t>(path.data() - (arena_.data() + text_offset_)),
-          static_cast<uint32_t>(path.size()), package, kNone};
+          static_cast<uint32_t>(path.size()), package, kNone, static_cast<uint32_t>(hash)};
   const auto index = static_cast<uint32_t>(entries_.size());
   if (*slot == kNone) {
     *slot = index;
@@ -84,8 +98,10 @@ template <typename F>
 bool DpkgDb::PathIndex::Any(std::string_view path, F f) const {
   if (slots_.empty()) return false;
   const size_t mask = slots_.size() - 1;
-  for (size_t i = std::hash<std::string_view>()(path) & mask; slots_[i] != kNone; i = (i + 1) & mask) {
-    if (PathOf(entries_[slots_[i]]) != path) continue;
+  const size_t hash = std::hash<std::string_view>()(path);
+  for (size_t i = hash & mask; slots_[i] != kNone; i = (i + 1) & mask) {
+    const Entry& first = entries_[slots_[i]];
+    if (first.hash != static_cast<uint32_t>(hash) || PathOf(first) != path) continue;
     for (uint32_t e = slots_[i]; e != kNone; e = entries_[e].next) {
       if (f(entries_[e].package)) return true;
     }
@@ -186,19 +202,32 @@ Result<DpkgDb> DpkgDb::Load(const Options& options) {
       db.diverted_from_[db.diversions_[i].from] = i;
     }
   }
+  // Every .list first, so that the index is sized once (problems still in package order).
+  std::vector<std::string> texts(db.packages_.size()), problems(db.packages_.size());
+  size_t lines_total = 0, bytes_total = 0;
   for (uint32_t i = 0; i < db.packages_.size(); ++i) {
     const DpkgPackage& p = db.packages_[i];
     std::string list = options.admindir + "/info/" + p.info_name + ".list";
     if (!Exists(list)) {
-      if (!p.version.empty()) db.problems_.push_back(list + ": missing (package " + p.name + " lists no files)");
+      if (!p.version.empty()) problems[i] = list + ": missing (package " + p.name + " lists no files)";
       continue;
     }
     auto text = ReadFileTextBounded(list, kMaxListBytes, "a dpkg file list");
     if (!text.ok()) {
-      db.problems_.push_back(text.status().message());
+      problems[i] = text.status().message();
       continue;
     }
-    std::string_view lines = db.paths_.AddText(std::move(text).value());
+    texts[i] = std::move(text).value();
+    lines_total += static_cast<size_t>(std::count(texts[i].begin(), texts[i].end(), '\n')) + 1;
+    bytes_total += texts[i].size();
+  }
+  db.paths_.Reserve(lines_total, bytes_total);
+  for (uint32_t i = 0; i < db.packages_.size(); ++i) {
+    if (!problems[i].empty()) db.problems_.push_back(std::move(problems[i]));
+    if (texts[i].empty()) continue;
+    const std::string list = options.admindir + "/info/" + db.packages_[i].info_name + ".list";
+    std::string_view lines = db.paths_.AddText(texts[i]);
+    std::string().swap(texts[i]);
     for (size_t n = 1; !lines.empty(); ++n) {
       size_t nl = lines.find('\n');
       std::string_view line = lines.substr(0, nl);

@@ -96,8 +96,11 @@ class DpkgDb {
   // freeing them. Copyable and movable (offsets, not pointers).
   class PathIndex {
    public:
+    // Room for `paths` more paths and `bytes` more text: no rehash and no arena copy while
+    // they are added.
+    void Reserve(size_t paths, size_t bytes);
     // Appends the text of one .list to the arena; its lines are then added with Add.
-    std::string_view AddText(std::string text);
+    std::string_view AddText(std::string_view text);
     // path must be a view into the text AddText returned last.
     void Add(std::string_view path, uint32_t package);
     // Calls f(package) for each package listing path until f returns true; true when one did.
@@ -111,10 +114,11 @@ class DpkgDb {
       uint32_t size;
       uint32_t package;
       uint32_t next;  // the next package listing the same path, or kNone
+      uint32_t hash;  // of the path (low bits: rehashing needs no path)
     };
     std::string_view PathOf(const Entry& e) const { return std::string_view(arena_).substr(e.offset, e.size); }
     uint32_t* Slot(std::string_view path, size_t hash);
-    void Grow();
+    void Grow(size_t slots);
 
     std::string arena_;
     size_t text_offset_ = 0;          // where AddText's last text starts in arena_

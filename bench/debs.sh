@@ -10,7 +10,8 @@
 # trees of Debian-like shape: a few to a few hundred files per package, sizes log-normal
 # around 10 KiB with a tail to megabytes, content half compressible text, half binary-like.
 # First, lim's (path, digest) pairs are checked against the peer's sha256sum on every file.
-# Usage: bench/debs.sh [BUILD_DIR] [ROUNDS] [COUNT]   (default: build 3 1000)
+# Usage: bench/debs.sh [BUILD_DIR] [ROUNDS] [COUNT]   (default: build 3 1000; DEBS_SYNTHETIC=1 builds
+# the synthetic .debs even when the apt cache has enough)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
@@ -21,8 +22,8 @@ work=$(mktemp -d /tmp/lim-debs-bench.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 mkdir "$work/debs"
 cache=/var/cache/apt/archives
-if [[ $(find "$cache" -maxdepth 1 -name '*.deb' 2>/dev/null | wc -l) -ge $count ]]; then
-  find "$cache" -maxdepth 1 -name '*.deb' | sort | head -n "$count" | while read -r f; do ln -s "$f" "$work/debs/"; done
+if [[ -z ${DEBS_SYNTHETIC:-} && $(find "$cache" -maxdepth 1 -name '*.deb' 2>/dev/null | wc -l) -ge $count ]]; then
+  find "$cache" -maxdepth 1 -name '*.deb' | sort | sed -n "1,${count}p" | while read -r f; do ln -s "$f" "$work/debs/"; done
   source="the first $count .debs of $cache"
 else
   python3 - "$work/trees" "$count" <<'PY'
@@ -64,7 +65,7 @@ dpkg-deb --fsys-tarfile "$1" | tar -x -C "$d"
 cd "$d" && find . -type f -print0 | xargs -0 -r sha256sum
 SH
 chmod +x "$work/peer.sh"
-echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $(dpkg-deb --version | head -1); $(tar --version | head -1)"
+echo "machine: $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $(dpkg-deb --version | sed -n 1p); $(tar --version | sed -n 1p)"
 echo "debs: $source: $(du -shL "$work/debs" | cut -f1) compressed"
 
 # Same digests: lim's (path, digest) pairs (names as shipped: --merged-usr no) against the peer's.
@@ -83,5 +84,5 @@ rm -f "$work/lim.sums" "$work/peer.sums"
 
 INTERLEAVE_CPU=1 "$here/interleave.sh" "$rounds" \
   "lim policy from-debs=$lim policy from-debs $work/debs" \
-  "dpkg-deb | tar -x + sha256sum, -P2=find $work/debs/ -name '*.deb' -print0 | xargs -0 -n1 -P2 $work/peer.sh" \
+  "dpkg-deb + tar -x + sha256sum, -P2=find $work/debs/ -name '*.deb' -print0 | xargs -0 -n1 -P2 $work/peer.sh" \
   "decompression only (dpkg-deb --fsys-tarfile, -P2)=find $work/debs/ -name '*.deb' -print0 | xargs -0 -n1 -P2 dpkg-deb --fsys-tarfile"

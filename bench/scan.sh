@@ -8,6 +8,8 @@
 # stay, and so do the directory and inode caches (cold data, warm metadata).
 # First, lim's digests are checked against sha256sum's on every file of each tree.
 # Usage: bench/scan.sh [BUILD_DIR] [ROUNDS] [TREE…]   (default: build 3 /usr/share /usr/lib/x86_64-linux-gnu)
+# LIM_BASELINE=/path/to/an/older/lim adds it as one more command (a change measured against
+# the binary before it, in the same interleaved rounds). Commands' CPU time is shown too.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:-build}
@@ -54,9 +56,10 @@ print("\n".join(sorted(v[0] + "  " + (k.replace("\\", "\\\\").replace("\n", "\\n
         "xargs -P2 sha256sum=find $tree -xdev -type f -print0 | xargs -0 -P2 sha256sum"
         "xargs -P2 openssl dgst=find $tree -xdev -type f -print0 | xargs -0 -P2 openssl dgst -sha256"
         "xargs sha256sum (serial)=find $tree -xdev -type f -print0 | xargs -0 sha256sum")
+  if [[ -n ${LIM_BASELINE:-} ]]; then cmds+=("lim scan (baseline $LIM_BASELINE)=$LIM_BASELINE scan -q --xdev $tree"); fi
   echo "warm page cache:"
   "$lim" scan -q --xdev "$tree" >/dev/null || true  # prime
-  "$here/interleave.sh" "$rounds" "${cmds[@]}"
+  INTERLEAVE_CPU=1 "$here/interleave.sh" "$rounds" "${cmds[@]}"
   echo "cold page cache (the tree's data evicted before every run):"
-  INTERLEAVE_PREPARE="python3 $evict $tree" "$here/interleave.sh" "$rounds" "${cmds[@]}"
+  INTERLEAVE_CPU=1 INTERLEAVE_PREPARE="python3 $evict $tree" "$here/interleave.sh" "$rounds" "${cmds[@]}"
 done

@@ -296,6 +296,59 @@ TEST(RuntimePolicyTest, PackageVersionsTellOldFromUnknown) {
   EXPECT_EQ(wrong.status().message(), "owners./a.versions.2: not a version of x in packages");
 }
 
+// A policy with every member the exporters write and the names that need care in JSON:
+// quotes, backslashes, control bytes, DEL, non-UTF-8 bytes, valid multi-byte UTF-8, several
+// digests per path, an owner with two versions, a path with an empty version list.
+RuntimePolicy OddPolicy() {
+  RuntimePolicy p;
+  auto d = [](uint8_t b) { return Bytes(16, b); };
+  for (const char* path : {"/usr/bin/a b", "/q\"uote", "/back\\slash", "/nl\nname", "/bad\xff\xfe", "/ctl\x01\x1f",
+                           "/del\x7f", "/caf\xc3\xa9", "/trunc\xc3", "/surrogate\xed\xa0\x80", "/"}) {
+    p.AllowPath(path, d(static_cast<uint8_t>(std::string_view(path).size())));
+  }
+  p.AllowPath("/usr/bin/a b", d(0xab));
+  p.AllowPath("/usr/bin/a b", d(0x01));
+  p.AllowAnywhere(d(0x77));
+  p.AllowAnywhere(d(0x11));
+  EXPECT_TRUE(p.AddExclude("/tmp/.*").ok());
+  EXPECT_TRUE(p.AddExclude("^/var/log/\"x\"$").ok());
+  p.AllowKeyring(".ima", d(0x22));
+  p.IgnoreKeyring(".builtin_trusted_keys");
+  p.AllowImaBuf("kernel_cmdline", d(0x33));
+  p.AllowBootPcr(0x000b, 0, Bytes(32, 2));
+  p.AllowBootPcr(0x000b, 7, Bytes(32, 3));
+  p.set_log_hash_alg("sha256");
+  p.SetPackage("tool", PackageInfo{{"2.0-1", "1:1.0-1"}, "2.0-1", "deb"});
+  p.SetPackage("t\xffol", PackageInfo{{"0"}, "", "tofu"});
+  p.AllowPackageFile("/usr/bin/tool", "tool", "2.0-1", d(0x44));
+  p.AllowPackageFile("/usr/bin/tool", "tool", "1:1.0-1", d(0x45));
+  p.AllowPackageFile("/usr/bin/t\xffol", "t\xffol", "0", d(0x46));
+  return p;
+}
+
+// The exporters write exactly what the nlohmann-document exporters before them wrote (the
+// files in testdata/ were written by those): byte for byte, including the U+FFFD that
+// replaces bytes that are not UTF-8.
+TEST(RuntimePolicyTest, ExportsEqualTheEarlierDocumentExportsByteForByte) {
+  RuntimePolicy p = OddPolicy();
+  std::vector<std::string> lost;
+  EXPECT_EQ(p.ToNativeJson(), lim::testing::Slurp(lim::testing::SourcePath("src/attest/testdata/odd_policy.native.json")));
+  EXPECT_EQ(p.ToKeylimeJson(&lost), lim::testing::Slurp(lim::testing::SourcePath("src/attest/testdata/odd_policy.keylime.json")));
+  EXPECT_EQ(lost.size(), 3u);
+  // And what nlohmann itself writes for the same document (a parse and a dump leave it as is).
+  for (const std::string& text : {p.ToNativeJson(), p.ToKeylimeJson()}) {
+    nlohmann::json j = nlohmann::json::parse(text);
+    EXPECT_EQ(j.dump(1, ' ', false), text);
+  }
+  auto back = RuntimePolicy::FromNativeJson(p.ToNativeJson());
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->paths(), p.paths());
+  // Empty: every member in its empty form.
+  EXPECT_EQ(nlohmann::json::parse(RuntimePolicy().ToNativeJson()).dump(1, ' ', false), RuntimePolicy().ToNativeJson());
+  EXPECT_EQ(nlohmann::json::parse(RuntimePolicy().ToKeylimeJson()).dump(1, ' ', false),
+            RuntimePolicy().ToKeylimeJson());
+}
+
 TEST(VerdictTest, OneStableLinePerFindingWhateverThePath) {
   Finding f;
   f.reason = Reason::kUnknownFile;

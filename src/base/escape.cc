@@ -44,4 +44,12 @@ std::string Escaped(std::string_view s) {
   return out;
 }
 
+bool PlainForJson(std::string_view s) {
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
 }  // namespace lim

@@ -19,6 +19,10 @@ namespace lim {
 void AppendEscaped(std::string_view s, std::string* out);
 std::string Escaped(std::string_view s);
 
+// True when s is printable ASCII (0x20–0x7e) without '"' and '\\': then Escaped(s) == s and
+// s is the body of its own JSON string — writers copy such strings as they are.
+bool PlainForJson(std::string_view s);
+
 // Length of the well-formed UTF-8 sequence at the start of d whose lead byte is ≥ 0x80
 // (2 to 4), or 0 when there is none (overlong forms, surrogates and code points above
 // U+10FFFF are not well formed).

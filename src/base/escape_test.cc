@@ -49,5 +49,17 @@ TEST(EscapeTest, DifferentStringsNeverEscapeAlike) {
   }
 }
 
+// Plain strings are exactly those Escaped leaves alone and JSON needs no escape in.
+TEST(EscapeTest, PlainForJsonIsItsOwnEscapedForm) {
+  EXPECT_TRUE(PlainForJson("/usr/share/doc/a b+c~d"));
+  EXPECT_TRUE(PlainForJson(""));
+  for (int b = 0; b < 256; ++b) {
+    std::string s(1, static_cast<char>(b));
+    bool json_plain = b >= 0x20 && b < 0x80 && b != '"' && b != '\\';
+    EXPECT_EQ(PlainForJson(s), json_plain && Escaped(s) == s) << b;
+  }
+  EXPECT_FALSE(PlainForJson("caf\xc3\xa9"));  // well-formed UTF-8, but not ASCII: the slow path
+}
+
 }  // namespace
 }  // namespace lim

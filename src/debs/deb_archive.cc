@@ -71,8 +71,8 @@ la_ssize_t FeedRead(archive* inner, void* data, const void** block) {
 
 class Reader {
  public:
-  Reader(std::string file, const HashAlgo& algo, const DebLimits& limits)
-      : file_(std::move(file)), algo_(algo), limits_(limits) {}
+  Reader(std::string file, const HashAlgo& algo, const DebLimits& limits, const DebDigests& digests)
+      : file_(std::move(file)), algo_(algo), limits_(limits), digests_(digests) {}
 
   Result<DebPackage> Read(archive* outer) {
     pkg_.file = file_;
@@ -206,8 +206,8 @@ class Reader {
       got += static_cast<uint64_t>(n);
       if (got > static_cast<uint64_t>(declared)) return Err(member, raw + ": more data than its header says");
       ByteView chunk(buf_.data(), static_cast<size_t>(n));
-      md5_->Update(chunk);
-      sha256_->Update(chunk);
+      if (md5_) md5_->Update(chunk);
+      if (sha256_) sha256_->Update(chunk);
       if (other_) other_->Update(chunk);
     }
     if (got != static_cast<uint64_t>(declared)) {
@@ -218,8 +218,8 @@ class Reader {
     f.path = path;
     f.size = got;
     f.mode = static_cast<uint32_t>(Api().archive_entry_perm(e));
-    f.md5 = md5_->Final();
-    f.sha256 = sha256_->Final();
+    if (md5_) f.md5 = md5_->Final();
+    if (sha256_) f.sha256 = sha256_->Final();
     f.digest = other_ ? other_->Final() : f.sha256;
     by_path_[path] = pkg_.files.size();
     pkg_.files.push_back(std::move(f));
@@ -227,13 +227,18 @@ class Reader {
   }
 
   Status Hashers() {
-    if (md5_) return Status::Ok();
-    LIM_ASSIGN_OR_RETURN(auto md5algo, HashAlgoByName("md5"));
-    LIM_ASSIGN_OR_RETURN(Hasher m, Hasher::Create(md5algo));
-    LIM_ASSIGN_OR_RETURN(Hasher s, Hasher::Create(Sha256Algo()));
-    md5_ = std::make_unique<Hasher>(std::move(m));
-    sha256_ = std::make_unique<Hasher>(std::move(s));
-    if (!(algo_ == Sha256Algo())) {
+    if (!buf_.empty()) return Status::Ok();
+    if (digests_.md5) {
+      LIM_ASSIGN_OR_RETURN(auto md5algo, HashAlgoByName("md5"));
+      LIM_ASSIGN_OR_RETURN(Hasher m, Hasher::Create(md5algo));
+      md5_ = std::make_unique<Hasher>(std::move(m));
+    }
+    const bool sha256_is_digest = algo_ == Sha256Algo();
+    if (digests_.sha256 || sha256_is_digest) {
+      LIM_ASSIGN_OR_RETURN(Hasher s, Hasher::Create(Sha256Algo()));
+      sha256_ = std::make_unique<Hasher>(std::move(s));
+    }
+    if (!sha256_is_digest) {
       LIM_ASSIGN_OR_RETURN(Hasher o, Hasher::Create(algo_));
       other_ = std::make_unique<Hasher>(std::move(o));
     }
@@ -244,6 +249,7 @@ class Reader {
   std::string file_;
   HashAlgo algo_;
   DebLimits limits_;
+  DebDigests digests_;
   DebPackage pkg_;
   bool have_binary_ = false, have_control_ = false, have_data_ = false;
   uint64_t total_ = 0;
@@ -260,25 +266,26 @@ ArchivePtr NewOuter() {
 
 }  // namespace
 
-Result<DebPackage> ReadDeb(const std::string& path, const HashAlgo& algo, const DebLimits& limits) {
+Result<DebPackage> ReadDeb(const std::string& path, const HashAlgo& algo, const DebLimits& limits,
+                           const DebDigests& digests) {
   if (auto loaded = LoadArchiveApi(); !loaded.ok()) return loaded.status();
   ArchivePtr a = NewOuter();
   if (!a) return Status::Internal("archive_read_new failed");
   if (Api().archive_read_open_filename(a.get(), path.c_str(), 64 * 1024) != ARCHIVE_OK) {
     return Status::Corrupt(path + ": not a .deb (ar): " + ArchiveError(a.get()));
   }
-  return Reader(path, algo, limits).Read(a.get());
+  return Reader(path, algo, limits, digests).Read(a.get());
 }
 
 Result<DebPackage> ReadDebMemory(ByteView data, const HashAlgo& algo, const DebLimits& limits,
-                                 const std::string& name) {
+                                 const std::string& name, const DebDigests& digests) {
   if (auto loaded = LoadArchiveApi(); !loaded.ok()) return loaded.status();
   ArchivePtr a = NewOuter();
   if (!a) return Status::Internal("archive_read_new failed");
   if (Api().archive_read_open_memory(a.get(), data.data(), data.size()) != ARCHIVE_OK) {
     return Status::Corrupt(name + ": not a .deb (ar): " + ArchiveError(a.get()));
   }
-  return Reader(name, algo, limits).Read(a.get());
+  return Reader(name, algo, limits, digests).Read(a.get());
 }
 
 Result<std::vector<std::string>> ListDebs(const std::string& dir) {

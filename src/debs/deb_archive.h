@@ -29,12 +29,20 @@ struct DebLimits {
   uint64_t max_outer_members = 16;            // ar members (a .deb has 3)
 };
 
+// The digests read for each file besides the requested algorithm's. Each is one more pass
+// of a hash over every byte of data.tar: callers ask only for what they use (a policy from
+// .debs needs neither; the dpkg cross-check needs md5).
+struct DebDigests {
+  bool md5 = true;
+  bool sha256 = true;
+};
+
 struct DebFile {
   std::string path;  // "/usr/bin/ls": the member name without its "./"
   uint64_t size = 0;
   uint32_t mode = 0;
-  Bytes md5;     // as dpkg's md5sums (the cross-check)
-  Bytes sha256;
+  Bytes md5;     // as dpkg's md5sums (the cross-check); empty unless asked for
+  Bytes sha256;  // empty unless asked for or the requested algorithm is sha256
   Bytes digest;  // in the requested algorithm (== sha256 when that is sha256)
 };
 
@@ -44,9 +52,10 @@ struct DebPackage {
   std::vector<DebFile> files;  // regular files (and hard links), in archive order
 };
 
-Result<DebPackage> ReadDeb(const std::string& path, const HashAlgo& algo, const DebLimits& limits = {});
+Result<DebPackage> ReadDeb(const std::string& path, const HashAlgo& algo, const DebLimits& limits = {},
+                           const DebDigests& digests = {});
 Result<DebPackage> ReadDebMemory(ByteView data, const HashAlgo& algo, const DebLimits& limits = {},
-                                 const std::string& name = "<memory>");
+                                 const std::string& name = "<memory>", const DebDigests& digests = {});
 
 // Every *.deb directly in dir (sorted by name), or dir itself when it is a file.
 Result<std::vector<std::string>> ListDebs(const std::string& dir);

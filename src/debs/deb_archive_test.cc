@@ -65,6 +65,28 @@ TEST_F(DebArchiveTest, PolicyHashAndHardLinks) {
   }
 }
 
+// Only the digests asked for are computed: the requested one always, md5 and sha256 on
+// request (each is another pass over every byte).
+TEST_F(DebArchiveTest, OnlyTheDigestsAskedFor) {
+  std::string deb = MakeDeb(dir_, "few", "1.0", {{"/usr/bin/a", "bytes"}, {"/usr/bin/b", "@link:/usr/bin/a"}});
+  auto none = ReadDeb(deb, Sha1Algo(), {}, DebDigests{false, false});
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  ASSERT_EQ(none->files.size(), 2u);
+  for (const auto& f : none->files) {
+    EXPECT_EQ(f.digest, *Digest(Sha1Algo(), AsBytes("bytes"))) << f.path;
+    EXPECT_TRUE(f.md5.empty()) << f.path;
+    EXPECT_TRUE(f.sha256.empty()) << f.path;
+  }
+  auto sha256 = ReadDeb(deb, Sha256Algo(), {}, DebDigests{false, false});  // the digest is sha256 itself
+  ASSERT_TRUE(sha256.ok());
+  EXPECT_EQ(sha256->files[0].digest, Sha("bytes"));
+  EXPECT_EQ(sha256->files[0].sha256, Sha("bytes"));
+  EXPECT_TRUE(sha256->files[0].md5.empty());
+  auto md5 = ReadDeb(deb, Sha256Algo(), {}, DebDigests{true, false});
+  ASSERT_TRUE(md5.ok());
+  EXPECT_EQ(md5->files[1].md5, *Digest(*HashAlgoByName("md5"), AsBytes("bytes")));
+}
+
 TEST_F(DebArchiveTest, HostileArchivesGiveNamedErrors) {
   // Content that does not compress, so that half of the .deb ends inside data.tar.
   std::string noise;

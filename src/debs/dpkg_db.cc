@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <functional>
 
 #include "base/file.h"
 #include "base/hex.h"
@@ -36,6 +38,77 @@ std::vector<std::string_view> Lines(std::string_view text) {
 }
 
 }  // namespace
+
+void DpkgDb::PathIndex::Reserve(size_t paths, size_t bytes) {
+  arena_.reserve(arena_.size() + bytes);
+  entries_.reserve(entries_.size() + paths);
+  size_t slots = std::max<size_t>(1024, slots_.size());
+  while (slots < 2 * (paths_ + paths)) slots *= 2;
+  if (slots != slots_.size()) Grow(slots);
+}
+
+std::string_view DpkgDb::PathIndex::AddText(std::string_view text) {
+  text_offset_ = arena_.size();
+  arena_ += text;
+  return std::string_view(arena_).substr(text_offset_);
+}
+
+uint32_t* DpkgDb::PathIndex::Slot(std::string_view path, size_t hash) {
+  const size_t mask = slots_.size() - 1;
+  const auto h32 = static_cast<uint32_t>(hash);
+  for (size_t i = hash & mask;; i = (i + 1) & mask) {
+    if (slots_[i] == kNone) return &slots_[i];
+    const Entry& e = entries_[slots_[i]];
+    if (e.hash == h32 && PathOf(e) == path) return &slots_[i];
+  }
+}
+
+void DpkgDb::PathIndex::Grow(size_t slots) {
+  std::vector<uint32_t> old = std::move(slots_);
+  slots_.assign(slots, kNone);
+  const size_t mask = slots - 1;
+  for (uint32_t first : old) {
+    if (first == kNone) continue;
+    size_t i = entries_[first].hash & mask;  // paths are distinct: the first free slot
+    while (slots_[i] != kNone) i = (i + 1) & mask;
+    slots_[i] = first;
+  }
+}
+
+void DpkgDb::PathIndex::Add(std::string_view path, uint32_t package) {
+  if (2 * (paths_ + 1) > slots_.size()) Grow(std::max<size_t>(1024, 2 * slots_.size()));  // at most half full
+  const size_t hash = std::hash<std::string_view>()(path);
+  uint32_t* slot = Slot(path, hash);
+  Entry e{text_offset_ + static_cast<size_t>(path.data() - (arena_.data() + text_offset_)),
+          static_cast<uint32_t>(path.size()), package, kNone, static_cast<uint32_t>(hash)};
+  const auto index = static_cast<uint32_t>(entries_.size());
+  if (*slot == kNone) {
+    *slot = index;
+    ++paths_;
+  } else {
+    uint32_t last = *slot;
+    while (entries_[last].next != kNone) last = entries_[last].next;
+    if (entries_[last].package == package) return;  // listed twice by one package
+    entries_[last].next = index;
+  }
+  entries_.push_back(e);
+}
+
+template <typename F>
+bool DpkgDb::PathIndex::Any(std::string_view path, F f) const {
+  if (slots_.empty()) return false;
+  const size_t mask = slots_.size() - 1;
+  const size_t hash = std::hash<std::string_view>()(path);
+  for (size_t i = hash & mask; slots_[i] != kNone; i = (i + 1) & mask) {
+    const Entry& first = entries_[slots_[i]];
+    if (first.hash != static_cast<uint32_t>(hash) || PathOf(first) != path) continue;
+    for (uint32_t e = slots_[i]; e != kNone; e = entries_[e].next) {
+      if (f(entries_[e].package)) return true;
+    }
+    return false;
+  }
+  return false;
+}
 
 Result<std::vector<DpkgPackage>> ParseStatus(std::string_view text, std::string_view where) {
   LIM_ASSIGN_OR_RETURN(auto stanzas, ParseControl(text, where));
@@ -129,28 +202,42 @@ Result<DpkgDb> DpkgDb::Load(const Options& options) {
       db.diverted_from_[db.diversions_[i].from] = i;
     }
   }
+  // Every .list first, so that the index is sized once (problems still in package order).
+  std::vector<std::string> texts(db.packages_.size()), problems(db.packages_.size());
+  size_t lines_total = 0, bytes_total = 0;
   for (uint32_t i = 0; i < db.packages_.size(); ++i) {
     const DpkgPackage& p = db.packages_[i];
     std::string list = options.admindir + "/info/" + p.info_name + ".list";
     if (!Exists(list)) {
-      if (!p.version.empty()) db.problems_.push_back(list + ": missing (package " + p.name + " lists no files)");
+      if (!p.version.empty()) problems[i] = list + ": missing (package " + p.name + " lists no files)";
       continue;
     }
     auto text = ReadFileTextBounded(list, kMaxListBytes, "a dpkg file list");
     if (!text.ok()) {
-      db.problems_.push_back(text.status().message());
+      problems[i] = text.status().message();
       continue;
     }
-    size_t n = 0;
-    for (std::string_view line : Lines(*text)) {
-      ++n;
+    texts[i] = std::move(text).value();
+    lines_total += static_cast<size_t>(std::count(texts[i].begin(), texts[i].end(), '\n')) + 1;
+    bytes_total += texts[i].size();
+  }
+  db.paths_.Reserve(lines_total, bytes_total);
+  for (uint32_t i = 0; i < db.packages_.size(); ++i) {
+    if (!problems[i].empty()) db.problems_.push_back(std::move(problems[i]));
+    if (texts[i].empty()) continue;
+    const std::string list = options.admindir + "/info/" + db.packages_[i].info_name + ".list";
+    std::string_view lines = db.paths_.AddText(texts[i]);
+    std::string().swap(texts[i]);
+    for (size_t n = 1; !lines.empty(); ++n) {
+      size_t nl = lines.find('\n');
+      std::string_view line = lines.substr(0, nl);
+      lines.remove_prefix(nl == std::string_view::npos ? lines.size() : nl + 1);
       if (line.empty() || line == "/.") continue;
       if (line.front() != '/') {
         db.problems_.push_back(list + ":" + std::to_string(n) + ": not an absolute path");
         break;
       }
-      auto& owners = db.paths_[std::string(line)];
-      if (owners.empty() || owners.back() != i) owners.push_back(i);
+      db.paths_.Add(line, i);
     }
   }
   return db;
@@ -164,12 +251,13 @@ const DpkgPackage* DpkgDb::Find(std::string_view name, std::string_view arch) co
 }
 
 const DpkgPackage* DpkgDb::ListedBy(const std::string& dpkg_path, const std::string& not_by) const {
-  auto it = paths_.find(dpkg_path);
-  if (it == paths_.end()) return nullptr;
-  for (uint32_t i : it->second) {
-    if (packages_[i].name != not_by) return &packages_[i];
-  }
-  return nullptr;
+  const DpkgPackage* found = nullptr;
+  paths_.Any(dpkg_path, [&](uint32_t i) {
+    if (packages_[i].name == not_by) return false;
+    found = &packages_[i];
+    return true;
+  });
+  return found;
 }
 
 std::optional<DpkgOwner> DpkgDb::OwnerOfName(const std::string& name) const {
@@ -180,12 +268,13 @@ std::optional<DpkgOwner> DpkgDb::OwnerOfName(const std::string& name) const {
   if (auto it = diverted_from_.find(name); it != diverted_from_.end()) {
     const Diversion& d = diversions_[it->second];
     if (d.by.empty()) return std::nullopt;  // the administrator's file now
-    auto pi = paths_.find(name);
-    if (pi != paths_.end()) {
-      for (uint32_t i : pi->second) {
-        if (packages_[i].name == d.by) return DpkgOwner{&packages_[i], name, ""};
-      }
-    }
+    const DpkgPackage* by = nullptr;
+    paths_.Any(name, [&](uint32_t i) {
+      if (packages_[i].name != d.by) return false;
+      by = &packages_[i];
+      return true;
+    });
+    if (by) return DpkgOwner{by, name, ""};
     return std::nullopt;
   }
   if (const DpkgPackage* p = ListedBy(name, "")) return DpkgOwner{p, name, ""};

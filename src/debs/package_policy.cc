@@ -150,10 +150,23 @@ Result<std::vector<DebPackage>> ReadDebs(const std::vector<std::string>& debs_or
     files.insert(files.end(), some.begin(), some.end());
   }
   // One .deb per worker at a time: decompression and hashing are CPU-bound and independent.
+  // Largest first: a big .deb taken last would leave the other workers idle while it is
+  // read (name order put golang-1.19-go, 100 MiB, near the end of an apt cache).
+  std::vector<std::pair<off_t, size_t>> order;  // (size, index)
+  for (size_t i = 0; i < files.size(); ++i) {
+    struct stat st;
+    order.emplace_back(stat(files[i].c_str(), &st) == 0 ? st.st_size : 0, i);
+  }
+  std::stable_sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first > b.first; });
+  // A policy needs only the digest it lists: no md5, no extra sha256.
+  const DebDigests digests{false, false};
   std::vector<std::optional<Result<DebPackage>>> read(files.size());
   std::atomic<size_t> next{0};
   auto work = [&] {
-    for (size_t i; (i = next.fetch_add(1)) < files.size();) read[i] = ReadDeb(files[i], options.algo, options.limits);
+    for (size_t k; (k = next.fetch_add(1)) < order.size();) {
+      const size_t i = order[k].second;
+      read[i] = ReadDeb(files[i], options.algo, options.limits, digests);
+    }
   };
   size_t jobs = std::max<size_t>(1, std::min<size_t>(options.jobs, files.size()));
   std::vector<std::thread> threads;
@@ -210,7 +223,7 @@ Result<attest::RuntimePolicy> PolicyFromDpkg(DpkgDb& db, const FromDpkgOptions& 
     }
     std::optional<DebPackage> pkg;
     if (!deb_path.empty()) {
-      auto d = ReadDeb(deb_path, options.algo, options.limits);
+      auto d = ReadDeb(deb_path, options.algo, options.limits, DebDigests{true, false});  // md5: dpkg's md5sums
       if (!d.ok()) {
         report->notes.push_back(d.status().message() + " (taking " + p.name + " from disk)");
       } else if (d->name != p.name || d->version != p.version) {

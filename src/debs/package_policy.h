@@ -59,7 +59,8 @@ Status AddPackages(const std::vector<DebPackage>& packages, const PackagePolicyO
                    attest::RuntimePolicy* policy, PackagePolicyReport* report);
 
 // Reads every .deb of the given files and directories, options.jobs at a time on their own
-// threads (the result in name order either way). A .deb that does not read is an error
+// threads, the largest first (the result in name order either way). The files carry only the
+// policy's digest (DebFile::digest; no md5, no sha256 unless that is the algorithm). A .deb that does not read is an error
 // (a policy silently missing a package would fail hosts later, far from the cause).
 Result<std::vector<DebPackage>> ReadDebs(const std::vector<std::string>& debs_or_dirs, const PackagePolicyOptions& options,
                                          PackagePolicyReport* report);

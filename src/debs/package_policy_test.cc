@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "attest/remediation.h"
+#include "base/file.h"
 #include "crypto/digest.h"
 #include "debs/debs_test_util.h"
 #include "ima/list_reader.h"
@@ -101,6 +102,41 @@ TEST_F(PackagePolicyTest, ReplacedBinaryGetsReinstallHintAndUnownedFileIsNamed) 
   EXPECT_EQ(line.find('\n'), std::string::npos);
   EXPECT_NE(line.find("detail=\"`/usr/local/bin/x` is not owned by any package in the policy\""), std::string::npos)
       << line;
+}
+
+// ReadDebs reads the largest .debs first (no idle worker at the end) and still returns the
+// packages in name order, with only the policy's digest; the first broken .deb by name is
+// the error, whichever was read first.
+TEST_F(PackagePolicyTest, ReadDebsLargestFirstResultsInNameOrder) {
+  std::string noise;
+  Bytes block = *Digest(Sha256Algo(), AsBytes("seed"));
+  while (noise.size() < 400000) {
+    block = *Digest(Sha256Algo(), block);
+    noise.append(reinterpret_cast<const char*>(block.data()), block.size());
+  }
+  MakeDeb(debs_, "a-small", "1", {{"/usr/bin/a", "a"}});
+  MakeDeb(debs_, "b-large", "1", {{"/usr/lib/b", noise}});
+  MakeDeb(debs_, "c-small", "1", {{"/usr/bin/c", "c"}});
+  PackagePolicyOptions o = Merged();
+  for (size_t jobs : {1, 2, 3}) {
+    o.jobs = jobs;
+    PackagePolicyReport report;
+    auto got = ReadDebs({debs_}, o, &report);
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    ASSERT_EQ(got->size(), 3u);
+    EXPECT_EQ((*got)[0].name, "a-small");
+    EXPECT_EQ((*got)[1].name, "b-large");
+    EXPECT_EQ((*got)[2].name, "c-small");
+    EXPECT_EQ((*got)[1].files[0].digest, *Digest(Sha256Algo(), AsBytes(noise)));
+    EXPECT_TRUE((*got)[1].files[0].md5.empty());
+    EXPECT_EQ(report.debs, 3u);
+  }
+  ASSERT_TRUE(WriteFileBytes(debs_ + "/0-broken.deb", AsBytes("not an ar archive")).ok());
+  ASSERT_TRUE(WriteFileBytes(debs_ + "/z-broken.deb", AsBytes("not one either")).ok());
+  PackagePolicyReport report;
+  auto bad = ReadDebs({debs_}, o, &report);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message().rfind(debs_ + "/0-broken.deb: ", 0), 0u) << bad.status().message();
 }
 
 TEST_F(PackagePolicyTest, UpdateKeepsAWindowAndTellsOldFromUnknown) {

@@ -10,6 +10,7 @@
 #include "ima/list_reader.h"
 #include "ima/list_writer.h"
 #include "refs/refs_test_util.h"
+#include "tests/testing.h"
 
 namespace lim::refs {
 namespace {
@@ -145,6 +146,51 @@ TEST(ManifestJsonTest, OwnersAndErrorsInTheManifest) {
   Manifest empty;
   empty.algo = Sha256Algo();
   EXPECT_TRUE(json::parse(NativeManifestJson(empty, attest::RuntimePolicy()))["files"].empty());
+}
+
+// A manifest with every kind of entry and every optional member, under names that need
+// escaping (both in "files" and, for the UTF-8 ones, in the policy's "paths").
+Manifest OddManifest() {
+  Manifest m;
+  m.algo = Sha256Algo();
+  m.owners_looked_up = true;
+  auto entry = [&](std::string path, FileKind kind, uint8_t digest) {
+    ManifestEntry e;
+    e.path = std::move(path);
+    e.kind = kind;
+    e.size = 1000u + digest;
+    e.mode = digest % 2 ? 04755 : 0644;
+    e.uid = digest;
+    e.gid = 2u * digest;
+    if (kind != FileKind::kSymlink && kind != FileKind::kOther) e.digest = Bytes(32, digest);
+    return e;
+  };
+  ManifestEntry script = entry("/usr/bin/a b", FileKind::kScript, 1);
+  script.interpreter = "/usr/bin/env";
+  script.interpreter_arg = "python3 -u\x01";
+  script.owner = FileOwner{"tool", "1:2.0-1"};
+  ManifestEntry link = entry("/lib", FileKind::kSymlink, 2);
+  link.link_target = "usr/l\xffib";
+  ManifestEntry hard = entry("/usr/bin/q\"uote", FileKind::kElfExecutable, 3);
+  hard.hardlink_of = "/usr/bin/back\\slash";
+  ManifestEntry unread = entry("/etc/sh\xadow", FileKind::kRegular, 0);
+  unread.digest.clear();
+  unread.error = "open: Permission denied";
+  m.entries = {entry("/usr/bin/back\\slash", FileKind::kElfExecutable, 3), script, link, hard, unread,
+               entry("/nl\nname", FileKind::kRegular, 4), entry("/ctl\x1f\x7f", FileKind::kElfShared, 5),
+               entry("/caf\xc3\xa9", FileKind::kRegular, 6), entry("/dev/null", FileKind::kOther, 7),
+               entry("/bin/bad\xff", FileKind::kRegular, 8)};
+  return m;
+}
+
+// The streamed writer gives what the document-based one before it gave (testdata/ was
+// written by that one), byte for byte.
+TEST(ManifestJsonTest, NativeJsonEqualsTheEarlierOutputByteForByte) {
+  Manifest m = OddManifest();
+  std::vector<std::string> not_utf8;
+  attest::RuntimePolicy p = PolicyOfManifest(m, &not_utf8);
+  EXPECT_EQ(not_utf8.size(), 1u);
+  EXPECT_EQ(NativeManifestJson(m, p), lim::testing::Slurp(lim::testing::SourcePath("src/refs/testdata/odd_manifest.native.json")));
 }
 
 TEST(ManifestJsonTest, IsUtf8) {

@@ -223,7 +223,9 @@ Result<Manifest> Scan(const std::vector<std::string>& roots, const ScanOptions& 
     }
     m.entries.push_back(std::move(me));
   };
-  TreeWalk walk(options.walk, visit, [&](const std::string& path, const std::string& message) {
+  WalkOptions walk_options = options.walk;
+  walk_options.open_files = true;  // every regular file is read: opened as the walk meets it
+  TreeWalk walk(walk_options, visit, [&](const std::string& path, const std::string& message) {
     report(path, message);
   });
   for (const auto& root : roots) walk.Walk(root);

@@ -69,7 +69,7 @@ void TreeWalk::WalkDir(int fd, std::string* path, dev_t root_dev, int depth) {
     return;
   }
   ++stats_.directories;
-  std::vector<std::string> names;
+  std::vector<std::pair<std::string, bool>> names;  // (name, the directory says regular file)
   for (;;) {
     errno = 0;
     struct dirent* de = readdir(d);
@@ -78,16 +78,30 @@ void TreeWalk::WalkDir(int fd, std::string* path, dev_t root_dev, int depth) {
       break;
     }
     if (std::strcmp(de->d_name, ".") == 0 || std::strcmp(de->d_name, "..") == 0) continue;
-    names.emplace_back(de->d_name);
+    names.emplace_back(de->d_name, de->d_type == DT_REG);
   }
   std::sort(names.begin(), names.end());
   int dfd = dirfd(d);
   const size_t base = path->size();
-  for (const std::string& name : names) {
+  static const bool can_open = geteuid() == 0;  // O_NOATIME never fails
+  for (const auto& [name, regular] : names) {
     if (base != 1 || (*path)[0] != '/') path->push_back('/');
     path->append(name);
     struct stat st;
-    if (Excluded(options_.excludes, *path, name.c_str())) {
+    int opened = -1;
+    const bool excluded = Excluded(options_.excludes, *path, name.c_str());
+    if (!excluded && options_.open_files && can_open && regular) {
+      opened = openat(dfd, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | O_NOFOLLOW | O_NOATIME);
+      if (opened >= 0 && (fstat(opened, &st) != 0 || !S_ISREG(st.st_mode))) {
+        close(opened);  // no longer a regular file: the fstatat way says what it is
+        opened = -1;
+      }
+    }
+    if (opened >= 0) {
+      ++stats_.entries;
+      visit_(WalkEntry{*path, dfd, name.c_str(), st, false, &opened});
+      if (opened >= 0) close(opened);
+    } else if (excluded) {
       ++stats_.excluded;
     } else if (fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
       Error(*path, Errno("stat", errno));
@@ -116,6 +130,11 @@ void TreeWalk::WalkDir(int fd, std::string* path, dev_t root_dev, int depth) {
 }
 
 Result<int> OpenForRead(const WalkEntry& e) {
+  if (e.opened && *e.opened >= 0) {
+    int fd = *e.opened;
+    *e.opened = -1;
+    return fd;
+  }
   int flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (e.is_root ? 0 : O_NOFOLLOW);
   // O_NOATIME needs ownership (or CAP_FOWNER): not tried where it would fail on every file
   // (a user scanning /usr), tried and dropped on EPERM otherwise.

@@ -36,6 +36,12 @@ struct WalkOptions {
   std::vector<std::string> excludes;  // fnmatch globs
   bool xdev = false;
   int max_depth = 256;  // directory levels below a root
+  // Open regular files in the walk, for a visitor that reads them (OpenForRead): an entry
+  // the directory says is a regular file is opened (as OpenForRead would) and fstat'ed
+  // instead of fstatat'ed — one path lookup per file instead of two (`lim scan` of
+  // /usr/share spent 8 % of its CPU in the fstatat). Only where O_NOATIME cannot fail (euid
+  // 0); anything else — another type, a failed open — takes the fstatat way as before.
+  bool open_files = false;
 };
 
 // One entry that is not a directory (regular file, link, fifo, socket, device), or a root
@@ -46,6 +52,9 @@ struct WalkEntry {
   const char* name;         // its name in dir_fd (the path itself for a root)
   const struct stat& st;    // lstat (stat for a root: roots are followed)
   bool is_root;
+  // WalkOptions::open_files: the regular file already open (st is its fstat), for
+  // OpenForRead to take; the walk closes it if the visitor does not. Null otherwise.
+  int* opened = nullptr;
 };
 
 struct WalkStats {
@@ -85,7 +94,8 @@ class TreeWalk {
 // Opens a visited regular file for reading: O_NOFOLLOW below a root, O_NOATIME where the
 // caller may (the scan does not touch access times), never blocking on a fifo put there
 // since the walk saw the name; refused unless it is still the regular file the walk stat'ed
-// (same device and inode). The caller closes the descriptor.
+// (same device and inode). The caller closes the descriptor. An entry the walk opened
+// (WalkEntry::opened) gives that descriptor.
 Result<int> OpenForRead(const WalkEntry& e);
 
 // The regular files under the given paths, in walk order, for commands that take files and

@@ -3,7 +3,10 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <filesystem>
 #include <map>
 
 #include "refs/refs_test_util.h"
@@ -50,6 +53,68 @@ TEST(TreeWalkTest, SymlinksAreRecordedNeverFollowed) {
   EXPECT_EQ(w.kinds[d + "/t/filelink"], "link");
   EXPECT_TRUE(w.errors.empty());
   EXPECT_EQ(w.stats.directories, 1u);
+}
+
+// WalkOptions::open_files (a scan's walk): the same entries with the same stat as the
+// fstatat way; a regular file arrives open (as root: O_NOATIME never fails), OpenForRead
+// hands over that very descriptor, and a descriptor the visitor leaves is closed by the walk.
+TEST(TreeWalkTest, OpenFilesGivesTheSameEntriesAlreadyOpen) {
+  std::string d = testing::OpenTempDir();
+  MakeDir(d + "/t");
+  MakeDir(d + "/t/sub");
+  WriteFile(d + "/t/a", "aaa");
+  WriteFile(d + "/t/sub/b", "bb");
+  WriteFile(d + "/t/skip.pyc", "x");
+  ASSERT_EQ(link((d + "/t/a").c_str(), (d + "/t/hard").c_str()), 0);
+  ASSERT_EQ(symlink("a", (d + "/t/link").c_str()), 0);
+  ASSERT_EQ(mkfifo((d + "/t/fifo").c_str(), 0600), 0);
+  auto count_fds = [] {
+    size_t n = 0;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) n += e.exists() ? 1 : 0;
+    return n;
+  };
+  struct Seen {
+    std::vector<std::string> lines;  // "path mode size ino"
+    size_t opened = 0;
+  };
+  auto walk = [&](bool open_files, bool take) {
+    Seen seen;
+    WalkOptions o;
+    o.excludes = {"*.pyc"};
+    o.open_files = open_files;
+    TreeWalk w(
+        o,
+        [&](const WalkEntry& e) {
+          seen.lines.push_back(e.path + " " + std::to_string(e.st.st_mode) + " " + std::to_string(e.st.st_size) + " " +
+                               std::to_string(e.st.st_ino));
+          if (e.opened && *e.opened >= 0) {
+            ++seen.opened;
+            int before = *e.opened;
+            if (!take) return;
+            auto fd = OpenForRead(e);
+            ASSERT_TRUE(fd.ok());
+            EXPECT_EQ(*fd, before);  // the walk's descriptor, not a new one
+            struct stat st;
+            ASSERT_EQ(fstat(*fd, &st), 0);
+            EXPECT_EQ(st.st_ino, e.st.st_ino);
+            close(*fd);
+          }
+        },
+        nullptr);
+    w.Walk(d + "/t");
+    EXPECT_EQ(w.stats().excluded, 1u);
+    return seen;
+  };
+  const size_t fds = count_fds();
+  Seen plain = walk(false, true);
+  Seen opened = walk(true, true);
+  Seen left = walk(true, false);
+  EXPECT_EQ(plain.lines.size(), 5u);  // a, fifo, hard, link, sub/b
+  EXPECT_EQ(opened.lines, plain.lines);
+  EXPECT_EQ(left.lines, plain.lines);
+  EXPECT_EQ(plain.opened, 0u);
+  EXPECT_EQ(opened.opened, geteuid() == 0 ? 3u : 0u);  // a, hard, sub/b
+  EXPECT_EQ(count_fds(), fds);  // none leaked, taken or not
 }
 
 TEST(TreeWalkTest, RootsAreFollowedAndMayBeFiles) {

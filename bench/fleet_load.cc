@@ -219,18 +219,12 @@ struct SimAgent {
       }
     }
   }
-  // The evidence for req: the quote first, then the list from req.list_from (the entries
-  // before it are verified and dropped here).
+  // The evidence for req: the quote first, then the list from req.list_from. Every entry
+  // since the set-up is kept, as a real agent keeps its whole list: a verifier that takes
+  // the agent over from the stored state may ask again from an entry another verifier had
+  // already been given (dropping those made takeovers look like a rewound list).
   Result<attest::Evidence> Gather(const attest::EvidenceRequest& req) {
-    if (req.list_from > first) {
-      uint64_t drop = std::min<uint64_t>(req.list_from - first, offsets.size());
-      size_t bytes = drop < offsets.size() ? offsets[drop] : list.size();
-      list.erase(list.begin(), list.begin() + static_cast<ptrdiff_t>(bytes));
-      offsets.erase(offsets.begin(), offsets.begin() + static_cast<ptrdiff_t>(drop));
-      for (auto& o : offsets) o -= bytes;
-      first += drop;
-    }
-    if (req.list_from < first) return Status::Unavailable("asked from entry " + std::to_string(req.list_from) + ", dropped");
+    if (req.list_from < first) return Status::Unavailable("asked from entry " + std::to_string(req.list_from) + ", before the set-up's state");
     tpm::PcrSelection sel;
     for (const auto& b : req.pcrs) sel.push_back({b.alg, std::set<int>(b.pcrs.begin(), b.pcrs.end())});
     LIM_ASSIGN_OR_RETURN(auto q, tpm->MakeQuote(ak, sel, req.nonce));

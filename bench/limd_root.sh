@@ -13,6 +13,10 @@
 # fapolicyd's trust database) is not in the timed part. Prints medians and min–max per row.
 # LIMD_OLD=another limd binary (e.g. a build of an earlier commit) runs in the same rounds,
 # right after LIMD, and gets rows of its own: before/after comparisons on one loaded machine.
+# MAKE_FILES=N (default 100; 0 leaves it out) adds a realistic workload: `make -j2` of a small C
+# project on `/` (N one-function .c files and a main, compiled one by one and linked: gcc, cc1
+# and as per file, about 3N+4 spawns, every new object file read by root once), from clean,
+# timed per build.
 # Usage: bench/limd_root.sh [ROUNDS] (default 7). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
 set -euo pipefail
 rounds=${1:-7}
@@ -22,6 +26,27 @@ oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
 [ "$(id -u)" = 0 ] || { echo "needs root (fanotify on /)" >&2; exit 2; }
 [ -x "$limd" ] && [ -x "$oploop" ] || { echo "build limd and lim_op_loop first" >&2; exit 2; }
 S=$(mktemp -d /dev/shm/limd-root-bench.XXXXXX)
+make_files=${MAKE_FILES:-100}
+[[ $make_files =~ ^[0-9]+$ ]] && [ "$make_files" -le 100000 ] || { echo "MAKE_FILES: 0..100000" >&2; exit 2; }
+P=
+if [ "$make_files" -gt 0 ]; then
+  command -v make >/dev/null && command -v gcc >/dev/null || { echo "MAKE_FILES needs make and gcc" >&2; exit 2; }
+  P=$(mktemp -d /var/tmp/limd-make-bench.XXXXXX)  # on `/`: the project is read and written under watch
+  for ((i = 0; i < make_files; i++)); do printf 'int f%d(int x) { return x * %d + 1; }\n' "$i" "$i" >"$P/f$i.c"; done
+  { for ((i = 0; i < make_files; i++)); do echo "int f$i(int);"; done
+    echo 'int main(void) { int s = 0;'
+    for ((i = 0; i < make_files; i++)); do echo "  s += f$i(s);"; done
+    echo '  return s == 42; }'; } >"$P/main.c"
+  printf 'OBJS := $(patsubst %%.c,%%.o,$(wildcard *.c))\nprog: $(OBJS)\n\tgcc -o $@ $(OBJS)\n%%.o: %%.c\n\tgcc -O1 -c $< -o $@\nclean:\n\trm -f prog *.o\n' >"$P/Makefile"
+fi
+make_once() {  # prints ms for one clean build
+  make -s -C "$P" clean >/dev/null
+  local t0 t1
+  t0=$(date +%s%N)
+  make -s -j2 -C "$P" >/dev/null
+  t1=$(date +%s%N)
+  echo $(((t1 - t0) / 1000000))
+}
 pid=
 use_fapo=${FAPOLICYD:-1}
 . "$here/fapolicyd_lib.sh"
@@ -32,7 +57,7 @@ stop_limd() {
     pid=
   fi
 }
-trap 'stop_limd; fapo_stop; fapo_restore_config "$S"; rm -rf "$S"' EXIT
+trap 'stop_limd; fapo_stop; fapo_restore_config "$S"; rm -rf "$S"; [ -z "$P" ] || rm -rf "$P"' EXIT
 if [ "$use_fapo" = 1 ]; then
   fapo_install
   fapo_swap_config "$S" "$(findmnt -n -o FSTYPE /)"
@@ -45,15 +70,17 @@ start_limd() {  # start_limd [BINARY]
   for _ in $(seq 400); do [ -s "$S/limd.ready" ] && break; sleep 0.05; done
   pid=$(cat "$S/limd.ready")
 }
-declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open old_spawn old_open
+declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open old_spawn old_open bare_make limd_make fapo_make old_make
 for ((r = 0; r < rounds; r++)); do
   bare_spawn+=("$("$oploop" spawn /bin/true 500)")
   bare_open+=("$("$oploop" open /etc/hostname 5000)")
+  [ -z "$P" ] || bare_make+=("$(make_once)")
   start_limd
   "$oploop" spawn /bin/true 20 >/dev/null
   "$oploop" open /etc/hostname 20 >/dev/null
   limd_spawn+=("$("$oploop" spawn /bin/true 500)")
   limd_open+=("$("$oploop" open /etc/hostname 5000)")
+  [ -z "$P" ] || limd_make+=("$(make_once)")
   stop_limd
   if [ -n "$limd_old" ]; then
     start_limd "$limd_old"
@@ -61,6 +88,7 @@ for ((r = 0; r < rounds; r++)); do
     "$oploop" open /etc/hostname 20 >/dev/null
     old_spawn+=("$("$oploop" spawn /bin/true 500)")
     old_open+=("$("$oploop" open /etc/hostname 5000)")
+    [ -z "$P" ] || old_make+=("$(make_once)")
     stop_limd
   fi
   if [ "$use_fapo" = 1 ]; then
@@ -69,6 +97,7 @@ for ((r = 0; r < rounds; r++)); do
     "$oploop" open /etc/hostname 20 >/dev/null
     fapo_spawn+=("$("$oploop" spawn /bin/true 500)")
     fapo_open+=("$("$oploop" open /etc/hostname 5000)")
+    [ -z "$P" ] || fapo_make+=("$(make_once)")
     fapo_stop
   fi
 done
@@ -92,12 +121,14 @@ row() {  # row TITLE BARE... -- LIMD... -- FAPO...: medians, spreads, ratios, ad
   printf '| %s | %s (%s–%s) | %s (%s–%s) %.2f× | %s | %s |\n' "$title" "$bm" "$bmin" "$bmax" "$lm" "$lmin" "$lmax" \
     "$(echo "$lm / $bm" | bc -l)" "$fcol" "$share"
 }
-echo "| workload ($rounds rounds), µs/op | bare (min–max) | limd on / (min–max) ratio | fapolicyd on / (min–max) ratio | limd's added cost / fapolicyd's |"
+echo "| workload ($rounds rounds), µs/op (make: ms/build) | bare (min–max) | limd on / (min–max) ratio | fapolicyd on / (min–max) ratio | limd's added cost / fapolicyd's |"
 echo "|---|---|---|---|---|"
 row "spawn /bin/true" "${bare_spawn[@]}" -- "${limd_spawn[@]}" -- "${fapo_spawn[@]}"
 row "open+close /etc/hostname" "${bare_open[@]}" -- "${limd_open[@]}" -- "${fapo_open[@]}"
+[ -z "$P" ] || row "make -j2, $make_files files" "${bare_make[@]}" -- "${limd_make[@]}" -- "${fapo_make[@]}"
 if [ -n "$limd_old" ]; then
   row "spawn /bin/true, LIMD_OLD" "${bare_spawn[@]}" -- "${old_spawn[@]}" -- "${fapo_spawn[@]}"
   row "open+close /etc/hostname, LIMD_OLD" "${bare_open[@]}" -- "${old_open[@]}" -- "${fapo_open[@]}"
+  [ -z "$P" ] || row "make -j2, $make_files files, LIMD_OLD" "${bare_make[@]}" -- "${old_make[@]}" -- "${fapo_make[@]}"
 fi
 grep -E '"(entries|hashes|cache_hits|permission_events|timeouts|marks)"' "$S/status.json" 2>/dev/null | tr -d ' \n'; echo

@@ -167,6 +167,17 @@ TEST_F(ScanCliTest, OwnersComeFromTheDpkgDatabase) {
   auto bad = Scan("-q --admindir " + ShellQuote(P("no-such-db")) + " /usr/bin/ls");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.err.find("--admindir " + P("no-such-db")), std::string::npos) << bad.err;
+  // A database that is there but cannot be parsed is found out while the tree is scanned (it
+  // loads beside the walk): still exit 2, named, and no output.
+  ASSERT_EQ(mkdir(P("broken-db").c_str(), 0755), 0);
+  {
+    std::ofstream f(P("broken-db/status"));
+    f << "Status: install ok installed\nVersion: 1\n";  // a stanza without Package
+  }
+  auto broken = Scan("--admindir " + ShellQuote(P("broken-db")) + " " + ShellQuote(P("tree")));
+  EXPECT_EQ(broken.exit_code, 2) << broken.err;
+  EXPECT_NE(broken.err.find("--admindir " + P("broken-db")), std::string::npos) << broken.err;
+  EXPECT_EQ(broken.out, "");
 }
 
 }  // namespace

@@ -71,33 +71,27 @@ start_limd() {  # start_limd [BINARY]
   pid=$(cat "$S/limd.ready")
 }
 declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open old_spawn old_open bare_make limd_make fapo_make old_make
-for ((r = 0; r < rounds; r++)); do
-  bare_spawn+=("$("$oploop" spawn /bin/true 500)")
-  bare_open+=("$("$oploop" open /etc/hostname 5000)")
-  [ -z "$P" ] || bare_make+=("$(make_once)")
-  start_limd
+run_workloads() {  # run_workloads NAME: warm up once, then time each workload into NAME_spawn, NAME_open, NAME_make
+  local -n spawn_=$1_spawn open_=$1_open make_=$1_make
   "$oploop" spawn /bin/true 20 >/dev/null
   "$oploop" open /etc/hostname 20 >/dev/null
-  limd_spawn+=("$("$oploop" spawn /bin/true 500)")
-  limd_open+=("$("$oploop" open /etc/hostname 5000)")
-  [ -z "$P" ] || limd_make+=("$(make_once)")
+  spawn_+=("$("$oploop" spawn /bin/true 500)")
+  open_+=("$("$oploop" open /etc/hostname 5000)")
+  [ -z "$P" ] || make_+=("$(make_once)")
+}
+for ((r = 0; r < rounds; r++)); do
+  run_workloads bare
+  start_limd
+  run_workloads limd
   stop_limd
   if [ -n "$limd_old" ]; then
     start_limd "$limd_old"
-    "$oploop" spawn /bin/true 20 >/dev/null
-    "$oploop" open /etc/hostname 20 >/dev/null
-    old_spawn+=("$("$oploop" spawn /bin/true 500)")
-    old_open+=("$("$oploop" open /etc/hostname 5000)")
-    [ -z "$P" ] || old_make+=("$(make_once)")
+    run_workloads old
     stop_limd
   fi
   if [ "$use_fapo" = 1 ]; then
     fapo_start "$S" 120
-    "$oploop" spawn /bin/true 20 >/dev/null
-    "$oploop" open /etc/hostname 20 >/dev/null
-    fapo_spawn+=("$("$oploop" spawn /bin/true 500)")
-    fapo_open+=("$("$oploop" open /etc/hostname 5000)")
-    [ -z "$P" ] || fapo_make+=("$(make_once)")
+    run_workloads fapo
     fapo_stop
   fi
 done

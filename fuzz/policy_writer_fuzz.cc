@@ -3,7 +3,7 @@
 // unconsumed rest the way a writer loops on short writes. Checks the kernel's semantics:
 // every count is in (0, size]; a batch commits at the flush iff no write failed and some
 // rule was accepted; then the rules in force are exactly those of the consumed lines parsed
-// as one policy. Chunks starting with '/' (policy-file paths) are turned into rule text:
+// as one policy. Writes starting with '/' (policy-file paths) are turned into rule text:
 // this target never opens files (path loads are unit-tested in securityfs_view_test.cc).
 #include <cstddef>
 #include <cstdint>
@@ -36,9 +36,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     size_t cut = in.find('\xff');
     std::string chunk(in.substr(0, cut));
     in.remove_prefix(cut == std::string_view::npos ? in.size() : cut + 1);
-    if (!chunk.empty() && chunk[0] == '/') chunk[0] = '#';
     std::string_view rest(chunk);
     while (!rest.empty()) {
+      // A write that starts with '/' names a policy file: that loader is unit-tested; here it
+      // would open paths the fuzzer makes up, on a thread per write. Every write is rule text
+      // — also the later ones of a chunk, which begin where the previous write stopped.
+      if (rest[0] == '/') chunk[static_cast<size_t>(rest.data() - chunk.data())] = '#';
       auto n = (*w)->Write(rest);
       if (!n.ok()) {
         if ((*w)->error_number() <= 0) std::abort();

@@ -111,6 +111,8 @@ class RuntimePolicy {
 
   // Building (tests, `lim policy learn`). Digests as raw bytes.
   void AllowPath(const std::string& path, Bytes digest);
+  // Room for this many paths before they are added (no rehash while a large policy is built).
+  void ReservePaths(size_t paths) { digests_.reserve(paths); }
   void AllowAnywhere(Bytes digest);
   Status AddExclude(const std::string& python_regex);
   void TrustKey(PublicKey key);

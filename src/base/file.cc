@@ -108,8 +108,10 @@ std::string ReadLink(const std::string& path) {
   return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
-Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
-                      const std::function<void(int fd)>& written) {
+namespace {
+
+Status WriteFileAtomically(const std::string& path, std::span<const ByteView> pieces, mode_t mode,
+                           const std::function<void(int fd)>& written) {
   // A device, fifo or socket at path is never renamed over: `-o /dev/null` run as root
   // would otherwise put a regular file in /dev/null's place for the whole machine.
   struct stat st;
@@ -120,21 +122,34 @@ Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
   if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("unlink", tmp);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Errno("open", tmp);
-  size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      Status s = Errno("write", tmp);
-      ::close(fd);
-      return s;
+  for (ByteView data : pieces) {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        Status s = Errno("write", tmp);
+        ::close(fd);
+        return s;
+      }
+      off += static_cast<size_t>(n);
     }
-    off += static_cast<size_t>(n);
   }
   if (written) written(fd);
   if (::close(fd) != 0) return Errno("close", tmp);
   if (::rename(tmp.c_str(), path.c_str()) != 0) return Errno("rename", path);
   return Status::Ok();
+}
+
+}  // namespace
+
+Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
+                      const std::function<void(int fd)>& written) {
+  return WriteFileAtomically(path, std::span<const ByteView>(&data, 1), mode, written);
+}
+
+Status WriteFilePieces(const std::string& path, std::span<const ByteView> pieces, mode_t mode) {
+  return WriteFileAtomically(path, pieces, mode, {});
 }
 
 Result<MappedFile> MappedFile::Open(const std::string& path) { return Open(path, SIZE_MAX - 1, {}); }

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -40,6 +41,9 @@ std::string ReadLink(const std::string& path);
 // file before the rename.
 Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode = 0644,
                       const std::function<void(int fd)>& written = {});
+// The same with the data in pieces, written one after the other (a large document made in
+// parts need not be joined in memory first).
+Status WriteFilePieces(const std::string& path, std::span<const ByteView> pieces, mode_t mode = 0644);
 
 class MappedFile {
  public:

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <string_view>
+#include <vector>
 
 #include "tests/testing.h"
 
@@ -53,6 +55,23 @@ TEST_F(FileTest, AtomicWriteNeverReplacesADeviceOrFifo) {
   struct stat st {};
   ASSERT_EQ(::lstat(p.c_str(), &st), 0);
   EXPECT_TRUE(S_ISFIFO(st.st_mode));
+}
+
+// A document written in pieces (lim scan's policy and manifest) is their concatenation, in
+// one atomic replacement; an empty piece writes nothing.
+TEST_F(FileTest, PiecesAreWrittenInOrderAndReplaceAtomically) {
+  std::string p = dir_ + "/out.json";
+  std::ofstream(p) << "old contents that are longer than the new\n";
+  std::string big(3 << 20, 'b');
+  std::vector<ByteView> pieces = {AsBytes(std::string_view("{\"a\": 1")), AsBytes(std::string_view()),
+                                  AsBytes(std::string_view(big)), AsBytes(std::string_view("}\n"))};
+  ASSERT_TRUE(WriteFilePieces(p, pieces, 0640).ok());
+  EXPECT_EQ(Slurp(p), "{\"a\": 1" + big + "}\n");
+  EXPECT_EQ(ModeOf(p), 0640u);
+  EXPECT_NE(::access((p + ".tmp").c_str(), F_OK), 0);
+  std::string fifo = dir_ + "/fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_FALSE(WriteFilePieces(fifo, pieces).ok());
 }
 
 TEST_F(FileTest, BoundedReadStopsAtTheLimit) {

@@ -175,9 +175,13 @@ Result<std::vector<std::pair<std::string, std::string>>> ParseMd5sums(std::strin
   return out;
 }
 
+bool DpkgDb::WouldLoad(const Options& options, bool given) {
+  if (options.admindir.empty()) return false;
+  return given || ::access((options.admindir + "/status").c_str(), F_OK) == 0;
+}
+
 Result<std::optional<DpkgDb>> DpkgDb::LoadOptional(const Options& options, bool given) {
-  if (options.admindir.empty()) return std::optional<DpkgDb>();
-  if (!given && ::access((options.admindir + "/status").c_str(), F_OK) != 0) return std::optional<DpkgDb>();
+  if (!WouldLoad(options, given)) return std::optional<DpkgDb>();
   auto db = Load(options);
   if (!db.ok()) return db.status().WithPrefix("--admindir " + options.admindir);
   return std::optional<DpkgDb>(std::move(db).value());

@@ -71,6 +71,9 @@ class DpkgDb {
   // named (given) must load; the default is loaded only when its status file is there.
   // Errors carry the "--admindir DIR" prefix.
   static Result<std::optional<DpkgDb>> LoadOptional(const Options& options, bool given);
+  // Whether LoadOptional would load a database (rather than return nullopt): a caller that
+  // loads it on another thread knows at once whether there will be one.
+  static bool WouldLoad(const Options& options, bool given);
 
   // Installed packages (status "… installed"), by name; Multi-Arch: same packages of several
   // architectures are several entries with the same name.

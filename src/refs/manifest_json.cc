@@ -22,6 +22,7 @@ bool IsUtf8(std::string_view s) {
 
 attest::RuntimePolicy PolicyOfManifest(const Manifest& m, std::vector<std::string>* not_utf8) {
   attest::RuntimePolicy p;
+  p.ReservePaths(m.entries.size());
   for (const ManifestEntry& e : m.entries) {
     if (e.digest.empty()) continue;
     if (!IsUtf8(e.path)) {
@@ -122,14 +123,19 @@ void AppendEntry(const Manifest& m, const ManifestEntry& e, std::string* out) {
 
 }  // namespace
 
-std::string NativeManifestJson(const Manifest& m, const attest::RuntimePolicy& policy) {
+std::string NativeManifestJsonHead(const attest::RuntimePolicy& policy) {
   // The policy's own JSON ends with "\n}": "files" goes in before the brace.
   std::string out = policy.ToNativeJson();
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
   if (out.empty() || out.back() != '}') return out;  // cannot happen: ToNativeJson writes an object
   out.pop_back();
   while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
-  size_t bytes = out.size() + 64;
+  return out;
+}
+
+std::string NativeManifestJsonFiles(const Manifest& m) {
+  std::string out;
+  size_t bytes = 64;
   for (const ManifestEntry& e : m.entries) bytes += 2 * e.path.size() + e.digest.size() * 2 + 160;
   out.reserve(bytes);
   out.append(",\n \"files\": {");
@@ -143,6 +149,10 @@ std::string NativeManifestJson(const Manifest& m, const attest::RuntimePolicy& p
   }
   out.append(first ? "}\n}" : "\n }\n}");
   return out;
+}
+
+std::string NativeManifestJson(const Manifest& m, const attest::RuntimePolicy& policy) {
+  return NativeManifestJsonHead(policy) + NativeManifestJsonFiles(m);
 }
 
 }  // namespace lim::refs

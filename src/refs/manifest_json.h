@@ -37,4 +37,10 @@ attest::RuntimePolicy PolicyOfManifest(const Manifest& m, std::vector<std::strin
 // lim's native runtime policy JSON of policy, with m under "files".
 std::string NativeManifestJson(const Manifest& m, const attest::RuntimePolicy& policy);
 
+// The same document in two parts that need not be made on one thread: the policy's JSON
+// without its closing brace, then the "files" member and the brace. Joined, byte for byte
+// NativeManifestJson.
+std::string NativeManifestJsonHead(const attest::RuntimePolicy& policy);
+std::string NativeManifestJsonFiles(const Manifest& m);
+
 }  // namespace lim::refs

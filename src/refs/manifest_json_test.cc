@@ -193,6 +193,20 @@ TEST(ManifestJsonTest, NativeJsonEqualsTheEarlierOutputByteForByte) {
   EXPECT_EQ(NativeManifestJson(m, p), lim::testing::Slurp(lim::testing::SourcePath("src/refs/testdata/odd_manifest.native.json")));
 }
 
+// lim scan makes the two parts on two threads and writes them one after the other: joined,
+// they are the whole document.
+TEST(ManifestJsonTest, HeadAndFilesJoinedAreTheWholeDocument) {
+  Manifest m = OddManifest();
+  attest::RuntimePolicy p = PolicyOfManifest(m, nullptr);
+  std::string head = NativeManifestJsonHead(p), files = NativeManifestJsonFiles(m);
+  EXPECT_EQ(head + files, lim::testing::Slurp(lim::testing::SourcePath("src/refs/testdata/odd_manifest.native.json")));
+  EXPECT_NE(head.back(), '}');  // the policy's members without its closing brace
+  EXPECT_EQ(files.substr(0, 13), ",\n \"files\": {");
+  Manifest empty;
+  EXPECT_EQ(NativeManifestJsonHead(attest::RuntimePolicy()) + NativeManifestJsonFiles(empty),
+            NativeManifestJson(empty, attest::RuntimePolicy()));
+}
+
 TEST(ManifestJsonTest, IsUtf8) {
   EXPECT_TRUE(IsUtf8("/usr/bin/caf\xc3\xa9 x\n"));
   EXPECT_FALSE(IsUtf8("\xff"));

@@ -3,8 +3,8 @@
 // implementation lives with the Debian code (issue 16); a scan without one leaves owners
 // empty, which means "not looked up", never "owned by no package".
 //
-// Threading: the scan calls Owner from one thread, after hashing; an implementation need not
-// be thread-safe.
+// Threading: the scan calls Owner after hashing from as many threads as it hashed with, at
+// once: Owner must be safe to call concurrently (a const lookup in a loaded index is).
 #pragma once
 
 #include <optional>

@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "base/hex.h"
 #include "refs/refs_test_util.h"
@@ -184,6 +186,52 @@ TEST(ScanTest, OwnersComeFromTheLookupWhenGiven) {
   ASSERT_TRUE(by[d + "/sub/script"]->owner.has_value());
   EXPECT_EQ(by[d + "/sub/script"]->owner->package, "dash");
   EXPECT_FALSE(by[d + "/empty"]->owner.has_value());
+}
+
+// Owners of a large tree are looked up from every hashing thread at once (a slice each):
+// every entry gets its own path's answer, and every thread took part.
+class PathOwners : public OwnerLookup {
+ public:
+  std::optional<FileOwner> Owner(std::string_view path) const override {
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      threads_.insert(std::this_thread::get_id());
+    }
+    if (path.ends_with("7")) return std::nullopt;
+    return FileOwner{std::string(path.substr(path.rfind('/') + 1)), "1"};
+  }
+  size_t threads() const {
+    std::lock_guard<std::mutex> l(mu_);
+    return threads_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  mutable std::set<std::thread::id> threads_;
+};
+
+TEST(ScanTest, OwnersOfALargeTreeAreLookedUpInParallelEachForItsPath) {
+  std::string d = testing::OpenTempDir();
+  for (int i = 0; i < 3000; ++i) WriteFile(d + "/f" + std::to_string(i), std::to_string(i));
+  PathOwners owners;
+  ScanOptions o = Options(2);
+  o.owners = &owners;
+  auto m = Scan({d}, o, nullptr);
+  ASSERT_TRUE(m.ok());
+  ASSERT_GE(m->entries.size(), 3000u);
+  size_t owned = 0;
+  for (const auto& e : m->entries) {
+    std::string name = e.path.substr(e.path.rfind('/') + 1);
+    if (name.ends_with("7")) {
+      EXPECT_FALSE(e.owner.has_value()) << e.path;
+    } else {
+      ASSERT_TRUE(e.owner.has_value()) << e.path;
+      EXPECT_EQ(e.owner->package, name);
+      ++owned;
+    }
+  }
+  EXPECT_GE(owned, 3000u - 300u);  // f7, f17, … f2997: 300 file names end in 7
+  EXPECT_EQ(owners.threads(), 2u);
 }
 
 TEST(ScanTest, AnyHashOpenSslComputes) {

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "attest/group_commit.h"
+
 namespace lim::attest {
 namespace {
 
@@ -261,27 +263,15 @@ class PgStore final : public Store {
     return Status::Ok();
   }
 
+  // Rounds that arrive together share a transaction, and so one WAL flush (group_commit.h).
   Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
                      const std::vector<Finding>& findings) override {
-    std::lock_guard lock(mu_);
-    return InTransaction([&] { return RecordRoundLocked(agent, state, status, time, findings); });
+    return Group(RoundWrite{&agent, std::nullopt, &state, status, time, &findings});
   }
 
   Status RecordFencedRound(const std::string& agent, int64_t fence, const AgentState& state, AgentStatus status,
                            int64_t time, const std::vector<Finding>& findings) override {
-    std::lock_guard lock(mu_);
-    return InTransaction([&]() -> Status {
-      // The lease row stays locked until COMMIT: a verifier taking the lease over waits for
-      // (or skips) it, so the fence cannot move between this check and the write.
-      LIM_ASSIGN_OR_RETURN(auto r, Run("lock_fence", {T(agent)}, "reading the lease of " + agent));
-      if (PQntuples(r.get()) == 0) return Status::NotFound("no agent named " + agent);
-      int64_t current = ColInt(r, 0, 0);
-      if (current != fence) {
-        return Status::Mismatch("agent " + agent + ": stale lease (fence " + std::to_string(fence) + ", now " +
-                                std::to_string(current) + "): another verifier attests it; round not written");
-      }
-      return RecordRoundLocked(agent, state, status, time, findings);
-    });
+    return Group(RoundWrite{&agent, fence, &state, status, time, &findings});
   }
 
   Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) override {
@@ -360,6 +350,53 @@ class PgStore final : public Store {
   }
 
  private:
+  Status Group(const RoundWrite& w) {
+    return group_.Write(w, [this](const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
+      CommitRounds(rounds, results);
+    });
+  }
+
+  // One transaction for all the rounds (sorted by agent, so two verifiers' batches lock lease
+  // rows in one order); a round refused alone (RoundRefusedAlone: no agent, stale fence)
+  // wrote nothing and leaves the others be. Any other failure aborts a PostgreSQL
+  // transaction: the batch is rolled back and each round written again on its own.
+  void CommitRounds(const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
+    std::lock_guard lock(mu_);
+    if (rounds.size() > 1) {
+      Status st = Exec("BEGIN");
+      for (size_t i = 0; st.ok() && i < rounds.size(); ++i) {
+        (*results)[i] = FencedRoundLocked(*rounds[i]);
+        if (!(*results)[i].ok() && !RoundRefusedAlone((*results)[i])) st = (*results)[i];
+      }
+      if (st.ok()) {
+        st = Exec("COMMIT");
+        if (st.ok()) return;
+      } else {
+        (void)Exec("ROLLBACK");
+      }
+    }
+    for (size_t i = 0; i < rounds.size(); ++i) {
+      (*results)[i] = InTransaction([&] { return FencedRoundLocked(*rounds[i]); });
+    }
+  }
+
+  // A round, its fence checked first when it has one. Caller holds mu_, in a transaction.
+  Status FencedRoundLocked(const RoundWrite& w) {
+    const std::string& agent = *w.agent;
+    if (w.fence) {
+      // The lease row stays locked until COMMIT: a verifier taking the lease over waits for
+      // (or skips) it, so the fence cannot move between this check and the write.
+      LIM_ASSIGN_OR_RETURN(auto r, Run("lock_fence", {T(agent)}, "reading the lease of " + agent));
+      if (PQntuples(r.get()) == 0) return Status::NotFound("no agent named " + agent);
+      int64_t current = ColInt(r, 0, 0);
+      if (current != *w.fence) {
+        return Status::Mismatch("agent " + agent + ": stale lease (fence " + std::to_string(*w.fence) + ", now " +
+                                std::to_string(current) + "): another verifier attests it; round not written");
+      }
+    }
+    return RecordRoundLocked(agent, *w.state, w.status, w.time, *w.findings);
+  }
+
   Status RecordRoundLocked(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
                            const std::vector<Finding>& findings) {
     LIM_ASSIGN_OR_RETURN(auto cur, Run("lock_status", {T(agent)}, "reading status of " + agent));
@@ -497,6 +534,7 @@ class PgStore final : public Store {
   std::string uri_;
   const size_t history_;
   PGconn* conn_ = nullptr;
+  GroupCommit group_;
   std::mutex mu_;
 };
 

@@ -13,8 +13,10 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
+#include <map>
 #include <set>
 #include <thread>
 
@@ -187,6 +189,67 @@ TEST_P(StoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
   EXPECT_FALSE((*s->GetAgent("web1")).has_value());
 }
 
+// Rounds written from many threads at once share transactions (group_commit.h) and each gets
+// its own outcome: a round for a missing agent, or with a stale fence, is refused alone while
+// the rounds batched with it are written; every agent ends with its own last state and its
+// findings, none lost, none doubled.
+TEST_P(StoreTest, ConcurrentRoundsEachGetTheirOwnOutcome) {
+  auto s = Open(NewSpec());
+  ASSERT_TRUE(s);
+  constexpr int kAgents = 6, kRounds = 30;
+  for (int a = 0; a < kAgents; ++a) ASSERT_TRUE(s->PutAgent(Agent("web" + std::to_string(a))).ok());
+  std::map<std::string, int64_t> fences;
+  if (s->Shared()) {
+    auto claim = s->ClaimLeases("me", std::chrono::seconds(60));
+    ASSERT_TRUE(claim.ok()) << claim.status().message();
+    fences = claim->leases;
+  }
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int a = 0; a <= kAgents; ++a) {  // the last one is an agent that does not exist
+    threads.emplace_back([&, a] {
+      const std::string agent = a == kAgents ? "ghost" : "web" + std::to_string(a);
+      for (int r = 1; r <= kRounds; ++r) {
+        AgentState st;
+        st.next_index = static_cast<uint64_t>(r);
+        Finding f;
+        f.reason = Reason::kUnknownFile;
+        f.path = agent + "/" + std::to_string(r);
+        std::vector<Finding> findings;
+        if (r % 3 == 0) findings.push_back(f);
+        Status w;
+        if (s->Shared() && a == 0 && r % 5 == 0) {
+          // A stale fence: refused, nothing written, the others in its batch unaffected.
+          w = s->RecordFencedRound(agent, fences[agent] + 100, st, AgentStatus::kAttested, r, findings);
+          if (w.code() != StatusCode::kMismatch) ++wrong;
+          continue;
+        }
+        w = s->Shared() && fences.count(agent)
+                ? s->RecordFencedRound(agent, fences[agent], st, AgentStatus::kAttested, r, findings)
+                : s->RecordRound(agent, st, AgentStatus::kAttested, r, findings);
+        if (a == kAgents ? w.code() != StatusCode::kNotFound : !w.ok()) ++wrong;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  for (int a = 0; a < kAgents; ++a) {
+    const std::string agent = "web" + std::to_string(a);
+    auto rec = s->GetAgent(agent);
+    ASSERT_TRUE(rec.ok() && rec->has_value());
+    const int last = s->Shared() && a == 0 ? kRounds - 1 : kRounds;  // round 30 of agent 0 was stale
+    EXPECT_EQ((*rec)->state.next_index, static_cast<uint64_t>(last)) << agent;
+    EXPECT_EQ((*rec)->updated, last) << agent;
+    auto h = s->History(agent, 100);
+    ASSERT_TRUE(h.ok());
+    // Findings in rounds 3, 6, … 30; agent 0's rounds 15 and 30 were the stale ones on a
+    // shared store.
+    size_t expected = kRounds / 3 - (s->Shared() && a == 0 ? 2 : 0);
+    ASSERT_EQ(h->size(), expected) << agent;
+    for (size_t i = 1; i < h->size(); ++i) EXPECT_GT((*h)[i - 1].time, (*h)[i].time) << agent;
+  }
+}
+
 // History is newest first and honours its limit; a finding without entry or PCR keeps both unset.
 TEST_P(StoreTest, HistoryIsNewestFirstAndLimited) {
   auto s = Open(NewSpec());
@@ -357,6 +420,39 @@ TEST(OpenStoreTest, ArgumentsAreCheckedAndNamed) {
 // state, its history the last round's findings), reads still work; once the file filling
 // the disk is removed the store opens, PRAGMA integrity_check is "ok" and rounds are
 // recorded again.
+// The store keeps its statements prepared; closing it must still close the database (SQLite
+// refuses to close a connection with statements left, and an unclosed last connection leaves
+// its -wal file behind). Every kind of call is made first, each statement twice, the rounds'
+// nested ones too.
+TEST(SqliteStatementsTest, KeptStatementsGiveTheSameAnswersAndTheStoreClosesCleanly) {
+  std::string path = lim::testing::MakeTempDir() + "/verifier.db";
+  {
+    auto s = OpenSqliteStore(path);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    for (int i = 0; i < 2; ++i) {
+      ASSERT_TRUE((*s)->PutAgent(Agent("web" + std::to_string(i))).ok());
+      ASSERT_TRUE((*s)->PutPolicy("base", "{}").ok());
+      ASSERT_TRUE((*s)->AssignPolicy("web0", "base").ok());
+      Finding f;
+      f.reason = Reason::kUnknownFile;
+      f.path = "/usr/bin/x" + std::to_string(i);
+      ASSERT_TRUE((*s)->RecordRound("web0", {}, AgentStatus::kFailed, 10 + i, {f, f}).ok());
+      EXPECT_FALSE((*s)->RecordRound("ghost", {}, AgentStatus::kAttested, 1, {}).ok());
+      auto h = (*s)->History("web0", 10);
+      ASSERT_TRUE(h.ok());
+      EXPECT_EQ(h->size(), 2u * (i + 1));
+      EXPECT_EQ(h->front().finding.path, "/usr/bin/x" + std::to_string(i));
+      EXPECT_EQ((*(*s)->GetAgent("web0"))->status, AgentStatus::kFailed);
+      EXPECT_TRUE((*s)->Acknowledge("web0").ok());
+      EXPECT_EQ((*s)->ListAgents()->size(), static_cast<size_t>(i + 1));
+    }
+    ASSERT_TRUE((*s)->RemoveAgent("web1").ok());
+    EXPECT_FALSE((*(*s)->GetAgent("web1")).has_value());
+    EXPECT_EQ(::access((path + "-wal").c_str(), F_OK), 0);  // open: WAL mode
+  }
+  EXPECT_NE(::access((path + "-wal").c_str(), F_OK), 0) << "the database was not closed";
+}
+
 TEST(SqliteFullDiskTest, AClearErrorAndNoCorruptedStore) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a small tmpfs)";
   std::string dir = lim::testing::MakeTempDir();

@@ -1,0 +1,114 @@
+#include "attest/group_commit.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "attest/store.h"
+
+namespace lim::attest {
+namespace {
+
+// Many threads writing at once through a slow commit: every round comes back with its own
+// result, commits never overlap, rounds queue into shared batches, each batch is sorted by
+// agent, and no batch is larger than asked.
+TEST(GroupCommitTest, ConcurrentRoundsShareBatchesAndEachGetsItsOwnResult) {
+  GroupCommit group(16);
+  std::atomic<int> in_commit{0};
+  std::atomic<bool> overlapped{false}, unsorted{false};
+  std::atomic<size_t> largest{0};
+  auto commit = [&](const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
+    if (in_commit.fetch_add(1) != 0) overlapped = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    for (size_t i = 0; i < rounds.size(); ++i) {
+      if (i > 0 && *rounds[i - 1]->agent > *rounds[i]->agent) unsorted = true;
+      // The result names the round it belongs to; agents ending in 7 are refused.
+      (*results)[i] = rounds[i]->agent->back() == '7'
+                          ? Status::NotFound(*rounds[i]->agent + "@" + std::to_string(rounds[i]->time))
+                          : Status::Ok();
+    }
+    if (rounds.size() > largest) largest = rounds.size();
+    in_commit.fetch_sub(1);
+  };
+  constexpr int kThreads = 8, kRounds = 40;
+  std::atomic<int> wrong{0}, refused{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::string agent = "agent" + std::to_string(t + 2);  // agent2 … agent9
+      AgentState state;
+      std::vector<Finding> none;
+      for (int r = 0; r < kRounds; ++r) {
+        RoundWrite w{&agent, std::nullopt, &state, AgentStatus::kAttested, r, &none};
+        Status st = group.Write(w, commit);
+        if (agent.back() == '7') {
+          ++refused;
+          if (st.message() != agent + "@" + std::to_string(r)) ++wrong;
+        } else if (!st.ok()) {
+          ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(refused.load(), kRounds);
+  EXPECT_FALSE(overlapped.load());
+  EXPECT_FALSE(unsorted.load());
+  EXPECT_LE(largest.load(), 16u);
+  GroupCommit::Stats s = group.stats();
+  EXPECT_EQ(s.rounds, static_cast<uint64_t>(kThreads * kRounds));
+  EXPECT_LT(s.batches, s.rounds / 2) << "8 writers through a 2 ms commit should share transactions";
+  EXPECT_GT(s.largest, 1u);
+}
+
+TEST(GroupCommitTest, OneWriterAloneIsABatchOfOne) {
+  GroupCommit group;
+  std::string agent = "a";
+  AgentState state;
+  std::vector<Finding> none;
+  size_t calls = 0;
+  for (int r = 0; r < 5; ++r) {
+    RoundWrite w{&agent, 3, &state, AgentStatus::kAttested, r, &none};
+    EXPECT_TRUE(group
+                    .Write(w,
+                           [&](const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
+                             ++calls;
+                             EXPECT_EQ(rounds.size(), 1u);
+                             EXPECT_EQ(rounds[0]->fence, std::optional<int64_t>(3));
+                             (*results)[0] = Status::Ok();
+                           })
+                    .ok());
+  }
+  EXPECT_EQ(calls, 5u);
+  EXPECT_EQ(group.stats().largest, 1u);
+}
+
+// A commit function that throws (out of memory) wakes every round of its batch with an error
+// instead of leaving them waiting.
+TEST(GroupCommitTest, AThrowingCommitFailsItsRoundsAndTheNextBatchRuns) {
+  GroupCommit group;
+  std::string agent = "a";
+  AgentState state;
+  std::vector<Finding> none;
+  RoundWrite w{&agent, std::nullopt, &state, AgentStatus::kAttested, 1, &none};
+  Status st = group.Write(w, [](const std::vector<const RoundWrite*>&, std::vector<Status>*) {
+    throw std::bad_alloc();
+  });
+  EXPECT_EQ(st.code(), StatusCode::kInternal);
+  EXPECT_TRUE(group.Write(w, [](const std::vector<const RoundWrite*>&, std::vector<Status>* r) { (*r)[0] = Status::Ok(); }).ok());
+}
+
+TEST(GroupCommitTest, OnlyNoAgentAndStaleFenceAreRefusalsOfOneRound) {
+  EXPECT_TRUE(RoundRefusedAlone(Status::NotFound("no agent")));
+  EXPECT_TRUE(RoundRefusedAlone(Status::Mismatch("stale lease")));
+  EXPECT_FALSE(RoundRefusedAlone(Status::IoError("disk full")));
+  EXPECT_FALSE(RoundRefusedAlone(Status::Unavailable("connection lost")));
+}
+
+}  // namespace
+}  // namespace lim::attest

@@ -88,6 +88,7 @@ const std::pair<const char*, const char*> kStatements[] = {
     {"assign_policy", "UPDATE agents SET policy=$1 WHERE id=$2"},
     {"lock_status", "SELECT status FROM agents WHERE id=$1 FOR UPDATE"},
     {"lock_fence", "SELECT fence FROM leases WHERE agent=$1 FOR UPDATE"},
+    {"lock_fence_nowait", "SELECT fence FROM leases WHERE agent=$1 FOR UPDATE NOWAIT"},
     {"update_state", "UPDATE agents SET state=$1, status=$2, updated=$3::bigint WHERE id=$4"},
     {"insert_verdict",
      "INSERT INTO verdicts(agent,time,attested,reason,entry,pcr,bank,template,path,digest,reference,detail) "
@@ -356,37 +357,52 @@ class PgStore final : public Store {
     });
   }
 
-  // One transaction for all the rounds (sorted by agent, so two verifiers' batches lock lease
-  // rows in one order); a round refused alone (RoundRefusedAlone: no agent, stale fence)
-  // wrote nothing and leaves the others be. Any other failure aborts a PostgreSQL
-  // transaction: the batch is rolled back and each round written again on its own.
+  // One transaction for all the rounds (sorted by agent); a round refused alone
+  // (RoundRefusedAlone: no agent, stale fence) wrote nothing and leaves the others be.
+  //  - A statement of the batch failing on a working connection aborts the PostgreSQL
+  //    transaction: it is rolled back and each round written again on its own, so one
+  //    round's error is not the others'.
+  //  - A failed BEGIN or COMMIT, or a connection that broke, is every round's error at once:
+  //    a COMMIT cut off may have committed (writing again would double the findings), and a
+  //    server that is down would be waited for once per round.
+  // Fences are checked with NOWAIT inside a batch: a batch holds several lease rows, and
+  // waiting for one while holding others could close a cycle with another verifier's lease
+  // renewal (which locks its rows in its own order); a row that is busy fails the batch into
+  // the one-by-one path, where a round holds one lease row and may wait for it.
   void CommitRounds(const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
     std::lock_guard lock(mu_);
-    if (rounds.size() > 1) {
-      Status st = Exec("BEGIN");
-      for (size_t i = 0; st.ok() && i < rounds.size(); ++i) {
-        (*results)[i] = FencedRoundLocked(*rounds[i]);
-        if (!(*results)[i].ok() && !RoundRefusedAlone((*results)[i])) st = (*results)[i];
-      }
-      if (st.ok()) {
-        st = Exec("COMMIT");
-        if (st.ok()) return;
-      } else {
-        (void)Exec("ROLLBACK");
-      }
+    if (rounds.size() == 1) {
+      (*results)[0] = InTransaction([&] { return FencedRoundLocked(*rounds[0], "lock_fence"); });
+      return;
     }
+    auto all = [&](const Status& st) {
+      for (auto& r : *results) r = st;
+    };
+    if (Status begun = Exec("BEGIN"); !begun.ok()) return all(begun);
+    Status failed;
+    for (size_t i = 0; failed.ok() && i < rounds.size(); ++i) {
+      (*results)[i] = FencedRoundLocked(*rounds[i], "lock_fence_nowait");
+      if (!(*results)[i].ok() && !RoundRefusedAlone((*results)[i])) failed = (*results)[i];
+    }
+    if (failed.ok()) {
+      if (Status committed = Exec("COMMIT"); !committed.ok()) all(committed);
+      return;
+    }
+    (void)Exec("ROLLBACK");
+    if (PQstatus(conn_) != CONNECTION_OK) return all(failed);
     for (size_t i = 0; i < rounds.size(); ++i) {
-      (*results)[i] = InTransaction([&] { return FencedRoundLocked(*rounds[i]); });
+      (*results)[i] = InTransaction([&] { return FencedRoundLocked(*rounds[i], "lock_fence"); });
     }
   }
 
-  // A round, its fence checked first when it has one. Caller holds mu_, in a transaction.
-  Status FencedRoundLocked(const RoundWrite& w) {
+  // A round, its fence checked first (with lock_statement) when it has one. Caller holds
+  // mu_, in a transaction.
+  Status FencedRoundLocked(const RoundWrite& w, const char* lock_statement) {
     const std::string& agent = *w.agent;
     if (w.fence) {
       // The lease row stays locked until COMMIT: a verifier taking the lease over waits for
       // (or skips) it, so the fence cannot move between this check and the write.
-      LIM_ASSIGN_OR_RETURN(auto r, Run("lock_fence", {T(agent)}, "reading the lease of " + agent));
+      LIM_ASSIGN_OR_RETURN(auto r, Run(lock_statement, {T(agent)}, "reading the lease of " + agent));
       if (PQntuples(r.get()) == 0) return Status::NotFound("no agent named " + agent);
       int64_t current = ColInt(r, 0, 0);
       if (current != *w.fence) {

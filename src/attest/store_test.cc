@@ -220,12 +220,12 @@ TEST_P(StoreTest, ConcurrentRoundsEachGetTheirOwnOutcome) {
         Status w;
         if (s->Shared() && a == 0 && r % 5 == 0) {
           // A stale fence: refused, nothing written, the others in its batch unaffected.
-          w = s->RecordFencedRound(agent, fences[agent] + 100, st, AgentStatus::kAttested, r, findings);
+          w = s->RecordFencedRound(agent, fences.at(agent) + 100, st, AgentStatus::kAttested, r, findings);
           if (w.code() != StatusCode::kMismatch) ++wrong;
           continue;
         }
         w = s->Shared() && fences.count(agent)
-                ? s->RecordFencedRound(agent, fences[agent], st, AgentStatus::kAttested, r, findings)
+                ? s->RecordFencedRound(agent, fences.at(agent), st, AgentStatus::kAttested, r, findings)
                 : s->RecordRound(agent, st, AgentStatus::kAttested, r, findings);
         if (a == kAgents ? w.code() != StatusCode::kNotFound : !w.ok()) ++wrong;
       }
@@ -415,11 +415,6 @@ TEST(OpenStoreTest, ArgumentsAreCheckedAndNamed) {
   EXPECT_EQ(none.status().code(), StatusCode::kUnavailable) << none.status().message();
 }
 
-// SQLite on a full disk (a 1 MiB tmpfs filled by a file): the failing round says the disk
-// is full and names the store, nothing of it is written (the agent keeps the last round's
-// state, its history the last round's findings), reads still work; once the file filling
-// the disk is removed the store opens, PRAGMA integrity_check is "ok" and rounds are
-// recorded again.
 // The store keeps its statements prepared; closing it must still close the database (SQLite
 // refuses to close a connection with statements left, and an unclosed last connection leaves
 // its -wal file behind). Every kind of call is made first, each statement twice, the rounds'
@@ -453,6 +448,11 @@ TEST(SqliteStatementsTest, KeptStatementsGiveTheSameAnswersAndTheStoreClosesClea
   EXPECT_NE(::access((path + "-wal").c_str(), F_OK), 0) << "the database was not closed";
 }
 
+// SQLite on a full disk (a 1 MiB tmpfs filled by a file): the failing round says the disk
+// is full and names the store, nothing of it is written (the agent keeps the last round's
+// state, its history the last round's findings), reads still work; once the file filling
+// the disk is removed the store opens, PRAGMA integrity_check is "ok" and rounds are
+// recorded again.
 TEST(SqliteFullDiskTest, AClearErrorAndNoCorruptedStore) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a small tmpfs)";
   std::string dir = lim::testing::MakeTempDir();

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <future>
 #include <initializer_list>
 #include <memory>
@@ -86,7 +87,13 @@ Result<std::unique_ptr<DpkgOwners>> LoadOwners(const ScanArgs& a, const std::str
 class LoadingOwners : public refs::OwnerLookup {
  public:
   LoadingOwners(const ScanArgs& a, const std::string& prefix)
-      : loaded_(std::async(std::launch::async, [&a, prefix] { return LoadOwners(a, prefix); }).share()) {}
+      : loaded_(std::async(std::launch::async, [&a, prefix]() -> Result<std::unique_ptr<DpkgOwners>> {
+                  try {  // rethrown by get() on a hashing thread, it would end the process
+                    return LoadOwners(a, prefix);
+                  } catch (const std::exception& e) {
+                    return Status::Internal(std::string("loading the dpkg database: ") + e.what());
+                  }
+                }).share()) {}
   std::optional<refs::FileOwner> Owner(std::string_view path) const override {
     const auto& r = loaded_.get();
     if (!r.ok() || !*r) return std::nullopt;
@@ -258,7 +265,14 @@ int RunScan(const ScanArgs& a) {
     }
   }
   std::unique_ptr<LoadingOwners> owners;
-  if (debs::DpkgDb::WouldLoad(OwnerDbOptions(a, prefix), a.admindir_given)) {
+  const debs::DpkgDb::Options db_options = OwnerDbOptions(a, prefix);
+  if (debs::DpkgDb::WouldLoad(db_options, a.admindir_given)) {
+    // An --admindir given without a status file fails now, not after the walk; one that is
+    // there but does not parse is found by the load, after the walk.
+    if (::access((db_options.admindir + "/status").c_str(), F_OK) != 0) {
+      auto none = LoadOwners(a, prefix);
+      if (!none.ok()) return ReportError(none.status());
+    }
     owners = std::make_unique<LoadingOwners>(a, prefix);
   }
   refs::ScanOptions o;

@@ -273,19 +273,15 @@ Result<Manifest> Scan(const std::vector<std::string>& roots, const ScanOptions& 
     // One slice of the entries per hashing thread: the lookups of a large tree were a tenth
     // of a warm scan, all of it on this thread while the other CPUs had nothing to do.
     m.owners_looked_up = true;
-    const size_t n = m.entries.size(), slices = static_cast<size_t>(jobs);
+    const size_t n = m.entries.size(), slices = n >= 1024 ? static_cast<size_t>(jobs) : 1;
     auto look_up = [&](size_t slice) {
       for (size_t i = n * slice / slices; i < n * (slice + 1) / slices; ++i) {
         m.entries[i].owner = options.owners->Owner(m.entries[i].path);
       }
     };
     threads.clear();
-    for (size_t s = 1; s < slices && n >= 1024; ++s) threads.emplace_back(look_up, s);
-    if (threads.empty()) {
-      for (size_t s = 0; s < slices; ++s) look_up(s);
-    } else {
-      look_up(0);
-    }
+    for (size_t s = 1; s < slices; ++s) threads.emplace_back(look_up, s);
+    look_up(0);
     for (auto& t : threads) t.join();
   }
   m.errors = walk.stats().errors + file_errors;

@@ -122,18 +122,9 @@ Status WriteFileAtomically(const std::string& path, std::span<const ByteView> pi
   if (::unlink(tmp.c_str()) != 0 && errno != ENOENT) return Errno("unlink", tmp);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
   if (fd < 0) return Errno("open", tmp);
-  for (ByteView data : pieces) {
-    size_t off = 0;
-    while (off < data.size()) {
-      ssize_t n = ::write(fd, data.data() + off, data.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        Status s = Errno("write", tmp);
-        ::close(fd);
-        return s;
-      }
-      off += static_cast<size_t>(n);
-    }
+  if (Status s = WriteAllPieces(fd, pieces, tmp); !s.ok()) {
+    ::close(fd);
+    return s;
   }
   if (written) written(fd);
   if (::close(fd) != 0) return Errno("close", tmp);
@@ -142,6 +133,19 @@ Status WriteFileAtomically(const std::string& path, std::span<const ByteView> pi
 }
 
 }  // namespace
+
+Status WriteAllPieces(int fd, std::span<const ByteView> pieces, const std::string& name) {
+  for (ByteView data : pieces) {
+    size_t off = 0;
+    while (off < data.size()) {
+      ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) return Errno("write", name);
+      off += static_cast<size_t>(n);
+    }
+  }
+  return Status::Ok();
+}
 
 Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode,
                       const std::function<void(int fd)>& written) {

@@ -44,6 +44,9 @@ Status WriteFileBytes(const std::string& path, ByteView data, mode_t mode = 0644
 // The same with the data in pieces, written one after the other (a large document made in
 // parts need not be joined in memory first).
 Status WriteFilePieces(const std::string& path, std::span<const ByteView> pieces, mode_t mode = 0644);
+// Writes every piece to fd in turn (short writes continued, EINTR retried); an error names
+// `name` ("NAME: write: …"). fd stays open.
+Status WriteAllPieces(int fd, std::span<const ByteView> pieces, const std::string& name);
 
 class MappedFile {
  public:

@@ -199,6 +199,8 @@ class Progress {
 // The document comes in pieces, written in turn (joining 25 MB in memory first cost a copy
 // and the page faults of a new buffer).
 Status WriteOutput(const std::string& path, std::initializer_list<std::string_view> pieces) {
+  std::vector<ByteView> views;
+  for (std::string_view p : pieces) views.push_back(AsBytes(p));
   int fd = -1;
   struct stat st;
   if (path.empty() || path == "-") {
@@ -206,26 +208,13 @@ Status WriteOutput(const std::string& path, std::initializer_list<std::string_vi
   } else if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
     fd = open(path.c_str(), O_WRONLY | O_NOCTTY | O_CLOEXEC);
   } else {
-    std::vector<ByteView> views;
-    for (std::string_view p : pieces) views.push_back(AsBytes(p));
     return WriteFilePieces(path, views);
   }
   const std::string name = path.empty() ? "-" : path;
   if (fd < 0) return Status::IoError(name + ": open: " + std::strerror(errno));
-  for (std::string_view data : pieces) {
-    for (size_t off = 0; off < data.size();) {
-      ssize_t n = write(fd, data.data() + off, data.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        Status s = Status::IoError(name + ": write: " + std::strerror(errno));
-        close(fd);
-        return s;
-      }
-      off += static_cast<size_t>(n);
-    }
-  }
+  Status written = WriteAllPieces(fd, views, name);
   close(fd);
-  return Status::Ok();
+  return written;
 }
 
 // The absolute path without links, "." or "..": what the kernel would name the file.

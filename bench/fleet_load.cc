@@ -15,8 +15,10 @@
 // so a 1,000,000-entry host costs a round what a 1,000-entry one does, which the run shows).
 //
 // It starts --verifiers lim-verifier processes on one --store, waits until every agent has
-// had a round (warm-up: the TLS handshakes), then measures for --duration-s: round latency
-// (push: from the round's scheduled time to the verdict; pull: how late each request came
+// had a round and the generator's threads are on schedule (warm-up: the TLS handshakes and
+// the backlog they leave), then measures for --duration-s: round latency (push: from the
+// round's scheduled time to the verdict, with the generator's own part — how late its thread
+// began the round — reported apart; pull: how late each request came
 // after the previous one plus the interval), rounds per agent (starvation), the verifiers'
 // CPU (/proc/PID/stat) and its split by part (GET /v1/stats), the generator's own CPU
 // (getrusage), memory (VmRSS) and the load average. Output: a report on stdout and, with
@@ -177,6 +179,10 @@ Bytes Digest256(const std::string& s) {
 
 struct Stats {
   std::vector<uint32_t> latency_us;  // rounds in the window
+  std::vector<uint32_t> sched_ms;    // each one's scheduled time, ms since t0 (when latency grows)
+  std::vector<uint32_t> agent;       // and its agent (which ones are late)
+  std::vector<uint32_t> start_us;    // and how late its thread began it (the generator's own lag)
+  std::vector<uint32_t> req_us;      // and the evidence request's wall time
   uint64_t rounds = 0, errors = 0, failed_verdicts = 0, skipped = 0;
 };
 
@@ -385,6 +391,10 @@ json GetStats(VerifierProc& v) {
 struct Shared {
   std::atomic<int> go{0}, window{0}, stop{0};
   std::atomic<int> ports[64];
+  // When a generator thread last began a round more than a quarter interval late (ms since
+  // t0): the warm-up lasts until the generators are on schedule, not only until every agent
+  // had a round (the handshakes leave a backlog that takes seconds to drain).
+  std::atomic<int64_t> last_late_ms{0};
   // One counter per agent follows the struct (the mapping is sized for them).
   std::atomic<uint64_t>* rounds() { return reinterpret_cast<std::atomic<uint64_t>*>(this + 1); }
 };
@@ -411,6 +421,7 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
   // Push agents: their clients, then the generator threads.
   auto interval = std::chrono::milliseconds(o.interval_ms);
   std::vector<std::vector<SimAgent*>> slices(static_cast<size_t>(o.threads));
+  size_t mine_count = 0;
   for (auto& a : agents) {
     if (a->pull || (a->n - o.pull) % procs != proc) continue;
     auto ctx = net::MakeClientTls(pki.Leaf("agent-" + std::to_string(a->n), a->id));
@@ -421,7 +432,9 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
     if (!c.ok()) Die(c.status().message());
     a->client = std::move(*c);
     a->due = t0 + interval * a->n / o.agents;
-    slices[static_cast<size_t>(a->n % o.threads)].push_back(a.get());
+    // By position among this process's agents (by a->n, a process of two would fill only the
+    // threads of its parity).
+    slices[mine_count++ % slices.size()].push_back(a.get());
   }
   std::atomic<int>& stop = shared->stop;
   std::atomic<int>& window = shared->window;
@@ -432,17 +445,26 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
      try {
       auto& mine = slices[t];
       Stats& s = stats[t];
-      for (size_t i = 0; !mine.empty() && !stop.load(); i = (i + 1) % mine.size()) {
-        SimAgent& a = *mine[i];
+      // The agent due first, not the next in a fixed order: once a skip has moved some due
+      // times, a fixed order would leave an agent waiting behind one due after it, up to an
+      // interval late in every round (the generator's own lag, counted as latency).
+      while (!mine.empty() && !stop.load()) {
+        SimAgent& a = **std::min_element(mine.begin(), mine.end(), [](const SimAgent* x, const SimAgent* y) { return x->due < y->due; });
         auto sched = a.due;
         std::this_thread::sleep_until(sched);
         if (stop.load()) break;
+        auto began = Clock::now();
+        if (began - sched > interval / 4) {
+          shared->last_late_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(began - t0).count());
+        }
+        Clock::time_point got_req{};
         a.AppendFiles(o.new_entries, o.policy_paths, o.fail_per_mille);
         bool in_window = window.load();
         std::string err;
         auto r1 = a.client->Request("POST", "/v1/push/request", "{}");
         if (!r1.ok() || r1->status != 200) {
           err = r1.ok() ? "request: HTTP " + std::to_string(r1->status) + " " + r1->body : r1.status().message();
+        } else if (got_req = Clock::now(); false) {
         } else if (auto req = attest::EvidenceRequestFromJson(r1->body); !req.ok()) {
           err = "request: " + req.status().message();
         } else if (auto ev = a.Gather(*req); !ev.ok()) {
@@ -465,6 +487,10 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
             ++a.window_rounds;
             ++s.rounds;
             s.latency_us.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(done - sched).count()));
+            s.sched_ms.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::milliseconds>(sched - t0).count()));
+            s.agent.push_back(static_cast<uint32_t>(a.n));
+            s.start_us.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(began - sched).count()));
+            s.req_us.push_back(static_cast<uint32_t>(std::chrono::duration_cast<std::chrono::microseconds>(got_req - began).count()));
           }
         }
         a.due = sched + interval;
@@ -487,7 +513,7 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
   cpu1 = SelfCpuUs();
   for (auto& t : threads) t.join();
   json out = {{"cpu_us", cpu1 - cpu0}};
-  std::vector<uint32_t> lat;
+  std::vector<uint32_t> lat, at, who, st0, rq;
   uint64_t rounds = 0, errors = 0, skipped = 0, failed = 0;
   for (auto& st : stats) {
     rounds += st.rounds;
@@ -495,6 +521,10 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
     skipped += st.skipped;
     failed += st.failed_verdicts;
     lat.insert(lat.end(), st.latency_us.begin(), st.latency_us.end());
+    at.insert(at.end(), st.sched_ms.begin(), st.sched_ms.end());
+    who.insert(who.end(), st.agent.begin(), st.agent.end());
+    st0.insert(st0.end(), st.start_us.begin(), st.start_us.end());
+    rq.insert(rq.end(), st.req_us.begin(), st.req_us.end());
   }
   json per_agent = json::array();
   std::string first_error;
@@ -505,6 +535,10 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
     }
   }
   out["latency_us"] = lat;
+  out["sched_ms"] = at;
+  out["agent"] = who;
+  out["start_us"] = st0;
+  out["req_us"] = rq;
   out["rounds"] = rounds;
   out["errors"] = errors;
   out["skipped"] = skipped;
@@ -701,17 +735,23 @@ int main(int argc, char** argv) {
   auto t0 = Clock::now();
   shared->go = 1;
 
-  // Warm-up: every agent has had a round (handshakes done), or the warm-up time is over.
+  // Warm-up: every agent has had a round (handshakes done) and no generator thread began a
+  // round more than a quarter interval late for two intervals — or the warm-up time is over
+  // (a load the verifier does not carry never gets on schedule).
   auto warm_end = Clock::now() + std::chrono::seconds(o.warmup_s);
   size_t behind = 0;
+  bool on_schedule = false;
   while (Clock::now() < warm_end) {
     behind = 0;
     for (auto& a : agents) behind += a->rounds_total->load() == 0;
-    if (behind == 0) break;
+    auto since_late = Clock::now() - (t0 + std::chrono::milliseconds(shared->last_late_ms.load()));
+    on_schedule = since_late > 2 * interval;
+    if (behind == 0 && on_schedule) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
   double warm_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::printf("warm-up: %.1f s, %zu agents without a round yet\n", warm_s, behind);
+  std::printf("warm-up: %.1f s, %zu agents without a round yet, generators %s\n", warm_s, behind,
+              on_schedule ? "on schedule" : "still behind");
   std::fflush(stdout);
   // One more interval so that the handshakes' backlog is worked off before measuring.
   std::this_thread::sleep_for(interval);
@@ -761,6 +801,7 @@ int main(int argc, char** argv) {
     all.skipped += g["skipped"].get<uint64_t>();
     all.failed_verdicts += g["failed_verdicts"].get<uint64_t>();
     for (auto& v : g["latency_us"]) all.latency_us.push_back(v.get<uint32_t>());
+    for (auto& v : g["start_us"]) all.start_us.push_back(v.get<uint32_t>());
     for (auto& p : g["window_rounds"]) push_rounds[p[0].get<size_t>()] = p[1].get<uint64_t>();
     if (auto e = g["first_error"].get<std::string>(); !e.empty()) {
       for (auto& a : agents) {
@@ -792,6 +833,7 @@ int main(int argc, char** argv) {
   }
   uint64_t p50 = Pct(all.latency_us, 0.5), p90 = Pct(all.latency_us, 0.9), p99 = Pct(all.latency_us, 0.99),
            pmax = all.latency_us.empty() ? 0 : *std::max_element(all.latency_us.begin(), all.latency_us.end());
+  uint64_t lag50 = Pct(all.start_us, 0.5), lag99 = Pct(all.start_us, 0.99);
   uint64_t ver_rounds = 0, ver_cpu = 0;
   json parts = json::object();
   for (size_t k = 0; k < verifiers.size(); ++k) {
@@ -816,6 +858,7 @@ int main(int argc, char** argv) {
               {"new_entries", o.new_entries}, {"policy_paths", o.policy_paths}, {"window_s", wall},
               {"rounds", ver_rounds}, {"rounds_per_s", rounds_per_s}, {"target_rounds_per_s", o.agents * 1000.0 / o.interval_ms},
               {"push_latency_us", {{"p50", p50}, {"p90", p90}, {"p99", p99}, {"max", pmax}, {"n", all.latency_us.size()}}},
+              {"generator_lag_us", {{"p50", lag50}, {"p99", lag99}}},
               {"rounds_per_agent", {{"expected", expected}, {"min", min_rounds}, {"max", max_rounds}, {"starved", starved}}},
               {"errors", all.errors}, {"skipped", all.skipped}, {"failed_verdicts", all.failed_verdicts},
               {"verifier_cpu_us_per_round", cpu_per_round_us}, {"verifier_cores", static_cast<double>(ver_cpu) / 1e6 / wall},
@@ -836,6 +879,8 @@ int main(int argc, char** argv) {
   std::printf("push round latency (scheduled → verdict) µs: p50 %llu p90 %llu p99 %llu max %llu (n=%zu)\n",
               static_cast<unsigned long long>(p50), static_cast<unsigned long long>(p90), static_cast<unsigned long long>(p99),
               static_cast<unsigned long long>(pmax), all.latency_us.size());
+  std::printf("  of which the generator's own lag (scheduled → round begun) µs: p50 %llu p99 %llu\n",
+              static_cast<unsigned long long>(lag50), static_cast<unsigned long long>(lag99));
   std::printf("rounds per agent: expected %.1f, min %llu, max %llu, starved (<half) %zu; pull rounds %llu\n", expected,
               static_cast<unsigned long long>(min_rounds), static_cast<unsigned long long>(max_rounds), starved,
               static_cast<unsigned long long>(pull_total));

@@ -17,7 +17,7 @@ PART=${PART:-all}
 OUT=${OUT:-/tmp/lim_fleet_load.results}
 B=${BUILD:-build}
 mkdir -p "$OUT"
-GEN="$B/bench/lim_fleet_load --verifier $B/src/verifier/lim-verifier --threads 32 --verifier-threads 4 --pull 100"
+GEN="$B/bench/lim_fleet_load --verifier $B/src/verifier/lim-verifier --threads 64 --verifier-threads 4 --pull 100"
 
 run() {  # NAME ARGS…: one run, its report on stdout and in $OUT/NAME.{txt,json}
   name=$1

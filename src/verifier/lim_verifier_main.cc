@@ -21,6 +21,7 @@
 #include "attest/store.h"
 #include "daemon/config_file.h"
 #include "verifier/alerts.h"
+#include "verifier/allocator.h"
 #include "verifier/verifier.h"
 #include "verifier/web_auth.h"
 #include "verifier/web_view.h"
@@ -147,6 +148,9 @@ int Run(int argc, char** argv) {
                  "file of web view operators, one \"NAME pbkdf2-sha256:ITER:SALT:HASH\" a line (--hash-password)");
   app.add_flag("--hash-password", hash_password,
                "read a password on stdin, print its --web-users hash (PBKDF2-HMAC-SHA256) and exit");
+  bool allocator = false;
+  app.add_flag("--allocator", allocator,
+               "print the allocator that serves malloc in this binary (jemalloc unless built without it) and exit");
   app.footer(
       "Example:\n"
       "  lim-verifier --store sqlite:/var/lib/lim/verifier.db --listen 0.0.0.0:8892 --cert v.pem --key v.key --ca ca.pem\n"
@@ -168,6 +172,10 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "lim-verifier: %s\nRun with --help for more information.\n",
                  daemon::DescribeParseError(app, e).c_str());
     return 2;
+  }
+  if (allocator) {
+    std::printf("%s\n", verifier::AllocatorDescription().c_str());
+    return 0;
   }
   if (hash_password) {
     std::string password;

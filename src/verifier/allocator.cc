@@ -1,0 +1,32 @@
+#include "verifier/allocator.h"
+
+#include <cstdint>
+#include <cstdlib>
+
+#ifdef LIM_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
+
+namespace lim::verifier {
+
+std::string AllocatorDescription() {
+#ifdef LIM_JEMALLOC
+  const char* version = nullptr;
+  size_t len = sizeof(version);
+  if (mallctl("version", &version, &len, nullptr, 0) != 0 || version == nullptr) return "jemalloc (no version)";
+  uint64_t before = 0, after = 0;
+  len = sizeof(before);
+  if (mallctl("thread.allocated", &before, &len, nullptr, 0) != 0) return std::string("jemalloc ") + version;
+  // volatile: the compiler may not elide a malloc/free pair whose result is unused.
+  void* volatile p = std::malloc(1 << 20);
+  std::free(p);
+  len = sizeof(after);
+  if (mallctl("thread.allocated", &after, &len, nullptr, 0) != 0) return std::string("jemalloc ") + version;
+  return std::string("jemalloc ") + version +
+         (after - before >= (1u << 20) ? " (serves malloc)" : " (linked, but malloc is not its)");
+#else
+  return "glibc malloc";
+#endif
+}
+
+}  // namespace lim::verifier

@@ -54,9 +54,9 @@ if [ "$PART" = all ] || [ "$PART" = pg ]; then
   trap '$AS "$BIN/pg_ctl" -D "$PGDIR/data" -m immediate -w stop >/dev/null; rm -rf "$PGDIR"' EXIT
   $AS "$BIN/psql" -h "$PGDIR" -U postgres -qc "CREATE DATABASE fleet1" postgres
   $AS "$BIN/psql" -h "$PGDIR" -U postgres -qc "CREATE DATABASE fleet2" postgres
-  run pg-1 --agents "$AGENTS" --duration-s "$DURATION" --warmup-s 300 --verifiers 1 \
+  run pg-1 --agents "$AGENTS" --duration-s "$DURATION" --warmup-s "${PG_WARMUP:-120}" --verifiers 1 \
     --store "postgresql:///fleet1?host=$PGDIR&user=postgres"
-  run pg-2 --agents "$AGENTS" --duration-s "$DURATION" --warmup-s 300 --verifiers 2 \
+  run pg-2 --agents "$AGENTS" --duration-s "$DURATION" --warmup-s "${PG_WARMUP:-120}" --verifiers 2 \
     --store "postgresql:///fleet2?host=$PGDIR&user=postgres"
 fi
 

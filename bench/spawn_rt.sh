@@ -9,7 +9,7 @@
 # content group's permission events and pre-content events apart, and limd's CPU per
 # operation (time on a CPU from /proc/PID/task/TID/schedstat: all its threads — which
 # includes its exec tracepoint work for every exec on the machine — and the busiest thread
-# alone, the event reader, also per round trip).
+# alone, the event reader, also per round trip; and the exec tracepoint thread limd-trace alone).
 # Usage: bench/spawn_rt.sh [N] (default 2000). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
 # Needs root; never run from .ci/run.
 set -euo pipefail
@@ -53,11 +53,11 @@ for _ in $(seq 400); do [ -s "$W/s/limd.ready" ] && break; sleep 0.05; done
 lpid=$(cat "$W/s/limd.ready")
 field() { tr -d ' \n' <"$W/s/status.json" | grep -o "\"$1\":[0-9]*" | cut -d: -f2; }
 snap() { sleep 1.2; echo "$(field answered) $(field permission_events) $(field precontent_events) $(awk '{print $14 + $15}' /proc/$lpid/stat)"; }
-threads() {  # threads FILE: "tid ns" of every limd thread (time on a CPU, /proc/.../schedstat)
-  for t in /proc/$lpid/task/*; do echo "${t##*/} $(cut -d' ' -f1 "$t/schedstat")"; done >"$1"
+threads() {  # threads FILE: "tid ns comm" of every limd thread (time on a CPU, /proc/.../schedstat)
+  for t in /proc/$lpid/task/*; do echo "${t##*/} $(cut -d' ' -f1 "$t/schedstat") $(cat "$t/comm")"; done >"$1"
 }
-cpu_ns() {  # cpu_ns BEFORE AFTER: "all busiest": ns all threads and the busiest one (the event reader) spent between
-  awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; s += d; if (d > m) m = d } END { print s + 0, m + 0 }' "$1" "$2"
+cpu_ns() {  # cpu_ns BEFORE AFTER: "all busiest trace": ns all threads, the busiest one (the event reader) and limd-trace spent between
+  awk 'NR == FNR { b[$1] = $2; next } { d = $2 - b[$1]; s += d; if (d > m) m = d; if ($3 == "limd-trace") tr += d } END { print s + 0, m + 0, tr + 0 }' "$1" "$2"
 }
 run() {  # run spawn|open PATH: per-operation round trips, permission events, pre-content events, CPU µs
   chroot "$M" /op_loop "$1" "$2" 20 >/dev/null  # warm-up: verdicts cached
@@ -67,20 +67,20 @@ run() {  # run spawn|open PATH: per-operation round trips, permission events, pr
   us=$(chroot "$M" /op_loop "$1" "$2" "$n")
   threads "$W/t1"
   read -r a1 p1 c1 _ <<<"$(snap)"
-  local all r
-  read -r all r <<<"$(cpu_ns "$W/t0" "$W/t1")"
+  local all r tr
+  read -r all r tr <<<"$(cpu_ns "$W/t0" "$W/t1")"
   # The chroot and op_loop's own start (one exec, its libraries) are in the window: counted
   # once, not per operation; subtract them with a run of 0 operations.
   read -r a2 p2 c2 _ <<<"$(snap)"
   chroot "$M" /op_loop "$1" "$2" 0 >/dev/null || true
   read -r a3 p3 c3 _ <<<"$(snap)"
   local fa=$((a3 - a2)) fp=$((p3 - p2)) fc=$((c3 - c2))
-  awk -v a=$((a1 - a0 - fa)) -v p=$((p1 - p0 - fp)) -v c=$((c1 - c0 - fc)) -v t="$all" -v r="$r" -v n="$n" -v us="$us" -v what="$1 $2" \
-    'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %s |\n", what, a / n, p / n, c / n, t / 1e3 / n, r / 1e3 / n, r / 1e3 / (a > 0 ? a : 1), us }'
+  awk -v a=$((a1 - a0 - fa)) -v p=$((p1 - p0 - fp)) -v c=$((c1 - c0 - fc)) -v t="$all" -v r="$r" -v tr="$tr" -v n="$n" -v us="$us" -v what="$1 $2" \
+    'BEGIN { printf "| %s | %.2f | %.2f | %.2f | %.1f | %.1f | %.1f | %.1f | %s |\n", what, a / n, p / n, c / n, t / 1e3 / n, r / 1e3 / n, r / 1e3 / (a > 0 ? a : 1), tr / 1e3 / n, us }'
 }
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); limd: $limd; N=$n"
-echo "| operation | round trips per op | content-group permission events | pre-content events | limd CPU µs per op (all threads) | event reader CPU µs per op | event reader CPU µs per round trip | wall µs per op |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| operation | round trips per op | content-group permission events | pre-content events | limd CPU µs per op (all threads) | event reader CPU µs per op | event reader CPU µs per round trip | exec tracer (limd-trace) CPU µs per op | wall µs per op |"
+echo "|---|---|---|---|---|---|---|---|---|"
 run spawn /bin/true
 run open /etc/hostname
 echo "status: $(tr -d ' \n' <"$W/s/status.json" | grep -o '"\(hashes\|cache_hits\|entries\|exec_open_reuses\|timeouts\|violations\)":[0-9]*' | tr '\n' ' ')"

@@ -572,8 +572,11 @@ void Limd::StartLateExecTrace() {
       }
       if (i.ok() && name.find("move_mount") != std::string::npos) attach_event_ = *i;
     }
+    // An execve's start matters only beside its completion (sched_process_exec), which
+    // wakes the consumer and is written after it: the pass that completion starts reads the
+    // start too, from whichever CPU's ring. No wake-up of its own, one per exec less.
     for (const char* e : {"syscalls/sys_enter_execve", "syscalls/sys_enter_execveat"}) {
-      auto i = trace_->Add(e);
+      auto i = trace_->Add(e, "", /*exec_mmaps=*/false, TraceEvents::Wake::kWithOthers);
       if (i.ok()) exec_enter_.insert(*i); else missing.push_back(i.status().message());
     }
     for (const auto& m : missing) Log("tracepoint unavailable: " + m);

@@ -176,7 +176,7 @@ TraceEvents::~TraceEvents() {
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-Result<int> TraceEvents::Add(const std::string& event, const std::string& filter, bool exec_mmaps) {
+Result<int> TraceEvents::Add(const std::string& event, const std::string& filter, bool exec_mmaps, Wake wake) {
   auto text = ReadFileText(tracefs_ + "/events/" + event + "/format");
   if (!text.ok()) return Status::Unavailable("tracepoint " + event + ": " + text.status().message());
   auto fmt = ParseTraceFormat(*text);
@@ -193,7 +193,10 @@ Result<int> TraceEvents::Add(const std::string& event, const std::string& filter
     attr.config = fmt->id;
     attr.sample_period = 1;
     attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
-    attr.wakeup_events = 1;
+    // wakeup_events counts this event's samples into the ring's wake-up; 0 leaves only the
+    // ring's half-full watermark, which every event shares (never reached in practice: the
+    // consumer drains every ring on each pass).
+    attr.wakeup_events = wake == Wake::kEach ? 1 : 0;
     attr.use_clockid = 1;
     attr.clockid = CLOCK_MONOTONIC;
     if (exec_mmaps) attr.mmap = attr.mmap2 = attr.sample_id_all = 1;  // not mmap_data: executable maps only
@@ -262,6 +265,7 @@ void TraceEvents::Loop(int nice) {
     int n = ::poll(pfds.data(), pfds.size(), 1000);
     if (n < 0 && errno != EINTR) return;
     if (pfds.back().revents & POLLIN) return;
+    passes_++;
     // Every ring, not only the ones that polled ready: records of one CPU may wait behind
     // a wake-up that has not come (wakeup_events counts per event, not per ring).
     for (auto& r : rings_) {

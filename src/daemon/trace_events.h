@@ -97,7 +97,12 @@ class TraceEvents {
   // Rings are 16 pages per CPU (64 KiB), 128 (512 KiB) once an event asks for exec_mmaps:
   // every executable mapping on the host then passes through them. The size is fixed by
   // the first Add() of each CPU.
-  Result<int> Add(const std::string& event, const std::string& filter = "", bool exec_mmaps = false);
+  // wake: a record of this event wakes the consumer (kEach), or is read with the next pass
+  // another event's record starts (kWithOthers: it costs no wake-up of its own; for records
+  // that only matter beside a later, waking one — an execve's start beside its completion).
+  enum class Wake { kEach, kWithOthers };
+  Result<int> Add(const std::string& event, const std::string& filter = "", bool exec_mmaps = false,
+                  Wake wake = Wake::kEach);
   // Before Start(): the callback for exec_mmaps records; after_drain runs after each pass
   // over every ring (records of one pass may come from several CPUs out of order).
   void OnMmap(std::function<void(const MmapRecord&)> cb) { mmap_cb_ = std::move(cb); }
@@ -108,6 +113,8 @@ class TraceEvents {
   void Stop();
 
   uint64_t records() const { return records_.load(); }
+  // Passes over the rings so far (each one a wake-up of the consumer, or its 1 s timeout).
+  uint64_t passes() const { return passes_.load(); }
   uint64_t lost() const { return lost_count_.load(); }
   uint64_t short_records() const { return short_.load(); }
 
@@ -132,7 +139,7 @@ class TraceEvents {
   std::vector<Ring> rings_;       // one per CPU, by position in cpus_
   std::vector<int> fds_;          // every fd (rings' and redirected ones)
   int stop_fd_ = -1;              // eventfd
-  std::atomic<uint64_t> records_{0}, lost_count_{0}, short_{0};
+  std::atomic<uint64_t> records_{0}, lost_count_{0}, short_{0}, passes_{0};
   std::thread thread_;
 };
 

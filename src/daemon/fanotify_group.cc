@@ -15,8 +15,12 @@ namespace {
 
 class KernelFanotifyGroup final : public FanotifyGroup {
  public:
-  explicit KernelFanotifyGroup(int fd) : fd_(fd) {}
-  ~KernelFanotifyGroup() override { ::close(fd_); }
+  explicit KernelFanotifyGroup(int fd)
+      : fd_(fd), info_fd_(::open(("/proc/self/fdinfo/" + std::to_string(fd)).c_str(), O_RDONLY | O_CLOEXEC)) {}
+  ~KernelFanotifyGroup() override {
+    if (info_fd_ >= 0) ::close(info_fd_);
+    ::close(fd_);
+  }
 
   int poll_fd() const override { return fd_; }
 
@@ -66,10 +70,32 @@ class KernelFanotifyGroup final : public FanotifyGroup {
 
   void FlushInodeMarks() override { (void)fanotify_mark(fd_, FAN_MARK_FLUSH, 0, AT_FDCWD, nullptr); }
 
-  Result<std::string> FdInfo() override { return ReadFileText("/proc/self/fdinfo/" + std::to_string(fd_)); }
+  // One pread of the fdinfo file kept open: a seq_file read at offset 0 is generated anew
+  // (as limd's reads of /proc/<tid>/syscall), one system call instead of open, read, read
+  // and close — it is asked for on every exec the tracepoint thread decides.
+  Result<std::string> FdInfo() override {
+    if (info_fd_ < 0) return ReadFileText("/proc/self/fdinfo/" + std::to_string(fd_));
+    std::string text(4096, '\0');
+    for (;;) {
+      ssize_t n = ::pread(info_fd_, text.data(), text.size(), 0);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return Status::IoError(std::string("read fanotify fdinfo: ") + strerror(errno));
+      }
+      if (static_cast<size_t>(n) < text.size()) {
+        text.resize(static_cast<size_t>(n));
+        return text;
+      }
+      // Filled: the text may go on (one line per mark). Read again, whole, into twice the room.
+      if (text.size() >= kMaxFdInfo) return Status::IoError("fanotify fdinfo larger than 64 MiB");
+      text.resize(text.size() * 2);
+    }
+  }
 
  private:
+  static constexpr size_t kMaxFdInfo = 64u << 20;
   int fd_;
+  int info_fd_;  // /proc/self/fdinfo/<fd_>, or -1 (no /proc when the group was opened)
 };
 
 }  // namespace

@@ -17,12 +17,20 @@
 # project on `/` (N one-function .c files and a main, compiled one by one and linked: gcc, cc1
 # and as per file, about 3N+4 spawns, every new object file read by root once), from clean,
 # timed per build.
+# FLOOR=1 (the default when build/bench/lim_fanotify_floor exists; 0 leaves it out) adds the
+# floor: a listener that takes the permission events limd takes on `/` and allows each at
+# once (bench/fanotify_floor.cc), timed in the same rounds — the cost of the round trips
+# alone, and "limd over floor" the cost of limd's own work.
 # Usage: bench/limd_root.sh [ROUNDS] (default 7). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
+# FLOORBIN=build/bench/lim_fanotify_floor
 set -euo pipefail
 rounds=${1:-7}
 here=$(cd "$(dirname "$0")" && pwd)
 limd=${LIMD:-$here/../build/src/daemon/limd}
 oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
+floorbin=${FLOORBIN:-$here/../build/bench/lim_fanotify_floor}
+use_floor=${FLOOR:-$([ -x "$floorbin" ] && echo 1 || echo 0)}
+[ "$use_floor" = 0 ] || [ -x "$floorbin" ] || { echo "FLOOR=1 needs $floorbin (ninja lim_fanotify_floor)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "needs root (fanotify on /)" >&2; exit 2; }
 [ -x "$limd" ] && [ -x "$oploop" ] || { echo "build limd and lim_op_loop first" >&2; exit 2; }
 S=$(mktemp -d /dev/shm/limd-root-bench.XXXXXX)
@@ -57,7 +65,23 @@ stop_limd() {
     pid=
   fi
 }
-trap 'stop_limd; fapo_stop; fapo_restore_config "$S"; rm -rf "$S"; [ -z "$P" ] || rm -rf "$P"' EXIT
+floor_pid=
+stop_floor() {
+  if [ -n "$floor_pid" ]; then
+    kill "$floor_pid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$floor_pid" 2>/dev/null || break; sleep 0.05; done
+    floor_pid=
+  fi
+}
+start_floor() {  # under timeout -k; floor_pid is the listener's own pid, not the wrapper's
+  rm -f "$S/floor.out"
+  timeout -k 2 120 "$floorbin" / >"$S/floor.out" &
+  local wrapper=$!
+  for _ in $(seq 200); do grep -q ready "$S/floor.out" 2>/dev/null && break; sleep 0.05; done
+  grep -q ready "$S/floor.out" || { echo "lim_fanotify_floor did not start" >&2; exit 1; }
+  floor_pid=$(pgrep -P "$wrapper")
+}
+trap 'stop_floor; stop_limd; fapo_stop; fapo_restore_config "$S"; rm -rf "$S"; [ -z "$P" ] || rm -rf "$P"' EXIT
 if [ "$use_fapo" = 1 ]; then
   fapo_install
   fapo_swap_config "$S" "$(findmnt -n -o FSTYPE /)"
@@ -71,6 +95,7 @@ start_limd() {  # start_limd [BINARY]
   pid=$(cat "$S/limd.ready")
 }
 declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open old_spawn old_open bare_make limd_make fapo_make old_make
+declare -a floor_spawn floor_open floor_make
 run_workloads() {  # run_workloads NAME: warm up once, then time each workload into NAME_spawn, NAME_open, NAME_make
   local -n spawn_=$1_spawn open_=$1_open make_=$1_make
   "$oploop" spawn /bin/true 20 >/dev/null
@@ -88,6 +113,11 @@ for ((r = 0; r < rounds; r++)); do
     start_limd "$limd_old"
     run_workloads old
     stop_limd
+  fi
+  if [ "$use_floor" = 1 ]; then
+    start_floor
+    run_workloads floor
+    stop_floor
   fi
   if [ "$use_fapo" = 1 ]; then
     fapo_start "$S" 120
@@ -124,5 +154,11 @@ if [ -n "$limd_old" ]; then
   row "spawn /bin/true, LIMD_OLD" "${bare_spawn[@]}" -- "${old_spawn[@]}" -- "${fapo_spawn[@]}"
   row "open+close /etc/hostname, LIMD_OLD" "${bare_open[@]}" -- "${old_open[@]}" -- "${fapo_open[@]}"
   [ -z "$P" ] || row "make -j2, $make_files files, LIMD_OLD" "${bare_make[@]}" -- "${old_make[@]}" -- "${fapo_make[@]}"
+fi
+if [ "$use_floor" = 1 ]; then
+  # The floor in limd's column: its ratio to bare, and its added cost over fapolicyd's.
+  row "spawn /bin/true, floor listener" "${bare_spawn[@]}" -- "${floor_spawn[@]}" -- "${fapo_spawn[@]}"
+  row "open+close /etc/hostname, floor listener" "${bare_open[@]}" -- "${floor_open[@]}" -- "${fapo_open[@]}"
+  [ -z "$P" ] || row "make -j2, $make_files files, floor listener" "${bare_make[@]}" -- "${floor_make[@]}" -- "${fapo_make[@]}"
 fi
 grep -E '"(entries|hashes|cache_hits|permission_events|timeouts|marks)"' "$S/status.json" 2>/dev/null | tr -d ' \n'; echo

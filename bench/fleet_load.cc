@@ -177,12 +177,16 @@ Bytes Digest256(const std::string& s) {
   return h->Final();
 }
 
+// Per window round: latency_us and start_us feed the report (round latency, the generator's
+// own lag). sched_ms, agent and req_us are for diagnosis only: each generator writes them
+// in DIR/gen-PROC.json (--dir keeps it), to tell which agents fall behind, when, and whether the
+// verifier's nonce request or the evidence was slow (they found the generator's lag).
 struct Stats {
   std::vector<uint32_t> latency_us;  // rounds in the window
   std::vector<uint32_t> sched_ms;    // each one's scheduled time, ms since t0 (when latency grows)
   std::vector<uint32_t> agent;       // and its agent (which ones are late)
   std::vector<uint32_t> start_us;    // and how late its thread began it (the generator's own lag)
-  std::vector<uint32_t> req_us;      // and the evidence request's wall time
+  std::vector<uint32_t> req_us;      // and the nonce request's wall time
   uint64_t rounds = 0, errors = 0, failed_verdicts = 0, skipped = 0;
 };
 
@@ -457,14 +461,13 @@ uint64_t Pct(std::vector<uint32_t>& v, double q) {
         if (began - sched > interval / 4) {
           shared->last_late_ms.store(std::chrono::duration_cast<std::chrono::milliseconds>(began - t0).count());
         }
-        Clock::time_point got_req{};
         a.AppendFiles(o.new_entries, o.policy_paths, o.fail_per_mille);
         bool in_window = window.load();
         std::string err;
         auto r1 = a.client->Request("POST", "/v1/push/request", "{}");
+        const Clock::time_point got_req = Clock::now();
         if (!r1.ok() || r1->status != 200) {
           err = r1.ok() ? "request: HTTP " + std::to_string(r1->status) + " " + r1->body : r1.status().message();
-        } else if (got_req = Clock::now(); false) {
         } else if (auto req = attest::EvidenceRequestFromJson(r1->body); !req.ok()) {
           err = "request: " + req.status().message();
         } else if (auto ev = a.Gather(*req); !ev.ok()) {

@@ -39,11 +39,14 @@ struct Verifier::Worker {
   std::shared_ptr<const attest::RuntimePolicy> policy;
   std::optional<attest::EvidenceRequest> next;
   int64_t fence = -1;  // of the lease the last round ran under; another: forget `next`
-  // The agent's row as this verifier last read or wrote it (LoadAgent), kept across rounds
-  // only on an unshared store (SQLite: no other process writes it; a shared store's row is
-  // read again at every LoadAgent); `stale` is set by the REST calls that change the row
-  // (acknowledge, assign) without holding mu.
+  // The agent's row as this verifier last read or wrote it (LoadAgent). On an unshared store
+  // (SQLite: no other process writes it) it is kept across rounds; on a shared one it is
+  // read once per round: a push round's evidence call uses what its request call read
+  // (round_read), under the same lease (record_fence). `stale` is set by the REST calls that
+  // change the row (acknowledge, assign) without holding mu.
   std::optional<attest::AgentRecord> record;
+  std::optional<int64_t> record_fence;
+  bool round_read = false;
   std::atomic<bool> stale{false};
   std::chrono::steady_clock::time_point due{};
   // The kept connection's counters after the last round (read by the REST API without mu).
@@ -501,11 +504,24 @@ Status Verifier::Remove(const std::string& id) {
   return store_->RemoveAgent(id);
 }
 
-Result<const attest::AgentRecord*> Verifier::LoadAgent(Worker& w) {
+Result<const attest::AgentRecord*> Verifier::LoadAgent(Worker& w, bool same_round) {
   if (w.stale.exchange(false)) w.record.reset();
-  if (!w.record || store_->Shared()) {
-    w.record.reset();
-    LIM_ASSIGN_OR_RETURN(w.record, store_->GetAgent(w.id));
+  std::optional<int64_t> fence = leases_ ? leases_->Fence(w.id) : std::nullopt;
+  if (w.record && store_->Shared()) {
+    // A shared store's row is read at the start of each round, as a pull round reads it:
+    // a push round's evidence call takes what its request call read a quote's time before,
+    // if the lease is still the one it was read under (its state is written only under
+    // that lease). Anything else reads it again: other verifiers and operators write it.
+    if (!same_round || !w.round_read || !fence || fence != w.record_fence) w.record.reset();
+  }
+  w.round_read = false;
+  if (!w.record) {
+    // Every read of the store, pull or push (a kept row is no read).
+    auto read_started = std::chrono::steady_clock::now();
+    auto read = store_->GetAgent(w.id);
+    store_read_seconds_.Observe(SecondsSince(read_started));
+    LIM_ASSIGN_OR_RETURN(w.record, std::move(read));
+    w.record_fence = fence;
   }
   return w.record ? &*w.record : nullptr;
 }
@@ -590,9 +606,7 @@ Status Verifier::RunRound(const std::string& id) {
   int64_t fence = *lease;
   if (fence != w->fence) w->next.reset();  // another verifier may have moved the state on
   w->fence = fence;
-  auto read_started = std::chrono::steady_clock::now();
   LIM_ASSIGN_OR_RETURN(auto rec, LoadAgent(*w));
-  store_read_seconds_.Observe(SecondsSince(read_started));
   if (!rec) return Status::NotFound("no agent " + id);
   // Any write below but the round's own verdict (which updates it) drops the cached row.
   struct DropRecord {
@@ -1171,6 +1185,8 @@ void Verifier::RegisterPushRoutes() {
     }
     if (*fence != w->fence) w->next.reset();  // another verifier may have moved the state on
     w->fence = *fence;
+    // The evidence call may use the row read above if no lease was taken since (LoadAgent).
+    w->round_read = w->record_fence == fence;
     attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest((*rec)->state, options_.banks);
     req.nonce.assign(32, 0);
     if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return net::JsonError(500, "RAND_bytes failed");
@@ -1194,7 +1210,7 @@ void Verifier::RegisterPushRoutes() {
     const auto started = std::chrono::steady_clock::now();
     w->last_push = started;
     w->push_silent = false;
-    auto rec = LoadAgent(*w);
+    auto rec = LoadAgent(*w, /*same_round=*/true);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
     Add(costs_.store_read_ns, lap());

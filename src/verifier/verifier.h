@@ -153,10 +153,12 @@ class Verifier {
   void RegisterPushRoutes();
   // The agent's row: from the store, or (unshared store) as this verifier last read or
   // wrote it — the row is then read once, not twice per round (each read parses the
-  // state's JSON). nullptr: no such agent. The row lives in w.record (a shared store's is
-  // read again at every call), lent, not copied: a round used to copy the whole record with
-  // its state twice. Caller holds w.mu; valid until w.record is next reset or loaded.
-  Result<const attest::AgentRecord*> LoadAgent(Worker& w);
+  // state's JSON). A shared store's row is read once per round: same_round, the push
+  // round's evidence call, takes the row its request call read under the same lease.
+  // nullptr: no such agent. The row lives in w.record, lent, not copied: a round used to
+  // copy the whole record with its state twice. Caller holds w.mu; valid until w.record is
+  // next reset or loaded.
+  Result<const attest::AgentRecord*> LoadAgent(Worker& w, bool same_round = false);
   // After a round's write: the cached row takes the new state and status (failed stays
   // failed, as in the store); a failed write drops it. Returns written.ok().
   bool Remember(Worker& w, const Status& written, attest::AgentState&& state, attest::AgentStatus status);

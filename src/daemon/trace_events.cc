@@ -193,9 +193,9 @@ Result<int> TraceEvents::Add(const std::string& event, const std::string& filter
     attr.config = fmt->id;
     attr.sample_period = 1;
     attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
-    // wakeup_events counts this event's samples into the ring's wake-up; 0 leaves only the
-    // ring's half-full watermark, which every event shares (never reached in practice: the
-    // consumer drains every ring on each pass).
+    // wakeup_events counts this event's samples into the ring's wake-up; with 0 they are
+    // read at the next pass another event's record, the 1 s poll timeout or the ring's
+    // half-full watermark (shared by its events) starts.
     attr.wakeup_events = wake == Wake::kEach ? 1 : 0;
     attr.use_clockid = 1;
     attr.clockid = CLOCK_MONOTONIC;

@@ -287,13 +287,7 @@ bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {
   }
   auto text = group_->FdInfo();
   if (!text.ok()) return true;  // cannot tell: keep what limd believes
-  // The kernel prints its own dev_t (major << 20 | minor) in hex; "fanotify sdev:" begins a
-  // superblock mark's line (an inode mark's reads "fanotify ino:… sdev:…").
-  auto d = static_cast<dev_t>(dev);
-  char want[64];
-  std::snprintf(want, sizeof want, "fanotify sdev:%llx ",
-                static_cast<unsigned long long>((static_cast<uint64_t>(major(d)) << 20) | minor(d)));
-  return text->find(want) != std::string::npos;
+  return text->find(SuperblockMarkLine(dev)) != std::string::npos;
 }
 
 FanotifyDaemon::DevInfo FanotifyDaemon::Dev(uint64_t dev) {

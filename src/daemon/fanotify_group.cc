@@ -4,7 +4,10 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/fanotify.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 #include "base/file.h"
 #include "daemon/fanotify_uapi.h"
@@ -99,6 +102,14 @@ class KernelFanotifyGroup final : public FanotifyGroup {
 };
 
 }  // namespace
+
+std::string SuperblockMarkLine(uint64_t dev) {
+  auto d = static_cast<dev_t>(dev);
+  char line[64];
+  std::snprintf(line, sizeof line, "fanotify sdev:%llx ",
+                static_cast<unsigned long long>((static_cast<uint64_t>(major(d)) << 20) | minor(d)));
+  return line;
+}
 
 Result<std::unique_ptr<FanotifyGroup>> OpenFanotifyGroup(unsigned init_flags, unsigned event_f_flags) {
   int fd = fanotify_init(init_flags, event_f_flags);

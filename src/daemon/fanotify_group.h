@@ -54,6 +54,11 @@ class FanotifyGroup {
   virtual Result<std::string> FdInfo() = 0;
 };
 
+// What begins the line of a superblock mark of device dev in a group's FdInfo():
+// "fanotify sdev:<the kernel's dev_t, major << 20 | minor, in hex> " (an inode mark's line
+// reads "fanotify ino:… sdev:…").
+std::string SuperblockMarkLine(uint64_t dev);
+
 // A kernel group: fanotify_init(init_flags, event_f_flags). The error names fanotify_init
 // and keeps errno's message.
 Result<std::unique_ptr<FanotifyGroup>> OpenFanotifyGroup(unsigned init_flags, unsigned event_f_flags);

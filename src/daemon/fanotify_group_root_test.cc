@@ -7,10 +7,8 @@
 #include <sys/fanotify.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -21,14 +19,11 @@
 namespace lim::daemon {
 namespace {
 
-// "fanotify sdev:<kernel dev_t in hex> ": the line of a superblock mark of that device.
+// The line of a superblock mark of path's filesystem (SuperblockMarkLine).
 std::string SbMarkLine(const std::string& path) {
   struct stat st;
   EXPECT_EQ(::stat(path.c_str(), &st), 0);
-  char want[64];
-  std::snprintf(want, sizeof want, "fanotify sdev:%llx ",
-                static_cast<unsigned long long>((static_cast<uint64_t>(major(st.st_dev)) << 20) | minor(st.st_dev)));
-  return want;
+  return SuperblockMarkLine(static_cast<uint64_t>(st.st_dev));
 }
 
 size_t Count(const std::string& text, const std::string& what) {

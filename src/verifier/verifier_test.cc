@@ -1553,13 +1553,10 @@ TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
     auto c = OperatorOf(va.port());
     auto m = c->Request("GET", "/metrics", "");
     EXPECT_TRUE(m.ok() && m->status == 200);
-    std::string text = m.ok() ? m->body : "";
-    auto value = [&](const std::string& series) {
-      size_t at = text.find(series + " ");
-      return at == std::string::npos ? -1.0 : std::atof(text.c_str() + at + series.size() + 1);
-    };
-    return std::make_pair(value("lim_verifier_store_duration_seconds_count{op=\"read\"}"),
-                          value("lim_verifier_rounds_total{verdict=\"attested\"}"));
+    std::map<std::string, testing::PromFamily> fams;
+    EXPECT_EQ(testing::ParsePromText(m.ok() ? m->body : "", &fams), "");
+    return std::make_pair(testing::PromGet(fams, "lim_verifier_store_duration_seconds_count", {{"op", "read"}}),
+                          testing::PromGet(fams, "lim_verifier_rounds_total", {{"verdict", "attested"}}));
   };
   auto [reads0, rounds0] = reads_and_rounds();
   std::this_thread::sleep_for(std::chrono::milliseconds(2000));

@@ -30,6 +30,7 @@ limd=${LIMD:-$here/../build/src/daemon/limd}
 oploop=${OPLOOP:-$here/../build/bench/lim_op_loop}
 floorbin=${FLOORBIN:-$here/../build/bench/lim_fanotify_floor}
 use_floor=${FLOOR:-$([ -x "$floorbin" ] && echo 1 || echo 0)}
+[[ $use_floor =~ ^[01]$ ]] || { echo "FLOOR: 0 or 1" >&2; exit 2; }
 [ "$use_floor" = 0 ] || [ -x "$floorbin" ] || { echo "FLOOR=1 needs $floorbin (ninja lim_fanotify_floor)" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "needs root (fanotify on /)" >&2; exit 2; }
 [ -x "$limd" ] && [ -x "$oploop" ] || { echo "build limd and lim_op_loop first" >&2; exit 2; }

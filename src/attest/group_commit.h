@@ -33,8 +33,8 @@ namespace lim::attest {
 
 enum class AgentStatus;
 
-// One round's write (RecordRound or, with a fence, RecordFencedRound). Pointers to the
-// caller's values, which outlive the write.
+// One round's write (Store::WriteRound). Pointers to the caller's values, which outlive the
+// write; the commit sets *new_version when the round is written.
 struct RoundWrite {
   const std::string* agent = nullptr;
   std::optional<int64_t> fence;
@@ -42,10 +42,12 @@ struct RoundWrite {
   AgentStatus status{};
   int64_t time = 0;
   const std::vector<Finding>* findings = nullptr;
+  std::optional<int64_t> version;
+  int64_t* new_version = nullptr;
 };
 
 // True for the errors of one round that leave nothing of it written and the transaction
-// usable: kNotFound (no such agent) and kMismatch (stale fence).
+// usable: kNotFound (no such agent) and kMismatch (stale fence or row version).
 bool RoundRefusedAlone(const Status& s);
 
 class GroupCommit {

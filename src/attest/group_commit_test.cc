@@ -52,7 +52,7 @@ TEST(GroupCommitTest, ConcurrentRoundsShareBatchesAndEachGetsItsOwnResult) {
       std::vector<Finding> none;
       for (int r = 0; r < kRounds; ++r) {
         if (r == 0) ++started;
-        RoundWrite w{&agent, std::nullopt, &state, AgentStatus::kAttested, r, &none};
+        RoundWrite w{&agent, std::nullopt, &state, AgentStatus::kAttested, r, &none, std::nullopt, nullptr};
         Status st = group.Write(w, commit);
         if (agent.back() == '7') {
           ++refused;
@@ -82,7 +82,7 @@ TEST(GroupCommitTest, OneWriterAloneIsABatchOfOne) {
   std::vector<Finding> none;
   size_t calls = 0;
   for (int r = 0; r < 5; ++r) {
-    RoundWrite w{&agent, 3, &state, AgentStatus::kAttested, r, &none};
+    RoundWrite w{&agent, 3, &state, AgentStatus::kAttested, r, &none, std::nullopt, nullptr};
     EXPECT_TRUE(group
                     .Write(w,
                            [&](const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
@@ -104,7 +104,7 @@ TEST(GroupCommitTest, AThrowingCommitFailsItsRoundsAndTheNextBatchRuns) {
   std::string agent = "a";
   AgentState state;
   std::vector<Finding> none;
-  RoundWrite w{&agent, std::nullopt, &state, AgentStatus::kAttested, 1, &none};
+  RoundWrite w{&agent, std::nullopt, &state, AgentStatus::kAttested, 1, &none, std::nullopt, nullptr};
   Status st = group.Write(w, [](const std::vector<const RoundWrite*>&, std::vector<Status>*) {
     throw std::bad_alloc();
   });

@@ -68,6 +68,21 @@ CREATE TABLE verifiers (
 );
 )sql";
 
+// v3: row versions (store.h). A trigger, not each statement, moves the version, so that every
+// writer of a row — an older lim-verifier still running, an operator's psql — moves it too.
+// One sequence for all rows: a row removed and enrolled again never repeats a version.
+const char kPgSchemaV3[] = R"sql(
+CREATE SEQUENCE agent_versions;
+ALTER TABLE agents ADD COLUMN version BIGINT NOT NULL DEFAULT nextval('agent_versions');
+CREATE FUNCTION lim_agent_next_version() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  NEW.version := nextval('agent_versions');
+  RETURN NEW;
+END
+$$;
+CREATE TRIGGER agents_version BEFORE UPDATE ON agents FOR EACH ROW EXECUTE FUNCTION lim_agent_next_version();
+)sql";
+
 // Every statement the store runs, prepared on each (re)connection. Values are always $n.
 const std::pair<const char*, const char*> kStatements[] = {
     {"put_agent",
@@ -78,7 +93,8 @@ const std::pair<const char*, const char*> kStatements[] = {
      "state=EXCLUDED.state, updated=EXCLUDED.updated"},
     {"put_lease", "INSERT INTO leases(agent) VALUES ($1) ON CONFLICT (agent) DO NOTHING"},
     {"get_agent",
-     "SELECT address,ek_public,ek_certificate,ak_public,tofu,policy,status,state,updated FROM agents WHERE id=$1"},
+     "SELECT address,ek_public,ek_certificate,ak_public,tofu,policy,status,state,updated,version FROM agents "
+     "WHERE id=$1"},
     {"list_agents", "SELECT id FROM agents ORDER BY id"},
     {"remove_verdicts", "DELETE FROM verdicts WHERE agent=$1"},
     {"remove_agent", "DELETE FROM agents WHERE id=$1"},
@@ -86,10 +102,21 @@ const std::pair<const char*, const char*> kStatements[] = {
     {"get_policy", "SELECT body FROM policies WHERE name=$1"},
     {"list_policies", "SELECT name FROM policies ORDER BY name"},
     {"assign_policy", "UPDATE agents SET policy=$1 WHERE id=$2"},
-    {"lock_status", "SELECT status FROM agents WHERE id=$1 FOR UPDATE"},
-    {"lock_fence", "SELECT fence FROM leases WHERE agent=$1 FOR UPDATE"},
-    {"lock_fence_nowait", "SELECT fence FROM leases WHERE agent=$1 FOR UPDATE NOWAIT"},
-    {"update_state", "UPDATE agents SET state=$1, status=$2, updated=$3::bigint WHERE id=$4"},
+    // A round in one statement: the lease row locked first (until COMMIT: a verifier taking
+    // the lease over waits for it, or skips it, so the fence cannot move before the write),
+    // then the agent's row written if its version and the fence are the ones given (NULL:
+    // not checked). Failed is sticky. No row back: refused (round_refusal says why).
+    {"write_round",
+     "UPDATE agents SET state=$1, status=CASE WHEN status='failed' THEN 'failed' ELSE $2 END, updated=$3::bigint "
+     "WHERE id=$4 AND ($6::bigint IS NULL OR (SELECT fence FROM leases WHERE agent=$4 FOR UPDATE)=$6::bigint) "
+     "AND ($5::bigint IS NULL OR version=$5::bigint) RETURNING version"},
+    // The same inside a batch: a lease row another transaction holds fails the statement at
+    // once (CommitRounds).
+    {"write_round_nowait",
+     "UPDATE agents SET state=$1, status=CASE WHEN status='failed' THEN 'failed' ELSE $2 END, updated=$3::bigint "
+     "WHERE id=$4 AND ($6::bigint IS NULL OR (SELECT fence FROM leases WHERE agent=$4 FOR UPDATE NOWAIT)=$6::bigint) "
+     "AND ($5::bigint IS NULL OR version=$5::bigint) RETURNING version"},
+    {"round_refusal", "SELECT a.version, l.fence FROM agents a LEFT JOIN leases l ON l.agent=a.id WHERE a.id=$1"},
     {"insert_verdict",
      "INSERT INTO verdicts(agent,time,attested,reason,entry,pcr,bank,template,path,digest,reference,detail) "
      "VALUES ($1,$2::bigint,$3::boolean,$4,$5::bigint,$6::integer,$7,$8,$9,$10,$11,$12)"},
@@ -228,6 +255,7 @@ class PgStore final : public Store {
     if (!state.ok()) return state.status().WithPrefix("agent " + id);
     a.state = std::move(state).value();
     a.updated = ColInt(r, 0, 8);
+    a.version = ColInt(r, 0, 9);
     return std::optional<AgentRecord>(std::move(a));
   }
 
@@ -265,14 +293,15 @@ class PgStore final : public Store {
   }
 
   // Rounds that arrive together share a transaction, and so one WAL flush (group_commit.h).
-  Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
-                     const std::vector<Finding>& findings) override {
-    return Group(RoundWrite{&agent, std::nullopt, &state, status, time, &findings});
-  }
-
-  Status RecordFencedRound(const std::string& agent, int64_t fence, const AgentState& state, AgentStatus status,
-                           int64_t time, const std::vector<Finding>& findings) override {
-    return Group(RoundWrite{&agent, fence, &state, status, time, &findings});
+  Result<int64_t> WriteRound(const std::string& agent, const RoundBasis& basis, const AgentState& state,
+                             AgentStatus status, int64_t time, const std::vector<Finding>& findings) override {
+    int64_t version = 0;
+    LIM_RETURN_IF_ERROR(group_.Write(
+        RoundWrite{&agent, basis.fence, &state, status, time, &findings, basis.version, &version},
+        [this](const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
+          CommitRounds(rounds, results);
+        }));
+    return version;
   }
 
   Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) override {
@@ -351,14 +380,8 @@ class PgStore final : public Store {
   }
 
  private:
-  Status Group(const RoundWrite& w) {
-    return group_.Write(w, [this](const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
-      CommitRounds(rounds, results);
-    });
-  }
-
   // One transaction for all the rounds (sorted by agent); a round refused alone
-  // (RoundRefusedAlone: no agent, stale fence) wrote nothing and leaves the others be.
+  // (RoundRefusedAlone: no agent, stale fence or version) wrote nothing and leaves the others be.
   //  - A statement of the batch failing on a working connection aborts the PostgreSQL
   //    transaction: it is rolled back and each round written again on its own, so one
   //    round's error is not the others'.
@@ -372,7 +395,7 @@ class PgStore final : public Store {
   void CommitRounds(const std::vector<const RoundWrite*>& rounds, std::vector<Status>* results) {
     std::lock_guard lock(mu_);
     if (rounds.size() == 1) {
-      (*results)[0] = InTransaction([&] { return FencedRoundLocked(*rounds[0], "lock_fence"); });
+      (*results)[0] = InTransaction([&] { return RoundLocked(*rounds[0], /*nowait=*/false); });
       return;
     }
     auto all = [&](const Status& st) {
@@ -381,7 +404,7 @@ class PgStore final : public Store {
     if (Status begun = Exec("BEGIN"); !begun.ok()) return all(begun);
     Status failed;
     for (size_t i = 0; failed.ok() && i < rounds.size(); ++i) {
-      (*results)[i] = FencedRoundLocked(*rounds[i], "lock_fence_nowait");
+      (*results)[i] = RoundLocked(*rounds[i], /*nowait=*/true);
       if (!(*results)[i].ok() && !RoundRefusedAlone((*results)[i])) failed = (*results)[i];
     }
     if (failed.ok()) {
@@ -391,48 +414,49 @@ class PgStore final : public Store {
     (void)Exec("ROLLBACK");
     if (PQstatus(conn_) != CONNECTION_OK) return all(failed);
     for (size_t i = 0; i < rounds.size(); ++i) {
-      (*results)[i] = InTransaction([&] { return FencedRoundLocked(*rounds[i], "lock_fence"); });
+      (*results)[i] = InTransaction([&] { return RoundLocked(*rounds[i], /*nowait=*/false); });
     }
   }
 
-  // A round, its fence checked first (with lock_statement) when it has one. Caller holds
-  // mu_, in a transaction.
-  Status FencedRoundLocked(const RoundWrite& w, const char* lock_statement) {
+  // One round: the agent's row (write_round, its fence and version checked there), then its
+  // findings. Caller holds mu_, in a transaction.
+  Status RoundLocked(const RoundWrite& w, bool nowait) {
     const std::string& agent = *w.agent;
-    if (w.fence) {
-      // The lease row stays locked until COMMIT: a verifier taking the lease over waits for
-      // (or skips) it, so the fence cannot move between this check and the write.
-      LIM_ASSIGN_OR_RETURN(auto r, Run(lock_statement, {T(agent)}, "reading the lease of " + agent));
-      if (PQntuples(r.get()) == 0) return Status::NotFound("no agent named " + agent);
-      int64_t current = ColInt(r, 0, 0);
-      if (current != *w.fence) {
-        return Status::Mismatch("agent " + agent + ": stale lease (fence " + std::to_string(*w.fence) + ", now " +
-                                std::to_string(current) + "): another verifier attests it; round not written");
-      }
-    }
-    return RecordRoundLocked(agent, *w.state, w.status, w.time, *w.findings);
-  }
-
-  Status RecordRoundLocked(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
-                           const std::vector<Finding>& findings) {
-    LIM_ASSIGN_OR_RETURN(auto cur, Run("lock_status", {T(agent)}, "reading status of " + agent));
-    if (PQntuples(cur.get()) == 0) return Status::NotFound("no agent named " + agent);
-    if (Col(cur, 0, 0) == "failed") status = AgentStatus::kFailed;  // sticky
-    LIM_RETURN_IF_ERROR(Run("update_state", {T(AgentStateToJson(state)), T(AgentStatusName(status)), I(time), T(agent)},
-                            "storing state of " + agent)
-                            .status());
-    bool attested = std::none_of(findings.begin(), findings.end(), [](const Finding& f) { return f.failure(); });
-    for (const auto& f : findings) {
+    LIM_ASSIGN_OR_RETURN(auto r, Run(nowait ? "write_round_nowait" : "write_round",
+                                     {T(AgentStateToJson(*w.state)), T(AgentStatusName(w.status)), I(w.time), T(agent),
+                                      w.version ? I(*w.version) : Null(), w.fence ? I(*w.fence) : Null()},
+                                     "storing state of " + agent));
+    if (PQntuples(r.get()) == 0) return Refusal(w);
+    if (w.new_version) *w.new_version = ColInt(r, 0, 0);
+    bool attested = std::none_of(w.findings->begin(), w.findings->end(), [](const Finding& f) { return f.failure(); });
+    for (const auto& f : *w.findings) {
       LIM_RETURN_IF_ERROR(Run("insert_verdict",
-                              {T(agent), I(time), T(attested ? "true" : "false"), T(ReasonName(f.reason)),
+                              {T(agent), I(w.time), T(attested ? "true" : "false"), T(ReasonName(f.reason)),
                                f.entry ? I(static_cast<int64_t>(*f.entry)) : Null(), f.pcr ? I(*f.pcr) : Null(),
                                T(f.bank), T(f.tmpl), T(f.path), T(f.digest), T(f.reference), T(f.detail)},
                               "storing a finding of " + agent)
                               .status());
     }
-    if (findings.empty()) return Status::Ok();
+    if (w.findings->empty()) return Status::Ok();
     return Run("trim_history", {T(agent), I(static_cast<int64_t>(history_))}, "trimming the history of " + agent)
         .status();
+  }
+
+  // Why write_round wrote nothing: no such agent, the lease moved on, or the row changed.
+  Status Refusal(const RoundWrite& w) {
+    const std::string& agent = *w.agent;
+    LIM_ASSIGN_OR_RETURN(auto r, Run("round_refusal", {T(agent)}, "reading the lease of " + agent));
+    if (PQntuples(r.get()) == 0) return Status::NotFound("no agent named " + agent);
+    std::optional<int64_t> fence;
+    if (!ColNull(r, 0, 1)) fence = ColInt(r, 0, 1);
+    if (w.fence && fence != w.fence) {
+      return Status::Mismatch("agent " + agent + ": stale lease (fence " + std::to_string(*w.fence) + ", now " +
+                              (fence ? std::to_string(*fence) : "none") +
+                              "): another verifier attests it; round not written");
+    }
+    return Status::Mismatch("agent " + agent + ": its row changed since this round read it (version " +
+                            std::to_string(w.version.value_or(-1)) + ", now " + std::to_string(ColInt(r, 0, 0)) +
+                            "): round not written");
   }
 
   Result<std::vector<std::string>> Names(const char* stmt) {
@@ -520,6 +544,10 @@ class PgStore final : public Store {
       if (version < 2) {
         LIM_RETURN_IF_ERROR(Exec(kPgSchemaV2));
         LIM_RETURN_IF_ERROR(Exec("INSERT INTO schema_version(version) VALUES (2)"));
+      }
+      if (version < 3) {
+        LIM_RETURN_IF_ERROR(Exec(kPgSchemaV3));
+        LIM_RETURN_IF_ERROR(Exec("INSERT INTO schema_version(version) VALUES (3)"));
       }
       return Status::Ok();
     });

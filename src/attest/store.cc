@@ -17,11 +17,6 @@ Result<int64_t> Store::TakeLease(const std::string&, const std::string&, std::ch
 
 Status Store::ReleaseLeases(const std::string&) { return Status::Ok(); }
 
-Status Store::RecordFencedRound(const std::string& agent, int64_t, const AgentState& state, AgentStatus status,
-                                int64_t time, const std::vector<Finding>& findings) {
-  return RecordRound(agent, state, status, time, findings);
-}
-
 Status CheckStoreOptions(const StoreOptions& options) {
   if (options.history_per_agent < 1 || options.history_per_agent > kMaxHistoryPerAgent) {
     return Status::InvalidArgument("verifier database: findings kept per agent must be 1-" +

@@ -11,6 +11,12 @@
 // the fence it was given is still the agent's current one. On an unshared store (SQLite)
 // the caller owns every agent and fences are not checked.
 //
+// Row versions: every write of an agent's row (enrollment, policy assignment, acknowledgement,
+// a round) gives it a new AgentRecord::version. A verifier may keep a row it read across
+// rounds and write each round against the version it holds (WriteRound): a row changed
+// meanwhile by anyone else — another verifier, an operator through another verifier — refuses
+// the round (nothing written), so the kept copy is read again and never overwrites a newer one.
+//
 // Threading: a Store is safe to call from several threads (calls are serialised inside).
 // RecordRound writes an agent's new state and its findings in one transaction, so a crash
 // never leaves a state that moved on without the findings that explain it.
@@ -45,6 +51,16 @@ struct AgentRecord {
   AgentStatus status = AgentStatus::kEnrolling;
   AgentState state;
   int64_t updated = 0;      // unix seconds of the last round
+  // Moves on every write of the row (set by the store; PutAgent ignores it). PostgreSQL draws
+  // it from one sequence, so a row removed and enrolled again never repeats a version; SQLite
+  // (one process) counts per row.
+  int64_t version = 0;
+};
+
+// What a round was computed from; WriteRound writes it only while each given part holds.
+struct RoundBasis {
+  std::optional<int64_t> fence;    // the lease's fence (checked on a shared store only)
+  std::optional<int64_t> version;  // AgentRecord::version of the row the round started from
 };
 
 struct VerdictRecord {
@@ -78,9 +94,17 @@ class Store {
 
   // One round: the new state and status and the round's findings, atomically. A failed
   // agent stays failed whatever the round says (sticky) until Acknowledge. Only the newest
-  // StoreOptions::history_per_agent findings of the agent are kept.
-  virtual Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
-                             const std::vector<Finding>& findings) = 0;
+  // StoreOptions::history_per_agent findings of the agent are kept. Refused with kMismatch,
+  // nothing written, when basis.version is given and the row is at another version, or (on a
+  // shared store) when basis.fence is given and is no longer the agent's current fence: the
+  // lease moved to another verifier since this round began. kNotFound: no such agent.
+  // Returns the row's new version.
+  virtual Result<int64_t> WriteRound(const std::string& agent, const RoundBasis& basis, const AgentState& state,
+                                     AgentStatus status, int64_t time, const std::vector<Finding>& findings) = 0;
+  Status RecordRound(const std::string& agent, const AgentState& state, AgentStatus status, int64_t time,
+                     const std::vector<Finding>& findings) {
+    return WriteRound(agent, {}, state, status, time, findings).status();
+  }
   // Newest first, at most limit.
   virtual Result<std::vector<VerdictRecord>> History(const std::string& agent, size_t limit) = 0;
   // An operator acknowledged the failure: back to attested (the next round decides).
@@ -103,15 +127,16 @@ class Store {
   // Gives up owner's leases and heartbeat at once (a clean stop), so another verifier need
   // not wait.
   virtual Status ReleaseLeases(const std::string& owner);
-  // RecordRound, refused (kMismatch, nothing written) when fence is no longer the agent's
-  // current fence: the lease moved to another verifier since this round began. Unshared:
-  // RecordRound.
-  virtual Status RecordFencedRound(const std::string& agent, int64_t fence, const AgentState& state,
-                                   AgentStatus status, int64_t time, const std::vector<Finding>& findings);
+  // WriteRound under the lease's fence (the version unchecked).
+  Status RecordFencedRound(const std::string& agent, int64_t fence, const AgentState& state, AgentStatus status,
+                           int64_t time, const std::vector<Finding>& findings) {
+    return WriteRound(agent, {fence, std::nullopt}, state, status, time, findings).status();
+  }
 };
 
 // 2: the verifiers table (heartbeats of live verifiers, for the fair share of leases).
-constexpr int kStoreSchemaVersion = 2;
+// 3: agents.version (row versions, WriteRound).
+constexpr int kStoreSchemaVersion = 3;
 
 struct StoreOptions {
   // Findings kept per agent: RecordRound drops the oldest beyond this many, so an agent that

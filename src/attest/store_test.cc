@@ -96,6 +96,15 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
     sqlite3_close(db);
     return rc == SQLITE_OK ? Status::Ok() : Status::IoError(sql);
   }
+  // SQL that takes a store of schema 3 back to schema 2 (no row versions).
+  std::string DownToTwo() const {
+    if (GetParam() == "postgresql") {
+      return "DROP TRIGGER agents_version ON agents; DROP FUNCTION lim_agent_next_version(); "
+             "ALTER TABLE agents DROP COLUMN version; DROP SEQUENCE agent_versions; "
+             "DELETE FROM schema_version WHERE version = 3";
+    }
+    return "ALTER TABLE agents DROP COLUMN version; DELETE FROM schema_version WHERE version = 3";
+  }
   PgTestServer* pg_ = nullptr;
 };
 
@@ -187,6 +196,63 @@ TEST_P(StoreTest, RoundsRecordStateAndFindingsAndFailuresAreSticky) {
   ASSERT_TRUE(s->RemoveAgent("web1").ok());
   EXPECT_TRUE(s->History("web1", 10)->empty());
   EXPECT_FALSE((*s->GetAgent("web1")).has_value());
+}
+
+// Every write of an agent's row moves its version (store.h), and a round written against a
+// version that is no longer the row's is refused with nothing of it written — what lets a
+// verifier keep a row across rounds and still never overwrite an operator's change.
+TEST_P(StoreTest, RowVersionsMoveOnEveryWriteAndARoundOnAnOldOneIsRefused) {
+  auto s = Open(NewSpec());
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+  ASSERT_TRUE(s->PutPolicy("base", R"({"lim_runtime_policy":1})").ok());
+  std::set<int64_t> seen;
+  auto version = [&] {
+    auto a = s->GetAgent("web1");
+    EXPECT_TRUE(a.ok() && a->has_value());
+    return a.ok() && a->has_value() ? (*a)->version : -1;
+  };
+  int64_t v0 = version();
+  seen.insert(v0);
+  AgentState st;
+  st.next_index = 50;
+  auto v1 = s->WriteRound("web1", {std::nullopt, v0}, st, AgentStatus::kAttested, 1000, {});
+  ASSERT_TRUE(v1.ok()) << v1.status().message();
+  EXPECT_EQ(*v1, version());
+  EXPECT_TRUE(seen.insert(*v1).second) << *v1;
+  ASSERT_TRUE(s->AssignPolicy("web1", "base").ok());
+  int64_t v2 = version();
+  EXPECT_TRUE(seen.insert(v2).second) << v2;
+  // A round begun before the assignment: refused, state and history untouched.
+  Finding f;
+  f.reason = Reason::kUnknownFile;
+  f.path = "/tmp/evil";
+  st.next_index = 60;
+  auto stale = s->WriteRound("web1", {std::nullopt, *v1}, st, AgentStatus::kFailed, 1002, {f});
+  ASSERT_FALSE(stale.ok());
+  EXPECT_EQ(stale.status().code(), StatusCode::kMismatch) << stale.status().message();
+  EXPECT_NE(stale.status().message().find("changed since this round read it"), std::string::npos)
+      << stale.status().message();
+  auto a = s->GetAgent("web1");
+  EXPECT_EQ((*a)->state.next_index, 50u);
+  EXPECT_EQ((*a)->status, AgentStatus::kAttested);
+  EXPECT_EQ((*a)->policy, "base");
+  EXPECT_EQ(version(), v2);
+  EXPECT_TRUE(s->History("web1", 10)->empty());
+  // The same round against the row as it is now is written.
+  auto v3 = s->WriteRound("web1", {std::nullopt, v2}, st, AgentStatus::kFailed, 1002, {f});
+  ASSERT_TRUE(v3.ok()) << v3.status().message();
+  EXPECT_TRUE(seen.insert(*v3).second) << *v3;
+  EXPECT_EQ(s->History("web1", 10)->size(), 1u);
+  ASSERT_TRUE(s->Acknowledge("web1").ok());
+  EXPECT_TRUE(seen.insert(version()).second);
+  ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());  // enrolled again
+  EXPECT_TRUE(seen.insert(version()).second);
+  // Without a version the round is written whatever the row's (RecordRound).
+  ASSERT_TRUE(s->RecordRound("web1", st, AgentStatus::kAttested, 1004, {}).ok());
+  EXPECT_TRUE(seen.insert(version()).second);
+  auto ghost = s->WriteRound("ghost", {std::nullopt, v0}, st, AgentStatus::kAttested, 1, {});
+  EXPECT_EQ(ghost.status().code(), StatusCode::kNotFound) << ghost.status().message();
 }
 
 // Rounds written from many threads at once share transactions (group_commit.h) and each gets
@@ -331,7 +397,8 @@ TEST_P(StoreTest, NewerSchemaIsRefused) {
   EXPECT_NE(s.status().message().find("schema 99"), std::string::npos) << s.status().message();
 }
 
-// A schema-1 store (before the verifiers table) is upgraded on open, its data kept.
+// A schema-1 store (before the verifiers table and row versions) is upgraded on open, its
+// data kept.
 TEST_P(StoreTest, SchemaOneIsUpgraded) {
   std::string spec = NewSpec();
   {
@@ -339,6 +406,7 @@ TEST_P(StoreTest, SchemaOneIsUpgraded) {
     ASSERT_TRUE(s);
     ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
   }
+  ASSERT_TRUE(Raw(spec, DownToTwo()).ok());
   ASSERT_TRUE(Raw(spec, "DROP TABLE verifiers").ok());
   ASSERT_TRUE(Raw(spec, "DELETE FROM schema_version WHERE version = 2").ok());
   auto s = Open(spec);
@@ -349,6 +417,30 @@ TEST_P(StoreTest, SchemaOneIsUpgraded) {
   EXPECT_EQ(claim->leases.size(), 1u);
   EXPECT_EQ(claim->fair_share, 1u);
   EXPECT_TRUE((*s->GetAgent("web1")).has_value());
+}
+
+// A schema-2 store (before row versions) is upgraded on open: its rows get a version, and
+// rounds are checked against it from then on.
+TEST_P(StoreTest, SchemaTwoIsUpgradedWithRowVersions) {
+  std::string spec = NewSpec();
+  {
+    auto s = Open(spec);
+    ASSERT_TRUE(s);
+    ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+  }
+  ASSERT_TRUE(Raw(spec, DownToTwo()).ok());
+  EXPECT_FALSE(Raw(spec, "SELECT version FROM agents").ok());
+  auto s = Open(spec);
+  ASSERT_TRUE(s);
+  auto a = s->GetAgent("web1");
+  ASSERT_TRUE(a.ok() && a->has_value()) << a.status().message();
+  int64_t v = (*a)->version;
+  AgentState st;
+  auto next = s->WriteRound("web1", {std::nullopt, v}, st, AgentStatus::kAttested, 1, {});
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_NE(*next, v);
+  EXPECT_EQ(s->WriteRound("web1", {std::nullopt, v}, st, AgentStatus::kAttested, 2, {}).status().code(),
+            StatusCode::kMismatch);
 }
 
 // Values that would break string-built SQL are stored as they are (every value is bound).
@@ -567,6 +659,32 @@ class PgLeaseTest : public ::testing::Test {
   std::unique_ptr<Store> a_, b_;
 };
 
+// On PostgreSQL the version moves whoever writes the row (a trigger: an operator's psql, an
+// older lim-verifier), and one sequence serves every row, so an agent removed and enrolled
+// again never comes back at a version a verifier may still hold.
+TEST_F(PgLeaseTest, EveryWriterMovesTheVersionAndNoneRepeats) {
+  Store* s = a_.get();
+  ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+  std::set<int64_t> seen;
+  auto version = [&] {
+    auto a = s->GetAgent("web1");
+    EXPECT_TRUE(a.ok() && a->has_value());
+    return a.ok() && a->has_value() ? (*a)->version : -1;
+  };
+  int64_t held = version();
+  seen.insert(held);
+  ASSERT_TRUE(PgTestServer::Exec(uri_, "UPDATE agents SET address='10.9.9.9:8992' WHERE id='web1'").ok());
+  EXPECT_TRUE(seen.insert(version()).second);
+  AgentState st;
+  EXPECT_EQ(s->WriteRound("web1", {std::nullopt, held}, st, AgentStatus::kAttested, 1, {}).status().code(),
+            StatusCode::kMismatch);
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(s->RemoveAgent("web1").ok());
+    ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
+    EXPECT_TRUE(seen.insert(version()).second) << version();
+  }
+}
+
 TEST_F(PgLeaseTest, TwoVerifiersNeverBothOwnAnAgent) {
   auto ids = AddAgents(*a_, 200);
   // Both claim at the same moment, many times: SKIP LOCKED hands each lease to one of them.
@@ -757,9 +875,9 @@ class KillableStore final : public Store {
   Result<std::optional<std::string>> GetPolicy(const std::string& n) override { return s_->GetPolicy(n); }
   Result<std::vector<std::string>> ListPolicies() override { return s_->ListPolicies(); }
   Status AssignPolicy(const std::string& a, const std::string& p) override { return s_->AssignPolicy(a, p); }
-  Status RecordRound(const std::string& a, const AgentState& st, AgentStatus s, int64_t t,
-                     const std::vector<Finding>& f) override {
-    return s_->RecordRound(a, st, s, t, f);
+  Result<int64_t> WriteRound(const std::string& a, const RoundBasis& b, const AgentState& st, AgentStatus s, int64_t t,
+                             const std::vector<Finding>& f) override {
+    return s_->WriteRound(a, b, st, s, t, f);
   }
   Result<std::vector<VerdictRecord>> History(const std::string& a, size_t l) override { return s_->History(a, l); }
   Status Acknowledge(const std::string& a) override { return s_->Acknowledge(a); }
@@ -773,10 +891,6 @@ class KillableStore final : public Store {
     return s_->TakeLease(a, o, t);
   }
   Status ReleaseLeases(const std::string& o) override { return dead_ ? Status::Unavailable("killed") : s_->ReleaseLeases(o); }
-  Status RecordFencedRound(const std::string& a, int64_t fe, const AgentState& st, AgentStatus s, int64_t t,
-                           const std::vector<Finding>& f) override {
-    return s_->RecordFencedRound(a, fe, st, s, t, f);
-  }
 
  private:
   std::unique_ptr<Store> s_;

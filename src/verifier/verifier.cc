@@ -35,18 +35,16 @@ struct Verifier::Worker {
   std::string address;
   std::unique_ptr<net::HttpsClient> client;
   std::optional<tpm::PublicKey> ak;
+  Bytes ak_public;  // the TPM2B_PUBLIC `ak` was parsed from
   // The assigned policy, shared with every agent that has the same one (PolicyFor).
   std::shared_ptr<const attest::RuntimePolicy> policy;
   std::optional<attest::EvidenceRequest> next;
   int64_t fence = -1;  // of the lease the last round ran under; another: forget `next`
-  // The agent's row as this verifier last read or wrote it (LoadAgent). On an unshared store
-  // (SQLite: no other process writes it) it is kept across rounds; on a shared one it is
-  // read once per round: a push round's evidence call uses what its request call read
-  // (round_read), under the same lease (record_fence). `stale` is set by the REST calls that
-  // change the row (acknowledge, assign) without holding mu.
+  // The agent's row as this verifier last read or wrote it (LoadAgent), kept while the lease
+  // it was read under (record_fence) holds; rounds are written against its version. `stale`
+  // is set by the REST calls that change the row (acknowledge, assign) without holding mu.
   std::optional<attest::AgentRecord> record;
   std::optional<int64_t> record_fence;
-  bool round_read = false;
   std::atomic<bool> stale{false};
   std::chrono::steady_clock::time_point due{};
   // The kept connection's counters after the last round (read by the REST API without mu).
@@ -476,6 +474,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     w->client = std::move(client);
     w->record.reset();
     w->ak = std::move(ak);
+    w->ak_public = rec.identity.ak_public;
     w->next.reset();
     w->due = std::chrono::steady_clock::now();
     w->status = static_cast<int>(rec.status);
@@ -504,17 +503,15 @@ Status Verifier::Remove(const std::string& id) {
   return store_->RemoveAgent(id);
 }
 
-Result<const attest::AgentRecord*> Verifier::LoadAgent(Worker& w, bool same_round) {
+Result<const attest::AgentRecord*> Verifier::LoadAgent(Worker& w) {
   if (w.stale.exchange(false)) w.record.reset();
   std::optional<int64_t> fence = leases_ ? leases_->Fence(w.id) : std::nullopt;
-  if (w.record && store_->Shared()) {
-    // A shared store's row is read at the start of each round, as a pull round reads it:
-    // a push round's evidence call takes what its request call read a quote's time before,
-    // if the lease is still the one it was read under (its state is written only under
-    // that lease). Anything else reads it again: other verifiers and operators write it.
-    if (!same_round || !w.round_read || !fence || fence != w.record_fence) w.record.reset();
-  }
-  w.round_read = false;
+  // A shared store's row is kept only under the lease it was read under: this verifier
+  // alone writes rounds then, and any other writer (an operator through another verifier, a
+  // re-enrollment) moves the version the next round is written against, which refuses that
+  // round and drops the row (Remember). A new lease: another verifier may have moved the
+  // state on meanwhile.
+  if (w.record && store_->Shared() && (!fence || fence != w.record_fence)) w.record.reset();
   if (!w.record) {
     // Every read of the store, pull or push (a kept row is no read).
     auto read_started = std::chrono::steady_clock::now();
@@ -526,14 +523,17 @@ Result<const attest::AgentRecord*> Verifier::LoadAgent(Worker& w, bool same_roun
   return w.record ? &*w.record : nullptr;
 }
 
-bool Verifier::Remember(Worker& w, const Status& written, attest::AgentState&& state, attest::AgentStatus status) {
+bool Verifier::Remember(Worker& w, const Result<int64_t>& written, attest::AgentState&& state,
+                        attest::AgentStatus status) {
   if (!written.ok() || !w.record) {
     w.record.reset();
+    if (!written.ok()) w.next.reset();
     return written.ok();
   }
   w.record->state = std::move(state);
   if (w.record->status != attest::AgentStatus::kFailed) w.record->status = status;  // failed is sticky (store.h)
   w.record->updated = Now();
+  w.record->version = *written;
   return true;
 }
 
@@ -543,10 +543,12 @@ void Verifier::MarkStale(const std::string& id) {
 }
 
 Status Verifier::Prepare(Worker& w, const attest::AgentRecord& rec) {
-  if (!w.ak) {
+  if (!w.ak || w.ak_public != rec.identity.ak_public) {
+    w.ak.reset();
     LIM_ASSIGN_OR_RETURN(auto pub, tpm::ParsePublic(rec.identity.ak_public));
     LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(pub));
     w.ak = std::move(ak);
+    w.ak_public = rec.identity.ak_public;
   }
   LIM_ASSIGN_OR_RETURN(w.policy, PolicyFor(rec.policy));
   return Status::Ok();
@@ -662,8 +664,9 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = parsed.status().message();
       LogFindings(*w, {f});
       w->next.reset();
-      return Record(id, fence, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}),
-                    {"failed", started});
+      return Record(id, {fence, rec->version}, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}),
+                    {"failed", started})
+          .status();
     }
     if (!ev) {
       attest::Finding f;
@@ -671,8 +674,9 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = why;
       LogFindings(*w, {f});
       w->client->Close();
-      return Record(id, fence, rec->status, state, attest::AgentStatus::kUnreachable, with_earlier({f}),
-                    {"unreachable", started});
+      return Record(id, {fence, rec->version}, rec->status, state, attest::AgentStatus::kUnreachable,
+                    with_earlier({f}), {"unreachable", started})
+          .status();
     }
     attest::RoundCpu cpu;
     attest::VerifyOptions vo;
@@ -691,30 +695,29 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    Status st = Record(id, fence, rec->status, r.state, status, with_earlier(r.findings),
-                       {r.attested ? "attested" : "failed", started});
-    drop.keep = Remember(*w, st, std::move(r.state), status);
+    auto written = Record(id, {fence, rec->version}, rec->status, r.state, status, with_earlier(r.findings),
+                          {r.attested ? "attested" : "failed", started});
+    drop.keep = Remember(*w, written, std::move(r.state), status);
     Add(costs_.store_write_ns, lap());
     Add(costs_.round_ns, lap.total());
     Add(costs_.rounds, 1);
     Add(costs_.sampled_rounds, sampled ? 1 : 0);
-    return st;
+    return written.status();
   }
-  return Record(id, fence, rec->status, state, rec->status, earlier, {"retry", started});
+  return Record(id, {fence, rec->version}, rec->status, state, rec->status, earlier, {"retry", started}).status();
 }
 
-Status Verifier::Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before,
-                        const attest::AgentState& state, attest::AgentStatus status, const std::vector<attest::Finding>& findings,
-                        const RoundEnd& end) {
+Result<int64_t> Verifier::Record(const std::string& id, const attest::RoundBasis& basis, attest::AgentStatus before,
+                                 const attest::AgentState& state, attest::AgentStatus status,
+                                 const std::vector<attest::Finding>& findings, const RoundEnd& end) {
   auto write_started = std::chrono::steady_clock::now();
-  Status written = fence ? store_->RecordFencedRound(id, *fence, state, status, Now(), findings)
-                         : store_->RecordRound(id, state, status, Now(), findings);
+  Result<int64_t> written = store_->WriteRound(id, basis, state, status, Now(), findings);
   store_write_seconds_.Observe(SecondsSince(write_started));
   if (end.verdict) {
     rounds_.Add(written.ok() ? end.verdict : "not-written");
     round_seconds_.Observe(SecondsSince(end.started));
   }
-  LIM_RETURN_IF_ERROR(written);
+  LIM_RETURN_IF_ERROR(written.status());
   for (const auto& f : findings) {
     if (f.failure()) failures_.Add(attest::ReasonName(f.reason));
   }
@@ -736,7 +739,7 @@ Status Verifier::Record(const std::string& id, std::optional<int64_t> fence, att
     }
     hook_->Notify(id, reason, std::move(lines));
   }
-  return Status::Ok();
+  return *written;
 }
 
 void Verifier::Alert(StateChange change) {
@@ -901,7 +904,8 @@ Status Verifier::MarkSilent(Worker& w) {
   LogFindings(w, {f});
   RoundEnd end;
   end.cause = "silence";
-  return Record(w.id, *fence, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end);
+  return Record(w.id, {*fence, rec->version}, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end)
+      .status();
 }
 
 void Verifier::RegisterRoutes() {
@@ -1185,8 +1189,6 @@ void Verifier::RegisterPushRoutes() {
     }
     if (*fence != w->fence) w->next.reset();  // another verifier may have moved the state on
     w->fence = *fence;
-    // The evidence call may use the row read above if no lease was taken since (LoadAgent).
-    w->round_read = w->record_fence == fence;
     attest::EvidenceRequest req = w->next ? *w->next : attest::NextRequest((*rec)->state, options_.banks);
     req.nonce.assign(32, 0);
     if (RAND_bytes(req.nonce.data(), static_cast<int>(req.nonce.size())) != 1) return net::JsonError(500, "RAND_bytes failed");
@@ -1210,7 +1212,7 @@ void Verifier::RegisterPushRoutes() {
     const auto started = std::chrono::steady_clock::now();
     w->last_push = started;
     w->push_silent = false;
-    auto rec = LoadAgent(*w, /*same_round=*/true);
+    auto rec = LoadAgent(*w);
     if (!rec.ok() || !*rec) return net::JsonError(404, "no agent " + w->id);
     if (Status st = Prepare(*w, **rec); !st.ok()) return ErrorResponse(st);
     Add(costs_.store_read_ns, lap());
@@ -1238,11 +1240,13 @@ void Verifier::RegisterPushRoutes() {
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
     const char* verdict = res.retry ? "retry" : res.attested ? "attested" : "failed";
-    Status st = Record(w->id, w->fence, (*rec)->status, res.state, status, res.findings, {verdict, started});
-    if (!Remember(*w, st, std::move(res.state), status)) {
+    auto written = Record(w->id, {w->fence, (*rec)->version}, (*rec)->status, res.state, status, res.findings,
+                          {verdict, started});
+    if (!Remember(*w, written, std::move(res.state), status)) {
+      const Status& st = written.status();
       if (st.code() == StatusCode::kMismatch) {
-        // The agent posts to another verifier too: that one holds the lease now.
-        w->next.reset();
+        // The agent posts to another verifier too, which holds the lease now, or the row
+        // changed (an operator): the next round starts from the row as stored.
         Log("lim-verifier: agent=" + w->id + " push round not written: " + st.message());
         return net::JsonError(409, st.message());
       }

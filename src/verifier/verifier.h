@@ -151,20 +151,22 @@ class Verifier {
   Status MarkSilent(Worker& w);
   void RegisterRoutes();
   void RegisterPushRoutes();
-  // The agent's row: from the store, or (unshared store) as this verifier last read or
-  // wrote it — the row is then read once, not twice per round (each read parses the
-  // state's JSON). A shared store's row is read once per round: same_round, the push
-  // round's evidence call, takes the row its request call read under the same lease.
+  // The agent's row: from the store, or as this verifier last read or wrote it. A kept row
+  // is used while the lease it was read under holds (on an unshared store: always); every
+  // round is written against its version (store.h), so a row someone else changed meanwhile
+  // refuses the round and is read again, and a row is read once per change, not per round.
   // nullptr: no such agent. The row lives in w.record, lent, not copied: a round used to
   // copy the whole record with its state twice. Caller holds w.mu; valid until w.record is
   // next reset or loaded.
-  Result<const attest::AgentRecord*> LoadAgent(Worker& w, bool same_round = false);
-  // After a round's write: the cached row takes the new state and status (failed stays
-  // failed, as in the store); a failed write drops it. Returns written.ok().
-  bool Remember(Worker& w, const Status& written, attest::AgentState&& state, attest::AgentStatus status);
+  Result<const attest::AgentRecord*> LoadAgent(Worker& w);
+  // After a round's write: the kept row takes the new state, status (failed stays failed, as
+  // in the store) and version. A failed write drops the row and what to ask next: the next
+  // round reads the row and asks from the state as stored. Returns written.ok().
+  bool Remember(Worker& w, const Result<int64_t>& written, attest::AgentState&& state, attest::AgentStatus status);
   // A REST call changed the agent's row: the next LoadAgent reads it again.
   void MarkStale(const std::string& id);
-  // The agent's AK and policy into the worker.
+  // The agent's AK (parsed again when the row's AK changed: enrolled again, maybe through
+  // another verifier) and policy into the worker.
   Status Prepare(Worker& w, const attest::AgentRecord& rec);
   // The runtime policy named, parsed once and shared by every agent assigned to it (a
   // 10,000-path policy is megabytes parsed: not one copy per agent, not one parse per
@@ -186,10 +188,12 @@ class Verifier {
     std::chrono::steady_clock::time_point started{};
     const char* cause = "round";
   };
-  // store_->RecordFencedRound (RecordRound when no fence), its metrics, then the alerts
-  // when the agent's state changed and the --on-failure command when it turned failed.
-  Status Record(const std::string& id, std::optional<int64_t> fence, attest::AgentStatus before, const attest::AgentState& state,
-                attest::AgentStatus status, const std::vector<attest::Finding>& findings, const RoundEnd& end);
+  // store_->WriteRound on basis (the lease's fence, the row's version), its metrics, then
+  // the alerts when the agent's state changed and the --on-failure command when it turned
+  // failed. Returns the row's new version.
+  Result<int64_t> Record(const std::string& id, const attest::RoundBasis& basis, attest::AgentStatus before,
+                         const attest::AgentState& state, attest::AgentStatus status,
+                         const std::vector<attest::Finding>& findings, const RoundEnd& end);
   void Alert(StateChange change);
   // Which agents' states this process reports in lim_verifier_agents (guarded by mu_).
   bool ReportsLocked(const std::string& id, const Worker& w) const;

@@ -76,9 +76,23 @@ using namespace lim;
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
 
+// The processes the main process started (generators, verifiers): Die kills them. exit()
+// is not used there: with the generator's threads still running it could hang in a static
+// destructor, and a verifier that refused to start left the run waiting for good.
+pid_t g_main_pid = ::getpid();
+std::vector<pid_t> g_children;
+
+// A child waited for: Die must not signal its pid (it may be another process's by then).
+void Reaped(pid_t pid) { std::erase(g_children, pid); }
+
 [[noreturn]] void Die(const std::string& m) {
   std::fprintf(stderr, "lim_fleet_load: %s\n", m.c_str());
-  std::exit(1);
+  if (::getpid() == g_main_pid) {
+    for (pid_t c : g_children) ::kill(c, SIGKILL);
+    for (pid_t c : g_children) ::waitpid(c, nullptr, 0);
+  }
+  std::fflush(nullptr);
+  ::_exit(1);
 }
 
 struct Options {
@@ -329,6 +343,7 @@ pid_t Spawn(const std::vector<std::string>& argv, const std::string& log) {
     ::execv(args[0], args.data());
     ::_exit(127);
   }
+  g_children.push_back(pid);
   return pid;
 }
 
@@ -703,6 +718,7 @@ int main(int argc, char** argv) {
       RunPushProcess(k, procs, o, pki, shared, agents, Clock::now() + std::chrono::milliseconds(200));
     }
     gens.push_back(pid);
+    g_children.push_back(pid);
   }
 
   // The verifiers.
@@ -727,7 +743,11 @@ int main(int argc, char** argv) {
       auto r = v.op->Request("GET", "/v1/health");
       if (r.ok() && r->status == 200) break;
       int status = 0;
-      if (tries > 300 || ::waitpid(v.pid, &status, WNOHANG) == v.pid) Die("verifier " + std::to_string(k) + " did not start (see its log)");
+      if (::waitpid(v.pid, &status, WNOHANG) == v.pid) {
+        Reaped(v.pid);
+        Die("verifier " + std::to_string(k) + " exited at start (see its log)");
+      }
+      if (tries > 300) Die("verifier " + std::to_string(k) + " did not start (see its log)");
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
@@ -795,6 +815,7 @@ int main(int argc, char** argv) {
   for (size_t k = 0; k < gens.size(); ++k) {
     int status = 0;
     ::waitpid(gens[k], &status, 0);
+    Reaped(gens[k]);
     std::ifstream f(o.dir + "/gen-" + std::to_string(k) + ".json");
     json g = json::parse(f, nullptr, false);
     if (g.is_discarded()) Die("generator process " + std::to_string(k) + " left no results (status " + std::to_string(status) + ")");
@@ -816,6 +837,7 @@ int main(int argc, char** argv) {
     ::kill(v.pid, SIGTERM);
     int status = 0;
     ::waitpid(v.pid, &status, 0);
+    Reaped(v.pid);
   }
   for (auto& a : agents) {
     if (a->server) a->server->Stop();

@@ -1593,6 +1593,56 @@ TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
   vb.Stop();
 }
 
+// An agent removed and enrolled again, with a new AK, through the verifier that does not
+// attest it: the one that does (its worker, kept row and parsed AK from before) must check
+// the next quotes against the new AK. The row's new version refuses the first round it
+// writes from the old row; the row read again carries the new AK, parsed again.
+TEST_F(VerifierFleetTest, AnAgentEnrolledAgainThroughTheOtherVerifierIsCheckedWithItsNewAk) {
+  auto pg = attest::PgTestServer::Start();
+  if (!pg.ok()) GTEST_SKIP() << "no PostgreSQL server could be started: " << pg.status().message();
+  auto uri = (*pg)->CreateDatabase();
+  ASSERT_TRUE(uri.ok()) << uri.status().message();
+  agent::testing::AgentProcess va{BesideTest("lim-verifier")}, vb{BesideTest("lim-verifier")};
+  ASSERT_EQ(va.Start(VerifierArgs(*uri, 400)), "");
+  auto opa = OperatorOf(va.port());
+  ASSERT_TRUE(opa);
+  AddLearntPolicy("learnt", 20, opa.get());
+  std::string address = "127.0.0.1:" + std::to_string(agent_.port());
+  auto [code, rec] = ApiOn(*opa, "POST", "/v1/agents",
+                           {{"id", "agent-1"}, {"address", address}, {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(code, 200) << rec.dump() << va.Output();
+  auto agent = [&] { return ApiOn(*opa, "GET", "/v1/agent?id=agent-1").second; };
+  ASSERT_TRUE(Eventually([&] { json a = agent(); return a["status"] == "attested" && a["rounds"] >= 3; }, 20000))
+      << agent().dump() << va.Output();
+  // B joins; it has no agents to take (A holds the one lease, its fair share is 1).
+  ASSERT_EQ(vb.Start(VerifierArgs(*uri, 400)), "");
+  auto opb = OperatorOf(vb.port());
+  ASSERT_TRUE(opb);
+  // The same host's agent, restarted with a new AK (another --ak-dir), on another port.
+  agent::testing::AgentProcess agent2{BesideTest("../agent/lim-agent")};
+  ASSERT_EQ(agent2.Start({"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", "agent-1",
+                          "--verifier-cn", "lim-server", "--listen", "127.0.0.1", "--port", "0", "--tpm",
+                          tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak2", "--list", dir_ + "/list",
+                          "--event-log", "none", "--control-socket", dir_ + "/limd.sock", "--config", "/dev/null"}),
+            "");
+  agent_.Stop();
+  auto [dcode, removed] = ApiOn(*opb, "DELETE", "/v1/agent?id=agent-1");
+  ASSERT_EQ(dcode, 200) << removed.dump();
+  auto [ecode, again] = ApiOn(*opb, "POST", "/v1/agents",
+                              {{"id", "agent-1"}, {"address", "127.0.0.1:" + std::to_string(agent2.port())},
+                               {"policy", "learnt"}, {"tofu", true}});
+  ASSERT_EQ(ecode, 200) << again.dump() << vb.Output();
+  // B stops cleanly (its leases released): A, which attested the agent before, takes it.
+  vb.Stop();
+  ASSERT_TRUE(Eventually([&] { json a = agent(); return a.is_object() && a["rounds"] >= 4; }, 20000))
+      << agent().dump() << va.Output();
+  json a = agent();
+  EXPECT_EQ(a["status"], "attested") << a.dump() << va.Output();
+  for (const auto& f : a["findings"]) ADD_FAILURE() << "finding after the new enrollment: " << f.dump() << va.Output();
+  agent2.Stop();
+  va.Stop();
+}
+
 // lim-verifier with its SQLite store on a full disk (a 4 MiB tmpfs filled by a file): the
 // rounds that cannot be written log that the disk is full, the verifier keeps running and
 // answering, and once space is freed the failure it could not record meanwhile (a file

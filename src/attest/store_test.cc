@@ -659,6 +659,67 @@ class PgLeaseTest : public ::testing::Test {
   std::unique_ptr<Store> a_, b_;
 };
 
+// A batch of rounds locks its lease rows with NOWAIT (pg_store.cc CommitRounds): a lease row
+// another transaction holds fails that statement, the batch is rolled back and each round is
+// written on its own (waiting for the lock): every round written once, none lost.
+TEST_F(PgLeaseTest, ABusyLeaseRowInABatchFallsBackToOneByOne) {
+  constexpr int kAgents = 6;
+  for (int a = 0; a < kAgents; ++a) ASSERT_TRUE(a_->PutAgent(Agent("web" + std::to_string(a))).ok());
+  auto claim = a_->ClaimLeases("me", std::chrono::seconds(60));
+  ASSERT_TRUE(claim.ok()) << claim.status().message();
+  ASSERT_EQ(claim->leases.size(), static_cast<size_t>(kAgents));
+  // Other sessions hold the lease rows of web0 and web1 (as a verifier taking them over
+  // would, mid-claim). web1's round goes first, alone, and waits for its row; the others
+  // queue behind it. web1's row is let go first: the others then go out together while
+  // web0's row is still held.
+  auto hold = [&](const char* agent) {
+    PGconn* c = PQconnectdb(uri_.c_str());
+    EXPECT_EQ(PQstatus(c), CONNECTION_OK);
+    PQclear(PQexec(c, "BEGIN"));
+    PGresult* r = PQexec(c, (std::string("SELECT fence FROM leases WHERE agent='") + agent + "' FOR UPDATE").c_str());
+    EXPECT_EQ(PQresultStatus(r), PGRES_TUPLES_OK);
+    PQclear(r);
+    return c;
+  };
+  auto release = [](PGconn* c) {
+    PQclear(PQexec(c, "COMMIT"));
+    PQfinish(c);
+  };
+  PGconn* holder0 = hold("web0");
+  PGconn* holder1 = hold("web1");
+  std::vector<std::thread> threads;
+  std::vector<Status> results(kAgents);
+  for (int a : {1, 0, 2, 3, 4, 5}) {
+    if (a == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    threads.emplace_back([&, a] {
+      const std::string agent = "web" + std::to_string(a);
+      AgentState st;
+      st.next_index = 1000 + static_cast<uint64_t>(a);
+      Finding f;
+      f.reason = Reason::kUnknownFile;
+      f.path = "/tmp/" + agent;
+      results[static_cast<size_t>(a)] =
+          a_->RecordFencedRound(agent, claim->leases.at(agent), st, AgentStatus::kFailed, 7, {f});
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  release(holder1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  release(holder0);
+  for (auto& t : threads) t.join();
+  for (int a = 0; a < kAgents; ++a) {
+    const std::string agent = "web" + std::to_string(a);
+    EXPECT_TRUE(results[static_cast<size_t>(a)].ok()) << agent << ": " << results[static_cast<size_t>(a)].message();
+    auto rec = a_->GetAgent(agent);
+    ASSERT_TRUE(rec.ok() && rec->has_value());
+    EXPECT_EQ((*rec)->state.next_index, 1000u + static_cast<uint64_t>(a)) << agent;
+    EXPECT_EQ((*rec)->status, AgentStatus::kFailed) << agent;
+    auto h = a_->History(agent, 10);
+    ASSERT_TRUE(h.ok());
+    EXPECT_EQ(h->size(), 1u) << agent;
+  }
+}
+
 // On PostgreSQL the version moves whoever writes the row (a trigger: an operator's psql, an
 // older lim-verifier), and one sequence serves every row, so an agent removed and enrolled
 // again never comes back at a version a verifier may still hold.

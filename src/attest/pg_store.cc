@@ -105,17 +105,16 @@ const std::pair<const char*, const char*> kStatements[] = {
     // A round in one statement: the lease row locked first (until COMMIT: a verifier taking
     // the lease over waits for it, or skips it, so the fence cannot move before the write),
     // then the agent's row written if its version and the fence are the ones given (NULL:
-    // not checked). Failed is sticky. No row back: refused (round_refusal says why).
-    {"write_round",
-     "UPDATE agents SET state=$1, status=CASE WHEN status='failed' THEN 'failed' ELSE $2 END, updated=$3::bigint "
-     "WHERE id=$4 AND ($6::bigint IS NULL OR (SELECT fence FROM leases WHERE agent=$4 FOR UPDATE)=$6::bigint) "
-     "AND ($5::bigint IS NULL OR version=$5::bigint) RETURNING version"},
-    // The same inside a batch: a lease row another transaction holds fails the statement at
-    // once (CommitRounds).
-    {"write_round_nowait",
-     "UPDATE agents SET state=$1, status=CASE WHEN status='failed' THEN 'failed' ELSE $2 END, updated=$3::bigint "
-     "WHERE id=$4 AND ($6::bigint IS NULL OR (SELECT fence FROM leases WHERE agent=$4 FOR UPDATE NOWAIT)=$6::bigint) "
-     "AND ($5::bigint IS NULL OR version=$5::bigint) RETURNING version"},
+    // not checked). Failed is sticky. No row back: refused (round_refusal says why). The
+    // NOWAIT form is a batch's (CommitRounds): a lease row another transaction holds fails
+    // the statement at once.
+#define LIM_WRITE_ROUND(LOCK)                                                                                  \
+  "UPDATE agents SET state=$1, status=CASE WHEN status='failed' THEN 'failed' ELSE $2 END, updated=$3::bigint " \
+  "WHERE id=$4 AND ($6::bigint IS NULL OR (SELECT fence FROM leases WHERE agent=$4 " LOCK ")=$6::bigint) "     \
+  "AND ($5::bigint IS NULL OR version=$5::bigint) RETURNING version"
+    {"write_round", LIM_WRITE_ROUND("FOR UPDATE")},
+    {"write_round_nowait", LIM_WRITE_ROUND("FOR UPDATE NOWAIT")},
+#undef LIM_WRITE_ROUND
     {"round_refusal", "SELECT a.version, l.fence FROM agents a LEFT JOIN leases l ON l.agent=a.id WHERE a.id=$1"},
     {"insert_verdict",
      "INSERT INTO verdicts(agent,time,attested,reason,entry,pcr,bank,template,path,digest,reference,detail) "

@@ -54,6 +54,13 @@ class PgEnvironment : public ::testing::Environment {
 };
 [[maybe_unused]] const auto* const kPgEnvironment = ::testing::AddGlobalTestEnvironment(new PgEnvironment());
 
+// The agent's row version as stored (-1, and a failure, when it cannot be read).
+int64_t VersionOf(Store& s, const std::string& id) {
+  auto a = s.GetAgent(id);
+  EXPECT_TRUE(a.ok() && a->has_value()) << id;
+  return a.ok() && a->has_value() ? (*a)->version : -1;
+}
+
 AgentRecord Agent(const std::string& id) {
   AgentRecord a;
   a.id = id;
@@ -207,11 +214,7 @@ TEST_P(StoreTest, RowVersionsMoveOnEveryWriteAndARoundOnAnOldOneIsRefused) {
   ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
   ASSERT_TRUE(s->PutPolicy("base", R"({"lim_runtime_policy":1})").ok());
   std::set<int64_t> seen;
-  auto version = [&] {
-    auto a = s->GetAgent("web1");
-    EXPECT_TRUE(a.ok() && a->has_value());
-    return a.ok() && a->has_value() ? (*a)->version : -1;
-  };
+  auto version = [&] { return VersionOf(*s, "web1"); };
   int64_t v0 = version();
   seen.insert(v0);
   AgentState st;
@@ -727,11 +730,7 @@ TEST_F(PgLeaseTest, EveryWriterMovesTheVersionAndNoneRepeats) {
   Store* s = a_.get();
   ASSERT_TRUE(s->PutAgent(Agent("web1")).ok());
   std::set<int64_t> seen;
-  auto version = [&] {
-    auto a = s->GetAgent("web1");
-    EXPECT_TRUE(a.ok() && a->has_value());
-    return a.ok() && a->has_value() ? (*a)->version : -1;
-  };
+  auto version = [&] { return VersionOf(*s, "web1"); };
   int64_t held = version();
   seen.insert(held);
   ASSERT_TRUE(PgTestServer::Exec(uri_, "UPDATE agents SET address='10.9.9.9:8992' WHERE id='web1'").ok());

@@ -462,7 +462,9 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
   if (auto st = attest::CheckChallengeResponse(secret, *response); !st.ok()) {
     return Status::Mismatch("enrollment of " + id + ": the AK was not activated: " + st.message());
   }
-  LIM_ASSIGN_OR_RETURN(auto ak, tpm::PublicKey::FromTpmPublic(checked->ak));
+  // An AK no key can be made of is refused before anything is stored (Prepare parses it for
+  // the rounds).
+  if (auto usable = tpm::PublicKey::FromTpmPublic(checked->ak); !usable.ok()) return usable.status();
   attest::AgentRecord rec = NewRecord(id, policy, checked->tofu);
   rec.address = address;
   rec.identity = *identity;
@@ -473,8 +475,7 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     w->address = address;
     w->client = std::move(client);
     w->record.reset();
-    w->ak = std::move(ak);
-    w->ak_public = rec.identity.ak_public;
+    w->ak.reset();  // Prepare parses the enrolled AK with the row it comes from
     w->next.reset();
     w->due = std::chrono::steady_clock::now();
     w->status = static_cast<int>(rec.status);

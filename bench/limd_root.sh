@@ -21,6 +21,9 @@
 # floor: a listener that takes the permission events limd takes on `/` and allows each at
 # once (bench/fanotify_floor.cc), timed in the same rounds — the cost of the round trips
 # alone, and "limd over floor" the cost of limd's own work.
+# FLOOR_LEASE=1 (needs the floor) adds a second floor row: the same listener with read leases
+# and inode ignore marks on /etc/ld.so.cache and /bin/true's libc (--lease-ignore), the floor
+# of the read-lease design weighed for issue 19 (2 round trips per cached spawn, not 4).
 # Usage: bench/limd_root.sh [ROUNDS] (default 7). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
 # FLOORBIN=build/bench/lim_fanotify_floor
 set -euo pipefail
@@ -74,9 +77,9 @@ stop_floor() {
     floor_pid=
   fi
 }
-start_floor() {  # under timeout -k; floor_pid is the listener's own pid, not the wrapper's
+start_floor() {  # start_floor [ARGS]: under timeout -k; floor_pid is the listener's own pid, not the wrapper's
   rm -f "$S/floor.out"
-  timeout -k 2 120 "$floorbin" / >"$S/floor.out" &
+  timeout -k 2 120 "$floorbin" / "$@" >"$S/floor.out" &
   local wrapper=$!
   for _ in $(seq 200); do grep -q ready "$S/floor.out" 2>/dev/null && break; sleep 0.05; done
   grep -q ready "$S/floor.out" || { echo "lim_fanotify_floor did not start" >&2; exit 1; }
@@ -96,7 +99,16 @@ start_limd() {  # start_limd [BINARY]
   pid=$(cat "$S/limd.ready")
 }
 declare -a bare_spawn limd_spawn bare_open limd_open fapo_spawn fapo_open old_spawn old_open bare_make limd_make fapo_make old_make
-declare -a floor_spawn floor_open floor_make
+declare -a floor_spawn floor_open floor_make lease_spawn lease_open lease_make
+use_lease=${FLOOR_LEASE:-0}
+[[ $use_lease =~ ^[01]$ ]] || { echo "FLOOR_LEASE: 0 or 1" >&2; exit 2; }
+[ "$use_lease" = 0 ] || [ "$use_floor" = 1 ] || { echo "FLOOR_LEASE=1 needs the floor" >&2; exit 2; }
+lease_args=()
+if [ "$use_lease" = 1 ]; then
+  libc=$(ldd /bin/true | awk '/libc\.so/ {print $3}')
+  [ -f "$libc" ] || { echo "FLOOR_LEASE: no libc in ldd /bin/true" >&2; exit 2; }
+  lease_args=(--lease-ignore /etc/ld.so.cache --lease-ignore "$(readlink -f "$libc")")
+fi
 run_workloads() {  # run_workloads NAME: warm up once, then time each workload into NAME_spawn, NAME_open, NAME_make
   local -n spawn_=$1_spawn open_=$1_open make_=$1_make
   "$oploop" spawn /bin/true 20 >/dev/null
@@ -118,6 +130,11 @@ for ((r = 0; r < rounds; r++)); do
   if [ "$use_floor" = 1 ]; then
     start_floor
     run_workloads floor
+    stop_floor
+  fi
+  if [ "$use_lease" = 1 ]; then
+    start_floor "${lease_args[@]}"
+    run_workloads lease
     stop_floor
   fi
   if [ "$use_fapo" = 1 ]; then
@@ -161,5 +178,10 @@ if [ "$use_floor" = 1 ]; then
   row "spawn /bin/true, floor listener" "${bare_spawn[@]}" -- "${floor_spawn[@]}" -- "${fapo_spawn[@]}"
   row "open+close /etc/hostname, floor listener" "${bare_open[@]}" -- "${floor_open[@]}" -- "${fapo_open[@]}"
   [ -z "$P" ] || row "make -j2, $make_files files, floor listener" "${bare_make[@]}" -- "${floor_make[@]}" -- "${fapo_make[@]}"
+fi
+if [ "$use_lease" = 1 ]; then
+  row "spawn /bin/true, floor with leases" "${bare_spawn[@]}" -- "${lease_spawn[@]}" -- "${fapo_spawn[@]}"
+  row "open+close /etc/hostname, floor with leases" "${bare_open[@]}" -- "${lease_open[@]}" -- "${fapo_open[@]}"
+  [ -z "$P" ] || row "make -j2, $make_files files, floor with leases" "${bare_make[@]}" -- "${lease_make[@]}" -- "${fapo_make[@]}"
 fi
 grep -E '"(entries|hashes|cache_hits|permission_events|timeouts|marks)"' "$S/status.json" 2>/dev/null | tr -d ' \n'; echo

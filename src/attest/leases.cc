@@ -66,6 +66,15 @@ std::optional<int64_t> LeaseKeeper::Fence(const std::string& agent) const {
   return it->second;
 }
 
+std::optional<int64_t> LeaseKeeper::Chosen(const std::string& agent) {
+  if (!store_.Shared()) return 0;
+  std::lock_guard lk(mu_);
+  auto it = leases_.find(agent);
+  if (it == leases_.end() || draining_.count(agent)) return std::nullopt;
+  taken_.insert(agent);
+  return it->second;
+}
+
 std::optional<int64_t> LeaseKeeper::BeginRound(const std::string& agent) {
   if (!store_.Shared()) return 0;
   std::lock_guard lk(mu_);

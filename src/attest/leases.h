@@ -11,6 +11,10 @@
 // at the first claim after its round in flight ended — at a round boundary, never
 // mid-round — for the verifier below its share to take.
 //
+// A push agent's lease claimed by balancing becomes "taken" at its first push here (Chosen):
+// draining it would only make it take the lease back at its next push (fence + 1, a row
+// read again).
+//
 // Rounds: BeginRound(agent) gives the fence to write the verdict with
 // (Store::RecordFencedRound: refused if the lease moved meanwhile, this process paused past
 // its lease) and pins the lease until EndRound. Take(agent) takes one lease at once
@@ -63,6 +67,10 @@ class LeaseKeeper {
   bool Owns(const std::string& agent) const;
   // The fence to write this agent's round with; nullopt: not ours (or draining).
   std::optional<int64_t> Fence(const std::string& agent) const;
+  // Fence(agent) for a push agent that posts here: it chose this verifier, so balancing
+  // never drains its lease (as after Take). Draining already: nullopt (the caller Takes it
+  // back; the drain may be releasing it at this moment).
+  std::optional<int64_t> Chosen(const std::string& agent);
   // Fence(agent), and the lease is kept (not released by balancing) until EndRound(agent).
   std::optional<int64_t> BeginRound(const std::string& agent);
   void EndRound(const std::string& agent);

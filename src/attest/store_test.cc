@@ -921,6 +921,27 @@ TEST_F(PgLeaseTest, KeepersShareTheAgentsAndTakeOverOnStop) {
   EXPECT_EQ(log.back(), "lim-verifier: B attests 4 agents (was 2)");
 }
 
+// A push agent that posts to the verifier holding its claimed lease chose that verifier:
+// balancing drains other agents instead (the push agent would take its lease back at its
+// next push, a fence moved and a row read again for nothing).
+TEST_F(PgLeaseTest, APushAgentsChosenLeaseIsNotDrained) {
+  AddAgents(*a_, 4);
+  LeaseKeeper ka(*a_, "A", std::chrono::milliseconds(200), nullptr, nullptr);
+  ASSERT_TRUE(ka.Start().ok());
+  ASSERT_EQ(ka.owned(), 4u);
+  // a003 would be drained first (the last agents go first); it pushes to A.
+  EXPECT_EQ(ka.Chosen("a003"), 1);
+  EXPECT_FALSE(ka.Chosen("a999"));
+  LeaseKeeper kb(*b_, "B", std::chrono::milliseconds(200), nullptr, nullptr);
+  ASSERT_TRUE(kb.Start().ok());
+  for (int i = 0; i < 200 && kb.owned() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(ka.owned(), 2u);
+  EXPECT_EQ(kb.owned(), 2u);
+  EXPECT_TRUE(ka.Owns("a000") && ka.Owns("a003")) << "the chosen lease was drained";
+  EXPECT_TRUE(kb.Owns("a001") && kb.Owns("a002"));
+  EXPECT_EQ(ka.Fence("a003"), 1);  // never moved
+}
+
 // A Store that forwards to another until "killed": then every call fails and nothing is
 // released — a verifier process killed -9 (its leases and heartbeat only expire).
 class KillableStore final : public Store {

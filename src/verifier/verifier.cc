@@ -1181,7 +1181,7 @@ void Verifier::RegisterPushRoutes() {
     if ((*rec)->identity.ak_public.empty()) return net::JsonError(409, "agent " + w->id + " is not enrolled");
     // The lease follows the push agent's connection: this verifier takes it (the fence moves
     // when another verifier held it, so that one can no longer write a verdict for it).
-    std::optional<int64_t> fence = leases_->Fence(w->id);
+    std::optional<int64_t> fence = leases_->Chosen(w->id);
     if (!fence) {
       auto taken = leases_->Take(w->id);
       if (!taken.ok()) return ErrorResponse(taken.status());

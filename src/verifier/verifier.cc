@@ -663,9 +663,8 @@ Status Verifier::RunRound(const std::string& id) {
       attest::Finding f;
       f.reason = attest::Reason::kEvidenceMalformed;
       f.detail = parsed.status().message();
-      LogFindings(*w, {f});
       w->next.reset();
-      return Record(id, {fence, rec->version}, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}),
+      return Record(*w, {fence, rec->version}, rec->status, state, attest::AgentStatus::kFailed, with_earlier({f}),
                     {"failed", started})
           .status();
     }
@@ -673,9 +672,8 @@ Status Verifier::RunRound(const std::string& id) {
       attest::Finding f;
       f.reason = attest::Reason::kUnreachable;
       f.detail = why;
-      LogFindings(*w, {f});
       w->client->Close();
-      return Record(id, {fence, rec->version}, rec->status, state, attest::AgentStatus::kUnreachable,
+      return Record(*w, {fence, rec->version}, rec->status, state, attest::AgentStatus::kUnreachable,
                     with_earlier({f}), {"unreachable", started})
           .status();
     }
@@ -685,7 +683,6 @@ Status Verifier::RunRound(const std::string& id) {
     attest::RoundResult r = attest::Verify(*w->ak, state, *ev, *w->policy, req.nonce, vo);
     AddVerify(costs_, cpu, lap());
     NoteRows(*w, *ev, r);
-    LogFindings(*w, r.findings);
     Add(costs_.rows_ns, lap());
     w->next = r.next;
     if (r.retry) {
@@ -696,7 +693,7 @@ Status Verifier::RunRound(const std::string& id) {
       continue;
     }
     attest::AgentStatus status = r.attested ? attest::AgentStatus::kAttested : attest::AgentStatus::kFailed;
-    auto written = Record(id, {fence, rec->version}, rec->status, r.state, status, with_earlier(r.findings),
+    auto written = Record(*w, {fence, rec->version}, rec->status, r.state, status, with_earlier(r.findings),
                           {r.attested ? "attested" : "failed", started});
     drop.keep = Remember(*w, written, std::move(r.state), status);
     Add(costs_.store_write_ns, lap());
@@ -705,12 +702,13 @@ Status Verifier::RunRound(const std::string& id) {
     Add(costs_.sampled_rounds, sampled ? 1 : 0);
     return written.status();
   }
-  return Record(id, {fence, rec->version}, rec->status, state, rec->status, earlier, {"retry", started}).status();
+  return Record(*w, {fence, rec->version}, rec->status, state, rec->status, earlier, {"retry", started}).status();
 }
 
-Result<int64_t> Verifier::Record(const std::string& id, const attest::RoundBasis& basis, attest::AgentStatus before,
+Result<int64_t> Verifier::Record(Worker& w, const attest::RoundBasis& basis, attest::AgentStatus before,
                                  const attest::AgentState& state, attest::AgentStatus status,
                                  const std::vector<attest::Finding>& findings, const RoundEnd& end) {
+  const std::string& id = w.id;
   auto write_started = std::chrono::steady_clock::now();
   Result<int64_t> written = store_->WriteRound(id, basis, state, status, Now(), findings);
   store_write_seconds_.Observe(SecondsSince(write_started));
@@ -719,6 +717,9 @@ Result<int64_t> Verifier::Record(const std::string& id, const attest::RoundBasis
     round_seconds_.Observe(SecondsSince(end.started));
   }
   LIM_RETURN_IF_ERROR(written.status());
+  // Logged once stored: a round refused (a moved fence or row version) or not written
+  // leaves no line for a finding the round that replaces it may not repeat.
+  LogFindings(w, findings);
   for (const auto& f : findings) {
     if (f.failure()) failures_.Add(attest::ReasonName(f.reason));
   }
@@ -902,10 +903,9 @@ Status Verifier::MarkSilent(Worker& w) {
              std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(silent).count()) + " ms";
   w.push_silent = true;
   w.next.reset();
-  LogFindings(w, {f});
   RoundEnd end;
   end.cause = "silence";
-  return Record(w.id, {*fence, rec->version}, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end)
+  return Record(w, {*fence, rec->version}, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end)
       .status();
 }
 
@@ -1235,13 +1235,12 @@ void Verifier::RegisterPushRoutes() {
       NoteRows(*w, *ev, res);
       w->next = res.next;
     }
-    LogFindings(*w, res.findings);
     Add(costs_.rows_ns, lap());
     attest::AgentStatus status = res.retry      ? (*rec)->status
                                  : res.attested ? attest::AgentStatus::kAttested
                                                 : attest::AgentStatus::kFailed;
     const char* verdict = res.retry ? "retry" : res.attested ? "attested" : "failed";
-    auto written = Record(w->id, {w->fence, (*rec)->version}, (*rec)->status, res.state, status, res.findings,
+    auto written = Record(*w, {w->fence, (*rec)->version}, (*rec)->status, res.state, status, res.findings,
                           {verdict, started});
     if (!Remember(*w, written, std::move(res.state), status)) {
       const Status& st = written.status();

@@ -188,10 +188,11 @@ class Verifier {
     std::chrono::steady_clock::time_point started{};
     const char* cause = "round";
   };
-  // store_->WriteRound on basis (the lease's fence, the row's version), its metrics, then
+  // store_->WriteRound on basis (the lease's fence, the row's version), its metrics, then the
+  // findings' log lines (only once written: a refused round logs nothing), then
   // the alerts when the agent's state changed and the --on-failure command when it turned
   // failed. Returns the row's new version.
-  Result<int64_t> Record(const std::string& id, const attest::RoundBasis& basis, attest::AgentStatus before,
+  Result<int64_t> Record(Worker& w, const attest::RoundBasis& basis, attest::AgentStatus before,
                          const attest::AgentState& state, attest::AgentStatus status,
                          const std::vector<attest::Finding>& findings, const RoundEnd& end);
   void Alert(StateChange change);

@@ -1580,6 +1580,9 @@ TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
     EXPECT_EQ(a["status"], "attested") << a.dump() << outputs();
     EXPECT_EQ(a["policy"], "learnt2") << a.dump();
     EXPECT_EQ(Count(a, "unknown-file", "/usr/bin/newtool"), 0) << a.dump();
+    // A's round that judged it by the kept row's old policy was refused: its finding is
+    // neither stored nor logged (the entry was judged again, and allowed).
+    EXPECT_EQ(outputs().find("/usr/bin/newtool"), std::string::npos) << outputs();
   }
   host_.AppendFile("/tmp/evil", "not in the policy");
   WriteList();

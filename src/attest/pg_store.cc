@@ -480,8 +480,18 @@ class PgStore final : public Store {
 
   // A prepared statement with its parameters bound. Caller holds mu_. A connection found
   // broken is reset first (statements prepared again), outside any transaction only.
+  // A read outside a transaction, or a BEGIN, that finds the connection broken (the server
+  // restarted or dropped it while it was idle) is asked once more on a new connection:
+  // nothing was changed by the first try. Anything else is never repeated: whether a write
+  // committed before its connection broke is unknown, and the caller must hear of it.
+  static bool RepeatableStatement(const char* name) {
+    static constexpr std::string_view kReads[] = {"get_agent", "list_agents", "get_policy",
+                                                  "list_policies", "history", "round_refusal"};
+    return std::find(std::begin(kReads), std::end(kReads), name) != std::end(kReads);
+  }
+  bool BrokenOutsideTransaction(bool idle_before) const { return idle_before && PQstatus(conn_) == CONNECTION_BAD; }
+
   Result<PgResult> Run(const char* name, const std::vector<Param>& params, const std::string& what) {
-    LIM_RETURN_IF_ERROR(EnsureConnected());
     std::vector<const char*> values;
     std::vector<int> lengths, formats;
     for (const auto& p : params) {
@@ -489,22 +499,29 @@ class PgStore final : public Store {
       lengths.push_back(static_cast<int>(p.value.size()));
       formats.push_back(p.binary ? 1 : 0);
     }
-    PgResult r(PQexecPrepared(conn_, name, static_cast<int>(params.size()), values.data(), lengths.data(),
-                              formats.data(), 0));
-    ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+    for (int attempt = 0;; ++attempt) {
+      LIM_RETURN_IF_ERROR(EnsureConnected());
+      const bool idle = PQtransactionStatus(conn_) == PQTRANS_IDLE;
+      PgResult r(PQexecPrepared(conn_, name, static_cast<int>(params.size()), values.data(), lengths.data(),
+                                formats.data(), 0));
+      ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+      if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return r;
+      if (attempt == 0 && RepeatableStatement(name) && BrokenOutsideTransaction(idle)) continue;
       return Status::IoError("verifier database: " + what + ": " + ResultError(r));
     }
-    return r;
   }
 
   // Statements without values (BEGIN, COMMIT, the schema). Caller holds mu_.
   Status Exec(const char* sql) {
-    LIM_RETURN_IF_ERROR(EnsureConnected());
-    PgResult r(PQexec(conn_, sql));
-    ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) return Status::IoError("verifier database: " + ResultError(r));
-    return Status::Ok();
+    for (int attempt = 0;; ++attempt) {
+      LIM_RETURN_IF_ERROR(EnsureConnected());
+      const bool idle = PQtransactionStatus(conn_) == PQTRANS_IDLE;
+      PgResult r(PQexec(conn_, sql));
+      ExecStatusType s = r ? PQresultStatus(r.get()) : PGRES_FATAL_ERROR;
+      if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) return Status::Ok();
+      if (attempt == 0 && std::string_view(sql) == "BEGIN" && BrokenOutsideTransaction(idle)) continue;
+      return Status::IoError("verifier database: " + ResultError(r));
+    }
   }
 
   Status EnsureConnected() {

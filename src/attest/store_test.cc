@@ -1105,6 +1105,37 @@ TEST_F(PgLeaseTest, APushAgentsLeaseFollowsItsConnection) {
   EXPECT_TRUE(kb.Owns("a000") && kb.Owns("a001"));
 }
 
+// A connection that broke while idle (the server restarted): a read or a transaction on
+// it is asked again on a new connection, so it does not fail; nothing had been changed by
+// the first try. (A write outside a transaction is not repeated: TheDatabaseRestartedMidRun.)
+TEST_F(PgLeaseTest, AReadOrATransactionAfterARestartIsAskedAgainOnANewConnection) {
+  std::string why;
+  PgTestServer* pg = PgEnvironment::Server(&why);
+  ASSERT_NE(pg, nullptr);
+  AddAgents(*a_, 2);
+  ASSERT_TRUE(a_->PutPolicy("p", "{}").ok());
+  ASSERT_TRUE(b_->GetAgent("a000").ok());
+  for (int i = 0; i < 2; ++i) {
+    Status down = pg->Stop();
+    ASSERT_TRUE(down.ok()) << down.message();
+    Status up = pg->Restart();
+    ASSERT_TRUE(up.ok()) << up.message();
+    // Each store's connection is broken now; its first call finds out.
+    auto got = a_->GetAgent("a000");
+    ASSERT_TRUE(got.ok()) << got.status().message();
+    EXPECT_TRUE(got->has_value());
+    auto policies = b_->ListPolicies();
+    ASSERT_TRUE(policies.ok()) << policies.status().message();
+    EXPECT_EQ(*policies, std::vector<std::string>{"p"});
+  }
+  // A transaction's BEGIN: a lease claim right after a restart.
+  ASSERT_TRUE(pg->Stop().ok());
+  ASSERT_TRUE(pg->Restart().ok());
+  auto claim = a_->ClaimLeases("me", std::chrono::seconds(60));
+  ASSERT_TRUE(claim.ok()) << claim.status().message();
+  EXPECT_EQ(claim->leases.size(), 2u);
+}
+
 // The database restarted under load (pg_ctl stop -m fast, then start): the keepers report
 // the outage (rounds stop: no lease is held), retry with backoff, and after the restart
 // report how long it was away, reconnect and share the agents again; a writer doing fenced

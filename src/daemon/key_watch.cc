@@ -119,11 +119,11 @@ std::vector<ProcKey> ProcKeys() {
 }
 
 // The last 4 bytes of a certificate's subject key identifier in hex, as /proc/keys shows
-// them (kids->id[1]); empty when it has none.
-std::string SkidTail(ByteView der) {
+// them (kids->id[1]); empty when it has none; nullopt when der is no certificate.
+std::optional<std::string> SkidTail(ByteView der) {
   const unsigned char* p = der.data();
   X509* x = d2i_X509(nullptr, &p, static_cast<long>(der.size()));
-  if (!x) return "";
+  if (!x) return std::nullopt;
   std::string tail;
   if (const ASN1_OCTET_STRING* skid = X509_get0_subject_key_id(x)) {
     auto n = static_cast<size_t>(ASN1_STRING_length(skid));
@@ -393,11 +393,14 @@ std::string KeyWatch::UnverifiedPayload(const Pending& p, int64_t ret, const std
   if (p.has_description) {
     // The caller's description replaced the derived one: the key identifier's tail in
     // /proc/keys must be that of the bytes read.
-    std::string tail = SkidTail(p.payload);
-    if (tail.empty()) return "payload_unverifiable";
+    auto tail = SkidTail(p.payload);
+    // The kernel made a key of the bytes it copied, so bytes read that are no certificate
+    // changed after its copy (the caller's buffer reused: a race lost under load).
+    if (!tail) return "payload_mismatch";
+    if (tail->empty()) return "payload_unverifiable";
     auto shown = ProcKeysDescribeTail(ret, description);
     if (description != p.description || !shown.ok() || shown->rfind(": X509.", 0) != 0 ||
-        shown->find(" " + tail + " ") == std::string::npos) {
+        shown->find(" " + *tail + " ") == std::string::npos) {
       return "payload_mismatch";
     }
   } else {

@@ -147,6 +147,21 @@ TEST_F(KeyWatchSteps, ACallersOwnDescriptionIsCheckedThroughTheKeyIdentifierProc
   EXPECT_EQ(watch_->measured(), 1u);
 }
 
+TEST_F(KeyWatchSteps, ACallersOwnDescriptionWithBytesThatAreNoCertificateIsAMismatch) {
+  // The caller's buffer reused before limd read it (seen under load): the bytes read parse
+  // as no certificate at all, while the kernel made a key of the certificate it copied.
+  // That is the race lost (payload_mismatch), not a certificate without a key identifier.
+  Bytes reused(certs_[0].size(), 0x5a);
+  long serial = AddKey(0, reused, 0, "lim reused buffer");
+  if (serial < 0) GTEST_SKIP() << "add_key asymmetric: " << strerror(errno);
+  auto rows = Rows();
+  ASSERT_FALSE(rows.empty());
+  EXPECT_EQ(rows.back().name, "lim-key-unmeasured");
+  std::string buf(rows.back().extra.begin(), rows.back().extra.end());
+  EXPECT_NE(buf.find(";reason=payload_mismatch;"), std::string::npos) << buf;
+  EXPECT_EQ(watch_->measured(), 0u);
+}
+
 TEST_F(KeyWatchSteps, AddingTheSameDescriptionAgainReplacesTheKeyAndIsMeasuredAgain) {
   // The asymmetric type has no update: add_key of an existing description creates a new
   // key (a new serial) that replaces the old one, a create the kernel measures.

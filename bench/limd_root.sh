@@ -24,6 +24,7 @@
 # FLOOR_LEASE=1 (needs the floor) adds a second floor row: the same listener with read leases
 # and inode ignore marks on /etc/ld.so.cache and /bin/true's libc (--lease-ignore), the floor
 # of the read-lease design weighed for issue 19 (2 round trips per cached spawn, not 4).
+# FLOOR_LEASE_FILES="F1 F2…" leases those files instead (e.g. /etc/ld.so.cache alone).
 # Usage: bench/limd_root.sh [ROUNDS] (default 7). LIMD=build/src/daemon/limd OPLOOP=build/bench/lim_op_loop
 # FLOORBIN=build/bench/lim_fanotify_floor
 set -euo pipefail
@@ -105,9 +106,16 @@ use_lease=${FLOOR_LEASE:-0}
 [ "$use_lease" = 0 ] || [ "$use_floor" = 1 ] || { echo "FLOOR_LEASE=1 needs the floor" >&2; exit 2; }
 lease_args=()
 if [ "$use_lease" = 1 ]; then
-  libc=$(ldd /bin/true | awk '/libc\.so/ {print $3}')
-  [ -f "$libc" ] || { echo "FLOOR_LEASE: no libc in ldd /bin/true" >&2; exit 2; }
-  lease_args=(--lease-ignore /etc/ld.so.cache --lease-ignore "$(readlink -f "$libc")")
+  if [ -n "${FLOOR_LEASE_FILES:-}" ]; then
+    for f in $FLOOR_LEASE_FILES; do
+      [ -f "$f" ] || { echo "FLOOR_LEASE_FILES: no file $f" >&2; exit 2; }
+      lease_args+=(--lease-ignore "$(readlink -f "$f")")
+    done
+  else
+    libc=$(ldd /bin/true | awk '/libc\.so/ {print $3}')
+    [ -f "$libc" ] || { echo "FLOOR_LEASE: no libc in ldd /bin/true" >&2; exit 2; }
+    lease_args=(--lease-ignore /etc/ld.so.cache --lease-ignore "$(readlink -f "$libc")")
+  fi
 fi
 run_workloads() {  # run_workloads NAME: warm up once, then time each workload into NAME_spawn, NAME_open, NAME_make
   local -n spawn_=$1_spawn open_=$1_open make_=$1_make

@@ -10,7 +10,9 @@
 #include <cstring>
 #include <vector>
 
+#include "base/file.h"
 #include "base/own_threads.h"
+#include "daemon/fanotify_group.h"
 #include "daemon/reader_close_group.h"
 
 namespace lim::daemon {
@@ -53,6 +55,24 @@ AttribWatch::~AttribWatch() {
 }
 
 Status AttribWatch::Mark(const std::string& root, uint64_t dev) {
+  bool replaced = false;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (devs_.count(dev)) {
+      // A filesystem mark dies with its superblock; a new superblock that took the device
+      // number (an anonymous one is reused at once: tmpfs unmounted and mounted again, a
+      // loop device attached again) would otherwise be taken for the one watched, and its
+      // changes never seen.
+      if (per_inode_.count(dev) || SuperblockStillMarked(dev)) return Status::Ok();
+      ForgetLocked(dev);
+      replaced = true;
+    }
+  }
+  // Its files may have been changed while it was away (offline, as EVM fears): what was
+  // verified on it must not be re-HMACed. Outside the lock: the callback may ask for keys.
+  if (replaced && on_overflow_) {
+    on_overflow_(root + " is a new filesystem on a device number watched before (changes while it was away were not seen)");
+  }
   std::lock_guard<std::mutex> lk(mu_);
   if (devs_.count(dev)) return Status::Ok();
   uint64_t fsid = FsidOfPath(root);
@@ -92,8 +112,19 @@ bool AttribWatch::PerInode(uint64_t dev) const {
   return per_inode_.count(dev) != 0;
 }
 
+bool AttribWatch::SuperblockStillMarked(uint64_t dev) const {
+  // Bounded: a line a mark, at most kMaxInodeMarks inode marks beside the filesystem marks.
+  auto text = ReadFileTextBounded("/proc/self/fdinfo/" + std::to_string(fd_), 64u << 20, "fanotify fdinfo");
+  if (!text.ok()) return true;  // cannot tell: keep what is believed
+  return text->find(SuperblockMarkLine(dev)) != std::string::npos;
+}
+
 void AttribWatch::Forget(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
+  ForgetLocked(dev);
+}
+
+void AttribWatch::ForgetLocked(uint64_t dev) {
   devs_.erase(dev);
   if (auto it = per_inode_.find(dev); it != per_inode_.end()) {
     // The drain lock is not held here: a drain of this fd at this moment reads a closed
@@ -153,7 +184,7 @@ Status AttribWatch::DrainFd(int fd, uint64_t only_dev, size_t* events) {
     }
     if (overflow) {
       overflows_++;
-      if (on_overflow_) on_overflow_();
+      if (on_overflow_) on_overflow_("attribute changes were lost (queue overflow)");
     }
     for (const auto& k : keys) {
       if (on_change_) on_change_(k);

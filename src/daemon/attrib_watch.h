@@ -49,9 +49,11 @@ namespace lim::daemon {
 
 class AttribWatch {
  public:
-  // key: AttribWatch::Key of the changed file. overflow: changes were lost.
+  // key: AttribWatch::Key of the changed file. overflow: changes were lost, and why (a
+  // queue overflow; a watched filesystem replaced by a new one on its device number, whose
+  // files may have changed unseen while it was away).
   using OnChange = std::function<void(const std::string& key)>;
-  using OnOverflow = std::function<void()>;
+  using OnOverflow = std::function<void(const std::string& why)>;
 
   // nullptr and why when the kernel refuses such a group.
   static Result<std::unique_ptr<AttribWatch>> Create(OnChange on_change, OnOverflow on_overflow);
@@ -60,7 +62,9 @@ class AttribWatch {
   AttribWatch& operator=(const AttribWatch&) = delete;
 
   // Marks the filesystem mounted at root (device dev) for FAN_ATTRIB — a filesystem mark,
-  // or per inode where the kernel refuses one (above). Error: not watched.
+  // or per inode where the kernel refuses one (above). Error: not watched. A dev watched
+  // before whose filesystem mark is gone (its superblock went; a new one took the number)
+  // is marked anew, and on_overflow is called first: changes were not seen meanwhile.
   Status Mark(const std::string& root, uint64_t dev);
   // Whether dev is watched per inode (Mark fell back to inode marks).
   bool PerInode(uint64_t dev) const;
@@ -85,6 +89,10 @@ class AttribWatch {
  private:
   AttribWatch(int fd, int stop_fd, OnChange on_change, OnOverflow on_overflow);
   static std::string MakeKey(uint64_t dev, const std::string& handle);
+  // Whether this group's filesystem mark on dev is still in its fdinfo (not gone with its
+  // superblock). Called with mu_ held.
+  bool SuperblockStillMarked(uint64_t dev) const;
+  void ForgetLocked(uint64_t dev);  // mu_ held
   // One group's queued events; dev: the filesystem of every event (a group of a zero-fsid
   // filesystem), 0: by fsid.
   Status DrainFd(int fd, uint64_t dev, size_t* events);

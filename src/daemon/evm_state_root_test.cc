@@ -67,7 +67,7 @@ class EvmStateRoot : public ::testing::Test {
     auto s = std::make_unique<EvmState>(std::move(*key), keys);
     if (watch) {
       auto* sp = s.get();
-      auto w = AttribWatch::Create([sp](const std::string& k) { sp->Changed(k); }, [sp] { sp->Overflowed(); });
+      auto w = AttribWatch::Create([sp](const std::string& k) { sp->Changed(k); }, [sp](const std::string&) { sp->Overflowed(); });
       EXPECT_TRUE(w.ok()) << w.status().message();
       watch_ = std::move(*w);
       EXPECT_TRUE(watch_->Mark(dir_, DevOf(dir_)).ok());

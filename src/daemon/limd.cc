@@ -279,9 +279,9 @@ Status Limd::OpenEvm() {
     return Status::Ok();
   }
   auto w = AttribWatch::Create([this](const std::string& k) { evm_->Changed(k); },
-                               [this] {
+                               [this](const std::string& why) {
                                  evm_->Overflowed();
-                                 Log("EVM: attribute changes were lost (queue overflow): no file verified so far is re-HMACed");
+                                 Log("EVM: " + why + ": no file verified so far is re-HMACed");
                                });
   if (!w.ok()) {
     Log("EVM: online changes are not watched (" + w.status().message() + "): a changed file fails until re-signed");

@@ -478,8 +478,6 @@ class PgStore final : public Store {
     return Exec("COMMIT");
   }
 
-  // A prepared statement with its parameters bound. Caller holds mu_. A connection found
-  // broken is reset first (statements prepared again), outside any transaction only.
   // A read outside a transaction, or a BEGIN, that finds the connection broken (the server
   // restarted or dropped it while it was idle) is asked once more on a new connection:
   // nothing was changed by the first try. Anything else is never repeated: whether a write
@@ -491,6 +489,8 @@ class PgStore final : public Store {
   }
   bool BrokenOutsideTransaction(bool idle_before) const { return idle_before && PQstatus(conn_) == CONNECTION_BAD; }
 
+  // A prepared statement with its parameters bound. Caller holds mu_. A connection found
+  // broken is reset first (statements prepared again), outside any transaction only.
   Result<PgResult> Run(const char* name, const std::vector<Param>& params, const std::string& what) {
     std::vector<const char*> values;
     std::vector<int> lengths, formats;

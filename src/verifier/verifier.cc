@@ -905,8 +905,12 @@ Status Verifier::MarkSilent(Worker& w) {
   w.next.reset();
   RoundEnd end;
   end.cause = "silence";
-  return Record(w, {*fence, rec->version}, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end)
-      .status();
+  Status written =
+      Record(w, {*fence, rec->version}, rec->status, rec->state, attest::AgentStatus::kUnreachable, {f}, end).status();
+  // Not stored (the store failed, or refused a moved lease or row): neither logged nor
+  // alerted, so the silence is judged again at the loop's next pass (at most every 200 ms).
+  if (!written.ok()) w.push_silent = false;
+  return written;
 }
 
 void Verifier::RegisterRoutes() {

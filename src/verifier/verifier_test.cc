@@ -1695,6 +1695,62 @@ TEST_F(VerifierE2eTest, SqliteOnAFullDiskSaysSoAndCatchesUp) {
   EXPECT_EQ(check.out, "ok\n") << check.err;
 }
 
+// A push agent falls silent while the SQLite disk is full: the silence cannot be stored, so
+// it is neither logged nor alerted then, and is judged again until it is stored once the
+// disk has room. (It used to be marked judged anyway: the agent stayed "attested".)
+TEST_F(VerifierLoopTest, ASilenceThatCouldNotBeStoredIsRecordedOnceTheDiskHasRoom) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a small tmpfs)";
+  daemon::testing::ScratchMounts mounts;
+  std::string mnt;
+  if (std::string why = mounts.AddTmpfs(&mnt, "size=4m"); !why.empty()) GTEST_SKIP() << why;
+  std::string db = mnt + "/verifier.db";
+  RestartVerifier({"--store", "sqlite:" + db, "--push-silence-ms", "1000"});
+  AddLearntPolicy("learnt");
+  ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
+            200);
+  std::vector<std::string> args{"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id",
+                                "agent-1", "--push", "127.0.0.1:" + std::to_string(verifier_.port()),
+                                "--push-interval-ms", "200", "--tpm", tpm::testing::SwtpmTctiForTests(), "--ak-dir",
+                                dir_ + "/ak-push", "--list", dir_ + "/list", "--event-log", "none", "--control-socket",
+                                dir_ + "/limd.sock", "--config", "/dev/null"};
+  {
+    agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
+    ASSERT_EQ(pusher.Start(args, /*wait_for_port=*/false), "");
+    json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
+    ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
+    pusher.Stop();
+  }
+  {
+    int fd = ::open((mnt + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    ASSERT_GE(fd, 0);
+    std::string block(4096, 'f');
+    while (::write(fd, block.data(), block.size()) > 0) {
+    }
+    ::close(fd);
+  }
+  // Past the silence bound with no room: the record fails (and says so), nothing is stored.
+  auto failed = [this] { return verifier_.Output().find("round error: verifier database") != std::string::npos; };
+  for (int i = 0; i < 100 && !failed(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(failed()) << verifier_.Output();
+  // The disk stays full for 1.5 s: judged again at each pass of the loop (≤ 5 a second),
+  // not in a tight loop of failed writes.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(Agent("agent-1")["status"], "attested");
+  EXPECT_EQ(verifier_.Output().find("reason=unreachable"), std::string::npos) << verifier_.Output();
+  size_t errors = 0;
+  {
+    const std::string log = verifier_.Output();
+    for (size_t p = log.find("round error"); p != std::string::npos; p = log.find("round error", p + 1)) ++errors;
+  }
+  EXPECT_GE(errors, 2u) << verifier_.Output();
+  EXPECT_LE(errors, 15u) << "failed records in about 2 s";
+  std::printf("failed silence records while the disk was full: %zu\n", errors);
+  ASSERT_EQ(::unlink((mnt + "/filler").c_str()), 0);
+  json a = WaitFor("agent-1", [](const json& j) { return j["status"] == "unreachable"; }, 5000);
+  EXPECT_EQ(a["status"], "unreachable") << a.dump() << verifier_.Output();
+  EXPECT_NE(Line(a, "unreachable").find("push agent posted no evidence for "), std::string::npos) << a.dump();
+}
+
 // /metrics is for operators, and for the CNs of --metrics-cn, which get nothing else.
 TEST_F(VerifierE2eTest, MetricsNeedAnOperatorOrAMetricsCn) {
   // The fixture's client certificate (CN agent-1) is no operator here.

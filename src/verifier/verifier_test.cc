@@ -157,6 +157,14 @@ class VerifierE2eTest : public ::testing::Test {
     ASSERT_TRUE(c.ok());
     op_ = std::move(*c);
   }
+  // lim-agent pushing as agent-1 to 127.0.0.1:port every 200 ms (its AK in dir_/ak-push,
+  // the host's list in dir_/list).
+  std::vector<std::string> PushAgentArgs(uint16_t port) const {
+    return {"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id", "agent-1", "--push",
+            "127.0.0.1:" + std::to_string(port), "--push-interval-ms", "200", "--tpm", tpm::testing::SwtpmTctiForTests(),
+            "--ak-dir", dir_ + "/ak-push", "--list", dir_ + "/list", "--event-log", "none", "--control-socket",
+            dir_ + "/limd.sock", "--config", "/dev/null"};
+  }
   void RestartVerifier(const std::vector<std::string>& extra) {
     verifier_.Stop();
     StartVerifier(extra);
@@ -1249,11 +1257,7 @@ TEST_F(VerifierLoopTest, ASilentPushAgentTurnsUnreachable) {
   AddLearntPolicy("learnt");
   ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
             200);
-  std::vector<std::string> args{"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id",
-                                "agent-1", "--push", "127.0.0.1:" + std::to_string(verifier_.port()),
-                                "--push-interval-ms", "200", "--tpm", tpm::testing::SwtpmTctiForTests(), "--ak-dir",
-                                dir_ + "/ak-push", "--list", dir_ + "/list", "--event-log", "none", "--control-socket",
-                                dir_ + "/limd.sock", "--config", "/dev/null"};
+  std::vector<std::string> args = PushAgentArgs(verifier_.port());
   agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
   ASSERT_EQ(pusher.Start(args, /*wait_for_port=*/false), "");
   json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
@@ -1521,18 +1525,11 @@ TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
   AddLearntPolicy("learnt", 20, opa.get());
   auto [code, rec] = ApiOn(*opa, "POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}});
   ASSERT_EQ(code, 200) << rec.dump();
-  auto pusher_args = [&](uint16_t port) {
-    return std::vector<std::string>{"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id",
-                                    "agent-1", "--push", "127.0.0.1:" + std::to_string(port), "--push-interval-ms", "200",
-                                    "--tpm", tpm::testing::SwtpmTctiForTests(), "--ak-dir", dir_ + "/ak-push", "--list",
-                                    dir_ + "/list", "--event-log", "none", "--control-socket", dir_ + "/limd.sock",
-                                    "--config", "/dev/null"};
-  };
   auto agent = [&] { return ApiOn(*opa, "GET", "/v1/agent?id=agent-1").second; };
   auto outputs = [&] { return "--- A:\n" + va.Output() + "--- B:\n" + vb.Output(); };
   {
     agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
-    ASSERT_EQ(pusher.Start(pusher_args(vb.port()), false), "");
+    ASSERT_EQ(pusher.Start(PushAgentArgs(vb.port()), false), "");
     ASSERT_TRUE(Eventually([&] { json a = agent(); return a["status"] == "attested" && a["rounds"] >= 3; }, 20000))
         << agent().dump() << outputs() << pusher.Output();
     // Past the silence bound: still attested, nobody called it silent.
@@ -1544,7 +1541,7 @@ TEST_F(VerifierFleetTest, APushAgentIsJudgedByTheVerifierItPostsTo) {
   }
   uint64_t rounds = agent()["rounds"].get<uint64_t>();
   agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
-  ASSERT_EQ(pusher.Start(pusher_args(va.port()), false), "");
+  ASSERT_EQ(pusher.Start(PushAgentArgs(va.port()), false), "");
   ASSERT_TRUE(Eventually([&] { return agent()["rounds"].get<uint64_t>() >= rounds + 3; }, 20000)) << outputs();
   EXPECT_NE(va.Output().find("agent=agent-1 pushes here: lease taken"), std::string::npos) << outputs();
   // The agent's row is kept across rounds under the lease (lim_verifier_store_duration_seconds
@@ -1708,11 +1705,7 @@ TEST_F(VerifierLoopTest, ASilenceThatCouldNotBeStoredIsRecordedOnceTheDiskHasRoo
   AddLearntPolicy("learnt");
   ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
             200);
-  std::vector<std::string> args{"--cert", pki_.client_cert, "--key", pki_.client_key, "--ca", pki_.ca, "--agent-id",
-                                "agent-1", "--push", "127.0.0.1:" + std::to_string(verifier_.port()),
-                                "--push-interval-ms", "200", "--tpm", tpm::testing::SwtpmTctiForTests(), "--ak-dir",
-                                dir_ + "/ak-push", "--list", dir_ + "/list", "--event-log", "none", "--control-socket",
-                                dir_ + "/limd.sock", "--config", "/dev/null"};
+  std::vector<std::string> args = PushAgentArgs(verifier_.port());
   {
     agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
     ASSERT_EQ(pusher.Start(args, /*wait_for_port=*/false), "");

@@ -1647,6 +1647,17 @@ TEST_F(VerifierFleetTest, AnAgentEnrolledAgainThroughTheOtherVerifierIsCheckedWi
 // rounds that cannot be written log that the disk is full, the verifier keeps running and
 // answering, and once space is freed the failure it could not record meanwhile (a file
 // outside the policy) is recorded exactly once; the store passes PRAGMA integrity_check.
+// Writes `file` until its filesystem has no room left; false when it cannot be created.
+bool FillDisk(const std::string& file) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  std::string block(4096, 'f');
+  while (::write(fd, block.data(), block.size()) > 0) {
+  }
+  ::close(fd);
+  return true;
+}
+
 TEST_F(VerifierE2eTest, SqliteOnAFullDiskSaysSoAndCatchesUp) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (mounts a small tmpfs)";
   daemon::testing::ScratchMounts mounts;
@@ -1660,14 +1671,7 @@ TEST_F(VerifierE2eTest, SqliteOnAFullDiskSaysSoAndCatchesUp) {
   ASSERT_EQ(code, 200) << rec.dump() << verifier_.Output();
   json a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested" && j["rounds"] >= 2; });
   ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output();
-  {
-    int fd = ::open((mnt + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ASSERT_GE(fd, 0);
-    std::string block(4096, 'f');
-    while (::write(fd, block.data(), block.size()) > 0) {
-    }
-    ::close(fd);
-  }
+  ASSERT_TRUE(FillDisk(mnt + "/filler"));
   auto said = [this] { return verifier_.Output().find("the disk is full") != std::string::npos; };
   for (int i = 0; i < 200 && !said(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
   ASSERT_TRUE(said()) << verifier_.Output();
@@ -1713,14 +1717,7 @@ TEST_F(VerifierLoopTest, ASilenceThatCouldNotBeStoredIsRecordedOnceTheDiskHasRoo
     ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
     pusher.Stop();
   }
-  {
-    int fd = ::open((mnt + "/filler").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    ASSERT_GE(fd, 0);
-    std::string block(4096, 'f');
-    while (::write(fd, block.data(), block.size()) > 0) {
-    }
-    ::close(fd);
-  }
+  ASSERT_TRUE(FillDisk(mnt + "/filler"));
   // Past the silence bound with no room: the record fails (and says so), nothing is stored.
   auto failed = [this] { return verifier_.Output().find("round error: verifier database") != std::string::npos; };
   for (int i = 0; i < 100 && !failed(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));

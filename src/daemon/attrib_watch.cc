@@ -119,11 +119,6 @@ bool AttribWatch::SuperblockStillMarked(uint64_t dev) const {
   return text->find(SuperblockMarkLine(dev)) != std::string::npos;
 }
 
-void AttribWatch::Forget(uint64_t dev) {
-  std::lock_guard<std::mutex> lk(mu_);
-  ForgetLocked(dev);
-}
-
 void AttribWatch::ForgetLocked(uint64_t dev) {
   devs_.erase(dev);
   if (auto it = per_inode_.find(dev); it != per_inode_.end()) {

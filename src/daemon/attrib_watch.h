@@ -25,7 +25,7 @@
 // cannot tell two filesystems' events apart, so each such filesystem gets a fanotify
 // group of its own whose events are all its.
 //
-// Threading: Mark/Forget/Watching/Drain are thread-safe (one mutex, not held across the
+// Threading: Mark/Watching/Drain are thread-safe (one mutex, not held across the
 // callbacks); the callbacks run on the draining thread.
 #pragma once
 
@@ -69,7 +69,6 @@ class AttribWatch {
   // Whether dev is watched per inode (Mark fell back to inode marks).
   bool PerInode(uint64_t dev) const;
   static constexpr size_t kMaxInodeMarks = 1 << 14;
-  void Forget(uint64_t dev);
   bool Watching(uint64_t dev) const;
 
   // The key of the file open at fd on device dev: dev, then the handle fanotify reports
@@ -92,7 +91,8 @@ class AttribWatch {
   // Whether this group's filesystem mark on dev is still in its fdinfo (not gone with its
   // superblock). Called with mu_ held.
   bool SuperblockStillMarked(uint64_t dev) const;
-  void ForgetLocked(uint64_t dev);  // mu_ held
+  // Drops what is kept for dev (its superblock gone). Called with mu_ held.
+  void ForgetLocked(uint64_t dev);
   // One group's queued events; dev: the filesystem of every event (a group of a zero-fsid
   // filesystem), 0: by fsid.
   Status DrainFd(int fd, uint64_t dev, size_t* events);

@@ -63,7 +63,8 @@ int Run(int argc, char** argv) {
   std::string cert, key, ca, ek_ca_dir, on_failure, webhook, webhook_ca;
   int on_failure_timeout_ms = 10000;
   std::vector<std::string> operator_cn;
-  int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384, round_threads = 4;
+  int interval_ms = 2000, threads = 2, agent_timeout_ms = 10000, max_body_kib = 16384, round_threads = 4,
+      max_stalled_rounds = 64;
   int push_silence_ms = 0;
   std::string alert_syslog = "none";
   std::vector<std::string> metrics_cn;
@@ -96,6 +97,11 @@ int Run(int argc, char** argv) {
   app.add_option("--round-threads", round_threads,
                  "threads running rounds: agents that may stall (up to --agent-timeout-ms) before others wait")
       ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--max-stalled-rounds", max_stalled_rounds,
+                 "rounds whose agent has not answered for half an interval (100 ms-1 s) get a thread of their own "
+                 "beside --round-threads, up to this many at once (0: a stalled agent holds a round thread)")
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   app.add_option("--push-silence-ms", push_silence_ms,
                  "a push agent that posts no evidence for this long turns unreachable (0: 3 x interval + agent "
@@ -214,6 +220,7 @@ int Run(int argc, char** argv) {
   o.interval = std::chrono::milliseconds(interval_ms);
   o.agent_timeout = std::chrono::milliseconds(agent_timeout_ms);
   o.round_threads = round_threads;
+  o.max_stalled_rounds = max_stalled_rounds;
   o.push_silence = std::chrono::milliseconds(push_silence_ms);
   o.operator_cn = operator_cn;
   o.on_failure = on_failure;

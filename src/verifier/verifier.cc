@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
+#include <system_error>
 
 #include "attest/evidence_json.h"
 #include "attest/round.h"
@@ -211,8 +212,29 @@ json EntriesJson(Verifier::Worker& w) {
   return rows;
 }
 
+int64_t SteadyNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// The round thread's RoundSlot::waiting_since (null on other threads: REST handlers).
+thread_local std::atomic<int64_t>* t_waiting_since = nullptr;
+
+// While alive, the round thread counts as waiting for its agent (Verifier::Loop).
+struct WaitingForAgent {
+  WaitingForAgent() {
+    if (t_waiting_since) t_waiting_since->store(SteadyNs(), std::memory_order_relaxed);
+  }
+  ~WaitingForAgent() {
+    if (t_waiting_since) t_waiting_since->store(0, std::memory_order_relaxed);
+  }
+  WaitingForAgent(const WaitingForAgent&) = delete;
+  WaitingForAgent& operator=(const WaitingForAgent&) = delete;
+};
+
 Result<std::string> Fetch(net::HttpsClient& c, const std::string& method, const std::string& target,
                           const std::string& body, const std::string& what) {
+  WaitingForAgent waiting;
   auto r = c.Request(method, target, body);
   if (!r.ok()) return r.status();
   if (r->status != 200) {
@@ -298,8 +320,14 @@ Result<std::unique_ptr<Verifier>> Verifier::Create(std::unique_ptr<attest::Store
   if (options.round_threads < 1 || options.round_threads > 64) {
     return Status::InvalidArgument("verifier: round threads must be 1-64, got " + std::to_string(options.round_threads));
   }
+  if (options.max_stalled_rounds < 0 || options.max_stalled_rounds > 1024) {
+    return Status::InvalidArgument("verifier: max stalled rounds must be 0-1024, got " +
+                                   std::to_string(options.max_stalled_rounds));
+  }
   if (options.push_silence.count() <= 0) options.push_silence = 3 * options.interval + options.agent_timeout;
   std::unique_ptr<Verifier> v(new Verifier);
+  v->stall_after_ = std::clamp<std::chrono::nanoseconds>(options.interval / 2, std::chrono::milliseconds(100),
+                                                         std::chrono::seconds(1));
   LIM_ASSIGN_OR_RETURN(v->client_tls_, net::MakeClientTls(options.tls));
   LIM_ASSIGN_OR_RETURN(auto server_tls, net::MakeServerTls(options.tls));
   LIM_ASSIGN_OR_RETURN(v->server_, net::HttpsServer::Create(server_tls, options.server));
@@ -359,8 +387,13 @@ Status Verifier::Start() {
       options_.log);
   LIM_RETURN_IF_ERROR(leases_->Start());
   LIM_RETURN_IF_ERROR(server_->Start());
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (int i = 0; i < options_.round_threads; ++i) {
+      if (!AddRoundThreadLocked()) return Status::Unavailable("verifier: cannot start the round threads");
+    }
+  }
   loop_ = std::thread([this] { Loop(); });
-  for (int i = 0; i < options_.round_threads; ++i) round_threads_.emplace_back([this] { RoundThread(); });
   return Status::Ok();
 }
 
@@ -372,8 +405,13 @@ void Verifier::Stop() {
   cv_.notify_all();
   queue_cv_.notify_all();
   if (loop_.joinable()) loop_.join();
-  for (auto& t : round_threads_) t.join();
-  round_threads_.clear();
+  // Only the loop (joined) and Start add round threads: this list is final.
+  std::list<std::unique_ptr<RoundSlot>> slots;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    slots.swap(round_slots_);
+  }
+  for (auto& s : slots) s->thread.join();
   // The server first: a push call after the leases were released would take one again.
   if (server_) server_->Stop();
   if (leases_) leases_->Stop();
@@ -760,9 +798,11 @@ std::string Verifier::MetricsText() {
   static constexpr attest::AgentStatus kStates[] = {attest::AgentStatus::kEnrolling, attest::AgentStatus::kAttested,
                                                     attest::AgentStatus::kFailed, attest::AgentStatus::kUnreachable};
   uint64_t by_state[4] = {};
-  uint64_t queued = 0;
+  uint64_t queued = 0, threads = 0, stalled = 0;
   {
     std::lock_guard<std::mutex> lk(mu_);
+    for (const auto& s : round_slots_) threads += s->done ? 0 : 1;
+    stalled = threads - UnstalledLocked(SteadyNs());
     for (const auto& [id, w] : workers_) {
       if (ReportsLocked(id, *w)) {
         int st = w->status;
@@ -796,6 +836,15 @@ std::string Verifier::MetricsText() {
   out.HistogramSeries("lim_verifier_store_duration_seconds", store_write_seconds_.Take(), {{"op", "write"}});
   out.Family("lim_verifier_round_queue", "gauge", "Agents due, waiting for a round thread.");
   out.Sample("lim_verifier_round_queue", {}, queued);
+  out.Family("lim_verifier_round_threads", "gauge",
+             "Threads running rounds: --round-threads, and one more beside each round stalled on its agent.");
+  out.Sample("lim_verifier_round_threads", {}, threads);
+  out.Family("lim_verifier_stalled_rounds", "gauge",
+             "Rounds waiting for their agent's answer longer than half an interval (100 ms-1 s).");
+  out.Sample("lim_verifier_stalled_rounds", {}, stalled);
+  out.Family("lim_verifier_spare_round_threads_total", "counter",
+             "Round threads started beside stalled rounds (at most --max-stalled-rounds at once).");
+  out.Sample("lim_verifier_spare_round_threads_total", {}, spare_threads_started_.load(std::memory_order_relaxed));
   WebhookStats ws = webhook_ ? webhook_->stats() : WebhookStats{};
   out.Family("lim_verifier_webhook_delivered_total", "counter", "State changes the --webhook receiver accepted.");
   out.Sample("lim_verifier_webhook_delivered_total", {}, ws.delivered);
@@ -848,6 +897,17 @@ void Verifier::Loop() {
       }
     }
     if (queued) queue_cv_.notify_all();
+    // Rounds waiting on agents that do not answer hold their threads; the agents due behind
+    // them get threads of their own (each returns after a round once enough are free).
+    ReapRoundThreadsLocked();
+    if (!queue_.empty()) {
+      const int64_t now_ns = SteadyNs();
+      size_t bound = static_cast<size_t>(options_.round_threads + options_.max_stalled_rounds);
+      while (UnstalledLocked(now_ns) < static_cast<size_t>(options_.round_threads) && round_slots_.size() < bound) {
+        if (!AddRoundThreadLocked()) break;
+        spare_threads_started_.fetch_add(1, std::memory_order_relaxed);
+      }
+    }
     // A scan visits every agent: with thousands of pull agents due at spread times, waking
     // for each due time would scan thousands of times a second. Every agent due within the
     // next kScanGap waits for the next scan (a round at most kScanGap late).
@@ -856,7 +916,42 @@ void Verifier::Loop() {
   }
 }
 
-void Verifier::RoundThread() {
+bool Verifier::AddRoundThreadLocked() {
+  auto slot = std::make_unique<RoundSlot>();
+  RoundSlot* s = slot.get();
+  try {
+    slot->thread = std::thread([this, s] { RoundThread(s); });
+  } catch (const std::system_error& e) {
+    Log(std::string("lim-verifier: cannot start a round thread: ") + e.what());
+    return false;
+  }
+  round_slots_.push_back(std::move(slot));
+  return true;
+}
+
+size_t Verifier::UnstalledLocked(int64_t now_ns) const {
+  size_t n = 0;
+  for (const auto& s : round_slots_) {
+    if (s->done) continue;
+    int64_t since = s->waiting_since.load(std::memory_order_relaxed);
+    if (since == 0 || now_ns - since < stall_after_.count()) ++n;
+  }
+  return n;
+}
+
+void Verifier::ReapRoundThreadsLocked() {
+  for (auto it = round_slots_.begin(); it != round_slots_.end();) {
+    if ((*it)->done) {
+      (*it)->thread.join();  // it set done under mu_ and returns without it
+      it = round_slots_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+}
+
+void Verifier::RoundThread(RoundSlot* slot) {
+  t_waiting_since = &slot->waiting_since;
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
     queue_cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
@@ -876,6 +971,11 @@ void Verifier::RoundThread() {
     lk.lock();
     w->busy = false;
     cv_.notify_all();  // the loop computes this agent's next time
+    // A thread started beside stalled rounds: once they are over, the pool shrinks back.
+    if (UnstalledLocked(SteadyNs()) > static_cast<size_t>(options_.round_threads)) {
+      slot->done = true;
+      return;
+    }
   }
 }
 

@@ -9,9 +9,11 @@
 //
 // Threading: one loop thread finds the agents due and queues them; round_threads threads
 // run the rounds (one round per agent at a time, each over the agent's own kept
-// HttpsClient: no handshake per round), so an agent that stalls holds one thread for up to
-// agent_timeout and delays no other agent's rounds while a thread is free. The loop also
-// turns a push agent that went silent unreachable. REST handlers run on the server's
+// HttpsClient: no handshake per round). A round blocks its thread while it waits for the
+// agent; once it has waited stall_after, the loop starts another round thread beside it (up
+// to max_stalled_rounds), so agents that stall, however many up to that bound, delay no
+// other agent's rounds; a thread beyond round_threads that is not stalled returns after
+// its round. The loop also turns a push agent that went silent unreachable. REST handlers run on the server's
 // threads. The agent table and the queue are guarded by mu_; a Worker is used by one thread
 // at a time (its own mutex).
 #pragma once
@@ -21,6 +23,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +58,10 @@ struct VerifierOptions {
   // Threads running rounds (1-64): how many agents may be slow at once before the others'
   // rounds wait.
   int round_threads = 4;
+  // Rounds whose agent has not answered for stall_after (half an interval, 100 ms-1 s) no
+  // longer count against round_threads: a thread is started beside them, up to this many
+  // at once (0-1024; 0: a stalled agent holds one of the round_threads until its timeout).
+  int max_stalled_rounds = 64;
   // A push agent (enrolled) that posted no evidence for this long turns unreachable; zero:
   // 3 × interval + agent_timeout.
   std::chrono::milliseconds push_silence{0};
@@ -146,7 +153,21 @@ class Verifier {
  private:
   Verifier() = default;
   void Loop();
-  void RoundThread();
+  // One thread running rounds. waiting_since: steady-clock ns since its round began waiting
+  // for the agent's answer (0: not waiting), written by the thread, read by the loop.
+  struct RoundSlot {
+    std::thread thread;
+    std::atomic<int64_t> waiting_since{0};
+    bool done = false;  // guarded by mu_: returned, the loop joins it
+  };
+  void RoundThread(RoundSlot* slot);
+  // With mu_ held: starts one more round thread; false when none could be had.
+  bool AddRoundThreadLocked();
+  // With mu_ held: round threads not done whose round has waited on its agent for less than
+  // stall_after_ (or is not waiting).
+  size_t UnstalledLocked(int64_t now_ns) const;
+  // With mu_ held: joins the round threads that returned.
+  void ReapRoundThreadsLocked();
   // A push agent silent for push_silence: one unreachable finding (until it posts again).
   Status MarkSilent(Worker& w);
   void RegisterRoutes();
@@ -229,7 +250,9 @@ class Verifier {
   std::deque<std::shared_ptr<Worker>> queue_;  // due, waiting for a round thread
   std::condition_variable queue_cv_;
   std::thread loop_;
-  std::vector<std::thread> round_threads_;
+  std::list<std::unique_ptr<RoundSlot>> round_slots_;  // guarded by mu_
+  std::chrono::nanoseconds stall_after_{};
+  std::atomic<uint64_t> spare_threads_started_{0};
 };
 
 // "HOST:PORT" → host, port; the error names the text.

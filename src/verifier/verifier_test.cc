@@ -56,6 +56,17 @@ std::string BesideTest(const std::string& rel) {
 }
 
 // limd's control socket as lim-agent reads it: one status document per connection.
+// Whether pred() holds within ms (asked every 20 ms).
+template <typename Pred>
+bool Eventually(Pred pred, int ms) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
 class FakeLimd {
  public:
   explicit FakeLimd(const std::string& path) {
@@ -1204,21 +1215,30 @@ TEST_F(VerifierDetectsTest, RealLimdAnUnknownProgramExecutedOnAWatchedMountThenL
 
 // ---- The loop: one agent's stall does not delay the others ----
 
-// Rounds of agent-1 while agent "slow" (through a proxy that takes the request and never
-// answers) waits out its 3 s timeout: the longest gap between agent-1's rounds, in ms.
+// Rounds of agent-1 while `stalled` agents (each through a proxy that takes the evidence
+// request and never answers) wait out their timeouts: the longest gap between agent-1's
+// rounds, in ms. extra: more verifier flags.
 class VerifierLoopTest : public VerifierDetectsTest {
  protected:
-  int64_t LongestGapWhileAnotherStalls(int round_threads) {
-    RestartVerifier({"--agent-timeout-ms", "3000", "--round-threads", std::to_string(round_threads)});
+  int64_t LongestGapWhileOthersStall(int round_threads, int stalled, int timeout_ms, int window_ms,
+                                     const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> flags = {"--agent-timeout-ms", std::to_string(timeout_ms), "--round-threads",
+                                      std::to_string(round_threads)};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    RestartVerifier(flags);
     AddLearntPolicy("learnt");
-    AgentProxy proxy(pki_, agent_.port(), "slow");
+    std::vector<std::unique_ptr<AgentProxy>> proxies;
     Enroll("agent-1", AgentAddress());
-    Enroll("slow", proxy.address());
-    proxy.set_mode(AgentProxy::Mode::kStall);
+    for (int i = 0; i < stalled; ++i) {
+      std::string id = "slow-" + std::to_string(i);
+      proxies.push_back(std::make_unique<AgentProxy>(pki_, agent_.port(), id));
+      Enroll(id, proxies.back()->address());
+    }
+    for (auto& p : proxies) p->set_mode(AgentProxy::Mode::kStall);
     auto start = Clock::now(), last = start;
     uint64_t rounds = Agent("agent-1")["rounds"].get<uint64_t>();
     int64_t gap = 0;
-    while (Clock::now() - start < std::chrono::milliseconds(4500)) {
+    while (Clock::now() - start < std::chrono::milliseconds(window_ms)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
       uint64_t r = Agent("agent-1")["rounds"].get<uint64_t>();
       auto now = Clock::now();
@@ -1229,25 +1249,55 @@ class VerifierLoopTest : public VerifierDetectsTest {
       }
     }
     gap = std::max<int64_t>(gap, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count());
-    EXPECT_GE(proxy.served(AgentProxy::Mode::kStall), 1);
-    // The stalled agent itself turns unreachable when its timeout ends.
-    json slow = WaitFor("slow", [](const json& j) { return j["status"] == "unreachable"; }, 6000);
-    EXPECT_EQ(slow["status"], "unreachable") << slow.dump();
-    EXPECT_NE(Line(slow, "unreachable"), "") << slow.dump();
-    std::printf("round threads %d: agent-1's longest gap %lld ms while slow stalls\n", round_threads,
+    // The stalled agents themselves turn unreachable when their timeouts end.
+    for (int i = 0; i < stalled; ++i) {
+      EXPECT_GE(proxies[i]->served(AgentProxy::Mode::kStall), 1) << i;
+      json slow = WaitFor("slow-" + std::to_string(i), [](const json& j) { return j["status"] == "unreachable"; },
+                          timeout_ms + 3000);
+      EXPECT_EQ(slow["status"], "unreachable") << slow.dump();
+      EXPECT_NE(Line(slow, "unreachable"), "") << slow.dump();
+    }
+    std::printf("round threads %d, %d stalled: agent-1's longest gap %lld ms\n", round_threads, stalled,
                 static_cast<long long>(gap));
     return gap;
+  }
+  std::map<std::string, testing::PromFamily> Metrics() {
+    std::map<std::string, testing::PromFamily> fams;
+    auto m = op_->Request("GET", "/metrics", "");
+    EXPECT_TRUE(m.ok() && m->status == 200);
+    EXPECT_EQ(testing::ParsePromText(m.ok() ? m->body : "", &fams), "");
+    return fams;
   }
 };
 
 TEST_F(VerifierLoopTest, AStalledAgentDoesNotDelayAnotherAgentsRounds) {
-  EXPECT_LE(LongestGapWhileAnotherStalls(4), 300 + 700);
+  EXPECT_LE(LongestGapWhileOthersStall(4, 1, 3000, 4500), 300 + 700);
 }
 
-// The control: with one round thread the same stall does hold agent-1 back (what the
-// measurement above would show if rounds were not independent).
-TEST_F(VerifierLoopTest, OneRoundThreadIsHeldByTheStall) {
-  EXPECT_GE(LongestGapWhileAnotherStalls(1), 2500);
+// More agents stall than there are round threads: each stalled round gets a thread of its
+// own once it has waited half an interval (150 ms here), so agent-1 is held back at most
+// while the loop notices each stall in turn (3 × (150 + the loop's 200 ms pass), plus the
+// interval and slack), not for the 5 s timeout. Afterwards the pool shrinks back.
+TEST_F(VerifierLoopTest, MoreStalledAgentsThanRoundThreadsDoNotDelayAnother) {
+  EXPECT_LE(LongestGapWhileOthersStall(1, 3, 5000, 7000), 3 * 350 + 300 + 650);
+  auto fams = Metrics();
+  EXPECT_GE(testing::PromGet(fams, "lim_verifier_spare_round_threads_total"), 3);
+  // The three proxies are gone (their stalls answered): the spare threads return after
+  // their rounds, and the one round thread is left.
+  EXPECT_TRUE(Eventually(
+      [&] {
+        auto f = Metrics();
+        return testing::PromGet(f, "lim_verifier_round_threads") == 1 && testing::PromGet(f, "lim_verifier_stalled_rounds") == 0;
+      },
+      15000))
+      << verifier_.Output();
+}
+
+// The control: with one round thread and no spare threads (--max-stalled-rounds 0) the same
+// stalls do hold agent-1 back (what the measurements above would show if the rounds were
+// not independent).
+TEST_F(VerifierLoopTest, OneRoundThreadWithoutSparesIsHeldByTheStall) {
+  EXPECT_GE(LongestGapWhileOthersStall(1, 1, 3000, 4500, {"--max-stalled-rounds", "0"}), 2500);
 }
 
 // A push agent that stops posting turns unreachable within --push-silence-ms (+ the loop's
@@ -1361,15 +1411,6 @@ class VerifierFleetTest : public VerifierE2eTest {
   static int Attests(const std::string& out) {
     size_t at = out.rfind(" attests ");
     return at == std::string::npos ? 0 : std::atoi(out.c_str() + at + 9);
-  }
-  template <typename Pred>
-  static bool Eventually(Pred pred, int ms) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
-    while (!pred()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    return true;
   }
   std::vector<std::string> VerifierArgs(const std::string& uri, int interval_ms, const std::vector<std::string>& more = {}) {
     std::vector<std::string> a{"--store", uri, "--listen", "127.0.0.1:0", "--cert", pki_.server_cert, "--key",

@@ -7,9 +7,12 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <array>
+#include <condition_variable>
+#include <deque>
 #include <exception>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,8 +32,16 @@ struct HttpsServer::Impl {
   ServerOptions options;
   std::shared_ptr<TlsContext> tls;
   std::map<std::pair<std::string, std::string>, Handler> routes;
+  std::set<std::pair<std::string, std::string>> blocking_routes;
   std::atomic<size_t> active{0};
-  std::atomic<uint64_t> connections{0}, refused{0}, handshakes_failed{0}, resumed{0}, requests{0}, bad_requests{0};
+  std::atomic<uint64_t> connections{0}, refused{0}, handshakes_failed{0}, resumed{0}, requests{0}, bad_requests{0},
+      blocking_refused{0};
+  // The RouteBlocking pool: jobs (a handler call and its response's post) under pool_mu.
+  std::mutex pool_mu;
+  std::condition_variable pool_cv;
+  std::deque<std::function<void()>> pool_jobs;
+  bool pool_stop = false;
+  std::vector<std::thread> pool_threads;
   std::atomic<bool> stopping{false};
   asio::io_context ioc;
   tcp::acceptor acceptor{ioc};
@@ -40,9 +51,24 @@ struct HttpsServer::Impl {
 
   void Accept();
   HttpResponse Dispatch(const HttpRequest& req) const;
+  bool Blocking(const HttpRequest& req) const { return blocking_routes.count({req.method, req.path}) > 0; }
+  // Queues job on the blocking pool; false when its queue is full or it is stopping.
+  bool PostBlocking(std::function<void()> job);
+  void PoolThread();
 };
 
 namespace {
+
+// A handler's response, never an exception.
+HttpResponse CallHandler(const HttpsServer::Impl& s, const HttpRequest& req) {
+  try {
+    return s.Dispatch(req);
+  } catch (const std::exception& e) {
+    return JsonError(500, std::string("internal error: ") + e.what());
+  } catch (...) {
+    return JsonError(500, "internal error");
+  }
+}
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
@@ -95,15 +121,24 @@ class Session : public std::enable_shared_from_this<Session> {
       return Write(JsonError(400, req.status().message()), false, r.version());
     }
     req->peer = peer_;
-    HttpResponse res;
-    try {
-      res = server_->Dispatch(*req);
-    } catch (const std::exception& e) {
-      res = JsonError(500, std::string("internal error: ") + e.what());
-    } catch (...) {
-      res = JsonError(500, "internal error");
+    if (server_->Blocking(*req)) {
+      // Off the server's threads; the session (kept alive by the job) writes the response
+      // back on its own strand. No I/O of this session is pending meanwhile.
+      bool keep_alive = req->keep_alive;
+      unsigned version = r.version();
+      auto job = [self = shared_from_this(), req = std::move(*req), keep_alive, version]() mutable {
+        HttpResponse res = CallHandler(*self->server_, req);
+        asio::post(self->stream_.get_executor(), [self, res = std::move(res), keep_alive, version]() mutable {
+          self->Write(std::move(res), keep_alive, version);
+        });
+      };
+      if (!server_->PostBlocking(std::move(job))) {
+        ++server_->blocking_refused;
+        Write(JsonError(503, "busy: too many requests waiting on other hosts, try again"), keep_alive, version);
+      }
+      return;
     }
-    Write(std::move(res), req->keep_alive, r.version());
+    Write(CallHandler(*server_, *req), req->keep_alive, r.version());
   }
 
   void Write(HttpResponse res, bool keep_alive, unsigned version, bool linger = false) {
@@ -168,6 +203,30 @@ HttpResponse HttpsServer::Impl::Dispatch(const HttpRequest& req) const {
   return JsonError(404, "no such resource: " + req.path);
 }
 
+bool HttpsServer::Impl::PostBlocking(std::function<void()> job) {
+  {
+    std::lock_guard<std::mutex> lk(pool_mu);
+    if (pool_stop || pool_jobs.size() >= options.max_blocking_queue) return false;
+    pool_jobs.push_back(std::move(job));
+  }
+  pool_cv.notify_one();
+  return true;
+}
+
+void HttpsServer::Impl::PoolThread() {
+  std::unique_lock<std::mutex> lk(pool_mu);
+  for (;;) {
+    pool_cv.wait(lk, [this] { return pool_stop || !pool_jobs.empty(); });
+    if (pool_stop) return;  // queued jobs are dropped with their sessions (closed)
+    std::function<void()> job = std::move(pool_jobs.front());
+    pool_jobs.pop_front();
+    lk.unlock();
+    job();
+    job = nullptr;  // the session's last reference may go here, not under pool_mu
+    lk.lock();
+  }
+}
+
 void HttpsServer::Impl::Accept() {
   acceptor.async_accept(asio::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
     if (stopping) return;
@@ -189,6 +248,12 @@ void HttpsServer::Impl::Accept() {
 Result<std::unique_ptr<HttpsServer>> HttpsServer::Create(std::shared_ptr<TlsContext> tls, ServerOptions options) {
   if (!tls) return Status::InvalidArgument("HTTPS server: no TLS context");
   if (options.threads < 1 || options.threads > 64) return Status::InvalidArgument("HTTPS server: threads must be 1..64");
+  if (options.blocking_threads < 1 || options.blocking_threads > 64) {
+    return Status::InvalidArgument("HTTPS server: blocking threads must be 1..64");
+  }
+  if (options.max_blocking_queue < 1 || options.max_blocking_queue > 100000) {
+    return Status::InvalidArgument("HTTPS server: the blocking queue must hold 1..100000");
+  }
   std::unique_ptr<HttpsServer> s(new HttpsServer);
   s->impl_ = std::make_unique<Impl>();
   s->impl_->options = std::move(options);
@@ -200,6 +265,12 @@ HttpsServer::~HttpsServer() { Stop(); }
 
 void HttpsServer::Route(const std::string& method, const std::string& path, Handler handler) {
   impl_->routes[{method, path}] = std::move(handler);
+  impl_->blocking_routes.erase({method, path});
+}
+
+void HttpsServer::RouteBlocking(const std::string& method, const std::string& path, Handler handler) {
+  impl_->routes[{method, path}] = std::move(handler);
+  impl_->blocking_routes.insert({method, path});
 }
 
 Status HttpsServer::Start() {
@@ -216,6 +287,9 @@ Status HttpsServer::Start() {
   if (ec) return Status::IoError("listen on " + where + ": " + ec.message());
   s.port = s.acceptor.local_endpoint().port();
   s.Accept();
+  if (!s.blocking_routes.empty()) {
+    for (int i = 0; i < s.options.blocking_threads; ++i) s.pool_threads.emplace_back([&s] { s.PoolThread(); });
+  }
   for (int i = 0; i < s.options.threads; ++i) {
     s.threads.emplace_back([&s] {
       for (;;) {
@@ -245,6 +319,17 @@ void HttpsServer::Stop() {
     s.ioc.stop();
     for (auto& t : s.threads) t.join();
     s.threads.clear();
+    // A blocking handler still running finishes (its post to the stopped ioc is dropped with
+    // it); the jobs still queued are dropped, and with them their sessions.
+    {
+      std::lock_guard<std::mutex> lk(s.pool_mu);
+      s.pool_stop = true;
+    }
+    s.pool_cv.notify_all();
+    for (auto& t : s.pool_threads) t.join();
+    s.pool_threads.clear();
+    std::lock_guard<std::mutex> lk(s.pool_mu);
+    s.pool_jobs.clear();
   });
 }
 
@@ -257,6 +342,7 @@ ServerStats HttpsServer::stats() const {
   st.resumed = s.resumed;
   st.requests = s.requests;
   st.bad_requests = s.bad_requests;
+  st.blocking_refused = s.blocking_refused;
   return st;
 }
 

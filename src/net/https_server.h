@@ -9,7 +9,11 @@
 // max_connections are closed at accept. A handler that throws gets a 500, never a crash.
 //
 // Threading: Route() before Start(). Handlers run on the server's threads and may run
-// concurrently (threads > 1): they must be thread-safe. Stop() from any thread but a handler.
+// concurrently (threads > 1): they must be thread-safe. A handler that may wait on another
+// host (the verifier's enrollment asks the agent) is routed with RouteBlocking(): it runs on
+// a pool of its own (blocking_threads), so that while it waits every other connection is
+// still served; its response is written from the server's threads. Stop() from any thread
+// but a handler.
 #pragma once
 
 #include <atomic>
@@ -36,6 +40,10 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout{10000};
   size_t max_connections = 20000;
   int threads = 1;
+  // RouteBlocking() handlers: threads (1-64) and requests waiting for one (1-100000; more
+  // are answered 503).
+  int blocking_threads = 4;
+  size_t max_blocking_queue = 256;
 };
 
 struct ServerStats {
@@ -45,6 +53,7 @@ struct ServerStats {
   uint64_t resumed = 0;             // handshakes that resumed a session (ticket)
   uint64_t requests = 0;
   uint64_t bad_requests = 0;  // 4xx from parsing (431, 413, 400)
+  uint64_t blocking_refused = 0;  // RouteBlocking requests answered 503 (the pool's queue full)
 };
 
 class HttpsServer {
@@ -55,6 +64,8 @@ class HttpsServer {
   ~HttpsServer();  // Stop()
 
   void Route(const std::string& method, const std::string& path, Handler handler);
+  // A handler that may block for long (it talks to another host): run on the blocking pool.
+  void RouteBlocking(const std::string& method, const std::string& path, Handler handler);
   // Binds, listens and starts the threads. The error names the address.
   Status Start();
   uint16_t port() const;

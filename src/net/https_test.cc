@@ -5,6 +5,9 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "net/http.h"
@@ -262,6 +265,77 @@ TEST_F(HttpsTest, ConnectionCapClosesTheExtraOnes) {
   auto r = held.front()->Request("GET", "/hello");
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ(held.front()->stats().handshakes, 1u);
+}
+
+// A RouteBlocking handler waits on its own pool: with one server thread, a request to a
+// plain route is answered at once while a blocking one waits; one more waits in the queue,
+// and the one after it is refused with 503 rather than queued without bound.
+TEST_F(HttpsTest, BlockingRoutesWaitOffTheServerThreads) {
+  auto tls = MakeServerTls({pki_->server_cert, pki_->server_key, pki_->ca});
+  ASSERT_TRUE(tls.ok());
+  ServerOptions o;
+  o.threads = 1;
+  o.blocking_threads = 1;
+  o.max_blocking_queue = 1;
+  auto created = HttpsServer::Create(*tls, o);
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<HttpsServer> server = std::move(*created);
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  std::atomic<int> entered{0};
+  server->RouteBlocking("GET", "/slow", [&](const HttpRequest&) {
+    entered++;
+    std::unique_lock<std::mutex> lk(mu);
+    cv.wait(lk, [&] { return open; });
+    HttpResponse res;
+    res.body = "waited";
+    return res;
+  });
+  server->Route("GET", "/hello", [](const HttpRequest&) { return HttpResponse{200, "text/plain", "hello"}; });
+  ASSERT_TRUE(server->Start().ok());
+  auto client = [&] {
+    ClientOptions co;
+    co.port = server->port();
+    auto c = HttpsClient::Create(*MakeClientTls({pki_->client_cert, pki_->client_key, pki_->ca}), co);
+    EXPECT_TRUE(c.ok());
+    return std::move(*c);
+  };
+  auto a = client(), b = client(), c = client(), d = client();
+  Result<HttpResponse> ra = Status::Unavailable("not run"), rb = ra;
+  std::thread ta([&] { ra = a->Request("GET", "/slow"); });
+  for (int i = 0; i < 500 && entered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_EQ(entered.load(), 1);
+  std::thread tb([&] { rb = b->Request("GET", "/slow"); });
+  // b's request is queued once the server has read it; c's then finds the queue full.
+  Result<HttpResponse> rc = Status::Unavailable("not run");
+  for (int i = 0; i < 100; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (server->stats().requests >= 2) break;
+  }
+  rc = c->Request("GET", "/slow");
+  ASSERT_TRUE(rc.ok()) << rc.status().message();
+  EXPECT_EQ(rc->status, 503) << rc->body;
+  EXPECT_EQ(server->stats().blocking_refused, 1u);
+  auto t0 = std::chrono::steady_clock::now();
+  auto rd = d->Request("GET", "/hello");
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_TRUE(rd.ok()) << rd.status().message();
+  EXPECT_EQ(rd->body, "hello");
+  EXPECT_LT(took, 1000) << "a plain route waited for the blocked handler";
+  EXPECT_EQ(entered.load(), 1);  // b waits in the queue, not in a handler
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    open = true;
+  }
+  cv.notify_all();
+  ta.join();
+  tb.join();
+  ASSERT_TRUE(ra.ok() && rb.ok());
+  EXPECT_EQ(ra->body, "waited");
+  EXPECT_EQ(rb->body, "waited");
+  EXPECT_EQ(entered.load(), 2);
+  server->Stop();
 }
 
 TEST(HttpParse, ParsesARequestWithQueryAndBody) {

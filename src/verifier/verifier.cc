@@ -1019,12 +1019,20 @@ void Verifier::RegisterRoutes() {
     return std::find(options_.operator_cn.begin(), options_.operator_cn.end(), r.peer.common_name) !=
            options_.operator_cn.end();
   };
+  // blocking: the handler talks to an agent (up to agent_timeout per request), so it runs
+  // on the server's blocking pool and never holds the threads that serve push agents and
+  // the other operators' calls.
   auto route = [this, allowed](const std::string& method, const std::string& path,
-                               std::function<net::HttpResponse(const net::HttpRequest&)> h) {
-    server_->Route(method, path, [allowed, h](const net::HttpRequest& r) {
+                               std::function<net::HttpResponse(const net::HttpRequest&)> h, bool blocking = false) {
+    auto checked = [allowed, h](const net::HttpRequest& r) {
       if (!allowed(r)) return net::JsonError(403, "certificate " + r.peer.common_name + " is not an operator");
       return h(r);
-    });
+    };
+    if (blocking) {
+      server_->RouteBlocking(method, path, checked);
+    } else {
+      server_->Route(method, path, checked);
+    }
   };
   auto query = [](const net::HttpRequest& r, const char* key) -> Result<std::string> {
     auto it = r.query.find(key);
@@ -1055,7 +1063,7 @@ void Verifier::RegisterRoutes() {
     auto rec = Enroll(*id, *address, tofu, policy);
     if (!rec.ok()) return ErrorResponse(rec.status());
     return JsonOk(AgentJson(*rec));
-  });
+  }, /*blocking=*/true);
   route("GET", "/v1/agent", [this, query](const net::HttpRequest& r) {
     auto id = query(r, "id");
     if (!id.ok()) return ErrorResponse(id.status());

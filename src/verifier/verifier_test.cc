@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -1298,6 +1299,46 @@ TEST_F(VerifierLoopTest, MoreStalledAgentsThanRoundThreadsDoNotDelayAnother) {
 // not independent).
 TEST_F(VerifierLoopTest, OneRoundThreadWithoutSparesIsHeldByTheStall) {
   EXPECT_GE(LongestGapWhileOthersStall(1, 1, 3000, 4500, {"--max-stalled-rounds", "0"}), 2500);
+}
+
+// An enrollment asks the agent (identity, activation), each request waiting up to
+// --agent-timeout-ms. Against a host that takes the connection and never answers (a
+// listening socket nobody accepts on), it waits that long, and it must not hold the one
+// server thread (--threads 1) that serves the operators and the push agents meanwhile.
+TEST_F(VerifierLoopTest, AnEnrollmentWaitingOnASilentHostHoldsNoServerThread) {
+  RestartVerifier({"--threads", "1", "--agent-timeout-ms", "3000"});
+  int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(silent, 0);
+  sockaddr_in sa{};
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+  ASSERT_EQ(::listen(silent, 8), 0);
+  socklen_t len = sizeof sa;
+  ASSERT_EQ(::getsockname(silent, reinterpret_cast<sockaddr*>(&sa), &len), 0);
+  std::string address = "127.0.0.1:" + std::to_string(ntohs(sa.sin_port));
+  auto enroller = OperatorOf(verifier_.port());
+  ASSERT_TRUE(enroller);
+  int enroll_status = -1;
+  int64_t enroll_ms = 0;
+  std::thread t([&] {
+    auto t0 = Clock::now();
+    enroll_status = ApiOn(*enroller, "POST", "/v1/agents", {{"id", "silent"}, {"address", address}, {"tofu", true}}).first;
+    enroll_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the enrollment is waiting now
+  auto t0 = Clock::now();
+  auto [code, body] = Api("GET", "/v1/agents");
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  t.join();
+  ::close(silent);
+  EXPECT_EQ(code, 200) << body.dump();
+  EXPECT_LT(took, 1000) << "an operator's call waited for the enrollment";
+  // The enrollment really was waiting on the silent host while the call was answered.
+  EXPECT_NE(enroll_status, 200);
+  EXPECT_GE(enroll_ms, 2500);
+  std::printf("operator call answered in %lld ms while an enrollment waited %lld ms (status %d)\n",
+              static_cast<long long>(took), static_cast<long long>(enroll_ms), enroll_status);
 }
 
 // A push agent that stops posting turns unreachable within --push-silence-ms (+ the loop's

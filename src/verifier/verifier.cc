@@ -11,6 +11,7 @@
 #include <optional>
 #include <set>
 #include <system_error>
+#include <utility>
 
 #include "attest/evidence_json.h"
 #include "attest/round.h"
@@ -48,6 +49,9 @@ struct Verifier::Worker {
   std::optional<int64_t> record_fence;
   std::atomic<bool> stale{false};
   std::chrono::steady_clock::time_point due{};
+  // Pull rounds in a row that found the agent unreachable: it is asked again after
+  // UnreachableBackoff, on the slow lane (Verifier::RoundThread).
+  int unreachable_streak = 0;
   // The kept connection's counters after the last round (read by the REST API without mu).
   std::atomic<uint64_t> handshakes{0}, requests{0};
   // The last round's log lines: a failure that persists round after round (a list that
@@ -633,6 +637,8 @@ Status Verifier::RunRound(const std::string& id) {
   Lap lap(sampled);
   const auto started = std::chrono::steady_clock::now();
   w->due = started + options_.interval;
+  // Any round that reaches the agent (or ends otherwise) puts it back on the normal lane.
+  const int streak = std::exchange(w->unreachable_streak, 0);
   // The lease this round runs under; its verdict is written only while it is still current,
   // and balancing does not release it before the round ends.
   std::optional<int64_t> lease = leases_ ? leases_->BeginRound(id) : std::optional<int64_t>(0);
@@ -711,6 +717,8 @@ Status Verifier::RunRound(const std::string& id) {
       f.reason = attest::Reason::kUnreachable;
       f.detail = why;
       w->client->Close();
+      w->unreachable_streak = streak + 1;
+      w->due = started + UnreachableBackoff(options_.interval, w->unreachable_streak);
       return Record(*w, {fence, rec->version}, rec->status, state, attest::AgentStatus::kUnreachable,
                     with_earlier({f}), {"unreachable", started})
           .status();
@@ -809,7 +817,7 @@ std::string Verifier::MetricsText() {
         if (st >= 0 && st < 4) ++by_state[st];
       }
     }
-    queued = queue_.size();
+    queued = queue_.size() + slow_queue_.size();
   }
   ExpositionWriter out;
   out.Family("lim_verifier_agents", "gauge",
@@ -882,15 +890,17 @@ void Verifier::Loop() {
       if (!wl.owns_lock()) continue;  // a push call or RunRound in progress
       if (leases_ && !leases_->Owns(id)) continue;  // another verifier attests it (or judges its silence)
       std::chrono::steady_clock::time_point due;
+      bool slow = false;
       if (w->push) {
         if (!w->push_enrolled || w->push_silent) continue;  // nothing to wait for
         due = w->last_push + options_.push_silence;
       } else {
         due = w->due;
+        slow = w->unreachable_streak > 0 && options_.max_stalled_rounds > 0;
       }
       if (due <= now) {
         w->busy = true;
-        queue_.push_back(w);
+        (slow ? slow_queue_ : queue_).push_back(w);
         queued = true;
       } else {
         wake = std::min(wake, due);
@@ -950,14 +960,30 @@ void Verifier::ReapRoundThreadsLocked() {
   }
 }
 
+std::chrono::milliseconds UnreachableBackoff(std::chrono::milliseconds interval, int streak) {
+  const std::chrono::milliseconds cap = std::max(interval, std::chrono::milliseconds(60000));
+  std::chrono::milliseconds d = interval;
+  for (int i = 1; i < streak && d < cap; ++i) d *= 2;
+  return std::min(d, cap);
+}
+
 void Verifier::RoundThread(RoundSlot* slot) {
   t_waiting_since = &slot->waiting_since;
   std::unique_lock<std::mutex> lk(mu_);
+  // Agents that answer first; an unreachable one only while fewer than max_stalled_rounds
+  // of those run, so however many hosts are dark, round_threads threads are left for the
+  // others (with the spare threads the loop starts beside stalled rounds).
+  auto slow_ready = [this] {
+    return !slow_queue_.empty() && slow_running_ < static_cast<size_t>(options_.max_stalled_rounds);
+  };
   for (;;) {
-    queue_cv_.wait(lk, [this] { return stop_ || !queue_.empty(); });
+    queue_cv_.wait(lk, [&] { return stop_ || !queue_.empty() || slow_ready(); });
     if (stop_) return;
-    std::shared_ptr<Worker> w = std::move(queue_.front());
-    queue_.pop_front();
+    const bool slow = queue_.empty();
+    std::deque<std::shared_ptr<Worker>>& from = slow ? slow_queue_ : queue_;
+    std::shared_ptr<Worker> w = std::move(from.front());
+    from.pop_front();
+    if (slow) slow_running_++;
     lk.unlock();
     bool push;
     {
@@ -970,6 +996,10 @@ void Verifier::RoundThread(RoundSlot* slot) {
     }
     lk.lock();
     w->busy = false;
+    if (slow) {
+      slow_running_--;
+      queue_cv_.notify_one();  // another unreachable agent may go
+    }
     cv_.notify_all();  // the loop computes this agent's next time
     // A thread started beside stalled rounds: once they are over, the pool shrinks back.
     if (UnstalledLocked(SteadyNs()) > static_cast<size_t>(options_.round_threads)) {

@@ -13,7 +13,10 @@
 // agent; once it has waited stall_after, the loop starts another round thread beside it (up
 // to max_stalled_rounds), so agents that stall, however many up to that bound, delay no
 // other agent's rounds; a thread beyond round_threads that is not stalled returns after
-// its round. The loop also turns a push agent that went silent unreachable. REST handlers run on the server's
+// its round. A pull agent found unreachable is asked again after UnreachableBackoff, from a
+// slow lane: threads take agents that answered first, and at most max_stalled_rounds
+// rounds of unreachable agents run at once, so a thousand dark hosts cannot take the threads
+// the others need. The loop also turns a push agent that went silent unreachable. REST handlers run on the server's
 // threads. The agent table and the queue are guarded by mu_; a Worker is used by one thread
 // at a time (its own mutex).
 #pragma once
@@ -248,12 +251,18 @@ class Verifier {
   std::map<std::string, std::shared_ptr<Worker>> workers_;
   bool stop_ = false;
   std::deque<std::shared_ptr<Worker>> queue_;  // due, waiting for a round thread
+  std::deque<std::shared_ptr<Worker>> slow_queue_;  // due, but unreachable last time (RoundThread)
+  size_t slow_running_ = 0;  // rounds of slow_queue_'s agents in progress (guarded by mu_)
   std::condition_variable queue_cv_;
   std::thread loop_;
   std::list<std::unique_ptr<RoundSlot>> round_slots_;  // guarded by mu_
   std::chrono::nanoseconds stall_after_{};
   std::atomic<uint64_t> spare_threads_started_{0};
 };
+
+// When a pull agent found unreachable `streak` rounds in a row is asked again: the
+// interval, doubled for each further unreachable round, at most max(interval, 60 s).
+std::chrono::milliseconds UnreachableBackoff(std::chrono::milliseconds interval, int streak);
 
 // "HOST:PORT" → host, port; the error names the text.
 Result<std::pair<std::string, uint16_t>> ParseHostPort(const std::string& text);

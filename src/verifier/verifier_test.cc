@@ -1221,23 +1221,28 @@ TEST_F(VerifierDetectsTest, RealLimdAnUnknownProgramExecutedOnAWatchedMountThenL
 // rounds, in ms. extra: more verifier flags.
 class VerifierLoopTest : public VerifierDetectsTest {
  protected:
-  int64_t LongestGapWhileOthersStall(int round_threads, int stalled, int timeout_ms, int window_ms,
-                                     const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> flags = {"--agent-timeout-ms", std::to_string(timeout_ms), "--round-threads",
-                                      std::to_string(round_threads)};
-    flags.insert(flags.end(), extra.begin(), extra.end());
-    RestartVerifier(flags);
+  // agent-1 and n agents named PREFIX-i, each through a proxy that takes the evidence
+  // request and never answers.
+  std::vector<std::unique_ptr<AgentProxy>> EnrollWithStalled(const std::string& prefix, int n) {
     AddLearntPolicy("learnt");
     std::vector<std::unique_ptr<AgentProxy>> proxies;
     Enroll("agent-1", AgentAddress());
-    for (int i = 0; i < stalled; ++i) {
-      std::string id = "slow-" + std::to_string(i);
+    for (int i = 0; i < n; ++i) {
+      std::string id = prefix + "-" + std::to_string(i);
       proxies.push_back(std::make_unique<AgentProxy>(pki_, agent_.port(), id));
       Enroll(id, proxies.back()->address());
     }
     for (auto& p : proxies) p->set_mode(AgentProxy::Mode::kStall);
+    return proxies;
+  }
+  // agent-1's rounds over window_ms: the longest gap between two (or since the last), and how many.
+  struct Pace {
+    int64_t gap = 0;
+    uint64_t rounds = 0;
+  };
+  Pace WatchAgent1(int window_ms) {
     auto start = Clock::now(), last = start;
-    uint64_t rounds = Agent("agent-1")["rounds"].get<uint64_t>();
+    uint64_t rounds = Agent("agent-1")["rounds"].get<uint64_t>(), first = rounds;
     int64_t gap = 0;
     while (Clock::now() - start < std::chrono::milliseconds(window_ms)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(25));
@@ -1250,6 +1255,16 @@ class VerifierLoopTest : public VerifierDetectsTest {
       }
     }
     gap = std::max<int64_t>(gap, std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last).count());
+    return {gap, rounds - first};
+  }
+  int64_t LongestGapWhileOthersStall(int round_threads, int stalled, int timeout_ms, int window_ms,
+                                     const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> flags = {"--agent-timeout-ms", std::to_string(timeout_ms), "--round-threads",
+                                      std::to_string(round_threads)};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    RestartVerifier(flags);
+    auto proxies = EnrollWithStalled("slow", stalled);
+    int64_t gap = WatchAgent1(window_ms).gap;
     // The stalled agents themselves turn unreachable when their timeouts end.
     for (int i = 0; i < stalled; ++i) {
       EXPECT_GE(proxies[i]->served(AgentProxy::Mode::kStall), 1) << i;
@@ -1299,6 +1314,29 @@ TEST_F(VerifierLoopTest, MoreStalledAgentsThanRoundThreadsDoNotDelayAnother) {
 // not independent).
 TEST_F(VerifierLoopTest, OneRoundThreadWithoutSparesIsHeldByTheStall) {
   EXPECT_GE(LongestGapWhileOthersStall(1, 1, 3000, 4500, {"--max-stalled-rounds", "0"}), 2500);
+}
+
+// Five dark hosts (each through a proxy that never answers, 2 s timeout) beside agent-1,
+// with one round thread and at most two spare ones (--max-stalled-rounds 2): five stalls
+// would take every thread. Once they are known unreachable they wait on the slow lane, two
+// at a time at most, and are asked again less and less often, so agent-1 keeps its pace.
+TEST_F(VerifierLoopTest, DarkHostsBeyondTheSpareBoundDoNotStarveAnother) {
+  RestartVerifier({"--agent-timeout-ms", "2000", "--round-threads", "1", "--max-stalled-rounds", "2"});
+  auto proxies = EnrollWithStalled("dark", 5);
+  // The first pass: each dark host's first stall is not known yet.
+  for (int i = 0; i < 5; ++i) {
+    json d = WaitFor("dark-" + std::to_string(i), [](const json& j) { return j["status"] == "unreachable"; }, 15000);
+    ASSERT_EQ(d["status"], "unreachable") << d.dump() << verifier_.Output();
+  }
+  Pace pace = WatchAgent1(6000);
+  int64_t gap = pace.gap;
+  uint64_t rounds = pace.rounds;
+  std::printf("5 dark hosts, 1 round thread, 2 spare: agent-1's longest gap %lld ms, %llu rounds in 6 s\n",
+              static_cast<long long>(gap), static_cast<unsigned long long>(rounds));
+  EXPECT_LE(gap, 300 + 200 + 700);
+  EXPECT_GE(rounds, 10u);
+  // Still asked (the slow lane runs): each dark host has been asked again since.
+  for (auto& p : proxies) EXPECT_GE(p->served(AgentProxy::Mode::kStall), 2);
 }
 
 // An enrollment asks the agent (identity, activation), each request waiting up to
@@ -1841,6 +1879,19 @@ TEST_F(VerifierE2eTest, MetricsNeedAnOperatorOrAMetricsCn) {
 
 // --config: the same keys as the flags, FILE:LINE errors, ranges checked in the file,
 // flags override it; dist/verifier.conf is accepted as shipped.
+// An unreachable pull agent is asked again after the interval, then twice, four times …
+// that, never more than a minute apart (or the interval, when it is longer).
+TEST(UnreachableBackoff, DoublesFromTheIntervalUpToAMinute) {
+  using std::chrono::milliseconds;
+  EXPECT_EQ(UnreachableBackoff(milliseconds(2000), 1), milliseconds(2000));
+  EXPECT_EQ(UnreachableBackoff(milliseconds(2000), 2), milliseconds(4000));
+  EXPECT_EQ(UnreachableBackoff(milliseconds(2000), 5), milliseconds(32000));
+  EXPECT_EQ(UnreachableBackoff(milliseconds(2000), 6), milliseconds(60000));
+  EXPECT_EQ(UnreachableBackoff(milliseconds(2000), 1000000), milliseconds(60000));
+  EXPECT_EQ(UnreachableBackoff(milliseconds(300), 3), milliseconds(1200));
+  EXPECT_EQ(UnreachableBackoff(milliseconds(120000), 4), milliseconds(120000));
+}
+
 TEST(VerifierFlags, ConfigFileLinesRangesAndOverrides) {
   std::string bin = lim::testing::ShellQuote(BesideTest("lim-verifier"));
   std::string d = lim::testing::MakeTempDir();

@@ -221,7 +221,11 @@ void HttpsServer::Impl::PoolThread() {
     std::function<void()> job = std::move(pool_jobs.front());
     pool_jobs.pop_front();
     lk.unlock();
-    job();
+    try {
+      job();  // the handler's own exceptions are a 500 already (CallHandler)
+    } catch (...) {
+      // bad_alloc posting the response: the session closes when its last reference goes
+    }
     job = nullptr;  // the session's last reference may go here, not under pool_mu
     lk.lock();
   }
@@ -319,8 +323,9 @@ void HttpsServer::Stop() {
     s.ioc.stop();
     for (auto& t : s.threads) t.join();
     s.threads.clear();
-    // A blocking handler still running finishes (its post to the stopped ioc is dropped with
-    // it); the jobs still queued are dropped, and with them their sessions.
+    // A blocking handler still running finishes (its response, posted to the stopped ioc,
+    // never runs; the session lives until the ioc is destroyed); the jobs still queued are
+    // dropped, and with them their sessions.
     {
       std::lock_guard<std::mutex> lk(s.pool_mu);
       s.pool_stop = true;

@@ -65,6 +65,7 @@ class HttpsServer {
 
   void Route(const std::string& method, const std::string& path, Handler handler);
   // A handler that may block for long (it talks to another host): run on the blocking pool.
+  // Before Start(), as Route() (the pool starts there when a blocking route exists).
   void RouteBlocking(const std::string& method, const std::string& path, Handler handler);
   // Binds, listens and starts the threads. The error names the address.
   Status Start();

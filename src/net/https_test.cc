@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -301,19 +302,36 @@ TEST_F(HttpsTest, BlockingRoutesWaitOffTheServerThreads) {
     EXPECT_TRUE(c.ok());
     return std::move(*c);
   };
-  auto a = client(), b = client(), c = client(), d = client();
+  auto a = client(), b = client(), d = client();
+  ClientOptions short_wait;
+  short_wait.port = server->port();
+  short_wait.request_timeout = std::chrono::milliseconds(3000);  // if it were queued, not refused
+  auto c = HttpsClient::Create(*MakeClientTls({pki_->client_cert, pki_->client_key, pki_->ca}), short_wait);
+  ASSERT_TRUE(c.ok());
   Result<HttpResponse> ra = Status::Unavailable("not run"), rb = ra;
-  std::thread ta([&] { ra = a->Request("GET", "/slow"); });
-  for (int i = 0; i < 500 && entered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::thread ta, tb;
+  // Whatever fails below, the handlers are let go and the threads joined (a joinable thread
+  // at return would terminate the binary, a held handler would hang Stop()).
+  struct Release {
+    std::function<void()> f;
+    ~Release() { f(); }
+  } release{[&] {
+    {
+      std::lock_guard<std::mutex> lk(mu);
+      open = true;
+    }
+    cv.notify_all();
+    if (ta.joinable()) ta.join();
+    if (tb.joinable()) tb.join();
+  }};
+  ta = std::thread([&] { ra = a->Request("GET", "/slow"); });
+  for (int i = 0; i < 1000 && entered.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   ASSERT_EQ(entered.load(), 1);
-  std::thread tb([&] { rb = b->Request("GET", "/slow"); });
+  tb = std::thread([&] { rb = b->Request("GET", "/slow"); });
   // b's request is queued once the server has read it; c's then finds the queue full.
-  Result<HttpResponse> rc = Status::Unavailable("not run");
-  for (int i = 0; i < 100; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (server->stats().requests >= 2) break;
-  }
-  rc = c->Request("GET", "/slow");
+  for (int i = 0; i < 500 && server->stats().requests < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_GE(server->stats().requests, 2u);
+  auto rc = (*c)->Request("GET", "/slow");
   ASSERT_TRUE(rc.ok()) << rc.status().message();
   EXPECT_EQ(rc->status, 503) << rc->body;
   EXPECT_EQ(server->stats().blocking_refused, 1u);
@@ -324,13 +342,7 @@ TEST_F(HttpsTest, BlockingRoutesWaitOffTheServerThreads) {
   EXPECT_EQ(rd->body, "hello");
   EXPECT_LT(took, 1000) << "a plain route waited for the blocked handler";
   EXPECT_EQ(entered.load(), 1);  // b waits in the queue, not in a handler
-  {
-    std::lock_guard<std::mutex> lk(mu);
-    open = true;
-  }
-  cv.notify_all();
-  ta.join();
-  tb.join();
+  release.f();
   ASSERT_TRUE(ra.ok() && rb.ok());
   EXPECT_EQ(ra->body, "waited");
   EXPECT_EQ(rb->body, "waited");

@@ -718,7 +718,8 @@ Status Verifier::RunRound(const std::string& id) {
       f.detail = why;
       w->client->Close();
       w->unreachable_streak = streak + 1;
-      w->due = started + UnreachableBackoff(options_.interval, w->unreachable_streak);
+      // From the round's end: a round that waited out the timeout is not asked again at once.
+      w->due = std::chrono::steady_clock::now() + UnreachableBackoff(options_.interval, w->unreachable_streak);
       return Record(*w, {fence, rec->version}, rec->status, state, attest::AgentStatus::kUnreachable,
                     with_earlier({f}), {"unreachable", started})
           .status();
@@ -912,7 +913,9 @@ void Verifier::Loop() {
     ReapRoundThreadsLocked();
     if (!queue_.empty()) {
       const int64_t now_ns = SteadyNs();
-      size_t bound = static_cast<size_t>(options_.round_threads + options_.max_stalled_rounds);
+      // Spares for fresh stalls beside the (at most max_stalled_rounds) rounds of unreachable
+      // agents: at most round_threads + 2 x max_stalled_rounds threads in all.
+      size_t bound = static_cast<size_t>(options_.round_threads + options_.max_stalled_rounds) + slow_running_;
       while (UnstalledLocked(now_ns) < static_cast<size_t>(options_.round_threads) && round_slots_.size() < bound) {
         if (!AddRoundThreadLocked()) break;
         spare_threads_started_.fetch_add(1, std::memory_order_relaxed);
@@ -927,22 +930,23 @@ void Verifier::Loop() {
 }
 
 bool Verifier::AddRoundThreadLocked() {
-  auto slot = std::make_unique<RoundSlot>();
-  RoundSlot* s = slot.get();
+  // The slot is in the list before its thread runs, and leaves it if the thread cannot be had.
+  round_slots_.push_back(std::make_unique<RoundSlot>());
+  RoundSlot* s = round_slots_.back().get();
   try {
-    slot->thread = std::thread([this, s] { RoundThread(s); });
+    s->thread = std::thread([this, s] { RoundThread(s); });
   } catch (const std::system_error& e) {
+    round_slots_.pop_back();
     Log(std::string("lim-verifier: cannot start a round thread: ") + e.what());
     return false;
   }
-  round_slots_.push_back(std::move(slot));
   return true;
 }
 
 size_t Verifier::UnstalledLocked(int64_t now_ns) const {
   size_t n = 0;
   for (const auto& s : round_slots_) {
-    if (s->done) continue;
+    if (s->done || s->slow) continue;  // a round of an unreachable agent counts as stalled from its start
     int64_t since = s->waiting_since.load(std::memory_order_relaxed);
     if (since == 0 || now_ns - since < stall_after_.count()) ++n;
   }
@@ -970,39 +974,49 @@ std::chrono::milliseconds UnreachableBackoff(std::chrono::milliseconds interval,
 void Verifier::RoundThread(RoundSlot* slot) {
   t_waiting_since = &slot->waiting_since;
   std::unique_lock<std::mutex> lk(mu_);
-  // Agents that answer first; an unreachable one only while fewer than max_stalled_rounds
-  // of those run, so however many hosts are dark, round_threads threads are left for the
-  // others (with the spare threads the loop starts beside stalled rounds).
+  // Agents that answer first; an unreachable one when no agent that answers waits, or when
+  // none of them runs (so the lane moves on a fleet that is never idle), and never more than
+  // max_stalled_rounds at once: however many hosts are dark, their rounds take at most that
+  // many threads, and the loop's spares keep round_threads for the others.
   auto slow_ready = [this] {
-    return !slow_queue_.empty() && slow_running_ < static_cast<size_t>(options_.max_stalled_rounds);
+    return !slow_queue_.empty() && slow_running_ < static_cast<size_t>(options_.max_stalled_rounds) &&
+           (queue_.empty() || slow_running_ == 0);
   };
   for (;;) {
     queue_cv_.wait(lk, [&] { return stop_ || !queue_.empty() || slow_ready(); });
     if (stop_) return;
-    const bool slow = queue_.empty();
+    const bool slow = slow_ready();
     std::deque<std::shared_ptr<Worker>>& from = slow ? slow_queue_ : queue_;
     std::shared_ptr<Worker> w = std::move(from.front());
     from.pop_front();
     if (slow) slow_running_++;
+    slot->slow = slow;
     lk.unlock();
     bool push;
     {
       std::lock_guard<std::mutex> wl(w->mu);
       push = w->push;
     }
-    Status st = push ? MarkSilent(*w) : RunRound(w->id);
+    Status st;
+    try {
+      st = push ? MarkSilent(*w) : RunRound(w->id);
+    } catch (const std::exception& e) {  // never out of the thread: busy and the lane's count must be undone
+      st = Status::Internal(std::string("exception: ") + e.what());
+    }
     if (!st.ok() && st.code() != StatusCode::kNotFound) {
       Log("lim-verifier: agent=" + w->id + " round error: " + st.message());
     }
     lk.lock();
     w->busy = false;
+    slot->slow = false;
     if (slow) {
       slow_running_--;
       queue_cv_.notify_one();  // another unreachable agent may go
     }
     cv_.notify_all();  // the loop computes this agent's next time
-    // A thread started beside stalled rounds: once they are over, the pool shrinks back.
-    if (UnstalledLocked(SteadyNs()) > static_cast<size_t>(options_.round_threads)) {
+    // A thread started beside stalled rounds: once they are over and nothing waits for a
+    // thread, the pool shrinks back.
+    if (queue_.empty() && UnstalledLocked(SteadyNs()) > static_cast<size_t>(options_.round_threads)) {
       slot->done = true;
       return;
     }

@@ -162,6 +162,7 @@ class Verifier {
     std::thread thread;
     std::atomic<int64_t> waiting_since{0};
     bool done = false;  // guarded by mu_: returned, the loop joins it
+    bool slow = false;  // guarded by mu_: running a round of an unreachable agent (counts as stalled)
   };
   void RoundThread(RoundSlot* slot);
   // With mu_ held: starts one more round thread; false when none could be had.

@@ -95,7 +95,7 @@ int Run(int argc, char** argv) {
       ->check(CLI::Range(100, 600000))
       ->capture_default_str();
   app.add_option("--round-threads", round_threads,
-                 "threads running rounds: agents that may stall (up to --agent-timeout-ms) before others wait")
+                 "threads running rounds at once, besides rounds stalled on their agents (--max-stalled-rounds)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
   app.add_option("--max-stalled-rounds", max_stalled_rounds,

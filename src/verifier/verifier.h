@@ -58,8 +58,8 @@ struct VerifierOptions {
   net::ServerOptions server;     // the REST socket
   std::vector<std::string> operator_cn;  // REST clients allowed (certificate CN); empty: any the CA signed
   std::chrono::milliseconds agent_timeout{10000};
-  // Threads running rounds (1-64): how many agents may be slow at once before the others'
-  // rounds wait.
+  // Threads running rounds (1-64): how many rounds run at once besides those stalled on
+  // their agents (max_stalled_rounds), which get threads of their own.
   int round_threads = 4;
   // Rounds whose agent has not answered for stall_after (half an interval, 100 ms-1 s) no
   // longer count against round_threads: a thread is started beside them, up to this many

@@ -1277,6 +1277,18 @@ class VerifierLoopTest : public VerifierDetectsTest {
                 static_cast<long long>(gap));
     return gap;
   }
+  // agent-1 allowed in push mode under a learnt policy.
+  void AllowPushAgent1() {
+    AddLearntPolicy("learnt");
+    ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
+              200);
+  }
+  // pusher started as agent-1 pushing here, until agent-1 has had 3 rounds and is attested.
+  void PushUntilAttested(agent::testing::AgentProcess& pusher) {
+    ASSERT_EQ(pusher.Start(PushAgentArgs(verifier_.port()), /*wait_for_port=*/false), "");
+    json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
+    ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
+  }
   std::map<std::string, testing::PromFamily> Metrics() {
     std::map<std::string, testing::PromFamily> fams;
     auto m = op_->Request("GET", "/metrics", "");
@@ -1387,20 +1399,15 @@ TEST_F(VerifierLoopTest, AnEnrollmentWaitingOnASilentHostHoldsNoServerThread) {
 // 200 ms tick), and attested again when it comes back.
 TEST_F(VerifierLoopTest, ASilentPushAgentTurnsUnreachable) {
   RestartVerifier({"--push-silence-ms", "1000"});
-  AddLearntPolicy("learnt");
-  ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
-            200);
-  std::vector<std::string> args = PushAgentArgs(verifier_.port());
+  ASSERT_NO_FATAL_FAILURE(AllowPushAgent1());
   agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
-  ASSERT_EQ(pusher.Start(args, /*wait_for_port=*/false), "");
-  json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
-  ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
+  ASSERT_NO_FATAL_FAILURE(PushUntilAttested(pusher));
   // Pushing every 200 ms keeps it attested past the silence bound.
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   EXPECT_EQ(Agent("agent-1")["status"], "attested");
   pusher.Stop();
   auto t0 = Clock::now();
-  a = WaitFor("agent-1", [](const json& j) { return j["status"] == "unreachable"; }, 10000);
+  json a = WaitFor("agent-1", [](const json& j) { return j["status"] == "unreachable"; }, 10000);
   auto took = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
   ASSERT_EQ(a["status"], "unreachable") << a.dump() << verifier_.Output();
   EXPECT_LE(took, 1000 + 200 + 800);
@@ -1414,7 +1421,7 @@ TEST_F(VerifierLoopTest, ASilentPushAgentTurnsUnreachable) {
   ASSERT_NE(first, std::string::npos);
   EXPECT_EQ(log.find("reason=unreachable", first + 1), std::string::npos) << log;
   agent::testing::AgentProcess back{BesideTest("../agent/lim-agent")};
-  ASSERT_EQ(back.Start(args, false), "");
+  ASSERT_EQ(back.Start(PushAgentArgs(verifier_.port()), false), "");
   a = WaitFor("agent-1", [](const json& j) { return j["status"] == "attested"; });
   EXPECT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << back.Output();
   back.Stop();
@@ -1830,15 +1837,10 @@ TEST_F(VerifierLoopTest, ASilenceThatCouldNotBeStoredIsRecordedOnceTheDiskHasRoo
   if (std::string why = mounts.AddTmpfs(&mnt, "size=4m"); !why.empty()) GTEST_SKIP() << why;
   std::string db = mnt + "/verifier.db";
   RestartVerifier({"--store", "sqlite:" + db, "--push-silence-ms", "1000"});
-  AddLearntPolicy("learnt");
-  ASSERT_EQ(Api("POST", "/v1/agents", {{"id", "agent-1"}, {"address", "push"}, {"policy", "learnt"}, {"tofu", true}}).first,
-            200);
-  std::vector<std::string> args = PushAgentArgs(verifier_.port());
+  ASSERT_NO_FATAL_FAILURE(AllowPushAgent1());
   {
     agent::testing::AgentProcess pusher{BesideTest("../agent/lim-agent")};
-    ASSERT_EQ(pusher.Start(args, /*wait_for_port=*/false), "");
-    json a = WaitFor("agent-1", [](const json& j) { return j["rounds"].get<uint64_t>() >= 3; });
-    ASSERT_EQ(a["status"], "attested") << a.dump() << verifier_.Output() << pusher.Output();
+    ASSERT_NO_FATAL_FAILURE(PushUntilAttested(pusher));
     pusher.Stop();
   }
   ASSERT_TRUE(FillDisk(mnt + "/filler"));

@@ -281,6 +281,14 @@ TEST_F(HttpsTest, BlockingRoutesWaitOffTheServerThreads) {
   auto created = HttpsServer::Create(*tls, o);
   ASSERT_TRUE(created.ok());
   std::unique_ptr<HttpsServer> server = std::move(*created);
+  for (auto [threads, queue] : {std::pair<int, size_t>{0, 1}, {65, 1}, {-1, 1}, {1, 0}, {1, 100001}}) {
+    ServerOptions bad = o;
+    bad.blocking_threads = threads;
+    bad.max_blocking_queue = queue;
+    auto refused = HttpsServer::Create(*tls, bad);
+    ASSERT_FALSE(refused.ok()) << threads << " " << queue;
+    EXPECT_NE(refused.status().message().find("blocking"), std::string::npos) << refused.status().message();
+  }
   std::mutex mu;
   std::condition_variable cv;
   bool open = false;

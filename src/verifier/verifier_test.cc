@@ -1972,7 +1972,8 @@ TEST(VerifierFlags, RangesAndBadStore) {
   EXPECT_EQ(listen.exit_code, 2);
   EXPECT_NE(listen.err.find("HOST:PORT"), std::string::npos) << listen.err;
   for (const char* bad : {" --history 0", " --history 10000001", " --round-threads 0", " --round-threads 65",
-                          " --push-silence-ms -1"}) {
+                          " --push-silence-ms -1", " --max-stalled-rounds -1", " --max-stalled-rounds 1025",
+                          " --max-stalled-rounds 99999999999"}) {
     auto r = lim::testing::Run(bin + " --cert a --key b --ca c --store sqlite::memory:" + bad);
     EXPECT_EQ(r.exit_code, 2) << bad;
     EXPECT_NE(r.err.find(std::string(bad).substr(1, std::string(bad).find(' ', 1) - 1)), std::string::npos) << r.err;

@@ -7,6 +7,7 @@ PKGS=(
   libgtest-dev libgmock-dev libbenchmark-dev libfuse3-dev fuse3 libsqlite3-dev libpq-dev libpcre2-dev
   tpm2-tools swtpm swtpm-tools ima-evm-utils fsverity attr hyperfine bc
   libjemalloc-dev  # lim-verifier's malloc (src/verifier/allocator.h: glibc malloc was a fifth of its CPU under fleet load)
+  libbpf-dev  # limd's BPF loader: InodeOpenCounts reads an inode's open counts from the kernel (src/daemon/inode_open_counts.h); clang above compiles the program
   libarchive-dev  # .deb reading in process (src/debs: ar, data.tar.{xz,zst,gz}), `lim policy from-debs`
   libboost-dev  # Boost.Beast/Asio: lim-agent's and the verifier's async mutual-TLS transport (src/net)
   postgresql  # the server the PostgreSQL store tests start privately (initdb in a temp dir; libpq-dev is the client)

@@ -42,6 +42,7 @@ constexpr CountKey kCounts[] = {
     {"reader_closes", &StatusReport::reader_closes},
     {"reader_close_drains", &StatusReport::reader_close_drains},
     {"count_probes", &StatusReport::count_probes},
+    {"count_probes_by_kernel_counts", &StatusReport::count_probes_by_kernel_counts},
     {"count_resets", &StatusReport::count_resets},
     {"exec_open_reuses", &StatusReport::exec_open_reuses},
     {"exec_opens_unsure", &StatusReport::exec_opens_unsure},

@@ -52,7 +52,7 @@ struct StatusReport {
            unknown_syscall_writes = 0;
   uint64_t precontent_marks = 0, precontent_events = 0, precontent_quick = 0, ignore_marks_added = 0,
            ignore_marks_removed = 0, reader_closes = 0, reader_close_drains = 0, count_probes = 0,
-           count_resets = 0, exec_open_reuses = 0, exec_opens_unsure = 0;
+           count_probes_by_kernel_counts = 0, count_resets = 0, exec_open_reuses = 0, exec_opens_unsure = 0;
   // The measurer.
   uint64_t hashes = 0, cache_hits = 0, tracked_inodes = 0, inode_evictions = 0;
   // Marks and mounts.

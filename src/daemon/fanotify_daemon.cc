@@ -204,7 +204,17 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
     });
   }
   if (closes_ && report_tid_) {  // open_count_probe.h
-    probe_ = std::make_unique<OpenCountProbe>(measurer_, closes_.get(), env_,
+    if (options_.open_counts != DaemonOptions::OpenCounts::kLease) {
+      auto loaded = InodeOpenCounts::Load();
+      if (loaded.ok()) {
+        open_counts_ = std::move(*loaded);
+      } else if (options_.open_counts == DaemonOptions::OpenCounts::kKernel) {
+        return loaded.status().WithPrefix("--open-counts kernel");
+      } else {
+        Log(loaded.status().message() + "; files whose closes merged are checked with a write lease instead");
+      }
+    }
+    probe_ = std::make_unique<OpenCountProbe>(measurer_, closes_.get(), env_, open_counts_.get(),
                                               [this](int fd, const InodeKey& key, const Measurer::CountsSnapshot& s) {
                                                 if (s.writers > 0 && ignores_ && Dev(key.dev).precontent) ignores_->Remove(fd, key);
                                               });

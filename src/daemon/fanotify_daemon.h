@@ -83,6 +83,10 @@ struct DaemonOptions {
   // does not preempt it before it has closed the event fd and gone back to waiting (one
   // context switch less per event, as auditd's priority_boost).
   int reader_nice = -10;
+  // How OpenCountProbe reads an inode's open counts: the kernel's counters through BPF
+  // (InodeOpenCounts), a write lease, or the first where it loads (limd --open-counts).
+  enum class OpenCounts { kAuto, kKernel, kLease };
+  OpenCounts open_counts = OpenCounts::kAuto;
   // Processes (thread-group ids) treated like limd itself: every event of theirs and of
   // their threads is answered at once, never measured — the TPM server (swtpm) limd waits
   // on before it answers (docs/limd.md "The TPM server").
@@ -200,6 +204,7 @@ class FanotifyDaemon {
   bool report_tid() const { return report_tid_; }
   // Open-count probes made (open_count_probe.h), and the inodes whose counts they reset.
   uint64_t count_probes() const { return probe_ ? probe_->probes() : 0; }
+  uint64_t count_probes_by_kernel_counts() const { return probe_ ? probe_->probes_by_kernel_counts() : 0; }
   uint64_t count_resets() const { return probe_ ? probe_->resets() : 0; }
 
  private:
@@ -325,6 +330,7 @@ class FanotifyDaemon {
   std::chrono::steady_clock::time_point last_drain_{};  // reader thread
   // Counts that merged closes left too high (open_count_probe.h); with closes_ and
   // FAN_REPORT_TID only. Declared after closes_: stopped before it goes.
+  std::unique_ptr<InodeOpenCounts> open_counts_;  // the probe's, when loaded (outlives it)
   std::unique_ptr<OpenCountProbe> probe_;
   std::map<uint64_t, DevInfo> devs_;  // marked superblocks (st_dev), under marks_mu_
   // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no

@@ -420,6 +420,9 @@ Status Limd::StartDaemon() {
   };
   opts.decision_timeout = std::chrono::milliseconds(flags_.timeout_ms);
   opts.reader_nice = flags_.reader_nice;
+  opts.open_counts = flags_.open_counts == "kernel"  ? DaemonOptions::OpenCounts::kKernel
+                     : flags_.open_counts == "lease" ? DaemonOptions::OpenCounts::kLease
+                                                     : DaemonOptions::OpenCounts::kAuto;
   // From the first mark on, SIGTERM/SIGINT stop limd cleanly (every event answered).
   struct sigaction sa {};
   sa.sa_handler = OnSignal;
@@ -738,6 +741,7 @@ std::string Limd::StatusDocument(bool running) {
   r.reader_closes = ds.reader_closes.load();
   r.reader_close_drains = ds.reader_close_drains.load();
   r.count_probes = daemon_->count_probes();
+  r.count_probes_by_kernel_counts = daemon_->count_probes_by_kernel_counts();
   r.count_resets = daemon_->count_resets();
   r.appraise = std::string(appraiser_ ? AppraiseModeName(appraiser_->mode()) : "off");
   if (appraiser_) {

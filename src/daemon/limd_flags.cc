@@ -114,6 +114,12 @@ void AddOptions(CLI::App& app, LimdFlags& f) {
                      ", about 360 bytes each); beyond, the least recently used one nobody has open is forgotten "
                      "and hashed again at its next access")
       ->check(CLI::Range(MeasurerConfig::kMinInodes, MeasurerConfig::kMaxInodes));
+  app.add_option("--open-counts", f.open_counts,
+                 "how limd checks whether anyone still holds a file whose closes fanotify merged: kernel (a BPF "
+                 "program reads the inode's counters; needs BTF and CAP_SYS_ADMIN), lease (a write lease, which "
+                 "makes others' opens of that file wait or fail with EWOULDBLOCK while it is held), auto (kernel "
+                 "where it loads, else lease; default)")
+      ->check(CLI::IsMember({"auto", "kernel", "lease"}));
   app.add_option("--securityfs", f.securityfs,
                  "mount the kernel's securityfs files here (FUSE; default /run/lim/securityfs; none: off)")
       ->check(PathOrNone());

@@ -32,6 +32,9 @@ struct LimdFlags {
   bool no_tpm = false, allow_root_fs = false, foreground = false;
   int pcr = 10, workers = 2, timeout_ms = 2000, reader_nice = -10;
   size_t inode_cache = MeasurerConfig::kDefaultMaxInodes;  // --inode-cache
+  // --open-counts: how the count probe asks whether anyone still holds a file (auto,
+  // kernel: InodeOpenCounts, lease: a write lease; open_count_probe.h).
+  std::string open_counts = "auto";
   std::vector<std::string> watch;
   // Appraisal (docs/appraisal.md "limd"): --appraise off|log|enforce|fix, --keys DIR (the
   // trusted certificates), --denylist FILE (digests never allowed; empty: none).

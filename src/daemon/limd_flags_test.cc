@@ -41,7 +41,7 @@ TEST_F(LimdFlagsTest, OutOfRangeValuesNameTheFlagAndExit2) {
       {"--watch", ""},             {"--securityfs", ""},         {"--boot-log", ""},
       {"--control-socket", ""},    {"--control-socket", "/" + std::string(107, 'a')},
       {"--policy", ""},            {"--inode-cache", "63"},      {"--inode-cache", "-1"},
-      {"--inode-cache", "16777217"}, {"--appraise", "enforcing"}, {"--appraise", ""},
+      {"--inode-cache", "16777217"}, {"--open-counts", "bpf"}, {"--open-counts", ""}, {"--appraise", "enforcing"}, {"--appraise", ""},
       {"--keys", ""},              {"--denylist", ""}};
   for (const auto& args : bad) {
     auto r = Parse(args);
@@ -61,7 +61,10 @@ TEST_F(LimdFlagsTest, RangeBoundsAreAccepted) {
                                                                 {"--control-socket", "none"},
                                                                 {"--securityfs", "none"},
                                                                 {"--inode-cache", "64"},
-                                                                {"--inode-cache", "16777216"}}) {
+                                                                {"--inode-cache", "16777216"},
+                                                                {"--open-counts", "auto"},
+                                                                {"--open-counts", "kernel"},
+                                                                {"--open-counts", "lease"}}) {
     auto r = Parse(args);
     EXPECT_EQ(r.exit_code, -1) << args[0] << " " << args[1] << ": " << r.output;
   }

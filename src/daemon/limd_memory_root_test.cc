@@ -140,11 +140,16 @@ bool HoldTwice(const std::string& dir, int first, int n, uid_t uid, bool write) 
 
 // Closes merged by fanotify left reader and writer counts one too high, and such inodes
 // were never evicted: 6,000 of them stayed with --inode-cache 1024. The open-count probe
-// resets the counts of inodes nobody holds (a write lease is granted) and never those of
-// inodes someone does: a reader and a writer held across the whole run keep their ToMToU
-// and open_writers.
-TEST(LimdMemoryRoot, MergedClosesDoNotPinInodeStates) {
+// resets the counts of inodes nobody holds (the kernel's counters read (1, 0), or a write
+// lease is granted: --open-counts kernel / lease) and never those of inodes someone does:
+// a reader and a writer held across the whole run keep their ToMToU and open_writers.
+class LimdMemoryRootCounts : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(LimdMemoryRootCounts, MergedClosesDoNotPinInodeStates) {
   std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  if (why.empty() && GetParam() == "kernel" && ::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+    why = "this kernel has no BTF for the open-count program";
+  }
   if (!why.empty()) GTEST_SKIP() << why;
   constexpr int kFiles = 3000;
   testing::ScratchMounts mounts;
@@ -158,8 +163,8 @@ TEST(LimdMemoryRoot, MergedClosesDoNotPinInodeStates) {
   ASSERT_TRUE(WriteFileBytes(state + "/policy", AsBytes("measure func=FILE_CHECK mask=MAY_READ uid=0\n")).ok());
   testing::LimdChild limd;
   ASSERT_FALSE(limd.Start(testing::LimdCommand(state, mnt,
-                                               "--no-tpm --config /dev/null --inode-cache 1024 --policy " +
-                                                   ShellQuote(state + "/policy")),
+                                               "--no-tpm --config /dev/null --inode-cache 1024 --open-counts " +
+                                                   GetParam() + " --policy " + ShellQuote(state + "/policy")),
                           state, 180)
                    .has_value());
   ASSERT_GT(limd.pid(), 0);
@@ -210,9 +215,16 @@ TEST(LimdMemoryRoot, MergedClosesDoNotPinInodeStates) {
   EXPECT_EQ(tomtou, 1);
   EXPECT_EQ(open_writers, 1);
   EXPECT_GT(j["count_resets"].get<uint64_t>(), 1000u) << *status;
+  // Every probe asked the way the flag says.
+  EXPECT_EQ(j["count_probes_by_kernel_counts"].get<uint64_t>(),
+            GetParam() == "kernel" ? j["count_probes"].get<uint64_t>() : 0u)
+      << *status;
   // The bound, plus what the last round's eviction had not reached yet.
   EXPECT_LT(j["tracked_inodes"].get<uint64_t>(), 1024u + 512u) << *status;
 }
+
+INSTANTIATE_TEST_SUITE_P(OpenCounts, LimdMemoryRootCounts, ::testing::Values("kernel", "lease"),
+                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
 
 }  // namespace
 }  // namespace lim::daemon

@@ -12,8 +12,9 @@
 
 namespace lim::daemon {
 
-OpenCountProbe::OpenCountProbe(Measurer* measurer, ReaderCloses* closes, Env* env, BeforeClose before_close)
-    : measurer_(measurer), closes_(closes), env_(env), before_close_(std::move(before_close)) {}
+OpenCountProbe::OpenCountProbe(Measurer* measurer, ReaderCloses* closes, Env* env, InodeOpenCounts* counts,
+                               BeforeClose before_close)
+    : measurer_(measurer), closes_(closes), env_(env), counts_(counts), before_close_(std::move(before_close)) {}
 
 OpenCountProbe::~OpenCountProbe() {
   measurer_->SetOpenSuspect(nullptr);
@@ -154,9 +155,17 @@ void OpenCountProbe::ProbeOne(const InodeKey& key) {
   probes_++;
   Pending p;
   p.at = std::chrono::steady_clock::now();
-  bool granted = ::fcntl(fd, F_SETSIG, SIGURG) == 0 && ::fcntl(fd, F_SETLEASE, F_WRLCK) == 0;
+  // Is fd the only open of the inode? "granted": yes, at one instant (see the header).
+  bool granted = false;
+  if (counts_) {
+    auto c = counts_->Read(fd);
+    granted = c.ok() && c->readers == 1 && c->writers == 0;
+    by_counts_++;
+  } else {
+    granted = ::fcntl(fd, F_SETSIG, SIGURG) == 0 && ::fcntl(fd, F_SETLEASE, F_WRLCK) == 0;
+    if (granted) (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
+  }
   if (granted) {
-    (void)::fcntl(fd, F_SETLEASE, F_UNLCK);
     auto facts = env_->Facts(fd);
     if (facts.ok()) {
       p.facts = *facts;

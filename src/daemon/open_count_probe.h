@@ -9,15 +9,20 @@
 //
 // How: the Measurer reports inodes its eviction keeps only because of their counts. For
 // each, a thread of limd's opens the inode by its learned file handle (ReaderCloseGroup),
-// O_RDONLY, and tries a write lease: the kernel grants F_SETLEASE F_WRLCK only when
-// i_writecount is 0 and i_readcount is 1 — limd's own fd alone (fs/locks.c,
-// check_conflicting_open). The lease is released at once (F_SETSIG SIGURG: a lease break in
-// that window signals limd with a signal ignored by default, never SIGIO's termination).
+// O_RDONLY, and reads the kernel's counters through that fd (InodeOpenCounts, a BPF
+// program run on demand): nobody else holds the file when i_writecount is 0 and
+// i_readcount is 1 — limd's own fd alone. Where BPF cannot be had (no BTF, no privilege),
+// it asks the same question with a write lease instead: the kernel grants F_SETLEASE F_WRLCK
+// under exactly that condition (fs/locks.c, check_conflicting_open), and the lease is
+// released at once (F_SETSIG SIGURG: a lease break in that window signals limd with a
+// signal ignored by default, never SIGIO's termination). The lease reads both counters at
+// one instant; the program reads i_readcount, then i_writecount. The argument below holds
+// for each counter on its own, with P the instant that counter was read.
 //
 // Exactness (never a count below the truth): the kernel raises a reader's or writer's count
 // before it queues the open's permission event (do_dentry_open) and queues a close event
 // before it lowers the count (__fput). limd notes every open while the opener still waits
-// for its answer. So when the lease is granted at time P, every open limd noted before it
+// for its answer. So when the counters read (1, 0) at time P, every open limd noted before it
 // has been closed, and its close is queued before P. The probe's own close comes after P
 // in the reader-close group; when the reader reaches it, every earlier reader close has
 // been applied. If no open or close was noted on the inode between the snapshot taken
@@ -30,8 +35,9 @@
 //
 // Cost: at most Measurer::kSuspectsPerEvict probes per new inode, only while the table is
 // over its bound; a probe is an open by handle, one permission event limd answers at once
-// (its own), two fcntl()s and a close. Side effect: another process's O_NONBLOCK open of the
-// same file within the two fcntl()s fails with EWOULDBLOCK, a blocking one waits for them.
+// (its own), one bpf() call (or two fcntl()s) and a close. The lease has a side effect the
+// counters do not: another process's O_NONBLOCK open of the same file between the two
+// fcntl()s fails with EWOULDBLOCK, and a blocking one waits for them.
 //
 // Threading: Suspect() from any thread (non-blocking: the Measurer calls it under its table
 // lock); OwnClose() on the fanotify reader thread (the reader-close drain); the probes run
@@ -54,6 +60,7 @@
 #include "daemon/env.h"
 #include "daemon/measurer.h"
 #include "daemon/fanotify_group.h"
+#include "daemon/inode_open_counts.h"
 
 namespace lim::daemon {
 
@@ -62,7 +69,9 @@ class OpenCountProbe {
   // before_close(fd, key, snapshot): run with the probe's fd after a granted lease, before
   // the fd is closed (FanotifyDaemon removes a pre-content ignore mark there).
   using BeforeClose = std::function<void(int fd, const InodeKey& key, const Measurer::CountsSnapshot& snap)>;
-  OpenCountProbe(Measurer* measurer, ReaderCloses* closes, Env* env, BeforeClose before_close);
+  // counts: the kernel's counters; nullptr probes with a write lease.
+  OpenCountProbe(Measurer* measurer, ReaderCloses* closes, Env* env, InodeOpenCounts* counts,
+                 BeforeClose before_close);
   ~OpenCountProbe();  // stops the thread; the Measurer no longer reports to it
   OpenCountProbe(const OpenCountProbe&) = delete;
   OpenCountProbe& operator=(const OpenCountProbe&) = delete;
@@ -75,6 +84,7 @@ class OpenCountProbe {
   void OwnClose(const InodeKey& key, pid_t tid);
 
   uint64_t probes() const { return probes_.load(); }
+  uint64_t probes_by_kernel_counts() const { return by_counts_.load(); }
   uint64_t resets() const { return resets_.load(); }
 
   static constexpr size_t kMaxQueued = 1024;  // suspects waiting; more are dropped (seen again later)
@@ -100,6 +110,7 @@ class OpenCountProbe {
   Measurer* measurer_;
   ReaderCloses* closes_;
   Env* env_;
+  InodeOpenCounts* counts_;
   BeforeClose before_close_;
   std::thread thread_;
   std::atomic<pid_t> tid_{0};
@@ -110,7 +121,7 @@ class OpenCountProbe {
   std::unordered_set<InodeKey, InodeKeyHash> queued_;  // in queue_ or being probed or pending
   std::unordered_map<InodeKey, Pending, InodeKeyHash> pending_;
   std::deque<Apply> applies_;
-  std::atomic<uint64_t> probes_{0}, resets_{0};
+  std::atomic<uint64_t> probes_{0}, by_counts_{0}, resets_{0};
 };
 
 }  // namespace lim::daemon

@@ -522,6 +522,10 @@ Result<attest::AgentRecord> Verifier::Enroll(const std::string& id, const std::s
     w->due = std::chrono::steady_clock::now();
     w->status = static_cast<int>(rec.status);
   }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    rescan_ = true;
+  }
   cv_.notify_all();
   Log("lim-verifier: agent=" + id + " enrolled address=" + address + (rec.tofu ? " tofu" : "") + " ak=" +
       tpm::DescribePublic(checked->ak));
@@ -882,6 +886,7 @@ void Verifier::LogFindings(Worker& w, const std::vector<attest::Finding>& findin
 void Verifier::Loop() {
   std::unique_lock<std::mutex> lk(mu_);
   while (!stop_) {
+    rescan_ = false;
     auto now = std::chrono::steady_clock::now();
     auto wake = now + std::chrono::milliseconds(200);
     bool queued = false;
@@ -925,7 +930,9 @@ void Verifier::Loop() {
     // for each due time would scan thousands of times a second. Every agent due within the
     // next kScanGap waits for the next scan (a round at most kScanGap late).
     wake = std::max(wake, now + kScanGap);
-    cv_.wait_until(lk, wake, [this] { return stop_; });
+    // Woken early only to stop or for an enrollment. A round's end does not wake it (that
+    // was a futile wake per round): the agent's next round is planned at the next pass.
+    cv_.wait_until(lk, wake, [this] { return stop_ || rescan_; });
   }
 }
 
@@ -1013,7 +1020,6 @@ void Verifier::RoundThread(RoundSlot* slot) {
       slow_running_--;
       queue_cv_.notify_one();  // another unreachable agent may go
     }
-    cv_.notify_all();  // the loop computes this agent's next time
     // A thread started beside stalled rounds: once they are over and nothing waits for a
     // thread, the pool shrinks back.
     if (queue_.empty() && UnstalledLocked(SteadyNs()) > static_cast<size_t>(options_.round_threads)) {

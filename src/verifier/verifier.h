@@ -251,6 +251,7 @@ class Verifier {
   std::condition_variable cv_;
   std::map<std::string, std::shared_ptr<Worker>> workers_;
   bool stop_ = false;
+  bool rescan_ = false;  // an agent was enrolled: the loop scans at once, not at its next pass
   std::deque<std::shared_ptr<Worker>> queue_;  // due, waiting for a round thread
   std::deque<std::shared_ptr<Worker>> slow_queue_;  // due, but unreachable last time (RoundThread)
   size_t slow_running_ = 0;  // rounds of slow_queue_'s agents in progress (guarded by mu_)

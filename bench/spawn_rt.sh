@@ -36,17 +36,9 @@ mkdir "$W/m" "$W/s"
 mount -o loop "$W/img" "$W/m"
 M=$W/m
 # The spawned binary and the loop's own binary with every library they load, same paths.
-for f in /bin/true "$oploop" $(ldd /bin/true "$oploop" | grep -o '/[^ ]*' | sort -u); do
-  [ -e "$f" ] || continue
-  mkdir -p "$M$(dirname "$f")"
-  cp -L "$f" "$M$f"
-done
-cp "$oploop" "$M/op_loop"
-mkdir -p "$M/etc"
-echo bench >"$M/etc/hostname"
-ldconfig -r "$M" 2>/dev/null || true
-[ -s "$M/etc/ld.so.cache" ] || { echo "ldconfig -r made no ld.so.cache" >&2; exit 1; }
-chroot "$M" /bin/true || { echo "the chroot layout does not run /bin/true" >&2; exit 1; }
+# shellcheck source=spawn_layout.sh
+. "$here/spawn_layout.sh"
+spawn_layout "$M" "$oploop" || exit 1
 timeout -k 2 600 "$limd" --foreground --config /dev/null --securityfs none --control-socket none --no-tpm \
   --builtin tcb --state "$W/s" --watch "$M" --log-file "$W/s/log" &
 for _ in $(seq 400); do [ -s "$W/s/limd.ready" ] && break; sleep 0.05; done

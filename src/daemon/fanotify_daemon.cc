@@ -203,17 +203,21 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
       if (measurer_->AppraisesMmap()) ignores_->Flush();
     });
   }
-  if (closes_ && report_tid_) {  // open_count_probe.h
-    if (options_.open_counts != DaemonOptions::OpenCounts::kLease) {
-      auto loaded = InodeOpenCounts::Load();
-      if (loaded.ok()) {
-        open_counts_ = std::move(*loaded);
-      } else if (options_.open_counts == DaemonOptions::OpenCounts::kKernel) {
-        return loaded.status().WithPrefix("--open-counts kernel");
-      } else {
-        Log(loaded.status().message() + "; files whose closes merged are checked with a write lease instead");
-      }
+  // The program is loaded where the probe will use it, and always for --open-counts kernel:
+  // a flag that cannot be honoured stops limd whether or not this kernel needs the probe.
+  const bool probe = closes_ && report_tid_;  // open_count_probe.h
+  if (options_.open_counts == DaemonOptions::OpenCounts::kKernel ||
+      (probe && options_.open_counts == DaemonOptions::OpenCounts::kAuto)) {
+    auto loaded = InodeOpenCounts::Load();
+    if (loaded.ok()) {
+      open_counts_ = std::move(*loaded);
+    } else if (options_.open_counts == DaemonOptions::OpenCounts::kKernel) {
+      return loaded.status().WithPrefix("--open-counts kernel");
+    } else {
+      Log(loaded.status().message() + "; files whose closes merged are checked with a write lease instead");
     }
+  }
+  if (probe) {
     probe_ = std::make_unique<OpenCountProbe>(measurer_, closes_.get(), env_, open_counts_.get(),
                                               [this](int fd, const InodeKey& key, const Measurer::CountsSnapshot& s) {
                                                 if (s.writers > 0 && ignores_ && Dev(key.dev).precontent) ignores_->Remove(fd, key);

@@ -2,6 +2,9 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstdarg>
@@ -24,20 +27,50 @@ static_assert(sizeof(WireCounts) == 16);
 
 // libbpf reports through one process-wide print callback. Load() collects its warnings (the
 // verifier's log, a missing BTF) into the error it returns instead of letting them reach
-// limd's stderr; loads are serialized so the collected text is theirs.
+// limd's stderr; loads are serialized so the collected text is theirs. The verifier's log
+// comes as one long message whose end says what failed: the tail is kept.
 std::mutex g_load_mu;
 std::string* g_load_log = nullptr;  // under g_load_mu
+constexpr size_t kKeptLog = 4096;
 
 int CollectLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
   if (level == LIBBPF_DEBUG || !g_load_log) return 0;
-  char line[512];
-  int n = std::vsnprintf(line, sizeof line, format, args);
-  if (n > 0 && g_load_log->size() < 4096) g_load_log->append(line);
+  try {
+    va_list sizing;
+    va_copy(sizing, args);
+    int n = std::vsnprintf(nullptr, 0, format, sizing);
+    va_end(sizing);
+    if (n <= 0) return 0;
+    std::string line(static_cast<size_t>(n) + 1, '\0');
+    std::vsnprintf(line.data(), line.size(), format, args);
+    line.pop_back();
+    g_load_log->append(line);
+    if (g_load_log->size() > kKeptLog) g_load_log->erase(0, g_load_log->size() - kKeptLog);
+  } catch (...) {  // never out of a C callback
+  }
   return 0;
 }
 
+// Installs the collector for one Load() and restores the previous callback on every path.
+class CollectLoadLog {
+ public:
+  explicit CollectLoadLog(std::string* log) : lk_(g_load_mu) {
+    g_load_log = log;
+    previous_ = libbpf_set_print(CollectLibbpfPrint);
+  }
+  ~CollectLoadLog() {
+    libbpf_set_print(previous_);
+    g_load_log = nullptr;
+  }
+  CollectLoadLog(const CollectLoadLog&) = delete;
+  CollectLoadLog& operator=(const CollectLoadLog&) = delete;
+
+ private:
+  std::lock_guard<std::mutex> lk_;
+  libbpf_print_fn_t previous_ = nullptr;
+};
+
 std::string LastLines(const std::string& log) {
-  // The verifier's log can be long; its end says what failed.
   std::string s = log;
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
   if (s.size() > 600) s = "..." + s.substr(s.size() - 600);
@@ -49,34 +82,48 @@ std::string LastLines(const std::string& log) {
 }  // namespace
 
 Result<std::unique_ptr<InodeOpenCounts>> InodeOpenCounts::Load() {
-  std::lock_guard<std::mutex> lk(g_load_mu);
   std::string log;
-  g_load_log = &log;
-  libbpf_print_fn_t previous = libbpf_set_print(CollectLibbpfPrint);
-  auto fail = [&](const char* what, int err) -> Status {
-    libbpf_set_print(previous);
-    g_load_log = nullptr;
+  auto fail = [&log](const char* what, int err) -> Status {
     std::string m = std::string("inode open counts (BPF): ") + what + ": " + std::strerror(err < 0 ? -err : err);
     if (!log.empty()) m += " (" + LastLines(log) + ")";
     return Status::Unavailable(m);
   };
-  LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = "lim_inode_open_counts");
-  bpf_object* obj = bpf_object__open_mem(kInodeOpenCountsBpf, sizeof kInodeOpenCountsBpf, &opts);
-  if (!obj) return fail("open the object", errno);
-  int err = bpf_object__load(obj);
-  if (err) {
-    bpf_object__close(obj);
-    return fail("load", err);
+  std::unique_ptr<InodeOpenCounts> loaded;
+  {
+    CollectLoadLog collect(&log);
+    // Filled by hand, not with LIBBPF_OPTS: its statement expression is a GNU extension
+    // that -Wpedantic refuses under clang.
+    bpf_object_open_opts opts{};
+    opts.sz = sizeof opts;
+    opts.object_name = "lim_inode_open_counts";
+    bpf_object* obj = bpf_object__open_mem(kInodeOpenCountsBpf, sizeof kInodeOpenCountsBpf, &opts);
+    if (!obj) return fail("open the object", errno);
+    if (int err = bpf_object__load(obj); err != 0) {
+      bpf_object__close(obj);
+      return fail("load", err);
+    }
+    bpf_program* prog = bpf_object__find_program_by_name(obj, "lim_read_open_counts");
+    bpf_map* map = bpf_object__find_map_by_name(obj, "lim_open_counts_out");
+    if (!prog || !map || bpf_map__value_size(map) != sizeof(WireCounts)) {
+      bpf_object__close(obj);
+      return Status::Internal("inode open counts (BPF): the embedded object lacks its program or map");
+    }
+    loaded.reset(new InodeOpenCounts(obj, bpf_program__fd(prog), bpf_map__fd(map)));
   }
-  libbpf_set_print(previous);
-  g_load_log = nullptr;
-  bpf_program* prog = bpf_object__find_program_by_name(obj, "lim_read_open_counts");
-  bpf_map* map = bpf_object__find_map_by_name(obj, "lim_open_counts_out");
-  if (!prog || !map || bpf_map__value_size(map) != sizeof(WireCounts)) {
-    bpf_object__close(obj);
-    return Status::Internal("inode open counts (BPF): the embedded object lacks its program or map");
+  // A kernel may load the program and still not run it on demand (the test run of raw
+  // tracepoint programs came in 5.10), or relocate a field wrongly: one reading of a file
+  // of limd's own must give that file's inode before the program is trusted.
+  int fd = ::memfd_create("lim-open-counts-check", MFD_CLOEXEC);
+  if (fd < 0) return fail("a file to check the program on", errno);
+  struct stat st;
+  auto c = ::fstat(fd, &st) == 0 ? loaded->Read(fd) : Result<Counts>(Status::IoError(std::strerror(errno)));
+  ::close(fd);
+  if (!c.ok()) return Status::Unavailable("inode open counts (BPF): checking the program: " + c.status().message());
+  if (c->ino != static_cast<uint64_t>(st.st_ino)) {
+    return Status::Unavailable("inode open counts (BPF): checking the program: it read inode " + std::to_string(c->ino) +
+                               ", not " + std::to_string(st.st_ino));
   }
-  return std::unique_ptr<InodeOpenCounts>(new InodeOpenCounts(obj, bpf_program__fd(prog), bpf_map__fd(map)));
+  return loaded;
 }
 
 InodeOpenCounts::~InodeOpenCounts() { bpf_object__close(obj_); }
@@ -85,7 +132,10 @@ Result<InodeOpenCounts::Counts> InodeOpenCounts::Read(int fd) {
   if (fd < 0) return Status::InvalidArgument("inode open counts: descriptor " + std::to_string(fd));
   std::lock_guard<std::mutex> lk(mu_);
   uint64_t args[1] = {static_cast<uint64_t>(fd)};
-  LIBBPF_OPTS(bpf_test_run_opts, run, .ctx_in = args, .ctx_size_in = sizeof args);
+  bpf_test_run_opts run{};  // by hand: see Load()
+  run.sz = sizeof run;
+  run.ctx_in = args;
+  run.ctx_size_in = sizeof args;
   if (int err = bpf_prog_test_run_opts(prog_fd_, &run); err != 0) {
     return Status::IoError(std::string("inode open counts: running the program: ") + std::strerror(-err));
   }

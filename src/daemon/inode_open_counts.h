@@ -14,9 +14,12 @@
 // How: a BPF program (bpf/inode_open_counts.bpf.c) that is never attached to any event.
 // Read() runs it once with BPF_PROG_TEST_RUN, in the calling thread, with the descriptor as
 // its argument; it follows that thread's descriptor table to the inode and copies the two
-// counters. Nothing runs in any other process and nothing is left in the kernel between
-// calls. The object is embedded in limd and relocated by libbpf against the running
-// kernel's BTF (CO-RE), so it loads on any kernel with /sys/kernel/btf/vmlinux.
+// counters. Nothing runs in any other process: the program and its one-slot map stay
+// loaded for limd's lifetime, attached to nothing. The object is embedded in limd and
+// relocated by libbpf against the running kernel's BTF (CO-RE): it runs on kernels from
+// 5.10 (the test run of raw-tracepoint programs) with /sys/kernel/btf/vmlinux and without
+// confidentiality lockdown (which refuses kernel reads to BPF). Load() checks it once on a
+// file of its own before it is trusted.
 //
 // The counts are the kernel's exactly: readers counts O_RDONLY opens (an O_RDWR open counts
 // as a writer only), limd's own descriptors included; writers is negative while writes are
@@ -46,11 +49,13 @@ class InodeOpenCounts {
   struct Counts {
     int32_t readers = 0;  // i_readcount
     int32_t writers = 0;  // i_writecount
-    uint64_t ino = 0;     // the inode's number, as fstat gives it
+    uint64_t ino = 0;     // the inode's i_ino (what fstat gives on most filesystems; not
+                          // on overlayfs without xino, whose st_ino is synthesized)
   };
 
-  // Loads and verifies the program. Unavailable, with libbpf's and the kernel's reason, when
-  // this kernel or this process cannot run it.
+  // Loads the program and checks it on a memfd of its own (the inode it reads must be that
+  // file's). Unavailable, with libbpf's and the kernel's reason, when this kernel or this
+  // process cannot run it.
   static Result<std::unique_ptr<InodeOpenCounts>> Load();
   ~InodeOpenCounts();
   InodeOpenCounts(const InodeOpenCounts&) = delete;

@@ -157,9 +157,12 @@ void OpenCountProbe::ProbeOne(const InodeKey& key) {
   p.at = std::chrono::steady_clock::now();
   // Is fd the only open of the inode? "granted": yes, at one instant (see the header).
   bool granted = false;
+  std::optional<InodeOpenCounts::Counts> counts;
   if (counts_) {
-    auto c = counts_->Read(fd);
-    granted = c.ok() && c->readers == 1 && c->writers == 0;
+    if (auto c = counts_->Read(fd); c.ok()) counts = *c;
+  }
+  if (counts) {
+    granted = counts->readers == 1 && counts->writers == 0;
     by_counts_++;
   } else {
     granted = ::fcntl(fd, F_SETSIG, SIGURG) == 0 && ::fcntl(fd, F_SETLEASE, F_WRLCK) == 0;

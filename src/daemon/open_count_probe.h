@@ -15,9 +15,12 @@
 // it asks the same question with a write lease instead: the kernel grants F_SETLEASE F_WRLCK
 // under exactly that condition (fs/locks.c, check_conflicting_open), and the lease is
 // released at once (F_SETSIG SIGURG: a lease break in that window signals limd with a
-// signal ignored by default, never SIGIO's termination). The lease reads both counters at
-// one instant; the program reads i_readcount, then i_writecount. The argument below holds
-// for each counter on its own, with P the instant that counter was read.
+// signal ignored by default, never SIGIO's termination). Neither reads both counters at
+// one instant: check_conflicting_open reads i_writecount, then i_readcount, the program
+// the other way round, and openers take no lock against either. The argument below never
+// needed one instant: every open is in exactly one counter (read-only opens in
+// i_readcount, the others in i_writecount), and it holds for each counter on its own, with
+// P the instant that counter was read. A reading that fails is asked again with the lease.
 //
 // Exactness (never a count below the truth): the kernel raises a reader's or writer's count
 // before it queues the open's permission event (do_dentry_open) and queues a close event

@@ -143,11 +143,13 @@ bool HoldTwice(const std::string& dir, int first, int n, uid_t uid, bool write) 
 // resets the counts of inodes nobody holds (the kernel's counters read (1, 0), or a write
 // lease is granted: --open-counts kernel / lease) and never those of inodes someone does:
 // a reader and a writer held across the whole run keep their ToMToU and open_writers.
+// "auto-without-bpf": --open-counts auto with bpf() refused (lim_test_nobpf, seccomp): limd
+// says why and probes with the lease.
 class LimdMemoryRootCounts : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(LimdMemoryRootCounts, MergedClosesDoNotPinInodeStates) {
   std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
-  if (why.empty() && GetParam() == "kernel" && ::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
+  if (why.empty() && GetParam() != "lease" && ::access("/sys/kernel/btf/vmlinux", R_OK) != 0) {
     why = "this kernel has no BTF for the open-count program";
   }
   if (!why.empty()) GTEST_SKIP() << why;
@@ -162,9 +164,12 @@ TEST_P(LimdMemoryRootCounts, MergedClosesDoNotPinInodeStates) {
   ASSERT_TRUE(WriteFileBytes(mnt + "/held_w", AsBytes("w\n")).ok());
   ASSERT_TRUE(WriteFileBytes(state + "/policy", AsBytes("measure func=FILE_CHECK mask=MAY_READ uid=0\n")).ok());
   testing::LimdChild limd;
-  ASSERT_FALSE(limd.Start(testing::LimdCommand(state, mnt,
-                                               "--no-tpm --config /dev/null --inode-cache 1024 --open-counts " +
-                                                   GetParam() + " --policy " + ShellQuote(state + "/policy")),
+  const bool without_bpf = GetParam() == "auto-without-bpf";
+  ASSERT_FALSE(limd.Start((without_bpf ? std::string(LIM_TEST_NOBPF_BIN) + " " : std::string()) +
+                              testing::LimdCommand(state, mnt,
+                                                   "--no-tpm --config /dev/null --inode-cache 1024 --open-counts " +
+                                                       std::string(without_bpf ? "auto" : GetParam()) + " --policy " +
+                                                       ShellQuote(state + "/policy")),
                           state, 180)
                    .has_value());
   ASSERT_GT(limd.pid(), 0);
@@ -219,12 +224,42 @@ TEST_P(LimdMemoryRootCounts, MergedClosesDoNotPinInodeStates) {
   EXPECT_EQ(j["count_probes_by_kernel_counts"].get<uint64_t>(),
             GetParam() == "kernel" ? j["count_probes"].get<uint64_t>() : 0u)
       << *status;
+  auto log = ReadFileText(state + "/log");
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->find("checked with a write lease instead") != std::string::npos, without_bpf) << *log;
   // The bound, plus what the last round's eviction had not reached yet.
   EXPECT_LT(j["tracked_inodes"].get<uint64_t>(), 1024u + 512u) << *status;
 }
 
-INSTANTIATE_TEST_SUITE_P(OpenCounts, LimdMemoryRootCounts, ::testing::Values("kernel", "lease"),
-                         [](const ::testing::TestParamInfo<std::string>& i) { return i.param; });
+INSTANTIATE_TEST_SUITE_P(OpenCounts, LimdMemoryRootCounts, ::testing::Values("kernel", "lease", "auto-without-bpf"),
+                         [](const ::testing::TestParamInfo<std::string>& i) {
+                           std::string name = i.param;
+                           for (char& c : name)
+                             if (c == '-') c = '_';
+                           return name;
+                         });
+
+// --open-counts kernel where the program cannot be loaded (bpf() refused) stops limd at
+// start, naming the flag and the reason, before it marks anything.
+TEST(LimdOpenCountsRoot, KernelCountsThatCannotBeHadStopLimd) {
+  std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  if (!why.empty()) GTEST_SKIP() << why;
+  testing::ScratchMounts mounts;
+  std::string mnt, state = lim::testing::MakeTempDir();
+  ASSERT_EQ(mounts.AddTmpfs(&mnt), "");
+  testing::LimdChild limd;
+  auto rc = limd.Start(std::string(LIM_TEST_NOBPF_BIN) + " " +
+                           testing::LimdCommand(state, mnt, "--no-tpm --config /dev/null --open-counts kernel") +
+                           " 2>" + ShellQuote(state + "/stderr"),
+                       state, 60);
+  ASSERT_TRUE(rc.has_value());
+  EXPECT_NE(*rc, 0);
+  EXPECT_NE(*rc, -1) << "limd neither started nor stopped";
+  auto err = ReadFileText(state + "/stderr");
+  std::string text = err.ok() ? *err : "";
+  EXPECT_NE(text.find("--open-counts kernel: inode open counts (BPF)"), std::string::npos) << text;
+  EXPECT_NE(text.find(std::strerror(EPERM)), std::string::npos) << text;
+}
 
 }  // namespace
 }  // namespace lim::daemon

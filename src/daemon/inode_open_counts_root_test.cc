@@ -106,43 +106,46 @@ TEST_F(InodeOpenCountsRoot, FollowsReadAndWriteOpensAndCloses) {
   EXPECT_EQ(c.writers, 0);
 }
 
+// A one-byte message with room for one descriptor (SCM_RIGHTS), for sendmsg or recvmsg.
+struct OneFdMessage {
+  OneFdMessage() {
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+  }
+  OneFdMessage(const OneFdMessage&) = delete;  // msg points into this object
+  OneFdMessage& operator=(const OneFdMessage&) = delete;
+  char byte = 'x';
+  struct iovec iov = {&byte, 1};
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr msg = {};
+};
+
 // The case /proc cannot see: a descriptor sent over a unix socket and closed by its sender
 // is held by the message until someone receives it. The kernel still counts a reader.
 TEST_F(InodeOpenCountsRoot, CountsAFileInFlightInAnScmRightsMessage) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
   int sent = Open(O_RDONLY);
-  char byte = 'x';
-  struct iovec iov = {&byte, 1};
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr msg = {};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  struct cmsghdr* cm = CMSG_FIRSTHDR(&msg);
+  OneFdMessage out;
+  struct cmsghdr* cm = CMSG_FIRSTHDR(&out.msg);
   cm->cmsg_level = SOL_SOCKET;
   cm->cmsg_type = SCM_RIGHTS;
   cm->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(cm), &sent, sizeof(int));
-  ASSERT_EQ(::sendmsg(sv[0], &msg, 0), 1);
+  ASSERT_EQ(::sendmsg(sv[0], &out.msg, 0), 1);
   ::close(sent);
 
   EXPECT_EQ(ProcFdsOfFile(), 1);    // /proc: only fd_
   EXPECT_EQ(Read(fd_).readers, 2);  // the kernel: fd_ and the one in the message
 
   // Received and closed: the count drops.
-  char got = 0;
-  struct iovec riov = {&got, 1};
-  alignas(struct cmsghdr) char rcontrol[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr rmsg = {};
-  rmsg.msg_iov = &riov;
-  rmsg.msg_iovlen = 1;
-  rmsg.msg_control = rcontrol;
-  rmsg.msg_controllen = sizeof rcontrol;
-  ASSERT_EQ(::recvmsg(sv[1], &rmsg, MSG_CMSG_CLOEXEC), 1);
+  OneFdMessage in;
+  ASSERT_EQ(::recvmsg(sv[1], &in.msg, MSG_CMSG_CLOEXEC), 1);
+  ASSERT_NE(CMSG_FIRSTHDR(&in.msg), nullptr);
   int received = -1;
-  std::memcpy(&received, CMSG_DATA(CMSG_FIRSTHDR(&rmsg)), sizeof(int));
+  std::memcpy(&received, CMSG_DATA(CMSG_FIRSTHDR(&in.msg)), sizeof(int));
   EXPECT_EQ(Read(fd_).readers, 2);
   ::close(received);
   EXPECT_EQ(Read(fd_).readers, 1);

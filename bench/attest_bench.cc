@@ -4,6 +4,8 @@
 //                         two banks + 10 policy lookups (policy of 10,000 paths);
 //   BM_QuoteCheckOnly     the quote check alone (signature, nonce, PCR digest);
 //   BM_PolicyLookups10    the 10 policy lookups alone;
+//   BM_EvidenceFromJson   one round's evidence (10 new entries) parsed from its JSON body;
+//   BM_AgentStateToJson   the state a round stores, serialized;
 //   BM_ReplayFromZero / BM_ReplayIncremental/N   a 100,000-entry list verified from entry 0
 //                         versus the last 10 entries of an N-entry list (1,000, 100,000,
 //                         1,000,000) from the saved state, split into quote, replay, policy.
@@ -22,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "attest/evidence_json.h"
 #include "attest/round.h"
 #include "attest/store.h"
 #include "attest/runtime_policy.h"
@@ -162,6 +165,28 @@ void BM_QuoteCheckOnly(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_QuoteCheckOnly);
+
+// The two JSON steps of every round around Verify: the evidence's parse (the push body of
+// one round, 10 new entries) and the new state's serialization for the store write.
+void BM_EvidenceFromJson(benchmark::State& state) {
+  Rounds& r = GetRounds();
+  const std::string body = EvidenceToJson(r.rounds[0].ev);
+  for (auto _ : state) {
+    auto ev = EvidenceFromJson(body);
+    if (!ev.ok()) state.SkipWithError("parse");
+    benchmark::DoNotOptimize(ev);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * body.size()));
+}
+BENCHMARK(BM_EvidenceFromJson);
+
+void BM_AgentStateToJson(benchmark::State& state) {
+  Rounds& r = GetRounds();
+  const AgentState& st = r.rounds.back().state;
+  for (auto _ : state) benchmark::DoNotOptimize(AgentStateToJson(st));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_AgentStateToJson);
 
 void BM_PolicyLookups10(benchmark::State& state) {
   Rounds& r = GetRounds();

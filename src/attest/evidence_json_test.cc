@@ -1,6 +1,8 @@
 #include "attest/evidence_json.h"
 
 #include <gtest/gtest.h>
+
+#include <cctype>
 #include <tss2/tss2_tpm2_types.h>
 
 #include <nlohmann/json.hpp>
@@ -48,6 +50,20 @@ TEST(Base64, RoundTripsEveryLengthAndIsStrict) {
   auto err = Base64Decode("Zm9*");
   ASSERT_FALSE(err.ok());
   EXPECT_NE(err.status().message().find("character 3"), std::string::npos);
+  // A bad character in a group before the last is named by its own position too, and a
+  // byte with the high bit set is no base64 character.
+  for (auto [text, pos] : {std::pair<std::string, size_t>{"Zm9vY\xffg=", 5}, {"Zm9vYmFy=mF6", 8}, {"Zm9vYmFyYmF6Zm9v!m9v", 16}}) {
+    auto bad = Base64Decode(text);
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_NE(bad.status().message().find("character " + std::to_string(pos)), std::string::npos)
+        << bad.status().message();
+  }
+  // Every byte value decodes only if it is in the alphabet (the table has no stray entry).
+  for (int c = 0; c < 256; ++c) {
+    std::string text = "QUFB" + std::string(1, static_cast<char>(c)) + "UFB";
+    bool alphabet = std::isalnum(c) || c == '+' || c == '/';
+    EXPECT_EQ(Base64Decode(text).ok(), alphabet) << c;
+  }
 }
 
 TEST(EvidenceJson, RoundTrip) {

@@ -671,16 +671,6 @@ EvidenceRequest NextRequest(const AgentState& state, const std::vector<uint16_t>
 namespace {
 using nlohmann::json;
 
-json PcrMapJson(const std::map<uint16_t, std::map<int, Bytes>>& m) {
-  json o = json::object();
-  for (const auto& [alg, pcrs] : m) {
-    json b = json::object();
-    for (const auto& [p, v] : pcrs) b[std::to_string(p)] = ToHex(v);
-    o[std::to_string(alg)] = b;
-  }
-  return o;
-}
-
 Result<uint64_t> U64(const json& j, const char* key) {
   auto it = j.find(key);
   if (it == j.end() || !it->is_number_unsigned()) {
@@ -744,34 +734,113 @@ Result<std::map<uint16_t, std::map<int, Bytes>>> PcrMapFrom(const json& j, const
 
 }  // namespace
 
+// Written straight into one string: every round stores it, and building the nlohmann DOM
+// first (a map node per key, a string per digest) cost ~23 µs a round (attest_bench
+// BM_AgentStateToJson). The output is what that DOM's dump gave, byte for byte: keys in
+// byte order at every level (the PCR maps' numeric keys as strings, so "11" before "4"),
+// no spaces, free-text strings escaped by nlohmann with invalid UTF-8 replaced
+// (round_test.cc checks that a dump of the parsed output gives it back unchanged).
+namespace {
+
+void AppendJsonString(const std::string& v, std::string* out) {
+  *out += json(v).dump(-1, ' ', false, json::error_handler_t::replace);
+}
+
+void AppendHexString(ByteView v, std::string* out) {
+  out->push_back('"');
+  AppendHex(v, out);
+  out->push_back('"');
+}
+
+// {"key":"hex",…} with the map's numeric keys in the order of their decimal strings.
+template <typename Key>
+void AppendHexMap(const std::map<Key, Bytes>& m, std::string* out) {
+  std::vector<std::pair<std::string, const Bytes*>> keyed;
+  keyed.reserve(m.size());
+  for (const auto& [k, v] : m) keyed.emplace_back(std::to_string(k), &v);
+  std::sort(keyed.begin(), keyed.end());
+  out->push_back('{');
+  for (size_t i = 0; i < keyed.size(); ++i) {
+    if (i) out->push_back(',');
+    *out += '"' + keyed[i].first + "\":";
+    AppendHexString(*keyed[i].second, out);
+  }
+  out->push_back('}');
+}
+
+void AppendHexArray(const std::vector<Bytes>& v, std::string* out) {
+  out->push_back('[');
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i) out->push_back(',');
+    AppendHexString(v[i], out);
+  }
+  out->push_back(']');
+}
+
+}  // namespace
+
 std::string AgentStateToJson(const AgentState& s) {
-  json j;
-  j["started"] = s.started;
-  j["next_index"] = s.next_index;
-  json pcr10 = json::object();
-  for (const auto& [alg, v] : s.pcr10) pcr10[std::to_string(alg)] = ToHex(v);
-  j["pcr10"] = pcr10;
-  j["replay_mode"] = s.replay_mode;
-  j["list_bank"] = s.list_bank;
-  j["boot_id"] = s.boot_id;
-  j["reset_count"] = s.reset_count;
-  j["restart_count"] = s.restart_count;
-  j["clock"] = s.clock;
-  j["boot_pcrs"] = PcrMapJson(s.boot_pcrs);
-  json fw = json::array();
-  for (const auto& e : s.firmware_events) fw.push_back(ToHex(e));
-  j["firmware_events"] = fw;
-  j["firmware_checked"] = s.firmware_checked;
-  j["pending"] = ToHex(s.pending);
-  j["pending_entries"] = s.pending_entries;
-  json certs = json::array();
-  for (const auto& c : s.learned_certificates) certs.push_back(ToHex(c));
-  j["learned_certificates"] = certs;
-  if (!s.dm.devices.empty()) j["dm_devices"] = json::parse(s.dm.ToJson());
-  j["rounds"] = s.rounds;
-  j["reboots"] = s.reboots;
-  if (!s.list_source.empty()) j["list_source"] = s.list_source;
-  return j.dump(-1, ' ', false, json::error_handler_t::replace);
+  std::string out;
+  out.reserve(512 + 80 * (s.boot_pcrs.size() * 10 + s.firmware_events.size()) + 2 * s.pending.size());
+  auto key = [&out](const char* k) {
+    out += out.empty() ? "{\"" : ",\"";
+    out += k;
+    out += "\":";
+  };
+  auto number = [&](const char* k, uint64_t v) {
+    key(k);
+    out += std::to_string(v);
+  };
+  auto boolean = [&](const char* k, bool v) {
+    key(k);
+    out += v ? "true" : "false";
+  };
+  auto text = [&](const char* k, const std::string& v) {
+    key(k);
+    AppendJsonString(v, &out);
+  };
+  auto hex_array = [&](const char* k, const std::vector<Bytes>& v) {
+    key(k);
+    AppendHexArray(v, &out);
+  };
+  text("boot_id", s.boot_id);
+  key("boot_pcrs");
+  {
+    std::vector<std::pair<std::string, const std::map<int, Bytes>*>> banks;
+    for (const auto& [alg, pcrs] : s.boot_pcrs) banks.emplace_back(std::to_string(alg), &pcrs);
+    std::sort(banks.begin(), banks.end());
+    out.push_back('{');
+    for (size_t i = 0; i < banks.size(); ++i) {
+      if (i) out.push_back(',');
+      out += '"' + banks[i].first + "\":";
+      AppendHexMap(*banks[i].second, &out);
+    }
+    out.push_back('}');
+  }
+  number("clock", s.clock);
+  if (!s.dm.devices.empty()) {
+    key("dm_devices");
+    out += json::parse(s.dm.ToJson()).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  boolean("firmware_checked", s.firmware_checked);
+  hex_array("firmware_events", s.firmware_events);
+  hex_array("learned_certificates", s.learned_certificates);
+  text("list_bank", s.list_bank);
+  if (!s.list_source.empty()) text("list_source", s.list_source);
+  number("next_index", s.next_index);
+  key("pcr10");
+  AppendHexMap(s.pcr10, &out);
+  key("pending");
+  AppendHexString(s.pending, &out);
+  number("pending_entries", s.pending_entries);
+  number("reboots", s.reboots);
+  text("replay_mode", s.replay_mode);
+  number("reset_count", s.reset_count);
+  number("restart_count", s.restart_count);
+  number("rounds", s.rounds);
+  boolean("started", s.started);
+  out.push_back('}');
+  return out;
 }
 
 Result<AgentState> AgentStateFromJson(std::string_view text) {

@@ -1,6 +1,7 @@
 #include "attest/round.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <sstream>
 
@@ -638,6 +639,53 @@ TEST(AgentStateTest, JsonRoundTripsAndRefusesDamage) {
   std::string bad = j;
   bad.replace(bad.find("\"next_index\":42"), 15, "\"next_index\":-1");
   EXPECT_FALSE(AgentStateFromJson(bad).ok());
+}
+
+// The state is written without building a DOM; it must be exactly what nlohmann's dump of
+// the same document gives (the form stored before, and the one any reader re-dumps), for
+// states with every part filled: banks whose decimal keys sort apart ("11" before "4"),
+// PCR indices 10+, dm devices, strings that need escaping or are not UTF-8.
+TEST(AgentStateTest, JsonIsNlohmannsCanonicalDump) {
+  AgentState empty;
+  AgentState full;
+  full.started = true;
+  full.next_index = 1ull << 40;
+  full.pcr10[TPM2_ALG_SHA1] = Bytes(20, 0xab);
+  full.pcr10[TPM2_ALG_SHA256] = Bytes(32, 0xcd);
+  full.replay_mode = "sha1-padded";
+  full.list_bank = "sha256";
+  full.boot_id = "quote\" back\\slash \x01 ctl \xff\xfe not utf-8";
+  full.reset_count = 0xffffffffu;
+  full.restart_count = 7;
+  full.clock = ~0ull;
+  for (int p : {0, 1, 2, 9, 10, 11, 23}) {
+    full.boot_pcrs[TPM2_ALG_SHA1][p] = Bytes(20, static_cast<uint8_t>(p));
+    full.boot_pcrs[TPM2_ALG_SHA256][p] = Bytes(32, static_cast<uint8_t>(p + 1));
+    full.boot_pcrs[TPM2_ALG_SHA384][p] = Bytes(48, static_cast<uint8_t>(p + 2));
+  }
+  full.firmware_events = {Bytes(32, 1), Bytes(32, 2), Bytes(32, 3)};
+  full.firmware_checked = true;
+  full.pending = Bytes(300, 0x5a);
+  full.pending_entries = 4;
+  full.learned_certificates = {{0x30, 0x82, 0x01}, {}};
+  full.dm.devices["vg-root"] = DmDevice{"root \"verity\"", true, true, "sha256:00ff", false};
+  full.rounds = 12;
+  full.reboots = 1;
+  full.list_source = "kernel";
+  for (const AgentState* s : {&empty, &full}) {
+    std::string j = AgentStateToJson(*s);
+    auto doc = nlohmann::json::parse(j, nullptr, /*allow_exceptions=*/false);
+    ASSERT_FALSE(doc.is_discarded()) << j;
+    EXPECT_EQ(doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), j);
+    auto back = AgentStateFromJson(j);
+    ASSERT_TRUE(back.ok()) << back.status().message() << "\n" << j;
+    EXPECT_EQ(AgentStateToJson(*back), j);
+  }
+  std::string j = AgentStateToJson(full);
+  EXPECT_LT(j.find("\"11\":{"), j.find("\"4\":{")) << "banks in the order of their keys as strings";
+  EXPECT_NE(j.find("\"dm_devices\":"), std::string::npos);
+  EXPECT_NE(j.find("\xef\xbf\xbd"), std::string::npos) << "invalid UTF-8 replaced by U+FFFD";
+  EXPECT_EQ(AgentStateToJson(empty).find("list_source"), std::string::npos);
 }
 
 }  // namespace

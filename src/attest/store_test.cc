@@ -413,14 +413,16 @@ TEST_P(StoreTest, SchemaOneIsUpgraded) {
   ASSERT_TRUE(Raw(spec, DownToTwo()).ok());
   ASSERT_TRUE(Raw(spec, "DROP TABLE verifiers").ok());
   ASSERT_TRUE(Raw(spec, "DELETE FROM schema_version WHERE version = 2").ok());
-  auto s = Open(spec);
-  ASSERT_TRUE(s);
-  EXPECT_TRUE(Raw(spec, "SELECT count(*) FROM verifiers").ok());
-  auto claim = s->ClaimLeases("A", std::chrono::seconds(30));
-  ASSERT_TRUE(claim.ok()) << claim.status().message();
-  EXPECT_EQ(claim->leases.size(), 1u);
-  EXPECT_EQ(claim->fair_share, 1u);
-  EXPECT_TRUE((*s->GetAgent("web1")).has_value());
+  {
+    auto s = Open(spec);
+    ASSERT_TRUE(s);
+    auto claim = s->ClaimLeases("A", std::chrono::seconds(30));
+    ASSERT_TRUE(claim.ok()) << claim.status().message();
+    EXPECT_EQ(claim->leases.size(), 1u);
+    EXPECT_EQ(claim->fair_share, 1u);
+    EXPECT_TRUE((*s->GetAgent("web1")).has_value());
+  }
+  EXPECT_TRUE(Raw(spec, "SELECT count(*) FROM verifiers").ok());  // once closed: SQLite's is held
 }
 
 // A schema-2 store (before row versions) is upgraded on open: its rows get a version, and
@@ -463,23 +465,40 @@ TEST_P(StoreTest, ValuesAreBoundNotSpliced) {
   EXPECT_EQ(s->ListAgents()->size(), 1u);
 }
 
-// The unshared (SQLite) store: every caller owns every agent, fences are not checked.
+// The unshared (SQLite) store: one process holds the file, a second opener is refused and
+// named the way to share; its one owner owns every agent and fences are not checked. The
+// shared (PostgreSQL) store: a lease per agent, a verdict written only under its fence.
 TEST_P(StoreTest, LeasesOfTheBackend) {
   std::string spec = NewSpec();
   auto a = Open(spec);
-  auto b = Open(spec);
-  ASSERT_TRUE(a && b);
-  ASSERT_TRUE(a->PutAgent(Agent("web1")).ok());
-  auto la = a->ClaimLeases("A", std::chrono::seconds(30));
-  auto lb = b->ClaimLeases("B", std::chrono::seconds(30));
-  ASSERT_TRUE(la.ok() && lb.ok());
+  ASSERT_TRUE(a);
   if (GetParam() == "sqlite") {
+    const auto t0 = std::chrono::steady_clock::now();
+    auto second = OpenStore(spec);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kUnavailable) << second.status().message();
+    EXPECT_NE(second.status().message().find("in use by another process"), std::string::npos)
+        << second.status().message();
+    EXPECT_NE(second.status().message().find("PostgreSQL"), std::string::npos) << second.status().message();
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4)) << "waited past the busy timeout";
+    // Another process (the sqlite3 shell) cannot even read it while the store is open.
+    auto shell = lim::testing::Run("sqlite3 " + lim::testing::ShellQuote(spec.substr(7)) + " 'SELECT count(*) FROM agents'");
+    EXPECT_NE(shell.exit_code, 0) << shell.out;
+    EXPECT_NE(shell.err.find("locked"), std::string::npos) << shell.err;
+    ASSERT_TRUE(a->PutAgent(Agent("web1")).ok());
+    auto la = a->ClaimLeases("A", std::chrono::seconds(30));
+    ASSERT_TRUE(la.ok());
     EXPECT_FALSE(a->Shared());
     EXPECT_EQ(la->leases, (std::map<std::string, int64_t>{{"web1", 0}}));
-    EXPECT_EQ(lb->leases, (std::map<std::string, int64_t>{{"web1", 0}}));
-    EXPECT_EQ(*b->TakeLease("web1", "B", std::chrono::seconds(30)), 0);
-    EXPECT_TRUE(b->RecordFencedRound("web1", 12345, {}, AgentStatus::kAttested, 5, {}).ok());
+    EXPECT_EQ(*a->TakeLease("web1", "B", std::chrono::seconds(30)), 0);
+    EXPECT_TRUE(a->RecordFencedRound("web1", 12345, {}, AgentStatus::kAttested, 5, {}).ok());
   } else {
+    auto b = Open(spec);
+    ASSERT_TRUE(b);
+    ASSERT_TRUE(a->PutAgent(Agent("web1")).ok());
+    auto la = a->ClaimLeases("A", std::chrono::seconds(30));
+    auto lb = b->ClaimLeases("B", std::chrono::seconds(30));
+    ASSERT_TRUE(la.ok() && lb.ok());
     EXPECT_TRUE(a->Shared());
     EXPECT_EQ(la->leases, (std::map<std::string, int64_t>{{"web1", 1}}));
     EXPECT_TRUE(lb->leases.empty());

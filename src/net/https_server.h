@@ -1,7 +1,9 @@
 // HttpsServer: an HTTPS/1.1 server with mutual TLS 1.3 (tls.h) on Boost.Beast/Asio. Async:
-// one io_context served by a few threads holds every connection — no thread per connection,
-// so thousands of persistent (keep-alive) connections cost memory, not threads. Routes map
-// (method, exact path) to handlers that return a response.
+// a few threads, each running an io_context of its own, hold every connection — no thread per
+// connection, so thousands of persistent (keep-alive) connections cost memory, not threads.
+// A connection is given to one thread's context at accept (in turn) and stays there: no
+// thread hands work to another, so a request costs no scheduler lock or wake-up across
+// threads. Routes map (method, exact path) to handlers that return a response.
 //
 // Hostile peers: the TLS handshake, each request (header and body together) and each response
 // write have their own timeout; header and body sizes are bounded (HttpLimits: 431 and 413
@@ -9,10 +11,11 @@
 // max_connections are closed at accept. A handler that throws gets a 500, never a crash.
 //
 // Threading: Route() before Start(). Handlers run on the server's threads and may run
-// concurrently (threads > 1): they must be thread-safe. A handler that may wait on another
-// host (the verifier's enrollment asks the agent) is routed with RouteBlocking(): it runs on
-// a pool of its own (blocking_threads), so that while it waits every other connection is
-// still served; its response is written from the server's threads. Stop() from any thread
+// concurrently (threads > 1): they must be thread-safe. While a handler runs, the other
+// connections of its thread wait, so a handler that may wait on another host (the
+// verifier's enrollment asks the agent) is routed with RouteBlocking(): it runs on a pool of
+// its own (blocking_threads), so that while it waits every other connection is still
+// served; its response is written from the connection's thread. Stop() from any thread
 // but a handler.
 #pragma once
 

@@ -9,7 +9,10 @@
 #include <condition_variable>
 #include <functional>
 #include <mutex>
+#include <set>
+#include <sstream>
 #include <thread>
+#include <vector>
 
 #include "net/http.h"
 #include "net/https_client.h"
@@ -355,6 +358,72 @@ TEST_F(HttpsTest, BlockingRoutesWaitOffTheServerThreads) {
   EXPECT_EQ(ra->body, "waited");
   EXPECT_EQ(rb->body, "waited");
   EXPECT_EQ(entered.load(), 2);
+  server->Stop();
+}
+
+// Each server thread runs a context of its own and connections are dealt to them in turn:
+// with threads = 3, three connections are served by three different threads, and their
+// handlers run at the same time (each waits until all three have entered; with one shared
+// thread this would time out). A connection keeps its thread for every later request.
+TEST_F(HttpsTest, ConnectionsAreDealtToTheThreadsInTurnAndStayThere) {
+  auto tls = MakeServerTls({pki_->server_cert, pki_->server_key, pki_->ca});
+  ASSERT_TRUE(tls.ok());
+  ServerOptions o;
+  o.threads = 3;
+  auto created = HttpsServer::Create(*tls, o);
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<HttpsServer> server = std::move(*created);
+  std::mutex mu;
+  std::condition_variable cv;
+  int inside = 0;
+  bool gather = true;
+  server->Route("GET", "/who", [&](const HttpRequest&) {
+    std::unique_lock<std::mutex> lk(mu);
+    if (gather) {
+      ++inside;
+      cv.notify_all();
+      // All three at once, or give up after 5 s (the test then fails on the count below).
+      cv.wait_for(lk, std::chrono::seconds(5), [&] { return inside >= 3; });
+    }
+    std::ostringstream id;
+    id << std::this_thread::get_id();
+    return HttpResponse{200, "text/plain", id.str() + " " + std::to_string(inside)};
+  });
+  ASSERT_TRUE(server->Start().ok());
+  std::vector<std::unique_ptr<HttpsClient>> clients;
+  for (int i = 0; i < 3; ++i) {
+    ClientOptions co;
+    co.port = server->port();
+    auto c = HttpsClient::Create(*MakeClientTls({pki_->client_cert, pki_->client_key, pki_->ca}), co);
+    ASSERT_TRUE(c.ok());
+    clients.push_back(std::move(*c));
+  }
+  std::vector<Result<HttpResponse>> first(3, Status::Unavailable("not run"));
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 3; ++i) callers.emplace_back([&, i] { first[i] = clients[i]->Request("GET", "/who"); });
+  for (auto& t : callers) t.join();
+  std::set<std::string> threads;
+  std::vector<std::string> thread_of(3);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(first[i].ok()) << first[i].status().message();
+    std::string body = first[i]->body;
+    EXPECT_EQ(body.substr(body.find(' ') + 1), "3") << "handlers did not run at once: " << body;
+    thread_of[i] = body.substr(0, body.find(' '));
+    threads.insert(thread_of[i]);
+  }
+  EXPECT_EQ(threads.size(), 3u) << "three connections, three threads";
+  {
+    std::lock_guard<std::mutex> lk(mu);
+    gather = false;
+  }
+  for (int i = 0; i < 3; ++i) {
+    for (int k = 0; k < 3; ++k) {
+      auto again = clients[i]->Request("GET", "/who");
+      ASSERT_TRUE(again.ok()) << again.status().message();
+      EXPECT_EQ(again->body.substr(0, again->body.find(' ')), thread_of[i]) << "connection " << i << " moved";
+    }
+  }
+  EXPECT_EQ(server->stats().connections, 3u);
   server->Stop();
 }
 

@@ -714,7 +714,9 @@ class AgentProxy {
     co.port = agent_port;
     auto real = net::HttpsClient::Create(*ctls, co);
     net::ServerOptions so;
-    so.threads = 4;  // a stalled request holds one
+    // A stalled evidence request waits on a thread of the blocking pool (it would hold a
+    // server thread's context, and every connection dealt to it, otherwise).
+    so.blocking_threads = 16;
     auto server = net::HttpsServer::Create(*stls, so);
     if (!real.ok() || !server.ok()) {
       ADD_FAILURE() << "proxy client/server";
@@ -732,7 +734,7 @@ class AgentProxy {
       return net::HttpResponse{200, "application/json", attest::IdentityToJson(*id)};
     });
     server_->Route("POST", "/v1/activate", [this](const net::HttpRequest& req) { return Forward("/v1/activate", req); });
-    server_->Route("POST", "/v1/evidence", [this](const net::HttpRequest& req) { return Evidence(req); });
+    server_->RouteBlocking("POST", "/v1/evidence", [this](const net::HttpRequest& req) { return Evidence(req); });
     EXPECT_TRUE(server_->Start().ok());
   }
   ~AgentProxy() {

@@ -10,6 +10,7 @@ PKGS=(
   libbpf-dev  # limd's BPF loader: InodeOpenCounts reads an inode's open counts from the kernel (src/daemon/inode_open_counts.h); clang above compiles the program
   libarchive-dev  # .deb reading in process (src/debs: ar, data.tar.{xz,zst,gz}), `lim policy from-debs`
   libboost-dev  # Boost.Beast/Asio: lim-agent's and the verifier's async mutual-TLS transport (src/net)
+  sqlite3  # the shell the store tests use to look at a verifier's SQLite file from another process
   postgresql  # the server the PostgreSQL store tests start privately (initdb in a temp dir; libpq-dev is the client)
   chromium chromium-driver python3-selenium  # the verifier web view's browser test (headless chromium driven by selenium)
 )

@@ -50,9 +50,11 @@ TEST(Base64, RoundTripsEveryLengthAndIsStrict) {
   auto err = Base64Decode("Zm9*");
   ASSERT_FALSE(err.ok());
   EXPECT_NE(err.status().message().find("character 3"), std::string::npos);
-  // A bad character in a group before the last is named by its own position too, and a
-  // byte with the high bit set is no base64 character.
-  for (auto [text, pos] : {std::pair<std::string, size_t>{"Zm9vY\xffg=", 5}, {"Zm9vYmFy=mF6", 8}, {"Zm9vYmFyYmF6Zm9v!m9v", 16}}) {
+  // A bad character is named by its position whether it is in the last group or one
+  // before it (the two are decoded apart), and a byte with the high bit set is no base64
+  // character.
+  for (auto [text, pos] : {std::pair<std::string, size_t>{"Zm9vY\xffg=", 5}, {"Zm9vYmFy=mF6", 8}, {"Zm9vYmFyYmF6Zm9v!m9v", 16},
+                           {"Zm9vY\xffg=Zm9v", 5}, {"Zm9vYm=yYmF6", 6}, {"Zm9vYmFyY-F6Zm9v", 9}, {"*m9vYmFy", 0}}) {
     auto bad = Base64Decode(text);
     ASSERT_FALSE(bad.ok()) << text;
     EXPECT_NE(bad.status().message().find("character " + std::to_string(pos)), std::string::npos)

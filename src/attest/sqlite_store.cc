@@ -217,9 +217,10 @@ class SqliteStore final : public Store {
     if (!locked.ok()) {
       if ((sqlite3_errcode(db_) & 0xff) == SQLITE_BUSY) {
         if (!sqlite3_get_autocommit(db_)) (void)Exec("ROLLBACK");
-        return Status::Unavailable("verifier database " + path_ +
-                                   " is in use by another process: a SQLite store serves one lim-verifier "
-                                   "(verifiers that share a fleet use a PostgreSQL store)");
+        // The caller prefixes the path (OpenSqliteStore).
+        return Status::Unavailable(
+            "the verifier database is in use by another process: a SQLite store serves one lim-verifier "
+            "(verifiers that share a fleet use a PostgreSQL store)");
       }
       return locked;
     }

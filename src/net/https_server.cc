@@ -50,8 +50,12 @@ struct HttpsServer::Impl {
   // variable (perf trace of lim-verifier under bench/fleet_load, 2 cores).
   std::vector<std::unique_ptr<asio::io_context>> iocs;
   std::atomic<size_t> next_ioc{0};
-  std::optional<tcp::acceptor> acceptor;  // on iocs[0]; goes before the contexts
-  std::vector<std::thread> threads;
+  // The acceptor has a context and a thread of its own, so that a handler running long on
+  // a server thread delays no new connection. Declared after iocs: a pending accept holds a
+  // socket of one of them, and goes first.
+  std::unique_ptr<asio::io_context> accept_ioc;
+  std::optional<tcp::acceptor> acceptor;
+  std::vector<std::thread> threads;  // the server threads, then the acceptor's
   uint16_t port = 0;
   std::once_flag stop_once;
 
@@ -294,7 +298,8 @@ Status HttpsServer::Start() {
   tcp::endpoint ep(addr, s.options.port);
   if (!s.iocs.empty()) return Status::InvalidArgument("HTTPS server on " + where + ": started twice");
   for (int i = 0; i < s.options.threads; ++i) s.iocs.push_back(std::make_unique<asio::io_context>(1));
-  s.acceptor.emplace(*s.iocs[0]);
+  s.accept_ioc = std::make_unique<asio::io_context>(1);
+  s.acceptor.emplace(*s.accept_ioc);
   s.acceptor->open(ep.protocol(), ec);
   if (!ec) s.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) s.acceptor->bind(ep, ec);
@@ -305,10 +310,13 @@ Status HttpsServer::Start() {
   if (!s.blocking_routes.empty()) {
     for (int i = 0; i < s.options.blocking_threads; ++i) s.pool_threads.emplace_back([&s] { s.PoolThread(); });
   }
-  for (auto& ioc : s.iocs) {
-    // Each context has work for good (the acceptor on the first; the others idle until a
-    // connection arrives), so run() returns only at Stop().
-    s.threads.emplace_back([&s, ctx = ioc.get()] {
+  std::vector<asio::io_context*> run;
+  for (auto& ioc : s.iocs) run.push_back(ioc.get());
+  run.push_back(s.accept_ioc.get());
+  for (asio::io_context* ctx : run) {
+    // Each context has work for good (a server thread's is idle until a connection
+    // arrives), so run() returns only at Stop().
+    s.threads.emplace_back([ctx] {
       auto work = asio::make_work_guard(*ctx);
       for (;;) {
         try {
@@ -331,10 +339,11 @@ void HttpsServer::Stop() {
     Impl& s = *impl_;
     s.stopping = true;
     if (s.acceptor) {
-      asio::post(*s.iocs[0], [&s] {
+      asio::post(*s.accept_ioc, [&s] {
         beast::error_code ignored;
         s.acceptor->close(ignored);
       });
+      s.accept_ioc->stop();
     }
     for (auto& ioc : s.iocs) ioc->stop();
     for (auto& t : s.threads) t.join();

@@ -3,7 +3,7 @@
 // connection, so thousands of persistent (keep-alive) connections cost memory, not threads.
 // A connection is given to one thread's context at accept (in turn) and stays there: no
 // thread hands work to another, so a request costs no scheduler lock or wake-up across
-// threads. Routes map (method, exact path) to handlers that return a response.
+// threads. Accepting has a thread of its own. Routes map (method, exact path) to handlers that return a response.
 //
 // Hostile peers: the TLS handshake, each request (header and body together) and each response
 // write have their own timeout; header and body sizes are bounded (HttpLimits: 431 and 413

@@ -362,9 +362,10 @@ TEST_F(HttpsTest, BlockingRoutesWaitOffTheServerThreads) {
 }
 
 // Each server thread runs a context of its own and connections are dealt to them in turn:
-// with threads = 3, three connections are served by three different threads, and their
-// handlers run at the same time (each waits until all three have entered; with one shared
-// thread this would time out). A connection keeps its thread for every later request.
+// with threads = 3, three connections are served by three different threads, each keeps its
+// thread for every later request, and their handlers run at the same time (each waits until
+// all three have entered; on one thread this would time out). The connections are opened
+// first, one after another, so no accept waits behind a gathering handler.
 TEST_F(HttpsTest, ConnectionsAreDealtToTheThreadsInTurnAndStayThere) {
   auto tls = MakeServerTls({pki_->server_cert, pki_->server_key, pki_->ca});
   ASSERT_TRUE(tls.ok());
@@ -376,7 +377,7 @@ TEST_F(HttpsTest, ConnectionsAreDealtToTheThreadsInTurnAndStayThere) {
   std::mutex mu;
   std::condition_variable cv;
   int inside = 0;
-  bool gather = true;
+  bool gather = false;
   server->Route("GET", "/who", [&](const HttpRequest&) {
     std::unique_lock<std::mutex> lk(mu);
     if (gather) {
@@ -390,38 +391,33 @@ TEST_F(HttpsTest, ConnectionsAreDealtToTheThreadsInTurnAndStayThere) {
     return HttpResponse{200, "text/plain", id.str() + " " + std::to_string(inside)};
   });
   ASSERT_TRUE(server->Start().ok());
+  auto thread_of_body = [](const std::string& body) { return body.substr(0, body.find(' ')); };
   std::vector<std::unique_ptr<HttpsClient>> clients;
+  std::vector<std::string> thread_of;
   for (int i = 0; i < 3; ++i) {
     ClientOptions co;
     co.port = server->port();
     auto c = HttpsClient::Create(*MakeClientTls({pki_->client_cert, pki_->client_key, pki_->ca}), co);
     ASSERT_TRUE(c.ok());
     clients.push_back(std::move(*c));
+    auto r = clients.back()->Request("GET", "/who");
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    thread_of.push_back(thread_of_body(r->body));
   }
-  std::vector<Result<HttpResponse>> first(3, Status::Unavailable("not run"));
-  std::vector<std::thread> callers;
-  for (int i = 0; i < 3; ++i) callers.emplace_back([&, i] { first[i] = clients[i]->Request("GET", "/who"); });
-  for (auto& t : callers) t.join();
-  std::set<std::string> threads;
-  std::vector<std::string> thread_of(3);
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(first[i].ok()) << first[i].status().message();
-    std::string body = first[i]->body;
-    EXPECT_EQ(body.substr(body.find(' ') + 1), "3") << "handlers did not run at once: " << body;
-    thread_of[i] = body.substr(0, body.find(' '));
-    threads.insert(thread_of[i]);
-  }
-  EXPECT_EQ(threads.size(), 3u) << "three connections, three threads";
+  EXPECT_EQ(std::set<std::string>(thread_of.begin(), thread_of.end()).size(), 3u) << "three connections, three threads";
   {
     std::lock_guard<std::mutex> lk(mu);
-    gather = false;
+    gather = true;
   }
+  std::vector<Result<HttpResponse>> together(3, Status::Unavailable("not run"));
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 3; ++i) callers.emplace_back([&, i] { together[i] = clients[i]->Request("GET", "/who"); });
+  for (auto& t : callers) t.join();
   for (int i = 0; i < 3; ++i) {
-    for (int k = 0; k < 3; ++k) {
-      auto again = clients[i]->Request("GET", "/who");
-      ASSERT_TRUE(again.ok()) << again.status().message();
-      EXPECT_EQ(again->body.substr(0, again->body.find(' ')), thread_of[i]) << "connection " << i << " moved";
-    }
+    ASSERT_TRUE(together[i].ok()) << together[i].status().message();
+    const std::string& body = together[i]->body;
+    EXPECT_EQ(body.substr(body.find(' ') + 1), "3") << "handlers did not run at once: " << body;
+    EXPECT_EQ(thread_of_body(body), thread_of[i]) << "connection " << i << " moved";
   }
   EXPECT_EQ(server->stats().connections, 3u);
   server->Stop();

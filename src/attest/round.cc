@@ -752,10 +752,11 @@ void AppendHexString(ByteView v, std::string* out) {
   out->push_back('"');
 }
 
-// {"key":"hex",…} with the map's numeric keys in the order of their decimal strings.
-template <typename Key>
-void AppendHexMap(const std::map<Key, Bytes>& m, std::string* out) {
-  std::vector<std::pair<std::string, const Bytes*>> keyed;
+// {"key":value,…}: the map's numeric keys in the order of their decimal strings (as the
+// DOM's std::map<std::string> had them), each value written by append_value.
+template <typename Key, typename Value, typename AppendValue>
+void AppendSortedMap(const std::map<Key, Value>& m, AppendValue append_value, std::string* out) {
+  std::vector<std::pair<std::string, const Value*>> keyed;
   keyed.reserve(m.size());
   for (const auto& [k, v] : m) keyed.emplace_back(std::to_string(k), &v);
   std::sort(keyed.begin(), keyed.end());
@@ -763,9 +764,14 @@ void AppendHexMap(const std::map<Key, Bytes>& m, std::string* out) {
   for (size_t i = 0; i < keyed.size(); ++i) {
     if (i) out->push_back(',');
     *out += '"' + keyed[i].first + "\":";
-    AppendHexString(*keyed[i].second, out);
+    append_value(*keyed[i].second, out);
   }
   out->push_back('}');
+}
+
+template <typename Key>
+void AppendHexMap(const std::map<Key, Bytes>& m, std::string* out) {
+  AppendSortedMap(m, [](const Bytes& v, std::string* o) { AppendHexString(v, o); }, out);
 }
 
 void AppendHexArray(const std::vector<Bytes>& v, std::string* out) {
@@ -805,18 +811,7 @@ std::string AgentStateToJson(const AgentState& s) {
   };
   text("boot_id", s.boot_id);
   key("boot_pcrs");
-  {
-    std::vector<std::pair<std::string, const std::map<int, Bytes>*>> banks;
-    for (const auto& [alg, pcrs] : s.boot_pcrs) banks.emplace_back(std::to_string(alg), &pcrs);
-    std::sort(banks.begin(), banks.end());
-    out.push_back('{');
-    for (size_t i = 0; i < banks.size(); ++i) {
-      if (i) out.push_back(',');
-      out += '"' + banks[i].first + "\":";
-      AppendHexMap(*banks[i].second, &out);
-    }
-    out.push_back('}');
-  }
+  AppendSortedMap(s.boot_pcrs, [](const std::map<int, Bytes>& pcrs, std::string* o) { AppendHexMap(pcrs, o); }, &out);
   number("clock", s.clock);
   if (!s.dm.devices.empty()) {
     key("dm_devices");

@@ -10,6 +10,8 @@
 # threads, the kernel's work for its groups and tracepoints in the spawner).
 # LIMD_ALT=another limd binary adds a row "limd-alt" in the same rounds (e.g. an experiment
 # build); LIMD_ALT_ENV="VAR=value ..." is set in its environment.
+# OP=syscall times N getppid() calls per row instead of spawns (what every system call on the
+# host pays for the tracepoints a listener enables); busy µs then is per call too.
 # Usage: bench/spawn_gap.sh [ROUNDS] [N] (default 5, 1000 spawns per row and round).
 # Needs root (mount, fanotify, chroot); every listener runs under `timeout -k` and is stopped
 # by its own pid; the mount is the script's own. Never run from .ci/run (a benchmark).
@@ -50,14 +52,16 @@ mount -o loop "$W/img" "$M"
 spawn_layout "$M" "$oploop" || exit 1
 busy_ctxt() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 } /^ctxt/{ print $2 }' /proc/stat | tr '\n' ' '; }
 hz=$(getconf CLK_TCK)
-measure() {  # measure LABEL: one line "LABEL wall_us busy_us ctxt" per spawn into $W/res
+op=${OP:-spawn}
+[ "$op" = spawn ] || [ "$op" = syscall ] || { echo "OP: spawn or syscall" >&2; exit 2; }
+measure() {  # measure LABEL: one line "LABEL wall_us busy_us ctxt" per operation into $W/res
   chroot "$M" /op_loop spawn /bin/true 50 >/dev/null  # warm: verdicts cached
   local b0 c0 b1 c1 us
   read -r b0 c0 <<<"$(busy_ctxt)"
-  us=$(chroot "$M" /op_loop spawn /bin/true "$n")
+  us=$(chroot "$M" /op_loop "$op" /bin/true "$n")
   read -r b1 c1 <<<"$(busy_ctxt)"
   awk -v l="$1" -v us="$us" -v b=$((b1 - b0)) -v c=$((c1 - c0)) -v n="$n" -v hz="$hz" \
-    'BEGIN { printf "%s %s %.0f %.1f\n", l, us, b * 1e6 / hz / n, c / n }' >>"$W/res"
+    'BEGIN { printf "%s %s %.4f %.4f\n", l, us, b * 1e6 / hz / n, c / n }' >>"$W/res"
 }
 start_limd() {  # start_limd BINARY [ENV...]
   local bin=$1
@@ -97,5 +101,9 @@ for l in bare floor limd limd-alt; do
   read -r wm wlo whi <<<"$(awk -v l="$l" '$1 == l { print $2 }' "$W/res" | median)"
   read -r bm _ <<<"$(awk -v l="$l" '$1 == l { print $3 }' "$W/res" | median)"
   read -r cm _ <<<"$(awk -v l="$l" '$1 == l { print $4 }' "$W/res" | median)"
-  printf '| %s | %.0f (%.0f–%.0f) | %.0f | %.1f |\n' "$l" "$wm" "$wlo" "$whi" "$bm" "$cm"
+  if [ "$op" = syscall ]; then
+    printf '| %s | %.3f (%.3f–%.3f) | %.3f | %.4f |\n' "$l" "$wm" "$wlo" "$whi" "$bm" "$cm"
+  else
+    printf '| %s | %.0f (%.0f–%.0f) | %.0f | %.1f |\n' "$l" "$wm" "$wlo" "$whi" "$bm" "$cm"
+  fi
 done

@@ -108,6 +108,8 @@ struct StringKey {
 constexpr StringKey kStrings[] = {
     {"tpm_describe", &StatusReport::tpm_describe},
     {"tracepoints", &StatusReport::tracepoints},
+    {"exec_trace", &StatusReport::exec_trace},
+    {"memfd_exec_trace", &StatusReport::memfd_exec_trace},
     {"control_socket", &StatusReport::control_socket},
     {"log", &StatusReport::log},
 };

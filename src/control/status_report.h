@@ -61,6 +61,12 @@ struct StatusReport {
   DelayPercentiles poke_to_mark_us;
   // Tracepoints, late execs, keys, memfd execs.
   std::string tracepoints;  // "on", "partial", "off: why"
+  // What reports exec starts and completions to the late-exec path: "bpf" (raw
+  // tracepoints, exec_trace_bpf.h), "perf" (perf tracepoint events, which another tool's
+  // tracepoint program can silence) or "off".
+  std::string exec_trace = "off";
+  // The same for memfd execs (execs through a descriptor): "bpf", "perf" or "off".
+  std::string memfd_exec_trace = "off";
   uint64_t trace_records = 0, trace_lost = 0, late_execs = 0, execs_measured_before_run = 0, late_exec_gaps = 0,
            late_exec_missed = 0, late_execs_after_exit = 0;
   // Execs from unmarked superblocks placed by limd's own mountinfo (the process shares

@@ -7,11 +7,10 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdarg>
-#include <cstdio>
 #include <cstring>
 #include <string>
 
+#include "daemon/bpf_load_log.h"
 #include "daemon/inode_open_counts_bpf.h"  // generated: kInodeOpenCountsBpf, the compiled object
 
 namespace lim::daemon {
@@ -25,60 +24,6 @@ struct WireCounts {
 };
 static_assert(sizeof(WireCounts) == 16);
 
-// libbpf reports through one process-wide print callback. Load() collects its warnings (the
-// verifier's log, a missing BTF) into the error it returns instead of letting them reach
-// limd's stderr; loads are serialized so the collected text is theirs. The verifier's log
-// comes as one long message whose end says what failed: the tail is kept.
-std::mutex g_load_mu;
-std::string* g_load_log = nullptr;  // under g_load_mu
-constexpr size_t kKeptLog = 4096;
-
-int CollectLibbpfPrint(enum libbpf_print_level level, const char* format, va_list args) {
-  if (level == LIBBPF_DEBUG || !g_load_log) return 0;
-  try {
-    va_list sizing;
-    va_copy(sizing, args);
-    int n = std::vsnprintf(nullptr, 0, format, sizing);
-    va_end(sizing);
-    if (n <= 0) return 0;
-    std::string line(static_cast<size_t>(n) + 1, '\0');
-    std::vsnprintf(line.data(), line.size(), format, args);
-    line.pop_back();
-    g_load_log->append(line);
-    if (g_load_log->size() > kKeptLog) g_load_log->erase(0, g_load_log->size() - kKeptLog);
-  } catch (...) {  // never out of a C callback
-  }
-  return 0;
-}
-
-// Installs the collector for one Load() and restores the previous callback on every path.
-class CollectLoadLog {
- public:
-  explicit CollectLoadLog(std::string* log) : lk_(g_load_mu) {
-    g_load_log = log;
-    previous_ = libbpf_set_print(CollectLibbpfPrint);
-  }
-  ~CollectLoadLog() {
-    libbpf_set_print(previous_);
-    g_load_log = nullptr;
-  }
-  CollectLoadLog(const CollectLoadLog&) = delete;
-  CollectLoadLog& operator=(const CollectLoadLog&) = delete;
-
- private:
-  std::lock_guard<std::mutex> lk_;
-  libbpf_print_fn_t previous_ = nullptr;
-};
-
-std::string LastLines(const std::string& log) {
-  std::string s = log;
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
-  if (s.size() > 600) s = "..." + s.substr(s.size() - 600);
-  for (char& c : s)
-    if (c == '\n') c = ';';
-  return s;
-}
-
 }  // namespace
 
 Result<std::unique_ptr<InodeOpenCounts>> InodeOpenCounts::Load() {
@@ -90,7 +35,7 @@ Result<std::unique_ptr<InodeOpenCounts>> InodeOpenCounts::Load() {
   };
   std::unique_ptr<InodeOpenCounts> loaded;
   {
-    CollectLoadLog collect(&log);
+    BpfLoadLog collect(&log);
     // Filled by hand, not with LIBBPF_OPTS: its statement expression is a GNU extension
     // that -Wpedantic refuses under clang.
     bpf_object_open_opts opts{};

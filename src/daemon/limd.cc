@@ -487,13 +487,19 @@ void Limd::StartKeyTrace() {
   if (ts.ok()) {
     // A memfd has no name on any mounted filesystem: it is run through an fd —
     // fexecve/execveat(AT_EMPTY_PATH) ("/dev/fd/N") or a /proc/<pid>/fd/N path. The
-    // kernel filters, so ordinary execs never wake limd here.
-    auto e = key_trace_->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
-    if (e.ok()) exec_event_ = *e;
-    else ts = e.status();
+    // kernel filters (the BPF program or perf's filter), so ordinary execs never wake
+    // limd here. Through BPF where it loads, as the late path's (exec_trace_bpf.h).
+    std::string source = StartMemfdTraceBpf();
+    Log("memfd exec tracepoint: " + source);
+    if (!memfd_bpf_) {
+      auto e = key_trace_->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
+      if (e.ok()) exec_event_ = *e;
+      else ts = e.status();
+    }
   }
   if (ts.ok()) ts = key_trace_->Start(0);  // its priority: SCHED_FIFO from its first record
   if (!ts.ok()) {
+    memfd_bpf_.reset();
     Log("keys and memfd execs are not measured while running: " + ts.message());
     key_trace_.reset();
   }
@@ -557,10 +563,18 @@ void Limd::StartLateExecTrace() {
       late_execs_->OnExecMmap(static_cast<pid_t>(m.pid), m.time_ns, m.dev, m.ino, m.filename);
     });
     trace_->AfterDrain([this] { late_execs_->AfterDrain(); });
-    if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/true); e.ok()) {
-      exec_done_ = *e;
-    } else {
-      missing.push_back(e.status().message());
+    // An exec's completion: from a raw-tracepoint BPF program where it loads
+    // (exec_trace_bpf.h: no other tool's tracepoint program can hide it), else from the
+    // perf tracepoint.
+    bool mmaps_on = false;
+    std::string exec_source = StartExecTraceBpf(&mmaps_on);
+    Log("exec tracepoints: " + exec_source);
+    if (!exec_bpf_) {
+      if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/!mmaps_on); e.ok()) {
+        exec_done_ = *e;
+      } else {
+        missing.push_back(e.status().message());
+      }
     }
     // After the syscall (the mount exists by then); unshare/setns: a namespace to mark.
     for (const char* e : {"syscalls/sys_exit_mount", "syscalls/sys_exit_fsmount", "syscalls/sys_exit_move_mount",
@@ -588,12 +602,43 @@ void Limd::StartLateExecTrace() {
       trace_state_ = missing.empty() ? "on" : "partial";
     } else {
       trace_state_ = "off: " + ts.message();
+      exec_bpf_.reset();
       trace_.reset();
     }
   }
   if (!trace_) {
     Log("tracepoints " + trace_state_ + ": new mounts are found by the 500 ms rescan, late execs are not measured");
   }
+}
+
+std::string Limd::StartMemfdTraceBpf() {
+  auto exec = key_trace_->ReadFormat("sched/sched_process_exec");
+  if (!exec.ok()) return "perf (" + exec.status().message() + ")";
+  auto loaded = ExecTraceBpf::Load(*exec, /*only_fd_paths=*/true);
+  if (!loaded.ok()) return "perf, which another tool's tracepoint program can silence (" + loaded.status().message() + ")";
+  ExecTraceBpf::CpuFds out;
+  auto done = key_trace_->AddBpfOutput("sched/sched_process_exec", false, TraceEvents::Wake::kEach, &out);
+  if (!done.ok()) return "perf (" + done.status().message() + ")";
+  if (Status a = (*loaded)->Attach(out); !a.ok()) return "perf (" + a.message() + ")";
+  memfd_bpf_ = std::move(*loaded);
+  exec_event_ = *done;
+  return "BPF raw tracepoint";
+}
+
+std::string Limd::StartExecTraceBpf(bool* mmaps_on) {
+  auto exec = trace_->ReadFormat("sched/sched_process_exec");
+  if (!exec.ok()) return "perf (" + exec.status().message() + ")";
+  auto loaded = ExecTraceBpf::Load(*exec);
+  if (!loaded.ok()) return "perf, which another tool's tracepoint program can silence (" + loaded.status().message() + ")";
+  ExecTraceBpf::CpuFds out;
+  // The completions' outputs carry the executable mappings too (they size the rings).
+  auto done = trace_->AddBpfOutput("sched/sched_process_exec", /*exec_mmaps=*/true, TraceEvents::Wake::kEach, &out);
+  if (!done.ok()) return "perf (" + done.status().message() + ")";
+  *mmaps_on = true;
+  if (Status a = (*loaded)->Attach(out); !a.ok()) return "perf (" + a.message() + ")";
+  exec_bpf_ = std::move(*loaded);
+  exec_done_ = *done;
+  return "BPF raw tracepoint";
 }
 
 void Limd::OnLateExecRecord(const TraceRecord& r) {
@@ -724,6 +769,8 @@ std::string Limd::StatusDocument(bool running) {
   r.mount_pokes = mounts_->pokes();
   r.poke_to_mark_us = {mounts_->PokeToMarkPercentile(0.5), mounts_->PokeToMarkPercentile(0.99)};
   r.tracepoints = trace_state_;
+  r.exec_trace = !trace_ ? "off" : exec_bpf_ ? "bpf" : "perf";
+  r.memfd_exec_trace = !key_trace_ ? "off" : memfd_bpf_ ? "bpf" : "perf";
   r.trace_records = trace_ ? trace_->records() : 0;
   r.trace_lost = trace_ ? trace_->lost() : 0;
   r.late_execs = late_execs_->late();

@@ -33,6 +33,7 @@
 #include "daemon/attrib_watch.h"
 #include "daemon/control_socket.h"
 #include "daemon/evm_state.h"
+#include "daemon/exec_trace_bpf.h"
 #include "daemon/fanotify_daemon.h"
 #include "daemon/key_watch.h"
 #include "daemon/late_exec.h"
@@ -92,6 +93,11 @@ class Limd {
   void OnKeyOrMemfdRecord(const TraceRecord& r);
   void StartLateExecTrace();
   void OnLateExecRecord(const TraceRecord& r);
+  // Exec completions through ExecTraceBpf into trace_; what serves them, for the log.
+  // *mmaps_on: trace_ already reports executable mappings.
+  std::string StartExecTraceBpf(bool* mmaps_on);
+  // memfd exec completions through ExecTraceBpf into key_trace_ (the same, for the log).
+  std::string StartMemfdTraceBpf();
 
   // STATE/status.json and the control socket's answer.
   std::string StatusDocument(bool running);
@@ -126,11 +132,15 @@ class Limd {
   // Tracepoint consumers (perf_event_open, no BPF): keys and memfd execs; mounts and late execs.
   std::unique_ptr<KeyWatch> keys_;
   std::unique_ptr<TraceEvents> key_trace_;
+  std::unique_ptr<ExecTraceBpf> memfd_bpf_;  // after key_trace_: detached before its outputs close
   int exec_event_ = -1;
   std::atomic<uint64_t> memfd_execs_{0}, memfd_gaps_{0};
   std::unique_ptr<LateExecs> late_execs_;
   std::atomic<LateExecs*> late_ptr_{nullptr};  // read by the daemon's workers
   std::unique_ptr<TraceEvents> trace_;
+  // The exec completions' program when it loads (declared after trace_: detached before its
+  // outputs close).
+  std::unique_ptr<ExecTraceBpf> exec_bpf_;
   std::string trace_state_ = "off";
   std::set<int> mount_events_, exec_enter_, fd_events_;  // event indexes; fixed before the thread starts
   int exec_done_ = -1, attach_event_ = -1;

@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <initializer_list>
 #include <string>
 #include <thread>
@@ -16,6 +18,7 @@
 #include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "daemon/memfd_exec_test_util.h"
+#include "daemon/silencer_test_util.h"
 #include "daemon/trace_events.h"
 #include "tests/testing.h"
 
@@ -209,6 +212,19 @@ TEST_F(LimdBlindSpots, KeysAddedToTheSessionKeyringOrUnderTheirOwnNameAreRecorde
   if (named_gaps) std::printf("the payload race was lost %d time(s) this run\n", named_gaps);
 }
 
+// The list's rows for the memfd `name` with content's SHA-256, once one has come (the entry
+// follows the exec: a tracepoint) or after 2 s.
+int MemfdRows(const std::string& list, const std::string& name, const Bytes& content) {
+  int found = 0;
+  for (int i = 0; i < 100 && found == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    for (const auto& row : testing::ReadListRows(list)) {
+      if (row.name == "memfd:" + name && row.digest == *Digest(Sha256Algo(), content)) found++;
+    }
+  }
+  return found;
+}
+
 TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
   if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
   ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=BPRM_CHECK mask=MAY_EXEC\n"));
@@ -217,13 +233,7 @@ TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
   ASSERT_TRUE(child.Start("/bin/sleep", name, {"sleep", "60"}));
   auto bin = ReadFileBytes("/bin/sleep");
   ASSERT_TRUE(bin.ok());
-  int found = 0;
-  for (int i = 0; i < 100 && found == 0; ++i) {  // the entry follows the exec (tracepoint)
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    for (const auto& row : testing::ReadListRows(list_)) {
-      if (row.name == "memfd:" + name && row.digest == *Digest(Sha256Algo(), *bin)) found++;
-    }
-  }
+  int found = MemfdRows(list_, name, *bin);
   if (found != 1) {
     for (const auto& row : testing::ReadListRows(list_)) ADD_FAILURE() << "row: " << row.name;
   }
@@ -249,6 +259,26 @@ TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
     if (row.name == "lim-exe-unmeasured" && buf.find("exe=/dev/fd/") != std::string::npos) seen++;
   }
   EXPECT_EQ(seen, 1);
+}
+
+// Another tool's tracepoint program returning 0 on sched_process_exec hides it from every
+// perf user (exec_trace_bpf.h): the memfd path reads raw tracepoints and still sees the exec.
+TEST_F(LimdBlindSpots, AMemfdExecIsMeasuredWhileAnotherToolSilencesPerfsExecRecords) {
+  if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=BPRM_CHECK mask=MAY_EXEC\n"));
+  testing::Silencer silencer;  // this test's descendants' execs only
+  lim::Status s = silencer.Attach();
+  ASSERT_TRUE(s.ok()) << s.message();
+  std::string name = "lim-silenced-" + std::to_string(::getpid());
+  testing::MemfdExec child;
+  ASSERT_TRUE(child.Start("/bin/sleep", name, {"sleep", "60"}));
+  auto bin = ReadFileBytes("/bin/sleep");
+  ASSERT_TRUE(bin.ok());
+  EXPECT_EQ(MemfdRows(list_, name, *bin), 1) << *ReadFileText(state_ + "/log");
+  EXPECT_EQ(limd_.Stop(SIGTERM), 0);
+  auto status = ReadFileText(state_ + "/status.json");
+  ASSERT_TRUE(status.ok());
+  EXPECT_EQ(nlohmann::json::parse(*status)["memfd_exec_trace"], "bpf");
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "crypto/digest.h"
 #include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
+#include "daemon/silencer_test_util.h"
 #include "daemon/trace_events.h"
 #include "tests/testing.h"
 
@@ -195,6 +196,19 @@ class LimdLateExec : public ::testing::Test {
     EXPECT_TRUE(s.ok());
     return s.ok() ? nlohmann::json::parse(*s) : nlohmann::json{};
   }
+  // Runs `evader DIR program_and_args` tries times as uid 65534 in new namespaces, each
+  // into a fresh user directory named prefix<i>; the directories (fewer after a failure,
+  // which is reported).
+  std::vector<std::string> RunEvaders(const std::string& prefix, int tries, const std::string& program_and_args) {
+    std::vector<std::string> dirs;
+    for (int i = 0; i < tries; ++i) {
+      dirs.push_back(UserDir(prefix + std::to_string(i)));
+      auto r = AsNobodyInNewNamespace(tools_ + "/evader " + dirs.back() + " " + program_and_args);
+      EXPECT_EQ(r.exit_code, 0) << r.err;
+      if (r.exit_code != 0) break;
+    }
+    return dirs;
+  }
   std::string w_, tools_, state_;
   testing::ScratchMounts mounts_;
   testing::LimdChild limd_;  // declared after the mounts: stopped before they go
@@ -264,12 +278,9 @@ TEST_F(LimdLateExec, ExecBeforeTheMarkGetsALateEntryWithDigestAndDelay) {
   // and may preempt the evader between the two (bench/late_exec.sh: about half the execs
   // are late). Every exec gets an entry either way.
   constexpr int kTries = 20;
-  std::vector<std::string> dirs;
-  for (int i = 0; i < kTries; ++i) {
-    dirs.push_back(UserDir("late" + std::to_string(i)));
-    auto r = AsNobodyInNewNamespace(tools_ + "/evader " + dirs.back() + " " + tools_ + "/prog 150");  // alive while the late path looks (a loaded host)
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
+  // prog lives 150 ms: alive while the late path looks (a loaded host).
+  std::vector<std::string> dirs = RunEvaders("late", kTries, tools_ + "/prog 150");
+  ASSERT_EQ(dirs.size(), static_cast<size_t>(kTries));
   limd_.Stop(SIGTERM);
   int late = CheckEvaderEntries(state_, dirs, digest);
   EXPECT_GE(late, 1) << "no exec beat discovery in " << kTries << " tries";
@@ -277,6 +288,25 @@ TEST_F(LimdLateExec, ExecBeforeTheMarkGetsALateEntryWithDigestAndDelay) {
   // Host-wide counters (detached-mount execs of parallel tests count too): at least ours.
   EXPECT_GE(j["late_execs"].get<uint64_t>(), static_cast<uint64_t>(late));
   EXPECT_GT(j["late_exec_delay_us"]["p50"].get<uint64_t>(), 0u);
+}
+
+// Another tool's tracepoint program returning 0 on sched_process_exec and sys_enter_execve
+// hides those events from every perf user (exec_trace_bpf.h); limd's exec records come
+// through raw tracepoints, and a late exec is still found. (Through perf, the silenced
+// completions would leave no late entry at all.)
+TEST_F(LimdLateExec, ExecBeforeTheMarkIsFoundWhileAnotherToolSilencesPerfsExecRecords) {
+  std::string digest = ProgDigestHex();
+  ASSERT_FALSE(digest.empty());
+  testing::Silencer silencer;  // this test's descendants' execs only
+  lim::Status s = silencer.Attach();
+  ASSERT_TRUE(s.ok()) << s.message();
+  constexpr int kTries = 20;
+  std::vector<std::string> dirs = RunEvaders("silenced", kTries, tools_ + "/prog 150");
+  ASSERT_EQ(dirs.size(), static_cast<size_t>(kTries));
+  limd_.Stop(SIGTERM);
+  EXPECT_EQ(Status()["exec_trace"], "bpf");
+  int late = CheckEvaderEntries(state_, dirs, digest);
+  EXPECT_GE(late, 1) << "no exec beat discovery in " << kTries << " tries";
 }
 
 // The same in limd's own mount namespace (root, no unshare): the exec is placed by limd's
@@ -316,12 +346,8 @@ TEST_F(LimdLateExec, DynamicBinaryIsMeasuredBeforeItRunsAtItsInterpretersExecOpe
                 .exit_code,
             0);
   constexpr int kTries = 10;
-  std::vector<std::string> dirs;
-  for (int i = 0; i < kTries; ++i) {
-    dirs.push_back(UserDir("dyn" + std::to_string(i)));
-    auto r = AsNobodyInNewNamespace(tools_ + "/evader " + dirs.back() + " " + tools_ + "/dyn");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-  }
+  std::vector<std::string> dirs = RunEvaders("dyn", kTries, tools_ + "/dyn");
+  ASSERT_EQ(dirs.size(), static_cast<size_t>(kTries));
   limd_.Stop(SIGTERM);
   auto rows = testing::ReadListRows(state_ + "/binary_runtime_measurements");
   std::string dyn_digest = FileDigestHex(tools_ + "/dyn");

@@ -227,6 +227,13 @@ TEST_P(LimdMemoryRootCounts, MergedClosesDoNotPinInodeStates) {
   auto log = ReadFileText(state + "/log");
   ASSERT_TRUE(log.ok());
   EXPECT_EQ(log->find("checked with a write lease instead") != std::string::npos, without_bpf) << *log;
+  // The exec completions' programs (exec_trace_bpf.h) fall back to perf the same way, and
+  // say so.
+  EXPECT_EQ(j["exec_trace"], without_bpf ? "perf" : "bpf") << *status;
+  EXPECT_EQ(j["memfd_exec_trace"], without_bpf ? "perf" : "bpf") << *status;
+  EXPECT_EQ(log->find("exec tracepoints: perf, which another tool's tracepoint program can silence") != std::string::npos,
+            without_bpf)
+      << *log;
   // The bound, plus what the last round's eviction had not reached yet.
   EXPECT_LT(j["tracked_inodes"].get<uint64_t>(), 1024u + 512u) << *status;
 }

@@ -176,40 +176,81 @@ TraceEvents::~TraceEvents() {
   if (stop_fd_ >= 0) ::close(stop_fd_);
 }
 
-Result<int> TraceEvents::Add(const std::string& event, const std::string& filter, bool exec_mmaps, Wake wake) {
+Result<TraceFormat> TraceEvents::ReadFormat(const std::string& event) const {
   auto text = ReadFileText(tracefs_ + "/events/" + event + "/format");
   if (!text.ok()) return Status::Unavailable("tracepoint " + event + ": " + text.status().message());
   auto fmt = ParseTraceFormat(*text);
   if (!fmt.ok()) return Status::InvalidArgument(event + ": " + fmt.status().message());
+  return fmt;
+}
+
+Result<int> TraceEvents::Add(const std::string& event, const std::string& filter, bool exec_mmaps, Wake wake) {
+  auto fmt = ReadFormat(event);
+  if (!fmt.ok()) return fmt.status();
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_TRACEPOINT;
+  attr.config = fmt->id;
+  auto fds = OpenPerCpu(event, attr, filter, exec_mmaps, wake);
+  if (!fds.ok()) return fds.status();
+  return Register(std::move(*fmt));
+}
+
+Result<int> TraceEvents::AddBpfOutput(const std::string& event, bool exec_mmaps, Wake wake,
+                                      std::vector<std::pair<int, int>>* cpu_fds) {
+  auto fmt = ReadFormat(event);
+  if (!fmt.ok()) return fmt.status();
+  perf_event_attr attr{};
+  attr.type = PERF_TYPE_SOFTWARE;
+  attr.config = PERF_COUNT_SW_BPF_OUTPUT;
+  auto fds = OpenPerCpu(event + " (BPF output)", attr, "", exec_mmaps, wake);
+  if (!fds.ok()) return fds.status();
+  cpu_fds->clear();
+  for (size_t i = 0; i < cpus_.size(); ++i) cpu_fds->emplace_back(cpus_[i], (*fds)[i]);
+  return Register(std::move(*fmt));
+}
+
+Result<int> TraceEvents::AddFormatOf(const std::string& event) {
+  auto fmt = ReadFormat(event);
+  if (!fmt.ok()) return fmt.status();
+  return Register(std::move(*fmt));
+}
+
+int TraceEvents::Register(TraceFormat fmt) {
+  int index = static_cast<int>(formats_.size());
+  by_id_[fmt.id] = index;
+  formats_.push_back(std::move(fmt));
+  return index;
+}
+
+Result<std::vector<int>> TraceEvents::OpenPerCpu(const std::string& what, perf_event_attr attr, const std::string& filter,
+                                                 bool exec_mmaps, Wake wake) {
   long page = ::sysconf(_SC_PAGESIZE);
   std::vector<int> opened;
   auto undo = [&] {
     for (int fd : opened) ::close(fd);
   };
+  attr.size = sizeof attr;
+  attr.sample_period = 1;
+  attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
+  // wakeup_events counts this event's samples into the ring's wake-up; with 0 they are
+  // read at the next pass another event's record, the 1 s poll timeout or the ring's
+  // half-full watermark (shared by its events) starts.
+  attr.wakeup_events = wake == Wake::kEach ? 1 : 0;
+  // One clock for every event of a ring (PERF_EVENT_IOC_SET_OUTPUT requires it).
+  attr.use_clockid = 1;
+  attr.clockid = CLOCK_MONOTONIC;
+  if (exec_mmaps) attr.mmap = attr.mmap2 = attr.sample_id_all = 1;  // not mmap_data: executable maps only
   for (size_t i = 0; i < cpus_.size(); ++i) {
-    perf_event_attr attr{};
-    attr.type = PERF_TYPE_TRACEPOINT;
-    attr.size = sizeof attr;
-    attr.config = fmt->id;
-    attr.sample_period = 1;
-    attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
-    // wakeup_events counts this event's samples into the ring's wake-up; with 0 they are
-    // read at the next pass another event's record, the 1 s poll timeout or the ring's
-    // half-full watermark (shared by its events) starts.
-    attr.wakeup_events = wake == Wake::kEach ? 1 : 0;
-    attr.use_clockid = 1;
-    attr.clockid = CLOCK_MONOTONIC;
-    if (exec_mmaps) attr.mmap = attr.mmap2 = attr.sample_id_all = 1;  // not mmap_data: executable maps only
     int fd = static_cast<int>(::syscall(SYS_perf_event_open, &attr, -1, cpus_[i], -1, PERF_FLAG_FD_CLOEXEC));
     if (fd < 0) {
-      Status s = Status::Unavailable("perf_event_open " + event + " cpu " + std::to_string(cpus_[i]) + ": " +
+      Status s = Status::Unavailable("perf_event_open " + what + " cpu " + std::to_string(cpus_[i]) + ": " +
                                      strerror(errno));
       undo();
       return s;
     }
     opened.push_back(fd);
     if (!filter.empty() && ::ioctl(fd, PERF_EVENT_IOC_SET_FILTER, filter.c_str()) != 0) {
-      Status s = Status::InvalidArgument("filter \"" + filter + "\" on " + event + ": " + strerror(errno));
+      Status s = Status::InvalidArgument("filter \"" + filter + "\" on " + what + ": " + strerror(errno));
       undo();
       return s;
     }
@@ -224,16 +265,13 @@ Result<int> TraceEvents::Add(const std::string& event, const std::string& filter
       }
       r.fd = fd, r.base = base, r.size = len;
     } else if (::ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r.fd) != 0) {
-      Status s = Status::Unavailable("PERF_EVENT_IOC_SET_OUTPUT " + event + ": " + strerror(errno));
+      Status s = Status::Unavailable("PERF_EVENT_IOC_SET_OUTPUT " + what + ": " + strerror(errno));
       undo();
       return s;
     }
   }
   fds_.insert(fds_.end(), opened.begin(), opened.end());
-  int index = static_cast<int>(formats_.size());
-  by_id_[fmt->id] = index;
-  formats_.push_back(std::move(*fmt));
-  return index;
+  return opened;
 }
 
 Status TraceEvents::Start(int nice) {

@@ -1,9 +1,11 @@
-// TraceEvents: a consumer of kernel tracepoints without BPF — perf_event_open(2) with
+// TraceEvents: a consumer of kernel tracepoints — perf_event_open(2) with
 // PERF_TYPE_TRACEPOINT (config = the event's id from tracefs), one ring buffer per CPU
 // (every further event of that CPU redirected into it with PERF_EVENT_IOC_SET_OUTPUT),
 // PERF_SAMPLE_TID | PERF_SAMPLE_TIME (CLOCK_MONOTONIC) | PERF_SAMPLE_RAW, woken per record.
 // Raw records are decoded with the field offsets of the event's `format` file; a record
-// too short for a field reads as absent, never past its end. limd uses it where fanotify
+// too short for a field reads as absent, never past its end. Records may also come from BPF
+// programs through BPF-output events in a tracepoint's layout (AddBpfOutput; ExecTraceBpf
+// says why limd's exec records do). limd uses it where fanotify
 // has no event: mounts in other namespaces (discovery wakes at once instead of a timer) and
 // execs from filesystems limd had not marked yet (docs/limd.md "New superblocks and late
 // execs"). Needs root and tracefs (mounted at /sys/kernel/tracing when it is not).
@@ -13,6 +15,7 @@
 // from the thread that called Start().
 #pragma once
 
+#include <linux/perf_event.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -23,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "base/status.h"
@@ -103,6 +107,18 @@ class TraceEvents {
   enum class Wake { kEach, kWithOthers };
   Result<int> Add(const std::string& event, const std::string& filter = "", bool exec_mmaps = false,
                   Wake wake = Wake::kEach);
+  // Like Add(), but no perf tracepoint is opened: the records come from BPF programs
+  // (bpf_perf_event_output) through one PERF_COUNT_SW_BPF_OUTPUT event per online CPU,
+  // returned as {cpu, fd} for the programs' BPF_MAP_TYPE_PERF_EVENT_ARRAY (the fds stay
+  // TraceEvents'), written in the tracepoint's own raw layout, common_type included, and
+  // decoded with event's format like its perf records.
+  Result<int> AddBpfOutput(const std::string& event, bool exec_mmaps, Wake wake,
+                           std::vector<std::pair<int, int>>* cpu_fds);
+  // Registers event's format alone: for records BPF programs write in its layout into
+  // another event's AddBpfOutput() outputs.
+  Result<int> AddFormatOf(const std::string& event);
+  // The parsed tracefs format of "group/name"; opens nothing.
+  Result<TraceFormat> ReadFormat(const std::string& event) const;
   // Before Start(): the callback for exec_mmaps records; after_drain runs after each pass
   // over every ring (records of one pass may come from several CPUs out of order).
   void OnMmap(std::function<void(const MmapRecord&)> cb) { mmap_cb_ = std::move(cb); }
@@ -124,6 +140,11 @@ class TraceEvents {
     void* base = nullptr;
     size_t size = 0;  // mmap length (1 + 2^n pages)
   };
+  // One event per online CPU from attr (type and config set), its records into that CPU's
+  // ring; the fds in cpus_ order.
+  Result<std::vector<int>> OpenPerCpu(const std::string& what, perf_event_attr attr, const std::string& filter,
+                                      bool exec_mmaps, Wake wake);
+  int Register(TraceFormat fmt);
   void Loop(int nice);
   void Drain(Ring& r);
   void Dispatch(const uint8_t* rec, size_t len);

@@ -1,0 +1,100 @@
+// The kernel half of ExecTraceBpf (../exec_trace_bpf.h): an exec's completion, seen by a
+// raw-tracepoint program and written into limd's perf rings in sched_process_exec's own
+// record layout, so that TraceEvents decodes it as it decodes perf's.
+//
+// Why not the perf tracepoints themselves: every tracepoint-type BPF program attached to a
+// tracepoint (SEC("tracepoint/..."), what bcc's TRACEPOINT_PROBE and many libbpf tools use)
+// votes on whether perf may record that tracepoint's event, for every perf user; one that
+// returns 0 hides the event from all of them, limd included. Raw-tracepoint programs are
+// called by the tracepoint directly, outside that vote, and bpf_perf_event_output() writes
+// into limd's own events.
+//
+// CO-RE: the structs below name only the fields read (preserve_access_index: libbpf
+// relocates each access against the running kernel's BTF).
+#include <linux/types.h>
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+
+struct task_struct {
+  int pid;
+} __attribute__((preserve_access_index));
+
+struct linux_binprm {
+  const char *filename;
+} __attribute__((preserve_access_index));
+
+// Set by the loader before the load (.rodata, one struct so its layout is fixed).
+const volatile struct {
+  __u16 exec_type;  // sched_process_exec's id: its records' common_type
+  __u16 pad;
+  // Completions only of execs through a descriptor (a name under /dev/fd/ or /proc/: a
+  // memfd, fexecve), as the perf filter `filename ~ "/dev/fd/*" || filename ~ "/proc/*"`.
+  __u32 only_fd_paths;
+} lim_consts = {0, 0, 0};
+
+// Per CPU: limd's BPF-output perf events (the loader puts one fd per online CPU).
+struct {
+  __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, sizeof(__u32));
+} lim_exec_out SEC(".maps");
+
+// sched_process_exec's layout (format file, checked by the loader): common fields (8),
+// __data_loc filename at 8, pid at 12, old_pid at 16, the name's bytes from 20.
+#define LIM_NAME_AT 20
+#define LIM_NAME_MAX 4096  // PATH_MAX, NUL included
+struct exec_record {
+  __u16 common_type;
+  __u8 common_flags;
+  __u8 common_preempt_count;
+  __s32 common_pid;
+  __u32 filename_loc;  // length << 16 | offset
+  __s32 pid;
+  __s32 old_pid;
+  char name[LIM_NAME_MAX];
+};
+
+struct {
+  __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+  __uint(max_entries, 1);
+  __type(key, __u32);
+  __type(value, struct exec_record);
+} lim_exec_scratch SEC(".maps");  // too large for the 512-byte stack
+
+// sched_process_exec(struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+SEC("raw_tp/sched_process_exec")
+int lim_exec_done(struct bpf_raw_tracepoint_args *ctx) {
+  __u32 zero = 0;
+  struct exec_record *r = bpf_map_lookup_elem(&lim_exec_scratch, &zero);
+  if (!r) return 0;
+  struct task_struct *p = (struct task_struct *)ctx->args[0];
+  struct linux_binprm *bprm = (struct linux_binprm *)ctx->args[2];
+  r->common_type = lim_consts.exec_type;
+  r->common_flags = 0;
+  r->common_preempt_count = 0;
+  r->common_pid = BPF_CORE_READ(p, pid);
+  r->pid = r->common_pid;
+  r->old_pid = (__s32)ctx->args[1];
+  const char *name = BPF_CORE_READ(bprm, filename);
+  long n = bpf_probe_read_kernel_str(r->name, sizeof r->name, name);
+  if (n < 1) {  // unreadable: an empty name, as the tracepoint would never give
+    r->name[0] = 0;
+    n = 1;
+  }
+  if (n > LIM_NAME_MAX) n = LIM_NAME_MAX;
+  if (lim_consts.only_fd_paths) {
+    const char *s = r->name;
+    int dev_fd = s[0] == '/' && s[1] == 'd' && s[2] == 'e' && s[3] == 'v' && s[4] == '/' && s[5] == 'f' &&
+                 s[6] == 'd' && s[7] == '/';
+    int proc = s[0] == '/' && s[1] == 'p' && s[2] == 'r' && s[3] == 'o' && s[4] == 'c' && s[5] == '/';
+    if (!dev_fd && !proc) return 0;
+  }
+  r->filename_loc = ((__u32)n << 16) | LIM_NAME_AT;
+  __u64 size = LIM_NAME_AT + (__u64)n;
+  if (size > sizeof *r) size = sizeof *r;  // the verifier's bound; never true
+  bpf_perf_event_output(ctx, &lim_exec_out, BPF_F_CURRENT_CPU, r, size);
+  return 0;
+}
+
+char LICENSE[] SEC("license") = "GPL";

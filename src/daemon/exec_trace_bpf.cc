@@ -1,0 +1,90 @@
+#include "daemon/exec_trace_bpf.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "daemon/bpf_load_log.h"
+#include "daemon/exec_trace_bpf_obj.h"  // generated: kExecTraceBpf, the compiled object
+
+namespace lim::daemon {
+namespace {
+
+// Where bpf/exec_trace.bpf.c writes sched_process_exec's fields.
+bool FieldAt(const TraceFormat& f, const char* name, size_t offset, size_t size, bool data_loc) {
+  auto it = f.fields.find(name);
+  return it != f.fields.end() && it->second.offset == offset && it->second.size == size &&
+         it->second.data_loc == data_loc;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<ExecTraceBpf>> ExecTraceBpf::Load(const TraceFormat& exec, bool only_fd_paths) {
+  if (!FieldAt(exec, "filename", 8, 4, true) || !FieldAt(exec, "pid", 12, 4, false) ||
+      !FieldAt(exec, "old_pid", 16, 4, false)) {
+    return Status::Unavailable("exec trace (BPF): sched_process_exec's record layout is not the one the program writes");
+  }
+  if (exec.id > 0xffff) {
+    return Status::Unavailable("exec trace (BPF): a tracepoint id beyond common_type's 16 bits");
+  }
+  std::string log;
+  auto fail = [&log](const char* what, int err) -> Status {
+    std::string m = std::string("exec trace (BPF): ") + what + ": " + std::strerror(err < 0 ? -err : err);
+    if (!log.empty()) m += " (" + LastLines(log) + ")";
+    return Status::Unavailable(m);
+  };
+  BpfLoadLog collect(&log);
+  bpf_object_open_opts opts{};  // by hand, not LIBBPF_OPTS (a GNU extension clang -Wpedantic refuses)
+  opts.sz = sizeof opts;
+  opts.object_name = "lim_exec_trace";
+  bpf_object* obj = bpf_object__open_mem(kExecTraceBpf, sizeof kExecTraceBpf, &opts);
+  if (!obj) return fail("open the object", errno);
+  std::unique_ptr<ExecTraceBpf> self(new ExecTraceBpf(obj));
+  // The constants (.rodata), set before the load: libbpf freezes them into the programs.
+  bpf_map* rodata = nullptr;
+  bpf_map* m = nullptr;
+  bpf_object__for_each_map(m, obj) {
+    const char* name = bpf_map__name(m);
+    if (name && std::strstr(name, ".rodata")) rodata = m;
+  }
+  size_t size = 0;
+  if (rodata) (void)bpf_map__initial_value(rodata, &size);
+  struct Consts {  // bpf/exec_trace.bpf.c's lim_consts
+    uint16_t exec_type, pad;
+    uint32_t only_fd_paths;
+  };
+  if (!rodata || size != sizeof(Consts)) {
+    return Status::Internal("exec trace (BPF): the embedded object's constants are not the expected " +
+                            std::to_string(sizeof(Consts)) + " bytes (" + std::to_string(size) + ")");
+  }
+  Consts c{static_cast<uint16_t>(exec.id), 0, only_fd_paths ? 1u : 0u};
+  if (int err = bpf_map__set_initial_value(rodata, &c, sizeof c); err != 0) return fail("set its constants", err);
+  if (int err = bpf_object__load(obj); err != 0) return fail("load", err);
+  return self;
+}
+
+Status ExecTraceBpf::Attach(const CpuFds& exec_out) {
+  bpf_map* map = bpf_object__find_map_by_name(obj_, "lim_exec_out");
+  bpf_program* prog = bpf_object__find_program_by_name(obj_, "lim_exec_done");
+  if (!map || !prog) return Status::Internal("exec trace (BPF): the embedded object lacks its program or map");
+  for (const auto& [cpu, fd] : exec_out) {
+    auto key = static_cast<uint32_t>(cpu);
+    auto value = static_cast<uint32_t>(fd);
+    if (bpf_map_update_elem(bpf_map__fd(map), &key, &value, BPF_ANY) != 0) {
+      return Status::Unavailable("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno));
+    }
+  }
+  link_ = bpf_program__attach(prog);
+  if (!link_) return Status::Unavailable(std::string("exec trace (BPF): attaching: ") + std::strerror(errno));
+  return Status::Ok();
+}
+
+ExecTraceBpf::~ExecTraceBpf() {
+  if (link_) bpf_link__destroy(link_);
+  bpf_object__close(obj_);
+}
+
+}  // namespace lim::daemon

@@ -61,9 +61,9 @@ struct StatusReport {
   DelayPercentiles poke_to_mark_us;
   // Tracepoints, late execs, keys, memfd execs.
   std::string tracepoints;  // "on", "partial", "off: why"
-  // What reports exec starts and completions to the late-exec path: "bpf" (raw
-  // tracepoints, exec_trace_bpf.h), "perf" (perf tracepoint events, which another tool's
-  // tracepoint program can silence) or "off".
+  // What reports exec completions to the late-exec path: "bpf" (a raw tracepoint,
+  // exec_trace_bpf.h), "perf" (the perf tracepoint event, which another tool's tracepoint
+  // program can silence) or "off". Exec starts are perf events either way.
   std::string exec_trace = "off";
   // The same for memfd execs (execs through a descriptor): "bpf", "perf" or "off".
   std::string memfd_exec_trace = "off";

@@ -67,6 +67,9 @@ Result<std::unique_ptr<ExecTraceBpf>> ExecTraceBpf::Load(const TraceFormat& exec
 }
 
 Status ExecTraceBpf::Attach(const CpuFds& exec_out) {
+  std::string log;
+  BpfLoadLog collect(&log);  // libbpf's words on a failed attach go into the error
+  auto with_log = [&log](std::string m) { return log.empty() ? m : m + " (" + LastLines(log) + ")"; };
   bpf_map* map = bpf_object__find_map_by_name(obj_, "lim_exec_out");
   bpf_program* prog = bpf_object__find_program_by_name(obj_, "lim_exec_done");
   if (!map || !prog) return Status::Internal("exec trace (BPF): the embedded object lacks its program or map");
@@ -74,11 +77,12 @@ Status ExecTraceBpf::Attach(const CpuFds& exec_out) {
     auto key = static_cast<uint32_t>(cpu);
     auto value = static_cast<uint32_t>(fd);
     if (bpf_map_update_elem(bpf_map__fd(map), &key, &value, BPF_ANY) != 0) {
-      return Status::Unavailable("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno));
+      return Status::Unavailable(
+          with_log("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno)));
     }
   }
   link_ = bpf_program__attach(prog);
-  if (!link_) return Status::Unavailable(std::string("exec trace (BPF): attaching: ") + std::strerror(errno));
+  if (!link_) return Status::Unavailable(with_log(std::string("exec trace (BPF): attaching: ") + std::strerror(errno)));
   return Status::Ok();
 }
 

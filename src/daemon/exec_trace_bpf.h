@@ -15,10 +15,13 @@
 // Not the exec's start (sys_enter_execve): a raw tracepoint there runs for every system
 // call on the host, measured at +0.13 µs per call (docs/performance.md). It stays a perf
 // event; a silenced start leaves the exec's start unknown, which LateExecs treats as "after
-// any mark placed since limd started" — a late entry too many, never one too few.
+// any mark placed since limd started" for a running process (a late entry too many), while
+// for a process already gone it picks the binary from the mappings of the 20 ms before the
+// completion (docs/limd.md says what that can miss).
 //
 // Needs what InodeOpenCounts needs (a kernel with BTF, the `bpf` system call, CAP_BPF +
-// CAP_PERFMON or CAP_SYS_ADMIN), raw tracepoints (4.17) and no confidentiality lockdown;
+// CAP_PERFMON or CAP_SYS_ADMIN), raw tracepoints and bpf_probe_read_kernel_str (5.5) and no
+// confidentiality lockdown;
 // Load() says why when it cannot be had, and limd falls back to the perf tracepoint.
 //
 // Threading: Load() and Attach() from one thread; the program stays attached until the

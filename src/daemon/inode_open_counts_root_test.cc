@@ -19,16 +19,13 @@
 
 #include "base/file.h"
 #include "base/hex.h"
+#include "daemon/bpf_test_util.h"
 #include "tests/testing.h"
 
 namespace lim::daemon {
 namespace {
 
-std::string Unavailable() {
-  if (geteuid() != 0) return "needs root (loading a BPF program)";
-  if (::access("/sys/kernel/btf/vmlinux", R_OK) != 0) return "this kernel has no BTF (/sys/kernel/btf/vmlinux)";
-  return "";
-}
+std::string Unavailable() { return testing::BpfUnavailable(); }
 
 class InodeOpenCountsRoot : public ::testing::Test {
  protected:

@@ -174,8 +174,16 @@ void LateExecs::NoteDone(pid_t pid, uint64_t time_ns) {
   v.push_back(time_ns);
 }
 
-bool LateExecs::RecordedElsewhere(uint64_t dev) const {
-  return dev == MemfdDevice() || (hooks_.never_marked && hooks_.never_marked(dev));
+bool MemfdPathTakes(std::string_view filename) {
+  return filename.rfind("/dev/fd/", 0) == 0 || filename.rfind("/proc/", 0) == 0;
+}
+
+bool LateExecs::RecordedElsewhere(uint64_t dev, pid_t pid, const std::string& filename) {
+  if (dev == MemfdDevice()) {
+    if (!MemfdPathTakes(filename) && hooks_.memfd_exec) hooks_.memfd_exec(pid, filename);
+    return true;
+  }
+  return hooks_.never_marked && hooks_.never_marked(dev);
 }
 
 std::optional<uint64_t> LateExecs::MarkedAtNow(uint64_t dev) const {
@@ -249,7 +257,7 @@ void LateExecs::DecideRunning(pid_t pid, pid_t old_pid, const std::string& filen
   ForgetMaps(pid, time_ns);
   // A memfd (fexecve, /proc/self/fd/N): a second, racing "late exec" entry here would be
   // the same exec twice and, winning the race, hide the memfd entry.
-  if (RecordedElsewhere(dev)) {
+  if (RecordedElsewhere(dev, pid, filename)) {
     ::close(pfd);
     return;
   }
@@ -560,7 +568,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
     return true;
   }
   uint64_t dev = m.dev;
-  if (RecordedElsewhere(dev)) return true;
+  if (RecordedElsewhere(dev, g.pid, g.filename)) return true;
   auto marked_at = MarkedAtNow(dev);
   if (marked_at && *marked_at <= (g.began_known ? g.began : 0)) return true;  // fanotify saw it
   if (PreMeasured(g.old_pid, dev, m.ino, g.time_ns)) return true;  // measured before it ran

@@ -49,6 +49,10 @@ namespace lim::daemon {
 // CLOCK_MONOTONIC in nanoseconds (the clock of TraceRecord::time_ns).
 uint64_t MonotonicNs();
 
+// Whether the memfd path's filter (its BPF program, or perf's `filename ~ "/dev/fd/*" ||
+// filename ~ "/proc/*"`) takes an exec named filename: a name under /dev/fd/ or /proc/.
+bool MemfdPathTakes(std::string_view filename);
+
 // The superblocks limd marked, and when (CLOCK_MONOTONIC ns; 0: before anything ran).
 // Thread-safe.
 class MarkedDevs {
@@ -95,6 +99,10 @@ struct LateExecHooks {
   std::function<bool(const std::string& path)> may_be_watched;
   // Discovery should look at pid's namespace now.
   std::function<void(pid_t pid)> poke;
+  // An exec from a memfd under a name the memfd path's filter does not take (a symlink to
+  // /proc/self/fd/N, a relative fd/N from /proc/self, //proc/…: MemfdPathTakes is false):
+  // measured as that path would, since it saw nothing of it.
+  std::function<void(pid_t pid, const std::string& filename)> memfd_exec;
   std::function<void(const std::string&)> log;
 };
 
@@ -234,8 +242,10 @@ class LateExecs {
   // When limd marked dev, if the superblock under dev still carries that mark.
   std::optional<uint64_t> MarkedAtNow(uint64_t dev) const;
   // Execs from dev are not late execs: a memfd (the memfd consumer records it as
-  // memfd:NAME, process_exe) or a superblock limd never marks (hooks_.never_marked).
-  bool RecordedElsewhere(uint64_t dev) const;
+  // memfd:NAME, process_exe — or, when its name escaped that consumer's filter, it is
+  // handed to hooks_.memfd_exec here) or a superblock limd never marks
+  // (hooks_.never_marked). pid and filename: the exec's.
+  bool RecordedElsewhere(uint64_t dev, pid_t pid, const std::string& filename);
   // tid's exec of (dev, ino) was measured before it ran (MeasureBeforeRun), within a second.
   bool PreMeasured(pid_t tid, uint64_t dev, uint64_t ino, uint64_t time_ns);
   // Where superblock dev is reachable: pinned, or by pinning the namespace of a live

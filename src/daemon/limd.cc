@@ -471,8 +471,43 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
   return mounts_->Start();
 }
 
-// What fanotify never shows, from tracepoints (perf_event_open, no BPF): KEY_CHECK
-// (asymmetric keys added to keyrings: add_key) and memfd execs (sched_process_exec).
+namespace {
+
+// Exec completions (sched_process_exec) into t through an ExecTraceBpf of their own
+// (exec_trace_bpf.h); without bpf, the caller opens the perf tracepoint instead.
+struct ExecBpfOutcome {
+  std::unique_ptr<ExecTraceBpf> bpf;
+  int index = -1;          // the records' event index in t
+  bool mmaps_on = false;   // t already reports executable mappings
+  std::string source;      // for the log
+};
+
+ExecBpfOutcome AttachExecTraceBpf(TraceEvents* t, bool only_fd_paths, bool exec_mmaps) {
+  ExecBpfOutcome o;
+  auto fallback = [&o](const std::string& why) {
+    o.source = "perf, which another tool's tracepoint program can silence (" + why + ")";
+    return std::move(o);
+  };
+  auto exec = t->ReadFormat("sched/sched_process_exec");
+  if (!exec.ok()) return fallback(exec.status().message());
+  auto loaded = ExecTraceBpf::Load(*exec, only_fd_paths);
+  if (!loaded.ok()) return fallback(loaded.status().message());
+  ExecTraceBpf::CpuFds out;
+  auto done = t->AddBpfOutput("sched/sched_process_exec", exec_mmaps, TraceEvents::Wake::kEach, &out);
+  if (!done.ok()) return fallback(done.status().message());
+  o.mmaps_on = exec_mmaps;  // the outputs stay, and report mappings, whatever follows
+  if (Status a = (*loaded)->Attach(out); !a.ok()) return fallback(a.message());
+  o.bpf = std::move(*loaded);
+  o.index = *done;
+  o.source = "BPF raw tracepoint";
+  return o;
+}
+
+}  // namespace
+
+// What fanotify never shows, from tracepoints (perf_event_open rings; the memfd execs'
+// completions from a raw-tracepoint BPF program where it loads): KEY_CHECK (asymmetric keys
+// added to keyrings: add_key) and memfd execs (sched_process_exec).
 void Limd::StartKeyTrace() {
   keys_ = std::make_unique<KeyWatch>(measurer_.get(), list_.get(), LogFn());
   auto tracefs = TracefsDir();
@@ -489,8 +524,10 @@ void Limd::StartKeyTrace() {
     // fexecve/execveat(AT_EMPTY_PATH) ("/dev/fd/N") or a /proc/<pid>/fd/N path. The
     // kernel filters (the BPF program or perf's filter), so ordinary execs never wake
     // limd here. Through BPF where it loads, as the late path's (exec_trace_bpf.h).
-    std::string source = StartMemfdTraceBpf();
-    Log("memfd exec tracepoint: " + source);
+    ExecBpfOutcome o = AttachExecTraceBpf(key_trace_.get(), /*only_fd_paths=*/true, /*exec_mmaps=*/false);
+    Log("memfd exec tracepoint: " + o.source);
+    memfd_bpf_ = std::move(o.bpf);
+    if (memfd_bpf_) exec_event_ = o.index;
     if (!memfd_bpf_) {
       auto e = key_trace_->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
       if (e.ok()) exec_event_ = *e;
@@ -512,9 +549,13 @@ void Limd::OnKeyOrMemfdRecord(const TraceRecord& r) {
     return;
   }
   // A memfd exec raised no fanotify event (process_exe.h). Only execs through an fd reach
-  // here (the filter in StartKeyTrace); a process already gone leaves the gap.
-  std::string filename = r.Str("filename").value_or("");
-  pid_t pid = static_cast<pid_t>(r.Int("pid").value_or(r.pid));
+  // here (the filter in StartKeyTrace); others from a memfd come through the late path
+  // (LateExecHooks::memfd_exec).
+  MeasureMemfdExec(static_cast<pid_t>(r.Int("pid").value_or(r.pid)), r.Str("filename").value_or(""));
+}
+
+void Limd::MeasureMemfdExec(pid_t pid, const std::string& filename) {
+  // A process already gone leaves the gap.
   ExeOutcome o = MeasureProcessExe(measurer_.get(), list_.get(), pid, ExeOptions{"exec", filename, true});
   if (o.kind == ExeOutcome::Kind::kMemfd) {
     memfd_execs_++;
@@ -538,6 +579,7 @@ void Limd::StartLateExecTrace() {
     return m.has_value();
   };
   hooks.poke = [this](pid_t pid) { mounts_->Poke(pid); };
+  hooks.memfd_exec = [this](pid_t pid, const std::string& filename) { MeasureMemfdExec(pid, filename); };
   hooks.may_be_watched = [this](const std::string& path) {
     return mounts_->watch().empty() || MountQualifies("", path, mounts_->watch());
   };
@@ -566,11 +608,13 @@ void Limd::StartLateExecTrace() {
     // An exec's completion: from a raw-tracepoint BPF program where it loads
     // (exec_trace_bpf.h: no other tool's tracepoint program can hide it), else from the
     // perf tracepoint.
-    bool mmaps_on = false;
-    std::string exec_source = StartExecTraceBpf(&mmaps_on);
-    Log("exec tracepoints: " + exec_source);
+    // The completions' outputs carry the executable mappings too (they size the rings).
+    ExecBpfOutcome o = AttachExecTraceBpf(trace_.get(), /*only_fd_paths=*/false, /*exec_mmaps=*/true);
+    Log("exec tracepoints: " + o.source);
+    exec_bpf_ = std::move(o.bpf);
+    if (exec_bpf_) exec_done_ = o.index;
     if (!exec_bpf_) {
-      if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/!mmaps_on); e.ok()) {
+      if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/!o.mmaps_on); e.ok()) {
         exec_done_ = *e;
       } else {
         missing.push_back(e.status().message());
@@ -609,36 +653,6 @@ void Limd::StartLateExecTrace() {
   if (!trace_) {
     Log("tracepoints " + trace_state_ + ": new mounts are found by the 500 ms rescan, late execs are not measured");
   }
-}
-
-std::string Limd::StartMemfdTraceBpf() {
-  auto exec = key_trace_->ReadFormat("sched/sched_process_exec");
-  if (!exec.ok()) return "perf (" + exec.status().message() + ")";
-  auto loaded = ExecTraceBpf::Load(*exec, /*only_fd_paths=*/true);
-  if (!loaded.ok()) return "perf, which another tool's tracepoint program can silence (" + loaded.status().message() + ")";
-  ExecTraceBpf::CpuFds out;
-  auto done = key_trace_->AddBpfOutput("sched/sched_process_exec", false, TraceEvents::Wake::kEach, &out);
-  if (!done.ok()) return "perf (" + done.status().message() + ")";
-  if (Status a = (*loaded)->Attach(out); !a.ok()) return "perf (" + a.message() + ")";
-  memfd_bpf_ = std::move(*loaded);
-  exec_event_ = *done;
-  return "BPF raw tracepoint";
-}
-
-std::string Limd::StartExecTraceBpf(bool* mmaps_on) {
-  auto exec = trace_->ReadFormat("sched/sched_process_exec");
-  if (!exec.ok()) return "perf (" + exec.status().message() + ")";
-  auto loaded = ExecTraceBpf::Load(*exec);
-  if (!loaded.ok()) return "perf, which another tool's tracepoint program can silence (" + loaded.status().message() + ")";
-  ExecTraceBpf::CpuFds out;
-  // The completions' outputs carry the executable mappings too (they size the rings).
-  auto done = trace_->AddBpfOutput("sched/sched_process_exec", /*exec_mmaps=*/true, TraceEvents::Wake::kEach, &out);
-  if (!done.ok()) return "perf (" + done.status().message() + ")";
-  *mmaps_on = true;
-  if (Status a = (*loaded)->Attach(out); !a.ok()) return "perf (" + a.message() + ")";
-  exec_bpf_ = std::move(*loaded);
-  exec_done_ = *done;
-  return "BPF raw tracepoint";
 }
 
 void Limd::OnLateExecRecord(const TraceRecord& r) {

@@ -91,13 +91,10 @@ class Limd {
   Status StartMountWatch(MountWatchOptions mwo);
   void StartKeyTrace();
   void OnKeyOrMemfdRecord(const TraceRecord& r);
+  // The memfd exec of pid (filename as the exec named it): its memfd:NAME entry, or a gap.
+  void MeasureMemfdExec(pid_t pid, const std::string& filename);
   void StartLateExecTrace();
   void OnLateExecRecord(const TraceRecord& r);
-  // Exec completions through ExecTraceBpf into trace_; what serves them, for the log.
-  // *mmaps_on: trace_ already reports executable mappings.
-  std::string StartExecTraceBpf(bool* mmaps_on);
-  // memfd exec completions through ExecTraceBpf into key_trace_ (the same, for the log).
-  std::string StartMemfdTraceBpf();
 
   // STATE/status.json and the control socket's answer.
   std::string StatusDocument(bool running);
@@ -129,7 +126,8 @@ class Limd {
   std::unique_ptr<ExecutableScanner> exe_scanner_;
   MarkedDevs marked_;
   std::unique_ptr<MountWatch> mounts_;
-  // Tracepoint consumers (perf_event_open, no BPF): keys and memfd execs; mounts and late execs.
+  // Tracepoint consumers (perf_event_open rings; exec completions from BPF where it loads):
+  // keys and memfd execs; mounts and late execs.
   std::unique_ptr<KeyWatch> keys_;
   std::unique_ptr<TraceEvents> key_trace_;
   std::unique_ptr<ExecTraceBpf> memfd_bpf_;  // after key_trace_: detached before its outputs close

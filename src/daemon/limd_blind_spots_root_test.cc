@@ -15,6 +15,7 @@
 
 #include "base/file.h"
 #include "crypto/digest.h"
+#include "daemon/bpf_test_util.h"
 #include "daemon/limd_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "daemon/memfd_exec_test_util.h"
@@ -247,6 +248,12 @@ TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
     for (const auto& row : testing::ReadListRows(list_)) found += row.name == "memfd:" + name + "-path";
   }
   EXPECT_EQ(found, 1);
+  // Through a symlink to /proc/self/fd/N: a name the memfd path's filter does not take; the
+  // late path, which sees every exec, hands it over (LateExecHooks::memfd_exec).
+  testing::MemfdExec by_link;
+  std::string link = lim::testing::MakeTempDir() + "/innocent";
+  ASSERT_TRUE(by_link.Start("/bin/sleep", name + "-link", {"sleep", "60"}, false, link));
+  EXPECT_EQ(MemfdRows(list_, name + "-link", *bin), 1) << *ReadFileText(state_ + "/log");
   // A memfd program that is gone at once: its entry, or a gap naming it — never nothing.
   testing::MemfdExec quick;
   quick.Start("/bin/true", name + "-true", {"true"});
@@ -265,6 +272,8 @@ TEST_F(LimdBlindSpots, AMemfdExecWhileLimdRunsIsMeasured) {
 // perf user (exec_trace_bpf.h): the memfd path reads raw tracepoints and still sees the exec.
 TEST_F(LimdBlindSpots, AMemfdExecIsMeasuredWhileAnotherToolSilencesPerfsExecRecords) {
   if (auto tracefs = TracefsDir(); !tracefs.ok()) GTEST_SKIP() << tracefs.status().message();
+  if (auto why = testing::BpfUnavailable(); !why.empty()) GTEST_SKIP() << why;  // limd reads perf then
+  if (auto why = testing::Silencer::Unavailable(); !why.empty()) GTEST_SKIP() << why;
   ASSERT_NO_FATAL_FAILURE(StartLimd("measure func=BPRM_CHECK mask=MAY_EXEC\n"));
   testing::Silencer silencer;  // this test's descendants' execs only
   lim::Status s = silencer.Attach();

@@ -20,6 +20,7 @@
 #include "base/hex.h"
 #include "crypto/digest.h"
 #include "daemon/limd_test_util.h"
+#include "daemon/bpf_test_util.h"
 #include "daemon/list_rows_test_util.h"
 #include "daemon/silencer_test_util.h"
 #include "daemon/trace_events.h"
@@ -295,6 +296,8 @@ TEST_F(LimdLateExec, ExecBeforeTheMarkGetsALateEntryWithDigestAndDelay) {
 // through raw tracepoints, and a late exec is still found. (Through perf, the silenced
 // completions would leave no late entry at all.)
 TEST_F(LimdLateExec, ExecBeforeTheMarkIsFoundWhileAnotherToolSilencesPerfsExecRecords) {
+  if (auto why = testing::BpfUnavailable(); !why.empty()) GTEST_SKIP() << why;  // limd reads perf then
+  if (auto why = testing::Silencer::Unavailable(); !why.empty()) GTEST_SKIP() << why;
   std::string digest = ProgDigestHex();
   ASSERT_FALSE(digest.empty());
   testing::Silencer silencer;  // this test's descendants' execs only

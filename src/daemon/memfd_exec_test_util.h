@@ -24,9 +24,10 @@ class MemfdExec {
  public:
   // Runs `binary args…` from a memfd named memfd_name; waits until /proc/<pid>/exe shows the
   // memfd. False when it did not get there.
-  // via_proc_path: execve("/proc/self/fd/N") instead of fexecve().
+  // via_proc_path: execve("/proc/self/fd/N") instead of fexecve(). via_symlink: a symlink
+  // made there to /proc/self/fd/N is executed (a name under neither /dev/fd/ nor /proc/).
   bool Start(const std::string& binary, const std::string& memfd_name, const std::vector<std::string>& args,
-             bool via_proc_path = false) {
+             bool via_proc_path = false, const std::string& via_symlink = "") {
     auto content = ReadFileBytes(binary);
     if (!content.ok()) return false;
     pid_ = fork();
@@ -46,7 +47,10 @@ class MemfdExec {
       for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
       char* envp[] = {nullptr};
-      if (via_proc_path) {
+      if (!via_symlink.empty()) {
+        if (::symlink(("/proc/self/fd/" + std::to_string(ro)).c_str(), via_symlink.c_str()) != 0) _exit(124);
+        ::execve(via_symlink.c_str(), argv.data(), envp);
+      } else if (via_proc_path) {
         ::execve(("/proc/self/fd/" + std::to_string(ro)).c_str(), argv.data(), envp);
       } else {
         ::fexecve(ro, argv.data(), envp);

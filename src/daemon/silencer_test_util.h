@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "base/file.h"
 #include "base/status.h"
 #include "daemon/silencing_tracepoints_bpf.h"  // generated: kSilencingTracepointsBpf
 
@@ -17,6 +18,21 @@ namespace lim::daemon::testing {
 
 class Silencer {
  public:
+  // Why the silencing cannot be limited to this process's descendants here, or "": its
+  // program compares global pids (task->tgid) with getpid(), which differ inside a PID
+  // namespace (/proc/self/status NSpid has more than one field).
+  static std::string Unavailable() {
+    auto status = ReadFileText("/proc/self/status");
+    if (!status.ok()) return "no /proc/self/status";
+    size_t at = status->find("\nNSpid:");
+    if (at == std::string::npos) return "";
+    std::string line = status->substr(at + 7, status->find('\n', at + 1) - at - 7);
+    size_t fields = 0;
+    for (size_t i = 0; i < line.size(); ++i) {
+      if (line[i] != ' ' && line[i] != '\t' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) fields++;
+    }
+    return fields > 1 ? "the test runs in a PID namespace (the silencing program compares global pids)" : "";
+  }
   Silencer() = default;
   Silencer(const Silencer&) = delete;
   Silencer& operator=(const Silencer&) = delete;

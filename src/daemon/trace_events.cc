@@ -209,12 +209,6 @@ Result<int> TraceEvents::AddBpfOutput(const std::string& event, bool exec_mmaps,
   return Register(std::move(*fmt));
 }
 
-Result<int> TraceEvents::AddFormatOf(const std::string& event) {
-  auto fmt = ReadFormat(event);
-  if (!fmt.ok()) return fmt.status();
-  return Register(std::move(*fmt));
-}
-
 int TraceEvents::Register(TraceFormat fmt) {
   int index = static_cast<int>(formats_.size());
   by_id_[fmt.id] = index;
@@ -226,7 +220,12 @@ Result<std::vector<int>> TraceEvents::OpenPerCpu(const std::string& what, perf_e
                                                  bool exec_mmaps, Wake wake) {
   long page = ::sysconf(_SC_PAGESIZE);
   std::vector<int> opened;
+  std::vector<size_t> new_rings;  // rings this call set up: undone with its fds
   auto undo = [&] {
+    for (size_t i : new_rings) {
+      ::munmap(rings_[i].base, rings_[i].size);
+      rings_[i] = Ring{};
+    }
     for (int fd : opened) ::close(fd);
   };
   attr.size = sizeof attr;
@@ -264,6 +263,7 @@ Result<std::vector<int>> TraceEvents::OpenPerCpu(const std::string& what, perf_e
         return s;
       }
       r.fd = fd, r.base = base, r.size = len;
+      new_rings.push_back(i);
     } else if (::ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, r.fd) != 0) {
       Status s = Status::Unavailable("PERF_EVENT_IOC_SET_OUTPUT " + what + ": " + strerror(errno));
       undo();

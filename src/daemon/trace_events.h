@@ -15,7 +15,6 @@
 // from the thread that called Start().
 #pragma once
 
-#include <linux/perf_event.h>
 #include <sys/types.h>
 
 #include <atomic>
@@ -30,6 +29,8 @@
 #include <vector>
 
 #include "base/status.h"
+
+struct perf_event_attr;
 
 namespace lim::daemon {
 
@@ -114,9 +115,6 @@ class TraceEvents {
   // decoded with event's format like its perf records.
   Result<int> AddBpfOutput(const std::string& event, bool exec_mmaps, Wake wake,
                            std::vector<std::pair<int, int>>* cpu_fds);
-  // Registers event's format alone: for records BPF programs write in its layout into
-  // another event's AddBpfOutput() outputs.
-  Result<int> AddFormatOf(const std::string& event);
   // The parsed tracefs format of "group/name"; opens nothing.
   Result<TraceFormat> ReadFormat(const std::string& event) const;
   // Before Start(): the callback for exec_mmaps records; after_drain runs after each pass

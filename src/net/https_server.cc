@@ -304,7 +304,13 @@ Status HttpsServer::Start() {
   if (!ec) s.acceptor->set_option(asio::socket_base::reuse_address(true), ec);
   if (!ec) s.acceptor->bind(ep, ec);
   if (!ec) s.acceptor->listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return Status::IoError("listen on " + where + ": " + ec.message());
+  if (ec) {
+    // Nothing of this attempt stays: a later Start() (the port freed) begins afresh.
+    s.acceptor.reset();
+    s.accept_ioc.reset();
+    s.iocs.clear();
+    return Status::IoError("listen on " + where + ": " + ec.message());
+  }
   s.port = s.acceptor->local_endpoint().port();
   s.Accept();
   if (!s.blocking_routes.empty()) {
@@ -338,16 +344,16 @@ void HttpsServer::Stop() {
   std::call_once(impl_->stop_once, [this] {
     Impl& s = *impl_;
     s.stopping = true;
-    if (s.acceptor) {
-      asio::post(*s.accept_ioc, [&s] {
-        beast::error_code ignored;
-        s.acceptor->close(ignored);
-      });
-      s.accept_ioc->stop();
-    }
+    if (s.accept_ioc) s.accept_ioc->stop();
     for (auto& ioc : s.iocs) ioc->stop();
     for (auto& t : s.threads) t.join();
     s.threads.clear();
+    // No thread runs the contexts any more: the listening socket is closed here, so the
+    // port is free once Stop() returns (a close posted to the stopped context never ran).
+    if (s.acceptor) {
+      beast::error_code ignored;
+      s.acceptor->close(ignored);
+    }
     // A blocking handler still running finishes (its response, posted to the stopped ioc,
     // never runs; the session lives until the ioc is destroyed); the jobs still queued are
     // dropped, and with them their sessions.

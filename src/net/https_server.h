@@ -70,10 +70,12 @@ class HttpsServer {
   // A handler that may block for long (it talks to another host): run on the blocking pool.
   // Before Start(), as Route() (the pool starts there when a blocking route exists).
   void RouteBlocking(const std::string& method, const std::string& path, Handler handler);
-  // Binds, listens and starts the threads. The error names the address.
+  // Binds, listens and starts the threads. The error names the address; after one, Start()
+  // may be called again.
   Status Start();
   uint16_t port() const;
-  // Stops accepting, closes every connection and joins the threads. Idempotent.
+  // Stops accepting (the port is free when it returns), stops serving every connection
+  // (their sockets close when the server is destroyed) and joins the threads. Idempotent.
   void Stop();
   ServerStats stats() const;
 

@@ -89,6 +89,35 @@ TEST_F(HttpsTest, MutualTlsRequestSeesClientIdentityAndKeepsOneConnection) {
   EXPECT_EQ(server_->stats().requests, 5u);
 }
 
+// A Start() that fails (the port is taken) leaves nothing behind, and Stop() frees the port:
+// once the first server stops, the second one's Start() again serves on that port.
+TEST_F(HttpsTest, AFailedStartCanBeRetriedOnceStopHasFreedThePort) {
+  auto tls = MakeServerTls({pki_->server_cert, pki_->server_key, pki_->ca});
+  ASSERT_TRUE(tls.ok());
+  const uint16_t port = server_->port();
+  ServerOptions o;
+  o.port = port;
+  auto created = HttpsServer::Create(*tls, o);
+  ASSERT_TRUE(created.ok());
+  std::unique_ptr<HttpsServer> second = std::move(*created);
+  second->Route("GET", "/hello", [](const HttpRequest&) { return HttpResponse{200, "text/plain", "second"}; });
+  Status taken = second->Start();
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.message().find("listen on"), std::string::npos) << taken.message();
+  server_->Stop();
+  Status again = second->Start();
+  ASSERT_TRUE(again.ok()) << again.message();
+  EXPECT_EQ(second->port(), port);
+  ClientOptions co;
+  co.port = port;
+  auto c = HttpsClient::Create(*MakeClientTls({pki_->client_cert, pki_->client_key, pki_->ca}), co);
+  ASSERT_TRUE(c.ok());
+  auto r = (*c)->Request("GET", "/hello");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->body, "second");
+  second->Stop();
+}
+
 TEST_F(HttpsTest, ReconnectResumesTheSessionWithATicket) {
   auto c = GoodClient();
   ASSERT_TRUE(c->Request("GET", "/hello").ok());

@@ -62,6 +62,7 @@ constexpr CountKey kCounts[] = {
     {"trace_lost", &StatusReport::trace_lost},
     {"late_execs", &StatusReport::late_execs},
     {"execs_measured_before_run", &StatusReport::execs_measured_before_run},
+    {"execs_seen_by_record", &StatusReport::execs_seen_by_record},
     {"late_exec_gaps", &StatusReport::late_exec_gaps},
     {"late_exec_missed", &StatusReport::late_exec_missed},
     {"late_execs_after_exit", &StatusReport::late_execs_after_exit},

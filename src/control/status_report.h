@@ -69,6 +69,9 @@ struct StatusReport {
   std::string memfd_exec_trace = "off";
   uint64_t trace_records = 0, trace_lost = 0, late_execs = 0, execs_measured_before_run = 0, late_exec_gaps = 0,
            late_exec_missed = 0, late_execs_after_exit = 0;
+  // Exec completions settled as seen by fanotify from the BPF record's file alone, without
+  // a look at /proc/<pid>/exe (LateExecs::OnExec).
+  uint64_t execs_seen_by_record = 0;
   // Execs from unmarked superblocks placed by limd's own mountinfo (the process shares
   // limd's mount namespace and root), and how often limd read that text.
   uint64_t execs_placed_by_own_mountinfo = 0, own_mountinfo_reads = 0;

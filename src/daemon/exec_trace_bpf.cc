@@ -66,6 +66,14 @@ Result<std::unique_ptr<ExecTraceBpf>> ExecTraceBpf::Load(const TraceFormat& exec
   return self;
 }
 
+TraceFormat ExecTraceBpf::RecordFormat(TraceFormat exec) {
+  // Offsets as bpf/exec_trace.bpf.c's struct exec_record has them.
+  exec.fields["lim_dev_major"] = TraceField{20, 4, false};
+  exec.fields["lim_dev_minor"] = TraceField{24, 4, false};
+  exec.fields["lim_ino"] = TraceField{32, 8, false};
+  return exec;
+}
+
 Status ExecTraceBpf::Attach(const CpuFds& exec_out) {
   std::string log;
   BpfLoadLog collect(&log);  // libbpf's words on a failed attach go into the error

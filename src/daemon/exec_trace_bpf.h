@@ -49,6 +49,13 @@ class ExecTraceBpf {
   // only_fd_paths: completions only of execs through a descriptor (a name under /dev/fd/ or
   // /proc/: memfds, fexecve), for limd's memfd path.
   static Result<std::unique_ptr<ExecTraceBpf>> Load(const TraceFormat& exec, bool only_fd_paths = false);
+  // The format the program's records decode with (TraceEvents::AddBpfOutput): exec's, plus
+  // the fields the tracepoint lacks — the file that runs, as the kernel had it at the exec
+  // (bprm->file: the binary, or a script's interpreter; what /proc/<pid>/exe names):
+  // lim_dev_major, lim_dev_minor (its superblock's device) and lim_ino (0:0 and 0 when
+  // the program could not read them). LateExecs decides from them without opening
+  // /proc/<pid>/exe, and picks a gone process's binary mapping by them.
+  static TraceFormat RecordFormat(TraceFormat exec);
   ~ExecTraceBpf();
   ExecTraceBpf(const ExecTraceBpf&) = delete;
   ExecTraceBpf& operator=(const ExecTraceBpf&) = delete;

@@ -4,6 +4,7 @@
 #include "daemon/exec_trace_bpf.h"
 
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -30,6 +31,7 @@ struct Seen {
   std::map<int, int> old_pid;            // pid → old_pid field
   std::map<int, uint64_t> enter_at;      // tid → latest start time
   std::map<int, uint64_t> mapped_ino;    // pid → inode of an executable mapping of the binary
+  std::map<int, uint64_t> binary_dev, binary_ino;  // pid → the record's lim_dev_* and lim_ino
 };
 
 // A trace consumer of exec completions, through ExecTraceBpf or through perf's tracepoint
@@ -51,7 +53,8 @@ class ExecTrace {
     auto loaded = ExecTraceBpf::Load(*exec);
     if (!loaded.ok()) return loaded.status();
     ExecTraceBpf::CpuFds exec_out;
-    LIM_ASSIGN_OR_RETURN(done_, t_.AddBpfOutput("sched/sched_process_exec", true, TraceEvents::Wake::kEach, &exec_out));
+    LIM_ASSIGN_OR_RETURN(done_, t_.AddBpfOutput(ExecTraceBpf::RecordFormat(*exec), true, TraceEvents::Wake::kEach,
+                                                &exec_out));
     LIM_ASSIGN_OR_RETURN(enter_, t_.Add("syscalls/sys_enter_execve", "", false, TraceEvents::Wake::kWithOthers));
     LIM_RETURN_IF_ERROR((*loaded)->Attach(exec_out));
     bpf_ = std::move(*loaded);
@@ -78,6 +81,11 @@ class ExecTrace {
       int pid = static_cast<int>(r.Int("pid").value_or(-1));
       seen_->exec_at[pid] = r.time_ns;
       seen_->old_pid[pid] = static_cast<int>(r.Int("old_pid").value_or(-1));
+      if (auto ino = r.Int("lim_ino")) {
+        seen_->binary_ino[pid] = static_cast<uint64_t>(*ino);
+        seen_->binary_dev[pid] = makedev(static_cast<unsigned>(r.Int("lim_dev_major").value_or(0)),
+                                         static_cast<unsigned>(r.Int("lim_dev_minor").value_or(0)));
+      }
       seen_->cv.notify_all();
     }
   }
@@ -142,7 +150,28 @@ TEST_F(ExecTraceBpfRoot, AnExecsStartCompletionAndMappingDecodeAsTheTracepointsO
   // The outputs carry the exec's mapping of its binary (what LateExecs needs for a process
   // already gone).
   EXPECT_EQ(seen.mapped_ino[pid], static_cast<uint64_t>(st.st_ino));
+  // The record itself names the file that ran, as stat(2) does (LateExecs decides from it).
+  EXPECT_EQ(seen.binary_ino[pid], static_cast<uint64_t>(st.st_ino));
+  EXPECT_EQ(seen.binary_dev[pid], static_cast<uint64_t>(st.st_dev));
   EXPECT_EQ(trace.events().short_records(), 0u);
+}
+
+TEST_F(ExecTraceBpfRoot, AScriptsRecordNamesItsInterpreterAsProcExeDoes) {
+  Seen seen;
+  std::string script = binary_ + ".sh";
+  ASSERT_EQ(lim::testing::RunCommand("printf '#!" + binary_ + "\\n' > " + script + " && chmod 755 " + script).exit_code,
+            0);
+  ExecTrace trace(tracefs_, script, &seen);
+  Status s = trace.StartBpf();
+  ASSERT_TRUE(s.ok()) << s.message();
+  struct stat interp;
+  ASSERT_EQ(::stat(binary_.c_str(), &interp), 0);
+  pid_t pid = RunOnce(script);
+  ASSERT_GT(pid, 0);
+  ASSERT_TRUE(WaitExec(&seen, pid, std::chrono::seconds(5))) << "no completion record for pid " << pid;
+  std::lock_guard<std::mutex> lk(seen.mu);
+  EXPECT_EQ(seen.binary_ino[pid], static_cast<uint64_t>(interp.st_ino));
+  EXPECT_EQ(seen.binary_dev[pid], static_cast<uint64_t>(interp.st_dev));
 }
 
 TEST_F(ExecTraceBpfRoot, AnotherToolsTracepointProgramSilencesPerfButNotThese) {

@@ -210,7 +210,8 @@ std::optional<MountPins::Place> LateExecs::PinnedPlace(uint64_t dev) {
   return place;
 }
 
-void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns) {
+void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns,
+                       std::optional<ExecFile> file) {
   execs_++;
   if (pid == self_) return;
   // The exec's start is its sys_enter record, which may sit in another CPU's ring not read
@@ -218,6 +219,20 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   // exec is decided after the pass (AfterDrain).
   NoteDone(pid, time_ns);
   std::optional<uint64_t> began = ExecBegan(old_pid, pid, time_ns);
+  if (file && file->dev == 0) file.reset();  // the program could not read it (device 0:0 is no superblock's)
+  // Marked before the exec began: fanotify saw it, as DecideRunning and ResolveGone would
+  // conclude from /proc/<pid>/exe or the mapping — here from the record's own file, which
+  // is this exec's even when the process has exec'd again or exited since. Where the
+  // record's device differs from stat's (btrfs subvolumes, overlayfs), no mark is found
+  // under it and the exec goes the way below.
+  if (file && began) {
+    auto marked_at = MarkedAtNow(file->dev);
+    if (marked_at && *marked_at <= *began) {
+      ForgetMaps(pid, time_ns);
+      seen_by_record_++;
+      return;
+    }
+  }
   std::string proc = "/proc/" + std::to_string(pid);
   // O_PATH, not a read open: it raises no fanotify event (a read open of a binary on a
   // marked filesystem would be one more event for every exec on the host), and it pins the
@@ -233,7 +248,8 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     // binary's mapping out before the pass ends.
     if (gone_.size() < 65536) {
       gone_.push_back(GoneExec{pid, old_pid, filename, began.value_or(time_ns), time_ns,
-                               began ? BinaryMapping(pid, *began, time_ns) : std::nullopt, 0, began.has_value()});
+                               began ? BinaryMapping(pid, *began, time_ns, file) : std::nullopt, 0, began.has_value(),
+                               file});
     } else {
       missed_++;
     }
@@ -329,7 +345,7 @@ std::optional<LateExecs::RunningPlace> LateExecs::PlaceRunning(pid_t pid, const 
     if (place && !place->detached) mountinfo = place->mountinfo;
     else mountinfo.emplace(), unplaced = !place;
     if (path.empty()) {
-      if (auto b = BinaryMapping(pid, began, time_ns)) path = b->name;
+      if (auto b = BinaryMapping(pid, began, time_ns, std::nullopt)) path = b->name;
     }
   }
   if (path.empty()) path = filename;
@@ -524,11 +540,23 @@ void LateExecs::AppendGap(const std::string& path, pid_t pid, uint64_t dev, uint
   if (!s.ok() && hooks_.log) hooks_.log("late exec gap entry failed: " + s.message());
 }
 
-std::optional<LateExecs::ExecMap> LateExecs::BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns) const {
+std::optional<LateExecs::ExecMap> LateExecs::BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns,
+                                                           const std::optional<ExecFile>& file) const {
+  auto it = maps_.find(pid);
+  if (file && it != maps_.end()) {
+    // The inode the exec ran: its mapping is this exec's whenever the start is known or not.
+    const ExecMap* same = nullptr;
+    for (const auto& m : it->second) {
+      if (m.dev == file->dev && m.ino == file->ino && m.time_ns <= time_ns && (!same || m.time_ns > same->time_ns)) {
+        same = &m;
+      }
+    }
+    if (same) return *same;
+  }
   // Without the exec's start (its sys_enter record lost): the 20 ms before its completion.
   uint64_t from = began < time_ns ? began : time_ns - std::min<uint64_t>(time_ns, 20'000'000ull);
   const ExecMap* bin = nullptr;
-  if (auto it = maps_.find(pid); it != maps_.end()) {
+  if (it != maps_.end()) {
     for (const auto& m : it->second) {
       if (m.time_ns >= from && m.time_ns <= time_ns && (!bin || m.time_ns < bin->time_ns)) bin = &m;
     }
@@ -549,7 +577,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
       return false;
     }
   }
-  if (!g.binary) g.binary = BinaryMapping(g.pid, g.began_known ? g.began : g.time_ns, g.time_ns);
+  if (!g.binary) g.binary = BinaryMapping(g.pid, g.began_known ? g.began : g.time_ns, g.time_ns, g.file);
   const ExecMap* bin = g.binary ? &*g.binary : nullptr;
   if (!bin) {
     if (++g.passes < 3) return false;  // its mapping may still be in a ring read next

@@ -129,9 +129,21 @@ class LateExecs {
   void OnLost(uint64_t n) { lost_pending_ += n; }
   // sys_enter_execve / sys_enter_execveat of thread tid at time_ns.
   void OnExecEnter(pid_t tid, uint64_t time_ns);
+  // The file an exec ran, as the kernel had it at the exec (ExecTraceBpf's record:
+  // bprm->file's superblock device and inode number — the binary, or a script's
+  // interpreter, what /proc/<pid>/exe names).
+  struct ExecFile {
+    uint64_t dev = 0, ino = 0;
+  };
   // sched_process_exec: the exec by old_pid (the calling thread) completed as pid, at
-  // time_ns; filename as the process named it.
-  void OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns);
+  // time_ns; filename as the process named it. file: the record's, when it names one (the
+  // BPF path; perf's record does not). With it, an exec fanotify saw (its superblock
+  // marked before the exec began) is settled from the record alone — no look at
+  // /proc/<pid>/exe, the most common record done in one map lookup and one pread — and a
+  // gone process's binary is the mapping of that very inode, not the earliest one of the
+  // window before the completion.
+  void OnExec(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t time_ns,
+              std::optional<ExecFile> file = std::nullopt);
 
   // The binary of an execve whose ELF interpreter's exec-open limd holds (ExecOrigin), on
   // a superblock without a mark: measured now, before it runs (BPRM_CHECK through
@@ -145,6 +157,8 @@ class LateExecs {
   bool MayResolve(pid_t tid, const ExecTarget& target) const;
 
   uint64_t execs() const { return execs_.load(); }
+  // Execs settled as seen by fanotify from the record's file alone (OnExec's file).
+  uint64_t seen_by_record() const { return seen_by_record_.load(); }
   uint64_t before_run() const { return before_run_.load(); }  // measured by MeasureBeforeRun
   uint64_t late() const { return late_.load(); }            // lim-late-exec entries with a digest
   uint64_t unmeasured() const { return unmeasured_.load(); }  // lim-late-exec gap entries
@@ -187,6 +201,7 @@ class LateExecs {
     std::optional<ExecMap> binary;  // found at once when its mapping came through the same ring
     int passes = 0;
     bool began_known = true;  // its sys_enter record was read (else began = time_ns, a guess)
+    std::optional<ExecFile> file;  // the record's (OnExec)
   };
   // A running exec read before its sys_enter record (another CPU's ring): decided after
   // the pass, its binary pinned by pfd (O_PATH of /proc/<pid>/exe) meanwhile.
@@ -202,9 +217,12 @@ class LateExecs {
   // unknown — then any mark after limd's start may have come after it). Closes pfd.
   void DecideRunning(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t began, uint64_t time_ns, int pfd,
                      const struct stat& st);
-  // The binary of pid's exec that began at `began` and completed at time_ns: its earliest
+  // The binary of pid's exec that began at `began` and completed at time_ns: with the
+  // record's file, pid's latest mapping of that inode up to time_ns; without it (or when no
+  // mapping of it came: an overlayfs file is mapped as its backing file), its earliest
   // executable mapping in between (the binary's own text comes before its interpreter's).
-  std::optional<ExecMap> BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns) const;
+  std::optional<ExecMap> BinaryMapping(pid_t pid, uint64_t began, uint64_t time_ns,
+                                       const std::optional<ExecFile>& file) const;
   // One exec whose process was gone: false to look again after the next pass.
   bool ResolveGone(GoneExec& g);
   // Where a gone exec's binary is opened by name: the pinned root (dirfd, owned by pins_),
@@ -283,7 +301,7 @@ class LateExecs {
   std::map<pid_t, SeenBinary> late_seen_;  // pid → binary late-measured (trace thread)
   std::mutex pre_mu_;
   std::map<pid_t, SeenBinary> pre_;  // tid → binary measured before it ran
-  std::atomic<uint64_t> execs_{0}, late_{0}, unmeasured_{0}, missed_{0}, before_run_{0}, after_exit_{0};
+  std::atomic<uint64_t> execs_{0}, seen_by_record_{0}, late_{0}, unmeasured_{0}, missed_{0}, before_run_{0}, after_exit_{0};
   std::atomic<uint64_t> own_view_places_{0}, own_mountinfo_reads_{0};
   LatencySamples delays_;
 };

@@ -145,5 +145,52 @@ TEST_F(LateExecOrder, AStartNeverReadStillEndsInAnEntry) {
   EXPECT_NE(bufs[0].find("path=/prog;"), std::string::npos) << bufs[0];
 }
 
+// The BPF record names the file the exec ran. On a superblock marked before the exec began,
+// fanotify saw it: settled from the record, with no look at the process — here one that
+// is gone and whose mapping never came, which without the record's file ends as a missed
+// exec after three passes.
+TEST_F(LateExecOrder, TheRecordsFileSettlesAnExecFanotifySaw) {
+  const uint64_t marked_dev = makedev(0, 4246);
+  MarkedDevs marked;
+  const uint64_t ms = 1'000'000;
+  uint64_t t = MonotonicNs() - 100 * ms;
+  marked.Add(marked_dev, t);
+  LateExecHooks hooks;
+  hooks.still_marked = [marked_dev](uint64_t dev) { return dev == marked_dev; };
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), hooks);
+  pid_t pid = GonePid();
+  late.OnExecEnter(pid, t + 1 * ms);
+  late.OnExec(pid, pid, "/bin/true", t + 2 * ms, LateExecs::ExecFile{marked_dev, 5});
+  for (int i = 0; i < 3; ++i) late.AfterDrain();
+  EXPECT_EQ(late.seen_by_record(), 1u);
+  EXPECT_EQ(late.missed(), 0u);
+  EXPECT_TRUE(LateExecBuffers().empty());
+  // Marked after the exec began: not seen, so not settled by the record.
+  pid_t later = GonePid();
+  late.OnExecEnter(later, t - 1 * ms);
+  late.OnExec(later, later, "/bin/true", t + 3 * ms, LateExecs::ExecFile{marked_dev, 5});
+  EXPECT_EQ(late.seen_by_record(), 1u);
+}
+
+// A gone process whose exec's start was lost: its binary used to be the earliest executable
+// mapping of the 20 ms before the completion — here the previous program's, on another
+// superblock. The record's file picks the mapping of the inode that ran.
+TEST_F(LateExecOrder, AGoneProcesssBinaryIsTheMappingOfTheRecordsFile) {
+  const uint64_t a = makedev(0, 4247), b = makedev(0, 4248);
+  MarkedDevs marked;
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), LateExecHooks{});
+  pid_t pid = GonePid();
+  const uint64_t ms = 1'000'000;
+  uint64_t t = MonotonicNs() - 100 * ms;
+  late.OnExecMmap(pid, t + 1 * ms, a, 3, "/previous");
+  late.OnExecMmap(pid, t + 3 * ms, b, 2, "/prog");
+  late.OnExec(pid, pid, "/dev/fd/4/prog", t + 4 * ms, LateExecs::ExecFile{b, 2});
+  for (int i = 0; i < 3; ++i) late.AfterDrain();  // its start never comes
+  auto bufs = LateExecBuffers();
+  ASSERT_EQ(bufs.size(), 1u);
+  EXPECT_NE(bufs[0].find("path=/prog;"), std::string::npos) << bufs[0];
+  EXPECT_EQ(late.seen_by_record(), 0u);
+}
+
 }  // namespace
 }  // namespace lim::daemon

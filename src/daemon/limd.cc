@@ -7,6 +7,7 @@
 #include <sys/fanotify.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -493,7 +494,7 @@ ExecBpfOutcome AttachExecTraceBpf(TraceEvents* t, bool only_fd_paths, bool exec_
   auto loaded = ExecTraceBpf::Load(*exec, only_fd_paths);
   if (!loaded.ok()) return fallback(loaded.status().message());
   ExecTraceBpf::CpuFds out;
-  auto done = t->AddBpfOutput("sched/sched_process_exec", exec_mmaps, TraceEvents::Wake::kEach, &out);
+  auto done = t->AddBpfOutput(ExecTraceBpf::RecordFormat(*exec), exec_mmaps, TraceEvents::Wake::kEach, &out);
   if (!done.ok()) return fallback(done.status().message());
   o.mmaps_on = exec_mmaps;  // the outputs stay, and report mappings, whatever follows
   if (Status a = (*loaded)->Attach(out); !a.ok()) return fallback(a.message());
@@ -664,9 +665,16 @@ void Limd::OnLateExecRecord(const TraceRecord& r) {
     late_execs_->OnExecEnter(static_cast<pid_t>(r.tid), r.time_ns);
   } else if (r.event == exec_done_) {
     auto pid = r.Int("pid"), old_pid = r.Int("old_pid");
+    // The BPF path's record names the file that ran (ExecTraceBpf::RecordFormat).
+    std::optional<LateExecs::ExecFile> file;
+    auto major = r.Int("lim_dev_major"), minor = r.Int("lim_dev_minor"), ino = r.Int("lim_ino");
+    if (major && minor && ino) {
+      file = LateExecs::ExecFile{makedev(static_cast<unsigned>(*major), static_cast<unsigned>(*minor)),
+                                 static_cast<uint64_t>(*ino)};
+    }
     if (pid && old_pid) {
       late_execs_->OnExec(static_cast<pid_t>(*pid), static_cast<pid_t>(*old_pid), r.Str("filename").value_or(""),
-                          r.time_ns);
+                          r.time_ns, file);
     }
   }
 }
@@ -789,6 +797,7 @@ std::string Limd::StatusDocument(bool running) {
   r.trace_lost = trace_ ? trace_->lost() : 0;
   r.late_execs = late_execs_->late();
   r.execs_measured_before_run = late_execs_->before_run();
+  r.execs_seen_by_record = late_execs_->seen_by_record();
   r.late_exec_gaps = late_execs_->unmeasured();
   r.late_exec_missed = late_execs_->missed();
   r.execs_placed_by_own_mountinfo = late_execs_->own_view_places();

@@ -271,6 +271,23 @@ TEST_F(LimdLateExec, UnprivilegedMountThenCopiedDynamicBinaryIsMeasured) {
   EXPECT_GE(j["mount_pokes"].get<uint64_t>(), 1u);  // the mount woke discovery
 }
 
+// Execs from a superblock limd marked at its start: fanotify saw each, and the BPF
+// record's own file (bprm->file's device and inode) settles that without a look at
+// /proc/<pid>/exe. One whose start record sits in the other CPU's ring, read after its
+// completion, is decided after the pass the old way; most are settled by the record.
+TEST_F(LimdLateExec, ExecsFanotifySawAreSettledFromTheirRecords) {
+  if (auto why = testing::BpfUnavailable(); !why.empty()) GTEST_SKIP() << why;  // perf's record names no file
+  std::string bin = w_ + "/seen-true";
+  ASSERT_EQ(RunCommand("cp /bin/true " + ShellQuote(bin)).exit_code, 0);
+  constexpr int kExecs = 40;
+  for (int i = 0; i < kExecs; ++i) ASSERT_EQ(RunCommand(ShellQuote(bin)).exit_code, 0);
+  limd_.Stop(SIGTERM);
+  auto j = Status();
+  ASSERT_EQ(j["exec_trace"], "bpf");
+  // Host-wide (execs of parallel tests from marked superblocks count too): at least half of ours.
+  EXPECT_GE(j["execs_seen_by_record"].get<uint64_t>(), static_cast<uint64_t>(kExecs / 2));
+}
+
 TEST_F(LimdLateExec, ExecBeforeTheMarkGetsALateEntryWithDigestAndDelay) {
   std::string digest = ProgDigestHex();
   ASSERT_FALSE(digest.empty());

@@ -195,18 +195,16 @@ Result<int> TraceEvents::Add(const std::string& event, const std::string& filter
   return Register(std::move(*fmt));
 }
 
-Result<int> TraceEvents::AddBpfOutput(const std::string& event, bool exec_mmaps, Wake wake,
+Result<int> TraceEvents::AddBpfOutput(TraceFormat format, bool exec_mmaps, Wake wake,
                                       std::vector<std::pair<int, int>>* cpu_fds) {
-  auto fmt = ReadFormat(event);
-  if (!fmt.ok()) return fmt.status();
   perf_event_attr attr{};
   attr.type = PERF_TYPE_SOFTWARE;
   attr.config = PERF_COUNT_SW_BPF_OUTPUT;
-  auto fds = OpenPerCpu(event + " (BPF output)", attr, "", exec_mmaps, wake);
+  auto fds = OpenPerCpu("tracepoint " + std::to_string(format.id) + " (BPF output)", attr, "", exec_mmaps, wake);
   if (!fds.ok()) return fds.status();
   cpu_fds->clear();
   for (size_t i = 0; i < cpus_.size(); ++i) cpu_fds->emplace_back(cpus_[i], (*fds)[i]);
-  return Register(std::move(*fmt));
+  return Register(std::move(format));
 }
 
 int TraceEvents::Register(TraceFormat fmt) {

@@ -112,9 +112,9 @@ class TraceEvents {
   // (bpf_perf_event_output) through one PERF_COUNT_SW_BPF_OUTPUT event per online CPU,
   // returned as {cpu, fd} for the programs' BPF_MAP_TYPE_PERF_EVENT_ARRAY (the fds stay
   // TraceEvents'), written in the tracepoint's own raw layout, common_type included, and
-  // decoded with event's format like its perf records.
-  Result<int> AddBpfOutput(const std::string& event, bool exec_mmaps, Wake wake,
-                           std::vector<std::pair<int, int>>* cpu_fds);
+  // decoded with format (the tracepoint's, from ReadFormat(), with any fields the
+  // programs add after its own) like its perf records.
+  Result<int> AddBpfOutput(TraceFormat format, bool exec_mmaps, Wake wake, std::vector<std::pair<int, int>>* cpu_fds);
   // The parsed tracefs format of "group/name"; opens nothing.
   Result<TraceFormat> ReadFormat(const std::string& event) const;
   // Before Start(): the callback for exec_mmaps records; after_drain runs after each pass

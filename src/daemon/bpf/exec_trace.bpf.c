@@ -20,7 +20,21 @@ struct task_struct {
   int pid;
 } __attribute__((preserve_access_index));
 
+struct super_block {
+  __u32 s_dev;  // dev_t: major << 20 | minor
+} __attribute__((preserve_access_index));
+
+struct inode {
+  struct super_block *i_sb;
+  unsigned long i_ino;
+} __attribute__((preserve_access_index));
+
+struct file {
+  struct inode *f_inode;
+} __attribute__((preserve_access_index));
+
 struct linux_binprm {
+  struct file *file;
   const char *filename;
 } __attribute__((preserve_access_index));
 
@@ -41,8 +55,12 @@ struct {
 } lim_exec_out SEC(".maps");
 
 // sched_process_exec's layout (format file, checked by the loader): common fields (8),
-// __data_loc filename at 8, pid at 12, old_pid at 16, the name's bytes from 20.
-#define LIM_NAME_AT 20
+// __data_loc filename at 8, pid at 12, old_pid at 16. Then fields the tracepoint does not
+// have, which the loader adds to the format it decodes with (ExecTraceBpf::RecordFormat):
+// the file that runs — its superblock's device (major, minor) and inode number, as the
+// kernel had them at the exec (bprm->file: the binary, or a script's interpreter, what
+// /proc/<pid>/exe names) — and the name's bytes from 40 (its __data_loc says where).
+#define LIM_NAME_AT 40
 #define LIM_NAME_MAX 4096  // PATH_MAX, NUL included
 struct exec_record {
   __u16 common_type;
@@ -52,6 +70,10 @@ struct exec_record {
   __u32 filename_loc;  // length << 16 | offset
   __s32 pid;
   __s32 old_pid;
+  __u32 lim_dev_major;
+  __u32 lim_dev_minor;
+  __u32 lim_pad;
+  __u64 lim_ino;
   char name[LIM_NAME_MAX];
 };
 
@@ -76,6 +98,13 @@ int lim_exec_done(struct bpf_raw_tracepoint_args *ctx) {
   r->common_pid = BPF_CORE_READ(p, pid);
   r->pid = r->common_pid;
   r->old_pid = (__s32)ctx->args[1];
+  // 0:0 and inode 0 when unreadable: no superblock has device 0:0, so the consumer then
+  // finds the binary as the perf path does (/proc/<pid>/exe, the mappings).
+  __u32 dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
+  r->lim_dev_major = dev >> 20;
+  r->lim_dev_minor = dev & 0xfffff;
+  r->lim_pad = 0;
+  r->lim_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
   const char *name = BPF_CORE_READ(bprm, filename);
   long n = bpf_probe_read_kernel_str(r->name, sizeof r->name, name);
   if (n < 1) {  // unreadable: an empty name, as the tracepoint would never give

@@ -63,6 +63,8 @@ constexpr CountKey kCounts[] = {
     {"late_execs", &StatusReport::late_execs},
     {"execs_measured_before_run", &StatusReport::execs_measured_before_run},
     {"execs_seen_by_record", &StatusReport::execs_seen_by_record},
+    {"trace_passes", &StatusReport::trace_passes},
+    {"exec_records_quiet", &StatusReport::exec_records_quiet},
     {"late_exec_gaps", &StatusReport::late_exec_gaps},
     {"late_exec_missed", &StatusReport::late_exec_missed},
     {"late_execs_after_exit", &StatusReport::late_execs_after_exit},

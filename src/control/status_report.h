@@ -72,6 +72,9 @@ struct StatusReport {
   // Exec completions settled as seen by fanotify from the BPF record's file alone, without
   // a look at /proc/<pid>/exe (LateExecs::OnExec).
   uint64_t execs_seen_by_record = 0;
+  // Passes of the late-exec trace consumer over its rings (each a wake-up or its poll
+  // timeout), and the exec completions among its records that woke nobody (ExecTraceBpf::quiet()).
+  uint64_t trace_passes = 0, exec_records_quiet = 0;
   // Execs from unmarked superblocks placed by limd's own mountinfo (the process shares
   // limd's mount namespace and root), and how often limd read that text.
   uint64_t execs_placed_by_own_mountinfo = 0, own_mountinfo_reads = 0;

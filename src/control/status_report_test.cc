@@ -53,7 +53,7 @@ TEST(StatusReport, WritesEveryKey) {
                         "tracked_inodes", "inode_evictions", "marks", "overlay_fuse_marks", "overlay_fuse_events",
                         "overlay_fuse_permission_events", "fuse_stalls", "overlay_backing_events", "mount_namespaces", "mount_pokes",
                         "poke_to_mark_us", "tracepoints", "exec_trace", "memfd_exec_trace", "trace_records", "trace_lost", "late_execs",
-                        "execs_measured_before_run", "execs_seen_by_record", "late_exec_gaps", "late_exec_missed", "late_execs_after_exit", "execs_placed_by_own_mountinfo", "own_mountinfo_reads", "count_probes", "count_probes_by_kernel_counts", "count_resets", "late_exec_delay_us",
+                        "execs_measured_before_run", "execs_seen_by_record", "trace_passes", "exec_records_quiet", "late_exec_gaps", "late_exec_missed", "late_execs_after_exit", "execs_placed_by_own_mountinfo", "own_mountinfo_reads", "count_probes", "count_probes_by_kernel_counts", "count_resets", "late_exec_delay_us",
                         "precontent_marks", "precontent_events", "precontent_quick", "ignore_marks_added",
                         "reader_closes", "reader_close_drains", "exec_open_reuses", "ignore_marks_removed",
                         "keys_measured", "key_gaps", "key_delay_us", "memfd_execs", "memfd_exec_gaps", "own_files",

@@ -3,7 +3,11 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <sys/sysmacros.h>
+#include <sys/utsname.h>
+
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -55,38 +59,73 @@ Result<std::unique_ptr<ExecTraceBpf>> ExecTraceBpf::Load(const TraceFormat& exec
   struct Consts {  // bpf/exec_trace.bpf.c's lim_consts
     uint16_t exec_type, pad;
     uint32_t only_fd_paths;
+    uint32_t quiet;
   };
   if (!rodata || size != sizeof(Consts)) {
     return Status::Internal("exec trace (BPF): the embedded object's constants are not the expected " +
                             std::to_string(sizeof(Consts)) + " bytes (" + std::to_string(size) + ")");
   }
-  Consts c{static_cast<uint16_t>(exec.id), 0, only_fd_paths ? 1u : 0u};
+  bool quiet = !only_fd_paths && HasSuperblockWatcherCounts(KernelRelease());
+  Consts c{static_cast<uint16_t>(exec.id), 0, only_fd_paths ? 1u : 0u, quiet ? 1u : 0u};
   if (int err = bpf_map__set_initial_value(rodata, &c, sizeof c); err != 0) return fail("set its constants", err);
   if (int err = bpf_object__load(obj); err != 0) return fail("load", err);
+  self->quiet_ = quiet;
   return self;
+}
+
+bool ExecTraceBpf::HasSuperblockWatcherCounts(const std::string& release) {
+  // "6.18.44-fc-v1272" → 6, 18. super_block.s_fsnotify_info and its watched_objects came in
+  // 6.8; the program also checks the field exists (CO-RE) and wakes for every exec if not.
+  unsigned major = 0, minor = 0;
+  if (std::sscanf(release.c_str(), "%u.%u", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 8);
+}
+
+std::string ExecTraceBpf::KernelRelease() {
+  struct utsname u;
+  return ::uname(&u) == 0 ? std::string(u.release) : std::string();
+}
+
+Status ExecTraceBpf::MarkDev(uint64_t dev, bool marked) {
+  bpf_map* map = bpf_object__find_map_by_name(obj_, "lim_marked_devs");
+  if (!map) return Status::Internal("exec trace (BPF): the embedded object lacks lim_marked_devs");
+  // The kernel's dev_t (major << 20 | minor), as super_block.s_dev has it.
+  uint32_t key = (static_cast<uint32_t>(major(dev)) << 20) | (static_cast<uint32_t>(minor(dev)) & 0xfffff);
+  uint8_t one = 1;
+  int rc = marked ? bpf_map_update_elem(bpf_map__fd(map), &key, &one, BPF_ANY)
+                  : bpf_map_delete_elem(bpf_map__fd(map), &key);
+  if (rc != 0 && !(errno == ENOENT && !marked)) {
+    return Status::Unavailable(std::string("exec trace (BPF): marked devices: ") + std::strerror(errno));
+  }
+  return Status::Ok();
 }
 
 TraceFormat ExecTraceBpf::RecordFormat(TraceFormat exec) {
   // Offsets as bpf/exec_trace.bpf.c's struct exec_record has them.
   exec.fields["lim_dev_major"] = TraceField{20, 4, false};
   exec.fields["lim_dev_minor"] = TraceField{24, 4, false};
+  exec.fields["lim_flags"] = TraceField{28, 4, false};
   exec.fields["lim_ino"] = TraceField{32, 8, false};
   return exec;
 }
 
-Status ExecTraceBpf::Attach(const CpuFds& exec_out) {
+Status ExecTraceBpf::Attach(const CpuFds& exec_out, const CpuFds& quiet_out) {
   std::string log;
   BpfLoadLog collect(&log);  // libbpf's words on a failed attach go into the error
   auto with_log = [&log](std::string m) { return log.empty() ? m : m + " (" + LastLines(log) + ")"; };
   bpf_map* map = bpf_object__find_map_by_name(obj_, "lim_exec_out");
   bpf_program* prog = bpf_object__find_program_by_name(obj_, "lim_exec_done");
   if (!map || !prog) return Status::Internal("exec trace (BPF): the embedded object lacks its program or map");
-  for (const auto& [cpu, fd] : exec_out) {
-    auto key = static_cast<uint32_t>(cpu);
-    auto value = static_cast<uint32_t>(fd);
-    if (bpf_map_update_elem(bpf_map__fd(map), &key, &value, BPF_ANY) != 0) {
-      return Status::Unavailable(
-          with_log("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno)));
+  bpf_map* quiet = bpf_object__find_map_by_name(obj_, "lim_exec_quiet");
+  if (!quiet) return Status::Internal("exec trace (BPF): the embedded object lacks lim_exec_quiet");
+  for (const auto& [outputs, fds] : {std::pair{map, &exec_out}, std::pair{quiet, &quiet_out}}) {
+    for (const auto& [cpu, fd] : *fds) {
+      auto key = static_cast<uint32_t>(cpu);
+      auto value = static_cast<uint32_t>(fd);
+      if (bpf_map_update_elem(bpf_map__fd(outputs), &key, &value, BPF_ANY) != 0) {
+        return Status::Unavailable(
+            with_log("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno)));
+      }
     }
   }
   link_ = bpf_program__attach(prog);

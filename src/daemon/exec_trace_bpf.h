@@ -28,7 +28,9 @@
 // object is destroyed.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -53,7 +55,7 @@ class ExecTraceBpf {
   // the fields the tracepoint lacks — the file that runs, as the kernel had it at the exec
   // (bprm->file: the binary, or a script's interpreter; what /proc/<pid>/exe names):
   // lim_dev_major, lim_dev_minor (its superblock's device) and lim_ino (0:0 and 0 when
-  // the program could not read them). LateExecs decides from them without opening
+  // the program could not read them), and lim_flags (quiet(), below). LateExecs decides from them without opening
   // /proc/<pid>/exe, and picks a gone process's binary mapping by them.
   static TraceFormat RecordFormat(TraceFormat exec);
   ~ExecTraceBpf();
@@ -61,13 +63,39 @@ class ExecTraceBpf {
   ExecTraceBpf& operator=(const ExecTraceBpf&) = delete;
 
   // Points the program at the outputs and attaches it; from then on every exec on the
-  // host (or every one through a descriptor) is written.
-  Status Attach(const CpuFds& exec_out);
+  // host (or every one through a descriptor) is written. quiet_out: BPF-output events that
+  // wake nobody (TraceEvents::Wake::kWithOthers, the same rings), for the completions of
+  // execs fanotify saw (below); none: every completion goes to exec_out.
+  Status Attach(const CpuFds& exec_out, const CpuFds& quiet_out = {});
+
+  // Quiet completions. An exec from a superblock that has a permission-event listener now
+  // (super_block.s_fsnotify_info's count of watched objects, kernel 6.8 on) and whose
+  // device is one limd marked (MarkDev) was seen by fanotify in all likelihood: its record
+  // goes to quiet_out, read with the next pass — another record's wake-up or the consumer's
+  // poll timeout (TraceEvents::PassEvery) — instead of waking the consumer once per exec on
+  // the host. Nothing is decided here: LateExecs still decides every record (by its start,
+  // the device's mark time and whether the mark still stands); a wrong guess only moves
+  // when a record is read, by at most that timeout. The guess is wrong for an exec that
+  // began before limd's mark and completed after it (read up to that timeout later: the
+  // late path then finds the process as it does one gone) and for a device whose number a
+  // new superblock took that another tool listens on. (The f_mode bits an open takes from
+  // its superblock's watchers, FMODE_NONOTIFY_PERM, would tell the state at the exec's
+  // open, but an exec's file shows FMODE_NONOTIFY_PERM alone on a watched superblock here,
+  // kernel 6.18.) Records say which way they went (lim_flags bit 0: quiet). False for the
+  // memfd path's instance and before 6.8: every completion wakes.
+  bool quiet() const { return quiet_; }
+  // A superblock of device dev (user-space st_dev) was marked (true) or is no longer (false).
+  Status MarkDev(uint64_t dev, bool marked);
+
+  // Whether a kernel release ("6.18.44-…") has the superblock's watcher counts (6.8 on).
+  static bool HasSuperblockWatcherCounts(const std::string& release);
 
  private:
   explicit ExecTraceBpf(bpf_object* obj) : obj_(obj) {}
+  static std::string KernelRelease();
   bpf_object* obj_;
   bpf_link* link_ = nullptr;
+  bool quiet_ = false;
 };
 
 }  // namespace lim::daemon

@@ -33,11 +33,20 @@ uint64_t MonotonicNs() {
 void MarkedDevs::Add(uint64_t dev, uint64_t at_ns) {
   std::lock_guard<std::mutex> lk(mu_);
   at_[dev] = at_ns;  // a later mark is a new superblock under a reused number
+  if (observer_) observer_(dev, at_ns != kNotYet);
 }
 
 void MarkedDevs::Forget(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
   at_.erase(dev);
+  if (observer_) observer_(dev, false);
+}
+
+void MarkedDevs::Observe(std::function<void(uint64_t dev, bool marked)> observer) {
+  std::lock_guard<std::mutex> lk(mu_);
+  observer_ = std::move(observer);
+  if (!observer_) return;
+  for (const auto& [dev, at] : at_) observer_(dev, at != kNotYet);
 }
 
 std::optional<uint64_t> MarkedDevs::MarkedAt(uint64_t dev) const {

@@ -67,10 +67,16 @@ class MarkedDevs {
   void Marking(uint64_t dev) { Add(dev, kNotYet); }
   void Forget(uint64_t dev);
   static constexpr uint64_t kNotYet = ~0ull;
+  // observer(dev, marked) for every device marked now, then at each change: marked true
+  // once a mark is in place (Add), false while one is being placed or after it failed
+  // (Marking, Forget). Called under this object's lock (it must not call back); nullptr
+  // stops it. ExecTraceBpf::MarkDev keeps its device map so.
+  void Observe(std::function<void(uint64_t dev, bool marked)> observer);
 
  private:
   mutable std::mutex mu_;
   std::map<uint64_t, uint64_t> at_;
+  std::function<void(uint64_t, bool)> observer_;
 };
 
 // The ima-buf text of a `lim-late-exec` entry (docs/limd.md). extra: further fields, each

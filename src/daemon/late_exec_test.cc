@@ -36,6 +36,25 @@ TEST(MarkedDevs, LaterMarkOfARecycledNumberWins) {
   EXPECT_GT(MonotonicNs(), 0u);
 }
 
+// The observer (ExecTraceBpf's device map) hears of every mark in place and of every change.
+TEST(MarkedDevs, AnObserverHearsWhatIsMarkedAndEachChange) {
+  MarkedDevs m;
+  m.Add(1, 100);
+  m.Marking(2);
+  std::vector<std::pair<uint64_t, bool>> heard;
+  m.Observe([&](uint64_t dev, bool marked) { heard.emplace_back(dev, marked); });
+  EXPECT_EQ(heard, (std::vector<std::pair<uint64_t, bool>>{{1, true}, {2, false}}));
+  heard.clear();
+  m.Add(2, 200);
+  m.Marking(1);  // a new superblock under 1: not marked until its Add
+  m.Forget(3);
+  EXPECT_EQ(heard, (std::vector<std::pair<uint64_t, bool>>{{2, true}, {1, false}, {3, false}}));
+  m.Observe(nullptr);
+  heard.clear();
+  m.Add(4, 400);
+  EXPECT_TRUE(heard.empty());
+}
+
 // While a new superblock under a recycled number is being marked, the gone superblock's
 // earlier mark time must not stand: an exec in that window would pass as seen by fanotify.
 TEST(MarkedDevs, WhileAMarkIsPlacedNoEarlierTimeStands) {

@@ -480,6 +480,7 @@ struct ExecBpfOutcome {
   std::unique_ptr<ExecTraceBpf> bpf;
   int index = -1;          // the records' event index in t
   bool mmaps_on = false;   // t already reports executable mappings
+  bool quiet = false;      // completions of execs fanotify saw wake nobody (ExecTraceBpf::quiet())
   std::string source;      // for the log
 };
 
@@ -493,11 +494,18 @@ ExecBpfOutcome AttachExecTraceBpf(TraceEvents* t, bool only_fd_paths, bool exec_
   if (!exec.ok()) return fallback(exec.status().message());
   auto loaded = ExecTraceBpf::Load(*exec, only_fd_paths);
   if (!loaded.ok()) return fallback(loaded.status().message());
-  ExecTraceBpf::CpuFds out;
+  ExecTraceBpf::CpuFds out, quiet;
   auto done = t->AddBpfOutput(ExecTraceBpf::RecordFormat(*exec), exec_mmaps, TraceEvents::Wake::kEach, &out);
   if (!done.ok()) return fallback(done.status().message());
   o.mmaps_on = exec_mmaps;  // the outputs stay, and report mappings, whatever follows
-  if (Status a = (*loaded)->Attach(out); !a.ok()) return fallback(a.message());
+  // The completions of execs fanotify saw, read without a wake-up of their own
+  // (ExecTraceBpf::quiet()); without these outputs every completion wakes.
+  if ((*loaded)->quiet() &&
+      !t->AddBpfOutput(ExecTraceBpf::RecordFormat(*exec), false, TraceEvents::Wake::kWithOthers, &quiet).ok()) {
+    quiet.clear();
+  }
+  if (Status a = (*loaded)->Attach(out, quiet); !a.ok()) return fallback(a.message());
+  o.quiet = !quiet.empty();
   o.bpf = std::move(*loaded);
   o.index = *done;
   o.source = "BPF raw tracepoint";
@@ -614,6 +622,14 @@ void Limd::StartLateExecTrace() {
     Log("exec tracepoints: " + o.source);
     exec_bpf_ = std::move(o.bpf);
     if (exec_bpf_) exec_done_ = o.index;
+    if (o.quiet) {
+      // The program's map of marked devices follows marked_; a quiet record waits at most
+      // kQuietPassMs to be read.
+      marked_.Observe([bpf = exec_bpf_.get()](uint64_t dev, bool marked) { (void)bpf->MarkDev(dev, marked); });
+      trace_->PassEvery(kQuietPassMs);
+      Log("exec tracepoints: completions of execs from marked superblocks are read every " +
+          std::to_string(kQuietPassMs) + " ms, without a wake-up each");
+    }
     if (!exec_bpf_) {
       if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/!o.mmaps_on); e.ok()) {
         exec_done_ = *e;
@@ -647,6 +663,7 @@ void Limd::StartLateExecTrace() {
       trace_state_ = missing.empty() ? "on" : "partial";
     } else {
       trace_state_ = "off: " + ts.message();
+      marked_.Observe(nullptr);
       exec_bpf_.reset();
       trace_.reset();
     }
@@ -666,6 +683,7 @@ void Limd::OnLateExecRecord(const TraceRecord& r) {
   } else if (r.event == exec_done_) {
     auto pid = r.Int("pid"), old_pid = r.Int("old_pid");
     // The BPF path's record names the file that ran (ExecTraceBpf::RecordFormat).
+    if (r.Int("lim_flags").value_or(0) & 1) exec_records_quiet_++;
     std::optional<LateExecs::ExecFile> file;
     auto major = r.Int("lim_dev_major"), minor = r.Int("lim_dev_minor"), ino = r.Int("lim_ino");
     if (major && minor && ino) {
@@ -744,6 +762,7 @@ Status Limd::Run() {
 Limd::~Limd() {
   // Open() failed part way, or Run() ended: the members go in reverse declaration order.
   if (g_limd.load() == this) g_limd.store(nullptr);
+  marked_.Observe(nullptr);  // exec_bpf_ goes before mounts_, which may still mark
 }
 
 void Limd::WriteStatus(bool running) {
@@ -795,6 +814,8 @@ std::string Limd::StatusDocument(bool running) {
   r.memfd_exec_trace = !key_trace_ ? "off" : memfd_bpf_ ? "bpf" : "perf";
   r.trace_records = trace_ ? trace_->records() : 0;
   r.trace_lost = trace_ ? trace_->lost() : 0;
+  r.trace_passes = trace_ ? trace_->passes() : 0;
+  r.exec_records_quiet = exec_records_quiet_.load();
   r.late_execs = late_execs_->late();
   r.execs_measured_before_run = late_execs_->before_run();
   r.execs_seen_by_record = late_execs_->seen_by_record();

@@ -142,6 +142,8 @@ class Limd {
   std::string trace_state_ = "off";
   std::set<int> mount_events_, exec_enter_, fd_events_;  // event indexes; fixed before the thread starts
   int exec_done_ = -1, attach_event_ = -1;
+  std::atomic<uint64_t> exec_records_quiet_{0};  // completions read without a wake-up of their own
+  static constexpr int kQuietPassMs = 50;
   std::unique_ptr<ControlSocket> control_;
   std::chrono::steady_clock::time_point started_;
   std::atomic<bool> stop_{false};

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <sys/fanotify.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 
 #include <nlohmann/json.hpp>
 #include <chrono>
@@ -21,6 +22,7 @@
 #include "crypto/digest.h"
 #include "daemon/limd_test_util.h"
 #include "daemon/bpf_test_util.h"
+#include "daemon/exec_trace_bpf.h"
 #include "daemon/list_rows_test_util.h"
 #include "daemon/silencer_test_util.h"
 #include "daemon/trace_events.h"
@@ -31,6 +33,11 @@ namespace {
 
 using lim::testing::RunCommand;
 using lim::testing::ShellQuote;
+
+std::string KernelRelease() {
+  struct utsname u;
+  return ::uname(&u) == 0 ? std::string(u.release) : std::string();
+}
 
 // evader DIR SRC [ARGS...]: a tmpfs made with fsopen/fsconfig/fsmount, SRC's bytes written
 // to prog in it while it is detached (no mount anyone can see), attached on DIR with
@@ -286,6 +293,11 @@ TEST_F(LimdLateExec, ExecsFanotifySawAreSettledFromTheirRecords) {
   ASSERT_EQ(j["exec_trace"], "bpf");
   // Host-wide (execs of parallel tests from marked superblocks count too): at least half of ours.
   EXPECT_GE(j["execs_seen_by_record"].get<uint64_t>(), static_cast<uint64_t>(kExecs / 2));
+  // Their completions woke nobody (ExecTraceBpf::quiet(), kernel 6.8 on): limd's mark is a
+  // permission listener on their superblock, and their device is one limd marked.
+  if (ExecTraceBpf::HasSuperblockWatcherCounts(KernelRelease())) {
+    EXPECT_GE(j["exec_records_quiet"].get<uint64_t>(), static_cast<uint64_t>(kExecs));
+  }
 }
 
 TEST_F(LimdLateExec, ExecBeforeTheMarkGetsALateEntryWithDigestAndDelay) {

@@ -208,6 +208,7 @@ Result<int> TraceEvents::AddBpfOutput(TraceFormat format, bool exec_mmaps, Wake 
 }
 
 int TraceEvents::Register(TraceFormat fmt) {
+  if (auto it = by_id_.find(fmt.id); it != by_id_.end()) return it->second;  // records decode one way per id
   int index = static_cast<int>(formats_.size());
   by_id_[fmt.id] = index;
   formats_.push_back(std::move(fmt));
@@ -230,7 +231,7 @@ Result<std::vector<int>> TraceEvents::OpenPerCpu(const std::string& what, perf_e
   attr.sample_period = 1;
   attr.sample_type = PERF_SAMPLE_TID | PERF_SAMPLE_TIME | PERF_SAMPLE_RAW;
   // wakeup_events counts this event's samples into the ring's wake-up; with 0 they are
-  // read at the next pass another event's record, the 1 s poll timeout or the ring's
+  // read at the next pass another event's record, the poll timeout (PassEvery) or the ring's
   // half-full watermark (shared by its events) starts.
   attr.wakeup_events = wake == Wake::kEach ? 1 : 0;
   // One clock for every event of a ring (PERF_EVENT_IOC_SET_OUTPUT requires it).
@@ -298,7 +299,7 @@ void TraceEvents::Loop(int nice) {
   }
   pfds.push_back({stop_fd_, POLLIN, 0});
   for (;;) {
-    int n = ::poll(pfds.data(), pfds.size(), 1000);
+    int n = ::poll(pfds.data(), pfds.size(), pass_ms_);
     if (n < 0 && errno != EINTR) return;
     if (pfds.back().revents & POLLIN) return;
     passes_++;

@@ -113,7 +113,8 @@ class TraceEvents {
   // returned as {cpu, fd} for the programs' BPF_MAP_TYPE_PERF_EVENT_ARRAY (the fds stay
   // TraceEvents'), written in the tracepoint's own raw layout, common_type included, and
   // decoded with format (the tracepoint's, from ReadFormat(), with any fields the
-  // programs add after its own) like its perf records.
+  // programs add after its own) like its perf records. A second set for the same format
+  // (say, with another wake) returns the same index.
   Result<int> AddBpfOutput(TraceFormat format, bool exec_mmaps, Wake wake, std::vector<std::pair<int, int>>* cpu_fds);
   // The parsed tracefs format of "group/name"; opens nothing.
   Result<TraceFormat> ReadFormat(const std::string& event) const;
@@ -121,13 +122,16 @@ class TraceEvents {
   // over every ring (records of one pass may come from several CPUs out of order).
   void OnMmap(std::function<void(const MmapRecord&)> cb) { mmap_cb_ = std::move(cb); }
   void AfterDrain(std::function<void()> cb) { after_drain_ = std::move(cb); }
+  // Before Start(): the longest a record that woke nobody waits to be read (the poll
+  // timeout; default 1 s), 10 ms to 1 s.
+  void PassEvery(int ms) { pass_ms_ = ms < 10 ? 10 : ms > 1000 ? 1000 : ms; }
   // Starts the consumer thread (at nice `nice` when not 0: a short-lived process must still
   // be there when its exec's record is read). Error when no event was added.
   Status Start(int nice = 0);
   void Stop();
 
   uint64_t records() const { return records_.load(); }
-  // Passes over the rings so far (each one a wake-up of the consumer, or its 1 s timeout).
+  // Passes over the rings so far (each one a wake-up of the consumer, or its poll timeout).
   uint64_t passes() const { return passes_.load(); }
   uint64_t lost() const { return lost_count_.load(); }
   uint64_t short_records() const { return short_.load(); }
@@ -158,6 +162,7 @@ class TraceEvents {
   std::vector<Ring> rings_;       // one per CPU, by position in cpus_
   std::vector<int> fds_;          // every fd (rings' and redirected ones)
   int stop_fd_ = -1;              // eventfd
+  int pass_ms_ = 1000;            // poll timeout
   std::atomic<uint64_t> records_{0}, lost_count_{0}, short_{0}, passes_{0};
   std::thread thread_;
 };

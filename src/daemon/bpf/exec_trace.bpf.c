@@ -20,8 +20,20 @@ struct task_struct {
   int pid;
 } __attribute__((preserve_access_index));
 
+typedef struct {
+  long counter;
+} atomic_long_t;
+
+// Since 6.8: how many objects (the superblock, its mounts, its inodes) a group of each
+// priority watches — [1] is FSNOTIFY_PRIO_CONTENT: permission-event groups, pre-content
+// ones included (fsnotify_sb_has_priority_watchers).
+struct fsnotify_sb_info {
+  atomic_long_t watched_objects[3];
+} __attribute__((preserve_access_index));
+
 struct super_block {
   __u32 s_dev;  // dev_t: major << 20 | minor
+  struct fsnotify_sb_info *s_fsnotify_info;
 } __attribute__((preserve_access_index));
 
 struct inode {
@@ -45,7 +57,9 @@ const volatile struct {
   // Completions only of execs through a descriptor (a name under /dev/fd/ or /proc/: a
   // memfd, fexecve), as the perf filter `filename ~ "/dev/fd/*" || filename ~ "/proc/*"`.
   __u32 only_fd_paths;
-} lim_consts = {0, 0, 0};
+  // Quiet completions (lim_exec_quiet below) may be written; 0: every completion wakes.
+  __u32 quiet;
+} lim_consts = {0, 0, 0, 0};
 
 // Per CPU: limd's BPF-output perf events (the loader puts one fd per online CPU).
 struct {
@@ -53,6 +67,28 @@ struct {
   __uint(key_size, sizeof(__u32));
   __uint(value_size, sizeof(__u32));
 } lim_exec_out SEC(".maps");
+
+// Completions that need no prompt look: the exec's superblock has a permission-event
+// listener now, and limd has marked a superblock of that device (lim_marked_devs). Written to
+// outputs that wake nobody (same rings, read at the next pass: another record's wake-up or
+// the consumer's short poll timeout), so an exec fanotify saw costs no wake-up of limd's
+// consumer. Every record is still decided in user space; this only says when it is read.
+struct {
+  __uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+  __uint(key_size, sizeof(__u32));
+  __uint(value_size, sizeof(__u32));
+} lim_exec_quiet SEC(".maps");
+
+// Devices (kernel dev_t) of superblocks limd marked; kept by limd (ExecTraceBpf::MarkDev).
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, 4096);
+  __type(key, __u32);
+  __type(value, __u8);
+} lim_marked_devs SEC(".maps");
+
+// Record flags (lim_flags): the record went to a quiet output.
+#define LIM_FLAG_QUIET 1
 
 // sched_process_exec's layout (format file, checked by the loader): common fields (8),
 // __data_loc filename at 8, pid at 12, old_pid at 16. Then fields the tracepoint does not
@@ -72,7 +108,7 @@ struct exec_record {
   __s32 old_pid;
   __u32 lim_dev_major;
   __u32 lim_dev_minor;
-  __u32 lim_pad;
+  __u32 lim_flags;
   __u64 lim_ino;
   char name[LIM_NAME_MAX];
 };
@@ -103,7 +139,7 @@ int lim_exec_done(struct bpf_raw_tracepoint_args *ctx) {
   __u32 dev = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_dev);
   r->lim_dev_major = dev >> 20;
   r->lim_dev_minor = dev & 0xfffff;
-  r->lim_pad = 0;
+  r->lim_flags = 0;
   r->lim_ino = BPF_CORE_READ(bprm, file, f_inode, i_ino);
   const char *name = BPF_CORE_READ(bprm, filename);
   long n = bpf_probe_read_kernel_str(r->name, sizeof r->name, name);
@@ -122,6 +158,16 @@ int lim_exec_done(struct bpf_raw_tracepoint_args *ctx) {
   r->filename_loc = ((__u32)n << 16) | LIM_NAME_AT;
   __u64 size = LIM_NAME_AT + (__u64)n;
   if (size > sizeof *r) size = sizeof *r;  // the verifier's bound; never true
+  if (!lim_consts.only_fd_paths && lim_consts.quiet && bpf_core_field_exists(struct super_block, s_fsnotify_info)) {
+    // A superblock under a recycled device number that nobody marked yet has no listener:
+    // its execs, the late ones this path exists for, still wake the consumer at once.
+    long listeners = BPF_CORE_READ(bprm, file, f_inode, i_sb, s_fsnotify_info, watched_objects[1].counter);
+    if (listeners > 0 && dev != 0 && bpf_map_lookup_elem(&lim_marked_devs, &dev)) {
+      r->lim_flags = LIM_FLAG_QUIET;
+      if (bpf_perf_event_output(ctx, &lim_exec_quiet, BPF_F_CURRENT_CPU, r, size) == 0) return 0;
+      r->lim_flags = 0;  // no quiet output on this CPU: the waking one
+    }
+  }
   bpf_perf_event_output(ctx, &lim_exec_out, BPF_F_CURRENT_CPU, r, size);
   return 0;
 }

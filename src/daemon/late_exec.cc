@@ -195,6 +195,14 @@ bool LateExecs::RecordedElsewhere(uint64_t dev, pid_t pid, const std::string& fi
   return hooks_.never_marked && hooks_.never_marked(dev);
 }
 
+bool LateExecs::SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& file, uint64_t began) {
+  auto marked_at = MarkedAtNow(file.dev);
+  if (!marked_at || *marked_at > began) return false;
+  ForgetMaps(pid, time_ns);
+  seen_by_record_++;
+  return true;
+}
+
 std::optional<uint64_t> LateExecs::MarkedAtNow(uint64_t dev) const {
   auto marked_at = marked_->MarkedAt(dev);
   if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
@@ -234,14 +242,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   // is this exec's even when the process has exec'd again or exited since. Where the
   // record's device differs from stat's (btrfs subvolumes, overlayfs), no mark is found
   // under it and the exec goes the way below.
-  if (file && began) {
-    auto marked_at = MarkedAtNow(file->dev);
-    if (marked_at && *marked_at <= *began) {
-      ForgetMaps(pid, time_ns);
-      seen_by_record_++;
-      return;
-    }
-  }
+  if (file && began && SettledByRecord(pid, time_ns, *file, *began)) return;
   std::string proc = "/proc/" + std::to_string(pid);
   // O_PATH, not a read open: it raises no fanotify event (a read open of a binary on a
   // marked filesystem would be one more event for every exec on the host), and it pins the
@@ -266,7 +267,7 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   }
   if (!began) {
     if (undecided_.size() < 4096) {
-      undecided_.push_back(UndecidedExec{pid, old_pid, filename, time_ns, pfd});
+      undecided_.push_back(UndecidedExec{pid, old_pid, filename, time_ns, pfd, 0, file});
     } else {
       DecideRunning(pid, old_pid, filename, 0, time_ns, pfd, st);
     }
@@ -499,6 +500,11 @@ void LateExecs::AfterDrain() {
       ++i;
       continue;
     }
+    if (began && u.file && SettledByRecord(u.pid, u.time_ns, *u.file, *began)) {
+      ::close(u.pfd);
+      undecided_.erase(undecided_.begin() + static_cast<ptrdiff_t>(i));
+      continue;
+    }
     struct stat st;
     if (::fstat(u.pfd, &st) == 0) {
       DecideRunning(u.pid, u.old_pid, u.filename, began.value_or(0), u.time_ns, u.pfd, st);
@@ -586,6 +592,7 @@ bool LateExecs::ResolveGone(GoneExec& g) {
       return false;
     }
   }
+  if (g.file && g.began_known && SettledByRecord(g.pid, g.time_ns, *g.file, g.began)) return true;
   if (!g.binary) g.binary = BinaryMapping(g.pid, g.began_known ? g.began : g.time_ns, g.time_ns, g.file);
   const ExecMap* bin = g.binary ? &*g.binary : nullptr;
   if (!bin) {

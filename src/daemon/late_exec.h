@@ -217,7 +217,12 @@ class LateExecs {
     uint64_t time_ns;
     int pfd;
     int passes = 0;
+    std::optional<ExecFile> file;  // the record's (OnExec)
   };
+  // When the record's file lies on a superblock marked before the exec began: fanotify saw
+  // it — pid's mappings up to time_ns are dropped, the exec is counted (seen_by_record()),
+  // true. Else false: nothing changed.
+  bool SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& file, uint64_t began);
   // The running exec's decision: not a late exec (seen by fanotify, measured before it
   // ran, recorded elsewhere, not limd's), or its late entry. began: its sys_enter time (0:
   // unknown — then any mark after limd's start may have come after it). Closes pfd.

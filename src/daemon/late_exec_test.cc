@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <csignal>
 #include <unistd.h>
 
 #include "daemon/list_rows_test_util.h"
@@ -189,6 +190,23 @@ TEST_F(LateExecOrder, TheRecordsFileSettlesAnExecFanotifySaw) {
   late.OnExecEnter(later, t - 1 * ms);
   late.OnExec(later, later, "/bin/true", t + 3 * ms, LateExecs::ExecFile{marked_dev, 5});
   EXPECT_EQ(late.seen_by_record(), 1u);
+  // Its start read after its completion (the other CPU's ring): settled after the pass, for
+  // a gone process and for a running one (pinned meanwhile through /proc/<pid>/exe).
+  pid_t gone = GonePid();
+  late.OnExec(gone, gone, "/bin/true", t + 5 * ms, LateExecs::ExecFile{marked_dev, 5});
+  pid_t running = ::fork();
+  if (running == 0) {
+    ::pause();
+    ::_exit(0);
+  }
+  late.OnExec(running, running, "/bin/true", t + 6 * ms, LateExecs::ExecFile{marked_dev, 5});
+  late.OnExecEnter(gone, t + 4 * ms);
+  late.OnExecEnter(running, t + 4 * ms);
+  late.AfterDrain();
+  ::kill(running, SIGKILL);
+  ::waitpid(running, nullptr, 0);
+  EXPECT_EQ(late.seen_by_record(), 3u);
+  EXPECT_EQ(late.missed(), 0u);
 }
 
 // A gone process whose exec's start was lost: its binary used to be the earliest executable

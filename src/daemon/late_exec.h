@@ -49,9 +49,11 @@ namespace lim::daemon {
 // CLOCK_MONOTONIC in nanoseconds (the clock of TraceRecord::time_ns).
 uint64_t MonotonicNs();
 
-// Whether the memfd path's filter (its BPF program, or perf's `filename ~ "/dev/fd/*" ||
-// filename ~ "/proc/*"`) takes an exec named filename: a name under /dev/fd/ or /proc/.
+// Whether the memfd path's filter (its BPF program, or perf's kMemfdPathFilter) takes an
+// exec named filename: a name under /dev/fd/ or /proc/. The three change together (the
+// BPF program's byte comparisons are in bpf/exec_trace.bpf.c).
 bool MemfdPathTakes(std::string_view filename);
+inline constexpr const char* kMemfdPathFilter = "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"";
 
 // The superblocks limd marked, and when (CLOCK_MONOTONIC ns; 0: before anything ran).
 // Thread-safe.

@@ -536,9 +536,10 @@ void Limd::StartKeyTrace() {
     ExecBpfOutcome o = AttachExecTraceBpf(key_trace_.get(), /*only_fd_paths=*/true, /*exec_mmaps=*/false);
     Log("memfd exec tracepoint: " + o.source);
     memfd_bpf_ = std::move(o.bpf);
-    if (memfd_bpf_) exec_event_ = o.index;
-    if (!memfd_bpf_) {
-      auto e = key_trace_->Add("sched/sched_process_exec", "filename ~ \"/dev/fd/*\" || filename ~ \"/proc/*\"");
+    if (memfd_bpf_) {
+      exec_event_ = o.index;
+    } else {
+      auto e = key_trace_->Add("sched/sched_process_exec", kMemfdPathFilter);
       if (e.ok()) exec_event_ = *e;
       else ts = e.status();
     }
@@ -621,7 +622,13 @@ void Limd::StartLateExecTrace() {
     ExecBpfOutcome o = AttachExecTraceBpf(trace_.get(), /*only_fd_paths=*/false, /*exec_mmaps=*/true);
     Log("exec tracepoints: " + o.source);
     exec_bpf_ = std::move(o.bpf);
-    if (exec_bpf_) exec_done_ = o.index;
+    if (exec_bpf_) {
+      exec_done_ = o.index;
+    } else if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/!o.mmaps_on); e.ok()) {
+      exec_done_ = *e;
+    } else {
+      missing.push_back(e.status().message());
+    }
     if (o.quiet) {
       // The program's map of marked devices follows marked_; a quiet record waits at most
       // kQuietPassMs to be read.
@@ -629,13 +636,6 @@ void Limd::StartLateExecTrace() {
       trace_->PassEvery(kQuietPassMs);
       Log("exec tracepoints: completions of execs from marked superblocks are read every " +
           std::to_string(kQuietPassMs) + " ms, without a wake-up each");
-    }
-    if (!exec_bpf_) {
-      if (auto e = trace_->Add("sched/sched_process_exec", "", /*exec_mmaps=*/!o.mmaps_on); e.ok()) {
-        exec_done_ = *e;
-      } else {
-        missing.push_back(e.status().message());
-      }
     }
     // After the syscall (the mount exists by then); unshare/setns: a namespace to mark.
     for (const char* e : {"syscalls/sys_exit_mount", "syscalls/sys_exit_fsmount", "syscalls/sys_exit_move_mount",

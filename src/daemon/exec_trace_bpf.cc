@@ -75,10 +75,10 @@ Result<std::unique_ptr<ExecTraceBpf>> ExecTraceBpf::Load(const TraceFormat& exec
 
 bool ExecTraceBpf::HasSuperblockWatcherCounts(const std::string& release) {
   // "6.18.44-fc-v1272" → 6, 18. super_block.s_fsnotify_info and its watched_objects came in
-  // 6.8; the program also checks the field exists (CO-RE) and wakes for every exec if not.
+  // 6.10; the program also checks the field exists (CO-RE) and wakes for every exec if not.
   unsigned major = 0, minor = 0;
   if (std::sscanf(release.c_str(), "%u.%u", &major, &minor) != 2) return false;
-  return major > 6 || (major == 6 && minor >= 8);
+  return major > 6 || (major == 6 && minor >= 10);
 }
 
 std::string ExecTraceBpf::KernelRelease() {
@@ -118,15 +118,19 @@ Status ExecTraceBpf::Attach(const CpuFds& exec_out, const CpuFds& quiet_out) {
   if (!map || !prog) return Status::Internal("exec trace (BPF): the embedded object lacks its program or map");
   bpf_map* quiet = bpf_object__find_map_by_name(obj_, "lim_exec_quiet");
   if (!quiet) return Status::Internal("exec trace (BPF): the embedded object lacks lim_exec_quiet");
-  for (const auto& [outputs, fds] : {std::pair{map, &exec_out}, std::pair{quiet, &quiet_out}}) {
-    for (const auto& [cpu, fd] : *fds) {
-      auto key = static_cast<uint32_t>(cpu);
-      auto value = static_cast<uint32_t>(fd);
-      if (bpf_map_update_elem(bpf_map__fd(outputs), &key, &value, BPF_ANY) != 0) {
-        return Status::Unavailable(
-            with_log("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno)));
-      }
+  for (const auto& [cpu, fd] : exec_out) {
+    auto key = static_cast<uint32_t>(cpu);
+    auto value = static_cast<uint32_t>(fd);
+    if (bpf_map_update_elem(bpf_map__fd(map), &key, &value, BPF_ANY) != 0) {
+      return Status::Unavailable(
+          with_log("exec trace (BPF): output of cpu " + std::to_string(cpu) + ": " + std::strerror(errno)));
     }
+  }
+  // The quiet outputs are an economy: a CPU without one writes to exec_out instead.
+  for (const auto& [cpu, fd] : quiet_out) {
+    auto key = static_cast<uint32_t>(cpu);
+    auto value = static_cast<uint32_t>(fd);
+    if (bpf_map_update_elem(bpf_map__fd(quiet), &key, &value, BPF_ANY) != 0) break;
   }
   link_ = bpf_program__attach(prog);
   if (!link_) return Status::Unavailable(with_log(std::string("exec trace (BPF): attaching: ") + std::strerror(errno)));

@@ -69,7 +69,7 @@ class ExecTraceBpf {
   Status Attach(const CpuFds& exec_out, const CpuFds& quiet_out = {});
 
   // Quiet completions. An exec from a superblock that has a permission-event listener now
-  // (super_block.s_fsnotify_info's count of watched objects, kernel 6.8 on) and whose
+  // (super_block.s_fsnotify_info's count of watched objects, kernel 6.10 on) and whose
   // device is one limd marked (MarkDev) was seen by fanotify in all likelihood: its record
   // goes to quiet_out, read with the next pass — another record's wake-up or the consumer's
   // poll timeout (TraceEvents::PassEvery) — instead of waking the consumer once per exec on
@@ -82,12 +82,12 @@ class ExecTraceBpf {
   // its superblock's watchers, FMODE_NONOTIFY_PERM, would tell the state at the exec's
   // open, but an exec's file shows FMODE_NONOTIFY_PERM alone on a watched superblock here,
   // kernel 6.18.) Records say which way they went (lim_flags bit 0: quiet). False for the
-  // memfd path's instance and before 6.8: every completion wakes.
+  // memfd path's instance and before 6.10: every completion wakes.
   bool quiet() const { return quiet_; }
   // A superblock of device dev (user-space st_dev) was marked (true) or is no longer (false).
   Status MarkDev(uint64_t dev, bool marked);
 
-  // Whether a kernel release ("6.18.44-…") has the superblock's watcher counts (6.8 on).
+  // Whether a kernel release ("6.18.44-…") has the superblock's watcher counts (6.10 on).
   static bool HasSuperblockWatcherCounts(const std::string& release);
 
  private:

@@ -171,7 +171,8 @@ TEST(ExecTraceBpfQuiet, SuperblockWatcherCountsFromTheKernelRelease) {
   EXPECT_FALSE(ExecTraceBpf::HasSuperblockWatcherCounts("5.15.0"));
   EXPECT_FALSE(ExecTraceBpf::HasSuperblockWatcherCounts(""));
   EXPECT_FALSE(ExecTraceBpf::HasSuperblockWatcherCounts("x.y"));
-  EXPECT_TRUE(ExecTraceBpf::HasSuperblockWatcherCounts("6.8.0"));
+  EXPECT_FALSE(ExecTraceBpf::HasSuperblockWatcherCounts("6.9.12"));
+  EXPECT_TRUE(ExecTraceBpf::HasSuperblockWatcherCounts("6.10.0"));
   EXPECT_TRUE(ExecTraceBpf::HasSuperblockWatcherCounts("6.18.44-fc-v1272"));
   EXPECT_TRUE(ExecTraceBpf::HasSuperblockWatcherCounts("7.1"));
 }

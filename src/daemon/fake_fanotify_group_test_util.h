@@ -7,6 +7,7 @@
 #pragma once
 
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -73,7 +74,30 @@ class FakeFanotifyGroup final : public FanotifyGroup {
   Status MarkFilesystem(const std::string& path, uint64_t mask) override {
     if (!accept_marks_) return Status::Unavailable("Operation not supported");
     Record(&marks_, Mark{path, mask});
+    std::lock_guard<std::mutex> lk(mu_);
+    // The kernel's line for the superblock's mark: its s_dev, st_dev's unless told otherwise.
+    struct stat st;
+    uint64_t sdev = next_sdev_ ? next_sdev_ : (::stat(path.c_str(), &st) == 0 ? st.st_dev : 0);
+    next_sdev_ = 0;
+    fdinfo_ += SuperblockMarkLine(sdev) + "mflags:0x0 mask:0x" + std::to_string(mask) + " ignored_mask:0x0\n";
     return Status::Ok();
+  }
+  // The superblock of the next MarkFilesystem has kernel device sdev (a btrfs subvolume's
+  // st_dev differs from its superblock's s_dev).
+  void NextMarkSdev(uint64_t sdev) {
+    std::lock_guard<std::mutex> lk(mu_);
+    next_sdev_ = sdev;
+  }
+  // The superblock of device sdev is gone, and its mark with it (fdinfo no longer lists it).
+  void DropMarkSdev(uint64_t sdev) {
+    std::lock_guard<std::mutex> lk(mu_);
+    std::string line = SuperblockMarkLine(sdev), kept;
+    for (size_t at = 0, end; at < fdinfo_.size(); at = end + 1) {
+      end = fdinfo_.find('\n', at);
+      if (end == std::string::npos) end = fdinfo_.size();
+      if (fdinfo_.compare(at, line.size(), line) != 0) kept += fdinfo_.substr(at, end - at) + "\n";
+    }
+    fdinfo_ = kept;
   }
   Status FlushFilesystemMarks() override {
     std::lock_guard<std::mutex> lk(mu_);
@@ -87,7 +111,7 @@ class FakeFanotifyGroup final : public FanotifyGroup {
     inode_flushes_++;
     cv_.notify_all();
   }
-  Result<std::string> FdInfo() override { return std::string(); }
+  Result<std::string> FdInfo() override { return Locked(fdinfo_); }
 
  private:
   template <typename T>
@@ -110,6 +134,8 @@ class FakeFanotifyGroup final : public FanotifyGroup {
   std::deque<FanotifyEvent> events_;
   std::vector<Answer> answers_;
   std::vector<Mark> marks_;
+  std::string fdinfo_;     // the group's marks as the kernel's fdinfo lists them
+  uint64_t next_sdev_ = 0;
   std::vector<std::string> ignores_added_, ignores_removed_;
   int filesystem_flushes_ = 0, inode_flushes_ = 0;
 };

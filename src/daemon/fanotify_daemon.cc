@@ -285,11 +285,35 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
     devs_[dev] = info;
   }
   uint64_t mask = kMarkMask & ~static_cast<uint64_t>(info.reader_close_group ? FAN_CLOSE_NOWRITE : 0);
+  auto before = group_->FdInfo();
   if (Status s = group_->MarkFilesystem(w, mask); !s.ok()) {
     return Status::Unavailable("fanotify_mark " + w + ": " + s.message());
   }
   marks_++;
+  // The superblock's kernel device, from the mark it gained (RecordDevMarked): the same as
+  // st_dev, or not (btrfs subvolumes).
+  auto after = group_->FdInfo();
+  if (!before.ok() || !after.ok()) {
+    std::lock_guard<std::mutex> lk(marks_mu_);
+    sdevs_unknown_ = true;  // not learned: RecordDevMarked says no from now on
+  } else {
+    std::set<uint64_t> had = SuperblockDevsIn(*before);
+    std::lock_guard<std::mutex> lk(marks_mu_);
+    for (uint64_t sdev : SuperblockDevsIn(*after)) {
+      if (had.count(sdev)) continue;
+      if (sdev == dev) foreign_sdevs_.erase(sdev); else foreign_sdevs_.insert(sdev);
+    }
+  }
   return Status::Ok();
+}
+
+bool FanotifyDaemon::RecordDevMarked(uint64_t dev) {
+  {
+    std::lock_guard<std::mutex> lk(marks_mu_);
+    if (sdevs_unknown_ || !devs_.count(dev) || foreign_sdevs_.count(dev)) return false;
+  }
+  auto text = group_->FdInfo();
+  return text.ok() && text->find(SuperblockMarkLine(dev)) != std::string::npos;
 }
 
 bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {

@@ -195,6 +195,13 @@ class FanotifyDaemon {
   // anonymous device numbers) that nobody marked. A dev this group never marked (an overlay
   // or FUSE side group's) counts as marked: this group cannot tell. Any thread.
   bool SuperblockMarked(uint64_t dev);
+  // Strictly: whether this group holds a filesystem mark on the superblock whose kernel
+  // device (super_block.s_dev, what an exec's BPF record carries) is dev, placed under that
+  // same st_dev. False when it cannot tell (fdinfo unreadable), for a dev this group never
+  // marked (a side group's), and for the s_dev of a mark whose st_dev differed (btrfs
+  // subvolumes): a stale st_dev entry of a gone superblock must not vouch for a new one
+  // that took its number. Any thread.
+  bool RecordDevMarked(uint64_t dev);
   // Handles of inodes the start scan seeded as read (their closes come later).
   void LearnReaderHandles(const std::vector<ScanReport::ReaderHandle>& handles);
 
@@ -333,6 +340,10 @@ class FanotifyDaemon {
   std::unique_ptr<InodeOpenCounts> open_counts_;  // the probe's, when loaded (outlives it)
   std::unique_ptr<OpenCountProbe> probe_;
   std::map<uint64_t, DevInfo> devs_;  // marked superblocks (st_dev), under marks_mu_
+  // Kernel devices (s_dev) of this group's marks placed under another st_dev, learned from
+  // the fdinfo at each mark (RecordDevMarked), under marks_mu_.
+  std::set<uint64_t> foreign_sdevs_;
+  bool sdevs_unknown_ = false;  // a mark's could not be learned (under marks_mu_)
   // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no
   // new mark appears, so the drain in Run() sees the last event anyone can queue.
   std::mutex mark_order_mu_;

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <csignal>
 #include <condition_variable>
 #include <filesystem>
+#include <set>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -161,6 +163,39 @@ TEST_F(FanotifyDaemonFake, MarksEachGroupWithItsMask) {
   EXPECT_EQ(pre_->marks()[0].mask, uint64_t{FAN_PRE_ACCESS});
   EXPECT_EQ(daemon_->precontent_marks(), 1u);
   EXPECT_EQ(daemon_->marks(), 1u);
+}
+
+// An exec's BPF record carries the superblock's kernel device (s_dev). Only a mark placed
+// under that same st_dev vouches for it: a btrfs subvolume's st_dev differs from its
+// superblock's s_dev, and a stale entry of a gone superblock under the s_dev's number
+// must not make the new superblock look marked.
+TEST_F(FanotifyDaemonFake, ARecordsDeviceIsVouchedForOnlyByAMarkUnderThatSameDevice) {
+  Start(false);
+  struct stat st;
+  ASSERT_EQ(::stat(files_.c_str(), &st), 0);
+  const uint64_t dev = st.st_dev;
+  EXPECT_TRUE(daemon_->RecordDevMarked(dev));  // the fixture's mark, s_dev == st_dev
+  EXPECT_FALSE(daemon_->RecordDevMarked(makedev(0, 4249)));  // never marked
+  // Two more filesystems (the fake group marks nothing in the kernel): x, marked as it is;
+  // then y, whose superblock the kernel would list under x's number — as if x were gone and
+  // its number taken by y's superblock, marked under another st_dev (a btrfs subvolume).
+  std::vector<std::string> dirs;
+  std::set<uint64_t> seen{dev};
+  for (const char* d : {"/dev/shm", "/run", "/dev", "/sys/fs/cgroup", "/proc"}) {
+    struct stat ds;
+    if (::stat(d, &ds) == 0 && seen.insert(ds.st_dev).second) dirs.push_back(d);
+  }
+  if (dirs.size() < 2) GTEST_SKIP() << "fewer than three filesystems to mark";
+  struct stat xs;
+  ASSERT_EQ(::stat(dirs[0].c_str(), &xs), 0);
+  ASSERT_TRUE(daemon_->MarkFilesystem(dirs[0], "tmpfs", false).ok());
+  EXPECT_TRUE(daemon_->RecordDevMarked(xs.st_dev));
+  content_->DropMarkSdev(xs.st_dev);  // x's superblock is gone; limd's entry for it stays
+  EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev));
+  content_->NextMarkSdev(xs.st_dev);
+  ASSERT_TRUE(daemon_->MarkFilesystem(dirs[1], "btrfs", false).ok());
+  EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev)) << "a mark under another st_dev vouched for " << dirs[0];
+  EXPECT_TRUE(daemon_->SuperblockMarked(dev));
 }
 
 TEST_F(FanotifyDaemonFake, OpenPermAfterExecOpenReusesItsSyscall) {

@@ -103,6 +103,18 @@ class KernelFanotifyGroup final : public FanotifyGroup {
 
 }  // namespace
 
+std::set<uint64_t> SuperblockDevsIn(const std::string& fdinfo) {
+  std::set<uint64_t> out;
+  static constexpr const char kTag[] = "fanotify sdev:";
+  for (size_t at = fdinfo.find(kTag); at != std::string::npos; at = fdinfo.find(kTag, at + 1)) {
+    unsigned long long kdev = 0;
+    if (std::sscanf(fdinfo.c_str() + at + sizeof kTag - 1, "%llx", &kdev) == 1) {
+      out.insert(makedev(static_cast<unsigned>(kdev >> 20), static_cast<unsigned>(kdev & 0xfffff)));
+    }
+  }
+  return out;
+}
+
 std::string SuperblockMarkLine(uint64_t dev) {
   auto d = static_cast<dev_t>(dev);
   char line[64];

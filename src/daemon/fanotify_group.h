@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,9 @@ class FanotifyGroup {
 // "fanotify sdev:<the kernel's dev_t, major << 20 | minor, in hex> " (an inode mark's line
 // reads "fanotify ino:… sdev:…").
 std::string SuperblockMarkLine(uint64_t dev);
+// The superblocks (user-space dev_t, makedev(major, minor)) a group's fdinfo text lists
+// filesystem marks on ("fanotify sdev:…" lines: the kernel's super_block.s_dev).
+std::set<uint64_t> SuperblockDevsIn(const std::string& fdinfo);
 
 // A kernel group: fanotify_init(init_flags, event_f_flags). The error names fanotify_init
 // and keeps errno's message.

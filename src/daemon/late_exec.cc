@@ -42,6 +42,14 @@ void MarkedDevs::Forget(uint64_t dev) {
   if (observer_) observer_(dev, false);
 }
 
+bool MarkedDevs::AnyMarking() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  for (const auto& [dev, at] : at_) {
+    if (at == kNotYet) return true;
+  }
+  return false;
+}
+
 void MarkedDevs::Observe(std::function<void(uint64_t dev, bool marked)> observer) {
   std::lock_guard<std::mutex> lk(mu_);
   observer_ = std::move(observer);
@@ -196,8 +204,9 @@ bool LateExecs::RecordedElsewhere(uint64_t dev, pid_t pid, const std::string& fi
 }
 
 bool LateExecs::SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& file, uint64_t began) {
-  auto marked_at = MarkedAtNow(file.dev);
-  if (!marked_at || *marked_at > began) return false;
+  if (!hooks_.record_dev_marked || marked_->AnyMarking()) return false;
+  auto marked_at = marked_->MarkedAt(file.dev);
+  if (!marked_at || *marked_at > began || !hooks_.record_dev_marked(file.dev)) return false;
   ForgetMaps(pid, time_ns);
   seen_by_record_++;
   return true;
@@ -239,9 +248,10 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
   if (file && file->dev == 0) file.reset();  // the program could not read it (device 0:0 is no superblock's)
   // Marked before the exec began: fanotify saw it, as DecideRunning and ResolveGone would
   // conclude from /proc/<pid>/exe or the mapping — here from the record's own file, which
-  // is this exec's even when the process has exec'd again or exited since. Where the
-  // record's device differs from stat's (btrfs subvolumes, overlayfs), no mark is found
-  // under it and the exec goes the way below.
+  // is this exec's even when the process has exec'd again or exited since. The record's
+  // device is the kernel's s_dev: only a mark placed by the content group under that same
+  // st_dev vouches for it (hooks_.record_dev_marked); otherwise (btrfs subvolumes, overlay
+  // and FUSE side groups) the exec goes the way below.
   if (file && began && SettledByRecord(pid, time_ns, *file, *began)) return;
   std::string proc = "/proc/" + std::to_string(pid);
   // O_PATH, not a read open: it raises no fanotify event (a read open of a binary on a

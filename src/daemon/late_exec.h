@@ -74,6 +74,8 @@ class MarkedDevs {
   // (Marking, Forget). Called under this object's lock (it must not call back); nullptr
   // stops it. ExecTraceBpf::MarkDev keeps its device map so.
   void Observe(std::function<void(uint64_t dev, bool marked)> observer);
+  // Whether a mark is being placed now (Marking() without its Add() or Forget() yet).
+  bool AnyMarking() const;
 
  private:
   mutable std::mutex mu_;
@@ -95,6 +97,11 @@ struct LateExecHooks {
   // The superblock now under dev still carries limd's mark (FanotifyDaemon::SuperblockMarked):
   // MarkedDevs may name a superblock that is gone and whose number a new one took.
   std::function<bool(uint64_t dev)> still_marked;
+  // For an exec's BPF record, whose device is the kernel's s_dev rather than stat's: the
+  // superblock under that s_dev carries limd's mark, placed under the same st_dev, and this
+  // can be confirmed (FanotifyDaemon::RecordDevMarked; never "cannot tell"). Unset: records
+  // settle nothing.
+  std::function<bool(uint64_t dev)> record_dev_marked;
   // The superblock dev of pid's binary is one limd marks (type, watch roots; mountinfo:
   // the text of pid's /proc/<pid>/mountinfo): fstype out.
   std::function<bool(const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype)> qualifies;
@@ -223,7 +230,9 @@ class LateExecs {
   };
   // When the record's file lies on a superblock marked before the exec began: fanotify saw
   // it — pid's mappings up to time_ns are dropped, the exec is counted (seen_by_record()),
-  // true. Else false: nothing changed.
+  // true. Else false: nothing changed (also while any mark is being placed, whose
+  // superblock's s_dev is not known yet, and whenever hooks_.record_dev_marked cannot
+  // confirm the mark).
   bool SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& file, uint64_t began);
   // The running exec's decision: not a late exec (seen by fanotify, measured before it
   // ran, recorded elsewhere, not limd's), or its late entry. began: its sys_enter time (0:

@@ -583,6 +583,7 @@ void Limd::StartLateExecTrace() {
   uint64_t root_dev = ::stat("/", &root_st) == 0 ? static_cast<uint64_t>(root_st.st_dev) : 0;
   hooks.never_marked = [allow = flags_.allow_root_fs, root_dev](uint64_t dev) { return !allow && dev == root_dev; };
   hooks.still_marked = [dp = daemon_.get()](uint64_t dev) { return dp->SuperblockMarked(dev); };
+  hooks.record_dev_marked = [dp = daemon_.get()](uint64_t dev) { return dp->RecordDevMarked(dev); };
   hooks.qualifies = [this](const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype) {
     auto m = mounts_->QualifyingMount(mountinfo, pid, static_cast<dev_t>(dev));
     if (m) *fstype = m->fstype;
@@ -682,11 +683,12 @@ void Limd::OnLateExecRecord(const TraceRecord& r) {
     late_execs_->OnExecEnter(static_cast<pid_t>(r.tid), r.time_ns);
   } else if (r.event == exec_done_) {
     auto pid = r.Int("pid"), old_pid = r.Int("old_pid");
-    // The BPF path's record names the file that ran (ExecTraceBpf::RecordFormat).
-    if (r.Int("lim_flags").value_or(0) & 1) exec_records_quiet_++;
+    // The BPF path's record names the file that ran (ExecTraceBpf::RecordFormat); perf's
+    // has no such fields.
     std::optional<LateExecs::ExecFile> file;
     auto major = r.Int("lim_dev_major"), minor = r.Int("lim_dev_minor"), ino = r.Int("lim_ino");
-    if (major && minor && ino) {
+    if (exec_bpf_ && (r.Int("lim_flags").value_or(0) & 1)) exec_records_quiet_++;
+    if (exec_bpf_ && major && minor && ino) {
       file = LateExecs::ExecFile{makedev(static_cast<unsigned>(*major), static_cast<unsigned>(*minor)),
                                  static_cast<uint64_t>(*ino)};
     }

@@ -288,14 +288,22 @@ TEST_F(LimdLateExec, ExecsFanotifySawAreSettledFromTheirRecords) {
   ASSERT_EQ(RunCommand("cp /bin/true " + ShellQuote(bin)).exit_code, 0);
   constexpr int kExecs = 40;
   for (int i = 0; i < kExecs; ++i) ASSERT_EQ(RunCommand(ShellQuote(bin)).exit_code, 0);
+  // Quiet records are read within the consumer's 50 ms pass and status.json is written
+  // every second: wait for both before stopping.
+  bool quiet_kernel = ExecTraceBpf::HasSuperblockWatcherCounts(KernelRelease());
+  auto counted = [&](const nlohmann::json& s) {
+    return s.value("execs_seen_by_record", uint64_t{0}) >= kExecs / 2 &&
+           (!quiet_kernel || s.value("exec_records_quiet", uint64_t{0}) >= kExecs);
+  };
+  for (int i = 0; i < 60 && !counted(Status()); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   limd_.Stop(SIGTERM);
   auto j = Status();
   ASSERT_EQ(j["exec_trace"], "bpf");
   // Host-wide (execs of parallel tests from marked superblocks count too): at least half of ours.
   EXPECT_GE(j["execs_seen_by_record"].get<uint64_t>(), static_cast<uint64_t>(kExecs / 2));
-  // Their completions woke nobody (ExecTraceBpf::quiet(), kernel 6.8 on): limd's mark is a
+  // Their completions woke nobody (ExecTraceBpf::quiet(), kernel 6.10 on): limd's mark is a
   // permission listener on their superblock, and their device is one limd marked.
-  if (ExecTraceBpf::HasSuperblockWatcherCounts(KernelRelease())) {
+  if (quiet_kernel) {
     EXPECT_GE(j["exec_records_quiet"].get<uint64_t>(), static_cast<uint64_t>(kExecs));
   }
 }

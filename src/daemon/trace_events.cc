@@ -208,7 +208,11 @@ Result<int> TraceEvents::AddBpfOutput(TraceFormat format, bool exec_mmaps, Wake 
 }
 
 int TraceEvents::Register(TraceFormat fmt) {
-  if (auto it = by_id_.find(fmt.id); it != by_id_.end()) return it->second;  // records decode one way per id
+  // Records decode one way per id: the same format again shares its index; another one
+  // (perf's after a BPF output's extended format) replaces it for what follows.
+  if (auto it = by_id_.find(fmt.id); it != by_id_.end() && formats_[static_cast<size_t>(it->second)].fields == fmt.fields) {
+    return it->second;
+  }
   int index = static_cast<int>(formats_.size());
   by_id_[fmt.id] = index;
   formats_.push_back(std::move(fmt));
@@ -301,7 +305,9 @@ void TraceEvents::Loop(int nice) {
   for (;;) {
     int n = ::poll(pfds.data(), pfds.size(), pass_ms_);
     if (n < 0 && errno != EINTR) return;
-    if (pfds.back().revents & POLLIN) return;
+    // Stopping: one last pass, so that records that woke nobody (ExecTraceBpf's quiet
+    // completions) are read too.
+    bool stopping = pfds.back().revents & POLLIN;
     passes_++;
     // Every ring, not only the ones that polled ready: records of one CPU may wait behind
     // a wake-up that has not come (wakeup_events counts per event, not per ring).
@@ -309,6 +315,7 @@ void TraceEvents::Loop(int nice) {
       if (r.base) Drain(r);
     }
     if (after_drain_) after_drain_();
+    if (stopping) return;
   }
 }
 

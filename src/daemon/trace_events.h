@@ -39,6 +39,7 @@ struct TraceField {
   size_t offset = 0;
   size_t size = 0;
   bool data_loc = false;  // __data_loc: a u32 (length << 16 | offset) pointing at the bytes
+  bool operator==(const TraceField&) const = default;
 };
 
 // A parsed tracefs `format` file: the event id and its fields by name.

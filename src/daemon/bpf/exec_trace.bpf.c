@@ -24,7 +24,7 @@ typedef struct {
   long counter;
 } atomic_long_t;
 
-// Since 6.8: how many objects (the superblock, its mounts, its inodes) a group of each
+// Since 6.10: how many objects (the superblock, its mounts, its inodes) a group of each
 // priority watches — [1] is FSNOTIFY_PRIO_CONTENT: permission-event groups, pre-content
 // ones included (fsnotify_sb_has_priority_watchers).
 struct fsnotify_sb_info {

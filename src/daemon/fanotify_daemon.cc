@@ -241,8 +241,10 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
   return Status::Ok();
 }
 
-Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype, bool remeasure) {
+Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype, bool remeasure,
+                                      uint64_t* placed) {
   LIM_ASSIGN_OR_RETURN(uint64_t dev, DeviceOf(w));
+  if (placed) *placed = dev;
   std::lock_guard<std::mutex> order(mark_order_mu_);
   if (closing_) return Status::Unavailable("limd is stopping: " + w + " not marked");
   {

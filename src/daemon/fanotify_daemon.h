@@ -187,7 +187,9 @@ class FanotifyDaemon {
   // FAN_PRE_ACCESS in the pre-content group where the filesystem accepts it, then the
   // content mask. A superblock already marked is left alone. Any thread. remeasure: every
   // access hashes again (FUSE from a trusted mounter: Access::remeasure).
-  Status MarkFilesystem(const std::string& root, const std::string& fstype, bool remeasure = false);
+  // placed: the device (st_dev) it marked, when it did.
+  Status MarkFilesystem(const std::string& root, const std::string& fstype, bool remeasure = false,
+                        uint64_t* placed = nullptr);
   void Stop() { stop_.store(true); }
   // Whether the content group holds a filesystem mark on superblock dev now (the group's
   // fdinfo, "sdev:"). A superblock's marks go with it (the umount of its last mount, a

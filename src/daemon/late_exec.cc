@@ -33,21 +33,36 @@ uint64_t MonotonicNs() {
 void MarkedDevs::Add(uint64_t dev, uint64_t at_ns) {
   std::lock_guard<std::mutex> lk(mu_);
   at_[dev] = at_ns;  // a later mark is a new superblock under a reused number
+  generation_++;
   if (observer_) observer_(dev, at_ns != kNotYet);
 }
 
 void MarkedDevs::Forget(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
   at_.erase(dev);
+  generation_++;
   if (observer_) observer_(dev, false);
 }
 
-bool MarkedDevs::AnyMarking() const {
+void MarkedDevs::BeginMark() {
   std::lock_guard<std::mutex> lk(mu_);
+  marking_++;
+  generation_++;
+}
+
+void MarkedDevs::EndMark() {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (marking_ > 0) marking_--;
+  generation_++;
+}
+
+std::optional<uint64_t> MarkedDevs::Quiet() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (marking_ > 0) return std::nullopt;
   for (const auto& [dev, at] : at_) {
-    if (at == kNotYet) return true;
+    if (at == kNotYet) return std::nullopt;
   }
-  return false;
+  return generation_;
 }
 
 void MarkedDevs::Observe(std::function<void(uint64_t dev, bool marked)> observer) {
@@ -204,9 +219,14 @@ bool LateExecs::RecordedElsewhere(uint64_t dev, pid_t pid, const std::string& fi
 }
 
 bool LateExecs::SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& file, uint64_t began) {
-  if (!hooks_.record_dev_marked || marked_->AnyMarking()) return false;
+  // The mark time and the group's word on the mark must belong to one mark: no mark may be
+  // placed between the two reads (a new superblock under a recycled number, marked after
+  // the exec began, would otherwise lend its mark to the gone one's time).
+  auto before = marked_->Quiet();
+  if (!hooks_.record_dev_marked || !before) return false;
   auto marked_at = marked_->MarkedAt(file.dev);
   if (!marked_at || *marked_at > began || !hooks_.record_dev_marked(file.dev)) return false;
+  if (marked_->Quiet() != before) return false;
   ForgetMaps(pid, time_ns);
   seen_by_record_++;
   return true;

@@ -74,13 +74,21 @@ class MarkedDevs {
   // (Marking, Forget). Called under this object's lock (it must not call back); nullptr
   // stops it. ExecTraceBpf::MarkDev keeps its device map so.
   void Observe(std::function<void(uint64_t dev, bool marked)> observer);
-  // Whether a mark is being placed now (Marking() without its Add() or Forget() yet).
-  bool AnyMarking() const;
+  // A mark is being placed, whatever its device (the caller could not stat its path, or
+  // the path changed under it): until EndMark(), Quiet() is nullopt.
+  void BeginMark();
+  void EndMark();
+  // The count of changes so far (Add, Marking, Forget, BeginMark, EndMark), or nullopt
+  // while any mark is being placed. A decision that reads it before and after looking at
+  // the marks, and gets the same value both times, saw no mark placed in between.
+  std::optional<uint64_t> Quiet() const;
 
  private:
   mutable std::mutex mu_;
   std::map<uint64_t, uint64_t> at_;
   std::function<void(uint64_t, bool)> observer_;
+  uint64_t generation_ = 0;  // under mu_
+  int marking_ = 0;          // BeginMark()s without EndMark() (under mu_)
 };
 
 // The ima-buf text of a `lim-late-exec` entry (docs/limd.md). extra: further fields, each

@@ -231,6 +231,43 @@ TEST_F(LateExecOrder, TheRecordsFileSettlesAnExecFanotifySaw) {
   EXPECT_EQ(late.missed(), 2u);
 }
 
+// A new superblock under a recycled number, marked while the trace thread decides: the
+// gone one's mark time and the new one's mark must not be taken together (the exec began
+// before the new mark, so fanotify did not see it).
+TEST_F(LateExecOrder, AMarkPlacedWhileARecordIsDecidedSettlesNothing) {
+  const uint64_t dev = makedev(0, 4252);
+  MarkedDevs marked;
+  const uint64_t ms = 1'000'000;
+  uint64_t t = MonotonicNs() - 100 * ms;
+  marked.Add(dev, t);  // the gone superblock's mark
+  LateExecHooks hooks;
+  hooks.record_dev_marked = [&marked, dev](uint64_t d) {
+    // Discovery marks the new superblock between the trace thread's two looks.
+    marked.Marking(dev);
+    marked.Add(dev, MonotonicNs());
+    return d == dev;
+  };
+  LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), hooks);
+  pid_t pid = GonePid();
+  late.OnExecEnter(pid, t + 1 * ms);
+  late.OnExec(pid, pid, "/prog", t + 2 * ms, LateExecs::ExecFile{dev, 2});
+  EXPECT_EQ(late.seen_by_record(), 0u);
+}
+
+TEST(MarkedDevs, QuietOnlyWhileNoMarkIsPlacedAndChangesWithEachMark) {
+  MarkedDevs m;
+  auto q0 = m.Quiet();
+  ASSERT_TRUE(q0.has_value());
+  m.BeginMark();
+  EXPECT_FALSE(m.Quiet().has_value());
+  m.Marking(7);
+  m.EndMark();
+  EXPECT_FALSE(m.Quiet().has_value());  // 7 is still being placed
+  m.Add(7, 100);
+  ASSERT_TRUE(m.Quiet().has_value());
+  EXPECT_NE(m.Quiet(), q0);
+}
+
 // A gone process whose exec's start was lost: its binary used to be the earliest executable
 // mapping of the 20 ms before the completion — here the previous program's, on another
 // superblock. The record's file picks the mapping of the inode that ran.

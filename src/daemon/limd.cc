@@ -460,11 +460,17 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
   mounts_ = std::make_unique<MountWatch>(
       mwo,
       [this](const std::string& path, const std::string& fstype) {
+        marked_.BeginMark();  // whatever the device: no exec record settles meanwhile
         auto dev = DeviceOf(path);
         if (dev.ok()) marked_.Marking(*dev);  // late_exec.h: no stale mark time meanwhile
-        Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype)
+        uint64_t placed = 0;  // the device the content group marked (its own stat of path)
+        Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype, false, &placed)
                                                          : sides_->Mark(path, fstype);
         if (dev.ok()) ms.ok() ? marked_.Add(*dev, MonotonicNs()) : marked_.Forget(*dev);
+        // The path changed under the two stats (mounted over): the superblock marked is the
+        // one whose time counts.
+        if (ms.ok() && placed != 0 && (!dev.ok() || placed != *dev)) marked_.Add(placed, MonotonicNs());
+        marked_.EndMark();
         if (ms.ok()) MarkAttrib(path, fstype);
         return ms;
       },

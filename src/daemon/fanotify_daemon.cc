@@ -314,8 +314,13 @@ bool FanotifyDaemon::RecordDevMarked(uint64_t dev) {
     std::lock_guard<std::mutex> lk(marks_mu_);
     if (sdevs_unknown_ || !devs_.count(dev) || foreign_sdevs_.count(dev)) return false;
   }
+  return GroupListsMark(dev).value_or(false);  // unreadable: it cannot vouch
+}
+
+std::optional<bool> FanotifyDaemon::GroupListsMark(uint64_t dev) {
   auto text = group_->FdInfo();
-  return text.ok() && text->find(SuperblockMarkLine(dev)) != std::string::npos;
+  if (!text.ok()) return std::nullopt;
+  return text->find(SuperblockMarkLine(dev)) != std::string::npos;
 }
 
 bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {
@@ -325,9 +330,7 @@ bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {
     std::lock_guard<std::mutex> lk(marks_mu_);
     if (!devs_.count(dev)) return true;
   }
-  auto text = group_->FdInfo();
-  if (!text.ok()) return true;  // cannot tell: keep what limd believes
-  return text->find(SuperblockMarkLine(dev)) != std::string::npos;
+  return GroupListsMark(dev).value_or(true);  // unreadable: cannot tell, keep what limd believes
 }
 
 FanotifyDaemon::DevInfo FanotifyDaemon::Dev(uint64_t dev) {

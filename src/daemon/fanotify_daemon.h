@@ -46,6 +46,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -217,6 +218,9 @@ class FanotifyDaemon {
   uint64_t count_resets() const { return probe_ ? probe_->resets() : 0; }
 
  private:
+  // Whether the content group's fdinfo lists a filesystem mark on device dev ("sdev:") now;
+  // nullopt when it cannot be read.
+  std::optional<bool> GroupListsMark(uint64_t dev);
   // The measurer steps of one permission event (Pending::steps, Pending::done).
   enum Step : uint8_t {
     kExecStep = 1,     // an exec open: BPRM_CHECK, or MMAP_CHECK for an ELF interpreter

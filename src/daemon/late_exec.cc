@@ -32,14 +32,20 @@ uint64_t MonotonicNs() {
 
 void MarkedDevs::Add(uint64_t dev, uint64_t at_ns) {
   std::lock_guard<std::mutex> lk(mu_);
-  at_[dev] = at_ns;  // a later mark is a new superblock under a reused number
+  uint64_t& at = at_[dev];  // a later mark is a new superblock under a reused number
+  if (at == kNotYet) not_yet_--;  // a new entry starts at 0, never kNotYet
+  if (at_ns == kNotYet) not_yet_++;
+  at = at_ns;
   generation_++;
   if (observer_) observer_(dev, at_ns != kNotYet);
 }
 
 void MarkedDevs::Forget(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
-  at_.erase(dev);
+  if (auto it = at_.find(dev); it != at_.end()) {
+    if (it->second == kNotYet) not_yet_--;
+    at_.erase(it);
+  }
   generation_++;
   if (observer_) observer_(dev, false);
 }
@@ -58,10 +64,7 @@ void MarkedDevs::EndMark() {
 
 std::optional<uint64_t> MarkedDevs::Quiet() const {
   std::lock_guard<std::mutex> lk(mu_);
-  if (marking_ > 0) return std::nullopt;
-  for (const auto& [dev, at] : at_) {
-    if (at == kNotYet) return std::nullopt;
-  }
+  if (marking_ > 0 || not_yet_ > 0) return std::nullopt;
   return generation_;
 }
 

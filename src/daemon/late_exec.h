@@ -89,6 +89,7 @@ class MarkedDevs {
   std::function<void(uint64_t, bool)> observer_;
   uint64_t generation_ = 0;  // under mu_
   int marking_ = 0;          // BeginMark()s without EndMark() (under mu_)
+  size_t not_yet_ = 0;       // entries of at_ at kNotYet (under mu_): Quiet() asks per exec record
 };
 
 // The ima-buf text of a `lim-late-exec` entry (docs/limd.md). extra: further fields, each

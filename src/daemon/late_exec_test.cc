@@ -180,30 +180,28 @@ TEST_F(LateExecOrder, TheRecordsFileSettlesAnExecFanotifySaw) {
   bool vouched = true;
   hooks.record_dev_marked = [&vouched, marked_dev](uint64_t dev) { return vouched && dev == marked_dev; };
   LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), hooks);
+  // A gone process's exec of the marked file, begun at t + 1 ms, and three passes.
+  auto exec_gone = [&] {
+    pid_t pid = GonePid();
+    late.OnExecEnter(pid, t + 1 * ms);
+    late.OnExec(pid, pid, "/bin/true", t + 2 * ms, LateExecs::ExecFile{marked_dev, 5});
+    for (int i = 0; i < 3; ++i) late.AfterDrain();
+  };
   // The content group cannot vouch for the record's device (a btrfs subvolume, a side
   // group's mark, a stale entry): not settled by the record.
   // Each goes the mapping way then, and none came: missed.
   vouched = false;
-  pid_t unvouched = GonePid();
-  late.OnExecEnter(unvouched, t + 1 * ms);
-  late.OnExec(unvouched, unvouched, "/bin/true", t + 2 * ms, LateExecs::ExecFile{marked_dev, 5});
-  for (int i = 0; i < 3; ++i) late.AfterDrain();
+  exec_gone();
   EXPECT_EQ(late.seen_by_record(), 0u);
   EXPECT_EQ(late.missed(), 1u);
   vouched = true;
   // While any mark is being placed (its superblock's s_dev not known yet): not either.
   marked.Marking(makedev(0, 4251));
-  pid_t marking = GonePid();
-  late.OnExecEnter(marking, t + 1 * ms);
-  late.OnExec(marking, marking, "/bin/true", t + 2 * ms, LateExecs::ExecFile{marked_dev, 5});
-  for (int i = 0; i < 3; ++i) late.AfterDrain();
+  exec_gone();
   EXPECT_EQ(late.seen_by_record(), 0u);
   EXPECT_EQ(late.missed(), 2u);
   marked.Forget(makedev(0, 4251));
-  pid_t pid = GonePid();
-  late.OnExecEnter(pid, t + 1 * ms);
-  late.OnExec(pid, pid, "/bin/true", t + 2 * ms, LateExecs::ExecFile{marked_dev, 5});
-  for (int i = 0; i < 3; ++i) late.AfterDrain();
+  exec_gone();
   EXPECT_EQ(late.seen_by_record(), 1u);
   EXPECT_EQ(late.missed(), 2u);  // the two above only
   EXPECT_TRUE(LateExecBuffers().empty());
@@ -266,6 +264,17 @@ TEST(MarkedDevs, QuietOnlyWhileNoMarkIsPlacedAndChangesWithEachMark) {
   m.Add(7, 100);
   ASSERT_TRUE(m.Quiet().has_value());
   EXPECT_NE(m.Quiet(), q0);
+  // The same device marked again while still being placed, a failed mark, an unknown one.
+  m.Marking(8);
+  m.Marking(8);
+  EXPECT_FALSE(m.Quiet().has_value());
+  m.Forget(8);
+  EXPECT_TRUE(m.Quiet().has_value());
+  m.Forget(9);
+  m.Marking(7);  // a mark of 7 again (a new superblock under its number)
+  EXPECT_FALSE(m.Quiet().has_value());
+  m.Add(7, 200);
+  EXPECT_TRUE(m.Quiet().has_value());
 }
 
 // A gone process whose exec's start was lost: its binary used to be the earliest executable

@@ -501,13 +501,14 @@ ExecBpfOutcome AttachExecTraceBpf(TraceEvents* t, bool only_fd_paths, bool exec_
   auto loaded = ExecTraceBpf::Load(*exec, only_fd_paths);
   if (!loaded.ok()) return fallback(loaded.status().message());
   ExecTraceBpf::CpuFds out, quiet;
-  auto done = t->AddBpfOutput(ExecTraceBpf::RecordFormat(*exec), exec_mmaps, TraceEvents::Wake::kEach, &out);
+  const TraceFormat format = ExecTraceBpf::RecordFormat(*exec);
+  auto done = t->AddBpfOutput(format, exec_mmaps, TraceEvents::Wake::kEach, &out);
   if (!done.ok()) return fallback(done.status().message());
   o.mmaps_on = exec_mmaps;  // the outputs stay, and report mappings, whatever follows
   // The completions of execs fanotify saw, read without a wake-up of their own
   // (ExecTraceBpf::quiet()); without these outputs every completion wakes.
   if ((*loaded)->quiet() &&
-      !t->AddBpfOutput(ExecTraceBpf::RecordFormat(*exec), false, TraceEvents::Wake::kWithOthers, &quiet).ok()) {
+      !t->AddBpfOutput(format, false, TraceEvents::Wake::kWithOthers, &quiet).ok()) {
     quiet.clear();
   }
   if (Status a = (*loaded)->Attach(out, quiet); !a.ok()) return fallback(a.message());

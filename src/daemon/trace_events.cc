@@ -181,6 +181,7 @@ Result<TraceFormat> TraceEvents::ReadFormat(const std::string& event) const {
   if (!text.ok()) return Status::Unavailable("tracepoint " + event + ": " + text.status().message());
   auto fmt = ParseTraceFormat(*text);
   if (!fmt.ok()) return Status::InvalidArgument(event + ": " + fmt.status().message());
+  fmt->event = event;
   return fmt;
 }
 
@@ -200,7 +201,8 @@ Result<int> TraceEvents::AddBpfOutput(TraceFormat format, bool exec_mmaps, Wake 
   perf_event_attr attr{};
   attr.type = PERF_TYPE_SOFTWARE;
   attr.config = PERF_COUNT_SW_BPF_OUTPUT;
-  auto fds = OpenPerCpu("tracepoint " + std::to_string(format.id) + " (BPF output)", attr, "", exec_mmaps, wake);
+  auto fds = OpenPerCpu((format.event.empty() ? "tracepoint " + std::to_string(format.id) : format.event) + " (BPF output)",
+                        attr, "", exec_mmaps, wake);
   if (!fds.ok()) return fds.status();
   cpu_fds->clear();
   for (size_t i = 0; i < cpus_.size(); ++i) cpu_fds->emplace_back(cpus_[i], (*fds)[i]);

@@ -46,6 +46,7 @@ struct TraceField {
 struct TraceFormat {
   uint32_t id = 0;
   std::map<std::string, TraceField> fields;
+  std::string event;  // "group/name" when read by TraceEvents::ReadFormat (for errors)
 };
 Result<TraceFormat> ParseTraceFormat(std::string_view text);
 

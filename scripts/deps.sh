@@ -13,6 +13,7 @@ PKGS=(
   sqlite3  # the shell the store tests use to look at a verifier's SQLite file from another process
   postgresql  # the server the PostgreSQL store tests start privately (initdb in a temp dir; libpq-dev is the client)
   chromium chromium-driver python3-selenium  # the verifier web view's browser test (headless chromium driven by selenium)
+  btrfs-progs  # mkfs.btrfs for limd's btrfs test: a btrfs's kernel device is none of its subvolumes' st_dev
 )
 missing=()
 for p in "${PKGS[@]}"; do

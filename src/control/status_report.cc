@@ -55,6 +55,7 @@ constexpr CountKey kCounts[] = {
     {"overlay_fuse_events", &StatusReport::overlay_fuse_events},
     {"overlay_fuse_permission_events", &StatusReport::overlay_fuse_permission_events},
     {"fuse_stalls", &StatusReport::fuse_stalls},
+    {"overlay_fuse_retired", &StatusReport::overlay_fuse_retired},
     {"overlay_backing_events", &StatusReport::overlay_backing_events},
     {"mount_namespaces", &StatusReport::mount_namespaces},
     {"mount_pokes", &StatusReport::mount_pokes},

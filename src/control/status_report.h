@@ -57,7 +57,7 @@ struct StatusReport {
   uint64_t hashes = 0, cache_hits = 0, tracked_inodes = 0, inode_evictions = 0;
   // Marks and mounts.
   uint64_t marks = 0, overlay_fuse_marks = 0, overlay_fuse_events = 0, overlay_fuse_permission_events = 0,
-           fuse_stalls = 0, overlay_backing_events = 0, mount_namespaces = 0, mount_pokes = 0;
+           fuse_stalls = 0, overlay_fuse_retired = 0, overlay_backing_events = 0, mount_namespaces = 0, mount_pokes = 0;
   DelayPercentiles poke_to_mark_us;
   // Tracepoints, late execs, keys, memfd execs.
   std::string tracepoints;  // "on", "partial", "off: why"

@@ -51,7 +51,7 @@ TEST(StatusReport, WritesEveryKey) {
                         "overflows", "events", "permission_events", "own_events", "answered", "timeouts",
                         "reply_errors", "measure_errors", "unknown_syscall", "unknown_syscall_reads", "unknown_syscall_writes", "hashes", "cache_hits", "cache_hit_rate",
                         "tracked_inodes", "inode_evictions", "marks", "overlay_fuse_marks", "overlay_fuse_events",
-                        "overlay_fuse_permission_events", "fuse_stalls", "overlay_backing_events", "mount_namespaces", "mount_pokes",
+                        "overlay_fuse_permission_events", "fuse_stalls", "overlay_fuse_retired", "overlay_backing_events", "mount_namespaces", "mount_pokes",
                         "poke_to_mark_us", "tracepoints", "exec_trace", "memfd_exec_trace", "trace_records", "trace_lost", "late_execs",
                         "execs_measured_before_run", "execs_seen_by_record", "trace_passes", "exec_records_quiet", "late_exec_gaps", "late_exec_missed", "late_execs_after_exit", "execs_placed_by_own_mountinfo", "own_mountinfo_reads", "count_probes", "count_probes_by_kernel_counts", "count_resets", "late_exec_delay_us",
                         "precontent_marks", "precontent_events", "precontent_quick", "ignore_marks_added",

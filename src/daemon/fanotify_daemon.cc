@@ -242,7 +242,7 @@ Status FanotifyDaemon::Init(FanotifyGroups groups) {
 }
 
 Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& fstype, bool remeasure,
-                                      uint64_t* placed) {
+                                      uint64_t* placed, uint64_t* placed_sdev) {
   LIM_ASSIGN_OR_RETURN(uint64_t dev, DeviceOf(w));
   if (placed) *placed = dev;
   std::lock_guard<std::mutex> order(mark_order_mu_);
@@ -252,7 +252,7 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
     auto it = devs_.find(dev);
     if (it != devs_.end()) {
       lk.unlock();
-      if (SuperblockMarked(dev)) return Status::Ok();
+      if (MarkedHere(dev, w).value_or(true)) return Status::Ok();
       // The superblock marked under this dev is gone, and a new one took its number.
       lk.lock();
       it = devs_.find(dev);
@@ -292,29 +292,65 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
     return Status::Unavailable("fanotify_mark " + w + ": " + s.message());
   }
   marks_++;
-  // The superblock's kernel device, from the mark it gained (RecordDevMarked): the same as
-  // st_dev, or not (btrfs subvolumes).
+  // The superblock's kernel device, from the mark it gained (RecordDevMarked, MarkedHere):
+  // the same as st_dev, or not (btrfs: s_dev is none of its subvolumes' st_dev).
   auto after = group_->FdInfo();
   if (!before.ok() || !after.ok()) {
     std::lock_guard<std::mutex> lk(marks_mu_);
     sdevs_unknown_ = true;  // not learned: RecordDevMarked says no from now on
-  } else {
-    std::set<uint64_t> had = SuperblockDevsIn(*before);
-    std::lock_guard<std::mutex> lk(marks_mu_);
-    for (uint64_t sdev : SuperblockDevsIn(*after)) {
-      if (had.count(sdev)) continue;
-      if (sdev == dev) foreign_sdevs_.erase(sdev); else foreign_sdevs_.insert(sdev);
+    return Status::Ok();
+  }
+  std::set<uint64_t> had = SuperblockDevsIn(*before), added;
+  for (uint64_t s : SuperblockDevsIn(*after)) {
+    if (!had.count(s)) added.insert(s);
+  }
+  uint64_t sdev = 0;  // unknown: MarkedHere looks for st_dev
+  if (added.size() == 1) {
+    sdev = *added.begin();
+  } else if (added.empty()) {
+    // The superblock was marked already (another subvolume of a marked btrfs, another
+    // mount of it): listed under st_dev, or asked of a group of its own.
+    if (SuperblockDevsIn(*after).count(dev)) {
+      sdev = dev;
+    } else if (auto k = SuperblockDevOf(w); k.ok()) {
+      sdev = *k;
+    } else {
+      Log("the kernel device of " + w + " is unknown (" + k.status().message() + "): its mark is checked under its st_dev");
     }
   }
+  std::lock_guard<std::mutex> lk(marks_mu_);
+  for (uint64_t s : added) {
+    if (s == dev) foreign_sdevs_.erase(s); else foreign_sdevs_.insert(s);
+    // No mark was on s before this one: every other entry that named s as its superblock
+    // names a gone one (its number taken by this superblock).
+    for (auto& [d, i] : devs_) {
+      if (d != dev && (i.sdev == s || (i.sdev == 0 && d == s))) i.sdev = kGoneSdev;
+    }
+  }
+  if (sdev != 0 && sdev != dev) foreign_sdevs_.insert(sdev);
+  devs_[dev].sdev = sdev;
+  if (placed_sdev && added.size() == 1 && sdev != dev) *placed_sdev = sdev;
   return Status::Ok();
 }
 
 bool FanotifyDaemon::RecordDevMarked(uint64_t dev) {
   {
     std::lock_guard<std::mutex> lk(marks_mu_);
-    if (sdevs_unknown_ || !devs_.count(dev) || foreign_sdevs_.count(dev)) return false;
+    if (sdevs_unknown_) return false;
+    // A kernel device this group learned at a mark: a btrfs's (foreign_sdevs_), or a plain
+    // superblock's own st_dev.
+    auto it = devs_.find(dev);
+    bool plain = it != devs_.end() && (it->second.sdev == dev || it->second.sdev == 0);
+    if (!plain && !foreign_sdevs_.count(dev)) return false;
   }
   return GroupListsMark(dev).value_or(false);  // unreadable: it cannot vouch
+}
+
+uint64_t FanotifyDaemon::ForeignSdevOf(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(marks_mu_);
+  auto it = devs_.find(dev);
+  if (it == devs_.end() || it->second.sdev == 0 || it->second.sdev == dev || it->second.sdev == kGoneSdev) return 0;
+  return it->second.sdev;
 }
 
 std::optional<bool> FanotifyDaemon::GroupListsMark(uint64_t dev) {
@@ -323,14 +359,31 @@ std::optional<bool> FanotifyDaemon::GroupListsMark(uint64_t dev) {
   return text->find(SuperblockMarkLine(dev)) != std::string::npos;
 }
 
-bool FanotifyDaemon::SuperblockMarked(uint64_t dev) {
+std::optional<bool> FanotifyDaemon::MarkedHere(uint64_t dev, const std::string& path) {
+  uint64_t sdev;
   {
-    // Not one of this group's (an overlay or FUSE side group's, or never marked): this
-    // group cannot tell, and what limd believes stands.
     std::lock_guard<std::mutex> lk(marks_mu_);
-    if (!devs_.count(dev)) return true;
+    auto it = devs_.find(dev);
+    if (it == devs_.end()) {
+      // A btrfs's own device, learned at its mark (exec records and their mark time name it).
+      if (foreign_sdevs_.count(dev)) sdev = dev;
+      else return std::nullopt;
+    } else {
+      sdev = it->second.sdev != 0 ? it->second.sdev : dev;
+    }
+    if (sdev == kGoneSdev) return false;  // a later mark showed its superblock gone
+    // A btrfs mark's s_dev now: the superblock once marked under this st_dev is gone.
+    if (sdev == dev && foreign_sdevs_.count(dev)) return false;
   }
-  return GroupListsMark(dev).value_or(true);  // unreadable: cannot tell, keep what limd believes
+  // Under a btrfs's device the superblock's own mark says nothing of this st_dev: a
+  // subvolume's number, freed while the btrfs stays mounted, may now be another
+  // superblock's. The superblock under the path now must be the one learned (unknown:
+  // not marked — a second mark of a marked superblock changes nothing).
+  if (sdev != dev && !path.empty()) {
+    auto now = SuperblockDevOf(path);
+    if (!now.ok() || *now != sdev) return false;
+  }
+  return GroupListsMark(sdev).value_or(true);  // unreadable: cannot tell, keep what limd believes
 }
 
 FanotifyDaemon::DevInfo FanotifyDaemon::Dev(uint64_t dev) {
@@ -509,6 +562,7 @@ void FanotifyDaemon::HandleFdError(int error, uint64_t mask, pid_t pid) {
   if (stats_.fd_errors++ == 0) {
     // Every later access would be denied the same way: unmark this group's filesystems.
     std::lock_guard<std::mutex> lk(mark_order_mu_);
+    unmarked_after_denial_.store(true);  // before the marks go: MarkedHere's "gone" would be wrong
     if (group_->FlushFilesystemMarks().ok()) marks_ = 0;
     std::string fs;
     {

@@ -188,16 +188,24 @@ class FanotifyDaemon {
   // FAN_PRE_ACCESS in the pre-content group where the filesystem accepts it, then the
   // content mask. A superblock already marked is left alone. Any thread. remeasure: every
   // access hashes again (FUSE from a trusted mounter: Access::remeasure).
-  // placed: the device (st_dev) it marked, when it did.
+  // placed: the device (st_dev) it marked, when it did; placed_sdev: the superblock's kernel
+  // device when this mark was the first on it and that differs from st_dev (a btrfs), else 0.
   Status MarkFilesystem(const std::string& root, const std::string& fstype, bool remeasure = false,
-                        uint64_t* placed = nullptr);
+                        uint64_t* placed = nullptr, uint64_t* placed_sdev = nullptr);
   void Stop() { stop_.store(true); }
-  // Whether the content group holds a filesystem mark on superblock dev now (the group's
-  // fdinfo, "sdev:"). A superblock's marks go with it (the umount of its last mount, a
-  // user namespace's end), and its st_dev may be handed to a new superblock (tmpfs takes
-  // anonymous device numbers) that nobody marked. A dev this group never marked (an overlay
-  // or FUSE side group's) counts as marked: this group cannot tell. Any thread.
-  bool SuperblockMarked(uint64_t dev);
+  // Whether the mark this group placed under st_dev dev is still there (the group's fdinfo,
+  // "sdev:"). A superblock's marks go with it (the umount of its last mount, a user
+  // namespace's end), and its st_dev may be handed to a new superblock (overlay, FUSE and
+  // tmpfs take anonymous device numbers) that nobody marked. nullopt: this group never
+  // marked dev. An unreadable fdinfo: true (cannot tell; what limd believes stands). A dev
+  // that is now the kernel device of a mark placed under another st_dev (a btrfs) is no
+  // longer the superblock marked under it: false. path (optional): where dev is mounted;
+  // for a mark whose kernel device differs from dev (a btrfs subvolume's), the superblock
+  // under path now must be that kernel device's. Any thread.
+  std::optional<bool> MarkedHere(uint64_t dev, const std::string& path = "");
+  // MarkedHere, with a dev this group never marked (an overlay or FUSE side group's) counted
+  // as marked: this group cannot tell.
+  bool SuperblockMarked(uint64_t dev) { return MarkedHere(dev).value_or(true); }
   // Strictly: whether this group holds a filesystem mark on the superblock whose kernel
   // device (super_block.s_dev, what an exec's BPF record carries) is dev, placed under that
   // same st_dev. False when it cannot tell (fdinfo unreadable), for a dev this group never
@@ -205,11 +213,16 @@ class FanotifyDaemon {
   // subvolumes): a stale st_dev entry of a gone superblock must not vouch for a new one
   // that took its number. Any thread.
   bool RecordDevMarked(uint64_t dev);
+  // The kernel device learned for the mark under st_dev dev when it differs (a btrfs), else 0.
+  uint64_t ForeignSdevOf(uint64_t dev);
   // Handles of inodes the start scan seeded as read (their closes come later).
   void LearnReaderHandles(const std::vector<ScanReport::ReaderHandle>& handles);
 
   const DaemonStats& stats() const { return stats_; }
   size_t marks() const { return marks_.load(); }
+  // The kernel could not open a file for limd and this group removed its marks (FUSE
+  // servers that refuse limd): no mark is left to say whether its superblocks live.
+  bool unmarked_after_denial() const { return unmarked_after_denial_.load(); }
   size_t precontent_marks() const { return precontent_marks_.load(); }
   bool report_tid() const { return report_tid_; }
   // Open-count probes made (open_count_probe.h), and the inodes whose counts they reset.
@@ -333,7 +346,11 @@ class FanotifyDaemon {
     bool reader_close_group = false;  // its FAN_CLOSE_NOWRITE in closes_, not the content group
     bool remeasure = false;           // Access::remeasure for its files
     std::string fsname;
+    // The kernel's device of the superblock marked (super_block.s_dev, what the group's
+    // fdinfo lists): st_dev, or not (btrfs).
+    uint64_t sdev = 0;  // 0: unknown (st_dev is looked for); kGoneSdev: the superblock is gone
   };
+  static constexpr uint64_t kGoneSdev = ~0ull;
   DevInfo Dev(uint64_t dev);
   // Reads every queued reader close (before a write-open looks at reader counts, and at
   // least every kDrainInterval).
@@ -349,6 +366,7 @@ class FanotifyDaemon {
   // Kernel devices (s_dev) of this group's marks placed under another st_dev, learned from
   // the fdinfo at each mark (RecordDevMarked), under marks_mu_.
   std::set<uint64_t> foreign_sdevs_;
+  std::atomic<bool> unmarked_after_denial_{false};  // set before the flush (HandleFdError)
   bool sdevs_unknown_ = false;  // a mark's could not be learned (under marks_mu_)
   // Held across a whole MarkFilesystem and by the shutdown flush: once closing_ is set no
   // new mark appears, so the drain in Run() sees the last event anyone can queue.

@@ -165,11 +165,11 @@ TEST_F(FanotifyDaemonFake, MarksEachGroupWithItsMask) {
   EXPECT_EQ(daemon_->marks(), 1u);
 }
 
-// An exec's BPF record carries the superblock's kernel device (s_dev). Only a mark placed
-// under that same st_dev vouches for it: a btrfs subvolume's st_dev differs from its
-// superblock's s_dev, and a stale entry of a gone superblock under the s_dev's number
-// must not make the new superblock look marked.
-TEST_F(FanotifyDaemonFake, ARecordsDeviceIsVouchedForOnlyByAMarkUnderThatSameDevice) {
+// An exec's BPF record carries the superblock's kernel device (s_dev), which the group's
+// fdinfo lists; a btrfs's differs from its subvolumes' st_dev. A mark vouches for the s_dev
+// it was learned under (and its caller is told that s_dev, for its mark time); a stale entry
+// of a gone superblock under the same number is not the superblock marked any more.
+TEST_F(FanotifyDaemonFake, ARecordsDeviceIsVouchedForByTheMarkItWasLearnedFrom) {
   Start(false);
   struct stat st;
   ASSERT_EQ(::stat(files_.c_str(), &st), 0);
@@ -192,9 +192,25 @@ TEST_F(FanotifyDaemonFake, ARecordsDeviceIsVouchedForOnlyByAMarkUnderThatSameDev
   EXPECT_TRUE(daemon_->RecordDevMarked(xs.st_dev));
   content_->DropMarkSdev(xs.st_dev);  // x's superblock is gone; limd's entry for it stays
   EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev));
+  EXPECT_EQ(daemon_->MarkedHere(xs.st_dev), std::optional<bool>(false));
+  struct stat ys;
+  ASSERT_EQ(::stat(dirs[1].c_str(), &ys), 0);
   content_->NextMarkSdev(xs.st_dev);
-  ASSERT_TRUE(daemon_->MarkFilesystem(dirs[1], "btrfs", false).ok());
-  EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev)) << "a mark under another st_dev vouched for " << dirs[0];
+  uint64_t placed = 0, placed_sdev = 0;
+  ASSERT_TRUE(daemon_->MarkFilesystem(dirs[1], "btrfs", false, &placed, &placed_sdev).ok());
+  EXPECT_EQ(placed, static_cast<uint64_t>(ys.st_dev));
+  EXPECT_EQ(placed_sdev, static_cast<uint64_t>(xs.st_dev));  // the caller records its mark time under it
+  EXPECT_EQ(daemon_->ForeignSdevOf(ys.st_dev), static_cast<uint64_t>(xs.st_dev));
+  // The btrfs's records name x's number: its mark vouches for them.
+  EXPECT_TRUE(daemon_->RecordDevMarked(xs.st_dev));
+  // Its own st_dev is asked under the superblock's device, which fdinfo lists.
+  EXPECT_EQ(daemon_->MarkedHere(ys.st_dev), std::optional<bool>(true));
+  // x's entry names the number the btrfs now holds: x's superblock is not the one marked.
+  EXPECT_EQ(daemon_->MarkedHere(xs.st_dev), std::optional<bool>(false));
+  content_->DropMarkSdev(xs.st_dev);  // the btrfs goes too
+  EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev));
+  EXPECT_EQ(daemon_->MarkedHere(ys.st_dev), std::optional<bool>(false));
+  EXPECT_EQ(daemon_->MarkedHere(makedev(0, 4249)), std::nullopt);  // never marked: cannot tell
   EXPECT_TRUE(daemon_->SuperblockMarked(dev));
 }
 

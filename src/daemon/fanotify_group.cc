@@ -115,6 +115,17 @@ std::set<uint64_t> SuperblockDevsIn(const std::string& fdinfo) {
   return out;
 }
 
+Result<uint64_t> SuperblockDevOf(const std::string& path) {
+  // No event is read: the group's queue goes with it.
+  LIM_ASSIGN_OR_RETURN(auto g, OpenFanotifyGroup(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC));
+  LIM_RETURN_IF_ERROR(g->MarkFilesystem(path, FAN_CLOSE_WRITE));
+  LIM_ASSIGN_OR_RETURN(std::string info, g->FdInfo());
+  std::set<uint64_t> devs = SuperblockDevsIn(info);
+  if (devs.size() != 1) return Status::IoError("fanotify fdinfo of a mark on " + path + " lists " +
+                                               std::to_string(devs.size()) + " superblocks");
+  return *devs.begin();
+}
+
 std::string SuperblockMarkLine(uint64_t dev) {
   auto d = static_cast<dev_t>(dev);
   char line[64];

@@ -63,6 +63,12 @@ std::string SuperblockMarkLine(uint64_t dev);
 // filesystem marks on ("fanotify sdev:…" lines: the kernel's super_block.s_dev).
 std::set<uint64_t> SuperblockDevsIn(const std::string& fdinfo);
 
+// The kernel's device of the superblock mounted at path (super_block.s_dev: what mountinfo
+// and an exec's BPF record show; a btrfs's differs from stat's st_dev), read from the fdinfo
+// of a notification group opened for the purpose with one filesystem mark, then closed.
+// Needs CAP_SYS_ADMIN.
+Result<uint64_t> SuperblockDevOf(const std::string& path);
+
 // A kernel group: fanotify_init(init_flags, event_f_flags). The error names fanotify_init
 // and keeps errno's message.
 Result<std::unique_ptr<FanotifyGroup>> OpenFanotifyGroup(unsigned init_flags, unsigned event_f_flags);

@@ -302,15 +302,15 @@ void LateExecs::OnExec(pid_t pid, pid_t old_pid, const std::string& filename, ui
     if (undecided_.size() < 4096) {
       undecided_.push_back(UndecidedExec{pid, old_pid, filename, time_ns, pfd, 0, file});
     } else {
-      DecideRunning(pid, old_pid, filename, 0, time_ns, pfd, st);
+      DecideRunning(pid, old_pid, filename, 0, time_ns, pfd, st, file);
     }
     return;
   }
-  DecideRunning(pid, old_pid, filename, *began, time_ns, pfd, st);
+  DecideRunning(pid, old_pid, filename, *began, time_ns, pfd, st, file);
 }
 
 void LateExecs::DecideRunning(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t began, uint64_t time_ns,
-                              int pfd, const struct stat& st) {
+                              int pfd, const struct stat& st, const std::optional<ExecFile>& file) {
   std::string proc = "/proc/" + std::to_string(pid);
   auto dev = static_cast<uint64_t>(st.st_dev);
   ForgetMaps(pid, time_ns);
@@ -332,7 +332,11 @@ void LateExecs::DecideRunning(pid_t pid, pid_t old_pid, const std::string& filen
     ::close(pfd);
     return;
   }
-  auto marked_at = MarkedAtNow(dev);
+  // The superblock by its own device when the record names this very file: a btrfs
+  // subvolume's st_dev may be a number a gone mark once held (and the record's s_dev is the
+  // one the btrfs's mark time is kept under).
+  bool same_file = file && file->ino == static_cast<uint64_t>(st.st_ino);
+  auto marked_at = MarkedAtNow(same_file ? file->dev : dev);
   if ((marked_at && *marked_at <= began) || !S_ISREG(st.st_mode) || !hooks_.qualifies) {
     ::close(pfd);
     return;
@@ -540,7 +544,7 @@ void LateExecs::AfterDrain() {
     }
     struct stat st;
     if (::fstat(u.pfd, &st) == 0) {
-      DecideRunning(u.pid, u.old_pid, u.filename, began.value_or(0), u.time_ns, u.pfd, st);
+      DecideRunning(u.pid, u.old_pid, u.filename, began.value_or(0), u.time_ns, u.pfd, st, u.file);
     } else {
       ::close(u.pfd);
     }

@@ -245,9 +245,11 @@ class LateExecs {
   bool SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& file, uint64_t began);
   // The running exec's decision: not a late exec (seen by fanotify, measured before it
   // ran, recorded elsewhere, not limd's), or its late entry. began: its sys_enter time (0:
-  // unknown — then any mark after limd's start may have come after it). Closes pfd.
+  // unknown — then any mark after limd's start may have come after it). Closes pfd. file:
+  // the record's; when it names the same inode as pfd, its device (the kernel's s_dev)
+  // is the one whose mark time counts (a btrfs subvolume's st_dev is no mark's).
   void DecideRunning(pid_t pid, pid_t old_pid, const std::string& filename, uint64_t began, uint64_t time_ns, int pfd,
-                     const struct stat& st);
+                     const struct stat& st, const std::optional<ExecFile>& file);
   // The binary of pid's exec that began at `began` and completed at time_ns: with the
   // record's file, pid's latest mapping of that inode up to time_ns; without it (or when no
   // mapping of it came: an overlayfs file is mapped as its backing file), its earliest

@@ -446,17 +446,33 @@ Status Limd::StartDaemon() {
   return StartMountWatch(std::move(mwo));
 }
 
+bool Limd::StillMarked(uint64_t dev, const std::string& path) {
+  // Anonymous device numbers go round overlay, FUSE and tmpfs superblocks alike: the group
+  // that marked this number answers for it, and a side group's answer counts as much as the
+  // content group's (before, a side group's device always counted as marked, and a tmpfs
+  // that took a gone overlay's number was never marked).
+  std::optional<bool> content = daemon_->MarkedHere(dev, path);
+  std::optional<bool> side = sides_->MarkedHere(dev);
+  if (!content && !side) return true;
+  return content.value_or(false) || side.value_or(false);
+}
+
 // Marks the default set (no --watch) and, from then on, filesystems attached later; what
 // already runs from a filesystem marked later is measured right after its mark.
 Status Limd::StartMountWatch(MountWatchOptions mwo) {
   // When each superblock was marked: an exec that began before its superblock's mark was
   // not seen by fanotify (LateExecs).
-  mwo.still_marked = [dp = daemon_.get()](dev_t dev) { return dp->SuperblockMarked(dev); };
+  mwo.still_marked = [this](dev_t dev, const std::string& path) { return StillMarked(dev, path); };
+  mwo.refused = [sides = sides_.get()](dev_t dev) { return sides->Refused(dev); };
   mwo.nice = flags_.reader_nice;
   // What already runs from a superblock marked later, off the discovery thread.
   exe_scanner_ = std::make_unique<ExecutableScanner>(measurer_.get(), ::getpid(), LogFn());
   mwo.after_mark = [sc = exe_scanner_.get()](const std::string&, dev_t dev) { sc->Add(dev); };
-  for (uint64_t dev : mwo.already_marked) marked_.Add(dev, 0);
+  for (uint64_t dev : mwo.already_marked) {
+    marked_.Add(dev, 0);
+    // A btrfs: its exec records carry the superblock's own device (RecordDevMarked).
+    if (uint64_t sdev = daemon_->ForeignSdevOf(dev)) marked_.Add(sdev, 0);
+  }
   mounts_ = std::make_unique<MountWatch>(
       mwo,
       [this](const std::string& path, const std::string& fstype) {
@@ -464,12 +480,16 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
         auto dev = DeviceOf(path);
         if (dev.ok()) marked_.Marking(*dev);  // late_exec.h: no stale mark time meanwhile
         uint64_t placed = 0;  // the device the content group marked (its own stat of path)
-        Status ms = ClassOfFs(fstype) == FsClass::kPlain ? daemon_->MarkFilesystem(path, fstype, false, &placed)
-                                                         : sides_->Mark(path, fstype);
+        uint64_t placed_sdev = 0;  // its superblock's kernel device, when new and not st_dev (btrfs)
+        Status ms = ClassOfFs(fstype) == FsClass::kPlain
+                        ? daemon_->MarkFilesystem(path, fstype, false, &placed, &placed_sdev)
+                        : sides_->Mark(path, fstype);
         if (dev.ok()) ms.ok() ? marked_.Add(*dev, MonotonicNs()) : marked_.Forget(*dev);
         // The path changed under the two stats (mounted over): the superblock marked is the
         // one whose time counts.
         if (ms.ok() && placed != 0 && (!dev.ok() || placed != *dev)) marked_.Add(placed, MonotonicNs());
+        // Exec records name a btrfs by its superblock's device: its mark time is this one.
+        if (ms.ok() && placed_sdev != 0) marked_.Add(placed_sdev, MonotonicNs());
         marked_.EndMark();
         if (ms.ok()) MarkAttrib(path, fstype);
         return ms;
@@ -589,7 +609,7 @@ void Limd::StartLateExecTrace() {
   struct stat root_st;
   uint64_t root_dev = ::stat("/", &root_st) == 0 ? static_cast<uint64_t>(root_st.st_dev) : 0;
   hooks.never_marked = [allow = flags_.allow_root_fs, root_dev](uint64_t dev) { return !allow && dev == root_dev; };
-  hooks.still_marked = [dp = daemon_.get()](uint64_t dev) { return dp->SuperblockMarked(dev); };
+  hooks.still_marked = [this](uint64_t dev) { return StillMarked(dev); };
   hooks.record_dev_marked = [dp = daemon_.get()](uint64_t dev) { return dp->RecordDevMarked(dev); };
   hooks.qualifies = [this](const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype) {
     auto m = mounts_->QualifyingMount(mountinfo, pid, static_cast<dev_t>(dev));
@@ -707,8 +727,9 @@ void Limd::OnLateExecRecord(const TraceRecord& r) {
 }
 
 void Limd::Stop() {
+  // Only a flag (a signal handler calls this): Run() stops the tracepoint consumers while
+  // the reader still answers and the marks are still in place, then the reader.
   stop_.store(true);
-  if (daemon_) daemon_->Stop();
 }
 
 Status Limd::Run() {
@@ -719,7 +740,11 @@ Status Limd::Run() {
   // watched mount: limd's own accesses are answered at once by the reader). The reader
   // thread itself must never open a file on a watched mount: it would wait on itself.
   Status run_status;
-  std::thread reader = StartOwnThread([&] { run_status = daemon_->Run(); });
+  std::atomic<bool> reader_done{false};
+  std::thread reader = StartOwnThread([&] {
+    run_status = daemon_->Run();
+    reader_done.store(true);
+  });
   started_ = std::chrono::steady_clock::now();
   if (control_) {
     control_->Start();
@@ -738,14 +763,20 @@ Status Limd::Run() {
       for (int i = 0; i < 10 && !status_stop.load(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
-  reader.join();
+  while (!stop_.load() && !g_stop.load() && !reader_done.load()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
 
-  // Shutdown (docs/limd.md "Shutdown"): the tracepoint consumers before what their callbacks
-  // use; no status reader; no new marks while the daemon drains; each side group answers
-  // what it holds (the main marks are gone by now); the main group answers everything still
-  // queued and closes; the view last.
+  // Shutdown (docs/limd.md "Shutdown"): the tracepoint consumers first, while the marks are
+  // in place and the reader answers (their last records are decided against the marks that
+  // saw those execs, and a late hash's own open is answered); then the reader, which
+  // removes the marks and drains; no status reader; no new marks while the daemon drains;
+  // each side group answers what it holds (the main marks are gone by now); the main group
+  // answers everything still queued and closes; the view last.
   if (key_trace_) key_trace_->Stop();
   if (trace_) trace_->Stop();
+  daemon_->Stop();
+  reader.join();
   g_limd.store(nullptr);
   status_stop = true;
   status_thread.join();
@@ -811,6 +842,7 @@ std::string Limd::StatusDocument(bool running) {
   r.inode_evictions = measurer_->evictions();
   r.marks = daemon_->marks() + sides_->marks();
   r.overlay_fuse_marks = sides_->marks();
+  r.overlay_fuse_retired = sides_->retired();
   r.overlay_fuse_events = sides_->events();
   r.overlay_fuse_permission_events = sides_->perm_events();
   r.fuse_stalls = sides_->fuse_stalls();  // lim-fuse-unresponsive entries

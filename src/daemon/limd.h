@@ -89,6 +89,11 @@ class Limd {
   Status StartView(std::optional<Bytes> boot_log);
   Status StartDaemon();
   Status StartMountWatch(MountWatchOptions mwo);
+  // Whether the superblock now under dev carries the mark limd placed under that number:
+  // asked of the group that marked it (the content group, or an overlay or FUSE side
+  // group); true when neither did (nothing to tell). path (optional): where dev is mounted
+  // (FanotifyDaemon::MarkedHere). Any thread.
+  bool StillMarked(uint64_t dev, const std::string& path = "");
   void StartKeyTrace();
   void OnKeyOrMemfdRecord(const TraceRecord& r);
   // The memfd exec of pid (filename as the exec named it): its memfd:NAME entry, or a gap.

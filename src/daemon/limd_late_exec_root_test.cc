@@ -553,5 +553,93 @@ TEST_F(LimdLateExec, ProgramGoneWithANamespaceOutsideTheWatchedRootLeavesNoGap) 
   EXPECT_TRUE(LateBuffers(rows, outside + "/e").empty());
 }
 
+// A btrfs: its superblock's kernel device (what the group's fdinfo lists and an exec's BPF
+// record carries) is none of its subvolumes' st_dev. limd took each mark it placed there for
+// gone — every mount-table change re-marked it ("is a new superblock"), and every exec from
+// it became a lim-late-exec entry although fanotify had measured it before it ran.
+TEST(LimdBtrfs, ExecsFromAWatchedBtrfsAreSeenAndItsMarksKept) {
+  std::string why = testing::FanotifyUnavailable(FAN_CLASS_CONTENT);
+  if (!why.empty()) GTEST_SKIP() << why;
+  testing::ScratchMounts mounts;
+  std::string b;
+  why = mounts.AddBtrfs(&b);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(RunCommand("btrfs -q subvolume create " + b + "/sub && mkdir " + b + "/inner && cp /bin/true " + b +
+                       "/prog && cp /bin/true " + b + "/sub/prog")
+                .exit_code,
+            0);
+  std::string state = lim::testing::MakeTempDir();
+  ASSERT_TRUE(WriteFileBytes(state + "/policy", AsBytes(std::string("measure func=BPRM_CHECK mask=MAY_EXEC\n"))).ok());
+  testing::LimdChild limd;
+  auto rc = limd.Start(testing::LimdCommand(state, b, "--no-tpm --config /dev/null --policy " + state + "/policy"), state);
+  ASSERT_FALSE(rc.has_value()) << "limd exited: " << *rc;
+  auto log = [&] {
+    auto l = ReadFileText(state + "/log");
+    return l.ok() ? *l : std::string();
+  };
+  // A second mount of the same btrfs, at the subvolume (its root's st_dev is the subvolume's).
+  auto dev = RunCommand("findmnt -no SOURCE " + b);
+  ASSERT_EQ(RunCommand("mount -o subvol=sub " + dev.out.substr(0, dev.out.find('\n')) + " " + b + "/inner").exit_code, 0);
+  mounts.Adopt(b + "/inner");
+  auto wait_log = [&](const std::string& what) {
+    for (int i = 0; i < 100; ++i) {
+      if (log().find(what) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  ASSERT_TRUE(wait_log("marked btrfs at " + b + "/inner")) << log();
+  std::string run = "for i in 1 2 3; do " + b + "/prog && " + b + "/sub/prog && " + b + "/inner/prog || exit 1; done";
+  ASSERT_EQ(RunCommand(run).exit_code, 0);
+  // A mount-table change elsewhere: the marks are looked at again.
+  std::string t = lim::testing::MakeTempDir();
+  ASSERT_EQ(RunCommand("mount -t tmpfs x " + t + " && sleep 0.5 && umount " + t + " && sleep 0.5").exit_code, 0);
+  ASSERT_EQ(RunCommand(run).exit_code, 0);
+  std::string log_before_reuse = log();
+  // A subvolume's number freed while the btrfs stays mounted goes to the next superblock:
+  // the btrfs's mark, still listed, is no mark of that superblock.
+  ASSERT_EQ(RunCommand("btrfs -q subvolume create " + b + "/s2 && mkdir " + b + "/i2 " + b + "/t && mount -o subvol=s2 " +
+                       dev.out.substr(0, dev.out.find('\n')) + " " + b + "/i2")
+                .exit_code,
+            0);
+  ASSERT_TRUE(wait_log("marked btrfs at " + b + "/i2")) << log();
+  struct stat s2;
+  ASSERT_EQ(::stat((b + "/i2").c_str(), &s2), 0);
+  ASSERT_EQ(RunCommand("umount " + b + "/i2 && btrfs -q subvolume delete " + b + "/s2 && btrfs -q filesystem sync " + b +
+                       " && mount -t tmpfs x " + b + "/t")
+                .exit_code,
+            0);
+  mounts.Adopt(b + "/t");
+  struct stat ts;
+  ASSERT_EQ(::stat((b + "/t").c_str(), &ts), 0);
+  bool took = ts.st_dev == s2.st_dev;
+  if (took) {
+    ASSERT_TRUE(wait_log("marked tmpfs at " + b + "/t")) << log();
+    ASSERT_EQ(RunCommand("cp /bin/true " + b + "/t/prog && " + b + "/t/prog").exit_code, 0);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // status.json: every second
+  auto st = ReadFileText(state + "/status.json");
+  limd.Stop(SIGTERM);
+  ASSERT_TRUE(st.ok());
+  auto status = nlohmann::json::parse(*st);
+  auto rows = testing::ReadListRows(state + "/binary_runtime_measurements");
+  int measured = 0;
+  for (const auto& r : rows) measured += r.tmpl == "ima-ng" && r.name.rfind(b + "/", 0) == 0;
+  // Two inodes: b/prog, and the subvolume's prog (b/sub/prog and b/inner/prog); and the
+  // tmpfs's that took the deleted subvolume's number.
+  EXPECT_EQ(measured, took ? 3 : 2) << log();
+  if (took) {
+    EXPECT_TRUE(LateBuffers(rows, b + "/t/prog").empty()) << log();
+  }
+  EXPECT_EQ(log_before_reuse.find("is a new superblock"), std::string::npos) << log_before_reuse;
+  // The exec records settle every exec (through perf, without BPF, they carry no device).
+  if (status.value("execs_seen_by_record", 0u) > 0) {
+    for (const char* p : {"/prog", "/sub/prog", "/inner/prog"}) {
+      EXPECT_TRUE(LateBuffers(rows, b + p).empty()) << p << "\n" << log();
+    }
+    EXPECT_GE(status.value("execs_seen_by_record", 0u), 18u) << status.dump();
+  }
+}
+
 }  // namespace
 }  // namespace lim::daemon

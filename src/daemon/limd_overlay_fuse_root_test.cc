@@ -213,6 +213,88 @@ TEST_F(LimdOverlayFuse, OverlayMountedInAUserNamespaceByNobody) {
   EXPECT_NE(Log().find("marked overlay at " + d + "/m"), std::string::npos) << Log();
 }
 
+// Overlay, FUSE and tmpfs superblocks take their device numbers from one pool, the lowest
+// free first: when a container's overlay goes, the next superblock made anywhere (another
+// container's tmpfs or overlay) usually takes its number. The group that marked the gone
+// overlay must not answer for the new superblock: before, limd took the number for "marked
+// already" and the new superblock's execs went unmeasured, with no late entry either.
+TEST_F(LimdOverlayFuse, ASuperblockThatTookAGoneOverlaysNumberIsMarkedAndTheOldGroupRetired) {
+  std::string watch, layers;
+  std::string why = mounts_.AddTmpfs(&watch);
+  if (why.empty()) why = mounts_.AddTmpfs(&layers);
+  if (!why.empty()) GTEST_SKIP() << why;
+  ASSERT_EQ(RunCommand("cp /bin/true " + layers + "/prog").exit_code, 0);
+  ASSERT_NO_FATAL_FAILURE(StartLimd({watch, layers}));
+  auto wait_log = [&](const std::string& what, int tenths = 50) {
+    for (int i = 0; i < tenths * 2; ++i) {
+      if (Log().find(what) != std::string::npos) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+  auto dev_of = [](const std::string& p) {
+    struct stat st;
+    return ::stat(p.c_str(), &st) == 0 ? st.st_dev : 0;
+  };
+  int n = 0;
+  auto overlay_at = [&](const std::string& at) {
+    std::string tag = std::to_string(n++);
+    return RunCommand("mkdir -p " + at + " " + layers + "/l" + tag + " " + layers + "/u" + tag + " " + layers + "/w" +
+                      tag + " && cp /bin/true " + layers + "/l" + tag + "/prog && mount -t overlay overlay -o lowerdir=" +
+                      layers + "/l" + tag + ",upperdir=" + layers + "/u" + tag + ",workdir=" + layers + "/w" + tag +
+                      " " + at)
+        .exit_code;
+  };
+  for (std::string kind : {"tmpfs", "overlay"}) {
+    SCOPED_TRACE(kind);
+    // The gone overlay's number must go to the new superblock; another test's mount in
+    // between may take it: tried again.
+    std::string gone, next;
+    bool took = false;
+    for (int attempt = 0; attempt < 5 && !took; ++attempt) {
+      gone = watch + "/" + kind + "-gone" + std::to_string(attempt);
+      next = watch + "/" + kind + "-next" + std::to_string(attempt);
+      ASSERT_EQ(overlay_at(gone), 0);
+      mounts_.Adopt(gone);
+      ASSERT_TRUE(wait_log("marked overlay at " + gone)) << Log();
+      dev_t old_dev = dev_of(gone);
+      ASSERT_EQ(::umount(gone.c_str()), 0);
+      if (kind == "tmpfs") {
+        ASSERT_EQ(RunCommand("mkdir -p " + next + " && mount -t tmpfs x " + next).exit_code, 0);
+      } else {
+        ASSERT_EQ(overlay_at(next), 0);
+      }
+      mounts_.Adopt(next);
+      took = dev_of(next) == old_dev;
+    }
+    if (!took) {
+      GTEST_SKIP() << "the gone overlay's device number went elsewhere five times";
+    }
+    ASSERT_TRUE(wait_log("marked " + kind + " at " + next)) << Log();
+    if (kind == "tmpfs") {
+      ASSERT_EQ(RunCommand("cp /bin/true " + next + "/prog").exit_code, 0);
+    }
+    ASSERT_EQ(RunCommand(next + "/prog").exit_code, 0);
+    ASSERT_TRUE(wait_log(gone + " (device ", 100)) << "the gone overlay's group was not retired\n" << Log();
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // status.json: every second
+  auto status = Status();
+  limd_.Stop(SIGTERM);
+  for (std::string kind : {"tmpfs", "overlay"}) {
+    int measured = 0, late = 0;
+    for (auto& r : testing::ReadListRows(state_ + "/binary_runtime_measurements")) {
+      measured += r.tmpl == "ima-ng" && r.name.rfind(watch + "/" + kind + "-next", 0) == 0 &&
+                  Hex(r.digest) == Sha256Hex("/bin/true");
+      // Measured by fanotify before it ran, not found afterwards by the late-exec net.
+      late += r.name == "lim-late-exec" &&
+              std::string(r.extra.begin(), r.extra.end()).find(watch + "/" + kind + "-next") != std::string::npos;
+    }
+    EXPECT_EQ(measured, 1) << kind << "\n" << Log();
+    EXPECT_EQ(late, 0) << kind << "\n" << Log();
+  }
+  EXPECT_GE(status.value("overlay_fuse_retired", 0u), 2u) << status.dump();
+}
+
 #ifdef LIM_TEST_FUSEFS_BIN
 using testing::FuseServer;
 
@@ -355,11 +437,12 @@ class FuseSysAdminParam {
 
 // uid 65534 mounts lim_test_fusefs below the watched tmpfs from `unshare -Urm`, executes
 // one file and reads another. Returns the script's result.
-lim::testing::CommandResult RunFuseInUserNamespace(const std::string& watch) {
+// print_dev: the FUSE mount's device number is the output's first line.
+lim::testing::CommandResult RunFuseInUserNamespace(const std::string& watch, bool print_dev = false) {
   std::string script = "W=" + watch + "; mkdir $W/src $W/f && cp /bin/true $W/src/true && echo data > $W/src/data && (" +
-                       std::string(LIM_TEST_FUSEFS_BIN) +
-                       " $W/src $W/f & sleep 1.5; $W/f/true && cat $W/f/data >/dev/null; rc=$?; umount $W/f; wait; "
-                       "exit $rc)";
+                       std::string(LIM_TEST_FUSEFS_BIN) + " $W/src $W/f & sleep 1.5; " +
+                       (print_dev ? "stat -c %d $W/f; " : "") +
+                       "$W/f/true && cat $W/f/data >/dev/null; rc=$?; umount $W/f; wait; exit $rc)";
   return RunCommand("timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c " +
                     ShellQuote(script));
 }
@@ -424,9 +507,27 @@ TEST_F(LimdOverlayFuse, FuseMountedInAUserNamespaceWithoutSysAdminAccessIsANamed
   std::string why = PrepareUserNamespaceFuse(&mounts_, &watch, false, &param);
   if (!why.empty()) GTEST_SKIP() << why;
   ASSERT_NO_FATAL_FAILURE(StartLimd({watch}));
-  auto r = RunFuseInUserNamespace(watch);
+  auto r = RunFuseInUserNamespace(watch, true);
   ASSERT_EQ(r.exit_code, 0) << r.err;
+  // The refused FUSE superblock is gone; a tmpfs mounted next (the lowest free anonymous
+  // number: usually the FUSE mount's) is another superblock and must be marked — before,
+  // the number stayed "refused" and the tmpfs's files went unmeasured until executed.
+  std::string fuse_dev = r.out.substr(0, r.out.find('\n'));
+  std::string script = "W=" + watch + "; mkdir $W/t && mount -t tmpfs x $W/t && stat -c %d $W/t && cp /bin/true $W/t/p && " +
+                       "sleep 1.5 && $W/t/p";
+  auto t = RunCommand("timeout 30 setpriv --reuid 65534 --regid 65534 --clear-groups unshare -Urm sh -c " +
+                      ShellQuote(script));
+  ASSERT_EQ(t.exit_code, 0) << t.err;
+  bool took = t.out.substr(0, t.out.find('\n')) == fuse_dev;
   limd_.Stop(SIGTERM);
+  if (took) {
+    auto p = Rows(watch + "/t/p");
+    ASSERT_EQ(p.size(), 1u) << Log();
+    EXPECT_EQ(Hex(p[0].digest), Sha256Hex("/bin/true"));
+    for (auto& row : Rows("lim-late-exec")) {
+      EXPECT_EQ(std::string(row.extra.begin(), row.extra.end()).find(watch + "/t/p"), std::string::npos) << Log();
+    }
+  }
   EXPECT_TRUE(Rows(watch + "/f/true").empty());
   auto gaps = Rows("lim-fuse-unmeasured");
   ASSERT_EQ(gaps.size(), 1u) << Log();

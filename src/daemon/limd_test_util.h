@@ -71,6 +71,17 @@ class ScratchMounts {
     ::unlink(img.c_str());  // the loop device keeps the image
     return "";
   }
+  // A loop-mounted btrfs (needs mkfs.btrfs: btrfs-progs).
+  std::string AddBtrfs(std::string* dir) {
+    *dir = lim::testing::MakeTempDir();
+    std::string img = lim::testing::MakeTempDir() + "/btrfs.img";
+    auto mk = lim::testing::RunCommand("truncate -s 160M " + img + " && mkfs.btrfs -q " + img + " && mount -o loop " +
+                                       img + " " + *dir);
+    if (mk.exit_code != 0) return "cannot make a loop-mounted btrfs: " + mk.err;
+    dirs_.push_back(*dir);
+    ::unlink(img.c_str());
+    return "";
+  }
   // A mount made elsewhere (e.g. a copied image) that this should unmount too.
   void Adopt(const std::string& dir) { dirs_.push_back(dir); }
 

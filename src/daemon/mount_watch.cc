@@ -117,7 +117,7 @@ std::optional<FoundMount> MountWatch::QualifyingMount(const std::string& mountin
 std::map<dev_t, FoundMount> MountWatch::Discover() {
   struct stat r;
   if (::stat("/", &r) == 0) root_dev_ = r.st_dev;
-  marked_.insert(options_.already_marked.begin(), options_.already_marked.end());
+  for (dev_t d : options_.already_marked) marked_.emplace(d, "");
   std::map<dev_t, FoundMount> found;
   for (const auto& [ino, pid] : LiveNamespaces()) ScanMounts(pid, &found);
   return found;
@@ -127,7 +127,7 @@ Status MountWatch::Start() {
   struct stat r;
   if (::stat("/", &r) != 0) return Status::IoError(std::string("stat /: ") + strerror(errno));
   root_dev_ = r.st_dev;
-  marked_.insert(options_.already_marked.begin(), options_.already_marked.end());
+  for (dev_t d : options_.already_marked) marked_.emplace(d, "");
   fd_ = fanotify_init(FAN_CLASS_NOTIF | FAN_REPORT_MNT | FAN_CLOEXEC | FAN_NONBLOCK, O_RDONLY | O_CLOEXEC);
   if (fd_ < 0 && log_) {
     log_(std::string("mount namespaces not watched (fanotify_init FAN_REPORT_MNT: ") + strerror(errno) +
@@ -244,6 +244,14 @@ void MountWatch::ScanMounts(pid_t pid, std::map<dev_t, FoundMount>* collect) {
   if (text.ok()) ScanMountsIn(*text, proc + "/root", pid, collect);
 }
 
+std::optional<uint64_t> MountWatch::MountIdOf(const std::string& path) {
+  struct statx sx {};
+  // No sync and no automount: never waits on a FUSE server or mounts anything.
+  if (::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, STATX_MNT_ID, &sx) != 0) return std::nullopt;
+  if (!(sx.stx_mask & STATX_MNT_ID)) return std::nullopt;
+  return sx.stx_mnt_id;
+}
+
 void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& root, pid_t pid,
                               std::map<dev_t, FoundMount>* collect) {
   std::string_view text = mountinfo, line;
@@ -267,9 +275,25 @@ void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& r
       continue;
     }
     auto dev = static_cast<dev_t>(*dev_r);
-    if (marked_.count(dev)) {
-      if (collect || !options_.still_marked || failed_.count(dev) || options_.still_marked(dev)) continue;
-      marked_.erase(dev);  // that superblock is gone: a new one has its number
+    // A mount covered by a later one on the same point: the path leads to the top one, whose
+    // own line says what it is.
+    if (auto id = MountIdOf(path); id && std::to_string(*id) != m->id) continue;
+    std::string identity = fstype + '\0' + m->source;
+    if (auto known = marked_.find(dev); known != marked_.end()) {
+      if (collect) continue;
+      const std::string& was = known->second;
+      // A superblock keeps its type: another type under the number is another superblock.
+      bool retyped = !was.empty() && was.substr(0, was.find('\0')) != fstype;
+      if (!retyped) {
+        if (failed_.count(dev) || (options_.refused && options_.refused(dev))) {
+          // No mark to ask: the same type and source is taken for the same superblock.
+          if (was.empty() || was == identity) continue;
+        } else if (!options_.still_marked || options_.still_marked(dev, path)) {
+          continue;
+        }
+      }
+      failed_.erase(dev);
+      marked_.erase(known);  // that superblock is gone: a new one has its number
     }
     if (dev == root_dev_ && !options_.allow_root_fs) {
       if (!root_logged_ && log_) log_("the root filesystem (" + fstype + ") is not marked: it needs --allow-root-fs");
@@ -280,7 +304,7 @@ void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& r
       collect->emplace(dev, FoundMount{path, mount_point, fstype});
       continue;
     }
-    marked_.insert(dev);
+    marked_[dev] = identity;
     Status s = mark_(path, fstype);
     if (!s.ok()) failed_.insert(dev);
     if (s.ok() && scan_poke_at_ != std::chrono::steady_clock::time_point{}) {

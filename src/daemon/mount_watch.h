@@ -48,9 +48,15 @@ struct MountWatchOptions {
   std::vector<std::string> watch;  // mount roots (realpath); empty: the default type set
   bool allow_root_fs = false;
   std::set<dev_t> already_marked;  // superblocks marked before Start() (the --watch roots)
-  // Whether the superblock now under dev still carries limd's mark (unset: always). A
-  // superblock's marks go with it, and a new one may take its device number (tmpfs).
-  std::function<bool(dev_t)> still_marked;
+  // Whether the superblock now under dev (mounted at path) still carries limd's mark (unset:
+  // always). A superblock's marks go with it, and a new one may take its device number
+  // (overlay, FUSE and tmpfs share the anonymous numbers).
+  std::function<bool(dev_t, const std::string& path)> still_marked;
+  // Whether the group that marked dev has since removed its mark because the kernel could
+  // not open files there for limd (a FUSE server that refuses limd; unset: never). Such a
+  // device is kept like a failed mark: looked at again when its mount shows another
+  // filesystem type or source.
+  std::function<bool(dev_t)> refused;
   int nice = 0;  // of the discovery thread (limd: --reader-nice): a mark races an exec
   // After a mark of a superblock found later (not at Start()): what already runs from it.
   std::function<void(const std::string& path, dev_t dev)> after_mark;
@@ -103,6 +109,8 @@ class MountWatch {
   // pinned copy of it: /proc/self/fd/N).
   void ScanMountsIn(const std::string& mountinfo, const std::string& root, pid_t pid,
                     std::map<dev_t, FoundMount>* collect);
+  // The mount id (mountinfo's first field) of the mount path leads to; nullopt: unknown.
+  static std::optional<uint64_t> MountIdOf(const std::string& path);
 
   MountWatchOptions options_;
   MarkFn mark_;
@@ -112,9 +120,15 @@ class MountWatch {
   bool root_logged_ = false;
   bool started_ = false;  // Start()'s first scan is done (thread only after Start())
   std::map<ino_t, pid_t> ns_;    // namespace inode → a process in it (thread only)
-  std::set<dev_t> marked_;       // superblocks marked or refused (thread only)
+  // Superblocks marked or refused, with what their mount showed ("fstype\0source"; "" for
+  // already_marked): a mount of that device with another type is another superblock,
+  // whatever a group says (a refused FUSE group holds no mark to ask). Thread only.
+  std::map<dev_t, std::string> marked_;
   std::set<std::string> unreachable_;  // mount ids of FUSE mounts limd cannot reach, logged
-  std::set<dev_t> failed_;       // of marked_: the mark failed (not retried; thread only)
+  // Of marked_: the mark failed, not retried while the device shows the same filesystem type
+  // and source; another one under the number is a new superblock (a tmpfs that took a
+  // refused FUSE mount's anonymous number). Thread only.
+  std::set<dev_t> failed_;
   std::atomic<size_t> namespaces_{0};
   std::atomic<bool> stop_{false};
   int wake_fd_ = -1;  // eventfd: Poke()

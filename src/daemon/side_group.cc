@@ -355,7 +355,17 @@ Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
   {
     std::lock_guard<std::mutex> lk(mu_);
     if (stopped_) return Status::Unavailable("limd is stopping: " + path + " not marked");
-    if (groups_.count(dev)) return Status::Ok();  // marked already (another mount of it)
+    if (auto it = groups_.find(dev); it != groups_.end()) {
+      // The superblock marked under dev is gone and a new one took its number: the old
+      // group would answer "marked already" for a superblock nobody watches. A group that
+      // unmarked itself cannot tell; the mount watcher asks again only when the mount under
+      // dev shows another filesystem type (MountWatch).
+      Group& old = *it->second;
+      if (!old.daemon->unmarked_after_denial() && old.daemon->MarkedHere(dev).value_or(true)) {
+        return Status::Ok();  // another mount of it
+      }
+      RetireLocked(it);
+    }
   }
   // FUSE of another mounter: the fuse module serves it only to its mounter, or to
   // CAP_SYS_ADMIN with the module's allow_sys_admin_access; and only to a caller whose
@@ -399,7 +409,8 @@ Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
   }
   Group* gp = g.get();
   groups_[dev] = std::move(g);
-  if (c == FsClass::kFuse) StartMonitorLocked();
+  gone_.erase(dev);
+  StartMonitorLocked();
   lk.unlock();
   if (log_) {
     std::string limit;
@@ -420,11 +431,75 @@ void SideGroups::StartMonitorLocked() {
   monitor_ = StartOwnThread([this] { Monitor(); });
 }
 
+std::optional<bool> SideGroups::MarkedHere(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (auto it = groups_.find(dev); it != groups_.end()) {
+    if (it->second->daemon->unmarked_after_denial()) return true;  // no mark left to ask: cannot tell
+    return it->second->daemon->MarkedHere(dev);
+  }
+  if (gone_.count(dev)) return false;
+  return std::nullopt;
+}
+
+bool SideGroups::Refused(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = groups_.find(dev);
+  return it != groups_.end() && it->second->daemon->unmarked_after_denial();
+}
+
+void SideGroups::RetireLocked(std::map<uint64_t, std::unique_ptr<Group>>::iterator it) {
+  it->second->daemon->Stop();  // its reader ends within 100 ms; ReapRetired joins it
+  if (log_) log_(std::string(it->second->fs_class == FsClass::kOverlay ? "overlay" : "FUSE") + " group of " +
+                 it->second->path + " (device " + DevName(it->first) + ") retired: its superblock is gone");
+  gone_.insert(it->first);
+  retiring_.push_back(std::move(it->second));
+  groups_.erase(it);
+  retired_count_++;
+}
+
+void SideGroups::ReapRetired() {
+  std::vector<std::unique_ptr<Group>> done;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto it = retiring_.begin(); it != retiring_.end();) {
+      if ((*it)->reader_done.load()) {
+        done.push_back(std::move(*it));
+        it = retiring_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  // Outside mu_: the destructor joins the worker. Its superblock is gone, so no file of it
+  // is open and no read can wait on a FUSE server.
+  for (auto& g : done) {
+    if (g->reader.joinable()) g->reader.join();
+    if (!g->run_status.ok() && log_) log_("side group: " + g->run_status.message());
+    g->daemon.reset();
+  }
+}
+
 void SideGroups::Monitor() {
   std::unique_lock<std::mutex> lk(mu_);
+  int round = 0;
   while (!stopped_) {
     monitor_cv_.wait_for(lk, std::chrono::milliseconds(500));
     if (stopped_) break;
+    if (++round % kSweepRounds == 0 || !retiring_.empty()) {
+      for (auto it = groups_.begin(); it != groups_.end();) {
+        auto next = std::next(it);
+        FanotifyDaemon& d = *it->second->daemon;
+        // The flag again after the fdinfo: a denial may have removed the mark in between.
+        if (!d.unmarked_after_denial() && !d.MarkedHere(it->first).value_or(true) && !d.unmarked_after_denial()) {
+          RetireLocked(it);
+        }
+        it = next;
+      }
+      lk.unlock();
+      ReapRetired();
+      lk.lock();
+      if (stopped_) break;
+    }
     for (auto& [dev, g] : groups_) {
       if (g->fs_class != FsClass::kFuse) continue;
       uint64_t t = g->daemon->stats().timeouts.load();
@@ -454,13 +529,23 @@ void SideGroups::Monitor() {
 
 void SideGroups::Stop() {
   std::map<uint64_t, std::unique_ptr<Group>> groups;
+  std::vector<std::unique_ptr<Group>> retiring;
   {
     std::lock_guard<std::mutex> lk(mu_);
     stopped_ = true;
     groups.swap(groups_);
+    retiring.swap(retiring_);
   }
   monitor_cv_.notify_all();
   if (monitor_.joinable()) monitor_.join();
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (auto& g : retiring_) retiring.push_back(std::move(g));  // retired by the monitor's last round
+    retiring_.clear();
+  }
+  // Retired groups close with the others (already told to stop); keyed apart from them.
+  uint64_t key = ~0ull;
+  for (auto& g : retiring) groups.emplace(key--, std::move(g));
   for (auto& [dev, g] : groups) g->daemon->Stop();  // all at once: each reader ends within 100 ms
   // Join and destroy each group on a closer thread (the destructor joins the worker, which
   // may be in a read the server never answers); wait for them at most kStopWait.

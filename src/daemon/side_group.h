@@ -57,9 +57,11 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "base/status.h"
 #include "daemon/fanotify_daemon.h"
@@ -145,8 +147,18 @@ class SideGroups {
   SideGroups& operator=(const SideGroups&) = delete;
 
   // Marks an overlay or FUSE filesystem (ClassOfFs(fstype) != kPlain) in a group of its own,
-  // created and started here.
+  // created and started here. A group kept under the same device whose superblock is gone
+  // (a new superblock took its anonymous number) is retired first.
   Status Mark(const std::string& path, const std::string& fstype);
+  // Whether the group of superblock dev still holds its mark (FanotifyDaemon::MarkedHere);
+  // nullopt: no group was made for dev. Any thread.
+  std::optional<bool> MarkedHere(uint64_t dev);
+  // Whether the group of dev removed its mark after the kernel could not open a file there
+  // for limd (FanotifyDaemon::unmarked_after_denial). Any thread.
+  bool Refused(uint64_t dev);
+  // Groups retired because their superblock went (an overlay's last umount, a container's
+  // end): each one's reader, worker and watchdog end with it.
+  uint64_t retired() const { return retired_count_.load(); }
   // Stops the readers (each flushes its marks and answers what it holds) and joins them —
   // waiting at most kStopWait for all: a group whose reader or worker waits on a FUSE server
   // is left running (logged; leaked()).
@@ -177,9 +189,15 @@ class SideGroups {
   };
   Result<std::unique_ptr<Group>> NewGroup(FsClass c, uint64_t dev, const std::string& path);
   // Every FUSE group once per interval: a rise of its watchdog's timeouts is a server that
-  // did not answer limd in time.
+  // did not answer limd in time. Every kSweepRounds intervals, groups whose superblock is
+  // gone are retired, and retired groups whose reader ended are joined.
   void Monitor();
   void StartMonitorLocked();
+  static constexpr int kSweepRounds = 10;
+  // Moves groups_[it] to retiring_ and tells it to stop (under mu_).
+  void RetireLocked(std::map<uint64_t, std::unique_ptr<Group>>::iterator it);
+  // Joins and destroys the retiring groups whose reader ended (Monitor's thread; takes mu_).
+  void ReapRetired();
 
   DaemonOptions base_;
   Measurer* measurer_;
@@ -191,6 +209,11 @@ class SideGroups {
   mutable std::mutex mu_;
   bool stopped_ = false;            // under mu_
   std::map<uint64_t, std::unique_ptr<Group>> groups_;  // by superblock (st_dev), under mu_
+  std::vector<std::unique_ptr<Group>> retiring_;       // stopped, not yet joined, under mu_
+  // Devices whose group was retired and not made again: MarkedHere says false for them (a
+  // new superblock under the number is not marked), under mu_.
+  std::set<uint64_t> gone_;
+  std::atomic<uint64_t> retired_count_{0};
   std::thread monitor_;             // started with the first FUSE group, under mu_
   std::condition_variable monitor_cv_;  // with mu_: stop
   std::atomic<size_t> leaked_{0};

@@ -312,10 +312,10 @@ Status FanotifyDaemon::MarkFilesystem(const std::string& w, const std::string& f
     // mount of it): listed under st_dev, or asked of a group of its own.
     if (SuperblockDevsIn(*after).count(dev)) {
       sdev = dev;
-    } else if (auto k = SuperblockDevOf(w); k.ok()) {
+    } else if (auto k = KernelDevAt(w)) {
       sdev = *k;
     } else {
-      Log("the kernel device of " + w + " is unknown (" + k.status().message() + "): its mark is checked under its st_dev");
+      Log("the kernel device of " + w + " is unknown: its mark is checked under its st_dev");
     }
   }
   std::lock_guard<std::mutex> lk(marks_mu_);
@@ -346,6 +346,26 @@ bool FanotifyDaemon::RecordDevMarked(uint64_t dev) {
   return GroupListsMark(dev).value_or(false);  // unreadable: it cannot vouch
 }
 
+std::optional<uint64_t> FanotifyDaemon::KernelDevAt(const std::string& path) {
+  // A mount's superblock never changes, and unique mount ids are never reused: one lookup
+  // per mount (the mount watcher asks at every mount-table change).
+  struct statx sx {};
+  bool unique = ::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, kStatxMntIdUnique, &sx) == 0 &&
+                (sx.stx_mask & kStatxMntIdUnique);
+  if (unique) {
+    std::lock_guard<std::mutex> lk(kernel_devs_mu_);
+    if (auto it = kernel_devs_.find(sx.stx_mnt_id); it != kernel_devs_.end()) return it->second;
+  }
+  auto k = SuperblockDevOf(path);
+  if (!k.ok()) return std::nullopt;  // cannot tell
+  if (unique) {
+    std::lock_guard<std::mutex> lk(kernel_devs_mu_);
+    if (kernel_devs_.size() >= 4096) kernel_devs_.clear();
+    kernel_devs_[sx.stx_mnt_id] = *k;
+  }
+  return *k;
+}
+
 uint64_t FanotifyDaemon::ForeignSdevOf(uint64_t dev) {
   std::lock_guard<std::mutex> lk(marks_mu_);
   auto it = devs_.find(dev);
@@ -365,23 +385,24 @@ std::optional<bool> FanotifyDaemon::MarkedHere(uint64_t dev, const std::string& 
     std::lock_guard<std::mutex> lk(marks_mu_);
     auto it = devs_.find(dev);
     if (it == devs_.end()) {
-      // A btrfs's own device, learned at its mark (exec records and their mark time name it).
-      if (foreign_sdevs_.count(dev)) sdev = dev;
-      else return std::nullopt;
+      // A btrfs's own device, learned at one of its marks (exec records and their mark
+      // time name it): the fdinfo answers.
+      if (!foreign_sdevs_.count(dev)) return std::nullopt;
+      sdev = dev;
     } else {
       sdev = it->second.sdev != 0 ? it->second.sdev : dev;
+      if (sdev == kGoneSdev) return false;  // a later mark showed its superblock gone
+      // A stale entry whose number is now a btrfs's own device.
+      if (sdev == dev && foreign_sdevs_.count(dev)) return false;
     }
-    if (sdev == kGoneSdev) return false;  // a later mark showed its superblock gone
-    // A btrfs mark's s_dev now: the superblock once marked under this st_dev is gone.
-    if (sdev == dev && foreign_sdevs_.count(dev)) return false;
   }
-  // Under a btrfs's device the superblock's own mark says nothing of this st_dev: a
-  // subvolume's number, freed while the btrfs stays mounted, may now be another
-  // superblock's. The superblock under the path now must be the one learned (unknown:
-  // not marked — a second mark of a marked superblock changes nothing).
-  if (sdev != dev && !path.empty()) {
-    auto now = SuperblockDevOf(path);
-    if (!now.ok() || *now != sdev) return false;
+  if (sdev != dev) {
+    // A btrfs subvolume's st_dev: the btrfs's own mark says nothing of it — the number,
+    // freed by a subvolume's deletion while the btrfs stays mounted, may be another
+    // superblock's now. Only the superblock under the path can tell; without a path, no
+    // (exec records name the btrfs by its own device, which is asked instead).
+    if (path.empty()) return false;
+    if (auto now = KernelDevAt(path); now && *now != sdev) return false;
   }
   return GroupListsMark(sdev).value_or(true);  // unreadable: cannot tell, keep what limd believes
 }

@@ -234,6 +234,12 @@ class FanotifyDaemon {
   // Whether the content group's fdinfo lists a filesystem mark on device dev ("sdev:") now;
   // nullopt when it cannot be read.
   std::optional<bool> GroupListsMark(uint64_t dev);
+  // The kernel device of the superblock mounted at path (SuperblockDevOf), kept by unique
+  // mount id; nullopt: cannot tell.
+  std::optional<uint64_t> KernelDevAt(const std::string& path);
+  static constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE (6.8+)
+  std::mutex kernel_devs_mu_;
+  std::map<uint64_t, uint64_t> kernel_devs_;  // unique mount id → s_dev, under kernel_devs_mu_
   // The measurer steps of one permission event (Pending::steps, Pending::done).
   enum Step : uint8_t {
     kExecStep = 1,     // an exec open: BPRM_CHECK, or MMAP_CHECK for an ELF interpreter

@@ -203,15 +203,44 @@ TEST_F(FanotifyDaemonFake, ARecordsDeviceIsVouchedForByTheMarkItWasLearnedFrom) 
   EXPECT_EQ(daemon_->ForeignSdevOf(ys.st_dev), static_cast<uint64_t>(xs.st_dev));
   // The btrfs's records name x's number: its mark vouches for them.
   EXPECT_TRUE(daemon_->RecordDevMarked(xs.st_dev));
-  // Its own st_dev is asked under the superblock's device, which fdinfo lists.
-  EXPECT_EQ(daemon_->MarkedHere(ys.st_dev), std::optional<bool>(true));
-  // x's entry names the number the btrfs now holds: x's superblock is not the one marked.
+  // Its own st_dev (a subvolume's) is no superblock's device: without the path, where only
+  // the superblock mounted now can tell, it is not vouched for.
+  EXPECT_EQ(daemon_->MarkedHere(ys.st_dev), std::optional<bool>(false));
+  // x's entry names the number the btrfs now holds: x's superblock is not the one marked —
+  // but the number itself, the btrfs's own device, is asked of the fdinfo.
   EXPECT_EQ(daemon_->MarkedHere(xs.st_dev), std::optional<bool>(false));
   content_->DropMarkSdev(xs.st_dev);  // the btrfs goes too
   EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev));
   EXPECT_EQ(daemon_->MarkedHere(ys.st_dev), std::optional<bool>(false));
   EXPECT_EQ(daemon_->MarkedHere(makedev(0, 4249)), std::nullopt);  // never marked: cannot tell
   EXPECT_TRUE(daemon_->SuperblockMarked(dev));
+}
+
+// A btrfs's own device (s_dev), under which no st_dev was ever marked: the exec records and
+// mappings name it, and the late path asks whether it is still marked — the fdinfo answers.
+TEST_F(FanotifyDaemonFake, ABtrfssOwnDeviceIsAnsweredByTheFdinfo) {
+  Start(false);
+  struct stat st;
+  ASSERT_EQ(::stat(files_.c_str(), &st), 0);
+  std::string dir;
+  struct stat ds;
+  for (const char* d : {"/dev/shm", "/run", "/dev", "/sys/fs/cgroup", "/proc"}) {
+    if (::stat(d, &ds) == 0 && ds.st_dev != st.st_dev) {
+      dir = d;
+      break;
+    }
+  }
+  if (dir.empty()) GTEST_SKIP() << "no second filesystem to mark";
+  const uint64_t s = makedev(0, 4250);
+  content_->NextMarkSdev(s);
+  uint64_t placed = 0, placed_sdev = 0;
+  ASSERT_TRUE(daemon_->MarkFilesystem(dir, "btrfs", false, &placed, &placed_sdev).ok());
+  EXPECT_EQ(placed_sdev, s);
+  EXPECT_EQ(daemon_->MarkedHere(s), std::optional<bool>(true));
+  EXPECT_TRUE(daemon_->RecordDevMarked(s));
+  content_->DropMarkSdev(s);  // the btrfs is gone
+  EXPECT_EQ(daemon_->MarkedHere(s), std::optional<bool>(false));
+  EXPECT_FALSE(daemon_->RecordDevMarked(s));
 }
 
 TEST_F(FanotifyDaemonFake, OpenPermAfterExecOpenReusesItsSyscall) {

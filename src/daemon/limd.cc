@@ -488,6 +488,8 @@ Status Limd::StartMountWatch(MountWatchOptions mwo) {
         // The path changed under the two stats (mounted over): the superblock marked is the
         // one whose time counts.
         if (ms.ok() && placed != 0 && (!dev.ok() || placed != *dev)) marked_.Add(placed, MonotonicNs());
+        // A plain superblock marked under the number: any side group kept under it is stale.
+        if (ms.ok() && placed != 0) sides_->Forget(placed);
         // Exec records name a btrfs by its superblock's device: its mark time is this one.
         if (ms.ok() && placed_sdev != 0) marked_.Add(placed_sdev, MonotonicNs());
         marked_.EndMark();

@@ -281,13 +281,19 @@ void MountWatch::ScanMountsIn(const std::string& mountinfo, const std::string& r
     std::string identity = fstype + '\0' + m->source;
     if (auto known = marked_.find(dev); known != marked_.end()) {
       if (collect) continue;
+      // Marked before Start() (a --watch root): the first mount seen under the number is
+      // that superblock's (the scan follows the marks at once).
+      if (known->second.empty()) {
+        known->second = identity;
+        continue;
+      }
       const std::string& was = known->second;
       // A superblock keeps its type: another type under the number is another superblock.
-      bool retyped = !was.empty() && was.substr(0, was.find('\0')) != fstype;
+      bool retyped = was.substr(0, was.find('\0')) != fstype;
       if (!retyped) {
         if (failed_.count(dev) || (options_.refused && options_.refused(dev))) {
           // No mark to ask: the same type and source is taken for the same superblock.
-          if (was.empty() || was == identity) continue;
+          if (was == identity) continue;
         } else if (!options_.still_marked || options_.still_marked(dev, path)) {
           continue;
         }

@@ -120,8 +120,8 @@ class MountWatch {
   bool root_logged_ = false;
   bool started_ = false;  // Start()'s first scan is done (thread only after Start())
   std::map<ino_t, pid_t> ns_;    // namespace inode → a process in it (thread only)
-  // Superblocks marked or refused, with what their mount showed ("fstype\0source"; "" for
-  // already_marked): a mount of that device with another type is another superblock,
+  // Superblocks marked or refused, with what their mount showed ("fstype\0source"; for
+  // already_marked, "" until the first scan sees it): a mount of that device with another type is another superblock,
   // whatever a group says (a refused FUSE group holds no mark to ask). Thread only.
   std::map<dev_t, std::string> marked_;
   std::set<std::string> unreachable_;  // mount ids of FUSE mounts limd cannot reach, logged

@@ -434,11 +434,18 @@ void SideGroups::StartMonitorLocked() {
 std::optional<bool> SideGroups::MarkedHere(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
   if (auto it = groups_.find(dev); it != groups_.end()) {
-    if (it->second->daemon->unmarked_after_denial()) return true;  // no mark left to ask: cannot tell
+    // No mark left to ask: no word either way (a definite answer of the content group for
+    // a superblock it marked under the number since must stand).
+    if (it->second->daemon->unmarked_after_denial()) return std::nullopt;
     return it->second->daemon->MarkedHere(dev);
   }
   if (gone_.count(dev)) return false;
   return std::nullopt;
+}
+
+void SideGroups::Forget(uint64_t dev) {
+  std::lock_guard<std::mutex> lk(mu_);
+  if (auto it = groups_.find(dev); it != groups_.end()) RetireLocked(it);
 }
 
 bool SideGroups::Refused(uint64_t dev) {

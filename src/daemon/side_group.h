@@ -151,11 +151,15 @@ class SideGroups {
   // (a new superblock took its anonymous number) is retired first.
   Status Mark(const std::string& path, const std::string& fstype);
   // Whether the group of superblock dev still holds its mark (FanotifyDaemon::MarkedHere);
-  // nullopt: no group was made for dev. Any thread.
+  // nullopt: no group was made for dev, or its group unmarked itself after a denial (it
+  // cannot tell). Any thread.
   std::optional<bool> MarkedHere(uint64_t dev);
   // Whether the group of dev removed its mark after the kernel could not open a file there
   // for limd (FanotifyDaemon::unmarked_after_denial). Any thread.
   bool Refused(uint64_t dev);
+  // The content group marked a superblock under dev: a group kept under that number (its
+  // superblock gone, or a refused one that holds no mark to tell) is retired. Any thread.
+  void Forget(uint64_t dev);
   // Groups retired because their superblock went (an overlay's last umount, a container's
   // end): each one's reader, worker and watchdog end with it.
   uint64_t retired() const { return retired_count_.load(); }

@@ -235,9 +235,9 @@ bool LateExecs::SettledByRecord(pid_t pid, uint64_t time_ns, const ExecFile& fil
   return true;
 }
 
-std::optional<uint64_t> LateExecs::MarkedAtNow(uint64_t dev) const {
+std::optional<uint64_t> LateExecs::MarkedAtNow(uint64_t dev, const std::string& path) const {
   auto marked_at = marked_->MarkedAt(dev);
-  if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev)) marked_at.reset();
+  if (marked_at && hooks_.still_marked && !hooks_.still_marked(dev, path)) marked_at.reset();
   return marked_at;
 }
 
@@ -336,7 +336,7 @@ void LateExecs::DecideRunning(pid_t pid, pid_t old_pid, const std::string& filen
   // subvolume's st_dev may be a number a gone mark once held (and the record's s_dev is the
   // one the btrfs's mark time is kept under).
   bool same_file = file && file->ino == static_cast<uint64_t>(st.st_ino);
-  auto marked_at = MarkedAtNow(same_file ? file->dev : dev);
+  auto marked_at = same_file ? MarkedAtNow(file->dev) : MarkedAtNow(dev, "/proc/self/fd/" + std::to_string(pfd));
   if ((marked_at && *marked_at <= began) || !S_ISREG(st.st_mode) || !hooks_.qualifies) {
     ::close(pfd);
     return;

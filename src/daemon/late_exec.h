@@ -103,9 +103,11 @@ struct LateExecHooks {
   // A superblock limd never marks whatever its mount (the root filesystem without
   // --allow-root-fs): no mountinfo read for execs from it.
   std::function<bool(uint64_t dev)> never_marked;
-  // The superblock now under dev still carries limd's mark (FanotifyDaemon::SuperblockMarked):
-  // MarkedDevs may name a superblock that is gone and whose number a new one took.
-  std::function<bool(uint64_t dev)> still_marked;
+  // The superblock now under dev still carries limd's mark (Limd::StillMarked): MarkedDevs
+  // may name a superblock that is gone and whose number a new one took. path: a file of
+  // that superblock when one is at hand ("" otherwise): a btrfs subvolume's number is
+  // vouched for only through it.
+  std::function<bool(uint64_t dev, const std::string& path)> still_marked;
   // For an exec's BPF record, whose device is the kernel's s_dev rather than stat's: the
   // superblock under that s_dev carries limd's mark, placed under the same st_dev, and this
   // can be confirmed (FanotifyDaemon::RecordDevMarked; never "cannot tell"). Unset: records
@@ -290,8 +292,9 @@ class LateExecs {
   std::optional<uint64_t> ExecBegan(pid_t old_pid, pid_t pid, uint64_t time_ns);
   // pid completed an exec at time_ns (its sched_process_exec record).
   void NoteDone(pid_t pid, uint64_t time_ns);
-  // When limd marked dev, if the superblock under dev still carries that mark.
-  std::optional<uint64_t> MarkedAtNow(uint64_t dev) const;
+  // When limd marked dev, if the superblock under dev still carries that mark (path: as
+  // LateExecHooks::still_marked).
+  std::optional<uint64_t> MarkedAtNow(uint64_t dev, const std::string& path = "") const;
   // Execs from dev are not late execs: a memfd (the memfd consumer records it as
   // memfd:NAME, process_exe — or, when its name escaped that consumer's filter, it is
   // handed to hooks_.memfd_exec here) or a superblock limd never marks

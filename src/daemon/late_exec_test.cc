@@ -176,7 +176,7 @@ TEST_F(LateExecOrder, TheRecordsFileSettlesAnExecFanotifySaw) {
   uint64_t t = MonotonicNs() - 100 * ms;
   marked.Add(marked_dev, t);
   LateExecHooks hooks;
-  hooks.still_marked = [marked_dev](uint64_t dev) { return dev == marked_dev; };
+  hooks.still_marked = [marked_dev](uint64_t dev, const std::string&) { return dev == marked_dev; };
   bool vouched = true;
   hooks.record_dev_marked = [&vouched, marked_dev](uint64_t dev) { return vouched && dev == marked_dev; };
   LateExecs late(measurer_.get(), list_.get(), &marked, ::getpid(), hooks);

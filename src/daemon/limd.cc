@@ -611,7 +611,7 @@ void Limd::StartLateExecTrace() {
   struct stat root_st;
   uint64_t root_dev = ::stat("/", &root_st) == 0 ? static_cast<uint64_t>(root_st.st_dev) : 0;
   hooks.never_marked = [allow = flags_.allow_root_fs, root_dev](uint64_t dev) { return !allow && dev == root_dev; };
-  hooks.still_marked = [this](uint64_t dev) { return StillMarked(dev); };
+  hooks.still_marked = [this](uint64_t dev, const std::string& path) { return StillMarked(dev, path); };
   hooks.record_dev_marked = [dp = daemon_.get()](uint64_t dev) { return dp->RecordDevMarked(dev); };
   hooks.qualifies = [this](const std::string& mountinfo, pid_t pid, uint64_t dev, std::string* fstype) {
     auto m = mounts_->QualifyingMount(mountinfo, pid, static_cast<dev_t>(dev));

@@ -445,7 +445,14 @@ std::optional<bool> SideGroups::MarkedHere(uint64_t dev) {
 
 void SideGroups::Forget(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
-  if (auto it = groups_.find(dev); it != groups_.end()) RetireLocked(it);
+  auto it = groups_.find(dev);
+  if (it == groups_.end()) return;
+  // Only a group that cannot be live: a refused one, or one whose mark is gone. (A live
+  // group's superblock shares its number with no plain one; a plain mark placed on its
+  // superblock by a race — bind-mounted over the path between scan and mark — must not
+  // take its group away.)
+  FanotifyDaemon& d = *it->second->daemon;
+  if (d.unmarked_after_denial() || !d.MarkedHere(dev).value_or(true)) RetireLocked(it);
 }
 
 bool SideGroups::Refused(uint64_t dev) {

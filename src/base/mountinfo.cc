@@ -1,10 +1,16 @@
 #include "base/mountinfo.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 #include <cstdlib>
 
 #include "base/file.h"
+
+#ifndef STATX_MNT_ID_UNIQUE
+#define STATX_MNT_ID_UNIQUE 0x00004000U  // 6.8+: the mount's id, never reused
+#endif
 
 namespace lim {
 
@@ -88,6 +94,13 @@ std::vector<MountinfoLine> ParseMountinfo(std::string_view text) {
 Result<std::vector<MountinfoLine>> ReadMountinfo(const std::string& path) {
   LIM_ASSIGN_OR_RETURN(std::string text, ReadFileText(path));
   return ParseMountinfo(text);
+}
+
+bool UniqueMountId(int dirfd, const char* path, int flags, uint64_t* id) {
+  struct statx sx {};
+  if (::statx(dirfd, path, flags, STATX_MNT_ID_UNIQUE, &sx) != 0 || !(sx.stx_mask & STATX_MNT_ID_UNIQUE)) return false;
+  *id = sx.stx_mnt_id;
+  return true;
 }
 
 }  // namespace lim

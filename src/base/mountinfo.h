@@ -35,4 +35,9 @@ std::vector<MountinfoLine> ParseMountinfo(std::string_view text);
 // /proc/self/mountinfo (or another pid's), parsed.
 Result<std::vector<MountinfoLine>> ReadMountinfo(const std::string& path = "/proc/self/mountinfo");
 
+// The unique id of the mount that path (relative to dirfd; statx flags) leads to:
+// statx STATX_MNT_ID_UNIQUE, Linux 6.8 on — never reused, unlike mountinfo's first field.
+// False when the kernel cannot say.
+bool UniqueMountId(int dirfd, const char* path, int flags, uint64_t* id);
+
 }  // namespace lim

@@ -349,19 +349,18 @@ bool FanotifyDaemon::RecordDevMarked(uint64_t dev) {
 std::optional<uint64_t> FanotifyDaemon::KernelDevAt(const std::string& path) {
   // A mount's superblock never changes, and unique mount ids are never reused: one lookup
   // per mount (the mount watcher asks at every mount-table change).
-  struct statx sx {};
-  bool unique = ::statx(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, kStatxMntIdUnique, &sx) == 0 &&
-                (sx.stx_mask & kStatxMntIdUnique);
+  uint64_t mount = 0;
+  bool unique = UniqueMountId(AT_FDCWD, path.c_str(), AT_STATX_DONT_SYNC | AT_NO_AUTOMOUNT, &mount);
   if (unique) {
     std::lock_guard<std::mutex> lk(kernel_devs_mu_);
-    if (auto it = kernel_devs_.find(sx.stx_mnt_id); it != kernel_devs_.end()) return it->second;
+    if (auto it = kernel_devs_.find(mount); it != kernel_devs_.end()) return it->second;
   }
   auto k = SuperblockDevOf(path);
   if (!k.ok()) return std::nullopt;  // cannot tell
   if (unique) {
     std::lock_guard<std::mutex> lk(kernel_devs_mu_);
     if (kernel_devs_.size() >= 4096) kernel_devs_.clear();
-    kernel_devs_[sx.stx_mnt_id] = *k;
+    kernel_devs_[mount] = *k;
   }
   return *k;
 }

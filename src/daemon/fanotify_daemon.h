@@ -203,9 +203,6 @@ class FanotifyDaemon {
   // for a mark whose kernel device differs from dev (a btrfs subvolume's), the superblock
   // under path now must be that kernel device's. Any thread.
   std::optional<bool> MarkedHere(uint64_t dev, const std::string& path = "");
-  // MarkedHere, with a dev this group never marked (an overlay or FUSE side group's) counted
-  // as marked: this group cannot tell.
-  bool SuperblockMarked(uint64_t dev) { return MarkedHere(dev).value_or(true); }
   // Strictly: whether this group holds a filesystem mark on the superblock whose kernel
   // device (super_block.s_dev, what an exec's BPF record carries) is dev, placed under that
   // same st_dev. False when it cannot tell (fdinfo unreadable), for a dev this group never
@@ -237,7 +234,6 @@ class FanotifyDaemon {
   // The kernel device of the superblock mounted at path (SuperblockDevOf), kept by unique
   // mount id; nullopt: cannot tell.
   std::optional<uint64_t> KernelDevAt(const std::string& path);
-  static constexpr unsigned kStatxMntIdUnique = 0x4000;  // STATX_MNT_ID_UNIQUE (6.8+)
   std::mutex kernel_devs_mu_;
   std::map<uint64_t, uint64_t> kernel_devs_;  // unique mount id → s_dev, under kernel_devs_mu_
   // The measurer steps of one permission event (Pending::steps, Pending::done).

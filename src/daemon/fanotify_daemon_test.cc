@@ -213,7 +213,7 @@ TEST_F(FanotifyDaemonFake, ARecordsDeviceIsVouchedForByTheMarkItWasLearnedFrom) 
   EXPECT_FALSE(daemon_->RecordDevMarked(xs.st_dev));
   EXPECT_EQ(daemon_->MarkedHere(ys.st_dev), std::optional<bool>(false));
   EXPECT_EQ(daemon_->MarkedHere(makedev(0, 4249)), std::nullopt);  // never marked: cannot tell
-  EXPECT_TRUE(daemon_->SuperblockMarked(dev));
+  EXPECT_EQ(daemon_->MarkedHere(dev), std::optional<bool>(true));
 }
 
 // A btrfs's own device (s_dev), under which no st_dev was ever marked: the exec records and

@@ -20,11 +20,9 @@
 #include <vector>
 
 #include "base/file.h"
+#include "base/mountinfo.h"
 #include "base/own_threads.h"
 
-#ifndef STATX_MNT_ID_UNIQUE
-#define STATX_MNT_ID_UNIQUE 0x00004000U  // 6.8+: the mount's id, never reused
-#endif
 
 namespace lim::daemon {
 
@@ -43,13 +41,6 @@ struct MntIdReq {
 };
 constexpr unsigned long kNsGetMntnsId = _IOR(0xb7, 0x5, uint64_t);
 constexpr unsigned long kNsGetUserns = _IO(0xb7, 0x1);
-
-bool UniqueMountId(int dirfd, const char* path, int flags, uint64_t* id) {
-  struct statx sx {};
-  if (::statx(dirfd, path, flags, STATX_MNT_ID_UNIQUE, &sx) != 0 || !(sx.stx_mask & STATX_MNT_ID_UNIQUE)) return false;
-  *id = sx.stx_mnt_id;
-  return true;
-}
 
 // The unique ids of every mount of every mount namespace that has a live process (and of
 // each such process's root mount, which listmount leaves out). False when the kernel
@@ -360,10 +351,7 @@ Status SideGroups::Mark(const std::string& path, const std::string& fstype) {
       // group would answer "marked already" for a superblock nobody watches. A group that
       // unmarked itself cannot tell; the mount watcher asks again only when the mount under
       // dev shows another filesystem type (MountWatch).
-      Group& old = *it->second;
-      if (!old.daemon->unmarked_after_denial() && old.daemon->MarkedHere(dev).value_or(true)) {
-        return Status::Ok();  // another mount of it
-      }
+      if (!CannotBeLive(*it->second)) return Status::Ok();  // another mount of it
       RetireLocked(it);
     }
   }
@@ -447,12 +435,14 @@ void SideGroups::Forget(uint64_t dev) {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = groups_.find(dev);
   if (it == groups_.end()) return;
-  // Only a group that cannot be live: a refused one, or one whose mark is gone. (A live
-  // group's superblock shares its number with no plain one; a plain mark placed on its
-  // superblock by a race — bind-mounted over the path between scan and mark — must not
-  // take its group away.)
-  FanotifyDaemon& d = *it->second->daemon;
-  if (d.unmarked_after_denial() || !d.MarkedHere(dev).value_or(true)) RetireLocked(it);
+  // Only a group that cannot be live. (A live group's superblock shares its number with no
+  // plain one; a plain mark placed on its superblock by a race — bind-mounted over the path
+  // between scan and mark — must not take its group away.)
+  if (CannotBeLive(*it->second)) RetireLocked(it);
+}
+
+bool SideGroups::CannotBeLive(const Group& g) {
+  return g.daemon->unmarked_after_denial() || !g.daemon->MarkedHere(g.dev).value_or(true);
 }
 
 bool SideGroups::Refused(uint64_t dev) {

@@ -198,6 +198,9 @@ class SideGroups {
   void Monitor();
   void StartMonitorLocked();
   static constexpr int kSweepRounds = 10;
+  // A group kept under a number that a new superblock may have: a refused one (no mark left
+  // to tell), or one whose mark is gone (FanotifyDaemon::MarkedHere).
+  static bool CannotBeLive(const Group& g);
   // Moves groups_[it] to retiring_ and tells it to stop (under mu_).
   void RetireLocked(std::map<uint64_t, std::unique_ptr<Group>>::iterator it);
   // Joins and destroys the retiring groups whose reader ended (Monitor's thread; takes mu_).
